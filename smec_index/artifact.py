@@ -1,0 +1,86 @@
+"""Artifacts on disk: ``config.json`` + ``weights.safetensors``, never pickle.
+
+An artifact directory is written to a temporary sibling and renamed into place, so a crash
+or a bad input never leaves a half-written artifact behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smec_index.errors import SmecError
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.safetensors"
+FORMAT_VERSION = 1
+
+
+def save_artifact(
+    directory: str | Path, config: dict[str, Any], tensors: dict[str, np.ndarray], overwrite: bool = True
+) -> Path:
+    """Write ``config`` and ``tensors`` to ``directory`` atomically.
+
+    Args:
+        directory: target directory (created; replaced if it exists and ``overwrite``).
+        config: JSON-serialisable description (method, dims, training config, ...).
+        tensors: named float32/int64 arrays.
+    """
+    from safetensors.numpy import save_file
+
+    directory = Path(directory)
+    if directory.exists() and not overwrite:
+        raise SmecError(f"{directory}: already exists; choose another --out or remove it")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        payload = {"format_version": FORMAT_VERSION, **config}
+        (staging / CONFIG_FILE).write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+        save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, staging / WEIGHTS_FILE)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read an artifact; any damage is a one-line :class:`SmecError`."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not config_path.is_file() or not weights_path.is_file():
+        raise SmecError(
+            f"{directory}: not an artifact (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
+            "pass a directory written by `smec-index train`"
+        )
+    try:
+        config = json.loads(config_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise SmecError(f"{config_path}: corrupt JSON; retrain or restore the artifact") from None
+    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+        raise SmecError(
+            f"{config_path}: unknown artifact format "
+            f"{config.get('format_version') if isinstance(config, dict) else None!r}; "
+            f"this smec-index reads format {FORMAT_VERSION}"
+        )
+    try:
+        tensors = load_file(weights_path)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise SmecError(
+            f"{weights_path}: corrupt weights ({str(exc).splitlines()[0]}); retrain or restore"
+        ) from None
+    for name, array in tensors.items():
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            raise SmecError(f"{weights_path}: tensor {name!r} holds NaN or inf; retrain")
+    return config, tensors

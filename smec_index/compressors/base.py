@@ -1,0 +1,166 @@
+"""The interface every compressor implements, and the linear projection they all export.
+
+Every method in smec-index ends as one ``input_dim x dim`` matrix per target dim: truncation
+and ADS are column selections, PCA is a rotation, the adapters are residual linear layers, and
+a chain of SMEC stages multiplies out into one matrix. So applying any artifact at index or
+query time is one matrix product plus L2 normalisation, whatever trained it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from smec_index.artifact import load_artifact, save_artifact
+from smec_index.errors import SmecError
+
+
+@runtime_checkable
+class Compressor(Protocol):
+    """Fit on embeddings, transform to any of its dims, save and load."""
+
+    method: str
+    input_dim: int
+    dims: tuple[int, ...]
+
+    def fit(self, data: Any, qrels: Any = None) -> Compressor: ...
+
+    def transform(self, vectors: np.ndarray, dim: int) -> np.ndarray: ...
+
+    def save(self, directory: str | Path) -> Path: ...
+
+
+def check_dims(dims: Sequence[int], input_dim: int | None = None) -> tuple[int, ...]:
+    """Validate a target-dim list: positive, strictly decreasing, below the input dim."""
+    dims = tuple(int(d) for d in dims)
+    if not dims:
+        raise SmecError("no target dims; pass e.g. --dims 128,64,32")
+    if any(d <= 0 for d in dims):
+        raise SmecError(f"dims {list(dims)}: every dim must be a positive integer")
+    if any(b >= a for a, b in zip(dims, dims[1:])):
+        raise SmecError(f"dims {list(dims)}: must be strictly decreasing, e.g. 128,64,32")
+    if input_dim is not None and dims[0] > input_dim:
+        raise SmecError(
+            f"dim {dims[0]} is larger than the {input_dim}-d input embeddings; "
+            f"choose dims <= {input_dim}"
+        )
+    return dims
+
+
+class LinearCompressor:
+    """A fitted compressor: one projection matrix per target dim.
+
+    Subclasses implement :meth:`fit` and fill ``self.projections``; transform, save and load
+    are shared. ``extra`` tensors (e.g. SMEC's per-stage weights for continued training) are
+    saved alongside the projections.
+    """
+
+    method: ClassVar[str] = "linear"
+    supervised: ClassVar[bool] = False
+
+    def __init__(self, dims: Sequence[int], seed: int = 0, **settings: Any) -> None:
+        self.dims = check_dims(dims)
+        self.seed = seed
+        self.settings = settings
+        self.input_dim: int | None = None
+        self.projections: dict[int, np.ndarray] = {}
+        self.extra: dict[str, np.ndarray] = {}
+        self.info: dict[str, Any] = {}
+
+    # -- fitting --------------------------------------------------------------------------
+    def fit(self, data: Any, qrels: Any = None) -> LinearCompressor:  # pragma: no cover
+        raise NotImplementedError
+
+    def _start_fit(self, input_dim: int) -> None:
+        self.dims = check_dims(self.dims, input_dim)
+        self.input_dim = input_dim
+
+    # -- inference ------------------------------------------------------------------------
+    def projection(self, dim: int) -> np.ndarray:
+        if dim not in self.projections:
+            have = ", ".join(str(d) for d in sorted(self.projections, reverse=True))
+            raise SmecError(f"this {self.method} artifact has no dim {dim}; it has {have}")
+        return self.projections[dim]
+
+    def transform(self, vectors: np.ndarray, dim: int) -> np.ndarray:
+        """Project ``vectors`` (n x input_dim) to ``dim`` and L2-normalise each row.
+
+        Returns:
+            a new C-contiguous float32 array of shape (n, dim).
+        """
+        matrix = self.projection(dim)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != matrix.shape[0]:
+            raise SmecError(
+                f"vectors of shape {vectors.shape} do not fit this artifact, made for "
+                f"{matrix.shape[0]}-d input; use the artifact trained on this embedding model"
+            )
+        out = vectors @ matrix
+        norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
+        np.divide(out, norms, out=out, where=norms > 0)
+        return out
+
+    def selected_dims(self, dim: int) -> list[int] | None:
+        """Input dimensions a selection-only projection keeps (None if it mixes dims)."""
+        matrix = self.projection(dim)
+        if not np.all((matrix == 0) | (matrix == 1)) or not np.all(matrix.sum(axis=0) == 1):
+            return None
+        return [int(i) for i in np.argmax(matrix, axis=0)]
+
+    # -- persistence ----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "input_dim": self.input_dim,
+            "dims": list(self.dims),
+            "seed": self.seed,
+            "settings": self.settings,
+            "selected_dims": {str(d): self.selected_dims(d) for d in self.dims},
+            "info": self.info,
+        }
+
+    def save(self, directory: str | Path) -> Path:
+        if self.input_dim is None:
+            raise SmecError(f"{self.method}: fit before saving")
+        tensors = {f"projection.{d}": m.astype(np.float32) for d, m in self.projections.items()}
+        tensors.update(self.extra)
+        return save_artifact(directory, self.config(), tensors)
+
+    @classmethod
+    def _from_artifact(cls, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> LinearCompressor:
+        settings = {k: v for k, v in config.get("settings", {}).items() if k != "seed"}
+        obj = cls(config["dims"], seed=config.get("seed", 0), **settings)
+        obj.input_dim = int(config["input_dim"])
+        obj.info = config.get("info", {})
+        obj.projections = {}
+        for d in obj.dims:
+            key = f"projection.{d}"
+            if key not in tensors or tensors[key].shape != (obj.input_dim, d):
+                raise SmecError(f"artifact is missing or has a malformed {key!r}; retrain it")
+            obj.projections[d] = tensors[key]
+        obj.extra = {k: v for k, v in tensors.items() if not k.startswith("projection.")}
+        return obj
+
+
+def load_compressor(directory: str | Path) -> LinearCompressor:
+    """Load any compressor artifact written by :meth:`LinearCompressor.save`."""
+    from smec_index.compressors.registry import compressor_class
+
+    config, tensors = load_artifact(directory)
+    try:
+        cls = compressor_class(config["method"])
+        return cls._from_artifact(config, tensors)
+    except (KeyError, TypeError):
+        raise SmecError(f"{directory}: config.json lacks method/dims/input_dim; retrain") from None
+
+
+def check_input_dim(compressor: LinearCompressor, dim: int, source: str = "embeddings") -> None:
+    """Refuse to apply an artifact to embeddings of another size."""
+    if compressor.input_dim != dim:
+        raise SmecError(
+            f"the artifact was trained on {compressor.input_dim}-d embeddings but the {source} "
+            f"are {dim}-d; use an artifact trained on the same embedding model"
+        )

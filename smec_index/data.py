@@ -1,0 +1,334 @@
+"""Reading BEIR datasets and precomputed embeddings, validated on load.
+
+Layouts understood:
+
+* BEIR: ``corpus.jsonl`` (``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``),
+  ``qrels/<split>.tsv`` (header ``query-id corpus-id score``).
+* Embeddings as ``<name>.npy`` (float32, rows) + an ids file (one id per line, same order):
+  ``corpus.npy`` + ``corpus_ids.txt`` and ``queries.npy`` + ``query_ids.txt``, as in
+  ``embeddings/all-MiniLM-L6-v2/``. Large ``.npy``
+  files are memory-mapped, not read into RAM.
+* Embeddings as parquet with an id column and a list-of-float vector column.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from smec_index.errors import SmecError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+Qrels = dict[str, dict[str, int]]
+
+# Files above this size are memory-mapped rather than read.
+_MMAP_BYTES = 256 * 1024**2
+_CHECK_ROWS = 65536
+
+
+@dataclass
+class Embeddings:
+    """Vectors with their ids, row ``i`` belonging to ``ids[i]``.
+
+    ``vectors`` may be a read-only memory map; use :meth:`take` to gather rows by id.
+    """
+
+    ids: list[str]
+    vectors: np.ndarray
+    _row: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self._row = {doc_id: i for i, doc_id in enumerate(self.ids)}
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def row(self, doc_id: str) -> int:
+        return self._row[doc_id]
+
+    def __contains__(self, doc_id: str) -> bool:
+        return doc_id in self._row
+
+    def take(self, ids: list[str]) -> np.ndarray:
+        """Rows for ``ids`` as a float32 array, in the order given."""
+        return np.asarray(self.vectors[[self._row[i] for i in ids]], dtype=np.float32)
+
+
+def validate_embeddings(ids: list[str], vectors: np.ndarray, source: str) -> None:
+    """Raise :class:`SmecError` unless ids and vectors describe one clean matrix.
+
+    Checks: a 2-D matrix, ids count equal to rows, ids unique and non-empty, every value
+    finite (checked in chunks so memory-mapped files stay out of RAM).
+    """
+    if vectors.ndim != 2:
+        raise SmecError(
+            f"{source}: expected a 2-D matrix of vectors, got shape {vectors.shape}; "
+            "store one vector per row"
+        )
+    if len(ids) != vectors.shape[0]:
+        raise SmecError(
+            f"{source}: {len(ids)} ids for {vectors.shape[0]} vectors; the ids file must "
+            "have exactly one line per row"
+        )
+    if any(not i for i in ids):
+        raise SmecError(f"{source}: empty id found; every row needs a non-empty id")
+    if len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+        raise SmecError(f"{source}: duplicate id {dup!r}; ids must be unique")
+    for start in range(0, vectors.shape[0], _CHECK_ROWS):
+        chunk = np.asarray(vectors[start : start + _CHECK_ROWS])
+        if not np.isfinite(chunk).all():
+            bad = start + int(np.argwhere(~np.isfinite(chunk))[0][0])
+            raise SmecError(
+                f"{source}: row {bad} (id {ids[bad]!r}) holds NaN or inf; "
+                "re-embed or drop that row before training"
+            )
+
+
+def _read_ids(path: Path) -> list[str]:
+    with open(path, encoding="utf-8") as handle:
+        return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
+    """Load ``.npy`` vectors + ids text file, memory-mapping large files."""
+    vectors_path, ids_path = Path(vectors_path), Path(ids_path)
+    for p in (vectors_path, ids_path):
+        if not p.is_file():
+            raise SmecError(f"{p}: file not found; pass the embeddings directory that holds it")
+    mmap = "r" if vectors_path.stat().st_size > _MMAP_BYTES else None
+    try:
+        vectors = np.load(vectors_path, mmap_mode=mmap, allow_pickle=False)
+    except ValueError as exc:
+        raise SmecError(f"{vectors_path}: not a readable .npy array ({exc})") from None
+    if vectors.dtype != np.float32:
+        if not np.issubdtype(vectors.dtype, np.floating):
+            raise SmecError(f"{vectors_path}: dtype {vectors.dtype}; store float vectors")
+        vectors = np.asarray(vectors, dtype=np.float32)
+    ids = _read_ids(ids_path)
+    validate_embeddings(ids, vectors, str(vectors_path))
+    return Embeddings(ids, vectors)
+
+
+def load_parquet(path: str | Path, id_column: str = "id", vector_column: str = "vector") -> Embeddings:
+    """Load a parquet file with an id column and a list-of-float vector column."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if not path.is_file():
+        raise SmecError(f"{path}: file not found")
+    table = pq.read_table(path)
+    missing = [c for c in (id_column, vector_column) if c not in table.column_names]
+    if missing:
+        raise SmecError(
+            f"{path}: no column {missing[0]!r} (columns: {', '.join(table.column_names)}); "
+            "name the id and vector columns"
+        )
+    ids = [str(i) for i in table.column(id_column).to_pylist()]
+    column = table.column(vector_column).combine_chunks()
+    lengths = set(column.value_lengths().to_pylist()) if len(column) else {0}
+    if len(lengths) != 1:
+        raise SmecError(f"{path}: vectors of several lengths {sorted(lengths)}; one dim only")
+    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    vectors = flat.reshape(len(ids), lengths.pop())
+    validate_embeddings(ids, vectors, str(path))
+    return Embeddings(ids, vectors)
+
+
+# BEIR-style names: corpus.npy + corpus_ids.txt, queries.npy + query_ids.txt.
+_IDS_FILE = {"corpus": "corpus_ids.txt", "queries": "query_ids.txt"}
+
+
+def ids_file(directory: Path, name: str) -> Path:
+    """The ids file that goes with ``<name>.npy`` (``query_ids.txt`` for ``queries``)."""
+    preferred = directory / _IDS_FILE.get(name, f"{name}_ids.txt")
+    fallback = directory / f"{name}_ids.txt"
+    return preferred if preferred.exists() or not fallback.exists() else fallback
+
+
+def load_embedding_dir(directory: str | Path, name: str) -> Embeddings:
+    """Load ``<name>.npy`` + its ids file (or ``<name>.parquet``) from ``directory``."""
+    directory = Path(directory)
+    if (directory / f"{name}.npy").exists():
+        return load_npy(directory / f"{name}.npy", ids_file(directory, name))
+    if (directory / f"{name}.parquet").exists():
+        return load_parquet(directory / f"{name}.parquet")
+    raise SmecError(
+        f"{directory}: no {name}.npy + {ids_file(directory, name).name} or {name}.parquet; "
+        "run `smec-index embed` or pass --embeddings"
+    )
+
+
+def read_jsonl(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as handle:
+        for n, line in enumerate(handle, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError:
+                    raise SmecError(f"{path}:{n}: not valid JSON") from None
+
+
+@dataclass
+class BeirDataset:
+    """A BEIR dataset directory; texts are read on first use."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        if not (self.root / "corpus.jsonl").is_file():
+            raise SmecError(f"{self.root}: no corpus.jsonl; pass a BEIR dataset directory")
+        self._corpus: dict[str, dict[str, str]] | None = None
+        self._queries: dict[str, str] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def corpus(self) -> dict[str, dict[str, str]]:
+        if self._corpus is None:
+            self._corpus = {
+                str(r["_id"]): {"title": r.get("title", ""), "text": r.get("text", "")}
+                for r in read_jsonl(self.root / "corpus.jsonl")
+            }
+        return self._corpus
+
+    @property
+    def queries(self) -> dict[str, str]:
+        if self._queries is None:
+            self._queries = {
+                str(r["_id"]): r["text"] for r in read_jsonl(self.root / "queries.jsonl")
+            }
+        return self._queries
+
+    def qrels_path(self, split: str) -> Path:
+        return self.root / "qrels" / f"{split}.tsv"
+
+    def has_split(self, split: str) -> bool:
+        return self.qrels_path(split).is_file()
+
+    def default_embedding_dir(self, model_name: str = DEFAULT_MODEL_NAME) -> Path:
+        return self.root / "embeddings" / model_name
+
+
+def read_qrels(path: str | Path) -> Qrels:
+    """Read a BEIR qrels TSV (header ``query-id corpus-id score``) into ``{qid: {docid: rel}}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise SmecError(f"{path}: qrels file not found; pass --split or --qrels with a real file")
+    qrels: Qrels = {}
+    with open(path, encoding="utf-8") as handle:
+        rows = csv.reader(handle, delimiter="\t")
+        for n, row in enumerate(rows, 1):
+            if n == 1 and row and not row[-1].lstrip("-").isdigit():
+                continue  # header
+            if not row:
+                continue
+            if len(row) != 3 or not row[2].lstrip("-").isdigit():
+                raise SmecError(f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>score'")
+            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    return qrels
+
+
+def check_qrels(
+    qrels: Qrels, query_ids: Embeddings, corpus_ids: Embeddings, source: str, skip_unknown: bool
+) -> Qrels:
+    """Make sure every judged query and document has an embedding.
+
+    Unknown ids are an error by default: they almost always mean the embeddings belong to a
+    different corpus, and silently dropping them would inflate or deflate every metric. With
+    ``skip_unknown`` they are dropped with a warning (some BEIR sets judge documents that are
+    missing from their corpus).
+    """
+    unknown_q = [q for q in qrels if q not in query_ids]
+    unknown_d = sorted({d for rels in qrels.values() for d in rels if d not in corpus_ids})
+    if not unknown_q and not unknown_d:
+        return qrels
+    what = []
+    if unknown_q:
+        what.append(f"{len(unknown_q)} unknown queries (e.g. {unknown_q[0]!r})")
+    if unknown_d:
+        what.append(f"{len(unknown_d)} unknown documents (e.g. {unknown_d[0]!r})")
+    message = f"{source}: {' and '.join(what)} not in the embeddings"
+    if not skip_unknown:
+        raise SmecError(message + "; check --embeddings, or pass --skip-unknown-qrels")
+    log.warning("%s; skipping them", message)
+    bad_d = set(unknown_d)
+    cleaned = {
+        q: {d: r for d, r in rels.items() if d not in bad_d}
+        for q, rels in qrels.items()
+        if q in query_ids
+    }
+    return {q: rels for q, rels in cleaned.items() if rels}
+
+
+@dataclass
+class RetrievalData:
+    """Everything evaluation and training need: corpus and query vectors plus qrels by split."""
+
+    corpus: Embeddings
+    queries: Embeddings
+    dataset: BeirDataset | None = None
+    skip_unknown_qrels: bool = False
+
+    def __post_init__(self) -> None:
+        if self.corpus.dim != self.queries.dim:
+            raise SmecError(
+                f"corpus vectors are {self.corpus.dim}-d but query vectors {self.queries.dim}-d; "
+                "embed both with the same model"
+            )
+
+    @property
+    def dim(self) -> int:
+        return self.corpus.dim
+
+    def qrels(self, split: str | None = None, path: str | Path | None = None) -> Qrels:
+        if path is None:
+            if self.dataset is None or split is None:
+                raise SmecError("no qrels: pass --qrels FILE or a dataset with qrels/<split>.tsv")
+            path = self.dataset.qrels_path(split)
+        raw = read_qrels(path)
+        return check_qrels(raw, self.queries, self.corpus, str(path), self.skip_unknown_qrels)
+
+
+def load_retrieval_data(
+    dataset_dir: str | Path,
+    embeddings_dir: str | Path | None = None,
+    skip_unknown_qrels: bool = False,
+) -> RetrievalData:
+    """Load a BEIR dataset's corpus and query embeddings.
+
+    Args:
+        dataset_dir: the BEIR directory (``corpus.jsonl``, ``queries.jsonl``, ``qrels/``).
+        embeddings_dir: where ``corpus.npy``/``queries.npy`` live; defaults to the dataset's
+            ``embeddings/all-MiniLM-L6-v2/``.
+        skip_unknown_qrels: drop (with a warning) judgements naming ids without embeddings.
+    """
+    dataset = BeirDataset(Path(dataset_dir))
+    directory = Path(embeddings_dir) if embeddings_dir else dataset.default_embedding_dir()
+    if not directory.is_dir():
+        raise SmecError(
+            f"{directory}: no embeddings directory; run `smec-index embed --dataset "
+            f"{dataset.root}` first or pass --embeddings"
+        )
+    return RetrievalData(
+        corpus=load_embedding_dir(directory, "corpus"),
+        queries=load_embedding_dir(directory, "queries"),
+        dataset=dataset,
+        skip_unknown_qrels=skip_unknown_qrels,
+    )

@@ -1,0 +1,57 @@
+"""Ranking metrics, computed the way trec_eval does.
+
+nDCG uses trec_eval's *linear* gain (``gain = rel``, discount ``log2(rank + 1)``), the variant
+BEIR and MTEB report; the ideal ranking is built from every judged document of the query.
+Scores are averaged over the queries in the qrels, as ``pytrec_eval`` does for a run that
+answers every judged query.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+Ranking = Mapping[str, Sequence[str]]
+
+
+def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -> float:
+    """nDCG@k of one ranked list (trec_eval ``ndcg_cut``, linear gain).
+
+    Args:
+        ranked: document ids, best first.
+        relevance: graded judgements of the query (``rel <= 0`` counts as not relevant).
+        k: cut-off.
+    """
+    dcg = sum(
+        relevance.get(doc, 0) / math.log2(rank + 2)
+        for rank, doc in enumerate(ranked[:k])
+        if relevance.get(doc, 0) > 0
+    )
+    ideal = sorted((r for r in relevance.values() if r > 0), reverse=True)[:k]
+    idcg = sum(r / math.log2(rank + 2) for rank, r in enumerate(ideal))
+    return dcg / idcg if idcg > 0 else 0.0
+
+
+def recall_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -> float:
+    """Share of the query's relevant documents found in the top k."""
+    relevant = {d for d, r in relevance.items() if r > 0}
+    if not relevant:
+        return 0.0
+    return len(relevant.intersection(ranked[:k])) / len(relevant)
+
+
+def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k: int) -> float:
+    """Mean of ``metric`` over the judged queries; a query missing from ``run`` scores 0."""
+    if not qrels:
+        raise ValueError("qrels are empty: nothing to evaluate")
+    return sum(metric(run.get(q, ()), rels, k) for q, rels in qrels.items()) / len(qrels)
+
+
+def evaluate_run(
+    run: Ranking, qrels: Mapping[str, Mapping[str, int]], ks: Sequence[int] = (10, 100)
+) -> dict[str, float]:
+    """``ndcg@10`` plus ``recall@k`` for each k in ``ks``."""
+    scores = {"ndcg@10": mean_metric(run, qrels, ndcg_at_k, 10)}
+    for k in ks:
+        scores[f"recall@{k}"] = mean_metric(run, qrels, recall_at_k, k)
+    return scores

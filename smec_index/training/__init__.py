@@ -1,0 +1,1 @@
+"""Training machinery shared by SMEC and the adapter baselines."""

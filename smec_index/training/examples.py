@@ -1,0 +1,120 @@
+"""Training examples: queries with their judged documents and mined hard negatives.
+
+All vectors live in one table of *rows*: corpus rows ``0..N-1`` then query rows
+``N..N+M-1``. Batches, the S-XBM keys and the cached stage inputs all refer to these rows,
+so nothing is copied per step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from smec_index.data import Qrels, RetrievalData
+from smec_index.errors import SmecError
+from smec_index.evaluate import exact_search, normalize
+
+
+@dataclass
+class QuerySet:
+    """Judged queries: their rows, and per query the judged docs and hard negatives."""
+
+    rows: torch.Tensor  # (M,) query rows in the table
+    judged: list[dict[int, int]]  # per query: doc row -> relevance
+    negatives: torch.Tensor  # (M, K) doc rows, most similar unjudged docs
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Query rows, the batch's candidate doc rows, and labels (B, N).
+
+        Candidates are every judged doc and hard negative of the batch: each query is scored
+        against its own and every other query's documents (in-batch negatives).
+        """
+        picked = index.tolist()
+        docs = sorted(
+            {d for i in picked for d in self.judged[i]}.union(
+                self.negatives[index].flatten().tolist()
+            )
+        )
+        column = {d: c for c, d in enumerate(docs)}
+        labels = torch.zeros(len(picked), len(docs))
+        for b, i in enumerate(picked):
+            for d, rel in self.judged[i].items():
+                labels[b, column[d]] = float(rel)
+        return self.rows[index], torch.tensor(docs, dtype=torch.long), labels
+
+
+@dataclass
+class TrainingTable:
+    """Normalised original vectors for every row, and the train/validation split."""
+
+    vectors: torch.Tensor  # (N + M, D) normalised originals
+    n_corpus: int
+    train: QuerySet | None
+    val: QuerySet | None
+    train_docs: torch.Tensor  # corpus rows for unsupervised steps
+    val_docs: torch.Tensor  # held-out corpus rows (unsupervised validation)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+def _query_set(
+    data: RetrievalData, qrels: Qrels, query_ids: list[str], corpus: np.ndarray, k: int
+) -> QuerySet:
+    queries = normalize(data.queries.take(query_ids))
+    judged = [
+        {data.corpus.row(d): rel for d, rel in qrels[q].items() if rel > 0} for q in query_ids
+    ]
+    if k > 0:
+        _, nearest = exact_search(corpus, queries, k + max(len(j) for j in judged))
+        negatives = [[int(r) for r in row if r not in j][:k] for row, j in zip(nearest, judged, strict=True)]
+    else:
+        negatives = [[] for _ in query_ids]
+    offset = data.corpus.vectors.shape[0]
+    rows = torch.tensor([offset + data.queries.row(q) for q in query_ids], dtype=torch.long)
+    return QuerySet(rows, judged, torch.tensor(negatives, dtype=torch.long).reshape(len(rows), k))
+
+
+def build_table(
+    data: RetrievalData,
+    qrels: Qrels | None,
+    hard_negatives: int,
+    val_fraction: float,
+    seed: int,
+) -> TrainingTable:
+    """Split judged queries (or, unsupervised, the corpus) into train and validation parts.
+
+    The split is seeded; test qrels must never be passed here.
+    """
+    rng = np.random.default_rng(seed)
+    corpus = normalize(data.corpus.vectors)
+    table = torch.from_numpy(np.concatenate([corpus, normalize(data.queries.vectors)]))
+    n = corpus.shape[0]
+    doc_order = torch.from_numpy(rng.permutation(n))
+    n_val_docs = max(1, int(round(n * val_fraction)))
+    train_set = val_set = None
+    if qrels is not None:
+        judged = [q for q in qrels if any(r > 0 for r in qrels[q].values())]
+        if len(judged) < 4:
+            raise SmecError(
+                f"only {len(judged)} queries with relevant documents; supervised training needs "
+                "more, or pass --unsupervised"
+            )
+        order = [judged[i] for i in rng.permutation(len(judged))]
+        n_val = max(1, int(round(len(order) * val_fraction)))
+        val_set = _query_set(data, qrels, order[:n_val], corpus, hard_negatives)
+        train_set = _query_set(data, qrels, order[n_val:], corpus, hard_negatives)
+    return TrainingTable(
+        vectors=table,
+        n_corpus=n,
+        train=train_set,
+        val=val_set,
+        train_docs=doc_order[n_val_docs:],
+        val_docs=doc_order[:n_val_docs],
+    )
