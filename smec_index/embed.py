@@ -106,7 +106,10 @@ def embed_dataset(
         raise SmecError(f"{directory}: cannot write there ({exc.strerror}); pass --out DIR") from None
     try:
         encoder = load_model(model, device)
-        meta["dim"] = encoder.get_sentence_embedding_dimension()
+        dimension = getattr(encoder, "get_embedding_dimension", None) or (
+            encoder.get_sentence_embedding_dimension
+        )
+        meta["dim"] = dimension()
         meta["max_seq_length"] = encoder.max_seq_length
         docs = [
             (dataset.corpus[i]["title"] + " " + dataset.corpus[i]["text"]).strip() for i in corpus_ids

@@ -166,6 +166,9 @@ class Trainer:
             anchor_rows = pool_rows = self.table.train_docs[batch].to(self.device)
             reps_q = None
             adapted = []
+        if objective.memory:
+            # Enqueue first: the queue then always holds at least this batch (own keys excluded).
+            self.memory.enqueue(self.vectors[pool_rows], pool_rows)
         if objective.neighbours or objective.pairs or (objective.reconstruction and not adapted):
             reps_anchor, adapted_anchor = encoder(anchor_rows, objective.include_input_dim)
             if not adapted:
@@ -180,8 +183,6 @@ class Trainer:
         if objective.reconstruction:
             for h, x in adapted:
                 total = total + objective.reconstruction * self.reconstruction_loss(h, x)
-        if objective.memory:
-            self.memory.enqueue(self.vectors[pool_rows], pool_rows)
         return total
 
     @torch.no_grad()
@@ -258,6 +259,8 @@ class Trainer:
                 if len(batch) < 2:
                     continue
                 loss = self._batch_loss(encoder, batch)
+                if not loss.requires_grad:
+                    continue
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

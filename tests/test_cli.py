@@ -1,0 +1,152 @@
+"""The CLI as users and scripts call it: real files, real training, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from smec_index.cli import main
+
+FAST = ["--epochs", "3", "--quiet"]
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def assert_one_line_error(result, fragment: str) -> None:
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def artifact(synthetic_beir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("art") / "smec"
+    result = run("train", "--dataset", synthetic_beir, "--method", "smec", "--dims", "32,16,8",
+                 "--out", out, *FAST)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_then_eval_json(artifact, synthetic_beir):
+    result = run("eval", "--dataset", synthetic_beir, "--artifact", artifact, "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["method"] == "smec" and payload["split"] == "test"
+    assert set(payload["results"]) == {"32", "16", "8"}
+    for scores in payload["results"].values():
+        assert 0 <= scores["recall@10"] <= 1 and 0 < scores["ndcg@10"] <= 1
+
+
+def test_eval_table_and_baselines(synthetic_beir):
+    result = run("eval", "--dataset", synthetic_beir, "--method", "none")
+    assert result.exit_code == 0 and "nDCG@10" in result.output and "    64" in result.output
+    truncate = json.loads(run("eval", "--dataset", synthetic_beir, "--method", "truncate",
+                              "--dims", "16", "--json").output)
+    pca = json.loads(run("eval", "--dataset", synthetic_beir, "--method", "pca",
+                         "--dims", "16", "--json").output)
+    assert pca["results"]["16"]["ndcg@10"] > truncate["results"]["16"]["ndcg@10"]
+
+
+def test_eval_with_qrels_file(synthetic_beir, artifact):
+    qrels = synthetic_beir / "qrels" / "train.tsv"
+    result = run("eval", "--dataset", synthetic_beir, "--artifact", artifact, "--qrels", qrels,
+                 "--dims", "8", "--json")
+    assert json.loads(result.output)["split"] == str(qrels)
+
+
+def test_extend_via_cli(artifact, synthetic_beir, tmp_path):
+    out = tmp_path / "extended"
+    result = run("train", "--dataset", synthetic_beir, "--extend", artifact, "--dims", "4",
+                 "--out", out, *FAST)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["dims"] == [32, 16, 8, 4]
+
+
+@pytest.fixture
+def broken_beir(synthetic_beir, tmp_path):
+    """A writable copy of the synthetic dataset to damage."""
+    return shutil.copytree(synthetic_beir, tmp_path / "copy")
+
+
+def emb(root):
+    return root / "embeddings" / "all-MiniLM-L6-v2"
+
+
+def test_error_nan_embeddings(broken_beir, tmp_path):
+    vectors = np.load(emb(broken_beir) / "corpus.npy")
+    vectors[5, 3] = np.nan
+    np.save(emb(broken_beir) / "corpus.npy", vectors)
+    out = tmp_path / "out"
+    result = run("train", "--dataset", broken_beir, "--dims", "16", "--out", out, *FAST)
+    assert_one_line_error(result, "NaN or inf")
+    assert not out.exists()
+
+
+def test_error_inf_query(broken_beir):
+    vectors = np.load(emb(broken_beir) / "queries.npy")
+    vectors[0, 0] = np.inf
+    np.save(emb(broken_beir) / "queries.npy", vectors)
+    assert_one_line_error(run("eval", "--dataset", broken_beir, "--method", "none"), "NaN or inf")
+
+
+def test_error_ids_length(broken_beir):
+    ids = (emb(broken_beir) / "corpus_ids.txt").read_text().splitlines()
+    (emb(broken_beir) / "corpus_ids.txt").write_text("\n".join(ids[:-1]) + "\n")
+    assert_one_line_error(run("eval", "--dataset", broken_beir, "--method", "none"), "ids for")
+
+
+@pytest.mark.parametrize(("dims", "fragment"), [("16,32", "strictly decreasing"),
+                                                ("128,16", "larger than"), ("a,b", "integers")])
+def test_error_dims(synthetic_beir, tmp_path, dims, fragment):
+    out = tmp_path / "out"
+    result = run("train", "--dataset", synthetic_beir, "--method", "pca", "--dims", dims, "--out", out)
+    assert_one_line_error(result, fragment)
+    assert not out.exists()
+
+
+def test_error_unknown_qrels(broken_beir):
+    with open(broken_beir / "qrels" / "test.tsv", "a") as handle:
+        handle.write("q0\tno-such-doc\t1\n")
+    result = run("eval", "--dataset", broken_beir, "--method", "none")
+    assert_one_line_error(result, "unknown documents")
+    ok = run("eval", "--dataset", broken_beir, "--method", "none", "--skip-unknown-qrels", "--json")
+    assert ok.exit_code == 0 and json.loads(ok.output)["results"]["64"]["ndcg@10"] > 0
+
+
+def test_error_corrupt_artifact(artifact, synthetic_beir, tmp_path):
+    broken = shutil.copytree(artifact, tmp_path / "broken")
+    weights = broken / "weights.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    assert_one_line_error(run("eval", "--dataset", synthetic_beir, "--artifact", broken), "corrupt")
+    (broken / "config.json").write_text("{not json")
+    assert_one_line_error(run("eval", "--dataset", synthetic_beir, "--artifact", broken), "corrupt")
+
+
+def test_error_artifact_for_other_input_dim(artifact, scifact_dir):
+    result = run("eval", "--dataset", scifact_dir, "--artifact", artifact)
+    assert_one_line_error(result, "trained on 64-d")
+
+
+def test_error_existing_out_and_unknown_method(artifact, synthetic_beir):
+    assert_one_line_error(run("train", "--dataset", synthetic_beir, "--out", artifact), "already exists")
+    result = run("train", "--dataset", synthetic_beir, "--method", "nope", "--dims", "8",
+                 "--out", artifact.parent / "x")
+    assert_one_line_error(result, "unknown method")
+
+
+def test_error_training_on_test_split(synthetic_beir, tmp_path):
+    result = run("train", "--dataset", synthetic_beir, "--split", "test", "--out", tmp_path / "o")
+    assert_one_line_error(result, "test split")
+
+
+def test_error_missing_embeddings(tmp_path):
+    (tmp_path / "corpus.jsonl").write_text('{"_id": "a", "text": "x"}\n')
+    assert_one_line_error(run("eval", "--dataset", tmp_path, "--method", "none"), "smec-index embed")

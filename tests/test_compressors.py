@@ -1,0 +1,128 @@
+"""Every compressor behind one interface: fit, transform, save, load; plus SMEC specifics."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from smec_index.compressors import METHODS, Compressor, load_compressor, make_compressor
+from smec_index.compressors.base import check_input_dim
+from smec_index.errors import SmecError
+from smec_index.evaluate import evaluate_dims
+
+DIMS = (32, 16, 8)
+FAST = {"max_epochs": 4, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def fitted(synthetic):
+    data, train, _ = synthetic
+    return {m: make_compressor(m, DIMS, **FAST).fit(data, train) for m in METHODS}
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_interface_and_round_trip(method, fitted, synthetic, tmp_path):
+    data, _, _ = synthetic
+    compressor = fitted[method]
+    assert isinstance(compressor, Compressor)
+    assert compressor.dims == DIMS and compressor.input_dim == data.dim
+    x = np.asarray(data.queries.vectors[:50])
+    for dim in DIMS:
+        y = compressor.transform(x, dim)
+        assert y.shape == (50, dim) and y.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(y, axis=1), 1.0, rtol=1e-5)
+    compressor.save(tmp_path / "a")
+    config = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert config["method"] == method and config["dims"] == list(DIMS) and "seed" in config
+    loaded = load_compressor(tmp_path / "a")
+    assert type(loaded) is type(compressor)
+    for dim in DIMS:
+        np.testing.assert_array_equal(loaded.transform(x, dim), compressor.transform(x, dim))
+
+
+def test_learned_methods_beat_truncation_at_low_dims(fitted, synthetic):
+    data, _, test = synthetic
+    scores = {
+        m: evaluate_dims(data, test, fitted[m], [8])[8]["ndcg@10"] for m in ("truncate", "pca", "smec")
+    }
+    # Intrinsic rank 12 spread over 64 dims: the first 8 coordinates miss most of it.
+    assert scores["truncate"] < 0.2
+    assert scores["smec"] > scores["truncate"] + 0.3
+    assert scores["smec"] > scores["pca"] - 0.05
+
+
+def test_truncation_and_ads_export_selections(fitted):
+    truncate = fitted["truncate"]
+    assert truncate.selected_dims(8) == list(range(8))
+    # Parallel MRL keeps its first-d truncation structure only in the chain, not globally.
+    assert fitted["pca"].selected_dims(8) is None
+
+
+def test_training_is_seeded(synthetic):
+    data, train, _ = synthetic
+    a = make_compressor("smec", (16, 8), seed=3, **FAST).fit(data, train)
+    b = make_compressor("smec", (16, 8), seed=3, **FAST).fit(data, train)
+    np.testing.assert_array_equal(a.projection(8), b.projection(8))
+
+
+def test_unsupervised_training_uses_no_qrels(synthetic):
+    data, _, test = synthetic
+    smec = make_compressor("smec", (16, 8), supervised=False, **FAST).fit(data, None)
+    assert smec.info["train_queries"] == 0
+    assert evaluate_dims(data, test, smec, [8])[8]["ndcg@10"] > 0.4
+
+
+def test_search_adaptor_refuses_unsupervised(synthetic):
+    data, _, _ = synthetic
+    with pytest.raises(SmecError, match="supervised only"):
+        make_compressor("search-adaptor", (16,), supervised=False, **FAST).fit(data)
+
+
+def test_smec_records_ablation_switches_and_history(fitted):
+    smec = fitted["smec"]
+    settings = smec.config()["settings"]
+    assert settings["sequential"] and settings["ads"] and settings["xbm"]
+    mrl = fitted["mrl"].config()["settings"]
+    assert not (mrl["sequential"] or mrl["ads"] or mrl["xbm"])
+    stages = {h["stage"] for h in smec.info["history"]}
+    assert stages == {"32", "16", "8"}, "sequential training runs one stage at a time"
+    assert {h["stage"] for h in fitted["mrl"].info["history"]} == {"32,16,8"}
+    assert all(h["grad_variance"] >= 0 for h in smec.info["history"])
+
+
+def test_continued_training_keeps_earlier_stages(fitted, synthetic, tmp_path):
+    data, train, test = synthetic
+    fitted["smec"].save(tmp_path / "base")
+    base = load_compressor(tmp_path / "base")
+    before = {d: base.projection(d).copy() for d in base.dims}
+    base.progress = False
+    base.extend(data, train, [4, 24])
+    assert base.dims == (32, 24, 16, 8, 4)
+    for dim, matrix in before.items():
+        np.testing.assert_array_equal(base.projection(dim), matrix)
+    assert base.info["parents"] == {"32": 64, "24": 32, "16": 32, "8": 16, "4": 8}
+    assert evaluate_dims(data, test, base, [4])[4]["ndcg@10"] > 0.1
+    with pytest.raises(SmecError, match="already has dim 8"):
+        base.extend(data, train, [8])
+
+
+@pytest.mark.parametrize(
+    ("dims", "message"),
+    [((16, 32), "strictly decreasing"), ((16, 16), "strictly decreasing"), ((128, 8), "larger than"),
+     ((8, 0), "positive"), ((), "no target dims")],
+)
+def test_bad_dims(dims, message, synthetic):
+    data, train, _ = synthetic
+    with pytest.raises(SmecError, match=message):
+        make_compressor("pca", dims).fit(data, train)
+
+
+def test_artifact_for_another_input_dim_is_refused(fitted):
+    with pytest.raises(SmecError, match="trained on 64-d"):
+        check_input_dim(fitted["pca"], 384)
+    with pytest.raises(SmecError, match="do not fit this artifact"):
+        fitted["pca"].transform(np.ones((2, 384), np.float32), 8)
+    with pytest.raises(SmecError, match="has no dim 12"):
+        fitted["pca"].transform(np.ones((2, 64), np.float32), 12)
