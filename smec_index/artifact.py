@@ -23,7 +23,10 @@ FORMAT_VERSION = 1
 
 
 def save_artifact(
-    directory: str | Path, config: dict[str, Any], tensors: dict[str, np.ndarray], overwrite: bool = True
+    directory: str | Path,
+    config: dict[str, Any],
+    tensors: dict[str, np.ndarray],
+    overwrite: bool = True,
 ) -> Path:
     """Write ``config`` and ``tensors`` to ``directory`` atomically.
 

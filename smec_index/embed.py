@@ -39,7 +39,9 @@ def load_model(model: str | Path | None = None, device: str = "auto"):
 
     path = Path(model) if model else bundled_model_path()
     if not path.is_dir():
-        raise SmecError(f"{path}: no such model directory; pass a local sentence-transformers model")
+        raise SmecError(
+            f"{path}: no such model directory; pass a local sentence-transformers model"
+        )
     return SentenceTransformer(str(path), device=str(resolve_device(device)))
 
 
@@ -103,7 +105,9 @@ def embed_dataset(
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     except OSError as exc:
-        raise SmecError(f"{directory}: cannot write there ({exc.strerror}); pass --out DIR") from None
+        raise SmecError(
+            f"{directory}: cannot write there ({exc.strerror}); pass --out DIR"
+        ) from None
     try:
         encoder = load_model(model, device)
         dimension = getattr(encoder, "get_embedding_dimension", None) or (
@@ -112,7 +116,8 @@ def embed_dataset(
         meta["dim"] = dimension()
         meta["max_seq_length"] = encoder.max_seq_length
         docs = [
-            (dataset.corpus[i]["title"] + " " + dataset.corpus[i]["text"]).strip() for i in corpus_ids
+            (dataset.corpus[i]["title"] + " " + dataset.corpus[i]["text"]).strip()
+            for i in corpus_ids
         ]
         np.save(staging / "corpus.npy", encode(encoder, docs, batch_size, progress))
         queries = [dataset.queries[i] for i in query_ids]

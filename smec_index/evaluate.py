@@ -25,9 +25,7 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
-def exact_search(
-    corpus: np.ndarray, queries: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
+def exact_search(corpus: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-k by inner product with ``faiss.IndexFlatIP``: (scores, row indices)."""
     import faiss
 

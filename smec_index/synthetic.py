@@ -34,7 +34,11 @@ def _rows(n: int, basis: np.ndarray, noise: float, rng: np.random.Generator) -> 
 
 
 def synthetic_vectors(
-    n: int, dim: int = 384, rank: int = 32, noise: float = 0.05, seed: int = 0,
+    n: int,
+    dim: int = 384,
+    rank: int = 32,
+    noise: float = 0.05,
+    seed: int = 0,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``n`` unit vectors of low intrinsic dimension, generated in chunks into ``out``."""
@@ -60,12 +64,16 @@ def synthetic_retrieval(
     rng = np.random.default_rng(seed + 7)
     corpus = synthetic_vectors(n_docs, dim, rank, noise, seed)
     targets = rng.choice(n_docs, size=n_queries, replace=False)
-    queries = corpus[targets] + query_noise * rng.standard_normal((n_queries, dim)).astype(np.float32) / np.sqrt(dim)
+    queries = corpus[targets] + query_noise * rng.standard_normal((n_queries, dim)).astype(
+        np.float32
+    ) / np.sqrt(dim)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     doc_ids = [f"d{i}" for i in range(n_docs)]
     query_ids = [f"q{i}" for i in range(n_queries)]
     qrels = {q: {doc_ids[t]: 1} for q, t in zip(query_ids, targets, strict=True)}
-    data = RetrievalData(Embeddings(doc_ids, corpus), Embeddings(query_ids, queries.astype(np.float32)))
+    data = RetrievalData(
+        Embeddings(doc_ids, corpus), Embeddings(query_ids, queries.astype(np.float32))
+    )
     return data, qrels
 
 
@@ -80,7 +88,10 @@ def write_beir(
     (root / "qrels").mkdir(parents=True, exist_ok=True)
     with open(root / "corpus.jsonl", "w") as handle:
         for doc_id in data.corpus.ids:
-            handle.write(json.dumps({"_id": doc_id, "title": f"title {doc_id}", "text": f"text {doc_id}"}) + "\n")
+            handle.write(
+                json.dumps({"_id": doc_id, "title": f"title {doc_id}", "text": f"text {doc_id}"})
+                + "\n"
+            )
     with open(root / "queries.jsonl", "w") as handle:
         for query_id in data.queries.ids:
             handle.write(json.dumps({"_id": query_id, "text": f"query {query_id}"}) + "\n")

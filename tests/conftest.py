@@ -23,7 +23,9 @@ def synthetic():
 def synthetic_beir(tmp_path_factory, synthetic) -> Path:
     """The synthetic data as a BEIR directory with train/test qrels and embeddings."""
     data, train, test = synthetic
-    return write_beir(tmp_path_factory.mktemp("beir") / "synth", data, {"train": train, "test": test})
+    return write_beir(
+        tmp_path_factory.mktemp("beir") / "synth", data, {"train": train, "test": test}
+    )
 
 
 @pytest.fixture(scope="session")

@@ -28,8 +28,18 @@ def assert_one_line_error(result, fragment: str) -> None:
 @pytest.fixture(scope="module")
 def artifact(synthetic_beir, tmp_path_factory):
     out = tmp_path_factory.mktemp("art") / "smec"
-    result = run("train", "--dataset", synthetic_beir, "--method", "smec", "--dims", "32,16,8",
-                 "--out", out, *FAST)
+    result = run(
+        "train",
+        "--dataset",
+        synthetic_beir,
+        "--method",
+        "smec",
+        "--dims",
+        "32,16,8",
+        "--out",
+        out,
+        *FAST,
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -47,24 +57,48 @@ def test_train_then_eval_json(artifact, synthetic_beir):
 def test_eval_table_and_baselines(synthetic_beir):
     result = run("eval", "--dataset", synthetic_beir, "--method", "none")
     assert result.exit_code == 0 and "nDCG@10" in result.output and "    64" in result.output
-    truncate = json.loads(run("eval", "--dataset", synthetic_beir, "--method", "truncate",
-                              "--dims", "16", "--json").output)
-    pca = json.loads(run("eval", "--dataset", synthetic_beir, "--method", "pca",
-                         "--dims", "16", "--json").output)
+    truncate = json.loads(
+        run(
+            "eval", "--dataset", synthetic_beir, "--method", "truncate", "--dims", "16", "--json"
+        ).output
+    )
+    pca = json.loads(
+        run("eval", "--dataset", synthetic_beir, "--method", "pca", "--dims", "16", "--json").output
+    )
     assert pca["results"]["16"]["ndcg@10"] > truncate["results"]["16"]["ndcg@10"]
 
 
 def test_eval_with_qrels_file(synthetic_beir, artifact):
     qrels = synthetic_beir / "qrels" / "train.tsv"
-    result = run("eval", "--dataset", synthetic_beir, "--artifact", artifact, "--qrels", qrels,
-                 "--dims", "8", "--json")
+    result = run(
+        "eval",
+        "--dataset",
+        synthetic_beir,
+        "--artifact",
+        artifact,
+        "--qrels",
+        qrels,
+        "--dims",
+        "8",
+        "--json",
+    )
     assert json.loads(result.output)["split"] == str(qrels)
 
 
 def test_extend_via_cli(artifact, synthetic_beir, tmp_path):
     out = tmp_path / "extended"
-    result = run("train", "--dataset", synthetic_beir, "--extend", artifact, "--dims", "4",
-                 "--out", out, *FAST)
+    result = run(
+        "train",
+        "--dataset",
+        synthetic_beir,
+        "--extend",
+        artifact,
+        "--dims",
+        "4",
+        "--out",
+        out,
+        *FAST,
+    )
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     assert config["dims"] == [32, 16, 8, 4]
@@ -103,11 +137,15 @@ def test_error_ids_length(broken_beir):
     assert_one_line_error(run("eval", "--dataset", broken_beir, "--method", "none"), "ids for")
 
 
-@pytest.mark.parametrize(("dims", "fragment"), [("16,32", "strictly decreasing"),
-                                                ("128,16", "larger than"), ("a,b", "integers")])
+@pytest.mark.parametrize(
+    ("dims", "fragment"),
+    [("16,32", "strictly decreasing"), ("128,16", "larger than"), ("a,b", "integers")],
+)
 def test_error_dims(synthetic_beir, tmp_path, dims, fragment):
     out = tmp_path / "out"
-    result = run("train", "--dataset", synthetic_beir, "--method", "pca", "--dims", dims, "--out", out)
+    result = run(
+        "train", "--dataset", synthetic_beir, "--method", "pca", "--dims", dims, "--out", out
+    )
     assert_one_line_error(result, fragment)
     assert not out.exists()
 
@@ -136,9 +174,20 @@ def test_error_artifact_for_other_input_dim(artifact, scifact_dir):
 
 
 def test_error_existing_out_and_unknown_method(artifact, synthetic_beir):
-    assert_one_line_error(run("train", "--dataset", synthetic_beir, "--out", artifact), "already exists")
-    result = run("train", "--dataset", synthetic_beir, "--method", "nope", "--dims", "8",
-                 "--out", artifact.parent / "x")
+    assert_one_line_error(
+        run("train", "--dataset", synthetic_beir, "--out", artifact), "already exists"
+    )
+    result = run(
+        "train",
+        "--dataset",
+        synthetic_beir,
+        "--method",
+        "nope",
+        "--dims",
+        "8",
+        "--out",
+        artifact.parent / "x",
+    )
     assert_one_line_error(result, "unknown method")
 
 
@@ -149,4 +198,6 @@ def test_error_training_on_test_split(synthetic_beir, tmp_path):
 
 def test_error_missing_embeddings(tmp_path):
     (tmp_path / "corpus.jsonl").write_text('{"_id": "a", "text": "x"}\n')
-    assert_one_line_error(run("eval", "--dataset", tmp_path, "--method", "none"), "smec-index embed")
+    assert_one_line_error(
+        run("eval", "--dataset", tmp_path, "--method", "none"), "smec-index embed"
+    )

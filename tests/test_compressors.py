@@ -45,7 +45,8 @@ def test_interface_and_round_trip(method, fitted, synthetic, tmp_path):
 def test_learned_methods_beat_truncation_at_low_dims(fitted, synthetic):
     data, _, test = synthetic
     scores = {
-        m: evaluate_dims(data, test, fitted[m], [8])[8]["ndcg@10"] for m in ("truncate", "pca", "smec")
+        m: evaluate_dims(data, test, fitted[m], [8])[8]["ndcg@10"]
+        for m in ("truncate", "pca", "smec")
     }
     # Intrinsic rank 12 spread over 64 dims: the first 8 coordinates miss most of it.
     assert scores["truncate"] < 0.2
@@ -110,8 +111,13 @@ def test_continued_training_keeps_earlier_stages(fitted, synthetic, tmp_path):
 
 @pytest.mark.parametrize(
     ("dims", "message"),
-    [((16, 32), "strictly decreasing"), ((16, 16), "strictly decreasing"), ((128, 8), "larger than"),
-     ((8, 0), "positive"), ((), "no target dims")],
+    [
+        ((16, 32), "strictly decreasing"),
+        ((16, 16), "strictly decreasing"),
+        ((128, 8), "larger than"),
+        ((8, 0), "positive"),
+        ((), "no target dims"),
+    ],
 )
 def test_bad_dims(dims, message, synthetic):
     data, train, _ = synthetic

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 
@@ -17,8 +18,8 @@ from smec_index.data import load_embedding_dir, read_jsonl
 def tiny_scifact(scifact_dir, tmp_path_factory):
     """Five SciFact documents and three queries, as a BEIR directory."""
     root = tmp_path_factory.mktemp("tiny")
-    docs = [r for _, r in zip(range(5), read_jsonl(scifact_dir / "corpus.jsonl"))]
-    queries = [r for _, r in zip(range(3), read_jsonl(scifact_dir / "queries.jsonl"))]
+    docs = list(itertools.islice(read_jsonl(scifact_dir / "corpus.jsonl"), 5))
+    queries = list(itertools.islice(read_jsonl(scifact_dir / "queries.jsonl"), 3))
     (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
     return root
@@ -28,8 +29,9 @@ def tiny_scifact(scifact_dir, tmp_path_factory):
 def test_embed_matches_shared_embeddings_and_caches(tiny_scifact, scifact, tmp_path):
     out = tmp_path / "emb"
     env = {"HF_HUB_OFFLINE": "1"}
-    result = CliRunner(env=env).invoke(main, ["embed", "--dataset", str(tiny_scifact),
-                                              "--out", str(out), "--device", "cpu"])
+    result = CliRunner(env=env).invoke(
+        main, ["embed", "--dataset", str(tiny_scifact), "--out", str(out), "--device", "cpu"]
+    )
     assert result.exit_code == 0, result.output
     corpus, queries = load_embedding_dir(out, "corpus"), load_embedding_dir(out, "queries")
     assert corpus.vectors.shape == (5, 384) and queries.vectors.shape == (3, 384)
@@ -40,13 +42,24 @@ def test_embed_matches_shared_embeddings_and_caches(tiny_scifact, scifact, tmp_p
     cosines = np.sum(queries.vectors * scifact.queries.take(queries.ids), axis=1)
     assert cosines.min() > 0.999, cosines
     stamp = os.stat(out / "corpus.npy").st_mtime_ns
-    again = CliRunner(env=env).invoke(main, ["embed", "--dataset", str(tiny_scifact),
-                                             "--out", str(out), "--device", "cpu"])
+    again = CliRunner(env=env).invoke(
+        main, ["embed", "--dataset", str(tiny_scifact), "--out", str(out), "--device", "cpu"]
+    )
     assert again.exit_code == 0 and os.stat(out / "corpus.npy").st_mtime_ns == stamp
 
 
 def test_embed_refuses_a_missing_model(tiny_scifact, tmp_path):
-    result = CliRunner().invoke(main, ["embed", "--dataset", str(tiny_scifact), "--model",
-                                       str(tmp_path / "nope"), "--out", str(tmp_path / "e")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "embed",
+            "--dataset",
+            str(tiny_scifact),
+            "--model",
+            str(tmp_path / "nope"),
+            "--out",
+            str(tmp_path / "e"),
+        ],
+    )
     assert result.exit_code != 0 and "no such model directory" in result.output
     assert not (tmp_path / "e").exists()

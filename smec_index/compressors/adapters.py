@@ -25,8 +25,14 @@ class SearchAdaptor(TrainedCompressor):
     needs_qrels = True
     pca_init = False
 
-    def __init__(self, dims, seed: int = 0, progress: bool = True, reconstruction: float = 0.1,
-                 **settings: Any) -> None:
+    def __init__(
+        self,
+        dims,
+        seed: int = 0,
+        progress: bool = True,
+        reconstruction: float = 0.1,
+        **settings: Any,
+    ) -> None:
         super().__init__(dims, seed=seed, progress=progress, **settings)
         self.settings["reconstruction"] = reconstruction
 

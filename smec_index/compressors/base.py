@@ -40,7 +40,7 @@ def check_dims(dims: Sequence[int], input_dim: int | None = None) -> tuple[int, 
         raise SmecError("no target dims; pass e.g. --dims 128,64,32")
     if any(d <= 0 for d in dims):
         raise SmecError(f"dims {list(dims)}: every dim must be a positive integer")
-    if any(b >= a for a, b in zip(dims, dims[1:])):
+    if any(b >= a for a, b in zip(dims, dims[1:], strict=False)):
         raise SmecError(f"dims {list(dims)}: must be strictly decreasing, e.g. 128,64,32")
     if input_dim is not None and dims[0] > input_dim:
         raise SmecError(
@@ -130,7 +130,9 @@ class LinearCompressor:
         return save_artifact(directory, self.config(), tensors)
 
     @classmethod
-    def _from_artifact(cls, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> LinearCompressor:
+    def _from_artifact(
+        cls, config: dict[str, Any], tensors: dict[str, np.ndarray]
+    ) -> LinearCompressor:
         settings = {k: v for k, v in config.get("settings", {}).items() if k != "seed"}
         obj = cls(config["dims"], seed=config.get("seed", 0), **settings)
         obj.input_dim = int(config["input_dim"])

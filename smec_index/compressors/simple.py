@@ -54,7 +54,5 @@ class PCA(LinearCompressor):
         components = (components * signs).astype(np.float32)
         self.projections = {d: components[:, :d].copy() for d in self.dims}
         explained = eigenvalues[order] / eigenvalues.sum()
-        self.info = {
-            "explained_variance": {str(d): float(explained[:d].sum()) for d in self.dims}
-        }
+        self.info = {"explained_variance": {str(d): float(explained[:d].sum()) for d in self.dims}}
         return self

@@ -117,7 +117,11 @@ class StageTree(nn.Module):
         """PCA-initialise every stage in order, each on its parent's current output."""
         for dim in self.dims:
             parent = self.parents[dim]
-            inputs = corpus if parent == self.input_dim else corpus @ torch.from_numpy(self.projection(parent))
+            inputs = (
+                corpus
+                if parent == self.input_dim
+                else corpus @ torch.from_numpy(self.projection(parent))
+            )
             self.stage(dim).init_pca(inputs)
 
     def projection(self, dim: int) -> np.ndarray:
@@ -145,7 +149,9 @@ class StageTree(nn.Module):
         tree = cls(input_dim)
         for dim in sorted(parents, reverse=True):
             adapter_key, logits_key = f"stage.{dim}.adapter", f"stage.{dim}.logits"
-            stage = Stage(parents[dim], dim, adapter=adapter_key in tensors, ads=logits_key in tensors)
+            stage = Stage(
+                parents[dim], dim, adapter=adapter_key in tensors, ads=logits_key in tensors
+            )
             if stage.adapter is not None:
                 stage.adapter.weight.data = torch.from_numpy(np.array(tensors[adapter_key]))
             if logits_key in tensors:

@@ -73,7 +73,9 @@ def _query_set(
     ]
     if k > 0:
         _, nearest = exact_search(corpus, queries, k + max(len(j) for j in judged))
-        negatives = [[int(r) for r in row if r not in j][:k] for row, j in zip(nearest, judged, strict=True)]
+        negatives = [
+            [int(r) for r in row if r not in j][:k] for row, j in zip(nearest, judged, strict=True)
+        ]
     else:
         negatives = [[] for _ in query_ids]
     offset = data.corpus.vectors.shape[0]

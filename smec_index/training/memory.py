@@ -34,8 +34,13 @@ class CrossBatchMemory:
         return self._filled
 
     def enqueue(self, features: torch.Tensor, keys: torch.Tensor) -> None:
-        """Add normalised original embeddings, overwriting the oldest entries."""
-        features, keys = features.detach()[-self.size :], keys[-self.size :]
+        """Add normalised original embeddings, overwriting the oldest entries.
+
+        Keys already in the queue are skipped: each entry is stored once, so a sample is
+        never its own neighbour through a second copy and no neighbour counts twice.
+        """
+        fresh = ~torch.isin(keys, self.keys)  # empty slots hold -1, never a real key
+        features, keys = features.detach()[fresh][-self.size :], keys[fresh][-self.size :]
         n = features.shape[0]
         slots = (torch.arange(n, device=self.keys.device) + self._head) % self.size
         self.features[slots] = features

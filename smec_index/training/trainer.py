@@ -67,8 +67,14 @@ class Encoder:
             for dim in self.group:
                 parent = tree.parents[dim]
                 if parent not in self.group and parent not in self.cache:
-                    matrix = torch.from_numpy(tree.projection(parent)) if parent != tree.input_dim else None
-                    self.cache[parent] = table if matrix is None else table @ matrix.to(table.device)
+                    matrix = (
+                        torch.from_numpy(tree.projection(parent))
+                        if parent != tree.input_dim
+                        else None
+                    )
+                    self.cache[parent] = (
+                        table if matrix is None else table @ matrix.to(table.device)
+                    )
 
     def entry_dims(self) -> list[int]:
         return [d for d in self.group if self.tree.parents[d] not in self.group]
@@ -141,7 +147,9 @@ class Trainer:
         original_neigh = self.vectors[keys]
         b, k = keys.shape
         return {
-            d: self.neighbour_loss(anchors, original_neigh, reps_anchor[d], reps_neigh[d].view(b, k, -1))
+            d: self.neighbour_loss(
+                anchors, original_neigh, reps_anchor[d], reps_neigh[d].view(b, k, -1)
+            )
             for d in reps_anchor
         }
 
@@ -152,7 +160,11 @@ class Trainer:
         if self.config.supervised:
             assert self.table.train is not None
             q_rows, d_rows, labels = self.table.train.batch(batch)
-            q_rows, d_rows, labels = q_rows.to(self.device), d_rows.to(self.device), labels.to(self.device)
+            q_rows, d_rows, labels = (
+                q_rows.to(self.device),
+                d_rows.to(self.device),
+                labels.to(self.device),
+            )
             reps_q, adapted_q = encoder(q_rows, objective.include_input_dim)
             reps_d, adapted_d = encoder(d_rows, objective.include_input_dim)
             if objective.rank:
@@ -174,7 +186,9 @@ class Trainer:
             if not adapted:
                 adapted = adapted_anchor
             if objective.neighbours:
-                for term in self._neighbour_terms(encoder, anchor_rows, pool_rows, reps_anchor).values():
+                for term in self._neighbour_terms(
+                    encoder, anchor_rows, pool_rows, reps_anchor
+                ).values():
                     total = total + objective.neighbours * term
             if objective.pairs:
                 original = self.vectors[anchor_rows]
@@ -201,7 +215,11 @@ class Trainer:
             if self._val_neighbours is None:
                 corpus_rows = torch.arange(self.table.n_corpus, device=self.device)
                 self._val_neighbours = nearest_keys(
-                    self.vectors[rows], rows, self.vectors[corpus_rows], corpus_rows, self.config.neighbours
+                    self.vectors[rows],
+                    rows,
+                    self.vectors[corpus_rows],
+                    corpus_rows,
+                    self.config.neighbours,
                 )
             keys = self._val_neighbours
             reps_a, _ = encoder(rows, False)
@@ -209,7 +227,9 @@ class Trainer:
             b, k = keys.shape
             return float(
                 sum(
-                    self.neighbour_loss(self.vectors[rows], self.vectors[keys], reps_a[d], reps_n[d].view(b, k, -1))
+                    self.neighbour_loss(
+                        self.vectors[rows], self.vectors[keys], reps_a[d], reps_n[d].view(b, k, -1)
+                    )
                     for d in reps_a
                 )
             )
@@ -232,7 +252,9 @@ class Trainer:
                 logit_params.append(stage.selector.logits)
         groups = []
         if adapter_params:
-            groups.append({"params": adapter_params, "lr": config.lr, "weight_decay": config.weight_decay})
+            groups.append(
+                {"params": adapter_params, "lr": config.lr, "weight_decay": config.weight_decay}
+            )
         if logit_params:
             groups.append({"params": logit_params, "lr": config.logits_lr, "weight_decay": 0.0})
         if not groups:
@@ -245,7 +267,9 @@ class Trainer:
         batch_size = config.batch_size if config.supervised else config.batch_size * 8
         best, best_state, bad_epochs, records = float("inf"), None, 0, []
         label = ",".join(str(d) for d in sorted(group, reverse=True))
-        bar = tqdm(range(config.max_epochs), desc=f"stage {label}", disable=not self.progress, leave=False)
+        bar = tqdm(
+            range(config.max_epochs), desc=f"stage {label}", disable=not self.progress, leave=False
+        )
         for epoch in bar:
             started = time.perf_counter()
             for stage in stages:

@@ -1,0 +1,1 @@
+"""Benchmarks: runs -> raw JSON lines in ``bench/results/`` -> tables and plots."""

@@ -1,0 +1,147 @@
+"""SMEC against every baseline on one dataset: train on train qrels, report on test.
+
+    python -m bench.compare --dataset ../shared/data/scifact
+
+Writes ``bench/results/<dataset>-compare.jsonl`` (raw), ``.md`` (table) and ``.png`` (plot).
+Hyperparameters were chosen on a held-out 20% of the *train* queries (reported here as
+``val_ndcg@10``); the test split is only ever evaluated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from bench.report import line_plot, markdown_table
+from bench.results import RESULTS_DIR, read_records, write_records
+from smec_index.compressors import make_compressor
+from smec_index.compressors.registry import TRAINED
+from smec_index.data import load_retrieval_data
+from smec_index.evaluate import evaluate_dims
+
+ORDER = ["none", "truncate", "pca", "search-adaptor", "matryoshka-adaptor", "mrl", "smec"]
+
+
+def run(
+    dataset: Path,
+    embeddings: Path | None,
+    dims: list[int],
+    methods: list[str],
+    seed: int,
+    device: str,
+    artifacts: Path | None,
+) -> list[dict]:
+    data = load_retrieval_data(dataset, embeddings)
+    train, test = data.qrels("train"), data.qrels("test")
+    records = []
+    full = evaluate_dims(data, test, None, [data.dim])[data.dim]
+    records.append({"dataset": data.dataset.name, "method": "none", "dim": data.dim, **full})
+    for method in tqdm(methods, desc="methods"):
+        started = time.perf_counter()
+        compressor = make_compressor(method, dims, seed=seed, device=device, progress=False)
+        compressor.fit(data, train)
+        seconds = time.perf_counter() - started
+        if artifacts is not None:
+            compressor.save(artifacts / method)
+        scores = evaluate_dims(data, test, compressor, dims)
+        val_ids = compressor.info.get("val_query_ids", [])
+        val = (
+            evaluate_dims(data, {q: train[q] for q in val_ids}, compressor, dims) if val_ids else {}
+        )
+        for dim in dims:
+            record = {
+                "dataset": data.dataset.name,
+                "method": method,
+                "dim": dim,
+                **scores[dim],
+                "train_seconds": round(seconds, 2),
+                "seed": seed,
+                "settings": compressor.settings if method in TRAINED else {},
+            }
+            if dim in val:
+                record["val_ndcg@10"] = val[dim]["ndcg@10"]
+            records.append(record)
+    return records
+
+
+def report(path: Path) -> str:
+    records = read_records(path)
+    full = next(r for r in records if r["method"] == "none")
+    compressed = [r for r in records if r["method"] != "none"]
+    methods = [m for m in ORDER if any(r["method"] == m for r in compressed)]
+    text = (
+        f"nDCG@10 on {full['dataset']} test (full {full['dim']}-d: {full['ndcg@10']:.4f})\n\n"
+        + markdown_table(compressed, "method", "dim", "ndcg@10", row_order=methods)
+        + "\nrecall@10\n\n"
+        + markdown_table(compressed, "method", "dim", "recall@10", row_order=methods)
+    )
+    if any("val_ndcg@10" in r for r in compressed):
+        trained = [r for r in compressed if "val_ndcg@10" in r]
+        text += "\nnDCG@10 on the held-out 20% of train (what hyperparameters were chosen on)\n\n"
+        text += markdown_table(
+            trained, "method", "dim", "val_ndcg@10", row_order=[m for m in methods if m in TRAINED]
+        )
+    seconds = {r["method"]: r["train_seconds"] for r in compressed}
+    text += "\ntraining seconds: " + ", ".join(f"{m} {seconds[m]:.1f}" for m in methods) + "\n"
+    series = {
+        m: (
+            [r["dim"] for r in compressed if r["method"] == m],
+            [r["ndcg@10"] for r in compressed if r["method"] == m],
+        )
+        for m in methods
+    }
+    line_plot(
+        series,
+        path.with_suffix(".png"),
+        f"{full['dataset']} test: nDCG@10 by dimension",
+        "dimension",
+        "nDCG@10",
+        logx=True,
+        reference=(full["ndcg@10"], f"original {full['dim']}-d"),
+    )
+    path.with_suffix(".md").write_text(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--dataset", type=Path, default=Path("../shared/data/scifact"))
+    parser.add_argument("--embeddings", type=Path)
+    parser.add_argument("--dims", default="192,128,64,32")
+    parser.add_argument("--methods", default=",".join(ORDER[1:]))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--artifacts", type=Path, help="also save each artifact under this directory"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="results file (default bench/results/<dataset>-compare.jsonl)"
+    )
+    parser.add_argument(
+        "--report-only", action="store_true", help="redraw table and plot from --out"
+    )
+    args = parser.parse_args()
+    out = args.out or RESULTS_DIR / f"{args.dataset.name}-compare.jsonl"
+    if not args.report_only:
+        dims = [int(d) for d in args.dims.split(",")]
+        records = run(
+            args.dataset,
+            args.embeddings,
+            dims,
+            args.methods.split(","),
+            args.seed,
+            args.device,
+            args.artifacts,
+        )
+        write_records(out, records)
+    print(report(out))
+    print(f"raw: {out}\nplot: {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()

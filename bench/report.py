@@ -1,0 +1,101 @@
+"""Tables (markdown) and plots (PNG) derived from stored results."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def pivot(records: Sequence[dict[str, Any]], row: str, column: str, value: str) -> dict:
+    table: dict = {}
+    for r in records:
+        table.setdefault(r[row], {})[r[column]] = r[value]
+    return table
+
+
+def markdown_table(
+    records: Sequence[dict[str, Any]],
+    row: str,
+    column: str,
+    value: str,
+    fmt: str = "{:.4f}",
+    row_order: Sequence | None = None,
+) -> str:
+    table = pivot(records, row, column, value)
+    columns = sorted({c for cells in table.values() for c in cells}, reverse=True)
+    rows = list(row_order) if row_order else list(table)
+    lines = [
+        f"| {row} \\ {column} | " + " | ".join(str(c) for c in columns) + " |",
+        "|---|" + "---|" * len(columns),
+    ]
+    for name in rows:
+        if name not in table:
+            continue
+        cells = [fmt.format(table[name][c]) if c in table[name] else "" for c in columns]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def line_plot(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    path: str | Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    logx: bool = False,
+    logy: bool = False,
+    reference: tuple[float, str] | None = None,
+) -> Path:
+    """One line per series; optional horizontal reference line (e.g. the full-dim score)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    markers = "osD^v<>px*"
+    for i, (name, (x, y)) in enumerate(series.items()):
+        ax.plot(x, y, marker=markers[i % len(markers)], label=name)
+    if reference is not None:
+        ax.axhline(reference[0], color="grey", linestyle="--", linewidth=1, label=reference[1])
+    if logx:
+        ax.set_xscale("log", base=2)
+        xs = sorted({v for x, _ in series.values() for v in x})
+        ax.set_xticks(xs, [str(int(v)) for v in xs])
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def bar_plot(
+    groups: dict[str, dict[str, float]], path: str | Path, title: str, ylabel: str
+) -> Path:
+    """Grouped bars: ``groups[x_label][series] = value``."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    labels = list(groups)
+    series = list(dict.fromkeys(s for g in groups.values() for s in g))
+    width = 0.8 / max(len(series), 1)
+    for i, name in enumerate(series):
+        xs = [j + i * width for j in range(len(labels))]
+        ax.bar(xs, [groups[g].get(name, 0) for g in labels], width, label=name)
+    ax.set_xticks([j + width * (len(series) - 1) / 2 for j in range(len(labels))], labels)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

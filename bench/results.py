@@ -1,0 +1,45 @@
+"""Raw results: one JSON object per run, appended to a ``.jsonl`` file.
+
+Each record carries the dataset, method, dim, settings, metrics and timings plus the
+versions of the software that produced it; tables and plots are derived from these files,
+never typed by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version(), "machine": platform.machine()}
+    for package in ("smec-index", "torch", "numpy", "faiss-cpu", "faiss-gpu"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
+    """Replace ``path`` with ``records`` (one JSON line each), stamped with time and versions."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": versions()}
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as handle:
+        for record in records:
+            handle.write(json.dumps({**record, **stamp}) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    with open(path) as handle:
+        return [json.loads(line) for line in handle if line.strip()]

@@ -1,0 +1,388 @@
+"""Unit checks of the training parts: losses, S-XBM memory, dimension selection, stage chains."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from smec_index.training.chain import Stage, StageTree
+from smec_index.training.losses import RankLoss, SimilarityPreservationLoss
+from smec_index.training.memory import CrossBatchMemory, nearest_keys
+from smec_index.training.selection import (
+    AdaptiveDimensionSelector,
+    TruncationSelector,
+    achievement_rate,
+    ware_importance,
+)
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x, dim=-1)
+
+
+def _low_rank(n: int, dim: int, rank: int, seed: int = 0) -> np.ndarray:
+    """Rows near a ``rank``-dim subspace with distinct variances along it, plus small noise."""
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.standard_normal((dim, dim)))
+    scales = np.linspace(4.0, 1.0, rank)
+    latent = rng.standard_normal((n, rank)) * scales
+    x = latent @ basis[:, :rank].T + 0.05 * rng.standard_normal((n, dim))
+    return x.astype(np.float32)
+
+
+# -- RankLoss --------------------------------------------------------------------------------
+def _rank_loss_reference(q: torch.Tensor, d: torch.Tensor, y: torch.Tensor, scale: float) -> float:
+    """SMEC eq. 8 written as plain loops over every pair with y_ij > y_ik (weighted mean)."""
+    s = (q @ d.T).double()
+    num = den = 0.0
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            for k in range(y.shape[1]):
+                if y[i, j] > y[i, k]:
+                    w = float(y[i, j] - y[i, k])
+                    num += w * math.log1p(math.exp(scale * float(s[i, k] - s[i, j])))
+                    den += w
+    return num / den
+
+
+def test_rank_loss_near_zero_when_positive_far_above_negatives() -> None:
+    e = torch.eye(4)
+    queries = e[:1]
+    docs = torch.stack([e[0], e[1], -e[0]])  # cosines 1, 0, -1
+    labels = torch.tensor([[1.0, 0.0, 0.0]])
+    good = RankLoss(scale=20.0)(queries, docs, labels)
+    assert 0 <= good.item() < 1e-6
+    reversed_labels = torch.tensor([[0.0, 0.0, 1.0]])
+    bad = RankLoss(scale=20.0)(queries, docs, reversed_labels)
+    # Positive at cosine -1: pairs against 1 and 0 give softplus(40) and softplus(20).
+    assert bad.item() == pytest.approx((F.softplus(torch.tensor(40.0)).item() + 20.0) / 2, rel=1e-4)
+    assert bad.item() > 1e6 * good.item()
+
+
+def test_rank_loss_weights_pairs_by_label_difference() -> None:
+    q = _unit(torch.randn(1, 5))
+    d = _unit(torch.randn(3, 5))
+    s = (q @ d.T)[0] * 3.0
+    labels = torch.tensor([[2.0, 1.0, 0.0]])
+    # Pairs (0,1) weight 1, (0,2) weight 2, (1,2) weight 1.
+    by_hand = (
+        1 * F.softplus(s[1] - s[0]) + 2 * F.softplus(s[2] - s[0]) + 1 * F.softplus(s[2] - s[1])
+    ) / 4
+    got = RankLoss(scale=3.0)(q, d, labels)
+    assert got.item() == pytest.approx(by_hand.item(), rel=1e-5)
+    flat = RankLoss(scale=3.0)(q, d, torch.tensor([[1.0, 1.0, 0.0]]))
+    assert flat.item() == pytest.approx(
+        ((F.softplus(s[2] - s[0]) + F.softplus(s[2] - s[1])) / 2).item(), rel=1e-5
+    )
+    assert flat.item() != pytest.approx(got.item(), rel=1e-3)
+
+
+def test_rank_loss_matches_pairwise_reference_on_random_batch() -> None:
+    rng = np.random.default_rng(0)
+    q = _unit(torch.randn(4, 6))
+    d = _unit(torch.randn(7, 6))
+    labels = torch.from_numpy(rng.integers(0, 3, size=(4, 7)).astype(np.float32))
+    labels[0] = 0
+    labels[0, 2] = 1  # one query with a single positive, others with several
+    got = RankLoss(scale=5.0)(q, d, labels).item()
+    assert got == pytest.approx(_rank_loss_reference(q, d, labels, 5.0), rel=1e-5)
+
+
+def test_rank_loss_gradient_moves_positive_up() -> None:
+    q = _unit(torch.randn(1, 4))
+    d = _unit(torch.randn(2, 4)).requires_grad_(True)
+    RankLoss(scale=10.0)(q, d, torch.tensor([[1.0, 0.0]])).backward()
+    # Descending the gradient raises the positive's score and lowers the negative's.
+    assert (d.grad[0] @ q[0]).item() < 0 < (d.grad[1] @ q[0]).item()
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0])
+def test_rank_loss_rejects_non_positive_scale(scale: float) -> None:
+    with pytest.raises(ValueError, match="scale"):
+        RankLoss(scale=scale)
+
+
+def test_rank_loss_config() -> None:
+    assert RankLoss(scale=7.5).get_config_dict() == {"scale": 7.5}
+
+
+# -- SimilarityPreservationLoss --------------------------------------------------------------
+def test_similarity_preservation_zero_when_unchanged() -> None:
+    anchors = _unit(torch.randn(3, 8))
+    neighbours = _unit(torch.randn(3, 4, 8))
+    loss = SimilarityPreservationLoss()(anchors, neighbours, anchors.clone(), neighbours.clone())
+    assert loss.item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_similarity_preservation_by_hand() -> None:
+    e = torch.eye(3)
+    anchors = e[:1]  # (1, 3)
+    neighbours = torch.stack([e[0], e[1]])[None]  # cosines 1 and 0
+    squeezed = torch.tensor([[1.0, 0.0]])
+    squeezed_neighbours = _unit(torch.tensor([[[0.0, 1.0], [1.0, 1.0]]]))  # cosines 0, 1/sqrt2
+    loss = SimilarityPreservationLoss()(anchors, neighbours, squeezed, squeezed_neighbours)
+    assert loss.item() == pytest.approx((1.0 + 1 / math.sqrt(2)) / 2, rel=1e-6)
+
+
+# -- CrossBatchMemory / nearest_keys ---------------------------------------------------------
+def test_memory_fifo_overwrites_oldest() -> None:
+    memory = CrossBatchMemory(size=3, dim=2)
+    assert len(memory) == 0
+    memory.enqueue(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([0, 1]))
+    assert len(memory) == 2
+    memory.enqueue(torch.tensor([[2.0, 2.0], [3.0, 3.0]]), torch.tensor([2, 3]))
+    assert len(memory) == 3
+    assert memory.keys.tolist() == [3, 1, 2]
+    assert memory.features[:, 0].tolist() == [3.0, 1.0, 2.0]
+    memory.enqueue(torch.tensor([[4.0, 4.0]]), torch.tensor([4]))
+    assert memory.keys.tolist() == [3, 4, 2]
+    assert len(memory) == 3
+
+
+def test_memory_batch_larger_than_size_keeps_newest() -> None:
+    memory = CrossBatchMemory(size=3, dim=1)
+    memory.enqueue(torch.arange(5.0)[:, None], torch.arange(10, 15))
+    assert sorted(memory.keys.tolist()) == [12, 13, 14]
+    assert sorted(memory.features[:, 0].tolist()) == [2.0, 3.0, 4.0]
+    memory.enqueue(torch.tensor([[9.0]]), torch.tensor([99]))
+    assert 12 not in memory.keys.tolist() and 99 in memory.keys.tolist()
+
+
+def test_memory_enqueue_detaches() -> None:
+    memory = CrossBatchMemory(size=2, dim=2)
+    memory.enqueue(torch.ones(1, 2, requires_grad=True), torch.tensor([0]))
+    assert not memory.features.requires_grad
+
+
+def test_memory_never_returns_own_key_and_caps_k() -> None:
+    vectors = _unit(torch.randn(6, 4))
+    keys = torch.arange(100, 106)
+    memory = CrossBatchMemory(size=8, dim=4)
+    memory.enqueue(vectors, keys)
+    got = memory.neighbours(vectors, keys, k=3)
+    assert got.shape == (6, 3)
+    for row, own in zip(got.tolist(), keys.tolist(), strict=True):
+        assert own not in row and len(set(row)) == 3
+    capped = memory.neighbours(vectors, keys, k=50)
+    assert capped.shape == (6, 5)
+    for row, own in zip(capped.tolist(), keys.tolist(), strict=True):
+        assert sorted(row) == sorted(set(keys.tolist()) - {own})
+
+
+def test_memory_empty_or_single_gives_no_neighbours() -> None:
+    memory = CrossBatchMemory(size=4, dim=2)
+    anchors = _unit(torch.randn(3, 2))
+    assert memory.neighbours(anchors, torch.arange(3), k=5).shape == (3, 0)
+    memory.enqueue(anchors[:1], torch.tensor([0]))
+    assert memory.neighbours(anchors, torch.arange(3), k=5).shape == (3, 0)
+
+
+def test_memory_rejects_non_positive_size() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        CrossBatchMemory(size=0, dim=4)
+
+
+def test_memory_with_repeated_keys_never_returns_own_key() -> None:
+    memory = CrossBatchMemory(size=4, dim=2)
+    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    memory.enqueue(torch.cat([a, b]), torch.tensor([0, 1]))
+    memory.enqueue(a, torch.tensor([0]))  # the same sample seen again in a later batch
+    got = memory.neighbours(a, torch.tensor([0]), k=5)
+    assert 0 not in got.tolist()[0]
+
+
+def test_nearest_keys_orders_by_similarity() -> None:
+    angles = torch.tensor([0.0, 0.3, 1.0, 2.0, 3.0])
+    pool = torch.stack([angles.cos(), angles.sin()], dim=1)
+    pool_keys = torch.tensor([10, 11, 12, 13, 14])
+    anchors = pool[[0, 3]]
+    got = nearest_keys(anchors, torch.tensor([10, 13]), pool, pool_keys, k=2)
+    assert got.tolist() == [[11, 12], [14, 12]]
+
+
+def test_nearest_keys_anchor_outside_pool() -> None:
+    pool = torch.eye(3)
+    anchors = _unit(torch.tensor([[1.0, 0.5, 0.0]]))
+    got = nearest_keys(anchors, torch.tensor([-5]), pool, torch.tensor([0, 1, 2]), k=2)
+    assert got.tolist() == [[0, 1]]
+
+
+# -- dimension selection ---------------------------------------------------------------------
+def test_ads_eval_mask_is_top_k_of_logits() -> None:
+    logits = torch.tensor([0.1, 3.0, -1.0, 2.0, 0.5, 2.5])
+    ads = AdaptiveDimensionSelector(6, 3, init_logits=logits).eval()
+    mask = ads.mask()
+    assert mask.tolist() == [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+    assert torch.equal(ads.mask(), mask)  # no noise at inference
+    assert ads.indices().tolist() == [1, 3, 5]
+
+
+def test_ads_training_mask_is_hard_forward_soft_backward() -> None:
+    ads = AdaptiveDimensionSelector(10, 4, init_logits=torch.randn(10)).train()
+    mask = ads.mask()
+    kept = mask.detach() != 0
+    assert int(kept.sum()) == 4
+    torch.testing.assert_close(mask.detach()[kept], torch.ones(4), rtol=0, atol=1e-6)
+    assert torch.all(mask.detach()[~kept] == 0)
+    weights = torch.randn(10)
+    (mask * weights).sum().backward()
+    assert ads.logits.grad is not None
+    assert ads.logits.grad.abs().sum().item() > 0
+
+
+def test_ads_training_mask_samples_and_commits() -> None:
+    ads = AdaptiveDimensionSelector(8, 3).train()
+    draws = {tuple(ads.mask().detach().nonzero().squeeze(1).tolist()) for _ in range(30)}
+    assert len(draws) > 1  # uniform logits: Gumbel noise picks different dims
+    assert all(len(d) == 3 for d in draws)
+    peaked = torch.full((8,), -50.0)
+    peaked[[2, 5, 7]] = 50.0
+    ads = AdaptiveDimensionSelector(8, 3, init_logits=peaked).train()
+    for _ in range(10):
+        assert ads.mask().detach().nonzero().squeeze(1).tolist() == [2, 5, 7]
+
+
+@pytest.mark.parametrize("out_dim", [0, 7])
+def test_selectors_reject_bad_out_dim(out_dim: int) -> None:
+    with pytest.raises(ValueError, match="cannot keep"):
+        AdaptiveDimensionSelector(6, out_dim)
+    with pytest.raises(ValueError, match="cannot keep"):
+        TruncationSelector(6, out_dim)
+
+
+def test_ads_rejects_wrong_init_shape() -> None:
+    with pytest.raises(ValueError, match="init_logits"):
+        AdaptiveDimensionSelector(6, 2, init_logits=torch.zeros(5))
+
+
+def test_truncation_selector_keeps_leading_dims() -> None:
+    selector = TruncationSelector(5, 2)
+    assert selector.mask().tolist() == [1.0, 1.0, 0.0, 0.0, 0.0]
+    assert selector.indices().tolist() == [0, 1]
+
+
+def test_achievement_rate() -> None:
+    importance = torch.tensor([0.1, 0.9, 0.5, 0.3])
+    assert achievement_rate([2, 1], importance) == 1.0
+    assert achievement_rate([1, 3], importance) == 0.5
+    assert achievement_rate([0, 3], importance) == 0.0
+    assert achievement_rate([1, 2, 3], importance) == 1.0
+
+
+def test_ware_importance_finds_the_dimension_carrying_similarity() -> None:
+    rng = np.random.default_rng(0)
+    vectors = 0.05 * rng.standard_normal((200, 8))
+    vectors[:, 5] += 1.0  # every cosine comes from dimension 5
+    vectors = torch.from_numpy(vectors.astype(np.float32))
+    importance = ware_importance(vectors, pairs=2000, seed=0)
+    assert importance.shape == (8,)
+    assert int(importance.argmax()) == 5
+    others = importance[torch.arange(8) != 5]
+    assert importance[5].item() > 10 * others.max().item()
+    torch.testing.assert_close(importance, ware_importance(vectors, pairs=2000, seed=0))
+
+
+# -- stages and their exported matrices ------------------------------------------------------
+def test_zero_adapter_with_truncation_is_identity_columns() -> None:
+    tree = StageTree(8)
+    stage = tree.add(Stage(8, 3, adapter=True, ads=False))
+    expected = np.eye(8, dtype=np.float32)[:, :3]
+    np.testing.assert_array_equal(stage.matrix(), expected)
+    np.testing.assert_array_equal(tree.projection(3), expected)
+    x = torch.randn(4, 8)
+    h, y = stage.eval()(x)
+    torch.testing.assert_close(h, x)
+    torch.testing.assert_close(y, x[:, :3])
+
+
+def _random_chain() -> StageTree:
+    tree = StageTree(8)
+    for parent, dim in [(8, 6), (6, 3)]:
+        stage = tree.add(Stage(parent, dim))
+        with torch.no_grad():
+            stage.adapter.weight.normal_(std=0.2)
+            stage.selector.logits.normal_()
+    return tree
+
+
+def test_chain_projection_is_product_and_matches_forward() -> None:
+    tree = _random_chain().eval()
+    assert tree.dims == [6, 3]
+    assert [s.dim for s in tree.path(3)] == [6, 3]
+    first, second = tree.stage(6), tree.stage(3)
+    assert first.matrix().shape == (8, 6) and second.matrix().shape == (6, 3)
+    np.testing.assert_allclose(
+        tree.projection(3), first.matrix() @ second.matrix(), rtol=1e-6, atol=1e-6
+    )
+    x = torch.randn(5, 8)
+    with torch.no_grad():
+        _, y6 = first(x)
+        _, y3 = second(y6)
+    np.testing.assert_allclose(y6.numpy(), x.numpy() @ tree.projection(6), atol=1e-5)
+    np.testing.assert_allclose(y3.numpy(), x.numpy() @ tree.projection(3), atol=1e-5)
+    # The projection is not a plain column selection: the adapters did something.
+    assert not np.allclose(tree.projection(3), np.eye(8)[:, first.selector.indices()][:, :3])
+
+
+def test_training_forward_keeps_dim_columns() -> None:
+    stage = Stage(8, 3).train()
+    h, y = stage(torch.randn(4, 8))
+    assert h.shape == (4, 8) and y.shape == (4, 3)
+
+
+def test_tree_rejects_unknown_parent() -> None:
+    tree = StageTree(8)
+    with pytest.raises(ValueError, match="no dim 6"):
+        tree.add(Stage(6, 3))
+
+
+def test_state_round_trip_reproduces_projections() -> None:
+    tree = _random_chain()
+    tree.add(Stage(6, 2, adapter=False, ads=False))  # a branch off dim 6, nothing learned
+    state = {name: array.copy() for name, array in tree.state_tensors().items()}
+    assert set(state) == {"stage.6.adapter", "stage.6.logits", "stage.3.adapter", "stage.3.logits"}
+    restored = StageTree.from_state(8, dict(tree.parents), state)
+    assert restored.parents == tree.parents
+    for dim in tree.dims:
+        np.testing.assert_array_equal(restored.projection(dim), tree.projection(dim))
+    assert restored.stage(2).adapter is None
+    assert isinstance(restored.stage(2).selector, TruncationSelector)
+
+
+def test_init_pca_gives_orthonormal_columns_by_variance() -> None:
+    x = torch.from_numpy(_low_rank(400, 6, rank=4))
+    stage = Stage(6, 3)
+    stage.init_pca(x)
+    matrix = stage.matrix().astype(np.float64)
+    np.testing.assert_allclose(matrix.T @ matrix, np.eye(3), atol=1e-5)
+    assert stage.selector.indices().tolist() == [0, 1, 2]
+    centred = x.numpy().astype(np.float64) - x.numpy().mean(0)
+    variances = (centred @ matrix).var(axis=0, ddof=1)
+    assert np.all(np.diff(variances) < 0)
+    eigenvalues = np.linalg.eigvalsh(np.cov(centred.T))[::-1]
+    np.testing.assert_allclose(variances, eigenvalues[:3], rtol=1e-4)
+    # The whole adapter is a rotation: I + W^T orthogonal.
+    full = np.eye(6) + stage.adapter.weight.detach().numpy().T
+    np.testing.assert_allclose(full.T @ full, np.eye(6), atol=1e-5)
+
+
+def test_tree_init_pca_chain_stays_orthonormal() -> None:
+    x = torch.from_numpy(_low_rank(300, 8, rank=5, seed=1))
+    tree = StageTree(8)
+    tree.add(Stage(8, 5))
+    tree.add(Stage(5, 2))
+    tree.init_pca(x)
+    projection = tree.projection(2).astype(np.float64)
+    np.testing.assert_allclose(projection.T @ projection, np.eye(2), atol=1e-5)
+    centred = x.numpy().astype(np.float64) - x.numpy().mean(0)
+    eigenvalues = np.linalg.eigvalsh(np.cov(centred.T))[::-1]
+    np.testing.assert_allclose((centred @ projection).var(0, ddof=1), eigenvalues[:2], rtol=1e-4)
