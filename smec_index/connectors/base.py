@@ -12,8 +12,10 @@ give the original string back.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -152,3 +154,8 @@ def check_collection_name(name: str) -> str:
             f"collection name {name!r}: use letters, digits, '_' or '-', starting with a letter"
         )
     return name
+
+
+def default_data_dir() -> Path:
+    """Where embedded backends keep their files: ``$SMEC_INDEX_DATA`` or ``./smec-data``."""
+    return Path(os.environ.get("SMEC_INDEX_DATA", "smec-data"))

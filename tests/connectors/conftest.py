@@ -20,8 +20,13 @@ def points():
     ids = [f"doc-{i}" for i in range(N)]
     payloads = [{"title": f"title {i}", "n": i} for i in range(N)]
     exact = np.argsort(-(queries @ corpus.T), axis=1)[:, :10]
-    return {"ids": ids, "vectors": corpus, "payloads": payloads, "queries": queries,
-            "exact": [[ids[j] for j in row] for row in exact]}
+    return {
+        "ids": ids,
+        "vectors": corpus,
+        "payloads": payloads,
+        "queries": queries,
+        "exact": [[ids[j] for j in row] for row in exact],
+    }
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +42,8 @@ def milvus_server(tmp_path_factory):
 def qdrant_url():
     url = os.environ.get("QDRANT_URL")
     if not url:
-        pytest.skip("QDRANT_URL is not set: Qdrant server tests skipped (no server binary "
-                    "can be installed here; set QDRANT_URL=http://host:6333 to run them)")
+        pytest.skip(
+            "QDRANT_URL is not set: Qdrant server tests skipped (no server binary "
+            "can be installed here; set QDRANT_URL=http://host:6333 to run them)"
+        )
     return url

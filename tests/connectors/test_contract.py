@@ -21,8 +21,14 @@ HNSW = {"M": 16, "ef_construction": 100, "ef_search": 64}
 CASES = [
     ("faiss-flat", "faiss", "embedded", "flat", {}, ()),
     ("faiss-hnsw", "faiss", "embedded", "hnsw", HNSW, ()),
-    ("faiss-ivf_pq", "faiss", "embedded", "ivf_pq",
-     {"nlist": 64, "nprobe": 16, "pq_m": 32, "pq_bits": 8, "refine": 4}, ()),
+    (
+        "faiss-ivf_pq",
+        "faiss",
+        "embedded",
+        "ivf_pq",
+        {"nlist": 64, "nprobe": 16, "pq_m": 32, "pq_bits": 8, "refine": 4},
+        (),
+    ),
     ("hnswlib", "hnswlib", "embedded", "hnsw", HNSW, ()),
     ("qdrant-edge", "qdrant", "edge", "hnsw", HNSW, ()),
     ("qdrant-edge-int8", "qdrant", "edge", "hnsw", {**HNSW, "quantization": "scalar"}, ()),
@@ -30,10 +36,22 @@ CASES = [
     ("qdrant-server", "qdrant", "qdrant_url", "hnsw", HNSW, (pytest.mark.server,)),
     ("milvus-lite", "milvus", "embedded", "ivf_flat", {"nlist": 64, "nprobe": 16}, ()),
     ("milvus-server-hnsw", "milvus", "milvus_server", "hnsw", HNSW, (pytest.mark.server,)),
-    ("milvus-server-ivf_flat", "milvus", "milvus_server", "ivf_flat",
-     {"nlist": 64, "nprobe": 16}, (pytest.mark.server,)),
-    ("milvus-server-ivf_pq", "milvus", "milvus_server", "ivf_pq",
-     {"nlist": 64, "nprobe": 32, "pq_m": 32, "pq_bits": 8}, (pytest.mark.server,)),
+    (
+        "milvus-server-ivf_flat",
+        "milvus",
+        "milvus_server",
+        "ivf_flat",
+        {"nlist": 64, "nprobe": 16},
+        (pytest.mark.server,),
+    ),
+    (
+        "milvus-server-ivf_pq",
+        "milvus",
+        "milvus_server",
+        "ivf_pq",
+        {"nlist": 64, "nprobe": 32, "pq_m": 32, "pq_bits": 8},
+        (pytest.mark.server,),
+    ),
 ]
 
 
@@ -81,7 +99,9 @@ def test_contract(case, points):
     seen: dict[str, np.ndarray] = {}
     row_of = {i: n for n, i in enumerate(points["ids"])}
     for batch in connector.iterate(collection, batch_size=3000):
-        assert batch.vectors.shape == (len(batch.ids), DIM) and len(batch.payloads) == len(batch.ids)
+        assert batch.vectors.shape == (len(batch.ids), DIM) and len(batch.payloads) == len(
+            batch.ids
+        )
         for point_id, vector, payload in zip(batch.ids, batch.vectors, batch.payloads, strict=True):
             assert point_id not in seen, f"iterate returned {point_id} twice"
             seen[point_id] = vector
