@@ -1,0 +1,211 @@
+"""SMEC's ablations, one command each, each writing raw JSON lines, a table and a PNG.
+
+    python -m bench.ablations gradvar   # SMRL vs parallel: gradient variance per epoch (Fig. 6a)
+    python -m bench.ablations ads       # ADS vs truncation at each dim, plus WARE achievement
+    python -m bench.ablations table1    # MRL, +SMRL, +ADS, +S-XBM, SMEC (Table 1)
+    python -m bench.ablations memory    # S-XBM queue length (Table 3)
+
+All train on SciFact train qrels (20% held out for early stopping) and report test nDCG@10.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from bench.report import bar_plot, line_plot, markdown_table
+from bench.results import RESULTS_DIR, write_records
+from smec_index.compressors import make_compressor
+from smec_index.data import RetrievalData, load_retrieval_data
+from smec_index.evaluate import evaluate_dims
+from smec_index.training.chain import StageTree
+from smec_index.training.selection import achievement_rate, ware_importance
+
+DIMS = [192, 128, 64, 32]
+
+
+def _train(data: RetrievalData, train, dims, **settings: Any):
+    return make_compressor("smec", dims, progress=False, **settings).fit(data, train)
+
+
+def gradvar(data, train, test, out: Path, epochs: int) -> str:
+    """Figure 6a: variance across mini-batches of the first stage's gradient, per epoch.
+
+    Both runs train the same chain with the same losses for a fixed number of epochs (no
+    early stopping, so the curves are comparable); only the schedule differs.
+    """
+    records = []
+    for schedule in ("sequential", "parallel"):
+        smec = _train(
+            data,
+            train,
+            DIMS,
+            sequential=schedule == "sequential",
+            max_epochs=epochs,
+            patience=epochs,
+        )
+        first = str(DIMS[0]) if schedule == "sequential" else ",".join(map(str, DIMS))
+        for h in smec.info["history"]:
+            if h["stage"] == first:
+                records.append({"ablation": "gradvar", "schedule": schedule, **h})
+        scores = evaluate_dims(data, test, smec, DIMS)
+        for d in DIMS:
+            records.append(
+                {"ablation": "gradvar-ndcg", "schedule": schedule, "dim": d, **scores[d]}
+            )
+    write_records(out, records)
+    curves = {
+        s: (
+            [r["epoch"] + 1 for r in records if r.get("schedule") == s and "epoch" in r],
+            [r["grad_variance"] for r in records if r.get("schedule") == s and "epoch" in r],
+        )
+        for s in ("sequential", "parallel")
+    }
+    line_plot(
+        {"SMRL (sequential)": curves["sequential"], "MRL (parallel)": curves["parallel"]},
+        out.with_suffix(".png"),
+        f"Gradient variance of the {DATA_LABEL} first-stage adapter ({DIMS[0]}-d)",
+        "epoch",
+        "variance of the gradient across mini-batches",
+        logy=True,
+    )
+    ndcg = [r for r in records if r["ablation"] == "gradvar-ndcg"]
+    lines = ["epoch | sequential | parallel", "---|---|---"]
+    for e, (seq, par) in enumerate(
+        zip(curves["sequential"][1], curves["parallel"][1], strict=False), 1
+    ):
+        lines.append(f"{e} | {seq:.3e} | {par:.3e}")
+    return (
+        "\n".join(lines)
+        + "\n\nnDCG@10 (test)\n\n"
+        + markdown_table(ndcg, "schedule", "dim", "ndcg@10")
+    )
+
+
+def ads(data, train, test, out: Path, epochs: int) -> str:
+    """ADS vs truncation at each dim, and how many chosen dims are WARE-important."""
+    records = []
+    for selection in ("ads", "truncation"):
+        smec = _train(data, train, DIMS, ads=selection == "ads", max_epochs=epochs)
+        scores = evaluate_dims(data, test, smec, DIMS)
+        tree = StageTree.from_state(
+            data.dim, {int(d): p for d, p in smec.info["parents"].items()}, smec.extra
+        )
+        corpus = torch.from_numpy(data.corpus.take(data.corpus.ids))
+        for d in DIMS:
+            parent = tree.parents[d]
+            inputs = (
+                corpus if parent == data.dim else corpus @ torch.from_numpy(tree.projection(parent))
+            )
+            stage = tree.stage(d)
+            adapted = stage.adapt(inputs).detach()
+            kept = stage.selector.indices().tolist()
+            records.append(
+                {
+                    "ablation": "ads",
+                    "selection": selection,
+                    "dim": d,
+                    **scores[d],
+                    "achievement_rate": achievement_rate(kept, ware_importance(adapted)),
+                }
+            )
+    write_records(out, records)
+    bar_plot(
+        {str(d): {r["selection"]: r["ndcg@10"] for r in records if r["dim"] == d} for d in DIMS},
+        out.with_suffix(".png"),
+        f"{DATA_LABEL} test: SMEC with ADS vs truncation",
+        "nDCG@10",
+    )
+    return (
+        markdown_table(records, "selection", "dim", "ndcg@10")
+        + "\nShare of kept dims among the top-d by WARE importance of the stage input\n\n"
+        + markdown_table(records, "selection", "dim", "achievement_rate", fmt="{:.1%}")
+    )
+
+
+LADDER = {
+    "MRL": {"sequential": False, "ads": False, "xbm": False},
+    "+SMRL": {"sequential": True, "ads": False, "xbm": False},
+    "+ADS": {"sequential": False, "ads": True, "xbm": False},
+    "+S-XBM": {"sequential": False, "ads": False, "xbm": True},
+    "SMEC": {"sequential": True, "ads": True, "xbm": True},
+}
+
+
+def table1(data, train, test, out: Path, epochs: int) -> str:
+    records = []
+    for row, switches in tqdm(LADDER.items(), desc="table1"):
+        scores = evaluate_dims(
+            data, test, _train(data, train, DIMS, max_epochs=epochs, **switches), DIMS
+        )
+        records += [{"ablation": "table1", "variant": row, "dim": d, **scores[d]} for d in DIMS]
+    write_records(out, records)
+    line_plot(
+        {row: (DIMS, [r["ndcg@10"] for r in records if r["variant"] == row]) for row in LADDER},
+        out.with_suffix(".png"),
+        f"{DATA_LABEL} test: adding SMEC's modules to MRL",
+        "dimension",
+        "nDCG@10",
+        logx=True,
+    )
+    return markdown_table(records, "variant", "dim", "ndcg@10", row_order=list(LADDER))
+
+
+def memory(data, train, test, out: Path, epochs: int) -> str:
+    records = []
+    for size in tqdm((1000, 2000, 5000, 10000), desc="memory"):
+        smec = _train(data, train, DIMS, memory_size=size, max_epochs=epochs)
+        scores = evaluate_dims(data, test, smec, DIMS)
+        records += [
+            {
+                "ablation": "memory",
+                "memory_size": size,
+                "dim": d,
+                **scores[d],
+                "train_seconds": smec.info["train_seconds"],
+            }
+            for d in DIMS
+        ]
+    write_records(out, records)
+    sizes = sorted({r["memory_size"] for r in records})
+    line_plot(
+        {f"{d}-d": (sizes, [r["ndcg@10"] for r in records if r["dim"] == d]) for d in DIMS},
+        out.with_suffix(".png"),
+        f"{DATA_LABEL} test: S-XBM memory size",
+        "memory size (entries)",
+        "nDCG@10",
+        logx=True,
+    )
+    return markdown_table(records, "memory_size", "dim", "ndcg@10")
+
+
+ABLATIONS = {"gradvar": gradvar, "ads": ads, "table1": table1, "memory": memory}
+DATA_LABEL = "SciFact"
+
+
+def main() -> None:
+    global DATA_LABEL
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("ablation", choices=sorted(ABLATIONS))
+    parser.add_argument("--dataset", type=Path, default=Path("../shared/data/scifact"))
+    parser.add_argument("--embeddings", type=Path)
+    parser.add_argument("--epochs", type=int, default=25, help="max epochs per stage")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    data = load_retrieval_data(args.dataset, args.embeddings)
+    DATA_LABEL = data.dataset.name
+    out = args.out or RESULTS_DIR / f"{data.dataset.name}-ablation-{args.ablation}.jsonl"
+    text = ABLATIONS[args.ablation](data, data.qrels("train"), data.qrels("test"), out, args.epochs)
+    out.with_suffix(".md").write_text(text)
+    print(text)
+    print(f"raw: {out}\nplot: {out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
