@@ -28,8 +28,11 @@ from smec_index.training.selection import achievement_rate, ware_importance
 DIMS = [192, 128, 64, 32]
 
 
+INIT = {"init": "pca"}
+
+
 def _train(data: RetrievalData, train, dims, **settings: Any):
-    return make_compressor("smec", dims, progress=False, **settings).fit(data, train)
+    return make_compressor("smec", dims, progress=False, **{**INIT, **settings}).fit(data, train)
 
 
 def gradvar(data, train, test, out: Path, epochs: int) -> str:
@@ -196,11 +199,20 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=Path("../shared/data/scifact"))
     parser.add_argument("--embeddings", type=Path)
     parser.add_argument("--epochs", type=int, default=25, help="max epochs per stage")
+    parser.add_argument(
+        "--init",
+        choices=["pca", "identity"],
+        default="pca",
+        help="stage initialisation for every run (identity: ADS must find the "
+        "important raw dims itself)",
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    INIT["init"] = args.init
     data = load_retrieval_data(args.dataset, args.embeddings)
     DATA_LABEL = data.dataset.name
-    out = args.out or RESULTS_DIR / f"{data.dataset.name}-ablation-{args.ablation}.jsonl"
+    suffix = "" if args.init == "pca" else f"-{args.init}"
+    out = args.out or RESULTS_DIR / f"{data.dataset.name}-ablation-{args.ablation}{suffix}.jsonl"
     text = ABLATIONS[args.ablation](data, data.qrels("train"), data.qrels("test"), out, args.epochs)
     out.with_suffix(".md").write_text(text)
     print(text)

@@ -260,5 +260,201 @@ def embed(dataset, model, out, batch_size, device) -> None:
     click.echo(f"embeddings in {written}")
 
 
+def backend_options(func):
+    """Flags shared by build and search: where the backend lives and how to reach it."""
+    options = [
+        click.option(
+            "--backend",
+            default="qdrant",
+            show_default=True,
+            help="faiss, hnswlib, qdrant or milvus",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            envvar="SMEC_INDEX_DATA",
+            default="smec-data",
+            show_default=True,
+            help="where embedded backends, cached artifacts and manifests live "
+            "(env SMEC_INDEX_DATA)",
+        ),
+        click.option(
+            "--url",
+            envvar="QDRANT_URL",
+            help="Qdrant server URL (env QDRANT_URL); "
+            "without it Qdrant runs embedded (qdrant-edge)",
+        ),
+        click.option(
+            "--api-key",
+            envvar="QDRANT_API_KEY",
+            help="Qdrant API key (env QDRANT_API_KEY); never printed",
+        ),
+        click.option(
+            "--uri",
+            envvar="MILVUS_URI",
+            help="Milvus server URI (env MILVUS_URI); "
+            "without it Milvus runs embedded (milvus-lite)",
+        ),
+        click.option(
+            "--token", envvar="MILVUS_TOKEN", help="Milvus token (env MILVUS_TOKEN); never printed"
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def connector_options(backend: str, url, api_key, uri, token) -> dict:
+    from smec_index.connectors import BACKENDS
+
+    if backend not in BACKENDS:
+        raise SmecError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "qdrant":
+        return {k: v for k, v in {"url": url, "api_key": api_key}.items() if v}
+    if backend == "milvus":
+        return {k: v for k, v in {"uri": uri, "token": token}.items() if v}
+    return {}
+
+
+@main.command()
+@click.option(
+    "--dataset",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="BEIR dataset directory (embedded first when it has no embeddings)",
+)
+@click.option("--embeddings", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dim", type=int, required=True, help="stored dimension (the input dim = original)")
+@backend_options
+@click.option(
+    "--artifact",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="artifact to project with (default: train SMEC with defaults, cached)",
+)
+@click.option("--collection", help="collection name (default DATASET_METHOD_DIM)")
+@click.option(
+    "--index",
+    "index_kind",
+    default="hnsw",
+    show_default=True,
+    help="flat, hnsw, ivf_flat or ivf_pq (as the backend supports)",
+)
+@click.option("--m", "hnsw_m", type=int, default=16, show_default=True, help="HNSW M")
+@click.option("--ef-construction", type=int, default=200, show_default=True)
+@click.option("--ef-search", type=int, default=128, show_default=True)
+@click.option("--nlist", type=int, help="IVF lists")
+@click.option("--nprobe", type=int, help="IVF lists probed per query")
+@click.option("--pq-m", type=int, help="PQ sub-quantizers")
+@click.option(
+    "--quantization", type=click.Choice(["scalar", "binary", "product"]), help="Qdrant quantization"
+)
+@click.option("--overwrite", is_flag=True, help="replace an existing collection")
+@click.option("--batch-size", type=int, default=1000, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
+@click.option("--quiet", is_flag=True, help="no progress bars")
+def build(
+    dataset,
+    embeddings,
+    dim,
+    backend,
+    data_dir,
+    url,
+    api_key,
+    uri,
+    token,
+    artifact,
+    collection,
+    index_kind,
+    hnsw_m,
+    ef_construction,
+    ef_search,
+    nlist,
+    nprobe,
+    pq_m,
+    quantization,
+    overwrite,
+    batch_size,
+    as_json,
+    quiet,
+) -> None:
+    """Project a corpus to --dim and index it in a backend; measure it through the index."""
+    from smec_index.build import BuildRequest
+    from smec_index.build import build as run_build
+
+    options = connector_options(backend, url, api_key, uri, token)
+    params = {
+        "M": hnsw_m,
+        "ef_construction": ef_construction,
+        "ef_search": ef_search,
+        "nlist": nlist,
+        "nprobe": nprobe,
+        "pq_m": pq_m,
+        "quantization": quantization,
+    }
+    request = BuildRequest(
+        dataset=dataset,
+        backend=backend,
+        dim=dim,
+        data_dir=data_dir,
+        embeddings=embeddings,
+        artifact=artifact,
+        collection=collection,
+        index=index_kind,
+        params={k: v for k, v in params.items() if v is not None},
+        connector_options=options,
+        overwrite=overwrite,
+        batch_size=batch_size,
+        progress=not quiet,
+    )
+    summary = run_build(request, say=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    memory = summary["memory_bytes"]
+    click.echo(
+        f"{summary['backend']} collection {summary['collection']}: {summary['count']} "
+        f"vectors at {summary['dim']} dims, built in {summary['build_seconds']:.1f} s, "
+        + (f"{memory / 2**20:.1f} MiB" if memory is not None else "size not reported")
+    )
+    if summary["ndcg@10"] is not None:
+        click.echo(
+            f"through the index on test qrels: nDCG@10 {summary['ndcg@10']:.4f}, "
+            f"recall@10 vs exact search {summary['recall@10']:.4f}"
+        )
+
+
+@main.command()
+@click.argument("query")
+@backend_options
+@click.option("--collection", required=True)
+@click.option("-k", "--top-k", type=int, default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def search(query, backend, data_dir, url, api_key, uri, token, collection, top_k, as_json) -> None:
+    """Search a built collection with text: encoded and projected as its corpus was."""
+    from smec_index.data import BeirDataset
+    from smec_index.embed import encode, load_model
+    from smec_index.index import CompressedIndex
+
+    options = connector_options(backend, url, api_key, uri, token)
+    index = CompressedIndex.open(backend, collection, data_dir, **options)
+    try:
+        model = load_model(index.manifest.model, "auto")
+        vector = encode(model, [query], progress=False)
+        ids, scores = index.search(vector, k=top_k)
+    finally:
+        index.close()
+    corpus = BeirDataset(Path(index.manifest.dataset)).corpus if index.manifest.dataset else {}
+    hits = [
+        {"id": i, "score": float(s), "title": corpus.get(i, {}).get("title", "")}
+        for i, s in zip(ids[0], scores[0], strict=True)
+        if i
+    ]
+    if as_json:
+        click.echo(json.dumps({"query": query, "collection": collection, "hits": hits}))
+        return
+    for rank, hit in enumerate(hits, 1):
+        click.echo(f"{rank:>3}  {hit['score']:.4f}  {hit['id']}  {hit['title'][:80]}")
+
+
 if __name__ == "__main__":
     main()

@@ -45,7 +45,8 @@ class IndexSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if int(self.dim) <= 0:
+        self.dim = int(self.dim)
+        if self.dim <= 0:
             raise SmecError(f"dim must be positive, got {self.dim}")
         if self.metric not in METRICS:
             raise SmecError(f"unknown metric {self.metric!r}; use one of {', '.join(METRICS)}")
@@ -96,15 +97,17 @@ class Connector(Protocol):
         """Top-k ids per query (best first) and their scores, (nq, k) float32.
 
         Scores are similarities (higher is better) for ``cosine``/``ip`` and negated
-        distances for ``l2``, so every backend sorts the same way. Missing hits are padded
-        with ``""`` and ``-inf``.
+        distances for ``l2`` (squared for FAISS, hnswlib and Milvus, plain Euclidean for
+        Qdrant: compare l2 scores within one backend only), so every backend sorts the same
+        way. Missing hits are padded with ``""`` and ``-inf``.
         """
         ...
 
     def count(self, collection: str) -> int: ...
 
     def iterate(self, collection: str, batch_size: int = 1000) -> Iterator[Batch]:
-        """Every point exactly once, in batches."""
+        """Every point exactly once, in batches, with its vector as stored (unit length for
+        ``cosine``, since backends normalise on insert) and its payload."""
         ...
 
     def memory_bytes(self, collection: str) -> int | None:

@@ -1,0 +1,105 @@
+"""hnswlib, embedded: one HNSW graph per collection, written with ``save_index``.
+
+The one index kind is ``hnsw`` with ``M`` [16], ``ef_construction`` [200] and ``ef_search``
+[64] (hnswlib's ``ef``, which its files do not keep, so it is set again from the spec on
+every load). Spaces are hnswlib's ``cosine`` (it normalises vectors, so ``iterate`` gives
+them back normalised), ``ip`` and ``l2``. hnswlib returns distances; scores are
+``1 - d`` for cosine and ip (the similarity) and ``-d`` (negated squared L2) for l2.
+Capacity starts at 1024 points and at least doubles when an add needs more.
+``memory_bytes`` is the size of the saved index file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import hnswlib
+import numpy as np
+
+from smec_index.connectors.local_files import (
+    HNSW_DEFAULTS,
+    Collection,
+    LocalConnector,
+    int_params,
+)
+
+INITIAL_CAPACITY = 1024
+SEED = 100
+
+
+class HnswlibConnector(LocalConnector):
+    """Collections as hnswlib indexes under ``<data_dir>/hnswlib/<collection>/``."""
+
+    name = "hnswlib"
+    index_params = {"hnsw": tuple(HNSW_DEFAULTS)}
+
+    def memory_bytes(self, collection: str) -> int:
+        col = self._load(collection)
+        return (Path(self.path(collection)) / col.files["index"]).stat().st_size
+
+    def _resolve_params(self, kind: str, dim: int, params: dict[str, Any]) -> dict[str, Any]:
+        return int_params(params, HNSW_DEFAULTS)
+
+    def _new(self, col: Collection) -> Any:
+        return hnswlib.Index(space=col.spec.metric, dim=col.spec.dim)
+
+    def _init_index(self, col: Collection) -> None:
+        col.index = self._new(col)
+        params = col.spec.params
+        col.index.init_index(
+            max_elements=INITIAL_CAPACITY,
+            ef_construction=params["ef_construction"],
+            M=params["M"],
+            random_seed=SEED,
+        )
+        col.index.set_ef(params["ef_search"])
+
+    def _read_index(self, col: Collection, directory: Path) -> None:
+        col.index = self._new(col)
+        col.index.load_index(str(directory / col.files["index"]))
+        col.index.set_ef(col.spec.params["ef_search"])
+
+    def _write_index(self, col: Collection, directory: Path, generation: str) -> dict[str, str]:
+        name = f"index-{generation}.bin"
+        col.index.save_index(str(directory / name))
+        return {"index": name}
+
+    def _add(self, col: Collection, vectors: np.ndarray, batch_size: int) -> None:
+        first = len(col.ids)
+        needed = first + len(vectors)
+        capacity = col.index.get_max_elements()
+        if needed > capacity:
+            col.index.resize_index(max(needed, 2 * capacity))
+        for start in range(0, len(vectors), batch_size):
+            chunk = vectors[start : start + batch_size]
+            col.index.add_items(chunk, np.arange(first + start, first + start + len(chunk)))
+
+    def _search(self, col: Collection, queries: np.ndarray, k: int) -> tuple[Any, Any]:
+        labels = np.full((len(queries), k), -1, dtype=np.int64)
+        distances = np.full((len(queries), k), np.inf, dtype=np.float32)
+        try:
+            labels[:], distances[:] = col.index.knn_query(queries, k=k)
+        except RuntimeError:
+            # hnswlib refuses a batch where any query finds fewer than k points (k near the
+            # collection size, or points the graph cannot reach): keep what each one finds.
+            for row, query in enumerate(queries):
+                found, got = _most_found(col.index, query[None], k)
+                labels[row, :found], distances[row, :found] = got
+        scores = -distances if col.spec.metric == "l2" else 1.0 - distances
+        return labels, scores
+
+    def _vectors(self, col: Collection, start: int, stop: int) -> np.ndarray:
+        return col.index.get_items(np.arange(start, stop), return_type="numpy")
+
+
+def _most_found(index: Any, query: np.ndarray, k: int) -> tuple[int, Any]:
+    """The largest ``found <= k`` hnswlib answers for one query (by bisection), and its hits."""
+    low, best, high = 0, (np.empty((1, 0)), np.empty((1, 0))), k + 1
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            best, low = index.knn_query(query, k=middle), middle
+        except RuntimeError:
+            high = middle
+    return low, best
