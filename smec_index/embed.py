@@ -34,6 +34,9 @@ def load_model(model: str | Path | None = None, device: str = "auto"):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # "Loading weights" would clutter stdout pipes
 
     from smec_index.device import resolve_device
 
