@@ -1,0 +1,272 @@
+"""Qdrant through qdrant-client: a real server (``url``) or the client's local mode (``path``).
+
+Server collections are created with indexing off (``indexing_threshold=0``, Qdrant's bulk
+upload recipe); :meth:`ClientStore.build` then lowers it to 1 KB and waits until the
+collection is green, so HNSW is built before ``add`` returns and searches go through it
+(``full_scan_threshold`` is lowered too, see :mod:`qdrant_common`).
+
+The :class:`IndexSpec` rides in the collection's ``metadata`` (Qdrant >= 1.16 keeps it);
+where a server drops it, the spec is rebuilt from the collection config (dim, distance,
+HNSW, quantization) and only ``ef_search`` is lost.
+
+Local mode is qdrant-client's pure-Python brute-force scan: it accepts HNSW and
+quantization settings and ignores them (its collection info shows Qdrant's defaults
+whatever was asked). It exists to test client code quickly and must never give latency or
+memory figures.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
+
+from smec_index.connectors.base import IndexSpec
+from smec_index.connectors.qdrant_common import (
+    FULL_SCAN_THRESHOLD_KB,
+    ID_KEY,
+    INDEXING_THRESHOLD_KB,
+    Hit,
+    Points,
+    QdrantSettings,
+    disk_bytes,
+    split_id,
+)
+from smec_index.connectors.qdrant_server import TRANSPORT_ERRORS, failure, telemetry_bytes
+from smec_index.errors import SmecError
+
+SPEC_KEY = "smec_index_spec"
+BUILD_TIMEOUT_S = 3600.0
+QUERY_CHUNK = 256
+_DISTANCES = {
+    "cosine": models.Distance.COSINE,
+    "ip": models.Distance.DOT,
+    "l2": models.Distance.EUCLID,
+}
+_METRICS = {distance: metric for metric, distance in _DISTANCES.items()}
+
+
+def _quantization(settings: QdrantSettings) -> Any:
+    if settings.quantization == "scalar":
+        config = models.ScalarQuantizationConfig(
+            type=models.ScalarType.INT8, quantile=0.99, always_ram=True
+        )
+        return models.ScalarQuantization(scalar=config)
+    if settings.quantization == "binary":
+        return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+    if settings.quantization == "product":
+        ratio = models.CompressionRatio(f"x{settings.compression}")
+        config = models.ProductQuantizationConfig(compression=ratio, always_ram=True)
+        return models.ProductQuantization(product=config)
+    return None
+
+
+def spec_from_info(info: models.CollectionInfo) -> IndexSpec:
+    """The spec stored with a collection, or rebuilt from its config where none was."""
+    metadata = getattr(info.config, "metadata", None) or {}
+    if SPEC_KEY in metadata:
+        return IndexSpec(**metadata[SPEC_KEY])
+    vectors = info.config.params.vectors
+    if not isinstance(vectors, models.VectorParams):
+        raise SmecError("this Qdrant collection has named vectors; smec-index reads unnamed ones")
+    hnsw, params = info.config.hnsw_config, {}
+    params.update(M=hnsw.m, ef_construction=hnsw.ef_construct)
+    quantization = info.config.quantization_config
+    for kind in ("scalar", "binary", "product"):
+        if quantization is not None and getattr(quantization, kind, None) is not None:
+            params["quantization"] = kind
+    return IndexSpec(dim=vectors.size, metric=_METRICS[vectors.distance], params=params)
+
+
+class ClientStore:
+    """Collections behind one :class:`QdrantClient`; ``where`` names it in error messages."""
+
+    def __init__(self, client: QdrantClient, where: str, storage: Path | None = None) -> None:
+        self.client, self.where, self.storage = client, where, storage
+
+    @property
+    def server(self) -> bool:
+        return self.storage is None
+
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Turn transport and HTTP failures into one-line errors that name the server."""
+        try:
+            yield
+        except UnexpectedResponse as exc:
+            detail = (exc.content or b"").decode(errors="replace").splitlines()[:1]
+            raise SmecError(
+                f"Qdrant at {self.where} answered HTTP {exc.status_code} "
+                f"{' '.join(detail)[:200]}; check the request and the server's log"
+            ) from None
+        except TRANSPORT_ERRORS as exc:
+            reason = failure(exc)
+            raise SmecError(
+                f"lost Qdrant at {self.where} ({reason}); check --url/QDRANT_URL "
+                "and that the server is running"
+            ) from None
+
+    def exists(self, collection: str) -> bool:
+        with self.guard():
+            return self.client.collection_exists(collection)
+
+    def create(self, collection: str, spec: IndexSpec, settings: QdrantSettings) -> None:
+        with self.guard():
+            self.client.delete_collection(collection)
+            self.client.create_collection(
+                collection,
+                vectors_config=models.VectorParams(size=spec.dim, distance=_DISTANCES[spec.metric]),
+                hnsw_config=models.HnswConfigDiff(
+                    m=settings.m,
+                    ef_construct=settings.ef_construct,
+                    full_scan_threshold=FULL_SCAN_THRESHOLD_KB,
+                ),
+                optimizers_config=models.OptimizersConfigDiff(
+                    indexing_threshold=0, default_segment_number=1
+                ),
+                quantization_config=_quantization(settings),
+                metadata={SPEC_KEY: spec.to_dict()},
+            )
+        if not self.server:
+            _skip_fsync(self.client, collection)
+
+    def spec(self, collection: str) -> IndexSpec:
+        with self.guard():
+            return spec_from_info(self.client.get_collection(collection))
+
+    def upsert(
+        self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
+    ) -> None:
+        batch = models.Batch(ids=ids, vectors=vectors.tolist(), payloads=payloads)
+        with self.guard():
+            self.client.upsert(collection, points=batch, wait=True)
+
+    def build(self, collection: str, settings: QdrantSettings) -> None:
+        if not self.server or not settings.hnsw:
+            return
+        with self.guard():
+            self.client.update_collection(
+                collection,
+                optimizers_config=models.OptimizersConfigDiff(
+                    indexing_threshold=INDEXING_THRESHOLD_KB
+                ),
+            )
+            self._wait_until_indexed(collection)
+
+    def _wait_until_indexed(self, collection: str) -> None:
+        # The optimizers start asynchronously after update_collection, so one green reading
+        # may come before they do: wait for every vector indexed, or green for ~1 s (a
+        # segment under 1 KB stays plain).
+        deadline, green = time.monotonic() + BUILD_TIMEOUT_S, 0
+        while time.monotonic() < deadline:
+            info = self.client.get_collection(collection)
+            if info.status == models.CollectionStatus.RED:
+                raise SmecError(
+                    f"Qdrant at {self.where} failed to index {collection!r} "
+                    f"({info.optimizer_status}); check the server's log"
+                )
+            if info.status == models.CollectionStatus.GREY:  # pending, not started
+                self.client.update_collection(
+                    collection, optimizers_config=models.OptimizersConfigDiff()
+                )
+            green = green + 1 if info.status == models.CollectionStatus.GREEN else 0
+            indexed = (info.indexed_vectors_count or 0) >= (info.points_count or 0)
+            if green >= 5 or (green and indexed):
+                return
+            time.sleep(0.2)
+        raise SmecError(
+            f"Qdrant at {self.where} is still indexing {collection!r} after "
+            f"{BUILD_TIMEOUT_S:.0f} s; check the server's load and log"
+        )
+
+    def search(
+        self, collection: str, queries: np.ndarray, k: int, settings: QdrantSettings
+    ) -> list[list[Hit]]:
+        quantization = None
+        if settings.quantization:
+            quantization = models.QuantizationSearchParams(
+                rescore=True, oversampling=settings.oversampling
+            )
+        params = models.SearchParams(
+            hnsw_ef=settings.ef_search, exact=not settings.hnsw, quantization=quantization
+        )
+        if not self.server:
+            params = None  # local mode scans anyway, and warns on every search given params
+        rows = queries.tolist()
+        hits: list[list[Hit]] = []
+        with self.guard():
+            for start in range(0, len(rows), QUERY_CHUNK):
+                requests = [
+                    models.QueryRequest(query=row, limit=k, params=params, with_payload=[ID_KEY])
+                    for row in rows[start : start + QUERY_CHUNK]
+                ]
+                for response in self.client.query_batch_points(collection, requests):
+                    hits.append([(str(p.payload[ID_KEY]), p.score) for p in response.points])
+        return hits
+
+    def scroll(self, collection: str, batch_size: int) -> Iterator[Points]:
+        offset = None
+        while True:
+            with self.guard():
+                records, offset = self.client.scroll(
+                    collection, limit=batch_size, offset=offset, with_vectors=True
+                )
+            if records:
+                yield [(*split_id(r.payload), r.vector) for r in records]
+            if offset is None:
+                return
+
+    def count(self, collection: str) -> int:
+        with self.guard():
+            return self.client.count(collection, exact=True).count
+
+    def memory_bytes(self, collection: str) -> int | None:
+        if not self.server:
+            path = self.storage / "collection" / collection
+            return disk_bytes(path) if path.is_dir() else None
+        with self.guard():
+            telemetry = self.client.http.client.request(
+                type_=dict, method="GET", url="/telemetry", params={"details_level": "3"}
+            )
+        return telemetry_bytes(telemetry, collection)
+
+    def drop(self, collection: str) -> None:
+        with self.guard():
+            self.client.delete_collection(collection)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_local(path: Path) -> ClientStore:
+    """A store in qdrant-client's local mode under ``path`` (brute force, tests only)."""
+    try:
+        client = QdrantClient(path=str(path))
+    except (RuntimeError, OSError) as exc:
+        raise SmecError(
+            f"cannot open Qdrant local storage {path}: {str(exc).splitlines()[0]}; close any "
+            "other connector or process using it"
+        ) from None
+    for collection in client.get_collections().collections:
+        _skip_fsync(client, collection.name)
+    return ClientStore(client, str(path), storage=path)
+
+
+def _skip_fsync(client: QdrantClient, collection: str) -> None:
+    """Let local mode's SQLite commit without fsync (best effort, private attributes).
+
+    Local mode commits every point on its own; with an fsync each, 10,000 points take minutes
+    on a virtual disk. Its files only back tests, so surviving a power cut does not matter.
+    """
+    local = getattr(client, "_client", None)
+    persistence = getattr(getattr(local, "collections", {}).get(collection), "storage", None)
+    connection = getattr(persistence, "storage", None)
+    if isinstance(connection, sqlite3.Connection):
+        connection.execute("PRAGMA synchronous=OFF")

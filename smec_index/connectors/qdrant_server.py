@@ -1,0 +1,99 @@
+"""Reaching a Qdrant server: a connection check with retries, and sizes from telemetry.
+
+The API key goes to qdrant-client and nowhere else: messages name the URL (without any
+user:password part), never the key, and errors are raised ``from None`` so no chained
+exception can carry request details into a traceback.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from typing import Any
+
+import httpx
+from qdrant_client import QdrantClient
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from smec_index.connectors.qdrant_common import shown_url
+from smec_index.errors import SmecError
+
+TRANSPORT_ERRORS = (ResponseHandlingException, httpx.HTTPError, ConnectionError, TimeoutError)
+_PROBE_TIMEOUT_S = 2
+_PROBE_BUDGET_S = 8.0
+
+
+def failure(exc: BaseException) -> str:
+    """The name of what failed underneath qdrant-client's wrapper (``ConnectError``...)."""
+    return type(getattr(exc, "source", None) or exc).__name__
+
+
+def connect_server(url: str, api_key: str | None, timeout: float) -> QdrantClient:
+    """A client for the server at ``url``, checked with a few retries inside ~8 s.
+
+    Raises:
+        SmecError: the server cannot be reached or refuses the API key; the message names
+            the URL, never the key.
+    """
+    where, delay, tries = shown_url(url), 0.25, 0
+    deadline = time.monotonic() + _PROBE_BUDGET_S
+    with warnings.catch_warnings():
+        # The insecure-connection warning comes once, from the client kept below.
+        warnings.simplefilter("ignore", UserWarning)
+        probe = QdrantClient(
+            url=url, api_key=api_key, timeout=_PROBE_TIMEOUT_S, check_compatibility=False
+        )
+    try:
+        while True:
+            tries += 1
+            try:
+                probe.get_collections()
+                break
+            except UnexpectedResponse as exc:
+                if exc.status_code in (401, 403):
+                    raise SmecError(
+                        f"Qdrant at {where} refused the API key (HTTP {exc.status_code}); "
+                        "check --api-key/QDRANT_API_KEY"
+                    ) from None
+                if exc.status_code < 500:
+                    raise SmecError(
+                        f"{where} answered HTTP {exc.status_code}, not as a Qdrant server; "
+                        "check --url/QDRANT_URL"
+                    ) from None
+                reason = f"HTTP {exc.status_code}"  # starting up or overloaded: try again
+            except TRANSPORT_ERRORS as exc:
+                reason = failure(exc)
+            if time.monotonic() + delay + _PROBE_TIMEOUT_S > deadline:
+                raise SmecError(
+                    f"cannot reach Qdrant at {where} after {tries} tries ({reason}); check "
+                    "--url/QDRANT_URL and that the server is running"
+                )
+            time.sleep(delay)
+            delay *= 2
+    finally:
+        probe.close()
+    return QdrantClient(
+        url=url, api_key=api_key, timeout=max(1, math.ceil(timeout)), check_compatibility=False
+    )
+
+
+def telemetry_bytes(telemetry: dict[str, Any], collection: str) -> int | None:
+    """A collection's size from ``GET /telemetry``: its segments' bytes on disk, else the
+    vectors and payloads its local shards hold; ``None`` where the server reports neither."""
+    found = [
+        c
+        for c in (telemetry.get("result") or {}).get("collections", {}).get("collections") or []
+        if isinstance(c, dict) and c.get("id") == collection
+    ]
+    shards = [r.get("local") or {} for c in found for r in c.get("shards") or []]
+    segments = [s.get("info") or {} for shard in shards for s in shard.get("segments") or []]
+    on_disk = [s["disk_usage_bytes"] for s in segments if s.get("disk_usage_bytes") is not None]
+    if on_disk:
+        return int(sum(on_disk))
+    sizes = [
+        shard.get(key) or 0
+        for shard in shards
+        for key in ("vectors_size_bytes", "payloads_size_bytes")
+    ]
+    return int(sum(sizes)) or None

@@ -1,0 +1,358 @@
+"""Qdrant beyond the contract: settings reach the engine, ids, persistence, secrets, servers.
+
+The edge tests read back what Qdrant itself wrote (``segment.json`` per segment and the
+shard's ``info()``), so a mapping that silently fell back to Qdrant's defaults would fail.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from qdrant_client import models
+
+from smec_index.connectors import IndexSpec, open_connector
+from smec_index.connectors.qdrant_client_store import ClientStore, spec_from_info
+from smec_index.connectors.qdrant_common import QdrantSettings
+from smec_index.connectors.qdrant_edge_store import segment_configs
+from smec_index.connectors.qdrant_server import telemetry_bytes
+from smec_index.errors import SmecError
+
+from .conftest import DIM
+
+SMALL = 3000  # points for the per-setting tests: enough for HNSW, quick to build
+HNSW = {"M": 8, "ef_construction": 64, "ef_search": 64}
+ODD_IDS = [
+    "42",
+    "-7",
+    "00000000-0000-0000-0000-000000000001",
+    "doc/with/slashes",
+    "ünïcödé id",
+    "  spaces  ",
+    "x" * 300,
+]
+SECRET = "secret-123"
+
+
+def _small(points, n: int = SMALL):
+    return points["ids"][:n], points["vectors"][:n], points["payloads"][:n]
+
+
+def _recall(found: list[list[str]], vectors: np.ndarray, queries: np.ndarray, ids) -> float:
+    exact = np.argsort(-(queries @ vectors.T), axis=1)[:, :10]
+    hits = [
+        len(set(row) & {ids[j] for j in top}) / 10 for row, top in zip(found, exact, strict=True)
+    ]
+    return float(np.mean(hits))
+
+
+@pytest.mark.parametrize(
+    "quantization, expected",
+    [
+        (None, None),
+        ("scalar", {"scalar": {"type": "int8", "quantile": 0.99}}),
+        ("binary", {"binary": {}}),
+        ("product", {"product": {"compression": "x16"}}),
+    ],
+)
+def test_edge_settings_reach_the_engine(tmp_path, points, quantization, expected):
+    ids, vectors, payloads = _small(points)
+    connector = open_connector("qdrant", data_dir=tmp_path)
+    spec = IndexSpec(dim=DIM, params={**HNSW, "quantization": quantization})
+    connector.create("tuned", spec)
+    connector.add("tuned", ids, vectors, payloads)
+    assert connector.count("tuned") == len(ids)  # builds the index (lazily, once)
+
+    info = connector.store.shard("tuned").info()
+    assert info.points_count == SMALL and info.indexed_vectors_count == SMALL
+    configs = segment_configs(tmp_path / "qdrant" / "tuned" / "shard")
+    indexed = [c for c in configs if c["index"]["type"] == "hnsw"]
+    assert len(indexed) == 1, "one HNSW segment holds the collection"
+    options = indexed[0]["index"]["options"]
+    assert (options["m"], options["ef_construct"], options["full_scan_threshold"]) == (8, 64, 10)
+    stored = indexed[0]["quantization_config"]
+    if expected is None:
+        assert stored is None
+    else:
+        ((kind, fields),) = expected.items()
+        assert set(stored) == {kind} and fields.items() <= stored[kind].items()
+
+    # Rescoring with the originals: every score is the exact cosine of the returned point.
+    queries = points["queries"][:20]
+    found, scores = connector.search("tuned", queries, k=10)
+    row_of = {point_id: n for n, point_id in enumerate(ids)}
+    exact = np.array(
+        [[queries[q] @ vectors[row_of[i]] for i in row] for q, row in enumerate(found)]
+    )
+    np.testing.assert_allclose(scores, exact, atol=1e-5)
+    if quantization in (None, "scalar", "product"):
+        assert _recall(found, vectors, queries, ids) >= 0.9
+    connector.close()
+
+
+def test_edge_searches_walk_the_graph_and_flat_scans(tmp_path, points):
+    ids, vectors, _ = _small(points)
+    connector = open_connector("qdrant", data_dir=tmp_path)
+    recall = {}
+    for index, params in [("flat", {}), ("hnsw", {"M": 4, "ef_construction": 8, "ef_search": 4})]:
+        connector.create(index, IndexSpec(dim=DIM, index=index, params=params))
+        connector.add(index, ids, vectors)
+        assert connector.count(index) == SMALL  # builds the index (lazily, once)
+        indexed = connector.store.shard(index).info().indexed_vectors_count
+        assert indexed == (SMALL if index == "hnsw" else 0)
+        found, _ = connector.search(index, points["queries"], k=10)
+        recall[index] = _recall(found, vectors, points["queries"], ids)
+    # A scan (what Qdrant's default full_scan_threshold would do here) is exact; a sparse
+    # graph with a narrow beam is not, which shows the searches walk it.
+    assert recall["flat"] == 1.0 and recall["hnsw"] < 0.99
+    connector.close()
+
+
+def test_edge_persists_across_reopen(tmp_path, points):
+    ids, vectors, payloads = _small(points)
+    spec = IndexSpec(dim=DIM, params={**HNSW, "quantization": "scalar"})
+    first = open_connector("qdrant", data_dir=tmp_path, mode="edge")
+    first.create("kept", spec)
+    first.add("kept", ids, vectors, payloads)
+    before, _ = first.search("kept", points["queries"], k=10)
+    with pytest.raises(SmecError, match="another connector or process has it open"):
+        open_connector("qdrant", data_dir=tmp_path).count("kept")  # the shard is locked
+    first.close()
+
+    second = open_connector("qdrant", data_dir=tmp_path, mode="edge")
+    assert second.exists("kept") and second.spec("kept") == spec
+    assert second.count("kept") == SMALL
+    after, _ = second.search("kept", points["queries"], k=10)
+    assert after == before
+    assert sum(len(batch.ids) for batch in second.iterate("kept")) == SMALL
+    assert second.memory_bytes("kept") > SMALL * DIM  # at least one byte per int8 code
+    second.drop("kept")
+    assert not (tmp_path / "qdrant" / "kept").exists()
+    second.close()
+    second.close()  # closing twice is fine
+
+
+@pytest.mark.parametrize("mode", ["edge", "local"])
+def test_ids_round_trip_and_payloads_come_back_clean(tmp_path, mode):
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((len(ODD_IDS), DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    payloads = [{"n": n, "tag": ["a", "b"]} for n in range(len(ODD_IDS))]
+    connector = open_connector("qdrant", data_dir=tmp_path, mode=mode)
+    connector.create("odd", IndexSpec(dim=DIM, params=HNSW))
+    connector.add("odd", ODD_IDS, vectors, payloads)
+
+    found, scores = connector.search("odd", vectors, k=len(ODD_IDS) + 2)
+    assert [row[0] for row in found] == ODD_IDS
+    assert all(row[-2:] == ["", ""] for row in found) and np.isneginf(scores[:, -2:]).all()
+    seen = {}
+    for batch in connector.iterate("odd", batch_size=3):
+        seen.update(zip(batch.ids, batch.payloads, strict=True))
+    assert seen == dict(zip(ODD_IDS, payloads, strict=True))
+
+    with pytest.raises(SmecError, match="reserved"):
+        connector.add("odd", ["y"], vectors[:1], [{"_smec_id": "z"}])
+    connector.add("odd", ODD_IDS[:1], vectors[1:2])  # same id: overwritten, not added
+    assert connector.count("odd") == len(ODD_IDS)
+    connector.close()
+
+
+@pytest.mark.parametrize("mode", ["edge", "local"])
+def test_l2_scores_are_negated_euclidean_distances(tmp_path, mode):
+    vectors = np.zeros((3, DIM), np.float32)
+    vectors[1, 0], vectors[2, 0] = 3.0, 5.0
+    connector = open_connector("qdrant", data_dir=tmp_path, mode=mode)
+    connector.create("l2", IndexSpec(dim=DIM, metric="l2", index="flat"))
+    connector.add("l2", ["zero", "three", "five"], vectors)
+    found, scores = connector.search("l2", vectors[:1], k=3)
+    assert found == [["zero", "three", "five"]]
+    np.testing.assert_allclose(scores, [[0.0, -3.0, -5.0]], atol=1e-5)
+    connector.close()
+
+
+def test_local_mode_reopens_after_close(tmp_path, points):
+    ids, vectors, payloads = _small(points, 500)
+    first = open_connector("qdrant", data_dir=tmp_path, mode="local")
+    first.create("loc", IndexSpec(dim=DIM, params={**HNSW, "quantization": "product"}))
+    first.add("loc", ids, vectors, payloads)
+    first.close()
+    second = open_connector("qdrant", data_dir=tmp_path, mode="local")
+    assert second.spec("loc").params["quantization"] == "product"
+    assert second.count("loc") == 500 and second.memory_bytes("loc") > 0
+    found, _ = second.search("loc", vectors[:5], k=1)
+    assert [row[0] for row in found] == ids[:5]
+    second.close()
+
+
+def test_bad_specs_and_modes_say_what_to_do(tmp_path):
+    connector = open_connector("qdrant", data_dir=tmp_path)
+    with pytest.raises(SmecError, match="use scalar, binary or product"):
+        connector.create("bad", IndexSpec(dim=DIM, params={"quantization": "int4"}))
+    with pytest.raises(SmecError, match="no 'ivf_pq' index"):
+        connector.create("bad", IndexSpec(dim=DIM, index="ivf_pq"))
+    with pytest.raises(SmecError, match="create it first"):
+        connector.count("missing")
+    connector.close()
+    with pytest.raises(SmecError, match="unknown Qdrant mode"):
+        open_connector("qdrant", data_dir=tmp_path, mode="cloud")
+
+
+def test_spec_is_rebuilt_from_a_collection_without_one():
+    config = SimpleNamespace(
+        metadata=None,  # created by another tool, or a server before 1.16
+        params=SimpleNamespace(
+            vectors=models.VectorParams(size=8, distance=models.Distance.EUCLID)
+        ),
+        hnsw_config=models.HnswConfig(m=12, ef_construct=80, full_scan_threshold=10),
+        quantization_config=models.BinaryQuantization(binary=models.BinaryQuantizationConfig()),
+    )
+    spec = spec_from_info(SimpleNamespace(config=config))
+    assert (spec.dim, spec.metric, spec.index) == (8, "l2", "hnsw")
+    assert spec.params == {"M": 12, "ef_construction": 80, "quantization": "binary"}
+    config.metadata = {"smec_index_spec": IndexSpec(dim=8, params={"ef_search": 7}).to_dict()}
+    assert spec_from_info(SimpleNamespace(config=config)).params == {"ef_search": 7}
+
+
+class _IndexingServer:
+    """get_collection answers from a script of (status, indexed) states, then the last one."""
+
+    def __init__(self, *states: tuple[str, int]) -> None:
+        self.states, self.updates = list(states), 0
+
+    def get_collection(self, collection):
+        status, indexed = self.states.pop(0) if len(self.states) > 1 else self.states[0]
+        return SimpleNamespace(
+            status=models.CollectionStatus(status),
+            indexed_vectors_count=indexed,
+            points_count=100,
+            optimizer_status="error: disk full",
+        )
+
+    def update_collection(self, collection, optimizers_config):
+        self.updates += 1
+
+
+def test_server_build_waits_for_the_index():
+    settings = QdrantSettings.from_spec(IndexSpec(dim=DIM))
+    # Green before the optimizer starts must not count; grey gets the optimizer nudged.
+    server = _IndexingServer(("green", 0), ("grey", 0), ("yellow", 60), ("green", 100))
+    ClientStore(server, "http://fake").build("c", settings)
+    assert server.states == [("green", 100)] and server.updates == 2
+    with pytest.raises(SmecError, match="failed to index 'c' .*disk full"):
+        ClientStore(_IndexingServer(("red", 0)), "http://fake").build("c", settings)
+
+
+def _assert_clean(exc: BaseException, *hidden: str) -> None:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    for secret in hidden:
+        assert secret not in str(exc) and secret not in repr(exc) and secret not in text
+    assert "\n" not in str(exc)
+
+
+@pytest.mark.parametrize("via_env", [False, True])
+def test_unreachable_server_fails_fast_without_the_key(monkeypatch, via_env):
+    if via_env:
+        monkeypatch.setenv("QDRANT_API_KEY", SECRET)
+    started = time.perf_counter()
+    with pytest.raises(SmecError) as caught:
+        open_connector(
+            "qdrant", url="http://user:pa55@127.0.0.1:1", api_key=None if via_env else SECRET
+        )
+    assert time.perf_counter() - started < 10
+    message = str(caught.value)
+    assert "http://127.0.0.1:1" in message and "QDRANT_URL" in message
+    _assert_clean(caught.value, SECRET, "pa55")
+
+
+class _FakeQdrant(BaseHTTPRequestHandler):
+    """Answers GET /collections like Qdrant (or 401), recording the api-key header."""
+
+    status = 200
+    seen_keys: list[str | None] = []
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        type(self).seen_keys.append(self.headers.get("api-key"))
+        body = json.dumps({"result": {"collections": []}, "status": "ok", "time": 0.0})
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _FakeQdrant)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _FakeQdrant.status, _FakeQdrant.seen_keys = 200, []
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_api_key_is_sent_but_never_shown(fake_server):
+    with pytest.warns(UserWarning, match="insecure connection"):
+        connector = open_connector("qdrant", url=fake_server, api_key=SECRET)
+    assert _FakeQdrant.seen_keys == [SECRET]
+    assert SECRET not in repr(connector) and SECRET not in str(connector)
+    assert fake_server in repr(connector)
+    connector.close()
+
+    _FakeQdrant.status = 401
+    with pytest.raises(SmecError, match="refused the API key") as caught:
+        open_connector("qdrant", url=fake_server, api_key=SECRET)
+    _assert_clean(caught.value, SECRET)
+
+
+def test_server_memory_comes_from_telemetry_segments():
+    def segment(disk):
+        return {"info": {"disk_usage_bytes": disk}}
+
+    shard = {"local": {"segments": [segment(1000), segment(24)], "vectors_size_bytes": 7}}
+    telemetry = {
+        "result": {
+            "collections": {
+                "collections": [{"id": "other", "shards": []}, {"id": "c", "shards": [shard]}]
+            }
+        }
+    }
+    assert telemetry_bytes(telemetry, "c") == 1024
+    del shard["local"]["segments"]
+    shard["local"]["payloads_size_bytes"] = 3
+    assert telemetry_bytes(telemetry, "c") == 10
+    assert telemetry_bytes(telemetry, "missing") is None
+
+
+@pytest.mark.server
+def test_server_builds_hnsw_with_the_spec(qdrant_url, points):
+    ids, vectors, payloads = _small(points)
+    connector = open_connector("qdrant", url=qdrant_url)
+    spec = IndexSpec(dim=DIM, params={**HNSW, "quantization": "scalar"})
+    try:
+        connector.create("smec_test_server", spec, overwrite=True)
+        connector.add("smec_test_server", ids, vectors, payloads)
+        assert connector.count("smec_test_server") == len(ids)
+        info = connector.store.client.get_collection("smec_test_server")
+        assert info.status.value == "green" and info.indexed_vectors_count >= SMALL
+        assert (info.config.hnsw_config.m, info.config.hnsw_config.ef_construct) == (8, 64)
+        assert info.config.quantization_config.scalar is not None
+        assert connector.spec("smec_test_server") == spec
+        assert connector.memory_bytes("smec_test_server") > 0
+        found, _ = connector.search("smec_test_server", vectors[:5], k=1)
+        assert [row[0] for row in found] == ids[:5]
+        odd = np.repeat(vectors[:1], len(ODD_IDS), axis=0)
+        connector.add("smec_test_server", ODD_IDS, odd)
+        seen = {i for batch in connector.iterate("smec_test_server") for i in batch.ids}
+        assert set(ODD_IDS) <= seen
+    finally:
+        connector.drop("smec_test_server")
+        connector.close()
