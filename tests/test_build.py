@@ -34,7 +34,7 @@ def pca_artifact(synthetic_beir, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("backend", ["faiss", "hnswlib"])
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant", "milvus"])
 def test_build_summary_and_manifest(backend, synthetic_beir, pca_artifact, tmp_path):
     summary = build_json(
         "--dataset",
@@ -64,6 +64,36 @@ def test_build_summary_and_manifest(backend, synthetic_beir, pca_artifact, tmp_p
     assert summary["recall@10"] >= 0.95 and summary["ndcg@10"] > 0.5
     manifest = json.loads((tmp_path / "manifests" / backend / "synth_pca_32.json").read_text())
     assert manifest["artifact"] == str(pca_artifact.resolve()) and manifest["count"] == 2000
+    # Embedded backends keep everything under the one data directory.
+    assert {p.name for p in tmp_path.iterdir()} <= {"manifests", backend, "qdrant", "milvus"}
+
+
+@pytest.mark.parametrize(("backend", "flag"), [("qdrant", "--url"), ("milvus", "--uri")])
+def test_unreachable_server_fails_fast_with_one_line(
+    backend, flag, synthetic_beir, pca_artifact, tmp_path
+):
+    import time
+
+    started = time.perf_counter()
+    result = invoke(
+        "build",
+        "--dataset",
+        synthetic_beir,
+        "--backend",
+        backend,
+        "--dim",
+        16,
+        "--artifact",
+        pca_artifact,
+        "--data-dir",
+        tmp_path,
+        flag,
+        "http://127.0.0.1:1",
+        "--quiet",
+    )
+    assert time.perf_counter() - started < 15  # the connector gives up within ~10 s
+    one_line_error(result, "127.0.0.1:1")
+    assert not (tmp_path / "manifests").exists()
 
 
 def test_build_default_artifact_is_trained_once_and_cached(synthetic_beir, tmp_path):

@@ -49,7 +49,9 @@ CASES = [
         "milvus",
         "milvus_server",
         "ivf_pq",
-        {"nlist": 64, "nprobe": 32, "pq_m": 32, "pq_bits": 8},
+        # Milvus 2.3's IVF_PQ cannot re-rank: one 8-bit code per dim keeps recall >= 0.95
+        # (pq_m 32 gives 0.916 here; faiss IVF-PQ without refine gives the same).
+        {"nlist": 64, "nprobe": 32, "pq_m": 64, "pq_bits": 8},
         (pytest.mark.server,),
     ),
 ]

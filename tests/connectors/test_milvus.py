@@ -1,0 +1,236 @@
+"""Milvus-specific checks the contract cannot make: milvus-lite persistence, index params that
+really reach Milvus, clear errors, and a server launcher that keeps to loopback and its folder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from smec_index.connectors import IndexSpec, open_connector
+from smec_index.connectors.milvus_server import milvus_standalone
+from smec_index.errors import SmecError
+
+from .conftest import DIM
+
+SUBSET = 3000  # above Milvus' 1024-row threshold, so sealed segments get a real index
+
+
+def _one_line(error: pytest.ExceptionInfo[SmecError]) -> str:
+    message = str(error.value)
+    assert "\n" not in message, f"not one line: {message!r}"
+    return message
+
+
+def test_lite_persists_across_reopen(tmp_path, points):
+    spec = IndexSpec(dim=DIM, metric="cosine", index="hnsw", params={"M": 8, "ef_search": 32})
+    first = open_connector("milvus", data_dir=tmp_path)
+    first.create("kept", spec)
+    first.add(
+        "kept", points["ids"][:SUBSET], points["vectors"][:SUBSET], points["payloads"][:SUBSET]
+    )
+    first.close()
+    assert (tmp_path / "milvus" / "milvus.db" / "collections" / "kept").is_dir()
+
+    second = open_connector("milvus", data_dir=tmp_path)
+    try:
+        assert second.exists("kept")
+        assert second.spec("kept") == spec
+        assert second.count("kept") == SUBSET
+        ids, scores = second.search("kept", points["vectors"][:5], k=3)
+        assert [row[0] for row in ids] == points["ids"][:5]
+        np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-4)
+        assert second.memory_bytes("kept") > SUBSET * DIM * 4 // 2
+    finally:
+        second.close()
+
+
+def test_lite_index_params_reach_milvus_lite(tmp_path):
+    connector = open_connector("milvus", data_dir=tmp_path)
+    try:
+        spec = IndexSpec(dim=DIM, metric="l2", index="ivf_flat", params={"nlist": 7})
+        connector.create("ivf", spec)
+        index = connector.client.describe_index("ivf", "vector")
+        assert index["index_type"] == "IVF_FLAT" and index["metric_type"] == "L2"
+        assert int(index["params"]["nlist"]) == 7
+    finally:
+        connector.close()
+
+
+def test_lite_rejects_ivf_pq_without_substituting(tmp_path):
+    connector = open_connector("milvus", data_dir=tmp_path)
+    try:
+        spec = IndexSpec(dim=DIM, index="ivf_pq", params={"nlist": 16, "pq_m": 8})
+        with pytest.raises(SmecError) as error:
+            connector.create("pq", spec)
+        message = _one_line(error)
+        assert "ivf_pq" in message and "flat, hnsw, ivf_flat" in message
+        assert not connector.exists("pq")
+    finally:
+        connector.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "index", "params", "expected"),
+    [
+        ("ok_name", "ivf_flat", {"nlist": 8, "refine": 4}, "takes no refine"),
+        ("ok_name", "hnsw", {"M": 8, "nprobe": 4}, "takes no nprobe"),
+        ("bad-name", "flat", {}, "use '_' instead of '-'"),
+    ],
+)
+def test_bad_names_and_params_are_one_line_errors(tmp_path, name, index, params, expected):
+    connector = open_connector("milvus", data_dir=tmp_path)
+    try:
+        with pytest.raises(SmecError) as error:
+            connector.create(name, IndexSpec(dim=DIM, index=index, params=params))
+        assert expected in _one_line(error)
+    finally:
+        connector.close()
+
+
+def test_unreachable_server_fails_fast_without_the_token(monkeypatch, caplog, capsys):
+    secret = "s3cr3t-token-value"
+    monkeypatch.setenv("MILVUS_TOKEN", secret)
+    for token in (None, secret):  # from $MILVUS_TOKEN, then as an argument
+        began = time.monotonic()
+        with pytest.raises(SmecError) as error:
+            open_connector("milvus", uri="http://127.0.0.1:1", token=token)
+        assert time.monotonic() - began < 10
+        message = _one_line(error)
+        assert "http://127.0.0.1:1" in message and "--uri" in message
+        assert secret not in message
+    captured = capsys.readouterr()
+    assert secret not in caplog.text + captured.out + captured.err
+
+
+# ---- a real Milvus 2.3.5 standalone server -------------------------------------------------
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("index", "params", "expected"),
+    [
+        (
+            "hnsw",
+            {"M": 12, "ef_construction": 80, "ef_search": 40},
+            {"M": 12, "efConstruction": 80},
+        ),
+        (
+            "ivf_pq",
+            {"nlist": 32, "nprobe": 8, "pq_m": 16, "pq_bits": 8},
+            {"nlist": 32, "m": 16, "nbits": 8},
+        ),
+    ],
+)
+def test_server_index_type_and_params_reach_milvus(milvus_server, points, index, params, expected):
+    connector = open_connector("milvus", uri=milvus_server)
+    collection = f"params_{index}"
+    try:
+        connector.create(collection, IndexSpec(DIM, "ip", index, params), overwrite=True)
+        described = connector.client.describe_index(collection, "vector")
+        assert described["index_type"] == index.upper() and described["metric_type"] == "IP"
+        assert {key: int(described["params"][key]) for key in expected} == expected
+
+        connector.add(collection, points["ids"][:SUBSET], points["vectors"][:SUBSET])
+        assert connector.count(collection) == SUBSET  # flushes, awaits the index, loads
+        described = connector.client.describe_index(collection, "vector")
+        assert described["indexed_rows"] == SUBSET and described["pending_index_rows"] == 0
+        segments = connector.client.list_loaded_segments(collection)
+        assert sum(s.num_rows for s in segments) == SUBSET
+        assert all(s.state_name == "Sealed" and s.index_name == "vector" for s in segments)
+    finally:
+        connector.drop(collection)
+        connector.close()
+
+
+def _listening(pid: int) -> dict[int, str]:
+    """Port -> bound address of every TCP socket ``pid`` listens on (from /proc, no ss)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports: dict[int, str] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            address, port = fields[1].rsplit(":", 1)
+            if len(address) == 8:
+                ip = ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0))
+            else:
+                ip = "::" if int(address, 16) == 0 else address
+            ports[int(port, 16)] = ip
+    return ports
+
+
+def _server_pid(port: int) -> int:
+    """The process listening on ``port``."""
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and proc.name != str(os.getpid()):
+            try:
+                if port in _listening(int(proc.name)):
+                    return int(proc.name)
+            except OSError:
+                continue
+    raise AssertionError(f"no process listens on port {port}")
+
+
+@pytest.mark.server
+def test_server_stays_in_its_folder_and_dials_loopback(milvus_server, tmp_path_factory):
+    port = int(milvus_server.rsplit(":", 1)[1])
+    pid = _server_pid(port)
+    base = Path(os.readlink(f"/proc/{pid}/cwd"))  # MilvusServer starts it in its base dir
+    assert base.is_relative_to(tmp_path_factory.getbasetemp())
+    assert Path(os.readlink(f"/proc/{pid}/exe")).is_relative_to(base)
+    config = (base / "configs" / "milvus.yaml").read_text()
+    for setting in ("dir: {}/data/etcd.data", "path: {}/data/rocksmq", "rootPath: {}/logs"):
+        assert setting.format(base) in config
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd)
+        if target.startswith("/") and not target.startswith(("/dev/", "/proc/")):
+            assert Path(target).is_relative_to(base) or target == "/run/milvus/standalone.pid"
+
+    ip_lines = [line.split("#")[0].strip() for line in config.splitlines() if line.strip()]
+    assert ip_lines.count("ip: 127.0.0.1") == 7  # every component that has an ip key
+    listening = _listening(pid)
+    assert listening[port] in ("0.0.0.0", "::", "127.0.0.1")
+    etcd = [p for p, ip in listening.items() if ip == "127.0.0.1"]
+    assert len(etcd) >= 2, f"embedded etcd should listen on loopback: {listening}"
+
+
+@pytest.mark.server
+@pytest.mark.xfail(
+    strict=True,
+    reason="Milvus 2.3.5 binds every gRPC server and the metrics port to all interfaces "
+    "(':port'); '<component>.ip' only sets the address it advertises and dials",
+)
+def test_server_binds_loopback_only(milvus_server):
+    port = int(milvus_server.rsplit(":", 1)[1])
+    listening = _listening(_server_pid(port))
+    assert set(listening.values()) == {"127.0.0.1"}, listening
+
+
+@pytest.mark.server
+def test_launcher_stops_the_server_on_exceptions(tmp_path):
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match="boom"), milvus_standalone(tmp_path) as uri:
+        pid = _server_pid(int(uri.rsplit(":", 1)[1]))
+        startup = time.monotonic() - began
+        raise RuntimeError("boom")
+    assert startup < 60
+    assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    assert not Path(f"/tmp/milvus/server_id_{pid}").exists()
+    assert (tmp_path / "logs" / "milvus-stdout.log").is_file()
+
+
+def test_launcher_rejects_config_keys_milvus_would_drop(tmp_path):
+    pytest.importorskip("milvus")
+    with pytest.raises(SmecError) as error, milvus_standalone(tmp_path, extra_configs={"x.y": 1}):
+        pass
+    assert "x.y" in _one_line(error)
