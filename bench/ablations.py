@@ -203,8 +203,8 @@ def main() -> None:
         "--init",
         choices=["pca", "identity"],
         default="pca",
-        help="stage initialisation for every run (identity: ADS must find the "
-        "important raw dims itself)",
+        help="stage initialisation for every run (identity: adapters start at the "
+        "identity and ADS chooses among the raw dims)",
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()

@@ -299,7 +299,7 @@ def test_zero_adapter_with_truncation_is_identity_columns() -> None:
     np.testing.assert_array_equal(stage.matrix(), expected)
     np.testing.assert_array_equal(tree.projection(3), expected)
     x = torch.randn(4, 8)
-    h, y = stage.eval()(x)
+    h, _, y = stage.eval()(x)
     torch.testing.assert_close(h, x)
     torch.testing.assert_close(y, x[:, :3])
 
@@ -325,8 +325,8 @@ def test_chain_projection_is_product_and_matches_forward() -> None:
     )
     x = torch.randn(5, 8)
     with torch.no_grad():
-        _, y6 = first(x)
-        _, y3 = second(y6)
+        _, _, y6 = first(x)
+        _, _, y3 = second(y6)
     np.testing.assert_allclose(y6.numpy(), x.numpy() @ tree.projection(6), atol=1e-5)
     np.testing.assert_allclose(y3.numpy(), x.numpy() @ tree.projection(3), atol=1e-5)
     # The projection is not a plain column selection: the adapters did something.
@@ -335,8 +335,25 @@ def test_chain_projection_is_product_and_matches_forward() -> None:
 
 def test_training_forward_keeps_dim_columns() -> None:
     stage = Stage(8, 3).train()
-    h, y = stage(torch.randn(4, 8))
-    assert h.shape == (4, 8) and y.shape == (4, 3)
+    x = torch.randn(4, 8)
+    h, masked, y = stage(x)
+    assert h.shape == (4, 8) and masked.shape == (4, 8) and y.shape == (4, 3)
+    # masked holds the kept coordinates and zeros: same cosines as y.
+    assert int((masked.detach().abs().sum(0) > 0).sum()) == 3
+    cos = torch.nn.functional.cosine_similarity
+    torch.testing.assert_close(cos(masked[:1], masked[1:]), cos(y[:1], y[1:]))
+
+
+def test_unselected_dims_get_a_gradient() -> None:
+    """Straight-through over the full masked vector: every logit learns, kept or not."""
+    torch.manual_seed(0)
+    stage = Stage(8, 3, adapter=False).train()
+    _, masked, _ = stage(torch.randn(16, 8))
+    target = torch.randn(16, 8)
+    (masked * target).sum().backward()
+    kept = set(torch.nonzero(masked.detach().abs().sum(0) > 0).squeeze(1).tolist())
+    grads = stage.selector.logits.grad
+    assert grads is not None and all(grads[i] != 0 for i in range(8) if i not in kept)
 
 
 def test_tree_rejects_unknown_parent() -> None:

@@ -28,7 +28,7 @@ class TrainedCompressor(LinearCompressor):
 
     supervised = True
     needs_qrels = False
-    pca_init = True  # the published adapter baselines start at the identity
+    pca_init = True  # False: always the identity (the published adapter baselines)
 
     def __init__(self, dims, seed: int = 0, progress: bool = True, **settings: Any) -> None:
         self.train_config = TrainConfig.from_dict({**self.defaults(), **settings, "seed": seed})
@@ -82,8 +82,11 @@ class TrainedCompressor(LinearCompressor):
         )
         history = []
         for tree, groups in trees:
+            corpus = table.vectors[: table.n_corpus]
             if config.init == "pca" and self.pca_init:
-                tree.init_pca(table.vectors[: table.n_corpus])
+                tree.init_pca(corpus)
+            else:
+                tree.init_importance(corpus)
             trainer = Trainer(tree, table, config, self.objective(), device, self.progress)
             for group in groups:
                 trainer.train_group(group)

@@ -40,16 +40,21 @@ class Stage(nn.Module):
     def adapt(self, x: torch.Tensor) -> torch.Tensor:
         return x if self.adapter is None else x + self.adapter(x)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(h, y)``: the adapted input (parent_dim) and the kept coordinates (dim).
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Return ``(h, masked, y)``.
 
-        In training the kept set is the sampled ADS mask; gradients reach the logits through
-        the mask values of the kept coordinates (straight-through).
+        ``h`` is the adapted input (parent_dim); ``masked = h * mask`` keeps every parent
+        coordinate, zero where not selected, and is what losses see: its cosines equal those
+        of the kept coordinates, but the straight-through gradient reaches the logit of
+        *every* dim (``dL/dmask_i = dL/dmasked_i * h_i``), so ADS learns what an unselected
+        dim would have added, not only what the kept ones do. ``y`` are the kept coordinates
+        (dim), the input of a child stage.
         """
         h = self.adapt(x)
         mask = self.selector.mask().to(h.device)
+        masked = h * mask
         kept = mask.detach().nonzero().squeeze(1)
-        return h, (h * mask).index_select(1, kept)
+        return h, masked, masked.index_select(1, kept)
 
     @torch.no_grad()
     def init_pca(self, inputs: torch.Tensor) -> None:
@@ -69,6 +74,15 @@ class Stage(nn.Module):
             self.adapter.weight.copy_(rotation.T - torch.eye(self.parent_dim))
         if isinstance(self.selector, AdaptiveDimensionSelector):
             log_var = eigenvalues[order].clamp(min=1e-12).log().float()
+            standard = (log_var - log_var.mean()) / log_var.std().clamp(min=1e-6)
+            self.selector.logits.copy_(self.selector.init_scale * standard)
+
+    @torch.no_grad()
+    def init_importance(self, inputs: torch.Tensor) -> None:
+        """Identity start for the adapter, ADS logits at each raw dim's standardised
+        log-variance (truncation has nothing to initialise)."""
+        if isinstance(self.selector, AdaptiveDimensionSelector):
+            log_var = inputs.var(dim=0).clamp(min=1e-12).log()
             standard = (log_var - log_var.mean()) / log_var.std().clamp(min=1e-6)
             self.selector.logits.copy_(self.selector.init_scale * standard)
 
@@ -123,6 +137,18 @@ class StageTree(nn.Module):
                 else corpus @ torch.from_numpy(self.projection(parent))
             )
             self.stage(dim).init_pca(inputs)
+
+    @torch.no_grad()
+    def init_importance(self, corpus: torch.Tensor) -> None:
+        """Identity adapters; ADS logits from each stage input's per-dim variance."""
+        for dim in self.dims:
+            parent = self.parents[dim]
+            inputs = (
+                corpus
+                if parent == self.input_dim
+                else corpus @ torch.from_numpy(self.projection(parent))
+            )
+            self.stage(dim).init_importance(inputs)
 
     def projection(self, dim: int) -> np.ndarray:
         """``input_dim x dim`` matrix for ``dim`` (product of its path's stage matrices)."""

@@ -17,8 +17,13 @@ class TrainConfig:
         ads: adaptive dimension selection (False: keep the first d dims).
         xbm: S-XBM neighbours for the unsupervised loss (False: in-batch top-k).
         supervised: use qrels with the rank loss (False: corpus only, unsupervised loss).
-        init: start each stage at the identity or at the PCA rotation of its input
-            (SMEC.md allows both; PCA wins on held-out SciFact train queries).
+        init: start each stage's adapter at the identity (ADS logits at each input dim's
+            standardised log-variance) or at the PCA rotation of its input (logits at the
+            components' log-variance). SMEC.md allows both. PCA is the default because it
+            is robust: on the held-out 20% of SciFact train identity averaged 0.726 nDCG@10
+            over 192/128/64/32 against 0.714 for PCA, but on synthetic embeddings whose
+            information is spread over every dim identity fell to 0.54 at 8 dims (PCA
+            0.80). ``--init identity`` suits models like MiniLM.
 
     Optimisation:
         max_epochs / patience: each stage (or the single parallel run) stops when the held-out
@@ -31,7 +36,8 @@ class TrainConfig:
     Losses:
         scale: inverse temperature of the rank loss (cosines times ``scale``).
         hard_negatives: top-K documents of the original embedding used as negatives.
-        alpha: weight of the unsupervised loss, ``L = L_rank + alpha * L_un``.
+        alpha: weight of the unsupervised loss, ``L = L_rank + alpha * L_un``. The paper uses
+            1.0; on held-out SciFact train queries 1.0 cost about 0.04 nDCG@10 against 0.1.
         memory_size / neighbours: S-XBM queue length and the K nearest entries per sample.
         tau_start / tau_end: ADS Gumbel-softmax temperature, annealed geometrically per epoch.
     """
@@ -46,7 +52,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     batch_size: int = 32
     lr: float = 1e-3
-    logits_lr: float = 0.01
+    logits_lr: float = 0.05
     weight_decay: float = 0.0
     scale: float = 10.0
     hard_negatives: int = 30

@@ -90,13 +90,13 @@ class Encoder:
             parent = self.tree.parents[dim]
             x = self.cache[parent][rows] if parent in self.cache else outputs[parent]
             stage: Stage = self.tree.stage(dim)
-            h, y = stage(x)
+            h, masked, y = stage(x)
             outputs[dim] = y
             if stage.adapter is not None:
                 adapted.append((h, x))
             if include_input_dim and parent in self.cache:
                 reps[parent] = torch.nn.functional.normalize(h, dim=1)
-            reps[dim] = torch.nn.functional.normalize(y, dim=1)
+            reps[dim] = torch.nn.functional.normalize(masked, dim=1)
         return reps, adapted
 
 
