@@ -39,7 +39,7 @@ TARGETS = {
     "faiss-hnsw": ("faiss", {}, "hnsw", HNSW),
     "hnswlib": ("hnswlib", {}, "hnsw", HNSW),
     "qdrant-edge": ("qdrant", {"mode": "edge"}, "hnsw", HNSW),
-    "milvus-lite": ("milvus", {}, "ivf_flat", {"nlist": 128, "nprobe": 32}),
+    "milvus-lite": ("milvus", {}, "hnsw", HNSW),
     "milvus-server": ("milvus", {"uri": None}, "hnsw", HNSW),
 }
 
