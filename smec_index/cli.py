@@ -382,15 +382,14 @@ def build(
     from smec_index.build import build as run_build
 
     options = connector_options(backend, url, api_key, uri, token)
-    params = {
-        "M": hnsw_m,
-        "ef_construction": ef_construction,
-        "ef_search": ef_search,
-        "nlist": nlist,
-        "nprobe": nprobe,
-        "pq_m": pq_m,
-        "quantization": quantization,
-    }
+    # Each index kind gets only its own parameters: backends reject ones they do not know.
+    params: dict = {"quantization": quantization}
+    if index_kind == "hnsw":
+        params.update(M=hnsw_m, ef_construction=ef_construction, ef_search=ef_search)
+    if index_kind in ("ivf_flat", "ivf_pq"):
+        params.update(nlist=nlist, nprobe=nprobe)
+    if index_kind == "ivf_pq":
+        params.update(pq_m=pq_m)
     request = BuildRequest(
         dataset=dataset,
         backend=backend,

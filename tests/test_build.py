@@ -191,3 +191,37 @@ def test_search_text_against_a_scifact_collection(scifact_dir, tmp_path):
     assert result.exit_code == 0, result.output
     hits = json.loads(result.stdout)["hits"]
     assert len(hits) == 3 and any("itamin" in h["title"] for h in hits)
+
+
+@pytest.mark.slow
+def test_build_embeds_a_dataset_without_embeddings_first(scifact_dir, tmp_path):
+    import itertools
+
+    from smec_index.data import read_jsonl
+
+    root = tmp_path / "tiny"
+    root.mkdir()
+    docs = list(itertools.islice(read_jsonl(scifact_dir / "corpus.jsonl"), 40))
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "cancer"}) + "\n")
+    data_dir = tmp_path / "data"
+    result = invoke(
+        "build",
+        "--dataset",
+        root,
+        "--backend",
+        "faiss",
+        "--dim",
+        384,
+        "--index",
+        "flat",
+        "--data-dir",
+        data_dir,
+        "--quiet",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    assert "has no embeddings: encoding it" in result.output
+    summary = json.loads(result.stdout)
+    assert summary["count"] == 40 and summary["ndcg@10"] is None  # no qrels, no metrics
+    assert (data_dir / "embeddings" / "tiny" / "all-MiniLM-L6-v2" / "corpus.npy").is_file()

@@ -91,6 +91,9 @@ def test_smec_records_ablation_switches_and_history(fitted):
     assert stages == {"32", "16", "8"}, "sequential training runs one stage at a time"
     assert {h["stage"] for h in fitted["mrl"].info["history"]} == {"32,16,8"}
     assert all(h["grad_variance"] >= 0 for h in smec.info["history"])
+    kept = smec.info["stage_selection"]
+    assert {d: len(v) for d, v in kept.items()} == {"32": 32, "16": 16, "8": 8}
+    assert all(len(set(v)) == len(v) and max(v) < smec.info["parents"][d] for d, v in kept.items())
 
 
 def test_continued_training_keeps_earlier_stages(fitted, synthetic, tmp_path):

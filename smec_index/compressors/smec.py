@@ -58,6 +58,10 @@ class SMEC(TrainedCompressor):
         assert self.tree is not None
         self.extra = self.tree.state_tensors()
         self.info["parents"] = {str(d): p for d, p in self.tree.parents.items()}
+        # Which coordinates of its parent each stage keeps (ADS choice or first d).
+        self.info["stage_selection"] = {
+            str(d): self.tree.stage(d).selector.indices().tolist() for d in self.tree.dims
+        }
 
     def extend(self, data: RetrievalData, qrels: Qrels | None, new_dims: list[int]) -> SMEC:
         """Continued training: add stages for ``new_dims`` without touching existing ones.
