@@ -39,6 +39,7 @@ TARGETS = {
     "faiss-hnsw": ("faiss", {}, "hnsw", HNSW),
     "hnswlib": ("hnswlib", {}, "hnsw", HNSW),
     "qdrant-edge": ("qdrant", {"mode": "edge"}, "hnsw", HNSW),
+    "qdrant-edge-int8": ("qdrant", {"mode": "edge"}, "hnsw", {**HNSW, "quantization": "scalar"}),
     "milvus-lite": ("milvus", {}, "hnsw", HNSW),
     "milvus-server": ("milvus", {"uri": None}, "hnsw", HNSW),
 }
