@@ -11,6 +11,7 @@ from smec_index.compressors import METHODS, Compressor, load_compressor, make_co
 from smec_index.compressors.base import check_input_dim
 from smec_index.errors import SmecError
 from smec_index.evaluate import evaluate_dims
+from smec_index.training.chain import StageTree
 
 DIMS = (32, 16, 8)
 FAST = {"max_epochs": 4, "progress": False}
@@ -101,11 +102,20 @@ def test_continued_training_keeps_earlier_stages(fitted, synthetic, tmp_path):
     fitted["smec"].save(tmp_path / "base")
     base = load_compressor(tmp_path / "base")
     before = {d: base.projection(d).copy() for d in base.dims}
+    weights = {k: v.copy() for k, v in base.extra.items()}
     base.progress = False
     base.extend(data, train, [4, 24])
     assert base.dims == (32, 24, 16, 8, 4)
     for dim, matrix in before.items():
         np.testing.assert_array_equal(base.projection(dim), matrix)
+    # The frozen stages' own weights are untouched too, and the new stages build on them.
+    for key, value in weights.items():
+        np.testing.assert_array_equal(base.extra[key], value)
+    tree = StageTree.from_state(
+        64, {int(d): p for d, p in base.info["parents"].items()}, base.extra
+    )
+    np.testing.assert_allclose(base.projection(4), before[8] @ tree.stage(4).matrix(), atol=1e-6)
+    np.testing.assert_allclose(base.projection(24), before[32] @ tree.stage(24).matrix(), atol=1e-6)
     assert base.info["parents"] == {"32": 64, "24": 32, "16": 32, "8": 16, "4": 8}
     assert evaluate_dims(data, test, base, [4])[4]["ndcg@10"] > 0.1
     with pytest.raises(SmecError, match="already has dim 8"):

@@ -397,9 +397,22 @@ def test_tree_init_pca_chain_stays_orthonormal() -> None:
     tree = StageTree(8)
     tree.add(Stage(8, 5))
     tree.add(Stage(5, 2))
-    tree.init_pca(x)
+    tree.initialise(x, [5, 2], "pca")
     projection = tree.projection(2).astype(np.float64)
     np.testing.assert_allclose(projection.T @ projection, np.eye(2), atol=1e-5)
     centred = x.numpy().astype(np.float64) - x.numpy().mean(0)
     eigenvalues = np.linalg.eigvalsh(np.cov(centred.T))[::-1]
     np.testing.assert_allclose((centred @ projection).var(0, ddof=1), eigenvalues[:2], rtol=1e-4)
+
+
+def test_initialise_leaves_unlisted_stages_alone() -> None:
+    x = torch.from_numpy(_low_rank(300, 8, rank=5, seed=2))
+    tree = StageTree(8)
+    tree.add(Stage(8, 5))
+    tree.add(Stage(5, 2))
+    before = {k: v.copy() for k, v in tree.state_tensors().items()}
+    tree.initialise(x, [2], "pca")
+    after = tree.state_tensors()
+    np.testing.assert_array_equal(after["stage.5.adapter"], before["stage.5.adapter"])
+    np.testing.assert_array_equal(after["stage.5.logits"], before["stage.5.logits"])
+    assert not np.array_equal(after["stage.2.adapter"], before["stage.2.adapter"])

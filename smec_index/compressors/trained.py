@@ -82,11 +82,9 @@ class TrainedCompressor(LinearCompressor):
         )
         history = []
         for tree, groups in trees:
-            corpus = table.vectors[: table.n_corpus]
-            if config.init == "pca" and self.pca_init:
-                tree.init_pca(corpus)
-            else:
-                tree.init_importance(corpus)
+            how = "pca" if config.init == "pca" and self.pca_init else "identity"
+            trained_dims = [d for group in groups for d in group]
+            tree.initialise(table.vectors[: table.n_corpus], trained_dims, how)
             trainer = Trainer(tree, table, config, self.objective(), device, self.progress)
             for group in groups:
                 trainer.train_group(group)

@@ -127,28 +127,21 @@ class StageTree(nn.Module):
         return path[::-1]
 
     @torch.no_grad()
-    def init_pca(self, corpus: torch.Tensor) -> None:
-        """PCA-initialise every stage in order, each on its parent's current output."""
-        for dim in self.dims:
-            parent = self.parents[dim]
-            inputs = (
-                corpus
-                if parent == self.input_dim
-                else corpus @ torch.from_numpy(self.projection(parent))
-            )
-            self.stage(dim).init_pca(inputs)
+    def initialise(self, corpus: torch.Tensor, dims: list[int], how: str) -> None:
+        """Initialise the stages ``dims`` (and no other) on their parents' current output.
 
-    @torch.no_grad()
-    def init_importance(self, corpus: torch.Tensor) -> None:
-        """Identity adapters; ADS logits from each stage input's per-dim variance."""
-        for dim in self.dims:
+        ``how`` is ``pca`` (:meth:`Stage.init_pca`) or ``identity``
+        (:meth:`Stage.init_importance`). Stages are visited from the largest dim down, so a
+        new stage below another new one sees its parent's initialised projection. Stages
+        not listed (frozen ones, when an artifact is extended) are left exactly as they are.
+        """
+        for dim in sorted(dims, reverse=True):
             parent = self.parents[dim]
-            inputs = (
-                corpus
-                if parent == self.input_dim
-                else corpus @ torch.from_numpy(self.projection(parent))
-            )
-            self.stage(dim).init_importance(inputs)
+            inputs = corpus
+            if parent != self.input_dim:
+                inputs = corpus @ torch.from_numpy(self.projection(parent))
+            stage = self.stage(dim)
+            stage.init_pca(inputs) if how == "pca" else stage.init_importance(inputs)
 
     def projection(self, dim: int) -> np.ndarray:
         """``input_dim x dim`` matrix for ``dim`` (product of its path's stage matrices)."""
