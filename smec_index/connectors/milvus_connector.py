@@ -36,7 +36,14 @@ from smec_index.connectors.base import (
     check_vectors,
     default_data_dir,
 )
-from smec_index.connectors.milvus_ops import binlog_bytes, connect, one_line, wait_for_index
+from smec_index.connectors.milvus_ops import (
+    GuardedClient,
+    binlog_bytes,
+    connect,
+    one_line,
+    shown_uri,
+    wait_for_index,
+)
 from smec_index.errors import SmecError
 
 MAX_ID_LENGTH = 1024  # bytes; VARCHAR max_length of the primary key
@@ -91,6 +98,7 @@ class MilvusConnector:
         if uri:
             token = os.environ.get("MILVUS_TOKEN", "") if token is None else token
             self._client: MilvusClient | None = connect(uri, token, timeout)
+            self.where = shown_uri(uri)
             return
         if importlib.util.find_spec("milvus_lite") is None:
             raise SmecError(
@@ -98,6 +106,7 @@ class MilvusConnector:
                 "or pass --uri of a Milvus server"
             )
         self._db_path = (Path(data_dir or default_data_dir()) / "milvus" / "milvus.db").resolve()
+        self.where = str(self._db_path)
         self._db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._client = MilvusClient(str(self._db_path))
@@ -110,9 +119,10 @@ class MilvusConnector:
 
     @property
     def client(self) -> MilvusClient:
+        """The pymilvus client; its failures surface as one-line :class:`SmecError`."""
         if self._client is None:
             raise SmecError("this Milvus connector is closed; open a new one")
-        return self._client
+        return GuardedClient(self._client, self.where)  # type: ignore[return-value]
 
     def create(self, collection: str, spec: IndexSpec, overwrite: bool = False) -> None:
         check_collection_name(collection)
@@ -286,21 +296,23 @@ class MilvusConnector:
             self.client.drop_collection(collection)
 
     def close(self) -> None:
-        if self._client is not None:
+        if self._client is None:
+            return
+        try:
             for collection in list(self._pending):
                 if self.exists(collection):
                     self._seal(collection)
-        client, self._client = self._client, None
-        if client is None:
-            return
-        client.close()
-        if self.lite:  # stop milvus-lite (flushes, frees the folder) when its last user closes
-            _lite_users[self._db_path] -= 1
-            if not _lite_users[self._db_path]:
-                del _lite_users[self._db_path]
-                from milvus_lite.server_manager import server_manager_instance
+        finally:  # a failed flush must not leak the client or milvus-lite's server
+            client, self._client = self._client, None
+            self._pending.clear()
+            client.close()
+            if self.lite:  # stop milvus-lite (flushes, frees the folder) when its last user closes
+                _lite_users[self._db_path] -= 1
+                if not _lite_users[self._db_path]:
+                    del _lite_users[self._db_path]
+                    from milvus_lite.server_manager import server_manager_instance
 
-                server_manager_instance.release_server(str(self._db_path))
+                    server_manager_instance.release_server(str(self._db_path))
 
     def _index_config(self, spec: IndexSpec) -> dict[str, Any]:
         kinds = LITE_KINDS if self.lite else tuple(BUILD_PARAMS)

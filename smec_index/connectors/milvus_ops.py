@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
+from typing import Any
 
 import grpc
 from pymilvus import MilvusClient, MilvusException
@@ -26,7 +28,7 @@ def connect(uri: str, token: str, timeout: float) -> MilvusClient:
             break
         time.sleep(wait)
         wait *= 2
-    shown = re.sub(r"//[^/@]*@", "//", uri)  # drop user:password@ from the URI
+    shown = shown_uri(uri)
     raise SmecError(
         f"cannot reach Milvus at {shown} after {tries} tries ({reason}); "
         "check --uri and that the server is running"
@@ -71,3 +73,37 @@ def binlog_bytes(client: MilvusClient, collection_id: str) -> int | None:
 def one_line(exc: MilvusException) -> str:
     message = getattr(exc, "message", "") or str(exc)
     return " ".join(str(message).split())[:300]
+
+
+def shown_uri(uri: str) -> str:
+    """The URI without any ``user:password@`` part, fit for messages."""
+    return re.sub(r"//[^/@]*@", "//", uri)
+
+
+class GuardedClient:
+    """A ``MilvusClient`` whose public calls raise one-line :class:`SmecError` on failure.
+
+    A server lost mid-build, or a request Milvus refuses, then reaches the CLI as one line
+    naming the call and where, instead of a gRPC traceback.
+    """
+
+    def __init__(self, client: MilvusClient, where: str) -> None:
+        self._client = client
+        self._where = where
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name.startswith("_") or not callable(attribute):
+            return attribute
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attribute(*args, **kwargs)
+            except MilvusException as exc:
+                raise SmecError(
+                    f"Milvus {name} failed at {self._where}: {one_line(exc)}; check that "
+                    "the server is up and the collection exists"
+                ) from None
+
+        return call

@@ -75,6 +75,15 @@ class QdrantSettings:
                 "quantization) or 'flat'"
             )
         params = spec.params
+        known = {"quantization", "pq_compression", "oversampling", "ef_search"}
+        if spec.index == "hnsw":
+            known |= {"M", "ef_construction"}
+        unknown = sorted(set(params) - known)
+        if unknown:
+            raise SmecError(
+                f"unknown Qdrant {spec.index} parameter(s) {', '.join(unknown)}; "
+                f"use {', '.join(sorted(known))}"
+            )
         quantization = params.get("quantization")
         if quantization not in QUANTIZATIONS:
             raise SmecError(

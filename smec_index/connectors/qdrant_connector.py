@@ -264,10 +264,14 @@ class QdrantConnector:
 
     def close(self) -> None:
         """Release files, locks and connections; closing twice is fine."""
-        if self._store is not None:
+        if self._store is None:
+            return
+        try:
             for collection in list(self._unbuilt):
                 if self._store_has(collection):
                     self._built(collection)
+        finally:  # a failed build must not keep the shard's lock
             self._store.close()
             self._store = None
-        self._specs.clear()
+            self._unbuilt.clear()
+            self._specs.clear()

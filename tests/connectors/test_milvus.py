@@ -234,3 +234,14 @@ def test_launcher_rejects_config_keys_milvus_would_drop(tmp_path):
     with pytest.raises(SmecError) as error, milvus_standalone(tmp_path, extra_configs={"x.y": 1}):
         pass
     assert "x.y" in _one_line(error)
+
+
+def test_milvus_failures_surface_as_one_line_errors(tmp_path):
+    connector = open_connector("milvus", data_dir=tmp_path)
+    try:
+        with pytest.raises(SmecError) as error:
+            connector.client.describe_collection("no_such_collection")
+        message = str(error.value)
+        assert "\n" not in message and "describe_collection failed" in message
+    finally:
+        connector.close()

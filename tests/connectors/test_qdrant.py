@@ -356,3 +356,13 @@ def test_server_builds_hnsw_with_the_spec(qdrant_url, points):
     finally:
         connector.drop("smec_test_server")
         connector.close()
+
+
+def test_unknown_index_parameters_are_refused(tmp_path):
+    connector = open_connector("qdrant", data_dir=tmp_path)
+    try:
+        with pytest.raises(SmecError, match="unknown Qdrant hnsw parameter.*ef_serach"):
+            connector.create("typo", IndexSpec(dim=DIM, params={"ef_serach": 64}))
+        assert not connector.exists("typo")
+    finally:
+        connector.close()
