@@ -68,8 +68,9 @@ def run(dataset: Path, dims: list[int], targets: list[str], data_dir: Path) -> l
         if "milvus-server" in targets:
             from smec_index.connectors.milvus_server import milvus_standalone
 
-            server_uri = stack.enter_context(milvus_standalone(Path(tempfile.mkdtemp())))
-        compressor, artifact = default_artifact(data, min(dims), data_dir, print)
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="milvus-")))
+            server_uri = stack.enter_context(milvus_standalone(base))
+        compressor, artifact = default_artifact(data, dims, data_dir, print)
         for name in tqdm(targets, desc="backends"):
             backend, options, kind, params = TARGETS[name]
             if "uri" in options:

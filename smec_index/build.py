@@ -9,6 +9,7 @@ exact search in the same compressed space), and record a manifest for `smec-inde
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from smec_index.index import CompressedIndex, Manifest
 from smec_index.metrics import mean_metric, ndcg_at_k
 
 DEFAULT_DIMS = (256, 192, 128, 64, 32)
+CHUNK = 100_000  # rows per connector.add during a build
 
 
 @dataclass
@@ -46,17 +48,25 @@ class BuildRequest:
     progress: bool = True
 
 
-def load_or_embed(request: BuildRequest, say) -> RetrievalData:
-    """The dataset's embeddings; encoded first (into the data dir) when it has none."""
+def load_or_embed(request: BuildRequest, say) -> tuple[RetrievalData, str | None]:
+    """The dataset's embeddings (encoded first, into the data dir, when it has none) and the
+    model that made them, as their ``meta.json`` names it."""
     dataset = BeirDataset(request.dataset)
     directory = request.embeddings
-    if directory is None and not dataset.default_embedding_dir().is_dir():
+    if directory is None and dataset.default_embedding_dir().is_dir():
+        directory = dataset.default_embedding_dir()
+    if directory is None:
         from smec_index.embed import embed_dataset
 
         directory = request.data_dir / "embeddings" / dataset.name / "all-MiniLM-L6-v2"
         say(f"{dataset.name} has no embeddings: encoding it with all-MiniLM-L6-v2 -> {directory}")
         embed_dataset(dataset, None, directory, progress=request.progress)
-    return load_retrieval_data(dataset.root, directory)
+    data = load_retrieval_data(dataset.root, directory)
+    try:
+        model = json.loads((Path(directory) / "meta.json").read_text()).get("model")
+    except (OSError, ValueError):
+        model = None
+    return data, model
 
 
 def _cache_key(data: RetrievalData, dims: tuple[int, ...]) -> str:
@@ -68,17 +78,20 @@ def _cache_key(data: RetrievalData, dims: tuple[int, ...]) -> str:
 
 
 def default_artifact(
-    data: RetrievalData, dim: int, data_dir: Path, say
+    data: RetrievalData, wanted: list[int], data_dir: Path, say
 ) -> tuple[LinearCompressor | None, Path | None]:
     """A SMEC artifact with default settings, trained once and cached under the data dir.
 
-    Returns the compressor and its directory; ``(None, None)`` when ``dim`` is the input dim.
+    It holds every dim of ``wanted`` below the input dim plus the defaults (256 ... 32).
+    Returns the compressor and its directory; ``(None, None)`` when nothing is to compress.
     """
-    if dim == data.dim:
+    too_big = [d for d in wanted if d > data.dim]
+    if too_big:
+        raise SmecError(f"--dim {too_big[0]} is larger than the {data.dim}-d embeddings")
+    compressed = {d for d in wanted if d < data.dim}
+    if not compressed:
         return None, None
-    if dim > data.dim:
-        raise SmecError(f"--dim {dim} is larger than the {data.dim}-d embeddings")
-    dims = tuple(sorted({dim, *(d for d in DEFAULT_DIMS if d < data.dim)}, reverse=True))
+    dims = tuple(sorted(compressed | {d for d in DEFAULT_DIMS if d < data.dim}, reverse=True))
     name = data.dataset.name if data.dataset else "data"
     path = data_dir / "artifacts" / f"{name}-smec-{_cache_key(data, dims)}"
     if (path / "config.json").is_file():
@@ -97,13 +110,17 @@ def default_artifact(
     return smec, path
 
 
-def measure(index: CompressedIndex, data: RetrievalData, qrels, k: int = 10) -> dict[str, float]:
-    """nDCG@10 through the index on ``qrels``; recall@10 of the index vs exact search."""
+def measure(
+    index: CompressedIndex, data: RetrievalData, qrels, corpus: np.ndarray, k: int = 10
+) -> dict[str, float]:
+    """nDCG@10 through the index on ``qrels``; recall@10 of the index vs exact search.
+
+    ``corpus`` is the corpus as stored (already projected), the exact-search reference.
+    """
     query_ids = list(qrels)
-    queries = data.queries.take(query_ids)
-    found, _ = index.search(queries, k=max(k, 10))
-    corpus = index.project(np.asarray(data.corpus.vectors))
-    _, exact_rows = exact_search(corpus, index.project(queries), 10)
+    queries = index.project(data.queries.take(query_ids))
+    found, _ = index.connector.search(index.collection, queries, max(k, 10))
+    _, exact_rows = exact_search(corpus, queries, 10)
     exact = [{data.corpus.ids[r] for r in row} for row in exact_rows]
     run = dict(zip(query_ids, found, strict=True))
     recall = np.mean([len(e.intersection(f[:10])) / 10 for e, f in zip(exact, found, strict=True)])
@@ -112,7 +129,7 @@ def measure(index: CompressedIndex, data: RetrievalData, qrels, k: int = 10) -> 
 
 def build(request: BuildRequest, say=print) -> dict[str, Any]:
     """Build the collection; return the summary ``smec-index build --json`` prints."""
-    data = load_or_embed(request, say)
+    data, model = load_or_embed(request, say)
     compressor, artifact_path = None, request.artifact
     if artifact_path is not None:
         compressor = load_compressor(artifact_path)
@@ -133,7 +150,7 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
                 "--overwrite to replace it or --collection to pick another name"
             )
         if artifact_path is None:
-            compressor, artifact_path = default_artifact(data, request.dim, request.data_dir, say)
+            compressor, artifact_path = default_artifact(data, [request.dim], request.data_dir, say)
         index = CompressedIndex(connector, collection, compressor, request.dim)
         corpus_ids = data.corpus.ids
         vectors = index.project(np.asarray(data.corpus.vectors))
@@ -164,14 +181,14 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
             "recall@10": None,
         }
         if data.dataset is not None and data.dataset.has_split("test"):
-            summary.update(measure(index, data, data.qrels("test")))
+            summary.update(measure(index, data, data.qrels("test"), vectors))
         Manifest(
             backend=request.backend,
             collection=collection,
             dim=request.dim,
             input_dim=data.dim,
             artifact=str(artifact_path.resolve()) if artifact_path else None,
-            model=None,
+            model=model,
             dataset=str(data.dataset.root.resolve()) if data.dataset else None,
             spec=spec.to_dict(),
             count=count,
@@ -189,9 +206,11 @@ def _fill(connector, collection, ids, vectors, payloads, request: BuildRequest) 
         disable=not request.progress,
         leave=False,
     )
+    # Connectors batch inside add (batch_size); the outer chunks are only for the progress
+    # bar, and large because each add may rewrite or retrain a file-backed index.
     step = max(request.batch_size, 1)
-    for start in range(0, len(ids), step):
-        stop = min(start + step, len(ids))
+    for start in range(0, len(ids), CHUNK):
+        stop = min(start + CHUNK, len(ids))
         connector.add(
             collection, ids[start:stop], vectors[start:stop], payloads[start:stop], batch_size=step
         )

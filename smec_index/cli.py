@@ -427,8 +427,15 @@ def build(
 @backend_options
 @click.option("--collection", required=True)
 @click.option("-k", "--top-k", type=int, default=10, show_default=True)
+@click.option(
+    "--model",
+    help="sentence-transformers model dir for the queries (default: the "
+    "model recorded with the collection; the bundled all-MiniLM-L6-v2 for it)",
+)
 @click.option("--json", "as_json", is_flag=True)
-def search(query, backend, data_dir, url, api_key, uri, token, collection, top_k, as_json) -> None:
+def search(
+    query, backend, data_dir, url, api_key, uri, token, collection, top_k, model, as_json
+) -> None:
     """Search a built collection with text: encoded and projected as its corpus was."""
     from smec_index.data import BeirDataset
     from smec_index.embed import encode, load_model
@@ -437,8 +444,8 @@ def search(query, backend, data_dir, url, api_key, uri, token, collection, top_k
     options = connector_options(backend, url, api_key, uri, token)
     index = CompressedIndex.open(backend, collection, data_dir, **options)
     try:
-        model = load_model(index.manifest.model, "auto")
-        vector = encode(model, [query], progress=False)
+        encoder = load_model(index.query_model(model), "auto")
+        vector = encode(encoder, [query], progress=False)
         ids, scores = index.search(vector, k=top_k)
     finally:
         index.close()

