@@ -1,4 +1,4 @@
-"""Raw results: one JSON object per run, appended to a ``.jsonl`` file.
+"""Raw results: one JSON object per run in a ``.jsonl`` file (rewritten by each benchmark).
 
 Each record carries the dataset, method, dim, settings, metrics and timings plus the
 versions of the software that produced it; tables and plots are derived from these files,
@@ -19,7 +19,20 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 def versions() -> dict[str, str]:
     found = {"python": platform.python_version(), "machine": platform.machine()}
-    for package in ("smec-index", "torch", "numpy", "faiss-cpu", "faiss-gpu"):
+    for package in (
+        "smec-index",
+        "torch",
+        "numpy",
+        "faiss-cpu",
+        "faiss-gpu",
+        "hnswlib",
+        "qdrant-edge-py",
+        "qdrant-client",
+        "pymilvus",
+        "milvus-lite",
+        "milvus",
+        "sentence-transformers",
+    ):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:

@@ -245,12 +245,14 @@ class LocalConnector:
     def _load(self, collection: str) -> Collection:
         meta_path = Path(self.path(collection)) / META
         try:
+            # One stat on the hot path (every search); the file is opened only when it moved.
+            st = os.stat(meta_path)
+            col = self._open.get(collection)
+            if col is not None and col.stamp == (st.st_ino, st.st_mtime_ns, st.st_size):
+                return col
             with open(meta_path, "rb") as handle:
                 st = os.fstat(handle.fileno())
                 stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-                col = self._open.get(collection)
-                if col is not None and col.stamp == stamp:
-                    return col
                 meta = json.loads(handle.read())
         except FileNotFoundError:
             self._open.pop(collection, None)

@@ -10,10 +10,11 @@ segment with a *plain* index, and nothing runs in the background. ``EdgeShard.op
 runs Qdrant's optimizers in the caller's thread; the indexing optimizer turns a segment into
 an HNSW (and quantized) one only when its vectors exceed ``indexing_threshold`` KB, and a
 threshold of 0 disables indexing. The default (about 10 MB) left a 10k x 64 collection
-(2.5 MB) unindexed, so shards are created with 1 KB and :meth:`EdgeStore.build` calls
-``optimize()`` after every ``add``. Even with a graph, a search scans a segment whose vectors
-are under ``full_scan_threshold`` KB (default 10,000): with it, HNSW at ef 64 on random 64-d
-data gave recall@10 1.0 (a scan), lowered to 10 KB it gave 0.91 (the graph). Checks:
+(2.5 MB) unindexed, so shards are created with 1 KB, and the connector calls
+:meth:`EdgeStore.build` (``optimize()``) once after adding, before the next read. Even
+with a graph, a search scans a segment whose vectors are under ``full_scan_threshold`` KB
+(default 10,000): with it, HNSW at ef 64 on random 64-d data gave recall@10 1.0 (a scan),
+lowered to 10 KB it gave 0.91 (the graph). Checks:
 ``info().indexed_vectors_count`` equals the point count after a build, and each
 ``segments/*/segment.json`` records ``"index": {"type": "hnsw", "options": {"m": ...}}`` and
 its ``quantization_config``; :func:`segment_configs` reads those back. One target segment
