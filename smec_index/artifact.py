@@ -10,6 +10,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,19 +42,41 @@ def save_artifact(
     directory = Path(directory)
     if directory.exists() and not overwrite:
         raise SmecError(f"{directory}: already exists; choose another --out or remove it")
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
+    with atomic_directory(directory) as staging:
         payload = {"format_version": FORMAT_VERSION, **config}
         (staging / CONFIG_FILE).write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, staging / WEIGHTS_FILE)
+    return directory
+
+
+@contextmanager
+def atomic_directory(directory: str | Path) -> Iterator[Path]:
+    """Yield a staging directory beside ``directory``; on success it replaces ``directory``.
+
+    On any error the staging directory is removed and ``directory`` is left as it was, so a
+    reader sees the old contents or the new ones, never half of them. (An existing
+    ``directory`` is renamed aside before the swap and deleted after it.)
+    """
+    directory = Path(directory)
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    except OSError as exc:
+        raise SmecError(
+            f"{directory}: cannot write there ({exc.strerror}); choose another path"
+        ) from None
+    try:
+        yield staging
+        old = None
         if directory.exists():
-            shutil.rmtree(directory)
+            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            os.replace(directory, old / directory.name)
         os.replace(staging, directory)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return directory
 
 
 def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from smec_index.artifact import atomic_directory
 from smec_index.data import BeirDataset, Embeddings, load_embedding_dir
 from smec_index.errors import SmecError
 
@@ -104,14 +103,7 @@ def embed_dataset(
     }
     if _cached(directory, meta):
         return directory
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    except OSError as exc:
-        raise SmecError(
-            f"{directory}: cannot write there ({exc.strerror}); pass --out DIR"
-        ) from None
-    try:
+    with atomic_directory(directory) as staging:
         encoder = load_model(model, device)
         dimension = getattr(encoder, "get_embedding_dimension", None) or (
             encoder.get_sentence_embedding_dimension
@@ -128,10 +120,4 @@ def embed_dataset(
         (staging / "corpus_ids.txt").write_text("\n".join(corpus_ids) + "\n")
         (staging / "query_ids.txt").write_text("\n".join(query_ids) + "\n")
         (staging / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return directory
