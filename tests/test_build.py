@@ -97,32 +97,11 @@ def test_unreachable_server_fails_fast_with_one_line(
 
 
 def test_build_default_artifact_is_trained_once_and_cached(synthetic_beir, tmp_path):
-    first = invoke(
-        "build",
-        "--dataset",
-        synthetic_beir,
-        "--backend",
-        "faiss",
-        "--dim",
-        16,
-        "--data-dir",
-        tmp_path,
-        "--quiet",
-    )
+    args = ["build", "--dataset", synthetic_beir, "--backend", "faiss", "--dim", 16]
+    args += ["--data-dir", tmp_path, "--quiet"]
+    first = invoke(*args)
     assert first.exit_code == 0 and "trained SMEC" in first.output, first.output
-    again = invoke(
-        "build",
-        "--dataset",
-        synthetic_beir,
-        "--backend",
-        "faiss",
-        "--dim",
-        16,
-        "--data-dir",
-        tmp_path,
-        "--quiet",
-        "--overwrite",
-    )
+    again = invoke(*args, "--overwrite")
     assert again.exit_code == 0 and "cached SMEC artifact" in again.output, again.output
 
 
