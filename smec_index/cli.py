@@ -37,6 +37,7 @@ class SmecGroup(click.Group):
 
 
 @click.group(cls=SmecGroup)
+@click.version_option(package_name="smec-index")
 @click.option("-v", "--verbose", is_flag=True, help="log progress details")
 def main(verbose: bool) -> None:
     """Train embedding compressors (SMEC and baselines) and evaluate them."""
