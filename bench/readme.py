@@ -52,6 +52,11 @@ SECTIONS = [
         "scifact-ann",
         "python -m bench.ann --dataset ../shared/data/scifact",
     ),
+    (
+        "Scale: 200k synthetic 384-d vectors (intrinsic rank 48), PCA to each dim, HNSW",
+        "synthetic-scale",
+        "python -m bench.scale --n 200000",
+    ),
 ]
 
 
