@@ -76,13 +76,24 @@ def spec_from_info(info: models.CollectionInfo) -> IndexSpec:
     vectors = info.config.params.vectors
     if not isinstance(vectors, models.VectorParams):
         raise SmecError("this Qdrant collection has named vectors; smec-index reads unnamed ones")
+    # Indexing switched off (threshold 0) is how a flat collection is kept from building
+    # a graph; anything else searches through HNSW. This fallback serves collections made
+    # by other tools (smec-index stores its spec in the metadata).
+    optimizer = getattr(info.config, "optimizer_config", None)
+    flat = optimizer is not None and optimizer.indexing_threshold == 0
     hnsw, params = info.config.hnsw_config, {}
-    params.update(M=hnsw.m, ef_construction=hnsw.ef_construct)
+    if not flat:
+        params.update(M=hnsw.m, ef_construction=hnsw.ef_construct)
     quantization = info.config.quantization_config
     for kind in ("scalar", "binary", "product"):
         if quantization is not None and getattr(quantization, kind, None) is not None:
             params["quantization"] = kind
-    return IndexSpec(dim=vectors.size, metric=_METRICS[vectors.distance], params=params)
+    return IndexSpec(
+        dim=vectors.size,
+        metric=_METRICS[vectors.distance],
+        index="flat" if flat else "hnsw",
+        params=params,
+    )
 
 
 class ClientStore:

@@ -217,6 +217,10 @@ def test_spec_is_rebuilt_from_a_collection_without_one():
     assert spec.params == {"M": 12, "ef_construction": 80, "quantization": "binary"}
     config.metadata = {"smec_index_spec": IndexSpec(dim=8, params={"ef_search": 7}).to_dict()}
     assert spec_from_info(SimpleNamespace(config=config)).params == {"ef_search": 7}
+    config.metadata = None
+    config.optimizer_config = SimpleNamespace(indexing_threshold=0)  # indexing off: flat
+    spec = spec_from_info(SimpleNamespace(config=config))
+    assert spec.index == "flat" and spec.params == {"quantization": "binary"}
 
 
 class _IndexingServer:
