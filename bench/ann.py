@@ -9,7 +9,8 @@ For every (backend, dim) it builds the collection with ``smec-index build``'s co
   the index against exact search;
 * single-query latency p50 / p95 / p99 (``time.perf_counter`` around each search, after a
   warm-up) and the QPS that gives;
-* build time (create + insert + flush/index) and the backend's own memory figure.
+* build time (create + insert + flush/index) and ``index_bytes`` / ``total_bytes`` as the
+  connector contract defines them (the same meaning on every backend).
 
 The Milvus standalone server is started (and stopped) by the benchmark itself.
 Writes ``bench/results/<dataset>-ann.jsonl``, ``.md`` and ``.png``.
@@ -64,17 +65,16 @@ def run(dataset: Path, dims: list[int], targets: list[str], data_dir: Path) -> l
     queries = data.queries.take(list(test))
     records = []
     with contextlib.ExitStack() as stack:
-        server_uri = None
         if "milvus-server" in targets:
-            from smec_index.connectors.milvus_server import milvus_standalone
+            from smec_index.servers.milvus_standalone import milvus_standalone
 
             base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="milvus-")))
-            server_uri = stack.enter_context(milvus_standalone(base))
+            server = stack.enter_context(milvus_standalone(base))
         compressor, artifact = default_artifact(data, dims, data_dir, print)
         for name in tqdm(targets, desc="backends"):
             backend, options, kind, params = TARGETS[name]
             if "uri" in options:
-                options = {**options, "uri": server_uri}
+                options = {**options, "uri": server.uri, "storage": str(server.storage)}
             for dim in dims:
                 request = BuildRequest(
                     dataset=dataset,
@@ -114,7 +114,9 @@ def run(dataset: Path, dims: list[int], targets: list[str], data_dir: Path) -> l
                         "p99_ms": 1e3 * float(np.percentile(times, 99)),
                         "qps": float(len(times) / times.sum()),
                         "build_seconds": summary["build_seconds"],
-                        "memory_bytes": summary["memory_bytes"],
+                        "index_bytes": summary["index_bytes"],
+                        "total_bytes": summary["total_bytes"],
+                        "bytes_method": summary["bytes_method"],
                         "count": summary["count"],
                     }
                 )
@@ -125,7 +127,8 @@ def report(path: Path) -> str:
     records = read_records(path)
     for r in records:
         r["row"] = f"{r['target']} @{r['dim']}"
-        r["memory_mib"] = (r["memory_bytes"] or float("nan")) / 2**20
+        r["index_mib"] = (r["index_bytes"] or float("nan")) / 2**20
+        r["total_mib"] = (r["total_bytes"] or float("nan")) / 2**20
     columns = [
         "ndcg@10",
         "exact_ndcg@10",
@@ -136,7 +139,8 @@ def report(path: Path) -> str:
         "p99_ms",
         "qps",
         "build_seconds",
-        "memory_mib",
+        "index_mib",
+        "total_mib",
     ]
     lines = ["| backend @dim | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for r in records:

@@ -48,9 +48,14 @@ SECTIONS = [
         "python -m bench.ablations memory",
     ),
     (
-        "ANN backends: nDCG through the index vs exact, recall, latency, build, memory",
+        "ANN backends: nDCG through the index vs exact, recall, latency, build, bytes",
         "scifact-ann",
         "python -m bench.ann --dataset ../shared/data/scifact",
+    ),
+    (
+        "Bytes: index_bytes and total_bytes with and without payload",
+        "scifact-bytes",
+        "python -m bench.bytes --dataset ../shared/data/scifact",
     ),
     (
         "Scale: 200k synthetic 384-d vectors (intrinsic rank 48), PCA to each dim, HNSW",

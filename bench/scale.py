@@ -4,9 +4,10 @@
 
 A corpus of ``n`` unit vectors (384-d, intrinsic rank 48) and 1,000 queries from the same
 distribution. PCA, fitted on the corpus, projects both to each dim; every backend builds an
-HNSW index per dim. Reported per (backend, dim), in one run: build seconds, the backend's
-memory figure, single-query p50/p95/p99 and QPS, recall@10 against exact search in the same
-space (index quality) and against exact search at 384 dims (what compression costs).
+HNSW index per dim. Reported per (backend, dim), in one run: build seconds, index_bytes (as
+the connector contract defines it), single-query p50/p95/p99 and QPS, recall@10 against
+exact search in the same space (index quality) and against exact search at 384 dims (what
+compression costs).
 Writes ``bench/results/synthetic-scale.jsonl``, ``.md`` and ``.png``.
 """
 
@@ -26,9 +27,9 @@ from bench.results import RESULTS_DIR, read_records, write_records
 from smec_index.compressors import make_compressor
 from smec_index.connectors import open_connector
 from smec_index.data import Embeddings, RetrievalData
-from smec_index.evaluate import exact_search
 from smec_index.index import CompressedIndex
 from smec_index.synthetic import synthetic_vectors
+from smec_index.vectors import exact_search
 
 HNSW = {"M": 16, "ef_construction": 100, "ef_search": 64}
 BACKENDS = {
@@ -81,7 +82,7 @@ def run(n: int, dims: list[int], backends: list[str], seed: int) -> list[dict]:
                         "dim": dim,
                         "count": count,
                         "build_seconds": build,
-                        "memory_bytes": connector.memory_bytes(index.collection),
+                        "index_bytes": connector.sizes(index.collection).index_bytes,
                         "p50_ms": 1e3 * float(np.percentile(times, 50)),
                         "p95_ms": 1e3 * float(np.percentile(times, 95)),
                         "p99_ms": 1e3 * float(np.percentile(times, 99)),
@@ -99,7 +100,7 @@ def report(path: Path) -> str:
     records = read_records(path)
     head = [
         "build s",
-        "memory MiB",
+        "index MiB",
         "p50 ms",
         "p95 ms",
         "p99 ms",
@@ -114,7 +115,7 @@ def report(path: Path) -> str:
         "|---|" + "---|" * len(head),
     ]
     for r in records:
-        memory = r["memory_bytes"] / 2**20 if r["memory_bytes"] else float("nan")
+        memory = r["index_bytes"] / 2**20 if r["index_bytes"] else float("nan")
         lines.append(
             f"| {r['target']} @{r['dim']} | {r['build_seconds']:.1f} | {memory:.1f} | "
             f"{r['p50_ms']:.3f} | {r['p95_ms']:.3f} | {r['p99_ms']:.3f} | {r['qps']:.0f} | "
@@ -125,14 +126,14 @@ def report(path: Path) -> str:
         {
             t: (
                 [r["dim"] for r in records if r["target"] == t],
-                [r["memory_bytes"] / 2**20 for r in records if r["target"] == t],
+                [r["index_bytes"] / 2**20 for r in records if r["target"] == t],
             )
             for t in targets
         },
         path.with_suffix(".png"),
-        f"{records[0]['dataset']}: index memory by dimension",
+        f"{records[0]['dataset']}: index_bytes by dimension",
         "dimension",
-        "memory (MiB, as the backend reports it)",
+        "index_bytes (MiB)",
         logx=True,
     )
     text = "\n".join(lines) + "\n"

@@ -111,3 +111,21 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
         if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             raise SmecError(f"{weights_path}: tensor {name!r} holds NaN or inf; retrain")
     return config, tensors
+
+
+def artifact_fingerprint(directory: str | Path) -> str:
+    """SHA-256 over an artifact's config and weights: changes whenever either does."""
+    import hashlib
+
+    directory = Path(directory)
+    digest = hashlib.sha256()
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        try:
+            with open(directory / name, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as exc:
+            raise SmecError(
+                f"{directory}: cannot read the artifact's {name} ({exc.strerror})"
+            ) from None
+    return digest.hexdigest()

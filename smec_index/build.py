@@ -1,9 +1,19 @@
 """`smec-index build`: a dataset's corpus, projected, into a backend collection, measured.
 
 Steps: load (or embed) the dataset, load (or train and cache) a SMEC artifact, project the
-corpus, write the collection with the original ids and ``{title, text}`` payloads, then
-measure nDCG@10 and recall@10 *through the built index* on the test qrels (recall against
-exact search in the same compressed space), and record a manifest for `smec-index search`.
+corpus, then, holding a lock on the name:
+
+1. fill a *new physical* collection ``<name>__b<random>`` with the original ids and
+   ``{title, text}`` payloads, and flush it;
+2. verify it: the count, and a sample of points read back (ids, vectors, payloads);
+3. measure nDCG@10 and recall@10 *through the built index* on the test qrels (recall
+   against exact search in the same compressed space) and its sizes;
+4. write its manifest (artifact fingerprint, model, spec), then switch the alias ``<name>``
+   to it in one atomic step, and only then drop the collection the alias pointed at before.
+
+A kill at any moment therefore leaves the old complete collection (or none, for a first
+build) under the name; what a killed build leaves behind is not reachable by the name and
+is removed by the next build of it. Ctrl-C drops the unfinished collection and stops.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,17 +29,22 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors import load_compressor, make_compressor
 from smec_index.compressors.base import LinearCompressor, check_input_dim
-from smec_index.connectors import open_connector
+from smec_index.connectors import Connector, open_connector
+from smec_index.connectors.base import check_collection_name
+from smec_index.connectors.storage import file_lock
 from smec_index.data import BeirDataset, RetrievalData, load_retrieval_data
 from smec_index.errors import SmecError
-from smec_index.evaluate import exact_search
 from smec_index.index import CompressedIndex, Manifest
 from smec_index.metrics import mean_metric, ndcg_at_k
+from smec_index.vectors import exact_search
 
 DEFAULT_DIMS = (256, 192, 128, 64, 32)
-CHUNK = 100_000  # rows per connector.add during a build
+CHUNK = 5_000  # rows per connector.add: small enough that Ctrl-C is answered quickly
+SAMPLE = 32  # points read back to verify a build
+PHYSICAL = "__b"  # <name>__b<hex>: the physical collections behind a built name
 
 
 @dataclass
@@ -46,6 +62,7 @@ class BuildRequest:
     overwrite: bool = False
     batch_size: int = 1000
     progress: bool = True
+    payloads: bool = True  # False: store empty titles and texts (to measure their bytes)
 
 
 def load_or_embed(request: BuildRequest, say) -> tuple[RetrievalData, str | None]:
@@ -111,24 +128,40 @@ def default_artifact(
 
 
 def measure(
-    index: CompressedIndex, data: RetrievalData, qrels, corpus: np.ndarray, k: int = 10
+    connector: Connector,
+    collection: str,
+    index: CompressedIndex,
+    data: RetrievalData,
+    qrels,
+    corpus: np.ndarray,
+    k: int = 10,
 ) -> dict[str, float]:
     """nDCG@10 through the index on ``qrels``; recall@10 of the index vs exact search.
 
     ``corpus`` is the corpus as stored (already projected), the exact-search reference.
+    Recall divides by the number of exact neighbours there are (min(10, corpus size)).
     """
     query_ids = list(qrels)
     queries = index.project(data.queries.take(query_ids))
-    found, _ = index.connector.search(index.collection, queries, max(k, 10))
+    found, _ = connector.search(collection, queries, max(k, 10))
     _, exact_rows = exact_search(corpus, queries, 10)
-    exact = [{data.corpus.ids[r] for r in row} for row in exact_rows]
-    run = dict(zip(query_ids, found, strict=True))
-    recall = np.mean([len(e.intersection(f[:10])) / 10 for e, f in zip(exact, found, strict=True)])
+    exact = [{data.corpus.ids[r] for r in row if r >= 0} for row in exact_rows]
+    run = {q: [i for i in row if i] for q, row in zip(query_ids, found, strict=True)}
+    recall = np.mean(
+        [len(e.intersection(f[:10])) / max(1, len(e)) for e, f in zip(exact, found, strict=True)]
+    )
     return {"ndcg@10": mean_metric(run, qrels, ndcg_at_k, 10), "recall@10": float(recall)}
 
 
+def default_collection(data: RetrievalData, method: str, dim: int) -> str:
+    name = data.dataset.name if data.dataset else "data"
+    return f"{name}_{method}_{dim}".replace("-", "_")
+
+
 def build(request: BuildRequest, say=print) -> dict[str, Any]:
-    """Build the collection; return the summary ``smec-index build --json`` prints."""
+    """Build the collection atomically; return the summary ``smec-index build --json`` prints."""
+    if request.collection is not None:
+        check_collection_name(request.collection)
     data, model = load_or_embed(request, say)
     compressor, artifact_path = None, request.artifact
     if artifact_path is not None:
@@ -137,65 +170,149 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
         method = compressor.method
     else:
         method = "original" if request.dim == data.dim else "smec"
-    collection = request.collection or f"{data.dataset.name}_{method}_{request.dim}".replace(
-        "-", "_"
+    name = check_collection_name(
+        request.collection or default_collection(data, method, request.dim)
     )
-    connector = open_connector(
-        request.backend, data_dir=request.data_dir, **request.connector_options
-    )
-    try:
-        if connector.exists(collection) and not request.overwrite:
-            raise SmecError(
-                f"collection {collection!r} already exists in {request.backend}; pass "
-                "--overwrite to replace it or --collection to pick another name"
-            )
-        if artifact_path is None:
-            compressor, artifact_path = default_artifact(data, [request.dim], request.data_dir, say)
-        index = CompressedIndex(connector, collection, compressor, request.dim)
-        corpus_ids = data.corpus.ids
-        vectors = index.project(np.asarray(data.corpus.vectors))
-        texts = data.dataset.corpus if data.dataset else {}
-        payloads = [
-            {"title": texts.get(i, {}).get("title", ""), "text": texts.get(i, {}).get("text", "")}
-            for i in corpus_ids
-        ]
-        started = time.perf_counter()
-        spec = index.create(request.params, request.index, overwrite=request.overwrite)
+    lock = request.data_dir / "locks" / request.backend / f"{name}.lock"
+    with file_lock(lock, f"a build of {request.backend} collection {name!r}"):
+        connector = open_connector(
+            request.backend, data_dir=request.data_dir, **request.connector_options
+        )
         try:
-            _fill(connector, collection, corpus_ids, vectors, payloads, request)
-        except BaseException:
-            # Nothing half-written: a collection that did not fill completely is removed.
-            connector.drop(collection)
-            raise
-        count = connector.count(collection)  # flushes and loads where the backend needs it
+            current = connector.resolve(name)
+            if current is not None and not request.overwrite:
+                raise SmecError(
+                    f"collection {name!r} already exists in {request.backend}; pass "
+                    "--overwrite to replace it or --collection to pick another name"
+                )
+            remove_leftovers(connector, request, name, keep=current)
+            if artifact_path is None:
+                compressor, artifact_path = default_artifact(
+                    data, [request.dim], request.data_dir, say
+                )
+            return _build_and_switch(
+                connector, request, data, model, compressor, artifact_path, name, current
+            )
+        finally:
+            connector.close()
+
+
+def _build_and_switch(
+    connector: Connector,
+    request: BuildRequest,
+    data: RetrievalData,
+    model: str | None,
+    compressor: LinearCompressor | None,
+    artifact_path: Path | None,
+    name: str,
+    current: str | None,
+) -> dict[str, Any]:
+    physical = f"{name}{PHYSICAL}{uuid.uuid4().hex[:10]}"
+    index = CompressedIndex(connector, physical, compressor, request.dim)
+    ids = data.corpus.ids
+    vectors = index.project(np.asarray(data.corpus.vectors))
+    payloads = corpus_payloads(data, request.payloads)
+    fingerprint = artifact_fingerprint(artifact_path) if artifact_path else None
+    started = time.perf_counter()
+    spec = index.create(request.params, request.index)
+    try:
+        _fill(connector, physical, ids, vectors, payloads, request)
+        connector.flush(physical)
         build_seconds = time.perf_counter() - started
-        memory = connector.memory_bytes(collection)
-        summary: dict[str, Any] = {
-            "backend": request.backend,
-            "collection": collection,
-            "dim": request.dim,
-            "count": count,
-            "memory_bytes": memory,
-            "build_seconds": round(build_seconds, 3),
-            "ndcg@10": None,
-            "recall@10": None,
-        }
-        if data.dataset is not None and data.dataset.has_split("test"):
-            summary.update(measure(index, data, data.qrels("test"), vectors))
-        Manifest(
-            backend=request.backend,
-            collection=collection,
-            dim=request.dim,
-            input_dim=data.dim,
-            artifact=str(artifact_path.resolve()) if artifact_path else None,
-            model=model,
-            dataset=str(data.dataset.root.resolve()) if data.dataset else None,
-            spec=spec.to_dict(),
-            count=count,
-        ).save(request.data_dir)
-        return summary
-    finally:
-        connector.close()
+        count = verify(connector, physical, ids, vectors, payloads)
+    except BaseException:
+        connector.drop(physical)  # never reachable by the name; gone at once
+        raise
+    sizes = connector.sizes(physical)
+    summary: dict[str, Any] = {
+        "backend": request.backend,
+        "collection": name,
+        "physical_collection": physical,
+        "dim": request.dim,
+        "count": count,
+        "index_bytes": sizes.index_bytes,
+        "total_bytes": sizes.total_bytes,
+        "bytes_method": sizes.method,
+        "build_seconds": round(build_seconds, 3),
+        "ndcg@10": None,
+        "recall@10": None,
+    }
+    if data.dataset is not None and data.dataset.has_split("test"):
+        summary.update(measure(connector, physical, index, data, data.qrels("test"), vectors))
+    Manifest(
+        backend=request.backend,
+        collection=physical,
+        name=name,
+        dim=request.dim,
+        input_dim=data.dim,
+        artifact=str(artifact_path.resolve()) if artifact_path else None,
+        artifact_fingerprint=fingerprint,
+        model=model,
+        dataset=str(data.dataset.root.resolve()) if data.dataset else None,
+        spec=spec.to_dict(),
+        count=count,
+    ).save(request.data_dir)
+    if current == name:  # a plain collection of that name (not an alias) must go first
+        connector.drop(name)
+    connector.set_alias(name, physical)  # the switch: atomic
+    if current is not None and current != name:
+        connector.drop(current)
+        Manifest.remove(request.data_dir, request.backend, current)
+    return summary
+
+
+def corpus_payloads(data: RetrievalData, with_text: bool) -> list[dict[str, str]]:
+    """``{title, text}`` per document (empty strings when ``with_text`` is false)."""
+    texts = data.dataset.corpus if (data.dataset and with_text) else {}
+    return [
+        {"title": texts.get(i, {}).get("title", ""), "text": texts.get(i, {}).get("text", "")}
+        for i in data.corpus.ids
+    ]
+
+
+def verify(
+    connector: Connector,
+    collection: str,
+    ids: list[str],
+    vectors: np.ndarray,
+    payloads: list[dict[str, Any]],
+) -> int:
+    """Check a filled collection before anything points at it: the count, and a sample of
+    points read back (present, vectors within 1e-3 after normalisation, payloads equal)."""
+    count = connector.count(collection)
+    if count != len(ids):
+        raise SmecError(
+            f"{connector.name} holds {count} points after writing {len(ids)}; the build was "
+            "not switched in; check the backend and build again"
+        )
+    rng = np.random.default_rng(0)
+    rows = rng.choice(len(ids), size=min(SAMPLE, len(ids)), replace=False)
+    got = connector.get(collection, [ids[r] for r in rows])
+    expected = np.asarray(vectors[rows], dtype=np.float32)
+    norms = np.linalg.norm(expected, axis=1, keepdims=True)
+    expected = expected / np.where(norms > 0, norms, 1)
+    stored = got.vectors / np.maximum(np.linalg.norm(got.vectors, axis=1, keepdims=True), 1e-30)
+    if (
+        got.ids != [ids[r] for r in rows]
+        or not np.allclose(stored, expected, atol=1e-3)
+        or got.payloads != [payloads[r] for r in rows]
+    ):
+        raise SmecError(
+            f"points read back from {connector.name} differ from those written; the build was "
+            "not switched in; check the backend and build again"
+        )
+    return count
+
+
+def remove_leftovers(
+    connector: Connector, request: BuildRequest, name: str, keep: str | None
+) -> None:
+    """Drop what killed builds of ``name`` left: physical collections nothing points at."""
+    for collection in connector.collections():
+        if collection.startswith(f"{name}{PHYSICAL}") and collection != keep:
+            if collection not in connector.aliases().values():
+                connector.drop(collection)
+                Manifest.remove(request.data_dir, request.backend, collection)
 
 
 def _fill(connector, collection, ids, vectors, payloads, request: BuildRequest) -> None:
@@ -206,13 +323,14 @@ def _fill(connector, collection, ids, vectors, payloads, request: BuildRequest) 
         disable=not request.progress,
         leave=False,
     )
-    # Connectors batch inside add (batch_size); the outer chunks are only for the progress
-    # bar, and large because each add may rewrite or retrain a file-backed index.
-    step = max(request.batch_size, 1)
     for start in range(0, len(ids), CHUNK):
         stop = min(start + CHUNK, len(ids))
         connector.add(
-            collection, ids[start:stop], vectors[start:stop], payloads[start:stop], batch_size=step
+            collection,
+            ids[start:stop],
+            vectors[start:stop],
+            payloads[start:stop],
+            batch_size=request.batch_size,
         )
         bar.update(stop - start)
     bar.close()

@@ -34,6 +34,9 @@ class SmecGroup(click.Group):
         except SmecError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing unfinished was kept", err=True)
+            sys.exit(130)
 
 
 @click.group(cls=SmecGroup)
@@ -410,11 +413,10 @@ def build(
     if as_json:
         click.echo(json.dumps(summary))
         return
-    memory = summary["memory_bytes"]
     click.echo(
         f"{summary['backend']} collection {summary['collection']}: {summary['count']} "
-        f"vectors at {summary['dim']} dims, built in {summary['build_seconds']:.1f} s, "
-        + (f"{memory / 2**20:.1f} MiB" if memory is not None else "size not reported")
+        f"vectors at {summary['dim']} dims, built in {summary['build_seconds']:.1f} s; "
+        f"index {_mib(summary['index_bytes'])}, total {_mib(summary['total_bytes'])}"
     )
     if summary["ndcg@10"] is not None:
         click.echo(
@@ -423,44 +425,84 @@ def build(
         )
 
 
+def _mib(value: int | None) -> str:
+    return "not reported" if value is None else f"{value / 2**20:.2f} MiB"
+
+
 @main.command()
-@click.argument("query")
+@click.argument("query", required=False)
 @backend_options
-@click.option("--collection", required=True)
+@click.option("--collection", required=True, help="collection name (or alias)")
 @click.option("-k", "--top-k", type=int, default=10, show_default=True)
 @click.option(
     "--model",
     help="sentence-transformers model dir for the queries (default: the "
     "model recorded with the collection; the bundled all-MiniLM-L6-v2 for it)",
 )
+@click.option(
+    "--like", "like_id", help="search with the stored vector of this point id instead of text"
+)
 @click.option("--json", "as_json", is_flag=True)
 def search(
-    query, backend, data_dir, url, api_key, uri, token, collection, top_k, model, as_json
+    query, backend, data_dir, url, api_key, uri, token, collection, top_k, model, like_id, as_json
 ) -> None:
-    """Search a built collection with text: encoded and projected as its corpus was."""
-    from smec_index.data import BeirDataset
-    from smec_index.embed import encode, load_model
+    """Search a built collection with text (encoded and projected as its corpus was), or
+    with the stored vector of a point (--like ID); titles come from the stored payloads."""
+    from smec_index.connectors.base import positive_int
     from smec_index.index import CompressedIndex
 
+    if (query is None) == (like_id is None):
+        raise SmecError("pass a QUERY text or --like ID (one of them)")
+    top_k = positive_int(top_k, "--top-k")
     options = connector_options(backend, url, api_key, uri, token)
     index = CompressedIndex.open(backend, collection, data_dir, **options)
     try:
-        encoder = load_model(index.query_model(model), "auto")
-        vector = encode(encoder, [query], progress=False)
-        ids, scores = index.search(vector, k=top_k)
+        if like_id is not None:
+            stored = index.connector.get(collection, [like_id])
+            if not stored.ids:
+                raise SmecError(f"no point {like_id!r} in {collection!r}; pass a stored id")
+            ids, scores = index.connector.search(collection, stored.vectors, top_k)
+        else:
+            from smec_index.embed import encode, load_model
+
+            encoder = load_model(index.query_model(model), "auto")
+            ids, scores = index.search(encode(encoder, [query], progress=False), k=top_k)
+        found = [i for i in ids[0] if i]
+        stored = index.connector.get(collection, found)
     finally:
         index.close()
-    corpus = BeirDataset(Path(index.manifest.dataset)).corpus if index.manifest.dataset else {}
+    titles = dict(zip(stored.ids, (p.get("title", "") for p in stored.payloads), strict=True))
     hits = [
-        {"id": i, "score": float(s), "title": corpus.get(i, {}).get("title", "")}
+        {"id": i, "score": float(s), "title": titles.get(i, "")}
         for i, s in zip(ids[0], scores[0], strict=True)
         if i
     ]
     if as_json:
-        click.echo(json.dumps({"query": query, "collection": collection, "hits": hits}))
+        click.echo(
+            json.dumps({"query": query, "like": like_id, "collection": collection, "hits": hits})
+        )
         return
     for rank, hit in enumerate(hits, 1):
         click.echo(f"{rank:>3}  {hit['score']:.4f}  {hit['id']}  {hit['title'][:80]}")
+
+
+@main.command()
+@backend_options
+@click.option("--collection", required=True, help="collection name (or alias)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
+def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> None:
+    """What a collection holds: count, dim, index spec, model, artifact fingerprint, alias
+    target, index_bytes and total_bytes."""
+    from smec_index.collection_info import collection_info
+
+    options = connector_options(backend, url, api_key, uri, token)
+    summary = collection_info(backend, collection, data_dir, **options)
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        shown = json.dumps(value) if isinstance(value, (dict, list)) else value
+        click.echo(f"{key:>22}: {shown}")
 
 
 if __name__ == "__main__":

@@ -13,25 +13,9 @@ import numpy as np
 
 from smec_index.data import Qrels, RetrievalData
 from smec_index.metrics import evaluate_run
+from smec_index.vectors import exact_search, normalize
 
 Transform = Callable[[np.ndarray], np.ndarray]
-
-
-def normalize(vectors: np.ndarray) -> np.ndarray:
-    """Row-wise L2 normalisation into a new float32 array (zero rows stay zero)."""
-    out = np.array(vectors, dtype=np.float32, copy=True)
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    np.divide(out, norms, out=out, where=norms > 0)
-    return out
-
-
-def exact_search(corpus: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k by inner product with ``faiss.IndexFlatIP``: (scores, row indices)."""
-    import faiss
-
-    index = faiss.IndexFlatIP(corpus.shape[1])
-    index.add(np.ascontiguousarray(corpus, dtype=np.float32))
-    return index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, corpus.shape[0]))
 
 
 def retrieve(

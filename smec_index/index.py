@@ -1,65 +1,113 @@
 """Compressed collections: project with an artifact, store in a backend, search the same way.
 
 :class:`CompressedIndex` is the Python API: it pairs a connector collection with the
-compressor that made its vectors, so new full-size query vectors are projected exactly as
-the corpus was. Which artifact and model built a collection is recorded in a *manifest*
-(``<data_dir>/manifests/<backend>/<collection>.json``) written when the build completes.
+projection that made its vectors, so new full-size query vectors are projected exactly as
+the corpus was. What a built collection needs at search time is pinned in a *manifest*
+(``<data_dir>/manifests/<backend>/<collection>.json``, one per physical collection,
+written before ``build`` switches the name to it): the artifact's path and fingerprint and
+the embedding model. This module imports numpy, not torch: projecting a query is one matrix
+product.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from smec_index.compressors.base import LinearCompressor, check_input_dim, load_compressor
+from smec_index.artifact import artifact_fingerprint
+from smec_index.compressors.base import LinearCompressor, check_input_dim, load_projection
 from smec_index.connectors import Connector, IndexSpec, open_connector
+from smec_index.connectors.base import check_collection_name
+from smec_index.connectors.storage import write_json_atomic
 from smec_index.errors import SmecError
-from smec_index.evaluate import normalize
+from smec_index.vectors import normalize
+
+MANIFEST_FORMAT = 2
 
 
 @dataclass
 class Manifest:
-    """What a collection holds and how to query it."""
+    """What a built collection holds and how to query it.
+
+    Attributes:
+        backend, collection: where it is (``collection`` is the physical collection; the
+            name users pass is an alias of it).
+        name: the name ``build`` was given (the alias).
+        dim, input_dim: stored dim and the embeddings' dim.
+        artifact, artifact_fingerprint: the projection (``None``: the original vectors) and
+            the SHA-256 of its files when the collection was built.
+        model: the model that embedded the corpus, as its embeddings' ``meta.json`` named it
+            (``None``: unknown, so text queries need ``--model``).
+        dataset: the dataset directory it was built from.
+        spec: the index spec with every default filled in.
+        count: points written and verified.
+    """
 
     backend: str
     collection: str
     dim: int
     input_dim: int
-    artifact: str | None  # None: the original vectors, no projection
-    model: str | None  # the embeddings' model as their meta.json names it (None: unknown)
+    artifact: str | None
+    model: str | None
     dataset: str | None
     spec: dict[str, Any]
     count: int
+    name: str | None = None
+    artifact_fingerprint: str | None = None
+    format: int = MANIFEST_FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @staticmethod
     def path(data_dir: Path, backend: str, collection: str) -> Path:
+        check_collection_name(collection)  # never a path outside the data dir
         return Path(data_dir) / "manifests" / backend / f"{collection}.json"
 
     def save(self, data_dir: Path) -> Path:
         path = self.path(data_dir, self.backend, self.collection)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1) + "\n")
-        os.replace(tmp, path)
+        write_json_atomic(path, asdict(self))
         return path
 
     @classmethod
-    def load(cls, data_dir: Path, backend: str, collection: str) -> Manifest:
+    def find(cls, data_dir: Path, backend: str, collection: str) -> Manifest | None:
+        """The manifest of a physical collection, ``None`` where there is none."""
         path = cls.path(data_dir, backend, collection)
         if not path.is_file():
-            raise SmecError(
-                f"no collection {collection!r} built for {backend} under {data_dir}; run "
-                f"`smec-index build --backend {backend}` first (or pass --data-dir)"
-            )
+            return None
         try:
-            return cls(**json.loads(path.read_text()))
-        except (json.JSONDecodeError, TypeError):
+            raw = json.loads(path.read_text())
+            known = {f.name for f in fields(cls)}
+            return cls(**{k: v for k, v in raw.items() if k in known})
+        except (ValueError, TypeError, UnicodeDecodeError):
             raise SmecError(f"{path}: corrupt manifest; rebuild the collection") from None
+
+    @classmethod
+    def remove(cls, data_dir: Path, backend: str, collection: str) -> None:
+        cls.path(data_dir, backend, collection).unlink(missing_ok=True)
+
+    def projection(self) -> LinearCompressor | None:
+        """The artifact, checked against its fingerprint (``None``: original vectors)."""
+        if self.artifact is None:
+            return None
+        where = Path(self.artifact)
+        if not where.is_dir():
+            raise SmecError(
+                f"the artifact {where} that built {self.name or self.collection!r} is gone; "
+                "restore it or rebuild the collection"
+            )
+        if (
+            self.artifact_fingerprint is None
+            or artifact_fingerprint(where) != self.artifact_fingerprint
+        ):
+            raise SmecError(
+                f"the artifact {where} changed since {self.name or self.collection!r} was built "
+                "(its fingerprint differs), so queries would be projected differently from "
+                "the corpus; rebuild the collection or restore the artifact"
+            )
+        return load_projection(where)
 
 
 class CompressedIndex:
@@ -67,7 +115,7 @@ class CompressedIndex:
 
     Args:
         connector: an open connector.
-        collection: collection name.
+        collection: collection name (or alias).
         compressor: the artifact that projected the corpus (None: original vectors).
         dim: the stored dim (one of the compressor's dims, or its input dim).
     """
@@ -112,12 +160,12 @@ class CompressedIndex:
         metric: str = "cosine",
         overwrite: bool = False,
     ) -> IndexSpec:
+        """Create the collection; returns the spec with every default filled in."""
         spec = IndexSpec(dim=self.dim, metric=metric, index=index, params=spec_params)
-        self.connector.create(self.collection, spec, overwrite=overwrite)
-        return spec
+        return self.connector.create(self.collection, spec, overwrite=overwrite)
 
     def add(self, ids, vectors: np.ndarray, payloads=None, batch_size: int = 1000) -> None:
-        """Project full-size ``vectors`` and insert them with their ids and payloads."""
+        """Project full-size ``vectors`` and upsert them with their ids and payloads."""
         self.connector.add(self.collection, ids, self.project(vectors), payloads, batch_size)
 
     def search(self, vectors: np.ndarray, k: int = 10) -> tuple[list[list[str]], np.ndarray]:
@@ -125,15 +173,32 @@ class CompressedIndex:
         return self.connector.search(self.collection, self.project(vectors), k)
 
     @classmethod
-    def open(cls, backend: str, collection: str, data_dir: Path, **options: Any) -> CompressedIndex:
-        """Reopen a built collection from its manifest."""
-        manifest = Manifest.load(data_dir, backend, collection)
-        compressor = load_compressor(manifest.artifact) if manifest.artifact else None
+    def open(cls, backend: str, name: str, data_dir: Path, **options: Any) -> CompressedIndex:
+        """Reopen a built collection (by its name or alias) from its manifest.
+
+        Raises:
+            SmecError: not built, no manifest, or an artifact that changed since the build.
+        """
+        check_collection_name(name)
         connector = open_connector(backend, data_dir=data_dir, **options)
-        if not connector.exists(collection):
+        try:
+            collection = connector.resolve(name)
+            if collection is None:
+                raise SmecError(
+                    f"no collection {name!r} built for {backend} here; run `smec-index build "
+                    f"--backend {backend} --collection {name}` first (or check --data-dir)"
+                )
+            manifest = Manifest.find(data_dir, backend, collection)
+            if manifest is None:
+                raise SmecError(
+                    f"{backend} collection {name!r} has no smec-index manifest under "
+                    f"{data_dir}, so its projection is unknown; build it with `smec-index "
+                    "build`, or pass the right --data-dir"
+                )
+            index = cls(connector, name, manifest.projection(), manifest.dim)
+        except BaseException:
             connector.close()
-            raise SmecError(f"collection {collection!r} is gone from {backend}; rebuild it")
-        index = cls(connector, collection, compressor, manifest.dim)
+            raise
         index.manifest = manifest
         return index
 
@@ -141,18 +206,21 @@ class CompressedIndex:
         """The sentence-transformers model directory to encode text queries with.
 
         ``None`` means the bundled all-MiniLM-L6-v2. A collection whose embeddings came from
-        another model needs that model as a local directory (``override``).
+        another model, or from an unrecorded one, needs that model as a local directory
+        (``override``).
         """
         if override:
             return override
         model = self.manifest.model if self.manifest else None
-        if model is None or "all-MiniLM-L6-v2" in model:
+        if model is not None and "all-MiniLM-L6-v2" in model:
             return None
-        if Path(model).is_dir():
+        if model is not None and Path(model).is_dir():
             return model
+        what = f"embeddings of {model!r}" if model else "embeddings of an unrecorded model"
         raise SmecError(
-            f"collection {self.collection!r} holds embeddings of {model!r}; pass --model DIR "
-            "(that sentence-transformers model) to encode queries the same way"
+            f"collection {self.collection!r} holds {what}; pass --model DIR (the "
+            "sentence-transformers model that embedded the corpus) to encode queries the "
+            "same way"
         )
 
     def close(self) -> None:

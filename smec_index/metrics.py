@@ -11,7 +11,19 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from smec_index.errors import SmecError
+
 Ranking = Mapping[str, Sequence[str]]
+
+
+def _unique_top(ranked: Sequence[str], k: int) -> Sequence[str]:
+    """The top ``k``, refused when an id appears twice (it would be counted twice)."""
+    top = ranked[:k]
+    if len(set(top)) != len(top):
+        raise SmecError(
+            "a ranking lists the same document twice; deduplicate it before scoring"
+        )
+    return top
 
 
 def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -> float:
@@ -24,7 +36,7 @@ def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) 
     """
     dcg = sum(
         relevance.get(doc, 0) / math.log2(rank + 2)
-        for rank, doc in enumerate(ranked[:k])
+        for rank, doc in enumerate(_unique_top(ranked, k))
         if relevance.get(doc, 0) > 0
     )
     ideal = sorted((r for r in relevance.values() if r > 0), reverse=True)[:k]
@@ -37,7 +49,7 @@ def recall_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10
     relevant = {d for d, r in relevance.items() if r > 0}
     if not relevant:
         return 0.0
-    return len(relevant.intersection(ranked[:k])) / len(relevant)
+    return len(relevant.intersection(_unique_top(ranked, k))) / len(relevant)
 
 
 def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k: int) -> float:

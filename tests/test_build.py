@@ -51,30 +51,34 @@ def test_build_summary_and_manifest(backend, synthetic_beir, pca_artifact, tmp_p
     assert set(summary) == {
         "backend",
         "collection",
+        "physical_collection",
         "dim",
         "count",
-        "memory_bytes",
+        "index_bytes",
+        "total_bytes",
+        "bytes_method",
         "build_seconds",
         "ndcg@10",
         "recall@10",
     }
     assert summary["backend"] == backend and summary["dim"] == 32 and summary["count"] == 2000
     assert summary["collection"] == "synth_pca_32"
-    assert summary["memory_bytes"] > 2000 * 32 * 4 * 0.9
+    assert summary["physical_collection"].startswith("synth_pca_32__b")
+    assert summary["index_bytes"] > 2000 * 32 * 4 * 0.9
+    assert summary["total_bytes"] >= summary["index_bytes"]
     assert summary["recall@10"] >= 0.95 and summary["ndcg@10"] > 0.5
-    manifest = json.loads((tmp_path / "manifests" / backend / "synth_pca_32.json").read_text())
+    physical = summary["physical_collection"]
+    manifest = json.loads((tmp_path / "manifests" / backend / f"{physical}.json").read_text())
     assert manifest["artifact"] == str(pca_artifact.resolve()) and manifest["count"] == 2000
+    assert manifest["name"] == "synth_pca_32" and len(manifest["artifact_fingerprint"]) == 64
     # Embedded backends keep everything under the one data directory.
-    assert {p.name for p in tmp_path.iterdir()} <= {"manifests", backend, "qdrant", "milvus"}
+    assert {p.name for p in tmp_path.iterdir()} <= {"manifests", "locks", backend, "milvus"}
 
 
 @pytest.mark.parametrize(("backend", "flag"), [("qdrant", "--url"), ("milvus", "--uri")])
 def test_unreachable_server_fails_fast_with_one_line(
     backend, flag, synthetic_beir, pca_artifact, tmp_path
 ):
-    import time
-
-    started = time.perf_counter()
     result = invoke(
         "build",
         "--dataset",
@@ -91,7 +95,6 @@ def test_unreachable_server_fails_fast_with_one_line(
         "http://127.0.0.1:1",
         "--quiet",
     )
-    assert time.perf_counter() - started < 15  # the connector gives up within ~10 s
     one_line_error(result, "127.0.0.1:1")
     assert not (tmp_path / "manifests").exists()
 
@@ -220,5 +223,7 @@ def test_query_model_follows_the_embeddings_meta(tmp_path):
     with pytest.raises(SmecError, match="embeddings of 'openai/text-embedding-3'; pass --model"):
         index_with("openai/text-embedding-3").query_model()
     assert index_with("openai/text-embedding-3").query_model("/models/x") == "/models/x"
+    with pytest.raises(SmecError, match="unrecorded model; pass --model"):
+        index_with(None).query_model()
     with pytest.raises(SmecError, match="original 8-d vectors"):
         index_with(None).project(np.ones((1, 384), np.float32))

@@ -22,8 +22,6 @@ from smec_index.data import (
 )
 from smec_index.errors import SmecError
 
-SCIFACT = Path("/work/shared/data/scifact")
-
 
 def _assert_one_line(excinfo: pytest.ExceptionInfo, *fragments: str) -> str:
     message = str(excinfo.value)
@@ -339,9 +337,8 @@ def test_retrieval_data_qrels_needs_split_or_path() -> None:
     _assert_one_line(excinfo, "--qrels")
 
 
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason="shared SciFact data not present")
-def test_load_real_scifact() -> None:
-    data = load_retrieval_data(SCIFACT)
+def test_load_real_scifact(scifact_dir) -> None:
+    data = load_retrieval_data(scifact_dir)
     assert data.corpus.vectors.shape == (5183, 384)
     assert data.queries.vectors.shape == (1109, 384)
     assert data.dim == 384

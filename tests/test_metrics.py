@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
 from smec_index.metrics import evaluate_run, mean_metric, ndcg_at_k, recall_at_k
-
-SCIFACT = Path("/work/shared/data/scifact")
 
 
 # -- nDCG (trec_eval linear gain: gain = rel, discount log2(rank + 1)) ------------------------
@@ -107,13 +104,12 @@ def test_evaluate_run_keys_and_values() -> None:
 
 # -- against ranx on a real run --------------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.skipif(not SCIFACT.is_dir(), reason="shared SciFact data not present")
-def test_evaluate_run_matches_ranx_on_scifact() -> None:
-    ranx = pytest.importorskip("ranx")
-    from smec_index.data import load_retrieval_data
+def test_evaluate_run_matches_ranx_on_scifact(scifact) -> None:
+    import ranx  # a dev dependency: its absence must fail, not skip
+
     from smec_index.evaluate import retrieve
 
-    data = load_retrieval_data(SCIFACT)
+    data = scifact
     qrels = data.qrels("test")
     run = retrieve(data, qrels, None, k=100)
     assert set(run) == set(qrels)
@@ -131,3 +127,14 @@ def test_evaluate_run_matches_ranx_on_scifact() -> None:
     assert ours["recall@10"] == pytest.approx(float(theirs["recall@10"]), abs=1e-6)
     assert ours["recall@100"] == pytest.approx(float(theirs["recall@100"]), abs=1e-6)
     assert round(ours["ndcg@10"], 4) == 0.6451
+
+
+def test_a_ranking_with_a_duplicate_is_refused_not_counted_twice():
+    from smec_index.errors import SmecError
+    from smec_index.metrics import ndcg_at_k, recall_at_k
+
+    with pytest.raises(SmecError, match="same document twice"):
+        ndcg_at_k(["a", "a"], {"a": 1}, 10)
+    with pytest.raises(SmecError, match="same document twice"):
+        recall_at_k(["a", "b", "a"], {"a": 1}, 10)
+    assert ndcg_at_k(["a", "b", "a"], {"a": 1}, 2) == 1.0  # beyond k it does not matter

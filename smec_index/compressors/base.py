@@ -159,6 +159,21 @@ def load_compressor(directory: str | Path) -> LinearCompressor:
         raise SmecError(f"{directory}: config.json lacks method/dims/input_dim; retrain") from None
 
 
+def load_projection(directory: str | Path) -> LinearCompressor:
+    """An artifact's projections alone, for applying it: no training code, no torch.
+
+    The result transforms exactly as :func:`load_compressor`'s does; its ``info`` keeps
+    the artifact's method under ``"method"``.
+    """
+    config, tensors = load_artifact(directory)
+    try:
+        projection = LinearCompressor._from_artifact(config, tensors)
+    except (KeyError, TypeError):
+        raise SmecError(f"{directory}: config.json lacks method/dims/input_dim; retrain") from None
+    projection.info = {**projection.info, "method": config.get("method")}
+    return projection
+
+
 def check_input_dim(compressor: LinearCompressor, dim: int, source: str = "embeddings") -> None:
     """Refuse to apply an artifact to embeddings of another size."""
     if compressor.input_dim != dim:

@@ -1,7 +1,9 @@
-"""Vector-database connectors, one module per backend, opened by name.
+"""Vector-database connectors: one wing per backend family, one contract, opened by name.
 
-Each backend's client library is imported inside its module's factory, so the core of
-smec-index installs and imports without any of them.
+``local/`` (FAISS, hnswlib), ``qdrant/`` and ``milvus/`` each implement
+:class:`~smec_index.connectors.base.Backend`; :func:`open_connector` wraps the backend in
+the one validating :class:`~smec_index.connectors.contract.Connector`. Each backend's
+client library is imported inside its wing, so the core installs and imports without any.
 """
 
 from __future__ import annotations
@@ -9,28 +11,29 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from smec_index.connectors.base import Batch, Connector, IndexSpec, Persistent
+from smec_index.connectors.base import Backend, Batch, IndexSpec, Persistent, Sizes
+from smec_index.connectors.contract import Connector
 from smec_index.errors import SmecError
 
-# backend name -> (module, class): imported only when that backend is opened.
-BACKENDS: dict[str, tuple[str, str]] = {
-    "faiss": ("smec_index.connectors.faiss_connector", "FaissConnector"),
-    "hnswlib": ("smec_index.connectors.hnswlib_connector", "HnswlibConnector"),
-    "qdrant": ("smec_index.connectors.qdrant_connector", "QdrantConnector"),
-    "milvus": ("smec_index.connectors.milvus_connector", "MilvusConnector"),
+# backend name -> (module, class, extra): imported only when that backend is opened.
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "faiss": ("smec_index.connectors.local.faiss_backend", "FaissBackend", "faiss"),
+    "hnswlib": ("smec_index.connectors.local.hnswlib_backend", "HnswlibBackend", "hnswlib"),
+    "qdrant": ("smec_index.connectors.qdrant.backend", "QdrantBackend", "qdrant"),
+    "milvus": ("smec_index.connectors.milvus.backend", "MilvusBackend", "milvus"),
 }
 
 
 def open_connector(backend: str, **options: Any) -> Connector:
-    """Open a backend by name.
+    """Open a backend by name, behind the validating :class:`Connector`.
 
     Args:
         backend: ``faiss``, ``hnswlib``, ``qdrant`` or ``milvus``.
         options: backend options, e.g. ``data_dir`` (embedded backends), ``url``/``uri`` and
-            ``api_key`` (servers), ``mode`` (``edge`` or ``local`` for Qdrant).
+            ``api_key``/``token`` (servers), ``mode`` (``edge`` or ``local`` for Qdrant).
     """
     try:
-        module_name, class_name = BACKENDS[backend]
+        module_name, class_name, extra = BACKENDS[backend]
     except KeyError:
         raise SmecError(
             f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
@@ -38,10 +41,21 @@ def open_connector(backend: str, **options: Any) -> Connector:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
+        if (exc.name or "").startswith("smec_index"):
+            raise  # our own bug, not a missing extra
         raise SmecError(
-            f"backend {backend!r} needs {exc.name}; pip install 'smec-index[{backend}]'"
+            f"backend {backend!r} needs {exc.name}; pip install 'smec-index[{extra}]'"
         ) from None
-    return getattr(module, class_name)(**options)
+    return Connector(getattr(module, class_name)(**options))
 
 
-__all__ = ["BACKENDS", "Batch", "Connector", "IndexSpec", "Persistent", "open_connector"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Batch",
+    "Connector",
+    "IndexSpec",
+    "Persistent",
+    "Sizes",
+    "open_connector",
+]

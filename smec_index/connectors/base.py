@@ -1,10 +1,28 @@
-"""The one small interface every vector-database backend implements.
+"""The contract every vector-database backend implements, and what it means.
 
-A connector stores *collections* of (id, vector, payload) points at one dim and metric, and
-answers top-k searches with ids and scores. Connectors return ids; callers compute nDCG,
-recall and distances themselves (as ann-benchmarks does), so a backend cannot flatter
-itself. Optional abilities are separate protocols (:class:`Persistent`), never probed with
-``hasattr``.
+A backend stores *collections* of (id, vector, payload) points at one dim and metric, and
+answers top-k searches with ids and scores. Callers never talk to a backend directly:
+:func:`smec_index.connectors.open_connector` wraps it in
+:class:`smec_index.connectors.contract.Connector`, the one place that validates input
+(names, ids, vectors, payloads, k, batch sizes), fills index defaults, checks what comes
+back (unique ids, sorted scores) and splits work into batches. Backends therefore receive
+checked input only and stay small.
+
+What every backend guarantees (the contract test checks each point on every backend):
+
+* **upsert by id**: writing an id that exists replaces its vector and payload; the count
+  does not grow.
+* **get**: points by id, with vectors as stored and payloads.
+* **iterate from a cursor**: every point exactly once, in batches; each batch carries a
+  ``cursor`` (a string) that another process can pass to resume right after it.
+* **flush**: what was written is durable and searchable through the index. Reads flush
+  first, so a caller only needs it to bound what a crash can lose.
+* **sizes**: ``index_bytes`` (what search needs: vectors or their codes plus the index
+  structure, payload excluded) and ``total_bytes`` (everything the collection keeps:
+  payload, write-ahead log, metadata), with the way each was measured.
+* **aliases**: a name that points at a collection and can be switched in one step (native
+  on Qdrant servers and Milvus, a pointer file for the embedded backends). Every call that
+  takes a collection also takes an alias.
 
 Ids are strings end to end. Backends that need integer or UUID keys map them internally and
 give the original string back.
@@ -24,6 +42,15 @@ from smec_index.errors import SmecError
 
 METRICS = ("cosine", "ip", "l2")
 
+# The one set of defaults: the same spec means the same index on every backend.
+INDEX_DEFAULTS: dict[str, dict[str, int]] = {
+    "flat": {},
+    "hnsw": {"M": 16, "ef_construction": 200, "ef_search": 64},
+    "ivf_flat": {"nlist": 128, "nprobe": 16},
+    "ivf_pq": {"nlist": 128, "nprobe": 16, "pq_bits": 8},  # pq_m: dim / 2 unless given
+}
+INTEGER_PARAMS = ("M", "ef_construction", "ef_search", "nlist", "nprobe", "pq_m", "pq_bits")
+
 
 @dataclass
 class IndexSpec:
@@ -31,12 +58,13 @@ class IndexSpec:
 
     Attributes:
         dim: vector dimension; every added vector and query must have it.
-        metric: ``cosine`` (vectors normalised by the caller or the backend), ``ip`` or ``l2``.
-        index: backend index kind: ``flat``, ``hnsw``, ``ivf_flat``, ``ivf_pq`` (where the
-            backend has it).
+        metric: ``cosine`` (vectors normalised by the backend), ``ip`` or ``l2``.
+        index: ``flat`` (exact), ``hnsw``, ``ivf_flat``, ``ivf_pq`` (where the backend has
+            it).
         params: index parameters by their usual names: ``M``, ``ef_construction``,
-            ``ef_search``, ``nlist``, ``nprobe``, ``pq_m``, ``pq_bits``, ``quantization``
-            (``scalar``, ``binary``, ``product``; Qdrant).
+            ``ef_search``, ``nlist``, ``nprobe``, ``pq_m``, ``pq_bits``, plus a backend's
+            own (``refine`` on FAISS; ``quantization``, ``pq_compression``,
+            ``oversampling`` on Qdrant).
     """
 
     dim: int
@@ -45,11 +73,46 @@ class IndexSpec:
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if isinstance(self.dim, bool) or not isinstance(self.dim, (int, np.integer)):
+            raise SmecError(f"dim must be an integer, got {self.dim!r}")
         self.dim = int(self.dim)
         if self.dim <= 0:
             raise SmecError(f"dim must be positive, got {self.dim}")
         if self.metric not in METRICS:
             raise SmecError(f"unknown metric {self.metric!r}; use one of {', '.join(METRICS)}")
+        self.params = dict(self.params)
+
+    def resolved(self, extra_params: Sequence[str] = ()) -> IndexSpec:
+        """This spec with the shared defaults filled in and every parameter checked.
+
+        Args:
+            extra_params: the backend's own parameter names for this index kind.
+        Raises:
+            SmecError: an unknown kind or parameter, or an integer parameter below 1.
+        """
+        if self.index not in INDEX_DEFAULTS:
+            raise SmecError(f"unknown index {self.index!r}; use one of {', '.join(INDEX_DEFAULTS)}")
+        known = set(INDEX_DEFAULTS[self.index]) | set(extra_params)
+        if self.index == "ivf_pq":
+            known.add("pq_m")
+        unknown = sorted(set(self.params) - known)
+        if unknown:
+            raise SmecError(
+                f"unknown {self.index} parameter(s) {', '.join(unknown)}; "
+                f"use {', '.join(sorted(known)) or 'none'}"
+            )
+        params = {**INDEX_DEFAULTS[self.index], **self.params}
+        if self.index == "ivf_pq" and params.get("pq_m") is None:
+            params["pq_m"] = self.dim // 2 if self.dim % 2 == 0 else self.dim
+        for name in INTEGER_PARAMS:
+            if name in params:
+                params[name] = positive_int(params[name], f"index parameter {name}")
+        if self.index == "ivf_pq":
+            if self.dim % params["pq_m"]:
+                raise SmecError(f"pq_m={params['pq_m']} must divide dim {self.dim}")
+            if params["pq_bits"] > 16:
+                raise SmecError(f"pq_bits={params['pq_bits']}: use 1 to 16")
+        return IndexSpec(self.dim, self.metric, self.index, params)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,65 +120,99 @@ class IndexSpec:
 
 @dataclass
 class Batch:
-    """A slice of a collection as :meth:`Connector.iterate` yields it."""
+    """Points as :meth:`Backend.get` and :meth:`Backend.iterate` give them.
+
+    Attributes:
+        ids, vectors, payloads: the points, vectors (n, dim) float32 as stored.
+        cursor: where to resume after this batch (pass it as ``cursor=``); ``None`` when
+            nothing follows. Opaque: a row number, a point id or a primary key by backend.
+    """
 
     ids: list[str]
-    vectors: np.ndarray  # (n, dim) float32
+    vectors: np.ndarray
     payloads: list[dict[str, Any]]
+    cursor: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """A collection's bytes, defined the same way on every backend.
+
+    Attributes:
+        index_bytes: what search needs: the vectors (or their quantized codes, plus the
+            originals where the backend rescores with them) and the index structure;
+            no payload, no ids beyond what the index itself holds.
+        total_bytes: everything the collection keeps: payloads, id maps, write-ahead log,
+            metadata.
+        method: how the figures were obtained (the engine's own report, or which files
+            were counted, and how).
+    """
+
+    index_bytes: int | None
+    total_bytes: int | None
+    method: str
 
 
 @runtime_checkable
-class Connector(Protocol):
-    """Create, fill, search, count, iterate, measure and drop collections."""
+class Backend(Protocol):
+    """What one backend implements. Input arrives checked (see the module docstring); names
+    may be aliases wherever a collection is read or written."""
 
     name: str
+    # index kind -> the backend's own parameters besides the shared ones
+    index_kinds: dict[str, tuple[str, ...]]
 
-    def create(self, collection: str, spec: IndexSpec, overwrite: bool = False) -> None:
-        """Create ``collection``; an existing one is an error unless ``overwrite``."""
+    def create(self, collection: str, spec: IndexSpec) -> None:
+        """Create a new, empty collection (the name is free: neither collection nor alias)."""
         ...
 
     def exists(self, collection: str) -> bool: ...
 
-    def spec(self, collection: str) -> IndexSpec:
-        """The spec the collection was created with."""
-        ...
+    def spec(self, collection: str) -> IndexSpec: ...
 
-    def add(
-        self,
-        collection: str,
-        ids: Sequence[str],
-        vectors: np.ndarray,
-        payloads: Sequence[dict[str, Any]] | None = None,
-        batch_size: int = 1000,
+    def upsert(
+        self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
     ) -> None:
-        """Insert points in batches; vectors of another dim are an error."""
+        """Write one batch; ids present are replaced."""
         ...
 
-    def search(
-        self, collection: str, queries: np.ndarray, k: int
-    ) -> tuple[list[list[str]], np.ndarray]:
-        """Top-k ids per query (best first) and their scores, (nq, k) float32.
+    def get(self, collection: str, ids: list[str]) -> Batch:
+        """The points of ``ids`` that exist, in the order asked."""
+        ...
 
-        Scores are similarities (higher is better) for ``cosine``/``ip`` and negated
-        distances for ``l2`` (squared for FAISS, hnswlib and Milvus, plain Euclidean for
-        Qdrant: compare l2 scores within one backend only), so every backend sorts the same
-        way. Missing hits are padded with ``""`` and ``-inf``.
-        """
+    def search(self, collection: str, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """Up to ``k`` (id, score) per query, best first; scores are similarities, negated
+        distances for ``l2``."""
         ...
 
     def count(self, collection: str) -> int: ...
 
-    def iterate(self, collection: str, batch_size: int = 1000) -> Iterator[Batch]:
-        """Every point exactly once, in batches, with its vector as stored (unit length for
-        ``cosine``, since backends normalise on insert) and its payload."""
+    def iterate(self, collection: str, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        """Every point once from ``cursor`` on (the start when ``None``)."""
         ...
 
-    def memory_bytes(self, collection: str) -> int | None:
-        """Size as the backend reports it (serialized index, collection stats or files on
-        disk); ``None`` only where the backend offers no figure."""
+    def flush(self, collection: str) -> None: ...
+
+    def sizes(self, collection: str) -> Sizes: ...
+
+    def drop(self, collection: str) -> None:
+        """Delete a collection (not an alias); a missing one is not an error."""
         ...
 
-    def drop(self, collection: str) -> None: ...
+    def collections(self) -> list[str]: ...
+
+    def aliases(self) -> dict[str, str]:
+        """alias -> collection."""
+        ...
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Point ``alias`` at ``collection`` in one step (create or switch)."""
+        ...
+
+    def drop_alias(self, alias: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -129,32 +226,30 @@ class Persistent(Protocol):
         ...
 
 
-def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.ndarray:
-    """float32, C-contiguous, 2-D, finite, of dim ``dim``: or a one-line error."""
-    array = np.ascontiguousarray(vectors, dtype=np.float32)
-    if array.ndim != 2 or array.shape[1] != dim:
-        raise SmecError(
-            f"{what} of shape {tuple(np.shape(vectors))} do not fit a {dim}-d collection; "
-            f"project them to {dim} dims (or recreate the collection with --overwrite)"
-        )
-    if not np.isfinite(array).all():
-        raise SmecError(f"{what} hold NaN or inf; clean them before indexing")
-    return array
+def positive_int(value: Any, what: str) -> int:
+    """``value`` as an int >= 1, or a one-line error naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SmecError(f"{what} must be a positive integer, got {value!r}")
+    return int(value)
 
 
-def check_ids(ids: Sequence[str], n: int) -> list[str]:
-    ids = [str(i) for i in ids]
-    if len(ids) != n:
-        raise SmecError(f"{len(ids)} ids for {n} vectors; pass one id per vector")
-    if len(set(ids)) != len(ids) or any(not i for i in ids):
-        raise SmecError("ids must be unique and non-empty")
-    return ids
+MAX_NAME = 200
 
 
 def check_collection_name(name: str) -> str:
-    if not name or not all(c.isalnum() or c in "_-" for c in name) or not name[0].isalpha():
+    """ASCII letters, digits and ``_``, starting with a letter, at most 200 characters: safe
+    as a file name and accepted by every backend (Milvus takes no ``-``, so none does)."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > MAX_NAME
+        or not all(c.isascii() and (c.isalnum() or c == "_") for c in name)
+        or not name[0].isalpha()
+    ):
+        shown = name if isinstance(name, str) and len(name) <= 60 else f"{str(name)[:60]}..."
         raise SmecError(
-            f"collection name {name!r}: use letters, digits, '_' or '-', starting with a letter"
+            f"collection name {shown!r}: use ASCII letters, digits and '_', starting with a "
+            f"letter, at most {MAX_NAME} characters"
         )
     return name
 

@@ -14,7 +14,7 @@ import torch
 
 from smec_index.data import Qrels, RetrievalData
 from smec_index.errors import SmecError
-from smec_index.evaluate import exact_search, normalize
+from smec_index.vectors import exact_search, normalize
 
 
 @dataclass

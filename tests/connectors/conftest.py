@@ -31,11 +31,12 @@ def points():
 
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory):
-    """A real Milvus 2.3.5 standalone server on loopback, files in a temp dir (~10 s)."""
-    from smec_index.connectors.milvus_server import milvus_standalone
+    """A real Milvus 2.3.5 standalone server on loopback, files in a temp dir (~10 s);
+    its handle (``.uri``, ``.storage``)."""
+    from smec_index.servers.milvus_standalone import milvus_standalone
 
-    with milvus_standalone(tmp_path_factory.mktemp("milvus-server")) as uri:
-        yield uri
+    with milvus_standalone(tmp_path_factory.mktemp("milvus-server")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

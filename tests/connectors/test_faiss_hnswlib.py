@@ -7,29 +7,32 @@ import os
 import numpy as np
 import pytest
 
-from smec_index.connectors import IndexSpec, Persistent
-from smec_index.connectors.faiss_connector import FaissConnector
-from smec_index.connectors.hnswlib_connector import HnswlibConnector
+from smec_index.connectors import Connector, IndexSpec, Persistent, open_connector
 from smec_index.errors import SmecError
 
 DIM = 16
 HNSW = {"M": 8, "ef_construction": 64, "ef_search": 48}
 IVF_PQ = {"nlist": 4, "nprobe": 4, "pq_m": 4, "pq_bits": 6}
 
-# (case id, connector class, index kind, params)
+# (case id, backend, index kind, params)
 CASES = [
-    ("faiss-flat", FaissConnector, "flat", {}),
-    ("faiss-hnsw", FaissConnector, "hnsw", HNSW),
-    ("faiss-ivf_pq", FaissConnector, "ivf_pq", IVF_PQ),
-    ("faiss-ivf_pq-refine", FaissConnector, "ivf_pq", {**IVF_PQ, "refine": 4}),
-    ("hnswlib", HnswlibConnector, "hnsw", HNSW),
+    ("faiss-flat", "faiss", "flat", {}),
+    ("faiss-hnsw", "faiss", "hnsw", HNSW),
+    ("faiss-ivf_pq", "faiss", "ivf_pq", IVF_PQ),
+    ("faiss-ivf_pq-refine", "faiss", "ivf_pq", {**IVF_PQ, "refine": 4}),
+    ("hnswlib", "hnswlib", "hnsw", HNSW),
 ]
 BY_ID = [pytest.param(c[1:], id=c[0]) for c in CASES]
 EXACT = [  # backends whose search is exact on a few hundred points
-    pytest.param(FaissConnector, "flat", {}, id="faiss-flat"),
-    pytest.param(FaissConnector, "hnsw", {**HNSW, "ef_search": 400}, id="faiss-hnsw"),
-    pytest.param(HnswlibConnector, "hnsw", {**HNSW, "ef_search": 400}, id="hnswlib"),
+    pytest.param("faiss", "flat", {}, id="faiss-flat"),
+    pytest.param("faiss", "hnsw", {**HNSW, "ef_search": 400}, id="faiss-hnsw"),
+    pytest.param("hnswlib", "hnsw", {**HNSW, "ef_search": 400}, id="hnswlib"),
 ]
+LOCAL = ["faiss", "hnswlib"]
+
+
+def _open(backend: str, data_dir, **options) -> Connector:
+    return open_connector(backend, data_dir=data_dir, **options)
 
 
 def _data(n: int, seed: int = 0, dim: int = DIM) -> tuple[list[str], np.ndarray, list[dict]]:
@@ -45,20 +48,20 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("case", BY_ID)
 def test_reopen_sees_same_collection(tmp_path, case):
-    cls, kind, params = case
+    backend, kind, params = case
     ids, vectors, payloads = _data(400)
-    first = cls(data_dir=tmp_path)
-    assert isinstance(first, Persistent)
-    first.create("docs", IndexSpec(DIM, "cosine", kind, params))
+    first = _open(backend, tmp_path)
+    assert isinstance(first.backend, Persistent)
+    stored = first.create("docs", IndexSpec(DIM, "cosine", kind, params))
     first.add("docs", ids[:300], vectors[:300], payloads[:300])
     first.add("docs", ids[300:], vectors[300:], payloads[300:], batch_size=7)
     queries = vectors[:5] + 0.01
     before_ids, before_scores = first.search("docs", queries, k=5)
-    first.close()
+    first.close()  # commits what was written
 
-    again = cls(data_dir=tmp_path)
+    again = _open(backend, tmp_path)
     assert again.exists("docs") and again.count("docs") == 400
-    assert again.spec("docs").params == {**first.spec("docs").params}
+    assert again.spec("docs") == stored
     after_ids, after_scores = again.search("docs", queries, k=5)
     assert after_ids == before_ids
     np.testing.assert_allclose(after_scores, before_scores, rtol=1e-5)
@@ -66,6 +69,7 @@ def test_reopen_sees_same_collection(tmp_path, case):
 
     rows = [b for b in again.iterate("docs", batch_size=128)]
     assert [len(b.ids) for b in rows] == [128, 128, 128, 16]
+    assert rows[-1].cursor is None and all(b.cursor is not None for b in rows[:-1])
     assert [i for b in rows for i in b.ids] == ids
     assert [p for b in rows for p in b.payloads] == payloads
     got = np.concatenate([b.vectors for b in rows])
@@ -73,70 +77,109 @@ def test_reopen_sees_same_collection(tmp_path, case):
 
     more_ids, more, _ = _data(20, seed=1)
     again.add("docs", more_ids, more)
-    assert cls(data_dir=tmp_path).search("docs", more[:1], k=1)[0] == [[more_ids[0]]]
+    again.flush("docs")  # writes stay in memory until a flush (or close)
+    third = _open(backend, tmp_path)
+    assert third.count("docs") == 420
+    assert third.search("docs", more[:1], k=1)[0] == [[more_ids[0]]]
+    again.close()
+    third.close()
 
 
 @pytest.mark.parametrize(
-    ("cls", "ef_of"),
+    ("backend", "ef_of"),
     [
-        pytest.param(FaissConnector, lambda index: index.hnsw.efSearch, id="faiss"),
-        pytest.param(HnswlibConnector, lambda index: index.ef, id="hnswlib"),
+        pytest.param("faiss", lambda index: index.hnsw.efSearch, id="faiss"),
+        pytest.param("hnswlib", lambda index: index.ef, id="hnswlib"),
     ],
 )
-def test_hnsw_parameters_survive_reload(tmp_path, cls, ef_of):
+def test_hnsw_parameters_survive_reload(tmp_path, backend, ef_of):
     ids, vectors, _ = _data(50)
-    connector = cls(data_dir=tmp_path)
+    connector = _open(backend, tmp_path)
     connector.create("g", IndexSpec(DIM, "ip", "hnsw", {"M": 12, "ef_search": 77}))
     connector.add("g", ids, vectors)
-    reloaded = cls(data_dir=tmp_path)
-    index = reloaded.native_index("g")
+    connector.flush("g")
+    reloaded = _open(backend, tmp_path)
+    index = reloaded.backend.native_index("g")
+    assert reloaded.count("g") == 50
     assert ef_of(index) == 77
     assert reloaded.spec("g").params == {"M": 12, "ef_construction": 200, "ef_search": 77}
-    if cls is FaissConnector:
+    if backend == "faiss":
         assert index.hnsw.efConstruction == 200 and index.hnsw.nb_neighbors(1) == 12
     else:
         assert index.M == 12 and index.ef_construction == 200
+    connector.close()
+    reloaded.close()
 
 
 def test_ivf_pq_needs_enough_training_rows(tmp_path):
-    connector = FaissConnector(data_dir=tmp_path)
+    connector = _open("faiss", tmp_path)
     connector.create("pq", IndexSpec(DIM, "l2", "ivf_pq", {**IVF_PQ, "pq_bits": 8}))
     ids, vectors, _ = _data(255)
-    with pytest.raises(SmecError, match="at least 256 vectors") as error:
-        connector.add("pq", ids, vectors)
+    connector.add("pq", ids, vectors)  # IVF-PQ trains lazily, at the first read or flush
+    with pytest.raises(SmecError, match="needs at least 256 .*got 255") as error:
+        connector.flush("pq")
     assert "\n" not in str(error.value)
-    assert connector.count("pq") == 0 and not connector.native_index("pq").is_trained
-    ids, vectors, _ = _data(300)
-    connector.add("pq", ids, vectors)
+    with pytest.raises(SmecError, match="needs at least 256"):
+        connector.search("pq", vectors[:1], k=1)
+    assert not connector.backend.native_index("pq").is_trained
+    assert connector.count("pq") == 255  # the written points wait for more, none is lost
+    assert _open("faiss", tmp_path).count("pq") == 0  # and nothing half-trained was committed
+
+    more_ids, more, _ = _data(45, seed=1)
+    connector.add("pq", more_ids, more)
+    connector.flush("pq")
+    assert connector.backend.native_index("pq").is_trained
     assert connector.count("pq") == 300
+    assert _open("faiss", tmp_path).count("pq") == 300
+    connector.close()
 
 
-@pytest.mark.parametrize("cls", [FaissConnector, HnswlibConnector])
-def test_user_errors(tmp_path, cls):
-    connector = cls(data_dir=tmp_path)
+def test_ivf_pq_upsert_before_training_replaces_pending_points(tmp_path):
+    connector = _open("faiss", tmp_path)
+    connector.create("pq", IndexSpec(DIM, "l2", "ivf_pq", {**IVF_PQ, "pq_bits": 8}))
+    ids, vectors, _ = _data(300)
+    connector.add("pq", ids[:255], vectors[:255] + 1.0)  # waits for enough rows to train
+    connector.add("pq", ids, vectors)  # replaces the 255, adds 45: 300 to train on
+    assert connector.count("pq") == 300
+    connector.flush("pq")
+    np.testing.assert_allclose(connector.get("pq", ids[:1]).vectors, vectors[:1], atol=1e-6)
+    connector.close()
+
+
+@pytest.mark.parametrize("backend", LOCAL)
+def test_user_errors(tmp_path, backend):
+    connector = _open(backend, tmp_path)
     with pytest.raises(SmecError, match="no collection 'nope'"):
         connector.search("nope", np.zeros((1, DIM), np.float32), k=3)
-    with pytest.raises(SmecError, match="unknown .* parameter.*efSearch"):
+    with pytest.raises(SmecError, match=r"unknown hnsw parameter\(s\) efSearch"):
         connector.create("c", IndexSpec(DIM, "cosine", "hnsw", {"efSearch": 10}))
     with pytest.raises(SmecError, match="letters, digits"):
         connector.create("../escape", IndexSpec(DIM))
+    assert not (tmp_path / "escape").exists() and not (tmp_path / backend / "c").exists()
     ids, vectors, _ = _data(10)
     connector.create("c", IndexSpec(DIM, "cosine", "hnsw", HNSW))
     connector.add("c", ids, vectors)
-    with pytest.raises(SmecError, match="already in 'c'"):
-        connector.add("c", ["fresh", ids[3]], vectors[:2])
-    with pytest.raises(SmecError, match="one per vector"):
+    with pytest.raises(SmecError, match="'fresh' appears twice in one write"):
+        connector.add("c", ["fresh", "fresh"], vectors[:2])
+    with pytest.raises(SmecError, match="1 payloads for 2 points; pass one per point"):
         connector.add("c", ["a", "b"], vectors[:2], [{}])
-    assert connector.count("c") == 10
+    assert connector.count("c") == 10  # a refused write leaves nothing behind
+
+    # An id that is stored is replaced (upsert), not added again.
+    connector.add("c", ["fresh", ids[3]], vectors[5:7])
+    assert connector.count("c") == 11
+    got = connector.get("c", [ids[3]])
+    np.testing.assert_allclose(got.vectors, _unit(vectors[6:7]), atol=1e-5)
+    connector.close()
 
 
-@pytest.mark.parametrize(("cls", "kind", "params"), EXACT)
+@pytest.mark.parametrize(("backend", "kind", "params"), EXACT)
 @pytest.mark.parametrize("metric", ["l2", "ip", "cosine"])
-def test_ranks_like_brute_force(tmp_path, cls, kind, params, metric):
+def test_ranks_like_brute_force(tmp_path, backend, kind, params, metric):
     ids, vectors, _ = _data(300, seed=3)
     vectors *= np.random.default_rng(4).uniform(0.5, 2.0, (300, 1)).astype(np.float32)
     queries = np.random.default_rng(5).standard_normal((8, DIM)).astype(np.float32)
-    connector = cls(data_dir=tmp_path)
+    connector = _open(backend, tmp_path)
     connector.create("m", IndexSpec(DIM, metric, kind, params))
     connector.add("m", ids, vectors)
     got_ids, scores = connector.search("m", queries, k=10)
@@ -150,13 +193,14 @@ def test_ranks_like_brute_force(tmp_path, cls, kind, params, metric):
     best = np.argsort(-expected, axis=1)[:, :10]
     assert got_ids == [[ids[j] for j in row] for row in best]
     np.testing.assert_allclose(scores, np.take_along_axis(expected, best, 1), rtol=1e-4, atol=1e-4)
+    connector.close()
 
 
 @pytest.mark.parametrize("case", BY_ID)
 def test_short_results_are_padded(tmp_path, case):
-    cls, kind, params = case
+    backend, kind, params = case
     ids, vectors, _ = _data(300)
-    connector = cls(data_dir=tmp_path)
+    connector = _open(backend, tmp_path)
     connector.create("few", IndexSpec(DIM, "l2", kind, params))
     empty_ids, empty_scores = connector.search("few", vectors[:2], k=3)
     assert empty_ids == [["", "", ""]] * 2 and np.isneginf(empty_scores).all()
@@ -167,64 +211,78 @@ def test_short_results_are_padded(tmp_path, case):
     assert len(real) == len(set(real)) and real[0] == ids[0]
     assert got[0][len(real) :] == [""] * (305 - len(real))
     assert np.isneginf(scores[0, len(real) :]).all() and np.isfinite(scores[0, : len(real)]).all()
+    connector.close()
 
 
 @pytest.mark.parametrize("case", BY_ID)
-def test_memory_grows_with_vectors(tmp_path, case):
-    cls, kind, params = case
+def test_sizes_grow_with_vectors(tmp_path, case):
+    backend, kind, params = case
     ids, vectors, _ = _data(1200)
-    connector = cls(data_dir=tmp_path)
+    connector = _open(backend, tmp_path)
     connector.create("mem", IndexSpec(DIM, "cosine", kind, params))
     connector.add("mem", ids[:300], vectors[:300])
-    small = connector.memory_bytes("mem")
+    small = connector.sizes("mem")
     connector.add("mem", ids[300:], vectors[300:])
-    large = connector.memory_bytes("mem")
-    assert 0 < small < large
-    assert large - small >= 900 * (DIM * 4 if kind in ("flat", "hnsw") else IVF_PQ["pq_m"] // 2)
+    large = connector.sizes("mem")
+    assert 0 < small.index_bytes < large.index_bytes
+    per_point = DIM * 4 if kind in ("flat", "hnsw") else IVF_PQ["pq_m"] // 2
+    assert large.index_bytes - small.index_bytes >= 900 * per_point
+    # total: every file of the collection (index, ids, payloads), measured on disk
+    assert small.total_bytes >= small.index_bytes and large.total_bytes > small.total_bytes
+    assert large.method
+    connector.close()
 
 
-@pytest.mark.parametrize("cls", [FaissConnector, HnswlibConnector])
-def test_crash_before_commit_keeps_old_collection(tmp_path, cls, monkeypatch):
+@pytest.mark.parametrize("backend", LOCAL)
+def test_crash_before_commit_keeps_old_collection(tmp_path, backend, monkeypatch):
     ids, vectors, payloads = _data(60)
-    connector = cls(data_dir=tmp_path)
+    connector = _open(backend, tmp_path)
     connector.create("safe", IndexSpec(DIM, "cosine", "hnsw", HNSW))
     connector.add("safe", ids[:40], vectors[:40], payloads[:40])
-    files_before = sorted(os.listdir(connector.path("safe")))
+    connector.flush("safe")
+    path = connector.backend.path("safe")
+    files_before = sorted(os.listdir(path))
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
+    connector.add("safe", ids[40:], vectors[40:], payloads[40:])
     monkeypatch.setattr(os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
-        connector.add("safe", ids[40:], vectors[40:], payloads[40:])
+        connector.flush("safe")  # the commit dies before meta.json is swapped in
     monkeypatch.undo()
 
-    assert connector.count("safe") == 40  # the failed add is forgotten in memory too
-    reopened = cls(data_dir=tmp_path)
-    assert reopened.count("safe") == 40
+    reopened = _open(backend, tmp_path)
+    assert reopened.count("safe") == 40  # what another reader sees: the last commit
     assert [i for b in reopened.iterate("safe") for i in b.ids] == ids[:40]
-    reopened.add("safe", ids[40:], vectors[40:], payloads[40:])
+    assert connector.count("safe") == 60  # the writes wait in memory for the next commit
+    connector.flush("safe")
     assert reopened.count("safe") == 60
+    assert [p for b in reopened.iterate("safe") for p in b.payloads] == payloads
     # The next commit removes what the crashed one left behind.
-    assert len(os.listdir(connector.path("safe"))) == len(files_before)
+    assert len(os.listdir(path)) == len(files_before)
+    connector.close()
+    reopened.close()
 
 
-@pytest.mark.parametrize("cls", [FaissConnector, HnswlibConnector])
-def test_drop_and_overwrite(tmp_path, cls):
+@pytest.mark.parametrize("backend", LOCAL)
+def test_drop_and_overwrite(tmp_path, backend):
     ids, vectors, _ = _data(30)
-    connector = cls(data_dir=tmp_path)
+    connector = _open(backend, tmp_path)
     connector.create("d", IndexSpec(DIM, "ip", "hnsw", HNSW))
     connector.add("d", ids, vectors)
     connector.create("d", IndexSpec(DIM + 4, "l2", "hnsw", HNSW), overwrite=True)
     assert connector.count("d") == 0 and connector.spec("d").dim == DIM + 4
-    assert cls(data_dir=tmp_path).spec("d").metric == "l2"
+    assert _open(backend, tmp_path).spec("d").metric == "l2"
+    path = connector.backend.path("d")
     connector.drop("d")
-    assert not connector.exists("d") and not os.path.exists(connector.path("d"))
-    assert os.listdir(tmp_path / cls.name) == []
+    assert not connector.exists("d") and not os.path.exists(path)
+    assert os.listdir(tmp_path / backend) == []
     connector.drop("d")  # dropping twice is harmless
+    connector.close()
 
 
 def test_faiss_gpu_option(tmp_path):
-    assert FaissConnector(data_dir=tmp_path, gpu="off").use_gpu is False
+    assert _open("faiss", tmp_path, gpu="off").backend.use_gpu is False
     with pytest.raises(SmecError, match="'auto', 'on' or 'off'"):
-        FaissConnector(data_dir=tmp_path, gpu="yes")
+        _open("faiss", tmp_path, gpu="yes")

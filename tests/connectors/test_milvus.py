@@ -5,15 +5,16 @@ really reach Milvus, clear errors, and a server launcher that keeps to loopback 
 from __future__ import annotations
 
 import os
-import time
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from smec_index.connectors import IndexSpec, open_connector
-from smec_index.connectors.milvus_server import milvus_standalone
+from smec_index.connectors.milvus import client as milvus_client
 from smec_index.errors import SmecError
+from smec_index.servers.milvus_standalone import milvus_standalone
 
 from .conftest import DIM
 
@@ -29,7 +30,8 @@ def _one_line(error: pytest.ExceptionInfo[SmecError]) -> str:
 def test_lite_persists_across_reopen(tmp_path, points):
     spec = IndexSpec(dim=DIM, metric="cosine", index="hnsw", params={"M": 8, "ef_search": 32})
     first = open_connector("milvus", data_dir=tmp_path)
-    first.create("kept", spec)
+    stored = first.create("kept", spec)
+    assert stored.params == {"M": 8, "ef_construction": 200, "ef_search": 32}  # defaults filled
     first.add(
         "kept", points["ids"][:SUBSET], points["vectors"][:SUBSET], points["payloads"][:SUBSET]
     )
@@ -39,12 +41,14 @@ def test_lite_persists_across_reopen(tmp_path, points):
     second = open_connector("milvus", data_dir=tmp_path)
     try:
         assert second.exists("kept")
-        assert second.spec("kept") == spec
+        assert second.spec("kept") == stored
         assert second.count("kept") == SUBSET
         ids, scores = second.search("kept", points["vectors"][:5], k=3)
         assert [row[0] for row in ids] == points["ids"][:5]
         np.testing.assert_allclose(scores[:, 0], 1.0, atol=1e-4)
-        assert second.memory_bytes("kept") > SUBSET * DIM * 4 // 2
+        sizes = second.sizes("kept")
+        assert sizes.index_bytes > SUBSET * DIM * 4 // 2  # the HNSW file holds the vectors
+        assert sizes.total_bytes > sizes.index_bytes
     finally:
         second.close()
 
@@ -54,7 +58,7 @@ def test_lite_index_params_reach_milvus_lite(tmp_path):
     try:
         spec = IndexSpec(dim=DIM, metric="l2", index="ivf_flat", params={"nlist": 7})
         connector.create("ivf", spec)
-        index = connector.client.describe_index("ivf", "vector")
+        index = connector.backend.client.describe_index("ivf", "vector")
         assert index["index_type"] == "IVF_FLAT" and index["metric_type"] == "L2"
         assert int(index["params"]["nlist"]) == 7
     finally:
@@ -77,9 +81,9 @@ def test_lite_rejects_ivf_pq_without_substituting(tmp_path):
 @pytest.mark.parametrize(
     ("name", "index", "params", "expected"),
     [
-        ("ok_name", "ivf_flat", {"nlist": 8, "refine": 4}, "takes no refine"),
-        ("ok_name", "hnsw", {"M": 8, "nprobe": 4}, "takes no nprobe"),
-        ("bad-name", "flat", {}, "use '_' instead of '-'"),
+        ("ok_name", "ivf_flat", {"nlist": 8, "refine": 4}, "unknown ivf_flat parameter(s) refine"),
+        ("ok_name", "hnsw", {"M": 8, "nprobe": 4}, "unknown hnsw parameter(s) nprobe"),
+        ("bad.name", "flat", {}, "use ASCII letters, digits and '_'"),
     ],
 )
 def test_bad_names_and_params_are_one_line_errors(tmp_path, name, index, params, expected):
@@ -92,15 +96,33 @@ def test_bad_names_and_params_are_one_line_errors(tmp_path, name, index, params,
         connector.close()
 
 
+class _Clock:
+    """A fake ``time`` for the module under test: sleeping moves it on, nobody waits."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 def test_unreachable_server_fails_fast_without_the_token(monkeypatch, caplog, capsys):
     secret = "s3cr3t-token-value"
     monkeypatch.setenv("MILVUS_TOKEN", secret)
-    for token in (None, secret):  # from $MILVUS_TOKEN, then as an argument
-        began = time.monotonic()
+    # (token, connect budget in s, tries expected): the default budget allows all 4 tries,
+    # a short one stops as soon as the next wait would overrun it.
+    for token, budget, expected in ((None, 10.0, 4), (secret, 10.0, 4), (secret, 2.0, 3)):
+        clock = _Clock()
+        monkeypatch.setattr(milvus_client, "time", clock)
         with pytest.raises(SmecError) as error:
-            open_connector("milvus", uri="http://127.0.0.1:1", token=token)
-        assert time.monotonic() - began < 10
+            open_connector("milvus", uri="http://127.0.0.1:1", token=token, timeout=budget)
         message = _one_line(error)
+        assert int(re.search(r"after (\d+) tries", message)[1]) == expected
+        assert len(clock.sleeps) == expected - 1 and sum(clock.sleeps) <= budget
         assert "http://127.0.0.1:1" in message and "--uri" in message
         assert secret not in message
     captured = capsys.readouterr()
@@ -127,23 +149,39 @@ def test_unreachable_server_fails_fast_without_the_token(monkeypatch, caplog, ca
     ],
 )
 def test_server_index_type_and_params_reach_milvus(milvus_server, points, index, params, expected):
-    connector = open_connector("milvus", uri=milvus_server)
+    connector = open_connector("milvus", uri=milvus_server.uri, storage=str(milvus_server.storage))
     collection = f"params_{index}"
     try:
         connector.create(collection, IndexSpec(DIM, "ip", index, params), overwrite=True)
-        described = connector.client.describe_index(collection, "vector")
+        described = connector.backend.client.describe_index(collection, "vector")
         assert described["index_type"] == index.upper() and described["metric_type"] == "IP"
         assert {key: int(described["params"][key]) for key in expected} == expected
 
         connector.add(collection, points["ids"][:SUBSET], points["vectors"][:SUBSET])
         assert connector.count(collection) == SUBSET  # flushes, awaits the index, loads
-        described = connector.client.describe_index(collection, "vector")
+        described = connector.backend.client.describe_index(collection, "vector")
         assert described["indexed_rows"] == SUBSET and described["pending_index_rows"] == 0
-        segments = connector.client.list_loaded_segments(collection)
+        segments = connector.backend.client.list_loaded_segments(collection)
         assert sum(s.num_rows for s in segments) == SUBSET
         assert all(s.state_name == "Sealed" and s.index_name == "vector" for s in segments)
+        sizes = connector.sizes(collection)  # counted from the server's files
+        assert 0 < sizes.index_bytes <= sizes.total_bytes and "local storage" in sizes.method
     finally:
         connector.drop(collection)
+        connector.close()
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant", "milvus"])
+def test_names_with_hyphens_are_refused_on_every_backend(backend, tmp_path):
+    """Milvus takes letters, digits and '_' only, so the contract allows no more anywhere."""
+    connector = open_connector(backend, data_dir=tmp_path)
+    try:
+        with pytest.raises(SmecError, match="letters, digits and '_'"):
+            connector.create("with-hyphen", IndexSpec(DIM, "ip", "flat"))
+        connector.create("with_underscore", IndexSpec(DIM, "ip", "hnsw"))
+        with pytest.raises(SmecError, match="letters, digits and '_'"):
+            connector.set_alias("hyphen-alias", "with_underscore")
+    finally:
         connector.close()
 
 
@@ -183,10 +221,14 @@ def _server_pid(port: int) -> int:
 
 @pytest.mark.server
 def test_server_stays_in_its_folder_and_dials_loopback(milvus_server, tmp_path_factory):
-    port = int(milvus_server.rsplit(":", 1)[1])
+    port = milvus_server.port
+    assert milvus_server.uri == f"http://127.0.0.1:{port}"
     pid = _server_pid(port)
+    assert pid == milvus_server.pid
     base = Path(os.readlink(f"/proc/{pid}/cwd"))  # MilvusServer starts it in its base dir
+    assert base == milvus_server.base_dir
     assert base.is_relative_to(tmp_path_factory.getbasetemp())
+    assert milvus_server.storage.is_relative_to(base)
     assert Path(os.readlink(f"/proc/{pid}/exe")).is_relative_to(base)
     config = (base / "configs" / "milvus.yaml").read_text()
     for setting in ("dir: {}/data/etcd.data", "path: {}/data/rocksmq", "rootPath: {}/logs"):
@@ -211,19 +253,17 @@ def test_server_stays_in_its_folder_and_dials_loopback(milvus_server, tmp_path_f
     "(':port'); '<component>.ip' only sets the address it advertises and dials",
 )
 def test_server_binds_loopback_only(milvus_server):
-    port = int(milvus_server.rsplit(":", 1)[1])
-    listening = _listening(_server_pid(port))
+    listening = _listening(_server_pid(milvus_server.port))
     assert set(listening.values()) == {"127.0.0.1"}, listening
 
 
 @pytest.mark.server
 def test_launcher_stops_the_server_on_exceptions(tmp_path):
-    began = time.monotonic()
-    with pytest.raises(RuntimeError, match="boom"), milvus_standalone(tmp_path) as uri:
-        pid = _server_pid(int(uri.rsplit(":", 1)[1]))
-        startup = time.monotonic() - began
+    # (The launcher itself fails when the server is not ready within its 60 s timeout.)
+    with pytest.raises(RuntimeError, match="boom"), milvus_standalone(tmp_path) as server:
+        pid = _server_pid(server.port)
+        assert pid == server.pid and server.startup_seconds > 0
         raise RuntimeError("boom")
-    assert startup < 60
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
     assert not Path(f"/tmp/milvus/server_id_{pid}").exists()
     assert (tmp_path / "logs" / "milvus-stdout.log").is_file()
@@ -240,7 +280,7 @@ def test_milvus_failures_surface_as_one_line_errors(tmp_path):
     connector = open_connector("milvus", data_dir=tmp_path)
     try:
         with pytest.raises(SmecError) as error:
-            connector.client.describe_collection("no_such_collection")
+            connector.backend.client.describe_collection("no_such_collection")
         message = str(error.value)
         assert "\n" not in message and "describe_collection failed" in message
     finally:

@@ -6,22 +6,24 @@ shard's ``info()``), so a mapping that silently fell back to Qdrant's defaults w
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 import threading
-import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from qdrant_client import models
+from qdrant_client import QdrantClient, models
 
-from smec_index.connectors import IndexSpec, open_connector
-from smec_index.connectors.qdrant_client_store import ClientStore, spec_from_info
-from smec_index.connectors.qdrant_common import QdrantSettings
-from smec_index.connectors.qdrant_edge_store import segment_configs
-from smec_index.connectors.qdrant_server import telemetry_bytes
+from smec_index.connectors import IndexSpec, Sizes, open_connector
+from smec_index.connectors.qdrant import client_store, server
+from smec_index.connectors.qdrant.client_store import ClientStore, spec_from_info
+from smec_index.connectors.qdrant.edge_store import segment_configs
+from smec_index.connectors.qdrant.server import telemetry_sizes
+from smec_index.connectors.qdrant.settings import QdrantSettings
 from smec_index.errors import SmecError
 
 from .conftest import DIM
@@ -69,7 +71,7 @@ def test_edge_settings_reach_the_engine(tmp_path, points, quantization, expected
     connector.add("tuned", ids, vectors, payloads)
     assert connector.count("tuned") == len(ids)  # builds the index (lazily, once)
 
-    info = connector.store.shard("tuned").info()
+    info = connector.backend.store.shard("tuned").info()
     assert info.points_count == SMALL and info.indexed_vectors_count == SMALL
     configs = segment_configs(tmp_path / "qdrant" / "tuned" / "shard")
     indexed = [c for c in configs if c["index"]["type"] == "hnsw"]
@@ -104,7 +106,7 @@ def test_edge_searches_walk_the_graph_and_flat_scans(tmp_path, points):
         connector.create(index, IndexSpec(dim=DIM, index=index, params=params))
         connector.add(index, ids, vectors)
         assert connector.count(index) == SMALL  # builds the index (lazily, once)
-        indexed = connector.store.shard(index).info().indexed_vectors_count
+        indexed = connector.backend.store.shard(index).info().indexed_vectors_count
         assert indexed == (SMALL if index == "hnsw" else 0)
         found, _ = connector.search(index, points["queries"], k=10)
         recall[index] = _recall(found, vectors, points["queries"], ids)
@@ -118,20 +120,25 @@ def test_edge_persists_across_reopen(tmp_path, points):
     ids, vectors, payloads = _small(points)
     spec = IndexSpec(dim=DIM, params={**HNSW, "quantization": "scalar"})
     first = open_connector("qdrant", data_dir=tmp_path, mode="edge")
-    first.create("kept", spec)
+    stored = first.create("kept", spec)
+    assert stored.params == {**HNSW, "quantization": "scalar"}
     first.add("kept", ids, vectors, payloads)
     before, _ = first.search("kept", points["queries"], k=10)
+    intruder = open_connector("qdrant", data_dir=tmp_path)
     with pytest.raises(SmecError, match="another connector or process has it open"):
-        open_connector("qdrant", data_dir=tmp_path).count("kept")  # the shard is locked
+        intruder.count("kept")  # the shard is locked
+    intruder.close()
     first.close()
 
     second = open_connector("qdrant", data_dir=tmp_path, mode="edge")
-    assert second.exists("kept") and second.spec("kept") == spec
+    assert second.exists("kept") and second.spec("kept") == stored
     assert second.count("kept") == SMALL
     after, _ = second.search("kept", points["queries"], k=10)
     assert after == before
     assert sum(len(batch.ids) for batch in second.iterate("kept")) == SMALL
-    assert second.memory_bytes("kept") > SMALL * DIM  # at least one byte per int8 code
+    sizes = second.sizes("kept")
+    assert sizes.index_bytes > SMALL * DIM  # at least one byte per int8 code
+    assert sizes.total_bytes > sizes.index_bytes  # plus payloads, id tracker, log
     second.drop("kept")
     assert not (tmp_path / "qdrant" / "kept").exists()
     second.close()
@@ -184,7 +191,9 @@ def test_local_mode_reopens_after_close(tmp_path, points):
     first.close()
     second = open_connector("qdrant", data_dir=tmp_path, mode="local")
     assert second.spec("loc").params["quantization"] == "product"
-    assert second.count("loc") == 500 and second.memory_bytes("loc") > 0
+    assert second.count("loc") == 500
+    sizes = second.sizes("loc")  # local mode has no index to measure, only its files
+    assert sizes.index_bytes is None and sizes.total_bytes > 0 and "local mode" in sizes.method
     found, _ = second.search("loc", vectors[:5], k=1)
     assert [row[0] for row in found] == ids[:5]
     second.close()
@@ -196,31 +205,81 @@ def test_bad_specs_and_modes_say_what_to_do(tmp_path):
         connector.create("bad", IndexSpec(dim=DIM, params={"quantization": "int4"}))
     with pytest.raises(SmecError, match="no 'ivf_pq' index"):
         connector.create("bad", IndexSpec(dim=DIM, index="ivf_pq"))
-    with pytest.raises(SmecError, match="create it first"):
+    with pytest.raises(SmecError, match=r"no collection 'missing' .*create \(build\) it first"):
         connector.count("missing")
     connector.close()
     with pytest.raises(SmecError, match="unknown Qdrant mode"):
         open_connector("qdrant", data_dir=tmp_path, mode="cloud")
 
 
-def test_spec_is_rebuilt_from_a_collection_without_one():
-    config = SimpleNamespace(
-        metadata=None,  # created by another tool, or a server before 1.16
-        params=SimpleNamespace(
-            vectors=models.VectorParams(size=8, distance=models.Distance.EUCLID)
-        ),
-        hnsw_config=models.HnswConfig(m=12, ef_construct=80, full_scan_threshold=10),
-        quantization_config=models.BinaryQuantization(binary=models.BinaryQuantizationConfig()),
+def _served(info: models.CollectionInfo, **config) -> models.CollectionInfo:
+    """``info`` with config fields as a server keeps them (local mode reports its defaults for
+    HNSW, quantization and optimizers, whatever a collection was created with)."""
+    return info.model_copy(update={"config": info.config.model_copy(update=config)})
+
+
+def test_spec_is_rebuilt_from_a_collection_without_one(tmp_path):
+    client = QdrantClient(path=str(tmp_path / "qdrant-local"))
+    binary = models.BinaryQuantization(binary=models.BinaryQuantizationConfig())
+    client.create_collection(  # created by another tool, or a server before 1.16
+        "foreign",
+        vectors_config=models.VectorParams(size=8, distance=models.Distance.EUCLID),
+        hnsw_config=models.HnswConfigDiff(m=12, ef_construct=80, full_scan_threshold=10),
+        quantization_config=binary,
     )
-    spec = spec_from_info(SimpleNamespace(config=config))
+    info = client.get_collection("foreign")
+    assert info.config.metadata is None
+    spec = spec_from_info(info)
+    hnsw = info.config.hnsw_config
     assert (spec.dim, spec.metric, spec.index) == (8, "l2", "hnsw")
-    assert spec.params == {"M": 12, "ef_construction": 80, "quantization": "binary"}
-    config.metadata = {"smec_index_spec": IndexSpec(dim=8, params={"ef_search": 7}).to_dict()}
-    assert spec_from_info(SimpleNamespace(config=config)).params == {"ef_search": 7}
-    config.metadata = None
-    config.optimizer_config = SimpleNamespace(indexing_threshold=0)  # indexing off: flat
-    spec = spec_from_info(SimpleNamespace(config=config))
-    assert spec.index == "flat" and spec.params == {"quantization": "binary"}
+    assert spec.params == {"M": hnsw.m, "ef_construction": hnsw.ef_construct}
+
+    served = _served(
+        info,
+        hnsw_config=models.HnswConfig(m=12, ef_construct=80, full_scan_threshold=10),
+        quantization_config=binary,
+    )
+    assert spec_from_info(served).params == {
+        "M": 12,
+        "ef_construction": 80,
+        "quantization": "binary",
+    }
+    optimizer = served.config.optimizer_config.model_copy(update={"indexing_threshold": 0})
+    flat = spec_from_info(_served(served, optimizer_config=optimizer))  # indexing off: flat
+    assert flat.index == "flat" and flat.params == {"quantization": "binary"}
+
+    stored = IndexSpec(dim=8, params={"ef_search": 7})
+    client.create_collection(
+        "tagged",
+        vectors_config=models.VectorParams(size=8, distance=models.Distance.COSINE),
+        metadata={"smec_index_spec": stored.to_dict()},
+    )
+    assert spec_from_info(client.get_collection("tagged")) == stored  # the stored spec wins
+    client.create_collection(
+        "named", vectors_config={"text": models.VectorParams(size=8, distance="Cosine")}
+    )
+    with pytest.raises(SmecError, match="named vectors"):
+        spec_from_info(client.get_collection("named"))
+    client.close()
+
+    connector = open_connector("qdrant", data_dir=tmp_path, mode="local")
+    assert connector.spec("foreign") == spec and connector.count("foreign") == 0
+    assert connector.spec("tagged") == stored
+    connector.close()
+
+
+class _Clock:
+    """A fake ``time`` for the module under test: sleeping moves it on, nobody waits."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
 
 
 class _IndexingServer:
@@ -242,14 +301,25 @@ class _IndexingServer:
         self.updates += 1
 
 
-def test_server_build_waits_for_the_index():
-    settings = QdrantSettings.from_spec(IndexSpec(dim=DIM))
+def test_server_build_waits_for_the_index(monkeypatch):
+    clock = _Clock()
+    monkeypatch.setattr(client_store, "time", clock)
+    settings = QdrantSettings.from_spec(IndexSpec(dim=DIM).resolved())
     # Green before the optimizer starts must not count; grey gets the optimizer nudged.
-    server = _IndexingServer(("green", 0), ("grey", 0), ("yellow", 60), ("green", 100))
-    ClientStore(server, "http://fake").build("c", settings)
-    assert server.states == [("green", 100)] and server.updates == 2
+    fake = _IndexingServer(("green", 0), ("grey", 0), ("yellow", 60), ("green", 100))
+    ClientStore(fake, "http://fake").build("c", settings)
+    assert fake.states == [("green", 100)] and fake.updates == 2
+    assert clock.sleeps == [0.2] * 3
+    # A segment too small to index stays plain: green for ~1 s is done.
+    clock.sleeps.clear()
+    ClientStore(_IndexingServer(("green", 0)), "http://fake").build("c", settings)
+    assert clock.sleeps == [0.2] * 4
     with pytest.raises(SmecError, match="failed to index 'c' .*disk full"):
         ClientStore(_IndexingServer(("red", 0)), "http://fake").build("c", settings)
+    clock.sleeps.clear()
+    with pytest.raises(SmecError, match="still indexing 'c' after 3600 s"):
+        ClientStore(_IndexingServer(("yellow", 10)), "http://fake").build("c", settings)
+    assert sum(clock.sleeps) == pytest.approx(client_store.BUILD_TIMEOUT_S, abs=0.3)
 
 
 def _assert_clean(exc: BaseException, *hidden: str) -> None:
@@ -263,13 +333,18 @@ def _assert_clean(exc: BaseException, *hidden: str) -> None:
 def test_unreachable_server_fails_fast_without_the_key(monkeypatch, via_env):
     if via_env:
         monkeypatch.setenv("QDRANT_API_KEY", SECRET)
-    started = time.perf_counter()
+    clock = _Clock()
+    monkeypatch.setattr(server, "time", clock)
     with pytest.raises(SmecError) as caught:
         open_connector(
             "qdrant", url="http://user:pa55@127.0.0.1:1", api_key=None if via_env else SECRET
         )
-    assert time.perf_counter() - started < 10
     message = str(caught.value)
+    # A few tries with doubling waits, none whose probe could end past the ~8 s budget.
+    tries = int(re.search(r"after (\d+) tries", message)[1])
+    assert tries == len(clock.sleeps) + 1 >= 3
+    assert all(later == 2 * earlier for earlier, later in itertools.pairwise(clock.sleeps))
+    assert sum(clock.sleeps) + server._PROBE_TIMEOUT_S <= server._PROBE_BUDGET_S
     assert "http://127.0.0.1:1" in message and "QDRANT_URL" in message
     _assert_clean(caught.value, SECRET, "pa55")
 
@@ -317,23 +392,32 @@ def test_api_key_is_sent_but_never_shown(fake_server):
     _assert_clean(caught.value, SECRET)
 
 
-def test_server_memory_comes_from_telemetry_segments():
-    def segment(disk):
-        return {"info": {"disk_usage_bytes": disk}}
+def test_server_sizes_come_from_telemetry_segments():
+    def segment(disk, vectors=None):
+        info = {"disk_usage_bytes": disk}
+        if vectors is not None:
+            info["vectors_size_bytes"] = vectors
+        return {"info": info}
 
-    shard = {"local": {"segments": [segment(1000), segment(24)], "vectors_size_bytes": 7}}
+    shard = {"local": {"segments": [segment(1000, 600), segment(24, 40)]}}
     telemetry = {
         "result": {
             "collections": {
-                "collections": [{"id": "other", "shards": []}, {"id": "c", "shards": [shard]}]
+                "collections": [
+                    {"id": "other", "shards": [{"local": {"segments": [segment(5, 5)]}}]},
+                    {"id": "c", "shards": [shard]},
+                ]
             }
         }
     }
-    assert telemetry_bytes(telemetry, "c") == 1024
-    del shard["local"]["segments"]
-    shard["local"]["payloads_size_bytes"] = 3
-    assert telemetry_bytes(telemetry, "c") == 10
-    assert telemetry_bytes(telemetry, "missing") is None
+    sizes = telemetry_sizes(telemetry, "c")
+    assert (sizes.index_bytes, sizes.total_bytes) == (640, 1024)
+    assert "telemetry" in sizes.method
+    shard["local"]["segments"] = [segment(1000), segment(24)]  # no vector sizes reported
+    sizes = telemetry_sizes(telemetry, "c")
+    assert (sizes.index_bytes, sizes.total_bytes) == (None, 1024)
+    missing = telemetry_sizes(telemetry, "missing")
+    assert isinstance(missing, Sizes) and (missing.index_bytes, missing.total_bytes) == (None, None)
 
 
 @pytest.mark.server
@@ -342,15 +426,16 @@ def test_server_builds_hnsw_with_the_spec(qdrant_url, points):
     connector = open_connector("qdrant", url=qdrant_url)
     spec = IndexSpec(dim=DIM, params={**HNSW, "quantization": "scalar"})
     try:
-        connector.create("smec_test_server", spec, overwrite=True)
+        stored = connector.create("smec_test_server", spec, overwrite=True)
         connector.add("smec_test_server", ids, vectors, payloads)
         assert connector.count("smec_test_server") == len(ids)
-        info = connector.store.client.get_collection("smec_test_server")
+        info = connector.backend.store.client.get_collection("smec_test_server")
         assert info.status.value == "green" and info.indexed_vectors_count >= SMALL
         assert (info.config.hnsw_config.m, info.config.hnsw_config.ef_construct) == (8, 64)
         assert info.config.quantization_config.scalar is not None
-        assert connector.spec("smec_test_server") == spec
-        assert connector.memory_bytes("smec_test_server") > 0
+        assert connector.spec("smec_test_server") == stored == spec
+        sizes = connector.sizes("smec_test_server")
+        assert sizes.index_bytes > 0 and sizes.total_bytes > 0
         found, _ = connector.search("smec_test_server", vectors[:5], k=1)
         assert [row[0] for row in found] == ids[:5]
         odd = np.repeat(vectors[:1], len(ODD_IDS), axis=0)
@@ -365,7 +450,7 @@ def test_server_builds_hnsw_with_the_spec(qdrant_url, points):
 def test_unknown_index_parameters_are_refused(tmp_path):
     connector = open_connector("qdrant", data_dir=tmp_path)
     try:
-        with pytest.raises(SmecError, match="unknown Qdrant hnsw parameter.*ef_serach"):
+        with pytest.raises(SmecError, match=r"unknown hnsw parameter\(s\) ef_serach"):
             connector.create("typo", IndexSpec(dim=DIM, params={"ef_serach": 64}))
         assert not connector.exists("typo")
     finally:

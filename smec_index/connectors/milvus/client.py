@@ -6,11 +6,14 @@ import functools
 import json
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
 from pymilvus import MilvusClient, MilvusException
 
+from smec_index.connectors.base import Sizes
+from smec_index.connectors.storage import DISK_METHOD, disk_bytes
 from smec_index.errors import SmecError
 
 
@@ -52,6 +55,9 @@ def wait_for_index(client: MilvusClient, collection: str, timeout: float = 3600.
     raise SmecError(f"the index of {collection!r} was not built in {timeout:.0f} s")
 
 
+BINLOG_KINDS = ("insert_log", "stats_log", "delta_log")
+
+
 def binlog_bytes(client: MilvusClient, collection_id: str) -> int | None:
     """The data coordinator's stored binlog size of one collection (Milvus 2.3 ``GetMetrics``;
     pymilvus has no wrapper for it, so this uses the gRPC stub)."""
@@ -68,6 +74,50 @@ def binlog_bytes(client: MilvusClient, collection_id: str) -> int | None:
         if sizes and collection_id in sizes:
             return int(sizes[collection_id])
     return None
+
+
+def server_sizes(
+    client: MilvusClient, collection: str, collection_id: str, storage: Path | None
+) -> Sizes:
+    """A server collection's :class:`Sizes`.
+
+    With ``storage`` (the server's ``localStorage.path``, readable here) the files are
+    counted: ``index_bytes`` = the vector index files of the collection's segments (an HNSW
+    or FLAT index file holds the vectors too, an IVF_PQ file the codes search reads),
+    ``total_bytes`` = those plus every insert, stats and delta binlog of the collection.
+    The message queue and etcd are shared by all collections and counted in neither.
+    Otherwise only the stored binlog bytes Milvus reports (``total_bytes``; Milvus 2.3
+    reports no index or memory size).
+    """
+    if storage is not None:
+        segments = {str(s.segment_id) for s in client.list_persistent_segments(collection)}
+        index_files = [
+            path for path in (storage / "index_files").glob("*/*/*/*") if path.name in segments
+        ]
+        # A sealed segment Milvus built no index for (too small) is searched by scanning its
+        # raw vectors: those are what search needs there.
+        fields = client.describe_collection(collection)["fields"]
+        vector_field = next(str(f["field_id"]) for f in fields if f["name"] == "vector")
+        scanned = [
+            path
+            for segment in segments - {p.name for p in index_files}
+            for path in (storage / "insert_log" / collection_id).glob(f"*/{segment}/{vector_field}")
+        ]
+        binlogs = [storage / kind / collection_id for kind in BINLOG_KINDS]
+        index_bytes = disk_bytes(index_files) + disk_bytes(scanned)
+        return Sizes(
+            index_bytes=index_bytes,
+            total_bytes=disk_bytes(index_files) + disk_bytes([p for p in binlogs if p.exists()]),
+            method=f"{DISK_METHOD} under the server's local storage; index: the vector index "
+            "files of the collection's segments (the raw vector binlogs of a segment without "
+            "an index); total: the index files plus its insert, stats and delta binlogs",
+        )
+    return Sizes(
+        index_bytes=None,
+        total_bytes=binlog_bytes(client, collection_id),
+        method="Milvus GetMetrics CollectionBinlogSize (stored binlogs; Milvus 2.3 reports no "
+        "index size)",
+    )
 
 
 def one_line(exc: MilvusException) -> str:

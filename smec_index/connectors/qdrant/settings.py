@@ -8,20 +8,19 @@ turned back into the caller's ids from that payload key.
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from smec_index.connectors.base import IndexSpec
+from smec_index.connectors.base import Batch, IndexSpec, Sizes
+from smec_index.connectors.contract import RESERVED_KEY
 from smec_index.errors import SmecError
 
-ID_KEY = "_smec_id"
+ID_KEY = RESERVED_KEY
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/smec-index/point-id")
 
 # Both in KB, as Qdrant counts them. An indexing threshold of 0 would *disable* indexing;
@@ -65,39 +64,33 @@ class QdrantSettings:
     quantization: str | None
     compression: int
     oversampling: float | None
+    indexing_threshold_kb: ClassVar[int] = INDEXING_THRESHOLD_KB
+    full_scan_threshold_kb: ClassVar[int] = FULL_SCAN_THRESHOLD_KB
 
     @classmethod
     def from_spec(cls, spec: IndexSpec) -> QdrantSettings:
-        """Check ``spec`` for Qdrant and resolve defaults; raises :class:`SmecError`."""
-        if spec.index not in ("hnsw", "flat"):
-            raise SmecError(
-                f"Qdrant has no {spec.index!r} index; use index 'hnsw' (optionally with "
-                "quantization) or 'flat'"
-            )
+        """Qdrant's knobs for a resolved ``spec``; raises :class:`SmecError`."""
         params = spec.params
-        known = {"quantization", "pq_compression", "oversampling", "ef_search"}
-        if spec.index == "hnsw":
-            known |= {"M", "ef_construction"}
-        unknown = sorted(set(params) - known)
-        if unknown:
-            raise SmecError(
-                f"unknown Qdrant {spec.index} parameter(s) {', '.join(unknown)}; "
-                f"use {', '.join(sorted(known))}"
-            )
         quantization = params.get("quantization")
         if quantization not in QUANTIZATIONS:
             raise SmecError(
                 f"unknown Qdrant quantization {quantization!r}; use scalar, binary or product"
             )
-        compression = int(params.get("pq_compression", 16))
-        if compression not in COMPRESSIONS:
-            raise SmecError(f"pq_compression {compression} is not one of {COMPRESSIONS}")
+        compression = params.get("pq_compression", 16)
+        if compression not in COMPRESSIONS or isinstance(compression, bool):
+            raise SmecError(f"pq_compression {compression!r} is not one of {COMPRESSIONS}")
         ef_search = params.get("ef_search")
         oversampling = params.get("oversampling", DEFAULT_OVERSAMPLING[quantization])
+        if oversampling is not None and (
+            isinstance(oversampling, bool)
+            or not isinstance(oversampling, (int, float))
+            or not 1 <= oversampling <= 1000
+        ):
+            raise SmecError(f"oversampling {oversampling!r}: use a number from 1 to 1000")
         return cls(
             hnsw=spec.index == "hnsw",
             m=int(params.get("M", 16)),
-            ef_construct=int(params.get("ef_construction", 100)),
+            ef_construct=int(params.get("ef_construction", 200)),
             ef_search=None if ef_search is None else int(ef_search),
             quantization=quantization,
             compression=compression,
@@ -106,39 +99,14 @@ class QdrantSettings:
 
 
 def with_id(payload: dict[str, Any] | None, point_id: str) -> dict[str, Any]:
-    """The payload to store: the caller's fields plus the original id."""
-    payload = dict(payload or {})
-    if ID_KEY in payload:
-        raise SmecError(f"payload key {ID_KEY!r} is reserved by smec-index; rename that field")
-    payload[ID_KEY] = point_id
-    return payload
+    """The payload to store: the caller's fields (checked by the contract) plus the id."""
+    return {**(payload or {}), ID_KEY: point_id}
 
 
 def split_id(payload: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     """The original id and the caller's payload, without the reserved key."""
     payload = dict(payload or {})
     return str(payload.pop(ID_KEY, "")), payload
-
-
-def disk_bytes(path: Path) -> int:
-    """Bytes allocated on disk under ``path``, as ``du`` counts them.
-
-    Qdrant preallocates sparse 32 MiB mmap chunks, so apparent file sizes overstate what
-    a collection holds; allocated blocks do not (``st_size`` where there are no blocks).
-    """
-    if path.is_file():
-        return _allocated(path)
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
-            total += _allocated(Path(root) / name)
-    return total
-
-
-def _allocated(path: Path) -> int:
-    stat = path.stat()
-    blocks = getattr(stat, "st_blocks", None)
-    return stat.st_size if blocks is None else blocks * 512
 
 
 def shown_url(url: str) -> str:
@@ -152,6 +120,30 @@ def shown_url(url: str) -> str:
 
 Hit = tuple[str, float]  # (original id, Qdrant score)
 Points = list[tuple[str, dict[str, Any], list[float]]]  # (original id, payload, vector)
+
+
+def to_points(records: list[Any]) -> Points:
+    """Qdrant records as (original id, payload without the reserved key, vector)."""
+    return [(*split_id(r.payload), r.vector) for r in records]
+
+
+def scroll_pages(
+    fetch: Callable[[str | None], tuple[list[Any], Any]], offset: str | None
+) -> Iterator[tuple[Points, str | None]]:
+    """Qdrant's scroll, paged: ``fetch(offset)`` returns (records, next offset); yields each
+    page's points with the offset that resumes after it (``None`` after the last)."""
+    while True:
+        records, offset = fetch(offset)
+        offset = None if offset is None else str(offset)
+        if records:
+            yield to_points(records), offset
+        if offset is None:
+            return
+
+
+def to_batch(points: Points, dim: int, cursor: str | None = None) -> Batch:
+    vectors = np.asarray([p[2] for p in points], dtype=np.float32).reshape(-1, dim)
+    return Batch([p[0] for p in points], vectors, [p[1] for p in points], cursor)
 
 
 class QdrantStore(Protocol):
@@ -175,12 +167,28 @@ class QdrantStore(Protocol):
         self, collection: str, queries: np.ndarray, k: int, settings: QdrantSettings
     ) -> list[list[Hit]]: ...
 
-    def scroll(self, collection: str, batch_size: int) -> Iterator[Points]: ...
+    def retrieve(self, collection: str, point_ids: list[str]) -> Points:
+        """Points by their Qdrant ids (UUIDs), in any order; missing ones left out."""
+        ...
+
+    def scroll(
+        self, collection: str, batch_size: int, offset: str | None
+    ) -> Iterator[tuple[Points, str | None]]:
+        """Pages from ``offset`` (a point UUID, inclusive) with the next page's offset."""
+        ...
 
     def count(self, collection: str) -> int: ...
 
-    def memory_bytes(self, collection: str) -> int | None: ...
+    def sizes(self, collection: str) -> Sizes: ...
 
     def drop(self, collection: str) -> None: ...
+
+    def collections(self) -> list[str]: ...
+
+    def aliases(self) -> dict[str, str]: ...
+
+    def set_alias(self, alias: str, collection: str) -> None: ...
+
+    def drop_alias(self, alias: str) -> None: ...
 
     def close(self) -> None: ...

@@ -114,8 +114,9 @@ class MilvusStandalone:
             has (anything else is an error, since ``MilvusServer`` would drop it silently).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop` (benchmarks that keep
-    one server across runs). ``uri``, ``port``, ``pid`` and ``startup_seconds`` are set by
-    :meth:`start`.
+    one server across runs). ``uri``, ``port``, ``pid``, ``storage`` (the local storage
+    folder, which the Milvus connector's ``storage`` option reads sizes from) and
+    ``startup_seconds`` are set by :meth:`start`.
     """
 
     def __init__(
@@ -131,6 +132,7 @@ class MilvusStandalone:
         self.port = 0
         self.pid = 0
         self.startup_seconds = 0.0
+        self.storage: Path | None = None
         self._server: Any = None
 
     def start(self) -> str:
@@ -145,6 +147,7 @@ class MilvusStandalone:
             self.pid = server.server_proc.pid
             self.port = server.listen_port
             self.uri = f"http://{LOOPBACK}:{self.port}"
+            self.storage = Path(server.config.get("local_storage_dir"))
             self._wait_ready(began + self.timeout)
         except BaseException:
             self.stop()
@@ -242,8 +245,9 @@ class MilvusStandalone:
         server.stop()  # kills it if still running, closes the log files
         _remove_stray_files(self.pid)
 
-    def __enter__(self) -> str:
-        return self.start()
+    def __enter__(self) -> MilvusStandalone:
+        self.start()
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
@@ -254,8 +258,9 @@ def milvus_standalone(
     base_dir: str | os.PathLike[str],
     timeout: float = 60.0,
     extra_configs: dict[str, Any] | None = None,
-) -> Iterator[str]:
-    """Run a Milvus 2.3.5 standalone server for the ``with`` block; yield its URI.
+) -> Iterator[MilvusStandalone]:
+    """Run a Milvus 2.3.5 standalone server for the ``with`` block; yield its handle
+    (``.uri``, ``.storage``).
 
     Args:
         base_dir: folder for all of the server's files (binaries, config, logs, data).
@@ -264,5 +269,5 @@ def milvus_standalone(
 
     The server is stopped when the block ends, also on exceptions.
     """
-    with MilvusStandalone(base_dir, timeout=timeout, extra_configs=extra_configs) as uri:
-        yield uri
+    with MilvusStandalone(base_dir, timeout=timeout, extra_configs=extra_configs) as server:
+        yield server

@@ -22,15 +22,14 @@ its ``quantization_config``; :func:`segment_configs` reads those back. One targe
 
 The write-ahead log stays on: besides crash safety it holds the shard's lock, so a second
 ``EdgeShard.load`` of an open shard fails (``WouldBlock``) instead of writing beside it;
-without it two connectors could open one shard. It is left out of
-:meth:`EdgeStore.memory_bytes`, which counts the segments (as the server's telemetry does):
-the log repeats recent updates and its size depends on history, not on the index.
+without it two connectors could open one shard. :meth:`EdgeStore.sizes` counts it in
+``total_bytes`` only: ``index_bytes`` is each segment's vector storage, quantized codes and
+HNSW graph (:func:`is_index_file`), so payloads, the id tracker and the log stay out of it.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,16 +37,20 @@ from typing import Any
 import numpy as np
 import qdrant_edge as edge
 
-from smec_index.connectors.base import IndexSpec
-from smec_index.connectors.qdrant_common import (
-    FULL_SCAN_THRESHOLD_KB,
+from smec_index.connectors.base import IndexSpec, Sizes
+from smec_index.connectors.qdrant.settings import (
     ID_KEY,
-    INDEXING_THRESHOLD_KB,
-    Hit,
     Points,
     QdrantSettings,
+    scroll_pages,
+    to_points,
+)
+from smec_index.connectors.storage import (
+    DISK_METHOD,
+    AliasFile,
+    FileAliases,
     disk_bytes,
-    split_id,
+    remove_directory,
 )
 from smec_index.errors import SmecError
 
@@ -81,11 +84,11 @@ def edge_config(spec: IndexSpec, settings: QdrantSettings) -> edge.EdgeConfig:
         hnsw_config=edge.HnswIndexConfig(
             m=settings.m,
             ef_construct=settings.ef_construct,
-            full_scan_threshold=FULL_SCAN_THRESHOLD_KB,
+            full_scan_threshold=QdrantSettings.full_scan_threshold_kb,
         ),
         quantization_config=_quantization(settings),
         optimizers=edge.EdgeOptimizersConfig(
-            indexing_threshold=INDEXING_THRESHOLD_KB if settings.hnsw else 0,
+            indexing_threshold=QdrantSettings.indexing_threshold_kb if settings.hnsw else 0,
             default_segment_number=1,
         ),
     )
@@ -99,13 +102,14 @@ def segment_configs(shard_dir: Path) -> list[dict[str, Any]]:
     return configs
 
 
-class EdgeStore:
+class EdgeStore(FileAliases):
     """Collections as qdrant-edge shards under ``<data_dir>/qdrant``; shards open lazily."""
 
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir) / "qdrant"
         self._shards: dict[str, edge.EdgeShard] = {}
         self._specs: dict[str, IndexSpec] = {}
+        self._aliases = AliasFile(self.root)
 
     def directory(self, collection: str) -> Path:
         return self.root / collection
@@ -115,6 +119,11 @@ class EdgeStore:
 
     def exists(self, collection: str) -> bool:
         return (self.directory(collection) / SPEC_FILE).is_file()
+
+    def collections(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return [p.name for p in self.root.iterdir() if (p / SPEC_FILE).is_file()]
 
     def create(self, collection: str, spec: IndexSpec, settings: QdrantSettings) -> None:
         self.drop(collection)
@@ -164,7 +173,7 @@ class EdgeStore:
 
     def search(
         self, collection: str, queries: np.ndarray, k: int, settings: QdrantSettings
-    ) -> list[list[Hit]]:
+    ) -> list[list[tuple[str, float]]]:
         params = edge.SearchParams(
             hnsw_ef=settings.ef_search,
             exact=not settings.hnsw,
@@ -184,30 +193,39 @@ class EdgeStore:
         results = self.shard(collection).query_batch(edge.QueryBatchRequest(requests))
         return [[(str(p.payload[ID_KEY]), p.score) for p in points] for points in results]
 
-    def scroll(self, collection: str, batch_size: int) -> Iterator[Points]:
-        shard, offset = self.shard(collection), None
-        while True:
-            records, offset = shard.scroll(
+    def retrieve(self, collection: str, point_ids: list[str]) -> Points:
+        records = self.shard(collection).retrieve(point_ids, with_payload=True, with_vector=True)
+        return to_points(records)
+
+    def scroll(
+        self, collection: str, batch_size: int, offset: str | None
+    ) -> Iterator[tuple[Points, str | None]]:
+        shard = self.shard(collection)
+        return scroll_pages(
+            lambda start: shard.scroll(
                 edge.ScrollRequest(
-                    offset=offset, limit=batch_size, with_payload=True, with_vector=True
+                    offset=start, limit=batch_size, with_payload=True, with_vector=True
                 )
-            )
-            if records:
-                yield [(*split_id(r.payload), r.vector) for r in records]
-            if offset is None:
-                return
+            ),
+            offset,
+        )
 
     def count(self, collection: str) -> int:
         return self.shard(collection).count(edge.CountRequest(exact=True))
 
-    def memory_bytes(self, collection: str) -> int | None:
+    def sizes(self, collection: str) -> Sizes:
         self.shard(collection).flush()
-        shard_dir = self.shard_dir(collection)
-        return sum(disk_bytes(path) for path in shard_dir.iterdir() if path.name != "wal")
+        return Sizes(
+            index_bytes=disk_bytes(self.shard_dir(collection), keep=is_index_file),
+            total_bytes=disk_bytes(self.directory(collection)),
+            method=f"{DISK_METHOD}; index: each segment's vector storage, quantized codes and "
+            "HNSW graph files; total: the collection's directory (segments with payload "
+            "storage and indexes, id tracker, write-ahead log, config)",
+        )
 
     def drop(self, collection: str) -> None:
         self._release(collection)
-        shutil.rmtree(self.directory(collection), ignore_errors=True)
+        remove_directory(self.directory(collection))
 
     def close(self) -> None:
         for collection in list(self._shards):
@@ -218,3 +236,12 @@ class EdgeStore:
         shard = self._shards.pop(collection, None)
         if shard is not None:
             shard.close()
+
+
+def is_index_file(path: Path) -> bool:
+    """Whether a file under a shard is vector storage, quantized codes or the HNSW graph."""
+    parts = path.parts
+    if "segments" not in parts:
+        return False
+    inside = parts[parts.index("segments") + 2 :]  # below segments/<segment id>/
+    return bool(inside) and inside[0].startswith(("vector_storage", "vector_index"))

@@ -1,11 +1,12 @@
 """FAISS, embedded: one index file per collection, written with ``faiss.write_index``.
 
-Index kinds and their parameters (defaults in brackets):
+Index kinds and their parameters (the shared defaults of
+:data:`smec_index.connectors.base.INDEX_DEFAULTS`):
 
 - ``flat``: exact search (``IndexFlatIP`` / ``IndexFlatL2``).
-- ``hnsw``: ``IndexHNSWFlat`` with ``M`` [16], ``ef_construction`` [200], ``ef_search`` [64].
-- ``ivf_pq``: ``IndexIVFPQ`` with ``nlist`` [256], ``nprobe`` [16], ``pq_m`` (required, a
-  divisor of dim), ``pq_bits`` [8]; ``refine`` (optional) wraps it in ``IndexRefineFlat``,
+- ``hnsw``: ``IndexHNSWFlat`` with ``M``, ``ef_construction``, ``ef_search``.
+- ``ivf_pq``: ``IndexIVFPQ`` with ``nlist``, ``nprobe``, ``pq_m`` (a divisor of dim),
+  ``pq_bits``; ``refine`` (optional, FAISS only) wraps it in ``IndexRefineFlat``,
   which re-ranks ``refine * k`` candidates by exact distance. It is trained on the vectors of
   the first ``add``, which must hold at least ``max(nlist, 2 ** pq_bits)`` rows (k-means
   needs a point per centroid); FAISS warns below 39 rows per centroid, and quality suffers.
@@ -14,7 +15,11 @@ Cosine vectors and queries are L2-normalised here and searched by inner product,
 ``iterate`` gives the normalised vectors back. Flat and HNSW indexes reconstruct their
 vectors exactly; PQ codes are lossy, so an ``ivf_pq`` index without ``refine`` also keeps
 the vectors as ``vectors-<gen>.npy`` (with ``refine`` the flat re-ranking store holds them).
-``memory_bytes`` is the serialized index, without that ``.npy``.
+``index_bytes`` is the serialized index (``faiss.serialize_index``), without that ``.npy``.
+
+Upserting stored ids rebuilds the index from its vectors with the new ones in their rows
+(FAISS HNSW cannot replace a point; IVF keeps its trained quantizer), which is fine for
+the occasional replacement and slow for streams of them.
 
 With ``gpu="auto"`` (or ``"on"``) and a GPU build of FAISS, flat and IVF-PQ indexes are
 copied to all GPUs for searching; adds and writes stay on the CPU copy.
@@ -30,32 +35,17 @@ from typing import Any
 import faiss
 import numpy as np
 
-from smec_index.connectors.local_files import (
-    HNSW_DEFAULTS,
-    Collection,
-    LocalConnector,
-    int_params,
-)
+from smec_index.connectors.local.store import Collection, LocalBackend
 from smec_index.errors import SmecError
-
-IVF_PQ_DEFAULTS = {"nlist": 256, "nprobe": 16, "pq_bits": 8}
-
-
-def normalized(vectors: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm; zero rows stay zero."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1.0), dtype=np.float32)
+from smec_index.vectors import normalize
 
 
-class FaissConnector(LocalConnector):
+class FaissBackend(LocalBackend):
     """Collections as FAISS indexes under ``<data_dir>/faiss/<collection>/``."""
 
     name = "faiss"
-    index_params = {
-        "flat": (),
-        "hnsw": tuple(HNSW_DEFAULTS),
-        "ivf_pq": ("nlist", "nprobe", "pq_m", "pq_bits", "refine"),
-    }
+    index_kinds = {"flat": (), "hnsw": (), "ivf_pq": ("refine",)}
+    index_bytes_method = "faiss.serialize_index"
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, gpu: str = "auto") -> None:
         """Open the FAISS part of a data directory.
@@ -74,28 +64,16 @@ class FaissConnector(LocalConnector):
             raise SmecError("gpu='on' but FAISS sees no GPU; pip install faiss-gpu, or gpu='auto'")
         self.use_gpu = gpu != "off" and gpus > 0
 
-    def memory_bytes(self, collection: str) -> int:
-        return int(faiss.serialize_index(self._load(collection).index).size)
+    def _index_bytes(self, col: Collection) -> int:
+        return int(faiss.serialize_index(self._trained(col)).size)
 
-    def _resolve_params(self, kind: str, dim: int, params: dict[str, Any]) -> dict[str, Any]:
-        if kind == "flat":
-            return {}
-        if kind == "hnsw":
-            return int_params(params, HNSW_DEFAULTS)
-        if "pq_m" not in params:
-            raise SmecError(f"faiss ivf_pq needs pq_m, a divisor of dim {dim} (e.g. {dim // 4})")
-        resolved: dict[str, Any] = int_params(params, {**IVF_PQ_DEFAULTS, "pq_m": 0})
-        if dim % resolved["pq_m"] or not 1 <= resolved["pq_bits"] <= 16:
-            raise SmecError(
-                f"faiss ivf_pq: pq_m={resolved['pq_m']} must divide dim {dim} and "
-                f"pq_bits={resolved['pq_bits']} be 1 to 16"
-            )
-        refine = params.get("refine")
-        if refine is not None:
-            if isinstance(refine, bool) or not isinstance(refine, (int, float)) or refine < 1:
-                raise SmecError(f"refine={refine!r}: use a number >= 1 (candidates per hit)")
-            resolved["refine"] = refine
-        return resolved
+    def create(self, collection: str, spec) -> None:
+        refine = spec.params.get("refine")
+        if refine is not None and (
+            isinstance(refine, bool) or not isinstance(refine, (int, float)) or refine < 1
+        ):
+            raise SmecError(f"refine={refine!r}: use a number >= 1 (candidates per hit)")
+        super().create(collection, spec)
 
     def _init_index(self, col: Collection) -> None:
         spec, params = col.spec, col.spec.params
@@ -123,38 +101,74 @@ class FaissConnector(LocalConnector):
 
     def _write_index(self, col: Collection, directory: Path, generation: str) -> dict[str, str]:
         files = {"index": f"index-{generation}.faiss"}
-        faiss.write_index(col.index, str(directory / files["index"]))
+        faiss.write_index(self._trained(col), str(directory / files["index"]))
         if "vectors" in col.extra:
             files["vectors"] = f"vectors-{generation}.npy"
             np.save(directory / files["vectors"], col.extra["vectors"])
         return files
 
-    def _add(self, col: Collection, vectors: np.ndarray, batch_size: int) -> None:
+    def _append(self, col: Collection, vectors: np.ndarray) -> None:
         if col.spec.metric == "cosine":
-            vectors = normalized(vectors)
+            vectors = normalize(vectors)
         if not col.index.is_trained:
-            params = col.spec.params
-            needed = max(params["nlist"], 2 ** params["pq_bits"])
-            if len(vectors) < needed:
-                raise SmecError(
-                    f"faiss ivf_pq trains on the first add, which needs at least {needed} "
-                    f"vectors (nlist={params['nlist']}, 2**pq_bits={2 ** params['pq_bits']}), "
-                    f"got {len(vectors)}; add more at once or lower nlist/pq_bits"
-                )
-            col.index.train(vectors)
-        for start in range(0, len(vectors), batch_size):
-            col.index.add(vectors[start : start + batch_size])
+            # IVF-PQ trains once, on everything added before the first read or flush.
+            col.extra.setdefault("pending", []).append(vectors)
+            return
+        self._add_trained(col, vectors)
+
+    def _add_trained(self, col: Collection, vectors: np.ndarray) -> None:
+        col.index.add(vectors)
         if "vectors" in col.extra:
             col.extra["vectors"] = np.concatenate([col.extra["vectors"], vectors])
         col.extra.pop("gpu", None)
 
+    def _trained(self, col: Collection) -> Any:
+        """The index, trained on the pending vectors first where it waits for them."""
+        pending = col.extra.pop("pending", None)
+        if pending:
+            vectors = np.concatenate(pending)
+            params = col.spec.params
+            needed = max(params["nlist"], 2 ** params["pq_bits"])
+            if len(vectors) < needed:
+                col.extra["pending"] = pending
+                raise SmecError(
+                    f"faiss ivf_pq trains on the vectors added before its first read, which "
+                    f"needs at least {needed} (nlist={params['nlist']}, 2**pq_bits="
+                    f"{2 ** params['pq_bits']}), got {len(vectors)}; add more first or lower "
+                    "nlist/pq_bits"
+                )
+            col.index.train(vectors)
+            self._add_trained(col, vectors)
+        return col.index
+
+    def _replace(self, col: Collection, rows: np.ndarray, vectors: np.ndarray) -> None:
+        if col.spec.metric == "cosine":
+            vectors = normalize(vectors)
+        if not col.index.is_trained:  # every row is still pending: replace it there
+            pending = np.concatenate(col.extra.get("pending") or [vectors[:0]])
+            pending[rows] = vectors
+            col.extra["pending"] = [pending]
+            return
+        stored = np.array(self._vectors(col, 0, len(col.ids)), dtype=np.float32)
+        stored[rows] = vectors
+        col.index.reset()  # an IVF index keeps its trained quantizer
+        col.index.add(stored)
+        if "vectors" in col.extra:
+            col.extra["vectors"] = stored
+        col.extra.pop("gpu", None)
+
     def _search(self, col: Collection, queries: np.ndarray, k: int) -> tuple[Any, Any]:
         if col.spec.metric == "cosine":
-            queries = normalized(queries)
-        distances, labels = self._search_index(col).search(queries, k)
+            queries = normalize(queries)
+        self._trained(col)
+        params = None
+        if col.spec.index == "hnsw":  # as the other backends do: ef = max(ef_search, k)
+            params = faiss.SearchParametersHNSW(efSearch=max(col.spec.params["ef_search"], k))
+        distances, labels = self._search_index(col).search(queries, k, params=params)
         return labels, (-distances if col.spec.metric == "l2" else distances)
 
     def _vectors(self, col: Collection, start: int, stop: int) -> np.ndarray:
+        self._trained(col)
         if "vectors" in col.extra:
             return col.extra["vectors"][start:stop]
         return col.index.reconstruct_n(start, stop - start)

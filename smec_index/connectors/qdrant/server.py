@@ -16,7 +16,8 @@ import httpx
 from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from smec_index.connectors.qdrant_common import shown_url
+from smec_index.connectors.base import Sizes
+from smec_index.connectors.qdrant.settings import shown_url
 from smec_index.errors import SmecError
 
 TRANSPORT_ERRORS = (ResponseHandlingException, httpx.HTTPError, ConnectionError, TimeoutError)
@@ -78,9 +79,14 @@ def connect_server(url: str, api_key: str | None, timeout: float) -> QdrantClien
     )
 
 
-def telemetry_bytes(telemetry: dict[str, Any], collection: str) -> int | None:
-    """A collection's size from ``GET /telemetry``: its segments' bytes on disk, else the
-    vectors and payloads its local shards hold; ``None`` where the server reports neither."""
+def telemetry_sizes(telemetry: dict[str, Any], collection: str) -> Sizes:
+    """A collection's :class:`Sizes` from ``GET /telemetry`` (details level >= 3).
+
+    Qdrant reports, per segment, the bytes of its vectors (``vectors_size_bytes``: the
+    stored vectors, not the HNSW links or quantized codes) and what the segment takes on
+    disk (``disk_usage_bytes``). The first is the closest figure a server gives to
+    ``index_bytes`` and undercounts it by the graph; the method says so.
+    """
     found = [
         c
         for c in (telemetry.get("result") or {}).get("collections", {}).get("collections") or []
@@ -88,12 +94,14 @@ def telemetry_bytes(telemetry: dict[str, Any], collection: str) -> int | None:
     ]
     shards = [r.get("local") or {} for c in found for r in c.get("shards") or []]
     segments = [s.get("info") or {} for shard in shards for s in shard.get("segments") or []]
-    on_disk = [s["disk_usage_bytes"] for s in segments if s.get("disk_usage_bytes") is not None]
-    if on_disk:
-        return int(sum(on_disk))
-    sizes = [
-        shard.get(key) or 0
-        for shard in shards
-        for key in ("vectors_size_bytes", "payloads_size_bytes")
-    ]
-    return int(sum(sizes)) or None
+
+    def total(key: str) -> int | None:
+        values = [s[key] for s in segments if s.get(key) is not None]
+        return int(sum(values)) if values else None
+
+    return Sizes(
+        index_bytes=total("vectors_size_bytes"),
+        total_bytes=total("disk_usage_bytes"),
+        method="Qdrant telemetry: index = segments' vectors_size_bytes (stored vectors; "
+        "HNSW links and quantized codes not reported); total = segments' disk_usage_bytes",
+    )

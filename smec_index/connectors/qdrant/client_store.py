@@ -28,18 +28,17 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from smec_index.connectors.base import IndexSpec
-from smec_index.connectors.qdrant_common import (
-    FULL_SCAN_THRESHOLD_KB,
+from smec_index.connectors.base import IndexSpec, Sizes
+from smec_index.connectors.qdrant.server import TRANSPORT_ERRORS, failure, telemetry_sizes
+from smec_index.connectors.qdrant.settings import (
     ID_KEY,
-    INDEXING_THRESHOLD_KB,
     Hit,
     Points,
     QdrantSettings,
-    disk_bytes,
-    split_id,
+    scroll_pages,
+    to_points,
 )
-from smec_index.connectors.qdrant_server import TRANSPORT_ERRORS, failure, telemetry_bytes
+from smec_index.connectors.storage import DISK_METHOD, disk_bytes
 from smec_index.errors import SmecError
 
 SPEC_KEY = "smec_index_spec"
@@ -101,6 +100,7 @@ class ClientStore:
 
     def __init__(self, client: QdrantClient, where: str, storage: Path | None = None) -> None:
         self.client, self.where, self.storage = client, where, storage
+        self._aliases: dict[str, str] | None = None
 
     @property
     def server(self) -> bool:
@@ -128,6 +128,41 @@ class ClientStore:
         with self.guard():
             return self.client.collection_exists(collection)
 
+    def collections(self) -> list[str]:
+        with self.guard():
+            return [c.name for c in self.client.get_collections().collections]
+
+    def aliases(self) -> dict[str, str]:
+        """Read once per store and kept (every call resolves names through it); switches
+        made through this store refresh it, other clients' switches show on reopening."""
+        if self._aliases is None:
+            with self.guard():
+                found = self.client.get_aliases().aliases
+            self._aliases = {a.alias_name: a.collection_name for a in found}
+        return dict(self._aliases)
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        # Delete + create in one request: Qdrant applies the list atomically.
+        operations: list[Any] = []
+        if alias in self.aliases():
+            operations.append(
+                models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
+            )
+        operations.append(
+            models.CreateAliasOperation(
+                create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)
+            )
+        )
+        self._aliases = None
+        with self.guard():
+            self.client.update_collection_aliases(change_aliases_operations=operations)
+
+    def drop_alias(self, alias: str) -> None:
+        operation = models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
+        self._aliases = None
+        with self.guard():
+            self.client.update_collection_aliases(change_aliases_operations=[operation])
+
     def create(self, collection: str, spec: IndexSpec, settings: QdrantSettings) -> None:
         with self.guard():
             self.client.delete_collection(collection)
@@ -137,7 +172,7 @@ class ClientStore:
                 hnsw_config=models.HnswConfigDiff(
                     m=settings.m,
                     ef_construct=settings.ef_construct,
-                    full_scan_threshold=FULL_SCAN_THRESHOLD_KB,
+                    full_scan_threshold=QdrantSettings.full_scan_threshold_kb,
                 ),
                 optimizers_config=models.OptimizersConfigDiff(
                     indexing_threshold=0, default_segment_number=1
@@ -166,7 +201,7 @@ class ClientStore:
             self.client.update_collection(
                 collection,
                 optimizers_config=models.OptimizersConfigDiff(
-                    indexing_threshold=INDEXING_THRESHOLD_KB
+                    indexing_threshold=QdrantSettings.indexing_threshold_kb
                 ),
             )
             self._wait_until_indexed(collection)
@@ -222,33 +257,43 @@ class ClientStore:
                     hits.append([(str(p.payload[ID_KEY]), p.score) for p in response.points])
         return hits
 
-    def scroll(self, collection: str, batch_size: int) -> Iterator[Points]:
-        offset = None
-        while True:
+    def retrieve(self, collection: str, point_ids: list[str]) -> Points:
+        with self.guard():
+            records = self.client.retrieve(
+                collection, point_ids, with_payload=True, with_vectors=True
+            )
+        return to_points(records)
+
+    def scroll(
+        self, collection: str, batch_size: int, offset: str | None
+    ) -> Iterator[tuple[Points, str | None]]:
+        def fetch(start: str | None) -> tuple[list[Any], Any]:
             with self.guard():
-                records, offset = self.client.scroll(
-                    collection, limit=batch_size, offset=offset, with_vectors=True
+                return self.client.scroll(
+                    collection, limit=batch_size, offset=start, with_vectors=True
                 )
-            if records:
-                yield [(*split_id(r.payload), r.vector) for r in records]
-            if offset is None:
-                return
+
+        return scroll_pages(fetch, offset)
 
     def count(self, collection: str) -> int:
         with self.guard():
             return self.client.count(collection, exact=True).count
 
-    def memory_bytes(self, collection: str) -> int | None:
+    def sizes(self, collection: str) -> Sizes:
         if not self.server:
+            # Local mode keeps points pickled in SQLite, vectors and payloads together: there
+            # is no index to measure. Never a figure to compare.
             path = self.storage / "collection" / collection
-            return disk_bytes(path) if path.is_dir() else None
+            total = disk_bytes(path) if path.is_dir() else None
+            return Sizes(None, total, f"local mode (brute force, no index); total: {DISK_METHOD}")
         with self.guard():
             telemetry = self.client.http.client.request(
-                type_=dict, method="GET", url="/telemetry", params={"details_level": "3"}
+                type_=dict, method="GET", url="/telemetry", params={"details_level": "10"}
             )
-        return telemetry_bytes(telemetry, collection)
+        return telemetry_sizes(telemetry, collection)
 
     def drop(self, collection: str) -> None:
+        self._aliases = None  # Qdrant drops the collection's aliases with it
         with self.guard():
             self.client.delete_collection(collection)
 

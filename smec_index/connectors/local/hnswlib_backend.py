@@ -1,12 +1,14 @@
 """hnswlib, embedded: one HNSW graph per collection, written with ``save_index``.
 
-The one index kind is ``hnsw`` with ``M`` [16], ``ef_construction`` [200] and ``ef_search``
-[64] (hnswlib's ``ef``, which its files do not keep, so it is set again from the spec on
-every load). Spaces are hnswlib's ``cosine`` (it normalises vectors, so ``iterate`` gives
-them back normalised), ``ip`` and ``l2``. hnswlib returns distances; scores are
+The one index kind is ``hnsw`` with ``M``, ``ef_construction`` and ``ef_search`` (hnswlib's
+``ef``, which its files do not keep, so it is set again from the spec on every load).
+Spaces are hnswlib's ``cosine`` (it normalises vectors, so ``iterate`` gives them back
+normalised), ``ip`` and ``l2``. hnswlib returns distances; scores are
 ``1 - d`` for cosine and ip (the similarity) and ``-d`` (negated squared L2) for l2.
-Capacity starts at 1024 points and at least doubles when an add needs more.
-``memory_bytes`` is the size of the saved index file.
+Capacity starts at 1024 points and at least doubles when an add needs more. Upserting a
+stored id updates its point in place (hnswlib re-links it). ``index_bytes`` is the
+serialized index (vectors, graph, labels) as ``save_index`` writes it, measured with the
+capacity trimmed to the count so that growth slack is not counted.
 """
 
 from __future__ import annotations
@@ -17,29 +19,21 @@ from typing import Any
 import hnswlib
 import numpy as np
 
-from smec_index.connectors.local_files import (
-    HNSW_DEFAULTS,
-    Collection,
-    LocalConnector,
-    int_params,
-)
+from smec_index.connectors.local.store import Collection, LocalBackend
 
 INITIAL_CAPACITY = 1024
 SEED = 100
 
 
-class HnswlibConnector(LocalConnector):
+class HnswlibBackend(LocalBackend):
     """Collections as hnswlib indexes under ``<data_dir>/hnswlib/<collection>/``."""
 
     name = "hnswlib"
-    index_params = {"hnsw": tuple(HNSW_DEFAULTS)}
+    index_kinds = {"hnsw": ()}
+    index_bytes_method = "hnswlib save_index file, capacity trimmed to the count"
 
-    def memory_bytes(self, collection: str) -> int:
-        col = self._load(collection)
-        return (Path(self.path(collection)) / col.files["index"]).stat().st_size
-
-    def _resolve_params(self, kind: str, dim: int, params: dict[str, Any]) -> dict[str, Any]:
-        return int_params(params, HNSW_DEFAULTS)
+    def _index_bytes(self, col: Collection) -> int:
+        return (self.root / col.name / col.files["index"]).stat().st_size
 
     def _new(self, col: Collection) -> Any:
         return hnswlib.Index(space=col.spec.metric, dim=col.spec.dim)
@@ -62,18 +56,21 @@ class HnswlibConnector(LocalConnector):
 
     def _write_index(self, col: Collection, directory: Path, generation: str) -> dict[str, str]:
         name = f"index-{generation}.bin"
+        # Trimmed, the file holds the points and their links, not the growth slack.
+        col.index.resize_index(max(1, col.index.get_current_count()))
         col.index.save_index(str(directory / name))
         return {"index": name}
 
-    def _add(self, col: Collection, vectors: np.ndarray, batch_size: int) -> None:
+    def _append(self, col: Collection, vectors: np.ndarray) -> None:
         first = len(col.ids)
         needed = first + len(vectors)
         capacity = col.index.get_max_elements()
         if needed > capacity:
-            col.index.resize_index(max(needed, 2 * capacity))
-        for start in range(0, len(vectors), batch_size):
-            chunk = vectors[start : start + batch_size]
-            col.index.add_items(chunk, np.arange(first + start, first + start + len(chunk)))
+            col.index.resize_index(max(needed, 2 * capacity, INITIAL_CAPACITY))
+        col.index.add_items(vectors, np.arange(first, needed))
+
+    def _replace(self, col: Collection, rows: np.ndarray, vectors: np.ndarray) -> None:
+        col.index.add_items(vectors, rows)  # an existing label is updated in place
 
     def _search(self, col: Collection, queries: np.ndarray, k: int) -> tuple[Any, Any]:
         labels = np.full((len(queries), k), -1, dtype=np.int64)

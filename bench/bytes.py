@@ -1,0 +1,158 @@
+"""Bytes per backend, with and without payload: does ``index_bytes`` mean the same thing?
+
+    python -m bench.bytes --dataset ../shared/data/scifact --dims 384,128,64
+
+Builds every (backend, dim) twice through ``smec-index build``'s code path: once with the
+documents' titles and texts as payload, once with both empty. ``index_bytes`` (what search
+needs) must not move with the payload; ``total_bytes`` (everything kept) does. The Milvus
+standalone server is started by the benchmark, and its sizes are read from its storage.
+Writes ``bench/results/<dataset>-bytes.jsonl`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from bench.results import RESULTS_DIR, read_records, write_records
+from smec_index.build import BuildRequest, build, default_artifact
+from smec_index.data import load_retrieval_data
+
+HNSW = {"M": 16, "ef_construction": 200, "ef_search": 128}
+# name -> (backend, connector options, index params)
+TARGETS = {
+    "faiss-hnsw": ("faiss", {}, HNSW),
+    "hnswlib": ("hnswlib", {}, HNSW),
+    "qdrant-edge": ("qdrant", {"mode": "edge"}, HNSW),
+    "qdrant-edge-int8": ("qdrant", {"mode": "edge"}, {**HNSW, "quantization": "scalar"}),
+    "milvus-lite": ("milvus", {}, HNSW),
+    "milvus-server": ("milvus", {"uri": None}, HNSW),
+}
+
+
+def run(dataset: Path, dims: list[int], targets: list[str], data_dir: Path) -> list[dict]:
+    data = load_retrieval_data(dataset)
+    records = []
+    with contextlib.ExitStack() as stack:
+        if "milvus-server" in targets:
+            from smec_index.servers.milvus_standalone import milvus_standalone
+
+            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="milvus-")))
+            server = stack.enter_context(milvus_standalone(base))
+        _, artifact = default_artifact(data, dims, data_dir, print)
+        for name in tqdm(targets, desc="backends"):
+            backend, options, params = TARGETS[name]
+            if "uri" in options:
+                options = {"uri": server.uri, "storage": str(server.storage)}
+            for dim in dims:
+                for with_payload in (True, False):
+                    request = BuildRequest(
+                        dataset=dataset,
+                        backend=backend,
+                        dim=dim,
+                        data_dir=data_dir,
+                        artifact=artifact if dim != data.dim else None,
+                        collection=f"bytes_{name.replace('-', '_')}_{dim}_{int(with_payload)}",
+                        params=params,
+                        connector_options=options,
+                        overwrite=True,
+                        progress=False,
+                        payloads=with_payload,
+                    )
+                    summary = build(request, say=lambda _m: None)
+                    records.append(
+                        {
+                            "dataset": data.dataset.name,
+                            "target": name,
+                            "backend": backend,
+                            "dim": dim,
+                            "payload": "title+text" if with_payload else "empty",
+                            "count": summary["count"],
+                            "index_bytes": summary["index_bytes"],
+                            "total_bytes": summary["total_bytes"],
+                            "bytes_method": summary["bytes_method"],
+                        }
+                    )
+    return records
+
+
+def report(path: Path) -> str:
+    records = read_records(path)
+    rows = []
+    for r in records:
+        if r["payload"] != "title+text":
+            continue
+        empty = next(
+            e
+            for e in records
+            if e["target"] == r["target"] and e["dim"] == r["dim"] and e["payload"] == "empty"
+        )
+        change = (
+            abs(r["index_bytes"] - empty["index_bytes"]) / empty["index_bytes"]
+            if r["index_bytes"] and empty["index_bytes"]
+            else float("nan")
+        )
+        rows.append(
+            {
+                "row": f"{r['target']} @{r['dim']}",
+                "index_bytes": r["index_bytes"],
+                "index_bytes (empty)": empty["index_bytes"],
+                "index change": f"{100 * change:.2f}%",
+                "total_bytes": r["total_bytes"],
+                "total_bytes (empty)": empty["total_bytes"],
+            }
+        )
+    columns = [
+        "index_bytes",
+        "index_bytes (empty)",
+        "index change",
+        "total_bytes",
+        "total_bytes (empty)",
+    ]
+    methods = {r["target"]: r["bytes_method"] for r in records}
+    text = (
+        f"{records[0]['dataset']}: bytes with the payload (title + text) and with it empty\n\n"
+        + "| backend @dim | "
+        + " | ".join(columns)
+        + " |\n"
+        + "|---|"
+        + "---|" * len(columns)
+        + "\n"
+        + "\n".join(
+            f"| {r['row']} | " + " | ".join(_cell(r[c]) for c in columns) + " |" for r in rows
+        )
+        + "\n\nHow each backend's figures were measured:\n\n"
+        + "\n".join(f"- {t}: {m}" for t, m in methods.items())
+        + "\n"
+    )
+    path.with_suffix(".md").write_text(text)
+    return text
+
+
+def _cell(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=Path("../shared/data/scifact"))
+    parser.add_argument("--dims", default="384,128,64")
+    parser.add_argument("--targets", default=",".join(TARGETS))
+    parser.add_argument("--data-dir", type=Path, default=None, help="default: a temp dir")
+    args = parser.parse_args()
+    dims = [int(d) for d in args.dims.split(",")]
+    targets = args.targets.split(",")
+    with tempfile.TemporaryDirectory(prefix="smec-bytes-") as scratch:
+        data_dir = args.data_dir or Path(scratch)
+        records = run(args.dataset, dims, targets, data_dir)
+    name = records[0]["dataset"]
+    path = write_records(RESULTS_DIR / f"{name}-bytes.jsonl", records)
+    print(report(path))
+
+
+if __name__ == "__main__":
+    main()

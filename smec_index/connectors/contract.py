@@ -1,0 +1,333 @@
+"""The one validating wrapper every backend gets: :class:`Connector`.
+
+Input is checked here and nowhere else (names, ids, vectors, payloads, k, batch sizes),
+index defaults are filled here (:meth:`IndexSpec.resolved`), and what a backend answers is
+checked here too (unique ids per query, scores best first), so no backend can accept what
+another rejects, or return what the metrics would miscount.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from smec_index.connectors.base import (
+    Backend,
+    Batch,
+    IndexSpec,
+    Sizes,
+    check_collection_name,
+    positive_int,
+)
+from smec_index.errors import SmecError
+from smec_index.vectors import check_vectors
+
+MAX_ID_BYTES = 1024  # the longest id every backend stores (Milvus' VARCHAR primary key)
+RESERVED_KEY = "_smec_id"  # Qdrant keeps the original id in the payload under this key
+SCORE_TOLERANCE = 1e-5
+
+
+class Connector:
+    """A backend behind the contract of :mod:`smec_index.connectors.base`.
+
+    Get one from :func:`smec_index.connectors.open_connector`. Every method that takes a
+    collection also takes an alias. Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.name = backend.name
+        self._specs: dict[str, IndexSpec] = {}
+
+    def __repr__(self) -> str:
+        return f"Connector({self.backend!r})"
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- collections ---------------------------------------------------------------------
+    def create(self, collection: str, spec: IndexSpec, overwrite: bool = False) -> IndexSpec:
+        """Create ``collection``; an existing one is an error unless ``overwrite``.
+
+        Returns:
+            the spec as stored, with every default filled in.
+        """
+        check_collection_name(collection)
+        extra = self.backend.index_kinds.get(spec.index)
+        if extra is None:
+            kinds = ", ".join(self.backend.index_kinds)
+            raise SmecError(f"{self.name} has no {spec.index!r} index; use one of {kinds}")
+        spec = spec.resolved(extra)
+        target = self.aliases().get(collection)
+        if target is not None:
+            raise SmecError(
+                f"{collection!r} is an alias of {target!r} in {self.name}; create the new "
+                "collection under another name and switch the alias to it"
+            )
+        if self.backend.exists(collection):
+            if not overwrite:
+                raise SmecError(
+                    f"collection {collection!r} already exists in {self.name}; pass "
+                    "--overwrite to replace it, or pick another name"
+                )
+            self.drop(collection)
+        self._specs.pop(collection, None)
+        self.backend.create(collection, spec)
+        self._specs[collection] = spec
+        return spec
+
+    def exists(self, collection: str) -> bool:
+        """Whether ``collection`` names a collection or an alias."""
+        check_collection_name(collection)
+        return collection in self.aliases() or self.backend.exists(collection)
+
+    def spec(self, collection: str) -> IndexSpec:
+        if collection not in self._specs:
+            self._require(collection)
+            self._specs[collection] = self.backend.spec(collection)
+        return self._specs[collection]
+
+    def collections(self) -> list[str]:
+        return sorted(self.backend.collections())
+
+    def drop(self, collection: str) -> None:
+        """Delete a collection and the aliases that point at it; a missing one is fine."""
+        check_collection_name(collection)
+        aliases = self.aliases()
+        if collection in aliases:
+            raise SmecError(
+                f"{collection!r} is an alias of {aliases[collection]!r}; drop the alias "
+                "(drop_alias) or the collection it points at"
+            )
+        for alias, target in aliases.items():
+            if target == collection:
+                self.backend.drop_alias(alias)
+        self._specs.clear()  # aliases may have pointed at it
+        self.backend.drop(collection)
+
+    # -- points --------------------------------------------------------------------------
+    def add(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        payloads: Sequence[dict[str, Any]] | None = None,
+        batch_size: int = 1000,
+    ) -> None:
+        """Upsert points by id in batches of ``batch_size``: an id already stored is
+        replaced (vector and payload) and the count does not grow.
+
+        Args:
+            collection: a collection or alias.
+            ids: one non-empty string per vector, unique within the call.
+            vectors: (n, dim) finite values of the collection's dim.
+            payloads: one JSON-serialisable dict per vector, or ``None`` (empty payloads).
+            batch_size: points per backend write.
+        """
+        batch_size = positive_int(batch_size, "batch_size")
+        spec = self.spec(collection)
+        vectors = check_vectors(vectors, spec.dim)
+        ids = check_ids(ids, len(vectors))
+        payloads = check_payloads(payloads, len(ids))
+        for start in range(0, len(ids), batch_size):
+            stop = start + batch_size
+            self.backend.upsert(
+                collection, ids[start:stop], vectors[start:stop], payloads[start:stop]
+            )
+
+    upsert = add
+
+    def get(self, collection: str, ids: Sequence[str]) -> Batch:
+        """The stored points of ``ids`` (vectors as stored, payloads), in the order asked;
+        ids that are not stored are left out."""
+        self._require(collection)
+        wanted = list(dict.fromkeys(check_ids(ids, len(ids), unique=False)))
+        if not wanted:
+            return Batch([], np.zeros((0, self.spec(collection).dim), np.float32), [])
+        got = self.backend.get(collection, wanted)
+        position = {point_id: n for n, point_id in enumerate(got.ids)}
+        if len(position) != len(got.ids) or not set(position) <= set(wanted):
+            raise SmecError(f"{self.name} answered get() with ids not asked for; please report")
+        order = [position[i] for i in wanted if i in position]
+        return Batch(
+            [got.ids[n] for n in order],
+            np.ascontiguousarray(got.vectors[order], dtype=np.float32),
+            [got.payloads[n] for n in order],
+        )
+
+    def search(
+        self, collection: str, queries: np.ndarray, k: int
+    ) -> tuple[list[list[str]], np.ndarray]:
+        """Top-``k`` ids per query, best first, and their (nq, k) float32 scores.
+
+        Scores are similarities for ``cosine``/``ip`` and negated distances for ``l2``
+        (squared on FAISS, hnswlib and Milvus, plain on Qdrant: compare l2 scores within one
+        backend). A query that finds fewer than ``k`` points (``k`` above the count) is
+        padded with ``""`` and ``-inf``.
+
+        Raises:
+            SmecError: bad input, or a backend that answered with an id twice for one query
+                or with unsorted scores (never passed on: metrics would miscount them).
+        """
+        k = positive_int(k, "k")
+        queries = check_vectors(queries, self.spec(collection).dim, "queries")
+        ids = [[""] * k for _ in range(len(queries))]
+        scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        if not len(queries):
+            return ids, scores
+        hits = self.backend.search(collection, queries, k)
+        if len(hits) != len(queries):
+            raise SmecError(f"{self.name} answered {len(hits)} of {len(queries)} queries")
+        for row, found in enumerate(hits):
+            if len(found) > k:
+                raise SmecError(f"{self.name} returned {len(found)} hits for k={k}")
+            row_ids = [str(point_id) for point_id, _ in found]
+            if len(set(row_ids)) != len(row_ids) or "" in row_ids:
+                raise SmecError(
+                    f"{self.name} returned an id twice (or an empty id) for one query in "
+                    f"{collection!r}; the collection may be corrupt: rebuild it"
+                )
+            ids[row][: len(found)] = row_ids
+            scores[row, : len(found)] = [score for _, score in found]
+        with np.errstate(invalid="ignore"):  # -inf padding: -inf - -inf
+            steps = np.diff(np.where(np.isfinite(scores), scores, -np.inf), axis=1)
+        if np.any(steps > SCORE_TOLERANCE * max(1.0, _largest(scores))):
+            raise SmecError(f"{self.name} returned hits out of score order; please report")
+        return ids, scores
+
+    def count(self, collection: str) -> int:
+        self._require(collection)
+        return int(self.backend.count(collection))
+
+    def iterate(
+        self, collection: str, batch_size: int = 1000, cursor: str | None = None
+    ) -> Iterator[Batch]:
+        """Every point once, ``batch_size`` at a time, from ``cursor`` on.
+
+        Each batch's ``cursor`` resumes right after it, in this process or another:
+        ``iterate(c, cursor=batch.cursor)``. Points written while iterating may or may not
+        be seen.
+        """
+        batch_size = positive_int(batch_size, "batch_size")
+        if cursor is not None and not isinstance(cursor, str):
+            raise SmecError(f"cursor {cursor!r}: pass a cursor a batch gave, or None")
+        self._require(collection)
+        dim = self.spec(collection).dim
+        for batch in self.backend.iterate(collection, batch_size, cursor):
+            if len(batch.ids) > batch_size or batch.vectors.shape != (len(batch.ids), dim):
+                raise SmecError(f"{self.name} iterated a malformed batch; please report")
+            yield batch
+
+    def flush(self, collection: str) -> None:
+        """Make everything written durable and searchable through the index."""
+        self._require(collection)
+        self.backend.flush(collection)
+
+    def sizes(self, collection: str) -> Sizes:
+        """``index_bytes`` and ``total_bytes`` as :class:`Sizes` defines them."""
+        self._require(collection)
+        return self.backend.sizes(collection)
+
+    # -- aliases -------------------------------------------------------------------------
+    def aliases(self) -> dict[str, str]:
+        """Every alias of this backend (location), alias -> collection."""
+        return dict(self.backend.aliases())
+
+    def resolve(self, name: str) -> str | None:
+        """The collection ``name`` stands for: its alias target, itself, or ``None``."""
+        check_collection_name(name)
+        target = self.aliases().get(name)
+        if target is not None:
+            return target
+        return name if self.backend.exists(name) else None
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        """Create ``alias`` or switch it to ``collection`` in one atomic step."""
+        check_collection_name(alias)
+        check_collection_name(collection)
+        aliases = self.aliases()
+        if collection in aliases or not self.backend.exists(collection):
+            raise SmecError(
+                f"cannot point alias {alias!r} at {collection!r}: not a collection in "
+                f"{self.name}; create it first"
+            )
+        if alias not in aliases and self.backend.exists(alias):
+            raise SmecError(
+                f"{alias!r} is a collection in {self.name}, so it cannot become an alias; "
+                "drop it or pick another alias name"
+            )
+        self._specs.pop(alias, None)
+        self.backend.set_alias(alias, collection)
+
+    def drop_alias(self, alias: str) -> None:
+        check_collection_name(alias)
+        if alias in self.aliases():
+            self._specs.pop(alias, None)
+            self.backend.drop_alias(alias)
+
+    def close(self) -> None:
+        """Release files, locks and connections; closing twice is fine."""
+        self._specs.clear()
+        self.backend.close()
+
+    def _require(self, collection: str) -> None:
+        if not self.exists(collection):
+            raise SmecError(
+                f"no collection {collection!r} in {self.name}; create (build) it first, or "
+                "check the name"
+            )
+
+
+def check_ids(ids: Sequence[Any], n: int, unique: bool = True) -> list[str]:
+    """One non-empty string id per vector, each at most 1024 UTF-8 bytes, no control
+    characters, unique when ``unique``."""
+    if isinstance(ids, (str, bytes)):
+        raise SmecError("ids must be a list of strings, not one string")
+    ids = list(ids)
+    if len(ids) != n:
+        raise SmecError(f"{len(ids)} ids for {n} vectors; pass one id per vector")
+    for point_id in ids:
+        if not isinstance(point_id, str) or not point_id:
+            raise SmecError(f"id {point_id!r}: ids must be non-empty strings")
+        if len(point_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+            raise SmecError(f"id {point_id[:40]!r}...: ids are limited to {MAX_ID_BYTES} bytes")
+        if any(ord(c) < 32 or ord(c) == 127 for c in point_id):
+            raise SmecError(f"id {point_id!r} holds a control character; remove it")
+    if unique and len(set(ids)) != len(ids):
+        seen: set[str] = set()
+        twice = next(i for i in ids if i in seen or seen.add(i))
+        raise SmecError(f"id {twice!r} appears twice in one write; pass each id once")
+    return ids
+
+
+def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[dict[str, Any]]:
+    """One JSON object per point (empty ones when ``None``), copied through JSON so that
+    every backend stores and gives back the same thing (tuples become lists)."""
+    if payloads is None:
+        return [{} for _ in range(n)]
+    payloads = list(payloads)
+    if len(payloads) != n:
+        raise SmecError(f"{len(payloads)} payloads for {n} points; pass one per point or none")
+    checked = []
+    for payload in payloads:
+        if not isinstance(payload, dict):
+            raise SmecError(f"payload {payload!r:.60} is not a dict; pass one dict per point")
+        if RESERVED_KEY in payload:
+            raise SmecError(f"payload key {RESERVED_KEY!r} is reserved; rename that field")
+        try:
+            text = json.dumps(payload, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise SmecError(f"payloads must be JSON-serialisable dicts ({exc})") from None
+        checked.append(json.loads(text))
+    return checked
+
+
+def _largest(scores: np.ndarray) -> float:
+    finite = np.abs(scores[np.isfinite(scores)])
+    return float(finite.max()) if finite.size else 0.0

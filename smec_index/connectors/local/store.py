@@ -1,0 +1,335 @@
+"""What the in-process backends (faiss, hnswlib) share: files on disk, ids, payloads, aliases.
+
+A collection lives in ``<data_dir>/<backend>/<collection>/``:
+
+- ``meta.json``: the sidecar, and the commit point: format, spec (defaults filled in), the
+  string ids in row order (row ``r`` is the backend's integer label ``r``) and the names of
+  the data files of the current generation;
+- ``payloads-<gen>.jsonl``: one JSON object per row, in row order;
+- the backend's own files of the same generation (``index-<gen>.faiss``, ...).
+
+Writes (upserts) change the open index in memory; :meth:`LocalBackend.flush` (called
+before the connector closes, and by ``build`` before it switches an alias) writes a fresh
+generation beside the old files and swaps in ``meta.json`` with ``os.replace``: a reader
+sees the old collection or the new one, never a mix, and a crash leaves at most
+unreferenced files, removed at the next commit. One writer per collection at a time;
+readers in other processes notice a newer ``meta.json`` and reload.
+
+Upserting an id that is stored replaces its row in place, so row order (the iteration
+cursor) never changes. Aliases live in ``<data_dir>/<backend>/aliases.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smec_index.connectors.base import Batch, IndexSpec, Sizes, default_data_dir
+from smec_index.connectors.storage import (
+    DISK_METHOD,
+    AliasFile,
+    FileAliases,
+    disk_bytes,
+    fsync_path,
+    remove_directory,
+    write_json_atomic,
+)
+from smec_index.errors import SmecError
+
+META = "meta.json"
+FORMAT = 1
+
+
+@dataclass
+class Collection:
+    """One open collection: its sidecar, payloads and the backend's live index."""
+
+    name: str
+    spec: IndexSpec
+    ids: list[str]
+    payloads: list[dict[str, Any]]
+    files: dict[str, str] = field(default_factory=dict)  # role -> file name
+    index: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)  # backend state (raw vectors, GPU copy)
+    stamp: tuple[int, int, int] = (0, 0, 0)  # meta.json's inode, mtime and size when read
+    dirty: bool = False  # written to since the last commit
+    _rows: dict[str, int] | None = None
+    _id_table: np.ndarray | None = None  # ids then "", so label -1 maps to ""
+
+    @property
+    def rows(self) -> dict[str, int]:
+        if self._rows is None:
+            self._rows = {point_id: row for row, point_id in enumerate(self.ids)}
+        return self._rows
+
+    @property
+    def id_table(self) -> np.ndarray:
+        if self._id_table is None:
+            self._id_table = np.array([*self.ids, ""], dtype=object)
+        return self._id_table
+
+    def appended(self, ids: list[str], payloads: list[dict[str, Any]]) -> None:
+        rows = self.rows
+        for point_id in ids:
+            rows[point_id] = len(self.ids)
+            self.ids.append(point_id)
+        self.payloads.extend(payloads)
+        self._id_table = None
+
+
+class LocalBackend(FileAliases):
+    """The :class:`~smec_index.connectors.base.Backend` methods of a file-backed backend.
+
+    Subclasses set ``name`` and ``index_kinds`` and implement the ``_init_index``,
+    ``_read_index``, ``_write_index``, ``_append``, ``_replace``, ``_search``, ``_vectors``
+    and ``_index_bytes`` hooks. Integer labels in the index are row numbers.
+    """
+
+    name = "local"
+    index_kinds: dict[str, tuple[str, ...]] = {}
+    index_bytes_method = ""
+
+    def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
+        """Open the backend's part of a data directory.
+
+        Args:
+            data_dir: root of the data directory (default :func:`default_data_dir`); this
+                backend's collections go under ``<data_dir>/<name>/``.
+        """
+        self.root = Path(data_dir if data_dir is not None else default_data_dir()) / self.name
+        self._open: dict[str, Collection] = {}
+        self._aliases = AliasFile(self.root)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r})"
+
+    def _target(self, collection: str) -> str:
+        return self._aliases.read().get(collection, collection)
+
+    def path(self, collection: str) -> str:
+        return str(self.root / self._target(collection))
+
+    def exists(self, collection: str) -> bool:
+        return (Path(self.path(collection)) / META).is_file()
+
+    def collections(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return [p.name for p in self.root.iterdir() if (p / META).is_file()]
+
+    def create(self, collection: str, spec: IndexSpec) -> None:
+        directory = self.root / collection
+        if directory.exists():  # a crashed create's leftovers: never a committed collection
+            shutil.rmtree(directory)
+        col = Collection(collection, spec, [], [])
+        self._init_index(col)
+        self._commit(col)
+
+    def spec(self, collection: str) -> IndexSpec:
+        return IndexSpec(**self._load(collection).spec.to_dict())
+
+    def count(self, collection: str) -> int:
+        return len(self._load(collection).ids)
+
+    def native_index(self, collection: str) -> Any:
+        """The backend's live index object (CPU), for inspection; do not modify it."""
+        return self._load(collection).index
+
+    def upsert(
+        self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
+    ) -> None:
+        col = self._load(collection)
+        rows = col.rows
+        old = [n for n, point_id in enumerate(ids) if point_id in rows]
+        new = [n for n, point_id in enumerate(ids) if point_id not in rows]
+        try:
+            col.dirty = True
+            if old:
+                replaced = np.array([rows[ids[n]] for n in old], dtype=np.int64)
+                self._replace(col, replaced, vectors[old])
+                for n in old:
+                    col.payloads[rows[ids[n]]] = payloads[n]
+            if new:
+                self._append(col, vectors[new])
+                col.appended([ids[n] for n in new], [payloads[n] for n in new])
+        except BaseException:
+            self._open.pop(col.name, None)  # memory may be half-changed: reload from disk
+            raise
+
+    def get(self, collection: str, ids: list[str]) -> Batch:
+        col = self._load(collection)
+        found = [point_id for point_id in ids if point_id in col.rows]
+        rows = [col.rows[point_id] for point_id in found]
+        vectors = np.stack([self._vectors(col, r, r + 1)[0] for r in rows]) if rows else None
+        if vectors is None:
+            vectors = np.zeros((0, col.spec.dim), np.float32)
+        return Batch(found, vectors.astype(np.float32), [col.payloads[r] for r in rows])
+
+    def search(self, collection: str, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        col = self._load(collection)
+        found = min(k, len(col.ids))
+        if not found:
+            return [[] for _ in queries]
+        labels, scores = self._search(col, queries, found)
+        ids = col.id_table[labels]
+        return [
+            [
+                (i, float(s))
+                for i, s, label in zip(id_row, score_row, label_row, strict=True)
+                if label >= 0
+            ]
+            for id_row, score_row, label_row in zip(ids, scores, labels, strict=True)
+        ]
+
+    def iterate(self, collection: str, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        """The points present when called, in row order; the cursor is the next row."""
+        col = self._load(collection)
+        try:
+            start = int(cursor) if cursor is not None else 0
+        except ValueError:
+            raise SmecError(
+                f"cursor {cursor!r} is not from {self.name}; pass one it gave"
+            ) from None
+        n = len(col.ids)
+        for first in range(max(0, start), n, batch_size):
+            stop = min(n, first + batch_size)
+            vectors = np.ascontiguousarray(self._vectors(col, first, stop), dtype=np.float32)
+            yield Batch(
+                col.ids[first:stop],
+                vectors,
+                col.payloads[first:stop],
+                cursor=str(stop) if stop < n else None,
+            )
+
+    def flush(self, collection: str) -> None:
+        col = self._load(collection)
+        if col.dirty:
+            self._commit(col)
+
+    def sizes(self, collection: str) -> Sizes:
+        self.flush(collection)
+        col = self._load(collection)
+        return Sizes(
+            index_bytes=int(self._index_bytes(col)),
+            total_bytes=disk_bytes(Path(self.path(collection))),
+            method=f"index: {self.index_bytes_method}; total: {DISK_METHOD} of the "
+            "collection's files (index, ids, payloads)",
+        )
+
+    def drop(self, collection: str) -> None:
+        self._open.pop(collection, None)
+        remove_directory(self.root / collection)
+
+    def close(self) -> None:
+        try:
+            for col in list(self._open.values()):
+                if col.dirty:
+                    self._commit(col)
+        finally:
+            self._open.clear()
+
+    def _load(self, collection: str) -> Collection:
+        name = self._target(collection)
+        meta_path = self.root / name / META
+        col = self._open.get(name)
+        if col is not None and col.dirty:
+            return col  # this process's writes are ahead of the disk
+        try:
+            # One stat on the hot path (every search); the file is opened only when it moved.
+            st = os.stat(meta_path)
+            if col is not None and col.stamp == (st.st_ino, st.st_mtime_ns, st.st_size):
+                return col
+            with open(meta_path, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+                meta = json.loads(handle.read())
+        except FileNotFoundError:
+            self._open.pop(name, None)
+            raise SmecError(
+                f"no collection {collection!r} in {self.root}; create it first"
+            ) from None
+        try:
+            files = meta["files"]
+            with open(meta_path.parent / files["payloads"], encoding="utf-8") as handle:
+                payloads = [json.loads(line) for line in handle]
+            col = Collection(name, IndexSpec(**meta["spec"]), list(meta["ids"]), payloads, files)
+            if len(col.payloads) != len(col.ids):
+                raise ValueError(f"{len(col.payloads)} payloads for {len(col.ids)} ids")
+            self._read_index(col, meta_path.parent)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise SmecError(
+                f"collection {collection!r} in {meta_path.parent} is unreadable "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                "drop it and index again"
+            ) from None
+        col.stamp = stamp
+        self._open[name] = col
+        return col
+
+    def _commit(self, col: Collection) -> None:
+        directory = self.root / col.name
+        directory.mkdir(parents=True, exist_ok=True)
+        generation = uuid.uuid4().hex[:12]
+        files = {"payloads": f"payloads-{generation}.jsonl"}
+        with open(directory / files["payloads"], "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(p) + "\n" for p in col.payloads)
+        files.update(self._write_index(col, directory, generation))
+        for name in files.values():
+            fsync_path(directory / name)
+        meta = {
+            "format": FORMAT,
+            "backend": self.name,
+            "generation": generation,
+            "spec": col.spec.to_dict(),
+            "files": files,
+            "ids": col.ids,
+        }
+        write_json_atomic(directory / META, meta)
+        st = os.stat(directory / META)
+        col.files, col.stamp, col.dirty = files, (st.st_ino, st.st_mtime_ns, st.st_size), False
+        self._open[col.name] = col
+        # Older generations, and anything a crashed write left behind.
+        for entry in directory.iterdir():
+            if entry.name != META and entry.name not in files.values() and entry.is_file():
+                entry.unlink(missing_ok=True)
+
+    # Backend hooks.
+    def _init_index(self, col: Collection) -> None:
+        """Set ``col.index`` (and ``col.extra``) to a new, empty index for ``col.spec``."""
+        raise NotImplementedError
+
+    def _read_index(self, col: Collection, directory: Path) -> None:
+        """Set ``col.index`` (and ``col.extra``) from the files named in ``col.files``."""
+        raise NotImplementedError
+
+    def _write_index(self, col: Collection, directory: Path, generation: str) -> dict[str, str]:
+        """Write the index files of ``generation``; return role -> file name."""
+        raise NotImplementedError
+
+    def _append(self, col: Collection, vectors: np.ndarray) -> None:
+        """Add vectors under labels ``len(col.ids)`` onwards."""
+        raise NotImplementedError
+
+    def _replace(self, col: Collection, rows: np.ndarray, vectors: np.ndarray) -> None:
+        """Give rows ``rows`` the new ``vectors``."""
+        raise NotImplementedError
+
+    def _search(self, col: Collection, queries: np.ndarray, k: int) -> tuple[Any, Any]:
+        """(labels, scores) of shape (nq, k), best first, label -1 for a missing hit."""
+        raise NotImplementedError
+
+    def _vectors(self, col: Collection, start: int, stop: int) -> np.ndarray:
+        """The stored vectors of rows ``start`` to ``stop``."""
+        raise NotImplementedError
+
+    def _index_bytes(self, col: Collection) -> int:
+        """What search needs: the index as the engine serializes it (no ids, no payload)."""
+        raise NotImplementedError

@@ -1,0 +1,1 @@
+"""Milvus: milvus-lite files by default, or a Milvus server given by URI."""

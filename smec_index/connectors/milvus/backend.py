@@ -1,0 +1,387 @@
+"""Milvus: milvus-lite files by default, or a Milvus server given by URI.
+
+Without ``uri`` the backend opens milvus-lite at ``<data_dir>/milvus/milvus.db`` (a folder;
+milvus-lite runs in-process behind a local gRPC port). With ``uri`` it talks to that server,
+token from the argument or ``$MILVUS_TOKEN`` (never logged, never in a message).
+
+Each collection has a VARCHAR primary key ``id`` (the caller's string ids), a FLOAT_VECTOR
+``vector``, a JSON ``payload`` and one vector index named ``vector``. The :class:`IndexSpec`
+is stored as JSON in the collection property ``smec_index.spec`` (both backends keep
+properties; milvus-lite drops the schema description), so it travels with the collection.
+
+Writes are Milvus upserts (delete + insert by primary key). Before the next search, count,
+iterate or size query (or on flush and close) the collection is flushed, its index is
+awaited until it covers every flushed segment, and it is loaded, once however many writes
+came before: searches then run on sealed, indexed segments (unflushed data is searched
+without the index, about 50x slower). A build timed up to its flush thus includes index
+building, and search time does not. Iteration pages by primary key (``id > cursor``), so
+its cursor is the last id of a batch. Aliases are Milvus' own.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from smec_index.connectors.base import Batch, IndexSpec, Sizes, default_data_dir
+from smec_index.connectors.contract import MAX_ID_BYTES
+from smec_index.connectors.milvus.client import (
+    GuardedClient,
+    connect,
+    one_line,
+    server_sizes,
+    shown_uri,
+    wait_for_index,
+)
+from smec_index.connectors.storage import DISK_METHOD, disk_bytes
+from smec_index.errors import SmecError
+
+SPEC_PROPERTY = "smec_index.spec"
+METRICS = {"cosine": "COSINE", "ip": "IP", "l2": "L2"}
+# Our index params -> Milvus' names, per kind; the Milvus index type is kind.upper().
+BUILD_PARAMS: dict[str, dict[str, str]] = {
+    "flat": {},
+    "hnsw": {"M": "M", "ef_construction": "efConstruction"},
+    "ivf_flat": {"nlist": "nlist"},
+    "ivf_pq": {"nlist": "nlist", "pq_m": "m", "pq_bits": "nbits"},
+}
+SEARCH_PARAMS: dict[str, dict[str, str]] = {
+    "flat": {},
+    "hnsw": {"ef_search": "ef"},
+    "ivf_flat": {"nprobe": "nprobe"},
+    "ivf_pq": {"nprobe": "nprobe"},
+}
+LITE_KINDS = ("flat", "hnsw", "ivf_flat")  # milvus-lite 3.2 builds no IVF_PQ
+ITERATOR_PAGE_LIMIT = 16384  # Milvus' largest query window
+_lite_users: dict[Path, int] = {}  # open connectors per milvus-lite folder
+
+
+class MilvusBackend:
+    """A Milvus server (``uri``) or milvus-lite (``data_dir``) as a backend.
+
+    Args:
+        uri: ``http://host:19530`` of a Milvus server, or a milvus-lite ``.db`` path;
+            ``None`` opens milvus-lite under ``data_dir``.
+        token: the server's token (``user:password`` or an API key); defaults to
+            ``$MILVUS_TOKEN``. milvus-lite ignores it.
+        data_dir: where milvus-lite keeps ``milvus/milvus.db``; :func:`default_data_dir`
+            when ``None``.
+        timeout: seconds to spend connecting to a server, retries included.
+        storage: the server's local storage folder (``localStorage.path``), when this
+            machine can read it: sizes are then measured from its files. Without it a
+            server reports only its stored binlog bytes.
+
+    Index kinds: ``flat``, ``hnsw`` (searched with ``ef = max(ef_search, k)``, which Milvus
+    requires), ``ivf_flat`` and, on a server, ``ivf_pq``.
+    """
+
+    name = "milvus"
+
+    def __init__(
+        self,
+        uri: str | None = None,
+        token: str | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        timeout: float = 10.0,
+        storage: str | os.PathLike[str] | None = None,
+    ) -> None:
+        self.lite = not uri or not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+        self._loaded: set[str] = set()
+        self._pending: set[str] = set()  # written to since the last flush
+        self._specs: dict[str, IndexSpec] = {}
+        self._aliases: dict[str, str] | None = None
+        self.storage = Path(storage) if storage else None
+        kinds = LITE_KINDS if self.lite else tuple(BUILD_PARAMS)
+        self.index_kinds = {kind: () for kind in kinds}
+        if not self.lite:
+            token = os.environ.get("MILVUS_TOKEN", "") if token is None else token
+            self._client: MilvusClient | None = connect(uri, token, timeout)
+            self.where = shown_uri(uri)
+            return
+        if importlib.util.find_spec("milvus_lite") is None:
+            raise SmecError(
+                "embedded Milvus needs milvus-lite; pip install 'smec-index[milvus]' "
+                "or pass --uri of a Milvus server"
+            )
+        path = Path(uri) if uri else Path(data_dir or default_data_dir()) / "milvus" / "milvus.db"
+        self._db_path = path.resolve()
+        self.where = str(self._db_path)
+        self._db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._client = MilvusClient(str(self._db_path))
+        except MilvusException:
+            raise SmecError(
+                f"milvus-lite could not open {self._db_path}; another process may hold it "
+                "(close that, or use another --data-dir)"
+            ) from None
+        _lite_users[self._db_path] = _lite_users.get(self._db_path, 0) + 1
+
+    def __repr__(self) -> str:
+        return f"MilvusBackend({'lite' if self.lite else 'server'} at {self.where!r})"
+
+    @property
+    def client(self) -> MilvusClient:
+        """The pymilvus client; its failures surface as one-line :class:`SmecError`."""
+        if self._client is None:
+            raise SmecError("this Milvus connector is closed; open a new one")
+        return GuardedClient(self._client, self.where)  # type: ignore[return-value]
+
+    # -- collections ---------------------------------------------------------------------
+    def create(self, collection: str, spec: IndexSpec) -> None:
+        index = self._index_config(spec)
+        client = self.client
+        schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=MAX_ID_BYTES)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=int(spec.dim))
+        schema.add_field("payload", DataType.JSON)
+        properties = {SPEC_PROPERTY: json.dumps(spec.to_dict())}
+        client.create_collection(
+            collection, schema=schema, consistency_level="Bounded", properties=properties
+        )
+        try:
+            # The classic {"params": {...}} form: pymilvus 3's IndexParams flattens the params
+            # into top-level keys, which Milvus 2.3 reads but milvus-lite 3.2 silently ignores.
+            client._get_connection().create_index(collection, "vector", index, index_name="vector")
+        except MilvusException as exc:
+            client.drop_collection(collection)
+            raise SmecError(
+                f"Milvus rejected {index['index_type']} with {index['params']}: "
+                f"{one_line(exc)}; change the index params"
+            ) from None
+        self._specs[collection] = spec
+
+    def exists(self, collection: str) -> bool:
+        return self._target(collection) in self.collections()
+
+    def collections(self) -> list[str]:
+        return list(self.client.list_collections())
+
+    def spec(self, collection: str) -> IndexSpec:
+        name = self._target(collection)
+        if name not in self._specs:
+            properties = self.client.describe_collection(name).get("properties") or {}
+            if SPEC_PROPERTY not in properties:
+                raise SmecError(
+                    f"collection {collection!r} was not created by smec-index (no "
+                    f"{SPEC_PROPERTY} property); recreate it with --overwrite"
+                )
+            self._specs[name] = IndexSpec(**json.loads(properties[SPEC_PROPERTY]))
+        return self._specs[name]
+
+    def drop(self, collection: str) -> None:
+        self._aliases = None
+        self._loaded.discard(collection)
+        self._pending.discard(collection)
+        self._specs.pop(collection, None)
+        if collection in self.collections():
+            self.client.drop_collection(collection)
+
+    # -- points --------------------------------------------------------------------------
+    def upsert(
+        self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
+    ) -> None:
+        name = self._target(collection)
+        if name in self._loaded:
+            # Released, the new rows load once as sealed, indexed segments instead of being
+            # searched as growing segments until Milvus hands them off.
+            self.client.release_collection(name)
+            self._loaded.discard(name)
+        rows = [
+            {"id": point_id, "vector": vector, "payload": payload}
+            for point_id, vector, payload in zip(ids, vectors, payloads, strict=True)
+        ]
+        self.client.upsert(name, rows)
+        self._pending.add(name)
+
+    def get(self, collection: str, ids: list[str]) -> Batch:
+        name = self._target(collection)
+        self._ensure_loaded(name)
+        rows = self.client.get(name, ids=ids, output_fields=["vector", "payload"])
+        return self._batch(rows, self.spec(name).dim)
+
+    def search(self, collection: str, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        name = self._target(collection)
+        spec = self.spec(name)
+        self._ensure_loaded(name)
+        params = {
+            theirs: int(spec.params[ours]) for ours, theirs in SEARCH_PARAMS[spec.index].items()
+        }
+        if "ef" in params:
+            params["ef"] = max(params["ef"], k)  # Milvus requires ef >= k
+        results = self.client.search(
+            name,
+            data=list(queries),
+            limit=k,
+            anns_field="vector",
+            search_params={"metric_type": METRICS[spec.metric], "params": params},
+            output_fields=[],
+            consistency_level="Session",  # reads this client's writes, no wait for others
+        )
+        sign = -1.0 if spec.metric == "l2" else 1.0  # Milvus L2 gives (squared) distances
+        return [
+            [(str(hit["id"]), sign * float(hit["distance"])) for hit in hits] for hits in results
+        ]
+
+    def count(self, collection: str) -> int:
+        name = self._target(collection)
+        self._ensure_loaded(name)
+        rows = self.client.query(
+            name, filter="", output_fields=["count(*)"], consistency_level="Strong"
+        )
+        return int(rows[0]["count(*)"]) if rows else 0
+
+    def iterate(self, collection: str, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        """Every point once in primary-key order, from the id after ``cursor``; pymilvus'
+        query iterator pages by ``id > last``, so no offset + limit window (16,384 on
+        Milvus) is ever exceeded."""
+        name = self._target(collection)
+        dim = self.spec(name).dim
+        self._ensure_loaded(name)
+        iterator = self.client.query_iterator(
+            name,
+            batch_size=min(batch_size, ITERATOR_PAGE_LIMIT),
+            filter="" if cursor is None else f"id > {json.dumps(cursor)}",
+            output_fields=["vector", "payload"],
+            consistency_level="Strong",
+        )
+        try:
+            rows = iterator.next()
+            while rows:
+                following = iterator.next()
+                batch = self._batch(rows, dim)
+                batch.cursor = batch.ids[-1] if following else None
+                yield batch
+                rows = following
+        finally:
+            iterator.close()
+
+    @staticmethod
+    def _batch(rows: list[dict[str, Any]], dim: int) -> Batch:
+        return Batch(
+            ids=[str(row["id"]) for row in rows],
+            vectors=np.asarray([r["vector"] for r in rows], np.float32).reshape(-1, dim),
+            payloads=[row.get("payload") or {} for row in rows],
+        )
+
+    def flush(self, collection: str) -> None:
+        self._ensure_loaded(self._target(collection))
+
+    def sizes(self, collection: str) -> Sizes:
+        """Files where this machine can read them (milvus-lite; a server given
+        ``storage``), else the server's stored binlog bytes (``total_bytes`` only)."""
+        name = self._target(collection)
+        self._ensure_loaded(name)
+        if self.lite:
+            folder = self._db_path / "collections" / name
+            wait_for_lite_index_files(folder)
+            return Sizes(
+                index_bytes=disk_bytes(folder, keep=lite_index_file),
+                total_bytes=disk_bytes(folder),
+                method=f"{DISK_METHOD}; index: the vector index files (.vector.*.idx, FAISS "
+                "indexes holding the vectors) of milvus-lite's collection folder; total: the "
+                "whole folder (columns in parquet, deletes, write-ahead log, metadata)",
+            )
+        collection_id = str(self.client.describe_collection(name)["collection_id"])
+        return server_sizes(self.client, name, collection_id, self.storage)
+
+    # -- aliases -------------------------------------------------------------------------
+    def aliases(self) -> dict[str, str]:
+        if self._aliases is None:
+            found = {}
+            for name in self.collections():
+                for alias in self.client.list_aliases(name).get("aliases", []):
+                    found[alias] = name
+            self._aliases = found
+        return dict(self._aliases)
+
+    def _target(self, collection: str) -> str:
+        return self.aliases().get(collection, collection)
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        if alias in self.aliases():
+            self.client.alter_alias(collection, alias)
+        else:
+            self.client.create_alias(collection, alias)
+        self._aliases = None
+
+    def drop_alias(self, alias: str) -> None:
+        self.client.drop_alias(alias)
+        self._aliases = None
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        try:
+            for collection in list(self._pending):
+                if collection in self.collections():
+                    self._seal(collection)
+        finally:  # a failed flush must not leak the client or milvus-lite's server
+            client, self._client = self._client, None
+            self._pending.clear()
+            client.close()
+            if self.lite:  # stop milvus-lite (flushes, frees the folder) when its last user closes
+                _lite_users[self._db_path] -= 1
+                if not _lite_users[self._db_path]:
+                    del _lite_users[self._db_path]
+                    from milvus_lite.server_manager import server_manager_instance
+
+                    server_manager_instance.release_server(str(self._db_path))
+
+    def _index_config(self, spec: IndexSpec) -> dict[str, Any]:
+        params = {
+            theirs: int(spec.params[ours]) for ours, theirs in BUILD_PARAMS[spec.index].items()
+        }
+        return {
+            "index_type": spec.index.upper(),
+            "metric_type": METRICS[spec.metric],
+            "params": params,
+        }
+
+    def _seal(self, collection: str) -> None:
+        """Flush pending writes and wait until the index covers them."""
+        if collection in self._pending:
+            self.client.flush(collection)
+            if not self.lite:  # milvus-lite builds its index during the flush
+                wait_for_index(self.client, collection)
+            self._pending.discard(collection)
+
+    def _ensure_loaded(self, collection: str) -> None:
+        self._seal(collection)
+        if collection not in self._loaded:
+            self.client.load_collection(collection)
+            self._loaded.add(collection)
+
+
+def wait_for_lite_index_files(folder: Path, timeout: float = 600.0) -> None:
+    """Wait until milvus-lite has written the vector index of every data file: it builds
+    them in a background thread after a flush, so right after one they may be missing."""
+    deadline = time.monotonic() + timeout
+    while True:
+        data = {p.stem for p in folder.glob("partitions/*/data/*.parquet")}
+        indexed = {
+            p.name.split(".")[0]
+            for p in folder.glob("partitions/*/indexes/*")
+            if lite_index_file(p)
+        }
+        if data <= indexed:
+            return
+        if time.monotonic() > deadline:
+            raise SmecError(
+                f"milvus-lite has not written the index of {folder.name!r} after "
+                f"{timeout:.0f} s; try again when it is idle"
+            )
+        time.sleep(0.1)
+
+
+def lite_index_file(path: Path) -> bool:
+    """Whether a file of milvus-lite's collection folder is the vector field's index
+    (``partitions/<p>/indexes/<data>.vector.<type>.idx``, a FAISS index with the vectors)."""
+    return path.parent.name == "indexes" and path.name.endswith(".idx") and ".vector." in path.name

@@ -1,0 +1,234 @@
+"""Qdrant, three ways: the embedded engine (qdrant-edge), a server, or qdrant-client's local mode.
+
+* ``mode="edge"`` (the default without ``url``): qdrant-edge runs Qdrant's real engine in
+  process (segments, HNSW, quantization, mmap storage), one shard per collection under
+  ``<data_dir>/qdrant/<collection>/``, aliases in ``<data_dir>/qdrant/aliases.json``. Use
+  it for latency and memory figures without a server. How HNSW gets built there is in
+  :mod:`smec_index.connectors.qdrant.edge_store`.
+* ``url=...``: a Qdrant server through qdrant-client; the API key comes from ``api_key`` or
+  ``$QDRANT_API_KEY`` and is never shown in messages or the repr.
+* ``mode="local"``: qdrant-client's local mode under ``<data_dir>/qdrant-local``. It is a
+  pure-Python brute-force scan that ignores HNSW and quantization settings: good for fast
+  tests of client code, never for latency or memory figures.
+
+Spec mapping: metric ``cosine``/``ip``/``l2`` -> Cosine/Dot/Euclid; ``M`` and
+``ef_construction`` -> HNSW ``m`` and ``ef_construct``; ``ef_search`` -> ``hnsw_ef`` at
+search; ``quantization`` ``scalar`` (int8, 0.99 quantile), ``binary`` (1 bit) or ``product``
+(``pq_compression``, x16 by default), with codes kept in RAM, candidates oversampled
+(``oversampling``, default 2 for int8 and 4 otherwise) and rescored with the original
+vectors; ``index="flat"`` keeps a plain index and searches exactly. Qdrant normalises cosine
+vectors when it stores them, so :meth:`QdrantConnector.iterate` gives unit vectors back.
+``l2`` scores are negated Euclidean distances (not squared).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from smec_index.connectors.base import Batch, IndexSpec, Sizes, default_data_dir
+from smec_index.connectors.qdrant.settings import (
+    QdrantSettings,
+    QdrantStore,
+    point_uuid,
+    shown_url,
+    to_batch,
+    with_id,
+)
+from smec_index.errors import SmecError
+
+MODES = ("edge", "local")
+QDRANT_PARAMS = ("quantization", "pq_compression", "oversampling")
+
+
+class QdrantBackend:
+    """A :class:`~smec_index.connectors.base.Backend` over Qdrant.
+
+    Args:
+        url: a Qdrant server (``http://host:6333``); leave out for an embedded mode.
+        api_key: the server's API key; defaults to ``$QDRANT_API_KEY``.
+        data_dir: where embedded modes keep files; defaults to :func:`default_data_dir`.
+        mode: ``edge`` (default) or ``local``; only without ``url``.
+        timeout: seconds per server request.
+
+    Raises:
+        SmecError: an unknown mode, or a server that cannot be reached within ~8 s.
+    """
+
+    name = "qdrant"
+    index_kinds = {"hnsw": QDRANT_PARAMS, "flat": QDRANT_PARAMS}
+
+    def __init__(
+        self,
+        url: str | None = None,
+        api_key: str | None = None,
+        data_dir: str | Path | None = None,
+        mode: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._settings: dict[str, tuple[IndexSpec, QdrantSettings]] = {}
+        self._unbuilt: set[str] = set()  # collections written to since their last build
+        self._store: QdrantStore | None = None
+        try:
+            self._open(url, api_key, data_dir, mode, timeout)
+        except ImportError as exc:
+            raise SmecError(
+                f"Qdrant needs {exc.name} here; pip install 'smec-index[qdrant]'"
+            ) from None
+
+    def _open(
+        self,
+        url: str | None,
+        api_key: str | None,
+        data_dir: str | Path | None,
+        mode: str | None,
+        timeout: float,
+    ) -> None:
+        # Each mode imports only its own client library.
+        if url:
+            from smec_index.connectors.qdrant.client_store import ClientStore
+            from smec_index.connectors.qdrant.server import connect_server
+
+            if mode not in (None, "server"):
+                raise SmecError(f"mode {mode!r} is for embedded Qdrant; leave it out with --url")
+            self.mode, self.where = "server", shown_url(url)
+            api_key = api_key or os.environ.get("QDRANT_API_KEY")
+            self._store = ClientStore(connect_server(url, api_key, timeout), self.where)
+            return
+        self.mode = mode or "edge"
+        if self.mode not in MODES:
+            raise SmecError(f"unknown Qdrant mode {mode!r}; use edge or local (or pass --url)")
+        root = Path(data_dir) if data_dir is not None else default_data_dir()
+        if self.mode == "edge":
+            from smec_index.connectors.qdrant.edge_store import EdgeStore
+
+            self.where = str(root / "qdrant")
+            self._store = EdgeStore(root)
+        else:
+            from smec_index.connectors.qdrant.client_store import open_local
+
+            self.where = str(root / "qdrant-local")
+            root.mkdir(parents=True, exist_ok=True)
+            self._store = open_local(root / "qdrant-local")
+
+    def __repr__(self) -> str:
+        return f"QdrantBackend(mode={self.mode!r}, at={self.where!r})"
+
+    @property
+    def store(self) -> QdrantStore:
+        """The backend in use (an ``EdgeStore`` or a ``ClientStore``), for inspection."""
+        if self._store is None:
+            raise SmecError("this Qdrant connector is closed; open a new one")
+        return self._store
+
+    def _target(self, collection: str) -> str:
+        return self.store.aliases().get(collection, collection)
+
+    def create(self, collection: str, spec: IndexSpec) -> None:
+        settings = QdrantSettings.from_spec(spec)
+        self._settings.pop(collection, None)
+        self._unbuilt.discard(collection)
+        self.store.create(collection, spec, settings)
+        self._settings[collection] = (spec, settings)
+
+    def exists(self, collection: str) -> bool:
+        return self.store.exists(self._target(collection))
+
+    def collections(self) -> list[str]:
+        return self.store.collections()
+
+    def spec(self, collection: str) -> IndexSpec:
+        return self._loaded(self._target(collection))[0]
+
+    def _loaded(self, collection: str) -> tuple[IndexSpec, QdrantSettings]:
+        if collection not in self._settings:
+            spec = self.store.spec(collection)
+            self._settings[collection] = (spec, QdrantSettings.from_spec(spec))
+        return self._settings[collection]
+
+    def upsert(
+        self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
+    ) -> None:
+        """Upsert one batch; the index (HNSW, quantization) is built once, lazily.
+
+        Qdrant builds the graph on ``optimize``, so it runs at the next flush, search,
+        count, iterate or size query (or close), not after every write: a build that writes
+        in many batches pays for one graph, not one per batch.
+        """
+        name = self._target(collection)
+        self.store.upsert(
+            name,
+            [point_uuid(i) for i in ids],
+            vectors,
+            [with_id(p, i) for p, i in zip(payloads, ids, strict=True)],
+        )
+        self._unbuilt.add(name)
+
+    def flush(self, collection: str) -> None:
+        self._built(collection)
+
+    def _built(self, collection: str) -> tuple[IndexSpec, QdrantSettings]:
+        name = self._target(collection)
+        spec, settings = self._loaded(name)
+        if name in self._unbuilt:
+            self.store.build(name, settings)
+            self._unbuilt.discard(name)
+        return spec, settings
+
+    def get(self, collection: str, ids: list[str]) -> Batch:
+        name = self._target(collection)
+        spec, _ = self._loaded(name)
+        points = self.store.retrieve(name, [point_uuid(i) for i in ids])
+        return to_batch(points, spec.dim)
+
+    def search(self, collection: str, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+        """Qdrant's similarities for ``cosine``/``ip``, negated Euclidean for ``l2``."""
+        spec, settings = self._built(collection)
+        hits = self.store.search(self._target(collection), queries, k, settings)
+        sign = -1.0 if spec.metric == "l2" else 1.0
+        return [[(point_id, sign * score) for point_id, score in found] for found in hits]
+
+    def count(self, collection: str) -> int:
+        self._built(collection)
+        return self.store.count(self._target(collection))
+
+    def iterate(self, collection: str, batch_size: int, cursor: str | None) -> Iterator[Batch]:
+        """Qdrant's scroll order (by point UUID); the cursor is the next page's first UUID."""
+        spec, _ = self._built(collection)
+        for points, offset in self.store.scroll(self._target(collection), batch_size, cursor):
+            yield to_batch(points, spec.dim, offset)
+
+    def sizes(self, collection: str) -> Sizes:
+        self._built(collection)
+        return self.store.sizes(self._target(collection))
+
+    def drop(self, collection: str) -> None:
+        self._settings.pop(collection, None)
+        self._unbuilt.discard(collection)
+        self.store.drop(collection)
+
+    def aliases(self) -> dict[str, str]:
+        return self.store.aliases()
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        self.store.set_alias(alias, collection)
+
+    def drop_alias(self, alias: str) -> None:
+        self.store.drop_alias(alias)
+
+    def close(self) -> None:
+        """Build what is pending, then release files, locks and connections."""
+        if self._store is None:
+            return
+        try:
+            for collection in list(self._unbuilt):
+                if self._store.exists(collection):
+                    self.flush(collection)
+        finally:  # a failed build must not keep the shard's lock
+            self._store.close()
+            self._store = None
+            self._unbuilt.clear()
+            self._settings.clear()

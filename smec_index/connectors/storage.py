@@ -1,0 +1,163 @@
+"""Files the embedded backends share: atomic JSON, the alias pointer file, bytes on disk.
+
+:func:`disk_bytes` is the one way smec-index measures files, on every backend that has no
+engine figure for what it needs: bytes *allocated* on disk (``du``), so sparse
+pre-allocated files (Qdrant's mmap chunks) count for what they hold, not their length.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from smec_index.errors import SmecError
+
+DISK_METHOD = "allocated bytes on disk (du)"
+
+
+def disk_bytes(paths: Path | Iterable[Path], keep: Callable[[Path], bool] | None = None) -> int:
+    """Bytes allocated on disk under ``paths`` (files or directories), as ``du`` counts them.
+
+    Args:
+        paths: one path or several.
+        keep: count only files for which ``keep(path)`` is true (all when ``None``).
+    """
+    if isinstance(paths, Path):
+        paths = [paths]
+    total = 0
+    for path in paths:
+        files = (
+            [path] if path.is_file() else (Path(r) / f for r, _, fs in os.walk(path) for f in fs)
+        )
+        for file in files:
+            if keep is None or keep(file):
+                try:
+                    stat = file.stat()
+                except FileNotFoundError:  # removed while walking
+                    continue
+                blocks = getattr(stat, "st_blocks", None)
+                total += stat.st_size if blocks is None else blocks * 512
+    return total
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or directory (best effort for directories)."""
+    flags = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if path.is_dir() else os.O_RDONLY
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write ``data`` as JSON to ``path`` durably: a temporary file, fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=1)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    fsync_path(path.parent)
+
+
+@contextmanager
+def file_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``; one that is held is a one-line error.
+
+    The kernel releases the lock when the process dies, however it dies, so a killed
+    holder never blocks the next run.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SmecError(f"{what} is in progress in another process; wait for it") from None
+        yield
+    finally:
+        handle.close()
+
+
+class AliasFile:
+    """Aliases of an embedded backend: ``aliases.json`` (alias -> collection) in its root.
+
+    Switching an alias rewrites the file with an atomic rename, so a reader sees the old
+    target or the new one. Writers serialise on ``aliases.lock``.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = Path(root) / "aliases.json"
+        self._stamp: tuple[int, int, int] | None = None
+        self._cache: dict[str, str] = {}
+
+    def read(self) -> dict[str, str]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            self._stamp, self._cache = None, {}
+            return {}
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self._stamp:
+            try:
+                self._cache = {str(k): str(v) for k, v in json.loads(self.path.read_text()).items()}
+            except (ValueError, AttributeError):
+                raise SmecError(f"{self.path} is corrupt; fix or remove it") from None
+            self._stamp = stamp
+        return dict(self._cache)
+
+    def set(self, alias: str, collection: str) -> None:
+        self._update(lambda aliases: aliases.__setitem__(alias, collection))
+
+    def drop(self, alias: str) -> None:
+        self._update(lambda aliases: aliases.pop(alias, None))
+
+    def _update(self, change: Callable[[dict[str, str]], Any]) -> None:
+        lock = self.path.with_name("aliases.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock, "a+") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # short: wait for the other writer
+            self._stamp = None
+            aliases = self.read()
+            change(aliases)
+            write_json_atomic(self.path, aliases)
+
+
+class FileAliases:
+    """The alias methods of a backend whose aliases live in an :class:`AliasFile`
+    (``self._aliases``)."""
+
+    _aliases: AliasFile
+
+    def aliases(self) -> dict[str, str]:
+        return self._aliases.read()
+
+    def set_alias(self, alias: str, collection: str) -> None:
+        self._aliases.set(alias, collection)
+
+    def drop_alias(self, alias: str) -> None:
+        self._aliases.drop(alias)
+
+
+def remove_directory(directory: Path) -> None:
+    """Delete ``directory``: renamed away first, so it is gone at once for every reader even
+    if deleting its files is cut short (what is left is a dot-directory nothing reads)."""
+    if directory.exists():
+        doomed = directory.with_name(f".dropped-{directory.name}-{uuid.uuid4().hex[:8]}")
+        os.replace(directory, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)

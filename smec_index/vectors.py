@@ -1,0 +1,58 @@
+"""Vector arithmetic that evaluation, training and the index share: one normalisation, one
+exact search, one input check.
+
+Only numpy is imported at module level, so the query path (project, normalise, search a
+backend) loads without torch; FAISS is imported inside :func:`exact_search`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from smec_index.errors import SmecError
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    """Row-wise L2 normalisation into a new C-contiguous float32 array (zero rows stay zero).
+
+    Norms are taken in float64, so rows whose float32 squares overflow (values near 1e20 and
+    above) still come out as unit vectors.
+    """
+    out = np.array(vectors, dtype=np.float32, copy=True, order="C")
+    if out.ndim != 2:
+        raise SmecError(f"expected a 2-D array of vectors, got shape {out.shape}")
+    norms = np.linalg.norm(out.astype(np.float64, copy=False), axis=1, keepdims=True)
+    np.divide(out, norms, out=out, where=norms > 0, casting="unsafe")
+    return out
+
+
+def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.ndarray:
+    """float32, C-contiguous, 2-D, finite, of dim ``dim``: or a one-line error."""
+    try:
+        array = np.ascontiguousarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise SmecError(f"{what} are not a numeric array; pass an (n, {dim}) float array") from None
+    if array.ndim != 2 or array.shape[1] != dim:
+        raise SmecError(
+            f"{what} of shape {tuple(np.shape(vectors))} do not fit a {dim}-d collection; "
+            f"project them to {dim} dims (or recreate the collection with --overwrite)"
+        )
+    if not np.isfinite(array).all():
+        raise SmecError(
+            f"{what} hold NaN or inf (or values beyond float32's range); clean them first"
+        )
+    return array
+
+
+def exact_search(corpus: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k rows of ``corpus`` by inner product, with ``faiss.IndexFlatIP``.
+
+    Returns:
+        (scores, row indices), each (n_queries, min(k, n_corpus)); pass normalised vectors
+        for cosine.
+    """
+    import faiss
+
+    index = faiss.IndexFlatIP(corpus.shape[1])
+    index.add(np.ascontiguousarray(corpus, dtype=np.float32))
+    return index.search(np.ascontiguousarray(queries, dtype=np.float32), min(k, corpus.shape[0]))
