@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -33,18 +34,19 @@ from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors import load_compressor, make_compressor
 from smec_index.compressors.base import LinearCompressor, check_input_dim
 from smec_index.connectors import Connector, open_connector
-from smec_index.connectors.base import check_collection_name
+from smec_index.connectors.base import MAX_NAME, check_collection_name
 from smec_index.connectors.storage import file_lock
 from smec_index.data import BeirDataset, RetrievalData, load_retrieval_data
 from smec_index.errors import SmecError
 from smec_index.index import CompressedIndex, Manifest
 from smec_index.metrics import mean_metric, ndcg_at_k
-from smec_index.vectors import exact_search
+from smec_index.vectors import exact_search, normalize
 
 DEFAULT_DIMS = (256, 192, 128, 64, 32)
 CHUNK = 5_000  # rows per connector.add: small enough that Ctrl-C is answered quickly
 SAMPLE = 32  # points read back to verify a build
 PHYSICAL = "__b"  # <name>__b<hex>: the physical collections behind a built name
+PHYSICAL_HEX = 10
 
 
 @dataclass
@@ -173,8 +175,12 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
     name = check_collection_name(
         request.collection or default_collection(data, method, request.dim)
     )
-    lock = request.data_dir / "locks" / request.backend / f"{name}.lock"
-    with file_lock(lock, f"a build of {request.backend} collection {name!r}"):
+    if len(name) > MAX_NAME - len(PHYSICAL) - PHYSICAL_HEX:
+        raise SmecError(
+            f"collection name {name[:40]!r}...: at most {MAX_NAME - len(PHYSICAL) - PHYSICAL_HEX} "
+            "characters for a build (its physical collections add a suffix)"
+        )
+    with file_lock(lock_path(request, name), f"a build of {request.backend} collection {name!r}"):
         connector = open_connector(
             request.backend, data_dir=request.data_dir, **request.connector_options
         )
@@ -190,8 +196,16 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
                 compressor, artifact_path = default_artifact(
                     data, [request.dim], request.data_dir, say
                 )
+            fingerprint = artifact_fingerprint(artifact_path) if artifact_path else None
             return _build_and_switch(
-                connector, request, data, model, compressor, artifact_path, name, current
+                connector,
+                request,
+                data,
+                model,
+                compressor,
+                (artifact_path, fingerprint),
+                name,
+                current,
             )
         finally:
             connector.close()
@@ -203,26 +217,64 @@ def _build_and_switch(
     data: RetrievalData,
     model: str | None,
     compressor: LinearCompressor | None,
-    artifact_path: Path | None,
+    artifact: tuple[Path | None, str | None],
     name: str,
     current: str | None,
 ) -> dict[str, Any]:
-    physical = f"{name}{PHYSICAL}{uuid.uuid4().hex[:10]}"
+    physical = f"{name}{PHYSICAL}{uuid.uuid4().hex[:PHYSICAL_HEX]}"
     index = CompressedIndex(connector, physical, compressor, request.dim)
     ids = data.corpus.ids
     vectors = index.project(np.asarray(data.corpus.vectors))
     payloads = corpus_payloads(data, request.payloads)
-    fingerprint = artifact_fingerprint(artifact_path) if artifact_path else None
     started = time.perf_counter()
     spec = index.create(request.params, request.index)
     try:
         _fill(connector, physical, ids, vectors, payloads, request)
         connector.flush(physical)
         build_seconds = time.perf_counter() - started
-        count = verify(connector, physical, ids, vectors, payloads)
+        count = verify(connector, physical, ids, vectors, payloads, request)
+        summary = _measure_and_pin(
+            connector, request, data, model, index, vectors, spec, artifact, name, count
+        )
     except BaseException:
-        connector.drop(physical)  # never reachable by the name; gone at once
+        # Nothing points at it yet: gone at once, and the name still serves the old one.
+        connector.drop(physical)
+        Manifest.remove(request.data_dir, request.backend, physical)
         raise
+    summary["build_seconds"] = round(build_seconds, 3)
+    if current == name:
+        # A plain collection of that name (made before builds used aliases) must go before
+        # the name can become an alias: the one moment a kill leaves nothing under it.
+        connector.drop(name)
+    connector.set_alias(name, physical)  # the switch: atomic
+    if current is not None and current != name and is_physical(current, name):
+        if current not in connector.aliases().values():
+            connector.drop(current)
+            Manifest.remove(request.data_dir, request.backend, current)
+    return summary
+
+
+def _measure_and_pin(
+    connector: Connector,
+    request: BuildRequest,
+    data: RetrievalData,
+    model: str | None,
+    index: CompressedIndex,
+    vectors: np.ndarray,
+    spec: Any,
+    artifact: tuple[Path | None, str | None],
+    name: str,
+    count: int,
+) -> dict[str, Any]:
+    """Sizes, quality through the index, and the manifest: all before the switch.
+
+    The manifest pins the artifact's fingerprint taken when it was loaded; an artifact
+    rewritten since (another train into the same path) fails the build instead.
+    """
+    artifact_path, fingerprint = artifact
+    if artifact_path and artifact_fingerprint(artifact_path) != fingerprint:
+        raise SmecError(f"{artifact_path} changed during the build; build again when it is done")
+    physical = index.collection
     sizes = connector.sizes(physical)
     summary: dict[str, Any] = {
         "backend": request.backend,
@@ -233,7 +285,7 @@ def _build_and_switch(
         "index_bytes": sizes.index_bytes,
         "total_bytes": sizes.total_bytes,
         "bytes_method": sizes.method,
-        "build_seconds": round(build_seconds, 3),
+        "build_seconds": None,
         "ndcg@10": None,
         "recall@10": None,
     }
@@ -245,19 +297,13 @@ def _build_and_switch(
         name=name,
         dim=request.dim,
         input_dim=data.dim,
-        artifact=str(artifact_path.resolve()) if artifact_path else None,
+        artifact=str(Path(artifact_path).resolve()) if artifact_path else None,
         artifact_fingerprint=fingerprint,
         model=model,
         dataset=str(data.dataset.root.resolve()) if data.dataset else None,
         spec=spec.to_dict(),
         count=count,
     ).save(request.data_dir)
-    if current == name:  # a plain collection of that name (not an alias) must go first
-        connector.drop(name)
-    connector.set_alias(name, physical)  # the switch: atomic
-    if current is not None and current != name:
-        connector.drop(current)
-        Manifest.remove(request.data_dir, request.backend, current)
     return summary
 
 
@@ -276,9 +322,27 @@ def verify(
     ids: list[str],
     vectors: np.ndarray,
     payloads: list[dict[str, Any]],
+    request: BuildRequest,
 ) -> int:
     """Check a filled collection before anything points at it: the count, and a sample of
-    points read back (present, vectors within 1e-3 after normalisation, payloads equal)."""
+    points read back (present, vectors within 1e-3 after normalisation, payloads equal).
+
+    The in-process backends are read back through a second connector, from their files,
+    so a collection that saved wrong cannot pass on what is still in memory.
+    """
+    if request.backend in ("faiss", "hnswlib"):
+        with open_connector(request.backend, data_dir=request.data_dir) as fresh:
+            return _verify(fresh, collection, ids, vectors, payloads)
+    return _verify(connector, collection, ids, vectors, payloads)
+
+
+def _verify(
+    connector: Connector,
+    collection: str,
+    ids: list[str],
+    vectors: np.ndarray,
+    payloads: list[dict[str, Any]],
+) -> int:
     count = connector.count(collection)
     if count != len(ids):
         raise SmecError(
@@ -288,13 +352,9 @@ def verify(
     rng = np.random.default_rng(0)
     rows = rng.choice(len(ids), size=min(SAMPLE, len(ids)), replace=False)
     got = connector.get(collection, [ids[r] for r in rows])
-    expected = np.asarray(vectors[rows], dtype=np.float32)
-    norms = np.linalg.norm(expected, axis=1, keepdims=True)
-    expected = expected / np.where(norms > 0, norms, 1)
-    stored = got.vectors / np.maximum(np.linalg.norm(got.vectors, axis=1, keepdims=True), 1e-30)
     if (
         got.ids != [ids[r] for r in rows]
-        or not np.allclose(stored, expected, atol=1e-3)
+        or not np.allclose(normalize(got.vectors), normalize(vectors[rows]), atol=1e-3)
         or got.payloads != [payloads[r] for r in rows]
     ):
         raise SmecError(
@@ -304,15 +364,41 @@ def verify(
     return count
 
 
+def is_physical(collection: str, name: str) -> bool:
+    """Whether ``collection`` is one of the physical collections builds of ``name`` make."""
+    return (
+        re.fullmatch(rf"{re.escape(name)}{PHYSICAL}[0-9a-f]{{{PHYSICAL_HEX}}}", collection)
+        is not None
+    )
+
+
+def lock_path(request: BuildRequest, name: str) -> Path:
+    """One lock per (backend, location, name): builds elsewhere never wait for this one."""
+    where = json.dumps(
+        sorted(
+            (k, str(v)) for k, v in request.connector_options.items() if k in ("url", "uri", "mode")
+        )
+    )
+    location = hashlib.sha1(where.encode()).hexdigest()[:8]
+    return request.data_dir / "locks" / request.backend / f"{name}.{location}.lock"
+
+
 def remove_leftovers(
     connector: Connector, request: BuildRequest, name: str, keep: str | None
 ) -> None:
-    """Drop what killed builds of ``name`` left: physical collections nothing points at."""
+    """Drop what killed builds of ``name`` left: its physical collections nothing points
+    at, and their manifests."""
+    pointed = set(connector.aliases().values())
     for collection in connector.collections():
-        if collection.startswith(f"{name}{PHYSICAL}") and collection != keep:
-            if collection not in connector.aliases().values():
-                connector.drop(collection)
-                Manifest.remove(request.data_dir, request.backend, collection)
+        if is_physical(collection, name) and collection != keep and collection not in pointed:
+            connector.drop(collection)
+            Manifest.remove(request.data_dir, request.backend, collection)
+    manifests = request.data_dir / "manifests" / request.backend
+    if manifests.is_dir():
+        present = set(connector.collections())
+        for path in manifests.glob(f"{name}{PHYSICAL}*.json"):
+            if is_physical(path.stem, name) and path.stem not in present:
+                path.unlink(missing_ok=True)
 
 
 def _fill(connector, collection, ids, vectors, payloads, request: BuildRequest) -> None:

@@ -35,7 +35,7 @@ class SmecGroup(click.Group):
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted: nothing unfinished was kept", err=True)
+            click.echo("interrupted", err=True)
             sys.exit(130)
 
 
@@ -343,9 +343,9 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
     show_default=True,
     help="flat, hnsw, ivf_flat or ivf_pq (as the backend supports)",
 )
-@click.option("--m", "hnsw_m", type=int, default=16, show_default=True, help="HNSW M")
-@click.option("--ef-construction", type=int, default=200, show_default=True)
-@click.option("--ef-search", type=int, default=128, show_default=True)
+@click.option("--m", "hnsw_m", type=int, help="HNSW M (default 16, on every backend)")
+@click.option("--ef-construction", type=int, help="HNSW build beam (default 200)")
+@click.option("--ef-search", type=int, help="HNSW search beam (default 64)")
 @click.option("--nlist", type=int, help="IVF lists")
 @click.option("--nprobe", type=int, help="IVF lists probed per query")
 @click.option("--pq-m", type=int, help="PQ sub-quantizers")
@@ -458,17 +458,17 @@ def search(
     index = CompressedIndex.open(backend, collection, data_dir, **options)
     try:
         if like_id is not None:
-            stored = index.connector.get(collection, [like_id])
+            stored = index.connector.get(index.collection, [like_id])
             if not stored.ids:
                 raise SmecError(f"no point {like_id!r} in {collection!r}; pass a stored id")
-            ids, scores = index.connector.search(collection, stored.vectors, top_k)
+            ids, scores = index.connector.search(index.collection, stored.vectors, top_k)
         else:
             from smec_index.embed import encode, load_model
 
             encoder = load_model(index.query_model(model), "auto")
             ids, scores = index.search(encode(encoder, [query], progress=False), k=top_k)
         found = [i for i in ids[0] if i]
-        stored = index.connector.get(collection, found)
+        stored = index.connector.get(index.collection, found)
     finally:
         index.close()
     titles = dict(zip(stored.ids, (p.get("title", "") for p in stored.payloads), strict=True))

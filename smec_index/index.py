@@ -195,7 +195,9 @@ class CompressedIndex:
                     f"{data_dir}, so its projection is unknown; build it with `smec-index "
                     "build`, or pass the right --data-dir"
                 )
-            index = cls(connector, name, manifest.projection(), manifest.dim)
+            # Pinned to the physical collection: a rebuild under the name later cannot make
+            # this index project queries with one artifact into another's vectors.
+            index = cls(connector, collection, manifest.projection(), manifest.dim)
         except BaseException:
             connector.close()
             raise

@@ -20,9 +20,7 @@ def _unique_top(ranked: Sequence[str], k: int) -> Sequence[str]:
     """The top ``k``, refused when an id appears twice (it would be counted twice)."""
     top = ranked[:k]
     if len(set(top)) != len(top):
-        raise SmecError(
-            "a ranking lists the same document twice; deduplicate it before scoring"
-        )
+        raise SmecError("a ranking lists the same document twice; deduplicate it before scoring")
     return top
 
 

@@ -13,11 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from smec_index.cli import main
 from smec_index.connectors.storage import file_lock
+from smec_index.errors import SmecError
 from smec_index.synthetic import synthetic_retrieval, write_beir
 
 BIG = 40_000  # documents: an hnswlib build of them takes seconds on 2 cores
@@ -169,9 +171,27 @@ def collection_dirs(data_dir: Path) -> list[str]:
     return [p.name for p in (data_dir / "hnswlib").iterdir() if p.is_dir()]
 
 
+@pytest.mark.slow
+def test_two_concurrent_builds_of_one_name_one_wins(big_beir, tmp_path):
+    data_dir = tmp_path / "data"
+    first = subprocess.Popen(build_command(big_beir, data_dir, 16), stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120  # the first holds the lock once it fills
+    while time.monotonic() < deadline and not (data_dir / "hnswlib").is_dir():
+        time.sleep(0.02)
+    second = subprocess.run(build_command(big_beir, data_dir, 16), capture_output=True, text=True)
+    assert first.wait(timeout=300) == 0
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert second.stderr.strip().splitlines() == [
+        "error: a build of hnswlib collection 'big' is in progress in another process; wait for it"
+    ]
+    assert info(data_dir)["count"] == BIG
+
+
 def test_concurrent_build_of_one_name_gets_one_line(synthetic_beir, tmp_path):
-    lock = tmp_path / "locks" / "faiss" / "synth_original_64.lock"
-    with file_lock(lock, "a build"):
+    from smec_index.build import BuildRequest, lock_path
+
+    request = BuildRequest(synthetic_beir, "faiss", 64, tmp_path)
+    with file_lock(lock_path(request, "synth_original_64"), "a build"):
         result = invoke("build", "--dataset", synthetic_beir, "--backend", "faiss", "--dim", 64,
                         "--data-dir", tmp_path, "--quiet")  # fmt: skip
     one_line_error(result, "a build of faiss collection 'synth_original_64' is in progress")
@@ -239,9 +259,51 @@ def test_info_reports_the_contract_fields(synthetic_beir, tmp_path):
     )
     shown = json.loads(invoke("info", *common, "--json").stdout)
     assert shown["count"] == 2000 and shown["dim"] == 64 and shown["index"] == "hnsw"
-    assert shown["params"] == {"M": 16, "ef_construction": 200, "ef_search": 128}
+    assert shown["params"] == {"M": 16, "ef_construction": 200, "ef_search": 64}
     assert shown["alias_target"].startswith("c__b") and shown["manifest"] is True
     assert 0 < shown["index_bytes"] < shown["total_bytes"]
     text = invoke("info", *common)
     assert text.exit_code == 0 and "index_bytes" in text.output
     assert os.path.isdir(tmp_path / "qdrant" / shown["alias_target"])
+
+
+def test_a_build_touches_only_its_own_physical_collections(synthetic_beir, tmp_path):
+    from smec_index.connectors import IndexSpec, open_connector
+
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        for name in ("c__backup", "c__b0123456789x", "mine"):
+            connector.create(name, IndexSpec(64, index="flat"))
+        connector.set_alias("c", "mine")  # the user's alias, on the user's collection
+    args = ["build", "--dataset", synthetic_beir, "--dim", 64, "--backend", "faiss",
+            "--collection", "c", "--data-dir", tmp_path, "--quiet", "--overwrite"]  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    assert invoke(*args).exit_code == 0  # the second removes the first's physical collection
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        left = set(connector.collections())
+        target = connector.resolve("c")
+    assert {"c__backup", "c__b0123456789x", "mine"} < left and target.startswith("c__b")
+    assert left == {"c__backup", "c__b0123456789x", "mine", target}
+
+
+def test_an_open_index_keeps_searching_what_it_opened(synthetic_beir, tmp_path):
+    from smec_index.index import CompressedIndex
+
+    artifact = tmp_path / "art"
+    for method, out in (("pca", artifact), ("truncate", tmp_path / "other")):
+        result = invoke("train", "--dataset", synthetic_beir, "--method", method, "--dims",
+                        "32,16", "--out", out)  # fmt: skip
+        assert result.exit_code == 0, result.output
+    common = ["--dataset", synthetic_beir, "--dim", 16, "--backend", "hnswlib", "--collection",
+              "c", "--data-dir", tmp_path, "--quiet"]  # fmt: skip
+    assert invoke("build", *common, "--artifact", artifact).exit_code == 0
+    index = CompressedIndex.open("hnswlib", "c", tmp_path)
+    query = np.ones((1, 64), np.float32)
+    before, _ = index.search(query, k=3)
+    rebuilt = invoke("build", *common, "--artifact", tmp_path / "other", "--overwrite")
+    assert rebuilt.exit_code == 0, rebuilt.output
+    with pytest.raises(SmecError, match="no collection"):
+        index.search(query, k=3)  # its projection's collection is gone: an error, not
+    index.close()  # the other artifact's vectors searched with this one's queries
+    reopened = CompressedIndex.open("hnswlib", "c", tmp_path)
+    assert reopened.compressor.info["method"] == "truncate" and len(before[0]) == 3
+    reopened.close()

@@ -88,10 +88,13 @@ class Connector:
         return collection in self.aliases() or self.backend.exists(collection)
 
     def spec(self, collection: str) -> IndexSpec:
-        if collection not in self._specs:
-            self._require(collection)
-            self._specs[collection] = self.backend.spec(collection)
-        return self._specs[collection]
+        """The stored spec, cached per physical collection (an alias is resolved on every
+        call, so a switch never leaves a stale dim or index behind)."""
+        target = self.aliases().get(collection, collection)
+        if target not in self._specs:
+            self._require(target)
+            self._specs[target] = self.backend.spec(target)
+        return self._specs[target]
 
     def collections(self) -> list[str]:
         return sorted(self.backend.collections())

@@ -21,6 +21,7 @@ cursor) never changes. Aliases live in ``<data_dir>/<backend>/aliases.json``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -123,7 +124,11 @@ class LocalBackend(FileAliases):
     def collections(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return [p.name for p in self.root.iterdir() if (p / META).is_file()]
+        return [
+            p.name
+            for p in self.root.iterdir()
+            if not p.name.startswith(".") and (p / META).is_file()
+        ]
 
     def create(self, collection: str, spec: IndexSpec) -> None:
         directory = self.root / collection
@@ -147,6 +152,10 @@ class LocalBackend(FileAliases):
         self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
     ) -> None:
         col = self._load(collection)
+        if not col.dirty:
+            handle = self._lock_writer(col.name)
+            col = self._load(collection)  # a commit made before the lock is seen now
+            col.extra["writer"] = handle
         rows = col.rows
         old = [n for n, point_id in enumerate(ids) if point_id in rows]
         new = [n for n, point_id in enumerate(ids) if point_id not in rows]
@@ -161,7 +170,9 @@ class LocalBackend(FileAliases):
                 self._append(col, vectors[new])
                 col.appended([ids[n] for n in new], [payloads[n] for n in new])
         except BaseException:
-            self._open.pop(col.name, None)  # memory may be half-changed: reload from disk
+            # Memory may be half-changed: this connector's unflushed writes to the collection
+            # are discarded and it is read from disk again (flush to bound what this loses).
+            self._forget(col.name)
             raise
 
     def get(self, collection: str, ids: list[str]) -> Batch:
@@ -190,23 +201,27 @@ class LocalBackend(FileAliases):
         ]
 
     def iterate(self, collection: str, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        """The points present when called, in row order; the cursor is the next row."""
+        """The points present when called, in row order; the cursor is ``<collection>:<next
+        row>``, so it cannot resume another collection (say, after an alias switch)."""
         col = self._load(collection)
-        try:
-            start = int(cursor) if cursor is not None else 0
-        except ValueError:
-            raise SmecError(
-                f"cursor {cursor!r} is not from {self.name}; pass one it gave"
-            ) from None
+        start = 0
+        if cursor is not None:
+            owner, _, row = cursor.rpartition(":")
+            if owner != col.name or not row.isdigit():
+                raise SmecError(
+                    f"cursor {cursor!r} is not one {col.name!r} gave; resume with a cursor "
+                    "of this collection"
+                )
+            start = int(row)
         n = len(col.ids)
-        for first in range(max(0, start), n, batch_size):
+        for first in range(start, n, batch_size):
             stop = min(n, first + batch_size)
             vectors = np.ascontiguousarray(self._vectors(col, first, stop), dtype=np.float32)
             yield Batch(
                 col.ids[first:stop],
                 vectors,
                 col.payloads[first:stop],
-                cursor=str(stop) if stop < n else None,
+                cursor=f"{col.name}:{stop}" if stop < n else None,
             )
 
     def flush(self, collection: str) -> None:
@@ -225,7 +240,7 @@ class LocalBackend(FileAliases):
         )
 
     def drop(self, collection: str) -> None:
-        self._open.pop(collection, None)
+        self._forget(collection)
         remove_directory(self.root / collection)
 
     def close(self) -> None:
@@ -234,7 +249,27 @@ class LocalBackend(FileAliases):
                 if col.dirty:
                     self._commit(col)
         finally:
-            self._open.clear()
+            for name in list(self._open):
+                self._forget(name)
+
+    def _lock_writer(self, name: str) -> Any:
+        """One writer per collection: a process with unflushed writes holds ``.writer.lock``
+        until it commits them, so two writers never overwrite each other's commits."""
+        handle = open(self.root / name / ".writer.lock", "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise SmecError(
+                f"another connector or process is writing {self.name} collection "
+                f"{name!r}; wait until it flushes or closes"
+            ) from None
+        return handle
+
+    def _forget(self, name: str) -> None:
+        col = self._open.pop(name, None)
+        if col is not None and "writer" in col.extra:
+            col.extra.pop("writer").close()
 
     def _load(self, collection: str) -> Collection:
         name = self._target(collection)
@@ -296,9 +331,15 @@ class LocalBackend(FileAliases):
         st = os.stat(directory / META)
         col.files, col.stamp, col.dirty = files, (st.st_ino, st.st_mtime_ns, st.st_size), False
         self._open[col.name] = col
+        if "writer" in col.extra:
+            col.extra.pop("writer").close()
         # Older generations, and anything a crashed write left behind.
         for entry in directory.iterdir():
-            if entry.name != META and entry.name not in files.values() and entry.is_file():
+            if (
+                entry.name not in (META, ".writer.lock")
+                and entry.name not in files.values()
+                and entry.is_file()
+            ):
                 entry.unlink(missing_ok=True)
 
     # Backend hooks.

@@ -98,6 +98,7 @@ class MilvusBackend:
         self._pending: set[str] = set()  # written to since the last flush
         self._specs: dict[str, IndexSpec] = {}
         self._aliases: dict[str, str] | None = None
+        self._created: set[str] = set()  # made by this connector: nobody else searches them
         self.storage = Path(storage) if storage else None
         kinds = LITE_KINDS if self.lite else tuple(BUILD_PARAMS)
         self.index_kinds = {kind: () for kind in kinds}
@@ -157,6 +158,7 @@ class MilvusBackend:
                 f"{one_line(exc)}; change the index params"
             ) from None
         self._specs[collection] = spec
+        self._created.add(collection)
 
     def exists(self, collection: str) -> bool:
         return self._target(collection) in self.collections()
@@ -189,9 +191,10 @@ class MilvusBackend:
         self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
     ) -> None:
         name = self._target(collection)
-        if name in self._loaded:
+        if name in self._loaded and (self.lite or name in self._created):
             # Released, the new rows load once as sealed, indexed segments instead of being
-            # searched as growing segments until Milvus hands them off.
+            # searched as growing segments until Milvus hands them off. Never on a server
+            # collection this connector did not create: others may be searching it.
             self.client.release_collection(name)
             self._loaded.discard(name)
         rows = [

@@ -3,7 +3,7 @@
 Server collections are created with indexing off (``indexing_threshold=0``, Qdrant's bulk
 upload recipe); :meth:`ClientStore.build` then lowers it to 1 KB and waits until the
 collection is green, so HNSW is built before ``add`` returns and searches go through it
-(``full_scan_threshold`` is lowered too, see :mod:`qdrant_common`).
+(``full_scan_threshold`` is lowered too, see :mod:`smec_index.connectors.qdrant.settings`).
 
 The :class:`IndexSpec` rides in the collection's ``metadata`` (Qdrant >= 1.16 keeps it);
 where a server drops it, the spec is rebuilt from the collection config (dim, distance,

@@ -123,7 +123,11 @@ class EdgeStore(FileAliases):
     def collections(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return [p.name for p in self.root.iterdir() if (p / SPEC_FILE).is_file()]
+        return [
+            p.name
+            for p in self.root.iterdir()
+            if not p.name.startswith(".") and (p / SPEC_FILE).is_file()
+        ]
 
     def create(self, collection: str, spec: IndexSpec, settings: QdrantSettings) -> None:
         self.drop(collection)

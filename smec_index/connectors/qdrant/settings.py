@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from smec_index.connectors.base import Batch, IndexSpec, Sizes
+from smec_index.connectors.base import INDEX_DEFAULTS, Batch, IndexSpec, Sizes
 from smec_index.connectors.contract import RESERVED_KEY
 from smec_index.errors import SmecError
 
@@ -89,8 +89,10 @@ class QdrantSettings:
             raise SmecError(f"oversampling {oversampling!r}: use a number from 1 to 1000")
         return cls(
             hnsw=spec.index == "hnsw",
-            m=int(params.get("M", 16)),
-            ef_construct=int(params.get("ef_construction", 200)),
+            m=int(params.get("M", INDEX_DEFAULTS["hnsw"]["M"])),  # flat: unused, Qdrant's own
+            ef_construct=int(
+                params.get("ef_construction", INDEX_DEFAULTS["hnsw"]["ef_construction"])
+            ),
             ef_search=None if ef_search is None else int(ef_search),
             quantization=quantization,
             compression=compression,
