@@ -21,8 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import signal
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,7 +234,8 @@ def _build_and_switch(
     spec = index.create(request.params, request.index)
     try:
         _fill(connector, physical, ids, vectors, payloads, request)
-        connector.flush(physical)
+        with ctrl_c_kills():
+            connector.flush(physical)
         build_seconds = time.perf_counter() - started
         count = verify(connector, physical, ids, vectors, payloads, request)
         summary = _measure_and_pin(
@@ -305,6 +310,25 @@ def _measure_and_pin(
         count=count,
     ).save(request.data_dir)
     return summary
+
+
+@contextmanager
+def ctrl_c_kills() -> Iterator[None]:
+    """Let Ctrl-C end the process at once during one long native call.
+
+    Building an index (qdrant-edge's optimize holds the GIL for its whole run; FAISS trains
+    IVF-PQ; Milvus flushes) can take minutes, and Python runs a signal handler only between
+    bytecodes. A kill is safe at any moment of a build (nothing points at the unfinished
+    collection, and the next build removes it), so SIGINT gets its default action here.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def corpus_payloads(data: RetrievalData, with_text: bool) -> list[dict[str, str]]:

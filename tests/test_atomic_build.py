@@ -49,8 +49,8 @@ def build_command(dataset: Path, data_dir: Path, m: int, *extra: str) -> list[st
     ]  # fmt: skip
 
 
-def info(data_dir: Path) -> dict | None:
-    result = invoke("info", "--backend", "hnswlib", "--collection", "big", "--data-dir", data_dir,
+def info(data_dir: Path, backend: str = "hnswlib") -> dict | None:
+    result = invoke("info", "--backend", backend, "--collection", "big", "--data-dir", data_dir,
                     "--json")  # fmt: skip
     if result.exit_code == 2 and "no collection 'big'" in result.output:
         return None
@@ -136,6 +136,29 @@ def test_a_killed_first_build_leaves_nothing_and_reruns(big_beir, tmp_path):
     done = subprocess.run(build_command(big_beir, data_dir, 16), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert info(data_dir)["count"] == BIG
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_qdrant_builds_its_graph_ends_the_build_at_once(big_beir, tmp_path):
+    data_dir = tmp_path / "data"
+    command = build_command(big_beir, data_dir, 16)
+    command[command.index("hnswlib")] = "qdrant"
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    before = info(data_dir, "qdrant")
+    process = subprocess.Popen([*command, "--overwrite"], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120  # its HNSW graph is built once all points are in
+    while time.monotonic() < deadline and len(list((data_dir / "qdrant").glob("big__b*"))) < 2:
+        time.sleep(0.05)
+    time.sleep(3)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    answered = time.monotonic() - sent
+    assert process.returncode in (130, -signal.SIGINT), stderr
+    assert "Traceback" not in stderr
+    assert answered < 5, f"Ctrl-C answered after {answered:.1f} s"
+    assert info(data_dir, "qdrant") == before
 
 
 @pytest.mark.slow
