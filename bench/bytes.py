@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from bench.report import line_plot
 from bench.results import RESULTS_DIR, read_records, write_records
 from smec_index.build import BuildRequest, build, default_artifact
 from smec_index.data import load_retrieval_data
@@ -130,6 +131,26 @@ def report(path: Path) -> str:
         + "\n"
     )
     path.with_suffix(".md").write_text(text)
+    targets = list(dict.fromkeys(r["target"] for r in records))
+    line_plot(
+        {
+            f"{t} ({kind})": (
+                [r["dim"] for r in records if r["target"] == t and r["payload"] == "title+text"],
+                [
+                    r[f"{kind}_bytes"] / 2**20
+                    for r in records
+                    if r["target"] == t and r["payload"] == "title+text"
+                ],
+            )
+            for t in targets
+            for kind in ("index", "total")
+        },
+        path.with_suffix(".png"),
+        f"{records[0]['dataset']}: index_bytes (what search needs) and total_bytes, by dim",
+        "dimension",
+        "MiB",
+        logx=True,
+    )
     return text
 
 
