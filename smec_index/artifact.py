@@ -1,7 +1,8 @@
 """Artifacts on disk: ``config.json`` + ``weights.safetensors``, never pickle.
 
 An artifact directory is written to a temporary sibling and renamed into place, so a crash
-or a bad input never leaves a half-written artifact behind.
+or a bad input never leaves a half-written artifact behind. It also gets the output marker
+of :mod:`smec_index.outputs`, so a later ``--overwrite`` can tell it from a user's folder.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from smec_index.errors import SmecError
+from smec_index.outputs import check_replaceable, write_marker
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.safetensors"
@@ -33,16 +35,16 @@ def save_artifact(
     """Write ``config`` and ``tensors`` to ``directory`` atomically.
 
     Args:
-        directory: target directory (created; replaced if it exists and ``overwrite``).
+        directory: target directory (created; replaced if it exists and ``overwrite``, but
+            only when it is an artifact: anything else is refused, never deleted).
         config: JSON-serialisable description (method, dims, training config, ...).
         tensors: named float32/int64 arrays.
     """
     from safetensors.numpy import save_file
 
     directory = Path(directory)
-    if directory.exists() and not overwrite:
-        raise SmecError(f"{directory}: already exists; choose another --out or remove it")
-    with atomic_directory(directory) as staging:
+    check_replaceable(directory, "artifact", overwrite=overwrite)
+    with atomic_directory(directory, kind="artifact") as staging:
         payload = {"format_version": FORMAT_VERSION, **config}
         (staging / CONFIG_FILE).write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, staging / WEIGHTS_FILE)
@@ -50,14 +52,21 @@ def save_artifact(
 
 
 @contextmanager
-def atomic_directory(directory: str | Path) -> Iterator[Path]:
+def atomic_directory(
+    directory: str | Path, *, kind: str, marker: dict[str, Any] | None = None
+) -> Iterator[Path]:
     """Yield a staging directory beside ``directory``; on success it replaces ``directory``.
 
     On any error the staging directory is removed and ``directory`` is left as it was, so a
     reader sees the old contents or the new ones, never half of them. (An existing
     ``directory`` is renamed aside before the swap and deleted after it.)
+
+    ``directory`` must be new, empty or a ``kind`` output (:mod:`smec_index.outputs`),
+    checked before and again just before the swap, since the swap deletes what it replaces;
+    the staging directory gets the ``kind`` marker (plus ``marker``'s entries).
     """
     directory = Path(directory)
+    check_replaceable(directory, kind, overwrite=True)
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
@@ -67,6 +76,8 @@ def atomic_directory(directory: str | Path) -> Iterator[Path]:
         ) from None
     try:
         yield staging
+        write_marker(staging, kind, marker)
+        check_replaceable(directory, kind, overwrite=True)
         old = None
         if directory.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))

@@ -38,7 +38,7 @@ from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors import load_compressor, make_compressor
 from smec_index.compressors.base import LinearCompressor, check_input_dim
 from smec_index.connectors import Connector, open_connector
-from smec_index.connectors.base import MAX_NAME, check_collection_name
+from smec_index.connectors.base import MAX_NAME, check_collection_name, positive_int
 from smec_index.connectors.storage import file_lock
 from smec_index.data import BeirDataset, RetrievalData, load_retrieval_data
 from smec_index.errors import SmecError
@@ -60,12 +60,14 @@ class BuildRequest:
     dim: int
     data_dir: Path
     embeddings: Path | None = None
+    skip_unknown_qrels: bool = False
     artifact: Path | None = None
     collection: str | None = None
     index: str = "hnsw"
     params: dict[str, Any] = field(default_factory=dict)
     connector_options: dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
+    force_train: bool = False  # retrain the cached default artifact even if its key matches
     batch_size: int = 1000
     progress: bool = True
     payloads: bool = True  # False: store empty titles and texts (to measure their bytes)
@@ -84,7 +86,9 @@ def load_or_embed(request: BuildRequest, say) -> tuple[RetrievalData, str | None
         directory = request.data_dir / "embeddings" / dataset.name / "all-MiniLM-L6-v2"
         say(f"{dataset.name} has no embeddings: encoding it with all-MiniLM-L6-v2 -> {directory}")
         embed_dataset(dataset, None, directory, progress=request.progress)
-    data = load_retrieval_data(dataset.root, directory)
+    data = load_retrieval_data(
+        dataset.root, directory, skip_unknown_qrels=request.skip_unknown_qrels
+    )
     try:
         model = json.loads((Path(directory) / "meta.json").read_text()).get("model")
     except (OSError, ValueError):
@@ -92,20 +96,48 @@ def load_or_embed(request: BuildRequest, say) -> tuple[RetrievalData, str | None
     return data, model
 
 
-def _cache_key(data: RetrievalData, dims: tuple[int, ...]) -> str:
-    digest = hashlib.sha1()
-    digest.update(np.ascontiguousarray(data.corpus.vectors[:256]).tobytes())
-    digest.update(",".join(data.corpus.ids[:256]).encode())
-    digest.update(repr((len(data.corpus), dims)).encode())
-    return digest.hexdigest()[:12]
+HASH_ROWS = 65_536  # rows hashed per step: memory-mapped vectors stay out of RAM
+
+
+def _cache_key(
+    data: RetrievalData,
+    dims: tuple[int, ...],
+    qrels: dict[str, dict[str, int]] | None,
+    settings: dict[str, Any],
+) -> str:
+    """SHA-256 of everything the default artifact's weights depend on.
+
+    All corpus and query vectors with their ids (an edit anywhere changes the training
+    data, not only in the first rows), the train qrels used, the dims, the full training
+    settings and the package version (a new release may train differently).
+    """
+    from smec_index import __version__
+
+    digest = hashlib.sha256()
+    for part, embeddings in (("corpus", data.corpus), ("queries", data.queries)):
+        digest.update(json.dumps([part, list(embeddings.vectors.shape), embeddings.ids]).encode())
+        for start in range(0, len(embeddings), HASH_ROWS):
+            rows = embeddings.vectors[start : start + HASH_ROWS]
+            digest.update(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+    judged = None if qrels is None else sorted((q, sorted(r.items())) for q, r in qrels.items())
+    recipe = {
+        "method": "smec",
+        "dims": list(dims),
+        "qrels": judged,
+        "settings": settings,
+        "smec_index_version": __version__,
+    }
+    digest.update(json.dumps(recipe, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def default_artifact(
-    data: RetrievalData, wanted: list[int], data_dir: Path, say
+    data: RetrievalData, wanted: list[int], data_dir: Path, say, force: bool = False
 ) -> tuple[LinearCompressor | None, Path | None]:
     """A SMEC artifact with default settings, trained once and cached under the data dir.
 
     It holds every dim of ``wanted`` below the input dim plus the defaults (256 ... 32).
+    The cache is keyed on :func:`_cache_key`; ``force`` retrains and replaces it anyway.
     Returns the compressor and its directory; ``(None, None)`` when nothing is to compress.
     """
     too_big = [d for d in wanted if d > data.dim]
@@ -115,19 +147,22 @@ def default_artifact(
     if not compressed:
         return None, None
     dims = tuple(sorted(compressed | {d for d in DEFAULT_DIMS if d < data.dim}, reverse=True))
-    name = data.dataset.name if data.dataset else "data"
-    path = data_dir / "artifacts" / f"{name}-smec-{_cache_key(data, dims)}"
-    if (path / "config.json").is_file():
-        say(f"no --artifact: using the cached SMEC artifact {path}")
-        return load_compressor(path), path
     supervised = bool(data.dataset and data.dataset.has_split("train"))
     qrels = data.qrels("train") if supervised else None
+    smec = make_compressor("smec", dims, supervised=supervised, progress=False)
+    settings = smec.train_config.to_dict()  # type: ignore[attr-defined]
+    name = data.dataset.name if data.dataset else "data"
+    path = data_dir / "artifacts" / f"{name}-smec-{_cache_key(data, dims, qrels, settings)[:16]}"
+    if (path / "config.json").is_file() and not force:
+        say(f"no --artifact: using the cached SMEC artifact {path}")
+        return load_compressor(path), path
     started = time.perf_counter()
-    smec = make_compressor("smec", dims, supervised=supervised, progress=False).fit(data, qrels)
+    smec.fit(data, qrels)
     smec.save(path)
     how = "train qrels" if supervised else "the corpus (unsupervised)"
+    again = " (--force-train)" if force else ""
     say(
-        f"no --artifact: trained SMEC {list(dims)} on {how} in "
+        f"no --artifact: trained SMEC {list(dims)} on {how}{again} in "
         f"{time.perf_counter() - started:.1f} s, cached at {path}"
     )
     return smec, path
@@ -165,30 +200,38 @@ def default_collection(data: RetrievalData, method: str, dim: int) -> str:
 
 
 def build(request: BuildRequest, say=print) -> dict[str, Any]:
-    """Build the collection atomically; return the summary ``smec-index build --json`` prints."""
+    """Build the collection atomically; return the summary ``smec-index build --json`` prints.
+
+    Cheap checks come first (names, the data directory, the backend's address and that it
+    answers), then the data is loaded and an artifact trained if none was given.
+    """
     if request.collection is not None:
         check_collection_name(request.collection)
-    data, model = load_or_embed(request, say)
-    compressor, artifact_path = None, request.artifact
-    if artifact_path is not None:
-        compressor = load_compressor(artifact_path)
-        check_input_dim(compressor, data.dim)
-        method = compressor.method
-    else:
-        method = "original" if request.dim == data.dim else "smec"
-    name = check_collection_name(
-        request.collection or default_collection(data, method, request.dim)
+    positive_int(request.batch_size, "--batch-size")
+    writable_directory(request.data_dir, "--data-dir")
+    connector = open_connector(
+        request.backend, data_dir=request.data_dir, **request.connector_options
     )
-    if len(name) > MAX_NAME - len(PHYSICAL) - PHYSICAL_HEX:
-        raise SmecError(
-            f"collection name {name[:40]!r}...: at most {MAX_NAME - len(PHYSICAL) - PHYSICAL_HEX} "
-            "characters for a build (its physical collections add a suffix)"
+    try:
+        data, model = load_or_embed(request, say)
+        compressor, artifact_path = None, request.artifact
+        if artifact_path is not None:
+            compressor = load_compressor(artifact_path)
+            check_input_dim(compressor, data.dim)
+            method = compressor.method
+        else:
+            method = "original" if request.dim == data.dim else "smec"
+        name = check_collection_name(
+            request.collection or default_collection(data, method, request.dim)
         )
-    with file_lock(lock_path(request, name), f"a build of {request.backend} collection {name!r}"):
-        connector = open_connector(
-            request.backend, data_dir=request.data_dir, **request.connector_options
-        )
-        try:
+        longest = MAX_NAME - len(PHYSICAL) - PHYSICAL_HEX
+        if len(name) > longest:
+            raise SmecError(
+                f"collection name {name[:40]!r}...: at most {longest} characters for a build "
+                "(its physical collections add a suffix)"
+            )
+        what = f"a build of {request.backend} collection {name!r}"
+        with file_lock(lock_path(request, name), what):
             current = connector.resolve(name)
             if current is not None and not request.overwrite:
                 raise SmecError(
@@ -198,7 +241,7 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
             remove_leftovers(connector, request, name, keep=current)
             if artifact_path is None:
                 compressor, artifact_path = default_artifact(
-                    data, [request.dim], request.data_dir, say
+                    data, [request.dim], request.data_dir, say, force=request.force_train
                 )
             fingerprint = artifact_fingerprint(artifact_path) if artifact_path else None
             return _build_and_switch(
@@ -211,8 +254,22 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
                 name,
                 current,
             )
-        finally:
-            connector.close()
+    finally:
+        connector.close()
+
+
+def writable_directory(path: Path, flag: str) -> None:
+    """``path`` is (or can be made) a directory this process can write: or a one-line error."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        probe = Path(path) / f".write-probe-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SmecError(
+            f"{flag} {path}: cannot write there ({exc.strerror or type(exc).__name__}); "
+            "pick a writable directory"
+        ) from None
 
 
 def _build_and_switch(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -26,7 +27,12 @@ def parse_dims(value: str | None) -> list[int] | None:
 
 
 class SmecGroup(click.Group):
-    """Turns every :class:`SmecError` into one line on stderr and exit status 2."""
+    """The one place bad input becomes ``error: ...`` and exit status 2.
+
+    A :class:`SmecError` is one line on stderr and status 2. Anything else is a bug of ours:
+    one line asking for a report and status 1 (``-v`` shows the traceback). Click's own
+    usage errors keep click's message and status 2.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
@@ -37,6 +43,18 @@ class SmecGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            if ctx.params.get("verbose"):
+                traceback.print_exc()
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            click.echo(
+                f"internal error: {type(exc).__name__}: {first}; please report it "
+                "(run with -v for the traceback)",
+                err=True,
+            )
+            sys.exit(1)
 
 
 @click.group(cls=SmecGroup)
@@ -97,22 +115,44 @@ def _load(dataset: Path, embeddings: Path | None, skip_unknown: bool):
 @click.option(
     "--extend",
     type=click.Path(file_okay=False, path_type=Path),
-    help="continue a SMEC artifact: add --dims below (or between) its dims, "
-    "earlier stages untouched",
+    help="continue a smec/mrl artifact: add --dims below (or between) its dims, earlier "
+    "stages untouched. --epochs, --alpha and --memory-size (when given; else the artifact's), "
+    "--device and --seed apply to the new stages; --method, --sequential/--parallel, "
+    "--ads/--no-ads, --xbm/--no-xbm and --init are fixed by the artifact and refused; "
+    "--unsupervised must match how it was trained",
 )
-@click.option("--sequential/--parallel", default=None, help="SMRL stages or parallel MRL")
-@click.option("--ads/--no-ads", default=None, help="adaptive dimension selection or truncation")
-@click.option("--xbm/--no-xbm", default=None, help="S-XBM neighbours or in-batch pairs")
 @click.option(
-    "--init", type=click.Choice(["pca", "identity"]), default=None, help="stage initialisation"
+    "--sequential/--parallel", default=None, help="SMRL stages or parallel MRL (trained methods)"
 )
-@click.option("--alpha", type=float, help="weight of the unsupervised loss")
-@click.option("--memory-size", type=int, help="S-XBM queue length")
-@click.option("--epochs", "max_epochs", type=int, help="maximum epochs per stage")
 @click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+    "--ads/--no-ads",
+    default=None,
+    help="adaptive dimension selection or truncation (trained methods)",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--xbm/--no-xbm", default=None, help="S-XBM neighbours or in-batch pairs (trained methods)"
+)
+@click.option(
+    "--init",
+    type=click.Choice(["pca", "identity"]),
+    default=None,
+    help="stage initialisation (trained methods)",
+)
+@click.option("--alpha", type=float, help="weight of the unsupervised loss, >= 0 (default 0.1)")
+@click.option("--memory-size", type=int, help="S-XBM queue length, >= 2 (default 5000)")
+@click.option(
+    "--epochs", "max_epochs", type=int, help="maximum epochs per stage, >= 1 (default 25)"
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="where to train; cuda without a visible GPU is an error",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="seed of the data split and the init"
+)
 @click.option("--overwrite", is_flag=True, help="replace an existing --out")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def train(
@@ -141,14 +181,49 @@ def train(
     """Fit a compressor on embeddings (and train qrels) and save it as an artifact."""
     from smec_index.compressors import load_compressor, make_compressor
     from smec_index.compressors.smec import SMEC
+    from smec_index.data import DEFAULT_MODEL_NAME
+    from smec_index.outputs import dataset_files, prepare_output
 
-    if out.exists() and not overwrite:
-        raise SmecError(f"{out}: already exists; pass --overwrite or another --out")
+    # Before any work: --out must be new, empty or an artifact (replaced only with
+    # --overwrite), and neither an input nor around one (replacing it would delete it).
+    default_embeddings = dataset / "embeddings" / DEFAULT_MODEL_NAME
+    prepare_output(
+        out,
+        "artifact",
+        overwrite=overwrite,
+        roots=[dataset],
+        inputs=[*dataset_files(dataset), embeddings or default_embeddings, qrels_file, extend],
+    )
+    from click.core import ParameterSource
+
+    from smec_index.compressors import compressor_class
+    from smec_index.compressors.registry import TRAINED
+    from smec_index.device import resolve_device
+
+    context = click.get_current_context()
+
+    def typed(*names: str) -> list[str]:
+        """Flags among ``names`` given on the command line: a default is nobody's choice, so
+        only these can be refused as not applying."""
+        shown = []
+        for param in context.command.params:
+            source = context.get_parameter_source(param.name)
+            if param.name in names and source not in (None, ParameterSource.DEFAULT):
+                negative = param.secondary_opts and context.params[param.name] is False
+                shown.append(param.secondary_opts[0] if negative else param.opts[0])
+        return shown
+
+    # Every check below runs before the embeddings are read.
     target_dims = parse_dims(dims)
     if split == "test" and qrels_file is None:
         raise SmecError("refusing to train on the test split; train on train qrels")
-    data = _load(dataset, embeddings, skip_unknown_qrels)
-    qrels = None if unsupervised else data.qrels(split, qrels_file)
+    if qrels_file is not None and typed("split"):
+        raise SmecError("pass --split or --qrels, not both")
+    if unsupervised and typed("split", "qrels_file"):
+        raise SmecError(
+            f"--unsupervised trains on the corpus alone; drop {typed('split', 'qrels_file')[0]}"
+        )
+    resolve_device(device)
     overrides = {
         "sequential": sequential,
         "ads": ads,
@@ -159,17 +234,45 @@ def train(
         "max_epochs": max_epochs,
     }
     settings = {k: v for k, v in overrides.items() if v is not None}
-    settings.update(device=device, seed=seed, supervised=not unsupervised, progress=not quiet)
     if extend is not None:
+        fixed = typed("method", "sequential", "ads", "xbm", "init")
+        if fixed:
+            raise SmecError(
+                f"{fixed[0]} cannot be used with --extend: the artifact fixes its method, "
+                "schedule, selection, neighbours and init; drop it"
+            )
         compressor = load_compressor(extend)
         if not isinstance(compressor, SMEC):
             raise SmecError(
                 f"{extend}: only smec/mrl artifacts can be extended, not {compressor.method}"
             )
+        if compressor.train_config.supervised == unsupervised:
+            how, fix = (
+                ("with qrels", "drop --unsupervised")
+                if unsupervised
+                else ("without qrels", "pass --unsupervised")
+            )
+            raise SmecError(f"{extend} was trained {how}; {fix} to extend it the same way")
+        settings.update(device=device, seed=seed)
+        new_dims, _ = compressor.check_extend(target_dims, **settings)
         compressor.progress = not quiet
-        compressor.extend(data, qrels, target_dims)
+        data = _load(dataset, embeddings, skip_unknown_qrels)
+        qrels = None if unsupervised else data.qrels(split, qrels_file)
+        compressor.extend(data, qrels, new_dims, **settings)
     else:
+        compressor_class(method)  # an unknown method is named before anything else
+        trained = method in TRAINED
+        if not trained:
+            ignored = typed(*overrides, "split", "qrels_file")
+            if ignored:
+                raise SmecError(
+                    f"{ignored[0]} does not apply to {method}, which is fitted without "
+                    "training or qrels; drop it"
+                )
+        settings.update(device=device, seed=seed, supervised=not unsupervised, progress=not quiet)
         compressor = make_compressor(method, target_dims, **settings)
+        data = _load(dataset, embeddings, skip_unknown_qrels)
+        qrels = data.qrels(split, qrels_file) if trained and not unsupervised else None
         compressor.fit(data, qrels)
     compressor.save(out)
     seconds = compressor.info.get("train_seconds")
@@ -202,24 +305,43 @@ def evaluate(
     dataset, embeddings, skip_unknown_qrels, artifact, method, dims, split, qrels_file, as_json
 ) -> None:
     """nDCG@10 and recall@10/100 of exact search in each compressed space."""
+    from click.core import ParameterSource
+
     from smec_index.compressors import load_compressor, make_compressor
     from smec_index.compressors.base import check_input_dim
     from smec_index.evaluate import evaluate_dims
 
+    # Flags, artifact and dims are checked before the embeddings are read.
     if (artifact is None) == (method is None):
         raise SmecError("pass exactly one of --artifact DIR or --method none|truncate|pca")
+    split_given = click.get_current_context().get_parameter_source("split")
+    if qrels_file is not None and split_given not in (None, ParameterSource.DEFAULT):
+        raise SmecError("pass --split or --qrels, not both")
+    eval_dims = parse_dims(dims)
+    if method == "none" and eval_dims is not None:
+        raise SmecError(
+            "--method none evaluates the original vectors at their own dim; drop --dims"
+        )
+    if artifact is not None:
+        compressor = load_compressor(artifact)
+        eval_dims = eval_dims or list(compressor.dims)
+        missing = [d for d in eval_dims if d not in compressor.dims and d != compressor.input_dim]
+        if missing:
+            have = ", ".join(str(d) for d in compressor.dims)
+            raise SmecError(f"{artifact} has no dim {missing[0]}; pass --dims from {have}")
+        name = compressor.method
+    elif method == "none":
+        compressor, name = None, "none"
+    else:
+        compressor, name = make_compressor(method, eval_dims or [128, 64, 32]), method
     data = _load(dataset, embeddings, skip_unknown_qrels)
     qrels = data.qrels(split, qrels_file)
     if artifact is not None:
-        compressor = load_compressor(artifact)
         check_input_dim(compressor, data.dim)
-        eval_dims = parse_dims(dims) or list(compressor.dims)
-        name = compressor.method
     elif method == "none":
-        compressor, eval_dims, name = None, [data.dim], "none"
+        eval_dims = [data.dim]
     else:
-        compressor = make_compressor(method, parse_dims(dims) or [128, 64, 32]).fit(data)
-        eval_dims, name = list(compressor.dims), method
+        eval_dims = list(compressor.fit(data).dims)
     results = evaluate_dims(data, qrels, compressor, eval_dims)
     split_name = str(qrels_file) if qrels_file else split
     if as_json:
@@ -248,19 +370,27 @@ def evaluate(
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),  # checked by smec_index.outputs: one line, not usage
     help="output directory (default: DATASET/embeddings/MODEL_NAME)",
 )
 @click.option("--batch-size", type=int, default=64, show_default=True)
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
-def embed(dataset, model, out, batch_size, device) -> None:
-    """Encode a BEIR corpus and its queries with sentence-transformers (cached)."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="re-embed even when --out already holds embeddings of the same texts and model",
+)
+def embed(dataset, model, out, batch_size, device, force) -> None:
+    """Encode a BEIR corpus and its queries with sentence-transformers (cached).
+
+    The cache is keyed on the exact texts and ids, the model and the smec-index version;
+    --out must be new, empty or embeddings written by `smec-index embed`."""
     from smec_index.data import BeirDataset
     from smec_index.embed import embed_dataset
 
-    written = embed_dataset(BeirDataset(dataset), model, out, batch_size, device)
+    written = embed_dataset(BeirDataset(dataset), model, out, batch_size, device, force=force)
     click.echo(f"embeddings in {written}")
 
 
@@ -328,6 +458,11 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
     help="BEIR dataset directory (embedded first when it has no embeddings)",
 )
 @click.option("--embeddings", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--skip-unknown-qrels",
+    is_flag=True,
+    help="drop (with a warning) judgements whose query or document has no embedding",
+)
 @click.option("--dim", type=int, required=True, help="stored dimension (the input dim = original)")
 @backend_options
 @click.option(
@@ -353,12 +488,18 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
     "--quantization", type=click.Choice(["scalar", "binary", "product"]), help="Qdrant quantization"
 )
 @click.option("--overwrite", is_flag=True, help="replace an existing collection")
+@click.option(
+    "--force-train",
+    is_flag=True,
+    help="retrain the cached default SMEC artifact (when no --artifact is given)",
+)
 @click.option("--batch-size", type=int, default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def build(
     dataset,
     embeddings,
+    skip_unknown_qrels,
     dim,
     backend,
     data_dir,
@@ -377,6 +518,7 @@ def build(
     pq_m,
     quantization,
     overwrite,
+    force_train,
     batch_size,
     as_json,
     quiet,
@@ -400,12 +542,14 @@ def build(
         dim=dim,
         data_dir=data_dir,
         embeddings=embeddings,
+        skip_unknown_qrels=skip_unknown_qrels,
         artifact=artifact,
         collection=collection,
         index=index_kind,
         params={k: v for k, v in params.items() if v is not None},
         connector_options=options,
         overwrite=overwrite,
+        force_train=force_train,
         batch_size=batch_size,
         progress=not quiet,
     )
@@ -453,6 +597,11 @@ def search(
 
     if (query is None) == (like_id is None):
         raise SmecError("pass a QUERY text or --like ID (one of them)")
+    for text in (query, like_id):
+        try:
+            (text or "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise SmecError("the query holds bytes that are not UTF-8; pass UTF-8 text") from None
     top_k = positive_int(top_k, "--top-k")
     options = connector_options(backend, url, api_key, uri, token)
     index = CompressedIndex.open(backend, collection, data_dir, **options)

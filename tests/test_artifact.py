@@ -17,6 +17,7 @@ from smec_index.artifact import (
     save_artifact,
 )
 from smec_index.errors import SmecError
+from smec_index.outputs import MARKER
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def _siblings(path: Path) -> list[str]:
 
 
 def test_round_trip(saved: Path, tensors: dict[str, np.ndarray]) -> None:
-    assert sorted(p.name for p in saved.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE])
+    assert sorted(p.name for p in saved.iterdir()) == sorted([CONFIG_FILE, WEIGHTS_FILE, MARKER])
     config, loaded = load_artifact(saved)
     assert config == {"format_version": FORMAT_VERSION, "method": "smec", "dims": [4]}
     assert set(loaded) == set(tensors)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -416,3 +417,339 @@ def test_initialise_leaves_unlisted_stages_alone() -> None:
     np.testing.assert_array_equal(after["stage.5.adapter"], before["stage.5.adapter"])
     np.testing.assert_array_equal(after["stage.5.logits"], before["stage.5.logits"])
     assert not np.array_equal(after["stage.2.adapter"], before["stage.2.adapter"])
+
+
+# -- settings: every value checked once, unknown names refused (issue "no silent wrong answer")
+
+
+def _config_error(**values: object) -> str:
+    from smec_index.errors import SmecError
+    from smec_index.training.config import TrainConfig
+
+    with pytest.raises(SmecError) as caught:
+        TrainConfig.from_dict(values)
+    message = str(caught.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("alpah", "'alpha'"),
+        ("epochs", "'max_epochs'"),
+        ("memory-size", "'memory_size'"),
+        ("neighbors", "'neighbours'"),
+        ("batchsize", "'batch_size'"),
+    ],
+)
+def test_config_unknown_key_names_the_closest_setting(key: str, suggestion: str) -> None:
+    message = _config_error(**{key: 3})
+    assert f"unknown training setting {key!r}" in message
+    assert f"did you mean {suggestion}?" in message
+
+
+def test_config_unknown_key_without_a_near_name_lists_the_known_ones() -> None:
+    assert "known: ads, alpha, batch_size" in _config_error(colour="red")
+
+
+@pytest.mark.parametrize(
+    ("values", "fragment"),
+    [
+        ({"alpha": math.inf}, "alpha (--alpha) = inf is invalid: must be a finite number >= 0"),
+        ({"alpha": math.nan}, "alpha (--alpha) = nan"),
+        ({"alpha": -0.5}, "alpha (--alpha) = -0.5"),
+        ({"lr": 0.0}, "lr = 0.0 is invalid: must be a finite number > 0"),
+        ({"lr": math.inf}, "lr = inf"),
+        ({"logits_lr": -1.0}, "logits_lr = -1.0"),
+        (
+            {"weight_decay": -1e-4},
+            "weight_decay = -0.0001 is invalid: must be a finite number >= 0",
+        ),
+        ({"weight_decay": math.inf}, "weight_decay = inf"),
+        ({"scale": 0}, "scale = 0 is invalid"),
+        ({"scale": -math.inf}, "scale = -inf"),
+        ({"tau_start": 0.0}, "tau_start = 0.0"),
+        ({"tau_end": 0.0}, "tau_end = 0.0"),
+        ({"tau_end": 2.0}, "tau_end = 2.0 is invalid: must be <= tau_start"),
+        ({"tau_start": math.nan}, "tau_start = nan"),
+        (
+            {"val_fraction": 0.0},
+            "val_fraction = 0.0 is invalid: must be a finite number in (0, 0.5]",
+        ),
+        ({"val_fraction": 0.9}, "val_fraction = 0.9"),
+        ({"max_epochs": 0}, "max_epochs (--epochs) = 0 is invalid: must be an integer >= 1"),
+        ({"max_epochs": 2.5}, "max_epochs (--epochs) = 2.5"),
+        ({"max_epochs": True}, "max_epochs (--epochs) = True"),
+        ({"max_epochs": "3"}, "max_epochs (--epochs) = '3'"),
+        ({"patience": 0}, "patience = 0 is invalid: must be an integer >= 1"),
+        ({"batch_size": 1}, "batch_size = 1 is invalid: must be an integer >= 2"),
+        ({"hard_negatives": -1}, "hard_negatives = -1"),
+        ({"memory_size": 1}, "memory_size (--memory-size) = 1 is invalid: must be an integer >= 2"),
+        ({"neighbours": 0}, "neighbours = 0"),
+        ({"seed": -1}, "seed (--seed) = -1 is invalid: must be an integer >= 0"),
+        ({"seed": 2**64}, "seed (--seed) = 18446744073709551616"),
+        ({"sequential": "no"}, "sequential = 'no' is invalid: must be true or false"),
+        ({"ads": 1}, "ads = 1 is invalid: must be true or false"),
+        ({"xbm": None}, "xbm = None"),
+        ({"supervised": "yes"}, "supervised = 'yes'"),
+        ({"init": "random"}, "init (--init) = 'random' is invalid: must be one of pca, identity"),
+        ({"device": "gpu"}, "device (--device) = 'gpu' is invalid: must be one of auto, cpu, cuda"),
+    ],
+)
+def test_config_refuses_every_bad_value(values: dict, fragment: str) -> None:
+    message = _config_error(**values)
+    assert message.startswith("training setting ")
+    assert fragment in message
+    assert "(default " in message  # says what a sensible value looks like
+
+
+def test_config_normalises_numbers_and_keeps_defaults() -> None:
+    from smec_index.training.config import TrainConfig
+
+    config = TrainConfig.from_dict(
+        {
+            "alpha": 1,
+            "max_epochs": np.int64(3),
+            "sequential": np.bool_(False),
+            "lr": np.float32(0.5),
+        }
+    )
+    assert config.alpha == 1.0 and type(config.alpha) is float
+    assert config.max_epochs == 3 and type(config.max_epochs) is int
+    assert config.sequential is False and config.lr == 0.5 and type(config.lr) is float
+    assert TrainConfig().to_dict() == TrainConfig.from_dict(TrainConfig().to_dict()).to_dict()
+    assert config.updated(alpha=0.25).alpha == 0.25
+    with pytest.raises(ValueError, match="alpha"):
+        config.updated(alpha=math.inf)
+
+
+def test_config_refuses_a_non_mapping() -> None:
+    from smec_index.errors import SmecError
+    from smec_index.training.config import TrainConfig
+
+    with pytest.raises(SmecError, match="must be a mapping"):
+        TrainConfig.from_dict([("alpha", 1.0)])  # type: ignore[arg-type]
+
+
+def test_make_compressor_refuses_typos_before_training() -> None:
+    """The issue's example: epochs=3, alpah=5 trained 25 epochs with alpha 0.1."""
+    from smec_index.compressors import make_compressor
+    from smec_index.errors import SmecError
+
+    with pytest.raises(
+        SmecError, match=r"unknown smec setting 'epochs'; did you mean 'max_epochs'"
+    ):
+        make_compressor("smec", (16, 8), epochs=3, alpah=5)
+    with pytest.raises(SmecError, match=r"unknown smec setting 'alpah'; did you mean 'alpha'"):
+        make_compressor("smec", (16, 8), max_epochs=3, alpah=5)
+    with pytest.raises(SmecError, match="unknown mrl setting 'sequentail'"):
+        make_compressor("mrl", (16, 8), sequentail=True)
+    with pytest.raises(SmecError, match="did you mean 'reconstruction'"):
+        make_compressor("search-adaptor", (16,), reconstruktion=0.5)
+    with pytest.raises(SmecError, match="reconstruction = inf is invalid"):
+        make_compressor("search-adaptor", (16,), reconstruction=math.inf)
+    with pytest.raises(SmecError, match="alpha .* = inf is invalid"):
+        make_compressor("matryoshka-adaptor", (16,), alpha=math.inf)
+
+
+@pytest.mark.parametrize("method", ["pca", "truncate"])
+def test_training_free_methods_check_settings_they_ignore(method: str) -> None:
+    """Loops pass one set of settings to every method: names and values are still checked."""
+    from smec_index.compressors import make_compressor
+    from smec_index.compressors.registry import compressor_class
+    from smec_index.errors import SmecError
+
+    compressor = make_compressor(method, (16, 8), max_epochs=4, progress=False, seed=3)
+    assert compressor.seed == 3 and compressor.settings == {}
+    with pytest.raises(SmecError, match=f"unknown {method} setting 'alpah'; did you mean 'alpha'"):
+        make_compressor(method, (16, 8), alpah=5)
+    with pytest.raises(SmecError, match="max_epochs .* = 0 is invalid"):
+        make_compressor(method, (16, 8), max_epochs=0)
+    # Called directly, a training-free class takes no settings at all.
+    with pytest.raises(SmecError, match=f"{method} is fitted without training.*drop alpha"):
+        compressor_class(method)((16, 8), alpha=0.5)
+
+
+def _retrieval(n_docs: int, dim: int = 16, n_queries: int = 8, seed: int = 0):
+    from smec_index.data import Embeddings, RetrievalData
+
+    rng = np.random.default_rng(seed)
+    corpus = rng.standard_normal((n_docs, dim)).astype(np.float32)
+    queries = rng.standard_normal((n_queries, dim)).astype(np.float32)
+    data = RetrievalData(
+        Embeddings([f"d{i}" for i in range(n_docs)], corpus),
+        Embeddings([f"q{i}" for i in range(n_queries)], queries),
+    )
+    qrels = {f"q{i}": {f"d{i % max(n_docs, 1)}": 1} for i in range(n_queries)} if n_docs else {}
+    return data, qrels
+
+
+@pytest.mark.parametrize(
+    ("n_docs", "dims", "fragment"),
+    [
+        (0, (4,), "pca needs at least 2 documents to measure variance; the corpus has 0"),
+        (1, (4,), "pca needs at least 2 documents to measure variance; the corpus has 1"),
+        (5, (8, 4), "pca to 8 dims needs at least 9 documents"),
+        (8, (8,), "the corpus has 8: use dims <= 7 or a larger corpus"),
+    ],
+)
+def test_pca_refuses_a_corpus_too_small(n_docs: int, dims: tuple, fragment: str) -> None:
+    """Before: one document gave NaN explained variance; n <= d gave arbitrary components."""
+    from smec_index.compressors import make_compressor
+    from smec_index.errors import SmecError
+
+    data, _ = _retrieval(n_docs)
+    with pytest.raises(SmecError, match=re.escape(fragment)):
+        make_compressor("pca", dims).fit(data)
+
+
+def test_pca_fits_with_just_enough_documents() -> None:
+    from smec_index.compressors import make_compressor
+
+    data, _ = _retrieval(9)
+    pca = make_compressor("pca", (8, 4)).fit(data)
+    assert all(math.isfinite(v) for v in pca.info["explained_variance"].values())
+
+
+def test_pca_refuses_identical_documents() -> None:
+    from smec_index.compressors import make_compressor
+    from smec_index.data import Embeddings, RetrievalData
+    from smec_index.errors import SmecError
+
+    same = np.ones((20, 16), np.float32)
+    data = RetrievalData(
+        Embeddings([f"d{i}" for i in range(20)], same), Embeddings(["q"], same[:1])
+    )
+    with pytest.raises(SmecError, match="no variance"):
+        make_compressor("pca", (4,)).fit(data)
+
+
+def test_truncate_refuses_an_empty_corpus() -> None:
+    from smec_index.compressors import make_compressor
+    from smec_index.errors import SmecError
+
+    data, _ = _retrieval(0)
+    with pytest.raises(SmecError, match="truncate: the corpus has no documents"):
+        make_compressor("truncate", (4,)).fit(data)
+
+
+@pytest.mark.parametrize(
+    ("n_docs", "dims", "supervised", "fragment"),
+    [
+        (1, (8,), False, "smec to 8 dims needs at least 9 documents"),
+        (5, (8, 4), True, "the corpus has 5: use dims <= 4 or a larger corpus"),
+        (2, (1,), False, "holds out 1 of the 2 documents and needs at least 2 left"),
+        (20, (8,), True, "mines 30 hard negatives per query besides up to 1 relevant"),
+    ],
+)
+def test_trained_methods_refuse_a_corpus_too_small(
+    n_docs: int, dims: tuple, supervised: bool, fragment: str
+) -> None:
+    """Before: NaN ADS logits (one document), a crash in hard-negative mining, or an
+    artifact that was its initialisation reported as trained (nothing left to step on)."""
+    from smec_index.compressors import make_compressor
+    from smec_index.errors import SmecError
+
+    data, qrels = _retrieval(n_docs)
+    smec = make_compressor(
+        "smec", dims, supervised=supervised, init="identity", max_epochs=1, progress=False
+    )
+    with pytest.raises(SmecError, match=re.escape(fragment)):
+        smec.fit(data, qrels if supervised else None)
+
+
+def test_cuda_without_a_gpu_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from smec_index.device import resolve_device
+    from smec_index.errors import SmecError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SmecError) as caught:
+        resolve_device("cuda")
+    assert str(caught.value) == "CUDA requested but torch sees no GPU; use --device cpu or auto"
+    assert resolve_device("auto").type == "cpu"
+
+
+def _saved_smec(tmp_path, **settings):
+    """A SMEC artifact with identity-like projections (no training needed)."""
+    from smec_index.compressors import make_compressor
+
+    smec = make_compressor("smec", (8, 4), progress=False, **settings)
+    smec.input_dim = 16
+    eye = np.eye(16, dtype=np.float32)
+    smec.projections = {8: eye[:, :8].copy(), 4: eye[:, :4].copy()}
+    smec.extra = {
+        "stage.8.adapter": np.zeros((16, 16), np.float32),
+        "stage.4.adapter": np.zeros((8, 8), np.float32),
+    }
+    smec.info = {"parents": {"8": 16, "4": 8}}
+    return smec
+
+
+def test_save_refuses_non_finite_stage_tensors(tmp_path) -> None:
+    """Projections were checked, SMEC's stage weights (used to extend) were not."""
+    from smec_index.errors import SmecError
+
+    smec = _saved_smec(tmp_path)
+    smec.extra["stage.4.adapter"][0, 0] = np.nan
+    with pytest.raises(SmecError, match="stage.4.adapter holds NaN or inf, so nothing was saved"):
+        smec.save(tmp_path / "art")
+    assert not (tmp_path / "art").exists()
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("alpah", 5, "unknown smec setting 'alpah'; did you mean 'alpha'?"),
+        ("alpha", "Infinity", "alpha (--alpha) = inf is invalid"),
+        ("sequential", "yes", "sequential = 'yes' is invalid"),
+    ],
+)
+def test_loading_an_artifact_checks_its_settings(tmp_path, key, value, fragment) -> None:
+    import json
+
+    from smec_index.compressors import load_compressor
+    from smec_index.errors import SmecError
+
+    directory = _saved_smec(tmp_path).save(tmp_path / "art")
+    config_path = directory / "config.json"
+    text = config_path.read_text()
+    config = json.loads(text)
+    config["settings"][key] = "@@"
+    rendered = json.dumps(value) if value != "Infinity" else "Infinity"
+    config_path.write_text(json.dumps(config).replace('"@@"', rendered))
+    with pytest.raises(SmecError) as caught:
+        load_compressor(directory)
+    message = str(caught.value)
+    assert message.startswith(f"{directory}/config.json holds a bad setting, fix it or retrain: ")
+    assert fragment in message and "\n" not in message
+
+
+def test_extend_refuses_settings_fixed_by_the_artifact(tmp_path) -> None:
+    from smec_index.compressors import load_compressor
+    from smec_index.errors import SmecError
+
+    smec = load_compressor(_saved_smec(tmp_path).save(tmp_path / "art"))
+    with pytest.raises(SmecError, match="ads is fixed by the smec artifact being extended"):
+        smec.check_extend([2], ads=False)
+    with pytest.raises(SmecError, match="unknown training setting 'epochs'"):
+        smec.check_extend([2], epochs=1)
+    with pytest.raises(SmecError, match="alpha .* = inf"):
+        smec.check_extend([2], alpha=math.inf)
+    new_dims, config = smec.check_extend([2], max_epochs=1, alpha=0.5, seed=4)
+    assert new_dims == [2] and (config.max_epochs, config.alpha, config.seed) == (1, 0.5, 4)
+    assert smec.train_config.max_epochs == 25  # the artifact's own record is unchanged
+
+
+def test_extend_trains_new_stages_with_the_given_settings(synthetic) -> None:
+    """Before: extend used the artifact's epochs, alpha, device and seed whatever was asked."""
+    from smec_index.compressors import make_compressor
+
+    data, train, _ = synthetic
+    smec = make_compressor("smec", (16, 8), max_epochs=3, patience=3, progress=False)
+    smec.fit(data, train)
+    smec.extend(data, train, [4], max_epochs=1, alpha=0.5, seed=2)
+    new_stage = [record for record in smec.info["history"] if record["stage"] == "4"]
+    assert len(new_stage) == 1
+    assert smec.info["extended_settings"] == {"max_epochs": 1, "alpha": 0.5, "seed": 2}
+    assert smec.train_config.max_epochs == 3 and smec.settings["alpha"] == 0.1

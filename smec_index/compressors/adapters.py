@@ -7,10 +7,13 @@ same loop, data split and early stopping as SMEC, so differences come from the m
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from numbers import Real
+from typing import Any, ClassVar
 
 from smec_index.compressors.trained import TrainedCompressor
 from smec_index.training.chain import Stage, StageTree
+from smec_index.training.config import SettingError
 from smec_index.training.trainer import Objective
 
 
@@ -24,6 +27,7 @@ class SearchAdaptor(TrainedCompressor):
     method = "search-adaptor"
     needs_qrels = True
     pca_init = False
+    own_settings: ClassVar[tuple[str, ...]] = ("seed", "progress", "reconstruction")
 
     def __init__(
         self,
@@ -34,7 +38,18 @@ class SearchAdaptor(TrainedCompressor):
         **settings: Any,
     ) -> None:
         super().__init__(dims, seed=seed, progress=progress, **settings)
-        self.settings["reconstruction"] = reconstruction
+        # Checked like the TrainConfig fields: inf or a string here would train into NaN.
+        if (
+            isinstance(reconstruction, bool)
+            or not isinstance(reconstruction, Real)
+            or not math.isfinite(reconstruction)
+            or reconstruction < 0
+        ):
+            raise SettingError(
+                f"search-adaptor setting reconstruction = {reconstruction!r} is invalid: must "
+                "be a finite number >= 0 (default 0.1)"
+            )
+        self.settings["reconstruction"] = float(reconstruction)
 
     def objective(self) -> Objective:
         return Objective(

@@ -16,6 +16,7 @@ import numpy as np
 
 from smec_index.artifact import load_artifact, save_artifact
 from smec_index.errors import SmecError
+from smec_index.vectors import normalize
 
 
 @runtime_checkable
@@ -98,10 +99,7 @@ class LinearCompressor:
                 f"vectors of shape {vectors.shape} do not fit this artifact, made for "
                 f"{matrix.shape[0]}-d input; use the artifact trained on this embedding model"
             )
-        out = vectors @ matrix
-        norms = np.sqrt(np.einsum("ij,ij->i", out, out))[:, None]
-        np.divide(out, norms, out=out, where=norms > 0)
-        return out
+        return normalize(vectors @ matrix)
 
     def selected_dims(self, dim: int) -> list[int] | None:
         """Input dimensions a selection-only projection keeps (None if it mixes dims)."""
@@ -125,6 +123,16 @@ class LinearCompressor:
     def save(self, directory: str | Path) -> Path:
         if self.input_dim is None:
             raise SmecError(f"{self.method}: fit before saving")
+        for d, matrix in self.projections.items():  # never write an artifact that cannot work
+            check_projection(matrix, f"{self.method} projection to {d} dims")
+        for name, tensor in self.extra.items():
+            # SMEC's stage weights feed continued training; NaN there would only surface
+            # (as a load error) when someone extends the artifact.
+            if np.issubdtype(tensor.dtype, np.floating) and not np.isfinite(tensor).all():
+                raise SmecError(
+                    f"{self.method} training diverged: {name} holds NaN or inf, so nothing was "
+                    "saved; retrain with a smaller --alpha or learning rate"
+                )
         tensors = {f"projection.{d}": m.astype(np.float32) for d, m in self.projections.items()}
         tensors.update(self.extra)
         return save_artifact(directory, self.config(), tensors)
@@ -142,21 +150,43 @@ class LinearCompressor:
             key = f"projection.{d}"
             if key not in tensors or tensors[key].shape != (obj.input_dim, d):
                 raise SmecError(f"artifact is missing or has a malformed {key!r}; retrain it")
+            check_projection(tensors[key], key)
             obj.projections[d] = tensors[key]
         obj.extra = {k: v for k, v in tensors.items() if not k.startswith("projection.")}
         return obj
 
 
+MAX_WEIGHT = 1e6  # a projection entry beyond this overflows float32 on ordinary vectors
+
+
+def check_projection(matrix: np.ndarray, what: str) -> None:
+    """A projection that can give every vector a direction: finite, not all zero, and small
+    enough that a product with embeddings stays within float32."""
+    largest = float(np.abs(matrix).max()) if matrix.size else 0.0
+    if not np.isfinite(matrix).all() or largest > MAX_WEIGHT:
+        raise SmecError(
+            f"{what} holds NaN, inf or weights beyond +-{MAX_WEIGHT:g}; the artifact is "
+            "broken: retrain it"
+        )
+    if largest == 0.0:
+        raise SmecError(f"{what} is all zeros, so every vector would project to nothing; retrain")
+
+
 def load_compressor(directory: str | Path) -> LinearCompressor:
     """Load any compressor artifact written by :meth:`LinearCompressor.save`."""
     from smec_index.compressors.registry import compressor_class
+    from smec_index.training.config import SettingError
 
     config, tensors = load_artifact(directory)
     try:
         cls = compressor_class(config["method"])
         return cls._from_artifact(config, tensors)
-    except (KeyError, TypeError):
+    except (KeyError, TypeError, AttributeError):
         raise SmecError(f"{directory}: config.json lacks method/dims/input_dim; retrain") from None
+    except SettingError as exc:  # an unknown or invalid training setting in config.json
+        raise SmecError(
+            f"{directory}/config.json holds a bad setting, fix it or retrain: {exc}"
+        ) from None
 
 
 def load_projection(directory: str | Path) -> LinearCompressor:

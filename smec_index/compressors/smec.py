@@ -22,7 +22,13 @@ from smec_index.compressors.trained import TrainedCompressor
 from smec_index.data import Qrels, RetrievalData
 from smec_index.errors import SmecError
 from smec_index.training.chain import Stage, StageTree
+from smec_index.training.config import SettingError, TrainConfig
 from smec_index.training.trainer import Objective
+
+# What defines an artifact and so cannot change when it is extended: the schedule, the
+# selection, the neighbour source, the initialisation and the supervision. Every other
+# training setting only shapes how the new stages are optimised.
+FIXED_BY_ARTIFACT = ("sequential", "ads", "xbm", "init", "supervised")
 
 
 class SMEC(TrainedCompressor):
@@ -63,18 +69,23 @@ class SMEC(TrainedCompressor):
             str(d): self.tree.stage(d).selector.indices().tolist() for d in self.tree.dims
         }
 
-    def extend(self, data: RetrievalData, qrels: Qrels | None, new_dims: list[int]) -> SMEC:
-        """Continued training: add stages for ``new_dims`` without touching existing ones.
+    def check_extend(self, new_dims: list[int], **settings: Any) -> tuple[list[int], TrainConfig]:
+        """Validate an extension before any data is read: the new dims and the settings.
 
-        Each new dim hangs off the smallest existing dim above it (or the input), so a lower
-        dim continues the chain and an intermediate one (e.g. D/3) branches from a larger
-        stage. Earlier stages stay frozen; their projections are unchanged bit for bit.
+        Returns the new dims (sorted, largest first) and the config the new stages train
+        with: the artifact's, with ``settings`` applied. Settings in ``FIXED_BY_ARTIFACT``
+        are refused, since new stages trained otherwise would not belong to the same chain.
         """
-        if self.input_dim != data.dim:
-            raise SmecError(
-                f"the artifact was trained on {self.input_dim}-d embeddings but these are "
-                f"{data.dim}-d; extend it with the embeddings it was trained on"
+        fixed = [name for name in settings if name in FIXED_BY_ARTIFACT]
+        if fixed:
+            raise SettingError(
+                f"{fixed[0]} is fixed by the {self.method} artifact being extended "
+                f"(it was trained with {fixed[0]}={getattr(self.train_config, fixed[0])!r}); "
+                "drop it, or train a new artifact"
             )
+        config = self.train_config.updated(**settings)
+        if self.input_dim is None:
+            raise SmecError(f"{self.method}: fit or load an artifact before extending it")
         new_dims = list(check_dims(sorted(set(new_dims), reverse=True), self.input_dim))
         clash = [d for d in new_dims if d in self.dims]
         if clash:
@@ -82,6 +93,32 @@ class SMEC(TrainedCompressor):
         parents = {int(d): int(p) for d, p in self.info.get("parents", {}).items()}
         if set(parents) != set(self.dims):
             raise SmecError("this artifact has no stage weights to extend; retrain it with smec")
+        return new_dims, config
+
+    def extend(
+        self,
+        data: RetrievalData,
+        qrels: Qrels | None,
+        new_dims: list[int],
+        **settings: Any,
+    ) -> SMEC:
+        """Continued training: add stages for ``new_dims`` without touching existing ones.
+
+        Each new dim hangs off the smallest existing dim above it (or the input), so a lower
+        dim continues the chain and an intermediate one (e.g. D/3) branches from a larger
+        stage. Earlier stages stay frozen; their projections are unchanged bit for bit.
+
+        ``settings`` (e.g. ``max_epochs``, ``alpha``, ``device``, ``seed``) apply to the new
+        stages only; the artifact keeps its recorded settings and notes the changes under
+        ``info["extended_settings"]``. Settings that define the artifact are refused.
+        """
+        if self.input_dim != data.dim:
+            raise SmecError(
+                f"the artifact was trained on {self.input_dim}-d embeddings but these are "
+                f"{data.dim}-d; extend it with the embeddings it was trained on"
+            )
+        new_dims, config = self.check_extend(new_dims, **settings)
+        parents = {int(d): int(p) for d, p in self.info.get("parents", {}).items()}
         tree = StageTree.from_state(self.input_dim, parents, self.extra)
         for dim in new_dims:
             above = [d for d in tree.dims if d > dim]
@@ -89,11 +126,22 @@ class SMEC(TrainedCompressor):
             tree.add(Stage(parent, dim, adapter=True, ads=self.train_config.ads))
         old_history = self.info.get("history", [])
         old_projections = dict(self.projections)
+        old_dims, recorded = self.dims, self.train_config
         self.dims = tuple(sorted(set(self.dims) | set(new_dims), reverse=True))
-        self._train(data, qrels, [(tree, self._groups(new_dims))])
+        self.train_config = config
+        try:
+            self._train(data, qrels, [(tree, self._groups(new_dims))])
+        except BaseException:
+            self.dims = old_dims
+            raise
+        finally:
+            self.train_config = recorded
         self.projections.update(old_projections)
         self.info["history"] = old_history + self.info["history"]
         self.info["extended_with"] = new_dims
+        if settings:
+            applied = config.to_dict()
+            self.info["extended_settings"] = {name: applied[name] for name in settings}
         self._record_tree()
         return self
 

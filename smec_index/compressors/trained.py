@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -13,7 +13,7 @@ from smec_index.data import Qrels, RetrievalData
 from smec_index.device import resolve_device
 from smec_index.errors import SmecError
 from smec_index.training.chain import StageTree
-from smec_index.training.config import TrainConfig
+from smec_index.training.config import TrainConfig, check_setting_names
 from smec_index.training.examples import build_table
 from smec_index.training.trainer import Objective, Trainer
 
@@ -29,8 +29,13 @@ class TrainedCompressor(LinearCompressor):
     supervised = True
     needs_qrels = False
     pca_init = True  # False: always the identity (the published adapter baselines)
+    # Constructor arguments besides the TrainConfig fields, offered when a name is misspelt.
+    own_settings: ClassVar[tuple[str, ...]] = ("seed", "progress")
 
     def __init__(self, dims, seed: int = 0, progress: bool = True, **settings: Any) -> None:
+        check_setting_names(
+            settings, (*TrainConfig.names(), *self.own_settings), f"{self.method} setting"
+        )
         self.train_config = TrainConfig.from_dict({**self.defaults(), **settings, "seed": seed})
         settings = self.train_config.to_dict()
         del settings["seed"]
@@ -59,6 +64,40 @@ class TrainedCompressor(LinearCompressor):
         self._start_fit(data.dim)
         return self._train(data, qrels, self.build_trees(data.dim))
 
+    def _check_corpus(self, data: RetrievalData, qrels: Qrels | None, top: int) -> None:
+        """Refuse a corpus too small to train on, before any work.
+
+        Too few documents do not fail cleanly downstream: one document gives NaN ADS logits
+        (its variance is undefined) and a crash in the loss, an unsupervised split can leave
+        nothing to step on (the artifact would be its initialisation, reported as trained),
+        and hard-negative mining crashes when it cannot fill its per-query table.
+        """
+        n = int(data.corpus.vectors.shape[0])
+        config = self.train_config
+        if n <= top:
+            fewer = f"use dims <= {n - 1} or a larger corpus" if n > 1 else "use a larger corpus"
+            raise SmecError(
+                f"{self.method} to {top} dims needs at least {top + 1} documents (n documents "
+                f"span at most n-1 directions); the corpus has {n}: {fewer}"
+            )
+        if qrels is None:
+            held_out = max(1, round(n * config.val_fraction))
+            if n - held_out < 2:
+                raise SmecError(
+                    f"{self.method} without qrels holds out {held_out} of the {n} documents and "
+                    "needs at least 2 left to train on; use a larger corpus"
+                )
+            return
+        relevant = max((sum(r > 0 for r in rels.values()) for rels in qrels.values()), default=0)
+        need = config.hard_negatives + relevant
+        if n < need:
+            raise SmecError(
+                f"{self.method} mines {config.hard_negatives} hard negatives per query besides "
+                f"up to {relevant} relevant documents, so it needs at least {need} documents; "
+                f"the corpus has {n}: use a larger corpus"
+                + ("" if self.needs_qrels else " or --unsupervised")
+            )
+
     def _train(
         self,
         data: RetrievalData,
@@ -70,8 +109,10 @@ class TrainedCompressor(LinearCompressor):
             raise SmecError(f"{self.method}: supervised training needs qrels; pass --unsupervised")
         if self.needs_qrels and not config.supervised:
             raise SmecError(f"{self.method} is supervised only; pass qrels (drop --unsupervised)")
+        device = resolve_device(config.device)  # a missing GPU is reported before any work
+        trained_dims = [d for _, groups in trees for group in groups for d in group]
+        self._check_corpus(data, qrels if config.supervised else None, max(trained_dims))
         torch.manual_seed(config.seed)
-        device = resolve_device(config.device)
         started = time.perf_counter()
         table = build_table(
             data,

@@ -2,10 +2,36 @@
 
 from __future__ import annotations
 
+import difflib
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
+from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
+
 from smec_index.errors import SmecError
+
+
+class SettingError(SmecError):
+    """An unknown or invalid training setting.
+
+    Its own type so a loader can say where the setting came from (an artifact's config.json)
+    without rewording every other error.
+    """
+
+
+# Command-line spellings of the settings that have a flag, named in errors so a CLI user
+# knows which flag to fix.
+FLAGS = {
+    "max_epochs": "--epochs",
+    "alpha": "--alpha",
+    "memory_size": "--memory-size",
+    "seed": "--seed",
+    "device": "--device",
+    "init": "--init",
+}
 
 
 @dataclass
@@ -65,32 +91,74 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
-        checks = [
-            (self.max_epochs >= 1, "max_epochs must be >= 1"),
-            (self.patience >= 1, "patience must be >= 1"),
-            (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
-            (self.batch_size >= 2, "batch_size must be >= 2"),
-            (self.lr > 0 and self.logits_lr > 0, "learning rates must be positive"),
-            (self.scale > 0, "scale must be positive"),
-            (self.hard_negatives >= 0, "hard_negatives must be >= 0"),
-            (self.alpha >= 0, "alpha must be >= 0"),
-            (self.memory_size >= 2, "memory_size must be >= 2"),
-            (self.neighbours >= 1, "neighbours must be >= 1"),
-            (0 < self.tau_end <= self.tau_start, "need 0 < tau_end <= tau_start"),
-            (self.device in ("auto", "cpu", "cuda"), "device must be auto, cpu or cuda"),
-            (self.init in ("pca", "identity"), "init must be pca or identity"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise SmecError(f"training config: {message}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Check every field's type and range, normalising numbers to ``int``/``float``.
+
+        This is the one place settings are checked, whether they come from the CLI, from
+        ``make_compressor(...)`` or from an artifact's config.json, so a bad value (``inf``,
+        a string for a switch, a non-positive rate) is refused before any data is read and
+        can never train silently into NaN weights.
+        """
+        for name in ("sequential", "ads", "xbm", "supervised"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                self._refuse(name, "must be true or false")
+            setattr(self, name, bool(value))
+        for name, low in INT_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Integral):
+                self._refuse(name, f"must be an integer >= {low}")
+            if not low <= int(value) < 2**63:
+                self._refuse(name, f"must be an integer >= {low}")
+            setattr(self, name, int(value))
+        for name, (rule, ok) in FLOAT_RULES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, Real):
+                self._refuse(name, f"must be a finite number {rule}")
+            value = float(value)
+            if not math.isfinite(value) or not ok(value):
+                self._refuse(name, f"must be a finite number {rule}")
+            setattr(self, name, value)
+        if self.tau_end > self.tau_start:
+            self._refuse("tau_end", f"must be <= tau_start ({self.tau_start:g})")
+        for name, choices in CHOICES.items():
+            if getattr(self, name) not in choices:
+                self._refuse(name, f"must be one of {', '.join(choices)}")
+
+    def _refuse(self, name: str, rule: str) -> None:
+        flag = f" ({FLAGS[name]})" if name in FLAGS else ""
+        default = next(f.default for f in fields(self) if f.name == name)
+        raise SettingError(
+            f"training setting {name}{flag} = {getattr(self, name)!r} is invalid: {rule} "
+            f"(default {default!r})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
+        """A validated config from ``values``; an unknown key is an error, not ignored.
+
+        Dropping unknown keys silently turned a typo (``alpah=5``) or a near miss
+        (``epochs=3`` for ``max_epochs``) into a run with the defaults.
+        """
+        if not isinstance(values, Mapping):
+            raise SettingError(
+                f"training settings must be a mapping of name to value, got {type(values).__name__}"
+            )
+        check_setting_names(values, cls.names(), "training setting")
+        return cls(**values)
+
+    def updated(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied, checked like any other config."""
+        return self.from_dict({**self.to_dict(), **changes})
 
     def tau(self, epoch: int) -> float:
         """Temperature for ``epoch`` (0-based): tau_start -> tau_end over max_epochs."""
@@ -98,3 +166,50 @@ class TrainConfig:
             return self.tau_end
         ratio = self.tau_end / self.tau_start
         return self.tau_start * ratio ** (min(epoch, self.max_epochs - 1) / (self.max_epochs - 1))
+
+
+# Ranges every setting must satisfy. Where the trainer needs more than the obvious bound the
+# reason is given: a batch of one is skipped (no in-batch negatives), so batch_size >= 2; an
+# S-XBM queue of one holds only the sample itself, so memory_size >= 2; patience 0 would
+# stop exactly like 1; a validation share above one half leaves less to train on than to
+# judge by.
+INT_RANGES = {
+    "max_epochs": 1,
+    "patience": 1,
+    "batch_size": 2,
+    "hard_negatives": 0,
+    "memory_size": 2,
+    "neighbours": 1,
+    "seed": 0,
+}
+FLOAT_RULES = {
+    "val_fraction": ("in (0, 0.5]", lambda v: 0 < v <= 0.5),
+    "lr": ("> 0", lambda v: v > 0),
+    "logits_lr": ("> 0", lambda v: v > 0),
+    "weight_decay": (">= 0", lambda v: v >= 0),
+    "scale": ("> 0", lambda v: v > 0),
+    "alpha": (">= 0", lambda v: v >= 0),
+    "tau_start": ("> 0", lambda v: v > 0),
+    "tau_end": ("> 0", lambda v: v > 0),
+}
+CHOICES = {"init": ("pca", "identity"), "device": ("auto", "cpu", "cuda")}
+
+
+def check_setting_names(names: Iterable[str], known: Iterable[str], what: str) -> None:
+    """Refuse the first name not in ``known``, suggesting the closest known one.
+
+    ``epochs`` suggests ``max_epochs`` and ``memory-size`` ``memory_size``: the near misses
+    users actually type.
+    """
+    known = list(known)
+    for name in names:
+        if name in known:
+            continue
+        if not isinstance(name, str):
+            raise SettingError(f"{what} names must be strings, got {name!r}")
+        spelled = name.replace("-", "_").lower()
+        close = [spelled] if spelled in known else difflib.get_close_matches(spelled, known, n=1)
+        if spelled in ("epochs", "epoch", "n_epochs", "num_epochs") and "max_epochs" in known:
+            close = ["max_epochs"]
+        hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(sorted(known))}"
+        raise SettingError(f"unknown {what} {name!r}; {hint}")

@@ -336,9 +336,7 @@ def test_unreachable_server_fails_fast_without_the_key(monkeypatch, via_env):
     clock = _Clock()
     monkeypatch.setattr(server, "time", clock)
     with pytest.raises(SmecError) as caught:
-        open_connector(
-            "qdrant", url="http://user:pa55@127.0.0.1:1", api_key=None if via_env else SECRET
-        )
+        open_connector("qdrant", url="http://127.0.0.1:1", api_key=None if via_env else SECRET)
     message = str(caught.value)
     # A few tries with doubling waits, none whose probe could end past the ~8 s budget.
     tries = int(re.search(r"after (\d+) tries", message)[1])
@@ -346,7 +344,12 @@ def test_unreachable_server_fails_fast_without_the_key(monkeypatch, via_env):
     assert all(later == 2 * earlier for earlier, later in itertools.pairwise(clock.sleeps))
     assert sum(clock.sleeps) + server._PROBE_TIMEOUT_S <= server._PROBE_BUDGET_S
     assert "http://127.0.0.1:1" in message and "QDRANT_URL" in message
-    _assert_clean(caught.value, SECRET, "pa55")
+    _assert_clean(caught.value, SECRET)
+    # user:password in the URL is refused before any request, and never shown.
+    with_password = "http://user:pa55@127.0.0.1:1"  # (a traceback quotes the raising line)
+    with pytest.raises(SmecError, match="--api-key") as userinfo:
+        open_connector("qdrant", url=with_password)
+    _assert_clean(userinfo.value, "pa55")
 
 
 class _FakeQdrant(BaseHTTPRequestHandler):

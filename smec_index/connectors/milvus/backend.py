@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,11 +39,11 @@ from smec_index.connectors.milvus.client import (
     connect,
     one_line,
     server_sizes,
-    shown_uri,
     wait_for_index,
 )
 from smec_index.connectors.storage import DISK_METHOD, disk_bytes
 from smec_index.errors import SmecError
+from smec_index.secrets import check_url, has_userinfo, shown_url
 
 SPEC_PROPERTY = "smec_index.spec"
 METRICS = {"cosine": "COSINE", "ip": "IP", "l2": "L2"}
@@ -59,6 +60,7 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "ivf_flat": {"nprobe": "nprobe"},
     "ivf_pq": {"nprobe": "nprobe"},
 }
+SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix://")
 LITE_KINDS = ("flat", "hnsw", "ivf_flat")  # milvus-lite 3.2 builds no IVF_PQ
 ITERATOR_PAGE_LIMIT = 16384  # Milvus' largest query window
 _lite_users: dict[Path, int] = {}  # open connectors per milvus-lite folder
@@ -93,7 +95,19 @@ class MilvusBackend:
         timeout: float = 10.0,
         storage: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.lite = not uri or not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+        self.lite = not uri or not uri.startswith(SERVER_SCHEMES)
+        if uri and not self.lite:
+            check_url(uri, "--uri")
+        if uri and has_userinfo(uri):
+            raise SmecError(
+                f"--uri {shown_url(uri)}: pass Milvus credentials with --token (or "
+                "MILVUS_TOKEN, 'user:password'), not in the URI"
+            )
+        if uri and self.lite and not uri.endswith(".db") and re.search(r":\d+($|/)", uri):
+            raise SmecError(
+                f"--uri {shown_url(uri)}: a server address needs its scheme "
+                "(http://host:19530); a milvus-lite database is a path ending in .db"
+            )
         self._loaded: set[str] = set()
         self._pending: set[str] = set()  # written to since the last flush
         self._specs: dict[str, IndexSpec] = {}
@@ -105,7 +119,7 @@ class MilvusBackend:
         if not self.lite:
             token = os.environ.get("MILVUS_TOKEN", "") if token is None else token
             self._client: MilvusClient | None = connect(uri, token, timeout)
-            self.where = shown_uri(uri)
+            self.where = shown_url(uri)
             return
         if importlib.util.find_spec("milvus_lite") is None:
             raise SmecError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
-import re
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from pymilvus import MilvusClient, MilvusException
 from smec_index.connectors.base import Sizes
 from smec_index.connectors.storage import DISK_METHOD, disk_bytes
 from smec_index.errors import SmecError
+from smec_index.secrets import redact, shown_url
 
 
 def connect(uri: str, token: str, timeout: float) -> MilvusClient:
@@ -26,12 +27,12 @@ def connect(uri: str, token: str, timeout: float) -> MilvusClient:
         try:
             return MilvusClient(uri=uri, token=token, timeout=max(0.5, min(left, 3.0)))
         except MilvusException as exc:
-            reason = one_line(exc).replace(token, "***") if token else one_line(exc)
+            reason = redact(one_line(exc), [token], [uri])
         if tries >= 4 or deadline - time.monotonic() < wait + 0.5:
             break
         time.sleep(wait)
         wait *= 2
-    shown = shown_uri(uri)
+    shown = shown_url(uri)
     raise SmecError(
         f"cannot reach Milvus at {shown} after {tries} tries ({reason}); "
         "check --uri and that the server is running"
@@ -53,6 +54,20 @@ def wait_for_index(client: MilvusClient, collection: str, timeout: float = 3600.
             return
         time.sleep(0.2)
     raise SmecError(f"the index of {collection!r} was not built in {timeout:.0f} s")
+
+
+class _Unimplemented(logging.Filter):
+    """Drop two known-harmless reports: milvus-lite's in-process gRPC server logs a
+    traceback for ``AllocTimestamp`` (not implemented there) whenever pymilvus' query
+    iterator asks for it, and pymilvus then warns that it uses a client-side timestamp."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return "Method not implemented" not in message and "mvccTs" not in message
+
+
+for _logger in ("grpc._server", "pymilvus.client.iterator.query_iterator"):
+    logging.getLogger(_logger).addFilter(_Unimplemented())
 
 
 BINLOG_KINDS = ("insert_log", "stats_log", "delta_log")
@@ -123,11 +138,6 @@ def server_sizes(
 def one_line(exc: MilvusException) -> str:
     message = getattr(exc, "message", "") or str(exc)
     return " ".join(str(message).split())[:300]
-
-
-def shown_uri(uri: str) -> str:
-    """The URI without any ``user:password@`` part, fit for messages."""
-    return re.sub(r"//[^/@]*@", "//", uri)
 
 
 class GuardedClient:

@@ -34,11 +34,11 @@ from smec_index.connectors.qdrant.settings import (
     QdrantSettings,
     QdrantStore,
     point_uuid,
-    shown_url,
     to_batch,
     with_id,
 )
 from smec_index.errors import SmecError
+from smec_index.secrets import check_url, has_userinfo, shown_url, url_secrets
 
 MODES = ("edge", "local")
 QDRANT_PARAMS = ("quantization", "pq_compression", "oversampling")
@@ -94,7 +94,15 @@ class QdrantBackend:
 
             if mode not in (None, "server"):
                 raise SmecError(f"mode {mode!r} is for embedded Qdrant; leave it out with --url")
+            check_url(url, "--url")
             self.mode, self.where = "server", shown_url(url)
+            if has_userinfo(url) or url_secrets(url):
+                raise SmecError(
+                    f"--url {self.where}: Qdrant takes its API key from --api-key (or "
+                    "QDRANT_API_KEY), not from user:password or a key in the URL; remove it"
+                )
+            if not url.startswith(("http://", "https://")):
+                raise SmecError(f"--url {self.where}: use http://host:6333 (or https://)")
             api_key = api_key or os.environ.get("QDRANT_API_KEY")
             self._store = ClientStore(connect_server(url, api_key, timeout), self.where)
             return

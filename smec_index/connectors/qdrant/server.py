@@ -17,8 +17,8 @@ from qdrant_client import QdrantClient
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from smec_index.connectors.base import Sizes
-from smec_index.connectors.qdrant.settings import shown_url
 from smec_index.errors import SmecError
+from smec_index.secrets import shown_url
 
 TRANSPORT_ERRORS = (ResponseHandlingException, httpx.HTTPError, ConnectionError, TimeoutError)
 _PROBE_TIMEOUT_S = 2

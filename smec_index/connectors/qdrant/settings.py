@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
-from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -109,15 +108,6 @@ def split_id(payload: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
     """The original id and the caller's payload, without the reserved key."""
     payload = dict(payload or {})
     return str(payload.pop(ID_KEY, "")), payload
-
-
-def shown_url(url: str) -> str:
-    """``url`` without any user:password part, fit for messages and reprs."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    return urlunsplit(parts._replace(netloc=f"{host}:{parts.port}" if parts.port else host))
 
 
 Hit = tuple[str, float]  # (original id, Qdrant score)

@@ -1,0 +1,223 @@
+"""Where commands may write: the one place that decides whether an output directory is safe.
+
+A command writes its output (embeddings, an artifact) into a directory that is new, empty,
+or one smec-index wrote itself, recognised by a marker file, :data:`MARKER`, holding JSON
+``{"kind": "embeddings" | "artifact", "smec_index_version": ...}``. Anything else, a user's
+folder with a thesis in it or the dataset itself, is refused with one line before any
+expensive work, because replacing an output directory deletes what was in it.
+
+Even a recognised output is only replaced when it holds nothing but the files its kind
+writes (a file the user dropped in it would be lost) and never when it is, contains or lies
+inside one of the command's inputs. Artifacts written before the marker existed
+(``config.json`` with ``format_version`` + ``weights.safetensors``) count as artifacts;
+embeddings written before it (``meta.json`` with embed's recipe) are replaced only when the
+caller says so (``embed --force``), because nothing recorded what made them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from smec_index.errors import SmecError
+
+MARKER = ".smec-index-output"
+KINDS = ("embeddings", "artifact")
+
+# Every file each kind of output writes: anything else inside one is not ours to delete.
+OWN_FILES = {
+    "embeddings": frozenset(
+        {"meta.json", "corpus.npy", "corpus_ids.txt", "queries.npy", "query_ids.txt", MARKER}
+    ),
+    "artifact": frozenset({"config.json", "weights.safetensors", MARKER}),
+}
+# The keys `smec-index embed` has always put in meta.json (to recognise pre-marker outputs).
+_EMBED_META_KEYS = frozenset({"model", "normalized", "corpus_text", "rows"})
+
+
+def marker_payload(kind: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the marker of a new ``kind`` output holds."""
+    from smec_index import __version__
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown output kind {kind!r}")
+    return {"kind": kind, "smec_index_version": __version__, **(extra or {})}
+
+
+def write_marker(directory: Path, kind: str, extra: dict[str, Any] | None = None) -> None:
+    """Mark ``directory`` (a staging directory about to be renamed) as a ``kind`` output."""
+    (Path(directory) / MARKER).write_text(json.dumps(marker_payload(kind, extra)) + "\n")
+
+
+def read_marker(directory: str | Path) -> dict[str, Any] | None:
+    """The marker's JSON object, or None when there is none (or it is not ours)."""
+    try:
+        payload = json.loads((Path(directory) / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(payload, dict) or payload.get("kind") not in KINDS:
+        return None
+    return payload
+
+
+def _json_object(path: Path) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def output_kind(directory: str | Path) -> tuple[str, bool] | None:
+    """``(kind, legacy)`` when ``directory`` is a smec-index output, else None.
+
+    ``legacy`` is True for outputs written before the marker existed.
+    """
+    directory = Path(directory)
+    marker = read_marker(directory)
+    if marker is not None:
+        return marker["kind"], False
+    config = _json_object(directory / "config.json")
+    if (
+        config is not None
+        and "format_version" in config
+        and (directory / "weights.safetensors").is_file()
+    ):
+        return "artifact", True
+    meta = _json_object(directory / "meta.json")
+    if meta is not None and _EMBED_META_KEYS <= meta.keys() and (directory / "corpus.npy").exists():
+        return "embeddings", True
+    return None
+
+
+def _resolved(path: str | Path) -> Path:
+    return Path(os.path.abspath(os.path.realpath(path)))
+
+
+def check_placement(
+    directory: str | Path,
+    *,
+    flag: str = "--out",
+    roots: Iterable[str | Path | None] = (),
+    inputs: Iterable[str | Path | None] = (),
+) -> None:
+    """Refuse an output that is an input, holds one, or (for ``inputs``) lies inside one.
+
+    ``roots`` are input directories an output may live inside (the dataset, whose
+    ``embeddings/`` folder is the default place for embeddings) but never be nor contain.
+    """
+    out = _resolved(directory)
+    for path, inside_ok in [(p, True) for p in roots] + [(p, False) for p in inputs]:
+        if path is None:
+            continue
+        source = _resolved(path)
+        if out == source:
+            raise SmecError(f"{flag} {directory} is the input {path}; write to a new directory")
+        if out in source.parents:
+            raise SmecError(
+                f"{flag} {directory} contains the input {path}; replacing it would delete "
+                "that input: write to a new directory"
+            )
+        if not inside_ok and source in out.parents:
+            raise SmecError(
+                f"{flag} {directory} is inside the input {path}; write to a directory outside it"
+            )
+
+
+def check_replaceable(
+    directory: str | Path,
+    kind: str,
+    *,
+    overwrite: bool,
+    legacy_ok: bool = True,
+    flag: str = "--out",
+    legacy_hint: str = "pass --force to replace them",
+) -> None:
+    """Refuse unless ``directory`` is new, empty, or a ``kind`` output we may replace.
+
+    Args:
+        directory: where the output will be written.
+        kind: ``embeddings`` or ``artifact``.
+        overwrite: whether an existing ``kind`` output may be replaced at all.
+        legacy_ok: whether a ``kind`` output written before the marker existed may be.
+        flag: the option that named ``directory`` (for the message).
+        legacy_hint: what to do about a pre-marker output when ``legacy_ok`` is False.
+    """
+    directory = Path(directory)
+    if directory.is_symlink():
+        raise SmecError(
+            f"{flag} {directory} is a symbolic link; pass the directory it points to or a new one"
+        )
+    if not directory.exists():
+        return
+    if not directory.is_dir():
+        raise SmecError(f"{flag} {directory} is a file, not a directory; choose a new directory")
+    try:
+        names = sorted(p.name for p in directory.iterdir())
+    except OSError as exc:
+        raise SmecError(
+            f"{flag} {directory}: cannot read it ({exc.strerror}); choose another"
+        ) from None
+    if not names:
+        return
+    found = output_kind(directory)
+    if found is None:
+        raise SmecError(
+            f"{flag} {directory} holds files smec-index did not write (e.g. {names[0]!r}); "
+            "choose a new or empty directory"
+        )
+    found_kind, legacy = found
+    if found_kind != kind:
+        raise SmecError(
+            f"{flag} {directory} holds smec-index {found_kind}, not {kind}; choose another "
+            "directory"
+        )
+    foreign = [n for n in names if n not in OWN_FILES[kind]]
+    if foreign:
+        raise SmecError(
+            f"{flag} {directory} holds {foreign[0]!r}, which smec-index did not write; move it "
+            "out or choose another directory"
+        )
+    if not overwrite:
+        raise SmecError(f"{directory}: already exists; pass --overwrite or another {flag}")
+    if legacy and not legacy_ok:
+        raise SmecError(
+            f"{flag} {directory} holds {kind} written before smec-index recorded how they "
+            f"were made; {legacy_hint} or choose another directory"
+        )
+
+
+def prepare_output(
+    directory: str | Path,
+    kind: str,
+    *,
+    overwrite: bool,
+    legacy_ok: bool = True,
+    flag: str = "--out",
+    roots: Iterable[str | Path | None] = (),
+    inputs: Iterable[str | Path | None] = (),
+    legacy_hint: str = "pass --force to replace them",
+) -> Path:
+    """Every check on an output directory, to run before any expensive work.
+
+    See :func:`check_placement` and :func:`check_replaceable`; returns ``directory``.
+    """
+    check_placement(directory, flag=flag, roots=roots, inputs=inputs)
+    check_replaceable(
+        directory,
+        kind,
+        overwrite=overwrite,
+        legacy_ok=legacy_ok,
+        flag=flag,
+        legacy_hint=legacy_hint,
+    )
+    return Path(directory)
+
+
+def dataset_files(root: str | Path) -> list[Path]:
+    """The files of a BEIR dataset an output must never replace nor be written inside."""
+    root = Path(root)
+    return [root / "corpus.jsonl", root / "queries.jsonl", root / "qrels"]

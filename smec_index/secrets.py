@@ -1,0 +1,112 @@
+"""The one credential stripper: what may be shown of a URL, and text with secrets removed.
+
+Every message, repr and log line that names a server goes through :func:`shown_url`, and
+every error text that a client library produced goes through :func:`redact` with the
+secrets in play, so no password, token or API key reaches a user's terminal or a log,
+whatever form the URL took: ``http://user:pw@host``, ``user:pw@host:19530`` (no scheme),
+``host/?api_key=...`` or a key in the fragment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import (
+    parse_qsl,
+    quote,
+    quote_plus,
+    unquote,
+    urlencode,
+    urlsplit,
+    urlunsplit,
+)
+
+HIDDEN = "***"
+# Query parameters that carry credentials, compared case-insensitively without '-' and '_'.
+SECRET_PARAMS = {
+    "apikey",
+    "key",
+    "token",
+    "accesstoken",
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "auth",
+    "authorization",
+    "signature",
+    "sig",
+    "credential",
+    "credentials",
+}
+_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)?(?P<userinfo>[^/@?#]*@)")
+
+
+def _is_secret(name: str) -> bool:
+    return name.replace("-", "").replace("_", "").lower() in SECRET_PARAMS
+
+
+def has_userinfo(url: str) -> bool:
+    """Whether ``url`` carries ``user[:password]@`` (with or without a scheme)."""
+    return bool(_USERINFO.match(url.strip()))
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit for messages: no ``user:password@``, secret query values hidden, no
+    fragment. Works without a scheme too (``user:pw@host:19530``)."""
+    url = url.strip()
+    url = _USERINFO.sub(lambda m: m.group("scheme") or "", url, count=1)
+    scheme_less = "://" not in url
+    try:
+        parts = urlsplit(f"//{url}" if scheme_less else url)
+    except ValueError:
+        return HIDDEN  # unparsable: show nothing of it rather than a secret
+    query = urlencode(
+        [(k, HIDDEN if _is_secret(k) else v) for k, v in parse_qsl(parts.query, True)],
+        safe="*",
+    )
+    shown = urlunsplit(parts._replace(query=query, fragment=""))
+    return shown[2:] if scheme_less and shown.startswith("//") else shown
+
+
+def url_secrets(url: str) -> list[str]:
+    """The secret values inside ``url`` (password, user, secret query values)."""
+    found: list[str] = []
+    match = _USERINFO.match(url.strip())
+    if match:
+        user, _, password = match.group("userinfo")[:-1].partition(":")
+        found += [password, user]
+    try:
+        query = urlsplit(url if "://" in url else f"//{url}").query
+    except ValueError:
+        return found
+    found += [v for k, v in parse_qsl(query, True) if _is_secret(k)]
+    return [s for s in found if s]
+
+
+def redact(text: str, secrets: Iterable[str | None] = (), urls: Iterable[str | None] = ()) -> str:
+    """``text`` with every secret (and the secrets inside ``urls``) replaced by ``***``,
+    also where a library quoted them URL-encoded."""
+    values = {s for s in secrets if s}
+    for url in urls:
+        if url:
+            values.update(url_secrets(url))
+    for value in sorted(values, key=len, reverse=True):
+        if len(value) < 3:  # one- or two-character "secrets" would shred the message
+            continue
+        for form in {value, unquote(value), quote(value, safe=""), quote_plus(value)}:
+            text = text.replace(form, HIDDEN)
+    return text
+
+
+def check_url(url: str, flag: str) -> None:
+    """A URL urllib can take apart (host, port): or a one-line error that shows it safely."""
+    from smec_index.errors import SmecError
+
+    try:
+        parts = urlsplit(url if "://" in url else f"//{url}")
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise SmecError(f"{flag} {shown_url(url)}: not a valid address ({exc})") from None
+    if not parts.hostname:
+        raise SmecError(f"{flag} {shown_url(url)}: no host in it; use http://host:port")
