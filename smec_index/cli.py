@@ -654,5 +654,96 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
         click.echo(f"{key:>22}: {shown}")
 
 
+@main.command()
+@click.option("--backend", required=True, help="the source's backend: qdrant or milvus")
+@click.option("--url", help="Qdrant server of the source (env QDRANT_URL is not read here)")
+@click.option("--api-key", envvar="QDRANT_API_KEY", help="Qdrant API key; never printed")
+@click.option("--path", help="Qdrant local storage folder of the source (QdrantClient(path=...))")
+@click.option("--uri", help="Milvus server address or milvus-lite .db path of the source")
+@click.option("--token", envvar="MILVUS_TOKEN", help="Milvus token; never printed")
+@click.option("--collection", required=True, help="the source collection (never written)")
+@click.option("--dim", type=int, required=True, help="the target dimension")
+@click.option("--to", "to", help="target collection name (default SOURCE_DIM)")
+@click.option("--to-backend", help="target backend (default: the source's, same place)")
+@click.option("--to-url", help="target Qdrant server")
+@click.option("--to-uri", help="target Milvus server address or milvus-lite .db path")
+@click.option("--to-mode", help="target embedded Qdrant mode: edge (default) or local")
+@click.option("--alias", help="alias to switch to the target once it is verified")
+@click.option(
+    "--artifact",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="projection to apply (default: PCA fitted on a sample of the source)",
+)
+@click.option("--min-recall", type=float, default=0.9, show_default=True)
+@click.option("--dry-run", is_flag=True, help="print the plan; write nothing")
+@click.option("--restart", is_flag=True, help="start over instead of resuming")
+@click.option("--rollback", is_flag=True, help="switch --alias back to what it was")
+@click.option("--batch-size", type=int, default=1000, show_default=True)
+@click.option(
+    "--checkpoint-rows",
+    type=int,
+    default=20_000,
+    show_default=True,
+    help="points between durable progress records (what a kill can cost)",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="SMEC_INDEX_DATA",
+    default="smec-data",
+    show_default=True,
+    help="embedded targets, progress, artifacts and manifests (env SMEC_INDEX_DATA)",
+)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def migrate(
+    backend, url, api_key, path, uri, token, collection, dim, to, to_backend, to_url, to_uri,
+    to_mode, alias, artifact, min_recall, dry_run, restart, rollback, batch_size,
+    checkpoint_rows, data_dir, as_json, quiet,
+) -> None:  # fmt: skip
+    """Move a Qdrant or Milvus collection to compressed vectors: streamed, resumable,
+    verified, then switched by alias. The source is only read."""
+    from smec_index.migration.runner import MigrateRequest
+    from smec_index.migration.runner import migrate as run_migrate
+
+    if backend == "qdrant":
+        source = {"url": url, "api_key": api_key, "path": path}
+    elif backend == "milvus":
+        source = {"uri": uri, "token": token}
+    else:
+        raise SmecError(f"--backend {backend!r}: migrate reads qdrant or milvus collections")
+    to_options = {"url": to_url, "uri": to_uri, "mode": to_mode}
+    to_options = {k: v for k, v in to_options.items() if v}
+    if to_backend is None and to_options:
+        raise SmecError("--to-url/--to-uri/--to-mode go with --to-backend")
+    if to_backend is None and backend == "qdrant" and path:
+        to_backend, to_options = "qdrant", {"mode": "edge"}  # a local folder has one user
+    request = MigrateRequest(
+        backend=backend,
+        collection=collection,
+        dim=dim,
+        data_dir=data_dir,
+        source={k: v for k, v in source.items() if v},
+        to=to,
+        to_backend=to_backend,
+        to_options=to_options,
+        alias=alias,
+        artifact=artifact,
+        min_recall=min_recall,
+        dry_run=dry_run,
+        restart=restart,
+        rollback=rollback,
+        batch_size=batch_size,
+        checkpoint_rows=checkpoint_rows,
+        progress=not quiet,
+    )
+    summary = run_migrate(request, say=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    for key, value in summary.items():
+        click.echo(f"{key:>20}: {value}")
+
+
 if __name__ == "__main__":
     main()
