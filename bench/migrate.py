@@ -22,6 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.report import line_plot
 from bench.results import RESULTS_DIR, read_records, write_records
 from smec_index.synthetic import synthetic_vectors
 
@@ -104,6 +105,18 @@ def report(path: Path) -> str:
         "Milvus 2.3.5 standalone, 384 -> 128 dims on the same server\n\n" + "\n".join(lines) + "\n"
     )
     path.with_suffix(".md").write_text(text)
+    counts = [r["count"] for r in rows]
+    line_plot(
+        {
+            "peak RSS of the migrate process (MiB)": (counts, [r["peak_rss_mib"] for r in rows]),
+            "streamed (vectors/s / 10)": (counts, [r["stream_vectors_per_s"] / 10 for r in rows]),
+        },
+        path.with_suffix(".png"),
+        "Milvus 2.3.5: migrate 384 -> 128 dims (memory must not grow with the collection)",
+        "points in the collection",
+        "MiB, or vectors/s / 10",
+        logx=True,
+    )
     return text
 
 

@@ -58,6 +58,11 @@ SECTIONS = [
         "python -m bench.bytes --dataset ../shared/data/scifact",
     ),
     (
+        "Migrating a Milvus collection: throughput and peak memory",
+        "milvus-migrate",
+        "python -m bench.migrate --n 250000 --n 1000000",
+    ),
+    (
         "Scale: 200k synthetic 384-d vectors (intrinsic rank 48), PCA to each dim, HNSW",
         "synthetic-scale",
         "python -m bench.scale --n 200000",

@@ -9,6 +9,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -228,3 +229,57 @@ def test_nan_vectors_in_the_source_are_refused_before_writing(tmp_path):
                "docs", "--dim", 2, "--to-backend", "qdrant", "--data-dir", tmp_path / "data",
                "--quiet"], tmp_path, "NaN or inf", output=tmp_path / "data")  # fmt: skip
     assert not (tmp_path / "data" / "qdrant").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_milvus_server_stopped_mid_run_stops_cleanly_and_resumes(tmp_path):
+    """A real Milvus 2.3.5 stopped while migrate streams: retries with backoff, one line,
+    then the same command (at the restarted server's address) resumes and completes."""
+    from pymilvus import MilvusClient
+
+    from smec_index.servers.milvus_standalone import MilvusStandalone
+
+    server = MilvusStandalone(tmp_path / "server", timeout=120)
+    uri = server.start()
+    try:
+        n = 30_000
+        client = MilvusClient(uri=uri)
+        client.create_collection("docs", dimension=DIM, primary_field_name="id",
+                                 vector_field_name="vector", metric_type="COSINE")  # fmt: skip
+        vectors = synthetic_vectors(n, DIM, rank=10, noise=0.05, seed=9)
+        for first in range(0, n, 10_000):
+            rows = [{"id": first + i, "vector": v.tolist()}
+                    for i, v in enumerate(vectors[first : first + 10_000])]  # fmt: skip
+            client.insert("docs", rows)
+        client.flush("docs")
+        client.close()
+
+        def command(address: str) -> list[str]:
+            return [sys.executable, "-m", "smec_index.cli", "migrate", "--backend", "milvus",
+                    "--uri", address, "--collection", "docs", "--dim", "16", "--data-dir",
+                    str(tmp_path / "data"), "--batch-size", "500", "--checkpoint-rows", "2000",
+                    "--alias", "live", "--json", "--quiet"]  # fmt: skip
+
+        process = subprocess.Popen(command(uri), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True)  # fmt: skip
+        progress = tmp_path / "data" / "migrations" / "milvus-docs_16.json"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not (
+            progress.is_file() and json.loads(progress.read_text())["written"] > 0
+        ):
+            time.sleep(0.1)
+        server.stop()
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 2, err
+        lines = [line for line in err.splitlines() if line.startswith("error: ")]
+        assert len(lines) == 1 and "run the same command again to resume" in lines[0], err
+        assert "Traceback" not in err and err.count("retrying in") == 4, err
+
+        uri = server.start()  # the same files, new ports
+        done = subprocess.run(command(uri), capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["verified"] and summary["count"] == n
+    finally:
+        server.stop()

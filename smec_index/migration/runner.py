@@ -173,7 +173,7 @@ def _projection(
 def _check_finite(vectors: np.ndarray, ids: list[str]) -> None:
     bad = ~np.isfinite(vectors).all(axis=1)
     if bad.any():
-        raise SmecError(
+        raise SourceDataError(
             f"the source holds NaN or inf vectors (e.g. id {ids[int(np.argmax(bad))]!r}); "
             "migrate refuses them: fix or delete those points in the source first"
         )
@@ -242,20 +242,47 @@ def _run(request, source, connector, to_backend, target, started, say) -> dict[s
     }
 
 
+RETRY_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each retry of a failed stream
+
+
+class SourceDataError(SmecError):
+    """Something in the source itself (NaN vectors): retrying cannot help."""
+
+
 def _stream(request, source, connector, to_backend, target, projection, state, progress, count):
+    """Copy from the last checkpoint on. A failure of either side (a server restarting, a
+    lost connection) is retried from the last checkpoint after 1, 2, 4 and 8 s; then the run
+    stops with one line, and the same command resumes it."""
     bar = tqdm(total=count, initial=state["written"], desc=f"migrate -> {target}", unit="vec",
                disable=not request.progress)  # fmt: skip
-    since, began = 0, time.perf_counter()
-    for batch in source.iterate(request.batch_size, state["cursor"]):
-        _check_finite(batch.vectors, batch.ids)
-        connector.add(target, batch.ids, projection.transform(batch.vectors, request.dim),
-                      batch.payloads, batch_size=request.batch_size)  # fmt: skip
-        since += len(batch.ids)
-        state["written"] += len(batch.ids)
-        bar.update(len(batch.ids))
-        if since >= request.checkpoint_rows or batch.cursor is None:
-            _checkpoint(connector, to_backend, target, state, batch.cursor, progress)
+    began, checkpoint_written = time.perf_counter(), state["written"]
+    for attempt in range(len(RETRY_WAITS) + 1):
+        try:
             since = 0
+            for batch in source.iterate(request.batch_size, state["cursor"]):
+                _check_finite(batch.vectors, batch.ids)
+                vectors = projection.transform(batch.vectors, request.dim)
+                connector.add(target, batch.ids, vectors, batch.payloads,
+                              batch_size=request.batch_size)  # fmt: skip
+                since += len(batch.ids)
+                state["written"] += len(batch.ids)
+                bar.update(len(batch.ids))
+                if since >= request.checkpoint_rows or batch.cursor is None:
+                    _checkpoint(connector, to_backend, target, state, batch.cursor, progress)
+                    since, checkpoint_written = 0, state["written"]
+            break
+        except SourceDataError:
+            raise
+        except SmecError as exc:
+            if attempt == len(RETRY_WAITS):
+                raise SmecError(
+                    f"{exc} (gave up after {attempt + 1} tries; {checkpoint_written} points "
+                    "are checkpointed: run the same command again to resume)"
+                ) from None
+            bar.write(f"retrying in {RETRY_WAITS[attempt]:.0f} s from the last checkpoint: {exc}")
+            time.sleep(RETRY_WAITS[attempt])
+            bar.update(checkpoint_written - state["written"])
+            state["written"] = checkpoint_written
     state["stream_seconds"] = round(
         state.get("stream_seconds", 0.0) + time.perf_counter() - began, 3
     )  # reading, projecting and writing, over every run that resumed

@@ -8,6 +8,7 @@ beside them for reading points back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -245,10 +246,24 @@ class MilvusSource:
             consistency_level="Strong",
         )
         try:
-            while rows := iterator.next():
+            while rows := self._next(iterator):
                 yield self._batch(rows, rows[-1][self.pk])
         finally:
-            iterator.close()
+            with contextlib.suppress(Exception):  # the server may be gone: nothing to close
+                iterator.close()
+
+    def _next(self, iterator: Any) -> list[dict[str, Any]]:
+        from pymilvus import MilvusException
+
+        from smec_index.connectors.milvus.client import one_line
+
+        try:
+            return iterator.next()
+        except MilvusException as exc:
+            raise SmecError(
+                f"reading {self.collection!r} from Milvus at {self.info.where} failed: "
+                f"{one_line(exc)}"
+            ) from None
 
     def get(self, raw_ids: list[Any]) -> SourceBatch:
         rows = self.client.get(
