@@ -112,7 +112,7 @@ def report(path: Path) -> str:
             "streamed (vectors/s / 10)": (counts, [r["stream_vectors_per_s"] / 10 for r in rows]),
         },
         path.with_suffix(".png"),
-        "Milvus 2.3.5: migrate 384 -> 128 dims (memory must not grow with the collection)",
+        "Milvus 2.3.5: migrate 384 -> 128 dims, memory vs collection size",
         "points in the collection",
         "MiB, or vectors/s / 10",
         logx=True,
