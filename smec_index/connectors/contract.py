@@ -48,8 +48,13 @@ class Connector:
     def __enter__(self) -> Connector:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        try:
+            self.close()
+        except SmecError:
+            if exc_type is None:
+                raise
+            # Already failing (say, the server is gone): that error is the one to report.
 
     # -- collections ---------------------------------------------------------------------
     def create(self, collection: str, spec: IndexSpec, overwrite: bool = False) -> IndexSpec:

@@ -20,6 +20,7 @@ place in either index, and dropping points silently would break "nothing missing
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,7 +280,10 @@ def _stream(request, source, connector, to_backend, target, projection, state, p
                     f"{exc} (gave up after {attempt + 1} tries; {checkpoint_written} points "
                     "are checkpointed: run the same command again to resume)"
                 ) from None
-            bar.write(f"retrying in {RETRY_WAITS[attempt]:.0f} s from the last checkpoint: {exc}")
+            tqdm.write(
+                f"retrying in {RETRY_WAITS[attempt]:.0f} s from the last checkpoint: {exc}",
+                file=sys.stderr,
+            )
             time.sleep(RETRY_WAITS[attempt])
             bar.update(checkpoint_written - state["written"])
             state["written"] = checkpoint_written

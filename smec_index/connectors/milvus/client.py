@@ -66,6 +66,11 @@ class _Unimplemented(logging.Filter):
         return "Method not implemented" not in message and "mvccTs" not in message
 
 
+# pymilvus (configured at its import, above) logs every failed RPC with a traceback through
+# its own handler; the same failure reaches the user as one `error:` line, so pymilvus' log
+# shows only when smec-index runs verbose (-v: the root logger at INFO).
+if logging.getLogger().getEffectiveLevel() > logging.INFO:
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 for _logger in ("grpc._server", "pymilvus.client.iterator.query_iterator"):
     logging.getLogger(_logger).addFilter(_Unimplemented())
 
