@@ -161,3 +161,11 @@ def remove_directory(directory: Path) -> None:
         doomed = directory.with_name(f".dropped-{directory.name}-{uuid.uuid4().hex[:8]}")
         os.replace(directory, doomed)
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def collection_dirs(root: Path, marker: str) -> list[str]:
+    """The collections under ``root``: directories holding ``marker`` (their commit point),
+    not the dot-directories a drop renames away."""
+    if not root.is_dir():
+        return []
+    return [p.name for p in root.iterdir() if not p.name.startswith(".") and (p / marker).is_file()]

@@ -38,6 +38,7 @@ from smec_index.connectors.storage import (
     DISK_METHOD,
     AliasFile,
     FileAliases,
+    collection_dirs,
     disk_bytes,
     fsync_path,
     remove_directory,
@@ -122,13 +123,7 @@ class LocalBackend(FileAliases):
         return (Path(self.path(collection)) / META).is_file()
 
     def collections(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return [
-            p.name
-            for p in self.root.iterdir()
-            if not p.name.startswith(".") and (p / META).is_file()
-        ]
+        return collection_dirs(self.root, META)
 
     def create(self, collection: str, spec: IndexSpec) -> None:
         directory = self.root / collection

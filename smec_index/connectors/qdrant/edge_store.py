@@ -49,6 +49,7 @@ from smec_index.connectors.storage import (
     DISK_METHOD,
     AliasFile,
     FileAliases,
+    collection_dirs,
     disk_bytes,
     remove_directory,
 )
@@ -121,13 +122,7 @@ class EdgeStore(FileAliases):
         return (self.directory(collection) / SPEC_FILE).is_file()
 
     def collections(self) -> list[str]:
-        if not self.root.is_dir():
-            return []
-        return [
-            p.name
-            for p in self.root.iterdir()
-            if not p.name.startswith(".") and (p / SPEC_FILE).is_file()
-        ]
+        return collection_dirs(self.root, SPEC_FILE)
 
     def create(self, collection: str, spec: IndexSpec, settings: QdrantSettings) -> None:
         self.drop(collection)
