@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import signal
 import threading
 import time
@@ -37,7 +38,7 @@ from tqdm.auto import tqdm
 from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors import load_compressor, make_compressor
 from smec_index.compressors.base import LinearCompressor, check_input_dim
-from smec_index.connectors import Connector, open_connector
+from smec_index.connectors import Connector, Persistent, open_connector
 from smec_index.connectors.base import MAX_NAME, check_collection_name, positive_int
 from smec_index.connectors.storage import file_lock
 from smec_index.data import BeirDataset, RetrievalData, load_retrieval_data
@@ -474,6 +475,18 @@ def remove_leftovers(
         if is_physical(collection, name) and collection != keep and collection not in pointed:
             connector.drop(collection)
             Manifest.remove(request.data_dir, request.backend, collection)
+    # A build killed before its collection's first commit leaves a directory that is no
+    # collection yet (no marker file): only the file-backed backends have such directories.
+    if isinstance(connector.backend, Persistent):
+        try:
+            root = Path(connector.backend.path(name)).parent
+        except SmecError:  # a Qdrant server or local mode: no directories of ours
+            root = None
+        present = set(connector.collections())
+        for directory in root.iterdir() if root is not None and root.is_dir() else ():
+            if directory.is_dir() and is_physical(directory.name, name):
+                if directory.name not in present and directory.name != keep:
+                    shutil.rmtree(directory, ignore_errors=True)
     manifests = request.data_dir / "manifests" / request.backend
     if manifests.is_dir():
         present = set(connector.collections())

@@ -332,3 +332,17 @@ def test_an_open_index_keeps_searching_what_it_opened(synthetic_beir, tmp_path):
     reopened = CompressedIndex.open("hnswlib", "c", tmp_path)
     assert reopened.compressor.info["method"] == "truncate" and len(before[0]) == 3
     reopened.close()
+
+
+def test_a_build_removes_what_a_build_killed_before_its_first_commit_left(synthetic_beir, tmp_path):
+    partial = tmp_path / "hnswlib" / "c__b0123456789"  # a directory, no meta.json yet
+    partial.mkdir(parents=True)
+    (partial / "payloads-x.jsonl").write_text("{}\n")
+    dropped = tmp_path / "hnswlib" / ".dropped-c__b9876543210-1234abcd"  # a cut-short drop
+    dropped.mkdir()
+    foreign = tmp_path / "hnswlib" / "c__notmine"
+    foreign.mkdir()
+    args = ["build", "--dataset", synthetic_beir, "--dim", 64, "--backend", "hnswlib",
+            "--collection", "c", "--data-dir", tmp_path, "--quiet"]  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    assert not partial.exists() and not dropped.exists() and foreign.is_dir()

@@ -169,3 +169,11 @@ def collection_dirs(root: Path, marker: str) -> list[str]:
     if not root.is_dir():
         return []
     return [p.name for p in root.iterdir() if not p.name.startswith(".") and (p / marker).is_file()]
+
+
+def purge_dropped(root: Path) -> None:
+    """Finish deleting what :func:`remove_directory` renamed away but was cut short (a kill
+    mid-delete leaves a ``.dropped-*`` directory nothing reads)."""
+    if root.is_dir():
+        for path in root.glob(".dropped-*"):
+            shutil.rmtree(path, ignore_errors=True)

@@ -41,6 +41,7 @@ from smec_index.connectors.storage import (
     collection_dirs,
     disk_bytes,
     fsync_path,
+    purge_dropped,
     remove_directory,
     write_json_atomic,
 )
@@ -126,6 +127,7 @@ class LocalBackend(FileAliases):
         return collection_dirs(self.root, META)
 
     def create(self, collection: str, spec: IndexSpec) -> None:
+        purge_dropped(self.root)
         directory = self.root / collection
         if directory.exists():  # a crashed create's leftovers: never a committed collection
             shutil.rmtree(directory)

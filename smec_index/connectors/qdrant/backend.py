@@ -132,6 +132,13 @@ class QdrantBackend:
             raise SmecError("this Qdrant connector is closed; open a new one")
         return self._store
 
+    def path(self, collection: str) -> str:
+        """Where an embedded (edge) collection's files are; servers and local mode have none
+        of ours."""
+        if self.mode != "edge":
+            raise SmecError(f"Qdrant in {self.mode} mode keeps no collection directories")
+        return str(self.store.directory(self._target(collection)))
+
     def _target(self, collection: str) -> str:
         return self.store.aliases().get(collection, collection)
 

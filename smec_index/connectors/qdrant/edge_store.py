@@ -51,6 +51,7 @@ from smec_index.connectors.storage import (
     FileAliases,
     collection_dirs,
     disk_bytes,
+    purge_dropped,
     remove_directory,
 )
 from smec_index.errors import SmecError
@@ -125,6 +126,7 @@ class EdgeStore(FileAliases):
         return collection_dirs(self.root, SPEC_FILE)
 
     def create(self, collection: str, spec: IndexSpec, settings: QdrantSettings) -> None:
+        purge_dropped(self.root)
         self.drop(collection)
         self.directory(collection).mkdir(parents=True)
         self._shards[collection] = edge.EdgeShard.create(
