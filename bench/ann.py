@@ -59,35 +59,59 @@ def latencies(index: CompressedIndex, queries: np.ndarray, k: int, warmup: int =
     return times
 
 
+def milvus_server_options(stack: contextlib.ExitStack) -> dict:
+    """Start a Milvus 2.3.5 standalone server for the stack's lifetime; its connector options
+    (the URI, and its storage folder so that sizes are measured from its files)."""
+    from smec_index.servers.milvus_standalone import milvus_standalone
+
+    base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="milvus-")))
+    server = stack.enter_context(milvus_standalone(base))
+    return {"uri": server.uri, "storage": str(server.storage)}
+
+
+def build_request(
+    dataset: Path,
+    data,
+    target: str,
+    dim: int,
+    data_dir: Path,
+    artifact: Path | None,
+    options: dict,
+    collection: str,
+    **extra,
+) -> BuildRequest:
+    """The build of one (target, dim): the artifact below the input dim, the original above."""
+    backend, _, kind, params = TARGETS[target]
+    return BuildRequest(
+        dataset=dataset,
+        backend=backend,
+        dim=dim,
+        data_dir=data_dir,
+        artifact=artifact if dim != data.dim else None,
+        collection=f"{collection}_{target.replace('-', '_')}_{dim}",
+        index=kind,
+        params=params,
+        connector_options=options,
+        overwrite=True,
+        progress=False,
+        **extra,
+    )
+
+
 def run(dataset: Path, dims: list[int], targets: list[str], data_dir: Path) -> list[dict]:
     data = load_retrieval_data(dataset)
     test = data.qrels("test")
     queries = data.queries.take(list(test))
     records = []
     with contextlib.ExitStack() as stack:
-        if "milvus-server" in targets:
-            from smec_index.servers.milvus_standalone import milvus_standalone
-
-            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="milvus-")))
-            server = stack.enter_context(milvus_standalone(base))
+        server = milvus_server_options(stack) if "milvus-server" in targets else {}
         compressor, artifact = default_artifact(data, dims, data_dir, print)
         for name in tqdm(targets, desc="backends"):
             backend, options, kind, params = TARGETS[name]
-            if "uri" in options:
-                options = {**options, "uri": server.uri, "storage": str(server.storage)}
+            options = server if "uri" in options else options
             for dim in dims:
-                request = BuildRequest(
-                    dataset=dataset,
-                    backend=backend,
-                    dim=dim,
-                    data_dir=data_dir,
-                    artifact=artifact if dim != data.dim else None,
-                    collection=f"ann_{name.replace('-', '_')}_{dim}",
-                    index=kind,
-                    params=params,
-                    connector_options=options,
-                    overwrite=True,
-                    progress=False,
+                request = build_request(
+                    dataset, data, name, dim, data_dir, artifact, options, collection="ann"
                 )
                 summary = build(request, say=lambda _m: None)
                 index = CompressedIndex.open(backend, request.collection, data_dir, **options)

@@ -18,52 +18,28 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from bench.ann import TARGETS, build_request, milvus_server_options
 from bench.report import line_plot
 from bench.results import RESULTS_DIR, read_records, write_records
-from smec_index.build import BuildRequest, build, default_artifact
+from smec_index.build import build, default_artifact
 from smec_index.data import load_retrieval_data
-
-HNSW = {"M": 16, "ef_construction": 200, "ef_search": 128}
-# name -> (backend, connector options, index params)
-TARGETS = {
-    "faiss-hnsw": ("faiss", {}, HNSW),
-    "hnswlib": ("hnswlib", {}, HNSW),
-    "qdrant-edge": ("qdrant", {"mode": "edge"}, HNSW),
-    "qdrant-edge-int8": ("qdrant", {"mode": "edge"}, {**HNSW, "quantization": "scalar"}),
-    "milvus-lite": ("milvus", {}, HNSW),
-    "milvus-server": ("milvus", {"uri": None}, HNSW),
-}
 
 
 def run(dataset: Path, dims: list[int], targets: list[str], data_dir: Path) -> list[dict]:
     data = load_retrieval_data(dataset)
     records = []
     with contextlib.ExitStack() as stack:
-        if "milvus-server" in targets:
-            from smec_index.servers.milvus_standalone import milvus_standalone
-
-            base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="milvus-")))
-            server = stack.enter_context(milvus_standalone(base))
+        server = milvus_server_options(stack) if "milvus-server" in targets else {}
         _, artifact = default_artifact(data, dims, data_dir, print)
         for name in tqdm(targets, desc="backends"):
-            backend, options, params = TARGETS[name]
-            if "uri" in options:
-                options = {"uri": server.uri, "storage": str(server.storage)}
+            backend, options, _, _ = TARGETS[name]
+            options = server if "uri" in options else options
             for dim in dims:
                 for with_payload in (True, False):
-                    request = BuildRequest(
-                        dataset=dataset,
-                        backend=backend,
-                        dim=dim,
-                        data_dir=data_dir,
-                        artifact=artifact if dim != data.dim else None,
-                        collection=f"bytes_{name.replace('-', '_')}_{dim}_{int(with_payload)}",
-                        params=params,
-                        connector_options=options,
-                        overwrite=True,
-                        progress=False,
-                        payloads=with_payload,
-                    )
+                    request = build_request(
+                        dataset, data, name, dim, data_dir, artifact, options,
+                        collection=f"bytes{int(with_payload)}", payloads=with_payload,
+                    )  # fmt: skip
                     summary = build(request, say=lambda _m: None)
                     records.append(
                         {

@@ -48,3 +48,17 @@ def qdrant_url():
             "can be installed here; set QDRANT_URL=http://host:6333 to run them)"
         )
     return url
+
+
+class FakeClock:
+    """A fake ``time`` for the module under test: sleeping moves it on, nobody waits."""
+
+    def __init__(self) -> None:
+        self.now, self.sleeps = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds

@@ -14,9 +14,10 @@ import pytest
 from smec_index.connectors import IndexSpec, open_connector
 from smec_index.connectors.milvus import client as milvus_client
 from smec_index.errors import SmecError
+from smec_index.servers import milvus_standalone as milvus_standalone_module
 from smec_index.servers.milvus_standalone import milvus_standalone
 
-from .conftest import DIM
+from .conftest import DIM, FakeClock
 
 SUBSET = 3000  # above Milvus' 1024-row threshold, so sealed segments get a real index
 
@@ -96,27 +97,13 @@ def test_bad_names_and_params_are_one_line_errors(tmp_path, name, index, params,
         connector.close()
 
 
-class _Clock:
-    """A fake ``time`` for the module under test: sleeping moves it on, nobody waits."""
-
-    def __init__(self) -> None:
-        self.now, self.sleeps = 1000.0, []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 def test_unreachable_server_fails_fast_without_the_token(monkeypatch, caplog, capsys):
     secret = "s3cr3t-token-value"
     monkeypatch.setenv("MILVUS_TOKEN", secret)
     # (token, connect budget in s, tries expected): the default budget allows all 4 tries,
     # a short one stops as soon as the next wait would overrun it.
     for token, budget, expected in ((None, 10.0, 4), (secret, 10.0, 4), (secret, 2.0, 3)):
-        clock = _Clock()
+        clock = FakeClock()
         monkeypatch.setattr(milvus_client, "time", clock)
         with pytest.raises(SmecError) as error:
             open_connector("milvus", uri="http://127.0.0.1:1", token=token, timeout=budget)
@@ -265,7 +252,8 @@ def test_launcher_stops_the_server_on_exceptions(tmp_path):
         assert pid == server.pid and server.startup_seconds > 0
         raise RuntimeError("boom")
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
-    assert not Path(f"/tmp/milvus/server_id_{pid}").exists()
+    # The one place Milvus 2.3.5 writes outside its base dir (hard-coded in the binary).
+    assert not (milvus_standalone_module._SERVER_ID_DIR / f"server_id_{pid}").exists()
     assert (tmp_path / "logs" / "milvus-stdout.log").is_file()
 
 

@@ -26,7 +26,7 @@ from smec_index.connectors.qdrant.server import telemetry_sizes
 from smec_index.connectors.qdrant.settings import QdrantSettings
 from smec_index.errors import SmecError
 
-from .conftest import DIM
+from .conftest import DIM, FakeClock
 
 SMALL = 3000  # points for the per-setting tests: enough for HNSW, quick to build
 HNSW = {"M": 8, "ef_construction": 64, "ef_search": 64}
@@ -268,20 +268,6 @@ def test_spec_is_rebuilt_from_a_collection_without_one(tmp_path):
     connector.close()
 
 
-class _Clock:
-    """A fake ``time`` for the module under test: sleeping moves it on, nobody waits."""
-
-    def __init__(self) -> None:
-        self.now, self.sleeps = 1000.0, []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 class _IndexingServer:
     """get_collection answers from a script of (status, indexed) states, then the last one."""
 
@@ -302,7 +288,7 @@ class _IndexingServer:
 
 
 def test_server_build_waits_for_the_index(monkeypatch):
-    clock = _Clock()
+    clock = FakeClock()
     monkeypatch.setattr(client_store, "time", clock)
     settings = QdrantSettings.from_spec(IndexSpec(dim=DIM).resolved())
     # Green before the optimizer starts must not count; grey gets the optimizer nudged.
@@ -333,7 +319,7 @@ def _assert_clean(exc: BaseException, *hidden: str) -> None:
 def test_unreachable_server_fails_fast_without_the_key(monkeypatch, via_env):
     if via_env:
         monkeypatch.setenv("QDRANT_API_KEY", SECRET)
-    clock = _Clock()
+    clock = FakeClock()
     monkeypatch.setattr(server, "time", clock)
     with pytest.raises(SmecError) as caught:
         open_connector("qdrant", url="http://127.0.0.1:1", api_key=None if via_env else SECRET)
