@@ -677,7 +677,20 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
 @click.option("--min-recall", type=float, default=0.9, show_default=True)
 @click.option("--dry-run", is_flag=True, help="print the plan; write nothing")
 @click.option("--restart", is_flag=True, help="start over instead of resuming")
+@click.option("--overwrite", is_flag=True, help="replace a target that exists already")
 @click.option("--rollback", is_flag=True, help="switch --alias back to what it was")
+@click.option("--using", help="the source's vector name, when its Qdrant collection has several")
+@click.option(
+    "--partition",
+    metavar="K/N",
+    help="migrate slice K of N of the source's ids (server targets; run 0/N ... N-1/N, then "
+    "the command without --partition verifies and switches)",
+)
+@click.option(
+    "--writers",
+    type=int,
+    help="concurrent writes into the target (default 4 into a server, 1 embedded)",
+)
 @click.option("--batch-size", type=int, default=1000, show_default=True)
 @click.option(
     "--checkpoint-rows",
@@ -698,8 +711,8 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def migrate(
     backend, url, api_key, path, uri, token, collection, dim, to, to_backend, to_url, to_uri,
-    to_mode, alias, artifact, min_recall, dry_run, restart, rollback, batch_size,
-    checkpoint_rows, data_dir, as_json, quiet,
+    to_mode, alias, artifact, min_recall, dry_run, restart, overwrite, rollback, using,
+    partition, writers, batch_size, checkpoint_rows, data_dir, as_json, quiet,
 ) -> None:  # fmt: skip
     """Move a Qdrant or Milvus collection to compressed vectors: streamed, resumable,
     verified, then switched by alias. The source is only read."""
@@ -707,7 +720,7 @@ def migrate(
     from smec_index.migration.runner import migrate as run_migrate
 
     if backend == "qdrant":
-        source = {"url": url, "api_key": api_key, "path": path}
+        source = {"url": url, "api_key": api_key, "path": path, "using": using}
     elif backend == "milvus":
         source = {"uri": uri, "token": token}
     else:
@@ -716,6 +729,8 @@ def migrate(
     to_options = {k: v for k, v in to_options.items() if v}
     if to_backend is None and to_options:
         raise SmecError("--to-url/--to-uri/--to-mode go with --to-backend")
+    if using is not None and backend != "qdrant":
+        raise SmecError("--using names a Qdrant vector; a Milvus source has one vector field")
     if to_backend is None and backend == "qdrant" and path:
         to_backend, to_options = "qdrant", {"mode": "edge"}  # a local folder has one user
     request = MigrateRequest(
@@ -732,7 +747,10 @@ def migrate(
         min_recall=min_recall,
         dry_run=dry_run,
         restart=restart,
+        overwrite=overwrite,
         rollback=rollback,
+        partition=partition,
+        writers=writers,
         batch_size=batch_size,
         checkpoint_rows=checkpoint_rows,
         progress=not quiet,

@@ -36,5 +36,7 @@ def run_probe(args: list, root: Path, fragment: str, output: Path | None = None)
     assert "Traceback" not in result.output, result.output
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert fragment in lines[0], lines[0]
-    assert snapshot(root, output) == before, "a file outside the intended output changed"
+    after = snapshot(root, output)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    assert not changed, f"files outside the intended output changed: {changed}"
     return lines[0]

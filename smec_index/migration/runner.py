@@ -19,9 +19,15 @@ place in either index, and dropping points silently would break "nothing missing
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import queue
 import sys
+import threading
 import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +42,7 @@ from smec_index.connectors.base import check_collection_name, positive_int
 from smec_index.connectors.storage import file_lock, write_json_atomic
 from smec_index.errors import SmecError
 from smec_index.index import Manifest
-from smec_index.migration.sources import Source, open_source
+from smec_index.migration.sources import Partition, Source, open_source
 
 IN_MEMORY_WRITES = ("faiss", "hnswlib")  # their writes are durable only once flushed
 SAMPLE = 256  # source points read back, and used as quality-gate queries
@@ -63,11 +69,22 @@ class MigrateRequest:
     fit_rows: int = 20_000
     index_params: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
+    overwrite: bool = False
+    partition: str | None = None  # "K/N": one slice of the source's ids
+    writers: int | None = None  # concurrent writes; None: 4 into a server, else 1
 
 
-def _progress_path(request: MigrateRequest, target: str) -> Path:
+def _progress_path(request: MigrateRequest, target: str, partition: Partition | None = None):
     backend = request.to_backend or request.backend
-    return request.data_dir / "migrations" / f"{backend}-{target}.json"
+    slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"
+    return request.data_dir / "migrations" / f"{backend}-{target}{slice_}.json"
+
+
+def _is_server(backend: str, options: dict[str, Any]) -> bool:
+    uri = str(options.get("uri") or "")
+    return bool(options.get("url")) or (
+        backend == "milvus" and uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+    )
 
 
 def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
@@ -81,6 +98,11 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
     target = check_collection_name(request.to or f"{request.collection}_{request.dim}")
     if request.alias is not None:
         check_collection_name(request.alias)
+    if request.writers is not None:
+        positive_int(request.writers, "--writers")
+    partition = None if request.partition is None else Partition.parse(request.partition)
+    if partition is not None and (request.dry_run or request.rollback):
+        raise SmecError("--partition migrates; leave it out with --dry-run and --rollback")
     started = time.perf_counter()
     source = open_source(request.backend, request.collection, **request.source)
     try:
@@ -95,12 +117,23 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
                 k: v for k, v in request.source.items() if k in ("url", "api_key", "uri", "token")
             }
         to_backend = request.to_backend or request.backend
+        server = _is_server(to_backend, options)
+        if partition is not None and not server:
+            raise SmecError(
+                "--partition is for a target on a server (Milvus --uri http://..., Qdrant "
+                "--url): embedded targets are one process's files"
+            )
+        writers = request.writers or (4 if server else 1)
+        if writers > 1 and not server:
+            raise SmecError(f"--writers {writers}: an embedded target takes one writer")
         with open_connector(to_backend, data_dir=request.data_dir, **options) as connector:
-            lock = request.data_dir / "locks" / "migrate" / f"{to_backend}-{target}.lock"
+            slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"
+            lock = request.data_dir / "locks" / "migrate" / f"{to_backend}-{target}{slice_}.lock"
             with file_lock(lock, f"a migration into {to_backend} collection {target!r}"):
                 if request.rollback:
                     return _rollback(request, connector, target, started)
-                return _run(request, source, connector, to_backend, target, started, say)
+                job = _Job(request, source, connector, to_backend, target, partition, writers)
+                return _run(job, started, say)
     finally:
         source.close()
 
@@ -165,8 +198,9 @@ def _projection(
         return pca, None, None
     name = f"{source.info.collection}-pca-{request.dim}-{len(vectors)}"
     where = request.data_dir / "artifacts" / "migrations" / name
-    if not (where / "config.json").is_file():
-        pca.save(where)
+    with file_lock(request.data_dir / "locks" / "migrate" / f"{name}.lock", "fitting PCA"):
+        if not (where / "config.json").is_file():  # partitions fit the same one: keep one
+            pca.save(where)
     say(f"no --artifact: PCA to {request.dim} dims fitted on {len(vectors)} source vectors")
     return load_projection(where), where, artifact_fingerprint(where)
 
@@ -180,9 +214,28 @@ def _check_finite(vectors: np.ndarray, ids: list[str]) -> None:
         )
 
 
-def _run(request, source, connector, to_backend, target, started, say) -> dict[str, Any]:
-    progress = _progress_path(request, target)
+@dataclass
+class _Job:
+    request: MigrateRequest
+    source: Source
+    connector: Connector
+    to_backend: str
+    target: str
+    partition: Partition | None
+    writers: int
+
+
+def _run(job: _Job, started: float, say) -> dict[str, Any]:
+    request, source, connector, target = job.request, job.source, job.connector, job.target
+    progress = _progress_path(request, target, job.partition)
     state = None if request.restart else _read_state(progress)
+    fresh = state is None and not request.dry_run and job.partition is None
+    if fresh and not (request.restart or request.overwrite) and connector.exists(target):
+        if not list(_partition_progress(request, target)):
+            raise SmecError(
+                f"target {target!r} already exists in {job.to_backend}; pass --overwrite to "
+                "replace it (or --to another name)"
+            )
     count = source.count()
     projection, artifact, fingerprint = _projection(request, source, say)
     before = source.index_bytes()
@@ -195,27 +248,34 @@ def _run(request, source, connector, to_backend, target, started, say) -> dict[s
             f"a migration into {target!r} was started with another projection; pass "
             "--restart to start over"
         )
+    label = f"{request.backend}:{source.info.where}/{request.collection}"
+    if state is None and job.partition is None:
+        state = _joined_partitions(request, target, fingerprint)
     if state is None or request.restart:
-        if connector.exists(target) and not request.restart:
-            raise SmecError(
-                f"target {target!r} already exists in {to_backend}; pass --restart to replace "
-                "it (or --to another name)"
-            )
-        spec = IndexSpec(request.dim, metric="cosine", index="hnsw", params=request.index_params)
-        connector.create(target, spec, overwrite=request.restart)
-        state = {"source": f"{request.backend}:{source.info.where}/{request.collection}",
-                 "target": target, "dim": request.dim, "fingerprint": fingerprint,
-                 "cursor": None, "written": 0, "done": False}  # fmt: skip
+        _create_target(job)
+        state = {"source": label, "target": target, "dim": request.dim,
+                 "fingerprint": fingerprint, "cursor": None, "written": 0,
+                 "done": False}  # fmt: skip
+        if job.partition is not None:
+            state["partition"] = str(job.partition)
         write_json_atomic(progress, state)
     if not state["done"]:
-        _stream(request, source, connector, to_backend, target, projection, state, progress, count)
+        _stream(job, projection, state, progress, count)
+    if job.partition is not None:
+        return {
+            "source": label, "target": target, "partition": str(job.partition),
+            "written": state["written"], "count": count, "dim": request.dim,
+            "verified": False, "seconds": round(time.perf_counter() - started, 3),
+            "next": "when every partition is done, run the same command without --partition "
+            "(same --data-dir) to verify the whole target and switch the alias",
+        }  # fmt: skip
     verified, recall = _verify(request, source, connector, target, projection, count)
     sizes = connector.sizes(target)
     Manifest(
-        backend=to_backend, collection=target, name=request.alias or target, dim=request.dim,
-        input_dim=source.info.dim, artifact=str(artifact.resolve()), model=None, dataset=None,
-        spec=connector.spec(target).to_dict(), count=count, artifact_fingerprint=fingerprint,
-        extra={"migrated_from": state["source"]},
+        backend=job.to_backend, collection=target, name=request.alias or target,
+        dim=request.dim, input_dim=source.info.dim, artifact=str(artifact.resolve()),
+        model=None, dataset=None, spec=connector.spec(target).to_dict(), count=count,
+        artifact_fingerprint=fingerprint, extra={"migrated_from": state["source"]},
     ).save(request.data_dir)  # fmt: skip
     if recall < request.min_recall:
         raise SmecError(
@@ -240,7 +300,73 @@ def _run(request, source, connector, to_backend, target, started, say) -> dict[s
         "index_bytes_before": before,
         "index_bytes_after": sizes.index_bytes,
         "seconds": round(time.perf_counter() - started, 3),
+        "stream_seconds": state.get("stream_seconds"),
+        "writers": job.writers,
     }
+
+
+def _create_target(job: _Job) -> None:
+    """A new target, or (``--restart`` / ``--overwrite``) a replaced one. A partition
+    joins a target another partition created: a smec-index collection of the same dim."""
+    request, connector, target = job.request, job.connector, job.target
+    if connector.exists(target):
+        if job.partition is not None and not request.restart:
+            if connector.spec(target).dim == request.dim:
+                return
+        elif not (request.restart or request.overwrite):
+            raise SmecError(
+                f"target {target!r} already exists in {job.to_backend}; pass --overwrite to "
+                "replace it (or --to another name)"
+            )
+    spec = IndexSpec(request.dim, metric="cosine", index="hnsw", params=request.index_params)
+    try:
+        connector.create(target, spec, overwrite=request.restart or request.overwrite)
+    except SmecError:
+        # another partition created it between the check and here: join it
+        if job.partition is None or connector.spec(target).dim != request.dim:
+            raise
+
+
+def _partition_progress(request: MigrateRequest, target: str) -> list[Path]:
+    stem = _progress_path(request, target).stem
+    return sorted((request.data_dir / "migrations").glob(f"{stem}.part*of*.json"))
+
+
+def _joined_partitions(request: MigrateRequest, target: str, fingerprint: str | None):
+    """The state of a target that ``--partition 0/N`` ... ``N-1/N`` filled, once all are
+    done: the whole-target run then only verifies and switches. None: no partitions ran."""
+    import json
+
+    found: dict[int, dict[int, dict[str, Any]]] = {}
+    for path in _partition_progress(request, target):
+        state = json.loads(path.read_text())
+        k, n = (int(x) for x in state["partition"].split("/"))
+        found.setdefault(n, {})[k] = state
+    if not found:
+        return None
+    if len(found) > 1:
+        raise SmecError(
+            f"progress of partitions into {target!r} with different N ({sorted(found)}) in "
+            f"{request.data_dir / 'migrations'}; remove the stale ones or pass --restart"
+        )
+    n, parts = next(iter(found.items()))
+    unfinished = [f"{k}/{n}" for k in range(n) if not parts.get(k, {}).get("done")]
+    if unfinished:
+        raise SmecError(
+            f"partitions {', '.join(unfinished)} of {target!r} have not finished (or ran "
+            "with another --data-dir: copy their progress files into this one's migrations/); "
+            "run them, then this command again"
+        )
+    if any(state["fingerprint"] != fingerprint for state in parts.values()):
+        raise SmecError(
+            f"the partitions of {target!r} used another projection than this run; pass the "
+            "same --artifact to all of them"
+        )
+    first = parts[0]
+    return {**first, "partition": None, "partitions": n, "done": True,
+            "written": sum(state["written"] for state in parts.values()),
+            "stream_seconds": max(state.get("stream_seconds", 0.0)
+                                  for state in parts.values())}  # fmt: skip
 
 
 RETRY_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each retry of a failed stream
@@ -250,34 +376,25 @@ class SourceDataError(SmecError):
     """Something in the source itself (NaN vectors): retrying cannot help."""
 
 
-def _stream(request, source, connector, to_backend, target, projection, state, progress, count):
+def _stream(job: _Job, projection, state, progress, count) -> None:
     """Copy from the last checkpoint on. A failure of either side (a server restarting, a
     lost connection) is retried from the last checkpoint after 1, 2, 4 and 8 s; then the run
     stops with one line, and the same command resumes it."""
-    bar = tqdm(total=count, initial=state["written"], desc=f"migrate -> {target}", unit="vec",
-               disable=not request.progress)  # fmt: skip
-    began, checkpoint_written = time.perf_counter(), state["written"]
+    request = job.request
+    total = count if job.partition is None else None  # a slice's size is known at the end
+    bar = tqdm(total=total, initial=state["written"], desc=f"migrate -> {job.target}",
+               unit="vec", disable=not request.progress)  # fmt: skip
+    began = time.perf_counter()
     for attempt in range(len(RETRY_WAITS) + 1):
         try:
-            since = 0
-            for batch in source.iterate(request.batch_size, state["cursor"]):
-                _check_finite(batch.vectors, batch.ids)
-                vectors = projection.transform(batch.vectors, request.dim)
-                connector.add(target, batch.ids, vectors, batch.payloads,
-                              batch_size=request.batch_size)  # fmt: skip
-                since += len(batch.ids)
-                state["written"] += len(batch.ids)
-                bar.update(len(batch.ids))
-                if since >= request.checkpoint_rows or batch.cursor is None:
-                    _checkpoint(connector, to_backend, target, state, batch.cursor, progress)
-                    since, checkpoint_written = 0, state["written"]
+            _copy(job, projection, state, progress, bar)
             break
         except SourceDataError:
             raise
         except SmecError as exc:
             if attempt == len(RETRY_WAITS):
                 raise SmecError(
-                    f"{exc} (gave up after {attempt + 1} tries; {checkpoint_written} points "
+                    f"{exc} (gave up after {attempt + 1} tries; {state['written']} points "
                     "are checkpointed: run the same command again to resume)"
                 ) from None
             tqdm.write(
@@ -285,21 +402,119 @@ def _stream(request, source, connector, to_backend, target, projection, state, p
                 file=sys.stderr,
             )
             time.sleep(RETRY_WAITS[attempt])
-            bar.update(checkpoint_written - state["written"])
-            state["written"] = checkpoint_written
+            bar.update(state["written"] - bar.n)  # back to the checkpoint
     state["stream_seconds"] = round(
         state.get("stream_seconds", 0.0) + time.perf_counter() - began, 3
     )  # reading, projecting and writing, over every run that resumed
-    connector.flush(target)
+    job.connector.flush(job.target)
     state["done"], state["cursor"] = True, None
     write_json_atomic(progress, state)
     bar.close()
 
 
-def _checkpoint(connector, to_backend, target, state, cursor, progress) -> None:
+def _copy(job: _Job, projection, state, progress, bar) -> None:
+    """One pass from ``state["cursor"]``: a reader thread fetches the next source batch
+    while this thread projects and up to ``job.writers`` threads write. Writes complete in
+    any order; the checkpoint only moves past a batch once it and every batch before it are
+    written, so a kill loses at most what came after the last checkpoint. ``state`` holds
+    only checkpointed progress: after a failure it is exactly where the next pass starts."""
+    request, connector = job.request, job.connector
+    in_flight: deque[tuple[Future, int, Any]] = deque()
+    since, written = 0, state["written"]
+
+    def settle(limit: int) -> None:
+        """Take finished writes in order; wait while more than ``limit`` are in flight."""
+        nonlocal since, written
+        while in_flight and (len(in_flight) > limit or in_flight[0][0].done()):
+            future, n, cursor = in_flight.popleft()
+            future.result()
+            written += n
+            since += n
+            bar.update(n)
+            if since >= request.checkpoint_rows:
+                _checkpoint(connector, job.to_backend, job.target, state, cursor, progress,
+                            written)  # fmt: skip
+                since = 0
+
+    batches = job.source.iterate(request.batch_size, state["cursor"], job.partition)
+    with ThreadPoolExecutor(job.writers, thread_name_prefix="migrate-write") as pool:
+        try:
+            with contextlib.closing(prefetched(batches, depth=2)) as ahead:
+                for batch in ahead:
+                    _check_finite(batch.vectors, batch.ids)
+                    future: Future = Future()
+                    if batch.ids:
+                        vectors = projection.transform(batch.vectors, request.dim)
+                        future = pool.submit(
+                            connector.add, job.target, batch.ids, vectors, batch.payloads,
+                            batch_size=request.batch_size,
+                        )  # fmt: skip
+                    else:  # a partition's empty slice of a batch: only the cursor moves
+                        future.set_result(None)
+                    in_flight.append((future, len(batch.ids), batch.cursor))
+                    settle(job.writers)
+            settle(0)
+        finally:
+            for future, _, _ in in_flight:
+                future.cancel()
+    state["written"] = written  # all of it; the caller records it as done
+
+
+def prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items``, read ahead by a thread (at most ``depth`` waiting), so that reading the
+    source overlaps projecting and writing. Its exceptions come out here."""
+    done = object()
+    waiting: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    break
+            else:
+                put(done)
+        except BaseException as exc:  # handed over to the consumer
+            put(_Raised(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    reader = threading.Thread(target=read, name="migrate-read", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = waiting.get()
+            if item is done:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+
+
+@dataclass
+class _Raised:
+    error: BaseException
+
+
+def _checkpoint(connector, to_backend, target, state, cursor, progress, written) -> None:
     if to_backend in IN_MEMORY_WRITES:
         connector.flush(target)
-    state["cursor"] = cursor
+    state["cursor"], state["written"] = cursor, written
     write_json_atomic(progress, state)
 
 
@@ -321,7 +536,7 @@ def _verify(request, source, connector, target, projection, count) -> tuple[bool
         raise SmecError(
             f"the target holds {got} points, the source {count}; not switched: run again to resume"
         )
-    source_ids = _id_digest(i for b in source.iterate(10_000, None) for i in b.ids)
+    source_ids = _id_digest(i for ids in source.ids(10_000) for i in ids)
     target_ids = _id_digest(i for b in connector.iterate(target, 10_000) for i in b.ids)
     if source_ids != target_ids:
         raise SmecError("the target's ids differ from the source's; not switched: pass --restart")

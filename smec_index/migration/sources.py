@@ -9,6 +9,7 @@ beside them for reading points back.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import warnings
@@ -43,12 +44,60 @@ class SourceInfo:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Partition:
+    """Slice ``k`` of ``n`` of a source's id space (``--partition K/N``): the ids whose
+    64-bit BLAKE2b hash is ``k`` modulo ``n`` (a Milvus integer key: the key itself modulo
+    ``n``, filtered by the server). Every id is in exactly one slice."""
+
+    k: int
+    n: int
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        try:
+            k, n = (int(part) for part in text.split("/"))
+        except ValueError:
+            k = n = -1
+        if not 0 <= k < n:
+            raise SmecError(
+                f"--partition {text}: use K/N with 0 <= K < N, e.g. 0/4 ... 3/4 on four machines"
+            )
+        return cls(k, n)
+
+    def __str__(self) -> str:
+        return f"{self.k}/{self.n}"
+
+    def keeps(self, point_id: str) -> bool:
+        digest = hashlib.blake2b(point_id.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") % self.n == self.k
+
+    def select(self, batch: SourceBatch) -> SourceBatch:
+        keep = [i for i, point_id in enumerate(batch.ids) if self.keeps(point_id)]
+        return SourceBatch(
+            [batch.ids[i] for i in keep],
+            [batch.raw_ids[i] for i in keep],
+            batch.vectors[keep],
+            [batch.payloads[i] for i in keep],
+            batch.cursor,
+        )
+
+
 class Source(Protocol):
     info: SourceInfo
 
     def count(self) -> int: ...
 
-    def iterate(self, batch_size: int, cursor: Any) -> Iterator[SourceBatch]: ...
+    def iterate(
+        self, batch_size: int, cursor: Any, partition: Partition | None = None
+    ) -> Iterator[SourceBatch]:
+        """Points in a stable order from after ``cursor``; with ``partition``, only that
+        slice's (a batch may then be empty: its cursor still moves on)."""
+        ...
+
+    def ids(self, batch_size: int) -> Iterator[list[str]]:
+        """Every id once, nothing else read (verification)."""
+        ...
 
     def get(self, raw_ids: list[Any]) -> SourceBatch: ...
 
@@ -64,8 +113,10 @@ def open_source(backend: str, collection: str, **where: Any) -> Source:
 
     Args:
         backend: ``qdrant`` or ``milvus``.
-        where: ``url`` / ``api_key`` or ``path`` (Qdrant: a qdrant-client local storage
-            folder), ``uri`` / ``token`` (Milvus: a server or a milvus-lite ``.db`` path).
+        where: ``url`` / ``api_key`` (a Qdrant server) or ``path`` (a qdrant-client local
+            storage folder, or a folder holding qdrant-edge shards: ``<path>/<collection>``
+            is the shard); ``using`` (Qdrant: which named vector, when there are several);
+            ``uri`` / ``token`` (Milvus: a server or a milvus-lite ``.db`` path).
     """
     if backend == "milvus":
         if not where.get("uri"):
@@ -74,25 +125,102 @@ def open_source(backend: str, collection: str, **where: Any) -> Source:
     if backend == "qdrant":
         if bool(where.get("url")) == bool(where.get("path")):
             raise SmecError("a Qdrant source needs one of --url or --path")
-        return QdrantSource(collection, where.get("url"), where.get("api_key"), where.get("path"))
+        path = where.get("path")
+        if path is not None and (Path(path) / collection / EDGE_CONFIG).is_file():
+            return EdgeSource(Path(path) / collection, collection, where.get("using"))
+        return QdrantSource(
+            collection, where.get("url"), where.get("api_key"), path, where.get("using")
+        )
     raise SmecError(f"migrate reads qdrant or milvus collections, not {backend!r}")
 
 
 _QDRANT_METRICS = {"Cosine": "cosine", "Dot": "ip", "Euclid": "l2"}
+EDGE_CONFIG = "edge_config.json"  # what qdrant-edge writes in every shard folder
 
 
-class QdrantSource:
+def _pick_vector(vectors: dict[str, Any], using: str | None, collection: str) -> str:
+    """The named vector to read: ``using``, or the only one there is."""
+    if using is not None:
+        if using not in vectors:
+            have = ", ".join(repr(name) for name in vectors)
+            raise SmecError(f"--using {using}: collection {collection!r} has vectors {have}")
+        return using
+    if len(vectors) != 1:
+        have = ", ".join(repr(name) for name in vectors)
+        raise SmecError(
+            f"Qdrant collection {collection!r} has {len(vectors)} vectors ({have}); pick one "
+            "with --using"
+        )
+    return next(iter(vectors))
+
+
+class _QdrantReader:
+    """What a qdrant-client collection and a qdrant-edge shard share: records in, batches
+    out. ``self.using`` is the vector's name (``""``: the unnamed one)."""
+
+    using: str
+    info: SourceInfo
+
+    def _vector(self, record: Any) -> Any:
+        vector = record.vector
+        return vector[self.using] if isinstance(vector, dict) else vector
+
+    def _batch(self, records: list[Any], cursor: Any = None) -> SourceBatch:
+        return SourceBatch(
+            [str(r.id) for r in records],
+            [r.id for r in records],
+            np.asarray([self._vector(r) for r in records], dtype=np.float32).reshape(
+                -1, self.info.dim
+            ),
+            [dict(r.payload or {}) for r in records],
+            cursor,
+        )
+
+    def _scroll(self, offset: Any, limit: int, full: bool) -> tuple[list[Any], Any]:
+        raise NotImplementedError
+
+    def iterate(
+        self, batch_size: int, cursor: Any, partition: Partition | None = None
+    ) -> Iterator[SourceBatch]:
+        offset = cursor
+        while True:
+            records, offset = self._scroll(offset, batch_size, True)
+            if records:
+                batch = self._batch(records, offset)
+                yield batch if partition is None else partition.select(batch)
+            if offset is None:
+                return
+
+    def ids(self, batch_size: int) -> Iterator[list[str]]:
+        offset = None
+        while True:
+            records, offset = self._scroll(offset, batch_size, False)
+            yield [str(r.id) for r in records]
+            if offset is None:
+                return
+
+
+class QdrantSource(_QdrantReader):
     """A Qdrant collection through qdrant-client: a server, or a local storage folder."""
 
-    def __init__(self, collection: str, url: str | None, api_key: str | None, path: str | None):
+    def __init__(
+        self,
+        collection: str,
+        url: str | None,
+        api_key: str | None,
+        path: str | None,
+        using: str | None = None,
+    ):
         from qdrant_client import QdrantClient
 
         if path is not None:
             folder = Path(path)
             if not (folder / "collection" / collection).is_dir():
                 raise SmecError(
-                    f"--path {folder}: no Qdrant local collection {collection!r} there; pass the "
-                    "folder given to QdrantClient(path=...) and an existing collection"
+                    f"--path {folder}: no Qdrant local collection {collection!r} and no "
+                    f"qdrant-edge shard {collection!r} there; pass the folder given to "
+                    "QdrantClient(path=...), or the folder holding the shard, and an existing "
+                    "collection"
                 )
             with warnings.catch_warnings():  # "local mode is not recommended above 20k"
                 warnings.simplefilter("ignore", UserWarning)
@@ -107,45 +235,26 @@ class QdrantSource:
         if not self.client.collection_exists(collection):
             raise SmecError(f"no Qdrant collection {collection!r} at {where}; check --collection")
         config = self.client.get_collection(collection).config.params.vectors
-        self.using: str | None = None
-        if isinstance(config, dict):
-            if len(config) != 1:
-                raise SmecError(
-                    f"Qdrant collection {collection!r} has {len(config)} named vectors; migrate "
-                    "reads collections with one"
-                )
-            self.using, config = next(iter(config.items()))
+        vectors = config if isinstance(config, dict) else {"": config}
+        self.using = _pick_vector(vectors, using, collection)
+        config = vectors[self.using]
         self.collection = collection
         distance = str(getattr(config.distance, "value", config.distance))
-        self.info = SourceInfo(where, collection, int(config.size), _QDRANT_METRICS[distance])
+        self.info = SourceInfo(
+            where, collection, int(config.size), _QDRANT_METRICS[distance], {"mode": "client"}
+        )
 
     def count(self) -> int:
         return self.client.count(self.collection, exact=True).count
 
-    def _batch(self, records: list[Any], cursor: Any = None) -> SourceBatch:
-        vectors = [r.vector[self.using] if self.using else r.vector for r in records]
-        return SourceBatch(
-            [str(r.id) for r in records],
-            [r.id for r in records],
-            np.asarray(vectors, dtype=np.float32).reshape(-1, self.info.dim),
-            [dict(r.payload or {}) for r in records],
-            cursor,
+    def _scroll(self, offset: Any, limit: int, full: bool) -> tuple[list[Any], Any]:
+        return self.client.scroll(
+            self.collection,
+            limit=limit,
+            offset=offset,
+            with_payload=full,
+            with_vectors=[self.using] if full and self.using else full,
         )
-
-    def iterate(self, batch_size: int, cursor: Any) -> Iterator[SourceBatch]:
-        offset = cursor
-        while True:
-            records, offset = self.client.scroll(
-                self.collection,
-                limit=batch_size,
-                offset=offset,
-                with_payload=True,
-                with_vectors=True,
-            )
-            if records:
-                yield self._batch(records, offset)
-            if offset is None:
-                return
 
     def get(self, raw_ids: list[Any]) -> SourceBatch:
         records = self.client.retrieve(
@@ -157,7 +266,9 @@ class QdrantSource:
         from qdrant_client import models
 
         requests = [
-            models.QueryRequest(query=v.tolist(), limit=k, using=self.using, with_payload=False)
+            models.QueryRequest(
+                query=v.tolist(), limit=k, using=self.using or None, with_payload=False
+            )
             for v in vectors
         ]
         found = self.client.query_batch_points(self.collection, requests)
@@ -170,6 +281,70 @@ class QdrantSource:
         self.client.close()
 
 
+class EdgeSource(_QdrantReader):
+    """A qdrant-edge shard someone made with qdrant-edge's own API: ``<path>/<collection>``
+    holds its ``edge_config.json``, segments and write-ahead log. Opening it takes the
+    shard's lock: a process that has it open must close it first."""
+
+    def __init__(self, shard_dir: Path, collection: str, using: str | None = None):
+        import qdrant_edge as edge
+
+        config = json.loads((shard_dir / EDGE_CONFIG).read_text())
+        vectors = config.get("vectors") or {}
+        self.using = _pick_vector(vectors, using, collection)
+        try:
+            self.shard = edge.EdgeShard.load(str(shard_dir))
+        except Exception as exc:  # qdrant-edge raises plain Exceptions
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "WouldBlock" in reason:
+                reason = "another process has it open; close it there first"
+            raise SmecError(f"cannot open qdrant-edge shard {shard_dir} ({reason})") from None
+        self.shard_dir, self.collection = shard_dir, collection
+        params = vectors[self.using]
+        self.info = SourceInfo(
+            str(shard_dir.parent), collection, int(params["size"]),
+            _QDRANT_METRICS[params["distance"]], {"mode": "edge"},
+        )  # fmt: skip
+
+    def count(self) -> int:
+        import qdrant_edge as edge
+
+        return self.shard.count(edge.CountRequest(exact=True))
+
+    def _scroll(self, offset: Any, limit: int, full: bool) -> tuple[list[Any], Any]:
+        import qdrant_edge as edge
+
+        return self.shard.scroll(
+            edge.ScrollRequest(offset=offset, limit=limit, with_payload=full, with_vector=full)
+        )
+
+    def get(self, raw_ids: list[Any]) -> SourceBatch:
+        records = self.shard.retrieve(raw_ids, with_payload=True, with_vector=True)
+        order = {str(r.id): r for r in records}
+        return self._batch([order[str(i)] for i in raw_ids if str(i) in order])
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
+        import qdrant_edge as edge
+
+        requests = [
+            edge.QueryRequest(
+                limit=k, query=edge.Query.Nearest(v, self.using or None), with_payload=False
+            )
+            for v in vectors.tolist()
+        ]
+        found = self.shard.query_batch(edge.QueryBatchRequest(requests))
+        return [[str(p.id) for p in points] for points in found]
+
+    def index_bytes(self) -> int | None:
+        from smec_index.connectors.qdrant.edge_store import is_index_file
+        from smec_index.connectors.storage import disk_bytes
+
+        return disk_bytes(self.shard_dir, keep=is_index_file) or None
+
+    def close(self) -> None:
+        self.shard.close()
+
+
 _MILVUS_METRICS = {"COSINE": "cosine", "IP": "ip", "L2": "l2"}
 
 
@@ -179,15 +354,16 @@ class MilvusSource:
     key read."""
 
     def __init__(self, uri: str, token: str | None, collection: str):
-        from pymilvus import DataType, MilvusClient
+        from pymilvus import DataType
 
-        from smec_index.connectors.milvus.client import GuardedClient, connect
+        from smec_index.connectors.milvus.client import GuardedClient, connect, open_lite
 
         lite = not uri.startswith(("http://", "https://", "tcp://", "grpc://"))
+        self._lite_path = Path(uri).resolve() if lite else None
         if lite:
             if not Path(uri).exists():
                 raise SmecError(f"--uri {uri}: no milvus-lite database there")
-            raw, where = MilvusClient(str(Path(uri).resolve())), str(uri)
+            raw, where = open_lite(self._lite_path), str(uri)
         else:
             raw, where = (
                 connect(uri, token or os.environ.get("MILVUS_TOKEN", ""), 10),
@@ -237,20 +413,39 @@ class MilvusSource:
             cursor,
         )
 
-    def iterate(self, batch_size: int, cursor: Any) -> Iterator[SourceBatch]:
+    def _pages(self, batch_size: int, filter: str, fields: list[str]) -> Iterator[list[dict]]:
+        # strict_float32: pymilvus hands each vector over as a row of one float32 array
+        # instead of a list of Python floats, which was most of the time spent reading.
         iterator = self.client.query_iterator(
             self.collection,
             batch_size=min(batch_size, 16384),
-            filter="" if cursor is None else f"{self.pk} > {self._literal(cursor)}",
-            output_fields=[self.vector, *self.others],
+            filter=filter,
+            output_fields=fields,
             consistency_level="Strong",
+            strict_float32=True,
         )
         try:
             while rows := self._next(iterator):
-                yield self._batch(rows, rows[-1][self.pk])
+                yield rows
         finally:
             with contextlib.suppress(Exception):  # the server may be gone: nothing to close
                 iterator.close()
+
+    def iterate(
+        self, batch_size: int, cursor: Any, partition: Partition | None = None
+    ) -> Iterator[SourceBatch]:
+        terms = [] if cursor is None else [f"{self.pk} > {self._literal(cursor)}"]
+        on_server = partition is not None and not self.string_pk
+        if on_server:  # C-style remainder: a negative key leaves k - n
+            n, k = partition.n, partition.k
+            terms.append(f"({self.pk} % {n} == {k} or {self.pk} % {n} == {k - n})")
+        for rows in self._pages(batch_size, " and ".join(terms), [self.vector, *self.others]):
+            batch = self._batch(rows, rows[-1][self.pk])
+            yield batch if partition is None or on_server else partition.select(batch)
+
+    def ids(self, batch_size: int) -> Iterator[list[str]]:
+        for rows in self._pages(batch_size, "", []):
+            yield [str(r[self.pk]) for r in rows]
 
     def _next(self, iterator: Any) -> list[dict[str, Any]]:
         from pymilvus import MilvusException
@@ -288,4 +483,9 @@ class MilvusSource:
         return found or None  # no index file (FLAT, or not written yet): unknown
 
     def close(self) -> None:
-        self._raw.close()
+        from smec_index.connectors.milvus.client import close_lite
+
+        if self._lite_path is None:
+            self._raw.close()
+        else:
+            close_lite(self._lite_path, self._raw)

@@ -36,8 +36,10 @@ from smec_index.connectors.base import Batch, IndexSpec, Sizes, default_data_dir
 from smec_index.connectors.contract import MAX_ID_BYTES
 from smec_index.connectors.milvus.client import (
     GuardedClient,
+    close_lite,
     connect,
     one_line,
+    open_lite,
     server_sizes,
     wait_for_index,
 )
@@ -63,7 +65,6 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
 SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix://")
 LITE_KINDS = ("flat", "hnsw", "ivf_flat")  # milvus-lite 3.2 builds no IVF_PQ
 ITERATOR_PAGE_LIMIT = 16384  # Milvus' largest query window
-_lite_users: dict[Path, int] = {}  # open connectors per milvus-lite folder
 
 
 class MilvusBackend:
@@ -130,14 +131,7 @@ class MilvusBackend:
         self._db_path = path.resolve()
         self.where = str(self._db_path)
         self._db_path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._client = MilvusClient(str(self._db_path))
-        except MilvusException:
-            raise SmecError(
-                f"milvus-lite could not open {self._db_path}; another process may hold it "
-                "(close that, or use another --data-dir)"
-            ) from None
-        _lite_users[self._db_path] = _lite_users.get(self._db_path, 0) + 1
+        self._client = open_lite(self._db_path)
 
     def __repr__(self) -> str:
         return f"MilvusBackend({'lite' if self.lite else 'server'} at {self.where!r})"
@@ -268,6 +262,7 @@ class MilvusBackend:
             filter="" if cursor is None else f"id > {json.dumps(cursor)}",
             output_fields=["vector", "payload"],
             consistency_level="Strong",
+            strict_float32=True,  # each vector as a float32 array row, not Python floats
         )
         try:
             rows = iterator.next()
@@ -343,14 +338,10 @@ class MilvusBackend:
         finally:  # a failed flush must not leak the client or milvus-lite's server
             client, self._client = self._client, None
             self._pending.clear()
-            client.close()
             if self.lite:  # stop milvus-lite (flushes, frees the folder) when its last user closes
-                _lite_users[self._db_path] -= 1
-                if not _lite_users[self._db_path]:
-                    del _lite_users[self._db_path]
-                    from milvus_lite.server_manager import server_manager_instance
-
-                    server_manager_instance.release_server(str(self._db_path))
+                close_lite(self._db_path, client)
+            else:
+                client.close()
 
     def _index_config(self, spec: IndexSpec) -> dict[str, Any]:
         params = {

@@ -172,3 +172,31 @@ class GuardedClient:
                 ) from None
 
         return call
+
+
+_lite_users: dict[Path, int] = {}  # open clients per milvus-lite folder, in this process
+
+
+def open_lite(path: Path) -> Any:
+    """A client of milvus-lite at ``path``. milvus-lite serves a folder from inside this
+    process and holds its lock until released: :func:`close_lite` releases it when the last
+    client of this process closes, so another process can open it."""
+    try:
+        client = MilvusClient(str(path))
+    except MilvusException:
+        raise SmecError(
+            f"milvus-lite could not open {path}; another process may hold it (close that, or "
+            "use another --data-dir)"
+        ) from None
+    _lite_users[path] = _lite_users.get(path, 0) + 1
+    return client
+
+
+def close_lite(path: Path, client: Any) -> None:
+    client.close()
+    _lite_users[path] -= 1
+    if not _lite_users[path]:
+        del _lite_users[path]
+        from milvus_lite.server_manager import server_manager_instance
+
+        server_manager_instance.release_server(str(path))
