@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from bench.report import bar_plot, line_plot, markdown_table
 from bench.results import RESULTS_DIR, write_records
+from smec_index.bench.plots import bar_plot, line_plot, markdown_table
 from smec_index.compressors import make_compressor
 from smec_index.data import RetrievalData, load_retrieval_data
 from smec_index.evaluate import evaluate_dims

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.report import line_plot, markdown_table
 from bench.results import RESULTS_DIR, read_records, write_records
+from smec_index.bench.plots import line_plot, markdown_table
 from smec_index.build import BuildRequest, build, default_artifact
 from smec_index.data import load_retrieval_data
 from smec_index.evaluate import evaluate_transform

@@ -19,8 +19,8 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from bench.ann import TARGETS, build_request, milvus_server_options
-from bench.report import line_plot
 from bench.results import RESULTS_DIR, read_records, write_records
+from smec_index.bench.plots import line_plot
 from smec_index.build import build, default_artifact
 from smec_index.data import load_retrieval_data
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from bench.report import line_plot, markdown_table
 from bench.results import RESULTS_DIR, read_records, write_records
+from smec_index.bench.plots import line_plot, markdown_table
 from smec_index.compressors import make_compressor
 from smec_index.compressors.registry import TRAINED
 from smec_index.data import load_retrieval_data

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.report import line_plot
 from bench.results import RESULTS_DIR, read_records, write_records
+from smec_index.bench.plots import line_plot
 from smec_index.synthetic import synthetic_vectors
 
 DIM = 384
@@ -84,6 +84,8 @@ def run(n: int, uri: str, data_dir: Path) -> dict:
         "stream_vectors_per_s": round(n / stream["stream_seconds"])
         if stream.get("stream_seconds")
         else None,
+        "migrate_vectors_per_s": round(n / wall),
+        "writers": summary.get("writers"),
         "peak_rss_mib": round(max(peak_kib, before) / 1024, 1),
         "recall@10": summary["recall@10"],
         "verified": summary["verified"],
@@ -93,12 +95,14 @@ def run(n: int, uri: str, data_dir: Path) -> dict:
 def report(path: Path) -> str:
     rows = read_records(path)
     lines = [
-        "| points | migrate s (all) | stream s | vectors/s streamed | peak RSS MiB | recall@10 |",
-        "|---|---|---|---|---|---|",
+        "| points | writers | migrate s (all) | vectors/s overall | stream s | vectors/s "
+        "streamed | peak RSS MiB | recall@10 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['count']:,} | {r['migrate_seconds']} | {r['stream_seconds']} | "
+            f"| {r['count']:,} | {r['writers']} | {r['migrate_seconds']} | "
+            f"{r['migrate_vectors_per_s']:,} | {r['stream_seconds']} | "
             f"{r['stream_vectors_per_s']:,} | {r['peak_rss_mib']} | {r['recall@10']} |"
         )
     text = (

@@ -8,36 +8,13 @@ never typed by hand.
 from __future__ import annotations
 
 import json
-import platform
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from smec_index.bench.results import versions
+
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version(), "machine": platform.machine()}
-    for package in (
-        "smec-index",
-        "torch",
-        "numpy",
-        "faiss-cpu",
-        "faiss-gpu",
-        "hnswlib",
-        "qdrant-edge-py",
-        "qdrant-client",
-        "pymilvus",
-        "milvus-lite",
-        "milvus",
-        "sentence-transformers",
-    ):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return found
 
 
 def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:

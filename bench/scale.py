@@ -22,8 +22,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bench.ann import latencies
-from bench.report import line_plot
 from bench.results import RESULTS_DIR, read_records, write_records
+from smec_index.bench.plots import line_plot
 from smec_index.compressors import make_compressor
 from smec_index.connectors import open_connector
 from smec_index.data import Embeddings, RetrievalData

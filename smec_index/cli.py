@@ -681,6 +681,12 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
 @click.option("--rollback", is_flag=True, help="switch --alias back to what it was")
 @click.option("--using", help="the source's vector name, when its Qdrant collection has several")
 @click.option(
+    "--in-place",
+    is_flag=True,
+    help="Qdrant: add the compressed vectors to the source collection as a new named vector "
+    "(--to names it; Qdrant 1.18+) instead of copying the collection",
+)
+@click.option(
     "--partition",
     metavar="K/N",
     help="migrate slice K of N of the source's ids (server targets; run 0/N ... N-1/N, then "
@@ -712,7 +718,7 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
 def migrate(
     backend, url, api_key, path, uri, token, collection, dim, to, to_backend, to_url, to_uri,
     to_mode, alias, artifact, min_recall, dry_run, restart, overwrite, rollback, using,
-    partition, writers, batch_size, checkpoint_rows, data_dir, as_json, quiet,
+    in_place, partition, writers, batch_size, checkpoint_rows, data_dir, as_json, quiet,
 ) -> None:  # fmt: skip
     """Move a Qdrant or Milvus collection to compressed vectors: streamed, resumable,
     verified, then switched by alias. The source is only read."""
@@ -731,7 +737,7 @@ def migrate(
         raise SmecError("--to-url/--to-uri/--to-mode go with --to-backend")
     if using is not None and backend != "qdrant":
         raise SmecError("--using names a Qdrant vector; a Milvus source has one vector field")
-    if to_backend is None and backend == "qdrant" and path:
+    if to_backend is None and backend == "qdrant" and path and not in_place:
         to_backend, to_options = "qdrant", {"mode": "edge"}  # a local folder has one user
     request = MigrateRequest(
         backend=backend,
@@ -751,6 +757,7 @@ def migrate(
         rollback=rollback,
         partition=partition,
         writers=writers,
+        in_place=in_place,
         batch_size=batch_size,
         checkpoint_rows=checkpoint_rows,
         progress=not quiet,
@@ -761,6 +768,83 @@ def migrate(
         return
     for key, value in summary.items():
         click.echo(f"{key:>20}: {value}")
+
+
+def _names(value: str | None, flag: str) -> list[str] | None:
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    if not names:
+        raise SmecError(f"{flag} {value!r}: give comma-separated names")
+    return names
+
+
+def _ints(value: str | None, flag: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise SmecError(f"{flag} {value!r}: use integers separated by commas") from None
+
+
+@main.command("bench")
+@click.option(
+    "--dataset",
+    "datasets",
+    multiple=True,
+    help="BEIR directory with embeddings, or synthetic:NxD[:rankR] (repeatable)",
+)
+@click.option("--embeddings", help="embeddings directory (default: the dataset's MiniLM ones)")
+@click.option("--methods", help="none,truncate,pca,smec,... or artifact:DIR (default none,pca)")
+@click.option("--dims", help="comma-separated dims (default: the dataset's own)")
+@click.option("--backends", help="faiss,hnswlib,qdrant,milvus,milvus-server (default faiss)")
+@click.option("--encodings", help="float32,sq8,sq4,binary,pq<m>,rabitq (default float32)")
+@click.option("--index", help="hnsw and/or flat (exhaustive); default hnsw")
+@click.option("--ef-search", help="HNSW ef values to sweep, e.g. 16,32,64,128 (default 64)")
+@click.option("--max-queries", type=int, help="use at most this many judged queries")
+@click.option("--latency-queries", type=int, help="queries timed one at a time (default 200)")
+@click.option("--concurrency", help="client counts (default 1,4,8)")
+@click.option("--config", type=click.Path(path_type=Path), help="TOML file with these settings")
+@click.option("--out", type=click.Path(path_type=Path), help="results file (JSON lines)")
+@click.option("--force", is_flag=True, default=None, help="measure runs already stored again")
+def bench_command(
+    datasets, embeddings, methods, dims, backends, encodings, index, ef_search, max_queries,
+    latency_queries, concurrency, config, out, force,
+) -> None:  # fmt: skip
+    """Measure quality, latency, QPS and bytes for every dataset x method x dim x backend x
+    index x encoding; one JSON line per run in --out."""
+    from smec_index.bench.runner import run_sweep
+    from smec_index.bench.sweep import Sweep
+
+    flags = {
+        "datasets": list(datasets) or None, "embeddings": embeddings,
+        "methods": _names(methods, "--methods"), "dims": _ints(dims, "--dims"),
+        "backends": _names(backends, "--backends"), "encodings": _names(encodings, "--encodings"),
+        "index": _names(index, "--index"), "ef_search": _ints(ef_search, "--ef-search"),
+        "max_queries": max_queries, "latency_queries": latency_queries,
+        "concurrency": _ints(concurrency, "--concurrency"), "out": out, "force": force,
+    }  # fmt: skip
+    sweep = Sweep.from_sources(config, flags)
+    from tqdm.auto import tqdm
+
+    records = run_sweep(sweep, say=lambda m: tqdm.write(m, file=sys.stderr))
+    click.echo(f"{len(records)} runs in {sweep.out}; `smec-index report {sweep.out} --out DIR`")
+
+
+@main.command("report")
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="directory for report.md and the PNGs (new, or a report written before)",
+)
+def report_command(results, out) -> None:
+    """Markdown and PNG plots from a bench results file (nothing is measured)."""
+    from smec_index.bench.report import write_report
+
+    click.echo(str(write_report(results, out)))
 
 
 if __name__ == "__main__":

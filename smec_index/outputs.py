@@ -25,7 +25,7 @@ from typing import Any
 from smec_index.errors import SmecError
 
 MARKER = ".smec-index-output"
-KINDS = ("embeddings", "artifact")
+KINDS = ("embeddings", "artifact", "report")
 
 # Every file each kind of output writes: anything else inside one is not ours to delete.
 OWN_FILES = {
@@ -33,6 +33,7 @@ OWN_FILES = {
         {"meta.json", "corpus.npy", "corpus_ids.txt", "queries.npy", "query_ids.txt", MARKER}
     ),
     "artifact": frozenset({"config.json", "weights.safetensors", MARKER}),
+    "report": frozenset({"report.md", MARKER}),  # and its *.png plots
 }
 # The keys `smec-index embed` has always put in meta.json (to recognise pre-marker outputs).
 _EMBED_META_KEYS = frozenset({"model", "normalized", "corpus_text", "rows"})
@@ -175,7 +176,11 @@ def check_replaceable(
             f"{flag} {directory} holds smec-index {found_kind}, not {kind}; choose another "
             "directory"
         )
-    foreign = [n for n in names if n not in OWN_FILES[kind]]
+    foreign = [
+        n
+        for n in names
+        if n not in OWN_FILES[kind] and not (kind == "report" and n.endswith(".png"))
+    ]
     if foreign:
         raise SmecError(
             f"{flag} {directory} holds {foreign[0]!r}, which smec-index did not write; move it "

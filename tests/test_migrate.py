@@ -63,7 +63,8 @@ def qdrant_checksum(path: Path) -> str:
     client.close()
     digest = hashlib.sha256()
     for p in sorted(points, key=lambda p: p.id):
-        digest.update(json.dumps([p.id, np.round(p.vector, 6).tolist(), p.payload]).encode())
+        vector = p.vector[""] if isinstance(p.vector, dict) else p.vector  # the original one
+        digest.update(json.dumps([p.id, np.round(vector, 6).tolist(), p.payload]).encode())
     return digest.hexdigest()
 
 
@@ -143,6 +144,44 @@ def test_qdrant_local_to_qdrant_edge_verified_switched_and_rolled_back(tmp_path)
     assert back.exit_code == 0, back.output
     with open_connector("qdrant", data_dir=tmp_path / "data") as connector:
         assert connector.resolve("docs_live") is None  # it pointed nowhere before
+
+
+def test_qdrant_in_place_fills_a_named_vector_and_leaves_the_rest(tmp_path):
+    """``--in-place`` on a qdrant-client collection: a new named vector holds the projection
+    of every point; ids, original vectors and payloads are untouched; searching with
+    ``using=`` finds what the original finds."""
+    from qdrant_client import QdrantClient
+
+    from smec_index.compressors.base import load_projection
+
+    source = tmp_path / "src"
+    vectors = qdrant_source(source, 3000)
+    before = qdrant_checksum(source)
+    common = ["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs",
+              "--dim", 16, "--data-dir", tmp_path / "data", "--in-place", "--quiet"]  # fmt: skip
+    done = run(*common, "--json")
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert summary["using"] == "dense_16" and summary["verified"] and summary["count"] == 3000
+    assert summary["recall@10"] >= 0.9 and summary["alias"] is None
+    assert qdrant_checksum(source) == before, "ids, original vectors or payloads changed"
+
+    projection = load_projection(summary["artifact"])
+    client = QdrantClient(path=str(source))
+    try:
+        records = client.retrieve("docs", [0, 1234, 2999], with_vectors=["dense_16"])
+        got = np.asarray([r.vector["dense_16"] for r in records])
+        assert np.abs(got - projection.transform(vectors[[0, 1234, 2999]], 16)).max() <= 1e-5
+        hits = client.query_points("docs", query=got[1].tolist(), using="dense_16", limit=1)
+        assert hits.points[0].id == 1234
+    finally:
+        client.close()
+    # once more: resumes a finished run (verifies again); another name that exists is refused
+    again = run(*common, "--json")
+    assert again.exit_code == 0 and json.loads(again.stdout)["verified"], again.output
+    run_probe([*common, "--to", "dense_16", "--dim", 8], tmp_path, "has 16 dims",
+              output=tmp_path / "data")  # fmt: skip
+    run_probe([*common, "--alias", "live"], tmp_path, "leave out", output=tmp_path / "data")
 
 
 def test_milvus_lite_source_int_keys_and_scalar_fields(tmp_path):

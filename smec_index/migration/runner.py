@@ -72,6 +72,7 @@ class MigrateRequest:
     overwrite: bool = False
     partition: str | None = None  # "K/N": one slice of the source's ids
     writers: int | None = None  # concurrent writes; None: 4 into a server, else 1
+    in_place: bool = False  # Qdrant: a new named vector in the source collection
 
 
 def _progress_path(request: MigrateRequest, target: str, partition: Partition | None = None):
@@ -111,6 +112,10 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
                 f"--dim {request.dim}: the source holds {source.info.dim}-d vectors; pick a "
                 "smaller dim"
             )
+        if request.in_place:
+            from smec_index.migration.in_place import migrate_in_place
+
+            return migrate_in_place(request, source, started, say)
         options = dict(request.to_options)
         if request.to_backend is None:  # the same place as the source
             options = {
@@ -223,6 +228,7 @@ class _Job:
     target: str
     partition: Partition | None
     writers: int
+    read_ahead: bool = True  # False: a client that one thread at a time must use
 
 
 def _run(job: _Job, started: float, say) -> dict[str, Any]:
@@ -302,6 +308,7 @@ def _run(job: _Job, started: float, say) -> dict[str, Any]:
         "seconds": round(time.perf_counter() - started, 3),
         "stream_seconds": state.get("stream_seconds"),
         "writers": job.writers,
+        **({} if before is not None else {"index_bytes_before_is": source.index_bytes_unknown()}),
     }
 
 
@@ -439,7 +446,8 @@ def _copy(job: _Job, projection, state, progress, bar) -> None:
     batches = job.source.iterate(request.batch_size, state["cursor"], job.partition)
     with ThreadPoolExecutor(job.writers, thread_name_prefix="migrate-write") as pool:
         try:
-            with contextlib.closing(prefetched(batches, depth=2)) as ahead:
+            ahead = prefetched(batches, depth=2) if job.read_ahead else batches
+            with contextlib.closing(ahead):
                 for batch in ahead:
                     _check_finite(batch.vectors, batch.ids)
                     future: Future = Future()
@@ -452,7 +460,7 @@ def _copy(job: _Job, projection, state, progress, bar) -> None:
                     else:  # a partition's empty slice of a batch: only the cursor moves
                         future.set_result(None)
                     in_flight.append((future, len(batch.ids), batch.cursor))
-                    settle(job.writers)
+                    settle(job.writers if job.read_ahead else 0)
             settle(0)
         finally:
             for future, _, _ in in_flight:

@@ -105,6 +105,10 @@ class Source(Protocol):
 
     def index_bytes(self) -> int | None: ...
 
+    def index_bytes_unknown(self) -> str:
+        """Why :meth:`index_bytes` is None, when it is."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -139,12 +143,14 @@ EDGE_CONFIG = "edge_config.json"  # what qdrant-edge writes in every shard folde
 
 
 def _pick_vector(vectors: dict[str, Any], using: str | None, collection: str) -> str:
-    """The named vector to read: ``using``, or the only one there is."""
+    """The vector to read: ``using``, else the unnamed one, else the only one there is."""
     if using is not None:
         if using not in vectors:
             have = ", ".join(repr(name) for name in vectors)
             raise SmecError(f"--using {using}: collection {collection!r} has vectors {have}")
         return using
+    if "" in vectors:  # the unnamed vector: the default one, beside any added named ones
+        return ""
     if len(vectors) != 1:
         have = ", ".join(repr(name) for name in vectors)
         raise SmecError(
@@ -275,7 +281,12 @@ class QdrantSource(_QdrantReader):
         return [[str(p.id) for p in response.points] for response in found]
 
     def index_bytes(self) -> int | None:
-        return None  # local mode keeps no index; a server's telemetry needs a key scope
+        return None
+
+    def index_bytes_unknown(self) -> str:
+        if self.info.details["mode"] == "client" and "://" not in self.info.where:
+            return "qdrant-client's local mode keeps no index (it searches by brute force)"
+        return "a Qdrant server's files are its own; its telemetry is not read for a source"
 
     def close(self) -> None:
         self.client.close()
@@ -340,6 +351,9 @@ class EdgeSource(_QdrantReader):
         from smec_index.connectors.storage import disk_bytes
 
         return disk_bytes(self.shard_dir, keep=is_index_file) or None
+
+    def index_bytes_unknown(self) -> str:
+        return "the shard has no vector storage or index files yet"
 
     def close(self) -> None:
         self.shard.close()
@@ -481,6 +495,11 @@ class MilvusSource:
         folder = Path(self.info.where).resolve() / "collections" / self.collection
         found = disk_bytes(folder, keep=lite_index_file) if folder.is_dir() else 0
         return found or None  # no index file (FLAT, or not written yet): unknown
+
+    def index_bytes_unknown(self) -> str:
+        if self.info.details["lite"]:
+            return "milvus-lite wrote no vector index file for it (FLAT, or not built yet)"
+        return "a Milvus server's index files are on the server, reached only by its address"
 
     def close(self) -> None:
         from smec_index.connectors.milvus.client import close_lite

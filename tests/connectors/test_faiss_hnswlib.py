@@ -286,3 +286,54 @@ def test_faiss_gpu_option(tmp_path):
     assert _open("faiss", tmp_path, gpu="off").backend.use_gpu is False
     with pytest.raises(SmecError, match="'auto', 'on' or 'off'"):
         _open("faiss", tmp_path, gpu="yes")
+
+
+ENCODED = [("flat", "sq8"), ("flat", "sq4"), ("flat", "pq16"), ("flat", "rabitq"),
+           ("hnsw", "sq8"), ("hnsw", "sq4"), ("hnsw", "pq16")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "encoding"), ENCODED, ids=[f"{k}-{e}" for k, e in ENCODED])
+def test_faiss_encodings_search_codes_and_keep_exact_vectors(tmp_path, kind, encoding):
+    """Each encoding searches its codes (recall against exact search is high but, for the
+    lossy ones, measured rather than assumed), ``get`` returns the exact vectors, a reopen
+    keeps the encoding, and the index is smaller than float32's."""
+    from smec_index.bench.encodings import bytes_per_vector
+    from smec_index.synthetic import synthetic_vectors
+    from smec_index.vectors import exact_search, normalize
+
+    vectors = synthetic_vectors(3000, 64, rank=12, noise=0.05, seed=1)
+    ids = [str(i) for i in range(len(vectors))]
+    params = {**HNSW, "ef_search": 128} if kind == "hnsw" else {}
+    sizes = {}
+    for enc in ("float32", encoding):
+        with _open("faiss", tmp_path) as connector:
+            connector.create(enc, IndexSpec(64, index=kind, params={**params, "encoding": enc}))
+            connector.add(enc, ids, vectors, [{} for _ in ids])
+            connector.flush(enc)
+            sizes[enc] = connector.sizes(enc).index_bytes
+    with _open("faiss", tmp_path) as connector:
+        assert connector.spec(encoding).params["encoding"] == encoding
+        found, _ = connector.search(encoding, vectors[:200], 10)
+        truth = exact_search(normalize(vectors), normalize(vectors[:200]), 10)[1]
+        recall = np.mean([len(set(f) & {ids[t] for t in row}) / 10
+                          for f, row in zip(found, truth, strict=True)])  # fmt: skip
+        floor = {"sq8": 0.9, "sq4": 0.6, "pq16": 0.5, "rabitq": 0.3}[encoding]
+        assert recall >= floor, recall
+        got = connector.get(encoding, ["5", "2999"])
+        np.testing.assert_allclose(got.vectors, normalize(vectors[[5, 2999]]), atol=1e-6)
+    assert sizes[encoding] < sizes["float32"]
+    assert bytes_per_vector(encoding, 64) < bytes_per_vector("float32", 64)
+
+
+def test_faiss_encoding_errors(tmp_path):
+    with _open("faiss", tmp_path) as connector:
+        for params, index, fragment in (({"encoding": "pq7"}, "flat", "must divide dim"),
+                                        ({"encoding": "rabitq"}, "hnsw", "use index flat"),
+                                        ({"encoding": "int3"}, "flat", "use one of")):  # fmt: skip
+            with pytest.raises(SmecError, match=fragment):
+                connector.create("x", IndexSpec(64, index=index, params=params))
+        connector.create("pq", IndexSpec(64, params={"encoding": "pq16"}))
+        connector.add("pq", ["a"], np.ones((1, 64), np.float32), [{}])
+        with pytest.raises(SmecError, match="at least 256"):
+            connector.flush("pq")
+        connector.drop("pq")  # else closing would try to commit it again

@@ -5,6 +5,12 @@ Index kinds and their parameters (the shared defaults of
 
 - ``flat``: exact search (``IndexFlatIP`` / ``IndexFlatL2``).
 - ``hnsw``: ``IndexHNSWFlat`` with ``M``, ``ef_construction``, ``ef_search``.
+- ``encoding`` (flat and hnsw): how the index stores each vector. ``float32`` (default);
+  ``sq8`` / ``sq4`` (``ScalarQuantizer`` 8 / 4 bits per dimension: ``IndexScalarQuantizer``,
+  ``IndexHNSWSQ``); ``pq<m>`` (``m`` bytes: ``IndexPQ``, ``IndexHNSWPQ``, 8-bit codes, ``m``
+  divides dim); ``rabitq`` (flat only: ``IndexRaBitQ``, 1 bit per dimension plus two floats).
+  Encoded indexes train on the first ``add`` (like ``ivf_pq``) and keep the vectors beside
+  the index for ``get``/``iterate``; searching uses the codes only.
 - ``ivf_pq``: ``IndexIVFPQ`` with ``nlist``, ``nprobe``, ``pq_m`` (a divisor of dim),
   ``pq_bits``; ``refine`` (optional, FAISS only) wraps it in ``IndexRefineFlat``,
   which re-ranks ``refine * k`` candidates by exact distance. It is trained on the vectors of
@@ -44,7 +50,7 @@ class FaissBackend(LocalBackend):
     """Collections as FAISS indexes under ``<data_dir>/faiss/<collection>/``."""
 
     name = "faiss"
-    index_kinds = {"flat": (), "hnsw": (), "ivf_pq": ("refine",)}
+    index_kinds = {"flat": ("encoding",), "hnsw": ("encoding",), "ivf_pq": ("refine",)}
     index_bytes_method = "faiss.serialize_index"
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, gpu: str = "auto") -> None:
@@ -73,12 +79,17 @@ class FaissBackend(LocalBackend):
             isinstance(refine, bool) or not isinstance(refine, (int, float)) or refine < 1
         ):
             raise SmecError(f"refine={refine!r}: use a number >= 1 (candidates per hit)")
+        check_encoding(spec.params.get("encoding"), spec.dim, spec.index)
         super().create(collection, spec)
 
     def _init_index(self, col: Collection) -> None:
         spec, params = col.spec, col.spec.params
         metric = faiss.METRIC_L2 if spec.metric == "l2" else faiss.METRIC_INNER_PRODUCT
-        if spec.index == "flat":
+        encoding = params.get("encoding") or "float32"
+        if encoding != "float32":
+            col.index = _encoded_index(spec.index, encoding, spec.dim, params, metric)
+            col.extra["vectors"] = np.zeros((0, spec.dim), dtype=np.float32)
+        elif spec.index == "flat":
             col.index = faiss.IndexFlat(spec.dim, metric)
         elif spec.index == "hnsw":
             col.index = faiss.IndexHNSWFlat(spec.dim, params["M"], metric)
@@ -128,7 +139,13 @@ class FaissBackend(LocalBackend):
         if pending:
             vectors = np.concatenate(pending)
             params = col.spec.params
-            needed = max(params["nlist"], 2 ** params["pq_bits"])
+            needed = _rows_to_train(col.spec)
+            if len(vectors) < needed and col.spec.index != "ivf_pq":
+                col.extra["pending"] = pending
+                raise SmecError(
+                    f"faiss {params['encoding']} trains on the vectors added before its first "
+                    f"read, which needs at least {needed}, got {len(vectors)}; add more first"
+                )
             if len(vectors) < needed:
                 col.extra["pending"] = pending
                 raise SmecError(
@@ -184,6 +201,46 @@ class FaissBackend(LocalBackend):
                 warnings.warn(f"faiss: searching {col.name!r} on CPU ({exc})", stacklevel=3)
                 col.extra["gpu"] = col.index
         return col.extra["gpu"]
+
+
+ENCODINGS = ("float32", "sq8", "sq4", "pq<m>", "rabitq")
+_SQ = {"sq8": "QT_8bit", "sq4": "QT_4bit"}
+
+
+def check_encoding(encoding: str | None, dim: int, index: str) -> None:
+    """A one-line error for an encoding FAISS cannot build here."""
+    if encoding in (None, "float32", *_SQ):
+        return
+    if encoding == "rabitq":
+        if index != "flat":
+            raise SmecError("faiss rabitq is exhaustive here (IndexRaBitQ): use index flat")
+        return
+    m = encoding[2:] if isinstance(encoding, str) and encoding.startswith("pq") else ""
+    if not m.isdigit() or int(m) < 1:
+        raise SmecError(f"faiss encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
+    if dim % int(m):
+        raise SmecError(f"faiss encoding {encoding}: {m} bytes must divide dim {dim}")
+
+
+def _encoded_index(kind: str, encoding: str, dim: int, params: dict, metric: int) -> Any:
+    if encoding in _SQ:
+        qtype = getattr(faiss.ScalarQuantizer, _SQ[encoding])
+        if kind == "hnsw":
+            return faiss.IndexHNSWSQ(dim, qtype, params["M"], metric)
+        return faiss.IndexScalarQuantizer(dim, qtype, metric)
+    if encoding == "rabitq":
+        return faiss.IndexRaBitQ(dim, metric)
+    m = int(encoding[2:])
+    if kind == "hnsw":
+        return faiss.IndexHNSWPQ(dim, m, params["M"], 8, metric)
+    return faiss.IndexPQ(dim, m, 8, metric)
+
+
+def _rows_to_train(spec) -> int:
+    params = spec.params
+    if spec.index == "ivf_pq":
+        return max(params["nlist"], 2 ** params["pq_bits"])
+    return 256 if str(params.get("encoding")).startswith("pq") else 1  # PQ: 256 centroids
 
 
 def _apply_params(col: Collection) -> None:

@@ -1,4 +1,5 @@
-"""Tables (markdown) and plots (PNG) derived from stored results."""
+"""Tables (Markdown) and plots (PNG) derived from stored results, for `smec-index report`
+and the paper reproductions in the repository's `bench/`."""
 
 from __future__ import annotations
 
@@ -96,6 +97,37 @@ def bar_plot(
     ax.legend()
     fig.tight_layout()
     path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def scatter_front(
+    points: Sequence[tuple[float, float]],
+    front: Sequence[int],
+    labels: Sequence[str],
+    path: str | Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+) -> Path:
+    """Every (x, y) point grey, the Pareto front's points joined and labelled."""
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    ax.scatter([p[0] for p in points], [p[1] for p in points], color="lightgrey", s=18,
+               label="every configuration")  # fmt: skip
+    xs, ys = [points[i][0] for i in front], [points[i][1] for i in front]
+    ax.plot(xs, ys, marker="o", color="tab:red", label="Pareto front")
+    for x, y, text in zip(xs, ys, labels, strict=True):
+        ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=6)
+    ax.set_xscale("log", base=2)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path

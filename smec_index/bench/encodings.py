@@ -1,0 +1,104 @@
+"""Encodings: how a backend stores each vector, the index parameters that ask for it, and
+the bytes one vector's code takes.
+
+| encoding | bytes / vector | faiss | qdrant (edge, server) | hnswlib, milvus |
+|---|---|---|---|---|
+| ``float32`` | 4 d | ``IndexFlat`` / ``IndexHNSWFlat`` | plain | yes |
+| ``sq8`` | d | ``ScalarQuantizer`` 8 bit | scalar int8, rescored | no |
+| ``sq4`` | d / 2 | ``ScalarQuantizer`` 4 bit | no | no |
+| ``binary`` | d / 8 | no | binary 1 bit, oversampled x3 and rescored | no |
+| ``pq<m>`` | m | ``IndexPQ`` / ``IndexHNSWPQ``, 8-bit codes | product, ratio 4 d / m | no |
+| ``rabitq`` | d / 8 + 8 | ``IndexRaBitQ`` (flat only) | no | no |
+
+Qdrant keeps the float32 originals beside the codes to rescore, and ``index_bytes`` counts
+them (they are what its search reads); ``bytes_per_vector`` is the code alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smec_index.errors import SmecError
+
+BACKENDS = ("faiss", "hnswlib", "qdrant", "milvus")
+BACKEND_ENCODINGS = {
+    "faiss": ("float32", "sq8", "sq4", "pq<m>", "rabitq"),
+    "hnswlib": ("float32",),
+    "qdrant": ("float32", "sq8", "binary", "pq<m>"),
+    "milvus": ("float32",),
+}
+BACKEND_INDEXES = {"faiss": ("flat", "hnsw"), "hnswlib": ("hnsw",), "qdrant": ("flat", "hnsw"),
+                   "milvus": ("flat", "hnsw")}  # fmt: skip
+QDRANT_PQ_RATIOS = (4, 8, 16, 32, 64)
+
+
+def _pq_bytes(encoding: str) -> int | None:
+    tail = encoding[2:] if encoding.startswith("pq") else ""
+    return int(tail) if tail.isdigit() and int(tail) > 0 else None
+
+
+def check_encoding(encoding: str) -> None:
+    known = ("float32", "sq8", "sq4", "binary", "rabitq")
+    if encoding not in known and _pq_bytes(encoding) is None:
+        raise SmecError(
+            f"unknown encoding {encoding!r}; use float32, sq8, sq4, binary, pq<m> (m bytes, "
+            "e.g. pq16) or rabitq"
+        )
+
+
+def supports(backend: str, index: str, encoding: str, dim: int) -> str | None:
+    """None when ``backend`` can build ``encoding`` at ``dim`` with ``index``, else why not."""
+    if index not in BACKEND_INDEXES[backend]:
+        return f"{backend} has no {index} index"
+    names = BACKEND_ENCODINGS[backend]
+    pq = _pq_bytes(encoding)
+    if encoding not in names and not (pq and "pq<m>" in names):
+        return f"{backend} has encodings {', '.join(names)}"
+    if pq and dim % pq:
+        return f"{encoding}: {pq} bytes do not divide dim {dim}"
+    if pq and backend == "qdrant" and (4 * dim // pq) not in QDRANT_PQ_RATIOS:
+        return f"{encoding}: Qdrant's product ratio 4*{dim}/{pq} is not one of {QDRANT_PQ_RATIOS}"
+    if encoding == "rabitq" and index != "flat":
+        return "faiss rabitq is exhaustive only (index flat)"
+    if backend == "qdrant" and index == "flat" and encoding != "float32":
+        return "Qdrant's exact search reads the float32 originals, not the codes"
+    return None
+
+
+def rescored(backend: str, encoding: str) -> bool:
+    """Whether search re-ranks with float32 originals kept beside the codes (Qdrant's
+    quantization): the codes are what it scans in RAM, the originals sit on disk."""
+    return backend == "qdrant" and encoding != "float32"
+
+
+def index_params(backend: str, encoding: str, dim: int) -> dict[str, Any]:
+    """The connector's spec parameters that build ``encoding``."""
+    if encoding == "float32":
+        return {}
+    if backend == "faiss":
+        return {"encoding": encoding}
+    if backend == "qdrant":
+        if encoding == "sq8":
+            return {"quantization": "scalar"}
+        if encoding == "binary":
+            return {"quantization": "binary"}
+        return {"quantization": "product", "pq_compression": 4 * dim // _pq_bytes(encoding)}
+    raise SmecError(f"{backend} has no encoding {encoding!r}")
+
+
+def bytes_per_vector(encoding: str, dim: int) -> float:
+    """What one vector's code takes (graph links, ids and codebooks not included)."""
+    if encoding == "float32":
+        return 4.0 * dim
+    if encoding == "sq8":
+        return float(dim)
+    if encoding == "sq4":
+        return dim / 2
+    if encoding == "binary":
+        return dim / 8
+    if encoding == "rabitq":
+        return dim / 8 + 8  # sign bits plus two float32 correction factors
+    pq = _pq_bytes(encoding)
+    if pq is None:
+        check_encoding(encoding)
+    return float(pq)

@@ -1,0 +1,200 @@
+"""``smec-index report``: Markdown and PNG from stored results only.
+
+Per dataset: nDCG@10 against dim per method; p50 latency against dim per backend; recall
+against QPS per backend (each point one ef, ann-benchmarks style); nDCG@10 against bytes
+per vector across dims x encodings with the Pareto front marked; a table "best
+configuration under B bytes" for B = 16, 32, 64, 128, 256; and the smallest vector that keeps
+the original vectors' quality.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from smec_index.bench.results import read_results
+from smec_index.connectors.storage import remove_directory
+from smec_index.outputs import prepare_output, write_marker
+
+BUDGETS = (16, 32, 64, 128, 256)
+
+
+def pareto(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indexes of the points no other point beats: fewer or equal bytes and a higher score,
+    or fewer bytes and an equal one. Sorted by bytes."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], float("-inf")
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def quality(record: dict[str, Any]) -> float | None:
+    """What the Pareto front and the budget table rank by: nDCG@10, else recall@10."""
+    value = record.get("ndcg@10")
+    return record.get("recall@10") if value is None else value
+
+
+def label(record: dict[str, Any]) -> str:
+    ef = f" ef{record['ef_search']}" if record.get("ef_search") else ""
+    rescore = " (+ float32 rescoring)" if record.get("rescored_from_float32") else ""
+    return (f"{record['method']} {record['dim']}-d {record['encoding']}, {record['backend']} "
+            f"{record['index']}{ef}{rescore}")  # fmt: skip
+
+
+def best_under(records: list[dict[str, Any]], budget: float) -> dict[str, Any] | None:
+    fitting = [r for r in records if r["bytes_per_vector"] <= budget and quality(r) is not None]
+    return max(fitting, key=lambda r: (quality(r), -r["p50_ms"]), default=None)
+
+
+def write_report(results: str | Path, out: str | Path) -> Path:
+    """``out/report.md`` and its PNGs, from the results file alone."""
+    records = read_results(results)
+    if not records:
+        from smec_index.errors import SmecError
+
+        raise SmecError(f"{results}: no runs stored yet; run `smec-index bench` first")
+    out = Path(out)
+    prepare_output(out, "report", overwrite=True, inputs=[results])
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.resolve().parent))
+    try:
+        _write(records, results, stage)
+        write_marker(stage, "report")
+        if out.exists():
+            remove_directory(out)
+        stage.rename(out)
+    finally:
+        if stage.exists():
+            remove_directory(stage)
+    return out / "report.md"
+
+
+def _write(records: list[dict[str, Any]], results: str | Path, out: Path) -> None:
+    lines = ["# smec-index bench report", "", f"From `{results}`: {len(records)} runs. Bytes "
+             "per vector are the encoding's code alone; `index_bytes` is everything search "
+             "needs (codes, graph, and for Qdrant's quantization the float32 originals it "
+             "rescores with, kept on disk).", ""]  # fmt: skip
+    for dataset in dict.fromkeys(r["dataset"] for r in records):
+        rows = [r for r in records if r["dataset"] == dataset]
+        lines += _dataset_section(dataset, rows, out)
+    machine = records[-1].get("machine", {})
+    lines += ["## Machine and versions", "",
+              f"- CPU: {machine.get('cpu')} x {machine.get('cpus')}; memory "
+              f"{machine.get('memory_gib')} GiB; threads {machine.get('threads')}",
+              f"- {', '.join(f'{k} {v}' for k, v in records[-1].get('versions', {}).items())}",
+              ""]  # fmt: skip
+    (out / "report.md").write_text("\n".join(lines))
+
+
+def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> list[str]:
+    from smec_index.bench.plots import line_plot, scatter_front
+
+    slug = "".join(c if c.isalnum() else "-" for c in dataset)
+    metric = "nDCG@10" if any(r.get("ndcg@10") is not None for r in rows) else "recall@10"
+    lines = [f"## {dataset}", ""]
+    # nDCG@10 against dim per method: exhaustive float32 where there is one
+    by_method: dict[str, dict[int, float]] = {}
+    for r in sorted(rows, key=lambda r: r["dim"]):
+        if r["encoding"] == "float32" and quality(r) is not None:
+            by_method.setdefault(r["method"], {})
+            by_method[r["method"]][r["dim"]] = max(
+                quality(r), by_method[r["method"]].get(r["dim"], float("-inf"))
+            )
+    if by_method:
+        path = line_plot({m: (list(v), list(v.values())) for m, v in by_method.items()},
+                         out / f"{slug}-quality-vs-dim.png", f"{dataset}: {metric} vs dim",
+                         "dim", metric, logx=True)  # fmt: skip
+        lines += [f"![{metric} vs dim]({path.name})", ""]
+    latency: dict[str, dict[int, float]] = {}
+    for r in sorted(rows, key=lambda r: r["dim"]):
+        if r["encoding"] == "float32" and r["index"] == "hnsw":
+            series = latency.setdefault(r["backend"], {})
+            series[r["dim"]] = min(r["p50_ms"], series.get(r["dim"], float("inf")))
+    if latency:
+        path = line_plot({b: (list(v), list(v.values())) for b, v in latency.items()},
+                         out / f"{slug}-p50-vs-dim.png", f"{dataset}: p50 latency vs dim (HNSW)",
+                         "dim", "p50 ms (single client)", logx=True)  # fmt: skip
+        lines += [f"![p50 vs dim]({path.name})", ""]
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    for r in sorted(rows, key=lambda r: r.get("ef_search") or 0):
+        if r["index"] == "hnsw":
+            name = f"{r['backend']} {r['method']} {r['dim']}-d {r['encoding']}"
+            curves.setdefault(name, ([], []))
+            curves[name][0].append(r["recall@10"])
+            curves[name][1].append(r["qps"])
+    if curves:
+        path = line_plot(curves, out / f"{slug}-recall-vs-qps.png",
+                         f"{dataset}: recall@10 vs QPS (HNSW, each point one ef)",
+                         "recall@10 against exact search", "QPS (single client)",
+                         logy=True)  # fmt: skip
+        lines += [f"![recall vs QPS]({path.name})", ""]
+    scored = [r for r in rows if quality(r) is not None]
+    if scored:
+        points = [(r["bytes_per_vector"], quality(r)) for r in scored]
+        front = pareto(points)
+        path = scatter_front(points, front, [label(scored[i]) for i in front],
+                             out / f"{slug}-quality-vs-bytes.png",
+                             f"{dataset}: {metric} vs bytes per vector (Pareto front)",
+                             "bytes per vector (code only)", metric)  # fmt: skip
+        lines += [
+            f"![{metric} vs bytes]({path.name})",
+            "",
+            "### Pareto front",
+            "",
+            f"| bytes / vector | {metric} | configuration | p50 ms |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {points[i][0]:g} | {points[i][1]:.4f} | {label(scored[i])} | "
+                  f"{scored[i]['p50_ms']:.3f} |" for i in front]  # fmt: skip
+        lines += ["", "### Best configuration under B bytes per vector", "",
+                  f"| B | best {metric} | configuration | p50 ms | index_bytes |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for budget in BUDGETS:
+            best = best_under(scored, budget)
+            if best is None:
+                lines.append(f"| {budget} | | nothing measured this small | | |")
+            else:
+                lines.append(f"| {budget} | {quality(best):.4f} | {label(best)} | "
+                             f"{best['p50_ms']:.3f} | {best['index_bytes']:,} |")  # fmt: skip
+        lines += [""] + _smallest_keeping(scored, metric)
+    lines += ["### Every run", "", "| method | dim | backend | index | ef | encoding | B/vec | "
+              "index_bytes | total_bytes | nDCG@10 | recall@10 | p50 ms | p99 ms | QPS | "
+              "QPS x4 | QPS x8 | build s |", "|" + "---|" * 17]  # fmt: skip
+    for r in rows:
+        conc = r.get("concurrency") or {}
+        lines.append(
+            f"| {r['method']} | {r['dim']} | {r['backend']} | {r['index']} | "
+            f"{r.get('ef_search') or ''} | {r['encoding']} | {r['bytes_per_vector']:g} | "
+            f"{r['index_bytes'] if r['index_bytes'] is None else format(r['index_bytes'], ',')} "
+            f"| {r['total_bytes']:,} | {_num(r.get('ndcg@10'))} | {_num(r['recall@10'])} | "
+            f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['qps']:,.0f} | "
+            f"{_qps(conc, '4')} | {_qps(conc, '8')} | {r['build_seconds']:.2f} |"
+        )
+    return [*lines, ""]
+
+
+def _smallest_keeping(scored: list[dict[str, Any]], metric: str) -> list[str]:
+    originals = [r for r in scored if r["method"] == "none" and r["encoding"] == "float32"]
+    if not originals:
+        return []
+    reference = max(originals, key=quality)
+    keeping = [r for r in scored if quality(r) >= quality(reference)]
+    smallest = min(keeping, key=lambda r: (r["bytes_per_vector"], -quality(r)))
+    ratio = reference["bytes_per_vector"] / smallest["bytes_per_vector"]
+    return [f"Smallest vector keeping the original's {metric} ({quality(reference):.4f}, "
+            f"{reference['bytes_per_vector']:g} B): **{label(smallest)}**, "
+            f"{smallest['bytes_per_vector']:g} B ({ratio:.1f}x smaller), {metric} "
+            f"{quality(smallest):.4f}.", ""]  # fmt: skip
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def _qps(concurrency: dict[str, Any], clients: str) -> str:
+    found = concurrency.get(clients)
+    return "" if not found else f"{found['qps']:,.0f}"

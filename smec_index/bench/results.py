@@ -1,0 +1,125 @@
+"""The results file: one JSON object per run, appended as each run finishes (so Ctrl-C
+keeps what finished), each stamped with the schema, library versions, machine and threads.
+
+A run is identified by its configuration (:func:`run_key`): a run already stored is
+skipped unless ``--force``, which replaces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from smec_index.errors import SmecError
+
+SCHEMA = "smec-index-bench/1"
+REQUIRED = ("dataset", "method", "dim", "backend", "index", "encoding", "bytes_per_vector",
+            "index_bytes", "total_bytes", "ndcg@10", "recall@10", "p50_ms", "p95_ms",
+            "p99_ms", "qps", "build_seconds", "versions")  # fmt: skip
+PACKAGES = ("smec-index", "numpy", "torch", "faiss-cpu", "faiss-gpu", "hnswlib", "qdrant-edge-py",
+            "qdrant-client", "pymilvus", "milvus-lite", "milvus")  # fmt: skip
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def machine() -> dict[str, Any]:
+    """What the numbers were measured on: CPU model and count, memory, thread settings."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {"cpu": model, "cpus": os.cpu_count(), "system": platform.system()}
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    import faiss
+
+    info["threads"] = {"faiss_omp": faiss.omp_get_max_threads(),
+                       "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}  # fmt: skip
+    return info
+
+
+def run_key(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def read_results(path: str | Path) -> list[dict[str, Any]]:
+    """Every stored run; a file of another schema (or not JSON lines) is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise SmecError(f"{path}: no results file; run `smec-index bench --out {path}` first")
+    records = []
+    with open(path) as handle:
+        for n, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise SmecError(
+                    f"{path}:{n}: not a JSON line; is this a bench results file?"
+                ) from None
+            if not isinstance(record, dict) or record.get("schema") != SCHEMA:
+                found = record.get("schema") if isinstance(record, dict) else None
+                raise SmecError(
+                    f"{path}:{n}: schema {found!r}, not {SCHEMA!r}; pass a file written by "
+                    "`smec-index bench`"
+                )
+            records.append(record)
+    return records
+
+
+class ResultsFile:
+    """Append-only results; :meth:`add` writes one line and fsyncs it."""
+
+    def __init__(self, path: str | Path, force: bool) -> None:
+        self.path = Path(path)
+        self.force = force
+        self.records = read_results(self.path) if self.path.is_file() else []
+        self.stored = {r["key"] for r in self.records}
+        self.replaced: set[str] = set()
+
+    def has(self, key: str) -> bool:
+        return key in self.stored and not self.force
+
+    def add(self, record: dict[str, Any]) -> None:
+        record = {"schema": SCHEMA, **record, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        if self.force and record["key"] in self.stored and record["key"] not in self.replaced:
+            self._drop(record["key"])
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.stored.add(record["key"])
+        self.replaced.add(record["key"])
+        self.records.append(record)
+
+    def _drop(self, key: str) -> None:
+        """Rewrite the file without ``key``'s old line (atomically), before its new one."""
+        self.records = [r for r in self.records if r["key"] != key]
+        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
+        with open(tmp, "w") as handle:
+            for r in self.records:
+                handle.write(json.dumps(r) + "\n")
+        tmp.replace(self.path)

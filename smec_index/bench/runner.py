@@ -1,0 +1,316 @@
+"""Run a sweep: for each dataset and method, fit the projection once; for each dim, project
+the corpus and queries once and find the exact top 10 in that space; then, for each backend x
+index x encoding x ef, build a collection through the connector contract and measure.
+
+Per run (one line in the results file):
+
+- ``build_seconds``: create + add (batches of 5,000) + flush, the index built;
+- ``index_bytes`` / ``total_bytes`` from the connector's ``sizes()`` (the contract's meaning
+  on every backend) and ``bytes_per_vector`` of the encoding's code;
+- ``ndcg@10`` of the index's top 10 against the dataset's qrels (None without qrels) and
+  ``recall@10`` against exact float32 search in the same projected space;
+- single-client latency: ``latency_queries`` queries one at a time after 20 warm-up ones,
+  ``time.perf_counter`` around each ``search``: p50 / p95 / p99 and the QPS they give;
+- ``concurrency``: QPS and p99 with 1, 4 and 8 clients searching at once. The clients are
+  threads of this process, because the embedded backends hold their files with a lock that a
+  second process cannot share; faiss and hnswlib release the GIL while searching, milvus-lite
+  (pure Python) and qdrant-edge do not fully, which the figures show.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from smec_index.bench.encodings import bytes_per_vector, index_params, rescored, supports
+from smec_index.bench.results import ResultsFile, machine, run_key, versions
+from smec_index.bench.sweep import SYNTHETIC, Sweep
+from smec_index.data import RetrievalData
+from smec_index.errors import SmecError
+from smec_index.metrics import ndcg_at_k
+from smec_index.vectors import exact_search, normalize
+
+K = 10
+WARMUP = 20
+ADD_BATCH = 5_000
+
+
+@dataclass
+class Dataset:
+    name: str
+    data: RetrievalData
+    qrels: dict[str, dict[str, int]]  # empty: no judgements (quality columns stay empty)
+    query_ids: list[str]
+    train_qrels: dict[str, dict[str, int]] | None
+
+
+def load_dataset(spec: str, sweep: Sweep) -> Dataset:
+    """A BEIR directory with embeddings, or ``synthetic:NxD[:rankR]`` (seeded; queries
+    planted near one document each, which is their one relevant document)."""
+    synthetic = SYNTHETIC.match(spec)
+    if synthetic:
+        from smec_index.synthetic import synthetic_retrieval
+
+        n, dim = int(synthetic.group(1)), int(synthetic.group(2))
+        rank = int(synthetic.group(3) or max(2, dim // 8))
+        queries = min(1000, max(10, n // 10))
+        data, qrels = synthetic_retrieval(n, queries, dim, rank, seed=sweep.seed)
+        return Dataset(spec, data, qrels, list(qrels), None)
+    from smec_index.data import load_retrieval_data
+
+    data = load_retrieval_data(spec, sweep.embeddings, skip_unknown_qrels=True)
+    name = Path(spec).resolve().name
+    if data.dataset is not None and data.dataset.has_split(sweep.split):
+        qrels = data.qrels(sweep.split)
+        query_ids = list(qrels)
+    else:
+        qrels, query_ids = {}, list(data.queries.ids)
+        tqdm.write(f"note: {name} has no qrels/{sweep.split}.tsv: nDCG@10 stays empty; "
+                   "speed, bytes and recall are still measured", file=sys.stderr)  # fmt: skip
+    if sweep.max_queries:
+        query_ids = query_ids[: sweep.max_queries]
+        qrels = {q: qrels[q] for q in query_ids if q in qrels}
+    train = None
+    if data.dataset is not None and data.dataset.has_split(sweep.train_split):
+        train = data.qrels(sweep.train_split)
+    return Dataset(name, data, qrels, query_ids, train)
+
+
+def fit_method(method: str, dims: list[int], dataset: Dataset, sweep: Sweep):
+    """The projection for ``method`` (None: the original vectors)."""
+    if method == "none":
+        return None
+    if method.startswith("artifact:"):
+        from smec_index.compressors import load_projection
+
+        return load_projection(method[9:])
+    from smec_index.compressors import make_compressor
+    from smec_index.compressors.registry import TRAINED
+
+    reduced = sorted({d for d in dims if d < dataset.data.dim}, reverse=True)
+    compressor = make_compressor(method, reduced, progress=False, seed=sweep.seed)
+    if method in TRAINED:
+        if not dataset.train_qrels:
+            raise SmecError(
+                f"method {method} trains on qrels/{sweep.train_split}.tsv, which "
+                f"{dataset.name} does not have; leave it out for this dataset"
+            )
+        return compressor.fit(dataset.data, dataset.train_qrels)
+    return compressor.fit(dataset.data)
+
+
+def plan(sweep: Sweep, dim: int, full: int) -> Iterator[tuple[str, str, str, int | None, str]]:
+    """(backend, index, encoding, ef, note) for one dim; note: why a pair is skipped."""
+    for backend in sweep.backends:
+        family = "milvus" if backend == "milvus-server" else backend
+        for index in sweep.index:
+            for encoding in sweep.encodings:
+                why = supports(family, index, encoding, dim)
+                for ef in sweep.ef_search if index == "hnsw" else [None]:
+                    yield backend, index, encoding, ef, why or ""
+
+
+def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    results = ResultsFile(sweep.out, sweep.force)
+    stamp = {"versions": versions(), "machine": machine()}
+    datasets = [load_dataset(spec, sweep) for spec in sweep.datasets]
+    for dataset in datasets:  # a method that cannot run on a dataset fails before any work
+        for method in sweep.methods:
+            if method in ("smec", "mrl", "matryoshka-adaptor", "search-adaptor") and not (
+                dataset.train_qrels
+            ):
+                raise SmecError(
+                    f"method {method} trains on qrels/{sweep.train_split}.tsv, which "
+                    f"{dataset.name} does not have; leave it out for this dataset"
+                )
+    noted: set[str] = set()
+    total = sum(
+        1
+        for d in datasets
+        for m in sweep.methods
+        for dim in _dims(sweep, d, m)
+        for *_, why in plan(sweep, dim, d.data.dim)
+        if not why
+    )
+    with contextlib.ExitStack() as stack, tqdm(total=total, desc="bench", unit="run") as bar:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(
+            prefix="smec-bench-", dir=sweep.workdir)))  # fmt: skip
+        servers: dict[str, dict[str, Any]] = {}
+        for dataset in datasets:
+            queries_full = dataset.data.queries.take(dataset.query_ids)
+            for method in sweep.methods:
+                dims = _dims(sweep, dataset, method)
+                skipped = [d for d in sweep.dims or [] if d not in dims]
+                if skipped and f"{method}-dims" not in noted:
+                    noted.add(f"{method}-dims")
+                    say(f"note: method {method} skips dims {skipped} (none: the original "
+                        "dim only; others: below the original)")  # fmt: skip
+                if not dims:
+                    continue
+                projection = fit_method(method, dims, dataset, sweep)
+                for dim in dims:
+                    corpus, queries = _project(projection, dataset, queries_full, dim)
+                    truth = exact_search(corpus, queries, K)[1]
+                    for backend, index, encoding, ef, why in plan(sweep, dim, dataset.data.dim):
+                        if why:
+                            if why not in noted:
+                                noted.add(why)
+                                say(f"note: skipping {backend} {index} {encoding}: {why}")
+                            continue
+                        config = {"dataset": dataset.name, "method": method, "dim": dim,
+                                  "backend": backend, "index": index, "encoding": encoding,
+                                  "ef_search": ef, "M": sweep.M if index == "hnsw" else None,
+                                  "ef_construction": sweep.ef_construction
+                                  if index == "hnsw" else None,
+                                  "n_docs": len(corpus), "n_queries": len(queries)}  # fmt: skip
+                        key = run_key(config)
+                        bar.set_postfix_str(f"{dataset.name} {method} {dim} {backend} {encoding}")
+                        if not results.has(key):
+                            options = _options(backend, servers, stack)
+                            measured = measure(backend, options, workdir, config, corpus,
+                                               queries, dataset, truth, sweep)  # fmt: skip
+                            results.add({"key": key, **config, **measured, **stamp})
+                        bar.update(1)
+    return results.records
+
+
+def _dims(sweep: Sweep, dataset: Dataset, method: str) -> list[int]:
+    full = dataset.data.dim
+    dims = sweep.dims or [full]
+    if method == "none":
+        return [full] if full in dims else []
+    if method.startswith("artifact:"):
+        return [d for d in dims if d < full]
+    return [d for d in dims if d < full]
+
+
+def _project(projection, dataset: Dataset, queries: np.ndarray, dim: int):
+    corpus = np.asarray(dataset.data.corpus.vectors, dtype=np.float32)
+    if projection is not None:
+        corpus, queries = projection.transform(corpus, dim), projection.transform(queries, dim)
+    return normalize(corpus).astype(np.float32), normalize(queries).astype(np.float32)
+
+
+def _options(backend: str, servers: dict, stack: contextlib.ExitStack) -> dict[str, Any]:
+    if backend != "milvus-server":
+        return {}
+    if backend not in servers:
+        from smec_index.servers.milvus_standalone import milvus_standalone
+
+        base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="milvus-")))
+        server = stack.enter_context(milvus_standalone(base, timeout=120))
+        servers[backend] = {"uri": server.uri, "storage": str(server.storage)}
+    return servers[backend]
+
+
+def measure(backend, options, workdir, config, corpus, queries, dataset, truth, sweep):
+    from smec_index.connectors import IndexSpec, open_connector
+
+    family = "milvus" if backend == "milvus-server" else backend
+    dim, index, encoding = config["dim"], config["index"], config["encoding"]
+    params = index_params(family, encoding, dim)
+    if index == "hnsw":
+        params.update({"M": sweep.M, "ef_construction": sweep.ef_construction,
+                       "ef_search": config["ef_search"]})  # fmt: skip
+    ids = dataset.data.corpus.ids
+    name = f"bench_{run_key(config)}"
+    with open_connector(family, data_dir=workdir / backend, **options) as connector:
+        started = time.perf_counter()
+        connector.create(name, IndexSpec(dim, metric="cosine", index=index, params=params),
+                         overwrite=True)  # fmt: skip
+        for first in range(0, len(ids), ADD_BATCH):
+            last = min(len(ids), first + ADD_BATCH)
+            connector.add(name, ids[first:last], corpus[first:last],
+                          [{} for _ in range(last - first)])  # fmt: skip
+        connector.flush(name)
+        build_seconds = time.perf_counter() - started
+        sizes = connector.sizes(name)
+        found, _ = connector.search(name, queries, K)
+        quality = _quality(found, truth, ids, dataset)
+        single = _latencies(connector, name, queries, sweep.latency_queries)
+        concurrency = {str(c): _concurrent(connector, name, queries, c, sweep.latency_queries)
+                       for c in sweep.concurrency}  # fmt: skip
+        connector.drop(name)
+    return {
+        "bytes_per_vector": bytes_per_vector(encoding, dim),
+        "rescored_from_float32": rescored(family, encoding),
+        "index_bytes": sizes.index_bytes,
+        "total_bytes": sizes.total_bytes,
+        "size_method": sizes.method,
+        **quality,
+        "p50_ms": round(float(np.percentile(single, 50)) * 1e3, 4),
+        "p95_ms": round(float(np.percentile(single, 95)) * 1e3, 4),
+        "p99_ms": round(float(np.percentile(single, 99)) * 1e3, 4),
+        "qps": round(len(single) / float(np.sum(single)), 1),
+        "concurrency": concurrency,
+        "concurrency_mode": "threads in one process",
+        "build_seconds": round(build_seconds, 3),
+    }
+
+
+def _quality(found, truth, ids, dataset: Dataset) -> dict[str, float | None]:
+    recall = statistics.fmean(
+        len(set(f) & {ids[r] for r in row if r >= 0}) / K
+        for f, row in zip(found, truth, strict=True)
+    )
+    ndcg = None
+    if dataset.qrels:
+        judged = [(f, dataset.qrels[q]) for q, f in zip(dataset.query_ids, found, strict=True)
+                  if q in dataset.qrels]  # fmt: skip
+        ndcg = statistics.fmean(ndcg_at_k(f, rels, K) for f, rels in judged)
+    return {"ndcg@10": None if ndcg is None else round(ndcg, 4), "recall@10": round(recall, 4)}
+
+
+def _latencies(connector, name: str, queries: np.ndarray, n: int) -> np.ndarray:
+    picked = queries[np.arange(n + WARMUP) % len(queries)]
+    for q in picked[:WARMUP]:
+        connector.search(name, q[None, :], K)
+    times = np.empty(n)
+    for i, q in enumerate(picked[WARMUP:]):
+        started = time.perf_counter()
+        connector.search(name, q[None, :], K)
+        times[i] = time.perf_counter() - started
+    return times
+
+
+def _concurrent(connector, name: str, queries: np.ndarray, clients: int, n: int):
+    """``clients`` threads each searching ``n`` queries one at a time, started together."""
+    times: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[BaseException] = []
+    gate = threading.Barrier(clients + 1)
+
+    def client(slot: int) -> None:
+        picked = queries[(np.arange(n) + slot * 7919) % len(queries)]
+        gate.wait()
+        try:
+            for q in picked:
+                started = time.perf_counter()
+                connector.search(name, q[None, :], K)
+                times[slot].append(time.perf_counter() - started)
+        except BaseException as exc:  # reported below, in the caller's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(s,)) for s in range(clients)]
+    for thread in threads:
+        thread.start()
+    gate.wait()
+    began = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - began
+    if errors:
+        raise errors[0]
+    flat = np.concatenate([np.asarray(t) for t in times])
+    return {"qps": round(len(flat) / wall, 1),
+            "p99_ms": round(float(np.percentile(flat, 99)) * 1e3, 4)}  # fmt: skip

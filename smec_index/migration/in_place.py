@@ -1,0 +1,213 @@
+"""Qdrant in place: the projected vectors go into a new named vector of the source collection
+itself (``create_vector_name``, Qdrant 1.18+, and qdrant-client's local mode), filled with
+``update_vectors``, instead of into a copy of the collection.
+
+The only write to the source is that new vector: its points, ids, original vectors and
+payloads stay as they were (the tests check a digest of them). Progress, resuming,
+retries and the quality gate are the copy's (:mod:`smec_index.migration.runner`);
+verification checks that every point has the new vector (a count with ``has_vector``), a
+sample of it equals the projection of the original, and recall@10 of searching it
+(``using=<name>``) against the original's own search. No alias moves: queries pick the
+vector with ``using``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smec_index.connectors.base import check_collection_name
+from smec_index.connectors.storage import file_lock, write_json_atomic
+from smec_index.errors import SmecError
+from smec_index.migration import runner
+from smec_index.migration.sources import QdrantSource, Source
+
+
+class NamedVector:
+    """Writes one named vector of a Qdrant collection; what ``_stream`` calls a target."""
+
+    def __init__(self, source: QdrantSource, name: str) -> None:
+        self.client, self.collection, self.name = source.client, source.collection, name
+
+    def add(self, collection: str, ids: list[str], vectors: np.ndarray, payloads, batch_size):
+        from qdrant_client import models
+
+        points = [
+            models.PointVectors(id=_raw_id(point_id), vector={self.name: vector})
+            for point_id, vector in zip(ids, vectors.tolist(), strict=True)
+        ]
+        self._call("writing", lambda: self.client.update_vectors(self.collection, points))
+
+    def flush(self, collection: str) -> None:
+        """``update_vectors`` waits for each write: nothing is pending."""
+
+    def count_filled(self) -> int:
+        from qdrant_client import models
+
+        condition = models.Filter(must=[models.HasVectorCondition(has_vector=self.name)])
+        return self._call(
+            "counting",
+            lambda: self.client.count(self.collection, count_filter=condition, exact=True).count,
+        )
+
+    def get(self, raw_ids: list[Any]) -> np.ndarray:
+        records = self._call(
+            "reading",
+            lambda: self.client.retrieve(self.collection, raw_ids, with_vectors=[self.name]),
+        )
+        by_id = {str(r.id): r.vector[self.name] for r in records}
+        return np.asarray([by_id[str(i)] for i in raw_ids], dtype=np.float32)
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
+        from qdrant_client import models
+
+        requests = [
+            models.QueryRequest(query=v.tolist(), limit=k, using=self.name, with_payload=False)
+            for v in vectors
+        ]
+        found = self._call(
+            "searching", lambda: self.client.query_batch_points(self.collection, requests)
+        )
+        return [[str(p.id) for p in response.points] for response in found]
+
+    def _call(self, doing: str, call):
+        try:
+            return call()
+        except Exception as exc:  # qdrant-client raises many kinds; the retry loop takes these
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SmecError(
+                f"{doing} vector {self.name!r} of Qdrant collection {self.collection!r} failed: "
+                f"{reason}"
+            ) from None
+
+
+def _raw_id(point_id: str) -> int | str:
+    """Qdrant's own id back from its string: an unsigned integer or a UUID."""
+    return int(point_id) if point_id.isdigit() else point_id
+
+
+def vector_name(request: Any, source: Source) -> str:
+    using = getattr(source, "using", "")
+    name = request.to or (f"{using}_{request.dim}" if using else f"dense_{request.dim}")
+    return check_collection_name(name)  # the same safe alphabet serves vector names
+
+
+def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[str, Any]:
+    if not isinstance(source, QdrantSource):
+        raise SmecError(
+            "--in-place adds a named vector through qdrant-client: a Qdrant server (--url) or "
+            "a local storage folder (--path of QdrantClient(path=...)), not a qdrant-edge shard"
+        )
+    if request.to_backend or request.alias or request.partition:
+        raise SmecError("--in-place writes into the source: leave out --to-backend, --alias and "
+                        "--partition")  # fmt: skip
+    name = vector_name(request, source)
+    config = source.client.get_collection(source.collection).config.params.vectors
+    existing = config if isinstance(config, dict) else {"": config}
+    lock = request.data_dir / "locks" / "migrate" / f"qdrant-inplace-{source.collection}.lock"
+    progress = request.data_dir / "migrations" / f"qdrant-{source.collection}-vector-{name}.json"
+    with file_lock(lock, f"an in-place migration of Qdrant collection {source.collection!r}"):
+        state = None if request.restart else runner._read_state(progress)
+        if request.rollback:
+            raise SmecError(
+                f"--rollback: an in-place migration switches nothing; to undo it, delete vector "
+                f"{name!r} (qdrant-client: delete_vector_name)"
+            )
+        if name in existing and state is None and not (request.restart or request.overwrite):
+            raise SmecError(
+                f"collection {source.collection!r} already has a vector {name!r}; pass "
+                "--overwrite to refill it, or --to another name"
+            )
+        if name in existing and int(existing[name].size) != request.dim:
+            raise SmecError(
+                f"vector {name!r} of {source.collection!r} has {existing[name].size} dims, not "
+                f"{request.dim}; pick another --to"
+            )
+        count = source.count()
+        projection, artifact, fingerprint = runner._projection(request, source, say)
+        if request.dry_run:
+            plan = runner._plan(request, source, projection, count, None, name, None, started)
+            return {**plan, "target": f"{source.collection}:{name}", "using": name}
+        if state is not None and state.get("fingerprint") != fingerprint:
+            raise SmecError(
+                f"vector {name!r} was started with another projection; pass --restart to start over"
+            )
+        writer = NamedVector(source, name)
+        if state is None:
+            if name not in existing:
+                _create_vector(writer, request.dim, source.info.metric)
+            state = {"source": f"qdrant:{source.info.where}/{source.collection}",
+                     "target": f"{source.collection}:{name}", "dim": request.dim,
+                     "fingerprint": fingerprint, "cursor": None, "written": 0,
+                     "done": False}  # fmt: skip
+            write_json_atomic(progress, state)
+        server = bool(request.source.get("url"))
+        job = runner._Job(request, source, writer, "qdrant", name, None,
+                          writers=request.writers or (4 if server else 1),
+                          read_ahead=server)  # fmt: skip
+        if job.writers > 1 and not server:
+            raise SmecError(f"--writers {job.writers}: qdrant-client's local mode takes one")
+        if not state["done"]:
+            runner._stream(job, projection, state, progress, count)
+        recall = _verify(request, source, writer, projection, count)
+        if recall < request.min_recall:
+            raise SmecError(
+                f"quality gate: recall@10 of vector {name!r} against the source's own search is "
+                f"{recall:.3f}, {request.min_recall - recall:.3f} below --min-recall "
+                f"{request.min_recall} (the vector stays; try a larger --dim)"
+            )
+        say(f"filled vector {name!r} of {source.collection!r}: query it with using={name!r}")
+        return {
+            "source": state["source"],
+            "target": state["target"],
+            "using": name,
+            "alias": None,
+            "count": count,
+            "dim": request.dim,
+            "verified": True,
+            "recall@10": round(recall, 4),
+            "index_bytes_before": source.index_bytes(),
+            "index_bytes_after": None,
+            "artifact": str(Path(artifact).resolve()),
+            "seconds": round(time.perf_counter() - started, 3),
+            "stream_seconds": state.get("stream_seconds"),
+        }
+
+
+def _create_vector(writer: NamedVector, dim: int, metric: str) -> None:
+    from qdrant_client import models
+
+    distance = {"cosine": models.Distance.COSINE, "ip": models.Distance.DOT,
+                "l2": models.Distance.EUCLID}[metric]  # fmt: skip
+    config = models.DenseVectorNameConfig(
+        dense=models.DenseVectorConfig(size=dim, distance=distance)
+    )
+    try:
+        writer.client.create_vector_name(writer.collection, writer.name, config)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SmecError(
+            f"cannot add vector {writer.name!r} to {writer.collection!r} ({reason}); adding a "
+            "named vector needs Qdrant 1.18+: leave out --in-place to migrate into a new "
+            "collection"
+        ) from None
+
+
+def _verify(request, source: QdrantSource, writer: NamedVector, projection, count) -> float:
+    filled = writer.count_filled()
+    if filled != count:
+        raise SmecError(
+            f"{filled} of {count} points have vector {writer.name!r}; run again to resume"
+        )
+    sample = next(iter(source.iterate(runner.SAMPLE, None)))
+    expected = projection.transform(sample.vectors, request.dim)
+    if not np.allclose(writer.get(sample.raw_ids), expected, atol=1e-5):
+        raise SmecError(f"sampled {writer.name!r} vectors differ from the projection")
+    truth = source.search(sample.vectors, 10)
+    found = writer.search(expected, 10)
+    return float(
+        np.mean([len(set(t) & set(f)) / max(1, len(t)) for t, f in zip(truth, found, strict=True)])
+    )

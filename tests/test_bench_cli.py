@@ -1,0 +1,171 @@
+"""`smec-index bench` and `report`: the CI smoke sweep (every embedded backend, two encodings,
+a few thousand synthetic vectors), what a results line must hold, skipping stored runs, and
+bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from smec_index.bench.report import pareto
+from smec_index.bench.results import REQUIRED, SCHEMA
+from smec_index.cli import main
+from tests.probes import run_probe
+
+SMOKE = ["bench", "--dataset", "synthetic:3000x64:rank8", "--methods", "none,pca",
+         "--dims", "64,32", "--backends", "faiss,hnswlib,qdrant,milvus", "--encodings",
+         "float32,sq8", "--index", "hnsw,flat", "--ef-search", "64", "--latency-queries", "30",
+         "--concurrency", "1,2"]  # fmt: skip
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> tuple[Path, list[dict]]:
+    out = tmp_path_factory.mktemp("bench") / "results.jsonl"
+    done = run(*SMOKE, "--out", out)
+    assert done.exit_code == 0, done.output
+    return out, [json.loads(line) for line in out.read_text().splitlines()]
+
+
+@pytest.mark.slow
+def test_smoke_sweep_lines_are_complete_and_plausible(smoke):
+    _, records = smoke
+    seen = {(r["backend"], r["index"], r["encoding"]) for r in records}
+    assert {("faiss", "hnsw", "sq8"), ("faiss", "flat", "sq8"), ("qdrant", "hnsw", "sq8"),
+            ("hnswlib", "hnsw", "float32"), ("milvus", "hnsw", "float32"),
+            ("milvus", "flat", "float32"), ("qdrant", "flat", "float32")} <= seen  # fmt: skip
+    assert ("hnswlib", "flat", "float32") not in seen and ("milvus", "hnsw", "sq8") not in seen
+    for r in records:
+        assert r["schema"] == SCHEMA
+        missing = [key for key in REQUIRED if key not in r]
+        assert not missing, missing
+        assert 0.0 <= r["recall@10"] <= 1.0 and 0.0 < r["ndcg@10"] <= 1.0
+        assert 0 < r["index_bytes"] <= r["total_bytes"], r
+        assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] and r["qps"] > 0
+        assert set(r["concurrency"]) == {"1", "2"} and r["build_seconds"] > 0
+        assert r["versions"]["faiss-cpu"] and r["machine"]["cpus"] >= 1
+        if r["index"] == "flat" and r["encoding"] == "float32":
+            assert r["recall@10"] == 1.0, r  # exhaustive float32 search is exact search
+
+    def size(method, dim, backend, index, encoding):
+        (match,) = [r for r in records if (r["method"], r["dim"], r["backend"], r["index"],
+                                           r["encoding"]) == (method, dim, backend, index,
+                                                              encoding)]  # fmt: skip
+        return match["index_bytes"]
+
+    for backend, index in (("faiss", "flat"), ("faiss", "hnsw"), ("hnswlib", "hnsw"),
+                           ("qdrant", "hnsw"), ("milvus", "hnsw")):  # fmt: skip
+        assert size("pca", 32, backend, index, "float32") < size("none", 64, backend, index,
+                                                                 "float32")  # fmt: skip
+    assert size("none", 64, "faiss", "flat", "sq8") < size("none", 64, "faiss", "flat", "float32")
+    assert size("pca", 32, "faiss", "hnsw", "sq8") < size("pca", 32, "faiss", "hnsw", "float32")
+
+
+@pytest.mark.slow
+def test_report_renders_from_results_and_reruns_skip_stored_runs(smoke, tmp_path):
+    out, records = smoke
+    again = run(*SMOKE, "--out", out)
+    assert again.exit_code == 0, again.output
+    assert len(out.read_text().splitlines()) == len(records), "stored runs were measured again"
+
+    shown = run("report", out, "--out", tmp_path / "report")
+    assert shown.exit_code == 0, shown.output
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "Pareto front" in report and "Best configuration under B bytes" in report
+    for budget in (16, 32, 64, 128, 256):
+        assert f"\n| {budget} | " in report
+    plots = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
+    assert len(plots) == 4 and all((tmp_path / "report" / p).stat().st_size > 1000 for p in plots)
+    again = run("report", out, "--out", tmp_path / "report")  # its own earlier report: replaced
+    assert again.exit_code == 0, again.output
+
+
+def test_pareto_front():
+    points = [(8, 0.5), (16, 0.7), (16, 0.6), (32, 0.65), (64, 0.8), (4, 0.2), (64, 0.8)]
+    assert pareto(points) == [5, 0, 1, 4]
+
+
+def test_bad_input_is_one_line_before_any_work(tmp_path):
+    out = tmp_path / "r.jsonl"
+    base = ["bench", "--dataset", "synthetic:500x16", "--out", out]
+    run_probe([*base, "--backends", "faiss,weaviate"], tmp_path, "unknown backend 'weaviate'")
+    run_probe([*base, "--encodings", "float32,int3"], tmp_path, "unknown encoding 'int3'")
+    run_probe([*base, "--index", "ivf"], tmp_path, "unknown index 'ivf'")
+    run_probe([*base, "--ef-search", "0"], tmp_path, "ef_search 0")
+    run_probe([*base, "--methods", "pca,magic"], tmp_path, "unknown method 'magic'")
+    run_probe(["bench", "--dataset", "synthetic:big", "--out", out], tmp_path, "synthetic:NxD")
+    run_probe(["bench", "--dataset", "synthetic:500x16"], tmp_path, "--out")
+    config = tmp_path / "sweep.toml"
+    config.write_text('datasets = ["synthetic:500x16"]\nout = "r.jsonl"\nef = [1]\n')
+    run_probe(["bench", "--config", config], tmp_path, "unknown setting 'ef'")
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"dataset": "x", "qps": 1}) + "\n")
+    run_probe(["report", other, "--out", tmp_path / "rep"], tmp_path, "schema None")
+    run_probe(["bench", "--dataset", "synthetic:500x16", "--out", other], tmp_path, "schema None")
+    assert not out.exists()
+
+
+def test_a_dataset_without_qrels_still_measures_speed(tmp_path):
+    """No qrels/test.tsv: nDCG@10 stays empty (a note says so), the rest is measured."""
+    from smec_index.synthetic import synthetic_retrieval, write_beir
+
+    data, qrels = synthetic_retrieval(800, 40, 16, 4)
+    root = tmp_path / "unjudged"
+    write_beir(root, data, {})  # no qrels at all
+    done = run("bench", "--dataset", root, "--out", tmp_path / "r.jsonl", "--index", "flat",
+               "--latency-queries", "10", "--concurrency", "1")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "nDCG@10 stays empty" in done.output
+    (record,) = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert record["ndcg@10"] is None and record["recall@10"] == 1.0 and record["qps"] > 0
+
+
+@pytest.mark.slow
+def test_from_a_wheel_in_a_fresh_venv_outside_the_repository(tmp_path):
+    """Build the wheel, install it (no dependencies: those come from this environment) into
+    a new venv, and run `smec-index bench --config` and `report` from a folder outside the
+    repository: the installed package, not the checkout, does the work."""
+    repo = Path(__file__).resolve().parents[1]
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(wheels), str(repo)], check=True, timeout=300)  # fmt: skip
+    (wheel,) = wheels.glob("smec_index-*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    import site
+
+    (site_dir,) = (venv / "lib").glob("python*/site-packages")
+    deps = [p for p in site.getsitepackages() if "site-packages" in p]
+    (site_dir / "deps.pth").write_text("\n".join(deps) + "\n")  # dependencies, after the wheel
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "-q",
+                    "--target", str(site_dir), str(wheel)], check=True)  # fmt: skip
+    python = venv / "bin" / "python"
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    where = subprocess.run([str(python), "-c", "import smec_index; print(smec_index.__file__)"],
+                           cwd=work, capture_output=True, text=True, check=True)  # fmt: skip
+    assert str(site_dir) in where.stdout and str(repo) not in where.stdout, where.stdout
+    (work / "sweep.toml").write_text(
+        'datasets = ["synthetic:1500x32:rank6"]\nmethods = ["none", "pca"]\ndims = [32, 16]\n'
+        'backends = ["faiss", "hnswlib"]\nencodings = ["float32", "sq8"]\n'
+        'index = ["hnsw", "flat"]\nlatency_queries = 20\nconcurrency = [1, 2]\n'
+        'out = "results/sweep.jsonl"\n'
+    )
+    cli = [str(python), "-m", "smec_index.cli"]
+    done = subprocess.run([*cli, "bench", "--config", "sweep.toml"], cwd=work,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = (work / "results" / "sweep.jsonl").read_text().splitlines()
+    assert len(lines) == 10  # none 32 x (faiss hnsw/flat x 2 + hnswlib) = 5, pca 16 the same
+    shown = subprocess.run([*cli, "report", "results/sweep.jsonl", "--out", "report"], cwd=work,
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert (work / "report" / "report.md").is_file() and list((work / "report").glob("*.png"))
