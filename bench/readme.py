@@ -63,6 +63,11 @@ SECTIONS = [
         "python -m bench.migrate --n 250000 --n 1000000",
     ),
     (
+        "Scale: 1M synthetic vectors, FAISS HNSW32 at recall@10 >= 0.95, and the roofline",
+        "hnsw-1m",
+        "python -m bench.hnsw_1m",
+    ),
+    (
         "Scale: 200k synthetic 384-d vectors (intrinsic rank 48), PCA to each dim, HNSW",
         "synthetic-scale",
         "python -m bench.scale --n 200000",
@@ -99,8 +104,33 @@ def speed_section() -> str:
     return "\n".join(lines) + "\n"
 
 
+def sweep_section() -> str:
+    """Per dataset, the "best configuration under B bytes" table and the smallest vector that
+    keeps the original's quality, from ``smec-index report``'s output."""
+    report = RESULTS_DIR / "sweep" / "report.md"
+    if not report.is_file():
+        return ""
+    lines = ["### Dims x encodings x backends: the best configuration under B bytes per vector\n",
+             "`smec-index bench --config bench/sweeps/scifact.toml && smec-index bench --config "
+             "bench/sweeps/nfcorpus.toml && smec-index report bench/results/sweep.jsonl --out "
+             "bench/results/sweep` (the full report, every run and all plots: "
+             "[bench/results/sweep/report.md](bench/results/sweep/report.md))\n"]  # fmt: skip
+    for block in report.read_text().split("\n## ")[1:]:
+        name, body = block.split("\n", 1)
+        if name.startswith("Machine"):
+            continue
+        best = body.split("### Best configuration under B bytes per vector", 1)
+        if len(best) < 2:
+            continue
+        table = best[1].split("\n### ", 1)[0].strip()
+        slug = "".join(c if c.isalnum() else "-" for c in name)
+        plot = f"bench/results/sweep/{slug}-quality-vs-bytes.png"
+        lines.append(f"**{name}**\n\n{table}\n\n![{name}: quality vs bytes]({plot})\n")
+    return "\n".join(lines) + "\n"
+
+
 def render() -> str:
-    parts = []
+    parts = [sweep_section()]
     for title, stem, command in SECTIONS:
         table = RESULTS_DIR / f"{stem}.md"
         if not table.is_file():

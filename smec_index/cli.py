@@ -675,6 +675,25 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
     help="projection to apply (default: PCA fitted on a sample of the source)",
 )
 @click.option("--min-recall", type=float, default=0.9, show_default=True)
+@click.option(
+    "--queries",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="real query vectors (.npy + --query-ids, or .parquet id/vector): with --qrels, SMEC "
+    "is trained on them (kept only if it beats PCA on held-out queries) and the gate is nDCG@10",
+)
+@click.option("--query-ids", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--fit-rows",
+    type=int,
+    default=20_000,
+    show_default=True,
+    help="source points the projection is fitted on (without --artifact)",
+)
+@click.option(
+    "--qrels",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="BEIR TSV: query-id, source point id, relevance",
+)
 @click.option("--dry-run", is_flag=True, help="print the plan; write nothing")
 @click.option("--restart", is_flag=True, help="start over instead of resuming")
 @click.option("--overwrite", is_flag=True, help="replace a target that exists already")
@@ -717,8 +736,9 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def migrate(
     backend, url, api_key, path, uri, token, collection, dim, to, to_backend, to_url, to_uri,
-    to_mode, alias, artifact, min_recall, dry_run, restart, overwrite, rollback, using,
-    in_place, partition, writers, batch_size, checkpoint_rows, data_dir, as_json, quiet,
+    to_mode, alias, artifact, min_recall, queries, query_ids, fit_rows, qrels, dry_run, restart,
+    overwrite, rollback, using, in_place, partition, writers, batch_size, checkpoint_rows,
+    data_dir, as_json, quiet,
 ) -> None:  # fmt: skip
     """Move a Qdrant or Milvus collection to compressed vectors: streamed, resumable,
     verified, then switched by alias. The source is only read."""
@@ -758,6 +778,10 @@ def migrate(
         partition=partition,
         writers=writers,
         in_place=in_place,
+        queries=queries,
+        query_ids=query_ids,
+        fit_rows=fit_rows,
+        qrels=qrels,
         batch_size=batch_size,
         checkpoint_rows=checkpoint_rows,
         progress=not quiet,

@@ -54,6 +54,7 @@ def test_smoke_sweep_lines_are_complete_and_plausible(smoke):
         assert r["versions"]["faiss-cpu"] and r["machine"]["cpus"] >= 1
         if r["index"] == "flat" and r["encoding"] == "float32":
             assert r["recall@10"] == 1.0, r  # exhaustive float32 search is exact search
+            assert 0 < r["scan_gb_per_s"] and r["machine"]["memory_gb_per_s"] > 0
 
     def size(method, dim, backend, index, encoding):
         (match,) = [r for r in records if (r["method"], r["dim"], r["backend"], r["index"],
@@ -83,7 +84,8 @@ def test_report_renders_from_results_and_reruns_skip_stored_runs(smoke, tmp_path
     for budget in (16, 32, 64, 128, 256):
         assert f"\n| {budget} | " in report
     plots = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
-    assert len(plots) == 4 and all((tmp_path / "report" / p).stat().st_size > 1000 for p in plots)
+    assert len(plots) == 5 and all((tmp_path / "report" / p).stat().st_size > 1000 for p in plots)
+    assert "Roofline" in report and "of bandwidth" in report
     again = run("report", out, "--out", tmp_path / "report")  # its own earlier report: replaced
     assert again.exit_code == 0, again.output
 

@@ -184,6 +184,53 @@ def test_qdrant_in_place_fills_a_named_vector_and_leaves_the_rest(tmp_path):
     run_probe([*common, "--alias", "live"], tmp_path, "leave out", output=tmp_path / "data")
 
 
+@pytest.mark.slow
+def test_supervised_with_queries_and_qrels_never_worse_than_pca(tmp_path):
+    """--queries + --qrels: SMEC is trained on 80% of the queries and kept only if it beats
+    PCA on the other 20%; the gate is nDCG@10 of those held-out queries relative to the
+    source's own search; a rerun reuses the same projection."""
+    from pymilvus import DataType, MilvusClient
+
+    from smec_index.synthetic import synthetic_retrieval
+
+    data, qrels = synthetic_retrieval(3000, 300, DIM, rank=10, query_noise=0.8, seed=3)
+    client = MilvusClient(str(tmp_path / "src.db"))
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("doc", DataType.VARCHAR, is_primary=True, max_length=16)
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=DIM)
+    index = client.prepare_index_params()
+    index.add_index("emb", index_type="FLAT", metric_type="COSINE")
+    client.create_collection("docs", schema=schema, index_params=index)
+    pairs = zip(data.corpus.ids, data.corpus.vectors, strict=True)
+    client.insert("docs", [{"doc": d, "emb": v.tolist()} for d, v in pairs])
+    client.flush("docs")
+    release_lite(tmp_path / "src.db", client)
+    np.save(tmp_path / "queries.npy", data.queries.vectors)
+    (tmp_path / "query_ids.txt").write_text("\n".join(data.queries.ids) + "\n")
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{q}\t{d}\t{r}\n" for q, rels in qrels.items() for d, r in rels.items()))  # fmt: skip
+    common = ["migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--collection",
+              "docs", "--dim", 16, "--to-backend", "qdrant", "--data-dir", tmp_path / "data",
+              "--queries", tmp_path / "queries.npy", "--qrels", tmp_path / "qrels.tsv",
+              "--fit-rows", 1000, "--min-recall", 0.5, "--quiet", "--json"]  # fmt: skip
+    done = run(*common)
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert summary["verified"] and summary["gate"] == "ndcg@10 ratio"
+    assert summary["ndcg@10_queries"] > 30 and summary["ndcg@10"] > 0.3
+    assert summary["ndcg@10"] >= 0.5 * summary["ndcg@10_source"]
+    (selection,) = (tmp_path / "data" / "artifacts" / "migrations").glob("*.selection.json")
+    chosen = json.loads(selection.read_text())
+    assert chosen["chosen"] in ("smec", "pca")
+    assert chosen["held_out"][chosen["chosen"]] >= chosen["held_out"]["pca"]
+    assert "supervised fit:" in done.stderr
+    again = run(*common)
+    assert again.exit_code == 0 and "using the cached" in again.stderr, again.output
+    run_probe(["migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--collection",
+               "docs", "--dim", 16, "--qrels", tmp_path / "qrels.tsv", "--data-dir",
+               tmp_path / "x"], tmp_path, "go together", output=tmp_path / "x")  # fmt: skip
+
+
 def test_milvus_lite_source_int_keys_and_scalar_fields(tmp_path):
     db = tmp_path / "src.db"
     milvus_source(db, 2000)
@@ -290,26 +337,8 @@ def test_sigkill_at_five_random_moments_then_resume(tmp_path, flow):
                "--collection", "docs", "--dim", "16", "--data-dir", str(data), "--alias",
                "live", "--batch-size", "500", "--checkpoint-rows", "1000", "--quiet",
                "--json", *flags]  # fmt: skip
-    progress = data / "migrations"
-    chance = random.Random(f"{flow}-42")
-    for _ in range(5):
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        written = _written(progress)
-        goal = written + chance.randrange(1, 1500)
-        deadline = time.monotonic() + 120
-        while process.poll() is None and _written(progress) < goal:
-            assert time.monotonic() < deadline, "no progress"
-            time.sleep(0.02)
-        time.sleep(chance.uniform(0.0, 0.1))
-        process.send_signal(signal.SIGKILL)
-        process.wait(timeout=60)
-        assert process.returncode == -signal.SIGKILL, process.stderr.read()  # killed mid-run
-        if not any(json.loads(p.read_text()).get("alias") for p in progress.glob("*.json")):
-            with _target(flow, data, options) as connector:
-                assert connector.resolve("live") is None, "switched before verification"
-    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    summary = json.loads(done.stdout)
+    summary = kill_five_times_then_finish(command, data, f"{flow}-42",
+                                          lambda: _target(flow, data, options), "live")  # fmt: skip
     assert summary["verified"] and summary["count"] == n and summary["alias"] == "live"
 
     from smec_index.compressors.base import load_projection
@@ -327,6 +356,77 @@ def test_sigkill_at_five_random_moments_then_resume(tmp_path, flow):
         assert np.abs(got.vectors - expected).max() <= 1e-5
         assert got.payloads == [payload(i) for i in sample]
     assert checksum() == before, "the source changed"
+
+
+def kill_five_times_then_finish(command, data: Path, seed: str, target, alias: str) -> dict:
+    """SIGKILL ``command`` five times, each after a random number of newly checkpointed
+    points plus a random delay (so every kill lands mid-run), checking after each that the
+    alias has not moved unless the progress says verification passed; then run it to the
+    end and return its summary."""
+    progress = data / "migrations"
+    chance = random.Random(seed)
+    for _ in range(5):
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        goal = _written(progress) + chance.randrange(1, 1500)
+        deadline = time.monotonic() + 120
+        while process.poll() is None and _written(progress) < goal:
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.02)
+        time.sleep(chance.uniform(0.0, 0.1))
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+        assert process.returncode == -signal.SIGKILL, process.stderr.read()  # killed mid-run
+        if not any(json.loads(p.read_text()).get("alias") for p in progress.glob("*.json")):
+            with target() as connector:
+                assert connector.resolve(alias) is None, "switched before verification"
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_sigkill_then_resume_on_a_qdrant_server(tmp_path):
+    """The kill-and-resume flow against a real Qdrant server (source and target on it)."""
+    import os
+    import uuid
+
+    url = os.environ.get("QDRANT_URL")
+    if not url:
+        pytest.skip("QDRANT_URL is not set: the Qdrant server migration test is skipped (no "
+                    "server binary can be installed here; set QDRANT_URL)")  # fmt: skip
+    from qdrant_client import QdrantClient, models
+
+    from smec_index.connectors import open_connector
+
+    n, name = 12_000, f"smec_migrate_{uuid.uuid4().hex[:8]}"
+    vectors = synthetic_vectors(n, DIM, rank=10, noise=0.05, seed=13)
+    client = QdrantClient(url=url, api_key=os.environ.get("QDRANT_API_KEY"))
+    client.create_collection(
+        name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    )
+    try:
+        for start in range(0, n, 2000):
+            ids = list(range(start, min(n, start + 2000)))
+            client.upsert(name, points=models.Batch(ids=ids, vectors=vectors[ids].tolist(),
+                                                    payloads=[{"i": i} for i in ids]))  # fmt: skip
+        command = [sys.executable, "-m", "smec_index.cli", "migrate", "--backend", "qdrant",
+                   "--url", url, "--collection", name, "--dim", "16", "--data-dir",
+                   str(tmp_path / "data"), "--alias", f"{name}_live", "--batch-size", "500",
+                   "--checkpoint-rows", "1000", "--quiet", "--json"]  # fmt: skip
+        summary = kill_five_times_then_finish(
+            command, tmp_path / "data", "server-42",
+            lambda: open_connector("qdrant", url=url), f"{name}_live",
+        )  # fmt: skip
+        assert summary["verified"] and summary["count"] == n
+        with open_connector("qdrant", url=url) as connector:
+            ids = [i for b in connector.iterate(f"{name}_live", 5000) for i in b.ids]
+            assert sorted(ids, key=int) == [str(i) for i in range(n)]
+            connector.drop_alias(f"{name}_live")
+            connector.drop(f"{name}_16")
+    finally:
+        client.delete_collection(name)
+        client.close()
 
 
 def _written(progress: Path) -> int:

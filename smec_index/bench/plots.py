@@ -131,3 +131,32 @@ def scatter_front(
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def roofline_plot(
+    series: dict[str, tuple[Sequence[float], Sequence[float]]],
+    bandwidth_gb_s: float,
+    path: str | Path,
+    title: str,
+) -> Path:
+    """QPS against MB read per query, per backend, under the memory-bandwidth roof."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    xs = sorted({x for x, _ in series.values() for x in x})
+    for i, (name, (x, y)) in enumerate(series.items()):
+        ax.plot(x, y, marker="osD^v<>"[i % 7], linestyle="none", label=name)
+    if xs:
+        span = [xs[0] / 1.5, xs[-1] * 1.5]
+        ax.plot(span, [bandwidth_gb_s * 1e3 / x for x in span], color="grey", linestyle="--",
+                label=f"memory bandwidth {bandwidth_gb_s:g} GB/s")  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel("MB read per query (every float32 vector once)")
+    ax.set_ylabel("QPS (single client)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

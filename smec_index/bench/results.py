@@ -59,6 +59,22 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def memory_bandwidth(megabytes: int = 256, repeats: int = 3) -> float:
+    """GB/s this machine copies memory at (``numpy.copyto``, bytes read + written, best of
+    ``repeats``): the roof that exhaustive float32 search, which reads every vector once
+    per query, is held against."""
+    import numpy as np
+
+    source = np.ones(megabytes * 2**20 // 4, dtype=np.float32)
+    target = np.empty_like(source)
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        np.copyto(target, source)
+        best = min(best, time.perf_counter() - started)
+    return round(2 * source.nbytes / best / 1e9, 2)
+
+
 def run_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -34,7 +34,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from smec_index.bench.encodings import bytes_per_vector, index_params, rescored, supports
-from smec_index.bench.results import ResultsFile, machine, run_key, versions
+from smec_index.bench.results import (
+    ResultsFile,
+    machine,
+    memory_bandwidth,
+    run_key,
+    versions,
+)
 from smec_index.bench.sweep import SYNTHETIC, Sweep
 from smec_index.data import RetrievalData
 from smec_index.errors import SmecError
@@ -123,7 +129,10 @@ def plan(sweep: Sweep, dim: int, full: int) -> Iterator[tuple[str, str, str, int
 
 def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
     results = ResultsFile(sweep.out, sweep.force)
-    stamp = {"versions": versions(), "machine": machine()}
+    stamp = {
+        "versions": versions(),
+        "machine": {**machine(), "memory_gb_per_s": memory_bandwidth()},
+    }
     datasets = [load_dataset(spec, sweep) for spec in sweep.datasets]
     for dataset in datasets:  # a method that cannot run on a dataset fails before any work
         for method in sweep.methods:
@@ -256,6 +265,10 @@ def measure(backend, options, workdir, config, corpus, queries, dataset, truth, 
         "concurrency": concurrency,
         "concurrency_mode": "threads in one process",
         "build_seconds": round(build_seconds, 3),
+        # every query of an exhaustive float32 index reads every vector once: the roofline
+        "scan_gb_per_s": round(len(single) / float(np.sum(single)) * corpus.nbytes / 1e9, 3)
+        if index == "flat" and encoding == "float32"
+        else None,
     }
 
 

@@ -73,6 +73,9 @@ class MigrateRequest:
     partition: str | None = None  # "K/N": one slice of the source's ids
     writers: int | None = None  # concurrent writes; None: 4 into a server, else 1
     in_place: bool = False  # Qdrant: a new named vector in the source collection
+    queries: Path | None = None  # query vectors (.npy with query_ids, or .parquet)
+    query_ids: Path | None = None
+    qrels: Path | None = None  # with queries: SMEC trained supervised, an nDCG@10 gate
 
 
 def _progress_path(request: MigrateRequest, target: str, partition: Partition | None = None):
@@ -93,6 +96,7 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
     positive_int(request.dim, "--dim")
     positive_int(request.batch_size, "--batch-size")
     positive_int(request.checkpoint_rows, "--checkpoint-rows")
+    positive_int(request.fit_rows, "--fit-rows")
     if not 0.0 <= request.min_recall <= 1.0:
         raise SmecError(f"--min-recall {request.min_recall}: use a number from 0 to 1")
     check_collection_name(request.collection)
@@ -101,6 +105,11 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
         check_collection_name(request.alias)
     if request.writers is not None:
         positive_int(request.writers, "--writers")
+    if (request.queries is None) != (request.qrels is None):
+        raise SmecError("--queries and --qrels go together (supervised fitting and an nDCG@10 "
+                        "gate); pass both or neither")  # fmt: skip
+    if request.queries is not None and request.artifact is not None:
+        raise SmecError("--artifact is applied as it is; leave out --queries/--qrels with it")
     partition = None if request.partition is None else Partition.parse(request.partition)
     if partition is not None and (request.dry_run or request.rollback):
         raise SmecError("--partition migrates; leave it out with --dry-run and --rollback")
@@ -186,7 +195,7 @@ def _projection(
             have = ", ".join(str(d) for d in projection.dims)
             raise SmecError(f"--dim {request.dim}: the artifact has dims {have}; pick one")
         return projection, Path(request.artifact), artifact_fingerprint(request.artifact)
-    from smec_index.compressors.simple import PCA  # numpy only: no torch in a migration
+    from smec_index.compressors.simple import PCA  # numpy only: no torch without qrels
     from smec_index.data import Embeddings, RetrievalData
 
     rows, ids = [], []
@@ -197,6 +206,10 @@ def _projection(
         if len(ids) >= request.fit_rows:
             break
     vectors = np.concatenate(rows)[: request.fit_rows]
+    if request.queries is not None:
+        from smec_index.migration.supervised import fit_supervised
+
+        return fit_supervised(request, source, ids[: len(vectors)], vectors, say)
     data = RetrievalData(Embeddings(ids[: len(vectors)], vectors), Embeddings(["q"], vectors[:1]))
     pca = PCA([request.dim]).fit(data)
     if request.dry_run:  # a plan writes nothing
@@ -276,6 +289,11 @@ def _run(job: _Job, started: float, say) -> dict[str, Any]:
             "(same --data-dir) to verify the whole target and switch the alias",
         }  # fmt: skip
     verified, recall = _verify(request, source, connector, target, projection, count)
+    gate = {"metric": "recall@10", "value": recall}
+    if request.queries is not None:
+        from smec_index.migration.supervised import ndcg_gate
+
+        gate = ndcg_gate(request, source, connector, target, projection)
     sizes = connector.sizes(target)
     Manifest(
         backend=job.to_backend, collection=target, name=request.alias or target,
@@ -283,11 +301,13 @@ def _run(job: _Job, started: float, say) -> dict[str, Any]:
         model=None, dataset=None, spec=connector.spec(target).to_dict(), count=count,
         artifact_fingerprint=fingerprint, extra={"migrated_from": state["source"]},
     ).save(request.data_dir)  # fmt: skip
-    if recall < request.min_recall:
+    if gate["value"] < request.min_recall:
+        what = ("recall@10 against the source's own search" if gate["metric"] == "recall@10"
+                else "nDCG@10 of held-out queries relative to the source's own search")  # fmt: skip
         raise SmecError(
-            f"quality gate: recall@10 against the source's own search is {recall:.3f}, "
-            f"{request.min_recall - recall:.3f} below --min-recall {request.min_recall}; the "
-            "alias was not switched (try a larger --dim, or lower --min-recall knowingly)"
+            f"quality gate: {what} is {gate['value']:.3f}, "
+            f"{request.min_recall - gate['value']:.3f} below --min-recall {request.min_recall}; "
+            "the alias was not switched (try a larger --dim, or lower --min-recall knowingly)"
         )
     if request.alias:
         state["alias"], state["alias_before"] = request.alias, connector.resolve(request.alias)
@@ -303,6 +323,8 @@ def _run(job: _Job, started: float, say) -> dict[str, Any]:
         "dim": request.dim,
         "verified": verified,
         "recall@10": round(recall, 4),
+        **{k: v for k, v in gate.items() if k.startswith("ndcg")},
+        "gate": gate["metric"],
         "index_bytes_before": before,
         "index_bytes_after": sizes.index_bytes,
         "seconds": round(time.perf_counter() - started, 3),

@@ -99,6 +99,10 @@ class Source(Protocol):
         """Every id once, nothing else read (verification)."""
         ...
 
+    def raw_id(self, point_id: str) -> Any:
+        """The source's own id value for an id as a string (``"5"`` -> ``5``)."""
+        ...
+
     def get(self, raw_ids: list[Any]) -> SourceBatch: ...
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[str]]: ...
@@ -196,6 +200,9 @@ class _QdrantReader:
                 yield batch if partition is None else partition.select(batch)
             if offset is None:
                 return
+
+    def raw_id(self, point_id: str) -> Any:
+        return int(point_id) if point_id.isdigit() else point_id  # unsigned int or UUID
 
     def ids(self, batch_size: int) -> Iterator[list[str]]:
         offset = None
@@ -456,6 +463,9 @@ class MilvusSource:
         for rows in self._pages(batch_size, " and ".join(terms), [self.vector, *self.others]):
             batch = self._batch(rows, rows[-1][self.pk])
             yield batch if partition is None or on_server else partition.select(batch)
+
+    def raw_id(self, point_id: str) -> Any:
+        return point_id if self.string_pk else int(point_id)
 
     def ids(self, batch_size: int) -> Iterator[list[str]]:
         for rows in self._pages(batch_size, "", []):
