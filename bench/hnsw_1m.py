@@ -30,7 +30,7 @@ import faiss
 import numpy as np
 
 from bench.results import RESULTS_DIR, read_records, write_records
-from smec_index.bench.plots import line_plot
+from smec_index.bench.plots import line_plot, roofline_plot
 from smec_index.bench.results import memory_bandwidth
 from smec_index.synthetic import synthetic_vectors
 from smec_index.vectors import normalize
@@ -118,11 +118,19 @@ def report(path) -> str:
     if 384 in by_dim and 64 in by_dim:
         full, small = by_dim[384], by_dim[64]
         lines.append(
-            f"\n64-d / 384-d in this run: p50 latency {small['p50_ms'] / full['p50_ms']:.2f} "
-            f"(goal <= 0.35), index_bytes {small['index_bytes'] / full['index_bytes']:.2f} "
+            f"\n64-d / 384-d in this run: p50 latency {small['p50_ms'] / full['p50_ms']:.3f} "
+            f"(goal <= 0.35), index_bytes {small['index_bytes'] / full['index_bytes']:.3f} "
             f"(goal <= 0.30). Memory bandwidth (numpy copy, same run): "
             f"{full['memory_gb_per_s']} GB/s."
         )
+    roofline = path.with_name(path.stem + "-roofline.png")
+    roofline_plot(
+        {"faiss IndexFlatIP, one query at a time": (
+            [r["n"] * r["dim"] * 4 / 1e6 for r in rows], [r["flat_qps"] for r in rows])},
+        rows[0]["memory_gb_per_s"], roofline,
+        "1M synthetic: exhaustive float32 search vs memory bandwidth",
+    )  # fmt: skip
+    lines.append(f"\n![roofline](bench/results/{roofline.name})")
     text = "\n".join(lines) + "\n"
     path.with_suffix(".md").write_text(text)
     line_plot(

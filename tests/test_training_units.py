@@ -98,6 +98,48 @@ def test_rank_loss_matches_pairwise_reference_on_random_batch() -> None:
     assert got == pytest.approx(_rank_loss_reference(q, d, labels, 5.0), rel=1e-5)
 
 
+def test_rank_loss_leaves_out_pairs_labelled_minus_one() -> None:
+    """-1 marks a judged document not drawn this step: no pair involves it, so the loss
+    equals the loss without that column."""
+    q = _unit(torch.randn(2, 6))
+    d = _unit(torch.randn(5, 6))
+    labels = torch.tensor([[2.0, -1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 0.0, -1.0]])
+    keep = [[0, 2, 3, 4], [0, 1, 2, 3]]
+    num = den = 0.0
+    for i, columns in enumerate(keep):
+        part, weight = RankLoss(scale=4.0).sums(
+            q[i : i + 1], d[columns], labels[i : i + 1, columns]
+        )
+        num, den = num + part.item(), den + weight.item()
+    assert RankLoss(scale=4.0)(q, d, labels).item() == pytest.approx(num / den, rel=1e-5)
+
+
+def test_capped_positives_bound_the_batch_and_never_become_negatives() -> None:
+    """A query judged relevant to 500 documents brings at most ``max_positives`` of them;
+    its other judged documents among the candidates are -1 (left out), not 0 (negative);
+    the validation groups keep queries x positives x candidates under the budget."""
+    from smec_index.training.examples import QuerySet
+
+    judged = [{d: 1 + d % 2 for d in range(500)}, {3: 1, 700: 2}, {701: 1}]
+    negatives = torch.tensor([[600, 601], [0, 602], [1, 603]])
+    queries = QuerySet(torch.tensor([1000, 1001, 1002]), judged, negatives)
+    generator = torch.Generator().manual_seed(0)
+    _, docs, labels = queries.batch(torch.arange(3), 8, generator)
+    column = {int(d): c for c, d in enumerate(docs)}
+    assert int((labels[0] > 0).sum()) == 8 and len(docs) <= 8 + 2 + 6 + 2
+    for doc in (0, 1, 3):  # judged by query 0, candidates through the other queries
+        if doc in column and labels[0, column[doc]] <= 0:
+            assert labels[0, column[doc]] == -1.0
+    assert labels[0, column[600]] == 0.0 and labels[1, column[700]] == 2.0
+    _, _, again = queries.batch(torch.arange(3), 8)  # no generator: the most relevant ones
+    assert int((again[0] == 2).sum()) == 8
+    _, everything, full = queries.batch(torch.arange(3))  # no cap: every judged document
+    assert int((full[0] > 0).sum()) == 500 and len(everything) > 500
+    groups = queries.chunks(8, budget=200)
+    assert sorted(int(i) for g in groups for i in g) == [0, 1, 2] and len(groups) > 1
+    assert len(queries.chunks(8)) == 1
+
+
 def test_rank_loss_gradient_moves_positive_up() -> None:
     q = _unit(torch.randn(1, 4))
     d = _unit(torch.randn(2, 4)).requires_grad_(True)

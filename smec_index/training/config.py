@@ -62,6 +62,8 @@ class TrainConfig:
     Losses:
         scale: inverse temperature of the rank loss (cosines times ``scale``).
         hard_negatives: top-K documents of the original embedding used as negatives.
+        max_positives: judged documents a query brings to one step at most (a random draw
+            each step), which bounds memory whatever the number of judgements per query.
         alpha: weight of the unsupervised loss, ``L = L_rank + alpha * L_un``. The paper uses
             1.0; on held-out SciFact train queries 1.0 cost about 0.04 nDCG@10 against 0.1.
         memory_size / neighbours: S-XBM queue length and the K nearest entries per sample.
@@ -82,6 +84,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     scale: float = 10.0
     hard_negatives: int = 30
+    max_positives: int = 32
     alpha: float = 0.1
     memory_size: int = 5000
     neighbours: int = 10
@@ -178,6 +181,7 @@ INT_RANGES = {
     "patience": 1,
     "batch_size": 2,
     "hard_negatives": 0,
+    "max_positives": 1,
     "memory_size": 2,
     "neighbours": 1,
     "seed": 0,

@@ -28,24 +28,64 @@ class QuerySet:
     def __len__(self) -> int:
         return int(self.rows.shape[0])
 
-    def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(
+        self,
+        index: torch.Tensor,
+        max_positives: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Query rows, the batch's candidate doc rows, and labels (B, N).
 
         Candidates are every judged doc and hard negative of the batch: each query is scored
         against its own and every other query's documents (in-batch negatives).
+
+        With ``max_positives``, a query judged relevant to more documents brings at most that
+        many (a random draw with ``generator``, else its most relevant ones), so memory does
+        not grow with the number of judgements (NFCorpus has queries with 1,363). Its other
+        judged documents that are candidates anyway are labelled -1: neither positive nor
+        negative for it (never mistaken for a negative).
         """
         picked = index.tolist()
+        chosen = [self._positives(i, max_positives, generator) for i in picked]
         docs = sorted(
-            {d for i in picked for d in self.judged[i]}.union(
-                self.negatives[index].flatten().tolist()
-            )
+            {d for c in chosen for d in c}.union(self.negatives[index].flatten().tolist())
         )
         column = {d: c for c, d in enumerate(docs)}
         labels = torch.zeros(len(picked), len(docs))
-        for b, i in enumerate(picked):
+        for b, (i, kept) in enumerate(zip(picked, chosen, strict=True)):
             for d, rel in self.judged[i].items():
-                labels[b, column[d]] = float(rel)
+                if d in column:
+                    labels[b, column[d]] = float(rel) if d in kept else -1.0
         return self.rows[index], torch.tensor(docs, dtype=torch.long), labels
+
+    def _positives(
+        self, query: int, cap: int | None, generator: torch.Generator | None
+    ) -> set[int]:
+        judged = self.judged[query]
+        if cap is None or len(judged) <= cap:
+            return set(judged)
+        docs = sorted(judged, key=lambda d: (-judged[d], d))  # most relevant first
+        if generator is None:
+            return set(docs[:cap])
+        order = torch.randperm(len(docs), generator=generator)[:cap].tolist()
+        return {docs[j] for j in order}
+
+    def chunks(self, max_positives: int, budget: int = 50_000_000) -> list[torch.Tensor]:
+        """Query indexes in groups whose rank loss (queries x positives x candidates) stays
+        under ``budget`` elements; one group when everything fits (SciFact's validation)."""
+        per_query = [min(len(j), max_positives) for j in self.judged]
+        width = self.negatives.shape[1]
+        groups, current, positives, candidates = [], [], 0, 0
+        for i, p in enumerate(per_query):
+            size = (len(current) + 1) * max(positives, p) * (candidates + p + width)
+            if current and size > budget:
+                groups.append(torch.tensor(current))
+                current, positives, candidates = [], 0, 0
+            current.append(i)
+            positives, candidates = max(positives, p), candidates + p + width
+        if current:
+            groups.append(torch.tensor(current))
+        return groups
 
 
 @dataclass

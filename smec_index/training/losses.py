@@ -39,17 +39,27 @@ class RankLoss(nn.Module):
         Args:
             queries: (B, d) normalised query vectors.
             docs: (N, d) normalised candidate documents shared by the batch.
-            labels: (B, N) graded relevance of each document for each query (0 = negative).
+            labels: (B, N) graded relevance of each document for each query (0 = negative,
+                -1 = leave this pair out: a judged document not drawn this step).
         """
+        loss, weight = self.sums(queries, docs, labels)
+        return loss / weight.clamp(min=1e-12)
+
+    def sums(
+        self, queries: torch.Tensor, docs: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weighted loss sum and the weight sum, so that groups of queries can be added
+        up exactly as one batch would be."""
         scores = self.scale * queries @ docs.T  # (B, N)
         # Only pairs whose better member is relevant contribute; bound j to the top labels.
         top = min(labels.shape[1], int((labels > 0).sum(dim=1).max().item()) or 1)
         pos_labels, pos_index = labels.topk(top, dim=1)  # (B, P)
         pos_scores = scores.gather(1, pos_index)
-        weight = (pos_labels[:, :, None] - labels[:, None, :]).clamp(min=0)  # (B, P, N)
+        others = labels.clamp(min=0)[:, None, :]
+        weight = (pos_labels[:, :, None] - others).clamp(min=0)  # (B, P, N)
+        weight = weight * (labels >= 0)[:, None, :]
         pair_loss = F.softplus(scores[:, None, :] - pos_scores[:, :, None])
-        total = weight.sum()
-        return (weight * pair_loss).sum() / total.clamp(min=1e-12)
+        return (weight * pair_loss).sum(), weight.sum()
 
 
 class SimilarityPreservationLoss(nn.Module):

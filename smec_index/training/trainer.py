@@ -159,7 +159,9 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         if self.config.supervised:
             assert self.table.train is not None
-            q_rows, d_rows, labels = self.table.train.batch(batch)
+            q_rows, d_rows, labels = self.table.train.batch(
+                batch, self.config.max_positives, self.generator
+            )
             q_rows, d_rows, labels = (
                 q_rows.to(self.device),
                 d_rows.to(self.device),
@@ -206,11 +208,19 @@ class Trainer:
         try:
             if self.config.supervised:
                 val: QuerySet = self.table.val  # type: ignore[assignment]
-                q_rows, d_rows, labels = val.batch(torch.arange(len(val)))
-                reps_q, _ = encoder(q_rows.to(self.device), False)
-                reps_d, _ = encoder(d_rows.to(self.device), False)
-                labels = labels.to(self.device)
-                return float(sum(self.rank_loss(reps_q[d], reps_d[d], labels) for d in reps_q))
+                cap = self.config.max_positives
+                loss: dict[int, float] = {}
+                weight: dict[int, float] = {}
+                for group in val.chunks(cap):  # bounded memory; one group when it fits
+                    q_rows, d_rows, labels = val.batch(group, cap)
+                    reps_q, _ = encoder(q_rows.to(self.device), False)
+                    reps_d, _ = encoder(d_rows.to(self.device), False)
+                    labels = labels.to(self.device)
+                    for d in reps_q:
+                        part, w = self.rank_loss.sums(reps_q[d], reps_d[d], labels)
+                        loss[d] = loss.get(d, 0.0) + float(part)
+                        weight[d] = weight.get(d, 0.0) + float(w)
+                return float(sum(loss[d] / max(weight[d], 1e-12) for d in loss))
             rows = self.table.val_docs.to(self.device)
             if self._val_neighbours is None:
                 corpus_rows = torch.arange(self.table.n_corpus, device=self.device)
