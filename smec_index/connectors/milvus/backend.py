@@ -65,6 +65,7 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
 SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix://")
 LITE_KINDS = ("flat", "hnsw", "ivf_flat")  # milvus-lite 3.2 builds no IVF_PQ
 ITERATOR_PAGE_LIMIT = 16384  # Milvus' largest query window
+LITE_LOAD_TRIES = 4
 
 
 class MilvusBackend:
@@ -364,8 +365,25 @@ class MilvusBackend:
     def _ensure_loaded(self, collection: str) -> None:
         self._seal(collection)
         if collection not in self._loaded:
-            self.client.load_collection(collection)
+            self._load(collection)
             self._loaded.add(collection)
+
+    def _load(self, collection: str) -> None:
+        """``load_collection``; on milvus-lite, tried again on a short read of an index file.
+
+        milvus-lite (3.2) builds a segment's index in a background thread after a flush and
+        writes it in place, so a load right after a flush can read the file half-written
+        ("read error ... 36333 != 39936"; seen once in a full test run). A moment later the
+        file is whole, and the same load succeeds.
+        """
+        for attempt in range(LITE_LOAD_TRIES):
+            try:
+                self.client.load_collection(collection)
+                return
+            except SmecError as exc:
+                if not self.lite or "read error" not in str(exc) or attempt == LITE_LOAD_TRIES - 1:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
 
 
 def wait_for_lite_index_files(folder: Path, timeout: float = 600.0) -> None:
