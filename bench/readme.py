@@ -111,8 +111,8 @@ def sweep_section() -> str:
     if not report.is_file():
         return ""
     lines = ["### Dims x encodings x backends: the best configuration under B bytes per vector\n",
-             "`smec-index bench --config bench/sweeps/scifact.toml && smec-index bench --config "
-             "bench/sweeps/nfcorpus.toml && smec-index report bench/results/sweep.jsonl --out "
+             "`smec-index bench --config bench/sweeps/scifact.toml` (likewise `nfcorpus.toml`, "
+             "`milvus-server.toml`), then `smec-index report bench/results/sweep.jsonl --out "
              "bench/results/sweep` (the full report, every run and all plots: "
              "[bench/results/sweep/report.md](bench/results/sweep/report.md))\n"]  # fmt: skip
     for block in report.read_text().split("\n## ")[1:]:
