@@ -66,17 +66,7 @@ def line_plot(
         ax.set_xticks(xs, [str(int(v)) for v in xs])
     if logy:
         ax.set_yscale("log")
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, title, xlabel, ylabel)
 
 
 def bar_plot(
@@ -120,17 +110,7 @@ def scatter_front(
     for x, y, text in zip(xs, ys, labels, strict=True):
         ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=6)
     ax.set_xscale("log", base=2)
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _finish(fig, ax, path, title, xlabel, ylabel, loc="lower right")
 
 
 def roofline_plot(
@@ -150,13 +130,20 @@ def roofline_plot(
                 label=f"memory bandwidth {bandwidth_gb_s:g} GB/s")  # fmt: skip
     ax.set_xscale("log")
     ax.set_yscale("log")
+    return _finish(fig, ax, path, title, "MB read per query (every float32 vector once)",
+                   "QPS (single client)")  # fmt: skip
+
+
+def _finish(fig, ax, path: str | Path, title: str, xlabel: str, ylabel: str, **legend) -> Path:
+    """Title, labels, grid and legend; the figure written to ``path`` and closed."""
     ax.set_title(title)
-    ax.set_xlabel("MB read per query (every float32 vector once)")
-    ax.set_ylabel("QPS (single client)")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend()
+    ax.legend(**legend)
     fig.tight_layout()
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
     return path

@@ -106,17 +106,12 @@ def fit_method(method: str, dims: list[int], dataset: Dataset, sweep: Sweep):
 
     reduced = sorted({d for d in dims if d < dataset.data.dim}, reverse=True)
     compressor = make_compressor(method, reduced, progress=False, seed=sweep.seed)
-    if method in TRAINED:
-        if not dataset.train_qrels:
-            raise SmecError(
-                f"method {method} trains on qrels/{sweep.train_split}.tsv, which "
-                f"{dataset.name} does not have; leave it out for this dataset"
-            )
+    if method in TRAINED:  # run_sweep checked up front that the train qrels exist
         return compressor.fit(dataset.data, dataset.train_qrels)
     return compressor.fit(dataset.data)
 
 
-def plan(sweep: Sweep, dim: int, full: int) -> Iterator[tuple[str, str, str, int | None, str]]:
+def plan(sweep: Sweep, dim: int) -> Iterator[tuple[str, str, str, int | None, str]]:
     """(backend, index, encoding, ef, note) for one dim; note: why a pair is skipped."""
     for backend in sweep.backends:
         family = "milvus" if backend == "milvus-server" else backend
@@ -134,11 +129,11 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
         "machine": {**machine(), "memory_gb_per_s": memory_bandwidth()},
     }
     datasets = [load_dataset(spec, sweep) for spec in sweep.datasets]
+    from smec_index.compressors.registry import TRAINED
+
     for dataset in datasets:  # a method that cannot run on a dataset fails before any work
         for method in sweep.methods:
-            if method in ("smec", "mrl", "matryoshka-adaptor", "search-adaptor") and not (
-                dataset.train_qrels
-            ):
+            if method in TRAINED and not dataset.train_qrels:
                 raise SmecError(
                     f"method {method} trains on qrels/{sweep.train_split}.tsv, which "
                     f"{dataset.name} does not have; leave it out for this dataset"
@@ -149,7 +144,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
         for d in datasets
         for m in sweep.methods
         for dim in _dims(sweep, d, m)
-        for *_, why in plan(sweep, dim, d.data.dim)
+        for *_, why in plan(sweep, dim)
         if not why
     )
     with contextlib.ExitStack() as stack, tqdm(total=total, desc="bench", unit="run") as bar:
@@ -171,7 +166,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                 for dim in dims:
                     corpus, queries = _project(projection, dataset, queries_full, dim)
                     truth = exact_search(corpus, queries, K)[1]
-                    for backend, index, encoding, ef, why in plan(sweep, dim, dataset.data.dim):
+                    for backend, index, encoding, ef, why in plan(sweep, dim):
                         if why:
                             if why not in noted:
                                 noted.add(why)
@@ -195,12 +190,11 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
 
 
 def _dims(sweep: Sweep, dataset: Dataset, method: str) -> list[int]:
+    """``none``: the original dim only; every projection: the dims below it."""
     full = dataset.data.dim
     dims = sweep.dims or [full]
     if method == "none":
         return [full] if full in dims else []
-    if method.startswith("artifact:"):
-        return [d for d in dims if d < full]
     return [d for d in dims if d < full]
 
 

@@ -43,7 +43,10 @@ COMPONENTS = (
     "queryNode",
     "indexNode",
 )
-# Paths Milvus 2.3.5 hard-codes outside its base dir (not configurable, not $TMPDIR).
+# Paths the Milvus 2.3.5 binary itself hard-codes outside its base dir: not settable in
+# milvus.yaml, and $TMPDIR is ignored (checked: with TMPDIR=/some/dir the server still wrote
+# /tmp/milvus/server_id_<pid>). They are facts about Milvus, the same on every Linux machine;
+# the launcher only removes its own server's files there when it stops.
 _PID_FILE = Path("/run/milvus/standalone.pid")
 _SERVER_ID_DIR = Path("/tmp/milvus")
 _ETCD_CONFIG = """\
