@@ -278,6 +278,14 @@ def train(
     seconds = compressor.info.get("train_seconds")
     took = f" in {seconds:.1f} s" if seconds is not None else ""
     click.echo(f"{compressor.method} {list(compressor.dims)} trained{took} -> {out}")
+    for dim, chosen in compressor.info.get("selection", {}).items():
+        verdict = (
+            "kept PCA: training did not beat it" if chosen["kept"] == "pca" else "kept trained"
+        )
+        click.echo(
+            f"  {dim:>5}-d held-out {chosen['metric']}: trained {chosen['trained']:.4f}, "
+            f"PCA {chosen['pca']:.4f} -> {verdict}"
+        )
 
 
 @main.command("eval")

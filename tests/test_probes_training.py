@@ -195,7 +195,8 @@ def test_extend_applies_epochs_alpha_and_seed(artifact, synthetic_beir, tmp_path
         "device": "cpu",
         "seed": 3,
     }
-    assert len([r for r in config["info"]["history"] if r["stage"] == "4"]) == 1
+    epochs = [r for r in config["info"]["history"] if r["stage"] == "4" and r["phase"] == "select"]
+    assert len(epochs) == 1
     assert config["settings"]["max_epochs"] == 2  # the artifact's own record is kept
 
 

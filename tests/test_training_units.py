@@ -792,6 +792,6 @@ def test_extend_trains_new_stages_with_the_given_settings(synthetic) -> None:
     smec.fit(data, train)
     smec.extend(data, train, [4], max_epochs=1, alpha=0.5, seed=2)
     new_stage = [record for record in smec.info["history"] if record["stage"] == "4"]
-    assert len(new_stage) == 1
+    assert [r["phase"] for r in new_stage if r["phase"] != "refit"] == ["start", "select"]
     assert smec.info["extended_settings"] == {"max_epochs": 1, "alpha": 0.5, "seed": 2}
     assert smec.train_config.max_epochs == 3 and smec.settings["alpha"] == 0.1

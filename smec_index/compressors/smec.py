@@ -41,6 +41,7 @@ class SMEC(TrainedCompressor):
         return Objective(
             rank=1.0 if config.supervised else 0.0,
             neighbours=config.alpha if config.supervised else max(config.alpha, 1.0),
+            pairs=config.beta,
             memory=config.xbm,
         )
 
@@ -118,6 +119,9 @@ class SMEC(TrainedCompressor):
                 f"{data.dim}-d; extend it with the embeddings it was trained on"
             )
         new_dims, config = self.check_extend(new_dims, **settings)
+        chosen = (self.info.get("negatives") or {}).get("chosen")
+        if config.negatives == "auto" and chosen:  # the chain's stages share one kind
+            config = config.updated(negatives=chosen)
         parents = {int(d): int(p) for d, p in self.info.get("parents", {}).items()}
         tree = StageTree.from_state(self.input_dim, parents, self.extra)
         for dim in new_dims:
@@ -125,6 +129,7 @@ class SMEC(TrainedCompressor):
             parent = min(above) if above else self.input_dim
             tree.add(Stage(parent, dim, adapter=True, ads=self.train_config.ads))
         old_history = self.info.get("history", [])
+        old_selection = self.info.get("selection", {})
         old_projections = dict(self.projections)
         old_dims, recorded = self.dims, self.train_config
         self.dims = tuple(sorted(set(self.dims) | set(new_dims), reverse=True))
@@ -138,6 +143,7 @@ class SMEC(TrainedCompressor):
             self.train_config = recorded
         self.projections.update(old_projections)
         self.info["history"] = old_history + self.info["history"]
+        self.info["selection"] = {**old_selection, **self.info.get("selection", {})}
         self.info["extended_with"] = new_dims
         if settings:
             applied = config.to_dict()

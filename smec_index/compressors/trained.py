@@ -98,6 +98,39 @@ class TrainedCompressor(LinearCompressor):
                 + ("" if self.needs_qrels else " or --unsupervised")
             )
 
+    def _against_pca(self, data: RetrievalData, trainer: Trainer) -> dict[int, dict[str, Any]]:
+        """Score PCA on the trainer's held-out data at each trained dim; with ``pca_fallback``
+        keep PCA's projection wherever the trained one did not beat it."""
+        from smec_index.compressors.simple import PCA  # the trained baselines import this module
+
+        dims = sorted(trainer.scores, reverse=True)
+        if not dims:
+            return {}
+        pca = PCA(dims).fit(data)
+        pca_scores = trainer.projection_scores(pca.projections)
+        selection = {}
+        for dim in dims:
+            trained, baseline = trainer.scores[dim], pca_scores[dim]
+            kept = "trained"
+            if self.train_config.pca_fallback and baseline >= trained:
+                kept = "pca"
+                self.projections[dim] = pca.projections[dim]
+                log.warning(
+                    "%s at %d dims scored %s %.4f on held-out data, PCA %.4f: keeping PCA",
+                    self.method,
+                    dim,
+                    trainer.metric,
+                    trained,
+                    baseline,
+                )
+            selection[dim] = {
+                "metric": trainer.metric,
+                "trained": round(trained, 4),
+                "pca": round(baseline, 4),
+                "kept": kept,
+            }
+        return selection
+
     def _train(
         self,
         data: RetrievalData,
@@ -121,19 +154,22 @@ class TrainedCompressor(LinearCompressor):
             config.val_fraction,
             config.seed,
         )
-        history = []
+        history, selection, negatives = [], {}, None
+        how = "pca" if config.init == "pca" and self.pca_init else "identity"
         for tree, groups in trees:
-            how = "pca" if config.init == "pca" and self.pca_init else "identity"
-            trained_dims = [d for group in groups for d in group]
-            tree.initialise(table.vectors[: table.n_corpus], trained_dims, how)
-            trainer = Trainer(tree, table, config, self.objective(), device, self.progress)
+            trainer = Trainer(tree, table, config, self.objective(), device, self.progress, how)
             for group in groups:
                 trainer.train_group(group)
+            if config.refit:
+                trainer.refit(groups)
             history.extend(trainer.history)
             tree.cpu()
             for dim in tree.dims:
                 if dim in self.dims:
                     self.projections[dim] = tree.projection(dim)
+            selection.update(self._against_pca(data, trainer))
+            if trainer.negatives_scores:
+                negatives = {"chosen": trainer.negatives, "held_out": trainer.negatives_scores}
             self.tree = tree
         self.info = {
             "device": str(device),
@@ -144,6 +180,8 @@ class TrainedCompressor(LinearCompressor):
                 if table.val is not None
                 else []
             ),
+            "negatives": negatives,
+            "selection": {str(d): v for d, v in sorted(selection.items(), reverse=True)},
             "history": history,
         }
         log.info("%s trained in %.1f s on %s", self.method, self.info["train_seconds"], device)

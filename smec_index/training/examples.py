@@ -33,11 +33,13 @@ class QuerySet:
         index: torch.Tensor,
         max_positives: int | None = None,
         generator: torch.Generator | None = None,
+        in_batch: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Query rows, the batch's candidate doc rows, and labels (B, N).
 
-        Candidates are every judged doc and hard negative of the batch: each query is scored
-        against its own and every other query's documents (in-batch negatives).
+        Candidates are every judged doc and hard negative of the batch. Each query is scored
+        against its own judged docs and hard negatives; the other queries' candidates are
+        labelled -1 (left out) unless ``in_batch``, which makes them its negatives too.
 
         With ``max_positives``, a query judged relevant to more documents brings at most that
         many (a random draw with ``generator``, else its most relevant ones), so memory does
@@ -51,8 +53,10 @@ class QuerySet:
             {d for c in chosen for d in c}.union(self.negatives[index].flatten().tolist())
         )
         column = {d: c for c, d in enumerate(docs)}
-        labels = torch.zeros(len(picked), len(docs))
+        labels = torch.full((len(picked), len(docs)), 0.0 if in_batch else -1.0)
         for b, (i, kept) in enumerate(zip(picked, chosen, strict=True)):
+            if not in_batch:
+                labels[b, [column[d] for d in self.negatives[i].tolist()]] = 0.0
             for d, rel in self.judged[i].items():
                 if d in column:
                     labels[b, column[d]] = float(rel) if d in kept else -1.0
@@ -69,6 +73,20 @@ class QuerySet:
             return set(docs[:cap])
         order = torch.randperm(len(docs), generator=generator)[:cap].tolist()
         return {docs[j] for j in order}
+
+    def mine(self, corpus: np.ndarray, queries: np.ndarray) -> None:
+        """Replace the hard negatives by the most similar unjudged docs of ``corpus`` (rows
+        ``0..N-1``) for ``queries`` (one row per query of this set), as many as before."""
+        k = int(self.negatives.shape[1])
+        self.negatives = mine_negatives(corpus, queries, self.judged, k)
+
+    def merged(self, other: QuerySet) -> QuerySet:
+        """This set followed by ``other`` (train plus held-out, for the refit)."""
+        return QuerySet(
+            torch.cat([self.rows, other.rows]),
+            self.judged + other.judged,
+            torch.cat([self.negatives, other.negatives]),
+        )
 
     def chunks(self, max_positives: int, budget: int = 50_000_000) -> list[torch.Tensor]:
         """Query indexes in groups whose rank loss (queries x positives x candidates) stays
@@ -88,6 +106,19 @@ class QuerySet:
         return groups
 
 
+def ndcg_at_10(queries: torch.Tensor, corpus: torch.Tensor, judged: list[dict[int, int]]) -> float:
+    """Mean nDCG@10 (linear gains, as BEIR and pytrec_eval) of exact search by inner product;
+    ``judged[i]`` maps corpus rows to the relevance of query ``i``."""
+    top = (queries @ corpus.T).topk(min(10, corpus.shape[0]), dim=1).indices.tolist()
+    discounts = 1.0 / np.log2(np.arange(2, 12))
+    total = 0.0
+    for row, rels in zip(top, judged, strict=True):
+        gains = np.array([rels.get(r, 0) for r in row], dtype=float)
+        ideal = np.sort(np.array(list(rels.values()), dtype=float))[::-1][:10]
+        total += float(gains @ discounts[: len(gains)]) / float(ideal @ discounts[: len(ideal)])
+    return total / max(1, len(judged))
+
+
 @dataclass
 class TrainingTable:
     """Normalised original vectors for every row, and the train/validation split."""
@@ -104,6 +135,21 @@ class TrainingTable:
         return int(self.vectors.shape[1])
 
 
+def mine_negatives(
+    corpus: np.ndarray, queries: np.ndarray, judged: list[dict[int, int]], k: int
+) -> torch.Tensor:
+    """(M, k) rows of each query's ``k`` most similar documents that it has not judged."""
+    if k == 0:
+        return torch.zeros(len(judged), 0, dtype=torch.long)
+    _, nearest = exact_search(
+        normalize(corpus), normalize(queries), k + max(len(j) for j in judged)
+    )
+    negatives = [
+        [int(r) for r in row if r not in j][:k] for row, j in zip(nearest, judged, strict=True)
+    ]
+    return torch.tensor(negatives, dtype=torch.long).reshape(len(judged), k)
+
+
 def _query_set(
     data: RetrievalData, qrels: Qrels, query_ids: list[str], corpus: np.ndarray, k: int
 ) -> QuerySet:
@@ -111,16 +157,9 @@ def _query_set(
     judged = [
         {data.corpus.row(d): rel for d, rel in qrels[q].items() if rel > 0} for q in query_ids
     ]
-    if k > 0:
-        _, nearest = exact_search(corpus, queries, k + max(len(j) for j in judged))
-        negatives = [
-            [int(r) for r in row if r not in j][:k] for row, j in zip(nearest, judged, strict=True)
-        ]
-    else:
-        negatives = [[] for _ in query_ids]
     offset = data.corpus.vectors.shape[0]
     rows = torch.tensor([offset + data.queries.row(q) for q in query_ids], dtype=torch.long)
-    return QuerySet(rows, judged, torch.tensor(negatives, dtype=torch.long).reshape(len(rows), k))
+    return QuerySet(rows, judged, mine_negatives(corpus, queries, judged, k))
 
 
 def build_table(
