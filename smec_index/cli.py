@@ -138,6 +138,13 @@ def _load(dataset: Path, embeddings: Path | None, skip_unknown: bool):
     default=None,
     help="stage initialisation (trained methods)",
 )
+@click.option(
+    "--queries",
+    "query_log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="with --unsupervised: real queries without labels (.npy of vectors, or .parquet "
+    "with id, vector); training keeps each one's top 10 documents of the original space",
+)
 @click.option("--alpha", type=float, help="weight of the unsupervised loss, >= 0 (default 0.1)")
 @click.option("--memory-size", type=int, help="S-XBM queue length, >= 2 (default 5000)")
 @click.option(
@@ -170,6 +177,7 @@ def train(
     ads,
     xbm,
     init,
+    query_log,
     alpha,
     memory_size,
     max_epochs,
@@ -192,7 +200,13 @@ def train(
         "artifact",
         overwrite=overwrite,
         roots=[dataset],
-        inputs=[*dataset_files(dataset), embeddings or default_embeddings, qrels_file, extend],
+        inputs=[
+            *dataset_files(dataset),
+            embeddings or default_embeddings,
+            qrels_file,
+            extend,
+            query_log,
+        ],
     )
     from click.core import ParameterSource
 
@@ -223,6 +237,15 @@ def train(
         raise SmecError(
             f"--unsupervised trains on the corpus alone; drop {typed('split', 'qrels_file')[0]}"
         )
+    if query_log is not None and not unsupervised:
+        raise SmecError(
+            "--queries is a query log for --unsupervised training; with qrels, the queries "
+            "come from the dataset: add --unsupervised or drop --queries"
+        )
+    if query_log is not None and extend is not None:
+        raise SmecError("--queries cannot be used with --extend; train a new artifact")
+    if query_log is not None and method not in ("smec", "mrl"):
+        raise SmecError(f"--queries trains smec or mrl, not {method}")
     resolve_device(device)
     overrides = {
         "sequential": sequential,
@@ -271,9 +294,18 @@ def train(
                 )
         settings.update(device=device, seed=seed, supervised=not unsupervised, progress=not quiet)
         compressor = make_compressor(method, target_dims, **settings)
+        log = _query_log(query_log) if query_log is not None else None
         data = _load(dataset, embeddings, skip_unknown_qrels)
         qrels = data.qrels(split, qrels_file) if trained and not unsupervised else None
-        compressor.fit(data, qrels)
+        if log is None:
+            compressor.fit(data, qrels)
+        else:
+            if log.shape[1] != data.dim:
+                raise SmecError(
+                    f"--queries {query_log}: {log.shape[1]}-d vectors, the corpus's are "
+                    f"{data.dim}-d; embed the queries with the corpus's model"
+                )
+            compressor.fit(data, None, query_log=log)
     compressor.save(out)
     seconds = compressor.info.get("train_seconds")
     took = f" in {seconds:.1f} s" if seconds is not None else ""
@@ -286,6 +318,33 @@ def train(
             f"  {dim:>5}-d held-out {chosen['metric']}: trained {chosen['trained']:.4f}, "
             f"PCA {chosen['pca']:.4f} -> {verdict}"
         )
+
+
+def _query_log(path: Path):  # -> np.ndarray (numpy is imported lazily)
+    """Vectors of a query log: a 2-D float .npy, or a .parquet of (id, vector)."""
+    import numpy as np
+
+    from smec_index.data import load_parquet, validate_embeddings
+
+    if not path.is_file():
+        raise SmecError(f"--queries {path}: file not found")
+    if path.suffix == ".parquet":
+        return np.asarray(load_parquet(path).vectors, dtype=np.float32)
+    if path.suffix != ".npy":
+        raise SmecError(f"--queries {path}: use a .npy of vectors or a .parquet (id, vector)")
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SmecError(f"--queries {path}: not a readable .npy array ({reason})") from None
+    if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
+        raise SmecError(
+            f"--queries {path}: {vectors.ndim}-d {vectors.dtype} array; store one float "
+            "vector per row"
+        )
+    vectors = np.asarray(vectors, dtype=np.float32)
+    validate_embeddings([str(i) for i in range(len(vectors))], vectors, f"--queries {path}")
+    return vectors
 
 
 @main.command("eval")

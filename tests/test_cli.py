@@ -201,3 +201,69 @@ def test_error_missing_embeddings(tmp_path):
     assert_one_line_error(
         run("eval", "--dataset", tmp_path, "--method", "none"), "smec-index embed"
     )
+
+
+def test_train_unsupervised_with_a_query_log(synthetic_beir, tmp_path):
+    """A query log (vectors, no labels) trains on each query's original top 10; the output
+    and the artifact say, per dim, the held-out score against PCA and which one was kept."""
+    from smec_index.data import load_retrieval_data
+
+    data = load_retrieval_data(synthetic_beir)
+    log = tmp_path / "log.npy"
+    np.save(log, np.asarray(data.queries.vectors[:200], dtype=np.float32))
+    out = tmp_path / "art"
+    result = run(
+        "train", "--dataset", synthetic_beir, "--method", "smec", "--dims", "16,8",
+        "--unsupervised", "--queries", log, "--out", out, *FAST,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["settings"]["supervised"] is False
+    assert config["info"]["query_log"]["queries"] == 200
+    selection = config["info"]["selection"]
+    assert set(selection) == {"16", "8"}
+    for dim, chosen in selection.items():
+        assert chosen["kept"] in ("trained", "pca")
+        assert (chosen["kept"] == "pca") == (chosen["pca"] >= chosen["trained"])
+        line = f"{dim:>5}-d held-out {chosen['metric']}: trained {chosen['trained']:.4f}"
+        assert line in result.output
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        ([], "--queries is a query log for --unsupervised training"),
+        (["--unsupervised", "--method", "pca"], "--queries trains smec or mrl, not pca"),
+    ],
+)
+def test_train_query_log_flag_errors(synthetic_beir, tmp_path, extra, fragment):
+    log = tmp_path / "log.npy"
+    np.save(log, np.ones((10, 4), dtype=np.float32))
+    result = run(
+        "train", "--dataset", synthetic_beir, "--dims", "8", "--queries", log,
+        "--out", tmp_path / "art", *extra,
+    )  # fmt: skip
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "art").exists()
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (np.ones((10, 4), dtype=np.float32), "4-d vectors, the corpus's are"),
+        (np.ones(10, dtype=np.float32), "store one float vector per row"),
+        (None, "use a .npy of vectors or a .parquet"),
+    ],
+)
+def test_train_query_log_bad_files(synthetic_beir, tmp_path, content, fragment):
+    log = tmp_path / ("log.npy" if content is not None else "log.txt")
+    if content is None:
+        log.write_text("not vectors\n")
+    else:
+        np.save(log, content)
+    result = run(
+        "train", "--dataset", synthetic_beir, "--dims", "8", "--unsupervised",
+        "--queries", log, "--out", tmp_path / "art",
+    )  # fmt: skip
+    assert_one_line_error(result, fragment)
+    assert not (tmp_path / "art").exists()

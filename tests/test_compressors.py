@@ -155,3 +155,21 @@ def test_artifact_for_another_input_dim_is_refused(fitted):
         fitted["pca"].transform(np.ones((2, 384), np.float32), 8)
     with pytest.raises(SmecError, match="has no dim 12"):
         fitted["pca"].transform(np.ones((2, 64), np.float32), 12)
+
+
+def test_a_dim_training_cannot_improve_keeps_pca(synthetic):
+    """Selection starts from the initialisation (PCA at the first stage): a run that cannot
+    move (learning rates of 1e-12) scores exactly PCA there, so the artifact keeps PCA and
+    says so; with pca_fallback off it keeps the trained projection."""
+    data, _, _ = synthetic
+    frozen = {"lr": 1e-12, "logits_lr": 1e-12, "max_epochs": 2, "progress": False}
+    smec = make_compressor("smec", (16,), supervised=False, **frozen).fit(data)
+    pca = make_compressor("pca", (16,)).fit(data)
+    chosen = smec.info["selection"]["16"]
+    assert chosen["kept"] == "pca" and chosen["metric"] == "recall@10"
+    assert chosen["trained"] == chosen["pca"]
+    np.testing.assert_array_equal(smec.projection(16), pca.projection(16))
+    kept = make_compressor("smec", (16,), supervised=False, pca_fallback=False, **frozen)
+    kept.fit(data)
+    assert kept.info["selection"]["16"]["kept"] == "trained"
+    assert not np.array_equal(kept.projection(16), pca.projection(16))

@@ -6,6 +6,7 @@ import logging
 import time
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from smec_index.compressors.base import LinearCompressor
@@ -14,7 +15,7 @@ from smec_index.device import resolve_device
 from smec_index.errors import SmecError
 from smec_index.training.chain import StageTree
 from smec_index.training.config import TrainConfig, check_setting_names
-from smec_index.training.examples import build_table
+from smec_index.training.examples import LOG_NEIGHBOURS, build_table, query_log_qrels
 from smec_index.training.trainer import Objective, Trainer
 
 log = logging.getLogger(__name__)
@@ -54,15 +55,39 @@ class TrainedCompressor(LinearCompressor):
         """Trees to train, each with its groups in training order."""
         raise NotImplementedError  # pragma: no cover
 
-    def fit(self, data: RetrievalData, qrels: Qrels | None = None) -> TrainedCompressor:
-        """Train on ``qrels`` (supervised) or on the corpus alone (``supervised=False``).
+    def fit(
+        self,
+        data: RetrievalData,
+        qrels: Qrels | None = None,
+        query_log: np.ndarray | None = None,
+    ) -> TrainedCompressor:
+        """Train on ``qrels`` (supervised) or without labels (``supervised=False``).
 
         Args:
             data: corpus and query embeddings.
             qrels: training judgements; never the test split.
+            query_log: unsupervised only, optional: vectors of real queries without labels.
+                Each one's top 10 documents of the original space become its labels, and
+                training runs the supervised losses on them (see ``query_log_qrels``).
+                Without it the corpus alone is used.
         """
         self._start_fit(data.dim)
-        return self._train(data, qrels, self.build_trees(data.dim))
+        if query_log is None:
+            return self._train(data, qrels, self.build_trees(data.dim))
+        if self.train_config.supervised:
+            raise SmecError(f"{self.method}: a query log is for unsupervised training; drop it")
+        data, labels = query_log_qrels(data, query_log)
+        recorded = self.train_config
+        self.train_config = recorded.updated(supervised=True)
+        try:
+            self._train(data, labels, self.build_trees(data.dim))
+        finally:
+            self.train_config = recorded
+        self.info["query_log"] = {
+            "queries": len(labels),
+            "labels": f"top {LOG_NEIGHBOURS} documents of the original space",
+        }
+        return self
 
     def _check_corpus(self, data: RetrievalData, qrels: Qrels | None, top: int) -> None:
         """Refuse a corpus too small to train on, before any work.

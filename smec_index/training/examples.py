@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from smec_index.data import Qrels, RetrievalData
+from smec_index.data import Embeddings, Qrels, RetrievalData
 from smec_index.errors import SmecError
 from smec_index.vectors import exact_search, normalize
 
@@ -104,6 +104,28 @@ class QuerySet:
         if current:
             groups.append(torch.tensor(current))
         return groups
+
+
+# Documents of the original space a logged query is taught to keep in its top 10.
+LOG_NEIGHBOURS = 10
+
+
+def query_log_qrels(data: RetrievalData, log: np.ndarray) -> tuple[RetrievalData, Qrels]:
+    """Labels from a query log without judgements: each logged query's top 10 documents of
+    the original space count as its relevant ones.
+
+    Training then learns to keep what real queries find (not only what the corpus looks
+    like), and its held-out score is recall@10 of the original neighbours of held-out
+    logged queries.
+    """
+    if len(log) < 4:
+        raise SmecError(f"--queries holds {len(log)} queries; pass at least 4 to train on")
+    ids = [f"log-{i}" for i in range(len(log))]
+    corpus = np.asarray(data.corpus.vectors, dtype=np.float32)
+    k = min(LOG_NEIGHBOURS, corpus.shape[0])
+    _, nearest = exact_search(normalize(corpus), normalize(np.asarray(log, np.float32)), k)
+    qrels = {q: {data.corpus.ids[r]: 1 for r in row} for q, row in zip(ids, nearest, strict=True)}
+    return RetrievalData(corpus=data.corpus, queries=Embeddings(ids, log)), qrels
 
 
 def ndcg_at_10(queries: torch.Tensor, corpus: torch.Tensor, judged: list[dict[int, int]]) -> float:
