@@ -5,7 +5,10 @@
 
 * applying a projection (384 -> 128, plus L2 normalisation) to 1M synthetic vectors, with a
   bare ``numpy`` matrix product in the same run as the reference ratio;
-* training SMEC 384 -> {192, 128, 64, 32} on SciFact (one round: training is seconds long).
+* training SMEC 384 -> {128, 64, 32} on SciFact with the defaults of ``smec-index train``
+  (one round: training is seconds long); issue 7's goal is <= 60 s on 2 cores, recorded as
+  ``extra_info["within_goal"]`` rather than asserted (a shared machine's timing is a
+  measurement, not a test).
 """
 
 from __future__ import annotations
@@ -57,8 +60,12 @@ def test_train_smec_scifact(benchmark, scifact):
     train = scifact.qrels("train")
 
     def fit():
-        return make_compressor("smec", [192, 128, 64, 32], progress=False).fit(scifact, train)
+        return make_compressor("smec", [128, 64, 32], progress=False).fit(scifact, train)
 
     smec = benchmark.pedantic(fit, rounds=1, iterations=1)
-    benchmark.extra_info["stages"] = len({h["stage"] for h in smec.info["history"]})
-    benchmark.extra_info["epochs"] = len(smec.info["history"])
+    history = smec.info["history"]
+    assert {h["stage"] for h in history} == {"128", "64", "32"}
+    benchmark.extra_info["epochs"] = sum(h["phase"] != "start" for h in history)
+    benchmark.extra_info["negatives"] = smec.info["negatives"]["chosen"]
+    benchmark.extra_info["goal_seconds"] = 60
+    benchmark.extra_info["within_goal"] = benchmark.stats.stats.median <= 60

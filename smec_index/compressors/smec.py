@@ -56,9 +56,7 @@ class SMEC(TrainedCompressor):
             parent = dim
         return [(tree, self._groups(list(self.dims)))]
 
-    def fit(
-        self, data: RetrievalData, qrels: Qrels | None = None, query_log: Any = None
-    ) -> SMEC:
+    def fit(self, data: RetrievalData, qrels: Qrels | None = None, query_log: Any = None) -> SMEC:
         super().fit(data, qrels, query_log)
         self._record_tree()
         return self
