@@ -286,12 +286,12 @@ def heldout(data, train, test, out: Path, epochs: int) -> str:
     )
     for split, qrels in splits.items():
         what = (
-            "all held-out queries"
+            "every held-out query"
             if split == "held-out"
-            else "held-out queries none of whose relevant documents is judged in training"
+            else "the held-out queries none of whose relevant documents is judged in training"
         )
         text += (
-            f"### {split}: {len(qrels)} {what}\n\nOriginal {data.dim}-d vectors: "
+            f"#### {split}: {len(qrels)} queries, {what}\n\nOriginal {data.dim}-d vectors: "
             f"{original[split]['ndcg@10']:.4f}\n\n"
             + markdown_table(tables[split][0], "variant", "dim", "ndcg@10", row_order=order)
             + "\nmax - min over seeds\n\n"
