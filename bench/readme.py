@@ -40,6 +40,16 @@ SECTIONS = [
         "python -m bench.compare --dataset ../shared/data/nfcorpus --dims 128,64,32",
     ),
     (
+        "Without qrels: SMEC from the corpus alone and from a query log, against PCA (NFCorpus)",
+        "nfcorpus-unsupervised",
+        "python -m bench.unsupervised --dataset ../shared/data/nfcorpus",
+    ),
+    (
+        "Without qrels: SMEC from the corpus alone and from a query log, against PCA (SciFact)",
+        "scifact-unsupervised",
+        "python -m bench.unsupervised --dataset ../shared/data/scifact",
+    ),
+    (
         "Ablation: the paper's Table 1 on SciFact",
         "scifact-ablation-table1",
         "python -m bench.ablations table1",
