@@ -58,7 +58,7 @@ def gradvar(data, train, test, out: Path, epochs: int) -> str:
         )
         first = str(DIMS[0]) if schedule == "sequential" else ",".join(map(str, DIMS))
         for h in smec.info["history"]:
-            if h["stage"] == first:
+            if h["stage"] == first and h.get("phase") == "select":
                 records.append({"ablation": "gradvar", "schedule": schedule, **h})
         scores = evaluate_dims(data, test, smec, DIMS)
         for d in DIMS:
