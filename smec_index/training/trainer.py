@@ -332,17 +332,15 @@ class Trainer:
         held-out queries, so the stages below it could no longer be selected on them.
         """
         records = []
-        self._items = (
-            self.table.train.merged(self.table.val)  # type: ignore[union-attr]
-            if self.config.supervised
-            else torch.cat([self.table.train_docs, self.table.val_docs])
-        )
         try:
             for group in groups:
                 group = sorted(group, reverse=True)
-                self._start(group)
-                if isinstance(self._items, QuerySet):  # negatives were just mined again
-                    self._items = self.table.train.merged(self.table.val)  # type: ignore[union-attr]
+                self._start(group)  # mines the negatives of train and held-out again
+                self._items = (
+                    self.table.train.merged(self.table.val)  # type: ignore[union-attr]
+                    if self.config.supervised
+                    else torch.cat([self.table.train_docs, self.table.val_docs])
+                )
                 epochs = self.chosen_epochs.get(tuple(group), 0)
                 if epochs:
                     records += self._run(group, epochs, select=False)[0]
