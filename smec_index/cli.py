@@ -653,13 +653,35 @@ def _mib(value: int | None) -> str:
 @click.option(
     "--like", "like_id", help="search with the stored vector of this point id instead of text"
 )
+@click.option(
+    "--ef-search",
+    type=int,
+    help="HNSW search beam for this search (default: the collection's ef_search)",
+)
+@click.option(
+    "--nprobe", type=int, help="IVF lists probed for this search (default: the collection's)"
+)
 @click.option("--json", "as_json", is_flag=True)
 def search(
-    query, backend, data_dir, url, api_key, uri, token, collection, top_k, model, like_id, as_json
+    query,
+    backend,
+    data_dir,
+    url,
+    api_key,
+    uri,
+    token,
+    collection,
+    top_k,
+    model,
+    like_id,
+    ef_search,
+    nprobe,
+    as_json,
 ) -> None:
     """Search a built collection with text (encoded and projected as its corpus was), or
     with the stored vector of a point (--like ID); titles come from the stored payloads."""
     from smec_index.connectors.base import positive_int
+    from smec_index.connectors.contract import query_params
     from smec_index.index import CompressedIndex
 
     if (query is None) == (like_id is None):
@@ -670,19 +692,28 @@ def search(
         except UnicodeEncodeError:
             raise SmecError("the query holds bytes that are not UTF-8; pass UTF-8 text") from None
     top_k = positive_int(top_k, "--top-k")
+    given = {"ef_search": ef_search, "nprobe": nprobe}
+    params = {name: value for name, value in given.items() if value is not None}
     options = connector_options(backend, url, api_key, uri, token)
     index = CompressedIndex.open(backend, collection, data_dir, **options)
     try:
+        spec = index.connector.spec(index.collection)
+        for name, value in params.items():  # checked before a model is loaded
+            try:
+                query_params(spec, {name: value})
+            except SmecError as exc:
+                raise SmecError(f"--{name.replace('_', '-')}: {exc}") from None
         if like_id is not None:
             stored = index.connector.get(index.collection, [like_id])
             if not stored.ids:
                 raise SmecError(f"no point {like_id!r} in {collection!r}; pass a stored id")
-            ids, scores = index.connector.search(index.collection, stored.vectors, top_k)
+            ids, scores = index.connector.search(index.collection, stored.vectors, top_k, params)
         else:
             from smec_index.embed import encode, load_model
 
             encoder = load_model(index.query_model(model), "auto")
-            ids, scores = index.search(encode(encoder, [query], progress=False), k=top_k)
+            vectors = encode(encoder, [query], progress=False)
+            ids, scores = index.search(vectors, k=top_k, params=params)
         found = [i for i in ids[0] if i]
         stored = index.connector.get(index.collection, found)
     finally:

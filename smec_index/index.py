@@ -168,9 +168,12 @@ class CompressedIndex:
         """Project full-size ``vectors`` and upsert them with their ids and payloads."""
         self.connector.add(self.collection, ids, self.project(vectors), payloads, batch_size)
 
-    def search(self, vectors: np.ndarray, k: int = 10) -> tuple[list[list[str]], np.ndarray]:
-        """Top-k ids and scores for full-size query vectors."""
-        return self.connector.search(self.collection, self.project(vectors), k)
+    def search(
+        self, vectors: np.ndarray, k: int = 10, params: dict[str, int] | None = None
+    ) -> tuple[list[list[str]], np.ndarray]:
+        """Top-k ids and scores for full-size query vectors; ``params``: this search's
+        ``ef_search`` or ``nprobe`` (see :meth:`Connector.search`)."""
+        return self.connector.search(self.collection, self.project(vectors), k, params)
 
     @classmethod
     def open(cls, backend: str, name: str, data_dir: Path, **options: Any) -> CompressedIndex:

@@ -274,6 +274,16 @@ def test_search_needs_a_model_when_none_was_recorded_and_reads_stored_titles(
     hits = json.loads(result.stdout)["hits"]
     assert hits[0] == {"id": "d7", "score": pytest.approx(1.0, abs=1e-4), "title": "title d7"}
 
+    # This search's beam, without a rebuild; a parameter of another index kind is refused
+    # before any model is loaded (the text query below would need one).
+    wide = invoke("search", "--like", "d7", *common, "--json", "-k", "2", "--ef-search", "300")
+    assert wide.exit_code == 0, wide.output
+    assert json.loads(wide.stdout)["hits"][0]["id"] == "d7"
+    refused = invoke("search", "some text", *common, "--nprobe", "4")
+    one_line_error(refused, "--nprobe: search parameter 'nprobe' does not apply to a hnsw index")
+    refused = invoke("search", "--like", "d7", *common, "--ef-search", "0")
+    one_line_error(refused, "--ef-search: search parameter ef_search must be a positive integer")
+
 
 @pytest.mark.parametrize("name", ["../../../x", "a/b", "x" * 301, "é", ""])
 def test_collection_names_are_checked_before_any_path(name, tmp_path):

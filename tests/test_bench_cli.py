@@ -90,6 +90,24 @@ def test_report_renders_from_results_and_reruns_skip_stored_runs(smoke, tmp_path
     assert again.exit_code == 0, again.output
 
 
+def test_an_ef_sweep_builds_each_index_once(tmp_path):
+    out = tmp_path / "ef.jsonl"
+    done = run("bench", "--dataset", "synthetic:3000x64:rank8", "--methods", "none", "--dims",
+               "64", "--backends", "faiss,hnswlib,qdrant", "--encodings", "float32", "--index",
+               "hnsw", "--ef-search", "10,200", "--latency-queries", "20", "--concurrency", "1",
+               "--out", out)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    for backend in ("faiss", "hnswlib", "qdrant"):
+        narrow, wide = sorted((r for r in records if r["backend"] == backend),
+                              key=lambda r: r["ef_search"])  # fmt: skip
+        assert (narrow["ef_search"], wide["ef_search"]) == (10, 200)
+        # one build measured once, searched with each beam
+        assert narrow["build_seconds"] == wide["build_seconds"]
+        assert narrow["index_bytes"] == wide["index_bytes"]
+        assert narrow["recall@10"] < wide["recall@10"], backend
+
+
 def test_pareto_front():
     points = [(8, 0.5), (16, 0.7), (16, 0.6), (32, 0.65), (64, 0.8), (4, 0.2), (64, 0.8)]
     assert pareto(points) == [5, 0, 1, 4]

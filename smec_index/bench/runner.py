@@ -1,6 +1,7 @@
 """Run a sweep: for each dataset and method, fit the projection once; for each dim, project
 the corpus and queries once and find the exact top 10 in that space; then, for each backend x
-index x encoding x ef, build a collection through the connector contract and measure.
+index x encoding, build a collection through the connector contract once and measure it with
+each ef of the sweep (set per search, so an ef sweep costs no rebuild).
 
 Per run (one line in the results file):
 
@@ -20,6 +21,7 @@ Per run (one line in the results file):
 from __future__ import annotations
 
 import contextlib
+import functools
 import statistics
 import sys
 import tempfile
@@ -111,15 +113,16 @@ def fit_method(method: str, dims: list[int], dataset: Dataset, sweep: Sweep):
     return compressor.fit(dataset.data)
 
 
-def plan(sweep: Sweep, dim: int) -> Iterator[tuple[str, str, str, int | None, str]]:
-    """(backend, index, encoding, ef, note) for one dim; note: why a pair is skipped."""
+def plan(sweep: Sweep, dim: int) -> Iterator[tuple[str, str, str, list[int | None], str]]:
+    """(backend, index, encoding, efs, note) for one dim: one index built, searched with each
+    ef of ``efs`` (``[None]`` for a flat index); note: why a pair is skipped."""
     for backend in sweep.backends:
         family = "milvus" if backend == "milvus-server" else backend
         for index in sweep.index:
             for encoding in sweep.encodings:
                 why = supports(family, index, encoding, dim)
-                for ef in sweep.ef_search if index == "hnsw" else [None]:
-                    yield backend, index, encoding, ef, why or ""
+                efs = list(sweep.ef_search) if index == "hnsw" else [None]
+                yield backend, index, encoding, efs, why or ""
 
 
 def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
@@ -140,11 +143,11 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                 )
     noted: set[str] = set()
     total = sum(
-        1
+        len(efs)
         for d in datasets
         for m in sweep.methods
         for dim in _dims(sweep, d, m)
-        for *_, why in plan(sweep, dim)
+        for *_, efs, why in plan(sweep, dim)
         if not why
     )
     with contextlib.ExitStack() as stack, tqdm(total=total, desc="bench", unit="run") as bar:
@@ -166,26 +169,34 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                 for dim in dims:
                     corpus, queries = _project(projection, dataset, queries_full, dim)
                     truth = exact_search(corpus, queries, K)[1]
-                    for backend, index, encoding, ef, why in plan(sweep, dim):
+                    for backend, index, encoding, efs, why in plan(sweep, dim):
                         if why:
                             if why not in noted:
                                 noted.add(why)
                                 say(f"note: skipping {backend} {index} {encoding}: {why}")
                             continue
-                        config = {"dataset": dataset.name, "method": method, "dim": dim,
-                                  "backend": backend, "index": index, "encoding": encoding,
-                                  "ef_search": ef, "M": sweep.M if index == "hnsw" else None,
-                                  "ef_construction": sweep.ef_construction
-                                  if index == "hnsw" else None,
-                                  "n_docs": len(corpus), "n_queries": len(queries)}  # fmt: skip
-                        key = run_key(config)
+                        configs = {}
+                        for ef in efs:
+                            config = {"dataset": dataset.name, "method": method, "dim": dim,
+                                      "backend": backend, "index": index, "encoding": encoding,
+                                      "ef_search": ef, "M": sweep.M if index == "hnsw" else None,
+                                      "ef_construction": sweep.ef_construction
+                                      if index == "hnsw" else None,
+                                      "n_docs": len(corpus), "n_queries": len(queries)}  # fmt: skip
+                            key = run_key(config)
+                            if results.has(key):
+                                bar.update(1)
+                            else:
+                                configs[key] = config
+                        if not configs:
+                            continue
                         bar.set_postfix_str(f"{dataset.name} {method} {dim} {backend} {encoding}")
-                        if not results.has(key):
-                            options = _options(backend, servers, stack)
-                            measured = measure(backend, options, workdir, config, corpus,
-                                               queries, dataset, truth, sweep)  # fmt: skip
+                        options = _options(backend, servers, stack)
+                        for key, config, measured in measure(backend, options, workdir, configs,
+                                                             corpus, queries, dataset, truth,
+                                                             sweep):  # fmt: skip
                             results.add({"key": key, **config, **measured, **stamp})
-                        bar.update(1)
+                            bar.update(1)
     return results.records
 
 
@@ -217,53 +228,62 @@ def _options(backend: str, servers: dict, stack: contextlib.ExitStack) -> dict[s
     return servers[backend]
 
 
-def measure(backend, options, workdir, config, corpus, queries, dataset, truth, sweep):
+def measure(backend, options, workdir, configs, corpus, queries, dataset, truth, sweep):
+    """Build one index for ``configs`` (runs that differ in ``ef_search`` only) and measure
+    each run's searches on it, yielding ``(key, config, measured)`` as each one finishes.
+    Search parameters are set per call, so an ef sweep builds the index once."""
     from smec_index.connectors import IndexSpec, open_connector
 
     family = "milvus" if backend == "milvus-server" else backend
-    dim, index, encoding = config["dim"], config["index"], config["encoding"]
+    first = next(iter(configs.values()))
+    dim, index, encoding = first["dim"], first["index"], first["encoding"]
     params = index_params(family, encoding, dim)
     if index == "hnsw":
         params.update({"M": sweep.M, "ef_construction": sweep.ef_construction,
-                       "ef_search": config["ef_search"]})  # fmt: skip
+                       "ef_search": first["ef_search"]})  # fmt: skip
     ids = dataset.data.corpus.ids
-    name = f"bench_{run_key(config)}"
+    name = f"bench_{next(iter(configs))}"
     with open_connector(family, data_dir=workdir / backend, **options) as connector:
         started = time.perf_counter()
         connector.create(name, IndexSpec(dim, metric="cosine", index=index, params=params),
                          overwrite=True)  # fmt: skip
-        for first in range(0, len(ids), ADD_BATCH):
-            last = min(len(ids), first + ADD_BATCH)
-            connector.add(name, ids[first:last], corpus[first:last],
-                          [{} for _ in range(last - first)])  # fmt: skip
+        for first_row in range(0, len(ids), ADD_BATCH):
+            last = min(len(ids), first_row + ADD_BATCH)
+            connector.add(name, ids[first_row:last], corpus[first_row:last],
+                          [{} for _ in range(last - first_row)])  # fmt: skip
         connector.flush(name)
         build_seconds = time.perf_counter() - started
         sizes = connector.sizes(name)
-        found, _ = connector.search(name, queries, K)
-        quality = _quality(found, truth, ids, dataset)
-        single = _latencies(connector, name, queries, sweep.latency_queries)
-        concurrency = {str(c): _concurrent(connector, name, queries, c, sweep.latency_queries)
-                       for c in sweep.concurrency}  # fmt: skip
-        connector.drop(name)
-    return {
-        "bytes_per_vector": bytes_per_vector(encoding, dim),
-        "rescored_from_float32": rescored(family, encoding),
-        "index_bytes": sizes.index_bytes,
-        "total_bytes": sizes.total_bytes,
-        "size_method": sizes.method,
-        **quality,
-        "p50_ms": round(float(np.percentile(single, 50)) * 1e3, 4),
-        "p95_ms": round(float(np.percentile(single, 95)) * 1e3, 4),
-        "p99_ms": round(float(np.percentile(single, 99)) * 1e3, 4),
-        "qps": round(len(single) / float(np.sum(single)), 1),
-        "concurrency": concurrency,
-        "concurrency_mode": "threads in one process",
-        "build_seconds": round(build_seconds, 3),
-        # every query of an exhaustive float32 index reads every vector once: the roofline
-        "scan_gb_per_s": round(len(single) / float(np.sum(single)) * corpus.nbytes / 1e9, 3)
-        if index == "flat" and encoding == "float32"
-        else None,
-    }
+        try:
+            for key, config in configs.items():
+                query = {} if config["ef_search"] is None else {"ef_search": config["ef_search"]}
+                search = functools.partial(connector.search, name, k=K, params=query)
+                found, _ = search(queries)
+                single = _latencies(search, queries, sweep.latency_queries)
+                concurrency = {str(c): _concurrent(search, queries, c, sweep.latency_queries)
+                               for c in sweep.concurrency}  # fmt: skip
+                yield key, config, {
+                    "bytes_per_vector": bytes_per_vector(encoding, dim),
+                    "rescored_from_float32": rescored(family, encoding),
+                    "index_bytes": sizes.index_bytes,
+                    "total_bytes": sizes.total_bytes,
+                    "size_method": sizes.method,
+                    **_quality(found, truth, ids, dataset),
+                    "p50_ms": round(float(np.percentile(single, 50)) * 1e3, 4),
+                    "p95_ms": round(float(np.percentile(single, 95)) * 1e3, 4),
+                    "p99_ms": round(float(np.percentile(single, 99)) * 1e3, 4),
+                    "qps": round(len(single) / float(np.sum(single)), 1),
+                    "concurrency": concurrency,
+                    "concurrency_mode": "threads in one process",
+                    "build_seconds": round(build_seconds, 3),
+                    # every query of an exhaustive float32 index reads every vector once
+                    "scan_gb_per_s": round(len(single) / float(np.sum(single)) * corpus.nbytes
+                                           / 1e9, 3)
+                    if index == "flat" and encoding == "float32"
+                    else None,
+                }  # fmt: skip
+        finally:
+            connector.drop(name)
 
 
 def _quality(found, truth, ids, dataset: Dataset) -> dict[str, float | None]:
@@ -279,19 +299,19 @@ def _quality(found, truth, ids, dataset: Dataset) -> dict[str, float | None]:
     return {"ndcg@10": None if ndcg is None else round(ndcg, 4), "recall@10": round(recall, 4)}
 
 
-def _latencies(connector, name: str, queries: np.ndarray, n: int) -> np.ndarray:
+def _latencies(search: Callable, queries: np.ndarray, n: int) -> np.ndarray:
     picked = queries[np.arange(n + WARMUP) % len(queries)]
     for q in picked[:WARMUP]:
-        connector.search(name, q[None, :], K)
+        search(q[None, :])
     times = np.empty(n)
     for i, q in enumerate(picked[WARMUP:]):
         started = time.perf_counter()
-        connector.search(name, q[None, :], K)
+        search(q[None, :])
         times[i] = time.perf_counter() - started
     return times
 
 
-def _concurrent(connector, name: str, queries: np.ndarray, clients: int, n: int):
+def _concurrent(search: Callable, queries: np.ndarray, clients: int, n: int):
     """``clients`` threads each searching ``n`` queries one at a time, started together."""
     times: list[list[float]] = [[] for _ in range(clients)]
     errors: list[BaseException] = []
@@ -303,7 +323,7 @@ def _concurrent(connector, name: str, queries: np.ndarray, clients: int, n: int)
         try:
             for q in picked:
                 started = time.perf_counter()
-                connector.search(name, q[None, :], K)
+                search(q[None, :])
                 times[slot].append(time.perf_counter() - started)
         except BaseException as exc:  # reported below, in the caller's thread
             errors.append(exc)

@@ -50,6 +50,14 @@ INDEX_DEFAULTS: dict[str, dict[str, int]] = {
     "ivf_pq": {"nlist": 128, "nprobe": 16, "pq_bits": 8},  # pq_m: dim / 2 unless given
 }
 INTEGER_PARAMS = ("M", "ef_construction", "ef_search", "nlist", "nprobe", "pq_m", "pq_bits")
+# What a search may set per call (:meth:`Connector.search`'s ``params``) without a rebuild:
+# the beam of a graph, the lists an inverted file probes.
+QUERY_PARAMS: dict[str, tuple[str, ...]] = {
+    "flat": (),
+    "hnsw": ("ef_search",),
+    "ivf_flat": ("nprobe",),
+    "ivf_pq": ("nprobe",),
+}
 
 
 @dataclass
@@ -183,9 +191,12 @@ class Backend(Protocol):
         """The points of ``ids`` that exist, in the order asked."""
         ...
 
-    def search(self, collection: str, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    def search(
+        self, collection: str, queries: np.ndarray, k: int, params: dict[str, int]
+    ) -> list[list[tuple[str, float]]]:
         """Up to ``k`` (id, score) per query, best first; scores are similarities, negated
-        distances for ``l2``."""
+        distances for ``l2``. ``params`` holds every :data:`QUERY_PARAMS` entry of the
+        collection's index kind, resolved (the call's value, else the spec's)."""
         ...
 
     def count(self, collection: str) -> int: ...

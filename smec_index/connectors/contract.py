@@ -9,12 +9,14 @@ another rejects, or return what the metrics would miscount.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from smec_index.connectors.base import (
+    INDEX_DEFAULTS,
+    QUERY_PARAMS,
     Backend,
     Batch,
     IndexSpec,
@@ -170,9 +172,17 @@ class Connector:
         )
 
     def search(
-        self, collection: str, queries: np.ndarray, k: int
+        self,
+        collection: str,
+        queries: np.ndarray,
+        k: int,
+        params: Mapping[str, int] | None = None,
     ) -> tuple[list[list[str]], np.ndarray]:
         """Top-``k`` ids per query, best first, and their (nq, k) float32 scores.
+
+        ``params`` sets this call's query parameters instead of the spec's, without touching
+        the index: ``ef_search`` (hnsw; the search uses ``max(ef_search, k)``) or ``nprobe``
+        (ivf_*). A sweep over them builds the index once.
 
         Scores are similarities for ``cosine``/``ip`` and negated distances for ``l2``
         (squared on FAISS, hnswlib and Milvus, plain on Qdrant: compare l2 scores within one
@@ -184,12 +194,14 @@ class Connector:
                 or with unsorted scores (never passed on: metrics would miscount them).
         """
         k = positive_int(k, "k")
-        queries = check_vectors(queries, self.spec(collection).dim, "queries")
+        spec = self.spec(collection)
+        resolved = query_params(spec, params)
+        queries = check_vectors(queries, spec.dim, "queries")
         ids = [[""] * k for _ in range(len(queries))]
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         if not len(queries):
             return ids, scores
-        hits = self.backend.search(collection, queries, k)
+        hits = self.backend.search(collection, queries, k, resolved)
         if len(hits) != len(queries):
             raise SmecError(f"{self.name} answered {len(hits)} of {len(queries)} queries")
         for row, found in enumerate(hits):
@@ -339,3 +351,28 @@ def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[di
 def _largest(scores: np.ndarray) -> float:
     finite = np.abs(scores[np.isfinite(scores)])
     return float(finite.max()) if finite.size else 0.0
+
+
+def query_params(spec: IndexSpec, params: Mapping[str, int] | None) -> dict[str, int]:
+    """The query parameters of ``spec``'s index kind: ``params``' values where given, the
+    spec's otherwise. A parameter the index kind has no use for is an error, not ignored:
+    an ``ef_search`` sent to a flat index would change nothing and look like it did."""
+    if params is None:
+        params = {}
+    if not isinstance(params, Mapping):
+        raise SmecError(f"search params must be a mapping of name to value, got {params!r}")
+    allowed = QUERY_PARAMS.get(spec.index, ())
+    for name in params:
+        if name not in allowed:
+            what = ", ".join(allowed) if allowed else "none"
+            raise SmecError(
+                f"search parameter {name!r} does not apply to a {spec.index} index "
+                f"(its search parameters: {what})"
+            )
+    return {
+        name: positive_int(
+            params.get(name, spec.params.get(name, INDEX_DEFAULTS[spec.index][name])),
+            f"search parameter {name}",
+        )
+        for name in allowed
+    }

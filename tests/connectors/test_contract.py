@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from smec_index.connectors import Backend, Connector, IndexSpec, open_connector
-from smec_index.connectors.base import INDEX_DEFAULTS
+from smec_index.connectors.base import INDEX_DEFAULTS, QUERY_PARAMS
 from smec_index.errors import SmecError
 
 from .conftest import DIM, N
@@ -142,6 +142,26 @@ def test_contract(case, points):
     with np.errstate(invalid="ignore"):
         assert np.all(np.nan_to_num(np.diff(scores, axis=1), nan=0.0) <= 1e-5)
     assert _recall(ids, points["exact"]) >= 0.95
+
+    # Search-time parameters, no rebuild: a narrow beam (one list) finds less than a wide one.
+    # milvus-lite and qdrant-client's local mode search exhaustively, whatever they are told.
+    milvus_lite = backend == "milvus" and "uri" not in options
+    exhaustive_anyway = milvus_lite or options.get("mode") == "local"
+    for name in QUERY_PARAMS[spec.index]:
+        narrow, wide = {"ef_search": (10, 400), "nprobe": (1, stored.params.get("nlist"))}[name]
+        low, high = (
+            _recall(connector.search(collection, points["queries"], 10, {name: value})[0],
+                    points["exact"])
+            for value in (narrow, wide)
+        )  # fmt: skip
+        assert high >= 0.95
+        if not exhaustive_anyway:
+            assert low < high, f"{name}={narrow} searched like {name}={wide}"
+    with pytest.raises(SmecError, match="does not apply to a"):
+        connector.search(collection, points["queries"][:1], 10, {"nprobe_typo": 3})
+    for name in QUERY_PARAMS[spec.index]:
+        with pytest.raises(SmecError, match=f"search parameter {name} must be a positive"):
+            connector.search(collection, points["queries"][:1], 10, {name: 0})
 
     # Upsert by id: replaced in place, the count does not grow.
     replaced = points["ids"][:50]

@@ -174,14 +174,15 @@ class FaissBackend(LocalBackend):
             col.extra["vectors"] = stored
         col.extra.pop("gpu", None)
 
-    def _search(self, col: Collection, queries: np.ndarray, k: int) -> tuple[Any, Any]:
+    def _search(
+        self, col: Collection, queries: np.ndarray, k: int, params: dict[str, int]
+    ) -> tuple[Any, Any]:
         if col.spec.metric == "cosine":
             queries = normalize(queries)
         self._trained(col)
-        params = None
-        if col.spec.index == "hnsw":  # as the other backends do: ef = max(ef_search, k)
-            params = faiss.SearchParametersHNSW(efSearch=max(col.spec.params["ef_search"], k))
-        distances, labels = self._search_index(col).search(queries, k, params=params)
+        distances, labels = self._search_index(col).search(
+            queries, k, params=_search_parameters(col, k, params)
+        )
         return labels, (-distances if col.spec.metric == "l2" else distances)
 
     def _vectors(self, col: Collection, start: int, stop: int) -> np.ndarray:
@@ -241,6 +242,21 @@ def _rows_to_train(spec) -> int:
     if spec.index == "ivf_pq":
         return max(params["nlist"], 2 ** params["pq_bits"])
     return 256 if str(params.get("encoding")).startswith("pq") else 1  # PQ: 256 centroids
+
+
+def _search_parameters(col: Collection, k: int, params: dict[str, int]) -> Any:
+    """One call's FAISS ``SearchParameters`` (nothing is set on the shared index, so
+    concurrent searches with different values do not race)."""
+    if col.spec.index == "hnsw":  # as the other backends do: ef = max(ef_search, k)
+        return faiss.SearchParametersHNSW(efSearch=max(params["ef_search"], k))
+    if col.spec.index == "ivf_pq":
+        ivf = faiss.SearchParametersIVF(nprobe=params["nprobe"])
+        if isinstance(col.index, faiss.IndexRefine):
+            return faiss.IndexRefineSearchParameters(
+                k_factor=col.index.k_factor, base_index_params=ivf
+            )
+        return ivf
+    return None
 
 
 def _apply_params(col: Collection) -> None:

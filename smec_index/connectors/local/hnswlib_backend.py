@@ -48,11 +48,13 @@ class HnswlibBackend(LocalBackend):
             random_seed=SEED,
         )
         col.index.set_ef(params["ef_search"])
+        col.extra["ef"] = params["ef_search"]
 
     def _read_index(self, col: Collection, directory: Path) -> None:
         col.index = self._new(col)
         col.index.load_index(str(directory / col.files["index"]))
         col.index.set_ef(col.spec.params["ef_search"])
+        col.extra["ef"] = col.spec.params["ef_search"]
 
     def _write_index(self, col: Collection, directory: Path, generation: str) -> dict[str, str]:
         name = f"index-{generation}.bin"
@@ -72,7 +74,15 @@ class HnswlibBackend(LocalBackend):
     def _replace(self, col: Collection, rows: np.ndarray, vectors: np.ndarray) -> None:
         col.index.add_items(vectors, rows)  # an existing label is updated in place
 
-    def _search(self, col: Collection, queries: np.ndarray, k: int) -> tuple[Any, Any]:
+    def _search(
+        self, col: Collection, queries: np.ndarray, k: int, params: dict[str, int]
+    ) -> tuple[Any, Any]:
+        # hnswlib keeps one ef per index (its knn_query takes none), so a call with another
+        # ef_search sets it; concurrent searches of one collection with different values
+        # may run with either.
+        if col.extra.get("ef") != params["ef_search"]:
+            col.index.set_ef(params["ef_search"])
+            col.extra["ef"] = params["ef_search"]
         labels = np.full((len(queries), k), -1, dtype=np.int64)
         distances = np.full((len(queries), k), np.inf, dtype=np.float32)
         try:

@@ -181,12 +181,14 @@ class LocalBackend(FileAliases):
             vectors = np.zeros((0, col.spec.dim), np.float32)
         return Batch(found, vectors.astype(np.float32), [col.payloads[r] for r in rows])
 
-    def search(self, collection: str, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    def search(
+        self, collection: str, queries: np.ndarray, k: int, params: dict[str, int]
+    ) -> list[list[tuple[str, float]]]:
         col = self._load(collection)
         found = min(k, len(col.ids))
         if not found:
             return [[] for _ in queries]
-        labels, scores = self._search(col, queries, found)
+        labels, scores = self._search(col, queries, found, params)
         ids = col.id_table[labels]
         return [
             [
@@ -360,8 +362,11 @@ class LocalBackend(FileAliases):
         """Give rows ``rows`` the new ``vectors``."""
         raise NotImplementedError
 
-    def _search(self, col: Collection, queries: np.ndarray, k: int) -> tuple[Any, Any]:
-        """(labels, scores) of shape (nq, k), best first, label -1 for a missing hit."""
+    def _search(
+        self, col: Collection, queries: np.ndarray, k: int, params: dict[str, int]
+    ) -> tuple[Any, Any]:
+        """(labels, scores) of shape (nq, k), best first, label -1 for a missing hit;
+        ``params``: the call's query parameters (see :meth:`Backend.search`)."""
         raise NotImplementedError
 
     def _vectors(self, col: Collection, start: int, stop: int) -> np.ndarray:

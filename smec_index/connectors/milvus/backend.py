@@ -219,13 +219,14 @@ class MilvusBackend:
         rows = self.client.get(name, ids=ids, output_fields=["vector", "payload"])
         return self._batch(rows, self.spec(name).dim)
 
-    def search(self, collection: str, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    def search(
+        self, collection: str, queries: np.ndarray, k: int, params: dict[str, int]
+    ) -> list[list[tuple[str, float]]]:
         name = self._target(collection)
         spec = self.spec(name)
         self._ensure_loaded(name)
-        params = {
-            theirs: int(spec.params[ours]) for ours, theirs in SEARCH_PARAMS[spec.index].items()
-        }
+        given = params
+        params = {theirs: int(given[ours]) for ours, theirs in SEARCH_PARAMS[spec.index].items()}
         if "ef" in params:
             params["ef"] = max(params["ef"], k)  # Milvus requires ef >= k
         results = self.client.search(

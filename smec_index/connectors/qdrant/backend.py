@@ -23,6 +23,7 @@ vectors when it stores them, so :meth:`QdrantConnector.iterate` gives unit vecto
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,9 +200,13 @@ class QdrantBackend:
         points = self.store.retrieve(name, [point_uuid(i) for i in ids])
         return to_batch(points, spec.dim)
 
-    def search(self, collection: str, queries: np.ndarray, k: int) -> list[list[tuple[str, float]]]:
+    def search(
+        self, collection: str, queries: np.ndarray, k: int, params: dict[str, int]
+    ) -> list[list[tuple[str, float]]]:
         """Qdrant's similarities for ``cosine``/``ip``, negated Euclidean for ``l2``."""
         spec, settings = self._built(collection)
+        if "ef_search" in params:
+            settings = dataclasses.replace(settings, ef_search=params["ef_search"])
         hits = self.store.search(self._target(collection), queries, k, settings)
         sign = -1.0 if spec.metric == "l2" else 1.0
         return [[(point_id, sign * score) for point_id, score in found] for found in hits]
