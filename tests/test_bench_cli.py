@@ -108,6 +108,22 @@ def test_an_ef_sweep_builds_each_index_once(tmp_path):
         assert narrow["recall@10"] < wide["recall@10"], backend
 
 
+def test_qdrant_bit_encodings_map_to_the_engine_and_count_their_bits():
+    from smec_index.bench.encodings import bytes_per_vector, index_params, supports
+
+    for encoding, params, code_bytes in (
+        ("binary", {"quantization": "binary", "bits": 1.0}, 16),
+        ("binary1.5", {"quantization": "binary", "bits": 1.5}, 24),
+        ("binary2", {"quantization": "binary", "bits": 2.0}, 32),
+        ("turbo1.5", {"quantization": "turbo", "bits": 1.5}, 24),
+        ("turbo4", {"quantization": "turbo", "bits": 4.0}, 64),
+    ):
+        assert index_params("qdrant", encoding, 128) == params
+        assert bytes_per_vector(encoding, 128) == code_bytes
+        assert supports("qdrant", "hnsw", encoding, 128) is None
+        assert "faiss has encodings" in supports("faiss", "hnsw", encoding, 128)
+
+
 def test_pareto_front():
     points = [(8, 0.5), (16, 0.7), (16, 0.6), (32, 0.65), (64, 0.8), (4, 0.2), (64, 0.8)]
     assert pareto(points) == [5, 0, 1, 4]
@@ -118,6 +134,7 @@ def test_bad_input_is_one_line_before_any_work(tmp_path):
     base = ["bench", "--dataset", "synthetic:500x16", "--out", out]
     run_probe([*base, "--backends", "faiss,weaviate"], tmp_path, "unknown backend 'weaviate'")
     run_probe([*base, "--encodings", "float32,int3"], tmp_path, "unknown encoding 'int3'")
+    run_probe([*base, "--encodings", "turbo3"], tmp_path, "unknown encoding 'turbo3'")
     run_probe([*base, "--index", "ivf"], tmp_path, "unknown index 'ivf'")
     run_probe([*base, "--ef-search", "0"], tmp_path, "ef_search 0")
     run_probe([*base, "--methods", "pca,magic"], tmp_path, "unknown method 'magic'")

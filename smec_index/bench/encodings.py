@@ -6,7 +6,9 @@ the bytes one vector's code takes.
 | ``float32`` | 4 d | ``IndexFlat`` / ``IndexHNSWFlat`` | plain | yes |
 | ``sq8`` | d | ``ScalarQuantizer`` 8 bit | scalar int8, rescored | no |
 | ``sq4`` | d / 2 | ``ScalarQuantizer`` 4 bit | no | no |
-| ``binary`` | d / 8 | no | binary 1 bit, oversampled x3 and rescored | no |
+| ``binary`` | d / 8 | no | binary 1 bit, oversampled x4 and rescored | no |
+| ``binary1.5``, ``binary2`` | 1.5 d / 8, d / 4 | no | binary 1.5 / 2 bits, the same | no |
+| ``turbo<b>`` (b = 1, 1.5, 2, 4, 8) | b d / 8 | no | TurboQuant b bits, the same | no |
 | ``pq<m>`` | m | ``IndexPQ`` / ``IndexHNSWPQ``, 8-bit codes | product, ratio 4 d / m | no |
 | ``rabitq`` | d / 8 + 8 | ``IndexRaBitQ`` (flat only) | no | no |
 
@@ -24,9 +26,11 @@ BACKENDS = ("faiss", "hnswlib", "qdrant", "milvus")
 BACKEND_ENCODINGS = {
     "faiss": ("float32", "sq8", "sq4", "pq<m>", "rabitq"),
     "hnswlib": ("float32",),
-    "qdrant": ("float32", "sq8", "binary", "pq<m>"),
+    "qdrant": ("float32", "sq8", "binary", "binary1.5", "binary2", "turbo<b>", "pq<m>"),
     "milvus": ("float32",),
 }
+TURBO_BITS = {"1": 1.0, "1.5": 1.5, "2": 2.0, "4": 4.0, "8": 8.0}
+BINARY_BITS = {"binary": 1.0, "binary1.5": 1.5, "binary2": 2.0}
 BACKEND_INDEXES = {"faiss": ("flat", "hnsw"), "hnswlib": ("hnsw",), "qdrant": ("flat", "hnsw"),
                    "milvus": ("flat", "hnsw")}  # fmt: skip
 QDRANT_PQ_RATIOS = (4, 8, 16, 32, 64)
@@ -37,12 +41,16 @@ def _pq_bytes(encoding: str) -> int | None:
     return int(tail) if tail.isdigit() and int(tail) > 0 else None
 
 
+def _turbo_bits(encoding: str) -> float | None:
+    return TURBO_BITS.get(encoding[5:]) if encoding.startswith("turbo") else None
+
+
 def check_encoding(encoding: str) -> None:
-    known = ("float32", "sq8", "sq4", "binary", "rabitq")
-    if encoding not in known and _pq_bytes(encoding) is None:
+    known = ("float32", "sq8", "sq4", *BINARY_BITS, "rabitq")
+    if encoding not in known and _pq_bytes(encoding) is None and _turbo_bits(encoding) is None:
         raise SmecError(
-            f"unknown encoding {encoding!r}; use float32, sq8, sq4, binary, pq<m> (m bytes, "
-            "e.g. pq16) or rabitq"
+            f"unknown encoding {encoding!r}; use float32, sq8, sq4, binary, binary1.5, "
+            "binary2, turbo<b> (b bits: 1, 1.5, 2, 4 or 8), pq<m> (m bytes, e.g. pq16) or rabitq"
         )
 
 
@@ -52,7 +60,12 @@ def supports(backend: str, index: str, encoding: str, dim: int) -> str | None:
         return f"{backend} has no {index} index"
     names = BACKEND_ENCODINGS[backend]
     pq = _pq_bytes(encoding)
-    if encoding not in names and not (pq and "pq<m>" in names):
+    turbo = _turbo_bits(encoding)
+    if (
+        encoding not in names
+        and not (pq and "pq<m>" in names)
+        and not (turbo and "turbo<b>" in names)
+    ):
         return f"{backend} has encodings {', '.join(names)}"
     if pq and dim % pq:
         return f"{encoding}: {pq} bytes do not divide dim {dim}"
@@ -80,8 +93,10 @@ def index_params(backend: str, encoding: str, dim: int) -> dict[str, Any]:
     if backend == "qdrant":
         if encoding == "sq8":
             return {"quantization": "scalar"}
-        if encoding == "binary":
-            return {"quantization": "binary"}
+        if encoding in BINARY_BITS:
+            return {"quantization": "binary", "bits": BINARY_BITS[encoding]}
+        if _turbo_bits(encoding) is not None:
+            return {"quantization": "turbo", "bits": _turbo_bits(encoding)}
         return {"quantization": "product", "pq_compression": 4 * dim // _pq_bytes(encoding)}
     raise SmecError(f"{backend} has no encoding {encoding!r}")
 
@@ -94,8 +109,10 @@ def bytes_per_vector(encoding: str, dim: int) -> float:
         return float(dim)
     if encoding == "sq4":
         return dim / 2
-    if encoding == "binary":
-        return dim / 8
+    if encoding in BINARY_BITS:
+        return BINARY_BITS[encoding] * dim / 8
+    if _turbo_bits(encoding) is not None:
+        return _turbo_bits(encoding) * dim / 8  # the code; Qdrant's own per-vector extras aside
     if encoding == "rabitq":
         return dim / 8 + 8  # sign bits plus two float32 correction factors
     pq = _pq_bytes(encoding)

@@ -55,18 +55,23 @@ def _recall(found: list[list[str]], vectors: np.ndarray, queries: np.ndarray, id
 
 
 @pytest.mark.parametrize(
-    "quantization, expected",
+    "quantization, bits, expected",
     [
-        (None, None),
-        ("scalar", {"scalar": {"type": "int8", "quantile": 0.99}}),
-        ("binary", {"binary": {}}),
-        ("product", {"product": {"compression": "x16"}}),
+        (None, None, None),
+        ("scalar", None, {"scalar": {"type": "int8", "quantile": 0.99}}),
+        ("binary", None, {"binary": {"encoding": "one_bit"}}),
+        ("binary", 1.5, {"binary": {"encoding": "one_and_half_bits"}}),
+        ("binary", 2, {"binary": {"encoding": "two_bits"}}),
+        ("product", None, {"product": {"compression": "x16"}}),
+        ("turbo", None, {"turbo": {"bits": "bits4"}}),
+        ("turbo", 1.5, {"turbo": {"bits": "bits1_5"}}),
     ],
 )
-def test_edge_settings_reach_the_engine(tmp_path, points, quantization, expected):
+def test_edge_settings_reach_the_engine(tmp_path, points, quantization, bits, expected):
     ids, vectors, payloads = _small(points)
     connector = open_connector("qdrant", data_dir=tmp_path)
-    spec = IndexSpec(dim=DIM, params={**HNSW, "quantization": quantization})
+    bits_param = {} if bits is None else {"bits": bits}
+    spec = IndexSpec(dim=DIM, params={**HNSW, "quantization": quantization, **bits_param})
     connector.create("tuned", spec)
     connector.add("tuned", ids, vectors, payloads)
     assert connector.count("tuned") == len(ids)  # builds the index (lazily, once)
@@ -93,8 +98,26 @@ def test_edge_settings_reach_the_engine(tmp_path, points, quantization, expected
         [[queries[q] @ vectors[row_of[i]] for i in row] for q, row in enumerate(found)]
     )
     np.testing.assert_allclose(scores, exact, atol=1e-5)
-    if quantization in (None, "scalar", "product"):
+    if quantization in (None, "scalar", "product", "turbo"):
         assert _recall(found, vectors, queries, ids) >= 0.9
+    connector.close()
+
+
+def test_more_bits_per_dimension_find_more(tmp_path, points):
+    """Binary 1 / 1.5 / 2 bits and TurboQuant 1 / 2 / 4 / 8 bits, without oversampling
+    (the codes alone pick the candidates): recall rises with the bits."""
+    ids, vectors, payloads = _small(points)
+    queries = points["queries"]
+    connector = open_connector("qdrant", data_dir=tmp_path)
+    for quantization, ladder in (("binary", (1, 1.5, 2)), ("turbo", (1, 2, 4, 8))):
+        recalls = []
+        for bits in ladder:
+            name = f"{quantization}_{str(bits).replace('.', '_')}"
+            params = {**HNSW, "quantization": quantization, "bits": bits, "oversampling": 1}
+            connector.create(name, IndexSpec(dim=DIM, params=params))
+            connector.add(name, ids, vectors, payloads)
+            recalls.append(_recall(connector.search(name, queries, 10)[0], vectors, queries, ids))
+        assert recalls == sorted(recalls) and recalls[0] < recalls[-1], (quantization, recalls)
     connector.close()
 
 
@@ -201,8 +224,15 @@ def test_local_mode_reopens_after_close(tmp_path, points):
 
 def test_bad_specs_and_modes_say_what_to_do(tmp_path):
     connector = open_connector("qdrant", data_dir=tmp_path)
-    with pytest.raises(SmecError, match="use scalar, binary or product"):
+    with pytest.raises(SmecError, match="use scalar, binary, product or turbo"):
         connector.create("bad", IndexSpec(dim=DIM, params={"quantization": "int4"}))
+    for params, message in (
+        ({"quantization": "scalar", "bits": 2}, "bits=2 needs quantization binary or turbo"),
+        ({"quantization": "binary", "bits": 4}, "binary bits=4: use one of 1, 1.5, 2"),
+        ({"quantization": "turbo", "bits": True}, "turbo bits=True: use one of 1, 1.5, 2, 4, 8"),
+    ):
+        with pytest.raises(SmecError, match=re.escape(message)):
+            connector.create("bad", IndexSpec(dim=DIM, params=params))
     with pytest.raises(SmecError, match="no 'ivf_pq' index"):
         connector.create("bad", IndexSpec(dim=DIM, index="ivf_pq"))
     with pytest.raises(SmecError, match=r"no collection 'missing' .*create \(build\) it first"):
@@ -247,6 +277,15 @@ def test_spec_is_rebuilt_from_a_collection_without_one(tmp_path):
     optimizer = served.config.optimizer_config.model_copy(update={"indexing_threshold": 0})
     flat = spec_from_info(_served(served, optimizer_config=optimizer))  # indexing off: flat
     assert flat.index == "flat" and flat.params == {"quantization": "binary"}
+    two_bits = models.BinaryQuantization(
+        binary=models.BinaryQuantizationConfig(encoding=models.BinaryQuantizationEncoding.TWO_BITS)
+    )
+    turbo = models.TurboQuantization(
+        turbo=models.TurboQuantQuantizationConfig(bits=models.TurboQuantBitSize.BITS1_5)
+    )
+    for config, expected in ((two_bits, ("binary", 2.0)), (turbo, ("turbo", 1.5))):
+        params = spec_from_info(_served(served, quantization_config=config)).params
+        assert (params["quantization"], params["bits"]) == expected
 
     stored = IndexSpec(dim=8, params={"ef_search": 7})
     client.create_collection(

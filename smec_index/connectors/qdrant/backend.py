@@ -13,11 +13,13 @@
 
 Spec mapping: metric ``cosine``/``ip``/``l2`` -> Cosine/Dot/Euclid; ``M`` and
 ``ef_construction`` -> HNSW ``m`` and ``ef_construct``; ``ef_search`` -> ``hnsw_ef`` at
-search; ``quantization`` ``scalar`` (int8, 0.99 quantile), ``binary`` (1 bit) or ``product``
-(``pq_compression``, x16 by default), with codes kept in RAM, candidates oversampled
-(``oversampling``, default 2 for int8 and 4 otherwise) and rescored with the original
-vectors; ``index="flat"`` keeps a plain index and searches exactly. Qdrant normalises cosine
-vectors when it stores them, so :meth:`QdrantConnector.iterate` gives unit vectors back.
+search; ``quantization`` ``scalar`` (int8, 0.99 quantile), ``binary`` (``bits`` 1, 1.5 or 2
+per dimension, default 1), ``product`` (``pq_compression``, x16 by default) or ``turbo``
+(TurboQuant, ``bits`` 1, 1.5, 2, 4 or 8, default 4), with codes kept in RAM, candidates
+oversampled (``oversampling``, default 2 for int8 and 4 otherwise) and rescored with the
+original vectors; ``index="flat"`` keeps a plain index and searches exactly. Qdrant
+normalises cosine vectors when it stores them, so :meth:`QdrantConnector.iterate` gives unit
+vectors back.
 ``l2`` scores are negated Euclidean distances (not squared).
 """
 
@@ -42,7 +44,7 @@ from smec_index.errors import SmecError
 from smec_index.secrets import check_url, has_userinfo, shown_url, url_secrets
 
 MODES = ("edge", "local")
-QDRANT_PARAMS = ("quantization", "pq_compression", "oversampling")
+QDRANT_PARAMS = ("quantization", "pq_compression", "bits", "oversampling")
 
 
 class QdrantBackend:

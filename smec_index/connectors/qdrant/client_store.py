@@ -59,12 +59,35 @@ def _quantization(settings: QdrantSettings) -> Any:
         )
         return models.ScalarQuantization(scalar=config)
     if settings.quantization == "binary":
-        return models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=True))
+        encoding = _BINARY_ENCODINGS[settings.bits or 1.0]
+        config = models.BinaryQuantizationConfig(always_ram=True, encoding=encoding)
+        return models.BinaryQuantization(binary=config)
     if settings.quantization == "product":
         ratio = models.CompressionRatio(f"x{settings.compression}")
         config = models.ProductQuantizationConfig(compression=ratio, always_ram=True)
         return models.ProductQuantization(product=config)
+    if settings.quantization == "turbo":
+        config = models.TurboQuantQuantizationConfig(
+            always_ram=True, bits=_TURBO_BITS[settings.bits or 4.0]
+        )
+        return models.TurboQuantization(turbo=config)
     return None
+
+
+_BINARY_ENCODINGS = {
+    1.0: models.BinaryQuantizationEncoding.ONE_BIT,
+    1.5: models.BinaryQuantizationEncoding.ONE_AND_HALF_BITS,
+    2.0: models.BinaryQuantizationEncoding.TWO_BITS,
+}
+_TURBO_BITS = {
+    1.0: models.TurboQuantBitSize.BITS1,
+    1.5: models.TurboQuantBitSize.BITS1_5,
+    2.0: models.TurboQuantBitSize.BITS2,
+    4.0: models.TurboQuantBitSize.BITS4,
+    8.0: models.TurboQuantBitSize.BITS8,
+}
+_BITS_OF_ENCODING = {encoding: bits for bits, encoding in _BINARY_ENCODINGS.items()}
+_BITS_OF_TURBO = {size: bits for bits, size in _TURBO_BITS.items()}
 
 
 def spec_from_info(info: models.CollectionInfo) -> IndexSpec:
@@ -84,9 +107,15 @@ def spec_from_info(info: models.CollectionInfo) -> IndexSpec:
     if not flat:
         params.update(M=hnsw.m, ef_construction=hnsw.ef_construct)
     quantization = info.config.quantization_config
-    for kind in ("scalar", "binary", "product"):
-        if quantization is not None and getattr(quantization, kind, None) is not None:
+    for kind in ("scalar", "binary", "product", "turbo"):
+        config = getattr(quantization, kind, None) if quantization is not None else None
+        if config is not None:
             params["quantization"] = kind
+            bits = {**_BITS_OF_ENCODING, **_BITS_OF_TURBO}.get(
+                getattr(config, "encoding", None) or getattr(config, "bits", None)
+            )
+            if bits is not None:
+                params["bits"] = bits
     return IndexSpec(
         dim=vectors.size,
         metric=_METRICS[vectors.distance],

@@ -66,6 +66,19 @@ _COMPRESSIONS = {
     64: edge.CompressionRatio.X64,
 }
 
+_BINARY_ENCODINGS = {
+    1.0: edge.BinaryQuantizationEncoding.OneBit,
+    1.5: edge.BinaryQuantizationEncoding.OneAndHalfBits,
+    2.0: edge.BinaryQuantizationEncoding.TwoBits,
+}
+_TURBO_BITS = {
+    1.0: edge.TurboQuantBitSize.Bits1,
+    1.5: edge.TurboQuantBitSize.Bits1_5,
+    2.0: edge.TurboQuantBitSize.Bits2,
+    4.0: edge.TurboQuantBitSize.Bits4,
+    8.0: edge.TurboQuantBitSize.Bits8,
+}
+
 
 def _quantization(settings: QdrantSettings) -> Any:
     # Quantized codes stay in RAM (Pinned), the originals are read back to rescore.
@@ -73,9 +86,13 @@ def _quantization(settings: QdrantSettings) -> Any:
     if settings.quantization == "scalar":
         return edge.ScalarQuantizationConfig(edge.ScalarType.Int8, quantile=0.99, memory=pinned)
     if settings.quantization == "binary":
-        return edge.BinaryQuantizationConfig(memory=pinned)
+        return edge.BinaryQuantizationConfig(
+            encoding=_BINARY_ENCODINGS[settings.bits], memory=pinned
+        )
     if settings.quantization == "product":
         return edge.ProductQuantizationConfig(_COMPRESSIONS[settings.compression], memory=pinned)
+    if settings.quantization == "turbo":
+        return edge.TurboQuantQuantizationConfig(bits=_TURBO_BITS[settings.bits], memory=pinned)
     return None
 
 

@@ -29,13 +29,17 @@ _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/smec-index/po
 INDEXING_THRESHOLD_KB = 1
 FULL_SCAN_THRESHOLD_KB = 10
 
-QUANTIZATIONS = (None, "scalar", "binary", "product")
+QUANTIZATIONS = (None, "scalar", "binary", "product", "turbo")
 COMPRESSIONS = (4, 8, 16, 32, 64)
+# Bits per dimension of a code: binary (Qdrant's one_bit, one_and_half_bits, two_bits
+# encodings) and TurboQuant (a random rotation, then a few bits per coordinate).
+BITS = {"binary": (1, 1.5, 2), "turbo": (1, 1.5, 2, 4, 8)}
+DEFAULT_BITS = {"binary": 1, "turbo": 4}
 # Quantized codes steer the HNSW walk and pick the candidates that the original vectors then
 # rescore, so fetch ``oversampling`` x k of them. On 10k rank-16 64-d vectors (M=16,
 # ef_search=64) recall@10 without oversampling was int8 0.97, product x16 0.66, binary 0.33;
 # with these defaults it is 0.999, 0.97 and 0.62 (binary needs hundreds of dims to be useful).
-DEFAULT_OVERSAMPLING = {None: None, "scalar": 2.0, "binary": 4.0, "product": 4.0}
+DEFAULT_OVERSAMPLING = {None: None, "scalar": 2.0, "binary": 4.0, "product": 4.0, "turbo": 4.0}
 
 
 def point_uuid(point_id: str) -> str:
@@ -51,8 +55,11 @@ class QdrantSettings:
         hnsw: build an HNSW graph (``index="hnsw"``) or keep a plain, exact index (``flat``).
         m, ef_construct: HNSW graph degree and build beam (``M``, ``ef_construction``).
         ef_search: search beam (``ef_search``); ``None`` leaves Qdrant's default.
-        quantization: ``None``, ``scalar`` (int8), ``binary`` or ``product``.
+        quantization: ``None``, ``scalar`` (int8), ``binary``, ``product`` or ``turbo``
+            (TurboQuant).
         compression: product quantization ratio against float32 (``pq_compression``).
+        bits: bits per dimension of binary (1, 1.5, 2) and TurboQuant (1, 1.5, 2, 4, 8)
+            codes (``bits``; None for the others).
         oversampling: candidates fetched per result before rescoring quantized hits.
     """
 
@@ -63,6 +70,7 @@ class QdrantSettings:
     quantization: str | None
     compression: int
     oversampling: float | None
+    bits: float | None = None
     indexing_threshold_kb: ClassVar[int] = INDEXING_THRESHOLD_KB
     full_scan_threshold_kb: ClassVar[int] = FULL_SCAN_THRESHOLD_KB
 
@@ -73,8 +81,19 @@ class QdrantSettings:
         quantization = params.get("quantization")
         if quantization not in QUANTIZATIONS:
             raise SmecError(
-                f"unknown Qdrant quantization {quantization!r}; use scalar, binary or product"
+                f"unknown Qdrant quantization {quantization!r}; use scalar, binary, product "
+                "or turbo"
             )
+        bits = params.get("bits")
+        if bits is not None and quantization not in BITS:
+            raise SmecError(
+                f"bits={bits!r} needs quantization binary or turbo (got {quantization!r})"
+            )
+        if quantization in BITS:
+            bits = DEFAULT_BITS[quantization] if bits is None else bits
+            if isinstance(bits, bool) or bits not in BITS[quantization]:
+                choices = ", ".join(f"{b:g}" for b in BITS[quantization])
+                raise SmecError(f"{quantization} bits={bits!r}: use one of {choices}")
         compression = params.get("pq_compression", 16)
         if compression not in COMPRESSIONS or isinstance(compression, bool):
             raise SmecError(f"pq_compression {compression!r} is not one of {COMPRESSIONS}")
@@ -96,6 +115,7 @@ class QdrantSettings:
             quantization=quantization,
             compression=compression,
             oversampling=None if oversampling is None else float(oversampling),
+            bits=None if bits is None else float(bits),
         )
 
 
