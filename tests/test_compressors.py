@@ -130,6 +130,8 @@ def test_continued_training_keeps_earlier_stages(fitted, synthetic, tmp_path):
     assert evaluate_dims(data, test, base, [4])[4]["ndcg@10"] > 0.1
     with pytest.raises(SmecError, match="already has dim 8"):
         base.extend(data, train, [8])
+    with pytest.raises(SmecError, match=f"choose dims below {data.dim}"):
+        base.extend(data, train, [data.dim])
 
 
 @pytest.mark.parametrize(
@@ -146,6 +148,13 @@ def test_bad_dims(dims, message, synthetic):
     data, train, _ = synthetic
     with pytest.raises(SmecError, match=message):
         make_compressor("pca", dims).fit(data, train)
+
+
+@pytest.mark.parametrize("method", ["smec", "mrl", "search-adaptor", "matryoshka-adaptor"])
+def test_trained_methods_refuse_the_input_dim_before_training(method, synthetic):
+    data, train, _ = synthetic
+    with pytest.raises(SmecError, match=f"choose dims below {data.dim}"):
+        make_compressor(method, (data.dim, 8), progress=False).fit(data, train)
 
 
 def test_artifact_for_another_input_dim_is_refused(fitted):
