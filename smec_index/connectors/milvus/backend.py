@@ -84,7 +84,10 @@ class MilvusBackend:
             server reports only its stored binlog bytes.
 
     Index kinds: ``flat``, ``hnsw`` (searched with ``ef = max(ef_search, k)``, which Milvus
-    requires), ``ivf_flat`` and, on a server, ``ivf_pq``.
+    requires), ``ivf_flat`` and, on a server, ``ivf_pq``. milvus-lite takes an hnsw spec but
+    answers exactly: on 10,000 points its recall@10 was 1.0 at every ef_search from 1 to 400
+    (the contract test checks that a narrow beam loses recall everywhere else), so its HNSW
+    figures are those of a scan.
     """
 
     name = "milvus"
