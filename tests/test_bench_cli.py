@@ -124,6 +124,27 @@ def test_qdrant_bit_encodings_map_to_the_engine_and_count_their_bits():
         assert "faiss has encodings" in supports("faiss", "hnsw", encoding, 128)
 
 
+@pytest.mark.slow
+def test_smec_is_measured_at_the_original_dim_through_its_full_dim_adapter(tmp_path):
+    from smec_index.synthetic import synthetic_retrieval, write_beir
+
+    data, qrels = synthetic_retrieval(1500, 200, 32, 8, seed=5)
+    ids = list(qrels)
+    splits = {"train": {q: qrels[q] for q in ids[:150]}, "test": {q: qrels[q] for q in ids[150:]}}
+    dataset = write_beir(tmp_path / "d", data, splits)
+    out = tmp_path / "r.jsonl"
+    done = run("bench", "--dataset", dataset, "--methods", "none,pca,smec", "--dims", "32,8",
+               "--backends", "faiss", "--encodings", "float32", "--index", "flat",
+               "--latency-queries", "10", "--concurrency", "1", "--out", out)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    runs = {(r["method"], r["dim"]): r for r in map(json.loads, out.read_text().splitlines())}
+    assert set(runs) == {("none", 32), ("pca", 8), ("smec", 32), ("smec", 8)}
+    assert runs["smec", 32]["full_dim_adapter"] is True
+    assert all("full_dim_adapter" not in runs[k] for k in runs if k != ("smec", 32))
+    assert runs["smec", 32]["recall@10"] == 1.0  # exact search in the adapted space
+    assert runs["smec", 32]["ndcg@10"] != runs["none", 32]["ndcg@10"]
+
+
 def test_pareto_front():
     points = [(8, 0.5), (16, 0.7), (16, 0.6), (32, 0.65), (64, 0.8), (4, 0.2), (64, 0.8)]
     assert pareto(points) == [5, 0, 1, 4]

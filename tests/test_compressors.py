@@ -43,6 +43,21 @@ def test_interface_and_round_trip(method, fitted, synthetic, tmp_path):
         np.testing.assert_array_equal(loaded.transform(x, dim), compressor.transform(x, dim))
 
 
+@pytest.mark.parametrize("method", ["smec", "mrl"])
+def test_the_full_dim_adapter_is_the_first_stage_before_it_selects(method, fitted, tmp_path):
+    compressor = fitted[method]
+    matrix = compressor.adapted_projection()
+    assert matrix.shape == (compressor.input_dim, compressor.input_dim)
+    first = DIMS[0]
+    columns = compressor.info["stage_selection"][str(first)]
+    if compressor.info["selection"][str(first)]["kept"] == "trained":
+        np.testing.assert_allclose(compressor.projection(first), matrix[:, columns], atol=1e-6)
+    else:  # PCA kept for the dim; the adapter is still the trained stage's
+        assert not np.allclose(compressor.projection(first), matrix[:, columns], atol=1e-6)
+    compressor.save(tmp_path / "a")
+    np.testing.assert_array_equal(load_compressor(tmp_path / "a").adapted_projection(), matrix)
+
+
 def test_learned_methods_beat_truncation_at_low_dims(fitted, synthetic):
     data, _, test = synthetic
     scores = {

@@ -43,8 +43,9 @@ def quality(record: dict[str, Any]) -> float | None:
 def label(record: dict[str, Any]) -> str:
     ef = f" ef{record['ef_search']}" if record.get("ef_search") else ""
     rescore = " (+ float32 rescoring)" if record.get("rescored_from_float32") else ""
-    return (f"{record['method']} {record['dim']}-d {record['encoding']}, {record['backend']} "
-            f"{record['index']}{ef}{rescore}")  # fmt: skip
+    adapted = " adapted" if record.get("full_dim_adapter") else ""
+    return (f"{record['method']} {record['dim']}-d{adapted} {record['encoding']}, "
+            f"{record['backend']} {record['index']}{ef}{rescore}")  # fmt: skip
 
 
 def best_under(records: list[dict[str, Any]], budget: float) -> dict[str, Any] | None:

@@ -162,7 +162,8 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                 if skipped and f"{method}-dims" not in noted:
                     noted.add(f"{method}-dims")
                     say(f"note: method {method} skips dims {skipped} (none: the original "
-                        "dim only; others: below the original)")  # fmt: skip
+                        "dim only; smec and mrl: the dims below it and, at it, their "
+                        "full-dim adapter; others: below the original)")  # fmt: skip
                 if not dims:
                     continue
                 projection = fit_method(method, dims, dataset, sweep)
@@ -182,7 +183,8 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                                       "ef_search": ef, "M": sweep.M if index == "hnsw" else None,
                                       "ef_construction": sweep.ef_construction
                                       if index == "hnsw" else None,
-                                      "n_docs": len(corpus), "n_queries": len(queries)}  # fmt: skip
+                                      "n_docs": len(corpus), "n_queries": len(queries),
+                                      **_variant(method, dim, dataset)}  # fmt: skip
                             key = run_key(config)
                             if results.has(key):
                                 bar.update(1)
@@ -200,18 +202,35 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
     return results.records
 
 
+# Methods whose artifact also holds a full-dim adapted space (SMEC.adapted_projection): at the
+# original dim they are measured with it, the same training as their reduced dims.
+ADAPTED = ("smec", "mrl")
+
+
 def _dims(sweep: Sweep, dataset: Dataset, method: str) -> list[int]:
-    """``none``: the original dim only; every projection: the dims below it."""
+    """``none``: the original dim only; every projection: the dims below it, and for
+    :data:`ADAPTED` methods the original dim too (their full-dim adapter, which comes with
+    training to some lower dim)."""
     full = dataset.data.dim
     dims = sweep.dims or [full]
     if method == "none":
         return [full] if full in dims else []
-    return [d for d in dims if d < full]
+    reduced = [d for d in dims if d < full]
+    adapted = [full] if full in dims and reduced and method in ADAPTED else []
+    return adapted + reduced
+
+
+def _variant(method: str, dim: int, dataset: Dataset) -> dict[str, Any]:
+    """Marks a full-dim adapter run (absent elsewhere, so other runs keep their keys)."""
+    return {"full_dim_adapter": True} if method != "none" and dim == dataset.data.dim else {}
 
 
 def _project(projection, dataset: Dataset, queries: np.ndarray, dim: int):
     corpus = np.asarray(dataset.data.corpus.vectors, dtype=np.float32)
-    if projection is not None:
+    if projection is not None and dim == dataset.data.dim:
+        matrix = projection.adapted_projection()  # only ADAPTED methods get here
+        corpus, queries = corpus @ matrix, queries @ matrix
+    elif projection is not None:
         corpus, queries = projection.transform(corpus, dim), projection.transform(queries, dim)
     return normalize(corpus).astype(np.float32), normalize(queries).astype(np.float32)
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from smec_index.compressors.base import check_dims
 from smec_index.compressors.trained import TrainedCompressor
 from smec_index.data import Qrels, RetrievalData
@@ -60,6 +62,24 @@ class SMEC(TrainedCompressor):
         super().fit(data, qrels, query_log)
         self._record_tree()
         return self
+
+    def adapted_projection(self) -> np.ndarray | None:
+        """The full-dim adapted space: ``input_dim x input_dim``, ``I + W^T`` of the stage that
+        starts from the input (the largest, should continued training have added another),
+        before it selects dims.
+
+        Training puts the losses on it as well as on the selected dims
+        (``Objective.include_input_dim``), so it is the same run's answer to "adapt, but keep
+        every dim": against it, fewer dims and fewer bits per dim are compared with the same
+        training. ``None`` for an artifact without stage weights.
+        """
+        parents = {int(d): int(p) for d, p in self.info.get("parents", {}).items()}
+        children = [d for d, p in parents.items() if p == self.input_dim]
+        key = f"stage.{max(children)}.adapter" if children else ""
+        if key not in self.extra:
+            return None
+        adapter = np.asarray(self.extra[key], dtype=np.float32)
+        return np.eye(adapter.shape[0], dtype=np.float32) + adapter.T
 
     def _record_tree(self) -> None:
         assert self.tree is not None
