@@ -289,7 +289,13 @@ def test_faiss_gpu_option(tmp_path):
 
 
 ENCODED = [("flat", "sq8"), ("flat", "sq4"), ("flat", "pq16"), ("flat", "rabitq"),
-           ("hnsw", "sq8"), ("hnsw", "sq4"), ("hnsw", "pq16")]  # fmt: skip
+           ("hnsw", "sq8"), ("hnsw", "sq4"), ("hnsw", "pq16"),
+           ("ivf_flat", "sq8"), ("ivf_flat", "sq4"), ("ivf_flat", "rabitq")]  # fmt: skip
+KIND_PARAMS = {
+    "flat": {},
+    "hnsw": {**HNSW, "ef_search": 128},
+    "ivf_flat": {"nlist": 32, "nprobe": 32},
+}  # every list probed: the codes decide
 
 
 @pytest.mark.parametrize(("kind", "encoding"), ENCODED, ids=[f"{k}-{e}" for k, e in ENCODED])
@@ -303,7 +309,7 @@ def test_faiss_encodings_search_codes_and_keep_exact_vectors(tmp_path, kind, enc
 
     vectors = synthetic_vectors(3000, 64, rank=12, noise=0.05, seed=1)
     ids = [str(i) for i in range(len(vectors))]
-    params = {**HNSW, "ef_search": 128} if kind == "hnsw" else {}
+    params = KIND_PARAMS[kind]
     sizes = {}
     for enc in ("float32", encoding):
         with _open("faiss", tmp_path) as connector:
@@ -328,10 +334,16 @@ def test_faiss_encodings_search_codes_and_keep_exact_vectors(tmp_path, kind, enc
 def test_faiss_encoding_errors(tmp_path):
     with _open("faiss", tmp_path) as connector:
         for params, index, fragment in (({"encoding": "pq7"}, "flat", "must divide dim"),
-                                        ({"encoding": "rabitq"}, "hnsw", "use index flat"),
+                                        ({"encoding": "rabitq"}, "hnsw", "flat or ivf_flat"),
+                                        ({"encoding": "pq16"}, "ivf_flat", "index ivf_pq"),
                                         ({"encoding": "int3"}, "flat", "use one of")):  # fmt: skip
             with pytest.raises(SmecError, match=fragment):
                 connector.create("x", IndexSpec(64, index=index, params=params))
+        connector.create("ivf", IndexSpec(64, index="ivf_flat", params={"nlist": 16}))
+        connector.add("ivf", ["a"], np.ones((1, 64), np.float32), [{}])
+        with pytest.raises(SmecError, match="needs at least nlist=16, got 1"):
+            connector.flush("ivf")
+        connector.drop("ivf")
         connector.create("pq", IndexSpec(64, params={"encoding": "pq16"}))
         connector.add("pq", ["a"], np.ones((1, 64), np.float32), [{}])
         with pytest.raises(SmecError, match="at least 256"):

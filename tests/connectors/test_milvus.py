@@ -62,6 +62,13 @@ def test_lite_index_params_reach_milvus_lite(tmp_path):
         index = connector.backend.client.describe_index("ivf", "vector")
         assert index["index_type"] == "IVF_FLAT" and index["metric_type"] == "L2"
         assert int(index["params"]["nlist"]) == 7
+        spec = IndexSpec(dim=DIM, index="ivf_flat", params={"nlist": 7, "encoding": "sq8"})
+        connector.create("sq8", spec)
+        assert connector.backend.client.describe_index("sq8", "vector")["index_type"] == "IVF_SQ8"
+        with pytest.raises(SmecError) as error:
+            connector.create("pq", IndexSpec(dim=DIM, index="ivf_flat", params={"encoding": "pq8"}))
+        assert "float32 (IVF_FLAT) or sq8 (IVF_SQ8)" in _one_line(error)
+        assert not connector.exists("pq")
     finally:
         connector.close()
 

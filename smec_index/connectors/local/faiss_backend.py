@@ -5,12 +5,16 @@ Index kinds and their parameters (the shared defaults of
 
 - ``flat``: exact search (``IndexFlatIP`` / ``IndexFlatL2``).
 - ``hnsw``: ``IndexHNSWFlat`` with ``M``, ``ef_construction``, ``ef_search``.
-- ``encoding`` (flat and hnsw): how the index stores each vector. ``float32`` (default);
-  ``sq8`` / ``sq4`` (``ScalarQuantizer`` 8 / 4 bits per dimension: ``IndexScalarQuantizer``,
-  ``IndexHNSWSQ``); ``pq<m>`` (``m`` bytes: ``IndexPQ``, ``IndexHNSWPQ``, 8-bit codes, ``m``
-  divides dim); ``rabitq`` (flat only: ``IndexRaBitQ``, 1 bit per dimension plus two floats).
-  Encoded indexes train on the first ``add`` (like ``ivf_pq``) and keep the vectors beside
-  the index for ``get``/``iterate``; searching uses the codes only.
+- ``ivf_flat``: an inverted file (``nlist`` lists, ``nprobe`` probed) over the encoding's
+  codes: ``IndexIVFFlat``, ``IndexIVFScalarQuantizer`` or ``IndexIVFRaBitQ``.
+- ``encoding`` (flat, hnsw and ivf_flat): how the index stores each vector. ``float32``
+  (default); ``sq8`` / ``sq4`` (``ScalarQuantizer`` 8 / 4 bits per dimension:
+  ``IndexScalarQuantizer``, ``IndexHNSWSQ``, ``IndexIVFScalarQuantizer``); ``pq<m>`` (``m``
+  bytes: ``IndexPQ``, ``IndexHNSWPQ``, 8-bit codes, ``m`` divides dim; behind an inverted
+  file it is ``ivf_pq``); ``rabitq`` (flat and ivf_flat: ``IndexRaBitQ``, ``IndexIVFRaBitQ``,
+  1 bit per dimension plus two floats). Encoded and inverted-file indexes train on the first
+  ``add`` (like ``ivf_pq``: ivf_flat needs ``nlist`` rows) and keep the vectors beside the
+  index for ``get``/``iterate``; searching uses the codes only.
 - ``ivf_pq``: ``IndexIVFPQ`` with ``nlist``, ``nprobe``, ``pq_m`` (a divisor of dim),
   ``pq_bits``; ``refine`` (optional, FAISS only) wraps it in ``IndexRefineFlat``,
   which re-ranks ``refine * k`` candidates by exact distance. It is trained on the vectors of
@@ -50,7 +54,12 @@ class FaissBackend(LocalBackend):
     """Collections as FAISS indexes under ``<data_dir>/faiss/<collection>/``."""
 
     name = "faiss"
-    index_kinds = {"flat": ("encoding",), "hnsw": ("encoding",), "ivf_pq": ("refine",)}
+    index_kinds = {
+        "flat": ("encoding",),
+        "hnsw": ("encoding",),
+        "ivf_flat": ("encoding",),
+        "ivf_pq": ("refine",),
+    }
     index_bytes_method = "faiss.serialize_index"
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, gpu: str = "auto") -> None:
@@ -86,7 +95,10 @@ class FaissBackend(LocalBackend):
         spec, params = col.spec, col.spec.params
         metric = faiss.METRIC_L2 if spec.metric == "l2" else faiss.METRIC_INNER_PRODUCT
         encoding = params.get("encoding") or "float32"
-        if encoding != "float32":
+        if spec.index == "ivf_flat":
+            col.index = _inverted_file(encoding, spec.dim, params["nlist"], metric)
+            col.extra["vectors"] = np.zeros((0, spec.dim), dtype=np.float32)
+        elif encoding != "float32":
             col.index = _encoded_index(spec.index, encoding, spec.dim, params, metric)
             col.extra["vectors"] = np.zeros((0, spec.dim), dtype=np.float32)
         elif spec.index == "flat":
@@ -140,6 +152,13 @@ class FaissBackend(LocalBackend):
             vectors = np.concatenate(pending)
             params = col.spec.params
             needed = _rows_to_train(col.spec)
+            if len(vectors) < needed and col.spec.index == "ivf_flat":
+                col.extra["pending"] = pending
+                raise SmecError(
+                    f"faiss ivf_flat trains on the vectors added before its first read, which "
+                    f"needs at least nlist={needed}, got {len(vectors)}; add more first or "
+                    "lower nlist"
+                )
             if len(vectors) < needed and col.spec.index != "ivf_pq":
                 col.extra["pending"] = pending
                 raise SmecError(
@@ -213,9 +232,16 @@ def check_encoding(encoding: str | None, dim: int, index: str) -> None:
     if encoding in (None, "float32", *_SQ):
         return
     if encoding == "rabitq":
-        if index != "flat":
-            raise SmecError("faiss rabitq is exhaustive here (IndexRaBitQ): use index flat")
+        if index not in ("flat", "ivf_flat"):
+            raise SmecError(
+                "faiss rabitq needs index flat or ivf_flat (IndexRaBitQ, IndexIVFRaBitQ)"
+            )
         return
+    if index == "ivf_flat":
+        raise SmecError(
+            f"faiss ivf_flat encoding {encoding!r}: use float32, sq8, sq4 or rabitq (product "
+            "codes behind an inverted file are index ivf_pq)"
+        )
     m = encoding[2:] if isinstance(encoding, str) and encoding.startswith("pq") else ""
     if not m.isdigit() or int(m) < 1:
         raise SmecError(f"faiss encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
@@ -237,8 +263,20 @@ def _encoded_index(kind: str, encoding: str, dim: int, params: dict, metric: int
     return faiss.IndexPQ(dim, m, 8, metric)
 
 
+def _inverted_file(encoding: str, dim: int, nlist: int, metric: int) -> Any:
+    quantizer = faiss.IndexFlat(dim, metric)
+    if encoding in _SQ:
+        qtype = getattr(faiss.ScalarQuantizer, _SQ[encoding])
+        return faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, qtype, metric)
+    if encoding == "rabitq":
+        return faiss.IndexIVFRaBitQ(quantizer, dim, nlist, metric)
+    return faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
+
+
 def _rows_to_train(spec) -> int:
     params = spec.params
+    if spec.index == "ivf_flat":
+        return params["nlist"]
     if spec.index == "ivf_pq":
         return max(params["nlist"], 2 ** params["pq_bits"])
     return 256 if str(params.get("encoding")).startswith("pq") else 1  # PQ: 256 centroids
@@ -249,7 +287,7 @@ def _search_parameters(col: Collection, k: int, params: dict[str, int]) -> Any:
     concurrent searches with different values do not race)."""
     if col.spec.index == "hnsw":  # as the other backends do: ef = max(ef_search, k)
         return faiss.SearchParametersHNSW(efSearch=max(params["ef_search"], k))
-    if col.spec.index == "ivf_pq":
+    if col.spec.index in ("ivf_flat", "ivf_pq"):
         ivf = faiss.SearchParametersIVF(nprobe=params["nprobe"])
         if isinstance(col.index, faiss.IndexRefine):
             return faiss.IndexRefineSearchParameters(
@@ -265,7 +303,7 @@ def _apply_params(col: Collection) -> None:
     if col.spec.index == "hnsw":
         col.index.hnsw.efConstruction = params["ef_construction"]
         col.index.hnsw.efSearch = params["ef_search"]
-    elif col.spec.index == "ivf_pq":
+    elif col.spec.index in ("ivf_flat", "ivf_pq"):
         faiss.extract_index_ivf(col.index).nprobe = params["nprobe"]
         if params.get("refine") is not None:
             col.index.k_factor = float(params["refine"])

@@ -56,6 +56,8 @@ BUILD_PARAMS: dict[str, dict[str, str]] = {
     "ivf_flat": {"nlist": "nlist"},
     "ivf_pq": {"nlist": "nlist", "pq_m": "m", "pq_bits": "nbits"},
 }
+# ivf_flat's codes (the ``encoding`` parameter): Milvus names each one an index type.
+IVF_ENCODINGS = {"float32": "IVF_FLAT", "sq8": "IVF_SQ8"}
 SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "flat": {},
     "hnsw": {"ef_search": "ef"},
@@ -84,10 +86,10 @@ class MilvusBackend:
             server reports only its stored binlog bytes.
 
     Index kinds: ``flat``, ``hnsw`` (searched with ``ef = max(ef_search, k)``, which Milvus
-    requires), ``ivf_flat`` and, on a server, ``ivf_pq``. milvus-lite takes an hnsw spec but
-    answers exactly: on 10,000 points its recall@10 was 1.0 at every ef_search from 1 to 400
-    (the contract test checks that a narrow beam loses recall everywhere else), so its HNSW
-    figures are those of a scan.
+    requires), ``ivf_flat`` (``encoding`` ``float32``: IVF_FLAT, ``sq8``: IVF_SQ8) and, on a
+    server, ``ivf_pq``. milvus-lite takes an hnsw spec but answers exactly: on 10,000 points
+    its recall@10 was 1.0 at every ef_search from 1 to 400 (the contract test checks that a
+    narrow beam loses recall everywhere else), so its HNSW figures are those of a scan.
     """
 
     name = "milvus"
@@ -120,7 +122,7 @@ class MilvusBackend:
         self._created: set[str] = set()  # made by this connector: nobody else searches them
         self.storage = Path(storage) if storage else None
         kinds = LITE_KINDS if self.lite else tuple(BUILD_PARAMS)
-        self.index_kinds = {kind: () for kind in kinds}
+        self.index_kinds = {kind: ("encoding",) if kind == "ivf_flat" else () for kind in kinds}
         if not self.lite:
             token = os.environ.get("MILVUS_TOKEN", "") if token is None else token
             self._client: MilvusClient | None = connect(uri, token, timeout)
@@ -352,8 +354,15 @@ class MilvusBackend:
         params = {
             theirs: int(spec.params[ours]) for ours, theirs in BUILD_PARAMS[spec.index].items()
         }
+        index_type = spec.index.upper()
+        encoding = spec.params.get("encoding") or "float32"
+        if encoding not in IVF_ENCODINGS:
+            raise SmecError(
+                f"milvus ivf_flat encoding {encoding!r}: use float32 (IVF_FLAT) or sq8 (IVF_SQ8)"
+            )
+        index_type = IVF_ENCODINGS[encoding] if spec.index == "ivf_flat" else index_type
         return {
-            "index_type": spec.index.upper(),
+            "index_type": index_type,
             "metric_type": METRICS[spec.metric],
             "params": params,
         }
