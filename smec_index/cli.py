@@ -921,9 +921,14 @@ def _ints(value: str | None, flag: str) -> list[int] | None:
 @click.option("--methods", help="none,truncate,pca,smec,... or artifact:DIR (default none,pca)")
 @click.option("--dims", help="comma-separated dims (default: the dataset's own)")
 @click.option("--backends", help="faiss,hnswlib,qdrant,milvus,milvus-server (default faiss)")
-@click.option("--encodings", help="float32,sq8,sq4,binary,pq<m>,rabitq (default float32)")
-@click.option("--index", help="hnsw and/or flat (exhaustive); default hnsw")
+@click.option(
+    "--encodings",
+    help="float32,sq8,sq4,binary,binary1.5,binary2,turbo<b>,pq<m>,rabitq (default float32)",
+)
+@click.option("--index", help="hnsw, flat (exhaustive) and/or ivf (inverted file); default hnsw")
 @click.option("--ef-search", help="HNSW ef values to sweep, e.g. 16,32,64,128 (default 64)")
+@click.option("--nprobe", help="IVF lists probed, values to sweep, e.g. 4,16,64 (default 16)")
+@click.option("--nlist", type=int, help="IVF lists (default 128)")
 @click.option("--max-queries", type=int, help="use at most this many judged queries")
 @click.option("--latency-queries", type=int, help="queries timed one at a time (default 200)")
 @click.option("--concurrency", help="client counts (default 1,4,8)")
@@ -931,8 +936,8 @@ def _ints(value: str | None, flag: str) -> list[int] | None:
 @click.option("--out", type=click.Path(path_type=Path), help="results file (JSON lines)")
 @click.option("--force", is_flag=True, default=None, help="measure runs already stored again")
 def bench_command(
-    datasets, embeddings, methods, dims, backends, encodings, index, ef_search, max_queries,
-    latency_queries, concurrency, config, out, force,
+    datasets, embeddings, methods, dims, backends, encodings, index, ef_search, nprobe, nlist,
+    max_queries, latency_queries, concurrency, config, out, force,
 ) -> None:  # fmt: skip
     """Measure quality, latency, QPS and bytes for every dataset x method x dim x backend x
     index x encoding; one JSON line per run in --out."""
@@ -944,6 +949,7 @@ def bench_command(
         "methods": _names(methods, "--methods"), "dims": _ints(dims, "--dims"),
         "backends": _names(backends, "--backends"), "encodings": _names(encodings, "--encodings"),
         "index": _names(index, "--index"), "ef_search": _ints(ef_search, "--ef-search"),
+        "nprobe": _ints(nprobe, "--nprobe"), "nlist": nlist,
         "max_queries": max_queries, "latency_queries": latency_queries,
         "concurrency": _ints(concurrency, "--concurrency"), "out": out, "force": force,
     }  # fmt: skip

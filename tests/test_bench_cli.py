@@ -108,6 +108,33 @@ def test_an_ef_sweep_builds_each_index_once(tmp_path):
         assert narrow["recall@10"] < wide["recall@10"], backend
 
 
+def test_inverted_files_sweep_nprobe_on_one_build(tmp_path):
+    out = tmp_path / "ivf.jsonl"
+    done = run("bench", "--dataset", "synthetic:3000x64:rank8", "--methods", "none", "--dims",
+               "64", "--backends", "faiss,milvus", "--encodings", "float32,sq8,rabitq", "--index",
+               "ivf", "--nlist", "32", "--nprobe", "1,32", "--latency-queries", "20",
+               "--concurrency", "1", "--out", out)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "milvus ivf has encodings float32, sq8" in done.output  # rabitq: faiss only
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    built = {(r["backend"], r["encoding"]) for r in records}
+    assert built == {("faiss", "float32"), ("faiss", "sq8"), ("faiss", "rabitq"),
+                     ("milvus", "float32"), ("milvus", "sq8")}  # fmt: skip
+    for backend, encoding in built:
+        one, every = sorted((r for r in records if (r["backend"], r["encoding"]) ==
+                             (backend, encoding)), key=lambda r: r["nprobe"])  # fmt: skip
+        assert (one["nprobe"], every["nprobe"], one["nlist"]) == (1, 32, 32)
+        assert one["build_seconds"] == every["build_seconds"]  # one build, two probes
+        if encoding != "rabitq":  # 1-bit estimates may rank worse with more candidates
+            assert one["recall@10"] < every["recall@10"], (backend, encoding)
+        if encoding == "float32":  # every list probed: exact search
+            assert every["recall@10"] == 1.0
+    sizes = {(r["backend"], r["encoding"]): r["index_bytes"] for r in records}
+    for backend in ("faiss", "milvus"):
+        assert sizes[backend, "sq8"] < sizes[backend, "float32"]
+    assert sizes["faiss", "rabitq"] < sizes["faiss", "sq8"]
+
+
 def test_qdrant_bit_encodings_map_to_the_engine_and_count_their_bits():
     from smec_index.bench.encodings import bytes_per_vector, index_params, supports
 
@@ -156,7 +183,8 @@ def test_bad_input_is_one_line_before_any_work(tmp_path):
     run_probe([*base, "--backends", "faiss,weaviate"], tmp_path, "unknown backend 'weaviate'")
     run_probe([*base, "--encodings", "float32,int3"], tmp_path, "unknown encoding 'int3'")
     run_probe([*base, "--encodings", "turbo3"], tmp_path, "unknown encoding 'turbo3'")
-    run_probe([*base, "--index", "ivf"], tmp_path, "unknown index 'ivf'")
+    run_probe([*base, "--index", "diskann"], tmp_path, "unknown index 'diskann'")
+    run_probe([*base, "--nprobe", "0"], tmp_path, "nprobe 0")
     run_probe([*base, "--ef-search", "0"], tmp_path, "ef_search 0")
     run_probe([*base, "--methods", "pca,magic"], tmp_path, "unknown method 'magic'")
     run_probe(["bench", "--dataset", "synthetic:big", "--out", out], tmp_path, "synthetic:NxD")

@@ -10,7 +10,11 @@ the bytes one vector's code takes.
 | ``binary1.5``, ``binary2`` | 1.5 d / 8, d / 4 | no | binary 1.5 / 2 bits, the same | no |
 | ``turbo<b>`` (b = 1, 1.5, 2, 4, 8) | b d / 8 | no | TurboQuant b bits, the same | no |
 | ``pq<m>`` | m | ``IndexPQ`` / ``IndexHNSWPQ``, 8-bit codes | product, ratio 4 d / m | no |
-| ``rabitq`` | d / 8 + 8 | ``IndexRaBitQ`` (flat only) | no | no |
+| ``rabitq`` | d / 8 + 8 | ``IndexRaBitQ`` (flat), ``IndexIVFRaBitQ`` (ivf) | no | no |
+
+Index ``ivf`` (an inverted file, ``nlist`` lists, ``nprobe`` probed): FAISS ``IndexIVFFlat``,
+``IndexIVFScalarQuantizer`` (sq8, sq4), ``IndexIVFPQ`` (pq<m>) and ``IndexIVFRaBitQ``;
+Milvus IVF_FLAT and IVF_SQ8 (milvus-lite and server) and IVF_PQ (server).
 
 Qdrant keeps the float32 originals beside the codes to rescore, and ``index_bytes`` counts
 them (they are what its search reads); ``bytes_per_vector`` is the code alone.
@@ -31,8 +35,15 @@ BACKEND_ENCODINGS = {
 }
 TURBO_BITS = {"1": 1.0, "1.5": 1.5, "2": 2.0, "4": 4.0, "8": 8.0}
 BINARY_BITS = {"binary": 1.0, "binary1.5": 1.5, "binary2": 2.0}
-BACKEND_INDEXES = {"faiss": ("flat", "hnsw"), "hnswlib": ("hnsw",), "qdrant": ("flat", "hnsw"),
-                   "milvus": ("flat", "hnsw")}  # fmt: skip
+BACKEND_INDEXES = {"faiss": ("flat", "hnsw", "ivf"), "hnswlib": ("hnsw",),
+                   "qdrant": ("flat", "hnsw"), "milvus": ("flat", "hnsw", "ivf")}  # fmt: skip
+# Behind an inverted file (index ivf) the codes are the connector's ivf_flat with an encoding,
+# or its ivf_pq: what each backend builds there.
+IVF_ENCODINGS = {
+    "faiss": ("float32", "sq8", "sq4", "pq<m>", "rabitq"),
+    "milvus": ("float32", "sq8"),
+    "milvus-server": ("float32", "sq8", "pq<m>"),
+}
 QDRANT_PQ_RATIOS = (4, 8, 16, 32, 64)
 
 
@@ -54,11 +65,17 @@ def check_encoding(encoding: str) -> None:
         )
 
 
+def family(backend: str) -> str:
+    """The connector behind a bench backend name (``milvus-server`` is Milvus)."""
+    return "milvus" if backend == "milvus-server" else backend
+
+
 def supports(backend: str, index: str, encoding: str, dim: int) -> str | None:
     """None when ``backend`` can build ``encoding`` at ``dim`` with ``index``, else why not."""
+    name, backend = backend, family(backend)
     if index not in BACKEND_INDEXES[backend]:
         return f"{backend} has no {index} index"
-    names = BACKEND_ENCODINGS[backend]
+    names = IVF_ENCODINGS[name] if index == "ivf" else BACKEND_ENCODINGS[backend]
     pq = _pq_bytes(encoding)
     turbo = _turbo_bits(encoding)
     if (
@@ -66,16 +83,29 @@ def supports(backend: str, index: str, encoding: str, dim: int) -> str | None:
         and not (pq and "pq<m>" in names)
         and not (turbo and "turbo<b>" in names)
     ):
-        return f"{backend} has encodings {', '.join(names)}"
+        where = f"{name} ivf" if index == "ivf" else backend
+        return f"{where} has encodings {', '.join(names)}"
     if pq and dim % pq:
         return f"{encoding}: {pq} bytes do not divide dim {dim}"
     if pq and backend == "qdrant" and (4 * dim // pq) not in QDRANT_PQ_RATIOS:
         return f"{encoding}: Qdrant's product ratio 4*{dim}/{pq} is not one of {QDRANT_PQ_RATIOS}"
-    if encoding == "rabitq" and index != "flat":
-        return "faiss rabitq is exhaustive only (index flat)"
+    if encoding == "rabitq" and index == "hnsw":
+        return "faiss rabitq is exhaustive (flat) or behind an inverted file (ivf)"
     if backend == "qdrant" and index == "flat" and encoding != "float32":
         return "Qdrant's exact search reads the float32 originals, not the codes"
     return None
+
+
+def index_spec(backend: str, index: str, encoding: str, dim: int) -> tuple[str, dict[str, Any]]:
+    """The connector's index kind and the spec parameters that build ``encoding`` there
+    (the sweep adds the graph or list sizes)."""
+    backend = family(backend)
+    if index == "ivf":
+        pq = _pq_bytes(encoding)
+        if pq:
+            return "ivf_pq", {"pq_m": pq, "pq_bits": 8}
+        return "ivf_flat", {} if encoding == "float32" else {"encoding": encoding}
+    return index, index_params(backend, encoding, dim)
 
 
 def rescored(backend: str, encoding: str) -> bool:
@@ -85,7 +115,7 @@ def rescored(backend: str, encoding: str) -> bool:
 
 
 def index_params(backend: str, encoding: str, dim: int) -> dict[str, Any]:
-    """The connector's spec parameters that build ``encoding``."""
+    """The connector's spec parameters that build ``encoding`` in a flat or HNSW index."""
     if encoding == "float32":
         return {}
     if backend == "faiss":

@@ -42,6 +42,7 @@ def quality(record: dict[str, Any]) -> float | None:
 
 def label(record: dict[str, Any]) -> str:
     ef = f" ef{record['ef_search']}" if record.get("ef_search") else ""
+    ef += f" nlist{record['nlist']} nprobe{record['nprobe']}" if record.get("nprobe") else ""
     rescore = " (+ float32 rescoring)" if record.get("rescored_from_float32") else ""
     adapted = " adapted" if record.get("full_dim_adapter") else ""
     return (f"{record['method']} {record['dim']}-d{adapted} {record['encoding']}, "
@@ -123,15 +124,15 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
         lines += [f"![p50 vs dim]({path.name})", ""]
     curves: dict[str, tuple[list[float], list[float]]] = {}
     widest = max(r["dim"] for r in rows)  # the original space: one curve per backend x encoding
-    for r in sorted(rows, key=lambda r: r.get("ef_search") or 0):
-        if r["index"] == "hnsw" and r["dim"] == widest:
-            name = f"{r['backend']} {r['method']} {r['dim']}-d {r['encoding']}"
+    for r in sorted(rows, key=lambda r: r.get("ef_search") or r.get("nprobe") or 0):
+        if r["index"] in ("hnsw", "ivf") and r["dim"] == widest:
+            name = f"{r['backend']} {r['index']} {r['method']} {r['dim']}-d {r['encoding']}"
             curves.setdefault(name, ([], []))
             curves[name][0].append(r["recall@10"])
             curves[name][1].append(r["qps"])
     if curves:
         path = line_plot(curves, out / f"{slug}-recall-vs-qps.png",
-                         f"{dataset}: recall@10 vs QPS (HNSW, each point one ef)",
+                         f"{dataset}: recall@10 vs QPS (each point one ef or nprobe)",
                          "recall@10 against exact search", "QPS (single client)",
                          logy=True)  # fmt: skip
         lines += [f"![recall vs QPS]({path.name})", ""]

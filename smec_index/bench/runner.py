@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from smec_index.bench.encodings import bytes_per_vector, index_params, rescored, supports
+from smec_index.bench.encodings import bytes_per_vector, family, index_spec, rescored, supports
 from smec_index.bench.results import (
     ResultsFile,
     machine,
@@ -113,16 +113,20 @@ def fit_method(method: str, dims: list[int], dataset: Dataset, sweep: Sweep):
     return compressor.fit(dataset.data)
 
 
-def plan(sweep: Sweep, dim: int) -> Iterator[tuple[str, str, str, list[int | None], str]]:
-    """(backend, index, encoding, efs, note) for one dim: one index built, searched with each
-    ef of ``efs`` (``[None]`` for a flat index); note: why a pair is skipped."""
+def plan(sweep: Sweep, dim: int) -> Iterator[tuple[str, str, str, list[dict[str, int]], str]]:
+    """(backend, index, encoding, queries, note) for one dim: one index built, searched with
+    each query parameter set of ``queries`` (each ef of an HNSW index, each nprobe of an
+    inverted file, ``[{}]`` for a flat index); note: why a pair is skipped."""
     for backend in sweep.backends:
-        family = "milvus" if backend == "milvus-server" else backend
         for index in sweep.index:
             for encoding in sweep.encodings:
-                why = supports(family, index, encoding, dim)
-                efs = list(sweep.ef_search) if index == "hnsw" else [None]
-                yield backend, index, encoding, efs, why or ""
+                why = supports(backend, index, encoding, dim)
+                queries = [{}]
+                if index == "hnsw":
+                    queries = [{"ef_search": ef} for ef in sweep.ef_search]
+                if index == "ivf":
+                    queries = [{"nprobe": n} for n in sweep.nprobe]
+                yield backend, index, encoding, queries, why or ""
 
 
 def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
@@ -143,11 +147,11 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                 )
     noted: set[str] = set()
     total = sum(
-        len(efs)
+        len(queries_params)
         for d in datasets
         for m in sweep.methods
         for dim in _dims(sweep, d, m)
-        for *_, efs, why in plan(sweep, dim)
+        for *_, queries_params, why in plan(sweep, dim)
         if not why
     )
     with contextlib.ExitStack() as stack, tqdm(total=total, desc="bench", unit="run") as bar:
@@ -170,19 +174,22 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                 for dim in dims:
                     corpus, queries = _project(projection, dataset, queries_full, dim)
                     truth = exact_search(corpus, queries, K)[1]
-                    for backend, index, encoding, efs, why in plan(sweep, dim):
+                    for backend, index, encoding, queries_params, why in plan(sweep, dim):
                         if why:
                             if why not in noted:
                                 noted.add(why)
                                 say(f"note: skipping {backend} {index} {encoding}: {why}")
                             continue
                         configs = {}
-                        for ef in efs:
+                        for query in queries_params:
+                            hnsw = index == "hnsw"
                             config = {"dataset": dataset.name, "method": method, "dim": dim,
                                       "backend": backend, "index": index, "encoding": encoding,
-                                      "ef_search": ef, "M": sweep.M if index == "hnsw" else None,
-                                      "ef_construction": sweep.ef_construction
-                                      if index == "hnsw" else None,
+                                      "ef_search": query.get("ef_search"),
+                                      "M": sweep.M if hnsw else None,
+                                      "ef_construction": sweep.ef_construction if hnsw else None,
+                                      **({"nlist": sweep.nlist, **query} if index == "ivf"
+                                         else {}),
                                       "n_docs": len(corpus), "n_queries": len(queries),
                                       **_variant(method, dim, dataset)}  # fmt: skip
                             key = run_key(config)
@@ -253,18 +260,19 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
     Search parameters are set per call, so an ef sweep builds the index once."""
     from smec_index.connectors import IndexSpec, open_connector
 
-    family = "milvus" if backend == "milvus-server" else backend
     first = next(iter(configs.values()))
     dim, index, encoding = first["dim"], first["index"], first["encoding"]
-    params = index_params(family, encoding, dim)
+    kind, params = index_spec(backend, index, encoding, dim)
     if index == "hnsw":
         params.update({"M": sweep.M, "ef_construction": sweep.ef_construction,
                        "ef_search": first["ef_search"]})  # fmt: skip
+    if index == "ivf":
+        params.update({"nlist": sweep.nlist, "nprobe": first["nprobe"]})
     ids = dataset.data.corpus.ids
     name = f"bench_{next(iter(configs))}"
-    with open_connector(family, data_dir=workdir / backend, **options) as connector:
+    with open_connector(family(backend), data_dir=workdir / backend, **options) as connector:
         started = time.perf_counter()
-        connector.create(name, IndexSpec(dim, metric="cosine", index=index, params=params),
+        connector.create(name, IndexSpec(dim, metric="cosine", index=kind, params=params),
                          overwrite=True)  # fmt: skip
         for first_row in range(0, len(ids), ADD_BATCH):
             last = min(len(ids), first_row + ADD_BATCH)
@@ -275,7 +283,7 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
         sizes = connector.sizes(name)
         try:
             for key, config in configs.items():
-                query = {} if config["ef_search"] is None else {"ef_search": config["ef_search"]}
+                query = {p: config[p] for p in ("ef_search", "nprobe") if config.get(p)}
                 search = functools.partial(connector.search, name, k=K, params=query)
                 found, _ = search(queries)
                 single = _latencies(search, queries, sweep.latency_queries)
@@ -283,7 +291,7 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
                                for c in sweep.concurrency}  # fmt: skip
                 yield key, config, {
                     "bytes_per_vector": bytes_per_vector(encoding, dim),
-                    "rescored_from_float32": rescored(family, encoding),
+                    "rescored_from_float32": rescored(family(backend), encoding),
                     "index_bytes": sizes.index_bytes,
                     "total_bytes": sizes.total_bytes,
                     "size_method": sizes.method,

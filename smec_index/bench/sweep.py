@@ -1,5 +1,5 @@
-"""A sweep: datasets x methods x dims x backends x indexes x encodings x ef, from flags or a
-TOML file (flags win), checked before anything is built.
+"""A sweep: datasets x methods x dims x backends x indexes x encodings x ef (HNSW) or nprobe
+(IVF), from flags or a TOML file (flags win), checked before anything is built.
 
 A TOML file holds the same names as the flags (``-`` or ``_``), lists as arrays::
 
@@ -8,8 +8,9 @@ A TOML file holds the same names as the flags (``-`` or ``_``), lists as arrays:
     dims = [384, 128, 64]
     backends = ["faiss", "hnswlib", "qdrant", "milvus"]
     encodings = ["float32", "sq8", "binary"]
-    index = ["hnsw", "flat"]
+    index = ["hnsw", "flat", "ivf"]
     ef_search = [32, 64, 128]
+    nprobe = [4, 16]
     out = "results/scifact.jsonl"
 """
 
@@ -25,7 +26,7 @@ from smec_index.errors import SmecError
 
 METHODS = ("none", "truncate", "pca", "smec", "mrl", "matryoshka-adaptor", "search-adaptor")
 BACKEND_NAMES = (*BACKENDS, "milvus-server")  # milvus = milvus-lite; -server: 2.3.5, started
-INDEXES = ("hnsw", "flat")
+INDEXES = ("hnsw", "flat", "ivf")
 SYNTHETIC = re.compile(r"^synthetic:(\d+)x(\d+)(?::rank(\d+))?$")
 
 
@@ -39,8 +40,10 @@ class Sweep:
     encodings: list[str] = field(default_factory=lambda: ["float32"])
     index: list[str] = field(default_factory=lambda: ["hnsw"])
     ef_search: list[int] = field(default_factory=lambda: [64])
+    nprobe: list[int] = field(default_factory=lambda: [16])
     M: int = 16
     ef_construction: int = 200
+    nlist: int = 128
     embeddings: str | None = None
     split: str = "test"
     train_split: str = "train"
@@ -85,14 +88,16 @@ class Sweep:
                 raise SmecError(f"unknown backend {backend!r}; use {', '.join(BACKEND_NAMES)}")
         for kind in self.index:
             if kind not in INDEXES:
-                raise SmecError(f"unknown index {kind!r}; use hnsw or flat (exhaustive)")
+                raise SmecError(
+                    f"unknown index {kind!r}; use hnsw, flat (exhaustive) or ivf (inverted file)"
+                )
         for encoding in self.encodings:
             check_encoding(encoding)
-        for name in ("dims", "ef_search", "concurrency"):
+        for name in ("dims", "ef_search", "nprobe", "concurrency"):
             for value in getattr(self, name):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                     raise SmecError(f"{name} {value!r}: use whole numbers >= 1")
-        for name in ("M", "ef_construction", "latency_queries"):
+        for name in ("M", "ef_construction", "nlist", "latency_queries"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SmecError(f"{name} {value!r}: use a whole number >= 1")
