@@ -135,6 +135,26 @@ def test_inverted_files_sweep_nprobe_on_one_build(tmp_path):
     assert sizes["faiss", "rabitq"] < sizes["faiss", "sq8"]
 
 
+@pytest.mark.slow
+@pytest.mark.server
+def test_a_servers_concurrent_clients_are_processes(tmp_path):
+    """The Milvus 2.3.5 server the bench starts itself: its clients search from processes of
+    their own; an embedded backend's from threads (its files are locked to one process)."""
+    out = tmp_path / "server.jsonl"
+    done = run("bench", "--dataset", "synthetic:2000x32:rank8", "--methods", "none",
+               "--backends", "milvus-server,faiss", "--index", "flat", "--latency-queries",
+               "20", "--concurrency", "1,2", "--out", out)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    runs = {r["backend"]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert runs["milvus-server"]["concurrency_mode"] == "client processes"
+    assert runs["faiss"]["concurrency_mode"] == "threads in one process"
+    for record in runs.values():
+        assert record["recall@10"] == 1.0
+        for clients in ("1", "2"):
+            measured = record["concurrency"][clients]
+            assert measured["qps"] > 0 and measured["p99_ms"] > 0
+
+
 def test_qdrant_bit_encodings_map_to_the_engine_and_count_their_bits():
     from smec_index.bench.encodings import bytes_per_vector, index_params, supports
 

@@ -12,16 +12,18 @@ Per run (one line in the results file):
   ``recall@10`` against exact float32 search in the same projected space;
 - single-client latency: ``latency_queries`` queries one at a time after 20 warm-up ones,
   ``time.perf_counter`` around each ``search``: p50 / p95 / p99 and the QPS they give;
-- ``concurrency``: QPS and p99 with 1, 4 and 8 clients searching at once. The clients are
-  threads of this process, because the embedded backends hold their files with a lock that a
-  second process cannot share; faiss and hnswlib release the GIL while searching, milvus-lite
-  (pure Python) and qdrant-edge do not fully, which the figures show.
+- ``concurrency``: QPS and p99 with 1, 4 and 8 clients searching at once. A server's clients
+  are processes (spawned, each with its own connection, started together once all are
+  warm). An embedded backend's are threads of this process, because it holds its files with
+  a lock that a second process cannot share; faiss and hnswlib release the GIL while
+  searching, milvus-lite (pure Python) and qdrant-edge do not fully, which the figures show.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import queue
 import statistics
 import sys
 import tempfile
@@ -287,8 +289,15 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
                 search = functools.partial(connector.search, name, k=K, params=query)
                 found, _ = search(queries)
                 single = _latencies(search, queries, sweep.latency_queries)
-                concurrency = {str(c): _concurrent(search, queries, c, sweep.latency_queries)
-                               for c in sweep.concurrency}  # fmt: skip
+                if backend in SERVERS:  # clients as processes, as a server's clients are
+                    client = ClientSpec(family(backend), options, name, query)
+                    concurrency = {str(c): _processes(client, queries, c,
+                                                      sweep.latency_queries)
+                                   for c in sweep.concurrency}  # fmt: skip
+                else:
+                    concurrency = {str(c): _concurrent(search, queries, c,
+                                                       sweep.latency_queries)
+                                   for c in sweep.concurrency}  # fmt: skip
                 yield key, config, {
                     "bytes_per_vector": bytes_per_vector(encoding, dim),
                     "rescored_from_float32": rescored(family(backend), encoding),
@@ -301,7 +310,9 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
                     "p99_ms": round(float(np.percentile(single, 99)) * 1e3, 4),
                     "qps": round(len(single) / float(np.sum(single)), 1),
                     "concurrency": concurrency,
-                    "concurrency_mode": "threads in one process",
+                    "concurrency_mode": "client processes"
+                    if backend in SERVERS
+                    else "threads in one process",
                     "build_seconds": round(build_seconds, 3),
                     # every query of an exhaustive float32 index reads every vector once
                     "scan_gb_per_s": round(len(single) / float(np.sum(single)) * corpus.nbytes
@@ -336,6 +347,81 @@ def _latencies(search: Callable, queries: np.ndarray, n: int) -> np.ndarray:
         search(q[None, :])
         times[i] = time.perf_counter() - started
     return times
+
+
+# Backends reached over the network: their concurrent clients are processes of their own.
+SERVERS = ("milvus-server",)
+
+
+@dataclass(frozen=True)
+class ClientSpec:
+    """What a client process needs to open the collection and search it."""
+
+    backend: str
+    options: dict[str, Any]
+    collection: str
+    params: dict[str, int]
+
+
+def _client_process(spec: ClientSpec, queries, n: int, slot: int, gate, results) -> None:
+    """One client: connect, warm up, wait for the others, search ``n`` queries one at a time;
+    puts ``(slot, start, end, latencies)`` (``perf_counter``: one clock for every process on
+    Linux) or ``(slot, error)``."""
+    try:
+        from smec_index.connectors import open_connector
+
+        with open_connector(spec.backend, **spec.options) as connector:
+            picked = queries[(np.arange(n) + slot * 7919) % len(queries)]
+            for q in picked[:5]:
+                connector.search(spec.collection, q[None, :], K, spec.params)
+            gate.wait(timeout=300)
+            began, times = time.perf_counter(), []
+            for q in picked:
+                started = time.perf_counter()
+                connector.search(spec.collection, q[None, :], K, spec.params)
+                times.append(time.perf_counter() - started)
+            results.put((slot, began, time.perf_counter(), times))
+    except BaseException as exc:  # noqa: BLE001 - reported by the parent, one line
+        results.put((slot, f"{type(exc).__name__}: {exc}"))
+
+
+def _processes(spec: ClientSpec, queries: np.ndarray, clients: int, n: int):
+    """``clients`` processes (spawned: no state copied from this one) each searching ``n``
+    queries one at a time once all are connected and warm: QPS over the span from the first
+    start to the last finish, and p99 of every search."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    gate, results = context.Barrier(clients), context.Queue()
+    workers = [context.Process(target=_client_process,
+                               args=(spec, queries, n, slot, gate, results), daemon=True)
+               for slot in range(clients)]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    done: list[tuple] = []
+    deadline = time.monotonic() + 600
+    try:
+        while len(done) < clients:
+            try:
+                done.append(results.get(timeout=5))
+            except queue.Empty:
+                if not any(w.is_alive() for w in workers) or time.monotonic() > deadline:
+                    raise SmecError(
+                        f"{clients - len(done)} bench client process(es) ended without a "
+                        "result (killed, or out of memory?)"
+                    ) from None
+    finally:
+        for worker in workers:
+            worker.join(timeout=30)
+            if worker.is_alive():
+                worker.kill()
+    failed = [d for d in done if len(d) == 2]
+    if failed:
+        raise SmecError(f"bench client process {failed[0][0]} failed: {failed[0][1]}")
+    wall = max(d[2] for d in done) - min(d[1] for d in done)
+    flat = np.concatenate([np.asarray(d[3]) for d in done])
+    return {"qps": round(len(flat) / wall, 1),
+            "p99_ms": round(float(np.percentile(flat, 99)) * 1e3, 4)}  # fmt: skip
 
 
 def _concurrent(search: Callable, queries: np.ndarray, clients: int, n: int):
