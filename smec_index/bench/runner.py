@@ -12,7 +12,8 @@ Per run (one line in the results file):
   ``recall@10`` against exact float32 search in the same projected space;
 - single-client latency: ``latency_queries`` queries one at a time after 20 warm-up ones,
   ``time.perf_counter`` around each ``search``: p50 / p95 / p99 and the QPS they give;
-- ``concurrency``: QPS and p99 with 1, 4 and 8 clients searching at once. A server's clients
+- ``concurrency``: QPS and p99 with 1, 4 and 8 clients searching at once, each level
+  ``latency_queries`` searches in all (at least 50 per client). A server's clients
   are processes (spawned, each with its own connection, started together once all are
   warm). An embedded backend's are threads of this process, because it holds its files with
   a lock that a second process cannot share; faiss and hnswlib release the GIL while
@@ -289,15 +290,14 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
                 search = functools.partial(connector.search, name, k=K, params=query)
                 found, _ = search(queries)
                 single = _latencies(search, queries, sweep.latency_queries)
+                each = {c: per_client(sweep.latency_queries, c) for c in sweep.concurrency}
                 if backend in SERVERS:  # clients as processes, as a server's clients are
                     client = ClientSpec(family(backend), options, name, query)
-                    concurrency = {str(c): _processes(client, queries, c,
-                                                      sweep.latency_queries)
-                                   for c in sweep.concurrency}  # fmt: skip
+                    concurrency = {str(c): _processes(client, queries, c, n)
+                                   for c, n in each.items()}  # fmt: skip
                 else:
-                    concurrency = {str(c): _concurrent(search, queries, c,
-                                                       sweep.latency_queries)
-                                   for c in sweep.concurrency}  # fmt: skip
+                    concurrency = {str(c): _concurrent(search, queries, c, n)
+                                   for c, n in each.items()}  # fmt: skip
                 yield key, config, {
                     "bytes_per_vector": bytes_per_vector(encoding, dim),
                     "rescored_from_float32": rescored(family(backend), encoding),
@@ -310,6 +310,7 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
                     "p99_ms": round(float(np.percentile(single, 99)) * 1e3, 4),
                     "qps": round(len(single) / float(np.sum(single)), 1),
                     "concurrency": concurrency,
+                    "concurrency_per_client": {str(c): n for c, n in each.items()},
                     "concurrency_mode": "client processes"
                     if backend in SERVERS
                     else "threads in one process",
@@ -347,6 +348,17 @@ def _latencies(search: Callable, queries: np.ndarray, n: int) -> np.ndarray:
         search(q[None, :])
         times[i] = time.perf_counter() - started
     return times
+
+
+# Searches each concurrent client makes at least, however many clients share a level.
+MIN_PER_CLIENT = 50
+
+
+def per_client(latency_queries: int, clients: int) -> int:
+    """Each level of concurrency searches ``latency_queries`` queries in all, split among its
+    clients (at least :data:`MIN_PER_CLIENT` each), so measuring 8 clients does not cost 8
+    times measuring one."""
+    return max(latency_queries // clients, MIN_PER_CLIENT)
 
 
 # Backends reached over the network: their concurrent clients are processes of their own.
