@@ -30,6 +30,12 @@ SECTIONS = [
         "python -m bench.ablations heldout",
     ),
     (
+        "Memorisation: every method on held-out train queries whose relevant documents no "
+        "training query judges",
+        "scifact-ablation-unseen",
+        "python -m bench.ablations unseen",
+    ),
+    (
         "SMEC and the baselines (test nDCG@10 and recall@10)",
         "scifact-compare",
         "python -m bench.compare --dataset ../shared/data/scifact",
