@@ -10,7 +10,9 @@
 The first four train on SciFact train qrels and report test nDCG@10. ``heldout`` never reads
 test: it holds out one train query in five (by a hash of its id), trains the defaults of
 ``smec-index train --method smec --dims 128,64,32`` and one change at a time on the rest,
-and scores nDCG@10 of the held-out queries; it is how the defaults were chosen.
+and scores nDCG@10 of the held-out queries; it is how the defaults were chosen. ``unseen``
+reads train only too: every trained method on the same split, and on its unseen-document
+part.
 """
 
 from __future__ import annotations
@@ -335,7 +337,7 @@ def unseen(data, train, test, out: Path, epochs: int) -> str:
     for seed in tqdm(HELD_OUT_SEEDS, desc="seeds"):
         for method in tqdm(UNSEEN_METHODS, desc="unseen", leave=False):
             compressor = make_compressor(
-                method, HELD_OUT_DIMS, progress=False, seed=seed, max_epochs=epochs
+                method, HELD_OUT_DIMS, progress=False, seed=seed, max_epochs=epochs, **INIT
             ).fit(data, inner)
             adapter = getattr(compressor, "adapted_projection", lambda: None)()
             for split, qrels in splits.items():

@@ -205,6 +205,8 @@ def test_bad_input_is_one_line_before_any_work(tmp_path):
     run_probe([*base, "--encodings", "turbo3"], tmp_path, "unknown encoding 'turbo3'")
     run_probe([*base, "--index", "diskann"], tmp_path, "unknown index 'diskann'")
     run_probe([*base, "--nprobe", "0"], tmp_path, "nprobe 0")
+    run_probe([*base, "--index", "ivf", "--nlist", "600"], tmp_path, "more lists than")
+    run_probe([*base, "--index", "ivf", "--nprobe", "200"], tmp_path, "more than --nlist 128")
     run_probe([*base, "--ef-search", "0"], tmp_path, "ef_search 0")
     run_probe([*base, "--methods", "pca,magic"], tmp_path, "unknown method 'magic'")
     run_probe(["bench", "--dataset", "synthetic:big", "--out", out], tmp_path, "synthetic:NxD")

@@ -114,9 +114,9 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
         lines += [f"![{metric} vs dim]({path.name})", ""]
         adapted = sorted({r["method"] for r in rows if r.get("full_dim_adapter")})
         if adapted:
-            lines += [f"At the original dim, {' and '.join(adapted)} is the method's full-dim "
-                      "adapter: the first stage's learned rotation before it selects dims "
-                      "(`adapted` in the tables).", ""]  # fmt: skip
+            lines += [f"At the original dim, {' and '.join(adapted)}: the full-dim adapter "
+                      "(the first stage's learned linear map before it selects dims; "
+                      "`adapted` in the tables).", ""]  # fmt: skip
     latency: dict[str, dict[int, float]] = {}
     for r in sorted(rows, key=lambda r: r["dim"]):
         if r["encoding"] == "float32" and r["index"] == "hnsw":

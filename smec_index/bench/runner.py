@@ -1,7 +1,8 @@
 """Run a sweep: for each dataset and method, fit the projection once; for each dim, project
 the corpus and queries once and find the exact top 10 in that space; then, for each backend x
 index x encoding, build a collection through the connector contract once and measure it with
-each ef of the sweep (set per search, so an ef sweep costs no rebuild).
+each ef (HNSW) or nprobe (IVF) of the sweep, set per search, so a sweep over them costs no
+rebuild.
 
 Per run (one line in the results file):
 
@@ -148,6 +149,9 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                     f"method {method} trains on qrels/{sweep.train_split}.tsv, which "
                     f"{dataset.name} does not have; leave it out for this dataset"
                 )
+    if "ivf" in sweep.index:
+        for dataset in datasets:
+            check_ivf(sweep, dataset.name, len(dataset.data.corpus.ids))
     noted: set[str] = set()
     total = sum(
         len(queries_params)
@@ -204,17 +208,37 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                             continue
                         bar.set_postfix_str(f"{dataset.name} {method} {dim} {backend} {encoding}")
                         options = _options(backend, servers, stack)
-                        for key, config, measured in measure(backend, options, workdir, configs,
-                                                             corpus, queries, dataset, truth,
-                                                             sweep):  # fmt: skip
-                            results.add({"key": key, **config, **measured, **stamp})
-                            bar.update(1)
+                        runs = measure(backend, options, workdir, configs, corpus, queries,
+                                       dataset, truth, sweep)  # fmt: skip
+                        with contextlib.closing(runs):  # its collection is dropped here
+                            for key, config, measured in runs:
+                                results.add({"key": key, **config, **measured, **stamp})
+                                bar.update(1)
     return results.records
 
 
 # Methods whose artifact also holds a full-dim adapted space (SMEC.adapted_projection): at the
 # original dim they are measured with it, the same training as their reduced dims.
 ADAPTED = ("smec", "mrl")
+
+
+def check_ivf(sweep: Sweep, name: str, n_docs: int) -> None:
+    """Inverted-file settings that cannot work on a dataset: refused before anything is
+    trained (k-means needs a point per list; probing more lists than there are repeats)."""
+    if sweep.nlist > n_docs:
+        raise SmecError(
+            f"--nlist {sweep.nlist} is more lists than {name} has documents ({n_docs}); "
+            "lower it (about sqrt(documents) is usual)"
+        )
+    beyond = [n for n in sweep.nprobe if n > sweep.nlist]
+    if beyond:
+        raise SmecError(f"--nprobe {beyond[0]} is more than --nlist {sweep.nlist}; lower it")
+    pq = [e for e in sweep.encodings if e.startswith("pq")]
+    if pq and n_docs < 256:
+        raise SmecError(
+            f"{name} has {n_docs} documents: ivf with {pq[0]} trains 256 codes per "
+            "sub-vector, which needs at least 256; leave pq out of the ivf sweep"
+        )
 
 
 def _dims(sweep: Sweep, dataset: Dataset, method: str) -> list[int]:
@@ -258,9 +282,10 @@ def _options(backend: str, servers: dict, stack: contextlib.ExitStack) -> dict[s
 
 
 def measure(backend, options, workdir, configs, corpus, queries, dataset, truth, sweep):
-    """Build one index for ``configs`` (runs that differ in ``ef_search`` only) and measure
-    each run's searches on it, yielding ``(key, config, measured)`` as each one finishes.
-    Search parameters are set per call, so an ef sweep builds the index once."""
+    """Build one index for ``configs`` (runs that differ in ``ef_search`` or ``nprobe``
+    only) and measure each run's searches on it, yielding ``(key, config, measured)`` as each
+    one finishes. Search parameters are set per call, so a sweep over them builds the index
+    once. The collection is dropped when the generator finishes or is closed."""
     from smec_index.connectors import IndexSpec, open_connector
 
     first = next(iter(configs.values()))
@@ -277,14 +302,14 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
         started = time.perf_counter()
         connector.create(name, IndexSpec(dim, metric="cosine", index=kind, params=params),
                          overwrite=True)  # fmt: skip
-        for first_row in range(0, len(ids), ADD_BATCH):
-            last = min(len(ids), first_row + ADD_BATCH)
-            connector.add(name, ids[first_row:last], corpus[first_row:last],
-                          [{} for _ in range(last - first_row)])  # fmt: skip
-        connector.flush(name)
-        build_seconds = time.perf_counter() - started
-        sizes = connector.sizes(name)
         try:
+            for first_row in range(0, len(ids), ADD_BATCH):
+                last = min(len(ids), first_row + ADD_BATCH)
+                connector.add(name, ids[first_row:last], corpus[first_row:last],
+                              [{} for _ in range(last - first_row)])  # fmt: skip
+            connector.flush(name)
+            build_seconds = time.perf_counter() - started
+            sizes = connector.sizes(name)
             for key, config in configs.items():
                 query = {p: config[p] for p in ("ef_search", "nprobe") if config.get(p)}
                 search = functools.partial(connector.search, name, k=K, params=query)
@@ -321,8 +346,11 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
                     if index == "flat" and encoding == "float32"
                     else None,
                 }  # fmt: skip
-        finally:
-            connector.drop(name)
+        except BaseException:  # the first error is the one to report, not the clean-up's
+            with contextlib.suppress(Exception):
+                connector.drop(name)
+            raise
+        connector.drop(name)
 
 
 def _quality(found, truth, ids, dataset: Dataset) -> dict[str, float | None]:
@@ -394,7 +422,8 @@ def _client_process(spec: ClientSpec, queries, n: int, slot: int, gate, results)
                 times.append(time.perf_counter() - started)
             results.put((slot, began, time.perf_counter(), times))
     except BaseException as exc:  # noqa: BLE001 - reported by the parent, one line
-        results.put((slot, f"{type(exc).__name__}: {exc}"))
+        gate.abort()  # the others stop waiting for this one
+        results.put((slot, " ".join(f"{type(exc).__name__}: {exc}".split())[:300]))
 
 
 def _processes(spec: ClientSpec, queries: np.ndarray, clients: int, n: int):
@@ -422,14 +451,14 @@ def _processes(spec: ClientSpec, queries: np.ndarray, clients: int, n: int):
                         f"{clients - len(done)} bench client process(es) ended without a "
                         "result (killed, or out of memory?)"
                     ) from None
+                continue
+            if len(done[-1]) == 2:  # one failed: the others are stopped, not waited for
+                raise SmecError(f"bench client process {done[-1][0]} failed: {done[-1][1]}")
     finally:
         for worker in workers:
-            worker.join(timeout=30)
+            worker.join(timeout=10)
             if worker.is_alive():
                 worker.kill()
-    failed = [d for d in done if len(d) == 2]
-    if failed:
-        raise SmecError(f"bench client process {failed[0][0]} failed: {failed[0][1]}")
     wall = max(d[2] for d in done) - min(d[1] for d in done)
     flat = np.concatenate([np.asarray(d[3]) for d in done])
     return {"qps": round(len(flat) / wall, 1),

@@ -49,12 +49,12 @@ class TrainedCompressor(LinearCompressor):
         return {}
 
     def _start_fit(self, input_dim: int) -> None:
-        super()._start_fit(input_dim)
-        if self.dims[0] >= input_dim:  # a stage keeps fewer dims than it is given
+        if self.dims and self.dims[0] >= input_dim:  # a stage keeps fewer dims than it gets
             raise SmecError(
                 f"{self.method} trains projections to fewer dims than the {input_dim}-d input; "
                 f"choose dims below {input_dim} (method none keeps the original vectors)"
             )
+        super()._start_fit(input_dim)
 
     def objective(self) -> Objective:  # pragma: no cover - abstract
         raise NotImplementedError

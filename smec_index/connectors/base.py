@@ -71,8 +71,8 @@ class IndexSpec:
             it).
         params: index parameters by their usual names: ``M``, ``ef_construction``,
             ``ef_search``, ``nlist``, ``nprobe``, ``pq_m``, ``pq_bits``, plus a backend's
-            own (``refine`` on FAISS; ``quantization``, ``pq_compression``,
-            ``oversampling`` on Qdrant).
+            own (``encoding`` and ``refine`` on FAISS, ``encoding`` of ivf_flat on Milvus;
+            ``quantization``, ``pq_compression``, ``bits``, ``oversampling`` on Qdrant).
     """
 
     dim: int
@@ -195,8 +195,9 @@ class Backend(Protocol):
         self, collection: str, queries: np.ndarray, k: int, params: dict[str, int]
     ) -> list[list[tuple[str, float]]]:
         """Up to ``k`` (id, score) per query, best first; scores are similarities, negated
-        distances for ``l2``. ``params`` holds every :data:`QUERY_PARAMS` entry of the
-        collection's index kind, resolved (the call's value, else the spec's)."""
+        distances for ``l2``. ``params`` holds the :data:`QUERY_PARAMS` entries of the
+        collection's index kind that the call or the spec sets (the call's value first);
+        one absent leaves the engine's default."""
         ...
 
     def count(self, collection: str) -> int: ...

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from smec_index.connectors.base import (
-    INDEX_DEFAULTS,
     QUERY_PARAMS,
     Backend,
     Batch,
@@ -355,8 +354,10 @@ def _largest(scores: np.ndarray) -> float:
 
 def query_params(spec: IndexSpec, params: Mapping[str, int] | None) -> dict[str, int]:
     """The query parameters of ``spec``'s index kind: ``params``' values where given, the
-    spec's otherwise. A parameter the index kind has no use for is an error, not ignored:
-    an ``ef_search`` sent to a flat index would change nothing and look like it did."""
+    spec's otherwise; one neither sets is left out (the engine's own default: a Qdrant
+    collection made by another tool has no ef_search). A parameter the index kind has no use
+    for is an error, not ignored: an ``ef_search`` sent to a flat index would change nothing
+    and look like it did."""
     if params is None:
         params = {}
     if not isinstance(params, Mapping):
@@ -369,10 +370,5 @@ def query_params(spec: IndexSpec, params: Mapping[str, int] | None) -> dict[str,
                 f"search parameter {name!r} does not apply to a {spec.index} index "
                 f"(its search parameters: {what})"
             )
-    return {
-        name: positive_int(
-            params.get(name, spec.params.get(name, INDEX_DEFAULTS[spec.index][name])),
-            f"search parameter {name}",
-        )
-        for name in allowed
-    }
+    given = {**{n: spec.params[n] for n in allowed if n in spec.params}, **params}
+    return {name: positive_int(value, f"search parameter {name}") for name, value in given.items()}

@@ -160,7 +160,8 @@ def test_contract(case, points):
     assert _recall(ids, points["exact"]) >= 0.95
 
     # Search-time parameters, no rebuild: a narrow beam (one list) finds less than a wide one.
-    # milvus-lite and qdrant-client's local mode search exhaustively, whatever they are told.
+    # qdrant-client's local mode scans; milvus-lite answered exactly on these 10,000 points
+    # with ef_search 1 (hnsw) and nprobe 1 of 64 lists (ivf_flat), so neither is checked.
     milvus_lite = backend == "milvus" and "uri" not in options
     exhaustive_anyway = milvus_lite or options.get("mode") == "local"
     for name in QUERY_PARAMS[spec.index]:

@@ -31,13 +31,15 @@ Upserting stored ids rebuilds the index from its vectors with the new ones in th
 (FAISS HNSW cannot replace a point; IVF keeps its trained quantizer), which is fine for
 the occasional replacement and slow for streams of them.
 
-With ``gpu="auto"`` (or ``"on"``) and a GPU build of FAISS, flat and IVF-PQ indexes are
-copied to all GPUs for searching; adds and writes stay on the CPU copy.
+With ``gpu="auto"`` (or ``"on"``) and a GPU build of FAISS, flat and inverted-file indexes
+are copied to all GPUs for searching; adds and writes stay on the CPU copy. (This machine has
+no GPU: that path is not exercised by the tests here.)
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ class FaissBackend(LocalBackend):
         if gpu == "on" and gpus == 0:
             raise SmecError("gpu='on' but FAISS sees no GPU; pip install faiss-gpu, or gpu='auto'")
         self.use_gpu = gpu != "off" and gpus > 0
+        self._gpu_lock = threading.Lock()
 
     def _index_bytes(self, col: Collection) -> int:
         return int(faiss.serialize_index(self._trained(col)).size)
@@ -199,9 +202,16 @@ class FaissBackend(LocalBackend):
         if col.spec.metric == "cosine":
             queries = normalize(queries)
         self._trained(col)
-        distances, labels = self._search_index(col).search(
-            queries, k, params=_search_parameters(col, k, params)
-        )
+        index = self._search_index(col)
+        if index is not col.index and "nprobe" in params:
+            # GPU copies on several GPUs (IndexReplicas) refuse SearchParameters: set nprobe
+            # on the copy itself, one search at a time.
+            with self._gpu_lock:
+                target = index.base_index if isinstance(index, faiss.IndexRefine) else index
+                faiss.GpuParameterSpace().set_index_parameter(target, "nprobe", params["nprobe"])
+                distances, labels = index.search(queries, k)
+        else:
+            distances, labels = index.search(queries, k, params=_search_parameters(col, k, params))
         return labels, (-distances if col.spec.metric == "l2" else distances)
 
     def _vectors(self, col: Collection, start: int, stop: int) -> np.ndarray:
@@ -211,7 +221,8 @@ class FaissBackend(LocalBackend):
         return col.index.reconstruct_n(start, stop - start)
 
     def _search_index(self, col: Collection) -> Any:
-        """The index to search: a GPU copy of flat and IVF-PQ indexes when GPUs are in use."""
+        """The index to search: a GPU copy of flat and inverted-file indexes when GPUs are in
+        use."""
         if not self.use_gpu or col.spec.index == "hnsw":
             return col.index
         if "gpu" not in col.extra:

@@ -49,7 +49,8 @@ from smec_index.secrets import check_url, has_userinfo, shown_url
 
 SPEC_PROPERTY = "smec_index.spec"
 METRICS = {"cosine": "COSINE", "ip": "IP", "l2": "L2"}
-# Our index params -> Milvus' names, per kind; the Milvus index type is kind.upper().
+# Our index params -> Milvus' names, per kind; the Milvus index type is kind.upper(), but
+# for ivf_flat with an encoding (IVF_ENCODINGS).
 BUILD_PARAMS: dict[str, dict[str, str]] = {
     "flat": {},
     "hnsw": {"M": "M", "ef_construction": "efConstruction"},
@@ -230,16 +231,19 @@ class MilvusBackend:
         name = self._target(collection)
         spec = self.spec(name)
         self._ensure_loaded(name)
-        given = params
-        params = {theirs: int(given[ours]) for ours, theirs in SEARCH_PARAMS[spec.index].items()}
-        if "ef" in params:
-            params["ef"] = max(params["ef"], k)  # Milvus requires ef >= k
+        search_params = {
+            theirs: int(params[ours])
+            for ours, theirs in SEARCH_PARAMS[spec.index].items()
+            if ours in params
+        }
+        if "ef" in search_params:
+            search_params["ef"] = max(search_params["ef"], k)  # Milvus requires ef >= k
         results = self.client.search(
             name,
             data=list(queries),
             limit=k,
             anns_field="vector",
-            search_params={"metric_type": METRICS[spec.metric], "params": params},
+            search_params={"metric_type": METRICS[spec.metric], "params": search_params},
             output_fields=[],
             consistency_level="Session",  # reads this client's writes, no wait for others
         )
