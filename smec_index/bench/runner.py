@@ -198,7 +198,8 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                                       **({"nlist": sweep.nlist, **query} if index == "ivf"
                                          else {}),
                                       "n_docs": len(corpus), "n_queries": len(queries),
-                                      **_variant(method, dim, dataset)}  # fmt: skip
+                                      **_variant(method, dim, dataset),
+                                      **_trained_on(method, dims, dataset)}  # fmt: skip
                             key = run_key(config)
                             if results.has(key):
                                 bar.update(1)
@@ -252,6 +253,16 @@ def _dims(sweep: Sweep, dataset: Dataset, method: str) -> list[int]:
     reduced = [d for d in dims if d < full]
     adapted = [full] if full in dims and reduced and method in ADAPTED else []
     return adapted + reduced
+
+
+def _trained_on(method: str, dims: list[int], dataset: Dataset) -> dict[str, Any]:
+    """A trained method's chain of dims, part of a run's identity: the same dim trained in
+    another chain is another projection (and another run), never a stored one reused."""
+    from smec_index.compressors.registry import TRAINED
+
+    if method not in TRAINED:
+        return {}
+    return {"trained_dims": sorted((d for d in dims if d < dataset.data.dim), reverse=True)}
 
 
 def _variant(method: str, dim: int, dataset: Dataset) -> dict[str, Any]:
