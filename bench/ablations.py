@@ -6,6 +6,7 @@
     python -m bench.ablations memory    # S-XBM queue length (Table 3)
     python -m bench.ablations heldout   # each training choice, scored on held-out TRAIN queries
     python -m bench.ablations unseen    # every trained method on held-out and unseen-doc queries
+    python -m bench.ablations chain     # dims 128/64/32 through longer chains, held-out queries
 
 The first four train on SciFact train qrels and report test nDCG@10. ``heldout`` never reads
 test: it holds out one train query in five (by a hash of its id), trains the defaults of
@@ -375,6 +376,53 @@ def unseen(data, train, test, out: Path, epochs: int) -> str:
     return text
 
 
+CHAINS = ([128, 64, 32], [192, 128, 64, 32], [256, 128, 64, 32])
+
+
+def chain(data, train, test, out: Path, epochs: int) -> str:
+    """The same dims 128 / 64 / 32 reached through longer chains (SMRL stages above 128),
+    on held-out train queries and their unseen-document part, 3 seeds (test not read)."""
+    del test
+    inner, splits = _held_out_splits(train)
+    records = []
+    for seed in tqdm(HELD_OUT_SEEDS, desc="seeds"):
+        for dims in tqdm(CHAINS, desc="chain", leave=False):
+            smec = _train(data, inner, dims, max_epochs=epochs, seed=seed)
+            for split, qrels in splits.items():
+                scores = evaluate_dims(data, qrels, smec, HELD_OUT_DIMS)
+                records += [{"ablation": "chain", "chain": ",".join(map(str, dims)),
+                             "split": split, "seed": seed, "dim": d,
+                             "train_seconds": smec.info["train_seconds"], **scores[d]}
+                            for d in HELD_OUT_DIMS]  # fmt: skip
+    write_records(out, records)
+    order = [",".join(map(str, dims)) for dims in CHAINS]
+    text = (
+        f"SMEC trained on {len(inner)} {DATA_LABEL} train queries with each chain of dims, "
+        f"scored at 128 / 64 / 32 on the other {len(splits['held-out'])} and on the "
+        f"{len(splits['unseen-doc'])} of them whose relevant documents no training query "
+        f"judges. Mean nDCG@10 over seeds {', '.join(map(str, HELD_OUT_SEEDS))}, then max - "
+        "min over them; test is not read.\n\n"
+    )
+    plots = {}
+    for split in splits:
+        mean, spread = [], []
+        for name in order:
+            for d in HELD_OUT_DIMS:
+                values = [r["ndcg@10"] for r in records
+                          if (r["chain"], r["split"], r["dim"]) == (name, split, d)]  # fmt: skip
+                mean.append({"chain": name, "dim": d, "ndcg@10": sum(values) / len(values)})
+                spread.append({"chain": name, "dim": d, "range": max(values) - min(values)})
+                plots.setdefault(f"{split} {d}", {})[name] = mean[-1]["ndcg@10"]
+        text += f"#### {split}\n\n" + markdown_table(mean, "chain", "dim", "ndcg@10",
+                                                      row_order=order)  # fmt: skip
+        text += "\nmax - min over seeds\n\n"
+        text += markdown_table(spread, "chain", "dim", "range", row_order=order) + "\n"
+    bar_plot(plots, out.with_suffix(".png"),
+             f"{DATA_LABEL} held-out train queries: dims 128/64/32 through each chain",
+             "nDCG@10")  # fmt: skip
+    return text
+
+
 ABLATIONS = {
     "gradvar": gradvar,
     "ads": ads,
@@ -382,6 +430,7 @@ ABLATIONS = {
     "memory": memory,
     "heldout": heldout,
     "unseen": unseen,
+    "chain": chain,
 }
 DATA_LABEL = "SciFact"
 

@@ -36,6 +36,11 @@ SECTIONS = [
         "python -m bench.ablations unseen",
     ),
     (
+        "The chain: dims 128 / 64 / 32 trained through longer chains, held-out train queries",
+        "scifact-ablation-chain",
+        "python -m bench.ablations chain",
+    ),
+    (
         "SMEC and the baselines (test nDCG@10 and recall@10)",
         "scifact-compare",
         "python -m bench.compare --dataset ../shared/data/scifact",
