@@ -98,7 +98,9 @@ def test_edge_settings_reach_the_engine(tmp_path, points, quantization, bits, ex
         [[queries[q] @ vectors[row_of[i]] for i in row] for q, row in enumerate(found)]
     )
     np.testing.assert_allclose(scores, exact, atol=1e-5)
-    if quantization in (None, "scalar", "product", "turbo"):
+    # Codes of 1 to 2 bits per dimension miss some true neighbours even oversampled (their
+    # ladder is the next test); int8, product and 4-bit TurboQuant keep recall high.
+    if quantization in (None, "scalar", "product") or (quantization, bits) == ("turbo", None):
         assert _recall(found, vectors, queries, ids) >= 0.9
     connector.close()
 
