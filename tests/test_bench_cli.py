@@ -76,6 +76,8 @@ def test_report_renders_from_results_and_reruns_skip_stored_runs(smoke, tmp_path
     again = run(*SMOKE, "--out", out)
     assert again.exit_code == 0, again.output
     assert len(out.read_text().splitlines()) == len(records), "stored runs were measured again"
+    for method in ("none", "pca"):  # nothing fitted either
+        assert f"every run of {method} on synthetic:3000x64:rank8 is stored" in again.output
 
     shown = run("report", out, "--out", tmp_path / "report")
     assert shown.exit_code == 0, shown.output

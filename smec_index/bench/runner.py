@@ -177,6 +177,16 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                         "full-dim adapter; others: below the original)")  # fmt: skip
                 if not dims:
                     continue
+                planned = [key for dim in dims
+                           for backend, index, encoding, queries_params, why in plan(sweep, dim)
+                           if not why
+                           for key, _ in _run_configs(sweep, dataset, method, dims, dim, backend,
+                                                      index, encoding, queries_params)]  # fmt: skip
+                if all(results.has(key) for key in planned):
+                    bar.update(len(planned))
+                    say(f"note: every run of {method} on {dataset.name} is stored; not "
+                        "trained or measured again (--force does)")  # fmt: skip
+                    continue
                 projection = fit_method(method, dims, dataset, sweep)
                 for dim in dims:
                     corpus, queries = _project(projection, dataset, queries_full, dim)
@@ -188,19 +198,9 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                                 say(f"note: skipping {backend} {index} {encoding}: {why}")
                             continue
                         configs = {}
-                        for query in queries_params:
-                            hnsw = index == "hnsw"
-                            config = {"dataset": dataset.name, "method": method, "dim": dim,
-                                      "backend": backend, "index": index, "encoding": encoding,
-                                      "ef_search": query.get("ef_search"),
-                                      "M": sweep.M if hnsw else None,
-                                      "ef_construction": sweep.ef_construction if hnsw else None,
-                                      **({"nlist": sweep.nlist, **query} if index == "ivf"
-                                         else {}),
-                                      "n_docs": len(corpus), "n_queries": len(queries),
-                                      **_variant(method, dim, dataset),
-                                      **_trained_on(method, dims, dataset)}  # fmt: skip
-                            key = run_key(config)
+                        for key, config in _run_configs(sweep, dataset, method, dims, dim,
+                                                        backend, index, encoding,
+                                                        queries_params):  # fmt: skip
                             if results.has(key):
                                 bar.update(1)
                             else:
@@ -216,6 +216,22 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                                 results.add({"key": key, **config, **measured, **stamp})
                                 bar.update(1)
     return results.records
+
+
+def _run_configs(sweep, dataset, method, dims, dim, backend, index, encoding, queries_params):
+    """``(key, config)`` of each run one built index serves: the full configuration that
+    identifies a run (a stored key is skipped unless ``--force``)."""
+    hnsw = index == "hnsw"
+    for query in queries_params:
+        config = {"dataset": dataset.name, "method": method, "dim": dim, "backend": backend,
+                  "index": index, "encoding": encoding, "ef_search": query.get("ef_search"),
+                  "M": sweep.M if hnsw else None,
+                  "ef_construction": sweep.ef_construction if hnsw else None,
+                  **({"nlist": sweep.nlist, **query} if index == "ivf" else {}),
+                  "n_docs": len(dataset.data.corpus.ids), "n_queries": len(dataset.query_ids),
+                  **_variant(method, dim, dataset),
+                  **_trained_on(method, dims, dataset)}  # fmt: skip
+        yield run_key(config), config
 
 
 # Methods whose artifact also holds a full-dim adapted space (SMEC.adapted_projection): at the
