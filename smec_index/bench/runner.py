@@ -110,8 +110,7 @@ def fit_method(method: str, dims: list[int], dataset: Dataset, sweep: Sweep):
     from smec_index.compressors import make_compressor
     from smec_index.compressors.registry import TRAINED
 
-    reduced = sorted({d for d in dims if d < dataset.data.dim}, reverse=True)
-    compressor = make_compressor(method, reduced, progress=False, seed=sweep.seed)
+    compressor = make_compressor(method, _reduced(dims, dataset), progress=False, seed=sweep.seed)
     if method in TRAINED:  # run_sweep checked up front that the train qrels exist
         return compressor.fit(dataset.data, dataset.train_qrels)
     return compressor.fit(dataset.data)
@@ -278,7 +277,12 @@ def _trained_on(method: str, dims: list[int], dataset: Dataset) -> dict[str, Any
 
     if method not in TRAINED:
         return {}
-    return {"trained_dims": sorted((d for d in dims if d < dataset.data.dim), reverse=True)}
+    return {"trained_dims": _reduced(dims, dataset)}
+
+
+def _reduced(dims: list[int], dataset: Dataset) -> list[int]:
+    """The dims a method trains: those below the original, largest first."""
+    return sorted({d for d in dims if d < dataset.data.dim}, reverse=True)
 
 
 def _variant(method: str, dim: int, dataset: Dataset) -> dict[str, Any]:
@@ -337,12 +341,12 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
             connector.flush(name)
             build_seconds = time.perf_counter() - started
             sizes = connector.sizes(name)
+            each = {c: per_client(sweep.latency_queries, c) for c in sweep.concurrency}
             for key, config in configs.items():
                 query = {p: config[p] for p in ("ef_search", "nprobe") if config.get(p)}
                 search = functools.partial(connector.search, name, k=K, params=query)
                 found, _ = search(queries)
                 single = _latencies(search, queries, sweep.latency_queries)
-                each = {c: per_client(sweep.latency_queries, c) for c in sweep.concurrency}
                 if backend in SERVERS:  # clients as processes, as a server's clients are
                     client = ClientSpec(family(backend), options, name, query)
                     concurrency = {str(c): _processes(client, queries, c, n)

@@ -108,11 +108,7 @@ class SMEC(TrainedCompressor):
         if self.input_dim is None:
             raise SmecError(f"{self.method}: fit or load an artifact before extending it")
         new_dims = list(check_dims(sorted(set(new_dims), reverse=True), self.input_dim))
-        if new_dims[0] >= self.input_dim:
-            raise SmecError(
-                f"dim {new_dims[0]} is not below the {self.input_dim}-d input; choose dims "
-                f"below {self.input_dim}"
-            )
+        self.check_below_input(new_dims, self.input_dim)
         clash = [d for d in new_dims if d in self.dims]
         if clash:
             raise SmecError(f"the artifact already has dim {clash[0]}; ask for new dims only")

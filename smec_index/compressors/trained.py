@@ -49,12 +49,17 @@ class TrainedCompressor(LinearCompressor):
         return {}
 
     def _start_fit(self, input_dim: int) -> None:
-        if self.dims and self.dims[0] >= input_dim:  # a stage keeps fewer dims than it gets
+        self.check_below_input(self.dims, input_dim)
+        super()._start_fit(input_dim)
+
+    def check_below_input(self, dims, input_dim: int) -> None:
+        """Every stage keeps fewer dims than it gets: a dim at (or above) the input's is
+        refused in one line, before any training."""
+        if dims and max(dims) >= input_dim:
             raise SmecError(
                 f"{self.method} trains projections to fewer dims than the {input_dim}-d input; "
                 f"choose dims below {input_dim} (method none keeps the original vectors)"
             )
-        super()._start_fit(input_dim)
 
     def objective(self) -> Objective:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -153,28 +153,12 @@ class FaissBackend(LocalBackend):
         pending = col.extra.pop("pending", None)
         if pending:
             vectors = np.concatenate(pending)
-            params = col.spec.params
-            needed = _rows_to_train(col.spec)
-            if len(vectors) < needed and col.spec.index == "ivf_flat":
-                col.extra["pending"] = pending
-                raise SmecError(
-                    f"faiss ivf_flat trains on the vectors added before its first read, which "
-                    f"needs at least nlist={needed}, got {len(vectors)}; add more first or "
-                    "lower nlist"
-                )
-            if len(vectors) < needed and col.spec.index != "ivf_pq":
-                col.extra["pending"] = pending
-                raise SmecError(
-                    f"faiss {params['encoding']} trains on the vectors added before its first "
-                    f"read, which needs at least {needed}, got {len(vectors)}; add more first"
-                )
+            needed, what, why, remedy = _training_need(col.spec)
             if len(vectors) < needed:
                 col.extra["pending"] = pending
                 raise SmecError(
-                    f"faiss ivf_pq trains on the vectors added before its first read, which "
-                    f"needs at least {needed} (nlist={params['nlist']}, 2**pq_bits="
-                    f"{2 ** params['pq_bits']}), got {len(vectors)}; add more first or lower "
-                    "nlist/pq_bits"
+                    f"faiss {what} trains on the vectors added before its first read, which "
+                    f"needs at least {why}, got {len(vectors)}; add more first{remedy}"
                 )
             col.index.train(vectors)
             self._add_trained(col, vectors)
@@ -284,13 +268,19 @@ def _inverted_file(encoding: str, dim: int, nlist: int, metric: int) -> Any:
     return faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
 
 
-def _rows_to_train(spec) -> int:
+def _training_need(spec) -> tuple[int, str, str, str]:
+    """Rows an index must be trained on (k-means needs a point per centroid), and how an
+    error says so: what trains, why that many, and what else can be lowered."""
     params = spec.params
     if spec.index == "ivf_flat":
-        return params["nlist"]
+        nlist = params["nlist"]
+        return nlist, "ivf_flat", f"nlist={nlist}", " or lower nlist"
     if spec.index == "ivf_pq":
-        return max(params["nlist"], 2 ** params["pq_bits"])
-    return 256 if str(params.get("encoding")).startswith("pq") else 1  # PQ: 256 centroids
+        needed = max(params["nlist"], 2 ** params["pq_bits"])
+        why = f"{needed} (nlist={params['nlist']}, 2**pq_bits={2 ** params['pq_bits']})"
+        return needed, "ivf_pq", why, " or lower nlist/pq_bits"
+    needed = 256 if str(params.get("encoding")).startswith("pq") else 1  # PQ: 256 centroids
+    return needed, str(params.get("encoding")), str(needed), ""
 
 
 def _search_parameters(col: Collection, k: int, params: dict[str, int]) -> Any:

@@ -358,13 +358,12 @@ class MilvusBackend:
         params = {
             theirs: int(spec.params[ours]) for ours, theirs in BUILD_PARAMS[spec.index].items()
         }
-        index_type = spec.index.upper()
         encoding = spec.params.get("encoding") or "float32"
         if encoding not in IVF_ENCODINGS:
             raise SmecError(
                 f"milvus ivf_flat encoding {encoding!r}: use float32 (IVF_FLAT) or sq8 (IVF_SQ8)"
             )
-        index_type = IVF_ENCODINGS[encoding] if spec.index == "ivf_flat" else index_type
+        index_type = IVF_ENCODINGS[encoding] if spec.index == "ivf_flat" else spec.index.upper()
         return {
             "index_type": index_type,
             "metric_type": METRICS[spec.metric],

@@ -86,8 +86,10 @@ _TURBO_BITS = {
     4.0: models.TurboQuantBitSize.BITS4,
     8.0: models.TurboQuantBitSize.BITS8,
 }
-_BITS_OF_ENCODING = {encoding: bits for bits, encoding in _BINARY_ENCODINGS.items()}
-_BITS_OF_TURBO = {size: bits for bits, size in _TURBO_BITS.items()}
+# Read back: a binary encoding or a TurboQuant size -> bits per dimension.
+_BITS_OF = {
+    code: bits for table in (_BINARY_ENCODINGS, _TURBO_BITS) for bits, code in table.items()
+}
 
 
 def spec_from_info(info: models.CollectionInfo) -> IndexSpec:
@@ -111,9 +113,7 @@ def spec_from_info(info: models.CollectionInfo) -> IndexSpec:
         config = getattr(quantization, kind, None) if quantization is not None else None
         if config is not None:
             params["quantization"] = kind
-            bits = {**_BITS_OF_ENCODING, **_BITS_OF_TURBO}.get(
-                getattr(config, "encoding", None) or getattr(config, "bits", None)
-            )
+            bits = _BITS_OF.get(getattr(config, "encoding", None) or getattr(config, "bits", None))
             if bits is not None:
                 params["bits"] = bits
     return IndexSpec(
