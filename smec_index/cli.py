@@ -139,6 +139,12 @@ def _load(dataset: Path, embeddings: Path | None, skip_unknown: bool):
     help="stage initialisation (trained methods)",
 )
 @click.option(
+    "--lead-in",
+    type=float,
+    help="smec with qrels: first stage at this share of the input dim (384 -> 256) when every "
+    "--dims is below it, trained but not exported; 0 turns it off (default 2/3)",
+)
+@click.option(
     "--queries",
     "query_log",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -177,6 +183,7 @@ def train(
     ads,
     xbm,
     init,
+    lead_in,
     query_log,
     alpha,
     memory_size,
@@ -252,13 +259,14 @@ def train(
         "ads": ads,
         "xbm": xbm,
         "init": init,
+        "lead_in": lead_in,
         "alpha": alpha,
         "memory_size": memory_size,
         "max_epochs": max_epochs,
     }
     settings = {k: v for k, v in overrides.items() if v is not None}
     if extend is not None:
-        fixed = typed("method", "sequential", "ads", "xbm", "init")
+        fixed = typed("method", "sequential", "ads", "xbm", "init", "lead_in")
         if fixed:
             raise SmecError(
                 f"{fixed[0]} cannot be used with --extend: the artifact fixes its method, "
@@ -310,6 +318,9 @@ def train(
     seconds = compressor.info.get("train_seconds")
     took = f" in {seconds:.1f} s" if seconds is not None else ""
     click.echo(f"{compressor.method} {list(compressor.dims)} trained{took} -> {out}")
+    lead = compressor.info.get("lead_in") if extend is None else None
+    if lead:
+        click.echo(f"  through a {lead}-d lead-in stage (trained, not exported; --lead-in 0: off)")
     for dim, chosen in compressor.info.get("selection", {}).items():
         verdict = (
             "kept PCA: training did not beat it" if chosen["kept"] == "pca" else "kept trained"

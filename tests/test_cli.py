@@ -220,6 +220,7 @@ def test_train_unsupervised_with_a_query_log(synthetic_beir, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["settings"]["supervised"] is False
     assert config["info"]["query_log"]["queries"] == 200
+    assert config["info"]["lead_in"] is None and "lead-in" not in result.output
     selection = config["info"]["selection"]
     assert set(selection) == {"16", "8"}
     for dim, chosen in selection.items():
@@ -227,6 +228,27 @@ def test_train_unsupervised_with_a_query_log(synthetic_beir, tmp_path):
         assert (chosen["kept"] == "pca") == (chosen["pca"] >= chosen["trained"])
         line = f"{dim:>5}-d held-out {chosen['metric']}: trained {chosen['trained']:.4f}"
         assert line in result.output
+
+
+@pytest.mark.parametrize("lead_in", [None, "0"])
+def test_train_says_when_it_trained_a_lead_in_stage(synthetic_beir, tmp_path, lead_in):
+    """On 64-d vectors, dims 16,8 train through a 40-d first stage unless --lead-in 0; the
+    stage is recorded, not exported."""
+    out = tmp_path / "art"
+    flag = [] if lead_in is None else ["--lead-in", lead_in]
+    result = run(
+        "train", "--dataset", synthetic_beir, "--method", "smec", "--dims", "16,8",
+        "--out", out, *flag, *FAST,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    info = json.loads((out / "config.json").read_text())["info"]
+    if lead_in is None:
+        assert info["lead_in"] == 40 and info["parents"] == {"40": 64, "16": 40, "8": 16}
+        assert "through a 40-d lead-in stage" in result.output
+    else:
+        assert info["lead_in"] is None and info["parents"] == {"16": 64, "8": 16}
+        assert "lead-in" not in result.output
+    assert set(info["selection"]) == {"16", "8"}
 
 
 @pytest.mark.parametrize(

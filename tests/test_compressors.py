@@ -104,7 +104,11 @@ def test_smec_records_ablation_switches_and_history(fitted):
     mrl = fitted["mrl"].config()["settings"]
     assert not (mrl["sequential"] or mrl["ads"] or mrl["xbm"])
     stages = {h["stage"] for h in smec.info["history"]}
-    assert stages == {"32", "16", "8"}, "sequential training runs one stage at a time"
+    # 64-d input: the chain starts with a lead-in stage at 2/3 of it (40) above the dims asked
+    # for; it is trained and recorded, never exported.
+    assert smec.info["lead_in"] == 40 and smec.info["parents"]["32"] == 40
+    assert stages == {"40", "32", "16", "8"}, "sequential training runs one stage at a time"
+    assert smec.dims == (32, 16, 8) and set(smec.projections) == {32, 16, 8}
     assert {h["stage"] for h in fitted["mrl"].info["history"]} == {"32,16,8"}
     trained = [h for h in smec.info["history"] if h["phase"] != "start"]
     assert trained and all(h["grad_variance"] >= 0 for h in trained)
@@ -113,7 +117,7 @@ def test_smec_records_ablation_switches_and_history(fitted):
     assert all(0 <= h["val_score"] <= 1 for h in smec.info["history"] if h["phase"] != "refit")
     assert set(smec.info["selection"]) == {"32", "16", "8"}
     kept = smec.info["stage_selection"]
-    assert {d: len(v) for d, v in kept.items()} == {"32": 32, "16": 16, "8": 8}
+    assert {d: len(v) for d, v in kept.items()} == {"40": 40, "32": 32, "16": 16, "8": 8}
     assert all(len(set(v)) == len(v) and max(v) < smec.info["parents"][d] for d, v in kept.items())
 
 
@@ -141,8 +145,15 @@ def test_continued_training_keeps_earlier_stages(fitted, synthetic, tmp_path):
         # A new dim that did not beat PCA on held-out data keeps PCA's projection instead.
         expected = chained if kept == "trained" else pca.projection(dim)
         np.testing.assert_allclose(base.projection(dim), expected, atol=1e-6)
-    assert base.info["parents"] == {"32": 64, "24": 32, "16": 32, "8": 16, "4": 8}
+    assert base.info["parents"] == {"40": 64, "32": 40, "24": 32, "16": 32, "8": 16, "4": 8}
     assert evaluate_dims(data, test, base, [4])[4]["ndcg@10"] > 0.1
+    # Asking for the lead-in dim exports the stage already trained, without training.
+    history = list(base.info["history"])
+    base.extend(data, train, [40])
+    assert base.dims == (40, 32, 24, 16, 8, 4) and base.info["history"] == history
+    np.testing.assert_array_equal(base.projection(40), tree.projection(40))
+    for dim, matrix in before.items():
+        np.testing.assert_array_equal(base.projection(dim), matrix)
     with pytest.raises(SmecError, match="already has dim 8"):
         base.extend(data, train, [8])
     with pytest.raises(SmecError, match=f"choose dims below {data.dim}"):

@@ -149,6 +149,7 @@ EXTEND = [
     (["--no-ads"], "--no-ads cannot be used with --extend"),
     (["--no-xbm"], "--no-xbm cannot be used with --extend"),
     (["--init", "identity"], "--init cannot be used with --extend"),
+    (["--lead-in", "0"], "--lead-in cannot be used with --extend"),
     (["--unsupervised"], "was trained with qrels; drop --unsupervised"),
     (["--alpha", "inf"], "alpha (--alpha) = inf is invalid"),
     (["--epochs", "0"], "max_epochs (--epochs) = 0 is invalid"),

@@ -795,3 +795,25 @@ def test_extend_trains_new_stages_with_the_given_settings(synthetic) -> None:
     assert [r["phase"] for r in new_stage if r["phase"] != "refit"] == ["start", "select"]
     assert smec.info["extended_settings"] == {"max_epochs": 1, "alpha": 0.5, "seed": 2}
     assert smec.train_config.max_epochs == 3 and smec.settings["alpha"] == 0.1
+
+
+def test_lead_in_stage_only_where_it_was_measured() -> None:
+    """SMRL with qrels starts at 2/3 of the input dim (rounded to 8) when every requested dim
+    is below it; not without qrels or with a query log (never measured there), not for the
+    parallel schedule, not where the corpus cannot span it, and never at or above the input."""
+    from smec_index.compressors import make_compressor
+    from smec_index.errors import SmecError
+
+    smec = make_compressor("smec", [128, 64, 32])
+    assert smec.lead_in_dim(384, 5000, labelled=True) == 256
+    assert smec.lead_in_dim(768, 5000, labelled=True) == 512
+    assert smec.lead_in_dim(1024, 5000, labelled=True) == 680
+    assert smec.lead_in_dim(384, 5000, labelled=False) is None
+    assert smec.lead_in_dim(384, 256, labelled=True) is None
+    assert smec.lead_in_dim(160, 5000, labelled=True) is None  # 2/3 of 160 is below 128
+    assert make_compressor("smec", [256, 64]).lead_in_dim(384, 5000, True) is None
+    assert make_compressor("smec", [128], lead_in=0).lead_in_dim(384, 5000, True) is None
+    assert make_compressor("smec", [128], lead_in=0.5).lead_in_dim(384, 5000, True) == 192
+    assert make_compressor("mrl", [128]).lead_in_dim(384, 5000, True) is None
+    with pytest.raises(SmecError, match=r"lead_in \(--lead-in\) = 1.0 is invalid: .* in \[0, 1\)"):
+        make_compressor("smec", [128], lead_in=1.0)

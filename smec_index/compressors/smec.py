@@ -28,15 +28,17 @@ from smec_index.training.config import SettingError, TrainConfig
 from smec_index.training.trainer import Objective
 
 # What defines an artifact and so cannot change when it is extended: the schedule, the
-# selection, the neighbour source, the initialisation and the supervision. Every other
+# selection, the neighbour source, the initialisation, the supervision and the chain's
+# lead-in stage (already trained above every dim, or not at all). Every other
 # training setting only shapes how the new stages are optimised.
-FIXED_BY_ARTIFACT = ("sequential", "ads", "xbm", "init", "supervised")
+FIXED_BY_ARTIFACT = ("sequential", "ads", "xbm", "init", "supervised", "lead_in")
 
 
 class SMEC(TrainedCompressor):
     """Sequential Matryoshka Embedding Compression."""
 
     method = "smec"
+    _lead_in: int | None = None  # set for the duration of fit
 
     def objective(self) -> Objective:
         config = self.train_config
@@ -53,13 +55,32 @@ class SMEC(TrainedCompressor):
     def build_trees(self, input_dim: int) -> list[tuple[StageTree, list[list[int]]]]:
         tree = StageTree(input_dim)
         parent = input_dim
-        for dim in self.dims:
+        chain = ([self._lead_in] if self._lead_in else []) + list(self.dims)
+        for dim in chain:
             tree.add(Stage(parent, dim, adapter=True, ads=self.train_config.ads))
             parent = dim
-        return [(tree, self._groups(list(self.dims)))]
+        return [(tree, self._groups(chain))]
+
+    def lead_in_dim(self, input_dim: int, documents: int, labelled: bool) -> int | None:
+        """The dim of the extra first stage (``TrainConfig.lead_in``), or None: only for
+        the sequential schedule with qrels, only above every requested dim and below the
+        input, and only where the corpus spans it."""
+        config = self.train_config
+        if not (config.sequential and labelled and config.lead_in > 0):
+            return None
+        lead = 8 * round(config.lead_in * input_dim / 8)
+        if lead <= max(self.dims) or lead >= input_dim or documents <= lead:
+            return None
+        return lead
 
     def fit(self, data: RetrievalData, qrels: Qrels | None = None, query_log: Any = None) -> SMEC:
-        super().fit(data, qrels, query_log)
+        labelled = self.train_config.supervised and query_log is None
+        self._lead_in = self.lead_in_dim(data.dim, data.corpus.vectors.shape[0], labelled)
+        try:
+            super().fit(data, qrels, query_log)
+        finally:
+            lead, self._lead_in = self._lead_in, None
+        self.info["lead_in"] = lead
         self._record_tree()
         return self
 
@@ -113,7 +134,7 @@ class SMEC(TrainedCompressor):
         if clash:
             raise SmecError(f"the artifact already has dim {clash[0]}; ask for new dims only")
         parents = {int(d): int(p) for d, p in self.info.get("parents", {}).items()}
-        if set(parents) != set(self.dims):
+        if not set(self.dims) <= set(parents):
             raise SmecError("this artifact has no stage weights to extend; retrain it with smec")
         return new_dims, config
 
@@ -145,23 +166,32 @@ class SMEC(TrainedCompressor):
             config = config.updated(negatives=chosen)
         parents = {int(d): int(p) for d, p in self.info.get("parents", {}).items()}
         tree = StageTree.from_state(self.input_dim, parents, self.extra)
-        for dim in new_dims:
+        # A dim the chain already trained without exporting it (its lead-in stage) is
+        # exported as it is: training it again would change the stages below it.
+        stored = {d: tree.projection(d) for d in new_dims if d in parents}
+        to_train = [d for d in new_dims if d not in parents]
+        for dim in to_train:
             above = [d for d in tree.dims if d > dim]
             parent = min(above) if above else self.input_dim
             tree.add(Stage(parent, dim, adapter=True, ads=self.train_config.ads))
-        old_history = self.info.get("history", [])
-        old_selection = self.info.get("selection", {})
-        old_projections = dict(self.projections)
+        old_info = self.info
+        old_projections = {**self.projections, **stored}
         old_dims, recorded = self.dims, self.train_config
         self.dims = tuple(sorted(set(self.dims) | set(new_dims), reverse=True))
         self.train_config = config
         try:
-            self._train(data, qrels, [(tree, self._groups(new_dims))])
+            if to_train:
+                self._train(data, qrels, [(tree, self._groups(to_train))])
+            else:
+                self.info, self.tree = {**old_info, "history": [], "selection": {}}, tree
         except BaseException:
-            self.dims = old_dims
+            self.dims, self.info = old_dims, old_info
             raise
         finally:
             self.train_config = recorded
+        old_history = old_info.get("history", [])
+        old_selection = old_info.get("selection", {})
+        self.info["lead_in"] = old_info.get("lead_in")
         self.projections.update(old_projections)
         self.info["history"] = old_history + self.info["history"]
         self.info["selection"] = {**old_selection, **self.info.get("selection", {})}

@@ -141,7 +141,7 @@ class TrainedCompressor(LinearCompressor):
         keep PCA's projection wherever the trained one did not beat it."""
         from smec_index.compressors.simple import PCA  # the trained baselines import this module
 
-        dims = sorted(trainer.scores, reverse=True)
+        dims = sorted((d for d in trainer.scores if d in self.dims), reverse=True)
         if not dims:
             return {}
         pca = PCA(dims).fit(data)
