@@ -192,6 +192,9 @@ def test_smec_is_measured_at_the_original_dim_through_its_full_dim_adapter(tmp_p
     assert all("full_dim_adapter" not in runs[k] for k in runs if k != ("smec", 32))
     assert runs["smec", 32]["recall@10"] == 1.0  # exact search in the adapted space
     assert runs["smec", 32]["ndcg@10"] != runs["none", 32]["ndcg@10"]
+    # The chain trained is the run's identity: dim 8, through SMEC's 24-d lead-in stage.
+    assert runs["smec", 8]["trained_dims"] == [8] and runs["smec", 8]["lead_in"] == 24
+    assert "lead_in" not in runs["pca", 8]
 
 
 def test_pareto_front():

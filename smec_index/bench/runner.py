@@ -277,7 +277,15 @@ def _trained_on(method: str, dims: list[int], dataset: Dataset) -> dict[str, Any
 
     if method not in TRAINED:
         return {}
-    return {"trained_dims": _reduced(dims, dataset)}
+    from smec_index.compressors import make_compressor
+
+    chain = {"trained_dims": _reduced(dims, dataset)}
+    compressor = make_compressor(method, chain["trained_dims"], progress=False)
+    data = dataset.data
+    # SMEC's lead-in stage (trained with qrels, as here) is part of the chain too; named only
+    # where there is one, so runs trained without it keep their stored keys.
+    lead = getattr(compressor, "lead_in_dim", lambda *_: None)(data.dim, len(data.corpus.ids), True)
+    return {**chain, "lead_in": lead} if lead else chain
 
 
 def _reduced(dims: list[int], dataset: Dataset) -> list[int]:
