@@ -22,10 +22,16 @@ Index kinds and their parameters (the shared defaults of
   needs a point per centroid); FAISS warns below 39 rows per centroid, and quality suffers.
 
 Cosine vectors and queries are L2-normalised here and searched by inner product, so
-``iterate`` gives the normalised vectors back. Flat and HNSW indexes reconstruct their
-vectors exactly; PQ codes are lossy, so an ``ivf_pq`` index without ``refine`` also keeps
-the vectors as ``vectors-<gen>.npy`` (with ``refine`` the flat re-ranking store holds them).
-``index_bytes`` is the serialized index (``faiss.serialize_index``), without that ``.npy``.
+``iterate`` gives the normalised vectors back. One exception: HNSW over product codes
+(``hnsw`` + ``pq<m>``) is built and searched with L2 on those unit vectors (the same order;
+scores come back as ``1 - d / 2``). Built with inner product, FAISS's graph over PQ codes
+found about half of what flat PQ finds at the same codes, with worse results the larger
+``ef_construction``; ``test_hnsw_over_product_codes_keeps_flat_recall`` measures both.
+
+Flat and HNSW indexes reconstruct their vectors exactly; PQ codes are lossy, so an
+``ivf_pq`` index without ``refine`` also keeps the vectors as ``vectors-<gen>.npy`` (with
+``refine`` the flat re-ranking store holds them). ``index_bytes`` is the serialized index
+(``faiss.serialize_index``), without that ``.npy``.
 
 Upserting stored ids rebuilds the index from its vectors with the new ones in their rows
 (FAISS HNSW cannot replace a point; IVF keeps its trained quantizer), which is fine for
@@ -102,6 +108,8 @@ class FaissBackend(LocalBackend):
             col.index = _inverted_file(encoding, spec.dim, params["nlist"], metric)
             col.extra["vectors"] = np.zeros((0, spec.dim), dtype=np.float32)
         elif encoding != "float32":
+            if spec.metric == "cosine" and spec.index == "hnsw" and encoding.startswith("pq"):
+                metric = faiss.METRIC_L2  # unit vectors: same order, a working graph
             col.index = _encoded_index(spec.index, encoding, spec.dim, params, metric)
             col.extra["vectors"] = np.zeros((0, spec.dim), dtype=np.float32)
         elif spec.index == "flat":
@@ -196,7 +204,11 @@ class FaissBackend(LocalBackend):
                 distances, labels = index.search(queries, k)
         else:
             distances, labels = index.search(queries, k, params=_search_parameters(col, k, params))
-        return labels, (-distances if col.spec.metric == "l2" else distances)
+        if col.spec.metric == "l2":
+            return labels, -distances
+        if col.index.metric_type == faiss.METRIC_L2:  # cosine over an L2 graph (HNSW + PQ)
+            return labels, 1.0 - distances / 2.0  # unit vectors: |q - x|^2 = 2 - 2 q.x
+        return labels, distances
 
     def _vectors(self, col: Collection, start: int, stop: int) -> np.ndarray:
         self._trained(col)
