@@ -137,7 +137,8 @@ def speed_section() -> str:
     train = runs.get("test_train_smec_scifact")
     if train:
         lines.append(
-            f"- training SMEC 384 -> 128/64/32 on SciFact (the defaults of `smec-index train`): "
+            f"- training SMEC 384 -> 128/64/32 on SciFact (the defaults of `smec-index train`, "
+            f"through the 256-d lead-in stage): "
             f"{train['stats']['median']:.1f} s"
         )
     return "\n".join(lines) + "\n"
@@ -151,8 +152,9 @@ def sweep_section() -> str:
         return ""
     lines = ["### Dims x encodings x backends: the best configuration under B bytes per vector\n",
              "`smec-index bench --config bench/sweeps/scifact.toml` (likewise `nfcorpus.toml`, "
-             "`milvus-server.toml`), then `smec-index report bench/results/sweep.jsonl --out "
-             "bench/results/sweep` (the full report, every run and all plots: "
+             "`nfcorpus-pq.toml`, `scifact-ef.toml`, `milvus-server.toml`), then `smec-index "
+             "report bench/results/sweep.jsonl --out bench/results/sweep` (the full report, "
+             "every run and all plots: "
              "[bench/results/sweep/report.md](bench/results/sweep/report.md))"
              f"{_stale('sweep')}\n"]  # fmt: skip
     for block in report.read_text().split("\n## ")[1:]:

@@ -6,9 +6,9 @@
 * applying a projection (384 -> 128, plus L2 normalisation) to 1M synthetic vectors, with a
   bare ``numpy`` matrix product in the same run as the reference ratio;
 * training SMEC 384 -> {128, 64, 32} on SciFact with the defaults of ``smec-index train``
-  (one round: training is seconds long); issue 7's goal is <= 60 s on 2 cores, recorded as
-  ``extra_info["within_goal"]`` rather than asserted (a shared machine's timing is a
-  measurement, not a test).
+  (through its 256-d lead-in stage; one round: training is seconds long); issue 7's goal is
+  <= 60 s on 2 cores, recorded as ``extra_info["within_goal"]`` rather than asserted (a
+  shared machine's timing is a measurement, not a test).
 """
 
 from __future__ import annotations
@@ -64,7 +64,9 @@ def test_train_smec_scifact(benchmark, scifact):
 
     smec = benchmark.pedantic(fit, rounds=1, iterations=1)
     history = smec.info["history"]
-    assert {h["stage"] for h in history} == {"128", "64", "32"}
+    # The defaults train through the 256-d lead-in stage, so its time is counted too.
+    assert smec.info["lead_in"] == 256
+    assert {h["stage"] for h in history} == {"256", "128", "64", "32"}
     benchmark.extra_info["epochs"] = sum(h["phase"] != "start" for h in history)
     benchmark.extra_info["negatives"] = smec.info["negatives"]["chosen"]
     benchmark.extra_info["goal_seconds"] = 60

@@ -170,7 +170,12 @@ def test_qdrant_bit_encodings_map_to_the_engine_and_count_their_bits():
         assert index_params("qdrant", encoding, 128) == params
         assert bytes_per_vector(encoding, 128) == code_bytes
         assert supports("qdrant", "hnsw", encoding, 128) is None
-        assert "faiss has encodings" in supports("faiss", "hnsw", encoding, 128)
+        if encoding != "binary":
+            assert "faiss has encodings" in supports("faiss", "hnsw", encoding, 128)
+    # FAISS's 1-bit codes: an exhaustive Hamming scan, not rescored.
+    assert supports("faiss", "flat", "binary", 128) is None
+    assert "exhaustive Hamming scan" in supports("faiss", "hnsw", "binary", 128)
+    assert index_params("faiss", "binary", 128) == {"encoding": "binary"}
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ the bytes one vector's code takes.
 | ``float32`` | 4 d | ``IndexFlat`` / ``IndexHNSWFlat`` | plain | yes |
 | ``sq8`` | d | ``ScalarQuantizer`` 8 bit | scalar int8, rescored | no |
 | ``sq4`` | d / 2 | ``ScalarQuantizer`` 4 bit | no | no |
-| ``binary`` | d / 8 | no | binary 1 bit, oversampled x4 and rescored | no |
+| ``binary`` | d / 8 | ``IndexLSH`` (flat), Hamming only | 1 bit, oversampled x4, rescored | no |
 | ``binary1.5``, ``binary2`` | 1.5 d / 8, d / 4 | no | binary 1.5 / 2 bits, the same | no |
 | ``turbo<b>`` (b = 1, 1.5, 2, 4, 8) | b d / 8 | no | TurboQuant b bits, the same | no |
 | ``pq<m>`` | m | ``IndexPQ`` / ``IndexHNSWPQ``, 8-bit codes | product, ratio 4 d / m | no |
@@ -28,7 +28,7 @@ from smec_index.errors import SmecError
 
 BACKENDS = ("faiss", "hnswlib", "qdrant", "milvus")
 BACKEND_ENCODINGS = {
-    "faiss": ("float32", "sq8", "sq4", "pq<m>", "rabitq"),
+    "faiss": ("float32", "sq8", "sq4", "pq<m>", "rabitq", "binary"),
     "hnswlib": ("float32",),
     "qdrant": ("float32", "sq8", "binary", "binary1.5", "binary2", "turbo<b>", "pq<m>"),
     "milvus": ("float32",),
@@ -91,6 +91,8 @@ def supports(backend: str, index: str, encoding: str, dim: int) -> str | None:
         return f"{encoding}: Qdrant's product ratio 4*{dim}/{pq} is not one of {QDRANT_PQ_RATIOS}"
     if encoding == "rabitq" and index == "hnsw":
         return "faiss rabitq is exhaustive (flat) or behind an inverted file (ivf)"
+    if backend == "faiss" and encoding == "binary" and index != "flat":
+        return "faiss binary is an exhaustive Hamming scan (flat)"
     if backend == "qdrant" and index == "flat" and encoding != "float32":
         return "Qdrant's exact search reads the float32 originals, not the codes"
     return None

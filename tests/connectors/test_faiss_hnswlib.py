@@ -374,3 +374,26 @@ def test_hnsw_over_product_codes_keeps_flat_recall(tmp_path):
     assert recall["flat"] > 0.7
     assert recall["hnsw"] >= 0.9 * recall["flat"], recall
     connector.close()
+
+
+def test_binary_codes_rank_by_the_hamming_distance_of_sign_bits(tmp_path):
+    ids, vectors, _ = _data(300, seed=3)
+    queries = np.random.default_rng(5).standard_normal((8, DIM)).astype(np.float32)
+    connector = _open("faiss", tmp_path)
+    connector.create("b", IndexSpec(DIM, "cosine", "flat", {"encoding": "binary"}))
+    connector.add("b", ids, vectors)
+    found, scores = connector.search("b", queries, k=10)
+    hamming = ((queries[:, None, :] > 0) != (vectors[None, :, :] > 0)).sum(-1)
+    row_of = {point: n for n, point in enumerate(ids)}
+    for q, row in enumerate(found):  # ties in Hamming distance come in any order
+        got = hamming[q, [row_of[point] for point in row]]
+        np.testing.assert_array_equal(got, np.sort(hamming[q])[:10])
+    np.testing.assert_allclose(scores, 1 - 2 * np.sort(hamming, axis=1)[:, :10] / DIM)
+    # One bit per dim is what search reads; the float vectors beside it serve get/iterate.
+    assert connector.sizes("b").index_bytes < 300 * DIM / 8 + 1024
+    np.testing.assert_allclose(connector.get("b", ids[:2]).vectors, _unit(vectors[:2]), atol=1e-6)
+    for kind, metric, fragment in (("hnsw", "cosine", "needs index flat"),
+                                   ("flat", "l2", "use metric cosine or ip")):  # fmt: skip
+        with pytest.raises(SmecError, match=fragment):
+            connector.create("x", IndexSpec(DIM, metric, kind, {"encoding": "binary"}))
+    connector.close()

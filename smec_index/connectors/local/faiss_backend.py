@@ -12,7 +12,9 @@ Index kinds and their parameters (the shared defaults of
   ``IndexScalarQuantizer``, ``IndexHNSWSQ``, ``IndexIVFScalarQuantizer``); ``pq<m>`` (``m``
   bytes: ``IndexPQ``, ``IndexHNSWPQ``, 8-bit codes, ``m`` divides dim; behind an inverted
   file it is ``ivf_pq``); ``rabitq`` (flat and ivf_flat: ``IndexRaBitQ``, ``IndexIVFRaBitQ``,
-  1 bit per dimension plus two floats). Encoded and inverted-file indexes train on the first
+  1 bit per dimension plus two floats); ``binary`` (flat only: ``IndexLSH`` over the sign
+  of each dimension, ranked by Hamming distance with no rescoring, scores ``1 - 2 h / dim``;
+  cosine or ip). Encoded and inverted-file indexes train on the first
   ``add`` (like ``ivf_pq``: ivf_flat needs ``nlist`` rows) and keep the vectors beside the
   index for ``get``/``iterate``; searching uses the codes only.
 - ``ivf_pq``: ``IndexIVFPQ`` with ``nlist``, ``nprobe``, ``pq_m`` (a divisor of dim),
@@ -98,6 +100,11 @@ class FaissBackend(LocalBackend):
         ):
             raise SmecError(f"refine={refine!r}: use a number >= 1 (candidates per hit)")
         check_encoding(spec.params.get("encoding"), spec.dim, spec.index)
+        if spec.params.get("encoding") == "binary" and spec.metric == "l2":
+            raise SmecError(
+                "faiss binary ranks by the signs of the coordinates, which says nothing of L2 "
+                "distance; use metric cosine or ip, or another encoding"
+            )
         super().create(collection, spec)
 
     def _init_index(self, col: Collection) -> None:
@@ -206,6 +213,8 @@ class FaissBackend(LocalBackend):
             distances, labels = index.search(queries, k, params=_search_parameters(col, k, params))
         if col.spec.metric == "l2":
             return labels, -distances
+        if isinstance(col.index, faiss.IndexLSH):  # Hamming distances of the sign bits
+            return labels, 1.0 - 2.0 * distances / col.spec.dim
         if col.index.metric_type == faiss.METRIC_L2:  # cosine over an L2 graph (HNSW + PQ)
             return labels, 1.0 - distances / 2.0  # unit vectors: |q - x|^2 = 2 - 2 q.x
         return labels, distances
@@ -230,13 +239,20 @@ class FaissBackend(LocalBackend):
         return col.extra["gpu"]
 
 
-ENCODINGS = ("float32", "sq8", "sq4", "pq<m>", "rabitq")
+ENCODINGS = ("float32", "sq8", "sq4", "pq<m>", "rabitq", "binary")
 _SQ = {"sq8": "QT_8bit", "sq4": "QT_4bit"}
 
 
 def check_encoding(encoding: str | None, dim: int, index: str) -> None:
     """A one-line error for an encoding FAISS cannot build here."""
     if encoding in (None, "float32", *_SQ):
+        return
+    if encoding == "binary":
+        if index != "flat":
+            raise SmecError(
+                "faiss binary needs index flat (IndexLSH: an exhaustive Hamming scan); a graph "
+                "over binary codes with rescoring is qdrant's quantization binary"
+            )
         return
     if encoding == "rabitq":
         if index not in ("flat", "ivf_flat"):
@@ -264,6 +280,8 @@ def _encoded_index(kind: str, encoding: str, dim: int, params: dict, metric: int
         return faiss.IndexScalarQuantizer(dim, qtype, metric)
     if encoding == "rabitq":
         return faiss.IndexRaBitQ(dim, metric)
+    if encoding == "binary":
+        return faiss.IndexLSH(dim, dim, False, False)  # one sign bit per dim, no rotation
     m = int(encoding[2:])
     if kind == "hnsw":
         return faiss.IndexHNSWPQ(dim, m, params["M"], 8, metric)
