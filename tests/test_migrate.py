@@ -337,8 +337,9 @@ def test_sigkill_at_five_random_moments_then_resume(tmp_path, flow):
                "--collection", "docs", "--dim", "16", "--data-dir", str(data), "--alias",
                "live", "--batch-size", "500", "--checkpoint-rows", "1000", "--quiet",
                "--json", *flags]  # fmt: skip
-    summary = kill_five_times_then_finish(command, data, f"{flow}-42",
-                                          lambda: _target(flow, data, options), "live")  # fmt: skip
+    summary = kill_five_times_then_finish(
+        command, data, f"{flow}-42", lambda: _target(flow, data, options), "live", n
+    )
     assert summary["verified"] and summary["count"] == n and summary["alias"] == "live"
 
     from smec_index.compressors.base import load_projection
@@ -358,21 +359,27 @@ def test_sigkill_at_five_random_moments_then_resume(tmp_path, flow):
     assert checksum() == before, "the source changed"
 
 
-def kill_five_times_then_finish(command, data: Path, seed: str, target, alias: str) -> dict:
+def kill_five_times_then_finish(command, data: Path, seed: str, target, alias: str, n: int) -> dict:
     """SIGKILL ``command`` five times, each after a random number of newly checkpointed
-    points plus a random delay (so every kill lands mid-run), checking after each that the
-    alias has not moved unless the progress says verification passed; then run it to the
-    end and return its summary."""
+    points plus a random delay, checking after each that the alias has not moved unless the
+    progress says verification passed; then run it to the end and return its summary.
+
+    Each kill waits for at most a third of the ``n`` points not yet written, and the delay
+    only while more than a third of them are left, so every kill lands mid-run: with a fixed
+    1,500 points and up to 0.1 s, a fast target could finish the stream before the fifth."""
     progress = data / "migrations"
     chance = random.Random(seed)
     for _ in range(5):
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        goal = _written(progress) + chance.randrange(1, 1500)
+        written = _written(progress)
+        left = n - written
+        goal = written + chance.randrange(1, max(2, min(1500, left // 3)))
         deadline = time.monotonic() + 120
         while process.poll() is None and _written(progress) < goal:
             assert time.monotonic() < deadline, "no progress"
             time.sleep(0.02)
-        time.sleep(chance.uniform(0.0, 0.1))
+        if left > n // 3:
+            time.sleep(chance.uniform(0.0, 0.1))
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
         assert process.returncode == -signal.SIGKILL, process.stderr.read()  # killed mid-run
@@ -416,7 +423,7 @@ def test_sigkill_then_resume_on_a_qdrant_server(tmp_path):
                    "--checkpoint-rows", "1000", "--quiet", "--json"]  # fmt: skip
         summary = kill_five_times_then_finish(
             command, tmp_path / "data", "server-42",
-            lambda: open_connector("qdrant", url=url), f"{name}_live",
+            lambda: open_connector("qdrant", url=url), f"{name}_live", n,
         )  # fmt: skip
         assert summary["verified"] and summary["count"] == n
         with open_connector("qdrant", url=url) as connector:
