@@ -265,12 +265,17 @@ def train(
         "max_epochs": max_epochs,
     }
     settings = {k: v for k, v in overrides.items() if v is not None}
+    if extend is None and lead_in and (method != "smec" or unsupervised or sequential is False):
+        raise SmecError(
+            "--lead-in is the first stage of smec's sequential chain trained with qrels; "
+            "drop it (or use --method smec with qrels and without --parallel)"
+        )
     if extend is not None:
         fixed = typed("method", "sequential", "ads", "xbm", "init", "lead_in")
         if fixed:
             raise SmecError(
                 f"{fixed[0]} cannot be used with --extend: the artifact fixes its method, "
-                "schedule, selection, neighbours and init; drop it"
+                "schedule, selection, neighbours, init and lead-in stage; drop it"
             )
         compressor = load_compressor(extend)
         if not isinstance(compressor, SMEC):

@@ -104,11 +104,9 @@ def test_smec_records_ablation_switches_and_history(fitted):
     mrl = fitted["mrl"].config()["settings"]
     assert not (mrl["sequential"] or mrl["ads"] or mrl["xbm"])
     stages = {h["stage"] for h in smec.info["history"]}
-    # 64-d input: the chain starts with a lead-in stage at 2/3 of it (40) above the dims asked
-    # for; it is trained and recorded, never exported.
-    assert smec.info["lead_in"] == 40 and smec.info["parents"]["32"] == 40
-    assert stages == {"40", "32", "16", "8"}, "sequential training runs one stage at a time"
-    assert smec.dims == (32, 16, 8) and set(smec.projections) == {32, 16, 8}
+    # 64-d input: 2/3 of it is 40, and 32 is above 3/4 of that, so no lead-in stage.
+    assert smec.info["lead_in"] is None and smec.info["parents"]["32"] == 64
+    assert stages == {"32", "16", "8"}, "sequential training runs one stage at a time"
     assert {h["stage"] for h in fitted["mrl"].info["history"]} == {"32,16,8"}
     trained = [h for h in smec.info["history"] if h["phase"] != "start"]
     assert trained and all(h["grad_variance"] >= 0 for h in trained)
@@ -117,7 +115,7 @@ def test_smec_records_ablation_switches_and_history(fitted):
     assert all(0 <= h["val_score"] <= 1 for h in smec.info["history"] if h["phase"] != "refit")
     assert set(smec.info["selection"]) == {"32", "16", "8"}
     kept = smec.info["stage_selection"]
-    assert {d: len(v) for d, v in kept.items()} == {"40": 40, "32": 32, "16": 16, "8": 8}
+    assert {d: len(v) for d, v in kept.items()} == {"32": 32, "16": 16, "8": 8}
     assert all(len(set(v)) == len(v) and max(v) < smec.info["parents"][d] for d, v in kept.items())
 
 
@@ -145,15 +143,8 @@ def test_continued_training_keeps_earlier_stages(fitted, synthetic, tmp_path):
         # A new dim that did not beat PCA on held-out data keeps PCA's projection instead.
         expected = chained if kept == "trained" else pca.projection(dim)
         np.testing.assert_allclose(base.projection(dim), expected, atol=1e-6)
-    assert base.info["parents"] == {"40": 64, "32": 40, "24": 32, "16": 32, "8": 16, "4": 8}
+    assert base.info["parents"] == {"32": 64, "24": 32, "16": 32, "8": 16, "4": 8}
     assert evaluate_dims(data, test, base, [4])[4]["ndcg@10"] > 0.1
-    # Asking for the lead-in dim exports the stage already trained, without training.
-    history = list(base.info["history"])
-    base.extend(data, train, [40])
-    assert base.dims == (40, 32, 24, 16, 8, 4) and base.info["history"] == history
-    np.testing.assert_array_equal(base.projection(40), tree.projection(40))
-    for dim, matrix in before.items():
-        np.testing.assert_array_equal(base.projection(dim), matrix)
     with pytest.raises(SmecError, match="already has dim 8"):
         base.extend(data, train, [8])
     with pytest.raises(SmecError, match=f"choose dims below {data.dim}"):
@@ -208,3 +199,42 @@ def test_a_dim_training_cannot_improve_keeps_pca(synthetic):
     kept.fit(data)
     assert kept.info["selection"]["16"]["kept"] == "trained"
     assert not np.array_equal(kept.projection(16), pca.projection(16))
+
+
+def test_an_artifact_saved_before_the_lead_in_stage_loads_as_trained_without_it(fitted, tmp_path):
+    """Its settings lack lead_in: it was trained without one, not with the default 2/3."""
+    import json
+
+    fitted["smec"].save(tmp_path / "old")
+    path = tmp_path / "old" / "config.json"
+    config = json.loads(path.read_text())
+    del config["settings"]["lead_in"]
+    path.write_text(json.dumps(config))
+    assert load_compressor(tmp_path / "old").train_config.lead_in == 0
+    assert load_compressor(tmp_path / "old").dims == fitted["smec"].dims
+
+
+def test_the_lead_in_stage_is_trained_recorded_and_exported_only_on_request(synthetic, tmp_path):
+    """Dims 16 and 8 of 64-d vectors train through a 40-d first stage (2/3 of 64): recorded
+    with its held-out verdict against PCA, not exported; extending with dim 40 exports that
+    stage as it was trained (or PCA, where PCA won), training nothing."""
+    data, train, _ = synthetic
+    make_compressor("smec", (16, 8), **FAST).fit(data, train).save(tmp_path / "a")
+    smec = load_compressor(tmp_path / "a")
+    assert smec.info["lead_in"] == 40 and smec.info["parents"] == {"40": 64, "16": 40, "8": 16}
+    assert {h["stage"] for h in smec.info["history"]} == {"40", "16", "8"}
+    assert smec.dims == (16, 8) and set(smec.info["selection"]) == {"16", "8"}
+    recorded = smec.info["lead_in_selection"]
+    assert recorded["kept"] in ("trained", "pca")
+    before = {d: smec.projection(d).copy() for d in smec.dims}
+    tree = StageTree.from_state(64, {40: 64, 16: 40, 8: 16}, smec.extra)
+    history = list(smec.info["history"])
+    smec.progress = False
+    smec.extend(data, train, [40])
+    assert smec.dims == (40, 16, 8) and smec.info["history"] == history
+    assert smec.info["selection"]["40"] == recorded
+    pca = make_compressor("pca", (40,)).fit(data).projection(40)
+    expected = tree.projection(40) if recorded["kept"] == "trained" else pca
+    np.testing.assert_allclose(smec.projection(40), expected, atol=1e-6)
+    for dim, matrix in before.items():
+        np.testing.assert_array_equal(smec.projection(dim), matrix)

@@ -365,8 +365,9 @@ def kill_five_times_then_finish(command, data: Path, seed: str, target, alias: s
     progress says verification passed; then run it to the end and return its summary.
 
     Each kill waits for at most a third of the ``n`` points not yet written, and the delay
-    only while more than a third of them are left, so every kill lands mid-run: with a fixed
-    1,500 points and up to 0.1 s, a fast target could finish the stream before the fifth."""
+    only while more than a third of them are left, which makes a kill after the stream has
+    finished unlikely (with a fixed 1,500 points and up to 0.1 s, CI once saw the fifth miss
+    a finished run); should it happen, the assertion below says so."""
     progress = data / "migrations"
     chance = random.Random(seed)
     for _ in range(5):

@@ -293,3 +293,15 @@ def test_eval_artifact_with_unknown_setting(artifact, synthetic_beir, tmp_path):
         args, "unknown smec setting 'alpah'; did you mean 'alpha'?", tmp_path / "out", copy
     )
     assert "config.json holds a bad setting, fix it or retrain" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--unsupervised"], ["--method", "mrl"], ["--parallel"], ["--method", "pca"]],
+    ids=["unsupervised", "mrl", "parallel", "pca"],
+)
+def test_lead_in_where_no_lead_in_stage_is_trained(args, synthetic_beir, tmp_path):
+    """Before: --lead-in was accepted and silently ignored wherever it cannot apply."""
+    out = tmp_path / "out"
+    cmd = _train(synthetic_beir, out, "--dims", "8", "--lead-in", "0.5", *args)
+    _probe(cmd, "--lead-in is the first stage of smec's sequential chain", out, synthetic_beir)

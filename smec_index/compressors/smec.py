@@ -63,13 +63,14 @@ class SMEC(TrainedCompressor):
 
     def lead_in_dim(self, input_dim: int, documents: int, labelled: bool) -> int | None:
         """The dim of the extra first stage (``TrainConfig.lead_in``), or None: only for
-        the sequential schedule with qrels, only above every requested dim and below the
-        input, and only where the corpus spans it."""
+        the sequential schedule with qrels, only where every requested dim is at most 3/4
+        of it (measured: 192 and 128 under 256; a stage just above the largest dim would
+        only add training), below the input, and where the corpus spans it."""
         config = self.train_config
         if not (config.sequential and labelled and config.lead_in > 0):
             return None
         lead = 8 * round(config.lead_in * input_dim / 8)
-        if lead <= max(self.dims) or lead >= input_dim or documents <= lead:
+        if max(self.dims) > 0.75 * lead or lead >= input_dim or documents <= lead:
             return None
         return lead
 
@@ -81,8 +82,17 @@ class SMEC(TrainedCompressor):
         finally:
             lead, self._lead_in = self._lead_in, None
         self.info["lead_in"] = lead
+        # Its held-out score against PCA, applied if the stage is ever exported (extend).
+        self.info["lead_in_selection"] = self.info["selection"].pop(str(lead), None)
         self._record_tree()
         return self
+
+    @classmethod
+    def _from_artifact(cls, config: dict[str, Any], tensors: dict[str, np.ndarray]) -> SMEC:
+        settings = config.get("settings", {})
+        if "lead_in" not in settings:  # saved before the lead-in stage existed: none trained
+            config = {**config, "settings": {**settings, "lead_in": 0}}
+        return super()._from_artifact(config, tensors)  # type: ignore[return-value]
 
     def adapted_projection(self) -> np.ndarray | None:
         """The full-dim adapted space: ``input_dim x input_dim``, ``I + W^T`` of the stage that
@@ -167,8 +177,9 @@ class SMEC(TrainedCompressor):
         parents = {int(d): int(p) for d, p in self.info.get("parents", {}).items()}
         tree = StageTree.from_state(self.input_dim, parents, self.extra)
         # A dim the chain already trained without exporting it (its lead-in stage) is
-        # exported as it is: training it again would change the stages below it.
-        stored = {d: tree.projection(d) for d in new_dims if d in parents}
+        # exported as it is (or as PCA, where PCA beat it on held-out data when it was
+        # trained): training it again would change the stages below it.
+        stored, stored_selection = self._stored_stages(data, tree, new_dims)
         to_train = [d for d in new_dims if d not in parents]
         for dim in to_train:
             above = [d for d in tree.dims if d > dim]
@@ -191,16 +202,38 @@ class SMEC(TrainedCompressor):
             self.train_config = recorded
         old_history = old_info.get("history", [])
         old_selection = old_info.get("selection", {})
-        self.info["lead_in"] = old_info.get("lead_in")
+        for name in ("lead_in", "lead_in_selection"):
+            self.info[name] = old_info.get(name)
         self.projections.update(old_projections)
         self.info["history"] = old_history + self.info["history"]
-        self.info["selection"] = {**old_selection, **self.info.get("selection", {})}
+        self.info["selection"] = {
+            **old_selection,
+            **stored_selection,
+            **self.info.get("selection", {}),
+        }
         self.info["extended_with"] = new_dims
         if settings:
             applied = config.to_dict()
             self.info["extended_settings"] = {name: applied[name] for name in settings}
         self._record_tree()
         return self
+
+    def _stored_stages(
+        self, data: RetrievalData, tree: StageTree, new_dims: list[int]
+    ) -> tuple[dict[int, np.ndarray], dict[str, Any]]:
+        """Projections of the new dims the tree already holds (the lead-in stage), with the
+        held-out comparison it was trained with: PCA's projection where PCA won."""
+        from smec_index.compressors.simple import PCA  # simple imports the trained module
+
+        stored, selection = {}, {}
+        recorded = self.info.get("lead_in_selection") or {}
+        for dim in (d for d in new_dims if d in tree.parents):
+            stored[dim] = tree.projection(dim)
+            if dim == self.info.get("lead_in") and recorded:
+                selection[str(dim)] = recorded
+                if recorded["kept"] == "pca":
+                    stored[dim] = PCA([dim]).fit(data).projection(dim)
+        return stored, selection
 
 
 class ParallelMRL(SMEC):

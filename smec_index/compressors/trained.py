@@ -141,7 +141,7 @@ class TrainedCompressor(LinearCompressor):
         keep PCA's projection wherever the trained one did not beat it."""
         from smec_index.compressors.simple import PCA  # the trained baselines import this module
 
-        dims = sorted((d for d in trainer.scores if d in self.dims), reverse=True)
+        dims = sorted(trainer.scores, reverse=True)
         if not dims:
             return {}
         pca = PCA(dims).fit(data)
@@ -150,8 +150,10 @@ class TrainedCompressor(LinearCompressor):
         for dim in dims:
             trained, baseline = trainer.scores[dim], pca_scores[dim]
             kept = "trained"
+            # A stage trained but not exported (SMEC's lead-in) only records its verdict.
             if self.train_config.pca_fallback and baseline >= trained:
                 kept = "pca"
+            if kept == "pca" and dim in self.dims:
                 self.projections[dim] = pca.projections[dim]
                 log.warning(
                     "%s at %d dims scored %s %.4f on held-out data, PCA %.4f: keeping PCA",

@@ -70,12 +70,16 @@ class TrainConfig:
 
         lead_in: SMRL (sequential, with qrels) starts its chain with an extra stage at this
             share of the input dim, rounded to a multiple of 8 (384 -> 256), when every
-            requested dim is below it; the artifact keeps the requested dims only and
-            records the stage (``info.lead_in``). 0 turns it off. Measured by ``python -m
+            requested dim is at most 3/4 of it; the artifact exports the requested dims only
+            and records the stage (``info.lead_in``, its held-out verdict against PCA in
+            ``info.lead_in_selection``). 0 turns it off. Measured by ``python -m
             bench.ablations chain`` (SciFact held-out train queries, 3 seeds): 128/64/32
             reached through 256 score 0.806 / 0.767 / 0.642 against 0.777 / 0.749 / 0.641
             straight from 384 (seed spread 0.011-0.033 at 128); through 192 0.800 / 0.753
-            / 0.643. A 384 -> 128 stage discards two thirds of the space in one step. Not
+            / 0.643. A 384 -> 128 stage discards two thirds of the space in one step. With
+            192 first, ``bench.compare``'s held-out scores at 192 / 128 / 64 / 32 went from
+            0.782 / 0.778 / 0.753 / 0.671 (its results at commit 091efd1) to 0.802 / 0.792 /
+            0.767 / 0.664 (one seed). Not
             used without qrels or with a query log: neither was measured with it.
 
     Optimisation:

@@ -24,11 +24,15 @@ Index kinds and their parameters (the shared defaults of
   needs a point per centroid); FAISS warns below 39 rows per centroid, and quality suffers.
 
 Cosine vectors and queries are L2-normalised here and searched by inner product, so
-``iterate`` gives the normalised vectors back. One exception: HNSW over product codes
-(``hnsw`` + ``pq<m>``) is built and searched with L2 on those unit vectors (the same order;
-scores come back as ``1 - d / 2``). Built with inner product, FAISS's graph over PQ codes
-found about half of what flat PQ finds at the same codes, with worse results the larger
-``ef_construction``; ``test_hnsw_over_product_codes_keeps_flat_recall`` measures both.
+``iterate`` gives the normalised vectors back. One exception: a cosine collection's HNSW
+over product codes (``hnsw`` + ``pq<m>``) is built and searched with L2 on those unit
+vectors, the same order for the vectors themselves; scores come back as ``1 - d / 2``. Over
+the codes (whose reconstructions are not unit vectors) L2 and inner product rank a little
+differently, so flat PQ (inner product) and HNSW PQ no longer estimate the same score.
+Built with inner product, FAISS's graph over PQ codes found about half of what flat PQ finds
+with the same codes, and less the larger ``ef_construction``;
+``test_hnsw_over_product_codes_keeps_flat_recall`` measures both. An ``ip`` collection, or a
+cosine one written before this, keeps the inner-product graph.
 
 Flat and HNSW indexes reconstruct their vectors exactly; PQ codes are lossy, so an
 ``ivf_pq`` index without ``refine`` also keeps the vectors as ``vectors-<gen>.npy`` (with
@@ -228,8 +232,8 @@ class FaissBackend(LocalBackend):
     def _search_index(self, col: Collection) -> Any:
         """The index to search: a GPU copy of flat and inverted-file indexes when GPUs are in
         use."""
-        if not self.use_gpu or col.spec.index == "hnsw":
-            return col.index
+        if not self.use_gpu or col.spec.index == "hnsw" or isinstance(col.index, faiss.IndexLSH):
+            return col.index  # FAISS has no GPU IndexLSH
         if "gpu" not in col.extra:
             try:
                 col.extra["gpu"] = _to_gpus(col.index)
