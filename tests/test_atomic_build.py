@@ -365,3 +365,30 @@ def test_a_build_removes_what_a_build_killed_before_its_first_commit_left(synthe
             "--collection", "c", "--data-dir", tmp_path, "--quiet"]  # fmt: skip
     assert invoke(*args).exit_code == 0
     assert not partial.exists() and not dropped.exists() and foreign.is_dir()
+
+
+def test_a_waiting_lock_takes_its_turn_and_a_plain_one_refuses(tmp_path):
+    """Migration partitions started together fit one PCA and create one target in turn
+    (``wait``); before, the second to reach the PCA lock failed with "in progress"."""
+    import threading
+    import time
+
+    path, order = tmp_path / "l.lock", []
+    held = threading.Event()
+
+    def holder():
+        with file_lock(path, "the first"):
+            held.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    with pytest.raises(SmecError, match="the first is in progress in another process"):
+        with file_lock(path, "the first"):
+            pass
+    with file_lock(path, "the first", wait=True):
+        order.append("second in")
+    thread.join()
+    assert order == ["first done", "second in"]

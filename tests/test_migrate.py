@@ -600,8 +600,10 @@ def test_partitions_on_a_milvus_server_then_one_verify_and_switch(tmp_path):
         running = [subprocess.Popen(command("ints", "--partition", f"{k}/2"), text=True,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                    for k in range(2)]  # fmt: skip
-        slices = [json.loads(p.communicate(timeout=600)[0]) for p in running]
-        assert all(p.returncode == 0 for p in running)
+        outputs = [p.communicate(timeout=600) for p in running]
+        for process, (_, err) in zip(running, outputs, strict=True):
+            assert process.returncode == 0, err
+        slices = [json.loads(out) for out, _ in outputs]
         assert [s["written"] for s in slices] == [10_000, 10_000]  # pk % 2, negatives too
         assert not any(s["verified"] for s in slices)
         for k in range(3):

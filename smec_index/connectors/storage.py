@@ -76,8 +76,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 @contextmanager
-def file_lock(path: Path, what: str) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path``; one that is held is a one-line error.
+def file_lock(path: Path, what: str, wait: bool = False) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path``; one that is held is a one-line error, or,
+    with ``wait``, is waited for (for short steps that cooperating processes take in turn).
 
     The kernel releases the lock when the process dies, however it dies, so a killed
     holder never blocks the next run.
@@ -86,7 +87,7 @@ def file_lock(path: Path, what: str) -> Iterator[None]:
     handle = open(path, "a+")
     try:
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise SmecError(f"{what} is in progress in another process; wait for it") from None
         yield

@@ -216,8 +216,9 @@ def _projection(
         return pca, None, None
     name = f"{source.info.collection}-pca-{request.dim}-{len(vectors)}"
     where = request.data_dir / "artifacts" / "migrations" / name
-    with file_lock(request.data_dir / "locks" / "migrate" / f"{name}.lock", "fitting PCA"):
-        if not (where / "config.json").is_file():  # partitions fit the same one: keep one
+    # Partitions started together fit the same one: each waits its turn, the first keeps it.
+    with file_lock(request.data_dir / "locks" / "migrate" / f"{name}.lock", "fitting PCA", True):
+        if not (where / "config.json").is_file():
             pca.save(where)
     say(f"no --artifact: PCA to {request.dim} dims fitted on {len(vectors)} source vectors")
     return load_projection(where), where, artifact_fingerprint(where)
@@ -337,6 +338,15 @@ def _run(job: _Job, started: float, say) -> dict[str, Any]:
 def _create_target(job: _Job) -> None:
     """A new target, or (``--restart`` / ``--overwrite``) a replaced one. A partition
     joins a target another partition created: a smec-index collection of the same dim."""
+    request, target = job.request, job.target
+    # Partitions started together take turns, so none joins a target another is still
+    # creating (a Milvus collection without its index yet cannot be loaded).
+    lock = request.data_dir / "locks" / "migrate" / f"create-{job.to_backend}-{target}.lock"
+    with file_lock(lock, f"creating {target!r}", wait=True):
+        _create_or_join(job)
+
+
+def _create_or_join(job: _Job) -> None:
     request, connector, target = job.request, job.connector, job.target
     if connector.exists(target):
         if job.partition is not None and not request.restart:
