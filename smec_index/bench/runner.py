@@ -221,6 +221,7 @@ def _run_configs(sweep, dataset, method, dims, dim, backend, index, encoding, qu
     """``(key, config)`` of each run one built index serves: the full configuration that
     identifies a run (a stored key is skipped unless ``--force``)."""
     hnsw = index == "hnsw"
+    trained_on = _trained_on(method, dims, dataset)  # one chain for every run of the method
     for query in queries_params:
         config = {"dataset": dataset.name, "method": method, "dim": dim, "backend": backend,
                   "index": index, "encoding": encoding, "ef_search": query.get("ef_search"),
@@ -229,7 +230,7 @@ def _run_configs(sweep, dataset, method, dims, dim, backend, index, encoding, qu
                   **({"nlist": sweep.nlist, **query} if index == "ivf" else {}),
                   "n_docs": len(dataset.data.corpus.ids), "n_queries": len(dataset.query_ids),
                   **_variant(method, dim, dataset),
-                  **_trained_on(method, dims, dataset)}  # fmt: skip
+                  **trained_on}  # fmt: skip
         yield run_key(config), config
 
 

@@ -103,12 +103,7 @@ class FaissBackend(LocalBackend):
             isinstance(refine, bool) or not isinstance(refine, (int, float)) or refine < 1
         ):
             raise SmecError(f"refine={refine!r}: use a number >= 1 (candidates per hit)")
-        check_encoding(spec.params.get("encoding"), spec.dim, spec.index)
-        if spec.params.get("encoding") == "binary" and spec.metric == "l2":
-            raise SmecError(
-                "faiss binary ranks by the signs of the coordinates, which says nothing of L2 "
-                "distance; use metric cosine or ip, or another encoding"
-            )
+        check_encoding(spec.params.get("encoding"), spec.dim, spec.index, spec.metric)
         super().create(collection, spec)
 
     def _init_index(self, col: Collection) -> None:
@@ -247,7 +242,7 @@ ENCODINGS = ("float32", "sq8", "sq4", "pq<m>", "rabitq", "binary")
 _SQ = {"sq8": "QT_8bit", "sq4": "QT_4bit"}
 
 
-def check_encoding(encoding: str | None, dim: int, index: str) -> None:
+def check_encoding(encoding: str | None, dim: int, index: str, metric: str) -> None:
     """A one-line error for an encoding FAISS cannot build here."""
     if encoding in (None, "float32", *_SQ):
         return
@@ -256,6 +251,11 @@ def check_encoding(encoding: str | None, dim: int, index: str) -> None:
             raise SmecError(
                 "faiss binary needs index flat (IndexLSH: an exhaustive Hamming scan); a graph "
                 "over binary codes with rescoring is qdrant's quantization binary"
+            )
+        if metric == "l2":
+            raise SmecError(
+                "faiss binary ranks by the signs of the coordinates, which says nothing of L2 "
+                "distance; use metric cosine or ip, or another encoding"
             )
         return
     if encoding == "rabitq":
