@@ -255,19 +255,7 @@ def heldout(data, train, test, out: Path, epochs: int) -> str:
             ]
     write_records(out, records)
     order = ["PCA (no training)", *HELD_OUT_VARIANTS]
-    tables = {}
-    for split in splits:
-        mean, spread = [], []
-        for name in order:
-            for d in HELD_OUT_DIMS:
-                values = [
-                    r["ndcg@10"]
-                    for r in records
-                    if r["variant"] == name and r["split"] == split and r["dim"] == d
-                ]
-                mean.append({"variant": name, "dim": d, "ndcg@10": sum(values) / len(values)})
-                spread.append({"variant": name, "dim": d, "range": max(values) - min(values)})
-        tables[split] = (mean, spread)
+    tables = {s: over_seeds(records, "variant", order, s, HELD_OUT_DIMS) for s in splits}
     bar_plot(
         {
             f"{d}-d": {r["variant"]: r["ndcg@10"] for r in tables["held-out"][0] if r["dim"] == d}
@@ -302,6 +290,20 @@ def heldout(data, train, test, out: Path, epochs: int) -> str:
 
 
 HELD_OUT_SEEDS = (0, 1, 2)
+
+
+def over_seeds(records, key: str, names, split: str, dims) -> tuple[list[dict], list[dict]]:
+    """Per ``records[key]`` name and dim of one split: the mean nDCG@10 over seeds, and its
+    max - min (a record without seeds counts as one); pairs with no records are left out."""
+    mean, spread = [], []
+    for name in names:
+        for d in dims:
+            values = [r["ndcg@10"] for r in records
+                      if (r[key], r["split"], r["dim"]) == (name, split, d)]  # fmt: skip
+            if values:
+                mean.append({key: name, "dim": d, "ndcg@10": sum(values) / len(values)})
+                spread.append({key: name, "dim": d, "range": max(values) - min(values)})
+    return mean, spread
 
 
 def _held_out_splits(train) -> tuple[dict, dict[str, dict]]:
@@ -364,13 +366,7 @@ def unseen(data, train, test, out: Path, epochs: int) -> str:
     )
     plots = {}
     for split in splits:
-        mean = []
-        for method in order:
-            for d in dims:
-                values = [r["ndcg@10"] for r in records
-                          if (r["method"], r["split"], r["dim"]) == (method, split, d)]  # fmt: skip
-                if values:
-                    mean.append({"method": method, "dim": d, "ndcg@10": sum(values) / len(values)})
+        mean, _ = over_seeds(records, "method", order, split, dims)
         for r in mean:
             plots.setdefault(f"{split} {r['dim']}", {})[r["method"]] = r["ndcg@10"]
         text += f"#### {split}\n\n" + markdown_table(mean, "method", "dim", "ndcg@10",
@@ -410,14 +406,9 @@ def chain(data, train, test, out: Path, epochs: int) -> str:
     )
     plots = {}
     for split in splits:
-        mean, spread = [], []
-        for name in order:
-            for d in HELD_OUT_DIMS:
-                values = [r["ndcg@10"] for r in records
-                          if (r["chain"], r["split"], r["dim"]) == (name, split, d)]  # fmt: skip
-                mean.append({"chain": name, "dim": d, "ndcg@10": sum(values) / len(values)})
-                spread.append({"chain": name, "dim": d, "range": max(values) - min(values)})
-                plots.setdefault(f"{split} {d}", {})[name] = mean[-1]["ndcg@10"]
+        mean, spread = over_seeds(records, "chain", order, split, HELD_OUT_DIMS)
+        for r in mean:
+            plots.setdefault(f"{split} {r['dim']}", {})[r["chain"]] = r["ndcg@10"]
         text += f"#### {split}\n\n" + markdown_table(mean, "chain", "dim", "ndcg@10",
                                                       row_order=order)  # fmt: skip
         text += "\nmax - min over seeds\n\n"
