@@ -1,32 +1,40 @@
-"""1M synthetic vectors, FAISS HNSW32 at 384 / 128 / 64 dims, each at the smallest ef that
-reaches recall@10 >= 0.95 in its own space; and the roofline of exhaustive float32 search.
+"""1M synthetic vectors, FAISS HNSW32 and hnswlib M32 at 384 / 128 / 64 dims, each at the
+smallest ef that reaches recall@10 >= 0.95 in its own space; and the roofline of exhaustive
+float32 search.
 
-    python -m bench.hnsw_1m                  # about 25 min on 2 cores, 6 GB of RAM
+    python -m bench.hnsw_1m                  # about 45 min on 2 cores, 6 GB of RAM
 
 One run, so that the ratios compare like with like: a corpus of 1,000,000 unit vectors
 (384-d, intrinsic rank 48, seeded) and 1,000 queries from the same distribution; PCA fitted
 on 100k of them projects both to 128 and 64 dims. Per dim:
 
 * exact top 10 (``IndexFlatIP``, batched) as the truth;
-* HNSW32 (``IndexHNSWFlat``, efConstruction 100) built once; efSearch swept on the same
-  index, each ef timed with 300 queries one at a time after 30 warm-up ones
-  (``time.perf_counter``): recall@10 and p50; the smallest ef with recall@10 >= 0.95 is the
-  row of the table;
-* ``index_bytes``: ``faiss.serialize_index`` of the HNSW index (vectors + graph);
+* per library, HNSW with M 32 and efConstruction 100 built once (FAISS ``IndexHNSWFlat``;
+  hnswlib ``Index(space="ip")``, built with 2 threads); ef swept on the same index, each ef
+  timed with 300 queries one at a time after 30 warm-up ones (``time.perf_counter``, one
+  thread): recall@10 and p50; the smallest ef with recall@10 >= 0.95 is the row of the table;
+* ``index_bytes``: ``faiss.serialize_index`` of the FAISS index, the ``save_index`` file of
+  hnswlib's (vectors + graph either way);
 * the roofline: single-query exhaustive search (``IndexFlatIP``, 50 queries one at a time)
   reads every float32 vector once per query, so its QPS x corpus bytes is the bandwidth it
   draws; the machine's bandwidth is a numpy copy measured in the same run.
 
-Faiss is used directly (no connector), one process, ``omp`` threads as faiss sets them.
+Both libraries are used directly (no connector), one process; FAISS builds with its ``omp``
+threads, hnswlib with ``num_threads=2``.
 Writes ``bench/results/hnsw-1m.jsonl``, ``.md`` and ``.png``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import tempfile
 import time
+from pathlib import Path
 
 import faiss
+import hnswlib
 import numpy as np
 
 from bench.results import RESULTS_DIR, read_records, write_records
@@ -35,98 +43,159 @@ from smec_index.bench.results import memory_bandwidth
 from smec_index.synthetic import synthetic_vectors
 from smec_index.vectors import normalize
 
-EFS = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
+EFS = (16, 24, 32, 48, 64, 80, 96, 112, 128, 160, 192, 256, 384)
 GOAL = 0.95
 
 
-def timed(index, queries: np.ndarray, warmup: int) -> np.ndarray:
+def timed(search, queries: np.ndarray, warmup: int) -> np.ndarray:
+    """Seconds of each single-query ``search(q)`` after ``warmup`` untimed ones."""
     for q in queries[:warmup]:
-        index.search(q[None, :], 10)
+        search(q[None, :])
     times = np.empty(len(queries) - warmup)
     for i, q in enumerate(queries[warmup:]):
         started = time.perf_counter()
-        index.search(q[None, :], 10)
+        search(q[None, :])
         times[i] = time.perf_counter() - started
     return times
+
+
+class Faiss:
+    name = "faiss IndexHNSWFlat M32 efC100"
+
+    def __init__(self, corpus: np.ndarray) -> None:
+        self.index = faiss.IndexHNSWFlat(corpus.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+        self.index.hnsw.efConstruction = 100
+        self.index.add(corpus)
+
+    def set_ef(self, ef: int) -> None:
+        self.index.hnsw.efSearch = ef
+
+    def search(self, queries: np.ndarray) -> np.ndarray:
+        return self.index.search(queries, 10)[1]
+
+    def nbytes(self) -> int:
+        return int(faiss.serialize_index(self.index).size)
+
+
+class Hnswlib:
+    name = "hnswlib M32 efC100"
+
+    def __init__(self, corpus: np.ndarray) -> None:
+        self.index = hnswlib.Index(space="ip", dim=corpus.shape[1])
+        self.index.init_index(max_elements=len(corpus), M=32, ef_construction=100, random_seed=0)
+        self.index.add_items(corpus, np.arange(len(corpus)), num_threads=2)
+
+    def set_ef(self, ef: int) -> None:
+        self.index.set_ef(ef)
+
+    def search(self, queries: np.ndarray) -> np.ndarray:
+        return self.index.knn_query(queries, k=10, num_threads=1)[0]
+
+    def nbytes(self) -> int:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "index.bin")
+            self.index.save_index(path)
+            return os.path.getsize(path)
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
 
 
-def measure(corpus: np.ndarray, queries: np.ndarray, bandwidth: float) -> dict:
+def measure(corpus: np.ndarray, queries: np.ndarray, bandwidth: float) -> list[dict]:
+    """One record per library for this space."""
     dim = corpus.shape[1]
     flat = faiss.IndexFlatIP(dim)
     flat.add(corpus)
     truth = flat.search(queries, 10)[1]
-    scan = timed(flat, queries[:60], 10)
+    scan = timed(functools.partial(flat.search, k=10), queries[:60], 10)
     scan_qps = len(scan) / float(scan.sum())
     del flat
+    roofline = {
+        "flat_qps": round(scan_qps, 1),
+        "flat_scan_gb_per_s": round(scan_qps * corpus.nbytes / 1e9, 2),
+        "memory_gb_per_s": bandwidth,
+    }
+    return [_hnsw(library, corpus, queries, truth, roofline) for library in (Faiss, Hnswlib)]
+
+
+def _hnsw(library, corpus: np.ndarray, queries: np.ndarray, truth, roofline: dict) -> dict:
+    dim = corpus.shape[1]
     started = time.perf_counter()
-    hnsw = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
-    hnsw.hnsw.efConstruction = 100
-    hnsw.add(corpus)
+    hnsw = library(corpus)
     build = time.perf_counter() - started
     sweep = []
     for ef in EFS:
-        hnsw.hnsw.efSearch = ef
-        found = hnsw.search(queries, 10)[1]
-        times = timed(hnsw, queries[:330], 30)
+        hnsw.set_ef(ef)
+        found = hnsw.search(queries)
+        times = timed(hnsw.search, queries[:330], 30)
         sweep.append({"ef": ef, "recall@10": round(recall(found, truth), 4),
                       "p50_ms": round(float(np.percentile(times, 50)) * 1e3, 4),
                       "p99_ms": round(float(np.percentile(times, 99)) * 1e3, 4),
                       "qps": round(len(times) / float(times.sum()), 1)})  # fmt: skip
-        print(dim, sweep[-1], flush=True)
+        print(library.name, dim, sweep[-1], flush=True)
         if sweep[-1]["recall@10"] >= GOAL and ef >= 64:
             break
     chosen = next((s for s in sweep if s["recall@10"] >= GOAL), sweep[-1])
     return {
         "n": len(corpus),
         "dim": dim,
-        "index": "faiss IndexHNSWFlat M32 efC100",
+        "index": library.name,
         "build_seconds": round(build, 1),
-        "index_bytes": int(faiss.serialize_index(hnsw).size),
+        "index_bytes": hnsw.nbytes(),
         "ef_search": chosen["ef"],
         "recall@10": chosen["recall@10"],
         "p50_ms": chosen["p50_ms"],
         "p99_ms": chosen["p99_ms"],
         "qps": chosen["qps"],
         "sweep": sweep,
-        "flat_qps": round(scan_qps, 1),
-        "flat_scan_gb_per_s": round(scan_qps * corpus.nbytes / 1e9, 2),
-        "memory_gb_per_s": bandwidth,
+        **roofline,
     }
 
 
 def report(path) -> str:
-    rows = read_records(path)
-    by_dim = {r["dim"]: r for r in rows}
+    rows = sorted(read_records(path), key=lambda r: (r["index"], -r["dim"]))
+    libraries = list(dict.fromkeys(r["index"] for r in rows))
     lines = [
-        f"{rows[0]['n']:,} synthetic vectors (384-d, rank 48), PCA to each dim, "
-        f"{rows[0]['index']}, each dim at the smallest ef with recall@10 >= {GOAL}\n",
-        "| dim | ef | recall@10 | p50 ms | p99 ms | QPS | index MiB | build s | exhaustive QPS "
-        "| exhaustive GB/s read | of bandwidth |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        f"{rows[0]['n']:,} synthetic vectors (384-d, rank 48), PCA to each dim, HNSW with M 32 "
+        f"and efConstruction 100, each dim at the smallest ef with recall@10 >= {GOAL}\n",
+        "| index | dim | ef | recall@10 | p50 ms | p99 ms | QPS | index MiB | build s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(rows, key=lambda r: -r["dim"]):
+    for r in rows:
         lines.append(
-            f"| {r['dim']} | {r['ef_search']} | {r['recall@10']} | {r['p50_ms']:.3f} | "
-            f"{r['p99_ms']:.3f} | {r['qps']:,.0f} | {r['index_bytes'] / 2**20:.1f} | "
-            f"{r['build_seconds']} | {r['flat_qps']:,.1f} | {r['flat_scan_gb_per_s']} | "
-            f"{r['flat_scan_gb_per_s'] / r['memory_gb_per_s']:.0%} |"
+            f"| {r['index']} | {r['dim']} | {r['ef_search']} | {r['recall@10']} | "
+            f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['qps']:,.0f} | "
+            f"{r['index_bytes'] / 2**20:.1f} | {r['build_seconds']} |"
         )
-    if 384 in by_dim and 64 in by_dim:
-        full, small = by_dim[384], by_dim[64]
+    lines.append("")
+    for library in libraries:
+        by_dim = {r["dim"]: r for r in rows if r["index"] == library}
+        if 384 in by_dim and 64 in by_dim:
+            full, small = by_dim[384], by_dim[64]
+            lines.append(
+                f"- {library}, 64-d / 384-d in this run: p50 latency "
+                f"{small['p50_ms'] / full['p50_ms']:.3f} (goal <= 0.35), index_bytes "
+                f"{small['index_bytes'] / full['index_bytes']:.3f} (goal <= 0.30)."
+            )
+    scans = {r["dim"]: r for r in rows}  # the exhaustive scan is measured once per dim
+    lines += [
+        "",
+        "Exhaustive float32 search (faiss IndexFlatIP, one query at a time) against the memory "
+        f"bandwidth measured in the same run (numpy copy): {rows[0]['memory_gb_per_s']} GB/s.\n",
+        "| dim | exhaustive QPS | GB/s read | of bandwidth |",
+        "|---|---|---|---|",
+    ]
+    for dim, r in sorted(scans.items(), reverse=True):
         lines.append(
-            f"\n64-d / 384-d in this run: p50 latency {small['p50_ms'] / full['p50_ms']:.3f} "
-            f"(goal <= 0.35), index_bytes {small['index_bytes'] / full['index_bytes']:.3f} "
-            f"(goal <= 0.30). Memory bandwidth (numpy copy, same run): "
-            f"{full['memory_gb_per_s']} GB/s."
+            f"| {dim} | {r['flat_qps']:,.1f} | {r['flat_scan_gb_per_s']} | "
+            f"{r['flat_scan_gb_per_s'] / r['memory_gb_per_s']:.0%} |"
         )
     roofline = path.with_name(path.stem + "-roofline.png")
     roofline_plot(
         {"faiss IndexFlatIP, one query at a time": (
-            [r["n"] * r["dim"] * 4 / 1e6 for r in rows], [r["flat_qps"] for r in rows])},
+            [r["n"] * d * 4 / 1e6 for d, r in scans.items()],
+            [r["flat_qps"] for r in scans.values()])},
         rows[0]["memory_gb_per_s"], roofline,
         "1M synthetic: exhaustive float32 search vs memory bandwidth",
     )  # fmt: skip
@@ -135,11 +204,14 @@ def report(path) -> str:
     path.with_suffix(".md").write_text(text)
     line_plot(
         {
-            f"{r['dim']}-d": ([s["recall@10"] for s in r["sweep"]], [s["qps"] for s in r["sweep"]])
-            for r in sorted(rows, key=lambda r: -r["dim"])
+            f"{r['index'].split()[0]} {r['dim']}-d": (
+                [s["recall@10"] for s in r["sweep"]],
+                [s["qps"] for s in r["sweep"]],
+            )
+            for r in rows
         },  # fmt: skip
         path.with_suffix(".png"),
-        "1M synthetic, FAISS HNSW32: recall@10 vs QPS (each point one efSearch)",
+        "1M synthetic, HNSW M32: recall@10 vs QPS (each point one ef)",
         "recall@10 against exact search in the same space",
         "QPS (single query at a time)",
         logy=True,
@@ -152,8 +224,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1_000_000)
     parser.add_argument("--dims", default="384,128,64")
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--out", default=str(RESULTS_DIR / "hnsw-1m.jsonl"),
+                        help="results file; the .md and .png are written beside it")  # fmt: skip
     args = parser.parse_args()
-    path = RESULTS_DIR / "hnsw-1m.jsonl"
+    path = Path(args.out)
     if not args.report_only:
         bandwidth = memory_bandwidth()
         both = synthetic_vectors(args.n + 1000, 384, rank=48, noise=0.05, seed=0)
@@ -169,7 +243,7 @@ def main() -> None:
             else:
                 space_c = normalize((corpus - mean) @ vt[:dim].T).astype(np.float32)
                 space_q = normalize((queries - mean) @ vt[:dim].T).astype(np.float32)
-            records.append(measure(np.ascontiguousarray(space_c), space_q, bandwidth))
+            records += measure(np.ascontiguousarray(space_c), space_q, bandwidth)
             write_records(path, records)
             del space_c
     print(report(path))
