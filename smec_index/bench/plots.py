@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+INSIDE_LEGEND = 8  # series a legend inside the axes holds without hiding them
+
 
 def pivot(records: Sequence[dict[str, Any]], row: str, column: str, value: str) -> dict:
     table: dict = {}
@@ -53,9 +55,11 @@ def line_plot(
     logy: bool = False,
     reference: tuple[float, str] | None = None,
 ) -> Path:
-    """One line per series; optional horizontal reference line (e.g. the full-dim score)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    markers = "osD^v<>px*"
+    """One line per series; optional horizontal reference line (e.g. the full-dim score).
+    More than :data:`INSIDE_LEGEND` series: a wider figure with the legend beside the axes."""
+    crowded = len(series) > INSIDE_LEGEND
+    fig, ax = plt.subplots(figsize=(11, 5.5) if crowded else (7, 4.5), dpi=120)
+    markers = "osD^v<>p*"  # 9 against 10 colours: no two of 90 series look alike
     for i, (name, (x, y)) in enumerate(series.items()):
         ax.plot(x, y, marker=markers[i % len(markers)], label=name)
     if reference is not None:
@@ -66,7 +70,8 @@ def line_plot(
         ax.set_xticks(xs, [str(int(v)) for v in xs])
     if logy:
         ax.set_yscale("log")
-    return _finish(fig, ax, path, title, xlabel, ylabel)
+    beside = {"loc": "upper left", "bbox_to_anchor": (1.01, 1), "fontsize": "small"}
+    return _finish(fig, ax, path, title, xlabel, ylabel, **(beside if crowded else {}))
 
 
 def bar_plot(

@@ -128,13 +128,19 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
                          "dim", "p50 ms (single client)", logx=True)  # fmt: skip
         lines += [f"![p50 vs dim]({path.name})", ""]
     curves: dict[str, tuple[list[float], list[float]]] = {}
-    widest = max(r["dim"] for r in rows)  # the original space: one curve per backend x encoding
+    widest = max(r["dim"] for r in rows)
+    dims: dict[str, int] = {}
     for r in sorted(rows, key=lambda r: r.get("ef_search") or r.get("nprobe") or 0):
-        if r["index"] in ("hnsw", "ivf") and r["dim"] == widest:
+        if r["index"] in ("hnsw", "ivf"):
             name = f"{r['backend']} {r['index']} {r['method']} {r['dim']}-d {r['encoding']}"
             curves.setdefault(name, ([], []))
             curves[name][0].append(r["recall@10"])
             curves[name][1].append(r["qps"])
+            dims[name] = r["dim"]
+    # A curve per index searched with several ef or nprobe values (ann-benchmarks' plot). Where
+    # none was, the lone points of the original space (more would crowd the plot).
+    swept = {name: curve for name, curve in curves.items() if len(curve[0]) > 1}
+    curves = swept or {name: curve for name, curve in curves.items() if dims[name] == widest}
     if curves:
         path = line_plot(curves, out / f"{slug}-recall-vs-qps.png",
                          f"{dataset}: recall@10 vs QPS (each point one ef or nprobe)",
