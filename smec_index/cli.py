@@ -568,7 +568,14 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
 @click.option("--nprobe", type=int, help="IVF lists probed per query")
 @click.option("--pq-m", type=int, help="PQ sub-quantizers")
 @click.option(
-    "--quantization", type=click.Choice(["scalar", "binary", "product"]), help="Qdrant quantization"
+    "--quantization",
+    type=click.Choice(["scalar", "binary", "product", "turbo"]),
+    help="Qdrant quantization (codes in RAM; hits rescored with the float32 originals)",
+)
+@click.option(
+    "--no-rescore",
+    is_flag=True,
+    help="Qdrant: rank by the quantized codes alone, never reading the originals back",
 )
 @click.option("--overwrite", is_flag=True, help="replace an existing collection")
 @click.option(
@@ -600,6 +607,7 @@ def build(
     nprobe,
     pq_m,
     quantization,
+    no_rescore,
     overwrite,
     force_train,
     batch_size,
@@ -612,7 +620,7 @@ def build(
 
     options = connector_options(backend, url, api_key, uri, token)
     # Each index kind gets only its own parameters: backends reject ones they do not know.
-    params: dict = {"quantization": quantization}
+    params: dict = {"quantization": quantization, "rescore": False if no_rescore else None}
     if index_kind == "hnsw":
         params.update(M=hnsw_m, ef_construction=ef_construction, ef_search=ef_search)
     if index_kind in ("ivf_flat", "ivf_pq"):

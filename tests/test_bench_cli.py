@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from smec_index.bench.report import pareto
 from smec_index.bench.results import REQUIRED, SCHEMA
 from smec_index.cli import main
+from smec_index.errors import SmecError
 from tests.probes import run_probe
 
 SMOKE = ["bench", "--dataset", "synthetic:3000x64:rank8", "--methods", "none,pca",
@@ -176,6 +177,30 @@ def test_qdrant_bit_encodings_map_to_the_engine_and_count_their_bits():
     assert supports("faiss", "flat", "binary", 128) is None
     assert "exhaustive Hamming scan" in supports("faiss", "hnsw", "binary", 128)
     assert index_params("faiss", "binary", 128) == {"encoding": "binary"}
+
+
+def test_a_qdrant_code_without_rescoring_is_the_same_code_searched_alone():
+    from smec_index.bench.encodings import (
+        bytes_per_vector,
+        check_encoding,
+        index_params,
+        rescored,
+        supports,
+    )
+
+    check_encoding("turbo2-norescore")
+    assert index_params("qdrant", "turbo2-norescore", 256) == {
+        "quantization": "turbo", "bits": 2.0, "rescore": False}  # fmt: skip
+    assert index_params("qdrant", "pq16-norescore", 256)["pq_compression"] == 64
+    assert bytes_per_vector("turbo2-norescore", 256) == bytes_per_vector("turbo2", 256) == 64
+    assert rescored("qdrant", "turbo2") and not rescored("qdrant", "turbo2-norescore")
+    assert supports("qdrant", "hnsw", "sq8-norescore", 64) is None
+    assert "only Qdrant rescores" in supports("faiss", "hnsw", "sq8-norescore", 64)
+    assert "exact search reads the float32" in supports("qdrant", "flat", "sq8-norescore", 64)
+    with pytest.raises(SmecError, match="float32 has nothing to rescore"):
+        check_encoding("float32-norescore")
+    with pytest.raises(SmecError, match="unknown encoding 'int3-norescore'"):
+        check_encoding("int3-norescore")
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ the bytes one vector's code takes.
 | ``binary1.5``, ``binary2`` | 1.5 d / 8, d / 4 | no | binary 1.5 / 2 bits, the same | no |
 | ``turbo<b>`` (b = 1, 1.5, 2, 4, 8) | b d / 8 | no | TurboQuant b bits, the same | no |
 | ``pq<m>`` | m | ``IndexPQ`` / ``IndexHNSWPQ``, 8-bit codes | product, ratio 4 d / m | no |
+| ``<code>-norescore`` | the code's | no (never rescored) | the code alone, no rescoring | no |
 | ``rabitq`` | d / 8 + 8 | ``IndexRaBitQ`` (flat), ``IndexIVFRaBitQ`` (ivf) | no | no |
 
 Index ``ivf`` (an inverted file, ``nlist`` lists, ``nprobe`` probed): FAISS ``IndexIVFFlat``,
@@ -17,7 +18,10 @@ Index ``ivf`` (an inverted file, ``nlist`` lists, ``nprobe`` probed): FAISS ``In
 Milvus IVF_FLAT and IVF_SQ8 (milvus-lite and server) and IVF_PQ (server).
 
 Qdrant keeps the float32 originals beside the codes to rescore, and ``index_bytes`` counts
-them (they are what its search reads); ``bytes_per_vector`` is the code alone.
+them (they are what its search reads); ``bytes_per_vector`` is the code alone. A Qdrant
+encoding with the suffix ``-norescore`` (``turbo2-norescore``) searches the codes alone:
+the HNSW graph Qdrant built from the originals, walked and ranked with the codes, and
+``index_bytes`` without the originals, which search then never reads.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ IVF_ENCODINGS = {
     "milvus-server": ("float32", "sq8", "pq<m>"),
 }
 QDRANT_PQ_RATIOS = (4, 8, 16, 32, 64)
+NO_RESCORE = "-norescore"
+
+
+def base_encoding(encoding: str) -> str:
+    """The code an encoding stores: ``turbo2-norescore`` stores ``turbo2``."""
+    return encoding.removesuffix(NO_RESCORE)
 
 
 def _pq_bytes(encoding: str) -> int | None:
@@ -58,11 +68,16 @@ def _turbo_bits(encoding: str) -> float | None:
 
 def check_encoding(encoding: str) -> None:
     known = ("float32", "sq8", "sq4", *BINARY_BITS, "rabitq")
-    if encoding not in known and _pq_bytes(encoding) is None and _turbo_bits(encoding) is None:
+    code = base_encoding(encoding)
+    if code not in known and _pq_bytes(code) is None and _turbo_bits(code) is None:
         raise SmecError(
             f"unknown encoding {encoding!r}; use float32, sq8, sq4, binary, binary1.5, "
-            "binary2, turbo<b> (b bits: 1, 1.5, 2, 4 or 8), pq<m> (m bytes, e.g. pq16) or rabitq"
+            "binary2, turbo<b> (b bits: 1, 1.5, 2, 4 or 8), pq<m> (m bytes, e.g. pq16) or "
+            f"rabitq; a Qdrant code with {NO_RESCORE} (e.g. turbo2{NO_RESCORE}) is searched "
+            "without rescoring"
         )
+    if code == "float32" and encoding != code:
+        raise SmecError(f"{encoding}: float32 has nothing to rescore; use float32")
 
 
 def family(backend: str) -> str:
@@ -75,6 +90,10 @@ def supports(backend: str, index: str, encoding: str, dim: int) -> str | None:
     name, backend = backend, family(backend)
     if index not in BACKEND_INDEXES[backend]:
         return f"{backend} has no {index} index"
+    if encoding != base_encoding(encoding):
+        if backend != "qdrant":
+            return f"only Qdrant rescores its codes; {backend} never does ({encoding})"
+        encoding = base_encoding(encoding)
     names = IVF_ENCODINGS[name] if index == "ivf" else BACKEND_ENCODINGS[backend]
     pq = _pq_bytes(encoding)
     turbo = _turbo_bits(encoding)
@@ -112,8 +131,9 @@ def index_spec(backend: str, index: str, encoding: str, dim: int) -> tuple[str, 
 
 def rescored(backend: str, encoding: str) -> bool:
     """Whether search re-ranks with float32 originals kept beside the codes (Qdrant's
-    quantization): the codes are what it scans in RAM, the originals sit on disk."""
-    return backend == "qdrant" and encoding != "float32"
+    quantization unless ``-norescore``): the codes are what it scans in RAM, the originals
+    sit on disk."""
+    return backend == "qdrant" and encoding != "float32" and not encoding.endswith(NO_RESCORE)
 
 
 def index_params(backend: str, encoding: str, dim: int) -> dict[str, Any]:
@@ -122,6 +142,8 @@ def index_params(backend: str, encoding: str, dim: int) -> dict[str, Any]:
         return {}
     if backend == "faiss":
         return {"encoding": encoding}
+    if backend == "qdrant" and encoding != base_encoding(encoding):
+        return {**index_params(backend, base_encoding(encoding), dim), "rescore": False}
     if backend == "qdrant":
         if encoding == "sq8":
             return {"quantization": "scalar"}
@@ -135,6 +157,7 @@ def index_params(backend: str, encoding: str, dim: int) -> dict[str, Any]:
 
 def bytes_per_vector(encoding: str, dim: int) -> float:
     """What one vector's code takes (graph links, ids and codebooks not included)."""
+    encoding = base_encoding(encoding)
     if encoding == "float32":
         return 4.0 * dim
     if encoding == "sq8":

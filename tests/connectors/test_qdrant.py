@@ -123,6 +123,37 @@ def test_more_bits_per_dimension_find_more(tmp_path, points):
     connector.close()
 
 
+def test_without_rescoring_search_ranks_by_the_codes_and_leaves_the_originals_out(tmp_path, points):
+    """``rescore=False``: the hits' scores are the codes' estimates, not exact cosines, and
+    ``index_bytes`` drops the float32 originals that search no longer reads (their
+    ``SMALL x DIM x 4`` bytes, give or take a page)."""
+    ids, vectors, payloads = _small(points)
+    queries = points["queries"][:50]
+    connector = open_connector("qdrant", data_dir=tmp_path)
+    row_of = {point_id: n for n, point_id in enumerate(ids)}
+    sizes, error, recall = {}, {}, {}
+    for rescore in (True, False):
+        name = f"rescore_{rescore}"
+        params = {**HNSW, "quantization": "turbo", "bits": 2, "rescore": rescore}
+        connector.create(name, IndexSpec(dim=DIM, params=params))
+        connector.add(name, ids, vectors, payloads)
+        found, scores = connector.search(name, queries, k=10)
+        exact = np.array(
+            [[queries[q] @ vectors[row_of[i]] for i in row] for q, row in enumerate(found)]
+        )
+        error[rescore] = float(np.abs(np.asarray(scores) - exact).max())
+        recall[rescore] = _recall(found, vectors, queries, ids)
+        sizes[rescore] = connector.sizes(name)
+    assert error[True] < 1e-5 < 1e-3 < error[False]
+    assert recall[True] >= recall[False] > 0.3  # still a search, only a coarser one
+    originals = SMALL * DIM * 4
+    dropped = sizes[True].index_bytes - sizes[False].index_bytes
+    assert originals <= dropped <= originals + 2 * 4096, (dropped, originals)
+    assert "originals, unread without rescoring, left out" in sizes[False].method
+    assert sizes[False].total_bytes > sizes[False].index_bytes + originals  # still kept
+    connector.close()
+
+
 def test_edge_searches_walk_the_graph_and_flat_scans(tmp_path, points):
     ids, vectors, _ = _small(points)
     connector = open_connector("qdrant", data_dir=tmp_path)
@@ -232,6 +263,9 @@ def test_bad_specs_and_modes_say_what_to_do(tmp_path):
         ({"quantization": "scalar", "bits": 2}, "bits=2 needs quantization binary or turbo"),
         ({"quantization": "binary", "bits": 4}, "binary bits=4: use one of 1, 1.5, 2"),
         ({"quantization": "turbo", "bits": True}, "turbo bits=True: use one of 1, 1.5, 2, 4, 8"),
+        ({"rescore": False}, "rescore=false needs a quantization"),
+        ({"quantization": "scalar", "rescore": "no"}, "rescore 'no': use true or false"),
+        ({"quantization": "scalar", "rescore": False, "oversampling": 2}, "oversampling needs"),
     ):
         with pytest.raises(SmecError, match=re.escape(message)):
             connector.create("bad", IndexSpec(dim=DIM, params=params))

@@ -267,7 +267,7 @@ class ClientStore:
         quantization = None
         if settings.quantization:
             quantization = models.QuantizationSearchParams(
-                rescore=True, oversampling=settings.oversampling
+                rescore=settings.rescore, oversampling=settings.oversampling
             )
         params = models.SearchParams(
             hnsw_ef=settings.ef_search, exact=not settings.hnsw, quantization=quantization

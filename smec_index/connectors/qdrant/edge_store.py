@@ -24,7 +24,8 @@ The write-ahead log stays on: besides crash safety it holds the shard's lock, so
 ``EdgeShard.load`` of an open shard fails (``WouldBlock``) instead of writing beside it;
 without it two connectors could open one shard. :meth:`EdgeStore.sizes` counts it in
 ``total_bytes`` only: ``index_bytes`` is each segment's vector storage, quantized codes and
-HNSW graph (:func:`is_index_file`), so payloads, the id tracker and the log stay out of it.
+HNSW graph (:func:`is_index_file`), so payloads, the id tracker and the log stay out of it;
+with ``rescore=False`` the float32 originals stay out too, since search never reads them.
 """
 
 from __future__ import annotations
@@ -196,7 +197,7 @@ class EdgeStore(FileAliases):
             hnsw_ef=settings.ef_search,
             exact=not settings.hnsw,
             quantization=edge.QuantizationSearchParams(
-                rescore=True, oversampling=settings.oversampling
+                rescore=settings.rescore, oversampling=settings.oversampling
             )
             if settings.quantization
             else None,
@@ -233,12 +234,20 @@ class EdgeStore(FileAliases):
 
     def sizes(self, collection: str) -> Sizes:
         self.shard(collection).flush()
+        rescore = QdrantSettings.from_spec(self.spec(collection)).rescore
+        searched = (
+            "vector storage, quantized codes"
+            if rescore
+            else "quantized codes (the float32 originals, unread without rescoring, left out)"
+        )
         return Sizes(
-            index_bytes=disk_bytes(self.shard_dir(collection), keep=is_index_file),
+            index_bytes=disk_bytes(
+                self.shard_dir(collection), keep=lambda p: is_index_file(p, originals=rescore)
+            ),
             total_bytes=disk_bytes(self.directory(collection)),
-            method=f"{DISK_METHOD}; index: each segment's vector storage, quantized codes and "
-            "HNSW graph files; total: the collection's directory (segments with payload "
-            "storage and indexes, id tracker, write-ahead log, config)",
+            method=f"{DISK_METHOD}; index: each segment's {searched} and HNSW graph files; "
+            "total: the collection's directory (segments with payload storage and indexes, id "
+            "tracker, write-ahead log, config)",
         )
 
     def drop(self, collection: str) -> None:
@@ -256,10 +265,17 @@ class EdgeStore(FileAliases):
             shard.close()
 
 
-def is_index_file(path: Path) -> bool:
-    """Whether a file under a shard is vector storage, quantized codes or the HNSW graph."""
+def is_index_file(path: Path, originals: bool = True) -> bool:
+    """Whether a file under a shard is vector storage, quantized codes or the HNSW graph;
+    ``originals=False`` leaves out the float32 vectors themselves (``vector_storage/
+    matrix.dat`` of an indexed segment, ``vector_storage/vectors/`` of an appendable one)."""
     parts = path.parts
     if "segments" not in parts:
         return False
     inside = parts[parts.index("segments") + 2 :]  # below segments/<segment id>/
+    if not originals and inside[:1] == ("vector_storage",) and inside[1:2] in ORIGINALS:
+        return False
     return bool(inside) and inside[0].startswith(("vector_storage", "vector_index"))
+
+
+ORIGINALS = {("matrix.dat",), ("vectors",)}  # where a segment keeps its float32 vectors

@@ -61,6 +61,9 @@ class QdrantSettings:
         bits: bits per dimension of binary (1, 1.5, 2) and TurboQuant (1, 1.5, 2, 4, 8)
             codes (``bits``; None for the others).
         oversampling: candidates fetched per result before rescoring quantized hits.
+        rescore: re-rank the quantized hits with the float32 originals (``rescore``, default
+            True). False searches the codes alone: the originals stay on disk, unread, and
+            the scores are the codes' estimates.
     """
 
     hnsw: bool
@@ -71,6 +74,7 @@ class QdrantSettings:
     compression: int
     oversampling: float | None
     bits: float | None = None
+    rescore: bool = True
     indexing_threshold_kb: ClassVar[int] = INDEXING_THRESHOLD_KB
     full_scan_threshold_kb: ClassVar[int] = FULL_SCAN_THRESHOLD_KB
 
@@ -105,6 +109,19 @@ class QdrantSettings:
             or not 1 <= oversampling <= 1000
         ):
             raise SmecError(f"oversampling {oversampling!r}: use a number from 1 to 1000")
+        rescore = params.get("rescore", True)
+        if not isinstance(rescore, bool):
+            raise SmecError(f"rescore {rescore!r}: use true or false")
+        if not rescore and quantization is None:
+            raise SmecError(
+                "rescore=false needs a quantization (there are no codes to search without "
+                "the originals); add scalar, binary, product or turbo"
+            )
+        if not rescore and "oversampling" in params:
+            raise SmecError(
+                "oversampling needs rescore: without it the extra candidates are never "
+                "re-ranked; leave one of them out"
+            )
         return cls(
             hnsw=spec.index == "hnsw",
             m=int(params.get("M", INDEX_DEFAULTS["hnsw"]["M"])),  # flat: unused, Qdrant's own
@@ -114,8 +131,9 @@ class QdrantSettings:
             ef_search=None if ef_search is None else int(ef_search),
             quantization=quantization,
             compression=compression,
-            oversampling=None if oversampling is None else float(oversampling),
+            oversampling=None if oversampling is None or not rescore else float(oversampling),
             bits=None if bits is None else float(bits),
+            rescore=rescore,
         )
 
 
