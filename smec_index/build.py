@@ -39,7 +39,7 @@ from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors import load_compressor, make_compressor
 from smec_index.compressors.base import LinearCompressor, check_input_dim
 from smec_index.connectors import Connector, Persistent, open_connector
-from smec_index.connectors.base import MAX_NAME, check_collection_name, positive_int
+from smec_index.connectors.base import MAX_NAME, IndexSpec, check_collection_name, positive_int
 from smec_index.connectors.storage import file_lock
 from smec_index.data import BeirDataset, RetrievalData, load_retrieval_data
 from smec_index.errors import SmecError
@@ -214,6 +214,8 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
         request.backend, data_dir=request.data_dir, **request.connector_options
     )
     try:
+        # The index parameters, before the data is read or an artifact trained.
+        connector.check_spec(IndexSpec(dim=request.dim, index=request.index, params=request.params))
         data, model = load_or_embed(request, say)
         compressor, artifact_path = None, request.artifact
         if artifact_path is not None:

@@ -93,6 +93,18 @@ PROBES = [
         lambda r: _build(r, "hnswlib", "--ef-search", "-3"),
         "index parameter ef_search must be a positive integer",
     ),
+    # Index parameters are refused before SMEC would train (--dim 8 < the data's 16): one
+    # line, no "trained" message, no artifact cached.
+    (
+        "no-rescore-without-quantization",
+        lambda r: _build(r, "qdrant", "--no-rescore", dim=8),
+        "rescore=false needs a quantization",
+    ),
+    (
+        "no-rescore-on-faiss",
+        lambda r: _build(r, "faiss", "--no-rescore", dim=8),
+        "unknown hnsw parameter(s) rescore",
+    ),
     ("batch-size-zero", lambda r: _build(r, "faiss", "--batch-size", "0"), "--batch-size"),
     ("data-dir-under-a-file", lambda r: _build_under_file(r), "cannot write there"),
     ("collection-301", lambda r: _build(r, "faiss", "--collection", "c" * 301), "collection"),
@@ -100,7 +112,7 @@ PROBES = [
     ("unparsable-uri", lambda r: _build(r, "milvus", "--uri", "http://[::1"), "--uri"),
     (
         "unknown-qrels-in-build",
-        lambda r: _build(r, "faiss", dataset=_dataset(r, qrels="q1\tnope\t1\n"), extra_dim=True),
+        lambda r: _build(r, "faiss", dataset=_dataset(r, qrels="q1\tnope\t1\n")),
         "--skip-unknown-qrels",
     ),
     (
@@ -126,9 +138,9 @@ def _qrels_bytes(root: Path) -> Path:
     return ds
 
 
-def _build(root: Path, backend: str, *flags: str, dataset: Path | None = None, extra_dim=False):
+def _build(root: Path, backend: str, *flags: str, dataset: Path | None = None, dim: int = 16):
     ds = dataset or _dataset(root)
-    return ["build", "--dataset", ds, "--backend", backend, "--dim", 16,
+    return ["build", "--dataset", ds, "--backend", backend, "--dim", dim,
             "--data-dir", root / "data", "--quiet", *flags]  # fmt: skip
 
 

@@ -65,11 +65,7 @@ class Connector:
             the spec as stored, with every default filled in.
         """
         check_collection_name(collection)
-        extra = self.backend.index_kinds.get(spec.index)
-        if extra is None:
-            kinds = ", ".join(self.backend.index_kinds)
-            raise SmecError(f"{self.name} has no {spec.index!r} index; use one of {kinds}")
-        spec = spec.resolved(extra)
+        spec = self.check_spec(spec)
         target = self.aliases().get(collection)
         if target is not None:
             raise SmecError(
@@ -86,6 +82,21 @@ class Connector:
         self._specs.pop(collection, None)
         self.backend.create(collection, spec)
         self._specs[collection] = spec
+        return spec
+
+    def check_spec(self, spec: IndexSpec) -> IndexSpec:
+        """``spec`` with its defaults filled in, or :class:`SmecError` if this backend cannot
+        build it: the index kind, the parameter names and, where the backend has a
+        ``check(spec)``, their values. Touches no collection, so a command can call it
+        before any expensive work."""
+        extra = self.backend.index_kinds.get(spec.index)
+        if extra is None:
+            kinds = ", ".join(self.backend.index_kinds)
+            raise SmecError(f"{self.name} has no {spec.index!r} index; use one of {kinds}")
+        spec = spec.resolved(extra)
+        check = getattr(self.backend, "check", None)  # optional: value checks of its own
+        if check is not None:
+            check(spec)
         return spec
 
     def exists(self, collection: str) -> bool:

@@ -97,13 +97,17 @@ class FaissBackend(LocalBackend):
     def _index_bytes(self, col: Collection) -> int:
         return int(faiss.serialize_index(self._trained(col)).size)
 
-    def create(self, collection: str, spec) -> None:
+    def check(self, spec) -> None:
+        """The values of ``refine`` and ``encoding`` (the connector checked the names)."""
         refine = spec.params.get("refine")
         if refine is not None and (
             isinstance(refine, bool) or not isinstance(refine, (int, float)) or refine < 1
         ):
             raise SmecError(f"refine={refine!r}: use a number >= 1 (candidates per hit)")
         check_encoding(spec.params.get("encoding"), spec.dim, spec.index, spec.metric)
+
+    def create(self, collection: str, spec) -> None:
+        self.check(spec)
         super().create(collection, spec)
 
     def _init_index(self, col: Collection) -> None:

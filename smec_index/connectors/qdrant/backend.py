@@ -146,6 +146,10 @@ class QdrantBackend:
     def _target(self, collection: str) -> str:
         return self.store.aliases().get(collection, collection)
 
+    def check(self, spec: IndexSpec) -> None:
+        """Every Qdrant parameter's value (the connector checked the names)."""
+        QdrantSettings.from_spec(spec)
+
     def create(self, collection: str, spec: IndexSpec) -> None:
         settings = QdrantSettings.from_spec(spec)
         self._settings.pop(collection, None)
