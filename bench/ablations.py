@@ -292,7 +292,9 @@ def heldout(data, train, test, out: Path, epochs: int) -> str:
 HELD_OUT_SEEDS = (0, 1, 2)
 
 
-def over_seeds(records, key: str, names, split: str, dims) -> tuple[list[dict], list[dict]]:
+def over_seeds(
+    records: list[dict], key: str, names: list[str], split: str, dims: list[int]
+) -> tuple[list[dict], list[dict]]:
     """Per ``records[key]`` name and dim of one split: the mean nDCG@10 over seeds, and its
     max - min (a record without seeds counts as one); pairs with no records are left out."""
     mean, spread = [], []

@@ -101,7 +101,8 @@ SECTIONS = [
         "python -m bench.migrate --n 250000 --n 1000000",
     ),
     (
-        "Scale: 1M synthetic vectors, FAISS HNSW32 at recall@10 >= 0.95, and the roofline",
+        "Scale: 1M synthetic vectors, FAISS HNSW32 and hnswlib at recall@10 >= 0.95, and the "
+        "roofline",
         "hnsw-1m",
         "python -m bench.hnsw_1m",
     ),
@@ -152,7 +153,8 @@ def sweep_section() -> str:
         return ""
     lines = ["### Dims x encodings x backends: the best configuration under B bytes per vector\n",
              "`smec-index bench --config bench/sweeps/scifact.toml` (likewise `nfcorpus.toml`, "
-             "`nfcorpus-pq.toml`, `scifact-ef.toml`, `milvus-server.toml`), then `smec-index "
+             "`nfcorpus-pq.toml`, `nfcorpus-ef.toml`, `scifact-ef.toml`, `qdrant-norescore.toml`, "
+             "`milvus-server.toml`), then `smec-index "
              "report bench/results/sweep.jsonl --out bench/results/sweep` (the full report, "
              "every run and all plots: "
              "[bench/results/sweep/report.md](bench/results/sweep/report.md))"

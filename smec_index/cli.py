@@ -570,7 +570,8 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
 @click.option(
     "--quantization",
     type=click.Choice(["scalar", "binary", "product", "turbo"]),
-    help="Qdrant quantization (codes in RAM; hits rescored with the float32 originals)",
+    help="Qdrant quantization (codes in RAM; hits rescored with the float32 originals "
+    "unless --no-rescore)",
 )
 @click.option(
     "--no-rescore",

@@ -195,7 +195,7 @@ def test_a_qdrant_code_without_rescoring_is_the_same_code_searched_alone():
     assert bytes_per_vector("turbo2-norescore", 256) == bytes_per_vector("turbo2", 256) == 64
     assert rescored("qdrant", "turbo2") and not rescored("qdrant", "turbo2-norescore")
     assert supports("qdrant", "hnsw", "sq8-norescore", 64) is None
-    assert "only Qdrant rescores" in supports("faiss", "hnsw", "sq8-norescore", 64)
+    assert "only Qdrant's codes are rescored" in supports("faiss", "hnsw", "sq8-norescore", 64)
     assert "exact search reads the float32" in supports("qdrant", "flat", "sq8-norescore", 64)
     with pytest.raises(SmecError, match="float32 has nothing to rescore"):
         check_encoding("float32-norescore")
@@ -225,6 +225,21 @@ def test_smec_is_measured_at_the_original_dim_through_its_full_dim_adapter(tmp_p
     # The chain trained is the run's identity: dim 8, through SMEC's 24-d lead-in stage.
     assert runs["smec", 8]["trained_dims"] == [8] and runs["smec", 8]["lead_in"] == 24
     assert "lead_in" not in runs["pca", 8]
+
+
+def test_recall_qps_curves_follow_swept_indexes_and_keep_the_latest_run():
+    from smec_index.bench.report import recall_qps_curves
+
+    def run(dim, ef, recall, time, index="hnsw"):
+        return {"backend": "faiss", "index": index, "method": "smec", "dim": dim,
+                "encoding": "float32", "ef_search": ef, "recall@10": recall, "qps": 1000 / (ef or 1),
+                "time": time}  # fmt: skip
+
+    lone = [run(384, 64, 0.9, "t1"), run(128, 64, 0.8, "t1"), run(384, None, 1.0, "t1", "flat")]
+    assert recall_qps_curves(lone) == {"faiss hnsw smec 384-d float32": ([0.9], [1000 / 64])}
+    swept = [*lone, run(128, 16, 0.5, "t2"), run(128, 64, 0.85, "t3"), run(128, 64, 0.7, "t0")]
+    assert recall_qps_curves(swept) == {
+        "faiss hnsw smec 128-d float32": ([0.5, 0.85], [1000 / 16, 1000 / 64])}  # fmt: skip
 
 
 def test_pareto_front():

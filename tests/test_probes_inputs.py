@@ -154,6 +154,7 @@ def _build_under_file(root: Path) -> list:
 def test_probe(name, make, fragment, tmp_path):
     args = make(tmp_path)
     run_probe(args, tmp_path, fragment, output=tmp_path / "data")
+    assert not (tmp_path / "data" / "artifacts").exists(), "nothing trained before the refusal"
 
 
 def test_a_one_document_corpus_reports_recall_of_one_for_a_perfect_index(tmp_path):

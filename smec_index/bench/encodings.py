@@ -10,7 +10,7 @@ the bytes one vector's code takes.
 | ``binary1.5``, ``binary2`` | 1.5 d / 8, d / 4 | no | binary 1.5 / 2 bits, the same | no |
 | ``turbo<b>`` (b = 1, 1.5, 2, 4, 8) | b d / 8 | no | TurboQuant b bits, the same | no |
 | ``pq<m>`` | m | ``IndexPQ`` / ``IndexHNSWPQ``, 8-bit codes | product, ratio 4 d / m | no |
-| ``<code>-norescore`` | the code's | no (never rescored) | the code alone, no rescoring | no |
+| ``<code>-norescore`` | the code's | no (never rescored) | HNSW: the code alone | no |
 | ``rabitq`` | d / 8 + 8 | ``IndexRaBitQ`` (flat), ``IndexIVFRaBitQ`` (ivf) | no | no |
 
 Index ``ivf`` (an inverted file, ``nlist`` lists, ``nprobe`` probed): FAISS ``IndexIVFFlat``,
@@ -92,7 +92,7 @@ def supports(backend: str, index: str, encoding: str, dim: int) -> str | None:
         return f"{backend} has no {index} index"
     if encoding != base_encoding(encoding):
         if backend != "qdrant":
-            return f"only Qdrant rescores its codes; {backend} never does ({encoding})"
+            return f"{encoding}: only Qdrant's codes are rescored in the bench, {backend}'s never"
         encoding = base_encoding(encoding)
     names = IVF_ENCODINGS[name] if index == "ivf" else BACKEND_ENCODINGS[backend]
     pq = _pq_bytes(encoding)

@@ -58,7 +58,8 @@ def line_plot(
     """One line per series; optional horizontal reference line (e.g. the full-dim score).
     More than :data:`INSIDE_LEGEND` series: a wider figure with the legend beside the axes."""
     crowded = len(series) > INSIDE_LEGEND
-    fig, ax = plt.subplots(figsize=(11, 5.5) if crowded else (7, 4.5), dpi=120)
+    width = 11 + 4 * (len(series) // 25)  # a legend column of 25 entries per 4 inches
+    fig, ax = plt.subplots(figsize=(width, 5.5) if crowded else (7, 4.5), dpi=120)
     markers = "osD^v<>p*"  # 9 against 10 colours: no two of 90 series look alike
     for i, (name, (x, y)) in enumerate(series.items()):
         ax.plot(x, y, marker=markers[i % len(markers)], label=name)
@@ -70,7 +71,8 @@ def line_plot(
         ax.set_xticks(xs, [str(int(v)) for v in xs])
     if logy:
         ax.set_yscale("log")
-    beside = {"loc": "upper left", "bbox_to_anchor": (1.01, 1), "fontsize": "small"}
+    beside = {"loc": "upper left", "bbox_to_anchor": (1.01, 1), "fontsize": "small",
+              "ncol": 1 + len(series) // 25}  # fmt: skip
     return _finish(fig, ax, path, title, xlabel, ylabel, **(beside if crowded else {}))
 
 

@@ -76,11 +76,32 @@ def write_report(results: str | Path, out: str | Path) -> Path:
     return out / "report.md"
 
 
+def recall_qps_curves(rows: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
+    """ann-benchmarks' recall@10 against QPS: a curve per index searched with several ef or
+    nprobe values, in their order. Where no index was, the lone points of the original space
+    (those of every dim would crowd the plot). A setup measured again under the same label
+    (another chain trained, say) counts once: its latest run at each ef or nprobe."""
+    latest: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in sorted(rows, key=lambda r: r.get("time", "")):
+        if r["index"] in ("hnsw", "ivf"):
+            name = f"{r['backend']} {r['index']} {r['method']} {r['dim']}-d {r['encoding']}"
+            latest.setdefault(name, {})[r.get("ef_search") or r.get("nprobe") or 0] = r
+    widest = max((r["dim"] for r in rows), default=0)
+    swept = [name for name, points in latest.items() if len(points) > 1]
+    lone = [name for name, points in latest.items()
+            if next(iter(points.values()))["dim"] == widest]  # fmt: skip
+    return {
+        name: ([latest[name][p]["recall@10"] for p in sorted(latest[name])],
+               [latest[name][p]["qps"] for p in sorted(latest[name])])
+        for name in swept or lone
+    }  # fmt: skip
+
+
 def _write(records: list[dict[str, Any]], results: str | Path, out: Path) -> None:
     lines = ["# smec-index bench report", "", f"From `{results}`: {len(records)} runs. Bytes "
              "per vector are the encoding's code alone; `index_bytes` is everything search "
-             "needs (codes, graph, and for Qdrant's quantization the float32 originals it "
-             "rescores with, kept on disk).", ""]  # fmt: skip
+             "needs (codes, graph, and for Qdrant's rescored quantization the float32 originals "
+             "it rescores with, kept on disk).", ""]  # fmt: skip
     for dataset in dict.fromkeys(r["dataset"] for r in records):
         rows = [r for r in records if r["dataset"] == dataset]
         lines += _dataset_section(dataset, rows, out)
@@ -127,20 +148,7 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
                          out / f"{slug}-p50-vs-dim.png", f"{dataset}: p50 latency vs dim (HNSW)",
                          "dim", "p50 ms (single client)", logx=True)  # fmt: skip
         lines += [f"![p50 vs dim]({path.name})", ""]
-    curves: dict[str, tuple[list[float], list[float]]] = {}
-    widest = max(r["dim"] for r in rows)
-    dims: dict[str, int] = {}
-    for r in sorted(rows, key=lambda r: r.get("ef_search") or r.get("nprobe") or 0):
-        if r["index"] in ("hnsw", "ivf"):
-            name = f"{r['backend']} {r['index']} {r['method']} {r['dim']}-d {r['encoding']}"
-            curves.setdefault(name, ([], []))
-            curves[name][0].append(r["recall@10"])
-            curves[name][1].append(r["qps"])
-            dims[name] = r["dim"]
-    # A curve per index searched with several ef or nprobe values (ann-benchmarks' plot). Where
-    # none was, the lone points of the original space (more would crowd the plot).
-    swept = {name: curve for name, curve in curves.items() if len(curve[0]) > 1}
-    curves = swept or {name: curve for name, curve in curves.items() if dims[name] == widest}
+    curves = recall_qps_curves(rows)
     if curves:
         path = line_plot(curves, out / f"{slug}-recall-vs-qps.png",
                          f"{dataset}: recall@10 vs QPS (each point one ef or nprobe)",

@@ -238,6 +238,16 @@ class Persistent(Protocol):
         ...
 
 
+@runtime_checkable
+class ChecksSpecs(Protocol):
+    """Backends that check their own parameters' values (beyond the names every backend
+    declares in ``index_kinds``) without touching a collection."""
+
+    def check(self, spec: IndexSpec) -> None:
+        """Raise :class:`SmecError` if ``spec`` (resolved) cannot be built here."""
+        ...
+
+
 def positive_int(value: Any, what: str) -> int:
     """``value`` as an int >= 1, or a one-line error naming ``what``."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:

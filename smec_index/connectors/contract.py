@@ -18,6 +18,7 @@ from smec_index.connectors.base import (
     QUERY_PARAMS,
     Backend,
     Batch,
+    ChecksSpecs,
     IndexSpec,
     Sizes,
     check_collection_name,
@@ -86,17 +87,16 @@ class Connector:
 
     def check_spec(self, spec: IndexSpec) -> IndexSpec:
         """``spec`` with its defaults filled in, or :class:`SmecError` if this backend cannot
-        build it: the index kind, the parameter names and, where the backend has a
-        ``check(spec)``, their values. Touches no collection, so a command can call it
+        build it: the index kind, the parameter names and, where the backend
+        :class:`ChecksSpecs`, their values. Touches no collection, so a command can call it
         before any expensive work."""
         extra = self.backend.index_kinds.get(spec.index)
         if extra is None:
             kinds = ", ".join(self.backend.index_kinds)
             raise SmecError(f"{self.name} has no {spec.index!r} index; use one of {kinds}")
         spec = spec.resolved(extra)
-        check = getattr(self.backend, "check", None)  # optional: value checks of its own
-        if check is not None:
-            check(spec)
+        if isinstance(self.backend, ChecksSpecs):
+            self.backend.check(spec)
         return spec
 
     def exists(self, collection: str) -> bool:

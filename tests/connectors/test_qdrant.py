@@ -269,6 +269,9 @@ def test_bad_specs_and_modes_say_what_to_do(tmp_path):
     ):
         with pytest.raises(SmecError, match=re.escape(message)):
             connector.create("bad", IndexSpec(dim=DIM, params=params))
+    with pytest.raises(SmecError, match="rescore=false needs index hnsw: a flat index"):
+        flat = IndexSpec(dim=DIM, index="flat", params={"quantization": "turbo", "rescore": False})
+        connector.create("bad", flat)
     with pytest.raises(SmecError, match="no 'ivf_pq' index"):
         connector.create("bad", IndexSpec(dim=DIM, index="ivf_pq"))
     with pytest.raises(SmecError, match=r"no collection 'missing' .*create \(build\) it first"):

@@ -17,9 +17,10 @@ search; ``quantization`` ``scalar`` (int8, 0.99 quantile), ``binary`` (``bits`` 
 per dimension, default 1), ``product`` (``pq_compression``, x16 by default) or ``turbo``
 (TurboQuant, ``bits`` 1, 1.5, 2, 4 or 8, default 4), with codes kept in RAM, candidates
 oversampled (``oversampling``, default 2 for int8 and 4 otherwise) and rescored with the
-original vectors, or, with ``rescore=False``, ranked by the codes alone (the originals stay
-on disk, unread by search, and out of ``index_bytes``); ``index="flat"`` keeps a plain
-index and searches exactly. Qdrant normalises cosine vectors when it stores them, so
+original vectors, or, with ``rescore=False`` (HNSW only), ranked by the codes alone (the
+originals stay on disk, unread by search, and in edge mode out of ``index_bytes``; a
+server's telemetry cannot tell them apart); ``index="flat"`` keeps a plain index and
+searches exactly. Qdrant normalises cosine vectors when it stores them, so
 :meth:`QdrantConnector.iterate` gives unit vectors back.
 ``l2`` scores are negated Euclidean distances (not squared).
 """

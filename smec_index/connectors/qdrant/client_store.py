@@ -7,7 +7,8 @@ collection is green, so HNSW is built before ``add`` returns and searches go thr
 
 The :class:`IndexSpec` rides in the collection's ``metadata`` (Qdrant >= 1.16 keeps it);
 where a server drops it, the spec is rebuilt from the collection config (dim, distance,
-HNSW, quantization) and only ``ef_search`` is lost.
+HNSW, quantization) and the search-side settings are lost: ``ef_search``, ``oversampling``
+and ``rescore=False`` (search then rescores again).
 
 Local mode is qdrant-client's pure-Python brute-force scan: it accepts HNSW and
 quantization settings and ignores them (its collection info shows Qdrant's defaults

@@ -81,6 +81,10 @@ _TURBO_BITS = {
 }
 
 
+# Where an indexed (HNSW) segment keeps its float32 vectors, beside ``quantized.data``.
+INDEXED_ORIGINALS = "matrix.dat"
+
+
 def _quantization(settings: QdrantSettings) -> Any:
     # Quantized codes stay in RAM (Pinned), the originals are read back to rescore.
     pinned = edge.Memory.Pinned
@@ -267,15 +271,12 @@ class EdgeStore(FileAliases):
 
 def is_index_file(path: Path, originals: bool = True) -> bool:
     """Whether a file under a shard is vector storage, quantized codes or the HNSW graph;
-    ``originals=False`` leaves out the float32 vectors themselves (``vector_storage/
-    matrix.dat`` of an indexed segment, ``vector_storage/vectors/`` of an appendable one)."""
+    ``originals=False`` leaves out the float32 vectors of the indexed segment (the
+    appendable segment, which has no codes and is empty once built, keeps its own)."""
     parts = path.parts
     if "segments" not in parts:
         return False
     inside = parts[parts.index("segments") + 2 :]  # below segments/<segment id>/
-    if not originals and inside[:1] == ("vector_storage",) and inside[1:2] in ORIGINALS:
+    if not originals and inside == ("vector_storage", INDEXED_ORIGINALS):
         return False
     return bool(inside) and inside[0].startswith(("vector_storage", "vector_index"))
-
-
-ORIGINALS = {("matrix.dat",), ("vectors",)}  # where a segment keeps its float32 vectors

@@ -117,6 +117,11 @@ class QdrantSettings:
                 "rescore=false needs a quantization (there are no codes to search without "
                 "the originals); add scalar, binary, product or turbo"
             )
+        if not rescore and spec.index != "hnsw":
+            raise SmecError(
+                f"rescore=false needs index hnsw: a {spec.index} index searches the float32 "
+                "originals exactly, never the codes"
+            )
         if not rescore and "oversampling" in params:
             raise SmecError(
                 "oversampling needs rescore: without it the extra candidates are never "
