@@ -228,16 +228,19 @@ def test_smec_is_measured_at_the_original_dim_through_its_full_dim_adapter(tmp_p
 
 
 def test_recall_qps_curves_follow_swept_indexes_and_keep_the_latest_run():
-    from smec_index.bench.report import recall_qps_curves
+    from smec_index.bench.report import latest_runs, recall_qps_curves
 
-    def run(dim, ef, recall, time, index="hnsw"):
-        return {"backend": "faiss", "index": index, "method": "smec", "dim": dim,
-                "encoding": "float32", "ef_search": ef, "recall@10": recall, "qps": 1000 / (ef or 1),
-                "time": time}  # fmt: skip
+    def run(dim, ef, recall, time, index="hnsw", lead_in=None):
+        return {"dataset": "d", "backend": "faiss", "index": index, "method": "smec", "dim": dim,
+                "encoding": "float32", "ef_search": ef, "recall@10": recall,
+                "qps": 1000 / (ef or 1), "time": time, "lead_in": lead_in}  # fmt: skip
 
     lone = [run(384, 64, 0.9, "t1"), run(128, 64, 0.8, "t1"), run(384, None, 1.0, "t1", "flat")]
     assert recall_qps_curves(lone) == {"faiss hnsw smec 384-d float32": ([0.9], [1000 / 64])}
-    swept = [*lone, run(128, 16, 0.5, "t2"), run(128, 64, 0.85, "t3"), run(128, 64, 0.7, "t0")]
+    # The 128-d setup at ef 64 measured three times (another trainer, say): t3 is the latest.
+    again = [run(128, 64, 0.85, "t3", lead_in=256), run(128, 64, 0.7, "t0")]
+    swept = latest_runs([*lone, run(128, 16, 0.5, "t2"), *again])
+    assert len(swept) == 4 and again[0] in swept and lone[1] not in swept
     assert recall_qps_curves(swept) == {
         "faiss hnsw smec 128-d float32": ([0.5, 0.85], [1000 / 16, 1000 / 64])}  # fmt: skip
 

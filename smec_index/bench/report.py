@@ -79,10 +79,9 @@ def write_report(results: str | Path, out: str | Path) -> Path:
 def recall_qps_curves(rows: list[dict[str, Any]]) -> dict[str, tuple[list[float], list[float]]]:
     """ann-benchmarks' recall@10 against QPS: a curve per index searched with several ef or
     nprobe values, in their order. Where no index was, the lone points of the original space
-    (those of every dim would crowd the plot). A setup measured again under the same label
-    (another chain trained, say) counts once: its latest run at each ef or nprobe."""
+    (those of every dim would crowd the plot). ``rows``: one per setup (:func:`latest_runs`)."""
     latest: dict[str, dict[int, dict[str, Any]]] = {}
-    for r in sorted(rows, key=lambda r: r.get("time", "")):
+    for r in rows:
         if r["index"] in ("hnsw", "ivf"):
             name = f"{r['backend']} {r['index']} {r['method']} {r['dim']}-d {r['encoding']}"
             latest.setdefault(name, {})[r.get("ef_search") or r.get("nprobe") or 0] = r
@@ -97,13 +96,28 @@ def recall_qps_curves(rows: list[dict[str, Any]]) -> dict[str, tuple[list[float]
     }  # fmt: skip
 
 
+def latest_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One run per setup: where a setup was measured again under the same label, graph
+    settings and dataset (another chain trained, or the trainer changed since), its latest
+    run; in first-measured order."""
+    latest: dict[tuple, dict[str, Any]] = {}
+    for r in sorted(records, key=lambda r: r.get("time", "")):
+        latest[r["dataset"], label(r), r.get("M"), r.get("ef_construction")] = r
+    kept = {id(r) for r in latest.values()}
+    return [r for r in records if id(r) in kept]
+
+
 def _write(records: list[dict[str, Any]], results: str | Path, out: Path) -> None:
-    lines = ["# smec-index bench report", "", f"From `{results}`: {len(records)} runs. Bytes "
-             "per vector are the encoding's code alone; `index_bytes` is everything search "
-             "needs (codes, graph, and for Qdrant's rescored quantization the float32 originals "
-             "it rescores with, kept on disk).", ""]  # fmt: skip
-    for dataset in dict.fromkeys(r["dataset"] for r in records):
-        rows = [r for r in records if r["dataset"] == dataset]
+    current = latest_runs(records)
+    superseded = len(records) - len(current)
+    lines = ["# smec-index bench report", "", f"From `{results}`: {len(records)} runs"
+             + (f", of which {superseded} measured a setup again later and only the latest "
+                "counts" if superseded else "")
+             + ". Bytes per vector are the encoding's code alone; `index_bytes` is everything "
+             "search needs (codes, graph, and for Qdrant's rescored quantization the float32 "
+             "originals it rescores with, kept on disk).", ""]  # fmt: skip
+    for dataset in dict.fromkeys(r["dataset"] for r in current):
+        rows = [r for r in current if r["dataset"] == dataset]
         lines += _dataset_section(dataset, rows, out)
     machine = records[-1].get("machine", {})
     lines += ["## Machine and versions", "",
