@@ -217,7 +217,8 @@ def _projection(
     name = f"{source.info.collection}-pca-{request.dim}-{len(vectors)}"
     where = request.data_dir / "artifacts" / "migrations" / name
     # Partitions started together fit the same one: each waits its turn, the first keeps it.
-    with file_lock(request.data_dir / "locks" / "migrate" / f"{name}.lock", "fitting PCA", True):
+    lock = request.data_dir / "locks" / "migrate" / f"{name}.lock"
+    with file_lock(lock, "fitting PCA", wait=True):
         if not (where / "config.json").is_file():
             pca.save(where)
     say(f"no --artifact: PCA to {request.dim} dims fitted on {len(vectors)} source vectors")

@@ -230,8 +230,8 @@ class QdrantBackend:
             yield to_batch(points, spec.dim, offset)
 
     def sizes(self, collection: str) -> Sizes:
-        self._built(collection)
-        return self.store.sizes(self._target(collection))
+        _, settings = self._built(collection)
+        return self.store.sizes(self._target(collection), settings)
 
     def drop(self, collection: str) -> None:
         self._settings.pop(collection, None)

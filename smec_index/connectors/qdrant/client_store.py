@@ -309,7 +309,8 @@ class ClientStore:
         with self.guard():
             return self.client.count(collection, exact=True).count
 
-    def sizes(self, collection: str) -> Sizes:
+    def sizes(self, collection: str, settings: QdrantSettings) -> Sizes:
+        del settings  # a server's telemetry cannot leave the originals out (rescore=false)
         if not self.server:
             # Local mode keeps points pickled in SQLite, vectors and payloads together: there
             # is no index to measure. Never a figure to compare.

@@ -236,9 +236,9 @@ class EdgeStore(FileAliases):
     def count(self, collection: str) -> int:
         return self.shard(collection).count(edge.CountRequest(exact=True))
 
-    def sizes(self, collection: str) -> Sizes:
+    def sizes(self, collection: str, settings: QdrantSettings) -> Sizes:
         self.shard(collection).flush()
-        rescore = QdrantSettings.from_spec(self.spec(collection)).rescore
+        rescore = settings.rescore
         searched = (
             "vector storage, quantized codes"
             if rescore
