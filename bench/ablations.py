@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from bench.results import RESULTS_DIR, write_records
+from bench.results import RESULTS_DIR, over_seeds, write_records
 from smec_index.bench.plots import bar_plot, line_plot, markdown_table
 from smec_index.compressors import make_compressor
 from smec_index.data import RetrievalData, load_retrieval_data
@@ -255,7 +255,7 @@ def heldout(data, train, test, out: Path, epochs: int) -> str:
             ]
     write_records(out, records)
     order = ["PCA (no training)", *HELD_OUT_VARIANTS]
-    tables = {s: over_seeds(records, "variant", order, s, HELD_OUT_DIMS) for s in splits}
+    tables = {s: over_seeds(records, "variant", order, HELD_OUT_DIMS, split=s) for s in splits}
     bar_plot(
         {
             f"{d}-d": {r["variant"]: r["ndcg@10"] for r in tables["held-out"][0] if r["dim"] == d}
@@ -290,22 +290,6 @@ def heldout(data, train, test, out: Path, epochs: int) -> str:
 
 
 HELD_OUT_SEEDS = (0, 1, 2)
-
-
-def over_seeds(
-    records: list[dict], key: str, names: list[str], split: str, dims: list[int]
-) -> tuple[list[dict], list[dict]]:
-    """Per ``records[key]`` name and dim of one split: the mean nDCG@10 over seeds, and its
-    max - min (a record without seeds counts as one); pairs with no records are left out."""
-    mean, spread = [], []
-    for name in names:
-        for d in dims:
-            values = [r["ndcg@10"] for r in records
-                      if (r[key], r["split"], r["dim"]) == (name, split, d)]  # fmt: skip
-            if values:
-                mean.append({key: name, "dim": d, "ndcg@10": sum(values) / len(values)})
-                spread.append({key: name, "dim": d, "range": max(values) - min(values)})
-    return mean, spread
 
 
 def _held_out_splits(train) -> tuple[dict, dict[str, dict]]:
@@ -368,7 +352,7 @@ def unseen(data, train, test, out: Path, epochs: int) -> str:
     )
     plots = {}
     for split in splits:
-        mean, _ = over_seeds(records, "method", order, split, dims)
+        mean, _ = over_seeds(records, "method", order, dims, split=split)
         for r in mean:
             plots.setdefault(f"{split} {r['dim']}", {})[r["method"]] = r["ndcg@10"]
         text += f"#### {split}\n\n" + markdown_table(mean, "method", "dim", "ndcg@10",
@@ -408,7 +392,7 @@ def chain(data, train, test, out: Path, epochs: int) -> str:
     )
     plots = {}
     for split in splits:
-        mean, spread = over_seeds(records, "chain", order, split, HELD_OUT_DIMS)
+        mean, spread = over_seeds(records, "chain", order, HELD_OUT_DIMS, split=split)
         for r in mean:
             plots.setdefault(f"{split} {r['dim']}", {})[r["chain"]] = r["ndcg@10"]
         text += f"#### {split}\n\n" + markdown_table(mean, "chain", "dim", "ndcg@10",

@@ -1,10 +1,13 @@
 """SMEC against every baseline on one dataset: train on train qrels, report on test.
 
-    python -m bench.compare --dataset ../shared/data/scifact
+    python -m bench.compare --dataset ../shared/data/scifact --dims 128,64,32 --seeds 0,1,2
 
 Writes ``bench/results/<dataset>-compare.jsonl`` (raw), ``.md`` (table) and ``.png`` (plot).
 Hyperparameters were chosen on a held-out 20% of the *train* queries (reported here as
-``val_ndcg@10``); the test split is only ever evaluated.
+``val_ndcg@10``); the test split is only ever evaluated. With several ``--seeds`` every trained
+method is trained once per seed (the split inside training, the initial draws and the
+batches) and the tables give the mean, the spread (max - min) and seed 0 alone, which is what
+``smec-index train`` gives with its defaults: a difference smaller than the spread is noise.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from bench.results import RESULTS_DIR, read_records, write_records
+from bench.results import RESULTS_DIR, over_seeds, read_records, write_records
 from smec_index.bench.plots import line_plot, markdown_table
 from smec_index.compressors import make_compressor
 from smec_index.compressors.registry import TRAINED
@@ -30,7 +33,7 @@ def run(
     embeddings: Path | None,
     dims: list[int],
     methods: list[str],
-    seed: int,
+    seeds: list[int],
     device: str,
     artifacts: Path | None,
 ) -> list[dict]:
@@ -39,13 +42,15 @@ def run(
     records = []
     full = evaluate_dims(data, test, None, [data.dim])[data.dim]
     records.append({"dataset": data.dataset.name, "method": "none", "dim": data.dim, **full})
-    for method in tqdm(methods, desc="methods"):
+    # Truncation and PCA draw nothing at random: one run each.
+    runs = [(m, s) for m in methods for s in (seeds if m in TRAINED else seeds[:1])]
+    for method, seed in tqdm(runs, desc="methods x seeds"):
         started = time.perf_counter()
         compressor = make_compressor(method, dims, seed=seed, device=device, progress=False)
         compressor.fit(data, train)
         seconds = time.perf_counter() - started
         if artifacts is not None:
-            compressor.save(artifacts / method)
+            compressor.save(artifacts / (method if len(seeds) == 1 else f"{method}-seed{seed}"))
         scores = evaluate_dims(data, test, compressor, dims)
         # The held-out score each trained dim was selected on (before the refit on all of
         # train, which includes those queries: scoring the final artifact on them would not
@@ -72,34 +77,61 @@ def report(path: Path) -> str:
     full = next(r for r in records if r["method"] == "none")
     compressed = [r for r in records if r["method"] != "none"]
     methods = [m for m in ORDER if any(r["method"] == m for r in compressed)]
+    trained = [m for m in methods if m in TRAINED]
+    dims = sorted({r["dim"] for r in compressed}, reverse=True)
+    seeds = sorted({r["seed"] for r in compressed if r["method"] in TRAINED})
+
+    def mean(value: str) -> list[dict]:
+        return over_seeds(compressed, "method", methods, dims, value)[0]
+
+    several = len(seeds) > 1
+    over = f"mean over seeds {', '.join(map(str, seeds))}" if several else ""
     text = (
-        f"nDCG@10 on {full['dataset']} test (full {full['dim']}-d: {full['ndcg@10']:.4f})\n\n"
-        + markdown_table(compressed, "method", "dim", "ndcg@10", row_order=methods)
-        + "\nrecall@10\n\n"
-        + markdown_table(compressed, "method", "dim", "recall@10", row_order=methods)
+        f"nDCG@10 on {full['dataset']} test (full {full['dim']}-d: {full['ndcg@10']:.4f})"
+        + (
+            f", {over} of each trained method (truncate and pca draw nothing at random)"
+            if several
+            else ""
+        )  # fmt: skip
+        + "\n\n"
+        + markdown_table(mean("ndcg@10"), "method", "dim", "ndcg@10", row_order=methods)
+    )
+    if several:
+        spread = over_seeds(compressed, "method", trained, dims)[1]
+        first = [r for r in compressed if r["seed"] == seeds[0]]
+        text += (
+            "\nmax - min over the seeds\n\n"
+            + markdown_table(spread, "method", "dim", "range", row_order=trained)
+            + f"\nseed {seeds[0]} alone (what `smec-index train` gives with its defaults)\n\n"
+            + markdown_table(first, "method", "dim", "ndcg@10", row_order=methods)
+        )
+    text += f"\nrecall@10{', ' + over if several else ''}\n\n" + markdown_table(
+        mean("recall@10"), "method", "dim", "recall@10", row_order=methods
     )
     if any("val_ndcg@10" in r for r in compressed):
-        trained = [r for r in compressed if "val_ndcg@10" in r]
         text += (
             "\nnDCG@10 on the held-out 20% of train, where each dim chose its epochs and "
-            "PCA or training (before the refit on all of train)\n\n"
+            f"PCA or training (before the refit on all of train){', ' + over if several else ''}"
+            "\n\n"
         )
-        text += markdown_table(
-            trained, "method", "dim", "val_ndcg@10", row_order=[m for m in methods if m in TRAINED]
-        )
-    seconds = {r["method"]: r["train_seconds"] for r in compressed}
-    text += "\ntraining seconds: " + ", ".join(f"{m} {seconds[m]:.1f}" for m in methods) + "\n"
+        text += markdown_table(mean("val_ndcg@10"), "method", "dim", "val_ndcg@10",
+                               row_order=trained)  # fmt: skip
+    top = [r for r in compressed if r["dim"] == dims[0]]  # one record per run
+    seconds = {m: [r["train_seconds"] for r in top if r["method"] == m] for m in methods}
+    text += (
+        f"\ntraining seconds{' (mean per seed)' if several else ''}: "
+        + ", ".join(f"{m} {sum(s) / len(s):.1f}" for m, s in seconds.items())
+        + "\n"
+    )
     series = {
-        m: (
-            [r["dim"] for r in compressed if r["method"] == m],
-            [r["ndcg@10"] for r in compressed if r["method"] == m],
-        )
+        m: ([r["dim"] for r in mean("ndcg@10") if r["method"] == m],
+            [r["ndcg@10"] for r in mean("ndcg@10") if r["method"] == m])
         for m in methods
-    }
+    }  # fmt: skip
     line_plot(
         series,
         path.with_suffix(".png"),
-        f"{full['dataset']} test: nDCG@10 by dimension",
+        f"{full['dataset']} test: nDCG@10 by dimension{' (' + over + ')' if several else ''}",
         "dimension",
         "nDCG@10",
         logx=True,
@@ -117,7 +149,11 @@ def main() -> None:
     parser.add_argument("--embeddings", type=Path)
     parser.add_argument("--dims", default="192,128,64,32")
     parser.add_argument("--methods", default=",".join(ORDER[1:]))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds",
+        default="0",
+        help="comma-separated training seeds (each trained method once per seed)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument(
         "--artifacts", type=Path, help="also save each artifact under this directory"
@@ -137,7 +173,7 @@ def main() -> None:
             args.embeddings,
             dims,
             args.methods.split(","),
-            args.seed,
+            [int(s) for s in args.seeds.split(",")],
             args.device,
             args.artifacts,
         )

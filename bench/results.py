@@ -33,3 +33,29 @@ def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
 def read_records(path: str | Path) -> list[dict[str, Any]]:
     with open(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def over_seeds(
+    records: list[dict[str, Any]],
+    key: str,
+    names: list[str],
+    dims: list[int],
+    value: str = "ndcg@10",
+    **where: Any,
+) -> tuple[list[dict], list[dict]]:
+    """Per ``records[key]`` name and dim, among the records matching ``where`` (e.g.
+    ``split="held-out"``): the mean of ``value`` over seeds, and its max - min (a record
+    without seeds counts as one); pairs with no records are left out."""
+    mean, spread = [], []
+    for name in names:
+        for d in dims:
+            values = [
+                r[value]
+                for r in records
+                if r[key] == name and r["dim"] == d and value in r
+                and all(r.get(k) == v for k, v in where.items())
+            ]  # fmt: skip
+            if values:
+                mean.append({key: name, "dim": d, value: sum(values) / len(values)})
+                spread.append({key: name, "dim": d, "range": max(values) - min(values)})
+    return mean, spread
