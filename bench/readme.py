@@ -43,12 +43,12 @@ SECTIONS = [
     (
         "SMEC and the baselines (test nDCG@10 and recall@10)",
         "scifact-compare",
-        "python -m bench.compare --dataset ../shared/data/scifact",
+        "python -m bench.compare --dataset ../shared/data/scifact --dims 128,64,32 --seeds 0,1,2",
     ),
     (
         "SMEC and the baselines on a second dataset, NFCorpus (test nDCG@10 and recall@10)",
         "nfcorpus-compare",
-        "python -m bench.compare --dataset ../shared/data/nfcorpus --dims 128,64,32",
+        "python -m bench.compare --dataset ../shared/data/nfcorpus --dims 128,64,32 --seeds 0,1,2",
     ),
     (
         "Without qrels: SMEC from the corpus alone and from a query log, against PCA (NFCorpus)",
