@@ -207,6 +207,8 @@ HELD_OUT_VARIANTS = {
     "negatives: in-batch only": {"negatives": "in-batch"},
     "negatives mined once, original space": {"mine_per_stage": False},
     "no all-pairs term (beta 0)": {"beta": 0.0},
+    "all-pairs term x3 (beta 3)": {"beta": 3.0},
+    "weight decay 0.01": {"weight_decay": 0.01},
     "no S-XBM term (alpha 0)": {"alpha": 0.0},
     "rank-loss scale 20": {"scale": 20.0},
     "no ADS (truncation)": {"ads": False},
