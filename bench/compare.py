@@ -6,8 +6,9 @@ Writes ``bench/results/<dataset>-compare.jsonl`` (raw), ``.md`` (table) and ``.p
 Hyperparameters were chosen on a held-out 20% of the *train* queries (reported here as
 ``val_ndcg@10``); the test split is only ever evaluated. With several ``--seeds`` every trained
 method is trained once per seed (the split inside training, the initial draws and the
-batches) and the tables give the mean, the spread (max - min) and seed 0 alone, which is what
-``smec-index train`` gives with its defaults: a difference smaller than the spread is noise.
+batches) and the tables give the mean, the spread (max - min) and the lowest seed alone (seed
+0 is what ``smec-index train`` gives with its defaults): a difference smaller than the spread
+is noise.
 """
 
 from __future__ import annotations
@@ -75,63 +76,65 @@ def run(
 def report(path: Path) -> str:
     records = read_records(path)
     full = next(r for r in records if r["method"] == "none")
-    compressed = [r for r in records if r["method"] != "none"]
+    compressed = [{**r, "seed": r.get("seed", 0)} for r in records if r["method"] != "none"]
     methods = [m for m in ORDER if any(r["method"] == m for r in compressed)]
     trained = [m for m in methods if m in TRAINED]
     dims = sorted({r["dim"] for r in compressed}, reverse=True)
     seeds = sorted({r["seed"] for r in compressed if r["method"] in TRAINED})
+    several = len(seeds) > 1
+    over = f"mean over seeds {', '.join(map(str, seeds))}" if several else ""
+    suffix = f", {over}" if several else ""
 
     def mean(value: str) -> list[dict]:
         return over_seeds(compressed, "method", methods, dims, value)[0]
 
-    several = len(seeds) > 1
-    over = f"mean over seeds {', '.join(map(str, seeds))}" if several else ""
+    ndcg = mean("ndcg@10")
     text = (
         f"nDCG@10 on {full['dataset']} test (full {full['dim']}-d: {full['ndcg@10']:.4f})"
         + (
-            f", {over} of each trained method (truncate and pca draw nothing at random)"
+            f"{suffix} of each trained method (truncate and pca draw nothing at random)"
             if several
             else ""
         )  # fmt: skip
         + "\n\n"
-        + markdown_table(mean("ndcg@10"), "method", "dim", "ndcg@10", row_order=methods)
+        + markdown_table(ndcg, "method", "dim", "ndcg@10", row_order=methods)
     )
     if several:
         spread = over_seeds(compressed, "method", trained, dims)[1]
-        first = [r for r in compressed if r["seed"] == seeds[0]]
+        first = [r for r in compressed if r["seed"] == seeds[0] or r["method"] not in TRAINED]
+        defaults = " (what `smec-index train` gives with its defaults)" if seeds[0] == 0 else ""
         text += (
-            "\nmax - min over the seeds\n\n"
+            "\nmax - min over the seeds (0 where a dim kept PCA in every seed)\n\n"
             + markdown_table(spread, "method", "dim", "range", row_order=trained)
-            + f"\nseed {seeds[0]} alone (what `smec-index train` gives with its defaults)\n\n"
+            + f"\nseed {seeds[0]} alone{defaults}\n\n"
             + markdown_table(first, "method", "dim", "ndcg@10", row_order=methods)
         )
-    text += f"\nrecall@10{', ' + over if several else ''}\n\n" + markdown_table(
+    text += f"\nrecall@10{suffix}\n\n" + markdown_table(
         mean("recall@10"), "method", "dim", "recall@10", row_order=methods
     )
     if any("val_ndcg@10" in r for r in compressed):
         text += (
             "\nnDCG@10 on the held-out 20% of train, where each dim chose its epochs and "
-            f"PCA or training (before the refit on all of train){', ' + over if several else ''}"
-            "\n\n"
+            f"PCA or training (before the refit on all of train){suffix}\n\n"
         )
         text += markdown_table(mean("val_ndcg@10"), "method", "dim", "val_ndcg@10",
                                row_order=trained)  # fmt: skip
-    top = [r for r in compressed if r["dim"] == dims[0]]  # one record per run
-    seconds = {m: [r["train_seconds"] for r in top if r["method"] == m] for m in methods}
+    runs = {(r["method"], r["seed"]): r["train_seconds"] for r in compressed}  # one per run
+    seconds = {m: [t for (name, _), t in runs.items() if name == m] for m in methods}
     text += (
         f"\ntraining seconds{' (mean per seed)' if several else ''}: "
         + ", ".join(f"{m} {sum(s) / len(s):.1f}" for m, s in seconds.items())
         + "\n"
     )
     series = {
-        m: ([r["dim"] for r in mean("ndcg@10") if r["method"] == m],
-            [r["ndcg@10"] for r in mean("ndcg@10") if r["method"] == m])
+        m: ([r["dim"] for r in ndcg if r["method"] == m],
+            [r["ndcg@10"] for r in ndcg if r["method"] == m])
         for m in methods
     }  # fmt: skip
     line_plot(
         series,
         path.with_suffix(".png"),
-        f"{full['dataset']} test: nDCG@10 by dimension{' (' + over + ')' if several else ''}",
+        f"{full['dataset']} test: nDCG@10 by dimension{f' ({over})' if several else ''}",
         "dimension",
         "nDCG@10",
         logx=True,
@@ -173,7 +176,7 @@ def main() -> None:
             args.embeddings,
             dims,
             args.methods.split(","),
-            [int(s) for s in args.seeds.split(",")],
+            sorted({int(s) for s in args.seeds.split(",")}),
             args.device,
             args.artifacts,
         )

@@ -46,6 +46,9 @@ def over_seeds(
     """Per ``records[key]`` name and dim, among the records matching ``where`` (e.g.
     ``split="held-out"``): the mean of ``value`` over seeds, and its max - min (a record
     without seeds counts as one); pairs with no records are left out."""
+    missing = [k for k in where if not any(k in r for r in records)]
+    if missing:
+        raise ValueError(f"no record has the key {missing[0]!r} to filter on")
     mean, spread = [], []
     for name in names:
         for d in dims:

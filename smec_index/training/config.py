@@ -63,8 +63,8 @@ class TrainConfig:
         val_fraction: share of the training queries (or corpus, unsupervised) held out.
         refit: after the held-out run has chosen the epoch count, train the stage again from
             its initialisation on all of train (held-out part included) for that many
-            epochs, so no judged query is spent on selection alone (0.772 / 0.743 / 0.637
-            against 0.748 / 0.710 / 0.617 without).
+            epochs, so no judged query is spent on selection alone (0.806 / 0.767 / 0.642
+            against 0.782 / 0.736 / 0.623 without).
         pca_fallback: where a trained dim does not beat PCA on the held-out score, the
             artifact keeps PCA's projection for that dim and says so.
 
@@ -93,14 +93,14 @@ class TrainConfig:
         mine_per_stage: mine them again for each stage in that stage's input space (the
             parent dim's projection), where the documents it confuses are, instead of once
             in the original space. With the all-pairs term on, its effect is within noise
-            (0.772 / 0.743 / 0.637 against 0.770 / 0.740 / 0.635 mined once).
+            (0.806 / 0.767 / 0.642 against 0.801 / 0.761 / 0.640 mined once).
         negatives: which candidates a query is ranked against. ``own``: its judged documents
             and its hard negatives. ``in-batch``: every candidate of the batch (every other
             query's too). ``auto`` (default) trains the first stage both ways and keeps the
             one with the better held-out score for the whole chain (``info.negatives`` of
             the artifact): neither wins everywhere. On SciFact (about one judged document
-            per query) the many easy in-batch candidates dilute the hard ones (0.770 /
-            0.755 / 0.630 own, 0.718 / 0.672 / 0.500 in-batch). On NFCorpus (43 judged per
+            per query) the many easy in-batch candidates dilute the hard ones (0.807 /
+            0.767 / 0.651 own, 0.759 / 0.692 / 0.529 in-batch). On NFCorpus (43 judged per
             query, so many top unjudged documents are unjudged relevant ones) own hard
             negatives pull relevant documents away: ``smec-index train`` there scores the
             first stage 0.323 own (no better than its PCA start) and 0.336 in-batch.
@@ -108,16 +108,18 @@ class TrainConfig:
             each step), which bounds memory whatever the number of judgements per query.
         alpha: weight of the unsupervised loss, ``L = L_rank + alpha * L_un``. The paper uses
             1.0; on held-out SciFact train queries 1.0 cost about 0.04 nDCG@10 against 0.1
-            with the previous trainer. Now 0 is within noise of 0.1 (0.777 / 0.748 / 0.619):
+            with an earlier trainer. Now 0 is within noise of 0.1 (0.799 / 0.766 / 0.650):
             S-XBM stays, as the paper's design, and the ablation shows what it is worth.
         beta: weight of the all-pairs term: similarity preservation between every two of the
             batch's queries and documents (Matryoshka-Adaptor's pairwise loss), which keeps
-            the global geometry while S-XBM's neighbours keep the local one (0.772 / 0.743 /
-            0.637 with 1.0, 0.748 / 0.735 / 0.611 with 0). It is also the one setting measured
-            that holds back memorisation: with 3.0, SMEC's 128 scores 0.672 on the held-out
-            queries whose relevant documents no training query judges, against 0.649 with
-            1.0 and PCA's 0.653 (the original 384-d vectors: 0.695). It costs the small dims
-            (0.595 against 0.642 at 32 on every held-out query), so 1.0 stays.
+            the global geometry while S-XBM's neighbours keep the local one (0.806 / 0.767 /
+            0.642 with 1.0, 0.788 / 0.745 / 0.628 with 0). Of the changes measured it holds
+            back memorisation most: with 3.0, SMEC's 128 scores 0.672 on the held-out queries
+            whose relevant documents no training query judges, against 0.649 with 1.0 and
+            PCA's 0.653 (in-batch negatives 0.663, rank-loss scale 20 0.660; the original
+            384-d vectors 0.695), but its 64 stays below PCA there (0.573 against 0.613) and
+            it costs the small dims over all held-out queries (0.595 against 0.642 at 32),
+            so 1.0 stays.
         memory_size / neighbours: S-XBM queue length and the K nearest entries per sample.
         tau_start / tau_end: ADS Gumbel-softmax temperature, annealed geometrically per epoch.
     """
