@@ -948,7 +948,7 @@ def _ints(value: str | None, flag: str) -> list[int] | None:
 @click.option("--backends", help="faiss,hnswlib,qdrant,milvus,milvus-server (default faiss)")
 @click.option(
     "--encodings",
-    help="float32,sq8,sq4,binary,binary1.5,binary2,turbo<b>,pq<m>,rabitq (default float32)",
+    help="float32,sq8,sq4,binary,binary1.5,binary2,turbo<b>,pq<m>,opq<m>,rabitq (default float32)",
 )
 @click.option("--index", help="hnsw, flat (exhaustive) and/or ivf (inverted file); default hnsw")
 @click.option("--ef-search", help="HNSW ef values to sweep, e.g. 16,32,64,128 (default 64)")

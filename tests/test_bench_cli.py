@@ -177,6 +177,14 @@ def test_qdrant_bit_encodings_map_to_the_engine_and_count_their_bits():
     assert supports("faiss", "flat", "binary", 128) is None
     assert "exhaustive Hamming scan" in supports("faiss", "hnsw", "binary", 128)
     assert index_params("faiss", "binary", 128) == {"encoding": "binary"}
+    # OPQ: FAISS's product codes after a learnt rotation, flat or HNSW, m bytes a vector.
+    assert supports("faiss", "hnsw", "opq64", 128) is None
+    assert supports("faiss", "flat", "opq64", 128) is None
+    assert bytes_per_vector("opq64", 128) == 64
+    assert index_params("faiss", "opq64", 128) == {"encoding": "opq64"}
+    assert "faiss ivf has encodings" in supports("faiss", "ivf", "opq64", 128)
+    assert "do not divide dim" in supports("faiss", "flat", "opq48", 128)
+    assert "qdrant has encodings" in supports("qdrant", "hnsw", "opq16", 128)
 
 
 def test_a_qdrant_code_without_rescoring_is_the_same_code_searched_alone():

@@ -10,6 +10,7 @@ the bytes one vector's code takes.
 | ``binary1.5``, ``binary2`` | 1.5 d / 8, d / 4 | no | binary 1.5 / 2 bits, the same | no |
 | ``turbo<b>`` (b = 1, 1.5, 2, 4, 8) | b d / 8 | no | TurboQuant b bits, the same | no |
 | ``pq<m>`` | m | ``IndexPQ`` / ``IndexHNSWPQ``, 8-bit codes | product, ratio 4 d / m | no |
+| ``opq<m>`` | m | ``pq<m>`` after an OPQ rotation (flat, hnsw) | no | no |
 | ``<code>-norescore`` | the code's | no (never rescored) | HNSW: the code alone | no |
 | ``rabitq`` | d / 8 + 8 | ``IndexRaBitQ`` (flat), ``IndexIVFRaBitQ`` (ivf) | no | no |
 
@@ -32,7 +33,7 @@ from smec_index.errors import SmecError
 
 BACKENDS = ("faiss", "hnswlib", "qdrant", "milvus")
 BACKEND_ENCODINGS = {
-    "faiss": ("float32", "sq8", "sq4", "pq<m>", "rabitq", "binary"),
+    "faiss": ("float32", "sq8", "sq4", "pq<m>", "opq<m>", "rabitq", "binary"),
     "hnswlib": ("float32",),
     "qdrant": ("float32", "sq8", "binary", "binary1.5", "binary2", "turbo<b>", "pq<m>"),
     "milvus": ("float32",),
@@ -62,6 +63,10 @@ def _pq_bytes(encoding: str) -> int | None:
     return int(tail) if tail.isdigit() and int(tail) > 0 else None
 
 
+def _opq_bytes(encoding: str) -> int | None:
+    return _pq_bytes(encoding[1:]) if encoding.startswith("opq") else None
+
+
 def _turbo_bits(encoding: str) -> float | None:
     return TURBO_BITS.get(encoding[5:]) if encoding.startswith("turbo") else None
 
@@ -69,12 +74,12 @@ def _turbo_bits(encoding: str) -> float | None:
 def check_encoding(encoding: str) -> None:
     known = ("float32", "sq8", "sq4", *BINARY_BITS, "rabitq")
     code = base_encoding(encoding)
-    if code not in known and _pq_bytes(code) is None and _turbo_bits(code) is None:
+    if code not in known and not (_pq_bytes(code) or _opq_bytes(code) or _turbo_bits(code)):
         raise SmecError(
             f"unknown encoding {encoding!r}; use float32, sq8, sq4, binary, binary1.5, "
-            "binary2, turbo<b> (b bits: 1, 1.5, 2, 4 or 8), pq<m> (m bytes, e.g. pq16) or "
-            f"rabitq; a Qdrant code with {NO_RESCORE} (e.g. turbo2{NO_RESCORE}) is searched "
-            "without rescoring"
+            "binary2, turbo<b> (b bits: 1, 1.5, 2, 4 or 8), pq<m> (m bytes, e.g. pq16), "
+            f"opq<m> (pq<m> after an OPQ rotation) or rabitq; a Qdrant code with {NO_RESCORE} "
+            f"(e.g. turbo2{NO_RESCORE}) is searched without rescoring"
         )
     if code == "float32" and encoding != code:
         raise SmecError(f"{encoding}: float32 has nothing to rescore; use float32")
@@ -96,16 +101,18 @@ def supports(backend: str, index: str, encoding: str, dim: int) -> str | None:
         encoding = base_encoding(encoding)
     names = IVF_ENCODINGS[name] if index == "ivf" else BACKEND_ENCODINGS[backend]
     pq = _pq_bytes(encoding)
+    opq = _opq_bytes(encoding)
     turbo = _turbo_bits(encoding)
     if (
         encoding not in names
         and not (pq and "pq<m>" in names)
+        and not (opq and "opq<m>" in names)
         and not (turbo and "turbo<b>" in names)
     ):
         where = f"{name} ivf" if index == "ivf" else backend
         return f"{where} has encodings {', '.join(names)}"
-    if pq and dim % pq:
-        return f"{encoding}: {pq} bytes do not divide dim {dim}"
+    if (pq or opq) and dim % (pq or opq):
+        return f"{encoding}: {pq or opq} bytes do not divide dim {dim}"
     if pq and backend == "qdrant" and (4 * dim // pq) not in QDRANT_PQ_RATIOS:
         return f"{encoding}: Qdrant's product ratio 4*{dim}/{pq} is not one of {QDRANT_PQ_RATIOS}"
     if encoding == "rabitq" and index == "hnsw":
@@ -170,7 +177,7 @@ def bytes_per_vector(encoding: str, dim: int) -> float:
         return _turbo_bits(encoding) * dim / 8  # the code; Qdrant's own per-vector extras aside
     if encoding == "rabitq":
         return dim / 8 + 8  # sign bits plus two float32 correction factors
-    pq = _pq_bytes(encoding)
+    pq = _pq_bytes(encoding) or _opq_bytes(encoding)
     if pq is None:
         check_encoding(encoding)
     return float(pq)

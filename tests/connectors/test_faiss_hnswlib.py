@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import faiss
 import numpy as np
 import pytest
 
@@ -288,8 +289,9 @@ def test_faiss_gpu_option(tmp_path):
         _open("faiss", tmp_path, gpu="yes")
 
 
-ENCODED = [("flat", "sq8"), ("flat", "sq4"), ("flat", "pq16"), ("flat", "rabitq"),
-           ("hnsw", "sq8"), ("hnsw", "sq4"), ("hnsw", "pq16"),
+ENCODED = [("flat", "sq8"), ("flat", "sq4"), ("flat", "pq16"), ("flat", "opq16"),
+           ("flat", "rabitq"), ("hnsw", "sq8"), ("hnsw", "sq4"), ("hnsw", "pq16"),
+           ("hnsw", "opq16"),
            ("ivf_flat", "sq8"), ("ivf_flat", "sq4"), ("ivf_flat", "rabitq")]  # fmt: skip
 KIND_PARAMS = {
     "flat": {},
@@ -323,7 +325,7 @@ def test_faiss_encodings_search_codes_and_keep_exact_vectors(tmp_path, kind, enc
         truth = exact_search(normalize(vectors), normalize(vectors[:200]), 10)[1]
         recall = np.mean([len(set(f) & {ids[t] for t in row}) / 10
                           for f, row in zip(found, truth, strict=True)])  # fmt: skip
-        floor = {"sq8": 0.9, "sq4": 0.6, "pq16": 0.5, "rabitq": 0.3}[encoding]
+        floor = {"sq8": 0.9, "sq4": 0.6, "pq16": 0.5, "opq16": 0.5, "rabitq": 0.3}[encoding]
         assert recall >= floor, recall
         got = connector.get(encoding, ["5", "2999"])
         np.testing.assert_allclose(got.vectors, normalize(vectors[[5, 2999]]), atol=1e-6)
@@ -336,6 +338,8 @@ def test_faiss_encoding_errors(tmp_path):
         for params, index, fragment in (({"encoding": "pq7"}, "flat", "must divide dim"),
                                         ({"encoding": "rabitq"}, "hnsw", "flat or ivf_flat"),
                                         ({"encoding": "pq16"}, "ivf_flat", "index ivf_pq"),
+                                        ({"encoding": "opq16"}, "ivf_flat", "flat or hnsw"),
+                                        ({"encoding": "opq5"}, "hnsw", "must divide dim"),
                                         ({"encoding": "int3"}, "flat", "use one of")):  # fmt: skip
             with pytest.raises(SmecError, match=fragment):
                 connector.create("x", IndexSpec(64, index=index, params=params))
@@ -349,6 +353,39 @@ def test_faiss_encoding_errors(tmp_path):
         with pytest.raises(SmecError, match="at least 256"):
             connector.flush("pq")
         connector.drop("pq")  # else closing would try to commit it again
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_opq_rotation_lifts_product_codes_on_ordered_variance(tmp_path, kind):
+    """PCA and SMEC outputs put most of the variance in their first dims, so plain PQ spends
+    the same byte on a sub-vector that carries almost nothing as on one that carries most;
+    OPQ rotates first. On such vectors (3000 x 64, PCA-ordered), the same 16 bytes found
+    0.55 of the exact top 10 flat and 0.84 with the rotation (0.66 and 0.86 through HNSW);
+    the rotation's 64 x 64 floats are in ``index_bytes``."""
+    from smec_index.synthetic import synthetic_vectors
+    from smec_index.vectors import exact_search, normalize
+
+    vectors = synthetic_vectors(3000, 64, rank=32, noise=0.05, seed=1)
+    _, _, axes = np.linalg.svd(vectors - vectors.mean(axis=0), full_matrices=False)
+    vectors = (vectors @ axes.T).astype(np.float32)  # variance falls off along the dims
+    ids = [str(i) for i in range(len(vectors))]
+    truth = exact_search(normalize(vectors), normalize(vectors[:300]), 10)[1]
+    params = {"M": 16, "ef_construction": 100, "ef_search": 128} if kind == "hnsw" else {}
+    recall, size = {}, {}
+    with _open("faiss", tmp_path) as connector:
+        for enc in ("pq16", "opq16"):
+            connector.create(enc, IndexSpec(64, index=kind, params={**params, "encoding": enc}))
+            connector.add(enc, ids, vectors)
+            connector.flush(enc)
+            found, _ = connector.search(enc, vectors[:300], 10)
+            recall[enc] = np.mean([len(set(f) & {ids[t] for t in row}) / 10
+                                   for f, row in zip(found, truth, strict=True)])  # fmt: skip
+            size[enc] = connector.sizes(enc).index_bytes
+        if kind == "hnsw":  # the ef of the spec reaches the graph behind the rotation
+            native = connector.backend.native_index("opq16")
+            assert faiss.downcast_index(native.index).hnsw.efSearch == 128
+    assert recall["opq16"] >= recall["pq16"] + 0.15, recall
+    assert 64 * 64 * 4 <= size["opq16"] - size["pq16"] <= 64 * 64 * 4 + 1024, size
 
 
 def test_hnsw_over_product_codes_keeps_flat_recall(tmp_path):

@@ -11,12 +11,14 @@ Index kinds and their parameters (the shared defaults of
   (default); ``sq8`` / ``sq4`` (``ScalarQuantizer`` 8 / 4 bits per dimension:
   ``IndexScalarQuantizer``, ``IndexHNSWSQ``, ``IndexIVFScalarQuantizer``); ``pq<m>`` (``m``
   bytes: ``IndexPQ``, ``IndexHNSWPQ``, 8-bit codes, ``m`` divides dim; behind an inverted
-  file it is ``ivf_pq``); ``rabitq`` (flat and ivf_flat: ``IndexRaBitQ``, ``IndexIVFRaBitQ``,
-  1 bit per dimension plus two floats); ``binary`` (flat only: ``IndexLSH`` over the sign
-  of each dimension, ranked by Hamming distance with no rescoring, scores ``1 - 2 h / dim``;
-  cosine or ip). Encoded and inverted-file indexes train on the first
-  ``add`` (like ``ivf_pq``: ivf_flat needs ``nlist`` rows) and keep the vectors beside the
-  index for ``get``/``iterate``; searching uses the codes only.
+  file it is ``ivf_pq``); ``opq<m>`` (flat and hnsw: the same codes after an OPQ rotation,
+  ``IndexPreTransform(OPQMatrix, IndexPQ / IndexHNSWPQ)``, trained with the codes; the
+  ``d x d`` rotation is counted in ``index_bytes``); ``rabitq`` (flat and ivf_flat:
+  ``IndexRaBitQ``, ``IndexIVFRaBitQ``, 1 bit per dimension plus two floats); ``binary``
+  (flat only: ``IndexLSH`` over the sign of each dimension, ranked by Hamming distance with
+  no rescoring, scores ``1 - 2 h / dim``; cosine or ip). Encoded and inverted-file indexes
+  train on the first ``add`` (like ``ivf_pq``: ivf_flat needs ``nlist`` rows) and keep the
+  vectors beside the index for ``get``/``iterate``; searching uses the codes only.
 - ``ivf_pq``: ``IndexIVFPQ`` with ``nlist``, ``nprobe``, ``pq_m`` (a divisor of dim),
   ``pq_bits``; ``refine`` (optional, FAISS only) wraps it in ``IndexRefineFlat``,
   which re-ranks ``refine * k`` candidates by exact distance. It is trained on the vectors of
@@ -25,7 +27,7 @@ Index kinds and their parameters (the shared defaults of
 
 Cosine vectors and queries are L2-normalised here and searched by inner product, so
 ``iterate`` gives the normalised vectors back. One exception: a cosine collection's HNSW
-over product codes (``hnsw`` + ``pq<m>``) is built and searched with L2 on those unit
+over product codes (``hnsw`` + ``pq<m>`` or ``opq<m>``) is built and searched with L2 on those unit
 vectors, the same order for the vectors themselves; scores come back as ``1 - d / 2``. Over
 the codes (whose reconstructions are not unit vectors) L2 and inner product rank a little
 differently, so flat PQ (inner product) and HNSW PQ no longer estimate the same score.
@@ -118,7 +120,7 @@ class FaissBackend(LocalBackend):
             col.index = _inverted_file(encoding, spec.dim, params["nlist"], metric)
             col.extra["vectors"] = np.zeros((0, spec.dim), dtype=np.float32)
         elif encoding != "float32":
-            if spec.metric == "cosine" and spec.index == "hnsw" and encoding.startswith("pq"):
+            if spec.metric == "cosine" and spec.index == "hnsw" and _pq_bytes(encoding):
                 metric = faiss.METRIC_L2  # unit vectors: same order, a working graph
             col.index = _encoded_index(spec.index, encoding, spec.dim, params, metric)
             col.extra["vectors"] = np.zeros((0, spec.dim), dtype=np.float32)
@@ -242,7 +244,7 @@ class FaissBackend(LocalBackend):
         return col.extra["gpu"]
 
 
-ENCODINGS = ("float32", "sq8", "sq4", "pq<m>", "rabitq", "binary")
+ENCODINGS = ("float32", "sq8", "sq4", "pq<m>", "opq<m>", "rabitq", "binary")
 _SQ = {"sq8": "QT_8bit", "sq4": "QT_4bit"}
 
 
@@ -268,16 +270,25 @@ def check_encoding(encoding: str | None, dim: int, index: str, metric: str) -> N
                 "faiss rabitq needs index flat or ivf_flat (IndexRaBitQ, IndexIVFRaBitQ)"
             )
         return
+    if isinstance(encoding, str) and encoding.startswith("opq") and index not in ("flat", "hnsw"):
+        raise SmecError(f"faiss {encoding} needs index flat or hnsw (an OPQ rotation before PQ)")
     if index == "ivf_flat":
         raise SmecError(
             f"faiss ivf_flat encoding {encoding!r}: use float32, sq8, sq4 or rabitq (product "
             "codes behind an inverted file are index ivf_pq)"
         )
-    m = encoding[2:] if isinstance(encoding, str) and encoding.startswith("pq") else ""
-    if not m.isdigit() or int(m) < 1:
+    m = _pq_bytes(encoding) if isinstance(encoding, str) else None
+    if m is None:
         raise SmecError(f"faiss encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
-    if dim % int(m):
+    if dim % m:
         raise SmecError(f"faiss encoding {encoding}: {m} bytes must divide dim {dim}")
+
+
+def _pq_bytes(encoding: str) -> int | None:
+    """``m`` of ``pq<m>`` or ``opq<m>`` (product codes of m bytes), else None."""
+    tail = encoding.removeprefix("o") if encoding.startswith("opq") else encoding
+    tail = tail[2:] if tail.startswith("pq") else ""
+    return int(tail) if tail.isdigit() and int(tail) > 0 else None
 
 
 def _encoded_index(kind: str, encoding: str, dim: int, params: dict, metric: int) -> Any:
@@ -290,10 +301,31 @@ def _encoded_index(kind: str, encoding: str, dim: int, params: dict, metric: int
         return faiss.IndexRaBitQ(dim, metric)
     if encoding == "binary":
         return faiss.IndexLSH(dim, dim, False, False)  # one sign bit per dim, no rotation
-    m = int(encoding[2:])
+    m = _pq_bytes(encoding)
     if kind == "hnsw":
-        return faiss.IndexHNSWPQ(dim, m, params["M"], 8, metric)
-    return faiss.IndexPQ(dim, m, 8, metric)
+        codes = faiss.IndexHNSWPQ(dim, m, params["M"], 8, metric)
+    else:
+        codes = faiss.IndexPQ(dim, m, 8, metric)
+    if not encoding.startswith("opq"):
+        return codes
+    rotation = faiss.OPQMatrix(dim, m)
+    # OPQ alternates a rotation and a PQ fit (50 times by default); the PQ it fits is ours,
+    # so that FAISS's "please provide more training points" warning, printed by every
+    # sub-quantizer's k-means, comes once per sub-quantizer (from the codes' own training,
+    # as for pq<m>) rather than 50 times over. The threshold changes the warning only.
+    fitting = faiss.ProductQuantizer(dim, m, 8)
+    fitting.cp.min_points_per_centroid = 1
+    rotation.pq = fitting
+    index = faiss.IndexPreTransform(rotation, codes)
+    index.referenced_objects = [*getattr(index, "referenced_objects", []), fitting]
+    return index
+
+
+def _graph(index: Any) -> Any:
+    """The HNSW index itself (behind an OPQ rotation, the index it transforms for)."""
+    if isinstance(index, faiss.IndexPreTransform):
+        return faiss.downcast_index(index.index)
+    return index
 
 
 def _inverted_file(encoding: str, dim: int, nlist: int, metric: int) -> Any:
@@ -317,7 +349,7 @@ def _training_need(spec) -> tuple[int, str, str, str]:
         needed = max(params["nlist"], 2 ** params["pq_bits"])
         why = f"{needed} (nlist={params['nlist']}, 2**pq_bits={2 ** params['pq_bits']})"
         return needed, "ivf_pq", why, " or lower nlist/pq_bits"
-    needed = 256 if str(params.get("encoding")).startswith("pq") else 1  # PQ: 256 centroids
+    needed = 256 if _pq_bytes(str(params.get("encoding"))) else 1  # PQ: 256 centroids
     return needed, str(params.get("encoding")), str(needed), ""
 
 
@@ -325,7 +357,10 @@ def _search_parameters(col: Collection, k: int, params: dict[str, int]) -> Any:
     """One call's FAISS ``SearchParameters`` (nothing is set on the shared index, so
     concurrent searches with different values do not race)."""
     if col.spec.index == "hnsw":  # as the other backends do: ef = max(ef_search, k)
-        return faiss.SearchParametersHNSW(efSearch=max(params["ef_search"], k))
+        hnsw = faiss.SearchParametersHNSW(efSearch=max(params["ef_search"], k))
+        if isinstance(col.index, faiss.IndexPreTransform):
+            return faiss.SearchParametersPreTransform(index_params=hnsw)
+        return hnsw
     if col.spec.index in ("ivf_flat", "ivf_pq"):
         ivf = faiss.SearchParametersIVF(nprobe=params["nprobe"])
         if isinstance(col.index, faiss.IndexRefine):
@@ -340,8 +375,9 @@ def _apply_params(col: Collection) -> None:
     """Search-time settings from the spec (the spec wins over what the file holds)."""
     params = col.spec.params
     if col.spec.index == "hnsw":
-        col.index.hnsw.efConstruction = params["ef_construction"]
-        col.index.hnsw.efSearch = params["ef_search"]
+        graph = _graph(col.index)
+        graph.hnsw.efConstruction = params["ef_construction"]
+        graph.hnsw.efSearch = params["ef_search"]
     elif col.spec.index in ("ivf_flat", "ivf_pq"):
         faiss.extract_index_ivf(col.index).nprobe = params["nprobe"]
         if params.get("refine") is not None:
