@@ -60,7 +60,7 @@ def base_encoding(encoding: str) -> str:
 
 def _pq_bytes(encoding: str) -> int | None:
     tail = encoding[2:] if encoding.startswith("pq") else ""
-    return int(tail) if tail.isdigit() and int(tail) > 0 else None
+    return int(tail) if tail.isdecimal() and int(tail) > 0 else None
 
 
 def _opq_bytes(encoding: str) -> int | None:

@@ -340,6 +340,9 @@ def test_faiss_encoding_errors(tmp_path):
                                         ({"encoding": "pq16"}, "ivf_flat", "index ivf_pq"),
                                         ({"encoding": "opq16"}, "ivf_flat", "flat or hnsw"),
                                         ({"encoding": "opq5"}, "hnsw", "must divide dim"),
+                                        ({"encoding": "opq0"}, "flat", "use one of"),
+                                        ({"encoding": "opqx"}, "hnsw", "use one of"),
+                                        ({"encoding": "pq²"}, "flat", "use one of"),
                                         ({"encoding": "int3"}, "flat", "use one of")):  # fmt: skip
             with pytest.raises(SmecError, match=fragment):
                 connector.create("x", IndexSpec(64, index=index, params=params))
@@ -387,9 +390,31 @@ def test_opq_rotation_lifts_product_codes_on_ordered_variance(tmp_path, kind):
         # The connector rotates the queries itself (FAISS's per-search BLAS call stalls under
         # concurrent searches) and finds what FAISS's own pre-transform search finds.
         _, rows = native.search(normalize(vectors[:300]), 10)
-        assert [[ids[r] for r in row] for row in rows] == [list(f) for f in found]
+        same = [{ids[r] for r in row} == set(f) for row, f in zip(rows, found, strict=True)]
+        assert np.mean(same) >= 0.98  # float32 products in another order may swap a near-tie
     assert recall["opq16"] >= recall["pq16"] + 0.15, recall
     assert 64 * 64 * 4 <= size["opq16"] - size["pq16"] <= 64 * 64 * 4 + 1024, size
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_opq_collection_created_in_one_session_trains_in_the_next(tmp_path, kind):
+    """``create`` commits an untrained index; FAISS writes its OPQ rotation as a plain linear
+    transform that cannot train, so the next session starts the index afresh rather than
+    failing at its first flush. Replacing stored ids keeps the trained rotation."""
+    vectors = _unit(np.random.default_rng(0).standard_normal((600, 32)).astype(np.float32))
+    ids = [str(i) for i in range(len(vectors))]
+    with _open("faiss", tmp_path) as connector:
+        connector.create("x", IndexSpec(32, index=kind, params={"encoding": "opq8"}))
+    with _open("faiss", tmp_path) as connector:
+        connector.add("x", ids, vectors)
+        connector.flush("x")
+        found, _ = connector.search("x", vectors[:50], 1)
+        assert np.mean([f[0] == i for f, i in zip(found, ids, strict=False)]) >= 0.9
+    with _open("faiss", tmp_path) as connector:
+        connector.add("x", ids[:10], vectors[10:20])  # the first ten now hold rows 10-19
+        assert connector.count("x") == 600
+        found, _ = connector.search("x", vectors[10:11], 2)
+        assert set(found[0]) == {"0", "10"}
 
 
 def test_hnsw_over_product_codes_keeps_flat_recall(tmp_path):

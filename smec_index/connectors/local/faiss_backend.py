@@ -141,6 +141,16 @@ class FaissBackend(LocalBackend):
 
     def _read_index(self, col: Collection, directory: Path) -> None:
         col.index = faiss.read_index(str(directory / col.files["index"]))
+        if isinstance(col.index, faiss.IndexPreTransform) and not col.index.is_trained:
+            # FAISS writes an OPQMatrix as a plain LinearTransform, which cannot train: an
+            # opq<m> index written before its first training starts afresh (it holds nothing).
+            col.index = _encoded_index(
+                col.spec.index,
+                col.spec.params["encoding"],
+                col.spec.dim,
+                col.spec.params,
+                col.index.metric_type,
+            )
         if "vectors" in col.files:
             col.extra["vectors"] = np.load(directory / col.files["vectors"])
         _apply_params(col)
@@ -180,7 +190,11 @@ class FaissBackend(LocalBackend):
                     f"faiss {what} trains on the vectors added before its first read, which "
                     f"needs at least {why}, got {len(vectors)}; add more first{remedy}"
                 )
-            col.index.train(vectors)
+            try:
+                col.index.train(vectors)
+            except BaseException:
+                col.extra["pending"] = pending  # nothing added is lost to a failed training
+                raise
             self._add_trained(col, vectors)
         return col.index
 
@@ -207,12 +221,13 @@ class FaissBackend(LocalBackend):
             queries = normalize(queries)
         self._trained(col)
         index = self._search_index(col)
+        on_gpu = index is not col.index
         if isinstance(index, faiss.IndexPreTransform):
             # Rotate here and search the codes' own index: FAISS applies the rotation with a
             # BLAS call per search, which stalls once several threads search at a time (8
             # threads: 1,800 single-query searches a second against 17,000 this way).
             queries, index = queries @ _rotation(col).T, _graph(index)
-        if index is not col.index and "nprobe" in params:
+        if on_gpu and "nprobe" in params:
             # GPU copies on several GPUs (IndexReplicas) refuse SearchParameters: set nprobe
             # on the copy itself, one search at a time.
             with self._gpu_lock:
@@ -295,7 +310,7 @@ def _pq_bytes(encoding: str) -> int | None:
     """``m`` of ``pq<m>`` or ``opq<m>`` (product codes of m bytes), else None."""
     tail = encoding.removeprefix("o") if encoding.startswith("opq") else encoding
     tail = tail[2:] if tail.startswith("pq") else ""
-    return int(tail) if tail.isdigit() and int(tail) > 0 else None
+    return int(tail) if tail.isdecimal() and int(tail) > 0 else None
 
 
 def _encoded_index(kind: str, encoding: str, dim: int, params: dict, metric: int) -> Any:
@@ -331,6 +346,8 @@ def _encoded_index(kind: str, encoding: str, dim: int, params: dict, metric: int
 def _rotation(col: Collection) -> np.ndarray:
     """The trained OPQ rotation (``d x d``) of an ``opq<m>`` index: codes = PQ(x @ R.T)."""
     if "rotation" not in col.extra:
+        if not col.index.is_trained:  # never cache a rotation still being fitted
+            raise SmecError(f"faiss {col.spec.params['encoding']}: searched before training")
         opq = faiss.downcast_VectorTransform(col.index.chain.at(0))
         col.extra["rotation"] = faiss.vector_to_array(opq.A).reshape(opq.d_out, opq.d_in)
     return col.extra["rotation"]
