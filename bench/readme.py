@@ -153,7 +153,8 @@ def sweep_section() -> str:
         return ""
     lines = ["### Dims x encodings x backends: the best configuration under B bytes per vector\n",
              "`smec-index bench --config bench/sweeps/scifact.toml` (likewise `nfcorpus.toml`, "
-             "`nfcorpus-pq.toml`, `nfcorpus-ef.toml`, `scifact-ef.toml`, `qdrant-norescore.toml`, "
+             "`nfcorpus-pq.toml`, `opq.toml`, `nfcorpus-ef.toml`, `scifact-ef.toml`, "
+             "`qdrant-norescore.toml`, "
              "`milvus-server.toml`), then `smec-index "
              "report bench/results/sweep.jsonl --out bench/results/sweep` (the full report, "
              "every run and all plots: "
