@@ -253,10 +253,13 @@ class FaissBackend(LocalBackend):
     def _search_index(self, col: Collection) -> Any:
         """The index to search: a GPU copy of flat and inverted-file indexes when GPUs are in
         use."""
-        if not self.use_gpu or col.spec.index == "hnsw" or isinstance(col.index, faiss.IndexLSH):
-            return col.index  # FAISS has no GPU IndexLSH
-        if isinstance(col.index, faiss.IndexPreTransform):
-            return col.index  # product codes: FAISS has no GPU IndexPQ or IndexHNSWPQ
+        # FAISS has no GPU IndexLSH, nor IndexPQ / IndexHNSWPQ (behind an OPQ rotation)
+        if (
+            not self.use_gpu
+            or col.spec.index == "hnsw"
+            or isinstance(col.index, (faiss.IndexLSH, faiss.IndexPreTransform))
+        ):
+            return col.index
         if "gpu" not in col.extra:
             try:
                 col.extra["gpu"] = _to_gpus(col.index)
