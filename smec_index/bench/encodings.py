@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from smec_index.codes import opq_bytes, pq_bytes, product_code_bytes
 from smec_index.errors import SmecError
 
 BACKENDS = ("faiss", "hnswlib", "qdrant", "milvus")
@@ -58,15 +59,6 @@ def base_encoding(encoding: str) -> str:
     return encoding.removesuffix(NO_RESCORE)
 
 
-def _pq_bytes(encoding: str) -> int | None:
-    tail = encoding[2:] if encoding.startswith("pq") else ""
-    return int(tail) if tail.isdecimal() and int(tail) > 0 else None
-
-
-def _opq_bytes(encoding: str) -> int | None:
-    return _pq_bytes(encoding[1:]) if encoding.startswith("opq") else None
-
-
 def _turbo_bits(encoding: str) -> float | None:
     return TURBO_BITS.get(encoding[5:]) if encoding.startswith("turbo") else None
 
@@ -74,7 +66,7 @@ def _turbo_bits(encoding: str) -> float | None:
 def check_encoding(encoding: str) -> None:
     known = ("float32", "sq8", "sq4", *BINARY_BITS, "rabitq")
     code = base_encoding(encoding)
-    if code not in known and not (_pq_bytes(code) or _opq_bytes(code) or _turbo_bits(code)):
+    if code not in known and not (pq_bytes(code) or opq_bytes(code) or _turbo_bits(code)):
         raise SmecError(
             f"unknown encoding {encoding!r}; use float32, sq8, sq4, binary, binary1.5, "
             "binary2, turbo<b> (b bits: 1, 1.5, 2, 4 or 8), pq<m> (m bytes, e.g. pq16), "
@@ -100,8 +92,8 @@ def supports(backend: str, index: str, encoding: str, dim: int) -> str | None:
             return f"{encoding}: only Qdrant's codes are rescored in the bench, {backend}'s never"
         encoding = base_encoding(encoding)
     names = IVF_ENCODINGS[name] if index == "ivf" else BACKEND_ENCODINGS[backend]
-    pq = _pq_bytes(encoding)
-    opq = _opq_bytes(encoding)
+    pq = pq_bytes(encoding)
+    opq = opq_bytes(encoding)
     turbo = _turbo_bits(encoding)
     if (
         encoding not in names
@@ -129,7 +121,7 @@ def index_spec(backend: str, index: str, encoding: str, dim: int) -> tuple[str, 
     (the sweep adds the graph or list sizes)."""
     backend = family(backend)
     if index == "ivf":
-        pq = _pq_bytes(encoding)
+        pq = pq_bytes(encoding)
         if pq:
             return "ivf_pq", {"pq_m": pq, "pq_bits": 8}
         return "ivf_flat", {} if encoding == "float32" else {"encoding": encoding}
@@ -158,7 +150,7 @@ def index_params(backend: str, encoding: str, dim: int) -> dict[str, Any]:
             return {"quantization": "binary", "bits": BINARY_BITS[encoding]}
         if _turbo_bits(encoding) is not None:
             return {"quantization": "turbo", "bits": _turbo_bits(encoding)}
-        return {"quantization": "product", "pq_compression": 4 * dim // _pq_bytes(encoding)}
+        return {"quantization": "product", "pq_compression": 4 * dim // pq_bytes(encoding)}
     raise SmecError(f"{backend} has no encoding {encoding!r}")
 
 
@@ -177,7 +169,7 @@ def bytes_per_vector(encoding: str, dim: int) -> float:
         return _turbo_bits(encoding) * dim / 8  # the code; Qdrant's own per-vector extras aside
     if encoding == "rabitq":
         return dim / 8 + 8  # sign bits plus two float32 correction factors
-    pq = _pq_bytes(encoding) or _opq_bytes(encoding)
+    pq = product_code_bytes(encoding)
     if pq is None:
         check_encoding(encoding)
     return float(pq)

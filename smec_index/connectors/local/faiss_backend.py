@@ -61,6 +61,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from smec_index.codes import product_code_bytes
 from smec_index.connectors.local.store import Collection, LocalBackend
 from smec_index.errors import SmecError
 from smec_index.vectors import normalize
@@ -120,7 +121,7 @@ class FaissBackend(LocalBackend):
             col.index = _inverted_file(encoding, spec.dim, params["nlist"], metric)
             col.extra["vectors"] = np.zeros((0, spec.dim), dtype=np.float32)
         elif encoding != "float32":
-            if spec.metric == "cosine" and spec.index == "hnsw" and _pq_bytes(encoding):
+            if spec.metric == "cosine" and spec.index == "hnsw" and product_code_bytes(encoding):
                 metric = faiss.METRIC_L2  # unit vectors: same order, a working graph
             col.index = _encoded_index(spec.index, encoding, spec.dim, params, metric)
             col.extra["vectors"] = np.zeros((0, spec.dim), dtype=np.float32)
@@ -302,18 +303,11 @@ def check_encoding(encoding: str | None, dim: int, index: str, metric: str) -> N
             f"faiss ivf_flat encoding {encoding!r}: use float32, sq8, sq4 or rabitq (product "
             "codes behind an inverted file are index ivf_pq)"
         )
-    m = _pq_bytes(encoding) if isinstance(encoding, str) else None
+    m = product_code_bytes(encoding) if isinstance(encoding, str) else None
     if m is None:
         raise SmecError(f"faiss encoding {encoding!r}: use one of {', '.join(ENCODINGS)}")
     if dim % m:
         raise SmecError(f"faiss encoding {encoding}: {m} bytes must divide dim {dim}")
-
-
-def _pq_bytes(encoding: str) -> int | None:
-    """``m`` of ``pq<m>`` or ``opq<m>`` (product codes of m bytes), else None."""
-    tail = encoding.removeprefix("o") if encoding.startswith("opq") else encoding
-    tail = tail[2:] if tail.startswith("pq") else ""
-    return int(tail) if tail.isdecimal() and int(tail) > 0 else None
 
 
 def _encoded_index(kind: str, encoding: str, dim: int, params: dict, metric: int) -> Any:
@@ -326,7 +320,7 @@ def _encoded_index(kind: str, encoding: str, dim: int, params: dict, metric: int
         return faiss.IndexRaBitQ(dim, metric)
     if encoding == "binary":
         return faiss.IndexLSH(dim, dim, False, False)  # one sign bit per dim, no rotation
-    m = _pq_bytes(encoding)
+    m = product_code_bytes(encoding)
     if kind == "hnsw":
         codes = faiss.IndexHNSWPQ(dim, m, params["M"], 8, metric)
     else:
@@ -384,7 +378,7 @@ def _training_need(spec) -> tuple[int, str, str, str]:
         needed = max(params["nlist"], 2 ** params["pq_bits"])
         why = f"{needed} (nlist={params['nlist']}, 2**pq_bits={2 ** params['pq_bits']})"
         return needed, "ivf_pq", why, " or lower nlist/pq_bits"
-    needed = 256 if _pq_bytes(str(params.get("encoding"))) else 1  # PQ: 256 centroids
+    needed = 256 if product_code_bytes(str(params.get("encoding"))) else 1  # PQ: 256 centroids
     return needed, str(params.get("encoding")), str(needed), ""
 
 
