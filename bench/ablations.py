@@ -214,6 +214,12 @@ HELD_OUT_VARIANTS = {
     "no ADS (truncation)": {"ads": False},
     "parallel schedule (no SMRL)": {"sequential": False},
     "no lead-in stage (128 first)": {"lead_in": 0},
+    "64 hard negatives (30)": {"hard_negatives": 64},
+    "batch 16 queries (32)": {"batch_size": 16},
+    "batch 64 queries (32)": {"batch_size": 64},
+    "learning rate 5e-4 (1e-3)": {"lr": 5e-4},
+    "learning rate 2e-3 (1e-3)": {"lr": 2e-3},
+    "patience 5 epochs (3)": {"patience": 5},
 }
 HELD_OUT_DIMS = [128, 64, 32]
 
