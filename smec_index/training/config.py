@@ -76,8 +76,11 @@ class TrainConfig:
             ``info.lead_in_selection``). 0 turns it off. Measured by ``python -m
             bench.ablations chain`` (SciFact held-out train queries, 3 seeds): 128/64/32
             reached through 256 score 0.806 / 0.767 / 0.642 against 0.777 / 0.749 / 0.641
-            straight from 384 (seed spread 0.011-0.033 at 128); through 192 0.800 / 0.753
-            / 0.643. A 384 -> 128 stage discards two thirds of the space in one step. With
+            straight from 384 (seed spread 0.011-0.033 at 128); through 192 0.800 / 0.751
+            / 0.643. A 384 -> 128 stage discards two thirds of the space in one step. What
+            matters is that first step, not which stage a small dim starts from: 32 hung
+            off 128 beside 64 (a branch, by continued training) scores 0.643 at 32 against
+            0.642 off 64 in the chain. With
             192 first, ``bench.compare``'s held-out scores at 192 / 128 / 64 / 32 went from
             0.782 / 0.778 / 0.753 / 0.671 (its results at commit 091efd1) to 0.802 / 0.792 /
             0.767 / 0.664 (one seed). Not
