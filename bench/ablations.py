@@ -373,8 +373,9 @@ def unseen(data, train, test, out: Path, epochs: int) -> str:
 
 
 CHAINS = ([128, 64, 32], [192, 128, 64, 32], [256, 128, 64, 32])
-# The same stages as the longest chain, except that 32 hangs off 128 beside 64 instead of
-# off 64: continued training hangs each new dim off the smallest trained dim above it.
+# The longest chain's dims, except that 32 hangs off 128 beside 64 instead of off 64:
+# continued training hangs each new dim off the smallest trained dim above it. Its 256 and
+# 128 stages are trained alike but not bit for bit (the random draws after them differ).
 BRANCH = "256,128 then 32 and 64 each from 128"
 
 
