@@ -5,9 +5,11 @@ binary and ``milvus.MilvusServer``, which renders a config from a template and r
 binary. :class:`MilvusStandalone` drives that handle so that:
 
 * every file lives under ``base_dir``: binaries, config, logs, etcd, rocksmq and segment
-  data. The exceptions are two tiny files whose paths Milvus 2.3.5 hard-codes,
-  ``/run/milvus/standalone.pid`` and ``/tmp/milvus/server_id_<pid>``; :meth:`stop`
-  removes them (the folders stay: another server may be using them).
+  data. The exceptions are two tiny files whose folders the Milvus 2.3.5 binary chooses
+  itself (not settable in milvus.yaml; it ignores $TMPDIR): its pid file, which it holds
+  open, and ``server_id_<pid>``, whose path it logs. :meth:`stop` finds both from the
+  server (its open files, its log) and removes them; the folders stay, since another
+  server may be using them.
 * every component advertises and dials 127.0.0.1 (``<component>.ip``), and the embedded
   etcd listens on 127.0.0.1 only, all on free ports, so two servers can run side by side.
 * Milvus 2.3.5 still *binds* its gRPC ports and the health/metrics port to all interfaces
@@ -43,12 +45,10 @@ COMPONENTS = (
     "queryNode",
     "indexNode",
 )
-# Paths the Milvus 2.3.5 binary itself hard-codes outside its base dir: not settable in
-# milvus.yaml, and $TMPDIR is ignored (checked: with TMPDIR=/some/dir the server still wrote
-# /tmp/milvus/server_id_<pid>). They are facts about Milvus, the same on every Linux machine;
-# the launcher only removes its own server's files there when it stops.
-_PID_FILE = Path("/run/milvus/standalone.pid")
-_SERVER_ID_DIR = Path("/tmp/milvus")
+# How the server reports the file it keeps its server id in, outside its base dir:
+# [INFO] [sessionutil/session_util.go:1216] ["save server info into file"] [content=...]
+# [filePath=<path>]
+_SERVER_INFO_FILE = re.compile(r'"save server info into file"\].*?\[filePath=([^\]]+)\]')
 _ETCD_CONFIG = """\
 name: milvus-embedded
 data-dir: {data_dir}
@@ -97,13 +97,23 @@ def _server_class() -> type:
     return MilvusServer
 
 
-def _remove_stray_files(pid: int) -> None:
-    """Remove the two files Milvus 2.3.5 writes outside its base dir, if they are ours."""
+def server_info_files(log: Path) -> set[Path]:
+    """The server-id files a Milvus server says (in its stdout log) it wrote."""
+    with contextlib.suppress(OSError), log.open(encoding="utf-8", errors="replace") as lines:
+        return {Path(m.group(1)) for line in lines if (m := _SERVER_INFO_FILE.search(line))}
+    return set()
+
+
+def _open_pid_files(pid: int, base_dir: Path) -> set[Path]:
+    """``.pid`` files outside ``base_dir`` that process ``pid`` holds open (Linux /proc)."""
+    found = set()
     with contextlib.suppress(OSError):
-        (_SERVER_ID_DIR / f"server_id_{pid}").unlink()
-    with contextlib.suppress(OSError):
-        if _PID_FILE.read_text().strip() == str(pid):
-            _PID_FILE.unlink()
+        for fd in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                target = Path(os.readlink(fd.path))
+                if target.suffix == ".pid" and not target.is_relative_to(base_dir):
+                    found.add(target)
+    return found
 
 
 class MilvusStandalone:
@@ -137,6 +147,7 @@ class MilvusStandalone:
         self.startup_seconds = 0.0
         self.storage: Path | None = None
         self._server: Any = None
+        self._pid_files: set[Path] = set()  # the server's pid file, outside base_dir
 
     def start(self) -> str:
         """Start the server and wait until it serves; return its URI (``http://127.0.0.1:PORT``)."""
@@ -152,6 +163,7 @@ class MilvusStandalone:
             self.uri = f"http://{LOOPBACK}:{self.port}"
             self.storage = Path(server.config.get("local_storage_dir"))
             self._wait_ready(began + self.timeout)
+            self._pid_files = _open_pid_files(self.pid, self.base_dir)
         except BaseException:
             self.stop()
             raise
@@ -242,11 +254,25 @@ class MilvusStandalone:
             return
         process = server.server_proc
         if process is not None and process.poll() is None:
+            self._pid_files |= _open_pid_files(process.pid, self.base_dir)
             process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=grace)
         server.stop()  # kills it if still running, closes the log files
-        _remove_stray_files(self.pid)
+        self._remove_files_outside()
+
+    def _remove_files_outside(self) -> None:
+        """Remove this server's files outside ``base_dir``: the server-id files it logged
+        (named for its pid) and its pid file if it still holds this server's pid."""
+        log = self.base_dir / "logs" / "milvus-stdout.log"
+        for path in server_info_files(log):
+            if path.name == f"server_id_{self.pid}":
+                with contextlib.suppress(OSError):
+                    path.unlink()
+        for path in self._pid_files:
+            with contextlib.suppress(OSError):
+                if path.read_text().strip() == str(self.pid):
+                    path.unlink()
 
     def __enter__(self) -> MilvusStandalone:
         self.start()

@@ -265,8 +265,11 @@ def test_launcher_stops_the_server_on_exceptions(tmp_path):
         assert pid == server.pid and server.startup_seconds > 0
         raise RuntimeError("boom")
     assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
-    # The one place Milvus 2.3.5 writes outside its base dir (hard-coded in the binary).
-    assert not (milvus_standalone_module._SERVER_ID_DIR / f"server_id_{pid}").exists()
+    # The file Milvus 2.3.5 writes outside its base dir (its folder chosen by the binary),
+    # found where the server reports it.
+    reported = milvus_standalone_module.server_info_files(tmp_path / "logs" / "milvus-stdout.log")
+    assert {p.name for p in reported} == {f"server_id_{pid}"}
+    assert not any(p.exists() for p in reported)
     assert (tmp_path / "logs" / "milvus-stdout.log").is_file()
 
 
