@@ -66,7 +66,7 @@ def _turbo_bits(encoding: str) -> float | None:
 def check_encoding(encoding: str) -> None:
     known = ("float32", "sq8", "sq4", *BINARY_BITS, "rabitq")
     code = base_encoding(encoding)
-    if code not in known and not (pq_bytes(code) or opq_bytes(code) or _turbo_bits(code)):
+    if code not in known and not (product_code_bytes(code) or _turbo_bits(code)):
         raise SmecError(
             f"unknown encoding {encoding!r}; use float32, sq8, sq4, binary, binary1.5, "
             "binary2, turbo<b> (b bits: 1, 1.5, 2, 4 or 8), pq<m> (m bytes, e.g. pq16), "

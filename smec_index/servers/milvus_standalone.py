@@ -147,7 +147,6 @@ class MilvusStandalone:
         self.startup_seconds = 0.0
         self.storage: Path | None = None
         self._server: Any = None
-        self._pid_files: set[Path] = set()  # the server's pid file, outside base_dir
 
     def start(self) -> str:
         """Start the server and wait until it serves; return its URI (``http://127.0.0.1:PORT``)."""
@@ -163,7 +162,6 @@ class MilvusStandalone:
             self.uri = f"http://{LOOPBACK}:{self.port}"
             self.storage = Path(server.config.get("local_storage_dir"))
             self._wait_ready(began + self.timeout)
-            self._pid_files = _open_pid_files(self.pid, self.base_dir)
         except BaseException:
             self.stop()
             raise
@@ -253,15 +251,16 @@ class MilvusStandalone:
         if server is None:
             return
         process = server.server_proc
+        pid_files: set[Path] = set()  # read while it runs: it holds them open
         if process is not None and process.poll() is None:
-            self._pid_files |= _open_pid_files(process.pid, self.base_dir)
+            pid_files = _open_pid_files(process.pid, self.base_dir)
             process.terminate()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=grace)
         server.stop()  # kills it if still running, closes the log files
-        self._remove_files_outside()
+        self._remove_files_outside(pid_files)
 
-    def _remove_files_outside(self) -> None:
+    def _remove_files_outside(self, pid_files: set[Path]) -> None:
         """Remove this server's files outside ``base_dir``: the server-id files it logged
         (named for its pid) and its pid file if it still holds this server's pid."""
         log = self.base_dir / "logs" / "milvus-stdout.log"
@@ -269,7 +268,7 @@ class MilvusStandalone:
             if path.name == f"server_id_{self.pid}":
                 with contextlib.suppress(OSError):
                     path.unlink()
-        for path in self._pid_files:
+        for path in pid_files:
             with contextlib.suppress(OSError):
                 if path.read_text().strip() == str(self.pid):
                     path.unlink()
