@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from smec_index.errors import SmecError
+from smec_index.migration import DEFAULT_MIN_RECALL
 
 DIM_HELP = "comma-separated, strictly decreasing target dims, e.g. 128,64,32"
 
@@ -787,7 +788,11 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
 @click.option("--collection", required=True, help="the source collection (never written)")
 @click.option("--dim", type=int, required=True, help="the target dimension")
 @click.option("--to", "to", help="target collection name (default SOURCE_DIM)")
-@click.option("--to-backend", help="target backend (default: the source's, same place)")
+@click.option(
+    "--to-backend",
+    help="write smec-index's own schema into this backend (default: a copy beside the source "
+    "in the source's own schema)",
+)
 @click.option("--to-url", help="target Qdrant server")
 @click.option("--to-uri", help="target Milvus server address or milvus-lite .db path")
 @click.option("--to-mode", help="target embedded Qdrant mode: edge (default) or local")
@@ -797,7 +802,14 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
     type=click.Path(file_okay=False, path_type=Path),
     help="projection to apply (default: PCA fitted on a sample of the source)",
 )
-@click.option("--min-recall", type=float, default=0.9, show_default=True)
+@click.option(
+    "--min-recall",
+    type=float,
+    default=DEFAULT_MIN_RECALL,
+    show_default=True,
+    help="the gate: recall@10 against the source's own search (with --queries/--qrels: "
+    "nDCG@10 relative to the source's) below which the alias is not switched",
+)
 @click.option(
     "--queries",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -819,7 +831,17 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
 )
 @click.option("--dry-run", is_flag=True, help="print the plan; write nothing")
 @click.option("--restart", is_flag=True, help="start over instead of resuming")
-@click.option("--overwrite", is_flag=True, help="replace a target that exists already")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="replace a target an earlier run of this migration created (never anything else)",
+)
+@click.option(
+    "--allow-schema-change",
+    is_flag=True,
+    help="accept the schema changes --dry-run lists as schema_diff (--to-backend, a "
+    "qdrant-edge source)",
+)
 @click.option("--rollback", is_flag=True, help="switch --alias back to what it was")
 @click.option("--using", help="the source's vector name, when its Qdrant collection has several")
 @click.option(
@@ -860,11 +882,12 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
 def migrate(
     backend, url, api_key, path, uri, token, collection, dim, to, to_backend, to_url, to_uri,
     to_mode, alias, artifact, min_recall, queries, query_ids, fit_rows, qrels, dry_run, restart,
-    overwrite, rollback, using, in_place, partition, writers, batch_size, checkpoint_rows,
-    data_dir, as_json, quiet,
+    overwrite, allow_schema_change, rollback, using, in_place, partition, writers, batch_size,
+    checkpoint_rows, data_dir, as_json, quiet,
 ) -> None:  # fmt: skip
-    """Move a Qdrant or Milvus collection to compressed vectors: streamed, resumable,
-    verified, then switched by alias. The source is only read."""
+    """Move a Qdrant or Milvus collection to compressed vectors: a copy beside it with the
+    same ids, fields, types, indexes and vector name, only the vector smaller; streamed,
+    resumable, verified, then switched by alias. The source is only read."""
     from smec_index.migration.runner import MigrateRequest
     from smec_index.migration.runner import migrate as run_migrate
 
@@ -880,8 +903,6 @@ def migrate(
         raise SmecError("--to-url/--to-uri/--to-mode go with --to-backend")
     if using is not None and backend != "qdrant":
         raise SmecError("--using names a Qdrant vector; a Milvus source has one vector field")
-    if to_backend is None and backend == "qdrant" and path and not in_place:
-        to_backend, to_options = "qdrant", {"mode": "edge"}  # a local folder has one user
     request = MigrateRequest(
         backend=backend,
         collection=collection,
@@ -897,6 +918,7 @@ def migrate(
         dry_run=dry_run,
         restart=restart,
         overwrite=overwrite,
+        allow_schema_change=allow_schema_change,
         rollback=rollback,
         partition=partition,
         writers=writers,
@@ -910,6 +932,12 @@ def migrate(
         progress=not quiet,
     )
     summary = run_migrate(request, say=lambda m: click.echo(m, err=True))
+    if not dry_run and not rollback and summary.get("artifact"):
+        click.echo(
+            f"queries: project them first, smec_index.Projection.load({summary['artifact']!r})"
+            f".project(q, {dim})",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps(summary))
         return

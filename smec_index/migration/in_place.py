@@ -3,8 +3,9 @@ itself (``create_vector_name``, Qdrant 1.18+, and qdrant-client's local mode), f
 ``update_vectors``, instead of into a copy of the collection.
 
 The only write to the source is that new vector: its points, ids, original vectors and
-payloads stay as they were (the tests check a digest of them). Progress, resuming,
-retries and the quality gate are the copy's (:mod:`smec_index.migration.runner`);
+payloads stay as they were (the tests check a digest of them). Progress (keyed by the source's
+identity), resuming, retries and the quality gate are the copy's
+(:mod:`smec_index.migration.stream`, :mod:`smec_index.migration.verify`);
 verification checks that every point has the new vector (a count with ``has_vector``), a
 sample of it equals the projection of the original, and recall@10 of searching it
 (``using=<name>``) against the original's own search. No alias moves: queries pick the
@@ -20,10 +21,15 @@ from typing import Any
 import numpy as np
 
 from smec_index.connectors.base import check_collection_name
-from smec_index.connectors.storage import file_lock, write_json_atomic
+from smec_index.connectors.qdrant.mirror import search_batch
+from smec_index.connectors.qdrant.source import QdrantSource
+from smec_index.connectors.source import Source, SourceBatch
+from smec_index.connectors.storage import file_lock
 from smec_index.errors import SmecError
-from smec_index.migration import runner
-from smec_index.migration.sources import QdrantSource, Source
+from smec_index.migration import verify
+from smec_index.migration.runner import fit_projection
+from smec_index.migration.state import Progress
+from smec_index.migration.stream import Job, stream
 
 
 class NamedVector:
@@ -32,12 +38,12 @@ class NamedVector:
     def __init__(self, source: QdrantSource, name: str) -> None:
         self.client, self.collection, self.name = source.client, source.collection, name
 
-    def add(self, collection: str, ids: list[str], vectors: np.ndarray, payloads, batch_size):
+    def write(self, collection: str, batch: SourceBatch, vectors: np.ndarray) -> None:
         from qdrant_client import models
 
         points = [
-            models.PointVectors(id=_raw_id(point_id), vector={self.name: vector})
-            for point_id, vector in zip(ids, vectors.tolist(), strict=True)
+            models.PointVectors(id=point_id, vector={self.name: vector})
+            for point_id, vector in zip(batch.raw_ids, vectors.tolist(), strict=True)
         ]
         self._call("writing", lambda: self.client.update_vectors(self.collection, points))
 
@@ -62,16 +68,9 @@ class NamedVector:
         return np.asarray([by_id[str(i)] for i in raw_ids], dtype=np.float32)
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
-        from qdrant_client import models
-
-        requests = [
-            models.QueryRequest(query=v.tolist(), limit=k, using=self.name, with_payload=False)
-            for v in vectors
-        ]
-        found = self._call(
-            "searching", lambda: self.client.query_batch_points(self.collection, requests)
+        return self._call(
+            "searching", lambda: search_batch(self.client, self.collection, self.name, vectors, k)
         )
-        return [[str(p.id) for p in response.points] for response in found]
 
     def _call(self, doing: str, call):
         try:
@@ -82,11 +81,6 @@ class NamedVector:
                 f"{doing} vector {self.name!r} of Qdrant collection {self.collection!r} failed: "
                 f"{reason}"
             ) from None
-
-
-def _raw_id(point_id: str) -> int | str:
-    """Qdrant's own id back from its string: an unsigned integer or a UUID."""
-    return int(point_id) if point_id.isdigit() else point_id
 
 
 def vector_name(request: Any, source: Source) -> str:
@@ -107,10 +101,11 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
     name = vector_name(request, source)
     config = source.client.get_collection(source.collection).config.params.vectors
     existing = config if isinstance(config, dict) else {"": config}
-    lock = request.data_dir / "locks" / "migrate" / f"qdrant-inplace-{source.collection}.lock"
-    progress = request.data_dir / "migrations" / f"qdrant-{source.collection}-vector-{name}.json"
+    progress = Progress(request.data_dir, "qdrant", source, "qdrant-vector", name,
+                        source.info.location)  # fmt: skip
+    lock = request.data_dir / "locks" / "migrate" / f"{progress.folder.name}-{progress.stem}.lock"
     with file_lock(lock, f"an in-place migration of Qdrant collection {source.collection!r}"):
-        state = None if request.restart else runner._read_state(progress)
+        state = None if request.restart else progress.read()
         if request.rollback:
             raise SmecError(
                 f"--rollback: an in-place migration switches nothing; to undo it, delete vector "
@@ -127,10 +122,19 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
                 f"{request.dim}; pick another --to"
             )
         count = source.count()
-        projection, artifact, fingerprint = runner._projection(request, source, say)
+        projection, artifact, fingerprint, kept = fit_projection(request, source, progress, say)
         if request.dry_run:
-            plan = runner._plan(request, source, projection, count, None, name, None, started)
-            return {**plan, "target": f"{source.collection}:{name}", "using": name}
+            search = verify.exact_search(source, projection, request.dim, request.progress)
+            gate = verify.recall_gate(source, search, projection, request.dim)
+            return {"source": progress.shown_source, "target": f"{source.collection}:{name}",
+                    "using": name, "count": count, "dim": request.dim, "dry_run": True,
+                    "recall@10": round(gate["value"], 4), "gate": "recall@10",
+                    "gate_value": round(gate["value"], 4),
+                    "gate_passes": gate["value"] >= request.min_recall,
+                    "schema_diff": [f"params.vectors.{name}: (none) -> {request.dim}-d "
+                                    f"{source.info.metric}"],
+                    "target_location": source.info.where, "artifact": str(Path(kept).resolve()),
+                    "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
         if state is not None and state.get("fingerprint") != fingerprint:
             raise SmecError(
                 f"vector {name!r} was started with another projection; pass --restart to start over"
@@ -139,19 +143,19 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
         if state is None:
             if name not in existing:
                 _create_vector(writer, request.dim, source.info.metric)
-            state = {"source": f"qdrant:{source.info.where}/{source.collection}",
+            state = {"source": progress.shown_source,
                      "target": f"{source.collection}:{name}", "dim": request.dim,
                      "fingerprint": fingerprint, "cursor": None, "written": 0,
                      "done": False}  # fmt: skip
-            write_json_atomic(progress, state)
+            progress.write(state)
         server = bool(request.source.get("url"))
-        job = runner._Job(request, source, writer, "qdrant", name, None,
-                          writers=request.writers or (4 if server else 1),
-                          read_ahead=server)  # fmt: skip
+        job = Job(source, writer, name, request.dim, request.batch_size,
+                  request.checkpoint_rows, writers=request.writers or (4 if server else 1),
+                  read_ahead=server, progress=request.progress)  # fmt: skip
         if job.writers > 1 and not server:
             raise SmecError(f"--writers {job.writers}: qdrant-client's local mode takes one")
         if not state["done"]:
-            runner._stream(job, projection, state, progress, count)
+            stream(job, projection, state, progress.write, count)
         recall = _verify(request, source, writer, projection, count)
         if recall < request.min_recall:
             raise SmecError(
@@ -202,12 +206,8 @@ def _verify(request, source: QdrantSource, writer: NamedVector, projection, coun
         raise SmecError(
             f"{filled} of {count} points have vector {writer.name!r}; run again to resume"
         )
-    sample = next(iter(source.iterate(runner.SAMPLE, None)))
+    sample = verify.gate_queries(source)
     expected = projection.transform(sample.vectors, request.dim)
     if not np.allclose(writer.get(sample.raw_ids), expected, atol=1e-5):
         raise SmecError(f"sampled {writer.name!r} vectors differ from the projection")
-    truth = source.search(sample.vectors, 10)
-    found = writer.search(expected, 10)
-    return float(
-        np.mean([len(set(t) & set(f)) / max(1, len(t)) for t, f in zip(truth, found, strict=True)])
-    )
+    return verify.recall_at_10(source.search(sample.vectors, 10), writer.search(expected, 10))

@@ -1,51 +1,38 @@
 """The migration itself: plan, stream with checkpoints, verify, switch.
 
-Progress lives in ``<data_dir>/migrations/<target backend>-<target>.json`` (written
-atomically): the source, the target, the artifact's fingerprint, the source cursor of the
-last checkpoint and the points written by then. A checkpoint is taken every
-``checkpoint_rows`` points, after the target made them durable (flushed where its writes
-live in memory: faiss and hnswlib). A killed run resumes from the last checkpoint: the
-points after it are written again, and since writes are upserts by id nothing is doubled.
+By default the target is a copy of the source beside it, in the user's own schema (a
+:class:`~smec_index.connectors.source.Mirror`: same ids, fields, types, indexes and vector
+name; only the vector's dim differs), so that switching an alias is the only change an app
+sees. ``--to-backend`` writes smec-index's own schema into any backend instead; what that
+changes is listed (``schema_diff``) and needs ``--allow-schema-change``.
 
-Verification, before any alias moves: counts equal; every id present (an order-free digest
-of the id sets, both streamed, and a set difference only when they differ); a sample of
-vectors equal to the projection of the source's (1e-5) and payloads equal; and the quality
-gate: recall@10 of the compressed search against the source's own search for a sample of
-source vectors used as queries, at least ``min_recall``.
-
-A source with NaN or inf vectors is refused before anything is written (a NaN has no
-place in either index, and dropping points silently would break "nothing missing").
+The source is never written, and neither is any collection this migration did not create:
+a target that is the source, an alias, or someone else's collection is refused before
+anything is written, ``--overwrite`` included. Progress is keyed by the source's identity
+(:mod:`smec_index.migration.state`). Verification and the gate are in
+:mod:`smec_index.migration.verify`, the stream in :mod:`smec_index.migration.stream`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import queue
-import sys
-import threading
 import time
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from tqdm.auto import tqdm
-
 from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors.base import LinearCompressor, check_input_dim, load_projection
-from smec_index.connectors import Connector, IndexSpec, open_connector
+from smec_index.connectors import open_connector
 from smec_index.connectors.base import check_collection_name, positive_int
-from smec_index.connectors.storage import file_lock, write_json_atomic
+from smec_index.connectors.source import Partition, Source, fingerprint, open_source
+from smec_index.connectors.storage import file_lock
 from smec_index.errors import SmecError
-from smec_index.index import Manifest
-from smec_index.migration.sources import Partition, Source, open_source
+from smec_index.migration import DEFAULT_MIN_RECALL, verify
+from smec_index.migration.state import Progress, check_schema
+from smec_index.migration.stream import Job, check_finite, stream
+from smec_index.migration.targets import ConnectorTarget, mirror_changes
 
 IN_MEMORY_WRITES = ("faiss", "hnswlib")  # their writes are durable only once flushed
-SAMPLE = 256  # source points read back, and used as quality-gate queries
 
 
 @dataclass
@@ -54,13 +41,13 @@ class MigrateRequest:
     collection: str
     dim: int
     data_dir: Path
-    source: dict[str, Any] = field(default_factory=dict)  # url/api_key/path or uri/token
+    source: dict[str, Any] = field(default_factory=dict)  # url/api_key/path/using or uri/token
     to: str | None = None
-    to_backend: str | None = None
+    to_backend: str | None = None  # None: beside the source, in its own schema
     to_options: dict[str, Any] = field(default_factory=dict)
     alias: str | None = None
     artifact: Path | None = None
-    min_recall: float = 0.9
+    min_recall: float = DEFAULT_MIN_RECALL
     dry_run: bool = False
     restart: bool = False
     rollback: bool = False
@@ -70,18 +57,13 @@ class MigrateRequest:
     index_params: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     overwrite: bool = False
+    allow_schema_change: bool = False
     partition: str | None = None  # "K/N": one slice of the source's ids
     writers: int | None = None  # concurrent writes; None: 4 into a server, else 1
     in_place: bool = False  # Qdrant: a new named vector in the source collection
     queries: Path | None = None  # query vectors (.npy with query_ids, or .parquet)
     query_ids: Path | None = None
     qrels: Path | None = None  # with queries: SMEC trained supervised, an nDCG@10 gate
-
-
-def _progress_path(request: MigrateRequest, target: str, partition: Partition | None = None):
-    backend = request.to_backend or request.backend
-    slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"
-    return request.data_dir / "migrations" / f"{backend}-{target}{slice_}.json"
 
 
 def _is_server(backend: str, options: dict[str, Any]) -> bool:
@@ -91,8 +73,7 @@ def _is_server(backend: str, options: dict[str, Any]) -> bool:
     )
 
 
-def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
-    """Run (or plan, resume, roll back) one migration; the summary ``--json`` prints."""
+def _check_request(request: MigrateRequest) -> Partition | None:
     positive_int(request.dim, "--dim")
     positive_int(request.batch_size, "--batch-size")
     positive_int(request.checkpoint_rows, "--checkpoint-rows")
@@ -100,7 +81,7 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
     if not 0.0 <= request.min_recall <= 1.0:
         raise SmecError(f"--min-recall {request.min_recall}: use a number from 0 to 1")
     check_collection_name(request.collection)
-    target = check_collection_name(request.to or f"{request.collection}_{request.dim}")
+    check_collection_name(request.to or f"{request.collection}_{request.dim}")
     if request.alias is not None:
         check_collection_name(request.alias)
     if request.writers is not None:
@@ -113,6 +94,12 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
     partition = None if request.partition is None else Partition.parse(request.partition)
     if partition is not None and (request.dry_run or request.rollback):
         raise SmecError("--partition migrates; leave it out with --dry-run and --rollback")
+    return partition
+
+
+def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
+    """Run (or plan, resume, roll back) one migration; the summary ``--json`` prints."""
+    partition = _check_request(request)
     started = time.perf_counter()
     source = open_source(request.backend, request.collection, **request.source)
     try:
@@ -125,518 +112,394 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
             from smec_index.migration.in_place import migrate_in_place
 
             return migrate_in_place(request, source, started, say)
+        if request.to_backend is None:  # beside the source, in its own schema
+            target = source.mirror()
+            server = _is_server(request.backend, request.source)
+            return _locked(request, source, target, request.backend, server, partition,
+                           started, say)  # fmt: skip
         options = dict(request.to_options)
-        if request.to_backend is None:  # the same place as the source
-            options = {
-                k: v for k, v in request.source.items() if k in ("url", "api_key", "uri", "token")
-            }
-        to_backend = request.to_backend or request.backend
-        server = _is_server(to_backend, options)
-        if partition is not None and not server:
-            raise SmecError(
-                "--partition is for a target on a server (Milvus --uri http://..., Qdrant "
-                "--url): embedded targets are one process's files"
-            )
-        writers = request.writers or (4 if server else 1)
-        if writers > 1 and not server:
-            raise SmecError(f"--writers {writers}: an embedded target takes one writer")
-        with open_connector(to_backend, data_dir=request.data_dir, **options) as connector:
-            slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"
-            lock = request.data_dir / "locks" / "migrate" / f"{to_backend}-{target}{slice_}.lock"
-            with file_lock(lock, f"a migration into {to_backend} collection {target!r}"):
-                if request.rollback:
-                    return _rollback(request, connector, target, started)
-                job = _Job(request, source, connector, to_backend, target, partition, writers)
-                return _run(job, started, say)
+        server = _is_server(request.to_backend, options)
+        with open_connector(request.to_backend, data_dir=request.data_dir, **options) as c:
+            from smec_index.secrets import shown_url
+
+            place = shown_url(str(options.get("url") or options.get("uri") or ""))
+            if not server:
+                place = f"{request.to_backend} in {Path(request.data_dir).resolve()}" + (
+                    f" ({place})" if place else "")  # fmt: skip
+            target = ConnectorTarget(c, request.to_backend, place, request.index_params)
+            return _locked(request, source, target, request.to_backend, server, partition,
+                           started, say)  # fmt: skip
     finally:
         source.close()
 
 
-def _rollback(
-    request: MigrateRequest, connector: Connector, target: str, started: float
-) -> dict[str, Any]:
-    state = _read_state(_progress_path(request, target))
+def _locked(request, source, target, to_backend, server, partition, started, say):
+    if partition is not None and not server:
+        raise SmecError(
+            "--partition is for a target on a server (Milvus --uri http://..., Qdrant "
+            "--url): embedded targets are one process's files"
+        )
+    writers = request.writers or (4 if server else 1)
+    if writers > 1 and not server:
+        raise SmecError(f"--writers {writers}: an embedded target takes one writer")
+    name = request.to or f"{request.collection}_{request.dim}"
+    progress = Progress(request.data_dir, request.backend, source, to_backend, name,
+                        target.where)  # fmt: skip
+    run = _Run(request, source, target, to_backend, name, progress, partition, writers,
+               flush_at_checkpoints=to_backend in IN_MEMORY_WRITES and not server)  # fmt: skip
+    if not request.rollback:
+        run.check_names()  # before the lock file: a refused run leaves the data dir as it was
+    slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"
+    lock = f"{progress.folder.name}-{progress.stem}{slice_}.lock"
+    with file_lock(request.data_dir / "locks" / "migrate" / lock,
+                   f"a migration into {name!r} at {target.where}"):  # fmt: skip
+        if request.rollback:
+            return _rollback(progress, target, name, started)
+        return run.go(started, say)
+
+
+def _rollback(progress: Progress, target, name: str, started: float) -> dict[str, Any]:
+    state = progress.read()
     if not state or not state.get("alias"):
-        raise SmecError(f"no switched migration into {target!r} to roll back")
+        raise SmecError(f"no switched migration into {name!r} to roll back")
     previous = state.get("alias_before")
     if previous is None:
-        connector.drop_alias(state["alias"])
+        target.drop_alias(state["alias"])
     else:
-        connector.set_alias(state["alias"], previous)
+        target.set_alias(state["alias"], previous)
     return {
         "source": state["source"],
-        "target": target,
+        "target": name,
         "alias": state["alias"],
         "rolled_back_to": previous,
         "seconds": round(time.perf_counter() - started, 3),
     }
 
 
-def _read_state(path: Path) -> dict[str, Any] | None:
-    import json
-
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise SmecError(f"{path}: corrupt migration progress; pass --restart") from None
-
-
-def _projection(
-    request: MigrateRequest, source: Source, say
-) -> tuple[LinearCompressor, Path | None, str | None]:
-    """The artifact to apply (checked against the source), or PCA fitted on a sample of the
-    source's own vectors, saved where the target's manifest can find it."""
+def fit_projection(
+    request: Any, source: Source, progress: Progress, say
+) -> tuple[LinearCompressor, Path | None, str | None, Path]:
+    """The artifact to apply (checked against the source), or one fitted on a sample of
+    the source's own vectors (PCA; with qrels, the better of SMEC and PCA), kept under the
+    data dir keyed by the source's identity. Returns the projection, its saved directory
+    (``None`` in a dry run), its fingerprint, and where it is or will be kept."""
     if request.artifact is not None:
         projection = load_projection(request.artifact)
         check_input_dim(projection, source.info.dim, "source's vectors")
         if request.dim not in projection.dims:
             have = ", ".join(str(d) for d in projection.dims)
             raise SmecError(f"--dim {request.dim}: the artifact has dims {have}; pick one")
-        return projection, Path(request.artifact), artifact_fingerprint(request.artifact)
+        where = Path(request.artifact)
+        return projection, where, artifact_fingerprint(where), where
     from smec_index.compressors.simple import PCA  # numpy only: no torch without qrels
     from smec_index.data import Embeddings, RetrievalData
 
     rows, ids = [], []
     for batch in source.iterate(min(request.fit_rows, 10_000), None):
-        _check_finite(batch.vectors, batch.ids)
+        check_finite(batch.vectors, batch.ids)
         rows.append(batch.vectors)
         ids += batch.ids
         if len(ids) >= request.fit_rows:
             break
+    import numpy as np
+
     vectors = np.concatenate(rows)[: request.fit_rows]
+    folder = lambda name: progress.artifact_dir(request.data_dir, name)  # noqa: E731
     if request.queries is not None:
         from smec_index.migration.supervised import fit_supervised
 
-        return fit_supervised(request, source, ids[: len(vectors)], vectors, say)
+        projection, saved, fp = fit_supervised(request, source, ids[: len(vectors)], vectors,
+                                               folder, say)  # fmt: skip
+        return projection, saved, fp, saved or folder("supervised")
     data = RetrievalData(Embeddings(ids[: len(vectors)], vectors), Embeddings(["q"], vectors[:1]))
     pca = PCA([request.dim]).fit(data)
+    where = folder(f"pca-{request.dim}-{len(vectors)}")
     if request.dry_run:  # a plan writes nothing
-        return pca, None, None
-    name = f"{source.info.collection}-pca-{request.dim}-{len(vectors)}"
-    where = request.data_dir / "artifacts" / "migrations" / name
+        return pca, None, None, where
     # Partitions started together fit the same one: each waits its turn, the first keeps it.
-    lock = request.data_dir / "locks" / "migrate" / f"{name}.lock"
+    # A restarted migration fits afresh: the source's vectors may have changed.
+    lock = request.data_dir / "locks" / "migrate" / f"{where.name}.lock"
     with file_lock(lock, "fitting PCA", wait=True):
-        if not (where / "config.json").is_file():
+        if request.restart or not (where / "config.json").is_file():
             pca.save(where)
     say(f"no --artifact: PCA to {request.dim} dims fitted on {len(vectors)} source vectors")
-    return load_projection(where), where, artifact_fingerprint(where)
+    return load_projection(where), where, artifact_fingerprint(where), where
 
 
-def _check_finite(vectors: np.ndarray, ids: list[str]) -> None:
-    bad = ~np.isfinite(vectors).all(axis=1)
-    if bad.any():
-        raise SourceDataError(
-            f"the source holds NaN or inf vectors (e.g. id {ids[int(np.argmax(bad))]!r}); "
-            "migrate refuses them: fix or delete those points in the source first"
-        )
+class _Run:
+    """One migration run into one target; :meth:`go` is the whole of it."""
 
+    def __init__(self, request, source, target, to_backend, name, progress, partition,
+                 writers, flush_at_checkpoints) -> None:  # fmt: skip
+        self.request, self.source, self.target = request, source, target
+        self.to_backend, self.name, self.progress = to_backend, name, progress
+        self.partition, self.writers = partition, writers
+        self.flush_at_checkpoints = flush_at_checkpoints
+        self.mirror = not isinstance(target, ConnectorTarget)
 
-@dataclass
-class _Job:
-    request: MigrateRequest
-    source: Source
-    connector: Connector
-    to_backend: str
-    target: str
-    partition: Partition | None
-    writers: int
-    read_ahead: bool = True  # False: a client that one thread at a time must use
+    def changes(self) -> list[str]:
+        if self.mirror:
+            return mirror_changes(self.source, self.target, self.request.dim)
+        return self.target.schema_changes(self.source)
 
-
-def _run(job: _Job, started: float, say) -> dict[str, Any]:
-    request, source, connector, target = job.request, job.source, job.connector, job.target
-    progress = _progress_path(request, target, job.partition)
-    state = None if request.restart else _read_state(progress)
-    fresh = state is None and not request.dry_run and job.partition is None
-    if fresh and not (request.restart or request.overwrite) and connector.exists(target):
-        if not list(_partition_progress(request, target)):
+    def check_names(self) -> None:
+        """Refuse, before anything is written, every target this run may not write."""
+        request, target, name = self.request, self.target, self.name
+        same_place = self.mirror
+        if same_place and name == self.source.info.collection:
             raise SmecError(
-                f"target {target!r} already exists in {job.to_backend}; pass --overwrite to "
-                "replace it (or --to another name)"
+                f"--to {name}: that is the source collection, which migrate never writes; "
+                "pick another --to"
             )
-    count = source.count()
-    projection, artifact, fingerprint = _projection(request, source, say)
-    before = source.index_bytes()
-    if request.dry_run:
-        return _plan(request, source, projection, count, before, target, connector, started)
-    if state is not None and (
-        state.get("fingerprint") != fingerprint or state.get("dim") != request.dim
-    ):
-        raise SmecError(
-            f"a migration into {target!r} was started with another projection; pass "
-            "--restart to start over"
-        )
-    label = f"{request.backend}:{source.info.where}/{request.collection}"
-    if state is None and job.partition is None:
-        state = _joined_partitions(request, target, fingerprint)
-    if state is None or request.restart:
-        _create_target(job)
-        state = {"source": label, "target": target, "dim": request.dim,
-                 "fingerprint": fingerprint, "cursor": None, "written": 0,
-                 "done": False}  # fmt: skip
-        if job.partition is not None:
-            state["partition"] = str(job.partition)
-        write_json_atomic(progress, state)
-    if not state["done"]:
-        _stream(job, projection, state, progress, count)
-    if job.partition is not None:
-        return {
-            "source": label, "target": target, "partition": str(job.partition),
-            "written": state["written"], "count": count, "dim": request.dim,
-            "verified": False, "seconds": round(time.perf_counter() - started, 3),
-            "next": "when every partition is done, run the same command without --partition "
-            "(same --data-dir) to verify the whole target and switch the alias",
-        }  # fmt: skip
-    verified, recall = _verify(request, source, connector, target, projection, count)
-    gate = {"metric": "recall@10", "value": recall}
-    if request.queries is not None:
-        from smec_index.migration.supervised import ndcg_gate
-
-        gate = ndcg_gate(request, source, connector, target, projection)
-    sizes = connector.sizes(target)
-    Manifest(
-        backend=job.to_backend, collection=target, name=request.alias or target,
-        dim=request.dim, input_dim=source.info.dim, artifact=str(artifact.resolve()),
-        model=None, dataset=None, spec=connector.spec(target).to_dict(), count=count,
-        artifact_fingerprint=fingerprint, extra={"migrated_from": state["source"]},
-    ).save(request.data_dir)  # fmt: skip
-    if gate["value"] < request.min_recall:
-        what = ("recall@10 against the source's own search" if gate["metric"] == "recall@10"
-                else "nDCG@10 of held-out queries relative to the source's own search")  # fmt: skip
-        raise SmecError(
-            f"quality gate: {what} is {gate['value']:.3f}, "
-            f"{request.min_recall - gate['value']:.3f} below --min-recall {request.min_recall}; "
-            "the alias was not switched (try a larger --dim, or lower --min-recall knowingly)"
-        )
-    if request.alias:
-        state["alias"], state["alias_before"] = request.alias, connector.resolve(request.alias)
-        if state["alias_before"] == request.alias:
-            raise SmecError(f"--alias {request.alias}: that is a collection, not an alias")
-        write_json_atomic(progress, state)
-        connector.set_alias(request.alias, target)
-    return {
-        "source": state["source"],
-        "target": target,
-        "alias": request.alias,
-        "count": count,
-        "dim": request.dim,
-        "verified": verified,
-        "recall@10": round(recall, 4),
-        **{k: v for k, v in gate.items() if k.startswith("ndcg")},
-        "gate": gate["metric"],
-        "index_bytes_before": before,
-        "index_bytes_after": sizes.index_bytes,
-        "seconds": round(time.perf_counter() - started, 3),
-        "stream_seconds": state.get("stream_seconds"),
-        "writers": job.writers,
-        **({} if before is not None else {"index_bytes_before_is": source.index_bytes_unknown()}),
-    }
-
-
-def _create_target(job: _Job) -> None:
-    """A new target, or (``--restart`` / ``--overwrite``) a replaced one. A partition
-    joins a target another partition created: a smec-index collection of the same dim."""
-    request, target = job.request, job.target
-    # Partitions started together take turns, so none joins a target another is still
-    # creating (a Milvus collection without its index yet cannot be loaded).
-    lock = request.data_dir / "locks" / "migrate" / f"create-{job.to_backend}-{target}.lock"
-    with file_lock(lock, f"creating {target!r}", wait=True):
-        _create_or_join(job)
-
-
-def _create_or_join(job: _Job) -> None:
-    request, connector, target = job.request, job.connector, job.target
-    if connector.exists(target):
-        if job.partition is not None and not request.restart:
-            if connector.spec(target).dim == request.dim:
-                return
-        elif not (request.restart or request.overwrite):
+        if target.is_alias(name):
             raise SmecError(
-                f"target {target!r} already exists in {job.to_backend}; pass --overwrite to "
-                "replace it (or --to another name)"
+                f"--to {name}: that is an alias (of {target.resolve(name)!r}) at "
+                f"{target.where}; migrate writes a new collection: pick another --to"
             )
-    spec = IndexSpec(request.dim, metric="cosine", index="hnsw", params=request.index_params)
-    try:
-        connector.create(target, spec, overwrite=request.restart or request.overwrite)
-    except SmecError:
-        # another partition created it between the check and here: join it
-        if job.partition is None or connector.spec(target).dim != request.dim:
-            raise
-
-
-def _partition_progress(request: MigrateRequest, target: str) -> list[Path]:
-    stem = _progress_path(request, target).stem
-    return sorted((request.data_dir / "migrations").glob(f"{stem}.part*of*.json"))
-
-
-def _joined_partitions(request: MigrateRequest, target: str, fingerprint: str | None):
-    """The state of a target that ``--partition 0/N`` ... ``N-1/N`` filled, once all are
-    done: the whole-target run then only verifies and switches. None: no partitions ran."""
-    import json
-
-    found: dict[int, dict[int, dict[str, Any]]] = {}
-    for path in _partition_progress(request, target):
-        state = json.loads(path.read_text())
-        k, n = (int(x) for x in state["partition"].split("/"))
-        found.setdefault(n, {})[k] = state
-    if not found:
-        return None
-    if len(found) > 1:
-        raise SmecError(
-            f"progress of partitions into {target!r} with different N ({sorted(found)}) in "
-            f"{request.data_dir / 'migrations'}; remove the stale ones or pass --restart"
-        )
-    n, parts = next(iter(found.items()))
-    unfinished = [f"{k}/{n}" for k in range(n) if not parts.get(k, {}).get("done")]
-    if unfinished:
-        raise SmecError(
-            f"partitions {', '.join(unfinished)} of {target!r} have not finished (or ran "
-            "with another --data-dir: copy their progress files into this one's migrations/); "
-            "run them, then this command again"
-        )
-    if any(state["fingerprint"] != fingerprint for state in parts.values()):
-        raise SmecError(
-            f"the partitions of {target!r} used another projection than this run; pass the "
-            "same --artifact to all of them"
-        )
-    first = parts[0]
-    return {**first, "partition": None, "partitions": n, "done": True,
-            "written": sum(state["written"] for state in parts.values()),
-            "stream_seconds": max(state.get("stream_seconds", 0.0)
-                                  for state in parts.values())}  # fmt: skip
-
-
-RETRY_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each retry of a failed stream
-
-
-class SourceDataError(SmecError):
-    """Something in the source itself (NaN vectors): retrying cannot help."""
-
-
-def _stream(job: _Job, projection, state, progress, count) -> None:
-    """Copy from the last checkpoint on. A failure of either side (a server restarting, a
-    lost connection) is retried from the last checkpoint after 1, 2, 4 and 8 s; then the run
-    stops with one line, and the same command resumes it."""
-    request = job.request
-    total = count if job.partition is None else None  # a slice's size is known at the end
-    bar = tqdm(total=total, initial=state["written"], desc=f"migrate -> {job.target}",
-               unit="vec", disable=not request.progress)  # fmt: skip
-    began = time.perf_counter()
-    for attempt in range(len(RETRY_WAITS) + 1):
-        try:
-            _copy(job, projection, state, progress, bar)
-            break
-        except SourceDataError:
-            raise
-        except SmecError as exc:
-            if attempt == len(RETRY_WAITS):
+        if request.alias is not None:
+            if request.alias == name:
+                raise SmecError(f"--alias {request.alias}: the same name as --to; pick another")
+            if target.exists(request.alias) and not target.is_alias(request.alias):
                 raise SmecError(
-                    f"{exc} (gave up after {attempt + 1} tries; {state['written']} points "
-                    "are checkpointed: run the same command again to resume)"
-                ) from None
-            tqdm.write(
-                f"retrying in {RETRY_WAITS[attempt]:.0f} s from the last checkpoint: {exc}",
-                file=sys.stderr,
+                    f"--alias {request.alias}: that is a collection at {target.where}, not an "
+                    "alias; pick an alias name (the app's name for the collection)"
+                )
+        if target.exists(name) and not self.progress.owns_target():
+            raise SmecError(
+                f"target {name!r} already exists at {target.where} and this migration did not "
+                "create it; migrate never replaces a collection it did not create, even with "
+                "--overwrite: pick another --to, or drop it yourself"
             )
-            time.sleep(RETRY_WAITS[attempt])
-            bar.update(state["written"] - bar.n)  # back to the checkpoint
-    state["stream_seconds"] = round(
-        state.get("stream_seconds", 0.0) + time.perf_counter() - began, 3
-    )  # reading, projecting and writing, over every run that resumed
-    job.connector.flush(job.target)
-    state["done"], state["cursor"] = True, None
-    write_json_atomic(progress, state)
-    bar.close()
 
+    def go(self, started: float, say) -> dict[str, Any]:
+        request, source, target, name = self.request, self.source, self.target, self.name
+        self.check_names()  # again, now that no other run of it can be half-way
+        schema_fp = fingerprint(source.schema())
+        state = None if request.restart else self.progress.read(self.partition)
+        if state is not None:
+            check_schema(state, schema_fp, self.progress.shown_source)
+        changes = self.changes()
+        if changes and not (request.allow_schema_change or request.dry_run):
+            raise SmecError(
+                f"this migration would change the schema ({'; '.join(changes)}); an app "
+                "written for the source may break: pass --allow-schema-change to accept it "
+                "(--dry-run lists it as schema_diff)"
+            )
+        count = source.count()
+        projection, artifact, artifact_fp, kept = fit_projection(
+            request, source, self.progress, say)  # fmt: skip
+        if request.dry_run:
+            return self.plan(projection, count, changes, kept, started)
+        if state is not None and (
+            state.get("fingerprint") != artifact_fp or state.get("dim") != request.dim
+        ):
+            raise SmecError(
+                f"a migration into {name!r} was started with another projection; pass "
+                "--restart to start over"
+            )
+        if state is None and self.partition is None:
+            state = self._joined_partitions(artifact_fp)
+        if state is None:
+            state = {"source": self.progress.shown_source, "target": name,
+                     "target_location": target.where, "dim": request.dim,
+                     "fingerprint": artifact_fp, "artifact": str(Path(artifact).resolve()),
+                     "source_schema": schema_fp, "cursor": None, "written": 0,
+                     "done": False}  # fmt: skip
+            if self.partition is not None:
+                state["partition"] = str(self.partition)
+            self.progress.write(state, self.partition)  # before create: the target is ours
+            self._create()
+        if not state["done"]:
+            job = Job(source, target, name, request.dim, request.batch_size,
+                      request.checkpoint_rows, self.partition, self.writers,
+                      flush_at_checkpoints=self.flush_at_checkpoints,
+                      progress=request.progress)  # fmt: skip
+            total = count if self.partition is None else None  # a slice's size: at the end
+            stream(job, projection, state,
+                   lambda s: self.progress.write(s, self.partition), total)  # fmt: skip
+        if self.partition is not None:
+            return {
+                "source": state["source"], "target": name, "partition": str(self.partition),
+                "written": state["written"], "count": count, "dim": request.dim,
+                "verified": False, "seconds": round(time.perf_counter() - started, 3),
+                "next": "when every partition is done, run the same command without "
+                "--partition (same --data-dir) to verify the whole target and switch the alias",
+            }  # fmt: skip
+        verify.verify(source, target, name, projection, request.dim, count)
+        search = lambda v, k: target.search(name, v, k)  # noqa: E731
+        recall = verify.recall_gate(source, search, projection, request.dim)
+        gate = self.gate(search, projection) if request.queries is not None else recall
+        diff = self._schema_after() if self.mirror else changes
+        self._manifest(state, artifact, artifact_fp, count)
+        if gate["value"] < request.min_recall:
+            raise SmecError(self.gate_message(gate))
+        if request.alias:
+            state["alias"], state["alias_before"] = request.alias, target.resolve(request.alias)
+            self.progress.write(state)
+            target.set_alias(request.alias, name)
+        return {
+            "source": state["source"],
+            "target": name,
+            "alias": request.alias,
+            "count": count,
+            "dim": request.dim,
+            "verified": True,
+            "recall@10": round(recall["value"], 4),
+            **{k: v for k, v in gate.items() if k.startswith("ndcg")},
+            "gate": gate["metric"],
+            "schema_diff": diff,
+            "target_location": target.where,
+            "artifact": str(Path(artifact).resolve()),
+            "index_bytes_before": source.index_bytes(),
+            "index_bytes_after": target.index_bytes(name),
+            "seconds": round(time.perf_counter() - started, 3),
+            "stream_seconds": state.get("stream_seconds"),
+            "writers": self.writers,
+            **({} if source.index_bytes() is not None
+               else {"index_bytes_before_is": source.index_bytes_unknown()}),
+        }  # fmt: skip
 
-def _copy(job: _Job, projection, state, progress, bar) -> None:
-    """One pass from ``state["cursor"]``: a reader thread fetches the next source batch
-    while this thread projects and up to ``job.writers`` threads write. Writes complete in
-    any order; the checkpoint only moves past a batch once it and every batch before it are
-    written, so a kill loses at most what came after the last checkpoint. ``state`` holds
-    only checkpointed progress: after a failure it is exactly where the next pass starts."""
-    request, connector = job.request, job.connector
-    in_flight: deque[tuple[Future, int, Any]] = deque()
-    since, written = 0, state["written"]
+    def _schema_after(self) -> list[str]:
+        """The copy's schema against the source's, as the engine now describes both."""
+        from smec_index.connectors.source import schema_diff
 
-    def settle(limit: int) -> None:
-        """Take finished writes in order; wait while more than ``limit`` are in flight."""
-        nonlocal since, written
-        while in_flight and (len(in_flight) > limit or in_flight[0][0].done()):
-            future, n, cursor = in_flight.popleft()
-            future.result()
-            written += n
-            since += n
-            bar.update(n)
-            if since >= request.checkpoint_rows:
-                _checkpoint(connector, job.to_backend, job.target, state, cursor, progress,
-                            written)  # fmt: skip
-                since = 0
+        return schema_diff(self.source.schema(), self.target.schema(self.name),
+                           {self.target.dim_path()})  # fmt: skip
 
-    batches = job.source.iterate(request.batch_size, state["cursor"], job.partition)
-    with ThreadPoolExecutor(job.writers, thread_name_prefix="migrate-write") as pool:
-        try:
-            ahead = prefetched(batches, depth=2) if job.read_ahead else batches
-            with contextlib.closing(ahead):
-                for batch in ahead:
-                    _check_finite(batch.vectors, batch.ids)
-                    future: Future = Future()
-                    if batch.ids:
-                        vectors = projection.transform(batch.vectors, request.dim)
-                        future = pool.submit(
-                            connector.add, job.target, batch.ids, vectors, batch.payloads,
-                            batch_size=request.batch_size,
-                        )  # fmt: skip
-                    else:  # a partition's empty slice of a batch: only the cursor moves
-                        future.set_result(None)
-                    in_flight.append((future, len(batch.ids), batch.cursor))
-                    settle(job.writers if job.read_ahead else 0)
-            settle(0)
-        finally:
-            for future, _, _ in in_flight:
-                future.cancel()
-    state["written"] = written  # all of it; the caller records it as done
+    def gate(self, search, projection) -> dict[str, Any]:
+        if self.request.queries is not None:
+            from smec_index.migration.supervised import ndcg_gate
 
+            return ndcg_gate(self.request, self.source, search, projection)
+        return verify.recall_gate(self.source, search, projection, self.request.dim)
 
-def prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
-    """``items``, read ahead by a thread (at most ``depth`` waiting), so that reading the
-    source overlaps projecting and writing. Its exceptions come out here."""
-    done = object()
-    waiting: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item: Any) -> bool:
-        while not stop.is_set():
-            try:
-                waiting.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def read() -> None:
-        try:
-            for item in items:
-                if not put(item):
-                    break
-            else:
-                put(done)
-        except BaseException as exc:  # handed over to the consumer
-            put(_Raised(exc))
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    close()
-
-    reader = threading.Thread(target=read, name="migrate-read", daemon=True)
-    reader.start()
-    try:
-        while True:
-            item = waiting.get()
-            if item is done:
-                return
-            if isinstance(item, _Raised):
-                raise item.error
-            yield item
-    finally:
-        stop.set()
-        reader.join(timeout=30)
-
-
-@dataclass
-class _Raised:
-    error: BaseException
-
-
-def _checkpoint(connector, to_backend, target, state, cursor, progress, written) -> None:
-    if to_backend in IN_MEMORY_WRITES:
-        connector.flush(target)
-    state["cursor"], state["written"] = cursor, written
-    write_json_atomic(progress, state)
-
-
-def _id_digest(ids) -> tuple[int, int]:
-    """Count and an order-free digest of a stream of ids (sum of 64-bit hashes)."""
-    count, total = 0, 0
-    for point_id in ids:
-        count += 1
-        total = (
-            total
-            + int.from_bytes(hashlib.blake2b(point_id.encode(), digest_size=8).digest(), "little")
-        ) % (1 << 64)
-    return count, total
-
-
-def _verify(request, source, connector, target, projection, count) -> tuple[bool, float]:
-    got = connector.count(target)
-    if got != count:
-        raise SmecError(
-            f"the target holds {got} points, the source {count}; not switched: run again to resume"
+    def gate_message(self, gate: dict[str, Any]) -> str:
+        request, value = self.request, gate["value"]
+        if gate["metric"] == "recall@10":
+            what = (f"recall@10 against the source's own search ({gate['queries']} source "
+                    "points as queries)")  # fmt: skip
+            options = ("pass --queries/--qrels to judge by nDCG@10 of real queries instead "
+                       "(agreement with the source understates a projection trained on "
+                       "qrels), ")  # fmt: skip
+        else:
+            what = "nDCG@10 of held-out queries relative to the source's own search"
+            options = ""
+        return (
+            f"quality gate: {what} is {value:.3f}, {request.min_recall - value:.3f} below "
+            f"--min-recall {request.min_recall}; the alias was not switched. Either "
+            f"{options}try a larger --dim than {request.dim}, or accept this figure knowingly "
+            f"with --min-recall {max(0.0, value - 0.0005):.3f}"
         )
-    source_ids = _id_digest(i for ids in source.ids(10_000) for i in ids)
-    target_ids = _id_digest(i for b in connector.iterate(target, 10_000) for i in b.ids)
-    if source_ids != target_ids:
-        raise SmecError("the target's ids differ from the source's; not switched: pass --restart")
-    sample = [b for _, b in zip(range(1), source.iterate(SAMPLE, None), strict=False)][0]
-    stored = connector.get(target, sample.ids)
-    expected = projection.transform(sample.vectors, request.dim)
-    if stored.ids != sample.ids or not np.allclose(stored.vectors, expected, atol=1e-5):
-        raise SmecError(
-            "sampled target vectors differ from the projection of the source's; not switched"
-        )
-    if stored.payloads != sample.payloads:
-        raise SmecError("sampled target payloads differ from the source's; not switched")
-    truth = source.search(sample.vectors, 10)
-    found, _ = connector.search(target, expected, 10)
-    recall = float(
-        np.mean([len(set(t) & set(f)) / max(1, len(t)) for t, f in zip(truth, found, strict=True)])
-    )
-    return True, recall
 
+    def plan(self, projection, count, changes, kept, started) -> dict[str, Any]:
+        """What a run would do, writing nothing; its gate figure measured on the same
+        queries against the same truth as the real gate's (see :mod:`verify`)."""
+        request = self.request
+        search = verify.exact_search(self.source, projection, request.dim, request.progress)
+        gate = self.gate(search, projection)
+        before = self.source.index_bytes()
+        return {
+            "source": self.progress.shown_source,
+            "target": self.name,
+            "alias": request.alias,
+            "count": count,
+            "dim": request.dim,
+            "verified": False,
+            "dry_run": True,
+            "gate": gate["metric"],
+            "gate_value": round(gate["value"], 4),
+            "gate_passes": gate["value"] >= request.min_recall,
+            "gate_is": "the real gate's queries and truth (the source's own search), against "
+            "exact search over every projected source vector (the target's index does not "
+            "exist yet; its approximation can lower the real figure slightly)",
+            **({"recall@10": round(gate["value"], 4)} if gate["metric"] == "recall@10" else {}),
+            **{k: v for k, v in gate.items() if k.startswith("ndcg")},
+            "schema_diff": changes,
+            "target_location": self.target.where,
+            "artifact": str(Path(kept).resolve()),
+            "artifact_is": "given"
+            if request.artifact is not None
+            else "fitted by the run (a dry run saves nothing)",
+            "index_bytes_before": before,
+            "index_bytes_after": None
+            if before is None
+            else int(before * request.dim / self.source.info.dim),
+            "index_bytes_after_is": "the source's scaled by the dim ratio",
+            "seconds": round(time.perf_counter() - started, 3),
+        }
 
-def _plan(request, source, projection, count, before, target, connector, started) -> dict[str, Any]:
-    """What a migration would do, from one sample batch, writing nothing.
+    def _create(self) -> None:
+        """A new target, or (``--restart`` / ``--overwrite``) this migration's own target
+        replaced. A partition joins a target another partition created."""
+        request, target, name = self.request, self.target, self.name
+        # Partitions started together take turns, so none joins a target another is still
+        # creating (a Milvus collection without its index yet cannot be loaded).
+        lock = (request.data_dir / "locks" / "migrate"
+                / f"create-{self.progress.folder.name}-{self.progress.stem}.lock")  # fmt: skip
+        with file_lock(lock, f"creating {name!r}", wait=True):
+            if target.exists(name):
+                if self.partition is not None and not request.restart:
+                    return  # another slice created it (check_names: it is this migration's)
+                if not (request.restart or request.overwrite):
+                    raise SmecError(
+                        f"target {name!r} already exists at {target.where} (an earlier run "
+                        "of this migration made it, and its progress is gone); pass "
+                        "--overwrite to replace it, or --to another name"
+                    )
+                target.drop(name)
+            target.create(name, request.dim)
 
-    Quality is estimated inside the sample: how many of each point's 10 nearest sample
-    neighbours (full vectors, exact) stay among its 10 nearest after projection. Time is the
-    sample's read-and-project rate extrapolated to the count (writing and index building
-    come on top).
-    """
-    began = time.perf_counter()
-    sample = next(iter(source.iterate(SAMPLE, None)))
-    full = _unit(sample.vectors)
-    projected = projection.transform(sample.vectors, request.dim)
-    rate = len(sample.ids) / max(time.perf_counter() - began, 1e-9)
-    k = min(10, len(sample.ids) - 1)
-    truth = np.argsort(-(full @ full.T), axis=1)[:, 1 : k + 1]
-    found = np.argsort(-(projected @ projected.T), axis=1)[:, 1 : k + 1]
-    estimate = float(
-        np.mean([len(set(t) & set(f)) / max(1, k) for t, f in zip(truth, found, strict=True)])
-    )
-    after = None if before is None else int(before * request.dim / source.info.dim)
-    return {
-        "source": f"{request.backend}:{source.info.where}/{request.collection}",
-        "target": target,
-        "alias": request.alias,
-        "count": count,
-        "dim": request.dim,
-        "verified": False,
-        "dry_run": True,
-        "recall@10": round(estimate, 4),
-        "recall@10_is": f"an estimate: neighbours kept within a {len(sample.ids)}-point sample",
-        "index_bytes_before": before,
-        "index_bytes_after": after,
-        "index_bytes_after_is": "the source's scaled by the dim ratio",
-        "estimated_seconds": round(count / rate, 1),
-        "seconds": round(time.perf_counter() - started, 3),
-    }
+    def _manifest(self, state, artifact, artifact_fp, count) -> None:
+        """A smec-index collection's manifest (``search`` and ``info`` read it). A mirror
+        is the user's collection: how to query it is in the progress record instead."""
+        if self.mirror:
+            return
+        from smec_index.index import Manifest
 
+        request = self.request
+        Manifest(
+            backend=self.to_backend, collection=self.name, name=request.alias or self.name,
+            dim=request.dim, input_dim=self.source.info.dim,
+            artifact=str(Path(artifact).resolve()), model=None, dataset=None,
+            spec=self.target.spec(self.name), count=count, artifact_fingerprint=artifact_fp,
+            extra={"migrated_from": state["source"]},
+        ).save(request.data_dir)  # fmt: skip
 
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    from smec_index.vectors import normalize
+    def _joined_partitions(self, artifact_fp: str | None):
+        """The state of a target that ``--partition 0/N`` ... ``N-1/N`` filled, once all are
+        done: the whole-target run then only verifies and switches. None: no partitions ran."""
+        import json
 
-    return normalize(vectors)
+        found: dict[int, dict[int, dict[str, Any]]] = {}
+        for path in self.progress.partitions():
+            state = json.loads(path.read_text())
+            k, n = (int(x) for x in state["partition"].split("/"))
+            found.setdefault(n, {})[k] = state
+        if not found:
+            return None
+        where = self.progress.folder
+        if len(found) > 1:
+            raise SmecError(
+                f"progress of partitions into {self.name!r} with different N ({sorted(found)}) "
+                f"in {where}; remove the stale ones or pass --restart"
+            )
+        n, parts = next(iter(found.items()))
+        unfinished = [f"{k}/{n}" for k in range(n) if not parts.get(k, {}).get("done")]
+        if unfinished:
+            raise SmecError(
+                f"partitions {', '.join(unfinished)} of {self.name!r} have not finished (or ran "
+                f"with another --data-dir: copy their progress files into {where}); run them, "
+                "then this command again"
+            )
+        if any(state["fingerprint"] != artifact_fp for state in parts.values()):
+            raise SmecError(
+                f"the partitions of {self.name!r} used another projection than this run; pass "
+                "the same --artifact to all of them"
+            )
+        first = parts[0]
+        state = {**first, "partition": None, "partitions": n, "done": True,
+                 "written": sum(state["written"] for state in parts.values()),
+                 "stream_seconds": max(state.get("stream_seconds", 0.0)
+                                       for state in parts.values())}  # fmt: skip
+        self.progress.write(state)
+        return state

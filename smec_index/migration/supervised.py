@@ -71,16 +71,20 @@ def _judged(request: Any, queries: Embeddings) -> dict[str, dict[str, int]]:
     return known
 
 
-def fit_supervised(request: Any, source: Any, ids: list[str], vectors: np.ndarray, say):
-    """The better of SMEC (trained on the train queries) and PCA on the held-out queries."""
+def fit_supervised(
+    request: Any, source: Any, ids: list[str], vectors: np.ndarray, folder: Any, say
+):
+    """The better of SMEC (trained on the train queries) and PCA on the held-out queries.
+
+    ``folder(name)`` is where an artifact of that name is kept for this source."""
     queries = load_queries(request, source.info.dim)
     qrels = _judged(request, queries)
     key = hashlib.sha256()
     for path in (request.queries, request.qrels):
         key.update(Path(path).read_bytes())
     key.update(f"{request.dim}-{len(ids)}".encode())
-    name = f"{source.info.collection}-supervised-{request.dim}-{key.hexdigest()[:12]}"
-    where = request.data_dir / "artifacts" / "migrations" / name
+    where = folder(f"supervised-{request.dim}-{key.hexdigest()[:12]}")
+    name = where.name
     record = where.with_name(f"{name}.selection.json")
     if (where / "config.json").is_file() and record.is_file():
         chosen = json.loads(record.read_text())
@@ -131,13 +135,14 @@ def _corpus(source: Any, ids: list[str], vectors: np.ndarray, qrels) -> Embeddin
     return Embeddings(list(ids), vectors)
 
 
-def ndcg_gate(request: Any, source: Any, connector: Any, target: str, projection) -> dict:
-    """nDCG@10 of the held-out queries in the target relative to the source's own search."""
+def ndcg_gate(request: Any, source: Any, search: Any, projection) -> dict:
+    """nDCG@10 of the held-out queries searched by ``search(vectors, k)`` (the target's,
+    or a dry run's exact search) relative to the source's own search."""
     queries = load_queries(request, source.info.dim)
     _, held = split(_judged(request, queries))
     vectors = queries.take(list(held))
     truth = source.search(vectors, 10)
-    found, _ = connector.search(target, projection.transform(vectors, request.dim), 10)
+    found = search(projection.transform(vectors, request.dim), 10)
     before = float(np.mean([ndcg_at_k(r, held[q], 10) for q, r in zip(held, truth, strict=True)]))
     after = float(np.mean([ndcg_at_k(r, held[q], 10) for q, r in zip(held, found, strict=True)]))
     return {

@@ -1,0 +1,322 @@
+"""Reading a Milvus collection someone made (a server, or a milvus-lite ``.db``) with
+pymilvus, and describing its schema as plain JSON.
+
+Nothing here writes to the source. Its copy with smaller vectors is
+:class:`~smec_index.connectors.milvus.mirror.MilvusMirror`, which shares the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smec_index.connectors.source import Partition, SourceBatch, SourceInfo
+from smec_index.errors import SmecError
+from smec_index.secrets import shown_url
+
+METRICS = {"COSINE": "cosine", "IP": "ip", "L2": "l2"}
+SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
+# describe_index keys that report build progress, not what the index is
+INDEX_PROGRESS = {"total_rows", "indexed_rows", "pending_index_rows", "state",
+                  "index_state_fail_reason"}  # fmt: skip
+
+
+def plain(value: Any) -> Any:
+    """A describe_collection value as plain JSON: enums by name, a protobuf default value
+    (``string_data: "x"``) as the value it holds."""
+    if hasattr(value, "WhichOneof"):
+        kind = value.WhichOneof("data")
+        return None if kind is None else getattr(value, kind)
+    if hasattr(value, "name") and hasattr(value, "value"):  # DataType and other enums
+        return value.name
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def describe(client: Any, collection: str) -> dict[str, Any]:
+    """A Milvus collection's schema: fields in order with types and parameters, the
+    dynamic-field setting, description, consistency level, properties, partitions (by name,
+    or the partition key's count), and every index (vector and scalar) with its
+    parameters."""
+    described = client.describe_collection(collection)
+    fields = {}
+    for f in described["fields"]:
+        entry = {k: plain(v) for k, v in f.items() if k not in ("field_id", "name")}
+        entry.setdefault("params", {})
+        fields[f["name"]] = entry
+    partition_key = any(f.get("is_partition_key") for f in described["fields"])
+    indexes = {}
+    for name in client.list_indexes(collection):
+        info = client.describe_index(collection, name)
+        indexes[name] = {k: plain(v) for k, v in info.items() if k not in INDEX_PROGRESS}
+    return {
+        "description": described.get("description", ""),
+        "auto_id": bool(described.get("auto_id")),
+        "enable_dynamic_field": bool(described.get("enable_dynamic_field")),
+        "consistency_level": described.get("consistency_level_name")
+        or plain(described.get("consistency_level")),
+        "properties": plain(described.get("properties") or {}),
+        "functions": plain(described.get("functions") or []),
+        "field_order": [f["name"] for f in described["fields"]],
+        "fields": fields,
+        "partitions": {"key": int(described.get("num_partitions", 0))}
+        if partition_key
+        else sorted(client.list_partitions(collection)),
+        "indexes": indexes,
+    }
+
+
+class MilvusSource:
+    """A Milvus collection (server or milvus-lite): its primary key, its one FLOAT_VECTOR
+    field, and every other field (dynamic ones too) as payload. Read in primary-key order,
+    so the cursor is the last key read."""
+
+    def __init__(self, uri: str, token: str | None, collection: str):
+        from pymilvus import DataType
+
+        from smec_index.connectors.milvus.client import GuardedClient, connect, open_lite
+
+        lite = not uri.startswith(SERVER_SCHEMES)
+        self._lite_path = Path(uri).resolve() if lite else None
+        if lite:
+            if not Path(uri).exists():
+                raise SmecError(f"--uri {uri}: no milvus-lite database there")
+            raw, where, location = open_lite(self._lite_path), str(uri), f"lite:{self._lite_path}"
+        else:
+            raw = connect(uri, token or os.environ.get("MILVUS_TOKEN", ""), 10)
+            where = location = shown_url(uri)
+        self.client = GuardedClient(raw, where)
+        self._raw = raw
+        try:
+            self.__open(collection, where, location, lite, DataType)
+        except BaseException:
+            self.close()
+            raise
+
+    def __open(self, collection, where, location, lite, DataType) -> None:
+        known = aliases(self.client)
+        if collection in known:
+            raise SmecError(
+                f"{collection!r} is an alias of {known[collection]!r} at {where}; pass the "
+                f"collection (--collection {known[collection]}) and keep the alias for --alias"
+            )
+        if not self.client.has_collection(collection):
+            raise SmecError(f"no Milvus collection {collection!r} at {where}; check --collection")
+        fields = self.client.describe_collection(collection)["fields"]
+        primary = [f for f in fields if f.get("is_primary")]
+        vectors = [f for f in fields if f["type"] == DataType.FLOAT_VECTOR]
+        others = [f for f in fields if "VECTOR" in plain(f["type"]) and f not in vectors]
+        if len(primary) != 1 or len(vectors) != 1 or others:
+            raise SmecError(
+                f"Milvus collection {collection!r} has {len(vectors)} float vector fields, "
+                f"{len(others)} other vector fields and {len(primary)} primary keys; migrate "
+                "reads collections with one primary key and one vector field"
+            )
+        self.pk, self.vector = primary[0]["name"], vectors[0]["name"]
+        self.string_pk = primary[0]["type"] == DataType.VARCHAR
+        metric = "cosine"
+        for index in self.client.list_indexes(collection):
+            described = self.client.describe_index(collection, index)
+            if described.get("field_name") == self.vector:
+                metric = METRICS.get(str(described.get("metric_type")).upper(), "cosine")
+        self.collection = collection
+        self.client.load_collection(collection)
+        dim = int(vectors[0]["params"]["dim"])
+        self.info = SourceInfo(where, collection, dim, metric, location, self.vector,
+                               {"lite": lite})  # fmt: skip
+
+    def schema(self) -> dict[str, Any]:
+        return describe(self.client, self.collection)
+
+    def count(self) -> int:
+        return count(self.client, self.collection)
+
+    def _literal(self, value: Any) -> str:
+        return json.dumps(str(value)) if self.string_pk else str(int(value))
+
+    def batch(
+        self, rows: list[dict[str, Any]], cursor: Any = None, dim: int | None = None
+    ) -> SourceBatch:
+        """Rows as read (``*``) into a batch: the key, the vector, the rest as payload.
+        ``dim``: the vectors' size, when not the source's (a copy's)."""
+        skip = (self.pk, self.vector)
+        return SourceBatch(
+            [str(r[self.pk]) for r in rows],
+            [r[self.pk] for r in rows],
+            np.asarray([r[self.vector] for r in rows], np.float32).reshape(
+                -1, dim or self.info.dim
+            ),
+            [{k: v for k, v in r.items() if k not in skip} for r in rows],
+            cursor,
+        )
+
+    def pages(
+        self,
+        collection: str,
+        batch_size: int,
+        filter: str,
+        fields: list[str],
+        partitions: list[str] | None = None,
+    ) -> Iterator[list[dict]]:
+        # strict_float32: pymilvus hands each vector over as a row of one float32 array
+        # instead of a list of Python floats, which was most of the time spent reading.
+        iterator = self.client.query_iterator(
+            collection,
+            batch_size=min(batch_size, 16384),
+            filter=filter,
+            output_fields=fields,
+            consistency_level="Strong",
+            strict_float32=True,
+            **({"partition_names": partitions} if partitions else {}),
+        )
+        try:
+            while rows := self._next(iterator, collection):
+                yield rows
+        finally:
+            with contextlib.suppress(Exception):  # the server may be gone: nothing to close
+                iterator.close()
+
+    def iterate(
+        self, batch_size: int, cursor: Any, partition: Partition | None = None
+    ) -> Iterator[SourceBatch]:
+        """In key order; a collection with partitions by name, one partition after another
+        (the cursor is then ``[partition number, last key]``), each batch naming its own."""
+        named = self.named_partitions()
+        if not named:
+            yield from self._iterate_in(None, batch_size, cursor, partition)
+            return
+        start, last = (0, None) if cursor is None else cursor
+        for number in range(start, len(named)):
+            after = last if number == start else None
+            for batch in self._iterate_in(named[number], batch_size, after, partition):
+                batch.cursor, batch.partition = [number, batch.cursor], named[number]
+                yield batch
+
+    def named_partitions(self) -> list[str]:
+        """The partitions by name (``_default`` among them), or [] where there is only
+        ``_default`` or a partition key places the rows."""
+        partitions = self.schema_partitions()
+        if isinstance(partitions, dict) or partitions == ["_default"]:
+            return []
+        return partitions
+
+    def schema_partitions(self) -> Any:
+        if not hasattr(self, "_partitions"):
+            self._partitions = describe(self.client, self.collection)["partitions"]
+        return self._partitions
+
+    def _iterate_in(
+        self, name: str | None, batch_size: int, cursor: Any, partition: Partition | None
+    ) -> Iterator[SourceBatch]:
+        terms = [] if cursor is None else [f"{self.pk} > {self._literal(cursor)}"]
+        on_server = partition is not None and not self.string_pk
+        if on_server:  # C-style remainder: a negative key leaves k - n
+            n, k = partition.n, partition.k
+            terms.append(f"({self.pk} % {n} == {k} or {self.pk} % {n} == {k - n})")
+        pages = self.pages(self.collection, batch_size, " and ".join(terms), ["*"],
+                           [] if name is None else [name])  # fmt: skip
+        for rows in pages:
+            batch = self.batch(rows, rows[-1][self.pk])
+            yield batch if partition is None or on_server else partition.select(batch)
+
+    def raw_id(self, point_id: str) -> Any:
+        return point_id if self.string_pk else int(point_id)
+
+    def ids(self, batch_size: int) -> Iterator[list[str]]:
+        for rows in self.pages(self.collection, batch_size, "", [self.pk]):
+            yield [str(r[self.pk]) for r in rows]
+
+    def _next(self, iterator: Any, collection: str) -> list[dict[str, Any]]:
+        from pymilvus import MilvusException
+
+        from smec_index.connectors.milvus.client import one_line
+
+        try:
+            return iterator.next()
+        except MilvusException as exc:
+            raise SmecError(
+                f"reading {collection!r} from Milvus at {self.info.where} failed: {one_line(exc)}"
+            ) from None
+
+    def get(self, raw_ids: list[Any]) -> SourceBatch:
+        return self.get_from(self.collection, raw_ids)
+
+    def get_from(self, collection: str, raw_ids: list[Any], dim: int | None = None) -> SourceBatch:
+        """Points of ``collection`` (this source, or a copy of ``dim``-d vectors) by key."""
+        rows = self.client.get(collection, ids=raw_ids, output_fields=["*"])
+        order = {str(r[self.pk]): r for r in rows}
+        return self.batch([order[str(i)] for i in raw_ids if str(i) in order], None, dim)
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
+        return self.search_in(self.collection, vectors, k)
+
+    def search_in(self, collection: str, vectors: np.ndarray, k: int) -> list[list[str]]:
+        results = self.client.search(
+            collection, data=list(vectors), limit=k, anns_field=self.vector, output_fields=[]
+        )
+        return [[str(hit.get("id", hit.get(self.pk))) for hit in hits] for hits in results]
+
+    def index_bytes(self) -> int | None:
+        return self.index_bytes_of(self.collection)
+
+    def index_bytes_of(self, collection: str) -> int | None:
+        if self._lite_path is None:
+            return None
+        from smec_index.connectors.storage import disk_bytes
+
+        folder = self._lite_path / "collections" / collection
+        vector = self.vector
+
+        def is_index(path: Path) -> bool:
+            # partitions/<p>/indexes/<data>.<field>.<type>.idx: a FAISS index with the vectors
+            return (
+                path.parent.name == "indexes"
+                and path.name.endswith(".idx")
+                and (f".{vector}." in path.name)
+            )
+
+        found = disk_bytes(folder, keep=is_index) if folder.is_dir() else 0
+        return found or None  # no index file (FLAT, or not written yet): unknown
+
+    def index_bytes_unknown(self) -> str:
+        if self._lite_path is not None:
+            return "milvus-lite wrote no vector index file for it (FLAT, or not built yet)"
+        return "a Milvus server's index files are on the server, reached only by its address"
+
+    def mirror(self) -> Any:
+        from smec_index.connectors.milvus.mirror import MilvusMirror
+
+        return MilvusMirror(self)
+
+    def close(self) -> None:
+        from smec_index.connectors.milvus.client import close_lite
+
+        if self._lite_path is None:
+            self._raw.close()
+        else:
+            close_lite(self._lite_path, self._raw)
+
+
+def count(client: Any, collection: str) -> int:
+    rows = client.query(
+        collection, filter="", output_fields=["count(*)"], consistency_level="Strong"
+    )
+    return int(rows[0]["count(*)"])
+
+
+def aliases(client: Any) -> dict[str, str]:
+    """alias -> collection, over every collection (Milvus 2.3 lists aliases per collection)."""
+    found = {}
+    for name in client.list_collections():
+        for alias in client.list_aliases(name).get("aliases", []):
+            found[alias] = name
+    return found

@@ -1,0 +1,300 @@
+"""Reading a Qdrant collection someone made: through qdrant-client (a server, or a local
+storage folder of ``QdrantClient(path=...)``), or a qdrant-edge shard.
+
+Nothing here writes to the source. Its copy with smaller vectors is
+:class:`~smec_index.connectors.qdrant.mirror.QdrantMirror`, which shares the client: a
+local folder admits one client at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smec_index.connectors.source import Partition, SourceBatch, SourceInfo
+from smec_index.errors import SmecError
+from smec_index.secrets import shown_url
+
+METRICS = {"Cosine": "cosine", "Dot": "ip", "Euclid": "l2"}
+EDGE_CONFIG = "edge_config.json"  # what qdrant-edge writes in every shard folder
+
+
+def pick_vector(vectors: dict[str, Any], using: str | None, collection: str) -> str:
+    """The vector to migrate: ``using``, else the unnamed one, else the only one there is."""
+    if using is not None:
+        if using not in vectors:
+            have = ", ".join(repr(name) for name in vectors)
+            raise SmecError(f"--using {using}: collection {collection!r} has vectors {have}")
+        return using
+    if "" in vectors:  # the unnamed vector: the default one, beside any added named ones
+        return ""
+    if len(vectors) != 1:
+        have = ", ".join(repr(name) for name in vectors)
+        raise SmecError(
+            f"Qdrant collection {collection!r} has {len(vectors)} vectors ({have}); pick the "
+            "one to compress with --using (the others are copied unchanged)"
+        )
+    return next(iter(vectors))
+
+
+def raw_id(point_id: str) -> int | str:
+    """Qdrant's own id back from its string: an unsigned integer or a UUID."""
+    return int(point_id) if point_id.isdigit() else point_id
+
+
+class QdrantReader:
+    """What a qdrant-client collection and a qdrant-edge shard share: records in, batches
+    out. ``self.using`` is the migrated vector's name (``""``: the unnamed one)."""
+
+    using: str
+    info: SourceInfo
+
+    def _split(self, record: Any) -> tuple[Any, dict[str, Any]]:
+        """The migrated vector of a record, and its other vectors (carried unchanged)."""
+        vector = record.vector
+        if not isinstance(vector, dict):
+            return vector, {}
+        return vector[self.using], {k: v for k, v in vector.items() if k != self.using}
+
+    def _batch(self, records: list[Any], cursor: Any = None) -> SourceBatch:
+        split = [self._split(r) for r in records]
+        return SourceBatch(
+            [str(r.id) for r in records],
+            [r.id for r in records],
+            np.asarray([v for v, _ in split], dtype=np.float32).reshape(-1, self.info.dim),
+            [dict(r.payload or {}) for r in records],
+            cursor,
+            [others for _, others in split],
+        )
+
+    def _scroll(self, offset: Any, limit: int, full: bool) -> tuple[list[Any], Any]:
+        raise NotImplementedError
+
+    def iterate(
+        self, batch_size: int, cursor: Any, partition: Partition | None = None
+    ) -> Iterator[SourceBatch]:
+        offset = cursor
+        while True:
+            records, offset = self._scroll(offset, batch_size, True)
+            if records:
+                batch = self._batch(records, offset)
+                yield batch if partition is None else partition.select(batch)
+            if offset is None:
+                return
+
+    def raw_id(self, point_id: str) -> Any:
+        return raw_id(point_id)
+
+    def ids(self, batch_size: int) -> Iterator[list[str]]:
+        offset = None
+        while True:
+            records, offset = self._scroll(offset, batch_size, False)
+            yield [str(r.id) for r in records]
+            if offset is None:
+                return
+
+
+def collection_schema(client: Any, collection: str) -> dict[str, Any]:
+    """What a Qdrant collection is, as plain JSON: its parameters (vectors with their
+    sizes and distances, sparse vectors, shards, payload storage), HNSW, optimizer, WAL and
+    quantization settings, metadata, and payload indexes with their types."""
+    info = client.get_collection(collection)
+    config = info.config
+    dump = lambda model: None if model is None else model.model_dump(mode="json")  # noqa: E731
+    params = dump(config.params)
+    for noise in ("read_fan_out_factor", "read_fan_out_delay_ms"):  # read-time settings
+        params.pop(noise, None)
+    return {
+        "params": params,
+        "hnsw_config": dump(config.hnsw_config),
+        "optimizer_config": dump(config.optimizer_config),
+        "wal_config": dump(config.wal_config),
+        "quantization_config": dump(config.quantization_config),
+        "strict_mode_config": dump(config.strict_mode_config),
+        "metadata": config.metadata,
+        "payload_indexes": {
+            name: {"data_type": dump(index).get("data_type"), "params": dump(index).get("params")}
+            for name, index in (info.payload_schema or {}).items()
+        },
+    }
+
+
+class QdrantSource(QdrantReader):
+    """A Qdrant collection through qdrant-client: a server, or a local storage folder."""
+
+    def __init__(
+        self,
+        collection: str,
+        url: str | None,
+        api_key: str | None,
+        path: str | None,
+        using: str | None = None,
+    ):
+        from qdrant_client import QdrantClient
+
+        if path is not None:
+            folder = Path(path)
+            if not (folder / "collection").is_dir():
+                raise SmecError(
+                    f"--path {folder}: no Qdrant local storage and no qdrant-edge shard "
+                    f"{collection!r} there; pass the folder given to QdrantClient(path=...), or "
+                    "the folder holding the shard"
+                )
+            with warnings.catch_warnings():  # "local mode is not recommended above 20k"
+                warnings.simplefilter("ignore", UserWarning)
+                try:
+                    self.client = QdrantClient(path=str(folder))
+                except RuntimeError as exc:  # "already accessed by another instance"
+                    raise SmecError(
+                        f"--path {folder}: {str(exc).splitlines()[0]}; close the app that has "
+                        "it open (a local folder admits one client), then run again"
+                    ) from None
+            where, location = str(folder), f"path:{folder.resolve()}"
+        else:
+            from smec_index.connectors.qdrant.server import connect_server
+
+            self.client = connect_server(url, api_key or os.environ.get("QDRANT_API_KEY"), 10)
+            where = location = shown_url(url)
+        self.collection = collection
+        self.local = path is not None
+        aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+        if collection in aliases:
+            raise SmecError(
+                f"{collection!r} is an alias of {aliases[collection]!r} at {where}; pass the "
+                f"collection (--collection {aliases[collection]}) and keep the alias for --alias"
+            )
+        if not self.client.collection_exists(collection):
+            raise SmecError(f"no Qdrant collection {collection!r} at {where}; check --collection")
+        config = self.client.get_collection(collection).config.params.vectors
+        vectors = config if isinstance(config, dict) else {"": config}
+        self.using = pick_vector(vectors, using, collection)
+        config = vectors[self.using]
+        if getattr(config, "multivector_config", None) is not None:
+            raise SmecError(
+                f"vector {self.using or '(unnamed)'!r} of {collection!r} is a multivector; "
+                "migrate compresses single dense vectors"
+            )
+        distance = str(getattr(config.distance, "value", config.distance))
+        self.info = SourceInfo(where, collection, int(config.size), METRICS[distance],
+                               location, self.using, {"mode": "client"})  # fmt: skip
+
+    def count(self) -> int:
+        return self.client.count(self.collection, exact=True).count
+
+    def schema(self) -> dict[str, Any]:
+        return collection_schema(self.client, self.collection)
+
+    def _scroll(self, offset: Any, limit: int, full: bool) -> tuple[list[Any], Any]:
+        return self.client.scroll(
+            self.collection, limit=limit, offset=offset, with_payload=full, with_vectors=full
+        )
+
+    def get(self, raw_ids: list[Any]) -> SourceBatch:
+        records = self.client.retrieve(
+            self.collection, raw_ids, with_payload=True, with_vectors=True
+        )
+        order = {str(r.id): r for r in records}
+        return self._batch([order[str(i)] for i in raw_ids if str(i) in order])
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
+        from smec_index.connectors.qdrant.mirror import search_batch
+
+        return search_batch(self.client, self.collection, self.using, vectors, k)
+
+    def index_bytes(self) -> int | None:
+        return None
+
+    def index_bytes_unknown(self) -> str:
+        if self.local:
+            return "qdrant-client's local mode keeps no index (it searches by brute force)"
+        return "a Qdrant server's files are its own; its telemetry is not read for a source"
+
+    def mirror(self) -> Any:
+        from smec_index.connectors.qdrant.mirror import QdrantMirror
+
+        return QdrantMirror(self)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class EdgeSource(QdrantReader):
+    """A qdrant-edge shard someone made with qdrant-edge's own API: ``<path>/<collection>``
+    holds its ``edge_config.json``, segments and write-ahead log. Opening it takes the
+    shard's lock: a process that has it open must close it first."""
+
+    def __init__(self, shard_dir: Path, collection: str, using: str | None = None):
+        import qdrant_edge as edge
+
+        self._config = json.loads((shard_dir / EDGE_CONFIG).read_text())
+        vectors = self._config.get("vectors") or {}
+        self.using = pick_vector(vectors, using, collection)
+        try:
+            self.shard = edge.EdgeShard.load(str(shard_dir))
+        except Exception as exc:  # qdrant-edge raises plain Exceptions
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "WouldBlock" in reason:
+                reason = "another process has it open; close it there first"
+            raise SmecError(f"cannot open qdrant-edge shard {shard_dir} ({reason})") from None
+        self.shard_dir, self.collection = shard_dir, collection
+        params = vectors[self.using]
+        self.info = SourceInfo(
+            str(shard_dir.parent), collection, int(params["size"]), METRICS[params["distance"]],
+            f"edge:{shard_dir.resolve()}", self.using, {"mode": "edge"},
+        )  # fmt: skip
+
+    def count(self) -> int:
+        import qdrant_edge as edge
+
+        return self.shard.count(edge.CountRequest(exact=True))
+
+    def schema(self) -> dict[str, Any]:
+        return self._config
+
+    def _scroll(self, offset: Any, limit: int, full: bool) -> tuple[list[Any], Any]:
+        import qdrant_edge as edge
+
+        return self.shard.scroll(
+            edge.ScrollRequest(offset=offset, limit=limit, with_payload=full, with_vector=full)
+        )
+
+    def get(self, raw_ids: list[Any]) -> SourceBatch:
+        records = self.shard.retrieve(raw_ids, with_payload=True, with_vector=True)
+        order = {str(r.id): r for r in records}
+        return self._batch([order[str(i)] for i in raw_ids if str(i) in order])
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
+        import qdrant_edge as edge
+
+        requests = [
+            edge.QueryRequest(
+                limit=k, query=edge.Query.Nearest(v, self.using or None), with_payload=False
+            )
+            for v in vectors.tolist()
+        ]
+        found = self.shard.query_batch(edge.QueryBatchRequest(requests))
+        return [[str(p.id) for p in points] for points in found]
+
+    def index_bytes(self) -> int | None:
+        from smec_index.connectors.qdrant.edge_store import is_index_file
+        from smec_index.connectors.storage import disk_bytes
+
+        return disk_bytes(self.shard_dir, keep=is_index_file) or None
+
+    def index_bytes_unknown(self) -> str:
+        return "the shard has no vector storage or index files yet"
+
+    def mirror(self) -> Any:
+        raise SmecError(
+            "a qdrant-edge shard is copied into smec-index's own store: pass --to-backend "
+            "qdrant (and --allow-schema-change after reading --dry-run's schema_diff)"
+        )
+
+    def close(self) -> None:
+        self.shard.close()

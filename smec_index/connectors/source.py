@@ -1,0 +1,250 @@
+"""Reading a collection someone else made, and writing its copy with smaller vectors.
+
+:class:`Source` is the read-only side of a Qdrant or Milvus wing (scroll / query / get /
+search; nothing that writes). :class:`Mirror` is its schema-preserving counterpart: a new
+collection beside the source with the same ids, fields, types, payload indexes and vector
+name, only the migrated vector at another dim. Each wing implements both
+(``connectors/qdrant/source.py``, ``connectors/milvus/source.py``); :func:`open_source`
+opens one by backend name.
+
+Points travel as :class:`SourceBatch`: ``raw_ids`` are the source's own id values (an
+unsigned int or a UUID in Qdrant, an INT64 or VARCHAR key in Milvus) and ``ids`` the same as
+strings, for digests and for targets that store strings. ``payloads`` are everything but
+the id and the migrated vector, exactly as the client returned them; ``carried`` are a
+Qdrant point's other named and sparse vectors, copied unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from smec_index.errors import SmecError
+
+
+@dataclass
+class SourceBatch:
+    """Points as read from the source; ``cursor`` resumes right after them."""
+
+    ids: list[str]
+    raw_ids: list[Any]
+    vectors: np.ndarray
+    payloads: list[dict[str, Any]]
+    cursor: Any = None
+    carried: list[dict[str, Any]] | None = None  # Qdrant: the other vectors of each point
+    partition: str | None = None  # Milvus: the named partition these rows are in
+
+    def take(self, keep: list[int]) -> SourceBatch:
+        return SourceBatch(
+            [self.ids[i] for i in keep],
+            [self.raw_ids[i] for i in keep],
+            self.vectors[keep],
+            [self.payloads[i] for i in keep],
+            self.cursor,
+            None if self.carried is None else [self.carried[i] for i in keep],
+            self.partition,
+        )
+
+
+@dataclass
+class SourceInfo:
+    """Where a source is and what its migrated vector is.
+
+    ``where`` is shown to users (no credentials); ``location`` identifies the place for
+    keying state: an absolute path for files, the credential-free URL for a server.
+    ``vector`` is the migrated vector's name (``""``: Qdrant's unnamed vector).
+    """
+
+    where: str
+    collection: str
+    dim: int
+    metric: str  # cosine | ip | l2
+    location: str = ""
+    vector: str = ""
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Slice ``k`` of ``n`` of a source's id space (``--partition K/N``): the ids whose
+    64-bit BLAKE2b hash is ``k`` modulo ``n`` (a Milvus integer key: the key itself modulo
+    ``n``, filtered by the server). Every id is in exactly one slice."""
+
+    k: int
+    n: int
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        try:
+            k, n = (int(part) for part in text.split("/"))
+        except ValueError:
+            k = n = -1
+        if not 0 <= k < n:
+            raise SmecError(
+                f"--partition {text}: use K/N with 0 <= K < N, e.g. 0/4 ... 3/4 on four machines"
+            )
+        return cls(k, n)
+
+    def __str__(self) -> str:
+        return f"{self.k}/{self.n}"
+
+    def keeps(self, point_id: str) -> bool:
+        digest = hashlib.blake2b(point_id.encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") % self.n == self.k
+
+    def select(self, batch: SourceBatch) -> SourceBatch:
+        return batch.take([i for i, point_id in enumerate(batch.ids) if self.keeps(point_id)])
+
+
+class Source(Protocol):
+    """A collection that is only ever read."""
+
+    info: SourceInfo
+
+    def count(self) -> int: ...
+
+    def schema(self) -> dict[str, Any]:
+        """The collection's schema as plain JSON values: what a :class:`Mirror` keeps, and
+        what the source's fingerprint is taken over."""
+        ...
+
+    def iterate(
+        self, batch_size: int, cursor: Any, partition: Partition | None = None
+    ) -> Iterator[SourceBatch]:
+        """Points in a stable order from after ``cursor``; with ``partition``, only that
+        slice's (a batch may then be empty: its cursor still moves on)."""
+        ...
+
+    def ids(self, batch_size: int) -> Iterator[list[str]]:
+        """Every id once, nothing else read (verification)."""
+        ...
+
+    def raw_id(self, point_id: str) -> Any:
+        """The source's own id value for an id as a string (``"5"`` -> ``5``)."""
+        ...
+
+    def get(self, raw_ids: list[Any]) -> SourceBatch: ...
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[str]]: ...
+
+    def index_bytes(self) -> int | None: ...
+
+    def index_bytes_unknown(self) -> str:
+        """Why :meth:`index_bytes` is None, when it is."""
+        ...
+
+    def mirror(self) -> Mirror:
+        """The schema-preserving writer for copies beside this source (same client)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Mirror(Protocol):
+    """Copies of a source collection at the same place, the migrated vector at ``dim``.
+
+    Names may be aliases wherever a collection is read (``count``, ``get``, ``search``,
+    ``ids``); ``create`` and ``drop`` take collection names only.
+    """
+
+    where: str
+
+    def exists(self, name: str) -> bool:
+        """A collection or an alias of that name."""
+        ...
+
+    def resolve(self, name: str) -> str | None:
+        """The collection ``name`` stands for: its alias target, itself, or ``None``."""
+        ...
+
+    def is_alias(self, name: str) -> bool: ...
+
+    def planned_schema(self, dim: int) -> dict[str, Any]:
+        """The schema :meth:`create` would give a copy (compare with ``Source.schema``)."""
+        ...
+
+    def schema(self, name: str) -> dict[str, Any]: ...
+
+    def create(self, name: str, dim: int) -> None: ...
+
+    def drop(self, name: str) -> None: ...
+
+    def write(self, name: str, batch: SourceBatch, vectors: np.ndarray) -> None:
+        """Upsert ``batch`` with ``vectors`` in place of the migrated vector."""
+        ...
+
+    def flush(self, name: str) -> None: ...
+
+    def count(self, name: str) -> int: ...
+
+    def ids(self, name: str, batch_size: int) -> Iterator[list[str]]: ...
+
+    def get(self, name: str, raw_ids: list[Any]) -> SourceBatch: ...
+
+    def search(self, name: str, vectors: np.ndarray, k: int) -> list[list[str]]: ...
+
+    def index_bytes(self, name: str) -> int | None: ...
+
+    def set_alias(self, alias: str, name: str) -> None: ...
+
+    def drop_alias(self, alias: str) -> None: ...
+
+
+def fingerprint(schema: dict[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of a schema's canonical JSON."""
+    text = json.dumps(schema, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def schema_diff(before: dict[str, Any], after: dict[str, Any], skip: set[str]) -> list[str]:
+    """Every leaf that differs between two schemas, as ``path: old -> new``; paths in
+    ``skip`` (the migrated vector's dim) are left out."""
+    changes: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if path in skip:
+            return
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b), key=str):
+                walk(a.get(key, "(none)"), b.get(key, "(none)"), f"{path}.{key}" if path else key)
+        elif a != b:
+            changes.append(f"{path}: {json.dumps(a, default=str)} -> {json.dumps(b, default=str)}")
+
+    walk(before, after, "")
+    return changes
+
+
+def open_source(backend: str, collection: str, **where: Any) -> Source:
+    """Open ``collection`` for reading.
+
+    Args:
+        backend: ``qdrant`` or ``milvus``.
+        where: ``url`` / ``api_key`` (a Qdrant server) or ``path`` (a qdrant-client local
+            storage folder, or a folder holding qdrant-edge shards: ``<path>/<collection>``
+            is the shard); ``using`` (Qdrant: which named vector, when there are several);
+            ``uri`` / ``token`` (Milvus: a server or a milvus-lite ``.db`` path).
+    """
+    if backend == "milvus":
+        if not where.get("uri"):
+            raise SmecError("a Milvus source needs --uri (a server address or a .db path)")
+        from smec_index.connectors.milvus.source import MilvusSource
+
+        return MilvusSource(where["uri"], where.get("token"), collection)
+    if backend == "qdrant":
+        if bool(where.get("url")) == bool(where.get("path")):
+            raise SmecError("a Qdrant source needs one of --url or --path")
+        from smec_index.connectors.qdrant.source import EDGE_CONFIG, EdgeSource, QdrantSource
+
+        path = where.get("path")
+        if path is not None and (Path(path) / collection / EDGE_CONFIG).is_file():
+            return EdgeSource(Path(path) / collection, collection, where.get("using"))
+        return QdrantSource(
+            collection, where.get("url"), where.get("api_key"), path, where.get("using")
+        )
+    raise SmecError(f"migrate reads qdrant or milvus collections, not {backend!r}")

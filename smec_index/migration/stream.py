@@ -1,0 +1,194 @@
+"""Streaming a source into a target with checkpoints: the part of a migration that a kill
+can interrupt and the same command resumes.
+
+A checkpoint is taken every ``checkpoint_rows`` points, after the target made them durable
+(flushed where its writes live in memory: faiss and hnswlib). A killed run resumes from the
+last checkpoint: the points after it are written again, and since writes are upserts by id
+nothing is doubled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from smec_index.connectors.source import Partition, Source
+from smec_index.errors import SmecError
+
+RETRY_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each retry of a failed stream
+
+
+class SourceDataError(SmecError):
+    """Something in the source itself (NaN vectors): retrying cannot help."""
+
+
+def check_finite(vectors: np.ndarray, ids: list[str]) -> None:
+    bad = ~np.isfinite(vectors).all(axis=1)
+    if bad.any():
+        raise SourceDataError(
+            f"the source holds NaN or inf vectors (e.g. id {ids[int(np.argmax(bad))]!r}); "
+            "migrate refuses them: fix or delete those points in the source first"
+        )
+
+
+@dataclass
+class Job:
+    """One stream: ``target`` takes ``write(name, batch, vectors)`` and ``flush(name)``
+    (a :class:`~smec_index.connectors.source.Mirror`, or anything with those two)."""
+
+    source: Source
+    target: Any
+    name: str
+    dim: int
+    batch_size: int
+    checkpoint_rows: int
+    partition: Partition | None = None
+    writers: int = 1
+    read_ahead: bool = True  # False: a client that one thread at a time must use
+    flush_at_checkpoints: bool = False  # the target's writes are durable only once flushed
+    progress: bool = True
+
+
+def stream(job: Job, projection, state: dict[str, Any], save: Callable[[dict], None],
+           total: int | None) -> None:  # fmt: skip
+    """Copy from ``state["cursor"]`` on, calling ``save(state)`` at each checkpoint and at
+    the end (``state["done"]``). A failure of either side (a server restarting, a lost
+    connection) is retried from the last checkpoint after 1, 2, 4 and 8 s; then the run
+    stops with one line, and the same command resumes it."""
+    bar = tqdm(total=total, initial=state["written"], desc=f"migrate -> {job.name}",
+               unit="vec", disable=not job.progress)  # fmt: skip
+    began = time.perf_counter()
+    for attempt in range(len(RETRY_WAITS) + 1):
+        try:
+            _copy(job, projection, state, save, bar)
+            break
+        except SourceDataError:
+            raise
+        except SmecError as exc:
+            if attempt == len(RETRY_WAITS):
+                raise SmecError(
+                    f"{exc} (gave up after {attempt + 1} tries; {state['written']} points "
+                    "are checkpointed: run the same command again to resume)"
+                ) from None
+            tqdm.write(
+                f"retrying in {RETRY_WAITS[attempt]:.0f} s from the last checkpoint: {exc}",
+                file=sys.stderr,
+            )
+            time.sleep(RETRY_WAITS[attempt])
+            bar.update(state["written"] - bar.n)  # back to the checkpoint
+    state["stream_seconds"] = round(
+        state.get("stream_seconds", 0.0) + time.perf_counter() - began, 3
+    )  # reading, projecting and writing, over every run that resumed
+    job.target.flush(job.name)
+    state["done"], state["cursor"] = True, None
+    save(state)
+    bar.close()
+
+
+def _copy(job: Job, projection, state, save, bar) -> None:
+    """One pass from ``state["cursor"]``: a reader thread fetches the next source batch
+    while this thread projects and up to ``job.writers`` threads write. Writes complete in
+    any order; the checkpoint only moves past a batch once it and every batch before it are
+    written, so a kill loses at most what came after the last checkpoint. ``state`` holds
+    only checkpointed progress: after a failure it is exactly where the next pass starts."""
+    in_flight: deque[tuple[Future, int, Any]] = deque()
+    since, written = 0, state["written"]
+
+    def settle(limit: int) -> None:
+        """Take finished writes in order; wait while more than ``limit`` are in flight."""
+        nonlocal since, written
+        while in_flight and (len(in_flight) > limit or in_flight[0][0].done()):
+            future, n, cursor = in_flight.popleft()
+            future.result()
+            written += n
+            since += n
+            bar.update(n)
+            if since >= job.checkpoint_rows:
+                if job.flush_at_checkpoints:
+                    job.target.flush(job.name)
+                state["cursor"], state["written"] = cursor, written
+                save(state)
+                since = 0
+
+    batches = job.source.iterate(job.batch_size, state["cursor"], job.partition)
+    with ThreadPoolExecutor(job.writers, thread_name_prefix="migrate-write") as pool:
+        try:
+            ahead = prefetched(batches, depth=2) if job.read_ahead else batches
+            with contextlib.closing(ahead):
+                for batch in ahead:
+                    check_finite(batch.vectors, batch.ids)
+                    future: Future = Future()
+                    if batch.ids:
+                        vectors = projection.transform(batch.vectors, job.dim)
+                        future = pool.submit(job.target.write, job.name, batch, vectors)
+                    else:  # a partition's empty slice of a batch: only the cursor moves
+                        future.set_result(None)
+                    in_flight.append((future, len(batch.ids), batch.cursor))
+                    settle(job.writers if job.read_ahead else 0)
+            settle(0)
+        finally:
+            for future, _, _ in in_flight:
+                future.cancel()
+    state["written"] = written  # all of it; the caller records it as done
+
+
+def prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """``items``, read ahead by a thread (at most ``depth`` waiting), so that reading the
+    source overlaps projecting and writing. Its exceptions come out here."""
+    done = object()
+    waiting: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for item in items:
+                if not put(item):
+                    break
+            else:
+                put(done)
+        except BaseException as exc:  # handed over to the consumer
+            put(_Raised(exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    close()
+
+    reader = threading.Thread(target=read, name="migrate-read", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = waiting.get()
+            if item is done:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+
+
+@dataclass
+class _Raised:
+    error: BaseException

@@ -1,0 +1,128 @@
+"""Checking a migration before any alias moves, and predicting its gate in a dry run.
+
+Verification: counts equal; every id present (an order-free digest of the id sets, both
+streamed); a sample of vectors equal to the projection of the source's (1e-5), payloads
+(and a Qdrant point's other vectors) equal to the source's.
+
+The gate: recall@10 of the target's search against the source's own search, with the first
+:data:`SAMPLE` source points (in the source's stable order) as queries; with ``--queries``
+and ``--qrels``, nDCG@10 of the held-out queries instead. A dry run measures the same
+queries against the same truth (the source's own search), with exact search over every
+projected source vector standing in for the target's index, which does not exist yet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from smec_index.connectors.source import Source, SourceBatch
+from smec_index.errors import SmecError
+
+SAMPLE = 256  # source points read back, and used as quality-gate queries
+
+Search = Callable[[np.ndarray, int], list[list[str]]]
+
+
+def id_digest(ids: Iterable[str]) -> tuple[int, int]:
+    """Count and an order-free digest of a stream of ids (sum of 64-bit hashes)."""
+    count, total = 0, 0
+    for point_id in ids:
+        count += 1
+        digest = hashlib.blake2b(point_id.encode(), digest_size=8).digest()
+        total = (total + int.from_bytes(digest, "little")) % (1 << 64)
+    return count, total
+
+
+def gate_queries(source: Source) -> SourceBatch:
+    """The recall gate's queries: the first :data:`SAMPLE` points of the source."""
+    return next(iter(source.iterate(SAMPLE, None)))
+
+
+def recall_at_10(truth: list[list[str]], found: list[list[str]]) -> float:
+    return float(np.mean([len(set(t) & set(f)) / max(1, len(t))
+                          for t, f in zip(truth, found, strict=True)]))  # fmt: skip
+
+
+def verify(source: Source, target: Any, name: str, projection, dim: int, count: int) -> None:
+    """Raise :class:`SmecError` (the alias stays) unless the target holds the source."""
+    got = target.count(name)
+    if got != count:
+        raise SmecError(
+            f"the target holds {got} points, the source {count}; not switched: run again to resume"
+        )
+    source_ids = id_digest(i for ids in source.ids(10_000) for i in ids)
+    target_ids = id_digest(i for ids in target.ids(name, 10_000) for i in ids)
+    if source_ids != target_ids:
+        raise SmecError("the target's ids differ from the source's; not switched: pass --restart")
+    sample = gate_queries(source)
+    stored = target.get(name, sample.raw_ids)
+    expected = projection.transform(sample.vectors, dim)
+    if stored.ids != sample.ids or not np.allclose(stored.vectors, expected, atol=1e-5):
+        raise SmecError(
+            "sampled target vectors differ from the projection of the source's; not switched"
+        )
+    if stored.payloads != sample.payloads:
+        raise SmecError("sampled target payloads differ from the source's; not switched")
+    if stored.carried is not None and sample.carried is not None:
+        if not all(_same_vectors(a, b) for a, b in zip(stored.carried, sample.carried,
+                                                       strict=True)):  # fmt: skip
+            raise SmecError("sampled target points' other vectors differ from the source's")
+
+
+def _same_vectors(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    if set(a) != set(b):
+        return False
+    for name, value in a.items():
+        other = b[name]
+        if hasattr(value, "indices"):  # a sparse vector
+            if list(value.indices) != list(other.indices) or not np.allclose(
+                value.values, other.values
+            ):
+                return False
+        elif not np.allclose(np.asarray(value, np.float32), np.asarray(other, np.float32)):
+            return False
+    return True
+
+
+def recall_gate(source: Source, search: Search, projection, dim: int) -> dict[str, Any]:
+    sample = gate_queries(source)
+    truth = source.search(sample.vectors, 10)
+    found = search(projection.transform(sample.vectors, dim), 10)
+    return {"metric": "recall@10", "value": recall_at_10(truth, found),
+            "queries": len(sample.ids)}  # fmt: skip
+
+
+def exact_search(source: Source, projection, dim: int, progress: bool) -> Search:
+    """Exact top-k by inner product over every projected source vector (the projection's
+    output is unit-length, so cosine, dot and L2 rank alike): one pass over the source per
+    call, a progress bar over its points."""
+
+    def search(queries: np.ndarray, k: int) -> list[list[str]]:
+        best_ids: list[list[str]] = [[] for _ in range(len(queries))]
+        best = np.full((len(queries), 0), -np.inf, np.float32)
+        total = source.count()
+        with tqdm(total=total, desc="dry run: exact search", unit="vec",
+                  disable=not progress) as bar:  # fmt: skip
+            for batch in source.iterate(10_000, None):
+                if not batch.ids:
+                    continue
+                scores = queries @ projection.transform(batch.vectors, dim).T
+                if scores.shape[1] > k:  # this batch's own top k first, then the merge
+                    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+                else:
+                    top = np.tile(np.arange(scores.shape[1]), (len(queries), 1))
+                merged = np.concatenate([best, np.take_along_axis(scores, top, axis=1)], axis=1)
+                names = [row + [batch.ids[j] for j in cols]
+                         for row, cols in zip(best_ids, top, strict=True)]  # fmt: skip
+                keep = np.argsort(-merged, axis=1, kind="stable")[:, :k]
+                best = np.take_along_axis(merged, keep, axis=1)
+                best_ids = [[row[j] for j in cols] for row, cols in zip(names, keep, strict=True)]
+                bar.update(len(batch.ids))
+        return best_ids
+
+    return search

@@ -1,0 +1,109 @@
+"""Projecting query vectors exactly as a compressed collection's vectors were: the one
+thing an app changes after ``smec-index build`` or ``migrate``.
+
+    from smec_index import Projection
+
+    projection = Projection.load("smec-data/artifacts/migrations/docs-1a2b3c4d5e-pca-64-20000")
+    query = projection.project(model.encode("what is X?"), 64)  # L2-normalised, float32
+    client.query_points("docs_live", query=query.tolist(), using="text", limit=10)
+
+Numpy and safetensors only (no torch): a query is one matrix product and a normalisation,
+``normalize(q @ P[:, :dim])``, the same function that projected the collection.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from smec_index.compressors.base import LinearCompressor, load_projection
+from smec_index.errors import SmecError
+
+
+class Projection:
+    """A loaded projection artifact.
+
+    Attributes:
+        path: the artifact directory (``config.json`` + ``projections.safetensors``).
+        input_dim: the embedding size it takes.
+        dims: the dims it projects to.
+    """
+
+    def __init__(self, compressor: LinearCompressor, path: Path) -> None:
+        self._compressor, self.path = compressor, path
+        self.input_dim = int(compressor.input_dim)
+        self.dims = list(compressor.dims)
+
+    @classmethod
+    def load(cls, where: str | Path, data_dir: str | Path = "smec-data") -> Projection:
+        """Load an artifact directory, or the artifact of a collection or alias that
+        ``build`` or ``migrate`` wrote, found through ``data_dir``'s manifests and
+        migration records.
+
+        Raises:
+            SmecError: nothing (or more than one thing) of that name; the error says what
+                to pass instead.
+        """
+        path = Path(where)
+        if (path / "config.json").is_file():
+            return cls(load_projection(path), path)
+        found = sorted(set(_artifacts_of(str(where), Path(data_dir))))
+        if len(found) == 1:
+            return cls(load_projection(found[0]), Path(found[0]))
+        if not found:
+            raise SmecError(
+                f"{where}: not an artifact directory, and no collection or alias of that name "
+                f"in {data_dir}'s manifests or migrations; pass the artifact path that build "
+                "or migrate printed (or the --data-dir they used)"
+            )
+        raise SmecError(
+            f"{where}: {len(found)} collections of that name in {data_dir} use different "
+            f"artifacts ({', '.join(found)}); pass the artifact path instead"
+        )
+
+    def project(self, vectors: np.ndarray | list, dim: int | None = None) -> np.ndarray:
+        """``vectors`` (one, or a batch of rows) projected to ``dim`` and L2-normalised.
+
+        Args:
+            vectors: full-size embeddings from the same model as the collection's.
+            dim: the collection's dim; may be left out when the artifact has one dim.
+        """
+        if dim is None:
+            if len(self.dims) != 1:
+                raise SmecError(f"pass dim: the artifact projects to {self.dims}")
+            dim = self.dims[0]
+        if dim not in self.dims:
+            raise SmecError(f"dim {dim}: the artifact projects to {self.dims}")
+        array = np.asarray(vectors, dtype=np.float32)
+        if array.ndim not in (1, 2) or array.shape[-1] != self.input_dim:
+            raise SmecError(
+                f"vectors of shape {array.shape}: the artifact takes {self.input_dim}-d "
+                "embeddings (one vector, or rows of them)"
+            )
+        projected = self._compressor.transform(array.reshape(-1, self.input_dim), dim)
+        return projected[0] if array.ndim == 1 else projected
+
+    def __repr__(self) -> str:
+        return f"Projection({str(self.path)!r}, input_dim={self.input_dim}, dims={self.dims})"
+
+
+def _artifacts_of(name: str, data_dir: Path):
+    """Artifact paths recorded for collection or alias ``name`` under ``data_dir``."""
+    for path in data_dir.glob("manifests/*/*.json"):
+        record = _read(path)
+        if name in (record.get("collection"), record.get("name")) and record.get("artifact"):
+            yield record["artifact"]
+    for path in data_dir.glob("migrations/*/*.json"):
+        record = _read(path)
+        if name in (record.get("target"), record.get("alias")) and record.get("artifact"):
+            yield record["artifact"]
+
+
+def _read(path: Path) -> dict:
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
