@@ -53,8 +53,8 @@ def make_collection(client: QdrantClient) -> np.ndarray:
             ],  # fmt: skip
         ),
     )
-    client.update_collection_aliases([models.CreateAliasOperation(
-        create_alias=models.CreateAlias(collection_name=COLLECTION, alias_name=ALIAS))])  # fmt: skip
+    alias = models.CreateAlias(collection_name=COLLECTION, alias_name=ALIAS)
+    client.update_collection_aliases([models.CreateAliasOperation(create_alias=alias)])
     return vectors
 
 

@@ -1,0 +1,286 @@
+"""A migrated collection is the user's collection with smaller vectors: the app scripts in
+``examples/`` make collections with qdrant-client and pymilvus, migrate them with
+``--alias``, and run the same app code against the alias with only the query projected."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from smec_index.cli import main
+from smec_index.synthetic import synthetic_vectors
+from tests.probes import run_probe
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def example(name: str):
+    """Import ``examples/<name>.py`` as a module (the examples are scripts, not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def scroll_all(client, collection: str) -> dict:
+    """id -> (payload, vectors) of every point, through qdrant-client."""
+    points, offset = {}, None
+    while True:
+        records, offset = client.scroll(collection, limit=1000, offset=offset, with_vectors=True)
+        points.update({r.id: (r.payload, r.vector) for r in records})
+        if offset is None:
+            return points
+
+
+def test_qdrant_app_runs_unchanged_against_the_alias(tmp_path):
+    """Local-mode qdrant-client: named vector, int and UUID ids, nested payloads, a keyword
+    payload index; the app's retrieve, filter and ``using=`` search give the same answers
+    through the alias after the migration, and every point's id and payload is the same."""
+    from qdrant_client import QdrantClient
+
+    app = example("qdrant_app")
+    result = app.main(tmp_path / "qdrant_data")
+    before, after = result["before"], result["after"]
+    assert after == before  # ids, payloads, filter results, top hits: all the same
+    assert before["top"][0][0] == app.point_id(42) and before["count"] == app.N
+    assert isinstance(before["by_id"][1][0], str)  # a UUID id came back as a UUID
+    assert result["migration"]["schema_diff"] == [] and result["migration"]["verified"]
+
+    client = QdrantClient(path=str(tmp_path / "qdrant_data"))
+    try:
+        source, copy = scroll_all(client, "docs"), scroll_all(client, "docs_16")
+        assert set(copy) == set(source)
+        assert all(copy[i][0] == source[i][0] for i in source), "a payload changed"
+        assert {len(v["text"]) for _, v in copy.values()} == {16}
+        original = synthetic_vectors(app.N, app.DIM, rank=10, noise=0.05, seed=1)
+        stored = np.asarray([source[app.point_id(i)][1]["text"] for i in range(app.N)])
+        assert np.allclose(stored, original / np.linalg.norm(original, axis=1, keepdims=True),
+                           atol=1e-6), "the source's vectors changed"  # fmt: skip
+        before_config = client.get_collection("docs").config.params.vectors
+        after_config = client.get_collection("docs_16").config.params.vectors
+        assert set(after_config) == {"text"} and after_config["text"].size == 16
+        assert after_config["text"].distance == before_config["text"].distance
+    finally:
+        client.close()
+
+
+def test_qdrant_other_named_and_sparse_vectors_are_carried(tmp_path):
+    """The vector --using names is compressed; the point's other dense and sparse vectors
+    are copied as they are."""
+    from qdrant_client import QdrantClient, models
+
+    vectors = synthetic_vectors(500, 32, rank=8, noise=0.05, seed=2)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection(
+        "docs",
+        vectors_config={
+            "text": models.VectorParams(size=32, distance=models.Distance.COSINE),
+            "image": models.VectorParams(size=4, distance=models.Distance.DOT),
+        },
+        sparse_vectors_config={"bm25": models.SparseVectorParams()},
+    )
+    client.upsert("docs", [
+        models.PointStruct(id=str(uuid.UUID(int=i)), payload={"i": i}, vector={
+            "text": vectors[i].tolist(), "image": [float(i), 1.0, 0.0, 0.5],
+            "bm25": models.SparseVector(indices=[i, i + 1000], values=[1.0, 0.5])})
+        for i in range(500)
+    ])  # fmt: skip
+    client.close()
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+              "--dim", 8, "--data-dir", tmp_path / "data", "--quiet", "--json"]  # fmt: skip
+    run_probe(common, tmp_path, "pick the one to compress with --using", output=tmp_path / "q")
+    done = run(*common, "--using", "text")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["schema_diff"] == []
+    client = QdrantClient(path=str(tmp_path / "q"))
+    try:
+        (point,) = client.retrieve("docs_8", [str(uuid.UUID(int=7))], with_vectors=True)
+        assert point.payload == {"i": 7} and len(point.vector["text"]) == 8
+        assert point.vector["image"] == [7.0, 1.0, 0.0, 0.5]
+        sparse = point.vector["bm25"]
+        assert sparse.indices == [7, 1007] and sparse.values == [1.0, 0.5]
+        config = client.get_collection("docs_8").config.params
+        assert config.vectors["image"].distance == models.Distance.DOT
+        assert set(config.sparse_vectors) == {"bm25"}
+    finally:
+        client.close()
+
+
+def milvus_fields(client, collection: str) -> list[dict]:
+    """pymilvus' own description of every field, the vector's dim left out."""
+    fields = []
+    for field in client.describe_collection(collection)["fields"]:
+        field = {k: v for k, v in field.items() if k != "field_id"}
+        field["params"] = {k: v for k, v in field.get("params", {}).items() if k != "dim"}
+        fields.append({k: str(v) for k, v in field.items()})
+    return fields
+
+
+def check_milvus_app(result: dict, uri: str, server: bool) -> None:
+    from pymilvus import MilvusClient
+
+    before, after = result["before"], result["after"]
+    for key in ("count", "by_key", "micro", "by_id"):
+        assert after[key] == before[key], key  # every field value, dynamic ones too
+    assert after["top"][0] == before["top"][0] and before["top"][0][0] == 42
+    assert before["by_key"][0]["source"] == "feed2"  # a dynamic field's value came through
+    assert result["migration"]["schema_diff"] == [] and result["migration"]["verified"]
+    client = MilvusClient(uri=uri)
+    try:
+        assert milvus_fields(client, "docs_16") == milvus_fields(client, "docs")
+        fields = {f["name"]: f for f in client.describe_collection("docs_16")["fields"]}
+        assert fields["embedding"]["params"]["dim"] == 16
+        assert fields["tenant"].get("is_partition_key") and fields["pk"].get("is_primary")
+        described = client.describe_collection("docs_16")
+        assert described["enable_dynamic_field"] and not described["auto_id"]
+        assert sorted(client.list_indexes("docs_16")) == sorted(client.list_indexes("docs"))
+        title = client.describe_index("docs_16", "title")["index_type"]
+        assert title == client.describe_index("docs", "title")["index_type"]
+        assert client.describe_alias("docs_live")["collection_name"] == "docs_16"
+    finally:
+        client.close()
+        if not server:
+            from milvus_lite.server_manager import server_manager_instance
+
+            server_manager_instance.release_server(str(Path(uri).resolve()))
+
+
+def test_milvus_lite_app_runs_unchanged_against_the_alias(tmp_path):
+    """pymilvus on milvus-lite: INT64 key ``pk``, VARCHAR, JSON, ARRAY, BOOL and DOUBLE
+    fields, dynamic field on, a partition key, a scalar index; the app's query by key and by
+    ``like``, ``get`` with ``output_fields`` and ``anns_field`` search answer the same."""
+    uri = str(tmp_path / "app.db")
+    result = example("milvus_app").main(uri)
+    check_milvus_app(result, uri, server=False)
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_milvus_server_app_runs_unchanged_against_the_alias(tmp_path):
+    """The same app on a real Milvus 2.3.5 standalone server."""
+    from smec_index.servers.milvus_standalone import milvus_standalone
+
+    with milvus_standalone(tmp_path / "server", timeout=120) as server:
+        result = example("milvus_app").main(server.uri)
+        check_milvus_app(result, server.uri, server=True)
+
+
+def milvus_docs(db: Path, seed: int, n: int = 1500) -> str:
+    """A milvus-lite collection ``docs`` made with pymilvus; returns a checksum of it."""
+    from pymilvus import MilvusClient
+
+    vectors = synthetic_vectors(n, 32, rank=6, noise=0.05, seed=seed)
+    client = MilvusClient(str(db))
+    client.create_collection("docs", dimension=32, metric_type="COSINE")
+    client.insert("docs", [{"id": i, "vector": vectors[i].tolist(), "t": f"d{i}"}
+                           for i in range(n)])  # fmt: skip
+    client.flush("docs")
+    client.create_alias("docs", "docs_alias")
+    client.close()
+    return milvus_checksum(db)
+
+
+def milvus_checksum(db: Path) -> str:
+    import hashlib
+
+    from milvus_lite.server_manager import server_manager_instance
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(str(db))
+    client.load_collection("docs")
+    rows = client.query("docs", filter="id >= 0", output_fields=["*"], limit=16_384)
+    client.close()
+    server_manager_instance.release_server(str(db))
+    text = json.dumps(sorted([r["id"], np.round(r["vector"], 6).tolist(), r.get("t")]
+                              for r in rows))  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_milvus_target_that_is_the_source_is_refused_and_the_source_unchanged(tmp_path):
+    db = tmp_path / "src.db"
+    before = milvus_docs(db, seed=1)
+    common = ["migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim", 8,
+              "--data-dir", tmp_path / "data", "--quiet"]  # fmt: skip
+    for refused, says in ((["--to", "docs"], "the source collection"),
+                          (["--to", "docs", "--overwrite"], "the source collection"),
+                          (["--to", "docs_alias"], "that is an alias"),
+                          (["--to", "docs_alias", "--overwrite"], "that is an alias"),
+                          (["--alias", "docs"], "that is a collection")):  # fmt: skip
+        run_probe([*common, *refused], tmp_path, says, output=db)
+    assert milvus_checksum(db) == before
+
+
+def test_two_sources_with_one_name_in_two_files_each_get_their_own_projection(tmp_path):
+    """``docs`` in a.db and ``docs`` in b.db, one data dir: progress and the fitted PCA are
+    keyed by the source, so each migrates (and restarts) with its own."""
+    from smec_index.projection import Projection
+
+    data = tmp_path / "data"
+    summaries = {}
+    for name, seed in (("a", 1), ("b", 2)):
+        milvus_docs(tmp_path / f"{name}.db", seed=seed)
+        done = run("migrate", "--backend", "milvus", "--uri", tmp_path / f"{name}.db",
+                   "--collection", "docs", "--dim", 8, "--data-dir", data, "--quiet",
+                   "--json")  # fmt: skip
+        assert done.exit_code == 0, done.output
+        summaries[name] = json.loads(done.stdout)
+    a, b = summaries["a"], summaries["b"]
+    assert a["artifact"] != b["artifact"] and a["recall@10"] > 0.8 and b["recall@10"] > 0.8
+    matrices = [Projection.load(s["artifact"])._compressor.projection(8) for s in (a, b)]
+    assert not np.allclose(matrices[0], matrices[1])
+    again = run("migrate", "--backend", "milvus", "--uri", tmp_path / "b.db", "--collection",
+                "docs", "--dim", 8, "--data-dir", data, "--quiet", "--json",
+                "--restart")  # fmt: skip
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["artifact"] == b["artifact"]
+    assert json.loads(again.stdout)["recall@10"] == pytest.approx(b["recall@10"], abs=0.02)
+
+
+def test_projection_loads_by_artifact_or_by_the_name_migrate_switched(tmp_path):
+    from smec_index import Projection
+    from smec_index.errors import SmecError
+
+    milvus_docs(tmp_path / "a.db", seed=3)
+    done = run("migrate", "--backend", "milvus", "--uri", tmp_path / "a.db", "--collection",
+               "docs", "--dim", 8, "--alias", "docs_alias", "--data-dir", tmp_path / "data",
+               "--quiet", "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    artifact = json.loads(done.stdout)["artifact"]
+    by_path = Projection.load(artifact)
+    by_alias = Projection.load("docs_alias", data_dir=tmp_path / "data")
+    assert by_path.dims == by_alias.dims == [8] and by_path.input_dim == 32
+    query = synthetic_vectors(3, 32, rank=6, noise=0.05, seed=3)
+    one, rows = by_alias.project(query[0]), by_path.project(query, 8)
+    assert one.shape == (8,) and rows.shape == (3, 8)
+    assert np.allclose(one, rows[0]) and np.allclose(np.linalg.norm(rows, axis=1), 1.0)
+    for bad, says in ((lambda: by_path.project(query, 4), "projects to [8]"),
+                      (lambda: by_path.project(query[:, :16]), "takes 32-d"),
+                      (lambda: Projection.load("nope", data_dir=tmp_path / "data"),
+                       "nope")):  # fmt: skip
+        with pytest.raises(SmecError, match=re.escape(says)):
+            bad()
+
+
+def test_examples_run_as_scripts(tmp_path):
+    """``python examples/qdrant_app.py DIR`` as the docs show it: before == after."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(EXAMPLES / "qdrant_app.py"), str(tmp_path / "q")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = dict(line.strip().split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    assert lines["before"].strip() == lines["after"].strip()
+    assert lines["schema_diff"].startswith("[]")
