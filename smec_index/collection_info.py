@@ -18,6 +18,9 @@ def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> 
         SmecError: ``name`` is neither a collection nor an alias there.
     """
     check_collection_name(name)
+    record = _migrated(backend, name, Path(data_dir), options)
+    if record is not None:
+        return _migrated_info(backend, name, record, options)
     with open_connector(backend, data_dir=data_dir, **options) as connector:
         collection = connector.resolve(name)
         if collection is None:
@@ -47,3 +50,63 @@ def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> 
             "total_bytes": sizes.total_bytes,
             "bytes_method": sizes.method,
         }
+
+
+def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any]):
+    """The progress record of a finished ``migrate`` whose copy (or alias) is ``name`` at
+    the place ``options`` name (a server address or a milvus-lite file), if any."""
+    import json
+
+    from smec_index.secrets import shown_url
+
+    where = options.get("url") or options.get("uri")
+    if not where:
+        return None
+    places = {shown_url(str(where))}
+    if backend == "milvus" and "://" not in str(where):
+        places = {f"lite:{Path(where).resolve()}"}
+    for path in sorted(data_dir.glob("migrations/*/*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if (
+            record.get("done")
+            and name in (record.get("target"), record.get("alias"))
+            and str(record.get("source", "")).startswith(f"{backend}:")
+            and record.get("target_place") in places
+        ):
+            return record
+    return None
+
+
+def _migrated_info(backend: str, name: str, record: dict, options: dict[str, Any]):
+    """What ``info`` says of a migrated copy: the user's own collection, read through the
+    source wing (it has no smec-index spec), and the artifact its queries need."""
+    from smec_index.connectors.source import open_source
+
+    target = record["target"]
+    source = open_source(backend, target, **options)
+    try:
+        return {
+            "backend": backend,
+            "collection": name,
+            "alias_target": target if target != name else None,
+            "count": source.count(),
+            "dim": source.info.dim,
+            "metric": source.info.metric,
+            "vector": source.info.vector,
+            "migrated_from": record["source"],
+            "artifact": record.get("artifact"),
+            "artifact_fingerprint": record.get("fingerprint"),
+            "query_with": f"smec_index.Projection.load({record.get('artifact')!r})"
+            f".project(q, {source.info.dim})",
+            "manifest": False,
+            "index_bytes": source.index_bytes(),
+            "total_bytes": None,
+            "bytes_method": "milvus-lite's vector index files of the copy"
+            if source.index_bytes() is not None
+            else source.index_bytes_unknown(),
+        }
+    finally:
+        source.close()

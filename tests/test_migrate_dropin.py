@@ -259,6 +259,12 @@ def test_projection_loads_by_artifact_or_by_the_name_migrate_switched(tmp_path):
                "--quiet", "--json")  # fmt: skip
     assert done.exit_code == 0, done.output
     artifact = json.loads(done.stdout)["artifact"]
+    shown = run("info", "--backend", "milvus", "--uri", tmp_path / "a.db", "--collection",
+                "docs_alias", "--data-dir", tmp_path / "data", "--json")  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    info = json.loads(shown.stdout)
+    assert info["artifact"] == artifact and info["alias_target"] == "docs_8"
+    assert info["count"] == 1500 and info["dim"] == 8 and info["migrated_from"].endswith("/docs")
     by_path = Projection.load(artifact)
     by_alias = Projection.load("docs_alias", data_dir=tmp_path / "data")
     assert by_path.dims == by_alias.dims == [8] and by_path.input_dim == 32

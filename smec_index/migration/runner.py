@@ -302,6 +302,7 @@ class _Run:
         if state is None:
             state = {"source": self.progress.shown_source, "target": name,
                      "target_location": target.where, "dim": request.dim,
+                     "target_place": source.info.location if self.mirror else None,
                      "fingerprint": artifact_fp, "artifact": str(Path(artifact).resolve()),
                      "source_schema": schema_fp, "cursor": None, "written": 0,
                      "done": False}  # fmt: skip
