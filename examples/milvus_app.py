@@ -82,7 +82,9 @@ def app_queries(client: MilvusClient, query: list[float]) -> dict:
     }
 
 
-def main(uri: str) -> dict:
+def main(uri: str, data_dir: Path | None = None) -> dict:
+    """Make, query, migrate, query again. ``data_dir``: smec-index's progress and artifacts
+    (default: ``smec-data`` beside a milvus-lite file, or in the current folder)."""
     server = uri.startswith(("http://", "https://", "tcp://"))
     client = MilvusClient(uri=uri)
     vectors = make_collection(client, server)
@@ -94,7 +96,7 @@ def main(uri: str) -> dict:
 
         server_manager_instance.release_server(str(Path(uri).resolve()))
 
-    data_dir = Path(uri).parent / "smec-data" if not server else Path("smec-data")
+    data_dir = data_dir or (Path("smec-data") if server else Path(uri).parent / "smec-data")
     migrated = subprocess.run(
         [sys.executable, "-m", "smec_index.cli", "migrate", "--backend", "milvus", "--uri", uri,
          "--collection", COLLECTION, "--dim", "16", "--alias", ALIAS, "--data-dir",

@@ -77,7 +77,10 @@ def app_queries(client: QdrantClient, query: list[float]) -> dict:
     }
 
 
-def main(folder: Path) -> dict:
+def main(folder: Path, data_dir: Path | None = None) -> dict:
+    """Make, query, migrate, query again. ``data_dir``: smec-index's progress and artifacts
+    (default: ``smec-data`` beside the Qdrant folder, never inside it)."""
+    data_dir = data_dir or folder.parent / "smec-data"
     client = QdrantClient(path=str(folder))
     vectors = make_collection(client)
     query = vectors[42]  # an embedding from the app's model (here: point 42's own vector)
@@ -87,7 +90,7 @@ def main(folder: Path) -> dict:
     migrated = subprocess.run(
         [sys.executable, "-m", "smec_index.cli", "migrate", "--backend", "qdrant", "--path",
          str(folder), "--collection", COLLECTION, "--dim", "16", "--alias", ALIAS,
-         "--data-dir", str(folder / "smec-data"), "--quiet", "--json"],
+         "--data-dir", str(data_dir), "--quiet", "--json"],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     summary = json.loads(migrated.stdout)

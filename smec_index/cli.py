@@ -834,7 +834,8 @@ def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> No
 @click.option(
     "--overwrite",
     is_flag=True,
-    help="replace a target an earlier run of this migration created (never anything else)",
+    help="start over, replacing the target an earlier run of this migration created (never "
+    "anything else)",
 )
 @click.option(
     "--allow-schema-change",

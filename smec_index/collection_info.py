@@ -86,6 +86,8 @@ def _migrated_info(backend: str, name: str, record: dict, options: dict[str, Any
     from smec_index.connectors.source import open_source
 
     target = record["target"]
+    if backend == "qdrant" and record.get("vector"):
+        options = {**options, "using": record["vector"]}
     source = open_source(backend, target, **options)
     try:
         return {

@@ -148,6 +148,8 @@ def test_qdrant_local_copy_beside_the_source_verified_switched_and_rolled_back(t
     finally:
         client.close()
 
+    again = run(*common, "--json")  # a finished migration run again: verified, switched
+    assert again.exit_code == 0 and json.loads(again.stdout)["verified"], again.output
     back = run(*common, "--rollback", "--json")
     assert back.exit_code == 0, back.output
     client = QdrantClient(path=str(source))
@@ -399,6 +401,7 @@ def test_sigkill_at_five_random_moments_then_resume(tmp_path, flow):
     reader = lambda: _Reader(flow, tmp_path, data, options)  # noqa: E731
     summary = kill_five_times_then_finish(command, data, f"{flow}-42", reader, "live", n)
     assert summary["verified"] and summary["count"] == n and summary["alias"] == "live"
+    assert (summary["schema_diff"] == []) == (target_options == "mirror")
 
     from smec_index.compressors.base import load_projection
 

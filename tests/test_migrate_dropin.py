@@ -119,6 +119,78 @@ def test_qdrant_other_named_and_sparse_vectors_are_carried(tmp_path):
         client.close()
 
 
+def test_qdrant_unnamed_vector_with_sparse_vectors_keeps_both(tmp_path):
+    """An unnamed dense vector beside sparse ones: the copy's dense vector stays unnamed and
+    the sparse ones are copied."""
+    from qdrant_client import QdrantClient, models
+
+    vectors = synthetic_vectors(300, 32, rank=8, noise=0.05, seed=4)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection(
+        "docs", vectors_config=models.VectorParams(size=32, distance=models.Distance.EUCLID),
+        sparse_vectors_config={"bm25": models.SparseVectorParams()},
+    )  # fmt: skip
+    client.upsert("docs", [models.PointStruct(id=i, payload={"i": i}, vector={
+        "": vectors[i].tolist(), "bm25": models.SparseVector(indices=[i], values=[2.0])})
+        for i in range(300)])  # fmt: skip
+    client.close()
+    done = run("migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection",
+               "docs", "--dim", 8, "--data-dir", tmp_path / "data", "--quiet",
+               "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["schema_diff"] == []
+    client = QdrantClient(path=str(tmp_path / "q"))
+    try:
+        (point,) = client.retrieve("docs_8", [5], with_vectors=True)
+        assert len(point.vector[""]) == 8 and point.vector["bm25"].indices == [5]
+        params = client.get_collection("docs_8").config.params
+        assert params.vectors.size == 8 and params.vectors.distance == models.Distance.EUCLID
+    finally:
+        client.close()
+
+
+def test_milvus_auto_id_key_is_kept_only_with_the_flag(tmp_path):
+    """A copy of an ``auto_id`` collection must keep the source's keys, so it is made
+    without auto_id: the dry run names that, and the run needs --allow-schema-change."""
+    from milvus_lite.server_manager import server_manager_instance
+    from pymilvus import DataType, MilvusClient
+
+    db = tmp_path / "src.db"
+    vectors = synthetic_vectors(800, 32, rank=6, noise=0.05, seed=6)
+    client = MilvusClient(str(db))
+    schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=32)
+    schema.add_field("note", DataType.VARCHAR, max_length=20, nullable=True)
+    index = client.prepare_index_params()
+    index.add_index("vec", index_type="FLAT", metric_type="L2")
+    client.create_collection("docs", schema=schema, index_params=index)
+    keys = client.insert("docs", [{"vec": v.tolist(), "note": None if i % 2 else f"n{i}"}
+                                  for i, v in enumerate(vectors)])["ids"]  # fmt: skip
+    client.flush("docs")
+    client.close()
+    server_manager_instance.release_server(str(db))
+    common = ["migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim", 8,
+              "--data-dir", tmp_path / "data", "--quiet", "--json"]  # fmt: skip
+    plan = run(*common, "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    assert json.loads(plan.stdout)["schema_diff"] == ["auto_id: true -> false"]
+    run_probe(common, tmp_path, "--allow-schema-change", output=db)
+    done = run(*common, "--allow-schema-change")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["schema_diff"] == ["auto_id: true -> false"]
+    client = MilvusClient(str(db))
+    try:
+        client.load_collection("docs_8")
+        rows = client.get("docs_8", ids=keys[:4], output_fields=["id", "note"])
+        expected = [(keys[0], "n0"), (keys[1], None), (keys[2], "n2"), (keys[3], None)]
+        assert [(r["id"], r["note"]) for r in rows] == expected
+        assert not client.describe_collection("docs_8")["auto_id"]
+    finally:
+        client.close()
+        server_manager_instance.release_server(str(db))
+
+
 def milvus_fields(client, collection: str) -> list[dict]:
     """pymilvus' own description of every field, the vector's dim left out."""
     fields = []
@@ -174,7 +246,7 @@ def test_milvus_server_app_runs_unchanged_against_the_alias(tmp_path):
     from smec_index.servers.milvus_standalone import milvus_standalone
 
     with milvus_standalone(tmp_path / "server", timeout=120) as server:
-        result = example("milvus_app").main(server.uri)
+        result = example("milvus_app").main(server.uri, tmp_path / "smec-data")
         check_milvus_app(result, server.uri, server=True)
 
 
@@ -247,6 +319,28 @@ def test_two_sources_with_one_name_in_two_files_each_get_their_own_projection(tm
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["artifact"] == b["artifact"]
     assert json.loads(again.stdout)["recall@10"] == pytest.approx(b["recall@10"], abs=0.02)
+
+
+def test_a_source_whose_schema_changed_since_the_start_is_one_clear_line(tmp_path):
+    """Progress records the source schema's fingerprint; a resume against a changed schema
+    (here: a partition added) stops with one line instead of mixing two sources."""
+    from milvus_lite.server_manager import server_manager_instance
+    from pymilvus import MilvusClient
+
+    db = tmp_path / "src.db"
+    milvus_docs(db, seed=4)
+    common = ["migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim", 2,
+              "--alias", "docs_alias", "--data-dir", tmp_path / "data", "--quiet"]  # fmt: skip
+    failed = run(*common, "--min-recall", 1.0)  # streamed and verified; the gate stops it
+    assert failed.exit_code == 2 and "quality gate" in failed.output, failed.output
+    client = MilvusClient(str(db))
+    client.create_partition("docs", "added_later")
+    client.close()
+    server_manager_instance.release_server(str(db))
+    run_probe([*common, "--min-recall", 0], tmp_path, "changed since this migration started",
+              output=db)  # fmt: skip
+    again = run(*common, "--min-recall", 0, "--restart", "--json")
+    assert again.exit_code == 0, again.output
 
 
 def test_projection_loads_by_artifact_or_by_the_name_migrate_switched(tmp_path):

@@ -153,7 +153,8 @@ class Mirror(Protocol):
     ``ids``); ``create`` and ``drop`` take collection names only.
     """
 
-    where: str
+    where: str  # shown to users
+    place: str  # the source's location: the copy is beside it
 
     def exists(self, name: str) -> bool:
         """A collection or an alias of that name."""
@@ -170,6 +171,11 @@ class Mirror(Protocol):
         ...
 
     def schema(self, name: str) -> dict[str, Any]: ...
+
+    def dim_path(self) -> str:
+        """The path in :meth:`schema` of the migrated vector's size: the one difference a
+        copy may have."""
+        ...
 
     def create(self, name: str, dim: int) -> None: ...
 
@@ -190,6 +196,11 @@ class Mirror(Protocol):
     def search(self, name: str, vectors: np.ndarray, k: int) -> list[list[str]]: ...
 
     def index_bytes(self, name: str) -> int | None: ...
+
+    def verify_layout(self, name: str) -> None:
+        """Raise :class:`SmecError` where the copy's points are laid out unlike the source's
+        beyond ids and values (Milvus: rows per named partition)."""
+        ...
 
     def set_alias(self, alias: str, name: str) -> None: ...
 

@@ -67,10 +67,10 @@ class MigrateRequest:
 
 
 def _is_server(backend: str, options: dict[str, Any]) -> bool:
+    from smec_index.connectors.milvus.source import SERVER_SCHEMES
+
     uri = str(options.get("uri") or "")
-    return bool(options.get("url")) or (
-        backend == "milvus" and uri.startswith(("http://", "https://", "tcp://", "grpc://"))
-    )
+    return bool(options.get("url")) or (backend == "milvus" and uri.startswith(SERVER_SCHEMES))
 
 
 def _check_request(request: MigrateRequest) -> Partition | None:
@@ -144,11 +144,14 @@ def _locked(request, source, target, to_backend, server, partition, started, say
         raise SmecError(f"--writers {writers}: an embedded target takes one writer")
     name = request.to or f"{request.collection}_{request.dim}"
     progress = Progress(request.data_dir, request.backend, source, to_backend, name,
-                        target.where)  # fmt: skip
+                        target.place)  # fmt: skip
     run = _Run(request, source, target, to_backend, name, progress, partition, writers,
                flush_at_checkpoints=to_backend in IN_MEMORY_WRITES and not server)  # fmt: skip
-    if not request.rollback:
-        run.check_names()  # before the lock file: a refused run leaves the data dir as it was
+    if not request.rollback:  # before the lock file: a refused run leaves the data dir as it was
+        run.check_names()
+        run.refuse_changes(run.changes(), "would change")
+    if request.dry_run:  # reads only: no lock file either
+        return run.go(started, say)
     slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"
     lock = f"{progress.folder.name}-{progress.stem}{slice_}.lock"
     with file_lock(request.data_dir / "locks" / "migrate" / lock,
@@ -275,16 +278,13 @@ class _Run:
         request, source, target, name = self.request, self.source, self.target, self.name
         self.check_names()  # again, now that no other run of it can be half-way
         schema_fp = fingerprint(source.schema())
-        state = None if request.restart else self.progress.read(self.partition)
+        fresh = request.restart or request.overwrite  # start over, replacing our own target
+        previous = self.progress.read(self.partition)
+        state = None if fresh else previous
         if state is not None:
             check_schema(state, schema_fp, self.progress.shown_source)
         changes = self.changes()
-        if changes and not (request.allow_schema_change or request.dry_run):
-            raise SmecError(
-                f"this migration would change the schema ({'; '.join(changes)}); an app "
-                "written for the source may break: pass --allow-schema-change to accept it "
-                "(--dry-run lists it as schema_diff)"
-            )
+        self.refuse_changes(changes, "would change")
         count = source.count()
         projection, artifact, artifact_fp, kept = fit_projection(
             request, source, self.progress, say)  # fmt: skip
@@ -297,19 +297,25 @@ class _Run:
                 f"a migration into {name!r} was started with another projection; pass "
                 "--restart to start over"
             )
-        if state is None and self.partition is None:
-            state = self._joined_partitions(artifact_fp)
+        if state is None and self.partition is None and not fresh:
+            state = self._joined_partitions(artifact_fp, schema_fp)
         if state is None:
             state = {"source": self.progress.shown_source, "target": name,
-                     "target_location": target.where, "dim": request.dim,
-                     "target_place": source.info.location if self.mirror else None,
+                     "target_location": target.where, "target_place": target.place,
+                     "vector": source.info.vector, "dim": request.dim,
                      "fingerprint": artifact_fp, "artifact": str(Path(artifact).resolve()),
                      "source_schema": schema_fp, "cursor": None, "written": 0,
                      "done": False}  # fmt: skip
+            if previous and previous.get("alias"):  # a rollback still restores the original
+                state["alias"], state["alias_before"] = previous["alias"], previous["alias_before"]
             if self.partition is not None:
                 state["partition"] = str(self.partition)
             self.progress.write(state, self.partition)  # before create: the target is ours
-            self._create()
+            self._create((previous or {}).get("target_schema"))
+            state["target_schema"] = fingerprint(target.schema(name))
+            self.progress.write(state, self.partition)
+        if self.mirror:  # what the engine made of the copy, before a single point goes in
+            self.refuse_changes(self._schema_after(), "changed")
         if not state["done"]:
             job = Job(source, target, name, request.dim, request.batch_size,
                       request.checkpoint_rows, self.partition, self.writers,
@@ -335,7 +341,10 @@ class _Run:
         if gate["value"] < request.min_recall:
             raise SmecError(self.gate_message(gate))
         if request.alias:
-            state["alias"], state["alias_before"] = request.alias, target.resolve(request.alias)
+            before = target.resolve(request.alias)
+            if state.get("alias") == request.alias and before == name:
+                before = state.get("alias_before")  # switched already: keep what it replaced
+            state["alias"], state["alias_before"] = request.alias, before
             self.progress.write(state)
             target.set_alias(request.alias, name)
         return {
@@ -359,6 +368,14 @@ class _Run:
             **({} if source.index_bytes() is not None
                else {"index_bytes_before_is": source.index_bytes_unknown()}),
         }  # fmt: skip
+
+    def refuse_changes(self, changes: list[str], verb: str) -> None:
+        if changes and not (self.request.allow_schema_change or self.request.dry_run):
+            raise SmecError(
+                f"this migration {verb} the schema ({'; '.join(changes)}); an app written "
+                "for the source may break: pass --allow-schema-change to accept it "
+                "(--dry-run lists it as schema_diff)"
+            )
 
     def _schema_after(self) -> list[str]:
         """The copy's schema against the source's, as the engine now describes both."""
@@ -429,9 +446,10 @@ class _Run:
             "seconds": round(time.perf_counter() - started, 3),
         }
 
-    def _create(self) -> None:
+    def _create(self, stamp: str | None) -> None:
         """A new target, or (``--restart`` / ``--overwrite``) this migration's own target
-        replaced. A partition joins a target another partition created."""
+        replaced: only if it is still what the last run made (``stamp``, the fingerprint
+        of its schema then). A partition joins a target another partition created."""
         request, target, name = self.request, self.target, self.name
         # Partitions started together take turns, so none joins a target another is still
         # creating (a Milvus collection without its index yet cannot be loaded).
@@ -441,11 +459,11 @@ class _Run:
             if target.exists(name):
                 if self.partition is not None and not request.restart:
                     return  # another slice created it (check_names: it is this migration's)
-                if not (request.restart or request.overwrite):
+                if stamp is not None and fingerprint(target.schema(name)) != stamp:
                     raise SmecError(
-                        f"target {name!r} already exists at {target.where} (an earlier run "
-                        "of this migration made it, and its progress is gone); pass "
-                        "--overwrite to replace it, or --to another name"
+                        f"target {name!r} at {target.where} is not the collection an earlier "
+                        "run of this migration made (its schema differs); migrate never drops "
+                        "what it did not create: drop it yourself, or pick another --to"
                     )
                 target.drop(name)
             target.create(name, request.dim)
@@ -466,7 +484,7 @@ class _Run:
             extra={"migrated_from": state["source"]},
         ).save(request.data_dir)  # fmt: skip
 
-    def _joined_partitions(self, artifact_fp: str | None):
+    def _joined_partitions(self, artifact_fp: str | None, schema_fp: str):
         """The state of a target that ``--partition 0/N`` ... ``N-1/N`` filled, once all are
         done: the whole-target run then only verifies and switches. None: no partitions ran."""
         import json
@@ -492,6 +510,8 @@ class _Run:
                 f"with another --data-dir: copy their progress files into {where}); run them, "
                 "then this command again"
             )
+        for state in parts.values():
+            check_schema(state, schema_fp, self.progress.shown_source)
         if any(state["fingerprint"] != artifact_fp for state in parts.values()):
             raise SmecError(
                 f"the partitions of {self.name!r} used another projection than this run; pass "

@@ -1,7 +1,8 @@
 """Where a migration keeps its progress, keyed by the source's identity, never its name.
 
 A source is identified by its backend, its location (an absolute path for files, the
-credential-free URL of a server) and its collection name; its schema's fingerprint is
+credential-free URL of a server), its collection name and the vector migrated (Qdrant's
+``--using``); its schema's fingerprint is
 recorded beside the progress and checked on every resume. Two collections called ``docs``
 in two files therefore never share progress, a fitted PCA or a trained SMEC, and a source
 whose schema changed mid-migration is one clear line instead of a silent mix.
@@ -30,7 +31,8 @@ def key(text: str) -> str:
 
 
 def source_identity(backend: str, source: Source) -> str:
-    return f"{backend}|{source.info.location}|{source.info.collection}"
+    info = source.info
+    return f"{backend}|{info.location}|{info.collection}|{info.vector}"
 
 
 class Progress:
@@ -38,6 +40,8 @@ class Progress:
 
     def __init__(self, data_dir: Path, backend: str, source: Source, target_backend: str,
                  target: str, target_place: str) -> None:  # fmt: skip
+        """``target_place``: where the target is, however the user typed it (an absolute
+        path, a credential-free URL)."""
         identity = source_identity(backend, source)
         self.folder = Path(data_dir) / "migrations" / f"{source.info.collection}-{key(identity)}"
         self.identity = identity

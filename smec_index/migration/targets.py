@@ -30,6 +30,7 @@ class ConnectorTarget:
     def __init__(self, connector: Connector, backend: str, where: str,
                  index_params: dict[str, Any]) -> None:  # fmt: skip
         self.connector, self.backend, self.where = connector, backend, where
+        self.place = where  # already absolute (embedded) or credential-free (a server)
         self.index_params = index_params
 
     def is_alias(self, name: str) -> bool:
@@ -79,6 +80,13 @@ class ConnectorTarget:
 
     def spec(self, name: str) -> dict[str, Any]:
         return self.connector.spec(name).to_dict()
+
+    def schema(self, name: str) -> dict[str, Any]:
+        """smec-index's schema is its index spec (ids, payload and vector are fixed)."""
+        return self.spec(self.connector.resolve(name) or name)
+
+    def verify_layout(self, name: str) -> None:
+        """Nothing beyond points: smec-index collections have no partitions."""
 
     def schema_changes(self, source: Source) -> list[str]:
         """What this mapping changes of ``source``, one line each (never empty: at least

@@ -59,6 +59,7 @@ def verify(source: Source, target: Any, name: str, projection, dim: int, count: 
     target_ids = id_digest(i for ids in target.ids(name, 10_000) for i in ids)
     if source_ids != target_ids:
         raise SmecError("the target's ids differ from the source's; not switched: pass --restart")
+    target.verify_layout(name)
     sample = gate_queries(source)
     stored = target.get(name, sample.raw_ids)
     expected = projection.transform(sample.vectors, dim)

@@ -29,7 +29,7 @@ class MilvusMirror:
 
     def __init__(self, source: MilvusSource) -> None:
         self.source, self.client = source, source.client
-        self.where = source.info.where
+        self.where, self.place = source.info.where, source.info.location
         self.vector, self.pk = source.vector, source.pk
         self._loaded: set[str] = set()
 
@@ -67,23 +67,43 @@ class MilvusMirror:
         return describe(self.client, self.resolve(name) or name)
 
     def planned_schema(self, dim: int) -> dict[str, Any]:
+        """The source's schema at ``dim``, with one necessary change: a copy of an
+        ``auto_id`` key is made without it, since Milvus would otherwise give the copied rows
+        new keys (2.4+) or refuse them (2.3); the run then needs --allow-schema-change."""
         schema = self.source.schema()
+        if schema["functions"]:
+            raise SmecError(
+                f"{self.source.collection!r} has functions ({schema['functions']}); migrate "
+                "does not copy them"
+            )
         schema["fields"][self.vector]["params"]["dim"] = dim
+        schema["auto_id"] = False
         return schema
 
     def dim_path(self) -> str:
         return f"fields.{self.vector}.params.dim"
+
+    def verify_layout(self, name: str) -> None:
+        """Rows per named partition equal the source's (a partition key places rows by
+        itself; only ``_default``: nothing to check)."""
+        for partition in self.source.named_partitions():
+            have, want = (
+                self.client.query(collection, filter="", output_fields=["count(*)"],
+                                  partition_names=[partition],
+                                  consistency_level="Strong")[0]["count(*)"]
+                for collection in (self._load(name), self.source.collection)
+            )  # fmt: skip
+            if have != want:
+                raise SmecError(
+                    f"partition {partition!r} of the target holds {have} rows, the source's "
+                    f"{want}; not switched: pass --restart"
+                )
 
     # -- collections ----------------------------------------------------------------------
     def create(self, name: str, dim: int) -> None:
         from pymilvus import DataType
 
         planned = self.planned_schema(dim)
-        if planned["functions"]:
-            raise SmecError(
-                f"{self.source.collection!r} has functions ({planned['functions']}); migrate "
-                "does not copy them yet"
-            )
         described = self.client.describe_collection(self.source.collection)
         schema = self.client.create_schema(
             auto_id=planned["auto_id"],
@@ -93,7 +113,7 @@ class MilvusMirror:
         for field in described["fields"]:
             entry = planned["fields"][field["name"]]
             options: dict[str, Any] = dict(entry["params"])
-            for flag in ("is_primary", "is_partition_key", "nullable"):
+            for flag in ("is_primary", "is_partition_key", "is_clustering_key", "nullable"):
                 if entry.get(flag):
                     options[flag] = True
             if "default_value" in entry:

@@ -50,7 +50,8 @@ def describe(client: Any, collection: str) -> dict[str, Any]:
     described = client.describe_collection(collection)
     fields = {}
     for f in described["fields"]:
-        entry = {k: plain(v) for k, v in f.items() if k not in ("field_id", "name")}
+        # the key's auto_id is the collection's, listed once below
+        entry = {k: plain(v) for k, v in f.items() if k not in ("field_id", "name", "auto_id")}
         entry.setdefault("params", {})
         fields[f["name"]] = entry
     partition_key = any(f.get("is_partition_key") for f in described["fields"])
@@ -129,6 +130,9 @@ class MilvusSource:
             if described.get("field_name") == self.vector:
                 metric = METRICS.get(str(described.get("metric_type")).upper(), "cosine")
         self.collection = collection
+        # Reading needs the collection loaded; one that was not is released again at close.
+        state = str(self.client.get_load_state(collection).get("state", ""))
+        self._release = "NotLoad" in state
         self.client.load_collection(collection)
         dim = int(vectors[0]["params"]["dim"])
         self.info = SourceInfo(where, collection, dim, metric, location, self.vector,
@@ -300,6 +304,9 @@ class MilvusSource:
     def close(self) -> None:
         from smec_index.connectors.milvus.client import close_lite
 
+        if getattr(self, "_release", False):
+            with contextlib.suppress(Exception):  # the server may be gone: nothing to release
+                self.client.release_collection(self.collection)
         if self._lite_path is None:
             self._raw.close()
         else:

@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from smec_index.connectors.qdrant.source import QdrantSource, collection_schema
+from smec_index.connectors.qdrant.source import QdrantSource, call, collection_schema
 from smec_index.connectors.source import SourceBatch
-from smec_index.errors import SmecError
 
 
 def search_batch(client: Any, collection: str, using: str, vectors: np.ndarray, k: int):
@@ -47,7 +46,7 @@ class QdrantMirror:
 
     def __init__(self, source: QdrantSource) -> None:
         self.source, self.client, self.using = source, source.client, source.using
-        self.where = source.info.where
+        self.where, self.place = source.info.where, source.info.location
         vectors = self.client.get_collection(source.collection).config.params.vectors
         self.unnamed = not isinstance(vectors, dict)  # one vector, no name
 
@@ -96,6 +95,9 @@ class QdrantMirror:
         else:
             vectors[self.using]["size"] = dim
         return schema
+
+    def verify_layout(self, name: str) -> None:
+        """Nothing beyond points: a Qdrant copy has no partitions to check."""
 
     def dim_path(self) -> str:
         """The schema path of the migrated vector's size (the one expected difference)."""
@@ -153,7 +155,8 @@ class QdrantMirror:
         for point_id, vector, payload, others in zip(
             batch.raw_ids, vectors.tolist(), batch.payloads, carried, strict=True
         ):
-            value: Any = vector if self.unnamed else {**others, self.using: vector}
+            # a point of an unnamed-vector collection with sparse vectors comes as a dict too
+            value: Any = vector if self.unnamed and not others else {**others, self.using: vector}
             points.append(models.PointStruct(id=point_id, vector=value, payload=payload))
         self._call("writing", name, lambda: self.client.upsert(name, points, wait=True))
 
@@ -193,13 +196,5 @@ class QdrantMirror:
     def index_bytes(self, name: str) -> int | None:
         return None  # see QdrantSource.index_bytes_unknown: the same holds for the copy
 
-    def _call(self, doing: str, name: str, call):
-        try:
-            return call()
-        except SmecError:
-            raise
-        except Exception as exc:  # qdrant-client raises many kinds; the retry loop takes these
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SmecError(
-                f"{doing} Qdrant collection {name!r} at {self.where} failed: {reason}"
-            ) from None
+    def _call(self, doing: str, name: str, request):
+        return call(doing, f"Qdrant collection {name!r} at {self.where}", request)

@@ -43,6 +43,29 @@ def pick_vector(vectors: dict[str, Any], using: str | None, collection: str) -> 
     return next(iter(vectors))
 
 
+def call(doing: str, where: str, request: Any) -> Any:
+    """``request()``, with any qdrant-client or qdrant-edge failure as one-line
+    :class:`SmecError` (which the migration's retry loop takes)."""
+    try:
+        return request()
+    except SmecError:
+        raise
+    except Exception as exc:  # qdrant-client raises many kinds: HTTP, gRPC, connection
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SmecError(f"{doing} {where} failed: {reason}") from None
+
+
+def metric(distance: str, collection: str) -> str:
+    """smec-index's name for a Qdrant distance; Manhattan has none (a projection's unit
+    vectors rank alike by cosine, dot and Euclid, not by Manhattan)."""
+    if distance not in METRICS:
+        raise SmecError(
+            f"collection {collection!r} uses distance {distance}; migrate keeps Cosine, Dot "
+            "and Euclid collections"
+        )
+    return METRICS[distance]
+
+
 def raw_id(point_id: str) -> int | str:
     """Qdrant's own id back from its string: an unsigned integer or a UUID."""
     return int(point_id) if point_id.isdigit() else point_id
@@ -181,31 +204,35 @@ class QdrantSource(QdrantReader):
                 "migrate compresses single dense vectors"
             )
         distance = str(getattr(config.distance, "value", config.distance))
-        self.info = SourceInfo(where, collection, int(config.size), METRICS[distance],
+        self.info = SourceInfo(where, collection, int(config.size), metric(distance, collection),
                                location, self.using, {"mode": "client"})  # fmt: skip
+        self.shown = f"Qdrant collection {collection!r} at {where}"
 
     def count(self) -> int:
-        return self.client.count(self.collection, exact=True).count
+        return call("counting", self.shown,
+                    lambda: self.client.count(self.collection, exact=True).count)  # fmt: skip
 
     def schema(self) -> dict[str, Any]:
-        return collection_schema(self.client, self.collection)
+        return call("describing", self.shown,
+                    lambda: collection_schema(self.client, self.collection))  # fmt: skip
 
     def _scroll(self, offset: Any, limit: int, full: bool) -> tuple[list[Any], Any]:
-        return self.client.scroll(
+        page = lambda: self.client.scroll(  # noqa: E731
             self.collection, limit=limit, offset=offset, with_payload=full, with_vectors=full
         )
+        return call("reading", self.shown, page)
 
     def get(self, raw_ids: list[Any]) -> SourceBatch:
-        records = self.client.retrieve(
-            self.collection, raw_ids, with_payload=True, with_vectors=True
-        )
+        records = call("reading", self.shown, lambda: self.client.retrieve(
+            self.collection, raw_ids, with_payload=True, with_vectors=True))  # fmt: skip
         order = {str(r.id): r for r in records}
         return self._batch([order[str(i)] for i in raw_ids if str(i) in order])
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
         from smec_index.connectors.qdrant.mirror import search_batch
 
-        return search_batch(self.client, self.collection, self.using, vectors, k)
+        found = lambda: search_batch(self.client, self.collection, self.using, vectors, k)  # noqa: E731
+        return call("searching", self.shown, found)
 
     def index_bytes(self) -> int | None:
         return None
@@ -245,7 +272,8 @@ class EdgeSource(QdrantReader):
         self.shard_dir, self.collection = shard_dir, collection
         params = vectors[self.using]
         self.info = SourceInfo(
-            str(shard_dir.parent), collection, int(params["size"]), METRICS[params["distance"]],
+            str(shard_dir.parent), collection, int(params["size"]),
+            metric(params["distance"], collection),
             f"edge:{shard_dir.resolve()}", self.using, {"mode": "edge"},
         )  # fmt: skip
 
