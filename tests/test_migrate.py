@@ -466,13 +466,13 @@ def test_sigkill_then_resume_on_a_qdrant_server(tmp_path):
                     "server binary can be installed here; set QDRANT_URL)")  # fmt: skip
     from qdrant_client import QdrantClient, models
 
-
     n, name = 12_000, f"smec_migrate_{uuid.uuid4().hex[:8]}"
     vectors = synthetic_vectors(n, DIM, rank=10, noise=0.05, seed=13)
     client = QdrantClient(url=url, api_key=os.environ.get("QDRANT_API_KEY"))
     client.create_collection(
         name, vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
     )
+    client.create_payload_index(name, "i", models.PayloadSchemaType.INTEGER, wait=True)
     try:
         for start in range(0, n, 2000):
             ids = list(range(start, min(n, start + 2000)))
@@ -495,6 +495,8 @@ def test_sigkill_then_resume_on_a_qdrant_server(tmp_path):
                 break
         assert sorted(ids) == list(range(n))
         assert client.retrieve(f"{name}_live", [5])[0].payload == {"i": 5}
+        indexes = client.get_collection(f"{name}_16").payload_schema  # recreated, typed
+        assert set(indexes) == {"i"} and indexes["i"].data_type == models.PayloadSchemaType.INTEGER
         client.delete_alias(f"{name}_live")
         client.delete_collection(f"{name}_16")
     finally:
@@ -644,7 +646,8 @@ def test_milvus_server_stopped_mid_run_stops_cleanly_and_resumes(tmp_path):
         assert len(lines) == 1 and "run the same command again to resume" in lines[0], err
         assert "Traceback" not in err and err.count("retrying in") == 4, err
 
-        uri = server.start()  # the same files, new ports
+        restarted = server.start()  # the same files and, as a real server's, the same address
+        assert restarted == uri
         done = subprocess.run(command(uri), capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr
         summary = json.loads(done.stdout)

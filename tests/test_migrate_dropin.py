@@ -248,6 +248,46 @@ def test_milvus_server_app_runs_unchanged_against_the_alias(tmp_path):
     with milvus_standalone(tmp_path / "server", timeout=120) as server:
         result = example("milvus_app").main(server.uri, tmp_path / "smec-data")
         check_milvus_app(result, server.uri, server=True)
+        partitions_by_name_and_auto_id(server.uri, tmp_path / "smec-data")
+
+
+def partitions_by_name_and_auto_id(uri: str, data_dir: Path) -> None:
+    """Partitions made by name (no partition key): every row lands in the copy's partition
+    of the same name; an auto_id key's values are kept (the copy is made without auto_id)."""
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(uri=uri)
+    vectors = synthetic_vectors(1200, 32, rank=6, noise=0.05, seed=5)
+    schema = client.create_schema(auto_id=True, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("vec", DataType.FLOAT_VECTOR, dim=32)
+    schema.add_field("year", DataType.INT16)
+    index = client.prepare_index_params()
+    index.add_index("vec", index_type="IVF_FLAT", metric_type="L2", params={"nlist": 16})
+    index.add_index("year", index_type="STL_SORT")
+    client.create_collection("parts", schema=schema, index_params=index)
+    for year in (2024, 2025):
+        client.create_partition("parts", f"y{year}")
+        client.insert("parts", [{"vec": v.tolist(), "year": year} for v in vectors[:400]],
+                      partition_name=f"y{year}")  # fmt: skip
+    client.insert("parts", [{"vec": v.tolist(), "year": 0} for v in vectors[400:]])
+    client.flush("parts")
+    done = run("migrate", "--backend", "milvus", "--uri", uri, "--collection", "parts", "--dim",
+               8, "--data-dir", data_dir, "--allow-schema-change", "--quiet", "--json")  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["schema_diff"] == ["auto_id: true -> false"]
+
+    def rows(collection: str, partition: str) -> list[tuple]:
+        found = client.query(collection, filter="", output_fields=["id", "year"], limit=16_384,
+                             partition_names=[partition])  # fmt: skip
+        return sorted((r["id"], r["year"]) for r in found)
+
+    client.load_collection("parts_8")
+    assert sorted(client.list_partitions("parts_8")) == ["_default", "y2024", "y2025"]
+    for partition in ("_default", "y2024", "y2025"):
+        assert rows("parts_8", partition) == rows("parts", partition), partition
+    assert len(rows("parts_8", "y2025")) == 400
+    client.close()
 
 
 def milvus_docs(db: Path, seed: int, n: int = 1500) -> str:

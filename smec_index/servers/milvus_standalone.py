@@ -74,6 +74,22 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _wait_bindable(port: int, seconds: float) -> bool:
+    """Whether ``port`` can be bound on loopback (as MilvusServer binds it: without
+    SO_REUSEADDR) within ``seconds``; a stopped server's port stays in TIME_WAIT up to 60 s."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((LOOPBACK, port))
+                return True
+            except OSError:
+                pass
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1.0)
+
+
 def _config_keys(template: str) -> set[str]:
     """The dotted keys of a ``milvus.yaml`` template; ``MilvusServer`` can set only these."""
     keys: set[str] = set()
@@ -147,6 +163,7 @@ class MilvusStandalone:
         self.startup_seconds = 0.0
         self.storage: Path | None = None
         self._server: Any = None
+        self._proxy_port = 0  # kept for a restart: the same address, as a real server's
 
     def start(self) -> str:
         """Start the server and wait until it serves; return its URI (``http://127.0.0.1:PORT``)."""
@@ -177,6 +194,11 @@ class MilvusStandalone:
         config = server.config
         port_keys = sorted(key for key in config.configurable_items if key.endswith("_port"))
         ports = _free_ports(len(port_keys) + 2)
+        proxy = port_keys.index("proxy_port")
+        if self._proxy_port and self._proxy_port not in ports:
+            if _wait_bindable(self._proxy_port, 90.0):
+                ports[proxy] = self._proxy_port
+        self._proxy_port = ports[proxy]
         config.update(**dict(zip(port_keys, ports, strict=False)))
         server.webservice_port = ports[-2]  # health and metrics (METRICS_PORT)
         known = _config_keys(config.template_text)
