@@ -762,13 +762,23 @@ def search(
 @main.command()
 @backend_options
 @click.option("--collection", required=True, help="collection name (or alias)")
+@click.option(
+    "--path",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="a qdrant-client local folder that `migrate` wrote a copy into",
+)
 @click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
-def info(backend, data_dir, url, api_key, uri, token, collection, as_json) -> None:
+def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json) -> None:
     """What a collection holds: count, dim, index spec, model, artifact fingerprint, alias
-    target, index_bytes and total_bytes."""
+    target, index_bytes and total_bytes; for a copy `migrate` made, where it came from and
+    how to project queries for it."""
     from smec_index.collection_info import collection_info
 
     options = connector_options(backend, url, api_key, uri, token)
+    if path is not None:
+        if backend != "qdrant":
+            raise SmecError("--path is a qdrant-client local folder; pass --backend qdrant")
+        options = {"path": str(path)}
     summary = collection_info(backend, collection, data_dir, **options)
     if as_json:
         click.echo(json.dumps(summary))

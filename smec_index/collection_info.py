@@ -21,6 +21,11 @@ def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> 
     record = _migrated(backend, name, Path(data_dir), options)
     if record is not None:
         return _migrated_info(backend, name, record, options)
+    if options.get("path"):
+        raise SmecError(
+            f"no collection {name!r} that migrate wrote into {options['path']} according to "
+            f"{data_dir}; check --collection and --data-dir"
+        )
     with open_connector(backend, data_dir=data_dir, **options) as connector:
         collection = connector.resolve(name)
         if collection is None:
@@ -59,12 +64,15 @@ def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any]):
 
     from smec_index.secrets import shown_url
 
-    where = options.get("url") or options.get("uri")
-    if not where:
+    if options.get("path"):
+        places = {f"path:{Path(options['path']).resolve()}"}
+    elif options.get("url") or options.get("uri"):
+        where = str(options.get("url") or options.get("uri"))
+        places = {shown_url(where)}
+        if backend == "milvus" and "://" not in where:
+            places = {f"lite:{Path(where).resolve()}"}
+    else:
         return None
-    places = {shown_url(str(where))}
-    if backend == "milvus" and "://" not in str(where):
-        places = {f"lite:{Path(where).resolve()}"}
     for path in sorted(data_dir.glob("migrations/*/*.json")):
         try:
             record = json.loads(path.read_text())

@@ -138,6 +138,12 @@ def test_qdrant_local_copy_beside_the_source_verified_switched_and_rolled_back(t
     assert abs(planned["recall@10"] - summary["recall@10"]) <= 0.02
     assert "Projection.load(" in done.stderr and summary["artifact"] in done.stderr
     assert qdrant_checksum(source) == before, "the source changed"
+    shown = run("info", "--backend", "qdrant", "--path", source, "--collection", "docs_live",
+                "--data-dir", tmp_path / "data", "--json")  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    info = json.loads(shown.stdout)
+    assert info["artifact"] == summary["artifact"] and info["alias_target"] == "docs_16"
+    assert info["count"] == 3000 and info["dim"] == 16 and info["vector"] == ""
 
     client = QdrantClient(path=str(source))
     try:

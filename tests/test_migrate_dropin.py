@@ -353,11 +353,13 @@ def test_two_sources_with_one_name_in_two_files_each_get_their_own_projection(tm
     assert a["artifact"] != b["artifact"] and a["recall@10"] > 0.8 and b["recall@10"] > 0.8
     matrices = [Projection.load(s["artifact"])._compressor.projection(8) for s in (a, b)]
     assert not np.allclose(matrices[0], matrices[1])
+    fitted = (Path(b["artifact"]) / "config.json").stat().st_mtime_ns
     again = run("migrate", "--backend", "milvus", "--uri", tmp_path / "b.db", "--collection",
                 "docs", "--dim", 8, "--data-dir", data, "--quiet", "--json",
                 "--restart")  # fmt: skip
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["artifact"] == b["artifact"]
+    assert (Path(b["artifact"]) / "config.json").stat().st_mtime_ns != fitted, "not refitted"
     assert json.loads(again.stdout)["recall@10"] == pytest.approx(b["recall@10"], abs=0.02)
 
 

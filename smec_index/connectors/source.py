@@ -207,6 +207,15 @@ class Mirror(Protocol):
     def drop_alias(self, alias: str) -> None: ...
 
 
+def check_not_alias(collection: str, aliases: dict[str, str], where: str) -> None:
+    """A source is a collection: an alias of one is named back to the user as such."""
+    if collection in aliases:
+        raise SmecError(
+            f"{collection!r} is an alias of {aliases[collection]!r} at {where}; pass the "
+            f"collection (--collection {aliases[collection]}) and keep the alias for --alias"
+        )
+
+
 def fingerprint(schema: dict[str, Any]) -> str:
     """SHA-256 (first 16 hex digits) of a schema's canonical JSON."""
     text = json.dumps(schema, sort_keys=True, default=str)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from smec_index.connectors.source import Partition, SourceBatch, SourceInfo
+from smec_index.connectors.source import Partition, SourceBatch, SourceInfo, check_not_alias
 from smec_index.errors import SmecError
 from smec_index.secrets import shown_url
 
@@ -104,12 +104,7 @@ class MilvusSource:
             raise
 
     def __open(self, collection, where, location, lite, DataType) -> None:
-        known = aliases(self.client)
-        if collection in known:
-            raise SmecError(
-                f"{collection!r} is an alias of {known[collection]!r} at {where}; pass the "
-                f"collection (--collection {known[collection]}) and keep the alias for --alias"
-            )
+        check_not_alias(collection, aliases(self.client), where)
         if not self.client.has_collection(collection):
             raise SmecError(f"no Milvus collection {collection!r} at {where}; check --collection")
         fields = self.client.describe_collection(collection)["fields"]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from smec_index.connectors.source import Partition, SourceBatch, SourceInfo
+from smec_index.connectors.source import Partition, SourceBatch, SourceInfo, check_not_alias
 from smec_index.errors import SmecError
 from smec_index.secrets import shown_url
 
@@ -187,11 +187,7 @@ class QdrantSource(QdrantReader):
         self.collection = collection
         self.local = path is not None
         aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
-        if collection in aliases:
-            raise SmecError(
-                f"{collection!r} is an alias of {aliases[collection]!r} at {where}; pass the "
-                f"collection (--collection {aliases[collection]}) and keep the alias for --alias"
-            )
+        check_not_alias(collection, aliases, where)
         if not self.client.collection_exists(collection):
             raise SmecError(f"no Qdrant collection {collection!r} at {where}; check --collection")
         config = self.client.get_collection(collection).config.params.vectors
