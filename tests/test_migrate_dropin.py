@@ -162,10 +162,12 @@ def test_milvus_auto_id_key_is_kept_only_with_the_flag(tmp_path):
     schema.add_field("id", DataType.INT64, is_primary=True)
     schema.add_field("vec", DataType.FLOAT_VECTOR, dim=32)
     schema.add_field("note", DataType.VARCHAR, max_length=20, nullable=True)
+    schema.add_field("lang", DataType.VARCHAR, max_length=8, default_value="en")
     index = client.prepare_index_params()
     index.add_index("vec", index_type="FLAT", metric_type="L2")
     client.create_collection("docs", schema=schema, index_params=index)
-    keys = client.insert("docs", [{"vec": v.tolist(), "note": None if i % 2 else f"n{i}"}
+    keys = client.insert("docs", [{"vec": v.tolist(), "note": None if i % 2 else f"n{i}",
+                                   **({} if i % 2 else {"lang": "de"})}
                                   for i, v in enumerate(vectors)])["ids"]  # fmt: skip
     client.flush("docs")
     client.close()
@@ -182,9 +184,13 @@ def test_milvus_auto_id_key_is_kept_only_with_the_flag(tmp_path):
     client = MilvusClient(str(db))
     try:
         client.load_collection("docs_8")
-        rows = client.get("docs_8", ids=keys[:4], output_fields=["id", "note"])
-        expected = [(keys[0], "n0"), (keys[1], None), (keys[2], "n2"), (keys[3], None)]
-        assert [(r["id"], r["note"]) for r in rows] == expected
+        rows = client.get("docs_8", ids=keys[:4], output_fields=["id", "note", "lang"])
+        expected = [(keys[0], "n0", "de"), (keys[1], None, "en"), (keys[2], "n2", "de"),
+                    (keys[3], None, "en")]  # fmt: skip
+        assert [(r["id"], r["note"], r["lang"]) for r in rows] == expected
+        fields = {f["name"]: f for f in client.describe_collection("docs_8")["fields"]}
+        assert fields["note"].get("nullable") and str(fields["lang"]["default_value"]).strip() == (
+            'string_data: "en"')
         assert not client.describe_collection("docs_8")["auto_id"]
     finally:
         client.close()
@@ -216,8 +222,12 @@ def check_milvus_app(result: dict, uri: str, server: bool) -> None:
         fields = {f["name"]: f for f in client.describe_collection("docs_16")["fields"]}
         assert fields["embedding"]["params"]["dim"] == 16
         assert fields["tenant"].get("is_partition_key") and fields["pk"].get("is_primary")
-        described = client.describe_collection("docs_16")
+        described, original = (client.describe_collection(c) for c in ("docs_16", "docs"))
         assert described["enable_dynamic_field"] and not described["auto_id"]
+        for key in ("description", "consistency_level", "num_partitions", "properties"):
+            assert described.get(key) == original.get(key), key
+        if server:  # milvus-lite keeps no description
+            assert described["description"] == "the app's documents"
         assert sorted(client.list_indexes("docs_16")) == sorted(client.list_indexes("docs"))
         title = client.describe_index("docs_16", "title")["index_type"]
         assert title == client.describe_index("docs", "title")["index_type"]
