@@ -610,6 +610,37 @@ def test_nan_vectors_in_the_source_are_refused_before_writing(tmp_path):
     assert not (tmp_path / "data" / "qdrant").exists()
 
 
+def test_nan_found_mid_stream_leaves_nothing_written(tmp_path):
+    """A NaN after 2,500 points (past the fitting sample): the run stops with one line, and
+    the target it had partly written and its progress are gone; an empty source is refused
+    before anything is written."""
+    from pymilvus import MilvusClient
+
+    vectors = synthetic_vectors(3000, 8, rank=4, noise=0.05, seed=8)
+    vectors[2500, 3] = np.nan
+    client = MilvusClient(str(tmp_path / "src.db"))
+    client.create_collection("docs", dimension=8)
+    client.create_collection("empty", dimension=8)
+    client.insert("docs", [{"id": i, "vector": v.tolist()} for i, v in enumerate(vectors)])
+    client.flush("docs")
+    release_lite(tmp_path / "src.db", client)
+    common = ["migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--dim", 2,
+              "--data-dir", tmp_path / "data", "--quiet", "--batch-size", 500,
+              "--checkpoint-rows", 500, "--fit-rows", 1000]  # fmt: skip
+    failed = run(*common, "--collection", "docs")
+    errors = [line for line in failed.output.splitlines() if line.startswith("error: ")]
+    assert failed.exit_code == 2 and len(errors) == 1 and "Traceback" not in failed.output
+    assert "NaN or inf" in errors[0] and "'2500'" in errors[0] and "nothing is left" in errors[0]
+    client = MilvusClient(str(tmp_path / "src.db"))
+    try:
+        assert sorted(client.list_collections()) == ["docs", "empty"]
+    finally:
+        release_lite(tmp_path / "src.db", client)
+    assert not list((tmp_path / "data" / "migrations").rglob("*-*.json"))
+    run_probe([*common, "--collection", "empty"], tmp_path, "holds no points",
+              output=tmp_path / "src.db")  # fmt: skip
+
+
 @pytest.mark.slow
 @pytest.mark.server
 def test_milvus_server_stopped_mid_run_stops_cleanly_and_resumes(tmp_path):

@@ -411,6 +411,9 @@ def test_projection_loads_by_artifact_or_by_the_name_migrate_switched(tmp_path):
     info = json.loads(shown.stdout)
     assert info["artifact"] == artifact and info["alias_target"] == "docs_8"
     assert info["count"] == 1500 and info["dim"] == 8 and info["migrated_from"].endswith("/docs")
+    run_probe(["info", "--backend", "milvus", "--uri", tmp_path / "a.db", "--collection", "docs",
+               "--data-dir", tmp_path / "data"], tmp_path, "someone's own",
+              output=tmp_path / "a.db")  # the source: the user's, not smec-index's  # fmt: skip
     by_path = Projection.load(artifact)
     by_alias = Projection.load("docs_alias", data_dir=tmp_path / "data")
     assert by_path.dims == by_alias.dims == [8] and by_path.input_dim == 32

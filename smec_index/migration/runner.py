@@ -29,7 +29,7 @@ from smec_index.connectors.storage import file_lock
 from smec_index.errors import SmecError
 from smec_index.migration import DEFAULT_MIN_RECALL, verify
 from smec_index.migration.state import Progress, check_schema
-from smec_index.migration.stream import Job, check_finite, stream
+from smec_index.migration.stream import Job, SourceDataError, check_finite, stream
 from smec_index.migration.targets import ConnectorTarget, mirror_changes
 
 IN_MEMORY_WRITES = ("faiss", "hnswlib")  # their writes are durable only once flushed
@@ -148,6 +148,11 @@ def _locked(request, source, target, to_backend, server, partition, started, say
     run = _Run(request, source, target, to_backend, name, progress, partition, writers,
                flush_at_checkpoints=to_backend in IN_MEMORY_WRITES and not server)  # fmt: skip
     if not request.rollback:  # before the lock file: a refused run leaves the data dir as it was
+        if source.count() == 0:
+            raise SmecError(
+                f"{request.collection!r} at {source.info.where} holds no points: nothing to "
+                "fit or migrate"
+            )
         run.check_names()
         run.refuse_changes(run.changes(), "would change")
     if request.dry_run:  # reads only: no lock file either
@@ -322,8 +327,11 @@ class _Run:
                       flush_at_checkpoints=self.flush_at_checkpoints,
                       progress=request.progress)  # fmt: skip
             total = count if self.partition is None else None  # a slice's size: at the end
-            stream(job, projection, state,
-                   lambda s: self.progress.write(s, self.partition), total)  # fmt: skip
+            try:
+                stream(job, projection, state,
+                       lambda s: self.progress.write(s, self.partition), total)  # fmt: skip
+            except SourceDataError as exc:  # the source must be fixed first: leave nothing
+                raise SmecError(f"{exc}; {self._abandon()}") from None
         if self.partition is not None:
             return {
                 "source": state["source"], "target": name, "partition": str(self.partition),
@@ -376,6 +384,16 @@ class _Run:
                 "for the source may break: pass --allow-schema-change to accept it "
                 "(--dry-run lists it as schema_diff)"
             )
+
+    def _abandon(self) -> str:
+        """Drop this migration's own target and progress (a source that cannot be migrated
+        as it is); says what was left."""
+        if self.partition is not None:  # other slices may be writing into the same target
+            return "this slice's progress is kept; fix the source, then pass --restart"
+        if self.target.exists(self.name) and not self.target.is_alias(self.name):
+            self.target.drop(self.name)
+        self.progress.path().unlink(missing_ok=True)
+        return f"the partly written target {self.name!r} was dropped: nothing is left of this run"
 
     def _schema_after(self) -> list[str]:
         """The copy's schema against the source's, as the engine now describes both."""

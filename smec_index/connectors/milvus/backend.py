@@ -187,8 +187,10 @@ class MilvusBackend:
             properties = self.client.describe_collection(name).get("properties") or {}
             if SPEC_PROPERTY not in properties:
                 raise SmecError(
-                    f"collection {collection!r} was not created by smec-index (no "
-                    f"{SPEC_PROPERTY} property); recreate it with --overwrite"
+                    f"collection {collection!r} was not built by smec-index (no "
+                    f"{SPEC_PROPERTY} property), so it is someone's own and left alone: pick "
+                    "a collection `build` made (a copy `migrate` made is found with that "
+                    "migration's --data-dir)"
                 )
             self._specs[name] = IndexSpec(**json.loads(properties[SPEC_PROPERTY]))
         return self._specs[name]

@@ -228,7 +228,15 @@ class MilvusSource:
             yield batch if partition is None or on_server else partition.select(batch)
 
     def raw_id(self, point_id: str) -> Any:
-        return point_id if self.string_pk else int(point_id)
+        if self.string_pk:
+            return point_id
+        try:
+            return int(point_id)
+        except ValueError:
+            raise SmecError(
+                f"id {point_id!r} cannot be a key of {self.collection!r}, whose key "
+                f"{self.pk!r} is INT64; use the source's own ids"
+            ) from None
 
     def ids(self, batch_size: int) -> Iterator[list[str]]:
         for rows in self.pages(self.collection, batch_size, "", [self.pk]):
