@@ -641,6 +641,26 @@ def test_nan_found_mid_stream_leaves_nothing_written(tmp_path):
               output=tmp_path / "src.db")  # fmt: skip
 
 
+def test_a_milvus_lite_file_another_process_holds_is_one_line(tmp_path):
+    """milvus-lite admits one process per file: while the app holds it, migrate says so in
+    one line (no milvus_lite traceback) and writes nothing."""
+    db = tmp_path / "src.db"
+    milvus_source(db, 300)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from pymilvus import MilvusClient; "
+         f"MilvusClient({str(db)!r}); print('open', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        run_probe(["migrate", "--backend", "milvus", "--uri", db, "--collection", "docs",
+                   "--dim", 8, "--data-dir", tmp_path / "data", "--quiet"], tmp_path,
+                  "another process may have it open", output=db)  # fmt: skip
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 @pytest.mark.slow
 @pytest.mark.server
 def test_milvus_server_stopped_mid_run_stops_cleanly_and_resumes(tmp_path):

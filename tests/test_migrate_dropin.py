@@ -119,6 +119,24 @@ def test_qdrant_other_named_and_sparse_vectors_are_carried(tmp_path):
         client.close()
 
 
+def test_a_qdrant_multivector_source_is_refused_before_anything_is_written(tmp_path):
+    """A multivector (late-interaction) vector cannot be projected point by point: one line,
+    at once, instead of retries after a partial write."""
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("multi", vectors_config={"colbert": models.VectorParams(
+        size=16, distance=models.Distance.COSINE,
+        multivector_config=models.MultiVectorConfig(
+            comparator=models.MultiVectorComparator.MAX_SIM))})  # fmt: skip
+    client.upsert("multi", [models.PointStruct(id=i, vector={"colbert": [[0.1 * i] * 16] * 2})
+                            for i in range(1, 50)])  # fmt: skip
+    client.close()
+    run_probe(["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection",
+               "multi", "--dim", 4, "--data-dir", tmp_path / "data", "--quiet"], tmp_path,
+              "is a multivector", output=tmp_path / "q")  # fmt: skip
+
+
 def test_qdrant_unnamed_vector_with_sparse_vectors_keeps_both(tmp_path):
     """An unnamed dense vector beside sparse ones: the copy's dense vector stays unnamed and
     the sparse ones are copied."""

@@ -73,6 +73,10 @@ if logging.getLogger().getEffectiveLevel() > logging.INFO:
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 for _logger in ("grpc._server", "pymilvus.client.iterator.query_iterator"):
     logging.getLogger(_logger).addFilter(_Unimplemented())
+# milvus-lite logs a traceback when it cannot start (a file another process holds); the
+# same failure reaches the user as one `error:` line (open_lite).
+if logging.getLogger().getEffectiveLevel() > logging.INFO:
+    logging.getLogger("milvus_lite").setLevel(logging.CRITICAL)
 
 
 BINLOG_KINDS = ("insert_log", "stats_log", "delta_log")
@@ -185,8 +189,8 @@ def open_lite(path: Path) -> Any:
         client = MilvusClient(str(path))
     except MilvusException:
         raise SmecError(
-            f"milvus-lite could not open {path}; another process may hold it (close that, or "
-            "use another --data-dir)"
+            f"milvus-lite could not open {path}: another process may have it open (milvus-lite "
+            "admits one process at a time); close that one, or wait for it, then run again"
         ) from None
     _lite_users[path] = _lite_users.get(path, 0) + 1
     return client
