@@ -27,7 +27,7 @@ from smec_index.connectors.source import Source, SourceBatch
 from smec_index.connectors.storage import file_lock
 from smec_index.errors import SmecError
 from smec_index.migration import verify
-from smec_index.migration.runner import fit_projection
+from smec_index.migration.fitting import fit_projection
 from smec_index.migration.state import Progress
 from smec_index.migration.stream import Job, stream
 

@@ -1,0 +1,66 @@
+"""The projection a migration applies: ``--artifact`` as given (checked against the
+source), or one fitted on a sample of the source's own vectors, kept under the data dir and
+keyed by the source's identity (:class:`~smec_index.migration.state.Progress`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smec_index.artifact import artifact_fingerprint
+from smec_index.compressors.base import LinearCompressor, check_input_dim, load_projection
+from smec_index.connectors.source import Source
+from smec_index.connectors.storage import file_lock
+from smec_index.errors import SmecError
+from smec_index.migration.state import Progress
+from smec_index.migration.stream import check_finite
+
+
+def fit_projection(
+    request: Any, source: Source, progress: Progress, say
+) -> tuple[LinearCompressor, Path | None, str | None, Path]:
+    """The artifact to apply (checked against the source), or one fitted on a sample of
+    the source's own vectors (PCA; with qrels, the better of SMEC and PCA), kept under the
+    data dir keyed by the source's identity. Returns the projection, its saved directory
+    (``None`` in a dry run), its fingerprint, and where it is or will be kept."""
+    if request.artifact is not None:
+        projection = load_projection(request.artifact)
+        check_input_dim(projection, source.info.dim, "source's vectors")
+        if request.dim not in projection.dims:
+            have = ", ".join(str(d) for d in projection.dims)
+            raise SmecError(f"--dim {request.dim}: the artifact has dims {have}; pick one")
+        where = Path(request.artifact)
+        return projection, where, artifact_fingerprint(where), where
+    from smec_index.compressors.simple import PCA  # numpy only: no torch without qrels
+    from smec_index.data import Embeddings, RetrievalData
+
+    rows, ids = [], []
+    for batch in source.iterate(min(request.fit_rows, 10_000), None):
+        check_finite(batch.vectors, batch.ids)
+        rows.append(batch.vectors)
+        ids += batch.ids
+        if len(ids) >= request.fit_rows:
+            break
+    vectors = np.concatenate(rows)[: request.fit_rows]
+    folder = lambda name: progress.artifact_dir(request.data_dir, name)  # noqa: E731
+    if request.queries is not None:
+        from smec_index.migration.supervised import fit_supervised
+
+        projection, saved, fp = fit_supervised(request, source, ids[: len(vectors)], vectors,
+                                               folder, say)  # fmt: skip
+        return projection, saved, fp, saved or folder("supervised")
+    data = RetrievalData(Embeddings(ids[: len(vectors)], vectors), Embeddings(["q"], vectors[:1]))
+    pca = PCA([request.dim]).fit(data)
+    where = folder(f"pca-{request.dim}-{len(vectors)}")
+    if request.dry_run:  # a plan writes nothing
+        return pca, None, None, where
+    # Partitions started together fit the same one: each waits its turn, the first keeps it.
+    # A restarted migration fits afresh: the source's vectors may have changed.
+    lock = request.data_dir / "locks" / "migrate" / f"{where.name}.lock"
+    with file_lock(lock, "fitting PCA", wait=True):
+        if request.restart or not (where / "config.json").is_file():
+            pca.save(where)
+    say(f"no --artifact: PCA to {request.dim} dims fitted on {len(vectors)} source vectors")
+    return load_projection(where), where, artifact_fingerprint(where), where
