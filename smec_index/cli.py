@@ -35,11 +35,17 @@ class SmecGroup(click.Group):
     usage errors keep click's message and status 2.
     """
 
+    argv: list[str] = []  # this run's arguments, for the last-resort secret scrub
+
+    def main(self, args=None, *more, **options):
+        self.argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        return super().main(args, *more, **options)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SmecError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(_scrubbed(f"error: {exc}", self.argv), err=True)
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -51,11 +57,21 @@ class SmecGroup(click.Group):
                 traceback.print_exc()
             first = str(exc).splitlines()[0][:200] if str(exc) else ""
             click.echo(
-                f"internal error: {type(exc).__name__}: {first}; please report it "
-                "(run with -v for the traceback)",
+                _scrubbed(f"internal error: {type(exc).__name__}: {first}; please report it "
+                          "(run with -v for the traceback)", self.argv),
                 err=True,
-            )
+            )  # fmt: skip
             sys.exit(1)
+
+
+def _scrubbed(message: str, argv: list[str]) -> str:
+    """``message`` with every secret this run was given (``argv``, the environment) hidden:
+    the last line of defence behind each message's own use of shown_url and redact."""
+    import os
+
+    from smec_index.secrets import process_secrets, redact
+
+    return redact(message, process_secrets(argv, dict(os.environ)))
 
 
 @click.group(cls=SmecGroup)

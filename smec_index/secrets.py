@@ -39,11 +39,20 @@ SECRET_PARAMS = {
     "credential",
     "credentials",
 }
-_USERINFO = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)?(?P<userinfo>[^/@?#]*@)")
+# user[:password]@ after an optional scheme and any number of slashes: "http://u:p@h",
+# "u:p@h", "//u:p@h", "///u:p@h", "http:/u:p@h" (a scheme counts only before a slash, so
+# that "user:pw@host" is read as userinfo, not as the scheme "user:")
+_USERINFO = re.compile(
+    r"^(?P<scheme>(?:[a-zA-Z][a-zA-Z0-9+.-]*:(?=/))?/*)(?P<userinfo>[^/@?#]*@)"
+)
+# name=value parameters anywhere after the host: query (?a=1&b=2) and matrix (;a=1)
+_PARAMETER = re.compile(r"(?P<lead>[;?&])(?P<name>[^=;?&#/]+)=(?P<value>[^;&?#/]*)")
+SECRET_PARTS = ("pass", "secret", "token", "apikey", "auth", "credential", "signature")
 
 
 def _is_secret(name: str) -> bool:
-    return name.replace("-", "").replace("_", "").lower() in SECRET_PARAMS
+    plain = unquote(name).replace("-", "").replace("_", "").lower()
+    return plain in SECRET_PARAMS or any(part in plain for part in SECRET_PARTS)
 
 
 def has_userinfo(url: str) -> bool:
@@ -55,7 +64,10 @@ def shown_url(url: str) -> str:
     """``url`` fit for messages: no ``user:password@``, secret query values hidden, no
     fragment. Works without a scheme too (``user:pw@host:19530``)."""
     url = url.strip()
-    url = _USERINFO.sub(lambda m: m.group("scheme") or "", url, count=1)
+    url = _USERINFO.sub(lambda m: m.group("scheme"), url, count=1)
+    url = _PARAMETER.sub(
+        lambda m: f"{m['lead']}{m['name']}={HIDDEN}" if _is_secret(m["name"]) else m[0], url
+    )
     scheme_less = "://" not in url
     try:
         parts = urlsplit(f"//{url}" if scheme_less else url)
@@ -81,6 +93,28 @@ def url_secrets(url: str) -> list[str]:
     except ValueError:
         return found
     found += [v for k, v in parse_qsl(query, True) if _is_secret(k)]
+    found += [m["value"] for m in _PARAMETER.finditer(url) if _is_secret(m["name"])]
+    return [s for s in found if s]
+
+
+def process_secrets(argv: Iterable[str], environ: dict[str, str]) -> list[str]:
+    """Every secret this process was given: in an address among its arguments or its
+    environment, or as the value of a flag or variable whose name says it is one
+    (``--api-key K``, ``--token=T``, ``QDRANT_API_KEY``). The last-resort scrub of every
+    message the CLI prints."""
+    found: list[str] = []
+    args = list(argv)
+    for i, arg in enumerate(args):
+        name, equals, value = arg.partition("=")
+        if arg.startswith("--") and _is_secret(name.lstrip("-")):
+            found.append(value if equals else (args[i + 1] if i + 1 < len(args) else ""))
+        elif "@" in arg or "=" in arg:
+            found += url_secrets(arg)
+    for name, value in environ.items():
+        if _is_secret(name):
+            found.append(value)
+        elif "@" in value or "=" in value:
+            found += url_secrets(value)
     return [s for s in found if s]
 
 

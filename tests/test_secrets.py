@@ -25,6 +25,11 @@ SECRET = "SECRET123"
         ("host:1/path?password=SECRET123#frag", "host:1/path?password=***"),
         ("http://host:6333#SECRET123", "http://host:6333"),
         ("http://host:6333", "http://host:6333"),
+        ("//u:SECRET123@127.0.0.1:1", "127.0.0.1:1"),
+        ("http:/u:SECRET123@host:1", "http:/host:1"),
+        ("http://host:1/?pass=SECRET123", "http://host:1/?pass=***"),
+        ("http://host:1/;pass=SECRET123", "http://host:1/;pass=***"),
+        ("http://host:1/?db_passwd=SECRET123&x=1", "http://host:1/?db_passwd=***&x=1"),
     ],
 )
 def test_shown_url_keeps_the_address_and_drops_every_secret(url, shown):
@@ -51,6 +56,12 @@ def _run(*args):
         ["--backend", "qdrant", "--url", f"http://127.0.0.1:1/?api_key={SECRET}"],
         ["--backend", "qdrant", "--url", f"http://user:{SECRET}@127.0.0.1:1"],
         ["--backend", "qdrant", "--url", "http://127.0.0.1:1", "--api-key", SECRET],
+        ["--backend", "qdrant", "--url", f"//u:{SECRET}@127.0.0.1:1"],
+        ["--backend", "qdrant", "--url", f"///u:{SECRET}@127.0.0.1:1"],
+        ["--backend", "qdrant", "--url", f"http:/u:{SECRET}@127.0.0.1:1"],
+        ["--backend", "milvus", "--uri", f"//root:{SECRET}@127.0.0.1:1"],
+        ["--backend", "milvus", "--uri", f"http://127.0.0.1:1/;pass={SECRET}"],
+        ["--backend", "milvus", "--uri", f"http://127.0.0.1:1/?pass={SECRET}"],
     ],
     ids=[
         "milvus-no-scheme",
@@ -59,6 +70,12 @@ def _run(*args):
         "qdrant-query",
         "qdrant-userinfo",
         "qdrant-api-key",
+        "qdrant-slashes",
+        "qdrant-three-slashes",
+        "qdrant-one-slash-scheme",
+        "milvus-slashes",
+        "milvus-matrix-param",
+        "milvus-pass-param",
     ],  # fmt: skip
 )
 @pytest.mark.parametrize("command", ["build", "info"])
@@ -72,5 +89,5 @@ def test_no_credential_reaches_the_terminal(command, flags, synthetic_beir, tmp_
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.output
     assert SECRET not in result.output and "Traceback" not in result.output
-    if "user:" in " ".join(flags) and "qdrant" in flags:
+    if "://user:" in " ".join(flags) and "qdrant" in flags:
         assert "--api-key" in lines[0]  # the user:password form is refused, not dropped
