@@ -30,9 +30,9 @@ def parse_dims(value: str | None) -> list[int] | None:
 class SmecGroup(click.Group):
     """The one place bad input becomes ``error: ...`` and exit status 2.
 
-    A :class:`SmecError` is one line on stderr and status 2. Anything else is a bug of ours:
-    one line asking for a report and status 1 (``-v`` shows the traceback). Click's own
-    usage errors keep click's message and status 2.
+    A :class:`SmecError` is one line on stderr and status 2, and so is a usage error click
+    finds (a bad value, an unknown flag or command), pointing to ``--help``. Anything else is
+    a bug of ours: one line asking for a report and status 1 (``-v`` shows the traceback).
     """
 
     argv: list[str] = []  # this run's arguments, for the last-resort secret scrub
@@ -50,6 +50,11 @@ class SmecGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except click.UsageError as exc:  # a bad flag or value: the same one line as the rest
+            where = exc.ctx.command_path if exc.ctx is not None else "smec-index"
+            message = f"error: {exc.format_message().rstrip('.')}; see `{where} --help`"
+            click.echo(_scrubbed(message, self.argv), err=True)
+            sys.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence

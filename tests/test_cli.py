@@ -289,3 +289,24 @@ def test_train_query_log_bad_files(synthetic_beir, tmp_path, content, fragment):
     )  # fmt: skip
     assert_one_line_error(result, fragment)
     assert not (tmp_path / "art").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["build", "--dataset", "x", "--dim", "6.5"], "'6.5' is not a valid integer"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["migrate", "--bogus"], "No such option '--bogus'"),
+        (["migrate", "--backend", "qdrant"], "Missing option"),
+        (["info", "--data-dir", __file__, "--collection", "c"], "is a file"),
+    ],
+)
+def test_usage_errors_are_one_error_line_pointing_to_help(args, says, tmp_path):
+    """click's usage errors (bad value, unknown flag or command, missing option) come out as
+    the one ``error:`` line every other bad input gets, with exit 2; ``--help`` still works."""
+    from tests.probes import run_probe
+
+    line = run_probe(args, tmp_path, says)
+    assert line.endswith("--help`")
+    shown = CliRunner().invoke(main, [args[0], "--help"] if args[0] != "nosuch" else ["--help"])
+    assert shown.exit_code == 0 and shown.output.startswith("Usage:")
