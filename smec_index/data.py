@@ -13,6 +13,7 @@ Layouts understood:
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import logging
@@ -129,12 +130,31 @@ def _read_ids(path: Path) -> list[str]:
 
 @contextmanager
 def _text(path: Path) -> Iterator[Any]:
-    """A UTF-8 text file whose bad bytes are a one-line error naming it, not a traceback."""
+    """A UTF-8 text file (a byte-order mark allowed) whose bad bytes are a one-line error
+    naming it and the exact byte offset, not a traceback."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8-sig") as handle:
             yield handle
-    except UnicodeDecodeError as exc:
-        raise SmecError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except UnicodeDecodeError:
+        offset = _first_bad_byte(path)
+        raise SmecError(f"{path}: not UTF-8 text (byte {offset}); save it as UTF-8") from None
+
+
+def _first_bad_byte(path: Path) -> int:
+    """The file offset of the first byte that is not UTF-8 (the decoder's own offset counts
+    from the start of the chunk it was reading)."""
+    decoder, offset = codecs.getincrementaldecoder("utf-8")(), 0
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(1 << 20)
+            pending = len(decoder.getstate()[0])  # bytes of a character the last chunk began
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                return offset - pending + exc.start
+            if not chunk:
+                return offset
+            offset += len(chunk)
 
 
 def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
@@ -179,6 +199,11 @@ def load_parquet(
         raise SmecError(
             f"{path}: no column {missing[0]!r} (columns: {', '.join(table.column_names)}); "
             "name the id and vector columns"
+        )
+    if table.column(id_column).null_count:
+        raise SmecError(
+            f"{path}: {table.column(id_column).null_count} rows have no {id_column!r}; give "
+            "every row an id"
         )
     ids = [str(i) for i in table.column(id_column).to_pylist()]
     column = table.column(vector_column).combine_chunks()

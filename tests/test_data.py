@@ -348,3 +348,23 @@ def test_load_real_scifact(scifact_dir) -> None:
     assert all(d in data.corpus for rels in qrels.values() for d in rels)
     norms = np.linalg.norm(data.corpus.take(data.corpus.ids[:50]), axis=1)
     assert np.all(norms > 0)
+
+
+def test_a_parquet_row_without_an_id_is_refused(tmp_path: Path) -> None:
+    """A null id would be stored under the id "None": refused, naming the column."""
+    table = pa.table({"id": ["a", None, "c"], "vector": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]})
+    pq.write_table(table, tmp_path / "corpus.parquet")
+    with pytest.raises(SmecError, match="1 rows have no 'id'"):
+        load_parquet(tmp_path / "corpus.parquet")
+
+
+def test_text_inputs_take_a_byte_order_mark_and_name_the_exact_bad_byte(tmp_path: Path) -> None:
+    from smec_index.data import read_jsonl
+
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"_id": "1", "text": "x"}\n')  # a BOM, as Notepad saves
+    assert [row["_id"] for row in read_jsonl(path)] == ["1"]
+    text = b'{"_id": "2", "text": "' + b"a" * 3_000_000 + "é".encode() + b'"}\n'
+    path.write_bytes(text + b"\xff\n")  # 3 MB in: far past the decoder's first chunk
+    with pytest.raises(SmecError, match=f"byte {len(text)}\\)"):
+        list(read_jsonl(path))
