@@ -98,6 +98,7 @@ def _migrated_info(backend: str, name: str, record: dict, options: dict[str, Any
         options = {**options, "using": record["vector"]}
     source = open_source(backend, target, **options)
     try:
+        index_bytes = source.index_bytes()  # a walk over the copy's files: once
         return {
             "backend": backend,
             "collection": name,
@@ -112,10 +113,10 @@ def _migrated_info(backend: str, name: str, record: dict, options: dict[str, Any
             "query_with": f"smec_index.Projection.load({record.get('artifact')!r})"
             f".project(q, {source.info.dim})",
             "manifest": False,
-            "index_bytes": source.index_bytes(),
+            "index_bytes": index_bytes,
             "total_bytes": None,
             "bytes_method": "milvus-lite's vector index files of the copy"
-            if source.index_bytes() is not None
+            if index_bytes is not None
             else source.index_bytes_unknown(),
         }
     finally:

@@ -304,6 +304,7 @@ class _Run:
             state["alias"], state["alias_before"] = request.alias, before
             self.progress.write(state)
             target.set_alias(request.alias, name)
+        before = source.index_bytes()  # a walk over the source's files: once
         return {
             "source": state["source"],
             "target": name,
@@ -317,12 +318,12 @@ class _Run:
             "schema_diff": diff,
             "target_location": target.where,
             "artifact": str(Path(artifact).resolve()),
-            "index_bytes_before": source.index_bytes(),
+            "index_bytes_before": before,
             "index_bytes_after": target.index_bytes(name),
             "seconds": round(time.perf_counter() - started, 3),
             "stream_seconds": state.get("stream_seconds"),
             "writers": self.writers,
-            **({} if source.index_bytes() is not None
+            **({} if before is not None
                else {"index_bytes_before_is": source.index_bytes_unknown()}),
         }  # fmt: skip
 
