@@ -7,10 +7,13 @@ of :mod:`smec_index.outputs`, so a later ``--overwrite`` can tell it from a user
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,18 +72,20 @@ def atomic_directory(
     check_replaceable(directory, kind, overwrite=True)
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        clean_staging(directory)
+        staging = _owned_tempdir(f".{directory.name}.", directory.parent)
     except OSError as exc:
         raise SmecError(
             f"{directory}: cannot write there ({exc.strerror}); choose another path"
         ) from None
     try:
         yield staging
+        (staging / OWNER).unlink()
         write_marker(staging, kind, marker)
         check_replaceable(directory, kind, overwrite=True)
         old = None
         if directory.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            old = _owned_tempdir(f".{directory.name}.old.", directory.parent)
             os.replace(directory, old / directory.name)
         os.replace(staging, directory)
         if old is not None:
@@ -88,6 +93,50 @@ def atomic_directory(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+OWNER = ".smec-staging"  # in a staging folder: the pid and host that write it
+ORPHAN_AGE = 3600  # s: a staging folder with no owner file this old was never claimed
+
+
+def _owned_tempdir(prefix: str, parent: Path) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    (path / OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    return path
+
+
+def _orphaned(staging: Path) -> bool:
+    """Whether the process that made ``staging`` is gone (a kill, a crash, a power cut)."""
+    try:
+        owner = json.loads((staging / OWNER).read_text())
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except FileNotFoundError:  # killed between mkdtemp and the owner file: judge by age
+        return time.time() - staging.stat().st_mtime > ORPHAN_AGE
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # unreadable: not ours to judge
+    if host != socket.gethostname():
+        return False  # another machine's writer on a shared disk: leave it be
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def clean_staging(directory: Path) -> None:
+    """Remove what killed writers of ``directory`` left beside it: staging folders
+    (``.NAME.xxxx``), and old copies set aside by a swap cut between its two renames
+    (``.NAME.old.xxxx``), which are put back first when ``directory`` itself is missing."""
+    for sibling in directory.parent.glob(f".{glob.escape(directory.name)}.*"):
+        if not sibling.is_dir() or (sibling / OWNER).is_symlink() or not _orphaned(sibling):
+            continue
+        kept = sibling / directory.name
+        if sibling.name.startswith(f".{directory.name}.old.") and kept.is_dir():
+            if not directory.exists():
+                os.replace(kept, directory)
+        shutil.rmtree(sibling, ignore_errors=True)
 
 
 def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -122,6 +171,35 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
         if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             raise SmecError(f"{weights_path}: tensor {name!r} holds NaN or inf; retrain")
     return config, tensors
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_compressor_config(config: dict[str, Any], directory: str | Path) -> None:
+    """The fields every compressor artifact has, of their types: a config edited by hand is
+    refused here, naming the field, rather than failing (or silently working) later."""
+    path = Path(directory) / CONFIG_FILE
+    expected = {
+        "method": (lambda v: isinstance(v, str) and bool(v), "a method name"),
+        "input_dim": (_whole, "a whole number >= 1"),
+        "dims": (
+            lambda v: isinstance(v, list) and bool(v) and all(_whole(d) for d in v),
+            "a non-empty list of whole numbers >= 1",
+        ),
+        "seed": (lambda v: isinstance(v, int) and not isinstance(v, bool), "a whole number"),
+        "settings": (lambda v: isinstance(v, dict), "an object"),
+        "selected_dims": (lambda v: isinstance(v, dict), "an object"),
+        "info": (lambda v: isinstance(v, dict), "an object"),
+    }
+    for key, (ok, want) in expected.items():
+        required = key in ("method", "input_dim", "dims")
+        if (required or key in config) and not ok(config.get(key)):
+            raise SmecError(
+                f"{path}: {key!r} is {repr(config.get(key))[:40]}, expected {want}; retrain or "
+                "restore the artifact"
+            )
 
 
 def artifact_fingerprint(directory: str | Path) -> str:

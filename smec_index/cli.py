@@ -27,6 +27,38 @@ def parse_dims(value: str | None) -> list[int] | None:
         ) from None
 
 
+class Count(click.ParamType):
+    """Every integer flag: a whole number from ``least`` to ``most`` (C's ``int`` unless
+    said), checked by the library's own ``positive_int`` so flags and config files share one
+    rule and no engine is handed a number its C type cannot hold. A bad value is the one
+    ``error:`` line naming the flag."""
+
+    name = "integer"
+
+    def __init__(self, least: int = 1, most: int | None = None) -> None:
+        self.least, self.most = least, most
+
+    def convert(self, value, param, ctx):
+        from smec_index.connectors.base import INT_MAX, positive_int
+
+        flag = max(param.opts, key=len) if param is not None else "value"
+        if isinstance(value, bool) or not isinstance(value, int):
+            try:
+                value = int(str(value).strip().replace("_", ""), 10)
+            except ValueError:
+                raise SmecError(f"{flag} {value!r}: use a whole number, e.g. {flag} 64") from None
+        most = INT_MAX if self.most is None else self.most
+        if self.least == 0:  # a seed: 0 is a value like any other
+            if not 0 <= value <= most:
+                raise SmecError(f"{flag} must be a whole number from 0 to {most:,}, got {value:,}")
+            return value
+        return positive_int(value, flag, most)
+
+
+COUNT = Count()
+SEED = Count(least=0, most=2**32 - 1)  # numpy's and torch's seeds
+
+
 class SmecGroup(click.Group):
     """The one place bad input becomes ``error: ...`` and exit status 2.
 
@@ -58,6 +90,12 @@ class SmecGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
+            from smec_index.connectors.storage import is_disk_full, no_space
+
+            if is_disk_full(exc):  # whichever write hit it, the user's answer is the same
+                where = Path(exc.filename) if getattr(exc, "filename", None) else Path.cwd()
+                click.echo(_scrubbed(f"error: {no_space(where)}", self.argv), err=True)
+                sys.exit(2)
             if ctx.params.get("verbose"):
                 traceback.print_exc()
             first = str(exc).splitlines()[0][:200] if str(exc) else ""
@@ -174,9 +212,9 @@ def _load(dataset: Path, embeddings: Path | None, skip_unknown: bool):
     "with id, vector); training keeps each one's top 10 documents of the original space",
 )
 @click.option("--alpha", type=float, help="weight of the unsupervised loss, >= 0 (default 0.1)")
-@click.option("--memory-size", type=int, help="S-XBM queue length, >= 2 (default 5000)")
+@click.option("--memory-size", type=COUNT, help="S-XBM queue length, >= 2 (default 5000)")
 @click.option(
-    "--epochs", "max_epochs", type=int, help="maximum epochs per stage, >= 1 (default 25)"
+    "--epochs", "max_epochs", type=COUNT, help="maximum epochs per stage, >= 1 (default 25)"
 )
 @click.option(
     "--device",
@@ -186,7 +224,7 @@ def _load(dataset: Path, embeddings: Path | None, skip_unknown: bool):
     help="where to train; cuda without a visible GPU is an error",
 )
 @click.option(
-    "--seed", type=int, default=0, show_default=True, help="seed of the data split and the init"
+    "--seed", type=SEED, default=0, show_default=True, help="seed of the data split and the init"
 )
 @click.option("--overwrite", is_flag=True, help="replace an existing --out")
 @click.option("--quiet", is_flag=True, help="no progress bars")
@@ -478,7 +516,7 @@ def evaluate(
     type=click.Path(path_type=Path),  # checked by smec_index.outputs: one line, not usage
     help="output directory (default: DATASET/embeddings/MODEL_NAME)",
 )
-@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--batch-size", type=COUNT, default=64, show_default=True)
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
@@ -568,7 +606,9 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
     is_flag=True,
     help="drop (with a warning) judgements whose query or document has no embedding",
 )
-@click.option("--dim", type=int, required=True, help="stored dimension (the input dim = original)")
+@click.option(
+    "--dim", type=COUNT, required=True, help="stored dimension (the input dim = original)"
+)
 @backend_options
 @click.option(
     "--artifact",
@@ -583,12 +623,12 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
     show_default=True,
     help="flat, hnsw, ivf_flat or ivf_pq (as the backend supports)",
 )
-@click.option("--m", "hnsw_m", type=int, help="HNSW M (default 16, on every backend)")
-@click.option("--ef-construction", type=int, help="HNSW build beam (default 200)")
-@click.option("--ef-search", type=int, help="HNSW search beam (default 64)")
-@click.option("--nlist", type=int, help="IVF lists")
-@click.option("--nprobe", type=int, help="IVF lists probed per query")
-@click.option("--pq-m", type=int, help="PQ sub-quantizers")
+@click.option("--m", "hnsw_m", type=COUNT, help="HNSW M (default 16, on every backend)")
+@click.option("--ef-construction", type=COUNT, help="HNSW build beam (default 200)")
+@click.option("--ef-search", type=COUNT, help="HNSW search beam (default 64)")
+@click.option("--nlist", type=COUNT, help="IVF lists")
+@click.option("--nprobe", type=COUNT, help="IVF lists probed per query")
+@click.option("--pq-m", type=COUNT, help="PQ sub-quantizers")
 @click.option(
     "--quantization",
     type=click.Choice(["scalar", "binary", "product", "turbo"]),
@@ -606,7 +646,7 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
     is_flag=True,
     help="retrain the cached default SMEC artifact (when no --artifact is given)",
 )
-@click.option("--batch-size", type=int, default=1000, show_default=True)
+@click.option("--batch-size", type=COUNT, default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
 @click.option("--quiet", is_flag=True, help="no progress bars")
 def build(
@@ -642,7 +682,24 @@ def build(
     from smec_index.build import build as run_build
 
     options = connector_options(backend, url, api_key, uri, token)
-    # Each index kind gets only its own parameters: backends reject ones they do not know.
+    # Each index kind takes only its own parameters; one given for another kind is refused,
+    # never dropped (a user who passes --nprobe expects it to mean something).
+    given = {"--m": hnsw_m, "--ef-construction": ef_construction, "--ef-search": ef_search,
+             "--nlist": nlist, "--nprobe": nprobe, "--pq-m": pq_m}  # fmt: skip
+    own = {
+        "flat": (),
+        "hnsw": ("--m", "--ef-construction", "--ef-search"),
+        "ivf_flat": ("--nlist", "--nprobe"),
+        "ivf_pq": ("--nlist", "--nprobe", "--pq-m"),
+    }
+    stray = [flag for flag, value in given.items()
+             if value is not None and flag not in own.get(index_kind, given)]  # fmt: skip
+    if stray:
+        raise SmecError(
+            f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to a "
+            f"{index_kind} index; leave {'it' if len(stray) == 1 else 'them'} out or pick "
+            "--index accordingly"
+        )
     params: dict = {"quantization": quantization, "rescore": False if no_rescore else None}
     if index_kind == "hnsw":
         params.update(M=hnsw_m, ef_construction=ef_construction, ef_search=ef_search)
@@ -691,7 +748,7 @@ def _mib(value: int | None) -> str:
 @click.argument("query", required=False)
 @backend_options
 @click.option("--collection", required=True, help="collection name (or alias)")
-@click.option("-k", "--top-k", type=int, default=10, show_default=True)
+@click.option("-k", "--top-k", type=COUNT, default=10, show_default=True)
 @click.option(
     "--model",
     help="sentence-transformers model dir for the queries (default: the "
@@ -702,11 +759,11 @@ def _mib(value: int | None) -> str:
 )
 @click.option(
     "--ef-search",
-    type=int,
+    type=COUNT,
     help="HNSW search beam for this search (default: the collection's ef_search)",
 )
 @click.option(
-    "--nprobe", type=int, help="IVF lists probed for this search (default: the collection's)"
+    "--nprobe", type=COUNT, help="IVF lists probed for this search (default: the collection's)"
 )
 @click.option("--json", "as_json", is_flag=True)
 def search(
@@ -738,6 +795,8 @@ def search(
             (text or "").encode("utf-8")
         except UnicodeEncodeError:
             raise SmecError("the query holds bytes that are not UTF-8; pass UTF-8 text") from None
+    if query is not None and not query.strip():
+        raise SmecError("the query text is empty; pass words to search for, or --like ID")
     top_k = positive_int(top_k, "--top-k")
     given = {"ef_search": ef_search, "nprobe": nprobe}
     params = {name: value for name, value in given.items() if value is not None}
@@ -817,7 +876,7 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
 @click.option("--uri", help="Milvus server address or milvus-lite .db path of the source")
 @click.option("--token", envvar="MILVUS_TOKEN", help="Milvus token; never printed")
 @click.option("--collection", required=True, help="the source collection (never written)")
-@click.option("--dim", type=int, required=True, help="the target dimension")
+@click.option("--dim", type=COUNT, required=True, help="the target dimension")
 @click.option("--to", "to", help="target collection name (default SOURCE_DIM)")
 @click.option(
     "--to-backend",
@@ -850,7 +909,7 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
 @click.option("--query-ids", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--fit-rows",
-    type=int,
+    type=COUNT,
     default=20_000,
     show_default=True,
     help="source points the projection is fitted on (without --artifact)",
@@ -890,13 +949,13 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
 )
 @click.option(
     "--writers",
-    type=int,
+    type=COUNT,
     help="concurrent writes into the target (default 4 into a server, 1 embedded)",
 )
-@click.option("--batch-size", type=int, default=1000, show_default=True)
+@click.option("--batch-size", type=COUNT, default=1000, show_default=True)
 @click.option(
     "--checkpoint-rows",
-    type=int,
+    type=COUNT,
     default=20_000,
     show_default=True,
     help="points between durable progress records (what a kill can cost)",
@@ -1013,9 +1072,9 @@ def _ints(value: str | None, flag: str) -> list[int] | None:
 @click.option("--index", help="hnsw, flat (exhaustive) and/or ivf (inverted file); default hnsw")
 @click.option("--ef-search", help="HNSW ef values to sweep, e.g. 16,32,64,128 (default 64)")
 @click.option("--nprobe", help="IVF lists probed, values to sweep, e.g. 4,16,64 (default 16)")
-@click.option("--nlist", type=int, help="IVF lists (default 128)")
-@click.option("--max-queries", type=int, help="use at most this many judged queries")
-@click.option("--latency-queries", type=int, help="queries timed one at a time (default 200)")
+@click.option("--nlist", type=COUNT, help="IVF lists (default 128)")
+@click.option("--max-queries", type=COUNT, help="use at most this many judged queries")
+@click.option("--latency-queries", type=COUNT, help="queries timed one at a time (default 200)")
 @click.option("--concurrency", help="client counts (default 1,4,8)")
 @click.option("--config", type=click.Path(path_type=Path), help="TOML file with these settings")
 @click.option("--out", type=click.Path(path_type=Path), help="results file (JSON lines)")

@@ -390,16 +390,33 @@ def read_qrels(path: str | Path) -> Qrels:
     with _text(path) as handle:
         rows = csv.reader(handle, delimiter="\t")
         for n, row in enumerate(rows, 1):
-            if n == 1 and row and not score.fullmatch(row[-1].strip()):
-                continue  # header
+            if n == 1 and _is_header(row):
+                continue
             if not row:
                 continue
-            if len(row) != 3 or not score.fullmatch(row[2].strip()):
-                raise SmecError(f"{path}:{n}: expected 'query-id<TAB>corpus-id<TAB>score'")
+            if len(row) != 3:
+                raise SmecError(
+                    f"{path}:{n}: {len(row)} fields; expected 'query-id<TAB>corpus-id<TAB>score'"
+                )
+            if not score.fullmatch(row[2].strip()):
+                raise SmecError(
+                    f"{path}:{n}: score {row[2].strip()[:20]!r} is not a whole number; qrels "
+                    "grade relevance with integers (0 not relevant, 1, 2, ... more relevant)"
+                )
             qrels.setdefault(row[0], {})[row[1]] = int(row[2])
     if not qrels:
         raise SmecError(f"{path}: no judgements (only a header?); pass a qrels file with rows")
+    if not any(rel > 0 for rels in qrels.values() for rel in rels.values()):
+        raise SmecError(
+            f"{path}: no judgement has a score above 0, so every query would score nDCG 0; "
+            "mark relevant documents with 1 (or higher grades)"
+        )
     return qrels
+
+
+def _is_header(row: list[str]) -> bool:
+    """BEIR's ``query-id corpus-id score`` line (or one like it): words, not a judgement."""
+    return len(row) >= 2 and ("query" in row[0].lower() or row[0].strip().lower() == "qid")
 
 
 def check_qrels(

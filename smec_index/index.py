@@ -81,7 +81,7 @@ class Manifest:
             raw = json.loads(path.read_text())
             known = {f.name for f in fields(cls)}
             return cls(**{k: v for k, v in raw.items() if k in known})
-        except (ValueError, TypeError, UnicodeDecodeError):
+        except (ValueError, TypeError, AttributeError):  # UnicodeDecodeError is a ValueError
             raise SmecError(f"{path}: corrupt manifest; rebuild the collection") from None
 
     @classmethod

@@ -42,9 +42,7 @@ SECRET_PARAMS = {
 # user[:password]@ after an optional scheme and any number of slashes: "http://u:p@h",
 # "u:p@h", "//u:p@h", "///u:p@h", "http:/u:p@h" (a scheme counts only before a slash, so
 # that "user:pw@host" is read as userinfo, not as the scheme "user:")
-_USERINFO = re.compile(
-    r"^(?P<scheme>(?:[a-zA-Z][a-zA-Z0-9+.-]*:(?=/))?/*)(?P<userinfo>[^/@?#]*@)"
-)
+_USERINFO = re.compile(r"^(?P<scheme>(?:[a-zA-Z][a-zA-Z0-9+.-]*:(?=/))?/*)(?P<userinfo>[^/@?#]*@)")
 # name=value parameters anywhere after the host: query (?a=1&b=2) and matrix (;a=1)
 _PARAMETER = re.compile(r"(?P<lead>[;?&])(?P<name>[^=;?&#/]+)=(?P<value>[^;&?#/]*)")
 SECRET_PARTS = ("pass", "secret", "token", "apikey", "auth", "credential", "signature")

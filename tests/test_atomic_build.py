@@ -282,7 +282,7 @@ def test_search_needs_a_model_when_none_was_recorded_and_reads_stored_titles(
     refused = invoke("search", "some text", *common, "--nprobe", "4")
     one_line_error(refused, "--nprobe: search parameter 'nprobe' does not apply to a hnsw index")
     refused = invoke("search", "--like", "d7", *common, "--ef-search", "0")
-    one_line_error(refused, "--ef-search: search parameter ef_search must be a positive integer")
+    one_line_error(refused, "--ef-search must be a positive integer")
 
 
 @pytest.mark.parametrize("name", ["../../../x", "a/b", "x" * 301, "é", ""])

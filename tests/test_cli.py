@@ -294,7 +294,6 @@ def test_train_query_log_bad_files(synthetic_beir, tmp_path, content, fragment):
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["build", "--dataset", "x", "--dim", "6.5"], "'6.5' is not a valid integer"),
         (["nosuch"], "No such command 'nosuch'"),
         (["migrate", "--bogus"], "No such option '--bogus'"),
         (["migrate", "--backend", "qdrant"], "Missing option"),

@@ -249,15 +249,17 @@ def test_read_qrels_with_and_without_header(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("body", "line"),
-    [("q1\td1\t1\nq2\td2\n", 3), ("q1\td1\t1\nq2\td2\tx\n", 3), ("q1 d1 1\n", 2)],
-)
-def test_read_qrels_rejects_malformed_line(tmp_path: Path, body: str, line: int) -> None:
+    ("body", "line", "says"),
+    [("q1\td1\t1\nq2\td2\n", 3, "query-id<TAB>corpus-id<TAB>score"),
+     ("q1\td1\t1\nq2\td2\tx\n", 3, "score 'x' is not a whole number"),
+     ("q1 d1 1\n", 2, "query-id<TAB>corpus-id<TAB>score")],
+)  # fmt: skip
+def test_read_qrels_rejects_malformed_line(tmp_path: Path, body: str, line: int, says) -> None:
     path = tmp_path / "bad.tsv"
     path.write_text("query-id\tcorpus-id\tscore\n" + body)
     with pytest.raises(SmecError) as excinfo:
         read_qrels(path)
-    _assert_one_line(excinfo, f"bad.tsv:{line}:", "query-id<TAB>corpus-id<TAB>score")
+    _assert_one_line(excinfo, f"bad.tsv:{line}:", says)
 
 
 def test_read_qrels_missing_file(tmp_path: Path) -> None:

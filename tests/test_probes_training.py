@@ -79,10 +79,10 @@ SETTINGS = [
     (["--alpha", "inf"], "alpha (--alpha) = inf is invalid: must be a finite number >= 0"),
     (["--alpha", "nan"], "alpha (--alpha) = nan is invalid"),
     (["--alpha", "-1"], "alpha (--alpha) = -1.0 is invalid"),
-    (["--epochs", "0"], "max_epochs (--epochs) = 0 is invalid: must be an integer >= 1"),
-    (["--memory-size", "0"], "memory_size (--memory-size) = 0 is invalid"),
+    (["--epochs", "0"], "--epochs must be a positive integer, got 0"),
+    (["--memory-size", "0"], "--memory-size must be a positive integer, got 0"),
     (["--memory-size", "1"], "memory_size (--memory-size) = 1 is invalid"),
-    (["--seed", "-1"], "seed (--seed) = -1 is invalid: must be an integer >= 0"),
+    (["--seed", "-1"], "--seed must be a whole number from 0 to 4,294,967,295, got -1"),
 ]
 
 
@@ -152,7 +152,7 @@ EXTEND = [
     (["--lead-in", "0"], "--lead-in cannot be used with --extend"),
     (["--unsupervised"], "was trained with qrels; drop --unsupervised"),
     (["--alpha", "inf"], "alpha (--alpha) = inf is invalid"),
-    (["--epochs", "0"], "max_epochs (--epochs) = 0 is invalid"),
+    (["--epochs", "0"], "--epochs must be a positive integer, got 0"),
     (["--dims", "8"], "the artifact already has dim 8"),
 ]
 

@@ -9,14 +9,13 @@ the original vectors' quality.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from smec_index.artifact import atomic_directory
 from smec_index.bench.results import read_results
-from smec_index.connectors.storage import remove_directory
-from smec_index.outputs import prepare_output, write_marker
+from smec_index.outputs import prepare_output
 
 BUDGETS = (16, 32, 64, 128, 256)
 PER_BACKEND = 64  # the budget the per-backend table answers
@@ -63,16 +62,8 @@ def write_report(results: str | Path, out: str | Path) -> Path:
         raise SmecError(f"{results}: no runs stored yet; run `smec-index bench` first")
     out = Path(out)
     prepare_output(out, "report", overwrite=True, inputs=[results])
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.resolve().parent))
-    try:
+    with atomic_directory(out, kind="report") as stage:  # a killed report leaves no half
         _write(records, results, stage)
-        write_marker(stage, "report")
-        if out.exists():
-            remove_directory(out)
-        stage.rename(out)
-    finally:
-        if stage.exists():
-            remove_directory(stage)
     return out / "report.md"
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import time
@@ -84,8 +85,17 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise SmecError(f"{path}: no results file; run `smec-index bench --out {path}` first")
+    try:
+        return _read_records(path)
+    except UnicodeDecodeError:
+        raise SmecError(
+            f"{path}: not UTF-8 text; pass a results file written by `smec-index bench`"
+        ) from None
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
     records = []
-    with open(path) as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         for n, line in enumerate(handle, 1):
             if not line.strip():
                 continue
@@ -101,8 +111,59 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
                     f"{path}:{n}: schema {found!r}, not {SCHEMA!r}; pass a file written by "
                     "`smec-index bench`"
                 )
+            check_record(record, f"{path}:{n}")
             records.append(record)
     return records
+
+
+# What `report` reads of each run, with its type: a file edited by hand (or by another tool)
+# is refused naming the line and the field, never half-plotted.
+_TEXT = ("dataset", "method", "backend", "index", "encoding")
+_COUNTS = ("dim", "n_docs")  # whole numbers >= 1
+_NUMBERS = ("bytes_per_vector", "p50_ms", "p99_ms", "qps", "n_queries", "index_bytes",
+            "total_bytes", "build_seconds", "recall@10")  # fmt: skip
+_OPTIONAL = ("ndcg@10", "p95_ms", "ef_search", "nprobe", "nlist", "M", "ef_construction",
+             "scan_gb_per_s")  # fmt: skip
+_MAPS = ("concurrency", "machine")
+
+
+def check_record(record: dict[str, Any], where: str) -> None:
+    """One stored run as ``bench`` writes it, or a one-line error naming the bad field."""
+
+    def bad(key: str, want: str) -> SmecError:
+        shown = repr(record.get(key))[:40]
+        return SmecError(
+            f"{where}: {key!r} is {shown}, expected {want}; the file was not written by "
+            "`smec-index bench` or was edited: run the bench again"
+        )
+
+    def number(value: Any) -> bool:
+        return (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and value >= 0
+        )
+
+    for key in _TEXT:
+        if not isinstance(record.get(key), str) or not record[key]:
+            raise bad(key, "a name")
+    for key in _COUNTS:
+        value = record.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise bad(key, "a whole number >= 1")
+    for key in _NUMBERS:
+        if not number(record.get(key)):
+            raise bad(key, "a number >= 0")
+    for key in _OPTIONAL:
+        if record.get(key) is not None and not number(record[key]):
+            raise bad(key, "a number >= 0 or null")
+    for key in ("ndcg@10", "recall@10"):
+        if record.get(key) is not None and record[key] > 1:
+            raise bad(key, "a number from 0 to 1 or null")
+    for key in _MAPS:
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            raise bad(key, "an object")
 
 
 class ResultsFile:

@@ -133,11 +133,6 @@ def plan(sweep: Sweep, dim: int) -> Iterator[tuple[str, str, str, list[dict[str,
 
 
 def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    results = ResultsFile(sweep.out, sweep.force)
-    stamp = {
-        "versions": versions(),
-        "machine": {**machine(), "memory_gb_per_s": memory_bandwidth()},
-    }
     datasets = [load_dataset(spec, sweep) for spec in sweep.datasets]
     from smec_index.compressors.registry import TRAINED
 
@@ -160,6 +155,20 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
         for *_, queries_params, why in plan(sweep, dim)
         if not why
     )
+    if not total:  # refused before the results file, a training or a timing is touched
+        why = sorted({why for d in datasets for m in sweep.methods for dim in _dims(sweep, d, m)
+                      for *_, why in plan(sweep, dim) if why})  # fmt: skip
+        raise SmecError(
+            "nothing to measure: "
+            + ("; ".join(why) if why else f"no method runs at dims {sweep.dims} (none: the "
+               "original dim only; smec and mrl: up to it; others: below it)")
+            + "; change --dims, --methods or --encodings"
+        )  # fmt: skip
+    results = ResultsFile(sweep.out, sweep.force)
+    stamp = {
+        "versions": versions(),
+        "machine": {**machine(), "memory_gb_per_s": memory_bandwidth()},
+    }
     with contextlib.ExitStack() as stack, tqdm(total=total, desc="bench", unit="run") as bar:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(
             prefix="smec-bench-", dir=sweep.workdir)))  # fmt: skip

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from smec_index.bench.encodings import BACKENDS, check_encoding
+from smec_index.connectors.base import positive_int
 from smec_index.errors import SmecError
 
 METHODS = ("none", "truncate", "pca", "smec", "mrl", "matryoshka-adaptor", "search-adaptor")
@@ -58,6 +59,36 @@ class Sweep:
     def names(cls) -> list[str]:
         return [f.name for f in fields(cls)]
 
+    def check_types(self) -> None:
+        """Each setting of the type its field declares (a TOML file can hold anything):
+        lists are lists, counts are integers from 1 to C's int, names are strings."""
+        for f in fields(self):
+            value, kind = getattr(self, f.name), str(f.type)
+            if value is None and "None" in kind:
+                continue
+            if kind.startswith("list["):
+                if not isinstance(value, list) or (not value and f.name != "dims"):
+                    raise SmecError(
+                        f"{f.name} {value!r}: give a non-empty list, e.g. {f.name} = "
+                        f"{'[128, 64]' if 'int' in kind else '[' + repr('a') + ']'} in TOML"
+                    )
+                for item in value:
+                    _check_item(f.name, item, kind)
+            elif kind.startswith("int"):
+                if f.name == "seed":
+                    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                        raise SmecError(f"seed {value!r}: use a whole number >= 0")
+                    if value >= 2**32:
+                        raise SmecError(f"seed {value:,}: use a whole number below 2**32")
+                else:
+                    _check_item(f.name, value, "int")
+            elif kind == "bool" and not isinstance(value, bool):
+                raise SmecError(f"{f.name} {value!r}: use true or false")
+            elif kind.startswith("str") and not isinstance(value, str):
+                raise SmecError(f"{f.name} {value!r}: use a string")
+            elif kind.startswith("Path") and not isinstance(value, (str, Path)):
+                raise SmecError(f"{f.name} {value!r}: use a path (a string)")
+
     @classmethod
     def from_sources(cls, config: Path | None, flags: dict[str, Any]) -> Sweep:
         """The file's settings, then every flag that was given on top."""
@@ -70,12 +101,14 @@ class Sweep:
             need = " and ".join(f"--{m.rstrip('s') if m == 'datasets' else m}" for m in missing)
             raise SmecError(f"bench needs {need} (a flag, or in --config)")
         sweep = cls(**{k: v for k, v in values.items() if k in cls.names()})
+        sweep.check_types()
         sweep.out = Path(sweep.out)
         sweep.check()
         return sweep
 
     def check(self) -> None:
         """Every name and number valid, or a one-line error naming the bad one."""
+        self.check_types()
         for method in self.methods:
             if method not in METHODS and not method.startswith("artifact:"):
                 raise SmecError(
@@ -93,16 +126,10 @@ class Sweep:
                 )
         for encoding in self.encodings:
             check_encoding(encoding)
-        for name in ("dims", "ef_search", "nprobe", "concurrency"):
-            for value in getattr(self, name):
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise SmecError(f"{name} {value!r}: use whole numbers >= 1")
-        for name in ("M", "ef_construction", "nlist", "latency_queries"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise SmecError(f"{name} {value!r}: use a whole number >= 1")
         for dataset in self.datasets:
-            if SYNTHETIC.match(dataset):
+            match = SYNTHETIC.match(dataset)
+            if match:
+                check_synthetic(dataset, *match.groups())
                 continue
             if dataset.startswith("synthetic"):
                 raise SmecError(
@@ -113,6 +140,43 @@ class Sweep:
                 raise SmecError(f"--dataset {dataset}: no such directory")
         if self.out.exists() and not self.out.is_file():
             raise SmecError(f"--out {self.out}: a directory; pass a .jsonl file path")
+
+
+def _check_item(name: str, item: Any, kind: str) -> None:
+    if "int" in kind:
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise SmecError(f"{name} {item!r}: use whole numbers >= 1")
+        positive_int(item, name)
+    elif not isinstance(item, str):
+        raise SmecError(f"{name} {item!r}: use strings")
+
+
+def check_synthetic(dataset: str, rows: str, dim: str, rank: str | None) -> None:
+    """A synthetic:NxD[:rankR] this machine can hold: N, D, R >= 1, R <= D, and the vectors'
+    float32 bytes within the memory there is (a typo of a few zeros is refused, not
+    allocated)."""
+    n, d = int(rows), int(dim)
+    if n < 1 or d < 1 or (rank is not None and not 1 <= int(rank) <= d):
+        raise SmecError(
+            f"{dataset!r}: N, D and R must be at least 1 and R at most D, e.g. "
+            "synthetic:100000x384:rank48"
+        )
+    need, have = n * d * 4, physical_memory()
+    if need > have // 2:
+        raise SmecError(
+            f"{dataset!r}: {n:,} x {d} float32 vectors take {need / 2**30:,.1f} GiB; this "
+            f"machine has {have / 2**30:,.1f} GiB of memory; use fewer rows"
+        )
+
+
+def physical_memory() -> int:
+    """Bytes of RAM on this machine."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no limit known
+        return 2**62
 
 
 def read_config(path: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from smec_index.artifact import load_artifact, save_artifact
+from smec_index.artifact import check_compressor_config, load_artifact, save_artifact
 from smec_index.errors import SmecError
 from smec_index.vectors import normalize
 
@@ -178,6 +178,7 @@ def load_compressor(directory: str | Path) -> LinearCompressor:
     from smec_index.training.config import SettingError
 
     config, tensors = load_artifact(directory)
+    check_compressor_config(config, directory)
     try:
         cls = compressor_class(config["method"])
         return cls._from_artifact(config, tensors)
@@ -196,6 +197,7 @@ def load_projection(directory: str | Path) -> LinearCompressor:
     the artifact's method under ``"method"``.
     """
     config, tensors = load_artifact(directory)
+    check_compressor_config(config, directory)
     try:
         projection = LinearCompressor._from_artifact(config, tensors)
     except (KeyError, TypeError):

@@ -31,6 +31,7 @@ give the original string back.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -248,14 +249,40 @@ class ChecksSpecs(Protocol):
         ...
 
 
-def positive_int(value: Any, what: str) -> int:
-    """``value`` as an int >= 1, or a one-line error naming ``what``."""
+INT_MAX = 2**31 - 1  # C int: the widest every engine's counts and beams take
+
+
+def positive_int(value: Any, what: str, most: int = INT_MAX) -> int:
+    """``value`` as an int from 1 to ``most``, or a one-line error naming ``what``.
+
+    The one check every integer flag and config value goes through: a count beyond C's
+    ``int`` would overflow the engine (or allocate for it) instead of being refused.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise SmecError(f"{what} must be a positive integer, got {value!r}")
+    if value > most:
+        raise SmecError(f"{what} must be at most {most:,}, got {value:,}")
     return int(value)
 
 
 MAX_NAME = 200
+PHYSICAL = "__b"  # <name>__b<hex>: the physical collections behind a built name
+PHYSICAL_HEX = 10
+_PHYSICAL = re.compile(rf".+{PHYSICAL}[0-9a-f]{{{PHYSICAL_HEX}}}")
+
+
+def check_new_name(name: str, flag: str) -> str:
+    """A name a user command may create, replace or drop: a safe collection name that is
+    not one of the physical ``NAME__b<hex>`` collections builds make (only the build and
+    alias machinery creates or drops those; replacing one by name would destroy NAME)."""
+    check_collection_name(name)
+    if _PHYSICAL.fullmatch(name):
+        raise SmecError(
+            f"{flag} {name!r}: names ending in '{PHYSICAL}' and {PHYSICAL_HEX} hex digits are "
+            "the physical collections behind a built name, reserved for smec-index; pick "
+            "another name"
+        )
+    return name
 
 
 def check_collection_name(name: str) -> str:

@@ -30,6 +30,7 @@ from smec_index.vectors import check_vectors
 MAX_ID_BYTES = 1024  # the longest id every backend stores (Milvus' VARCHAR primary key)
 RESERVED_KEY = "_smec_id"  # Qdrant keeps the original id in the payload under this key
 SCORE_TOLERANCE = 1e-5
+PAD_LIMIT = 1024  # k above this is capped at the count before anything is allocated
 
 
 class Connector:
@@ -204,6 +205,8 @@ class Connector:
                 or with unsorted scores (never passed on: metrics would miscount them).
         """
         k = positive_int(k, "k")
+        if k > PAD_LIMIT:  # one count query, paid only by a k no ranking page needs
+            k = max(1, min(k, self.count(collection)))
         spec = self.spec(collection)
         resolved = query_params(spec, params)
         queries = check_vectors(queries, spec.dim, "queries")

@@ -47,6 +47,50 @@ def disk_bytes(paths: Path | Iterable[Path], keep: Callable[[Path], bool] | None
     return total
 
 
+def free_bytes(path: Path) -> int | None:
+    """Bytes free to this user on the filesystem that holds (or would hold) ``path``."""
+    path = Path(path).absolute()
+    for place in (path, *path.parents):
+        if place.exists():
+            try:
+                return shutil.disk_usage(place).free
+            except OSError:
+                return None
+    return None
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def no_space(path: Path, need: int | None = None) -> SmecError:
+    """The one line for a full disk: where, what is free (and what was needed)."""
+    free = free_bytes(path)
+    told = f"{_mib(free)} free" if free is not None else "free space unknown"
+    if need is not None:
+        told = f"about {_mib(need)} needed, {told}"
+    return SmecError(
+        f"not enough disk space at {path} ({told}); free some space or write elsewhere "
+        "(--data-dir, --out); nothing was kept of this write"
+    )
+
+
+def check_free_space(path: Path, need: int) -> None:
+    """Refuse a write of about ``need`` bytes under ``path`` that the disk cannot take,
+    before any of it is written (an engine that maps its files into memory, as Qdrant's
+    does, dies of SIGBUS instead of failing when the disk fills under it)."""
+    free = free_bytes(path)
+    if free is not None and need > free:
+        raise no_space(path, need)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An OS error that says the disk (or the user's quota) is full."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def fsync_path(path: Path) -> None:
     """fsync a file or directory (best effort for directories)."""
     flags = (os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)) if path.is_dir() else os.O_RDONLY

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from smec_index.connectors import open_connector
-from smec_index.connectors.base import check_collection_name, positive_int
+from smec_index.connectors.base import check_collection_name, check_new_name, positive_int
 from smec_index.connectors.source import Partition, fingerprint, open_source
-from smec_index.connectors.storage import file_lock
+from smec_index.connectors.storage import check_free_space, file_lock
 from smec_index.errors import SmecError
 from smec_index.migration import DEFAULT_MIN_RECALL, verify
 from smec_index.migration.fitting import fit_projection
@@ -72,6 +72,14 @@ def _is_server(backend: str, options: dict[str, Any]) -> bool:
     return bool(options.get("url")) or (backend == "milvus" and uri.startswith(SERVER_SCHEMES))
 
 
+def _disk_estimate(rows: int, dim: int) -> int:
+    """A floor on what an embedded copy takes: the projected vectors, graph links and a
+    modest payload per point, times the engines' overhead (see ``build.DISK_FACTOR``).
+    Checked before the first write: Qdrant's memory-mapped files die of SIGBUS, not an
+    error, when the disk fills under them."""
+    return int(rows * (dim * 4 + 128 + 256) * 2.5) + 4 * 2**20
+
+
 def _check_request(request: MigrateRequest) -> Partition | None:
     positive_int(request.dim, "--dim")
     positive_int(request.batch_size, "--batch-size")
@@ -80,9 +88,9 @@ def _check_request(request: MigrateRequest) -> Partition | None:
     if not 0.0 <= request.min_recall <= 1.0:
         raise SmecError(f"--min-recall {request.min_recall}: use a number from 0 to 1")
     check_collection_name(request.collection)
-    check_collection_name(request.to or f"{request.collection}_{request.dim}")
+    check_new_name(request.to or f"{request.collection}_{request.dim}", "--to")
     if request.alias is not None:
-        check_collection_name(request.alias)
+        check_new_name(request.alias, "--alias")
     if request.writers is not None:
         positive_int(request.writers, "--writers")
     if (request.queries is None) != (request.qrels is None):
@@ -154,6 +162,8 @@ def _locked(request, source, target, to_backend, server, partition, started, say
             )
         run.check_names()
         run.refuse_changes(run.changes(), "would change")
+        if not server and not request.dry_run:  # an embedded target: this machine's disk
+            check_free_space(Path(target.place), _disk_estimate(source.count(), request.dim))
     if request.dry_run:  # reads only: no lock file either
         return run.go(started, say)
     slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"

@@ -41,6 +41,8 @@ from smec_index.connectors.storage import (
     collection_dirs,
     disk_bytes,
     fsync_path,
+    is_disk_full,
+    no_space,
     purge_dropped,
     remove_directory,
     write_json_atomic,
@@ -284,13 +286,14 @@ class LocalBackend(FileAliases):
             with open(meta_path, "rb") as handle:
                 st = os.fstat(handle.fileno())
                 stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-                meta = json.loads(handle.read())
+                raw = handle.read()
         except FileNotFoundError:
             self._open.pop(name, None)
             raise SmecError(
                 f"no collection {collection!r} in {self.root}; create it first"
             ) from None
         try:
+            meta = json.loads(raw)
             files = meta["files"]
             with open(meta_path.parent / files["payloads"], encoding="utf-8") as handle:
                 payloads = [json.loads(line) for line in handle]
@@ -298,7 +301,7 @@ class LocalBackend(FileAliases):
             if len(col.payloads) != len(col.ids):
                 raise ValueError(f"{len(col.payloads)} payloads for {len(col.ids)} ids")
             self._read_index(col, meta_path.parent)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
             raise SmecError(
                 f"collection {collection!r} in {meta_path.parent} is unreadable "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
@@ -313,20 +316,30 @@ class LocalBackend(FileAliases):
         directory.mkdir(parents=True, exist_ok=True)
         generation = uuid.uuid4().hex[:12]
         files = {"payloads": f"payloads-{generation}.jsonl"}
-        with open(directory / files["payloads"], "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(p) + "\n" for p in col.payloads)
-        files.update(self._write_index(col, directory, generation))
-        for name in files.values():
-            fsync_path(directory / name)
-        meta = {
-            "format": FORMAT,
-            "backend": self.name,
-            "generation": generation,
-            "spec": col.spec.to_dict(),
-            "files": files,
-            "ids": col.ids,
-        }
-        write_json_atomic(directory / META, meta)
+        try:
+            with open(directory / files["payloads"], "w", encoding="utf-8") as handle:
+                handle.writelines(json.dumps(p) + "\n" for p in col.payloads)
+            files.update(self._write_index(col, directory, generation))
+            for name in files.values():
+                fsync_path(directory / name)
+            meta = {
+                "format": FORMAT,
+                "backend": self.name,
+                "generation": generation,
+                "spec": col.spec.to_dict(),
+                "files": files,
+                "ids": col.ids,
+            }
+            write_json_atomic(directory / META, meta)  # the commit point
+        except (OSError, RuntimeError) as exc:  # faiss reports a short write as RuntimeError
+            # The last commit stays whole: meta.json still names its files, and this
+            # generation's are removed so a full disk is not left fuller.
+            full = is_disk_full(exc) or "No space left on device" in str(exc)
+            for path in directory.glob(f"*{generation}*"):
+                path.unlink(missing_ok=True)
+            if full:
+                raise no_space(directory) from None
+            raise
         st = os.stat(directory / META)
         col.files, col.stamp, col.dirty = files, (st.st_ino, st.st_mtime_ns, st.st_size), False
         self._open[col.name] = col

@@ -1,0 +1,345 @@
+"""Hostile input, round two (issue 23): one probe per class the second sweep found.
+
+Each probe failed before its class was fixed at the layer that owns it: reserved physical
+names, numbers beyond C's int, huge k, typed result files and configs, corrupt sidecars,
+qrels scores, sweeps with nothing to measure, silently accepted values, crash leftovers
+and a full disk. Every bad input ends as one ``error:`` line, exit 2, nothing changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from smec_index.artifact import OWNER, atomic_directory
+from smec_index.cli import main
+from tests.probes import run_probe
+
+N = 300
+
+
+def _dataset(root: Path, qrels: str | None = None, n: int = N, dim: int = 16) -> Path:
+    rng = np.random.default_rng(1)
+    ds = root / "ds"
+    (ds / "qrels").mkdir(parents=True)
+    ids = [f"d{i}" for i in range(n)]
+    (ds / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": f"t {i}", "text": "x"}) + "\n" for i in ids)
+    )
+    (ds / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": f"q{i}", "text": "q"}) + "\n" for i in range(5))
+    )
+    rows = qrels if qrels is not None else "".join(f"q{i}\td{i}\t1\n" for i in range(5))
+    for split in ("train", "test"):
+        (ds / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    emb = ds / "embeddings" / "all-MiniLM-L6-v2"
+    emb.mkdir(parents=True)
+    np.save(emb / "corpus.npy", rng.standard_normal((n, dim)).astype(np.float32))
+    (emb / "corpus_ids.txt").write_text("".join(f"{i}\n" for i in ids))
+    np.save(emb / "queries.npy", rng.standard_normal((5, dim)).astype(np.float32))
+    (emb / "query_ids.txt").write_text("".join(f"q{i}\n" for i in range(5)))
+    return ds
+
+
+def _ok(*args) -> str:
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _build(root: Path, backend: str = "faiss", name: str = "x15", *flags) -> dict:
+    ds = root / "ds" if (root / "ds").is_dir() else _dataset(root)
+    out = _ok("build", "--dataset", ds, "--backend", backend, "--dim", 16, "--data-dir",
+              root / "data", "--collection", name, "--quiet", "--json", *flags)  # fmt: skip
+    return json.loads(out)
+
+
+def _search(root: Path, *args) -> list:
+    return ["search", "--backend", "faiss", "--data-dir", root / "data", *args]
+
+
+# -- class 1: physical collections are reserved ------------------------------------------
+
+
+def test_a_physical_collection_cannot_be_built_over_by_name(tmp_path):
+    physical = _build(tmp_path)["physical_collection"]
+    ds = tmp_path / "ds"
+    for name in (physical, "mine__b0123456789", "x15__bffffffffff"):
+        run_probe(["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir",
+                   tmp_path / "data", "--collection", name, "--overwrite", "--quiet"],
+                  tmp_path, "reserved")  # fmt: skip
+    hits = json.loads(_ok(*_search(tmp_path, "--collection", "x15", "--like", "d1", "--json")))
+    assert hits["hits"][0]["id"] == "d1"  # x15 and its alias are intact
+
+
+@pytest.mark.parametrize("flag", ["--to", "--alias"])
+def test_migrate_never_creates_a_physical_name(tmp_path, flag):
+    run_probe(["migrate", "--backend", "qdrant", "--path", tmp_path / "src", "--collection",
+               "docs", "--dim", 8, flag, "docs__b0123456789", "--data-dir", tmp_path / "d"],
+              tmp_path, "reserved")  # fmt: skip
+
+
+# -- classes 6 and 7: one bounded integer type; k capped before allocation ----------------
+
+NUMBERS = [
+    (["search", "q", "--backend", "faiss", "--collection", "c", "-k", "9" * 20], "at most"),
+    (["search", "q", "--backend", "faiss", "--collection", "c", "--ef-search", "1e20"],
+     "whole number"),
+    (["search", "q", "--backend", "faiss", "--collection", "c", "-k", "0"], "positive"),
+    (["build", "--dataset", "ds", "--backend", "faiss", "--dim", "8", "--m", "99999999999"],
+     "at most 2,147,483,647"),
+    (["build", "--dataset", "ds", "--backend", "faiss", "--dim", "6.5"], "whole number"),
+    (["train", "--dataset", "ds", "--out", "a", "--dims", "8", "--seed", "-1"], "from 0"),
+    (["train", "--dataset", "ds", "--out", "a", "--dims", "8", "--seed", "99999999999"],
+     "from 0"),
+    (["bench", "--dataset", "synthetic:100000000000x384", "--out", "r.jsonl"], "GiB"),
+    (["bench", "--dataset", "synthetic:1000x16:rank48", "--out", "r.jsonl"], "R at most D"),
+    (["bench", "--dataset", "synthetic:1000x16", "--ef-search", "99999999999", "--out",
+      "r.jsonl"], "at most"),
+    (["bench", "--dataset", "synthetic:1000x16", "--max-queries", "0", "--out", "r.jsonl"],
+     "positive"),
+    (["migrate", "--backend", "qdrant", "--path", "s", "--collection", "c", "--dim", "8",
+      "--batch-size", "4294967296"], "at most"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "fragment"), NUMBERS, ids=[" ".join(a[:1] + a[-2:])
+                                                              for a, _ in NUMBERS])  # fmt: skip
+def test_numbers_beyond_the_engines_are_one_line(tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    run_probe(args, tmp_path, fragment)
+
+
+def test_a_huge_k_is_capped_at_the_count_before_anything_is_allocated(tmp_path):
+    _build(tmp_path)
+    out = _ok(*_search(tmp_path, "--collection", "x15", "--like", "d1", "-k", 10**9, "--json"))
+    hits = json.loads(out)["hits"]
+    assert len(hits) == N and hits[0]["id"] == "d1"  # every point once, not 10**9 slots
+
+
+# -- class 5: internal errors on bad files -------------------------------------------------
+
+
+def _results(root: Path, **change) -> Path:
+    record = {"schema": "smec-index-bench/1", "dataset": "ds", "method": "none", "dim": 16,
+              "backend": "faiss", "index": "hnsw", "encoding": "float32", "n_docs": 10,
+              "n_queries": 5, "bytes_per_vector": 64.0, "index_bytes": 1, "total_bytes": 1,
+              "p50_ms": 0.1, "p99_ms": 0.2, "qps": 10.0, "ndcg@10": 0.5, "recall@10": 1.0,
+              "build_seconds": 1.0}  # fmt: skip
+    record.update(change)
+    path = root / "r.jsonl"
+    path.write_text(json.dumps({k: v for k, v in record.items() if v != "<drop>"}) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [({"ndcg@10": "high"}, "'ndcg@10' is 'high'"), ({"dim": "64"}, "'dim' is '64'"),
+     ({"dim": "<drop>"}, "'dim' is None"), ({"qps": float("inf")}, "'qps'"),
+     ({"recall@10": 7}, "from 0 to 1"), ({"machine": [1]}, "'machine'")],
+)  # fmt: skip
+def test_report_refuses_a_record_of_the_wrong_shape(tmp_path, change, fragment):
+    run_probe(["report", _results(tmp_path, **change), "--out", tmp_path / "rep"],
+              tmp_path, fragment)  # fmt: skip
+
+
+def test_report_on_random_bytes_is_one_line(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(np.random.default_rng(0).bytes(3000))
+    run_probe(["report", path, "--out", tmp_path / "rep"], tmp_path, "not UTF-8")
+
+
+def test_report_still_reads_what_bench_wrote(tmp_path):
+    assert "report.md" in _ok("report", _results(tmp_path), "--out", tmp_path / "rep")
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib"])
+@pytest.mark.parametrize("meta", ["{bad", "[1]", '"x"', '{"files": 3}'])
+def test_a_corrupt_sidecar_is_one_line(tmp_path, backend, meta):
+    physical = _build(tmp_path, backend)["physical_collection"]
+    (tmp_path / "data" / backend / physical / "meta.json").write_text(meta)
+    run_probe(["search", "--backend", backend, "--data-dir", tmp_path / "data", "--collection",
+               "x15", "--like", "d1"], tmp_path, "unreadable")  # fmt: skip
+
+
+def test_a_corrupt_manifest_is_one_line(tmp_path):
+    physical = _build(tmp_path)["physical_collection"]
+    (tmp_path / "data" / "manifests" / "faiss" / f"{physical}.json").write_text("[1]")
+    run_probe(["info", "--backend", "faiss", "--data-dir", tmp_path / "data", "--collection",
+               "x15"], tmp_path, "corrupt manifest")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [({"input_dim": "abc"}, "'input_dim' is 'abc'"), ({"dims": "8"}, "'dims' is '8'"),
+     ({"dims": [8.5]}, "'dims' is [8.5]"), ({"seed": "x"}, "'seed'"), ({"method": 5}, "'method'")],
+)  # fmt: skip
+def test_an_artifact_config_of_the_wrong_types_is_refused(tmp_path, change, fragment):
+    ds = _dataset(tmp_path)
+    art = tmp_path / "art"
+    _ok("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", art, "--quiet")
+    config = json.loads((art / "config.json").read_text())
+    (art / "config.json").write_text(json.dumps({**config, **change}))
+    run_probe(["eval", "--dataset", ds, "--artifact", art], tmp_path, fragment)
+
+
+# -- class 12: messages that say what is wrong ---------------------------------------------
+
+
+@pytest.mark.parametrize("score", ["1.5", "nan", "high", "1e3"])
+def test_a_qrels_score_must_be_a_whole_number(tmp_path, score):
+    ds = _dataset(tmp_path, qrels=f"q0\td0\t1\nq1\td1\t{score}\n")
+    line = run_probe(["eval", "--dataset", ds, "--method", "none"], tmp_path, "whole number")
+    assert ".tsv:3:" in line and repr(score) in line  # the line (after the header), the value
+
+
+@pytest.mark.parametrize("rows", ["q0\td0\t0\nq1\td1\t0\n", "q0\td0\t-1\n"])
+def test_qrels_with_nothing_relevant_are_refused_like_empty_ones(tmp_path, rows):
+    ds = _dataset(tmp_path, qrels=rows)
+    run_probe(["eval", "--dataset", ds, "--method", "none"], tmp_path, "above 0")
+
+
+@pytest.mark.parametrize(
+    ("toml", "fragment"),
+    [('dims = "sixty"', "dims 'sixty'"), ('dims = ["128"]', "dims '128'"), ("M = 1e20", "M "),
+     ("out = 5", "out 5"), ("force = 1", "force 1"), ('methods = "pca"', "methods 'pca'")],
+)  # fmt: skip
+def test_a_bench_config_is_typed(tmp_path, toml, fragment):
+    config = tmp_path / "c.toml"
+    config.write_text(toml + "\n")
+    extra = [] if toml.startswith("out") else ["--out", tmp_path / "r.jsonl"]
+    run_probe(["bench", "--config", config, "--dataset", "synthetic:100x8", *extra],
+              tmp_path, fragment)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [(["--encodings", "pq7"], "7 bytes do not divide"), (["--dims", "64"], "no method runs")],
+)
+def test_a_sweep_with_nothing_to_measure_is_refused(tmp_path, flags, fragment):
+    ds = _dataset(tmp_path)
+    out = tmp_path / "r.jsonl"
+    run_probe(["bench", "--dataset", ds, "--out", out, *flags], tmp_path, fragment)
+    assert not out.exists()
+
+
+# -- class 13: nothing silently accepted ---------------------------------------------------
+
+
+def test_an_empty_query_text_is_refused(tmp_path):
+    _build(tmp_path)
+    run_probe([*_search(tmp_path, "  ", "--collection", "x15")], tmp_path, "query text is empty")
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [(["--nprobe", "4"], "--nprobe does not apply to a hnsw index"),
+     (["--index", "flat", "--m", "8"], "--m does not apply to a flat index"),
+     (["--index", "ivf_flat", "--ef-search", "8"], "--ef-search does not apply")],
+)  # fmt: skip
+def test_an_index_flag_of_another_kind_is_refused_not_dropped(tmp_path, flags, fragment):
+    ds = _dataset(tmp_path)
+    run_probe(["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir",
+               tmp_path / "data", "--quiet", *flags], tmp_path, fragment)  # fmt: skip
+
+
+# -- class 14: crash leftovers are cleaned by the next run ---------------------------------
+
+
+def _dead_pid() -> int:
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    return int(child.stdout)
+
+
+def _staging(parent: Path, name: str, pid: int) -> Path:
+    folder = parent / name
+    folder.mkdir()
+    (folder / OWNER).write_text(json.dumps({"pid": pid, "host": socket.gethostname()}))
+    (folder / "half-written.bin").write_bytes(b"\0" * 100)
+    return folder
+
+
+def test_a_killed_writers_staging_folder_goes_with_the_next_run(tmp_path):
+    ds = _dataset(tmp_path)
+    dead = _staging(tmp_path, ".art.k1ll3d", _dead_pid())
+    alive = _staging(tmp_path, ".art.w0rk1ng", os.getpid())  # a writer still at work
+    unowned = tmp_path / ".art.n0own3r"
+    unowned.mkdir()
+    _ok("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", tmp_path / "art",
+        "--quiet")  # fmt: skip
+    assert not dead.exists()
+    assert alive.exists() and unowned.exists()  # young and unclaimed: maybe mid-mkdtemp
+    assert sorted(p.name for p in tmp_path.glob(".art.*")) == [".art.n0own3r", ".art.w0rk1ng"]
+
+
+def test_a_swap_cut_between_its_renames_puts_the_old_directory_back(tmp_path):
+    target = tmp_path / "out"
+    with atomic_directory(target, kind="artifact") as staging:
+        (staging / "v").write_text("1")
+    aside = _staging(tmp_path, ".out.old.cut", _dead_pid())
+    os.replace(target, aside / "out")  # killed after setting the old one aside
+    with pytest.raises(RuntimeError):
+        with atomic_directory(target, kind="artifact"):
+            assert (target / "v").read_text() == "1"  # restored before anything else
+            raise RuntimeError("stop")
+    assert (target / "v").read_text() == "1" and not aside.exists()
+
+
+# -- class 4: a full disk --------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 5 MiB tmpfs: a real full disk (needs root to mount; skipped, saying so, without)."""
+    where = tmp_path / "small"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(where)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip("a full-disk test needs root to mount a 5 MiB tmpfs; not run here")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+@pytest.mark.parametrize("backend", ["qdrant", "faiss", "hnswlib", "milvus"])
+def test_a_build_that_cannot_fit_is_refused_before_writing(tmp_path, small_disk, backend):
+    ds = _dataset(tmp_path, n=5000, dim=384)  # ~7.7 MB of vectors for a 5 MiB disk
+    line = run_probe(["build", "--dataset", ds, "--backend", backend, "--dim", 384, "--quiet",
+                      "--data-dir", small_disk / "d"], tmp_path, "not enough disk space at",
+                     output=small_disk / "d")  # fmt: skip
+    assert "MiB free" in line and str(small_disk) in line
+    collections = [p for p in (small_disk / "d" / backend).glob("*") if "__b" in p.name]
+    assert collections == []  # qdrant-edge would have died of SIGBUS half-way
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib"])
+def test_a_disk_that_fills_mid_write_leaves_the_last_commit(small_disk, backend):
+    from smec_index.connectors import open_connector
+    from smec_index.connectors.base import IndexSpec
+    from smec_index.errors import SmecError
+
+    rng = np.random.default_rng(0)
+    connector = open_connector(backend, data_dir=small_disk)
+    connector.create("c", IndexSpec(dim=64, index="flat" if backend == "faiss" else "hnsw"))
+    connector.add("c", ["a"], rng.standard_normal((1, 64)), [{}])
+    connector.flush("c")
+    rows = 30_000  # 7.7 MB: the commit cannot fit
+    connector.add("c", [f"p{i}" for i in range(rows)], rng.standard_normal((rows, 64)),
+                  [{}] * rows)  # fmt: skip
+    with pytest.raises(SmecError, match="not enough disk space at .* MiB free"):
+        connector.flush("c")
+    with pytest.raises(SmecError, match="not enough disk space"):
+        connector.close()  # the writes are not durable, and closing says so too
+    files = sorted(p.name for p in (small_disk / backend / "c").iterdir())
+    with open_connector(backend, data_dir=small_disk) as connector:
+        assert connector.count("c") == 1  # the last commit, whole; no half generation beside
+    assert len([f for f in files if f.startswith("payloads-")]) == 1, files
