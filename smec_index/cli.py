@@ -20,11 +20,12 @@ def parse_dims(value: str | None) -> list[int] | None:
     if value is None:
         return None
     try:
-        return [int(v) for v in value.split(",") if v.strip()]
+        dims = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise SmecError(
-            f"--dims {value!r}: use integers separated by commas, e.g. 128,64,32"
-        ) from None
+        dims = []
+    if not dims:
+        raise SmecError(f"--dims {value!r}: use integers separated by commas, e.g. 128,64,32")
+    return dims
 
 
 class Count(click.ParamType):
@@ -56,6 +57,23 @@ class Count(click.ParamType):
 
 
 COUNT = Count()
+
+
+class Directory(click.Path):
+    """A directory flag: an existing directory, or a path one can be made at. A path with a
+    file among its parents is the one ``error:`` line here, not an OS error deep inside."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        from smec_index.outputs import no_file_above
+
+        path = super().convert(value, param, ctx)
+        no_file_above(path, max(param.opts, key=len) if param is not None else "path")
+        return path
+
+
 SEED = Count(least=0, most=2**32 - 1)  # numpy's and torch's seeds
 
 
@@ -108,13 +126,27 @@ class SmecGroup(click.Group):
 
 
 def _scrubbed(message: str, argv: list[str]) -> str:
-    """``message`` with every secret this run was given (``argv``, the environment) hidden:
-    the last line of defence behind each message's own use of shown_url and redact."""
+    """``message`` with every secret this run was given (``argv``, the environment) hidden,
+    on one line: the last line of defence behind each message's own use of shown_url and
+    redact, and behind every message that quotes a user's value."""
     import os
 
     from smec_index.secrets import process_secrets, redact
 
-    return redact(message, process_secrets(argv, dict(os.environ)))
+    return _one_line(redact(message, process_secrets(argv, dict(os.environ))))
+
+
+def _one_line(text: str) -> str:
+    """Control characters and line separators a user's value brought in, escaped: the one
+    ``error:`` line stays one line on every terminal (and in every log)."""
+    import unicodedata
+
+    def shown(c: str) -> str:
+        if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp"):
+            return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+        return c
+
+    return "".join(shown(c) for c in text)
 
 
 @click.group(cls=SmecGroup)
@@ -136,13 +168,13 @@ def dataset_options(func):
     )(func)
     func = click.option(
         "--embeddings",
-        type=click.Path(file_okay=False, path_type=Path),
+        type=Directory(),
         help="directory with corpus.npy/queries.npy (default: DATASET/embeddings/all-MiniLM-L6-v2)",
     )(func)
     func = click.option(
         "--dataset",
         required=True,
-        type=click.Path(file_okay=False, path_type=Path),
+        type=Directory(),
         help="BEIR dataset directory",
     )(func)
     return func
@@ -169,12 +201,12 @@ def _load(dataset: Path, embeddings: Path | None, skip_unknown: bool):
 @click.option(
     "--qrels",
     "qrels_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="qrels TSV to train on instead of --split",
 )
 @click.option(
     "--extend",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Directory(),
     help="continue a smec/mrl artifact: add --dims below (or between) its dims, earlier "
     "stages untouched. --epochs, --alpha and --memory-size (when given; else the artifact's), "
     "--device and --seed apply to the new stages; --method, --sequential/--parallel, "
@@ -207,7 +239,7 @@ def _load(dataset: Path, embeddings: Path | None, skip_unknown: bool):
 @click.option(
     "--queries",
     "query_log",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="with --unsupervised: real queries without labels (.npy of vectors, or .parquet "
     "with id, vector); training keeps each one's top 10 documents of the original space",
 )
@@ -427,7 +459,7 @@ def _query_log(path: Path):  # -> np.ndarray (numpy is imported lazily)
 @dataset_options
 @click.option(
     "--artifact",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Directory(),
     help="artifact from `smec-index train`",
 )
 @click.option(
@@ -440,7 +472,7 @@ def _query_log(path: Path):  # -> np.ndarray (numpy is imported lazily)
 @click.option(
     "--qrels",
     "qrels_file",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="qrels TSV instead of --split",
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
@@ -504,7 +536,7 @@ def evaluate(
 
 
 @main.command()
-@click.option("--dataset", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dataset", required=True, type=Directory())
 @click.option(
     "--model",
     default=None,
@@ -548,7 +580,7 @@ def backend_options(func):
         ),
         click.option(
             "--data-dir",
-            type=click.Path(file_okay=False, path_type=Path),
+            type=Directory(),
             envvar="SMEC_INDEX_DATA",
             default="smec-data",
             show_default=True,
@@ -581,11 +613,33 @@ def backend_options(func):
     return func
 
 
+def _from_environment(ctx: click.Context | None, name: str) -> bool:
+    from click.core import ParameterSource
+
+    return ctx is not None and ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT
+
+
 def connector_options(backend: str, url, api_key, uri, token) -> dict:
     from smec_index.connectors import BACKENDS
 
     if backend not in BACKENDS:
         raise SmecError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    # An address or key meant for another backend is refused, never dropped: the user
+    # believes it is in use. (One read from the environment, QDRANT_API_KEY or
+    # MILVUS_TOKEN, is the user's standing setting, not a flag given to this command.)
+    ctx = click.get_current_context(silent=True)
+    own = {"qdrant": ("url", "api_key"), "milvus": ("uri", "token")}.get(backend, ())
+    stray = [
+        f"--{name.replace('_', '-')}"
+        for name, value in (("url", url), ("api_key", api_key), ("uri", uri), ("token", token))
+        if value and name not in own and not _from_environment(ctx, name)
+    ]
+    if stray:
+        raise SmecError(
+            f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to --backend "
+            f"{backend} (--url and --api-key are Qdrant's, --uri and --token Milvus'); leave "
+            f"{'it' if len(stray) == 1 else 'them'} out or pick the backend"
+        )
     if backend == "qdrant":
         return {k: v for k, v in {"url": url, "api_key": api_key}.items() if v}
     if backend == "milvus":
@@ -597,10 +651,10 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
 @click.option(
     "--dataset",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Directory(),
     help="BEIR dataset directory (embedded first when it has no embeddings)",
 )
-@click.option("--embeddings", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--embeddings", type=Directory())
 @click.option(
     "--skip-unknown-qrels",
     is_flag=True,
@@ -612,7 +666,7 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
 @backend_options
 @click.option(
     "--artifact",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Directory(),
     help="artifact to project with (default: train SMEC with defaults, cached)",
 )
 @click.option("--collection", help="collection name (default DATASET_METHOD_DIM)")
@@ -797,6 +851,9 @@ def search(
             raise SmecError("the query holds bytes that are not UTF-8; pass UTF-8 text") from None
     if query is not None and not query.strip():
         raise SmecError("the query text is empty; pass words to search for, or --like ID")
+    if like_id is not None and model is not None:
+        raise SmecError("--model encodes a QUERY text; --like searches with a stored vector: "
+                        "leave --model out")  # fmt: skip
     top_k = positive_int(top_k, "--top-k")
     given = {"ef_search": ef_search, "nprobe": nprobe}
     params = {name: value for name, value in given.items() if value is not None}
@@ -844,7 +901,7 @@ def search(
 @click.option("--collection", required=True, help="collection name (or alias)")
 @click.option(
     "--path",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Directory(),
     help="a qdrant-client local folder that `migrate` wrote a copy into",
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
@@ -889,7 +946,7 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
 @click.option("--alias", help="alias to switch to the target once it is verified")
 @click.option(
     "--artifact",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Directory(),
     help="projection to apply (default: PCA fitted on a sample of the source)",
 )
 @click.option(
@@ -902,11 +959,11 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
 )
 @click.option(
     "--queries",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="real query vectors (.npy + --query-ids, or .parquet id/vector): with --qrels, SMEC "
     "is trained on them (kept only if it beats PCA on held-out queries) and the gate is nDCG@10",
 )
-@click.option("--query-ids", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--query-ids", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--fit-rows",
     type=COUNT,
@@ -916,7 +973,7 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
 )
 @click.option(
     "--qrels",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="BEIR TSV: query-id, source point id, relevance",
 )
 @click.option("--dry-run", is_flag=True, help="print the plan; write nothing")
@@ -962,7 +1019,7 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
 )
 @click.option(
     "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=Directory(),
     envvar="SMEC_INDEX_DATA",
     default="smec-data",
     show_default=True,
@@ -982,18 +1039,29 @@ def migrate(
     from smec_index.migration.runner import MigrateRequest
     from smec_index.migration.runner import migrate as run_migrate
 
+    if backend not in ("qdrant", "milvus"):
+        raise SmecError(f"--backend {backend!r}: migrate reads qdrant or milvus collections")
+    ctx = click.get_current_context()
+    given = {"--url": url, "--api-key": api_key, "--path": path, "--using": using,
+             "--uri": uri, "--token": token}  # fmt: skip
+    own = (
+        ("--url", "--api-key", "--path", "--using") if backend == "qdrant" else ("--uri", "--token")
+    )
+    stray = [flag for flag, value in given.items() if value and flag not in own
+             and not _from_environment(ctx, flag[2:].replace("-", "_"))]  # fmt: skip
+    if stray:
+        raise SmecError(
+            f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to a {backend} "
+            "source (Qdrant: --url/--api-key or --path, --using; Milvus: --uri, --token)"
+        )
     if backend == "qdrant":
         source = {"url": url, "api_key": api_key, "path": path, "using": using}
-    elif backend == "milvus":
-        source = {"uri": uri, "token": token}
     else:
-        raise SmecError(f"--backend {backend!r}: migrate reads qdrant or milvus collections")
+        source = {"uri": uri, "token": token}
     to_options = {"url": to_url, "uri": to_uri, "mode": to_mode}
     to_options = {k: v for k, v in to_options.items() if v}
     if to_backend is None and to_options:
         raise SmecError("--to-url/--to-uri/--to-mode go with --to-backend")
-    if using is not None and backend != "qdrant":
-        raise SmecError("--using names a Qdrant vector; a Milvus source has one vector field")
     request = MigrateRequest(
         backend=backend,
         collection=collection,
@@ -1049,9 +1117,12 @@ def _ints(value: str | None, flag: str) -> list[int] | None:
     if value is None:
         return None
     try:
-        return [int(v) for v in value.split(",") if v.strip()]
+        numbers = [int(v) for v in value.split(",") if v.strip()]
     except ValueError:
-        raise SmecError(f"{flag} {value!r}: use integers separated by commas") from None
+        numbers = []
+    if not numbers:
+        raise SmecError(f"{flag} {value!r}: use integers separated by commas, e.g. 16,64")
+    return numbers
 
 
 @main.command("bench")

@@ -94,6 +94,16 @@ def output_kind(directory: str | Path) -> tuple[str, bool] | None:
     return None
 
 
+def no_file_above(path: str | Path, flag: str) -> None:
+    """Refuse a path with a file among its parents: nothing could ever be written there."""
+    for parent in Path(path).absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SmecError(f"{flag} {path}: {parent} is a file, not a directory; "
+                                "pick a path in a directory")  # fmt: skip
+            return
+
+
 def _resolved(path: str | Path) -> Path:
     return Path(os.path.abspath(os.path.realpath(path)))
 

@@ -46,6 +46,7 @@ _USERINFO = re.compile(r"^(?P<scheme>(?:[a-zA-Z][a-zA-Z0-9+.-]*:(?=/))?/*)(?P<us
 # name=value parameters anywhere after the host: query (?a=1&b=2) and matrix (;a=1)
 _PARAMETER = re.compile(r"(?P<lead>[;?&])(?P<name>[^=;?&#/]+)=(?P<value>[^;&?#/]*)")
 SECRET_PARTS = ("pass", "secret", "token", "apikey", "auth", "credential", "signature")
+NOT_SECRETS = {"PWD", "OLDPWD"}  # the shell's working directories, not passwords
 
 
 def _is_secret(name: str) -> bool:
@@ -109,6 +110,8 @@ def process_secrets(argv: Iterable[str], environ: dict[str, str]) -> list[str]:
         elif "@" in arg or "=" in arg:
             found += url_secrets(arg)
     for name, value in environ.items():
+        if name in NOT_SECRETS:
+            continue
         if _is_secret(name):
             found.append(value)
         elif "@" in value or "=" in value:

@@ -297,17 +297,44 @@ def test_a_swap_cut_between_its_renames_puts_the_old_directory_back(tmp_path):
 # -- class 4: a full disk --------------------------------------------------------------------
 
 
+def _tmpfs(where: Path, mib: int) -> Path:
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(where)],
+                             capture_output=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"a full-disk test needs root to mount a {mib} MiB tmpfs; not run here")
+    return where
+
+
 @pytest.fixture
 def small_disk(tmp_path):
     """A 5 MiB tmpfs: a real full disk (needs root to mount; skipped, saying so, without)."""
-    where = tmp_path / "small"
-    where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=5m", "tmpfs", str(where)],
-                             capture_output=True)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip("a full-disk test needs root to mount a 5 MiB tmpfs; not run here")
-    yield where
-    subprocess.run(["umount", "-l", str(where)], check=False)
+    yield _tmpfs(tmp_path / "small", 5)
+    subprocess.run(["umount", "-l", str(tmp_path / "small")], check=False)
+
+
+def test_a_migration_beside_a_source_on_a_full_disk_is_refused_before_writing(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    disk = _tmpfs(tmp_path / "disk", 16)
+    try:
+        client = QdrantClient(path=str(disk / "src"))
+        client.create_collection("docs", vectors_config=models.VectorParams(
+            size=384, distance=models.Distance.COSINE))  # fmt: skip
+        rng = np.random.default_rng(0)
+        client.upload_collection(
+            "docs",
+            vectors=rng.standard_normal((4000, 384)),
+            payload=[{"t": i} for i in range(4000)],
+            ids=list(range(4000)),
+        )
+        client.close()  # the source nearly fills the disk; its copy cannot fit beside it
+        line = run_probe(["migrate", "--backend", "qdrant", "--path", disk / "src", "--collection",
+                          "docs", "--dim", 64, "--data-dir", tmp_path / "d"], tmp_path,
+                         f"not enough disk space at {disk / 'src'}")  # fmt: skip
+        assert "--to-backend" in line
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 @pytest.mark.parametrize("backend", ["qdrant", "faiss", "hnswlib", "milvus"])
@@ -343,3 +370,55 @@ def test_a_disk_that_fills_mid_write_leaves_the_last_commit(small_disk, backend)
     with open_connector(backend, data_dir=small_disk) as connector:
         assert connector.count("c") == 1  # the last commit, whole; no half generation beside
     assert len([f for f in files if f.startswith("payloads-")]) == 1, files
+
+
+# -- found by the property test (tests/test_hostile_property.py) ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [(["search", "--backend", "faiss", "--collection", "c", "--like", "d1", "--url", "http://h:1"],
+      "--url does not apply to --backend faiss"),
+     (["info", "--backend", "milvus", "--collection", "c", "--api-key", "k3y"],
+      "--api-key does not apply to --backend milvus"),
+     (["migrate", "--backend", "qdrant", "--path", "s", "--collection", "c", "--dim", "8",
+       "--uri", "http://h:1"], "--uri does not apply to a qdrant source"),
+     (["migrate", "--backend", "milvus", "--uri", "s.db", "--collection", "c", "--dim", "8",
+       "--using", "v"], "--using does not apply to a milvus source"),
+     (["migrate", "--backend", "qdrant", "--path", "s", "--collection", "c", "--dim", "8",
+       "--query-ids", "ids.txt"], "pass --queries too"),
+     (["search", "--backend", "faiss", "--collection", "c", "--like", "d1", "--model", "m"],
+      "leave --model out"),
+     (["bench", "--dataset", "synthetic:100x8", "--dims", ",,", "--out", "r.jsonl"],
+      "use integers"),
+     (["info", "--backend", "faiss", "--collection", "c", "--data-dir", "afile/x"],
+      "is a file, not a directory"),
+     (["bench", "--dataset", "synthetic:100x8", "--out", "afile/r.jsonl"],
+      "is a file, not a directory"),
+     (["eval", "--dataset", "ds", "--qrels", "nowhere.tsv"], "does not exist")],
+)  # fmt: skip
+def test_flags_that_would_be_ignored_or_break_deep_inside(tmp_path, monkeypatch, args, fragment):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "ids.txt").write_text("q1\n")
+    run_probe(args, tmp_path, fragment)
+
+
+def test_a_flag_from_the_environment_is_a_standing_setting_not_a_stray_flag(tmp_path, monkeypatch):
+    _build(tmp_path)
+    monkeypatch.setenv("QDRANT_API_KEY", "k3y-from-env")  # set for the user's Qdrant work
+    _ok(*_search(tmp_path, "--collection", "x15", "--like", "d1"))
+
+
+def test_a_control_character_in_a_value_cannot_break_the_one_line(tmp_path):
+    line = run_probe(["migrate", "--backend", "qdrant", "--path", tmp_path, "--collection",
+                      "a\x0bb\u2028c", "--dim", 8], tmp_path, "collection name")  # fmt: skip
+    assert "\\x0b" in line and "\\u2028" in line
+
+
+def test_the_shells_working_directory_is_not_a_secret():
+    from smec_index.secrets import process_secrets
+
+    found = process_secrets(["--path", "/data/src"],
+                            {"PWD": "/data", "OLDPWD": "/home", "DB_PASSWORD": "hunter2"})  # fmt: skip
+    assert found == ["hunter2"]

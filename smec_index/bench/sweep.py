@@ -24,6 +24,7 @@ from typing import Any
 from smec_index.bench.encodings import BACKENDS, check_encoding
 from smec_index.connectors.base import positive_int
 from smec_index.errors import SmecError
+from smec_index.outputs import no_file_above
 
 METHODS = ("none", "truncate", "pca", "smec", "mrl", "matryoshka-adaptor", "search-adaptor")
 BACKEND_NAMES = (*BACKENDS, "milvus-server")  # milvus = milvus-lite; -server: 2.3.5, started
@@ -138,6 +139,7 @@ class Sweep:
                 )
             if not Path(dataset).is_dir():
                 raise SmecError(f"--dataset {dataset}: no such directory")
+        no_file_above(self.out, "--out")
         if self.out.exists() and not self.out.is_file():
             raise SmecError(f"--out {self.out}: a directory; pass a .jsonl file path")
 

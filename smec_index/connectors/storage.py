@@ -63,25 +63,28 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
 
-def no_space(path: Path, need: int | None = None) -> SmecError:
+WRITE_ELSEWHERE = "write elsewhere (--data-dir, --out)"
+
+
+def no_space(path: Path, need: int | None = None, elsewhere: str = WRITE_ELSEWHERE) -> SmecError:
     """The one line for a full disk: where, what is free (and what was needed)."""
     free = free_bytes(path)
     told = f"{_mib(free)} free" if free is not None else "free space unknown"
     if need is not None:
         told = f"about {_mib(need)} needed, {told}"
     return SmecError(
-        f"not enough disk space at {path} ({told}); free some space or write elsewhere "
-        "(--data-dir, --out); nothing was kept of this write"
+        f"not enough disk space at {path} ({told}); free some space or {elsewhere}; nothing "
+        "was kept of this write"
     )
 
 
-def check_free_space(path: Path, need: int) -> None:
+def check_free_space(path: Path, need: int, elsewhere: str = WRITE_ELSEWHERE) -> None:
     """Refuse a write of about ``need`` bytes under ``path`` that the disk cannot take,
     before any of it is written (an engine that maps its files into memory, as Qdrant's
     does, dies of SIGBUS instead of failing when the disk fills under it)."""
     free = free_bytes(path)
     if free is not None and need > free:
-        raise no_space(path, need)
+        raise no_space(path, need, elsewhere)
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -72,6 +72,19 @@ def _is_server(backend: str, options: dict[str, Any]) -> bool:
     return bool(options.get("url")) or (backend == "milvus" and uri.startswith(SERVER_SCHEMES))
 
 
+def _target_dir(request: MigrateRequest) -> Path:
+    """The directory an embedded target's files go under: beside the source (its Qdrant
+    folder, its milvus-lite file's folder) or, with --to-backend, the data dir or --to-uri's
+    milvus-lite file's folder."""
+    options = request.source if request.to_backend is None else request.to_options
+    uri = options.get("uri")
+    if uri:
+        return Path(uri).parent
+    if request.to_backend is None and options.get("path"):
+        return Path(options["path"])
+    return Path(request.data_dir)
+
+
 def _disk_estimate(rows: int, dim: int) -> int:
     """A floor on what an embedded copy takes: the projected vectors, graph links and a
     modest payload per point, times the engines' overhead (see ``build.DISK_FACTOR``).
@@ -96,6 +109,8 @@ def _check_request(request: MigrateRequest) -> Partition | None:
     if (request.queries is None) != (request.qrels is None):
         raise SmecError("--queries and --qrels go together (supervised fitting and an nDCG@10 "
                         "gate); pass both or neither")  # fmt: skip
+    if request.query_ids is not None and request.queries is None:
+        raise SmecError("--query-ids names the rows of --queries (.npy); pass --queries too")
     if request.queries is not None and request.artifact is not None:
         raise SmecError("--artifact is applied as it is; leave out --queries/--qrels with it")
     partition = None if request.partition is None else Partition.parse(request.partition)
@@ -163,7 +178,11 @@ def _locked(request, source, target, to_backend, server, partition, started, say
         run.check_names()
         run.refuse_changes(run.changes(), "would change")
         if not server and not request.dry_run:  # an embedded target: this machine's disk
-            check_free_space(Path(target.place), _disk_estimate(source.count(), request.dim))
+            check_free_space(
+                _target_dir(request),
+                _disk_estimate(source.count(), request.dim),
+                "copy it elsewhere (--to-backend with --data-dir or --to-uri)",
+            )
     if request.dry_run:  # reads only: no lock file either
         return run.go(started, say)
     slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"
