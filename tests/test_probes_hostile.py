@@ -419,6 +419,6 @@ def test_a_control_character_in_a_value_cannot_break_the_one_line(tmp_path):
 def test_the_shells_working_directory_is_not_a_secret():
     from smec_index.secrets import process_secrets
 
-    found = process_secrets(["--path", "/data/src"],
-                            {"PWD": "/data", "OLDPWD": "/home", "DB_PASSWORD": "hunter2"})  # fmt: skip
+    environ = {"PWD": "/data", "OLDPWD": "/home", "DB_PASSWORD": "hunter2"}
+    found = process_secrets(["--path", "/data/src"], environ)
     assert found == ["hunter2"]
