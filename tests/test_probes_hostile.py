@@ -422,3 +422,31 @@ def test_the_shells_working_directory_is_not_a_secret():
     environ = {"PWD": "/data", "OLDPWD": "/home", "DB_PASSWORD": "hunter2"}
     found = process_secrets(["--path", "/data/src"], environ)
     assert found == ["hunter2"]
+
+
+# -- class 10: only what can pass is retried ------------------------------------------------
+
+
+def test_a_lost_server_is_transient_and_bad_data_or_a_full_disk_is_not():
+    import errno
+
+    from qdrant_client import QdrantClient
+
+    from smec_index.connectors.qdrant.source import call
+    from smec_index.errors import SmecError
+    from smec_index.migration.stream import is_transient
+
+    client = QdrantClient(url="http://127.0.0.1:1", timeout=2)  # nothing listens there
+    with pytest.raises(SmecError) as lost:
+        call("reading", "127.0.0.1:1", lambda: client.get_collections())
+    assert is_transient(lost.value), lost.value
+    assert is_transient(ConnectionRefusedError(errno.ECONNREFUSED, "Connection refused"))
+    assert not is_transient(SmecError("50 ids for 100 vectors"))
+    assert not is_transient(OSError(errno.ENOSPC, "No space left on device"))
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError:
+            raise SmecError("Milvus insert failed at x.db: write error") from None
+    except SmecError as full:
+        assert not is_transient(full)

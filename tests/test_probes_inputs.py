@@ -106,7 +106,7 @@ PROBES = [
         "unknown hnsw parameter(s) rescore",
     ),
     ("batch-size-zero", lambda r: _build(r, "faiss", "--batch-size", "0"), "--batch-size"),
-    ("data-dir-under-a-file", lambda r: _build_under_file(r), "cannot write there"),
+    ("data-dir-under-a-file", lambda r: _build_under_file(r), "is a file, not a directory"),
     ("collection-301", lambda r: _build(r, "faiss", "--collection", "c" * 301), "collection"),
     ("unparsable-url", lambda r: _build(r, "qdrant", "--url", "http://[::1"), "--url"),
     ("unparsable-uri", lambda r: _build(r, "milvus", "--uri", "http://[::1"), "--uri"),

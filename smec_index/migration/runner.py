@@ -298,7 +298,12 @@ class _Run:
             state["target_schema"] = fingerprint(target.schema(name))
             self.progress.write(state, self.partition)
         if self.mirror:  # what the engine made of the copy, before a single point goes in
-            self.refuse_changes(self._schema_after(), "changed")
+            try:
+                self.refuse_changes(self._schema_after(), "changed")
+            except SmecError as exc:  # an empty copy no one asked for: not left behind
+                if state["written"]:
+                    raise
+                raise SmecError(f"{exc}; {self._abandon()}") from None
         if not state["done"]:
             job = Job(source, target, name, request.dim, request.batch_size,
                       request.checkpoint_rows, self.partition, self.writers,
@@ -372,7 +377,7 @@ class _Run:
         if self.target.exists(self.name) and not self.target.is_alias(self.name):
             self.target.drop(self.name)
         self.progress.path().unlink(missing_ok=True)
-        return f"the partly written target {self.name!r} was dropped: nothing is left of this run"
+        return f"the target {self.name!r} it made was dropped: nothing is left of this run"
 
     def _schema_after(self) -> list[str]:
         """The copy's schema against the source's, as the engine now describes both."""

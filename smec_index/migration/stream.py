@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import sys
 import threading
 import time
@@ -29,8 +30,35 @@ from smec_index.errors import SmecError
 RETRY_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each retry of a failed stream
 
 
+# What a server or a network says when it is away for a moment (gRPC UNAVAILABLE, a
+# refused or reset connection, a timeout): worth a retry. Anything else is permanent.
+_TRANSIENT = re.compile(
+    r"connect|unavailable|timed? ?out|deadline|refused|reset by peer|broken pipe|"
+    r"temporarily|try again|server closed|disconnect|not ready",
+    re.IGNORECASE,
+)
+
+
 class SourceDataError(SmecError):
     """Something in the source itself (NaN vectors): retrying cannot help."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it was raised from or during) says a server or the network
+    is away for a moment. A full disk, a refused request or bad data are permanent: a retry
+    would only repeat them (and wait 15 s doing so)."""
+    from smec_index.connectors.storage import is_disk_full
+
+    seen, chain = exc, 0
+    while seen is not None and chain < 10:
+        if is_disk_full(seen) or "No space left" in str(seen):
+            return False
+        if isinstance(seen, (ConnectionError, TimeoutError)):
+            return True
+        if _TRANSIENT.search(type(seen).__name__) or _TRANSIENT.search(str(seen)):
+            return True
+        seen, chain = seen.__cause__ or seen.__context__, chain + 1
+    return False
 
 
 def check_finite(vectors: np.ndarray, ids: list[str]) -> None:
@@ -63,9 +91,10 @@ class Job:
 def stream(job: Job, projection, state: dict[str, Any], save: Callable[[dict], None],
            total: int | None) -> None:  # fmt: skip
     """Copy from ``state["cursor"]`` on, calling ``save(state)`` at each checkpoint and at
-    the end (``state["done"]``). A failure of either side (a server restarting, a lost
-    connection) is retried from the last checkpoint after 1, 2, 4 and 8 s; then the run
-    stops with one line, and the same command resumes it."""
+    the end (``state["done"]``). A transient failure of either side (a server restarting,
+    a lost connection: :func:`is_transient`) is retried from the last checkpoint after 1,
+    2, 4 and 8 s; then, or at once for any other failure, the run stops with one line, and
+    the same command resumes it."""
     bar = tqdm(total=total, initial=state["written"], desc=f"migrate -> {job.name}",
                unit="vec", disable=not job.progress)  # fmt: skip
     began = time.perf_counter()
@@ -76,6 +105,11 @@ def stream(job: Job, projection, state: dict[str, Any], save: Callable[[dict], N
         except SourceDataError:
             raise
         except SmecError as exc:
+            if not is_transient(exc):
+                raise SmecError(
+                    f"{exc} ({state['written']} points are checkpointed: fix the cause, then "
+                    "run the same command again to resume)"
+                ) from None
             if attempt == len(RETRY_WAITS):
                 raise SmecError(
                     f"{exc} (gave up after {attempt + 1} tries; {state['written']} points "
