@@ -138,6 +138,7 @@ class CompressedIndex:
         self.compressor = compressor
         self.dim = dim
         self.manifest: Manifest | None = None  # set when reopened from a manifest
+        self._searchers: dict[tuple, Any] = {}  # per search params: the lean path, bound once
 
     def project(self, vectors: np.ndarray) -> np.ndarray:
         """Full-size vectors -> the stored space (projected and L2-normalised)."""
@@ -166,14 +167,24 @@ class CompressedIndex:
 
     def add(self, ids, vectors: np.ndarray, payloads=None, batch_size: int = 1000) -> None:
         """Project full-size ``vectors`` and upsert them with their ids and payloads."""
+        self._searchers.clear()  # bound to the index as it was: bind again after writes
         self.connector.add(self.collection, ids, self.project(vectors), payloads, batch_size)
 
     def search(
         self, vectors: np.ndarray, k: int = 10, params: dict[str, int] | None = None
     ) -> tuple[list[list[str]], np.ndarray]:
         """Top-k ids and scores for full-size query vectors; ``params``: this search's
-        ``ef_search`` or ``nprobe`` (see :meth:`Connector.search`)."""
-        return self.connector.search(self.collection, self.project(vectors), k, params)
+        ``ef_search`` or ``nprobe`` (see :meth:`Connector.search`).
+
+        The first search with given ``params`` binds a :class:`Searcher` (the collection
+        resolved, the engine's parameters built); later ones reuse it, so a search costs
+        the projection, the engine call and an id lookup."""
+        key = tuple(sorted((params or {}).items()))
+        searcher = self._searchers.get(key)
+        if searcher is None:
+            searcher = self._searchers[key] = self.connector.searcher(self.collection, params)
+        ids, scores = searcher.search(self.project(vectors), k, normalized=True)
+        return ids.tolist(), scores
 
     @classmethod
     def open(cls, backend: str, name: str, data_dir: Path, **options: Any) -> CompressedIndex:

@@ -215,9 +215,14 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
                              f"{best['p50_ms']:.3f} | {best['index_bytes']:,} |")  # fmt: skip
         lines.append("")
     lines += _roofline(rows, slug, dataset, out)
-    lines += ["### Every run", "", "| method | dim | backend | index | ef | encoding | B/vec | "
-              "index_bytes | total_bytes | nDCG@10 | recall@10 | p50 ms | p99 ms | QPS | "
-              "QPS x4 | QPS x8 | build s |", "|" + "---|" * 17]  # fmt: skip
+    layers = sorted({r.get("timed_layer") or "Connector.search" for r in rows})
+    lines += ["### Every run", "",
+              f"p50 ms times {' / '.join(layers)}, one query at a time; engine p50 ms times "
+              "the engine's own search call on the same index in the same run (in-process "
+              "engines only).", "",
+              "| method | dim | backend | index | ef | encoding | B/vec | "
+              "index_bytes | total_bytes | nDCG@10 | recall@10 | p50 ms | engine p50 ms | "
+              "p99 ms | QPS | QPS x4 | QPS x8 | build s |", "|" + "---|" * 18]  # fmt: skip
     for r in rows:
         conc = r.get("concurrency") or {}
         lines.append(
@@ -225,7 +230,8 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
             f"{r.get('ef_search') or ''} | {r['encoding']} | {r['bytes_per_vector']:g} | "
             f"{r['index_bytes'] if r['index_bytes'] is None else format(r['index_bytes'], ',')} "
             f"| {r['total_bytes']:,} | {_num(r.get('ndcg@10'))} | {_num(r['recall@10'])} | "
-            f"{r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['qps']:,.0f} | "
+            f"{r['p50_ms']:.3f} | {_num(r.get('engine_p50_ms'), 3)} | {r['p99_ms']:.3f} | "
+            f"{r['qps']:,.0f} | "
             f"{_qps(conc, '4')} | {_qps(conc, '8')} | {r['build_seconds']:.2f} |"
         )
     return [*lines, ""]
@@ -280,8 +286,8 @@ def _smallest_keeping(scored: list[dict[str, Any]], metric: str) -> list[str]:
             f"{quality(smallest):.4f}.", ""]  # fmt: skip
 
 
-def _num(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
+def _num(value: float | None, places: int = 4) -> str:
+    return "" if value is None else f"{value:.{places}f}"
 
 
 def _qps(concurrency: dict[str, Any], clients: str) -> str:

@@ -122,8 +122,8 @@ _TEXT = ("dataset", "method", "backend", "index", "encoding")
 _COUNTS = ("dim", "n_docs")  # whole numbers >= 1
 _NUMBERS = ("bytes_per_vector", "p50_ms", "p99_ms", "qps", "n_queries", "index_bytes",
             "total_bytes", "build_seconds", "recall@10")  # fmt: skip
-_OPTIONAL = ("ndcg@10", "p95_ms", "ef_search", "nprobe", "nlist", "M", "ef_construction",
-             "scan_gb_per_s")  # fmt: skip
+_OPTIONAL = ("ndcg@10", "p95_ms", "engine_p50_ms", "ef_search", "nprobe", "nlist", "M",
+             "ef_construction", "scan_gb_per_s")  # fmt: skip
 _MAPS = ("concurrency", "machine")
 
 

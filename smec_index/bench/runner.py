@@ -362,9 +362,16 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
             each = {c: per_client(sweep.latency_queries, c) for c in sweep.concurrency}
             for key, config in configs.items():
                 query = {p: config[p] for p in ("ef_search", "nprobe") if config.get(p)}
-                search = functools.partial(connector.search, name, k=K, params=query)
-                found, _ = search(queries)
+                searcher = connector.searcher(name, query)
+                search = functools.partial(searcher.search, k=K, normalized=True)
+                found = search(queries)[0].tolist()
                 single = _latencies(search, queries, sweep.latency_queries)
+                # The engine's own call on the same index, in the same run: what the path
+                # above adds is p50_ms - engine_p50_ms.
+                raw = getattr(connector.backend, "raw_engine", lambda *_: None)(
+                    name, searcher.params)  # fmt: skip
+                engine = None if raw is None else _latencies(
+                    functools.partial(raw, k=K), queries, sweep.latency_queries)  # fmt: skip
                 if backend in SERVERS:  # clients as processes, as a server's clients are
                     client = ClientSpec(family(backend), options, name, query)
                     concurrency = {str(c): _processes(client, queries, c, n)
@@ -379,7 +386,10 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
                     "total_bytes": sizes.total_bytes,
                     "size_method": sizes.method,
                     **_quality(found, truth, ids, dataset),
+                    "timed_layer": f"Searcher.search ({searcher.layer})",
                     "p50_ms": round(float(np.percentile(single, 50)) * 1e3, 4),
+                    "engine_p50_ms": None if engine is None
+                    else round(float(np.percentile(engine, 50)) * 1e3, 4),
                     "p95_ms": round(float(np.percentile(single, 95)) * 1e3, 4),
                     "p99_ms": round(float(np.percentile(single, 99)) * 1e3, 4),
                     "qps": round(len(single) / float(np.sum(single)), 1),

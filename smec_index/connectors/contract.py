@@ -25,7 +25,7 @@ from smec_index.connectors.base import (
     positive_int,
 )
 from smec_index.errors import SmecError
-from smec_index.vectors import check_vectors
+from smec_index.vectors import check_vectors, normalize
 
 MAX_ID_BYTES = 1024  # the longest id every backend stores (Milvus' VARCHAR primary key)
 RESERVED_KEY = "_smec_id"  # Qdrant keeps the original id in the payload under this key
@@ -234,6 +234,12 @@ class Connector:
             raise SmecError(f"{self.name} returned hits out of score order; please report")
         return ids, scores
 
+    def searcher(self, collection: str, params: Mapping[str, int] | None = None) -> Searcher:
+        """A :class:`Searcher` of ``collection`` (a name or an alias, resolved now) with
+        ``params`` (``ef_search`` / ``nprobe``) checked and bound once: the path to time and
+        to serve many queries through."""
+        return Searcher(self, collection, params)
+
     def count(self, collection: str) -> int:
         self._require(collection)
         return int(self.backend.count(collection))
@@ -315,6 +321,62 @@ class Connector:
                 f"no collection {collection!r} in {self.name}; create (build) it first, or "
                 "check the name"
             )
+
+
+class Searcher:
+    """One collection, resolved once, searched many times: the lean path.
+
+    Opening resolves the alias, reads the spec, checks the query parameters and lets the
+    backend bind its engine (a FAISS ``SearchParameters`` object, hnswlib's ef). A search
+    is then a shape check, one engine call and one vectorised id lookup: no file system
+    call, no per-hit Python loop, nothing allocated that grows with the collection.
+
+    A searcher sees the collection as it was when opened (an alias switched later is not
+    followed: open another). What a backend answers is checked by the contract test and
+    by :meth:`Connector.search`, not on this path. Backends without a lean engine (the
+    Qdrant and Milvus clients) are searched through :meth:`Connector.search`.
+    """
+
+    def __init__(self, connector: Connector, collection: str,
+                 params: Mapping[str, int] | None = None) -> None:  # fmt: skip
+        resolved = connector.resolve(collection)
+        if resolved is None:
+            connector._require(collection)  # the one-line "no collection" error
+        self.collection = resolved or collection
+        self.spec = connector.spec(self.collection)
+        self.params = query_params(self.spec, params)
+        self._connector = connector
+        bind = getattr(connector.backend, "searcher", None)
+        self._engine = None if bind is None else bind(self.collection, self.params)
+        self.layer = "engine + id lookup" if self._engine else "Connector.search"
+
+    def search(
+        self, queries: np.ndarray, k: int = 10, normalized: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` ids (an object array, ``""`` past the last hit) and scores (``-inf``
+        there) of each query row, best first. ``normalized``: the rows are unit length
+        already (a cosine collection's queries must be; :class:`CompressedIndex` makes
+        them so), which saves normalising them again."""
+        if (
+            not isinstance(queries, np.ndarray)
+            or queries.dtype != np.float32
+            or queries.ndim != 2
+            or not queries.flags.c_contiguous
+        ):
+            queries = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+        if queries.ndim != 2 or queries.shape[1] != self.spec.dim:
+            raise SmecError(
+                f"queries of shape {queries.shape}; {self.collection!r} holds {self.spec.dim}-d "
+                "vectors"
+            )
+        if self._engine is None:
+            ids, scores = self._connector.search(self.collection, queries, k, self.params)
+            return np.array(ids, dtype=object).reshape(len(queries), -1), scores
+        if type(k) is not int or not 0 < k <= PAD_LIMIT:
+            k = positive_int(k, "k")
+        if not normalized and self.spec.metric == "cosine":
+            queries = normalize(queries)
+        return self._engine(queries, k)
 
 
 def check_ids(ids: Sequence[Any], n: int, unique: bool = True) -> list[str]:

@@ -245,6 +245,46 @@ class FaissBackend(LocalBackend):
             return labels, 1.0 - distances / 2.0  # unit vectors: |q - x|^2 = 2 - 2 q.x
         return labels, distances
 
+    def _lean(self, col: Collection) -> bool:
+        """Whether FAISS's ``search`` answers this index's searches as they are: a CPU
+        index of unit vectors by inner product (no GPU copy, rotation or sign bits)."""
+        self._trained(col)
+        return not (
+            self.use_gpu
+            or isinstance(col.index, (faiss.IndexLSH, faiss.IndexPreTransform))
+            or col.spec.metric != "cosine"
+            or col.index.metric_type != faiss.METRIC_INNER_PRODUCT
+        )
+
+    def _raw(self, col: Collection, params: dict[str, int]) -> Any:
+        if not self._lean(col):
+            return None
+        index, bound = col.index, {}
+
+        def search(queries: np.ndarray, k: int) -> Any:
+            if k not in bound:
+                bound[k] = _search_parameters(col, k, params)
+            return index.search(queries, k, params=bound[k])
+
+        return search
+
+    def _engine(self, col: Collection, params: dict[str, int]) -> Any:
+        """FAISS's own ``search`` on the CPU index, its ``SearchParameters`` built once per
+        k; queries arrive unit length (:class:`Searcher`). Indexes that need more per call
+        (GPU copies, a rotation, sign bits, cosine over an L2 graph) take :meth:`_search`."""
+        if not self._lean(col):
+            return super()._engine(col, params)
+        index = col.index
+        bound: dict[int, Any] = {}
+
+        def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            if k not in bound:
+                bound[k] = _search_parameters(col, k, params)
+            distances, labels = index.search(queries, k, params=bound[k])
+            return labels, distances
+
+        return search
+
     def _vectors(self, col: Collection, start: int, stop: int) -> np.ndarray:
         self._trained(col)
         if "vectors" in col.extra:

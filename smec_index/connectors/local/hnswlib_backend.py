@@ -96,6 +96,28 @@ class HnswlibBackend(LocalBackend):
         scores = -distances if col.spec.metric == "l2" else 1.0 - distances
         return labels, scores
 
+    def _raw(self, col: Collection, params: dict[str, int]) -> Any:
+        col.index.set_ef(params["ef_search"])
+        col.extra["ef"] = params["ef_search"]
+        return lambda queries, k: col.index.knn_query(queries, k=k)
+
+    def _engine(self, col: Collection, params: dict[str, int]) -> Any:
+        """hnswlib's ``knn_query`` (it releases the GIL); its one ef is set only when
+        another search changed it (see :meth:`_search`)."""
+        ef, l2 = params["ef_search"], col.spec.metric == "l2"
+
+        def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            if col.extra.get("ef") != ef:
+                col.index.set_ef(ef)
+                col.extra["ef"] = ef
+            try:
+                labels, distances = col.index.knn_query(queries, k=k)
+            except RuntimeError:  # fewer than k found for some query: the careful path
+                return self._search(col, queries, k, params)
+            return labels.astype(np.int64), (-distances if l2 else 1.0 - distances)
+
+        return search
+
     def _vectors(self, col: Collection, start: int, stop: int) -> np.ndarray:
         return col.index.get_items(np.arange(start, stop), return_type="numpy")
 
