@@ -41,6 +41,7 @@ import numpy as np
 from bench.results import RESULTS_DIR, read_records, write_records
 from smec_index.bench.plots import line_plot, roofline_plot
 from smec_index.bench.results import memory_bandwidth
+from smec_index.metrics import recall_vs_exact
 from smec_index.synthetic import synthetic_vectors
 from smec_index.vectors import normalize
 
@@ -105,7 +106,7 @@ class HnswlibHnsw:
 
 
 def recall(found: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+    return recall_vs_exact(found, truth, 10)
 
 
 def measure(corpus: np.ndarray, queries: np.ndarray, bandwidth: float) -> list[dict]:

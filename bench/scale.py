@@ -28,6 +28,7 @@ from smec_index.compressors import make_compressor
 from smec_index.connectors import open_connector
 from smec_index.data import Embeddings, RetrievalData
 from smec_index.index import CompressedIndex
+from smec_index.metrics import recall_vs_exact
 from smec_index.synthetic import synthetic_vectors
 from smec_index.vectors import exact_search
 
@@ -40,14 +41,7 @@ BACKENDS = {
 
 
 def recall(found: list[list[str]], exact_rows: np.ndarray, ids: list[str]) -> float:
-    return float(
-        np.mean(
-            [
-                len({ids[r] for r in row} & set(f[:10])) / 10
-                for f, row in zip(found, exact_rows, strict=True)
-            ]
-        )
-    )
+    return recall_vs_exact(found, [[ids[r] for r in row if r >= 0] for row in exact_rows], 10)
 
 
 def run(n: int, dims: list[int], backends: list[str], seed: int) -> list[dict]:

@@ -51,7 +51,7 @@ from smec_index.connectors.storage import check_free_space, file_lock
 from smec_index.data import BeirDataset, RetrievalData, load_retrieval_data
 from smec_index.errors import SmecError
 from smec_index.index import CompressedIndex, Manifest
-from smec_index.metrics import mean_metric, ndcg_at_k
+from smec_index.metrics import mean_metric, ndcg_at_k, recall_vs_exact
 from smec_index.vectors import exact_search, normalize
 
 DEFAULT_DIMS = (256, 192, 128, 64, 32)
@@ -192,12 +192,10 @@ def measure(
     queries = index.project(data.queries.take(query_ids))
     found, _ = connector.search(collection, queries, max(k, 10))
     _, exact_rows = exact_search(corpus, queries, 10)
-    exact = [{data.corpus.ids[r] for r in row if r >= 0} for row in exact_rows]
+    exact = [[data.corpus.ids[r] for r in row if r >= 0] for row in exact_rows]
     run = {q: [i for i in row if i] for q, row in zip(query_ids, found, strict=True)}
-    recall = np.mean(
-        [len(e.intersection(f[:10])) / max(1, len(e)) for e, f in zip(exact, found, strict=True)]
-    )
-    return {"ndcg@10": mean_metric(run, qrels, ndcg_at_k, 10), "recall@10": float(recall)}
+    return {"ndcg@10": mean_metric(run, qrels, ndcg_at_k, 10),
+            "recall@10": recall_vs_exact(found, exact, 10)}  # fmt: skip
 
 
 def default_collection(data: RetrievalData, method: str, dim: int) -> str:

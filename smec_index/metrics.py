@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from smec_index.errors import SmecError
 
@@ -48,6 +49,33 @@ def recall_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10
     if not relevant:
         return 0.0
     return len(relevant.intersection(_unique_top(ranked, k))) / len(relevant)
+
+
+def recall_vs_exact(
+    found: Sequence[Sequence[Any]], exact: Sequence[Sequence[Any]], k: int = 10
+) -> float:
+    """ann-benchmarks' recall@k of an index against exact search, the one smec-index
+    reports everywhere (build, bench, migrate, training's held-out score, the scripts).
+
+    Per query: how many of the exact top ``k`` are among the index's top ``k``, divided by
+    how many exact neighbours there are (``k``, or fewer in a collection of fewer points);
+    then the mean over queries. Padding (``""``, ``-1``, ``None``) is no neighbour. Ids may
+    be strings or row numbers, the same kind in both.
+    """
+    if len(found) != len(exact):
+        raise SmecError(f"{len(found)} rankings for {len(exact)} exact ones; pass one per query")
+    if not len(exact):
+        raise SmecError("no queries: nothing to measure recall on")
+    total = 0.0
+    for got, want in zip(found, exact, strict=True):
+        truth = {i for i in list(want)[:k] if not _padding(i)}
+        total += len(truth.intersection(list(got)[:k])) / len(truth) if truth else 0.0
+    return total / len(exact)
+
+
+def _padding(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value == "") or (
+        not isinstance(value, str) and int(value) < 0)  # fmt: skip
 
 
 def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k: int) -> float:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
+from smec_index.errors import SmecError
 from smec_index.metrics import evaluate_run, mean_metric, ndcg_at_k, recall_at_k
 
 
@@ -138,3 +140,27 @@ def test_a_ranking_with_a_duplicate_is_refused_not_counted_twice():
     with pytest.raises(SmecError, match="same document twice"):
         recall_at_k(["a", "b", "a"], {"a": 1}, 10)
     assert ndcg_at_k(["a", "b", "a"], {"a": 1}, 2) == 1.0  # beyond k it does not matter
+
+
+def test_recall_vs_exact_divides_by_the_neighbours_there_are():
+    from smec_index.metrics import recall_vs_exact
+
+    exact = [["a", "b", "c"], ["d", "", ""]]  # the second query's collection has one point
+    found = [["a", "x", "c"], ["d", "", ""]]
+    assert recall_vs_exact(found, exact, k=3) == pytest.approx((2 / 3 + 1) / 2)
+    assert recall_vs_exact(np.array([[0, 5, -1]]), np.array([[0, 1, -1]]), k=3) == 0.5
+    assert recall_vs_exact([["b", "a"]], [["a", "b", "c"]], k=2) == 1.0  # the top k only
+    with pytest.raises(SmecError, match="one per query"):
+        recall_vs_exact([["a"]], [], k=1)
+
+
+def test_training_selection_scores_ndcg_as_it_is_reported():
+    torch = pytest.importorskip("torch")
+    from smec_index.metrics import ndcg_at_k
+    from smec_index.training.examples import ndcg_at_10
+
+    queries, corpus = torch.eye(3, 4), torch.eye(4)
+    judged = [{0: 1}, {1: 2, 3: 0}, {2: -1}]  # the last: nothing relevant, nDCG 0, not NaN
+    want = sum(ndcg_at_k(r, j, 10) for r, j in zip([[0, 1, 2, 3], [1, 0, 2, 3], [2, 0, 1, 3]],
+                                                      judged, strict=True)) / 3  # fmt: skip
+    assert ndcg_at_10(queries, corpus, judged) == pytest.approx(want) == pytest.approx(2 / 3)

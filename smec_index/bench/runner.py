@@ -50,7 +50,7 @@ from smec_index.bench.results import (
 from smec_index.bench.sweep import SYNTHETIC, Sweep
 from smec_index.data import RetrievalData
 from smec_index.errors import SmecError
-from smec_index.metrics import ndcg_at_k
+from smec_index.metrics import ndcg_at_k, recall_vs_exact
 from smec_index.vectors import exact_search, normalize
 
 K = 10
@@ -413,10 +413,7 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
 
 
 def _quality(found, truth, ids, dataset: Dataset) -> dict[str, float | None]:
-    recall = statistics.fmean(
-        len(set(f) & {ids[r] for r in row if r >= 0}) / K
-        for f, row in zip(found, truth, strict=True)
-    )
+    recall = recall_vs_exact(found, [[ids[r] for r in row if r >= 0] for row in truth], K)
     ndcg = None
     if dataset.qrels:
         judged = [(f, dataset.qrels[q]) for q, f in zip(dataset.query_ids, found, strict=True)

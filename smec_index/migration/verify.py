@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from smec_index.connectors.source import Source, SourceBatch
 from smec_index.errors import SmecError
+from smec_index.metrics import recall_vs_exact
 
 SAMPLE = 256  # source points read back, and used as quality-gate queries
 
@@ -44,8 +45,7 @@ def gate_queries(source: Source) -> SourceBatch:
 
 
 def recall_at_10(truth: list[list[str]], found: list[list[str]]) -> float:
-    return float(np.mean([len(set(t) & set(f)) / max(1, len(t))
-                          for t, f in zip(truth, found, strict=True)]))  # fmt: skip
+    return recall_vs_exact(found, truth, 10)
 
 
 def verify(source: Source, target: Any, name: str, projection, dim: int, count: int) -> None:

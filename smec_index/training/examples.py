@@ -14,6 +14,7 @@ import torch
 
 from smec_index.data import Embeddings, Qrels, RetrievalData
 from smec_index.errors import SmecError
+from smec_index.metrics import ndcg_at_k
 from smec_index.vectors import exact_search, normalize
 
 
@@ -129,16 +130,12 @@ def query_log_qrels(data: RetrievalData, log: np.ndarray) -> tuple[RetrievalData
 
 
 def ndcg_at_10(queries: torch.Tensor, corpus: torch.Tensor, judged: list[dict[int, int]]) -> float:
-    """Mean nDCG@10 (linear gains, as BEIR and pytrec_eval) of exact search by inner product;
-    ``judged[i]`` maps corpus rows to the relevance of query ``i``."""
+    """Mean nDCG@10 of exact search by inner product, by :func:`smec_index.metrics.ndcg_at_k`
+    (the one reported: linear gains, relevance <= 0 not relevant, 0 for a query with no
+    relevant document); ``judged[i]`` maps corpus rows to the relevance of query ``i``."""
     top = (queries @ corpus.T).topk(min(10, corpus.shape[0]), dim=1).indices.tolist()
-    discounts = 1.0 / np.log2(np.arange(2, 12))
-    total = 0.0
-    for row, rels in zip(top, judged, strict=True):
-        gains = np.array([rels.get(r, 0) for r in row], dtype=float)
-        ideal = np.sort(np.array(list(rels.values()), dtype=float))[::-1][:10]
-        total += float(gains @ discounts[: len(gains)]) / float(ideal @ discounts[: len(ideal)])
-    return total / max(1, len(judged))
+    scores = [ndcg_at_k(row, rels, 10) for row, rels in zip(top, judged, strict=True)]
+    return sum(scores) / max(1, len(scores))
 
 
 @dataclass
