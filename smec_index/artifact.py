@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from smec_index import safejson
 from smec_index.errors import SmecError
 from smec_index.outputs import check_replaceable, write_marker
 
@@ -108,7 +109,7 @@ def _owned_tempdir(prefix: str, parent: Path) -> Path:
 def _orphaned(staging: Path) -> bool:
     """Whether the process that made ``staging`` is gone (a kill, a crash, a power cut)."""
     try:
-        owner = json.loads((staging / OWNER).read_text())
+        owner = safejson.loads((staging / OWNER).read_text())
         pid, host = int(owner["pid"]), str(owner["host"])
     except FileNotFoundError:  # killed between mkdtemp and the owner file: judge by age
         return time.time() - staging.stat().st_mtime > ORPHAN_AGE
@@ -152,7 +153,7 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
             "pass a directory written by `smec-index train`"
         )
     try:
-        config = json.loads(config_path.read_text())
+        config = safejson.loads(config_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise SmecError(f"{config_path}: corrupt JSON; retrain or restore the artifact") from None
     if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from smec_index import safejson
 from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors import load_compressor, make_compressor
 from smec_index.compressors.base import LinearCompressor, check_input_dim
@@ -44,6 +45,7 @@ from smec_index.connectors.base import (
     PHYSICAL,
     PHYSICAL_HEX,
     IndexSpec,
+    check_hnsw_m,
     check_new_name,
     positive_int,
 )
@@ -96,10 +98,11 @@ def load_or_embed(request: BuildRequest, say) -> tuple[RetrievalData, str | None
         dataset.root, directory, skip_unknown_qrels=request.skip_unknown_qrels
     )
     try:
-        model = json.loads((Path(directory) / "meta.json").read_text()).get("model")
+        meta = safejson.loads((Path(directory) / "meta.json").read_text())
     except (OSError, ValueError):
-        model = None
-    return data, model
+        meta = None
+    model = meta.get("model") if isinstance(meta, dict) else None
+    return data, model if isinstance(model, str) else None  # unknown: queries need --model
 
 
 HASH_ROWS = 65_536  # rows hashed per step: memory-mapped vectors stay out of RAM
@@ -212,6 +215,11 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
     if request.collection is not None:
         check_new_name(request.collection, "--collection")
     positive_int(request.batch_size, "--batch-size")
+    if request.force_train and request.artifact is not None:
+        raise SmecError("--force-train retrains the default artifact; with --artifact nothing "
+                        "is trained: drop one of them")  # fmt: skip
+    if request.index == "hnsw" and "M" in request.params:
+        check_hnsw_m(request.params["M"])  # before the data dir or a backend file is made
     writable_directory(request.data_dir, "--data-dir")
     connector = open_connector(
         request.backend, data_dir=request.data_dir, **request.connector_options

@@ -91,6 +91,18 @@ class SmecGroup(click.Group):
         self.argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
         return super().main(args, *more, **options)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """The group's own flags (``smec-index --bogus``): the same one line as a command's.
+        No arguments at all still prints the help."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            message = f"error: {exc.format_message().rstrip('.')}; see `smec-index --help`"
+            click.echo(_scrubbed(message, self.argv), err=True)
+            sys.exit(2)
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
@@ -113,6 +125,12 @@ class SmecGroup(click.Group):
             if is_disk_full(exc):  # whichever write hit it, the user's answer is the same
                 where = Path(exc.filename) if getattr(exc, "filename", None) else Path.cwd()
                 click.echo(_scrubbed(f"error: {no_space(where)}", self.argv), err=True)
+                sys.exit(2)
+            if isinstance(exc, OSError) and exc.filename and exc.strerror:
+                # A path the system refuses (too long, read-only, not permitted): the path
+                # and the system's reason are the whole story.
+                message = f"error: {exc.filename}: {exc.strerror}; pick another path"
+                click.echo(_scrubbed(message, self.argv), err=True)
                 sys.exit(2)
             if ctx.params.get("verbose"):
                 traceback.print_exc()
@@ -345,6 +363,9 @@ def train(
         raise SmecError("--queries cannot be used with --extend; train a new artifact")
     if query_log is not None and method not in ("smec", "mrl"):
         raise SmecError(f"--queries trains smec or mrl, not {method}")
+    if unsupervised and skip_unknown_qrels:
+        raise SmecError("--skip-unknown-qrels drops judgements; --unsupervised reads none: "
+                        "drop one of them")  # fmt: skip
     resolve_device(device)
     overrides = {
         "sequential": sequential,
@@ -391,7 +412,7 @@ def train(
         compressor_class(method)  # an unknown method is named before anything else
         trained = method in TRAINED
         if not trained:
-            ignored = typed(*overrides, "split", "qrels_file")
+            ignored = typed(*overrides, "split", "qrels_file", "seed", "device")
             if ignored:
                 raise SmecError(
                     f"{ignored[0]} does not apply to {method}, which is fitted without "
@@ -915,6 +936,9 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
     if path is not None:
         if backend != "qdrant":
             raise SmecError("--path is a qdrant-client local folder; pass --backend qdrant")
+        if options.get("url") and not _from_environment(click.get_current_context(), "url"):
+            raise SmecError("--path (a local folder) and --url (a server) name two places; "
+                            "pass one of them")  # fmt: skip
         options = {"path": str(path)}
     summary = collection_info(backend, collection, data_dir, **options)
     if as_json:

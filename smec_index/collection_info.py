@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from smec_index import safejson
 from smec_index.connectors import open_connector
 from smec_index.connectors.base import check_collection_name
 from smec_index.errors import SmecError
@@ -60,7 +61,6 @@ def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> 
 def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any]):
     """The progress record of a finished ``migrate`` whose copy (or alias) is ``name`` at
     the place ``options`` name (a server address or a milvus-lite file), if any."""
-    import json
 
     from smec_index.secrets import shown_url
 
@@ -75,8 +75,10 @@ def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any]):
         return None
     for path in sorted(data_dir.glob("migrations/*/*.json")):
         try:
-            record = json.loads(path.read_text())
+            record = safejson.loads(path.read_text())
         except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict):
             continue
         if (
             record.get("done")

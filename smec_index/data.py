@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from smec_index import safejson
 from smec_index.errors import SmecError
 
 log = logging.getLogger(__name__)
@@ -217,6 +218,12 @@ def load_parquet(
         )
     if column.null_count:
         raise SmecError(f"{path}: {column.null_count} rows have no vector; drop or re-embed them")
+    values = column.type.value_type
+    if not (pa.types.is_floating(values) or pa.types.is_integer(values)):
+        raise SmecError(
+            f"{path}: column {vector_column!r} holds lists of {values}, not of numbers; "
+            "store each vector as a list of floats"
+        )
     lengths = set(column.value_lengths().to_pylist()) if len(column) else {0}
     if len(lengths) != 1:
         raise SmecError(f"{path}: vectors of several lengths {sorted(lengths)}; one dim only")
@@ -255,7 +262,7 @@ def read_jsonl(path: Path) -> Iterator[dict]:
         for n, line in enumerate(handle, 1):
             if line.strip():
                 try:
-                    yield json.loads(line)
+                    yield safejson.loads(line)
                 except json.JSONDecodeError:
                     raise SmecError(f"{path}:{n}: not valid JSON") from None
 
@@ -286,7 +293,7 @@ def _beir_record(
 ) -> tuple[int, str, dict[str, Any]]:
     """One checked line of :func:`read_beir_records` (``seen``: id -> its line and raw id)."""
     try:
-        record = json.loads(line)
+        record = safejson.loads(line)
     except json.JSONDecodeError:
         raise SmecError(f"{path}:{n}: not valid JSON") from None
     if not isinstance(record, dict):
@@ -299,7 +306,7 @@ def _beir_record(
     doc_id = str(raw)
     if not doc_id.strip():
         raise SmecError(f"{path}:{n}: empty _id {doc_id!r}; every record needs an id")
-    if _bad_id_character(doc_id):
+    if _bad_id_character(doc_id) or _surrogate(doc_id):
         raise SmecError(
             f"{path}:{n}: _id {doc_id!r} holds a newline or control character; "
             "ids are stored one per line: remove it"
@@ -314,6 +321,16 @@ def _beir_record(
     return n, doc_id, record
 
 
+def _surrogate(text: str) -> bool:
+    """Whether ``text`` holds a lone surrogate (JSON's ``"\\udce9"``): no character, so
+    nothing can store or encode it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _field(record: dict[str, Any], name: str, path: Path, n: int) -> str:
     """A title or text: a string, with a missing or ``null`` one read as ""."""
     value = record.get(name)
@@ -323,6 +340,11 @@ def _field(record: dict[str, Any], name: str, path: Path, n: int) -> str:
         raise SmecError(
             f'{path}:{n}: "{name}" is a JSON {type(value).__name__}, not a string; store text '
             "as a string"
+        )
+    if _surrogate(value):
+        raise SmecError(
+            f'{path}:{n}: "{name}" holds an unpaired surrogate escape (\\ud800-\\udfff), '
+            "which is no character in UTF-8; fix the text"
         )
     return value
 
@@ -441,14 +463,18 @@ def check_qrels(
     message = f"{source}: {' and '.join(what)} not in the embeddings"
     if not skip_unknown:
         raise SmecError(message + "; check --embeddings, or pass --skip-unknown-qrels")
-    log.warning("%s; skipping them", message)
     bad_d = set(unknown_d)
     cleaned = {
         q: {d: r for d, r in rels.items() if d not in bad_d}
         for q, rels in qrels.items()
         if q in query_ids
     }
-    return {q: rels for q, rels in cleaned.items() if rels}
+    kept = {q: rels for q, rels in cleaned.items() if rels}
+    if not any(r > 0 for rels in kept.values() for r in rels.values()):
+        raise SmecError(message + "; skipping them leaves no relevant judgement: these qrels "
+                        "belong to other embeddings (check --embeddings)")  # fmt: skip
+    log.warning("%s; skipping them", message)
+    return kept
 
 
 @dataclass

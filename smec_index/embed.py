@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from smec_index import safejson
 from smec_index.artifact import atomic_directory
 from smec_index.data import BeirDataset, load_embedding_dir
 from smec_index.errors import SmecError
@@ -56,7 +57,7 @@ def model_directory(model: str | Path | None = None) -> Path:
     if (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file():
         return path
     try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        config = safejson.loads((path / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         config = None
     if not isinstance(config, dict) or "model_type" not in config:
@@ -153,7 +154,7 @@ def _cached(directory: Path, key: str, corpus_ids: list[str], query_ids: list[st
     if output_kind(directory) != ("embeddings", False):
         return False
     try:
-        old = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
+        old = safejson.loads((directory / "meta.json").read_text(encoding="utf-8"))
         if not isinstance(old, dict) or old.get("cache_key") != key:
             return False
         corpus = load_embedding_dir(directory, "corpus")

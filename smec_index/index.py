@@ -11,13 +11,13 @@ product.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from smec_index import safejson
 from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors.base import LinearCompressor, check_input_dim, load_projection
 from smec_index.connectors import Connector, IndexSpec, open_connector
@@ -78,11 +78,27 @@ class Manifest:
         if not path.is_file():
             return None
         try:
-            raw = json.loads(path.read_text())
+            raw = safejson.loads(path.read_text())
             known = {f.name for f in fields(cls)}
-            return cls(**{k: v for k, v in raw.items() if k in known})
+            manifest = cls(**{k: v for k, v in raw.items() if k in known})
+            manifest.check_types()
+            return manifest
         except (ValueError, TypeError, AttributeError):  # UnicodeDecodeError is a ValueError
             raise SmecError(f"{path}: corrupt manifest; rebuild the collection") from None
+
+    def check_types(self) -> None:
+        """Each field of the type it is written with (a hand-edited file is refused)."""
+        whole = lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0  # noqa: E731
+        text = lambda v: isinstance(v, str)  # noqa: E731
+        optional = lambda v: v is None or isinstance(v, str)  # noqa: E731
+        checks = {"backend": text, "collection": text, "dim": whole, "input_dim": whole,
+                  "count": whole, "format": whole, "artifact": optional, "model": optional,
+                  "dataset": optional, "name": optional, "artifact_fingerprint": optional,
+                  "spec": lambda v: isinstance(v, dict),
+                  "extra": lambda v: isinstance(v, dict)}  # fmt: skip
+        for name, ok in checks.items():
+            if not ok(getattr(self, name)):
+                raise TypeError(name)
 
     @classmethod
     def remove(cls, data_dir: Path, backend: str, collection: str) -> None:

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from smec_index import safejson
 from smec_index.errors import SmecError
 
 MARKER = ".smec-index-output"
@@ -56,7 +57,7 @@ def write_marker(directory: Path, kind: str, extra: dict[str, Any] | None = None
 def read_marker(directory: str | Path) -> dict[str, Any] | None:
     """The marker's JSON object, or None when there is none (or it is not ours)."""
     try:
-        payload = json.loads((Path(directory) / MARKER).read_text(encoding="utf-8"))
+        payload = safejson.loads((Path(directory) / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(payload, dict) or payload.get("kind") not in KINDS:
@@ -66,7 +67,7 @@ def read_marker(directory: str | Path) -> dict[str, Any] | None:
 
 def _json_object(path: Path) -> dict[str, Any] | None:
     try:
-        payload = json.loads(path.read_text(encoding="utf-8"))
+        payload = safejson.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     return payload if isinstance(payload, dict) else None

@@ -13,11 +13,11 @@ Numpy and safetensors only (no torch): a query is one matrix product and a norma
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from smec_index import safejson
 from smec_index.compressors.base import LinearCompressor, load_projection
 from smec_index.errors import SmecError
 
@@ -103,7 +103,7 @@ def _artifacts_of(name: str, data_dir: Path):
 
 def _read(path: Path) -> dict:
     try:
-        record = json.loads(path.read_text())
+        record = safejson.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     return record if isinstance(record, dict) else {}

@@ -450,3 +450,127 @@ def test_a_lost_server_is_transient_and_bad_data_or_a_full_disk_is_not():
             raise SmecError("Milvus insert failed at x.db: write error") from None
     except SmecError as full:
         assert not is_transient(full)
+
+
+# -- the second sweep (a fresh tester, 300+ probes): what it found ----------------------------
+
+
+def test_an_unknown_group_option_is_one_line(tmp_path):
+    run_probe(["--bogus"], tmp_path, "No such option '--bogus'")
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [(["--method", "pca", "--seed", "5"], "--seed does not apply to pca"),
+     (["--method", "truncate", "--device", "cpu"], "--device does not apply to truncate"),
+     (["--unsupervised", "--skip-unknown-qrels"], "--unsupervised reads none")],
+)  # fmt: skip
+def test_training_flags_that_would_change_nothing_are_refused(tmp_path, flags, fragment):
+    ds = _dataset(tmp_path)
+    run_probe(["train", "--dataset", ds, "--dims", 8, "--out", tmp_path / "a", "--quiet",
+               *flags], tmp_path, fragment)  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant", "milvus"])
+def test_hnsw_m_below_two_is_refused_not_crashed(tmp_path, backend):
+    ds = _dataset(tmp_path)
+    run_probe(["build", "--dataset", ds, "--backend", backend, "--dim", 16, "--data-dir",
+               tmp_path / "d", "--m", 1, "--quiet"], tmp_path, "M=1: use 2 to 512")  # fmt: skip
+
+
+def test_force_train_with_an_artifact_is_refused(tmp_path):
+    ds = _dataset(tmp_path)
+    _ok("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", tmp_path / "a")
+    run_probe(["build", "--dataset", ds, "--backend", "faiss", "--dim", 8, "--artifact",
+               tmp_path / "a", "--force-train", "--data-dir", tmp_path / "d"], tmp_path,
+              "--force-train")  # fmt: skip
+
+
+def test_json_nested_beyond_the_parser_is_one_line(tmp_path):
+    ds = _dataset(tmp_path)
+    art = tmp_path / "art"
+    _ok("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", art, "--quiet")
+    (art / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    run_probe(["eval", "--dataset", ds, "--artifact", art], tmp_path, "corrupt JSON")
+    corpus = ds / "corpus.jsonl"
+    corpus.write_text(corpus.read_text() + '{"_id": "deep", "text": ' + "[" * 100_000 + "\n")
+    run_probe(["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir",
+               tmp_path / "d", "--quiet"], tmp_path, "not valid JSON",
+              output=tmp_path / "d")  # fmt: skip
+
+
+def test_parquet_vectors_that_are_not_numbers_are_one_line(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ds = _dataset(tmp_path)
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    pq.write_table(pa.table({"id": ["d0", "d1"], "vector": [["a", "b"], ["c", "d"]]}),
+                   emb / "corpus.parquet")  # fmt: skip
+    pq.write_table(pa.table({"id": ["q0"], "vector": [[1.0, 0.0]]}), emb / "queries.parquet")
+    run_probe(["eval", "--dataset", ds, "--embeddings", emb, "--method", "none"], tmp_path,
+              "holds lists of string, not of numbers")  # fmt: skip
+
+
+def test_an_unpaired_surrogate_in_a_text_is_refused_before_any_backend_sees_it(tmp_path):
+    ds = _dataset(tmp_path)
+    corpus = ds / "corpus.jsonl"
+    lines = corpus.read_text().splitlines()
+    lines[3] = '{"_id": "d3", "title": "t", "text": "caf\\udce9"}'
+    corpus.write_text("\n".join(lines) + "\n")
+    run_probe(
+        [
+            "build",
+            "--dataset",
+            ds,
+            "--backend",
+            "qdrant",
+            "--dim",
+            16,
+            "--data-dir",
+            tmp_path / "d",
+            "--quiet",
+        ],
+        tmp_path,
+        "corpus.jsonl:4",
+        output=tmp_path / "d",
+    )  # its lock file: the data dir is the build's own
+    assert not list((tmp_path / "d").glob("qdrant/*__b*"))  # no collection was begun
+
+
+@pytest.mark.parametrize(("field", "value"), [("model", 5), ("artifact", 7), ("dim", "16")])
+def test_a_manifest_field_of_the_wrong_type_is_a_corrupt_manifest(tmp_path, field, value):
+    physical = _build(tmp_path)["physical_collection"]
+    path = tmp_path / "data" / "manifests" / "faiss" / f"{physical}.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), field: value}))
+    for args in (["search", "heart"], ["search", "--like", "d1"], ["info"]):
+        run_probe([args[0], *args[1:], "--backend", "faiss", "--data-dir", tmp_path / "data",
+                   "--collection", "x15"], tmp_path, "corrupt manifest")  # fmt: skip
+
+
+def test_an_embeddings_meta_json_that_is_no_object_means_an_unknown_model(tmp_path):
+    ds = _dataset(tmp_path)
+    (ds / "embeddings" / "all-MiniLM-L6-v2" / "meta.json").write_text("[1, 2]")
+    built = _build(tmp_path)
+    assert built["count"] == N
+
+
+def test_a_damaged_qdrant_spec_file_is_one_line(tmp_path):
+    from smec_index.connectors.qdrant.edge_store import SPEC_FILE
+
+    physical = _build(tmp_path, "qdrant")["physical_collection"]
+    (tmp_path / "data" / "qdrant" / physical / SPEC_FILE).write_text("garbage")
+    run_probe(["info", "--backend", "qdrant", "--data-dir", tmp_path / "data", "--collection",
+               "x15"], tmp_path, "unreadable")  # fmt: skip
+
+
+def test_info_takes_a_local_path_or_a_server_not_both(tmp_path):
+    run_probe(["info", "--backend", "qdrant", "--path", tmp_path, "--url", "http://h:1",
+               "--collection", "c"], tmp_path, "pass one of them")  # fmt: skip
+
+
+def test_skipping_every_unknown_judgement_is_one_error_not_a_warning_and_an_error(tmp_path):
+    ds = _dataset(tmp_path, qrels="QQQ\tDDD\t1\n")
+    run_probe(["eval", "--dataset", ds, "--method", "none", "--skip-unknown-qrels"], tmp_path,
+              "leaves no relevant judgement")  # fmt: skip

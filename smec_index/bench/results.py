@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from smec_index import safejson
 from smec_index.errors import SmecError
 
 SCHEMA = "smec-index-bench/1"
@@ -100,7 +101,7 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = safejson.loads(line)
             except ValueError:
                 raise SmecError(
                     f"{path}:{n}: not a JSON line; is this a bench results file?"

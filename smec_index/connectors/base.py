@@ -50,6 +50,7 @@ INDEX_DEFAULTS: dict[str, dict[str, int]] = {
     "ivf_flat": {"nlist": 128, "nprobe": 16},
     "ivf_pq": {"nlist": 128, "nprobe": 16, "pq_bits": 8},  # pq_m: dim / 2 unless given
 }
+MAX_M = 512  # HNSW links per node; usual 16 to 64
 INTEGER_PARAMS = ("M", "ef_construction", "ef_search", "nlist", "nprobe", "pq_m", "pq_bits")
 # What a search may set per call (:meth:`Connector.search`'s ``params``) without a rebuild:
 # the beam of a graph, the lists an inverted file probes.
@@ -116,6 +117,8 @@ class IndexSpec:
         for name in INTEGER_PARAMS:
             if name in params:
                 params[name] = positive_int(params[name], f"index parameter {name}")
+        if self.index == "hnsw":
+            check_hnsw_m(params["M"])
         if self.index == "ivf_pq":
             if self.dim % params["pq_m"]:
                 raise SmecError(f"pq_m={params['pq_m']} must divide dim {self.dim}")
@@ -250,6 +253,14 @@ class ChecksSpecs(Protocol):
 
 
 INT_MAX = 2**31 - 1  # C int: the widest every engine's counts and beams take
+
+
+def check_hnsw_m(m: Any) -> None:
+    """HNSW's M from 2 to :data:`MAX_M`: M = 1 leaves a node one link (FAISS crashes,
+    hnswlib cannot allocate); above a few hundred no engine gains recall, only memory."""
+    if isinstance(m, int) and not isinstance(m, bool) and not 2 <= m <= MAX_M:
+        raise SmecError(f"index parameter M={m}: use 2 to {MAX_M} (16 and 32 are the usual "
+                        "values)")  # fmt: skip
 
 
 def positive_int(value: Any, what: str, most: int = INT_MAX) -> int:

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from smec_index import safejson
 from smec_index.errors import SmecError
 
 DISK_METHOD = "allocated bytes on disk (du)"
@@ -163,7 +164,8 @@ class AliasFile:
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp != self._stamp:
             try:
-                self._cache = {str(k): str(v) for k, v in json.loads(self.path.read_text()).items()}
+                raw = safejson.loads(self.path.read_text())
+                self._cache = {str(k): str(v) for k, v in raw.items()}
             except (ValueError, AttributeError):
                 raise SmecError(f"{self.path} is corrupt; fix or remove it") from None
             self._stamp = stamp

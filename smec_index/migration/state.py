@@ -17,10 +17,10 @@ progress file may be replaced (``--overwrite``, ``--restart``) or dropped.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
+from smec_index import safejson
 from smec_index.connectors.source import Partition, Source
 from smec_index.connectors.storage import write_json_atomic
 from smec_index.errors import SmecError
@@ -77,7 +77,7 @@ def read_state(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
+        return safejson.loads(path.read_text())
     except ValueError:
         raise SmecError(f"{path}: corrupt migration progress; pass --restart") from None
 

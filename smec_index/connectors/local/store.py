@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from smec_index import safejson
 from smec_index.connectors.base import Batch, IndexSpec, Sizes, default_data_dir
 from smec_index.connectors.storage import (
     DISK_METHOD,
@@ -339,10 +340,10 @@ class LocalBackend(FileAliases):
                 f"no collection {collection!r} in {self.root}; create it first"
             ) from None
         try:
-            meta = json.loads(raw)
+            meta = safejson.loads(raw)
             files = meta["files"]
             with open(meta_path.parent / files["payloads"], encoding="utf-8") as handle:
-                payloads = [json.loads(line) for line in handle]
+                payloads = [safejson.loads(line) for line in handle]
             col = Collection(name, IndexSpec(**meta["spec"]), list(meta["ids"]), payloads, files)
             if len(col.payloads) != len(col.ids):
                 raise ValueError(f"{len(col.payloads)} payloads for {len(col.ids)} ids")

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import qdrant_edge as edge
 
+from smec_index import safejson
 from smec_index.connectors.base import IndexSpec, Sizes
 from smec_index.connectors.qdrant.settings import (
     ID_KEY,
@@ -122,7 +123,7 @@ def segment_configs(shard_dir: Path) -> list[dict[str, Any]]:
     """Each segment's ``config.vector_data[""]`` as Qdrant wrote it (index, quantization)."""
     configs = []
     for path in sorted(shard_dir.glob("segments/*/segment.json")):
-        configs.append(json.loads(path.read_text())["config"]["vector_data"][""])
+        configs.append(safejson.loads(path.read_text())["config"]["vector_data"][""])
     return configs
 
 
@@ -161,8 +162,14 @@ class EdgeStore(FileAliases):
 
     def spec(self, collection: str) -> IndexSpec:
         if collection not in self._specs:
-            text = (self.directory(collection) / SPEC_FILE).read_text()
-            self._specs[collection] = IndexSpec(**json.loads(text))
+            path = self.directory(collection) / SPEC_FILE
+            try:
+                self._specs[collection] = IndexSpec(**safejson.loads(path.read_text()))
+            except (OSError, ValueError, TypeError) as exc:  # SmecError is a ValueError
+                raise SmecError(
+                    f"collection {collection!r}: {path} is unreadable ({type(exc).__name__}); "
+                    "rebuild the collection (build --overwrite)"
+                ) from None
         return self._specs[collection]
 
     def shard(self, collection: str) -> edge.EdgeShard:
@@ -214,7 +221,14 @@ class EdgeStore(FileAliases):
             for query in queries.tolist()
         ]
         results = self.shard(collection).query_batch(edge.QueryBatchRequest(requests))
-        return [[(str(p.payload[ID_KEY]), p.score) for p in points] for points in results]
+        try:
+            return [[(str(p.payload[ID_KEY]), float(p.score)) for p in points]
+                    for points in results]  # fmt: skip
+        except (KeyError, TypeError, ValueError):  # a hit without our id, or no score
+            raise SmecError(
+                f"collection {collection!r} at {self.directory(collection)} answered a hit "
+                "without its id or score: its storage is damaged; rebuild it (build --overwrite)"
+            ) from None
 
     def retrieve(self, collection: str, point_ids: list[str]) -> Points:
         records = self.shard(collection).retrieve(point_ids, with_payload=True, with_vector=True)

@@ -8,7 +8,6 @@ local folder admits one client at a time.
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from smec_index import safejson
 from smec_index.connectors.source import Partition, SourceBatch, SourceInfo, check_not_alias
 from smec_index.errors import SmecError
 from smec_index.secrets import shown_url
@@ -255,8 +255,14 @@ class EdgeSource(QdrantReader):
     def __init__(self, shard_dir: Path, collection: str, using: str | None = None):
         import qdrant_edge as edge
 
-        self._config = json.loads((shard_dir / EDGE_CONFIG).read_text())
-        vectors = self._config.get("vectors") or {}
+        try:
+            self._config = safejson.loads((shard_dir / EDGE_CONFIG).read_text())
+            vectors = self._config.get("vectors") or {}
+        except (OSError, ValueError, AttributeError) as exc:
+            raise SmecError(
+                f"{shard_dir / EDGE_CONFIG}: not a readable Qdrant shard config "
+                f"({type(exc).__name__}); pass a qdrant-edge shard or a qdrant-client folder"
+            ) from None
         self.using = pick_vector(vectors, using, collection)
         try:
             self.shard = edge.EdgeShard.load(str(shard_dir))
