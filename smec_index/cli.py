@@ -1086,6 +1086,13 @@ def migrate(
     to_options = {k: v for k, v in to_options.items() if v}
     if to_backend is None and to_options:
         raise SmecError("--to-url/--to-uri/--to-mode go with --to-backend")
+    takes = {"qdrant": ("url", "mode"), "milvus": ("uri",)}.get(to_backend or "", ())
+    stray = [f"--to-{name}" for name in to_options if name not in takes]
+    if to_backend is not None and stray:
+        raise SmecError(
+            f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to "
+            f"--to-backend {to_backend} (Qdrant takes --to-url/--to-mode, Milvus --to-uri)"
+        )
     request = MigrateRequest(
         backend=backend,
         collection=collection,

@@ -41,8 +41,10 @@ SECRET_PARAMS = {
 }
 # user[:password]@ after an optional scheme and any number of slashes: "http://u:p@h",
 # "u:p@h", "//u:p@h", "///u:p@h", "http:/u:p@h" (a scheme counts only before a slash, so
-# that "user:pw@host" is read as userinfo, not as the scheme "user:")
-_USERINFO = re.compile(r"^(?P<scheme>(?:[a-zA-Z][a-zA-Z0-9+.-]*:(?=/))?/*)(?P<userinfo>[^/@?#]*@)")
+# that "user:pw@host" is read as userinfo, not as the scheme "user:"). It runs to the LAST
+# "@": a password typed unencoded may hold "@", "/", "#" or "?" ("u:p@ss/w#rd@h"), and all
+# of it is hidden (hiding a path that held an "@" is the cheaper mistake).
+_USERINFO = re.compile(r"^(?P<scheme>(?:[a-zA-Z][a-zA-Z0-9+.-]*:(?=/))?/*)(?P<userinfo>.*@)")
 # name=value parameters anywhere after the host: query (?a=1&b=2) and matrix (;a=1)
 _PARAMETER = re.compile(r"(?P<lead>[;?&])(?P<name>[^=;?&#/]+)=(?P<value>[^;&?#/]*)")
 SECRET_PARTS = ("pass", "secret", "token", "apikey", "auth", "credential", "signature")
@@ -142,6 +144,11 @@ def check_url(url: str, flag: str) -> None:
         parts = urlsplit(url if "://" in url else f"//{url}")
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
+        if has_userinfo(url):  # the parser's reason would quote a piece of the password
+            raise SmecError(
+                f"{flag} {shown_url(url)}: not a valid address; a password holding '/', "
+                "'#', '?' or '@' must be percent-encoded (or pass it as --api-key / --token)"
+            ) from None
         raise SmecError(f"{flag} {shown_url(url)}: not a valid address ({exc})") from None
     if not parts.hostname:
         raise SmecError(f"{flag} {shown_url(url)}: no host in it; use http://host:port")

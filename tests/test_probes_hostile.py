@@ -574,3 +574,65 @@ def test_skipping_every_unknown_judgement_is_one_error_not_a_warning_and_an_erro
     ds = _dataset(tmp_path, qrels="QQQ\tDDD\t1\n")
     run_probe(["eval", "--dataset", ds, "--method", "none", "--skip-unknown-qrels"], tmp_path,
               "leaves no relevant judgement")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("url", "hidden"),
+    [("http://bob:hunter@2secret@127.0.0.1:9", "2secret"),
+     ("http://bob:p4ss/w0rdQ@127.0.0.1:9", "p4ss"),
+     ("http://bob:hunter2sec#ret@127.0.0.1:9", "hunter2sec")],
+)  # fmt: skip
+def test_a_password_with_reserved_characters_is_hidden_whole(tmp_path, url, hidden):
+    line = run_probe(["info", "--backend", "qdrant", "--collection", "c", "--url", url],
+                     tmp_path, "--url http://127.0.0.1:9")  # fmt: skip
+    assert hidden not in line and "bob" not in line
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [(["--to-backend", "faiss", "--to-mode", "local"], "--to-mode does not apply"),
+     (["--to-backend", "qdrant", "--to-uri", "x.db"], "--to-uri does not apply"),
+     (["--dry-run", "--restart"], "--restart would do nothing"),
+     (["--dry-run", "--overwrite"], "--overwrite would do nothing"),
+     (["--dry-run", "--rollback", "--alias", "live"], "--rollback would do nothing")],
+)  # fmt: skip
+def test_migrate_flags_that_cannot_go_together(tmp_path, flags, fragment):
+    run_probe(["migrate", "--backend", "qdrant", "--path", tmp_path, "--collection", "docs",
+               "--dim", 8, "--data-dir", tmp_path / "d", *flags], tmp_path, fragment)  # fmt: skip
+
+
+def test_in_place_on_milvus_is_refused_before_the_file_is_opened(tmp_path):
+    run_probe(["migrate", "--backend", "milvus", "--uri", tmp_path / "none.db", "--collection",
+               "docs", "--dim", 8, "--in-place"], tmp_path, "drop --in-place")  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["build", "migrate"])
+def test_a_milvus_uri_of_another_scheme_is_no_lite_folder(tmp_path, monkeypatch, command):
+    monkeypatch.chdir(tmp_path)
+    ds = _dataset(tmp_path)
+    args = (["build", "--dataset", ds, "--backend", "milvus", "--dim", 8, "--quiet",
+             "--data-dir", tmp_path / "d"] if command == "build" else
+            ["migrate", "--backend", "milvus", "--collection", "c", "--dim", 8])  # fmt: skip
+    run_probe([*args, "--uri", "ftp://127.0.0.1:1"], tmp_path, "ftp://127.0.0.1:1",
+              output=tmp_path / "d")  # fmt: skip
+    assert not (tmp_path / "ftp:").exists()
+
+
+def test_supervised_inputs_are_checked_before_anything_is_written(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "src"))
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=16, distance=models.Distance.COSINE))  # fmt: skip
+    rng = np.random.default_rng(0)
+    client.upsert("docs", [models.PointStruct(id=i, vector=rng.standard_normal(16).tolist())
+                           for i in range(50)])  # fmt: skip
+    client.close()
+    np.save(tmp_path / "q.npy", rng.standard_normal((3, 16)).astype(np.float32))
+    (tmp_path / "q.txt").write_text("a\nb\nc\n")
+    (tmp_path / "qrels.tsv").write_text("zz\t1\t1\n")  # no query of --queries
+    run_probe(["migrate", "--backend", "qdrant", "--path", tmp_path / "src", "--collection",
+               "docs", "--dim", 8, "--data-dir", tmp_path / "d", "--queries", tmp_path / "q.npy",
+               "--query-ids", tmp_path / "q.txt", "--qrels", tmp_path / "qrels.tsv"], tmp_path,
+              "none of its queries are in --queries")  # fmt: skip
+    assert not (tmp_path / "d").exists()

@@ -113,6 +113,13 @@ def _check_request(request: MigrateRequest) -> Partition | None:
         raise SmecError("--query-ids names the rows of --queries (.npy); pass --queries too")
     if request.queries is not None and request.artifact is not None:
         raise SmecError("--artifact is applied as it is; leave out --queries/--qrels with it")
+    if request.in_place and request.backend != "qdrant":
+        raise SmecError("--in-place adds a named vector to a Qdrant collection; a Milvus "
+                        "source is migrated to a copy beside it: drop --in-place")  # fmt: skip
+    if request.dry_run and (request.rollback or request.overwrite or request.restart):
+        flag = "--rollback" if request.rollback else "--overwrite" if request.overwrite else (
+            "--restart")  # fmt: skip
+        raise SmecError(f"--dry-run writes nothing, so {flag} would do nothing; drop one of them")
     partition = None if request.partition is None else Partition.parse(request.partition)
     if partition is not None and (request.dry_run or request.rollback):
         raise SmecError("--partition migrates; leave it out with --dry-run and --rollback")
@@ -177,6 +184,10 @@ def _locked(request, source, target, to_backend, server, partition, started, say
             )
         run.check_names()
         run.refuse_changes(run.changes(), "would change")
+        if request.queries is not None:
+            from smec_index.migration.supervised import check_supervised
+
+            check_supervised(request, source.info.dim)
         if not server and not request.dry_run:  # an embedded target: this machine's disk
             check_free_space(
                 _target_dir(request),

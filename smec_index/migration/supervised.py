@@ -71,6 +71,12 @@ def _judged(request: Any, queries: Embeddings) -> dict[str, dict[str, int]]:
     return known
 
 
+def check_supervised(request: Any, dim: int) -> None:
+    """--queries and --qrels read and matched before anything is written (the run reads
+    them again when it fits)."""
+    split(_judged(request, load_queries(request, dim)))
+
+
 def fit_supervised(
     request: Any, source: Any, ids: list[str], vectors: np.ndarray, folder: Any, say
 ):

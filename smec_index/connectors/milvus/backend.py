@@ -104,6 +104,12 @@ class MilvusBackend:
         storage: str | os.PathLike[str] | None = None,
     ) -> None:
         self.lite = not uri or not uri.startswith(SERVER_SCHEMES)
+        if uri and self.lite and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", uri):
+            raise SmecError(  # milvus-lite would take "ftp://h" for a folder named "ftp:"
+                f"--uri {shown_url(uri)}: Milvus servers are reached over "
+                f"{', '.join(s[:-3] for s in SERVER_SCHEMES)}; a milvus-lite database is a "
+                "path ending in .db"
+            )
         if uri and not self.lite:
             check_url(uri, "--uri")
         if uri and has_userinfo(uri):

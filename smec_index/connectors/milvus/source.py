@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,11 @@ class MilvusSource:
         from smec_index.connectors.milvus.client import GuardedClient, connect, open_lite
 
         lite = not uri.startswith(SERVER_SCHEMES)
+        if lite and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", uri):
+            raise SmecError(
+                f"--uri {shown_url(uri)}: a Milvus server is reached over http(s)://, tcp:// "
+                "or grpc://; a milvus-lite database is a path ending in .db"
+            )
         self._lite_path = Path(uri).resolve() if lite else None
         if lite:
             if not Path(uri).exists():
