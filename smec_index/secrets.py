@@ -38,6 +38,8 @@ SECRET_PARAMS = {
     "sig",
     "credential",
     "credentials",
+    "sid",
+    "sas",
 }
 # user[:password]@ after an optional scheme and any number of slashes: "http://u:p@h",
 # "u:p@h", "//u:p@h", "///u:p@h", "http:/u:p@h" (a scheme counts only before a slash, so
@@ -47,7 +49,8 @@ SECRET_PARAMS = {
 _USERINFO = re.compile(r"^(?P<scheme>(?:[a-zA-Z][a-zA-Z0-9+.-]*:(?=/))?/*)(?P<userinfo>.*@)")
 # name=value parameters anywhere after the host: query (?a=1&b=2) and matrix (;a=1)
 _PARAMETER = re.compile(r"(?P<lead>[;?&])(?P<name>[^=;?&#/]+)=(?P<value>[^;&?#/]*)")
-SECRET_PARTS = ("pass", "secret", "token", "apikey", "auth", "credential", "signature")
+SECRET_PARTS = ("pass", "secret", "token", "apikey", "auth", "credential", "signature",
+                "session", "jwt", "bearer", "cookie")  # fmt: skip
 NOT_SECRETS = {"PWD", "OLDPWD"}  # the shell's working directories, not passwords
 
 

@@ -129,8 +129,8 @@ def test_a_huge_k_is_capped_at_the_count_before_anything_is_allocated(tmp_path):
 
 
 def _results(root: Path, **change) -> Path:
-    record = {"schema": "smec-index-bench/1", "dataset": "ds", "method": "none", "dim": 16,
-              "backend": "faiss", "index": "hnsw", "encoding": "float32", "n_docs": 10,
+    record = {"schema": "smec-index-bench/1", "key": "k1", "dataset": "ds", "method": "none",
+              "dim": 16, "backend": "faiss", "index": "hnsw", "encoding": "float32", "n_docs": 10,
               "n_queries": 5, "bytes_per_vector": 64.0, "index_bytes": 1, "total_bytes": 1,
               "p50_ms": 0.1, "p99_ms": 0.2, "qps": 10.0, "ndcg@10": 0.5, "recall@10": 1.0,
               "build_seconds": 1.0}  # fmt: skip
@@ -636,3 +636,91 @@ def test_supervised_inputs_are_checked_before_anything_is_written(tmp_path):
                "--query-ids", tmp_path / "q.txt", "--qrels", tmp_path / "qrels.tsv"], tmp_path,
               "none of its queries are in --queries")  # fmt: skip
     assert not (tmp_path / "d").exists()
+
+
+def test_a_server_that_answers_but_is_not_qdrant_is_one_line(tmp_path):
+    import http.server
+    import threading
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the handler's name
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(b"<html>a proxy's login page</html>")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Html)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        run_probe(["info", "--backend", "qdrant", "--collection", "c", "--url", url], tmp_path,
+                  "not as a Qdrant server")  # fmt: skip
+        migrate = ["migrate", "--backend", "qdrant", "--url", url, "--collection", "c"]
+        run_probe([*migrate, "--dim", 8, "--data-dir", tmp_path / "d"], tmp_path,
+                  "not as a Qdrant server")  # fmt: skip
+    finally:
+        server.shutdown()
+
+
+def test_a_secret_looking_session_parameter_is_hidden(tmp_path):
+    url = "http://127.0.0.1:9/?session=s3cr3tKEY"
+    line = run_probe(["info", "--backend", "qdrant", "--collection", "c", "--url", url],
+                     tmp_path, "session=***")  # fmt: skip
+    assert "s3cr3tKEY" not in line
+
+
+SWEEPS = [
+    (["--dataset", "synthetic:3x2"], "N at least 10"),
+    (["--dataset", "synthetic:" + "9" * 5000 + "x8"], "synthetic:NxD"),
+    (["--dims", "8,8"], "a value twice"),
+    (["--nprobe", "4"], "nprobe would change no run"),
+    (["--index", "flat", "--ef-search", "32"], "ef_search would change no run"),
+    (["--embeddings", "x"], "embeddings would change no run"),
+    (["--latency-queries", "2147483647"], "at most 1,000,000"),
+]
+
+
+@pytest.mark.parametrize(("flags", "fragment"), SWEEPS, ids=[s[1] for s in SWEEPS])
+def test_a_sweep_setting_that_cannot_work_is_refused_before_any_run(tmp_path, flags, fragment):
+    args = ["bench", "--out", tmp_path / "r.jsonl", *flags]
+    if "--dataset" not in flags:
+        args += ["--dataset", "synthetic:100x16"]
+    run_probe(args, tmp_path, fragment)
+
+
+@pytest.mark.parametrize(
+    ("toml", "fragment"),
+    [(b"dims = [8]\n\xff\n", "not UTF-8"), (b"datasets = 5\n", "datasets 5"),
+     (b"datasets = [5]\n", "datasets [5]"), (b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n",
+      "--config"), (b"M = 1\n", "M=1: use 2 to 512"),
+     (b'train_split = "test"\nmethods = ["smec"]\n', "scored on the queries they learned")],
+)  # fmt: skip
+def test_a_bench_config_that_cannot_work_is_one_line(tmp_path, toml, fragment):
+    config = tmp_path / "c.toml"
+    config.write_bytes(toml)
+    run_probe(["bench", "--config", config, "--dataset", _dataset(tmp_path), "--out",
+               tmp_path / "r.jsonl"], tmp_path, fragment)  # fmt: skip
+
+
+def test_a_bench_config_with_a_byte_order_mark_is_read(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_bytes(b'\xef\xbb\xbfmethods = ["none"]\nlatency_queries = 5\nconcurrency = [1]\n')
+    _ok("bench", "--config", config, "--dataset", "synthetic:100x16", "--out",
+        tmp_path / "r.jsonl")  # fmt: skip
+    assert (tmp_path / "r.jsonl").is_file()
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [({"dim": 10**400}, "'dim'"), ({"bytes_per_vector": 0}, "bytes_per_vector"),
+     ({"concurrency": {"4": 7}}, "'concurrency'"),
+     ({"concurrency": {"4": {"qps": "x", "p99_ms": 1}}}, "'concurrency'"),
+     ({"scan_gb_per_s": 1.0}, "'machine'"), ({"machine": {"memory_gb_per_s": "x"}}, "'machine'"),
+     ({"time": 5}, "'time'"), ({"versions": "x"}, "'versions'"), ({"key": "<drop>"}, "'key'")],
+)  # fmt: skip
+def test_report_refuses_damaged_fields_it_would_plot(tmp_path, change, fragment):
+    run_probe(["report", _results(tmp_path, **change), "--out", tmp_path / "rep"],
+              tmp_path, fragment)  # fmt: skip

@@ -119,13 +119,14 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
 
 # What `report` reads of each run, with its type: a file edited by hand (or by another tool)
 # is refused naming the line and the field, never half-plotted.
-_TEXT = ("dataset", "method", "backend", "index", "encoding")
+_TEXT = ("key", "dataset", "method", "backend", "index", "encoding")
+MAX_DIM = 1 << 16  # no embedding model comes near: a bigger "dim" is a damaged file
 _COUNTS = ("dim", "n_docs")  # whole numbers >= 1
 _NUMBERS = ("bytes_per_vector", "p50_ms", "p99_ms", "qps", "n_queries", "index_bytes",
             "total_bytes", "build_seconds", "recall@10")  # fmt: skip
 _OPTIONAL = ("ndcg@10", "p95_ms", "engine_p50_ms", "ef_search", "nprobe", "nlist", "M",
              "ef_construction", "scan_gb_per_s")  # fmt: skip
-_MAPS = ("concurrency", "machine")
+_MAPS = ("concurrency", "machine", "versions")
 
 
 def check_record(record: dict[str, Any], where: str) -> None:
@@ -165,6 +166,25 @@ def check_record(record: dict[str, Any], where: str) -> None:
     for key in _MAPS:
         if record.get(key) is not None and not isinstance(record[key], dict):
             raise bad(key, "an object")
+    if record["dim"] > MAX_DIM:
+        raise bad("dim", f"at most {MAX_DIM:,}")
+    if record["bytes_per_vector"] <= 0:
+        raise bad("bytes_per_vector", "a number > 0")
+    for clients, level in (record.get("concurrency") or {}).items():
+        if not (isinstance(level, dict) and number(level.get("qps"))
+                and number(level.get("p99_ms"))):  # fmt: skip
+            raise bad("concurrency", f"an object of {{qps, p99_ms}} per client count "
+                      f"({clients!r} is not)")  # fmt: skip
+    machine = record.get("machine") or {}
+    if record.get("scan_gb_per_s") is not None and not machine:
+        raise bad("machine", "an object (scan_gb_per_s is read against its bandwidth)")
+    bandwidth = machine.get("memory_gb_per_s")
+    if bandwidth is not None and not (number(bandwidth) and bandwidth > 0):
+        raise bad("machine", "memory_gb_per_s > 0")
+    if record.get("time") is not None and not isinstance(record["time"], str):
+        raise bad("time", "an ISO time string")
+    if record.get("versions") is not None and not isinstance(record["versions"], dict):
+        raise bad("versions", "an object")
 
 
 class ResultsFile:

@@ -22,14 +22,16 @@ from pathlib import Path
 from typing import Any
 
 from smec_index.bench.encodings import BACKENDS, check_encoding
-from smec_index.connectors.base import positive_int
+from smec_index.connectors.base import check_hnsw_m, positive_int
 from smec_index.errors import SmecError
 from smec_index.outputs import no_file_above
 
 METHODS = ("none", "truncate", "pca", "smec", "mrl", "matryoshka-adaptor", "search-adaptor")
 BACKEND_NAMES = (*BACKENDS, "milvus-server")  # milvus = milvus-lite; -server: 2.3.5, started
 INDEXES = ("hnsw", "flat", "ivf")
-SYNTHETIC = re.compile(r"^synthetic:(\d+)x(\d+)(?::rank(\d+))?$")
+SYNTHETIC = re.compile(r"^synthetic:(\d{1,15})x(\d{1,9})(?::rank(\d{1,9}))?$")
+MIN_SYNTHETIC = 10  # rows: the 10 nearest neighbours, and at least 10 queries drawn
+MAX_LATENCY_QUERIES = 1_000_000  # timed one at a time: past this the timings alone fill RAM
 
 
 @dataclass
@@ -105,7 +107,31 @@ class Sweep:
         sweep.check_types()
         sweep.out = Path(sweep.out)
         sweep.check()
+        sweep.check_given(set(values))
         return sweep
+
+    def check_given(self, given: set[str]) -> None:
+        """A setting given (flag or file) that no run of this sweep would use is refused,
+        not dropped: the user believes it was measured."""
+        unused = []
+        if "ivf" not in self.index:
+            unused += [n for n in ("nprobe", "nlist") if n in given]
+        if "hnsw" not in self.index:
+            unused += [n for n in ("ef_search", "M", "ef_construction") if n in given]
+        if all(SYNTHETIC.match(d) for d in self.datasets):
+            unused += [n for n in ("embeddings", "split", "train_split") if n in given]
+        if unused:
+            raise SmecError(
+                f"{', '.join(unused)} would change no run of this sweep (index {self.index}, "
+                f"datasets {self.datasets}); drop {'it' if len(unused) == 1 else 'them'}"
+            )
+        from smec_index.compressors.registry import TRAINED
+
+        if self.split == self.train_split and any(m in TRAINED for m in self.methods):
+            raise SmecError(
+                f"train_split and split are both {self.split!r}: trained methods would be "
+                "scored on the queries they learned from; train on another split"
+            )
 
     def check(self) -> None:
         """Every name and number valid, or a one-line error naming the bad one."""
@@ -127,6 +153,23 @@ class Sweep:
                 )
         for encoding in self.encodings:
             check_encoding(encoding)
+        for name in ("dims", "ef_search", "nprobe", "concurrency"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                raise SmecError(f"{name} {values}: a value twice; list each once")
+        check_hnsw_m(self.M)
+        if self.latency_queries > MAX_LATENCY_QUERIES:
+            raise SmecError(f"latency_queries {self.latency_queries:,}: at most "
+                            f"{MAX_LATENCY_QUERIES:,} (200 give a stable p50)")  # fmt: skip
+        for method in self.methods:  # an artifact is read now, not after the first runs
+            if method.startswith("artifact:") and Path(method[9:]).is_dir():
+                from smec_index.artifact import load_artifact
+
+                load_artifact(method[9:])
+        if self.workdir is not None:
+            no_file_above(Path(self.workdir) / "x", "workdir")
+            if Path(self.workdir).exists() and not Path(self.workdir).is_dir():
+                raise SmecError(f"workdir {self.workdir}: a file; pass a directory")
         for dataset in self.datasets:
             match = SYNTHETIC.match(dataset)
             if match:
@@ -158,10 +201,10 @@ def check_synthetic(dataset: str, rows: str, dim: str, rank: str | None) -> None
     float32 bytes within the memory there is (a typo of a few zeros is refused, not
     allocated)."""
     n, d = int(rows), int(dim)
-    if n < 1 or d < 1 or (rank is not None and not 1 <= int(rank) <= d):
+    if n < MIN_SYNTHETIC or d < 1 or (rank is not None and not 1 <= int(rank) <= d):
         raise SmecError(
-            f"{dataset!r}: N, D and R must be at least 1 and R at most D, e.g. "
-            "synthetic:100000x384:rank48"
+            f"{dataset!r}: N at least {MIN_SYNTHETIC}, D and R at least 1 and R at most D, "
+            "e.g. synthetic:100000x384:rank48"
         )
     need, have = n * d * 4, physical_memory()
     if need > have // 2:
@@ -190,7 +233,11 @@ def read_config(path: Path) -> dict[str, Any]:
     if not Path(path).is_file():
         raise SmecError(f"--config {path}: no such file")
     try:
-        raw = tomllib.loads(Path(path).read_text())
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise SmecError(f"--config {path}: not UTF-8 text; save the TOML as UTF-8") from None
+    except RecursionError:
+        raise SmecError(f"--config {path}: nested too deeply; write a flat TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise SmecError(f"--config {path}: not valid TOML ({exc})") from None
     values = {key.replace("-", "_"): value for key, value in raw.items()}
@@ -202,6 +249,11 @@ def read_config(path: Path) -> dict[str, Any]:
         )
     if isinstance(values.get("datasets"), str):
         values["datasets"] = [values["datasets"]]
+    if "datasets" in values and not (
+        isinstance(values["datasets"], list) and all(isinstance(d, str) for d in values["datasets"])
+    ):
+        raise SmecError(f"--config {path}: datasets {values['datasets']!r}: give a path or "
+                        "synthetic:NxD, or a list of them")  # fmt: skip
     base = Path(path).parent
     for key in ("out", "workdir", "embeddings"):  # relative to the file, as a user reads it
         if isinstance(values.get(key), str):

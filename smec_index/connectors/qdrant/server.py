@@ -65,6 +65,11 @@ def connect_server(url: str, api_key: str | None, timeout: float) -> QdrantClien
                 reason = f"HTTP {exc.status_code}"  # starting up or overloaded: try again
             except TRANSPORT_ERRORS as exc:
                 reason = failure(exc)
+            except (ValueError, TypeError, KeyError, AttributeError):  # JSON of another kind
+                raise SmecError(
+                    f"{where} answered, but not as a Qdrant server (its reply is not Qdrant's "
+                    "JSON); check --url/QDRANT_URL"
+                ) from None
             if time.monotonic() + delay + _PROBE_TIMEOUT_S > deadline:
                 raise SmecError(
                     f"cannot reach Qdrant at {where} after {tries} tries ({reason}); check "
