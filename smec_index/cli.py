@@ -634,6 +634,18 @@ def backend_options(func):
     return func
 
 
+def _read_only(backend: str, options: dict, data_dir: Path) -> None:
+    """Before a read-only command opens milvus-lite: its database must exist already
+    (milvus-lite makes a new one at any path it is given)."""
+    uri = str(options.get("uri") or "")
+    if backend != "milvus" or uri.startswith(("http://", "https://", "tcp://", "grpc://")):
+        return
+    path = Path(uri) if uri else Path(data_dir) / "milvus" / "milvus.db"
+    if not path.exists():
+        raise SmecError(f"no milvus-lite database at {path}: build a collection there first "
+                        "(or check --uri / --data-dir)")  # fmt: skip
+
+
 def _from_environment(ctx: click.Context | None, name: str) -> bool:
     from click.core import ParameterSource
 
@@ -879,6 +891,7 @@ def search(
     given = {"ef_search": ef_search, "nprobe": nprobe}
     params = {name: value for name, value in given.items() if value is not None}
     options = connector_options(backend, url, api_key, uri, token)
+    _read_only(backend, options, data_dir)
     index = CompressedIndex.open(backend, collection, data_dir, **options)
     try:
         spec = index.connector.spec(index.collection)
@@ -940,6 +953,7 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
             raise SmecError("--path (a local folder) and --url (a server) name two places; "
                             "pass one of them")  # fmt: skip
         options = {"path": str(path)}
+    _read_only(backend, options, data_dir)
     summary = collection_info(backend, collection, data_dir, **options)
     if as_json:
         click.echo(json.dumps(summary))

@@ -724,3 +724,11 @@ def test_a_bench_config_with_a_byte_order_mark_is_read(tmp_path):
 def test_report_refuses_damaged_fields_it_would_plot(tmp_path, change, fragment):
     run_probe(["report", _results(tmp_path, **change), "--out", tmp_path / "rep"],
               tmp_path, fragment)  # fmt: skip
+
+
+@pytest.mark.parametrize("command", [["info"], ["search", "--like", "d1"]])
+def test_reading_a_milvus_lite_file_that_is_not_there_creates_none(tmp_path, command):
+    run_probe([*command, "--backend", "milvus", "--collection", "c", "--data-dir",
+               tmp_path / "d"], tmp_path, "no milvus-lite database at")  # fmt: skip
+    run_probe([*command, "--backend", "milvus", "--collection", "c", "--uri",
+               tmp_path / "x.db"], tmp_path, "no milvus-lite database at")  # fmt: skip
