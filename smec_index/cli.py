@@ -92,12 +92,14 @@ class SmecGroup(click.Group):
         return super().main(args, *more, **options)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        """The group's own flags (``smec-index --bogus``): the same one line as a command's.
-        No arguments at all still prints the help."""
+        """The group's own flags (``smec-index --bogus``), and no command at all: the same
+        one line as a command's bad input."""
         try:
             return super().parse_args(ctx, args)
         except click.exceptions.NoArgsIsHelpError:
-            raise
+            click.echo(f"error: no command given; use one of {', '.join(self.commands)} "
+                       "(`smec-index --help` says what each does)", err=True)  # fmt: skip
+            sys.exit(2)
         except click.UsageError as exc:
             message = f"error: {exc.format_message().rstrip('.')}; see `smec-index --help`"
             click.echo(_scrubbed(message, self.argv), err=True)
@@ -412,7 +414,8 @@ def train(
         compressor_class(method)  # an unknown method is named before anything else
         trained = method in TRAINED
         if not trained:
-            ignored = typed(*overrides, "split", "qrels_file", "seed", "device")
+            ignored = typed(*overrides, "split", "qrels_file", "seed", "device",
+                            "skip_unknown_qrels")  # fmt: skip
             if ignored:
                 raise SmecError(
                     f"{ignored[0]} does not apply to {method}, which is fitted without "
@@ -423,6 +426,15 @@ def train(
         log = _query_log(query_log) if query_log is not None else None
         data = _load(dataset, embeddings, skip_unknown_qrels)
         qrels = data.qrels(split, qrels_file) if trained and not unsupervised else None
+        if typed("lead_in") and lead_in and isinstance(compressor, SMEC):
+            labelled = not unsupervised and log is None
+            if compressor.lead_in_dim(data.dim, len(data.corpus.ids), labelled) is None:
+                raise SmecError(
+                    f"--lead-in {lead_in}: no lead-in stage for dims {target_dims} from "
+                    f"{data.dim}-d embeddings (the stage, {lead_in:g} of the input rounded to "
+                    "a multiple of 8, must lie below the input and at least 4/3 of the "
+                    "largest dim); pass another share, or 0"
+                )
         if log is None:
             compressor.fit(data, qrels)
         else:

@@ -457,13 +457,16 @@ def test_a_lost_server_is_transient_and_bad_data_or_a_full_disk_is_not():
 
 def test_an_unknown_group_option_is_one_line(tmp_path):
     run_probe(["--bogus"], tmp_path, "No such option '--bogus'")
+    run_probe([], tmp_path, "no command given; use one of train, eval")
 
 
 @pytest.mark.parametrize(
     ("flags", "fragment"),
     [(["--method", "pca", "--seed", "5"], "--seed does not apply to pca"),
      (["--method", "truncate", "--device", "cpu"], "--device does not apply to truncate"),
-     (["--unsupervised", "--skip-unknown-qrels"], "--unsupervised reads none")],
+     (["--unsupervised", "--skip-unknown-qrels"], "--unsupervised reads none"),
+     (["--method", "pca", "--skip-unknown-qrels"], "--skip-unknown-qrels does not apply"),
+     (["--lead-in", "0.1", "--epochs", "1"], "--lead-in 0.1: no lead-in stage")],
 )  # fmt: skip
 def test_training_flags_that_would_change_nothing_are_refused(tmp_path, flags, fragment):
     ds = _dataset(tmp_path)
