@@ -207,6 +207,12 @@ def load_parquet(
             "every row an id"
         )
     ids = [str(i) for i in table.column(id_column).to_pylist()]
+    bad = next((i for i in ids if _bad_id_character(i) or _surrogate(i)), None)
+    if bad is not None:
+        raise SmecError(
+            f"{path}: id {bad!r} holds a newline or control character; ids are stored one "
+            "per line: remove it"
+        )
     column = table.column(vector_column).combine_chunks()
     if not (
         pa.types.is_list(column.type)

@@ -72,7 +72,7 @@ def _search(root: Path, *args) -> list:
 def test_a_physical_collection_cannot_be_built_over_by_name(tmp_path):
     physical = _build(tmp_path)["physical_collection"]
     ds = tmp_path / "ds"
-    for name in (physical, "mine__b0123456789", "x15__bffffffffff"):
+    for name in (physical, "mine__b0123456789", "x15__bffffffffff", "foo__b0123456789abcdef"):
         run_probe(["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir",
                    tmp_path / "data", "--collection", name, "--overwrite", "--quiet"],
                   tmp_path, "reserved")  # fmt: skip
@@ -735,3 +735,25 @@ def test_reading_a_milvus_lite_file_that_is_not_there_creates_none(tmp_path, com
                tmp_path / "d"], tmp_path, "no milvus-lite database at")  # fmt: skip
     run_probe([*command, "--backend", "milvus", "--collection", "c", "--uri",
                tmp_path / "x.db"], tmp_path, "no milvus-lite database at")  # fmt: skip
+
+
+def test_a_parquet_id_with_a_newline_is_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    ds = _dataset(tmp_path)
+    emb = tmp_path / "emb"
+    emb.mkdir()
+    table = {"id": ["d0", "d\n1"], "vector": [[1.0, 0.0], [0.0, 1.0]]}
+    pq.write_table(pa.table(table), emb / "corpus.parquet")
+    pq.write_table(pa.table({"id": ["q0"], "vector": [[1.0, 0.0]]}), emb / "queries.parquet")
+    run_probe(["eval", "--dataset", ds, "--embeddings", emb, "--method", "none"], tmp_path,
+              "newline or control character")  # fmt: skip
+
+
+def test_points_whose_vectors_are_not_numbers_are_a_damaged_store():
+    from smec_index.connectors.qdrant.settings import to_batch
+    from smec_index.errors import SmecError
+
+    with pytest.raises(SmecError, match="storage is damaged"):
+        to_batch([("a", {}, {"named": [1.0, 2.0]})], dim=2)

@@ -279,7 +279,7 @@ def positive_int(value: Any, what: str, most: int = INT_MAX) -> int:
 MAX_NAME = 200
 PHYSICAL = "__b"  # <name>__b<hex>: the physical collections behind a built name
 PHYSICAL_HEX = 10
-_PHYSICAL = re.compile(rf".+{PHYSICAL}[0-9a-f]{{{PHYSICAL_HEX}}}")
+_PHYSICAL = re.compile(rf".+{PHYSICAL}[0-9a-f]{{{PHYSICAL_HEX},}}")  # and longer look-alikes
 
 
 def check_new_name(name: str, flag: str) -> str:
@@ -289,9 +289,9 @@ def check_new_name(name: str, flag: str) -> str:
     check_collection_name(name)
     if _PHYSICAL.fullmatch(name):
         raise SmecError(
-            f"{flag} {name!r}: names ending in '{PHYSICAL}' and {PHYSICAL_HEX} hex digits are "
-            "the physical collections behind a built name, reserved for smec-index; pick "
-            "another name"
+            f"{flag} {name!r}: names ending in '{PHYSICAL}' and {PHYSICAL_HEX} or more hex "
+            "digits are the physical collections behind a built name, reserved for "
+            "smec-index; pick another name"
         )
     return name
 

@@ -177,7 +177,13 @@ def scroll_pages(
 
 
 def to_batch(points: Points, dim: int, cursor: str | None = None) -> Batch:
-    vectors = np.asarray([p[2] for p in points], dtype=np.float32).reshape(-1, dim)
+    try:
+        vectors = np.asarray([p[2] for p in points], dtype=np.float32).reshape(-1, dim)
+    except (TypeError, ValueError):  # a damaged store: named vectors, ragged or missing
+        raise SmecError(
+            f"Qdrant returned points whose vectors are not {dim} numbers each: the collection's "
+            "storage is damaged or was not written by smec-index; rebuild it (build --overwrite)"
+        ) from None
     return Batch([p[0] for p in points], vectors, [p[1] for p in points], cursor)
 
 
