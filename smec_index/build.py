@@ -235,6 +235,9 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
             method = compressor.method
         else:
             method = "original" if request.dim == data.dim else "smec"
+            if method == "original" and request.force_train:
+                raise SmecError(f"--force-train: --dim {request.dim} is the embeddings' own "
+                                "dim, so nothing is trained; drop --force-train")  # fmt: skip
         name = check_new_name(
             request.collection or default_collection(data, method, request.dim), "--collection"
         )

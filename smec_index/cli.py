@@ -125,7 +125,7 @@ class SmecGroup(click.Group):
             from smec_index.connectors.storage import is_disk_full, no_space
 
             if is_disk_full(exc):  # whichever write hit it, the user's answer is the same
-                where = Path(exc.filename) if getattr(exc, "filename", None) else Path.cwd()
+                where = Path(exc.filename) if getattr(exc, "filename", None) else None
                 click.echo(_scrubbed(f"error: {no_space(where)}", self.argv), err=True)
                 sys.exit(2)
             if isinstance(exc, OSError) and exc.filename and exc.strerror:

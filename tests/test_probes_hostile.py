@@ -757,3 +757,35 @@ def test_points_whose_vectors_are_not_numbers_are_a_damaged_store():
 
     with pytest.raises(SmecError, match="storage is damaged"):
         to_batch([("a", {}, {"named": [1.0, 2.0]})], dim=2)
+
+
+def test_an_artifact_that_fills_the_disk_is_one_line_and_leaves_nothing(tmp_path, small_disk):
+    ds = _dataset(tmp_path, n=500, dim=384)
+    filler = small_disk / "filler"
+    free = __import__("shutil").disk_usage(small_disk).free
+    filler.write_bytes(b"\0" * (free - 64 * 1024))  # room for the config, not the weights
+    line = run_probe(["train", "--dataset", ds, "--method", "pca", "--dims", "64,32", "--out",
+                      small_disk / "art", "--quiet"], tmp_path, "no space left",
+                     output=small_disk)  # fmt: skip
+    assert "internal error" not in line
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no staging, no art
+
+
+def test_a_damaged_qdrant_client_folder_is_one_line(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=16, distance=models.Distance.COSINE))  # fmt: skip
+    client.close()
+    (tmp_path / "q" / "meta.json").write_text("[1]")
+    run_probe(["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+               "--dim", 8, "--data-dir", tmp_path / "d"], tmp_path,
+              "qdrant-client cannot read this folder")  # fmt: skip
+
+
+def test_force_train_at_the_original_dim_is_refused(tmp_path):
+    ds = _dataset(tmp_path)
+    run_probe(["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--force-train",
+               "--data-dir", tmp_path / "d", "--quiet"], tmp_path, "nothing is trained",
+              output=tmp_path / "d")  # fmt: skip

@@ -67,8 +67,14 @@ def _mib(n: int) -> str:
 WRITE_ELSEWHERE = "write elsewhere (--data-dir, --out)"
 
 
-def no_space(path: Path, need: int | None = None, elsewhere: str = WRITE_ELSEWHERE) -> SmecError:
-    """The one line for a full disk: where, what is free (and what was needed)."""
+def no_space(
+    path: Path | None, need: int | None = None, elsewhere: str = WRITE_ELSEWHERE
+) -> SmecError:
+    """The one line for a full disk: where, what is free (and what was needed); ``None``:
+    a library said the disk is full without saying which file it was writing."""
+    if path is None:
+        return SmecError(f"a write failed: no space left on the device; free some space or "
+                         f"{elsewhere}; nothing was kept of this write")  # fmt: skip
     free = free_bytes(path)
     told = f"{_mib(free)} free" if free is not None else "free space unknown"
     if need is not None:
@@ -89,10 +95,16 @@ def check_free_space(path: Path, need: int, elsewhere: str = WRITE_ELSEWHERE) ->
 
 
 def is_disk_full(exc: BaseException) -> bool:
-    """An OS error that says the disk (or the user's quota) is full."""
+    """An error that says the disk (or the user's quota) is full: an OS error, or a
+    library's own error quoting one (safetensors, numpy's short write, FAISS)."""
     import errno
+    import re
 
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc)
+    return ("No space left on device" in text or "os error 28" in text
+            or re.search(r"\d+ requested and \d+ written", text) is not None)  # fmt: skip
 
 
 def fsync_path(path: Path) -> None:

@@ -18,6 +18,17 @@ from smec_index.migration.state import Progress
 from smec_index.migration.stream import check_finite
 
 
+def given_artifact(request: Any, dim: int) -> LinearCompressor:
+    """``--artifact``, checked against the source's dim and ``--dim`` (before anything is
+    written: a run calls this ahead of its lock too)."""
+    projection = load_projection(request.artifact)
+    check_input_dim(projection, dim, "source's vectors")
+    if request.dim not in projection.dims:
+        have = ", ".join(str(d) for d in projection.dims)
+        raise SmecError(f"--dim {request.dim}: the artifact has dims {have}; pick one")
+    return projection
+
+
 def fit_projection(
     request: Any, source: Source, progress: Progress, say
 ) -> tuple[LinearCompressor, Path | None, str | None, Path]:
@@ -26,11 +37,7 @@ def fit_projection(
     data dir keyed by the source's identity. Returns the projection, its saved directory
     (``None`` in a dry run), its fingerprint, and where it is or will be kept."""
     if request.artifact is not None:
-        projection = load_projection(request.artifact)
-        check_input_dim(projection, source.info.dim, "source's vectors")
-        if request.dim not in projection.dims:
-            have = ", ".join(str(d) for d in projection.dims)
-            raise SmecError(f"--dim {request.dim}: the artifact has dims {have}; pick one")
+        projection = given_artifact(request, source.info.dim)
         where = Path(request.artifact)
         return projection, where, artifact_fingerprint(where), where
     from smec_index.compressors.simple import PCA  # numpy only: no torch without qrels

@@ -26,7 +26,7 @@ from smec_index.connectors.source import Partition, fingerprint, open_source
 from smec_index.connectors.storage import check_free_space, file_lock
 from smec_index.errors import SmecError
 from smec_index.migration import DEFAULT_MIN_RECALL, verify
-from smec_index.migration.fitting import fit_projection
+from smec_index.migration.fitting import fit_projection, given_artifact
 from smec_index.migration.state import Progress, check_schema
 from smec_index.migration.stream import Job, SourceDataError, stream
 from smec_index.migration.targets import ConnectorTarget, mirror_changes
@@ -188,6 +188,8 @@ def _locked(request, source, target, to_backend, server, partition, started, say
             from smec_index.migration.supervised import check_supervised
 
             check_supervised(request, source.info.dim)
+        if request.artifact is not None:
+            given_artifact(request, source.info.dim)
         if not server and not request.dry_run:  # an embedded target: this machine's disk
             check_free_space(
                 _target_dir(request),

@@ -178,6 +178,12 @@ class QdrantSource(QdrantReader):
                         f"--path {folder}: {str(exc).splitlines()[0]}; close the app that has "
                         "it open (a local folder admits one client), then run again"
                     ) from None
+                except Exception as exc:  # noqa: BLE001 - a damaged meta.json or database
+                    reason = str(exc).splitlines()[0][:120] if str(exc) else ""
+                    raise SmecError(
+                        f"--path {folder}: qdrant-client cannot read this folder "
+                        f"({type(exc).__name__}: {reason}); restore it or pass another --path"
+                    ) from None
             where, location = str(folder), f"path:{folder.resolve()}"
         else:
             from smec_index.connectors.qdrant.server import connect_server
@@ -186,11 +192,14 @@ class QdrantSource(QdrantReader):
             where = location = shown_url(url)
         self.collection = collection
         self.local = path is not None
-        aliases = {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+        client = self.client
+        aliases = call("reading the aliases of", where, lambda: {
+            a.alias_name: a.collection_name for a in client.get_aliases().aliases})  # fmt: skip
         check_not_alias(collection, aliases, where)
-        if not self.client.collection_exists(collection):
+        if not call("reading", where, lambda: self.client.collection_exists(collection)):
             raise SmecError(f"no Qdrant collection {collection!r} at {where}; check --collection")
-        config = self.client.get_collection(collection).config.params.vectors
+        config = call(f"reading collection {collection!r} at", where,
+                      lambda: client.get_collection(collection).config.params.vectors)  # fmt: skip
         vectors = config if isinstance(config, dict) else {"": config}
         self.using = pick_vector(vectors, using, collection)
         config = vectors[self.using]
