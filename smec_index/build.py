@@ -47,9 +47,10 @@ from smec_index.connectors.base import (
     IndexSpec,
     check_hnsw_m,
     check_new_name,
+    is_milvus_server,
     positive_int,
 )
-from smec_index.connectors.storage import check_free_space, file_lock
+from smec_index.connectors.storage import check_free_space, estimated_bytes, file_lock
 from smec_index.data import BeirDataset, RetrievalData, load_retrieval_data
 from smec_index.errors import SmecError
 from smec_index.index import CompressedIndex, Manifest
@@ -408,19 +409,12 @@ def ctrl_c_kills() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-# Bytes on disk per byte of (vectors + graph links + payload), measured on 5,000 x 384
-# builds: Qdrant keeps vectors, graph, payload index and WAL (2.2x); Milvus-lite its
-# segment and index (2.0x); FAISS and hnswlib one index file (1.0x). Rounded up.
-DISK_FACTOR = {"qdrant": 3.0, "milvus": 2.5}
-DISK_FLOOR = 4 * 2**20  # metadata, WAL headers, a first segment
-
-
 def local_storage(request: BuildRequest) -> Path | None:
     """The directory an embedded backend writes the collection under (``None``: a server
     holds it, whose disk is not ours to measure)."""
     options = request.connector_options
     uri = str(options.get("uri") or "")
-    if options.get("url") or uri.startswith(("http://", "https://", "tcp://", "grpc://")):
+    if options.get("url") or is_milvus_server(uri):
         return None
     return Path(uri).parent if uri else Path(request.data_dir)
 
@@ -430,8 +424,7 @@ def disk_estimate(request: BuildRequest, rows: int, payloads: list[dict[str, str
     sample = payloads[:: max(1, len(payloads) // 1000)]  # spread: long texts may cluster
     payload = sum(len(json.dumps(p)) for p in sample) / max(1, len(sample))
     links = int(request.params.get("M", 16)) * 8 if request.index == "hnsw" else 0
-    per_row = request.dim * 4 + links + payload
-    return int(rows * per_row * DISK_FACTOR.get(request.backend, 1.3)) + DISK_FLOOR
+    return estimated_bytes(request.backend, rows, request.dim, links, payload)
 
 
 def corpus_payloads(data: RetrievalData, with_text: bool) -> list[dict[str, str]]:

@@ -649,13 +649,25 @@ def backend_options(func):
 def _read_only(backend: str, options: dict, data_dir: Path) -> None:
     """Before a read-only command opens milvus-lite: its database must exist already
     (milvus-lite makes a new one at any path it is given)."""
+    from smec_index.connectors.base import check_lite_uri, is_milvus_server
+
     uri = str(options.get("uri") or "")
-    if backend != "milvus" or uri.startswith(("http://", "https://", "tcp://", "grpc://")):
+    if backend != "milvus" or is_milvus_server(uri):
         return
+    check_lite_uri(uri)
     path = Path(uri) if uri else Path(data_dir) / "milvus" / "milvus.db"
     if not path.exists():
         raise SmecError(f"no milvus-lite database at {path}: build a collection there first "
                         "(or check --uri / --data-dir)")  # fmt: skip
+
+
+def _refuse_stray(stray: list[str], where: str, advice: str = "") -> None:
+    """Flags given that this command would ignore: refused, never dropped (the user believes
+    they are in use). ``advice`` may say ``{it}``, filled in as "it" or "them"."""
+    if stray:
+        one = len(stray) == 1
+        tail = f"; {advice.format(it='it' if one else 'them')}" if advice else ""
+        raise SmecError(f"{', '.join(stray)} {'does' if one else 'do'} not apply to {where}{tail}")
 
 
 def _from_environment(ctx: click.Context | None, name: str) -> bool:
@@ -679,12 +691,11 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
         for name, value in (("url", url), ("api_key", api_key), ("uri", uri), ("token", token))
         if value and name not in own and not _from_environment(ctx, name)
     ]
-    if stray:
-        raise SmecError(
-            f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to --backend "
-            f"{backend} (--url and --api-key are Qdrant's, --uri and --token Milvus'); leave "
-            f"{'it' if len(stray) == 1 else 'them'} out or pick the backend"
-        )
+    _refuse_stray(
+        stray,
+        f"--backend {backend} (--url and --api-key are Qdrant's, --uri and --token Milvus')",
+        "leave {it} out or pick the backend",
+    )
     if backend == "qdrant":
         return {k: v for k, v in {"url": url, "api_key": api_key}.items() if v}
     if backend == "milvus":
@@ -793,12 +804,7 @@ def build(
     }
     stray = [flag for flag, value in given.items()
              if value is not None and flag not in own.get(index_kind, given)]  # fmt: skip
-    if stray:
-        raise SmecError(
-            f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to a "
-            f"{index_kind} index; leave {'it' if len(stray) == 1 else 'them'} out or pick "
-            "--index accordingly"
-        )
+    _refuse_stray(stray, f"a {index_kind} index", "leave {it} out or pick --index accordingly")
     params: dict = {"quantization": quantization, "rescore": False if no_rescore else None}
     if index_kind == "hnsw":
         params.update(M=hnsw_m, ef_construction=ef_construction, ef_search=ef_search)
@@ -1099,11 +1105,10 @@ def migrate(
     )
     stray = [flag for flag, value in given.items() if value and flag not in own
              and not _from_environment(ctx, flag[2:].replace("-", "_"))]  # fmt: skip
-    if stray:
-        raise SmecError(
-            f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to a {backend} "
-            "source (Qdrant: --url/--api-key or --path, --using; Milvus: --uri, --token)"
-        )
+    _refuse_stray(
+        stray,
+        f"a {backend} source (Qdrant: --url/--api-key or --path, --using; Milvus: --uri, --token)",
+    )
     if backend == "qdrant":
         source = {"url": url, "api_key": api_key, "path": path, "using": using}
     else:
@@ -1113,12 +1118,10 @@ def migrate(
     if to_backend is None and to_options:
         raise SmecError("--to-url/--to-uri/--to-mode go with --to-backend")
     takes = {"qdrant": ("url", "mode"), "milvus": ("uri",)}.get(to_backend or "", ())
-    stray = [f"--to-{name}" for name in to_options if name not in takes]
-    if to_backend is not None and stray:
-        raise SmecError(
-            f"{', '.join(stray)} {'does' if len(stray) == 1 else 'do'} not apply to "
-            f"--to-backend {to_backend} (Qdrant takes --to-url/--to-mode, Milvus --to-uri)"
-        )
+    if to_backend is not None:
+        _refuse_stray([f"--to-{name}" for name in to_options if name not in takes],
+                      f"--to-backend {to_backend} (Qdrant takes --to-url/--to-mode, Milvus "
+                      "--to-uri)")  # fmt: skip
     request = MigrateRequest(
         backend=backend,
         collection=collection,

@@ -276,6 +276,27 @@ def positive_int(value: Any, what: str, most: int = INT_MAX) -> int:
     return int(value)
 
 
+# A Milvus --uri with one of these is a server; anything else is a milvus-lite path.
+MILVUS_SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix://")
+
+
+def is_milvus_server(uri: str | None) -> bool:
+    return bool(uri) and str(uri).startswith(MILVUS_SERVER_SCHEMES)
+
+
+def check_lite_uri(uri: str) -> None:
+    """A milvus-lite path is no URL: milvus-lite would take ``ftp://h`` for a folder
+    named ``ftp:``."""
+    if not is_milvus_server(uri) and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", uri):
+        from smec_index.secrets import shown_url
+
+        raise SmecError(
+            f"--uri {shown_url(uri)}: Milvus servers are reached over "
+            f"{', '.join(s[:-3] for s in MILVUS_SERVER_SCHEMES)}; a milvus-lite database is a "
+            "path ending in .db"
+        )
+
+
 MAX_NAME = 200
 PHYSICAL = "__b"  # <name>__b<hex>: the physical collections behind a built name
 PHYSICAL_HEX = 10

@@ -21,9 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from smec_index.connectors import open_connector
-from smec_index.connectors.base import check_collection_name, check_new_name, positive_int
+from smec_index.connectors.base import (
+    check_collection_name,
+    check_new_name,
+    is_milvus_server,
+    positive_int,
+)
 from smec_index.connectors.source import Partition, fingerprint, open_source
-from smec_index.connectors.storage import check_free_space, file_lock
+from smec_index.connectors.storage import check_free_space, estimated_bytes, file_lock
 from smec_index.errors import SmecError
 from smec_index.migration import DEFAULT_MIN_RECALL, verify
 from smec_index.migration.fitting import fit_projection, given_artifact
@@ -66,10 +71,9 @@ class MigrateRequest:
 
 
 def _is_server(backend: str, options: dict[str, Any]) -> bool:
-    from smec_index.connectors.milvus.source import SERVER_SCHEMES
 
     uri = str(options.get("uri") or "")
-    return bool(options.get("url")) or (backend == "milvus" and uri.startswith(SERVER_SCHEMES))
+    return bool(options.get("url")) or (backend == "milvus" and is_milvus_server(uri))
 
 
 def _target_dir(request: MigrateRequest) -> Path:
@@ -83,14 +87,6 @@ def _target_dir(request: MigrateRequest) -> Path:
     if request.to_backend is None and options.get("path"):
         return Path(options["path"])
     return Path(request.data_dir)
-
-
-def _disk_estimate(rows: int, dim: int) -> int:
-    """A floor on what an embedded copy takes: the projected vectors, graph links and a
-    modest payload per point, times the engines' overhead (see ``build.DISK_FACTOR``).
-    Checked before the first write: Qdrant's memory-mapped files die of SIGBUS, not an
-    error, when the disk fills under them."""
-    return int(rows * (dim * 4 + 128 + 256) * 2.5) + 4 * 2**20
 
 
 def _check_request(request: MigrateRequest) -> Partition | None:
@@ -177,7 +173,8 @@ def _locked(request, source, target, to_backend, server, partition, started, say
     run = _Run(request, source, target, to_backend, name, progress, partition, writers,
                flush_at_checkpoints=to_backend in IN_MEMORY_WRITES and not server)  # fmt: skip
     if not request.rollback:  # before the lock file: a refused run leaves the data dir as it was
-        if source.count() == 0:
+        count = source.count()
+        if count == 0:
             raise SmecError(
                 f"{request.collection!r} at {source.info.where} holds no points: nothing to "
                 "fit or migrate"
@@ -191,11 +188,12 @@ def _locked(request, source, target, to_backend, server, partition, started, say
         if request.artifact is not None:
             given_artifact(request, source.info.dim)
         if not server and not request.dry_run:  # an embedded target: this machine's disk
-            check_free_space(
-                _target_dir(request),
-                _disk_estimate(source.count(), request.dim),
-                "copy it elsewhere (--to-backend with --data-dir or --to-uri)",
-            )
+            # Payloads are not read ahead: a modest 256 bytes a point is assumed. Checked
+            # before the first write: Qdrant's memory-mapped files die of SIGBUS, not an
+            # error, when the disk fills under them.
+            need = estimated_bytes(to_backend, count, request.dim, 128, 256)
+            elsewhere = "copy it elsewhere (--to-backend with --data-dir or --to-uri)"
+            check_free_space(_target_dir(request), need, elsewhere)
     if request.dry_run:  # reads only: no lock file either
         return run.go(started, say)
     slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"

@@ -51,7 +51,7 @@ def is_transient(exc: BaseException) -> bool:
 
     seen, chain = exc, 0
     while seen is not None and chain < 10:
-        if is_disk_full(seen) or "No space left" in str(seen):
+        if is_disk_full(seen):
             return False
         if isinstance(seen, (ConnectionError, TimeoutError)):
             return True

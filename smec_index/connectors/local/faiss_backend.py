@@ -269,18 +269,15 @@ class FaissBackend(LocalBackend):
         return search
 
     def _engine(self, col: Collection, params: dict[str, int]) -> Any:
-        """FAISS's own ``search`` on the CPU index, its ``SearchParameters`` built once per
-        k; queries arrive unit length (:class:`Searcher`). Indexes that need more per call
-        (GPU copies, a rotation, sign bits, cosine over an L2 graph) take :meth:`_search`."""
-        if not self._lean(col):
+        """:meth:`_raw` answered as ``(labels, scores)``; queries arrive unit length
+        (:class:`Searcher`). Indexes that need more per call (GPU copies, a rotation, sign
+        bits, cosine over an L2 graph) take :meth:`_search`."""
+        raw = self._raw(col, params)
+        if raw is None:
             return super()._engine(col, params)
-        index = col.index
-        bound: dict[int, Any] = {}
 
         def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-            if k not in bound:
-                bound[k] = _search_parameters(col, k, params)
-            distances, labels = index.search(queries, k, params=bound[k])
+            distances, labels = raw(queries, k)
             return labels, distances
 
         return search

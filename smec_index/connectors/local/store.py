@@ -381,7 +381,7 @@ class LocalBackend(FileAliases):
         except (OSError, RuntimeError) as exc:  # faiss reports a short write as RuntimeError
             # The last commit stays whole: meta.json still names its files, and this
             # generation's are removed so a full disk is not left fuller.
-            full = is_disk_full(exc) or "No space left on device" in str(exc)
+            full = is_disk_full(exc)
             for path in directory.glob(f"*{generation}*"):
                 path.unlink(missing_ok=True)
             if full:

@@ -32,7 +32,14 @@ from typing import Any
 import numpy as np
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from smec_index.connectors.base import Batch, IndexSpec, Sizes, default_data_dir
+from smec_index.connectors.base import (
+    Batch,
+    IndexSpec,
+    Sizes,
+    check_lite_uri,
+    default_data_dir,
+    is_milvus_server,
+)
 from smec_index.connectors.contract import MAX_ID_BYTES
 from smec_index.connectors.milvus.client import (
     GuardedClient,
@@ -65,7 +72,6 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "ivf_flat": {"nprobe": "nprobe"},
     "ivf_pq": {"nprobe": "nprobe"},
 }
-SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://", "unix://")
 LITE_KINDS = ("flat", "hnsw", "ivf_flat")  # milvus-lite 3.2 builds no IVF_PQ
 ITERATOR_PAGE_LIMIT = 16384  # Milvus' largest query window
 LITE_LOAD_TRIES = 4
@@ -103,13 +109,9 @@ class MilvusBackend:
         timeout: float = 10.0,
         storage: str | os.PathLike[str] | None = None,
     ) -> None:
-        self.lite = not uri or not uri.startswith(SERVER_SCHEMES)
-        if uri and self.lite and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", uri):
-            raise SmecError(  # milvus-lite would take "ftp://h" for a folder named "ftp:"
-                f"--uri {shown_url(uri)}: Milvus servers are reached over "
-                f"{', '.join(s[:-3] for s in SERVER_SCHEMES)}; a milvus-lite database is a "
-                "path ending in .db"
-            )
+        self.lite = not is_milvus_server(uri)
+        if uri:
+            check_lite_uri(uri)
         if uri and not self.lite:
             check_url(uri, "--uri")
         if uri and has_userinfo(uri):

@@ -10,19 +10,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from smec_index.connectors.base import check_lite_uri, is_milvus_server
 from smec_index.connectors.source import Partition, SourceBatch, SourceInfo, check_not_alias
 from smec_index.errors import SmecError
 from smec_index.secrets import shown_url
 
 METRICS = {"COSINE": "cosine", "IP": "ip", "L2": "l2"}
-SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
 # describe_index keys that report build progress, not what the index is
 INDEX_PROGRESS = {"total_rows", "indexed_rows", "pending_index_rows", "state",
                   "index_state_fail_reason"}  # fmt: skip
@@ -87,12 +86,8 @@ class MilvusSource:
 
         from smec_index.connectors.milvus.client import GuardedClient, connect, open_lite
 
-        lite = not uri.startswith(SERVER_SCHEMES)
-        if lite and re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", uri):
-            raise SmecError(
-                f"--uri {shown_url(uri)}: a Milvus server is reached over http(s)://, tcp:// "
-                "or grpc://; a milvus-lite database is a path ending in .db"
-            )
+        lite = not is_milvus_server(uri)
+        check_lite_uri(uri)
         self._lite_path = Path(uri).resolve() if lite else None
         if lite:
             if not Path(uri).exists():
