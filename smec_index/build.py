@@ -13,7 +13,10 @@ corpus, then, holding a lock on the name:
 
 A kill at any moment therefore leaves the old complete collection (or none, for a first
 build) under the name; what a killed build leaves behind is not reachable by the name and
-is removed by the next build of it. Ctrl-C drops the unfinished collection and stops.
+is removed by the next build of it. Ctrl-C while points are written drops the unfinished
+collection, says ``interrupted`` and exits 130; during the engine's own long index step
+(:func:`ctrl_c_kills`) it ends the process at once, by the signal, and the next build of the
+name removes what it left.
 """
 
 from __future__ import annotations
@@ -51,7 +54,13 @@ from smec_index.connectors.base import (
     positive_int,
 )
 from smec_index.connectors.storage import check_free_space, estimated_bytes, file_lock
-from smec_index.data import BeirDataset, RetrievalData, load_retrieval_data
+from smec_index.data import (
+    DEFAULT_MODEL_DIM,
+    DEFAULT_MODEL_NAME,
+    BeirDataset,
+    RetrievalData,
+    load_retrieval_data,
+)
 from smec_index.errors import SmecError
 from smec_index.index import CompressedIndex, Manifest
 from smec_index.metrics import mean_metric, ndcg_at_k, recall_vs_exact
@@ -80,6 +89,27 @@ class BuildRequest:
     batch_size: int = 1000
     progress: bool = True
     payloads: bool = True  # False: store empty titles and texts (to measure their bytes)
+
+
+def check_before_encoding(request: BuildRequest) -> None:
+    """A dataset without embeddings is encoded first (minutes on a large corpus): what
+    training will refuse for the corpus' size is refused before that, and before anything
+    is written."""
+    if request.embeddings is not None or request.artifact is not None:
+        return
+    dataset = BeirDataset(request.dataset)
+    if dataset.default_embedding_dir().is_dir() or request.dim == DEFAULT_MODEL_DIM:
+        return
+    if request.dim > DEFAULT_MODEL_DIM:
+        raise SmecError(f"--dim {request.dim} is larger than the {DEFAULT_MODEL_DIM}-d "
+                        f"embeddings {DEFAULT_MODEL_NAME} makes of {dataset.name}")  # fmt: skip
+    documents = len(dataset.corpus)
+    if documents <= request.dim:
+        raise SmecError(
+            f"--dim {request.dim}: {dataset.name} has {documents} documents, and n documents "
+            f"span at most n-1 directions; use --dim {max(documents - 1, 1)} or less, or a "
+            "larger corpus"
+        )
 
 
 def load_or_embed(request: BuildRequest, say) -> tuple[RetrievalData, str | None]:
@@ -156,7 +186,11 @@ def default_artifact(
     compressed = {d for d in wanted if d < data.dim}
     if not compressed:
         return None, None
-    dims = tuple(sorted(compressed | {d for d in DEFAULT_DIMS if d < data.dim}, reverse=True))
+    # The defaults a corpus this small can hold (n documents span n - 1 directions): a build
+    # at 32 dims of 100 documents must not fail for the sake of the 256-d default.
+    fits = len(data.corpus.ids) - 1
+    defaults = {d for d in DEFAULT_DIMS if d < data.dim and d <= fits}
+    dims = tuple(sorted(compressed | defaults, reverse=True))
     supervised = bool(data.dataset and data.dataset.has_split("train"))
     qrels = data.qrels("train") if supervised else None
     smec = make_compressor("smec", dims, supervised=supervised, progress=False)
@@ -221,6 +255,7 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
                         "is trained: drop one of them")  # fmt: skip
     if request.index == "hnsw" and "M" in request.params:
         check_hnsw_m(request.params["M"])  # before the data dir or a backend file is made
+    check_before_encoding(request)
     writable_directory(request.data_dir, "--data-dir")
     connector = open_connector(
         request.backend, data_dir=request.data_dir, **request.connector_options

@@ -77,6 +77,22 @@ class Directory(click.Path):
 SEED = Count(least=0, most=2**32 - 1)  # numpy's and torch's seeds
 
 
+class Credential(click.ParamType):
+    """--api-key and --token (flag or environment): printable ASCII, or the one ``error:``
+    line that names the flag and never the value."""
+
+    name = "secret"
+
+    def convert(self, value, param, ctx):
+        from smec_index.secrets import check_credential
+
+        check_credential(str(value), max(param.opts, key=len) if param is not None else "key")
+        return value
+
+
+CREDENTIAL = Credential()
+
+
 class SmecGroup(click.Group):
     """The one place bad input becomes ``error: ...`` and exit status 2.
 
@@ -215,7 +231,12 @@ def _load(dataset: Path, embeddings: Path | None, skip_unknown: bool):
     help="smec, mrl, matryoshka-adaptor, search-adaptor, pca or truncate",
 )
 @click.option("--dims", default="192,128,64,32", show_default=True, help=DIM_HELP)
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="artifact directory")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path),  # checked by smec_index.outputs: one line, not usage
+    help="artifact directory",
+)
 @click.option("--unsupervised", is_flag=True, help="train on the corpus alone (no qrels)")
 @click.option("--split", default="train", show_default=True, help="qrels split to train on")
 @click.option(
@@ -465,7 +486,7 @@ def _query_log(path: Path):  # -> np.ndarray (numpy is imported lazily)
     """Vectors of a query log: a 2-D float .npy, or a .parquet of (id, vector)."""
     import numpy as np
 
-    from smec_index.data import load_parquet, validate_embeddings
+    from smec_index.data import load_parquet, read_npy, validate_embeddings
 
     if not path.is_file():
         raise SmecError(f"--queries {path}: file not found")
@@ -473,11 +494,7 @@ def _query_log(path: Path):  # -> np.ndarray (numpy is imported lazily)
         return np.asarray(load_parquet(path).vectors, dtype=np.float32)
     if path.suffix != ".npy":
         raise SmecError(f"--queries {path}: use a .npy of vectors or a .parquet (id, vector)")
-    try:
-        vectors = np.load(path, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SmecError(f"--queries {path}: not a readable .npy array ({reason})") from None
+    vectors = read_npy(path, f"--queries {path}")
     if vectors.ndim != 2 or not np.issubdtype(vectors.dtype, np.floating):
         raise SmecError(
             f"--queries {path}: {vectors.ndim}-d {vectors.dtype} array; store one float "
@@ -629,6 +646,7 @@ def backend_options(func):
         click.option(
             "--api-key",
             envvar="QDRANT_API_KEY",
+            type=CREDENTIAL,
             help="Qdrant API key (env QDRANT_API_KEY); never printed",
         ),
         click.option(
@@ -638,7 +656,10 @@ def backend_options(func):
             "without it Milvus runs embedded (milvus-lite)",
         ),
         click.option(
-            "--token", envvar="MILVUS_TOKEN", help="Milvus token (env MILVUS_TOKEN); never printed"
+            "--token",
+            envvar="MILVUS_TOKEN",
+            type=CREDENTIAL,
+            help="Milvus token (env MILVUS_TOKEN); never printed"
         ),
     ]
     for option in reversed(options):
@@ -655,10 +676,16 @@ def _read_only(backend: str, options: dict, data_dir: Path) -> None:
     if backend != "milvus" or is_milvus_server(uri):
         return
     check_lite_uri(uri)
+    from smec_index.connectors.milvus.client import check_lite_database
+
     path = Path(uri) if uri else Path(data_dir) / "milvus" / "milvus.db"
-    if not path.exists():
-        raise SmecError(f"no milvus-lite database at {path}: build a collection there first "
-                        "(or check --uri / --data-dir)")  # fmt: skip
+    check_lite_database(path, exists=True)
+
+
+def _notes(quiet: bool):
+    """Where a command's notes go: stderr, or nowhere with --quiet (which leaves stdout's
+    result, and an error's one line, alone)."""
+    return (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
 
 
 def _refuse_stray(stray: list[str], where: str, advice: str = "") -> None:
@@ -758,7 +785,7 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
 )
 @click.option("--batch-size", type=COUNT, default=1000, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
-@click.option("--quiet", is_flag=True, help="no progress bars")
+@click.option("--quiet", is_flag=True, help="no progress bars or notes on stderr")
 def build(
     dataset,
     embeddings,
@@ -829,7 +856,7 @@ def build(
         batch_size=batch_size,
         progress=not quiet,
     )
-    summary = run_build(request, say=lambda m: click.echo(m, err=True))
+    summary = run_build(request, say=_notes(quiet))
     if as_json:
         click.echo(json.dumps(summary))
         return
@@ -984,10 +1011,14 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
 @main.command()
 @click.option("--backend", required=True, help="the source's backend: qdrant or milvus")
 @click.option("--url", help="Qdrant server of the source (env QDRANT_URL is not read here)")
-@click.option("--api-key", envvar="QDRANT_API_KEY", help="Qdrant API key; never printed")
+@click.option(
+    "--api-key", envvar="QDRANT_API_KEY", type=CREDENTIAL, help="Qdrant API key; never printed"
+)
 @click.option("--path", help="Qdrant local storage folder of the source (QdrantClient(path=...))")
 @click.option("--uri", help="Milvus server address or milvus-lite .db path of the source")
-@click.option("--token", envvar="MILVUS_TOKEN", help="Milvus token; never printed")
+@click.option(
+    "--token", envvar="MILVUS_TOKEN", type=CREDENTIAL, help="Milvus token; never printed"
+)
 @click.option("--collection", required=True, help="the source collection (never written)")
 @click.option("--dim", type=COUNT, required=True, help="the target dimension")
 @click.option("--to", "to", help="target collection name (default SOURCE_DIM)")
@@ -1082,7 +1113,7 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
     help="embedded targets, progress, artifacts and manifests (env SMEC_INDEX_DATA)",
 )
 @click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
-@click.option("--quiet", is_flag=True, help="no progress bar")
+@click.option("--quiet", is_flag=True, help="no progress bar or notes on stderr")
 def migrate(
     backend, url, api_key, path, uri, token, collection, dim, to, to_backend, to_url, to_uri,
     to_mode, alias, artifact, min_recall, queries, query_ids, fit_rows, qrels, dry_run, restart,
@@ -1150,8 +1181,8 @@ def migrate(
         checkpoint_rows=checkpoint_rows,
         progress=not quiet,
     )
-    summary = run_migrate(request, say=lambda m: click.echo(m, err=True))
-    if not dry_run and not rollback and summary.get("artifact"):
+    summary = run_migrate(request, say=_notes(quiet))
+    if not dry_run and not rollback and summary.get("artifact") and not quiet:
         click.echo(
             f"queries: project them first, smec_index.Projection.load({summary['artifact']!r})"
             f".project(q, {dim})",
@@ -1239,7 +1270,7 @@ def bench_command(
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option(
     "--out",
-    type=click.Path(path_type=Path),
+    type=Directory(),
     required=True,
     help="directory for report.md and the PNGs (new, or a report written before)",
 )

@@ -33,6 +33,7 @@ from smec_index.errors import SmecError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+DEFAULT_MODEL_DIM = 384  # what DEFAULT_MODEL_NAME emits
 Qrels = dict[str, dict[str, int]]
 
 # Files above this size are memory-mapped rather than read.
@@ -165,13 +166,7 @@ def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
         if not p.is_file():
             raise SmecError(f"{p}: file not found; pass the embeddings directory that holds it")
     mmap = "r" if vectors_path.stat().st_size > _MMAP_BYTES else None
-    try:
-        vectors = np.load(vectors_path, mmap_mode=mmap, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SmecError(
-            f"{vectors_path}: not a readable .npy array ({reason}); re-export it"
-        ) from None
+    vectors = read_npy(vectors_path, str(vectors_path), mmap)
     if vectors.dtype != np.float32:
         if not np.issubdtype(vectors.dtype, np.floating):
             raise SmecError(f"{vectors_path}: dtype {vectors.dtype}; store float vectors")
@@ -179,6 +174,30 @@ def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
     ids = _read_ids(ids_path)
     validate_embeddings(ids, vectors, str(vectors_path))
     return Embeddings(ids, vectors)
+
+
+NPY_MAGIC = b"\x93NUMPY"
+
+
+def read_npy(path: Path, what: str, mmap: str | None = None) -> np.ndarray:
+    """A ``.npy`` array, never unpickled: a file without NumPy's header is named as that
+    (numpy itself would call any other file "pickled data" and suggest allow_pickle)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(NPY_MAGIC))
+    except OSError as exc:
+        raise SmecError(f"{what}: cannot read it ({exc.strerror})") from None
+    if head != NPY_MAGIC:
+        raise SmecError(f"{what}: not a .npy file (no NumPy header); save the array with "
+                        "numpy.save")  # fmt: skip
+    try:
+        return np.load(path, mmap_mode=mmap, allow_pickle=False)
+    except (ValueError, EOFError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "pickle" in reason:  # an object array: numpy's advice would be unsafe
+            reason = "an array of Python objects, which is never unpickled"
+        raise SmecError(f"{what}: not a readable .npy array ({reason}); re-export it as "
+                        "float32 with numpy.save") from None  # fmt: skip
 
 
 def load_parquet(
@@ -431,7 +450,13 @@ def read_qrels(path: str | Path) -> Qrels:
                     f"{path}:{n}: score {row[2].strip()[:20]!r} is not a whole number; qrels "
                     "grade relevance with integers (0 not relevant, 1, 2, ... more relevant)"
                 )
-            qrels.setdefault(row[0], {})[row[1]] = int(row[2])
+            judged, value = qrels.setdefault(row[0], {}), int(row[2])
+            if judged.get(row[1], value) != value:  # the same score twice is harmless
+                raise SmecError(
+                    f"{path}:{n}: query {row[0][:40]!r} judges document {row[1][:40]!r} again, "
+                    f"{value} after {judged[row[1]]}; keep one row per pair"
+                )
+            judged[row[1]] = value
     if not qrels:
         raise SmecError(f"{path}: no judgements (only a header?); pass a qrels file with rows")
     if not any(rel > 0 for rels in qrels.values() for rel in rels.values()):

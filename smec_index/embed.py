@@ -24,6 +24,7 @@ import numpy as np
 
 from smec_index import safejson
 from smec_index.artifact import atomic_directory
+from smec_index.connectors.storage import DISK_FLOOR, check_free_space
 from smec_index.data import BeirDataset, load_embedding_dir
 from smec_index.errors import SmecError
 from smec_index.outputs import dataset_files, output_kind, prepare_output
@@ -233,6 +234,11 @@ def embed_dataset(
         )
         meta["dim"] = dimension()
         meta["max_seq_length"] = encoder.max_seq_length
+        # Before encoding (minutes), not after it: the arrays and the id lists, with room.
+        rows = len(corpus_ids) + len(query_ids)
+        ids = sum(len(i.encode()) + 1 for i in (*corpus_ids, *query_ids))
+        check_free_space(staging, rows * int(meta["dim"]) * 4 + ids + DISK_FLOOR,
+                         "pick --out on a disk with room")  # fmt: skip
         docs = [
             (dataset.corpus[i]["title"] + " " + dataset.corpus[i]["text"]).strip()
             for i in corpus_ids

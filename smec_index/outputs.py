@@ -222,6 +222,7 @@ def prepare_output(
     See :func:`check_placement` and :func:`check_replaceable`; returns ``directory``.
     """
     check_placement(directory, flag=flag, roots=roots, inputs=inputs)
+    no_file_above(directory, flag)
     check_replaceable(
         directory,
         kind,
@@ -237,3 +238,25 @@ def dataset_files(root: str | Path) -> list[Path]:
     """The files of a BEIR dataset an output must never replace nor be written inside."""
     root = Path(root)
     return [root / "corpus.jsonl", root / "queries.jsonl", root / "qrels"]
+
+
+def check_writable_file(path: str | Path, flag: str) -> None:
+    """A file this process can append to, found out before any measuring or training, and
+    without leaving anything behind: the file itself opened for append (nothing written), or
+    a probe made and removed in the nearest folder that exists."""
+    import uuid
+
+    path = Path(path)
+    no_file_above(path, flag)
+    try:
+        if path.exists():
+            with open(path, "a"):
+                pass
+            return
+        folder = next(p for p in path.absolute().parents if p.exists())
+        probe = folder / f".smec-write-probe-{uuid.uuid4().hex[:8]}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise SmecError(f"{flag} {path}: cannot write there ({exc.strerror or type(exc).__name__}"
+                        "); pick a writable path") from None  # fmt: skip

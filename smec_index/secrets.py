@@ -155,3 +155,18 @@ def check_url(url: str, flag: str) -> None:
         raise SmecError(f"{flag} {shown_url(url)}: not a valid address ({exc})") from None
     if not parts.hostname:
         raise SmecError(f"{flag} {shown_url(url)}: no host in it; use http://host:port")
+
+
+def check_credential(value: str, flag: str) -> None:
+    """An API key or token goes into an HTTP or gRPC header, which carries printable ASCII
+    only: anything else (a stray newline, a smart quote pasted from a page) is a one-line
+    error that names the flag and never quotes the value."""
+    from smec_index.errors import SmecError
+
+    bad = next((c for c in value if not " " <= c <= "~"), None)
+    if bad is not None:
+        what = "a control character" if bad.isascii() else "a non-ASCII character"
+        raise SmecError(
+            f"{flag} holds {what} at position {value.index(bad) + 1}; a key or token is "
+            "printable ASCII (check what was pasted)"
+        )

@@ -101,7 +101,7 @@ def test_unreachable_server_fails_fast_with_one_line(
 
 def test_build_default_artifact_is_trained_once_and_cached(synthetic_beir, tmp_path):
     args = ["build", "--dataset", synthetic_beir, "--backend", "faiss", "--dim", 16]
-    args += ["--data-dir", tmp_path, "--quiet"]
+    args += ["--data-dir", tmp_path]  # not --quiet: the notes say what was trained
     first = invoke(*args)
     assert first.exit_code == 0 and "trained SMEC" in first.output, first.output
     again = invoke(*args, "--overwrite")
@@ -199,7 +199,6 @@ def test_build_embeds_a_dataset_without_embeddings_first(scifact_dir, tmp_path):
         "flat",
         "--data-dir",
         data_dir,
-        "--quiet",
         "--json",
     )
     assert result.exit_code == 0, result.output

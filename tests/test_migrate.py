@@ -125,7 +125,7 @@ def test_qdrant_local_copy_beside_the_source_verified_switched_and_rolled_back(t
     assert planned["schema_diff"] == [] and planned["target_location"] == str(source)
     assert qdrant_checksum(source) == before and not (tmp_path / "data" / "artifacts").exists()
 
-    done = run(*common, "--json")
+    done = run(*[a for a in common if a != "--quiet"], "--json")  # notes on stderr
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)
     keys = {"source", "target", "alias", "count", "dim", "verified", "recall@10",
@@ -231,7 +231,7 @@ def test_supervised_with_queries_and_qrels_never_worse_than_pca(tmp_path):
     common = ["migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--collection",
               "docs", "--dim", 16, "--data-dir", tmp_path / "data",
               "--queries", tmp_path / "queries.npy", "--qrels", tmp_path / "qrels.tsv",
-              "--fit-rows", 1000, "--min-recall", 0.5, "--quiet", "--json"]  # fmt: skip
+              "--fit-rows", 1000, "--min-recall", 0.5, "--json"]  # fmt: skip
     done = run(*common)
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)
@@ -689,7 +689,7 @@ def test_milvus_server_stopped_mid_run_stops_cleanly_and_resumes(tmp_path):
             return [sys.executable, "-m", "smec_index.cli", "migrate", "--backend", "milvus",
                     "--uri", address, "--collection", "docs", "--dim", "16", "--data-dir",
                     str(tmp_path / "data"), "--batch-size", "500", "--checkpoint-rows", "2000",
-                    "--alias", "live", "--json", "--quiet"]  # fmt: skip
+                    "--alias", "live", "--json"]  # fmt: skip
 
         process = subprocess.Popen(command(uri), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True)  # fmt: skip

@@ -781,7 +781,7 @@ def test_a_damaged_qdrant_client_folder_is_one_line(tmp_path):
     (tmp_path / "q" / "meta.json").write_text("[1]")
     run_probe(["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
                "--dim", 8, "--data-dir", tmp_path / "d"], tmp_path,
-              "qdrant-client cannot read this folder")  # fmt: skip
+              "its meta.json is damaged")  # fmt: skip
 
 
 def test_force_train_at_the_original_dim_is_refused(tmp_path):

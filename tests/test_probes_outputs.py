@@ -350,7 +350,7 @@ def test_build_retrains_on_changed_vectors_and_force_train(synthetic_beir, tmp_p
     )
     copy = shutil.copytree(synthetic_beir, tmp_path / "synth")
     args = ["build", "--dataset", copy, "--backend", "faiss", "--dim", 16]
-    args += ["--data-dir", tmp_path / "data", "--quiet", "--overwrite"]
+    args += ["--data-dir", tmp_path / "data", "--overwrite"]  # the notes say what was trained
 
     def run(*extra: str) -> str:
         result = CliRunner().invoke(main, [str(a) for a in [*args, *extra]])

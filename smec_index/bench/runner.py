@@ -133,6 +133,9 @@ def plan(sweep: Sweep, dim: int) -> Iterator[tuple[str, str, str, list[dict[str,
 
 
 def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
+    from smec_index.outputs import check_writable_file
+
+    check_writable_file(sweep.out, "--out")
     datasets = [load_dataset(spec, sweep) for spec in sweep.datasets]
     from smec_index.compressors.registry import TRAINED
 
@@ -164,6 +167,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                "original dim only; smec and mrl: up to it; others: below it)")
             + "; change --dims, --methods or --encodings"
         )  # fmt: skip
+    check_room(sweep, datasets)
     results = ResultsFile(sweep.out, sweep.force)
     stamp = {
         "versions": versions(),
@@ -265,6 +269,20 @@ def check_ivf(sweep: Sweep, name: str, n_docs: int) -> None:
             f"{name} has {n_docs} documents: ivf with {pq[0]} trains 256 codes per "
             "sub-vector, which needs at least 256; leave pq out of the ivf sweep"
         )
+
+
+def check_room(sweep: Sweep, datasets: list[Dataset]) -> None:
+    """The working folder holds one run's index at a time: the largest of them must fit
+    there, found out before anything is trained or measured."""
+    from smec_index.connectors.storage import check_free_space, estimated_bytes
+
+    need = max(
+        estimated_bytes(family(backend), len(d.data.corpus.ids), d.data.dim, 16 * 8, 0)
+        for d in datasets
+        for backend in sweep.backends
+    )
+    workdir = Path(sweep.workdir) if sweep.workdir is not None else Path(tempfile.gettempdir())
+    check_free_space(workdir, need, "point TMPDIR (or the sweep's workdir) at a disk with room")
 
 
 def _dims(sweep: Sweep, dataset: Dataset, method: str) -> list[int]:

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from smec_index.connectors.base import (
+    INT_MAX,
     QUERY_PARAMS,
     Backend,
     Batch,
@@ -208,7 +209,7 @@ class Connector:
         if k > PAD_LIMIT:  # one count query, paid only by a k no ranking page needs
             k = max(1, min(k, self.count(collection)))
         spec = self.spec(collection)
-        resolved = query_params(spec, params)
+        resolved = query_params(spec, params, getattr(self.backend, "query_limits", None))
         queries = check_vectors(queries, spec.dim, "queries")
         ids = [[""] * k for _ in range(len(queries))]
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
@@ -344,7 +345,9 @@ class Searcher:
             connector._require(collection)  # the one-line "no collection" error
         self.collection = resolved or collection
         self.spec = connector.spec(self.collection)
-        self.params = query_params(self.spec, params)
+        self.params = query_params(
+            self.spec, params, getattr(connector.backend, "query_limits", None)
+        )
         self._connector = connector
         bind = getattr(connector.backend, "searcher", None)
         self._engine = None if bind is None else bind(self.collection, self.params)
@@ -428,7 +431,9 @@ def _largest(scores: np.ndarray) -> float:
     return float(finite.max()) if finite.size else 0.0
 
 
-def query_params(spec: IndexSpec, params: Mapping[str, int] | None) -> dict[str, int]:
+def query_params(
+    spec: IndexSpec, params: Mapping[str, int] | None, limits: Mapping[str, int] | None = None
+) -> dict[str, int]:
     """The query parameters of ``spec``'s index kind: ``params``' values where given, the
     spec's otherwise; one neither sets is left out (the engine's own default: a Qdrant
     collection made by another tool has no ef_search). A parameter the index kind has no use
@@ -447,4 +452,8 @@ def query_params(spec: IndexSpec, params: Mapping[str, int] | None) -> dict[str,
                 f"(its search parameters: {what})"
             )
     given = {**{n: spec.params[n] for n in allowed if n in spec.params}, **params}
-    return {name: positive_int(value, f"search parameter {name}") for name, value in given.items()}
+    most = limits or {}
+    return {
+        name: positive_int(value, f"search parameter {name}", most.get(name, INT_MAX))
+        for name, value in given.items()
+    }

@@ -14,6 +14,7 @@ vector with ``using``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -103,14 +104,16 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
     existing = config if isinstance(config, dict) else {"": config}
     progress = Progress(request.data_dir, "qdrant", source, "qdrant-vector", name,
                         source.info.location)  # fmt: skip
+    if request.rollback:
+        raise SmecError(
+            f"--rollback: an in-place migration switches nothing; to undo it, delete vector "
+            f"{name!r} (qdrant-client: delete_vector_name)"
+        )
     lock = request.data_dir / "locks" / "migrate" / f"{progress.folder.name}-{progress.stem}.lock"
-    with file_lock(lock, f"an in-place migration of Qdrant collection {source.collection!r}"):
+    what = f"an in-place migration of Qdrant collection {source.collection!r}"
+    # A plan reads only: no lock file either (the lock guards writes).
+    with contextlib.nullcontext() if request.dry_run else file_lock(lock, what):
         state = None if request.restart else progress.read()
-        if request.rollback:
-            raise SmecError(
-                f"--rollback: an in-place migration switches nothing; to undo it, delete vector "
-                f"{name!r} (qdrant-client: delete_vector_name)"
-            )
         if name in existing and state is None and not (request.restart or request.overwrite):
             raise SmecError(
                 f"collection {source.collection!r} already has a vector {name!r}; pass "

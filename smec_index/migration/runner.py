@@ -196,6 +196,8 @@ def _locked(request, source, target, to_backend, server, partition, started, say
             check_free_space(_target_dir(request), need, elsewhere)
     if request.dry_run:  # reads only: no lock file either
         return run.go(started, say)
+    if request.rollback:  # nothing to roll back: refused before a lock file is made
+        _switched(progress, name)
     slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"
     lock = f"{progress.folder.name}-{progress.stem}{slice_}.lock"
     with file_lock(request.data_dir / "locks" / "migrate" / lock,
@@ -205,10 +207,15 @@ def _locked(request, source, target, to_backend, server, partition, started, say
         return run.go(started, say)
 
 
-def _rollback(progress: Progress, target, name: str, started: float) -> dict[str, Any]:
+def _switched(progress: Progress, name: str) -> dict[str, Any]:
     state = progress.read()
     if not state or not state.get("alias"):
         raise SmecError(f"no switched migration into {name!r} to roll back")
+    return state
+
+
+def _rollback(progress: Progress, target, name: str, started: float) -> dict[str, Any]:
+    state = _switched(progress, name)
     previous = state.get("alias_before")
     if previous is None:
         target.drop_alias(state["alias"])

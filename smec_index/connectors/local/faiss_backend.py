@@ -423,7 +423,10 @@ def _search_parameters(col: Collection, k: int, params: dict[str, int]) -> Any:
     """One call's FAISS ``SearchParameters`` (nothing is set on the shared index, so
     concurrent searches with different values do not race)."""
     if col.spec.index == "hnsw":  # as the other backends do: ef = max(ef_search, k)
-        return faiss.SearchParametersHNSW(efSearch=max(params["ef_search"], k))
+        # FAISS allocates its beam up front: a beam wider than the collection finds nothing
+        # more and would cost 16 GB at ef = 2**31 - 1.
+        ef = min(params["ef_search"], max(col.index.ntotal, 1))
+        return faiss.SearchParametersHNSW(efSearch=max(ef, k))
     if col.spec.index in ("ivf_flat", "ivf_pq"):
         ivf = faiss.SearchParametersIVF(nprobe=params["nprobe"])
         if isinstance(col.index, faiss.IndexRefine):

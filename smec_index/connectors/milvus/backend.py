@@ -43,6 +43,7 @@ from smec_index.connectors.base import (
 from smec_index.connectors.contract import MAX_ID_BYTES
 from smec_index.connectors.milvus.client import (
     GuardedClient,
+    check_lite_database,
     close_lite,
     connect,
     one_line,
@@ -72,6 +73,10 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "ivf_flat": {"nprobe": "nprobe"},
     "ivf_pq": {"nprobe": "nprobe"},
 }
+# Milvus' own bounds (its docs and its checks): a value past them is refused by the server
+# (or, on milvus-lite, fails to allocate) at search time, so it is refused here first.
+QUERY_LIMITS = {"ef_search": 32768, "nprobe": 65536}
+BUILD_LIMITS = {"M": 2048, "nlist": 65536, "pq_bits": 16, **QUERY_LIMITS}
 LITE_KINDS = ("flat", "hnsw", "ivf_flat")  # milvus-lite 3.2 builds no IVF_PQ
 ITERATOR_PAGE_LIMIT = 16384  # Milvus' largest query window
 LITE_LOAD_TRIES = 4
@@ -100,6 +105,7 @@ class MilvusBackend:
     """
 
     name = "milvus"
+    query_limits = QUERY_LIMITS
 
     def __init__(
         self,
@@ -145,6 +151,7 @@ class MilvusBackend:
         path = Path(uri) if uri else Path(data_dir or default_data_dir()) / "milvus" / "milvus.db"
         self._db_path = path.resolve()
         self.where = str(self._db_path)
+        check_lite_database(self._db_path)
         self._db_path.parent.mkdir(parents=True, exist_ok=True)
         self._client = open_lite(self._db_path)
 
@@ -159,6 +166,15 @@ class MilvusBackend:
         return GuardedClient(self._client, self.where)  # type: ignore[return-value]
 
     # -- collections ---------------------------------------------------------------------
+    def check(self, spec: IndexSpec) -> None:
+        """Parameters inside Milvus' bounds, refused before anything is built."""
+        for name, most in BUILD_LIMITS.items():
+            value = spec.params.get(name)
+            if isinstance(value, int) and value > most:
+                raise SmecError(
+                    f"index parameter {name}={value:,}: Milvus takes at most {most:,}"
+                )
+
     def create(self, collection: str, spec: IndexSpec) -> None:
         index = self._index_config(spec)
         client = self.client

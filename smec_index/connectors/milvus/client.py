@@ -15,11 +15,13 @@ from pymilvus import MilvusClient, MilvusException
 from smec_index.connectors.base import Sizes
 from smec_index.connectors.storage import DISK_METHOD, disk_bytes
 from smec_index.errors import SmecError
-from smec_index.secrets import redact, shown_url
+from smec_index.secrets import check_credential, redact, shown_url
 
 
 def connect(uri: str, token: str, timeout: float) -> MilvusClient:
     """Connect with a few retries and doubling waits, within ``timeout`` seconds in all."""
+    if token:
+        check_credential(token, "--token")
     deadline, wait, tries, reason = time.monotonic() + timeout, 0.5, 0, "no answer"
     while True:
         tries += 1
@@ -179,6 +181,27 @@ class GuardedClient:
 
 
 _lite_users: dict[Path, int] = {}  # open clients per milvus-lite folder, in this process
+
+
+LITE_MARKERS = ("LOCK", "collections", "databases")  # what milvus-lite 3 makes in a new one
+
+
+def check_lite_database(path: Path, flag: str = "--uri", exists: bool = False) -> None:
+    """``path`` is a milvus-lite database (a folder milvus-lite made) or, unless ``exists``,
+    a free path or an empty folder for a new one. Anything else is one line saying so,
+    before milvus-lite takes a text file or someone's folder (where it would write its own
+    files) for a database, or a read-only command makes a new empty one."""
+    if path.is_file():
+        raise SmecError(f"{flag} {path} is a file, not a milvus-lite database (milvus-lite keeps "
+                        "a database in a folder, such as milvus.db); give that folder")  # fmt: skip
+    held = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    if held and not all(marker in held for marker in LITE_MARKERS):
+        raise SmecError(f"{flag} {path} is a folder that holds no milvus-lite database (no "
+                        f"{'/'.join(LITE_MARKERS)}); give the database's folder, or a new path "
+                        "for a new one")  # fmt: skip
+    if exists and not held:
+        raise SmecError(f"no milvus-lite database at {path}: build a collection there first "
+                        f"(or check {flag} / --data-dir)")  # fmt: skip
 
 
 def open_lite(path: Path) -> Any:

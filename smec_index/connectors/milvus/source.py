@@ -84,14 +84,18 @@ class MilvusSource:
     def __init__(self, uri: str, token: str | None, collection: str):
         from pymilvus import DataType
 
-        from smec_index.connectors.milvus.client import GuardedClient, connect, open_lite
+        from smec_index.connectors.milvus.client import (
+            GuardedClient,
+            check_lite_database,
+            connect,
+            open_lite,
+        )
 
         lite = not is_milvus_server(uri)
         check_lite_uri(uri)
         self._lite_path = Path(uri).resolve() if lite else None
         if lite:
-            if not Path(uri).exists():
-                raise SmecError(f"--uri {uri}: no milvus-lite database there")
+            check_lite_database(self._lite_path, exists=True)
             raw, where, location = open_lite(self._lite_path), str(uri), f"lite:{self._lite_path}"
         else:
             raw = connect(uri, token or os.environ.get("MILVUS_TOKEN", ""), 10)

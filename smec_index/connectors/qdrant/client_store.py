@@ -334,6 +334,9 @@ class ClientStore:
 
 def open_local(path: Path) -> ClientStore:
     """A store in qdrant-client's local mode under ``path`` (brute force, tests only)."""
+    from smec_index.connectors.qdrant.source import check_local_folder
+
+    check_local_folder(Path(path), "Qdrant local storage")
     try:
         client = QdrantClient(path=str(path))
     except (RuntimeError, OSError) as exc:

@@ -18,7 +18,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from smec_index.connectors.base import Sizes
 from smec_index.errors import SmecError
-from smec_index.secrets import shown_url
+from smec_index.secrets import check_credential, shown_url
 
 TRANSPORT_ERRORS = (ResponseHandlingException, httpx.HTTPError, ConnectionError, TimeoutError)
 _PROBE_TIMEOUT_S = 2
@@ -37,6 +37,8 @@ def connect_server(url: str, api_key: str | None, timeout: float) -> QdrantClien
         SmecError: the server cannot be reached or refuses the API key; the message names
             the URL, never the key.
     """
+    if api_key:
+        check_credential(api_key, "--api-key")
     where, delay, tries = shown_url(url), 0.25, 0
     deadline = time.monotonic() + _PROBE_BUDGET_S
     with warnings.catch_warnings():

@@ -148,6 +148,31 @@ def collection_schema(client: Any, collection: str) -> dict[str, Any]:
     }
 
 
+def check_local_folder(folder: Path, flag: str) -> None:
+    """qdrant-client's local storage as its ``meta.json`` lists it: a collection listed there
+    whose ``collection/NAME`` folder is gone would be made anew, empty, by opening the
+    folder; refused instead, before anything is opened."""
+    from smec_index import safejson
+
+    meta = folder / "meta.json"
+    if not meta.is_file():
+        return  # a new folder, or qdrant-client's own error names what is wrong
+    try:
+        listed = safejson.loads(meta.read_text(encoding="utf-8")).get("collections") or {}
+        if not isinstance(listed, dict):
+            raise ValueError("collections is no mapping")
+    except (OSError, ValueError, AttributeError):
+        raise SmecError(f"{flag} {folder}: its meta.json is damaged; restore the folder from a "
+                        "backup or pass another path") from None  # fmt: skip
+    missing = sorted(str(n) for n in listed if not (folder / "collection" / str(n)).is_dir())
+    if missing:
+        raise SmecError(
+            f"{flag} {folder}: meta.json lists collection {missing[0]!r} but its folder "
+            f"collection/{missing[0]} is gone; restore the folder from a backup (opening it "
+            "would make that collection anew, empty)"
+        )
+
+
 class QdrantSource(QdrantReader):
     """A Qdrant collection through qdrant-client: a server, or a local storage folder."""
 
@@ -169,6 +194,7 @@ class QdrantSource(QdrantReader):
                     f"{collection!r} there; pass the folder given to QdrantClient(path=...), or "
                     "the folder holding the shard"
                 )
+            check_local_folder(folder, "--path")
             with warnings.catch_warnings():  # "local mode is not recommended above 20k"
                 warnings.simplefilter("ignore", UserWarning)
                 try:
