@@ -288,3 +288,50 @@ def test_embedding_that_cannot_fit_is_refused_before_encoding(tmp_path, small_di
                      "not enough disk space", output=small_disk)  # fmt: skip
     assert "Batches" not in line
     assert not list(small_disk.iterdir())
+
+
+def test_reading_a_milvus_lite_source_whose_rows_are_in_its_log_keeps_them(tmp_path):
+    """Loading such a collection makes milvus-lite fold its write-ahead log into a segment
+    (as the user's app's next load would): files change, the collection does not."""
+    import shutil
+    import sys
+
+    from pymilvus import MilvusClient
+
+    from tests.test_migrate import milvus_checksum, release_lite
+
+    db = tmp_path / "src.db"
+    app = f"""
+import numpy as np
+from pymilvus import DataType, MilvusClient
+client = MilvusClient({str(db)!r})
+schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+schema.add_field("pk", DataType.INT64, is_primary=True)
+schema.add_field("emb", DataType.FLOAT_VECTOR, dim=16)
+schema.add_field("title", DataType.VARCHAR, max_length=64)
+schema.add_field("year", DataType.INT64)
+index = client.prepare_index_params()
+index.add_index("emb", index_type="HNSW", metric_type="COSINE", params={{"M": 8}})
+client.create_collection("docs", schema=schema, index_params=index)
+rng = np.random.default_rng(3)
+client.insert("docs", [{{"pk": i, "emb": rng.standard_normal(16).tolist(), "title": f"t{{i}}",
+                        "year": 2000 + i % 9}} for i in range(400)])
+client.release_collection("docs")
+import os
+os._exit(0)
+"""  # the user's app ends (killed, say) with its rows still in the log
+    subprocess.run([sys.executable, "-c", app], check=True, capture_output=True)
+    assert list((db / "collections" / "docs" / "wal").iterdir())
+    shutil.copytree(db, tmp_path / "before.db")
+    result = CliRunner().invoke(main, [str(a) for a in [
+        "migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim", 8,
+        "--dry-run", "--data-dir", tmp_path / "d", "--quiet"]])
+    assert result.exit_code == 0, result.output
+    described = []
+    for where in (db, tmp_path / "before.db"):
+        client = MilvusClient(str(where))
+        found = client.describe_collection("docs")
+        release_lite(where, client)
+        described.append({k: v for k, v in found.items() if "timestamp" not in k})
+    assert described[0] == described[1]
+    assert milvus_checksum(db) == milvus_checksum(tmp_path / "before.db")
