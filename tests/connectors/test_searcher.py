@@ -19,7 +19,9 @@ CASES = [
     ("faiss", "hnsw", "ip"),
     ("hnswlib", "hnsw", "cosine"),
     ("hnswlib", "hnsw", "l2"),
-    ("qdrant", "hnsw", "cosine"),  # no lean engine yet: through Connector.search
+    ("qdrant", "hnsw", "cosine"),
+    ("qdrant", "flat", "l2"),
+    ("qdrant", "hnsw", "ip"),
 ]
 
 
@@ -48,7 +50,7 @@ def test_the_lean_path_answers_as_the_checked_one(points, tmp_path, backend, ind
         connector.close()
 
 
-@pytest.mark.parametrize("backend", ["faiss", "hnswlib"])
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant"])
 def test_k_above_the_count_pads_and_a_huge_k_allocates_nothing(points, tmp_path, backend):
     connector = _filled(backend, "hnsw", "cosine", points, tmp_path, n=30)
     try:
@@ -61,7 +63,7 @@ def test_k_above_the_count_pads_and_a_huge_k_allocates_nothing(points, tmp_path,
         connector.close()
 
 
-@pytest.mark.parametrize("backend", ["faiss", "hnswlib"])
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant"])
 def test_searching_touches_no_file(points, tmp_path, monkeypatch, backend):
     """Per query: no stat, no open (the old path read aliases.json twice and meta.json
     once for every search)."""
@@ -78,5 +80,62 @@ def test_searching_touches_no_file(points, tmp_path, monkeypatch, backend):
             searcher.search(query[None, :], 10, normalized=True)
         monkeypatch.undo()
         assert calls == []
+    finally:
+        connector.close()
+
+
+def test_qdrant_edge_maps_hits_back_without_reading_payloads(points, tmp_path):
+    """The lean qdrant-edge path maps the engine's point ids through a local table (read
+    once), so a search asks for no payload; a write after the table was read is found."""
+    connector = _filled("qdrant", "hnsw", "cosine", points, tmp_path, n=500)
+    try:
+        searcher = connector.searcher("c")
+        assert searcher.layer == "engine + id lookup"
+        want = connector.search("c", points["queries"][:3], 10)[0]
+        shard = connector.backend.store.shard("c")
+        asked = []
+
+        class Spy:
+            def __getattr__(self, name):
+                return getattr(shard, name)
+
+            def query_batch(self, batch):
+                asked.append(batch)
+                return shard.query_batch(batch)
+
+        connector.backend.store._shards["c"] = Spy()
+        searcher = connector.searcher("c")
+        ids, _ = searcher.search(points["queries"][:3], 10)
+        assert ids.tolist() == want
+        connector.add("c", ["late"], points["queries"][:1], [{}])
+        connector.flush("c")
+        ids, _ = searcher.search(points["queries"][:1], 1)
+        assert ids.tolist() == [["late"]]
+        requests = [r for batch in asked for r in batch.queries]
+        assert len(requests) == 4 and all(r.with_payload is False for r in requests)
+    finally:
+        connector.close()
+
+
+def test_a_qdrant_edge_collection_with_uuid_point_ids_still_reads(points, tmp_path):
+    """Collections made before integer point ids keep their UUIDs: written, read, searched
+    and iterated as they were."""
+    from smec_index.connectors.qdrant.edge_store import INT_IDS_FILE
+
+    connector = open_connector("qdrant", data_dir=tmp_path)
+    try:
+        connector.create("old", IndexSpec(dim=64))
+        store = connector.backend.store
+        (store.directory("old") / INT_IDS_FILE).unlink()
+        store._int_ids.clear()
+        connector.add("old", points["ids"][:200], points["vectors"][:200],
+                      points["payloads"][:200])  # fmt: skip
+        connector.flush("old")
+        first = store.shard("old").scroll(__import__("qdrant_edge").ScrollRequest(limit=1))[0][0]
+        assert isinstance(first.id, __import__("uuid").UUID)
+        ids, _ = connector.searcher("old").search(points["vectors"][:5], 1)
+        assert ids.ravel().tolist() == points["ids"][:5]
+        assert connector.get("old", points["ids"][7:8]).ids == points["ids"][7:8]
+        assert sum(len(b.ids) for b in connector.iterate("old", 64)) == 200
     finally:
         connector.close()

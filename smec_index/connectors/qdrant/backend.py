@@ -31,6 +31,7 @@ import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -183,9 +184,13 @@ class QdrantBackend:
         in many batches pays for one graph, not one per batch.
         """
         name = self._target(collection)
+        points = [self._point_ids(name)(i) for i in ids]
+        if len(set(points)) != len(points):  # ids are unique here: two met in 63 bits
+            raise SmecError(f"two ids of this batch map to one Qdrant point id in {name!r}; "
+                            "please report it with the ids")  # fmt: skip
         self.store.upsert(
             name,
-            [point_uuid(i) for i in ids],
+            points,
             vectors,
             [with_id(p, i) for p, i in zip(payloads, ids, strict=True)],
         )
@@ -205,7 +210,7 @@ class QdrantBackend:
     def get(self, collection: str, ids: list[str]) -> Batch:
         name = self._target(collection)
         spec, _ = self._loaded(name)
-        points = self.store.retrieve(name, [point_uuid(i) for i in ids])
+        points = self.store.retrieve(name, [self._point_ids(name)(i) for i in ids])
         return to_batch(points, spec.dim)
 
     def search(
@@ -219,12 +224,52 @@ class QdrantBackend:
         sign = -1.0 if spec.metric == "l2" else 1.0
         return [[(point_id, sign * score) for point_id, score in found] for found in hits]
 
+    def _point_ids(self, name: str) -> Any:
+        """How ``name`` stores ids: qdrant-edge's own choice per collection, UUIDs elsewhere."""
+        choose = getattr(self.store, "point_ids", None)
+        return point_uuid if choose is None else choose(name)
+
+    def searcher(self, collection: str, params: dict[str, int]) -> Any:
+        """The lean search of :class:`~smec_index.connectors.contract.Searcher` where the
+        engine runs in process (qdrant-edge): settings bound once, point ids mapped back
+        through a local table instead of a payload read per hit. ``None`` elsewhere (a
+        server or local mode answers through :meth:`search`)."""
+        from smec_index.connectors.contract import PAD_LIMIT
+
+        engine = self._bound(collection, params, "searcher")
+        if engine is None:
+            return None
+        name = self._target(collection)
+        sign = np.float32(-1.0 if self.spec(collection).metric == "l2" else 1.0)
+
+        def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            if k > PAD_LIMIT:  # as Connector.search: no slots for hits that cannot exist
+                k = max(1, min(k, self.store.count(name)))
+            ids, scores = engine(queries, k)
+            return ids, scores if sign > 0 else np.where(np.isfinite(scores), -scores, scores)
+
+        return search
+
+    def raw_engine(self, collection: str, params: dict[str, int]) -> Any:
+        """qdrant-edge's own query on the same shard with the same settings (what a
+        benchmark times beside the lean path); ``None`` for a server or local mode."""
+        return self._bound(collection, params, "raw_engine")
+
+    def _bound(self, collection: str, params: dict[str, int], what: str) -> Any:
+        bind = getattr(self.store, what, None)
+        if bind is None:
+            return None
+        _, settings = self._built(collection)
+        if "ef_search" in params:
+            settings = dataclasses.replace(settings, ef_search=params["ef_search"])
+        return bind(self._target(collection), settings)
+
     def count(self, collection: str) -> int:
         self._built(collection)
         return self.store.count(self._target(collection))
 
     def iterate(self, collection: str, batch_size: int, cursor: str | None) -> Iterator[Batch]:
-        """Qdrant's scroll order (by point UUID); the cursor is the next page's first UUID."""
+        """Qdrant's scroll order (by point id); the cursor is the next page's first point id."""
         spec, _ = self._built(collection)
         for points, offset in self.store.scroll(self._target(collection), batch_size, cursor):
             yield to_batch(points, spec.dim, offset)

@@ -44,6 +44,8 @@ from smec_index.connectors.qdrant.settings import (
     ID_KEY,
     Points,
     QdrantSettings,
+    point_int,
+    point_uuid,
     scroll_pages,
     to_points,
 )
@@ -59,6 +61,9 @@ from smec_index.connectors.storage import (
 from smec_index.errors import SmecError
 
 SPEC_FILE = "index_spec.json"
+# Present in a collection whose point ids are :func:`point_int`s (every collection made since
+# the lean search path); in one made before, they are :func:`point_uuid`s.
+INT_IDS_FILE = "int_point_ids"
 _DISTANCES = {"cosine": edge.Distance.Cosine, "ip": edge.Distance.Dot, "l2": edge.Distance.Euclid}
 _COMPRESSIONS = {
     4: edge.CompressionRatio.X4,
@@ -133,6 +138,8 @@ class EdgeStore(FileAliases):
     def __init__(self, data_dir: Path) -> None:
         self.root = Path(data_dir) / "qdrant"
         self._shards: dict[str, edge.EdgeShard] = {}
+        self._id_maps: dict[str, dict[Any, str]] = {}  # point id -> id, for searchers
+        self._int_ids: dict[str, bool] = {}
         self._specs: dict[str, IndexSpec] = {}
         self._aliases = AliasFile(self.root)
 
@@ -155,10 +162,18 @@ class EdgeStore(FileAliases):
         self._shards[collection] = edge.EdgeShard.create(
             str(self.shard_dir(collection)), edge_config(spec, settings)
         )
+        (self.directory(collection) / INT_IDS_FILE).write_bytes(b"")  # before the sidecar
         sidecar = self.directory(collection) / SPEC_FILE
         sidecar.with_suffix(".tmp").write_text(json.dumps(spec.to_dict(), indent=2))
         sidecar.with_suffix(".tmp").replace(sidecar)
         self._specs[collection] = spec
+
+    def point_ids(self, collection: str) -> Any:
+        """``id -> point id`` of ``collection``: :func:`point_int` or, in a collection made
+        before it, :func:`point_uuid`."""
+        if collection not in self._int_ids:
+            self._int_ids[collection] = (self.directory(collection) / INT_IDS_FILE).is_file()
+        return point_int if self._int_ids[collection] else point_uuid
 
     def spec(self, collection: str) -> IndexSpec:
         if collection not in self._specs:
@@ -194,6 +209,7 @@ class EdgeStore(FileAliases):
             edge.Point(point_id, vector, payload)
             for point_id, vector, payload in zip(ids, vectors.tolist(), payloads, strict=True)
         ]
+        self._id_maps.pop(collection, None)
         self.shard(collection).update(edge.UpdateOperation.upsert_points(points))
 
     def build(self, collection: str, settings: QdrantSettings) -> None:
@@ -204,15 +220,7 @@ class EdgeStore(FileAliases):
     def search(
         self, collection: str, queries: np.ndarray, k: int, settings: QdrantSettings
     ) -> list[list[tuple[str, float]]]:
-        params = edge.SearchParams(
-            hnsw_ef=settings.ef_search,
-            exact=not settings.hnsw,
-            quantization=edge.QuantizationSearchParams(
-                rescore=settings.rescore, oversampling=settings.oversampling
-            )
-            if settings.quantization
-            else None,
-        )
+        params = _search_params(settings)
         only_id = edge.PayloadSelector.Include([ID_KEY])
         requests = [
             edge.QueryRequest(
@@ -230,6 +238,68 @@ class EdgeStore(FileAliases):
                 "without its id or score: its storage is damaged; rebuild it (build --overwrite)"
             ) from None
 
+    def raw_engine(self, collection: str, settings: QdrantSettings) -> Any:
+        """qdrant-edge's own batch query with ``settings`` bound, answering point ids and
+        scores (no payload read): ``(queries, k) -> [[ScoredPoint]]``."""
+        shard, params = self.shard(collection), _search_params(settings)
+
+        def search(queries: np.ndarray, k: int) -> Any:
+            return shard.query_batch(edge.QueryBatchRequest([
+                edge.QueryRequest(limit=k, query=edge.Query.Nearest(q), params=params,
+                                  with_payload=False)
+                for q in queries.tolist()]))  # fmt: skip
+
+        return search
+
+    def searcher(self, collection: str, settings: QdrantSettings) -> Any:
+        """:meth:`raw_engine` with the caller's ids from a local map (point id -> id, read
+        once from the payloads and dropped by the next write): no payload read per hit.
+        ``(queries, k) -> (ids, scores)``, padded with ``""`` / ``-inf``."""
+        engine, maps = self.raw_engine(collection, settings), self._id_maps
+
+        def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            table = maps.get(collection) or self._id_map(collection)
+            found = engine(queries, k)
+            try:
+                if all(len(points) == k for points in found):  # the usual case: k hits each
+                    ids = [[table[p.id] for p in points] for points in found]
+                    scores = [[p.score for p in points] for points in found]
+                    return np.array(ids, dtype=object), np.array(scores, dtype=np.float32)
+                ids = np.full((len(queries), k), "", dtype=object)
+                scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
+                for row, points in enumerate(found):
+                    ids[row, : len(points)] = [table[p.id] for p in points]
+                    scores[row, : len(points)] = [p.score for p in points]
+            except KeyError:
+                raise SmecError(
+                    f"collection {collection!r} at {self.directory(collection)} answered a "
+                    "point it holds no id for: its storage is damaged; rebuild it (build "
+                    "--overwrite)"
+                ) from None
+            return ids, scores
+
+        return search
+
+    def _id_map(self, collection: str) -> dict[Any, str]:
+        """Point id -> the caller's id, over every point (ids only: no vectors)."""
+        shard, table, start = self.shard(collection), {}, None
+        only_id = edge.PayloadSelector.Include([ID_KEY])
+        while True:
+            records, start = shard.scroll(edge.ScrollRequest(
+                offset=start, limit=10_000, with_payload=only_id, with_vector=False))
+            for record in records:
+                payload = record.payload or {}
+                if ID_KEY not in payload:
+                    raise SmecError(
+                        f"collection {collection!r} at {self.directory(collection)} holds a "
+                        "point without its id: its storage is damaged; rebuild it"
+                    )
+                table[record.id] = str(payload[ID_KEY])
+            if start is None:
+                break
+        self._id_maps[collection] = table
+        return table
+
     def retrieve(self, collection: str, point_ids: list[str]) -> Points:
         records = self.shard(collection).retrieve(point_ids, with_payload=True, with_vector=True)
         return to_points(records)
@@ -238,10 +308,14 @@ class EdgeStore(FileAliases):
         self, collection: str, batch_size: int, offset: str | None
     ) -> Iterator[tuple[Points, str | None]]:
         shard = self.shard(collection)
+        integer = self.point_ids(collection) is point_int  # a cursor is text either way
         return scroll_pages(
             lambda start: shard.scroll(
                 edge.ScrollRequest(
-                    offset=start, limit=batch_size, with_payload=True, with_vector=True
+                    offset=int(start) if integer and start is not None else start,
+                    limit=batch_size,
+                    with_payload=True,
+                    with_vector=True,
                 )
             ),
             offset,
@@ -277,10 +351,24 @@ class EdgeStore(FileAliases):
             self._release(collection)
 
     def _release(self, collection: str) -> None:
+        self._id_maps.pop(collection, None)
+        self._int_ids.pop(collection, None)
         self._specs.pop(collection, None)
         shard = self._shards.pop(collection, None)
         if shard is not None:
             shard.close()
+
+
+def _search_params(settings: QdrantSettings) -> Any:
+    return edge.SearchParams(
+        hnsw_ef=settings.ef_search,
+        exact=not settings.hnsw,
+        quantization=edge.QuantizationSearchParams(
+            rescore=settings.rescore, oversampling=settings.oversampling
+        )
+        if settings.quantization
+        else None,
+    )
 
 
 def is_index_file(path: Path, originals: bool = True) -> bool:
