@@ -215,6 +215,7 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
                              f"{best['p50_ms']:.3f} | {best['index_bytes']:,} |")  # fmt: skip
         lines.append("")
     lines += _roofline(rows, slug, dataset, out)
+    lines += _overhead(rows)
     layers = sorted({r.get("timed_layer") or "Connector.search" for r in rows})
     lines += ["### Every run", "",
               f"p50 ms times {' / '.join(layers)}, one query at a time; engine p50 ms times "
@@ -284,6 +285,34 @@ def _smallest_keeping(scored: list[dict[str, Any]], metric: str) -> list[str]:
             f"{reference['bytes_per_vector']:g} B): **{label(smallest)}**, "
             f"{smallest['bytes_per_vector']:g} B ({ratio:.1f}x smaller), {metric} "
             f"{quality(smallest):.4f}.", ""]  # fmt: skip
+
+
+def _overhead(rows: list[dict[str, Any]]) -> list[str]:
+    """What the public search path costs over the engine's own call (same index, same
+    run, paired query by query), and what threads gain over one client."""
+    timed = [r for r in rows if r.get("engine_p50_ms")]
+    if not timed:
+        return []
+    lines = ["### The search path against the engine", "",
+             "Ratios of the public path (`Searcher.search`, which `CompressedIndex.search` and "
+             "`Connector.search` use) to the engine's own call on the same index, timed in "
+             "turn in one run: single queries (p50) and one batch. QPS x4 / x1: four client "
+             "threads against one.", "",
+             "| backend | index | dim | docs | ef | p50 ms | engine p50 ms | ratio | batch ms | "
+             "engine batch ms | ratio | QPS x4 / x1 |", "|" + "---|" * 12]  # fmt: skip
+    for r in timed:
+        conc = r.get("concurrency") or {}
+        one, four = conc.get("1"), conc.get("4")
+        scaling = f"{four['qps'] / one['qps']:.2f}" if one and four and one["qps"] else ""
+        batch = (f"{r['batch_ms']:.2f} | {r['engine_batch_ms']:.2f} | "
+                 f"{r['batch_ms'] / r['engine_batch_ms']:.2f}"
+                 if r.get("batch_ms") and r.get("engine_batch_ms") else " | | ")  # fmt: skip
+        lines.append(
+            f"| {r['backend']} | {r['index']} | {r['dim']} | {r['n_docs']:,} | "
+            f"{r.get('ef_search') or ''} | {r['p50_ms']:.4f} | {r['engine_p50_ms']:.4f} | "
+            f"{r['p50_ms'] / r['engine_p50_ms']:.2f} | {batch} | {scaling} |"
+        )
+    return [*lines, ""]
 
 
 def _num(value: float | None, places: int = 4) -> str:

@@ -125,7 +125,8 @@ _COUNTS = ("dim", "n_docs")  # whole numbers >= 1
 _NUMBERS = ("bytes_per_vector", "p50_ms", "p99_ms", "qps", "n_queries", "index_bytes",
             "total_bytes", "build_seconds", "recall@10")  # fmt: skip
 _OPTIONAL = ("ndcg@10", "p95_ms", "engine_p50_ms", "ef_search", "nprobe", "nlist", "M",
-             "ef_construction", "scan_gb_per_s")  # fmt: skip
+             "ef_construction", "scan_gb_per_s", "batch_ms", "engine_batch_ms",
+             "batch_queries")  # fmt: skip
 _MAPS = ("concurrency", "machine", "versions")
 
 

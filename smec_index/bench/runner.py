@@ -383,13 +383,14 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
                 searcher = connector.searcher(name, query)
                 search = functools.partial(searcher.search, k=K, normalized=True)
                 found = search(queries)[0].tolist()
-                single = _latencies(search, queries, sweep.latency_queries)
-                # The engine's own call on the same index, in the same run: what the path
-                # above adds is p50_ms - engine_p50_ms.
+                # The engine's own call on the same index, in the same run, query by query
+                # beside the public path (so both meet the same machine): what the path
+                # adds is p50_ms - engine_p50_ms.
                 raw = getattr(connector.backend, "raw_engine", lambda *_: None)(
                     name, searcher.params)  # fmt: skip
-                engine = None if raw is None else _latencies(
-                    functools.partial(raw, k=K), queries, sweep.latency_queries)  # fmt: skip
+                raw = None if raw is None else functools.partial(raw, k=K)
+                single, engine = _latencies(search, queries, sweep.latency_queries, raw)
+                batch, engine_batch = _batches(search, queries, raw)
                 if backend in SERVERS:  # clients as processes, as a server's clients are
                     client = ClientSpec(family(backend), options, name, query)
                     concurrency = {str(c): _processes(client, queries, c, n)
@@ -408,6 +409,10 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
                     "p50_ms": round(float(np.percentile(single, 50)) * 1e3, 4),
                     "engine_p50_ms": None if engine is None
                     else round(float(np.percentile(engine, 50)) * 1e3, 4),
+                    "batch_ms": round(batch * 1e3, 3),
+                    "engine_batch_ms": None if engine_batch is None
+                    else round(engine_batch * 1e3, 3),
+                    "batch_queries": min(len(queries), BATCH_QUERIES),
                     "p95_ms": round(float(np.percentile(single, 95)) * 1e3, 4),
                     "p99_ms": round(float(np.percentile(single, 99)) * 1e3, 4),
                     "qps": round(len(single) / float(np.sum(single)), 1),
@@ -440,16 +445,49 @@ def _quality(found, truth, ids, dataset: Dataset) -> dict[str, float | None]:
     return {"ndcg@10": None if ndcg is None else round(ndcg, 4), "recall@10": round(recall, 4)}
 
 
-def _latencies(search: Callable, queries: np.ndarray, n: int) -> np.ndarray:
-    picked = queries[np.arange(n + WARMUP) % len(queries)]
-    for q in picked[:WARMUP]:
-        search(q[None, :])
-    times = np.empty(n)
-    for i, q in enumerate(picked[WARMUP:]):
+def _latencies(
+    search: Callable, queries: np.ndarray, n: int, raw: Callable | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Seconds of ``n`` single-query searches and, with ``raw``, of the engine's own call on
+    each same query beside it (paired, so a noisy moment hits both). Which of the two goes
+    first alternates: the second search of a query finds its graph nodes in cache."""
+    picked = [q[None, :] for q in queries[np.arange(n + WARMUP) % len(queries)]]
+    for one in picked[:WARMUP]:
+        search(one)
+        if raw is not None:
+            raw(one)
+    times, engine = np.empty(n), np.empty(n)
+    calls = [(search, times)] + ([] if raw is None else [(raw, engine)])
+    for i, one in enumerate(picked[WARMUP:]):
+        for call, into in calls if i % 2 == 0 else calls[::-1]:
+            started = time.perf_counter()
+            call(one)
+            into[i] = time.perf_counter() - started
+    return times, (None if raw is None else engine)
+
+
+BATCH_QUERIES, BATCH_ROUNDS = 300, 7
+
+
+def _batches(
+    search: Callable, queries: np.ndarray, raw: Callable | None
+) -> tuple[float, float | None]:
+    """Median seconds of one batched search of the first :data:`BATCH_QUERIES` queries
+    through the public path and, with ``raw``, through the engine's own call, alternated."""
+    batch = np.ascontiguousarray(queries[:BATCH_QUERIES])
+    search(batch)  # warm
+    if raw is not None:
+        raw(batch)
+    times, engine = [], []
+    for _ in range(BATCH_ROUNDS):
         started = time.perf_counter()
-        search(q[None, :])
-        times[i] = time.perf_counter() - started
-    return times
+        search(batch)
+        times.append(time.perf_counter() - started)
+        if raw is not None:
+            started = time.perf_counter()
+            raw(batch)
+            engine.append(time.perf_counter() - started)
+    return statistics.median(times), (statistics.median(engine) if engine else None)
 
 
 # Searches each concurrent client makes at least, however many clients share a level.
@@ -542,28 +580,31 @@ def _processes(spec: ClientSpec, queries: np.ndarray, clients: int, n: int):
 def _concurrent(search: Callable, queries: np.ndarray, clients: int, n: int):
     """``clients`` threads each searching ``n`` queries one at a time, started together."""
     times: list[list[float]] = [[] for _ in range(clients)]
+    spans: list[tuple[float, float]] = []
     errors: list[BaseException] = []
-    gate = threading.Barrier(clients + 1)
+    gate = threading.Barrier(clients)
 
     def client(slot: int) -> None:
-        picked = queries[(np.arange(n) + slot * 7919) % len(queries)]
+        picked = [q[None, :] for q in queries[(np.arange(n) + slot * 7919) % len(queries)]]
         gate.wait()
+        began = time.perf_counter()
         try:
             for q in picked:
                 started = time.perf_counter()
-                search(q[None, :])
+                search(q)
                 times[slot].append(time.perf_counter() - started)
         except BaseException as exc:  # reported below, in the caller's thread
             errors.append(exc)
+        spans.append((began, time.perf_counter()))
 
     threads = [threading.Thread(target=client, args=(s,)) for s in range(clients)]
     for thread in threads:
         thread.start()
-    gate.wait()
-    began = time.perf_counter()
     for thread in threads:
         thread.join()
-    wall = time.perf_counter() - began
+    # From the first client's start to the last one's end, as each measured them (the
+    # caller's own clock reading could come late: its clients hold the GIL meanwhile).
+    wall = max(end for _, end in spans) - min(start for start, _ in spans)
     if errors:
         raise errors[0]
     flat = np.concatenate([np.asarray(t) for t in times])

@@ -114,7 +114,8 @@ class HnswlibBackend(LocalBackend):
                 labels, distances = col.index.knn_query(queries, k=k)
             except RuntimeError:  # fewer than k found for some query: the careful path
                 return self._search(col, queries, k, params)
-            return labels.astype(np.int64), (-distances if l2 else 1.0 - distances)
+            # uint64 labels index the id table as they are (hnswlib raises, never pads -1)
+            return labels, (-distances if l2 else 1.0 - distances)
 
         return search
 

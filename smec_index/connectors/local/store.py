@@ -223,11 +223,12 @@ class LocalBackend(FileAliases):
                         np.full((len(queries), k), -np.inf, dtype=np.float32))  # fmt: skip
             labels, scores = engine(queries, found)
             if found < k:
-                labels = np.pad(labels, ((0, 0), (0, k - found)), constant_values=-1)
+                labels = np.pad(labels.astype(np.int64, copy=False), ((0, 0), (0, k - found)),
+                                constant_values=-1)  # fmt: skip
                 scores = np.pad(scores, ((0, 0), (0, k - found)))
-            missing = labels < 0
-            if missing.any():
-                scores = np.where(missing, np.float32(-np.inf), scores)
+            # Unsigned labels (hnswlib's) are never -1: one reduction spared per call.
+            if labels.dtype.kind == "i" and labels.min() < 0:
+                scores = np.where(labels < 0, np.float32(-np.inf), scores)
             return col.id_table[labels], scores
 
         return search
