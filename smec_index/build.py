@@ -172,7 +172,12 @@ def _cache_key(
 
 
 def default_artifact(
-    data: RetrievalData, wanted: list[int], data_dir: Path, say, force: bool = False
+    data: RetrievalData,
+    wanted: list[int],
+    data_dir: Path,
+    say,
+    force: bool = False,
+    progress: bool = False,
 ) -> tuple[LinearCompressor | None, Path | None]:
     """A SMEC artifact with default settings, trained once and cached under the data dir.
 
@@ -193,7 +198,7 @@ def default_artifact(
     dims = tuple(sorted(compressed | defaults, reverse=True))
     supervised = bool(data.dataset and data.dataset.has_split("train"))
     qrels = data.qrels("train") if supervised else None
-    smec = make_compressor("smec", dims, supervised=supervised, progress=False)
+    smec = make_compressor("smec", dims, supervised=supervised, progress=progress)
     settings = smec.train_config.to_dict()  # type: ignore[attr-defined]
     name = data.dataset.name if data.dataset else "data"
     path = data_dir / "artifacts" / f"{name}-smec-{_cache_key(data, dims, qrels, settings)[:16]}"
@@ -201,9 +206,11 @@ def default_artifact(
         say(f"no --artifact: using the cached SMEC artifact {path}")
         return load_compressor(path), path
     started = time.perf_counter()
+    how = "train qrels" if supervised else "the corpus (unsupervised)"
+    say(f"no --artifact: training SMEC {list(dims)} on {how} of {len(data.corpus.ids):,} "
+        "documents (once: cached for the next build)")  # fmt: skip
     smec.fit(data, qrels)
     smec.save(path)
-    how = "train qrels" if supervised else "the corpus (unsupervised)"
     again = " (--force-train)" if force else ""
     say(
         f"no --artifact: trained SMEC {list(dims)} on {how}{again} in "
@@ -294,8 +301,9 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
             remove_leftovers(connector, request, name, keep=current)
             if artifact_path is None:
                 compressor, artifact_path = default_artifact(
-                    data, [request.dim], request.data_dir, say, force=request.force_train
-                )
+                    data, [request.dim], request.data_dir, say, force=request.force_train,
+                    progress=request.progress,
+                )  # fmt: skip
             fingerprint = artifact_fingerprint(artifact_path) if artifact_path else None
             return _build_and_switch(
                 connector,

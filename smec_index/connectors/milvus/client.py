@@ -192,8 +192,9 @@ def check_lite_database(path: Path, flag: str = "--uri", exists: bool = False) -
     before milvus-lite takes a text file or someone's folder (where it would write its own
     files) for a database, or a read-only command makes a new empty one."""
     if path.is_file():
-        raise SmecError(f"{flag} {path} is a file, not a milvus-lite database (milvus-lite keeps "
-                        "a database in a folder, such as milvus.db); give that folder")  # fmt: skip
+        raise SmecError(f"{flag} {path} is a file, not a milvus-lite database (milvus-lite 3 "
+                        "keeps a database in a folder, such as milvus.db; a file from an older "
+                        "milvus-lite must be exported with it); give that folder")  # fmt: skip
     held = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
     if held and not all(marker in held for marker in LITE_MARKERS):
         raise SmecError(f"{flag} {path} is a folder that holds no milvus-lite database (no "
