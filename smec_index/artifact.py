@@ -154,8 +154,10 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
         )
     try:
         config = safejson.loads(config_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise SmecError(f"{config_path}: corrupt JSON; retrain or restore the artifact") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        why = f" ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise SmecError(f"{config_path}: corrupt JSON{why[:80]}; retrain or restore the "
+                        "artifact") from None  # fmt: skip
     if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
         raise SmecError(
             f"{config_path}: unknown artifact format "
@@ -200,6 +202,19 @@ def check_compressor_config(config: dict[str, Any], directory: str | Path) -> No
             raise SmecError(
                 f"{path}: {key!r} is {repr(config.get(key))[:40]}, expected {want}; retrain or "
                 "restore the artifact"
+            )
+    for dim, chosen in (config.get("selected_dims") or {}).items():
+        # What ADS chose, as `info` shows it: dims of the input, as many as the key says.
+        fits = chosen is None or (
+            isinstance(chosen, list)
+            and str(len(chosen)) == str(dim)
+            and all(type(i) is int and 0 <= i < config["input_dim"] for i in chosen)
+        )
+        if not fits:
+            raise SmecError(
+                f"{path}: selected_dims[{str(dim)[:12]!r}] is {repr(chosen)[:40]}, expected "
+                f"{dim} input dims from 0 to {config['input_dim'] - 1}; retrain or restore the "
+                "artifact"
             )
 
 

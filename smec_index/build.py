@@ -21,8 +21,10 @@ name removes what it left.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
 import shutil
 import signal
@@ -62,8 +64,9 @@ from smec_index.data import (
     load_retrieval_data,
 )
 from smec_index.errors import SmecError
-from smec_index.index import CompressedIndex, Manifest
+from smec_index.index import CompressedIndex, Manifest, check_stored_dim
 from smec_index.metrics import mean_metric, ndcg_at_k, recall_vs_exact
+from smec_index.outputs import check_apart
 from smec_index.vectors import exact_search, normalize
 
 DEFAULT_DIMS = (256, 192, 128, 64, 32)
@@ -262,7 +265,31 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
                         "is trained: drop one of them")  # fmt: skip
     if request.index == "hnsw" and "M" in request.params:
         check_hnsw_m(request.params["M"])  # before the data dir or a backend file is made
+    check_apart(request.data_dir, "--data-dir", [
+        ("the dataset", request.dataset), ("the embeddings", request.embeddings),
+        ("the artifact", request.artifact)])  # fmt: skip
     check_before_encoding(request)
+    made = [p for p in (Path(request.data_dir), *Path(request.data_dir).parents)
+            if not p.exists()]  # fmt: skip
+    try:
+        return _build(request, say)
+    except BaseException:
+        for folder in made:  # a refused or failed first build leaves no empty folders
+            remove_empty_folders(folder)
+        raise
+
+
+def remove_empty_folders(root: Path) -> None:
+    """Remove ``root`` and the folders under it, innermost first, if no file is among them
+    (a file anywhere keeps its folders and ``root``)."""
+    if not root.is_dir() or root.is_symlink():
+        return
+    for folder, _, _ in sorted(os.walk(root), key=lambda w: -len(Path(w[0]).parts)):
+        with contextlib.suppress(OSError):
+            Path(folder).rmdir()
+
+
+def _build(request: BuildRequest, say) -> dict[str, Any]:
     writable_directory(request.data_dir, "--data-dir")
     connector = open_connector(
         request.backend, data_dir=request.data_dir, **request.connector_options
@@ -275,6 +302,7 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
         if artifact_path is not None:
             compressor = load_compressor(artifact_path)
             check_input_dim(compressor, data.dim)
+            check_stored_dim(compressor, request.dim)
             method = compressor.method
         else:
             method = "original" if request.dim == data.dim else "smec"
@@ -290,6 +318,10 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
                 f"collection name {name[:40]!r}...: at most {longest} characters for a build "
                 "(its physical collections add a suffix)"
             )
+        place = local_storage(request)
+        if place is not None:  # before the lock, the training and any write
+            payloads = corpus_payloads(data, request.payloads)
+            check_free_space(place, disk_estimate(request, len(data.corpus.ids), payloads))
         what = f"a build of {request.backend} collection {name!r}"
         with file_lock(lock_path(request, name), what):
             current = connector.resolve(name)
@@ -348,9 +380,6 @@ def _build_and_switch(
     ids = data.corpus.ids
     vectors = index.project(np.asarray(data.corpus.vectors))
     payloads = corpus_payloads(data, request.payloads)
-    place = local_storage(request)
-    if place is not None:
-        check_free_space(place, disk_estimate(request, len(ids), payloads))
     started = time.perf_counter()
     spec = index.create(request.params, request.index)
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import traceback
 from pathlib import Path
@@ -16,16 +17,20 @@ from smec_index.migration import DEFAULT_MIN_RECALL
 DIM_HELP = "comma-separated, strictly decreasing target dims, e.g. 128,64,32"
 
 
-def parse_dims(value: str | None) -> list[int] | None:
+def _ints(value: str | None, flag: str, example: str = "16,64") -> list[int] | None:
+    """The one integer-list parser: ASCII whole numbers separated by commas, no empty entry
+    (``16,`` and ``16,,8`` are typing slips to point out, not lists to guess at)."""
     if value is None:
         return None
-    try:
-        dims = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        dims = []
-    if not dims:
-        raise SmecError(f"--dims {value!r}: use integers separated by commas, e.g. 128,64,32")
-    return dims
+    parts = [v.strip() for v in value.split(",")]
+    if not all(re.fullmatch(r"[+-]?[0-9]+", p) for p in parts):
+        raise SmecError(f"{flag} {value!r}: use whole numbers separated by commas, e.g. "
+                        f"{flag} {example}")  # fmt: skip
+    return [int(p) for p in parts]
+
+
+def parse_dims(value: str | None) -> list[int] | None:
+    return _ints(value, "--dims", "128,64,32")
 
 
 class Count(click.ParamType):
@@ -1140,6 +1145,16 @@ def migrate(
         stray,
         f"a {backend} source (Qdrant: --url/--api-key or --path, --using; Milvus: --uri, --token)",
     )
+    from smec_index.connectors.base import is_milvus_server
+
+    # A key the source cannot use is refused, not dropped (the user believes it is sent).
+    if backend == "qdrant" and path and api_key and not _from_environment(ctx, "api_key"):
+        _refuse_stray(["--api-key"], "a local folder (--path): it has no API key")
+    if backend == "milvus" and uri and token and not is_milvus_server(uri) and \
+            not _from_environment(ctx, "token"):  # fmt: skip
+        _refuse_stray(["--token"], "a milvus-lite source: a database folder has no users")
+    if query_ids is not None and queries is not None and queries.suffix == ".parquet":
+        _refuse_stray(["--query-ids"], "--queries of a .parquet, which holds its own ids")
     if backend == "qdrant":
         source = {"url": url, "api_key": api_key, "path": path, "using": using}
     else:
@@ -1204,16 +1219,6 @@ def _names(value: str | None, flag: str) -> list[str] | None:
     return names
 
 
-def _ints(value: str | None, flag: str) -> list[int] | None:
-    if value is None:
-        return None
-    try:
-        numbers = [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        numbers = []
-    if not numbers:
-        raise SmecError(f"{flag} {value!r}: use integers separated by commas, e.g. 16,64")
-    return numbers
 
 
 @main.command("bench")

@@ -17,6 +17,8 @@ import codecs
 import csv
 import json
 import logging
+import math
+import os
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -163,8 +165,9 @@ def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
     """Load ``.npy`` vectors + ids text file, memory-mapping large files."""
     vectors_path, ids_path = Path(vectors_path), Path(ids_path)
     for p in (vectors_path, ids_path):
-        if not p.is_file():
+        if not p.exists():
             raise SmecError(f"{p}: file not found; pass the embeddings directory that holds it")
+        check_regular_file(p, str(p))
     mmap = "r" if vectors_path.stat().st_size > _MMAP_BYTES else None
     vectors = read_npy(vectors_path, str(vectors_path), mmap)
     if vectors.dtype != np.float32:
@@ -179,17 +182,58 @@ def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
 NPY_MAGIC = b"\x93NUMPY"
 
 
+def _npy_header(handle) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a ``.npy`` header, reading nothing past it."""
+    fmt = np.lib.format
+    version = fmt.read_magic(handle)
+    read = {(1, 0): fmt.read_array_header_1_0, (2, 0): fmt.read_array_header_2_0}.get(version)
+    if read is None:
+        raise ValueError(f"unknown .npy version {version}")
+    shape, _, dtype = read(handle)
+    return tuple(int(n) for n in shape), dtype
+
+
+def check_regular_file(path: Path, what: str) -> None:
+    """``path`` is a regular file (or a link to one): a device, FIFO or folder is named as
+    what it is, not as missing (reading /dev/zero would never end)."""
+    if path.is_file():
+        return
+    if path.exists():
+        kind = "a folder" if path.is_dir() else "not a regular file (a device, socket or FIFO)"
+        raise SmecError(f"{what}: {kind}; pass a file")
+    raise SmecError(f"{what}: file not found")
+
+
 def read_npy(path: Path, what: str, mmap: str | None = None) -> np.ndarray:
     """A ``.npy`` array, never unpickled: a file without NumPy's header is named as that
     (numpy itself would call any other file "pickled data" and suggest allow_pickle)."""
+    check_regular_file(path, what)
     try:
         with open(path, "rb") as handle:
             head = handle.read(len(NPY_MAGIC))
+            if head == NPY_MAGIC:
+                handle.seek(0)
+                shape, dtype = _npy_header(handle)
+                body = os.fstat(handle.fileno()).st_size - handle.tell()
     except OSError as exc:
         raise SmecError(f"{what}: cannot read it ({exc.strerror})") from None
+    except ValueError as exc:  # numpy's header parser: a damaged header
+        reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise SmecError(f"{what}: its NumPy header is damaged ({reason[:120]}); re-export it "
+                        "with numpy.save") from None  # fmt: skip
     if head != NPY_MAGIC:
         raise SmecError(f"{what}: not a .npy file (no NumPy header); save the array with "
                         "numpy.save")  # fmt: skip
+    if dtype.hasobject:
+        raise SmecError(f"{what}: an array of Python objects, which is never unpickled; "
+                        "re-export it as float32 with numpy.save")  # fmt: skip
+    need = math.prod(shape) * dtype.itemsize
+    if need != body:  # before numpy allocates what the header claims
+        raise SmecError(
+            f"{what}: its header says {' x '.join(map(str, shape)) or 'a scalar'} {dtype} "
+            f"({need:,} bytes) but the file holds {body:,}: it is truncated or damaged; "
+            "re-export it with numpy.save"
+        )
     try:
         return np.load(path, mmap_mode=mmap, allow_pickle=False)
     except (ValueError, EOFError, OSError) as exc:
@@ -208,8 +252,7 @@ def load_parquet(
     import pyarrow.parquet as pq
 
     path = Path(path)
-    if not path.is_file():
-        raise SmecError(f"{path}: file not found")
+    check_regular_file(path, str(path))
     try:
         table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
@@ -382,8 +425,9 @@ class BeirDataset:
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
-        if not (self.root / "corpus.jsonl").is_file():
+        if not (self.root / "corpus.jsonl").exists():
             raise SmecError(f"{self.root}: no corpus.jsonl; pass a BEIR dataset directory")
+        check_regular_file(self.root / "corpus.jsonl", str(self.root / "corpus.jsonl"))
         self._corpus: dict[str, dict[str, str]] | None = None
         self._queries: dict[str, str] | None = None
 
@@ -407,8 +451,9 @@ class BeirDataset:
         """``{id: text}``; a query needs a ``text`` key (``null`` reads as "")."""
         if self._queries is None:
             path = self.root / "queries.jsonl"
-            if not path.is_file():
+            if not path.exists():
                 raise SmecError(f"{self.root}: no queries.jsonl; pass a BEIR dataset directory")
+            check_regular_file(path, str(path))
             queries = {}
             for n, query_id, r in read_beir_records(path):
                 if "text" not in r:
@@ -430,8 +475,9 @@ class BeirDataset:
 def read_qrels(path: str | Path) -> Qrels:
     """Read a BEIR qrels TSV (header ``query-id corpus-id score``) into ``{qid: {docid: rel}}``."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise SmecError(f"{path}: qrels file not found; pass --split or --qrels with a real file")
+    check_regular_file(path, f"{path} (qrels)")
     qrels: Qrels = {}
     score = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() takes '²'
     with _text(path) as handle:

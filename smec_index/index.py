@@ -126,6 +126,16 @@ class Manifest:
         return load_projection(where)
 
 
+def check_stored_dim(compressor: LinearCompressor | None, dim: int) -> None:
+    """``dim`` is one the artifact projects to (or its input dim, the original vectors)."""
+    if compressor is not None and dim != compressor.input_dim and dim not in compressor.dims:
+        have = ", ".join(str(d) for d in compressor.dims)
+        raise SmecError(
+            f"--dim {dim}: the artifact has dims {have} (and {compressor.input_dim}, the "
+            "original); pick one of those or train an artifact with that dim"
+        )
+
+
 class CompressedIndex:
     """A backend collection plus the projection its vectors went through.
 
@@ -143,12 +153,7 @@ class CompressedIndex:
         compressor: LinearCompressor | None,
         dim: int,
     ) -> None:
-        if compressor is not None and dim != compressor.input_dim and dim not in compressor.dims:
-            have = ", ".join(str(d) for d in compressor.dims)
-            raise SmecError(
-                f"--dim {dim}: the artifact has dims {have} (and {compressor.input_dim}, the "
-                "original); pick one of those or train an artifact with that dim"
-            )
+        check_stored_dim(compressor, dim)
         self.connector = connector
         self.collection = collection
         self.compressor = compressor

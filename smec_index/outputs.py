@@ -260,3 +260,21 @@ def check_writable_file(path: str | Path, flag: str) -> None:
     except OSError as exc:
         raise SmecError(f"{flag} {path}: cannot write there ({exc.strerror or type(exc).__name__}"
                         "); pick a writable path") from None  # fmt: skip
+
+
+def check_apart(directory: str | Path, flag: str, inputs: Iterable[tuple[str, Any]]) -> None:
+    """A working folder (``--data-dir``) that is none of the user's input folders nor inside
+    one: what it gets (collections, manifests, locks) must not land among their files."""
+    here = _resolved(directory)
+    for what, folder in inputs:
+        if folder is None or is_url(str(folder)):
+            continue
+        source = _resolved(folder)
+        if here == source or source in here.parents:
+            raise SmecError(f"{flag} {directory} is {what} {folder}"
+                            f"{'' if here == source else ' (inside it)'}; pick a folder of its "
+                            "own, e.g. smec-data")  # fmt: skip
+
+
+def is_url(text: str) -> bool:
+    return "://" in text

@@ -1,8 +1,8 @@
 """``json.loads`` for files a user (or a crash) may have damaged.
 
 The standard parser answers JSON nested thousands deep with ``RecursionError``, which no
-``except ValueError`` catches; here it is the ``JSONDecodeError`` every reader already
-turns into its one-line error.
+``except ValueError`` catches, and keeps the last of two equal keys without a word; here both
+are the ``JSONDecodeError`` every reader already turns into its one-line error.
 """
 
 from __future__ import annotations
@@ -11,9 +11,17 @@ import json
 from typing import Any
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):  # the parser would keep the last one, silently
+        twice = next(k for k in keys if keys.count(k) > 1)
+        raise json.JSONDecodeError(f"key {twice[:40]!r} appears twice", "", 0)
+    return dict(pairs)
+
+
 def loads(text: str | bytes) -> Any:
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique)
     except RecursionError:
         shown = text if isinstance(text, str) else text.decode("utf-8", "replace")
         raise json.JSONDecodeError("nested too deeply to read", shown, 0) from None

@@ -599,8 +599,8 @@ def test_nan_vectors_in_the_source_are_refused_before_writing(tmp_path):
 
     client = MilvusClient(str(tmp_path / "src.db"))
     client.create_collection("docs", dimension=4)
-    client.insert("docs", [{"id": 1, "vector": [float("nan"), 0, 0, 1]},
-                           {"id": 2, "vector": [1.0, 0, 0, 0]}])  # fmt: skip
+    rows = [{"id": i, "vector": [1.0, i, 0, 0]} for i in range(2, 6)]
+    client.insert("docs", [{"id": 1, "vector": [float("nan"), 0, 0, 1]}, *rows])
     client.flush("docs")
     client.close()
     run_probe(["migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--collection",

@@ -84,8 +84,11 @@ def run_key(config: dict[str, Any]) -> str:
 def read_results(path: str | Path) -> list[dict[str, Any]]:
     """Every stored run; a file of another schema (or not JSON lines) is a one-line error."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise SmecError(f"{path}: no results file; run `smec-index bench --out {path}` first")
+    from smec_index.data import check_regular_file
+
+    check_regular_file(path, f"{path} (results)")
     try:
         return _read_records(path)
     except UnicodeDecodeError:
@@ -121,6 +124,8 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
 # is refused naming the line and the field, never half-plotted.
 _TEXT = ("key", "dataset", "method", "backend", "index", "encoding")
 MAX_DIM = 1 << 16  # no embedding model comes near: a bigger "dim" is a damaged file
+MAX_BYTES = 1e15  # a petabyte of index: beyond it the plots' log axes overflow
+MAX_FIGURE = 1e12  # milliseconds, seconds, QPS, GB/s: a larger one is a damaged file
 _COUNTS = ("dim", "n_docs")  # whole numbers >= 1
 _NUMBERS = ("bytes_per_vector", "p50_ms", "p99_ms", "qps", "n_queries", "index_bytes",
             "total_bytes", "build_seconds", "recall@10")  # fmt: skip
@@ -171,6 +176,15 @@ def check_record(record: dict[str, Any], where: str) -> None:
         raise bad("dim", f"at most {MAX_DIM:,}")
     if record["bytes_per_vector"] <= 0:
         raise bad("bytes_per_vector", "a number > 0")
+    if record["bytes_per_vector"] > 8 * MAX_DIM:  # float64 at the largest dim
+        raise bad("bytes_per_vector", f"at most {8 * MAX_DIM:,}")
+    for key in ("index_bytes", "total_bytes"):  # a petabyte: no bench run comes near
+        if record.get(key) is not None and record[key] > MAX_BYTES:
+            raise bad(key, f"at most {MAX_BYTES:.0e} bytes")
+    for key in ("p50_ms", "p95_ms", "p99_ms", "engine_p50_ms", "batch_ms", "engine_batch_ms",
+                "build_seconds", "qps", "scan_gb_per_s"):  # fmt: skip
+        if record.get(key) is not None and record[key] > MAX_FIGURE:
+            raise bad(key, f"at most {MAX_FIGURE:.0e}")
     for clients, level in (record.get("concurrency") or {}).items():
         if not (isinstance(level, dict) and number(level.get("qps"))
                 and number(level.get("p99_ms"))):  # fmt: skip

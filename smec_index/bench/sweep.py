@@ -183,8 +183,11 @@ class Sweep:
             if not Path(dataset).is_dir():
                 raise SmecError(f"--dataset {dataset}: no such directory")
         no_file_above(self.out, "--out")
-        if self.out.exists() and not self.out.is_file():
+        if self.out.is_dir():
             raise SmecError(f"--out {self.out}: a directory; pass a .jsonl file path")
+        if self.out.exists() and not self.out.is_file():
+            raise SmecError(f"--out {self.out}: not a regular file (a device, socket or FIFO); "
+                            "pass a .jsonl file path")  # fmt: skip
 
 
 def _check_item(name: str, item: Any, kind: str) -> None:
@@ -230,8 +233,11 @@ def read_config(path: Path) -> dict[str, Any]:
     except ModuleNotFoundError:  # Python 3.10
         import tomli as tomllib  # type: ignore[no-redef]
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise SmecError(f"--config {path}: no such file")
+    from smec_index.data import check_regular_file
+
+    check_regular_file(Path(path), f"--config {path}")
     try:
         raw = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
     except UnicodeDecodeError:

@@ -112,6 +112,9 @@ class IndexSpec:
                 f"use {', '.join(sorted(known)) or 'none'}"
             )
         params = {**INDEX_DEFAULTS[self.index], **self.params}
+        if "nlist" in self.params and "nprobe" not in self.params:  # the default, not asked
+            nlist = positive_int(params["nlist"], "index parameter nlist")
+            params["nprobe"] = min(params["nprobe"], nlist)
         if self.index == "ivf_pq" and params.get("pq_m") is None:
             params["pq_m"] = self.dim // 2 if self.dim % 2 == 0 else self.dim
         for name in INTEGER_PARAMS:
@@ -119,6 +122,8 @@ class IndexSpec:
                 params[name] = positive_int(params[name], f"index parameter {name}")
         if self.index == "hnsw":
             check_hnsw_m(params["M"])
+        if "nlist" in params and params["nprobe"] > params["nlist"]:
+            raise SmecError(nprobe_beyond(params["nprobe"], params["nlist"]))
         if self.index == "ivf_pq":
             if self.dim % params["pq_m"]:
                 raise SmecError(f"pq_m={params['pq_m']} must divide dim {self.dim}")
@@ -253,6 +258,12 @@ class ChecksSpecs(Protocol):
 
 
 INT_MAX = 2**31 - 1  # C int: the widest every engine's counts and beams take
+
+
+def nprobe_beyond(nprobe: int, nlist: int) -> str:
+    """The message for probing more lists than an inverted file has (engines would clamp
+    it silently, and a sweep would report the same run twice under two names)."""
+    return f"nprobe={nprobe} is more than the {nlist} lists (nlist) the index has; use 1 to {nlist}"
 
 
 def check_hnsw_m(m: Any) -> None:

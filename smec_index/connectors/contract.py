@@ -23,6 +23,7 @@ from smec_index.connectors.base import (
     IndexSpec,
     Sizes,
     check_collection_name,
+    nprobe_beyond,
     positive_int,
 )
 from smec_index.errors import SmecError
@@ -453,7 +454,11 @@ def query_params(
             )
     given = {**{n: spec.params[n] for n in allowed if n in spec.params}, **params}
     most = limits or {}
-    return {
+    resolved = {
         name: positive_int(value, f"search parameter {name}", most.get(name, INT_MAX))
         for name, value in given.items()
     }
+    nlist = spec.params.get("nlist")
+    if isinstance(nlist, int) and resolved.get("nprobe", 0) > nlist:
+        raise SmecError(nprobe_beyond(resolved["nprobe"], nlist))
+    return resolved

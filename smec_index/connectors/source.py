@@ -257,7 +257,10 @@ def open_source(backend: str, collection: str, **where: Any) -> Source:
 
         return MilvusSource(where["uri"], where.get("token"), collection)
     if backend == "qdrant":
-        if bool(where.get("url")) == bool(where.get("path")):
+        if where.get("url") and where.get("path"):
+            raise SmecError("a Qdrant source is a server (--url) or a local folder (--path), "
+                            "not both: leave one out")  # fmt: skip
+        if not where.get("url") and not where.get("path"):
             raise SmecError("a Qdrant source needs one of --url or --path")
         from smec_index.connectors.qdrant.source import EDGE_CONFIG, EdgeSource, QdrantSource
 

@@ -7,6 +7,7 @@ pre-allocated files (Qdrant's mmap chunks) count for what they hold, not their l
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -155,18 +156,37 @@ def file_lock(path: Path, what: str, wait: bool = False) -> Iterator[None]:
     with ``wait``, is waited for (for short steps that cooperating processes take in turn).
 
     The kernel releases the lock when the process dies, however it dies, so a killed
-    holder never blocks the next run.
+    holder never blocks the next run. The holder removes the file (and the folders it made
+    for it, when empty) before releasing it, so a run leaves no lock file behind; a waiter
+    that then holds the lock of a removed file sees that and locks the path anew.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+")
-    try:
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            handle = open(path, "a+")
+        except FileNotFoundError:  # its folder was just removed by a holder leaving
+            continue
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
+            handle.close()
             raise SmecError(f"{what} is in progress in another process; wait for it") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        handle.close()  # a lock on a file its holder removed: lock the path anew
+    try:
         yield
     finally:
+        with contextlib.suppress(OSError):
+            path.unlink()
         handle.close()
+        for folder in made:  # innermost first; one another run uses is not empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 class AliasFile:

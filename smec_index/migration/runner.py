@@ -15,6 +15,7 @@ anything is written, ``--overwrite`` included. Progress is keyed by the source's
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,6 +126,11 @@ def _check_request(request: MigrateRequest) -> Partition | None:
 def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
     """Run (or plan, resume, roll back) one migration; the summary ``--json`` prints."""
     partition = _check_request(request)
+    from smec_index.outputs import check_apart
+
+    check_apart(request.data_dir, "--data-dir", [
+        ("the source's folder", request.source.get("path") or request.source.get("uri")),
+        ("the artifact", request.artifact)])  # fmt: skip
     started = time.perf_counter()
     source = open_source(request.backend, request.collection, **request.source)
     try:
@@ -144,7 +150,7 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
                            started, say)  # fmt: skip
         options = dict(request.to_options)
         server = _is_server(request.to_backend, options)
-        with open_connector(request.to_backend, data_dir=request.data_dir, **options) as c:
+        with _target_connector(request.to_backend, request.data_dir, options) as c:
             from smec_index.secrets import shown_url
 
             place = shown_url(str(options.get("url") or options.get("uri") or ""))
@@ -156,6 +162,15 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
                            started, say)  # fmt: skip
     finally:
         source.close()
+
+
+def _target_connector(backend: str, data_dir: Path, options: dict[str, Any]):
+    """The target's connector; its address errors name the flags that gave the address
+    here (--to-url, --to-uri), not the source's (--url, --uri)."""
+    try:
+        return open_connector(backend, data_dir=data_dir, **options)
+    except SmecError as exc:
+        raise SmecError(re.sub(r"(?<![\w-])--(url|uri)\b", r"--to-\1", str(exc))) from None
 
 
 def _locked(request, source, target, to_backend, server, partition, started, say):
@@ -187,6 +202,14 @@ def _locked(request, source, target, to_backend, server, partition, started, say
             check_supervised(request, source.info.dim)
         if request.artifact is not None:
             given_artifact(request, source.info.dim)
+        elif request.queries is None and min(request.fit_rows, count) <= request.dim:
+            rows = min(request.fit_rows, count)
+            which = "--fit-rows" if request.fit_rows < count else "all the source holds"
+            raise SmecError(
+                f"a PCA to {request.dim} dims needs at least {request.dim + 1} points to fit on "
+                f"and would get {rows} ({which}): raise --fit-rows, pick a smaller --dim or "
+                "pass --artifact"
+            )
         if not server and not request.dry_run:  # an embedded target: this machine's disk
             # Payloads are not read ahead: a modest 256 bytes a point is assumed. Checked
             # before the first write: Qdrant's memory-mapped files die of SIGBUS, not an

@@ -350,10 +350,12 @@ class LocalBackend(FileAliases):
                 raise ValueError(f"{len(col.payloads)} payloads for {len(col.ids)} ids")
             self._read_index(col, meta_path.parent)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
+            reason = str(exc).splitlines()[0] if str(exc) else ""
+            if isinstance(exc, RuntimeError):  # an engine's own text: its C++ source lines
+                reason = "the engine could not read its index file: truncated or damaged"
             raise SmecError(
                 f"collection {collection!r} in {meta_path.parent} is unreadable "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                "drop it and index again"
+                f"({type(exc).__name__}: {reason[:160]}); drop it and index again"
             ) from None
         col.stamp = stamp
         self._open[name] = col

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -102,6 +104,7 @@ class MilvusSource:
             where = location = shown_url(uri)
         self.client = GuardedClient(raw, where)
         self._raw = raw
+        self.reader, self._copy, self._copy_raw = self.client, None, None
         try:
             self.__open(collection, where, location, lite, DataType)
         except BaseException:
@@ -130,10 +133,16 @@ class MilvusSource:
             if described.get("field_name") == self.vector:
                 metric = METRICS.get(str(described.get("metric_type")).upper(), "cosine")
         self.collection = collection
+        if lite:  # loaded in a copy: loading writes into the collection's folder
+            from smec_index.connectors.milvus.client import GuardedClient, open_lite
+
+            self._copy = read_copy(self._lite_path, collection)
+            self._copy_raw = open_lite(self._copy / self._lite_path.name)
+            self.reader = GuardedClient(self._copy_raw, where)
         # Reading needs the collection loaded; one that was not is released again at close.
-        state = str(self.client.get_load_state(collection).get("state", ""))
-        self._release = "NotLoad" in state
-        self.client.load_collection(collection)
+        state = str(self.reader.get_load_state(collection).get("state", ""))
+        self._release = "NotLoad" in state and not lite
+        self.reader.load_collection(collection)
         dim = int(vectors[0]["params"]["dim"])
         self.info = SourceInfo(where, collection, dim, metric, location, self.vector,
                                {"lite": lite})  # fmt: skip
@@ -142,7 +151,12 @@ class MilvusSource:
         return describe(self.client, self.collection)
 
     def count(self) -> int:
-        return count(self.client, self.collection)
+        return count(self.reader, self.collection)
+
+    def _client(self, collection: str) -> Any:
+        """The source is read through :attr:`reader` (its read copy, for milvus-lite); a copy
+        this migration writes lives beside it and is read through :attr:`client`."""
+        return self.reader if collection == self.collection else self.client
 
     def _literal(self, value: Any) -> str:
         return json.dumps(str(value)) if self.string_pk else str(int(value))
@@ -173,7 +187,7 @@ class MilvusSource:
     ) -> Iterator[list[dict]]:
         # strict_float32: pymilvus hands each vector over as a row of one float32 array
         # instead of a list of Python floats, which was most of the time spent reading.
-        iterator = self.client.query_iterator(
+        iterator = self._client(collection).query_iterator(
             collection,
             batch_size=min(batch_size, 16384),
             filter=filter,
@@ -264,7 +278,7 @@ class MilvusSource:
 
     def get_from(self, collection: str, raw_ids: list[Any], dim: int | None = None) -> SourceBatch:
         """Points of ``collection`` (this source, or a copy of ``dim``-d vectors) by key."""
-        rows = self.client.get(collection, ids=raw_ids, output_fields=["*"])
+        rows = self._client(collection).get(collection, ids=raw_ids, output_fields=["*"])
         order = {str(r[self.pk]): r for r in rows}
         return self.batch([order[str(i)] for i in raw_ids if str(i) in order], None, dim)
 
@@ -272,7 +286,7 @@ class MilvusSource:
         return self.search_in(self.collection, vectors, k)
 
     def search_in(self, collection: str, vectors: np.ndarray, k: int) -> list[list[str]]:
-        results = self.client.search(
+        results = self._client(collection).search(
             collection, data=list(vectors), limit=k, anns_field=self.vector, output_fields=[]
         )
         return [[str(hit.get("id", hit.get(self.pk))) for hit in hits] for hits in results]
@@ -285,7 +299,9 @@ class MilvusSource:
             return None
         from smec_index.connectors.storage import disk_bytes
 
-        folder = self._lite_path / "collections" / collection
+        loaded = self._copy / self._lite_path.name if self._copy and collection == self.collection \
+            else self._lite_path  # fmt: skip
+        folder = loaded / "collections" / collection
         vector = self.vector
 
         def is_index(path: Path) -> bool:
@@ -315,10 +331,71 @@ class MilvusSource:
         if getattr(self, "_release", False):
             with contextlib.suppress(Exception):  # the server may be gone: nothing to release
                 self.client.release_collection(self.collection)
+        if self._copy is not None:
+            try:
+                if self._copy_raw is not None:
+                    close_lite(self._copy / self._lite_path.name, self._copy_raw)
+            finally:
+                shutil.rmtree(self._copy, ignore_errors=True)
+                self._copy = None
         if self._lite_path is None:
             self._raw.close()
         else:
             close_lite(self._lite_path, self._raw)
+
+
+READ_COPY = "smec-lite-read-"  # the prefix of a milvus-lite source's read copies
+SEGMENT_FILES = (".parquet", ".idx")  # written once, never changed in place: linked
+
+
+def read_copy(db: Path, collection: str) -> Path:
+    """A folder holding a copy of milvus-lite database ``db`` with ``collection`` alone,
+    for reading: milvus-lite folds a collection's write-ahead log into a segment and builds
+    missing index files when it loads it, which would write into the user's source. Segment
+    files are hard links where the disk allows (milvus-lite writes new ones, never into
+    them), the rest copied. The copy is made while this process holds ``db``'s lock, so no
+    writer changes it meanwhile; the caller removes it (a killed reader's is removed by the
+    next one, see :func:`clean_read_copies`)."""
+    from smec_index.artifact import _owned_tempdir
+    from smec_index.connectors.storage import check_free_space, disk_bytes
+
+    clean_read_copies()
+    source = db / "collections" / collection
+    root = _owned_tempdir(READ_COPY, Path(tempfile.gettempdir()))
+    try:
+        copy = root / db.name
+        copy.mkdir()
+        for entry in db.iterdir():  # the database's own files; no other collection, no LOCK
+            if entry.name not in ("LOCK", "collections"):
+                (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, copy / entry.name)
+        linked = True
+        for folder, _, files in os.walk(source):
+            into = copy / Path(folder).relative_to(db)
+            into.mkdir(parents=True, exist_ok=True)
+            for name in files:
+                if linked and name.endswith(SEGMENT_FILES):
+                    try:
+                        os.link(Path(folder) / name, into / name)
+                        continue
+                    except OSError:  # another disk (or no links there): copies instead
+                        linked = False
+                        check_free_space(root, disk_bytes(source),
+                                         "point TMPDIR at a disk with room for a copy of the "
+                                         "source collection")  # fmt: skip
+                shutil.copy2(Path(folder) / name, into / name)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return root
+
+
+def clean_read_copies() -> None:
+    """Remove read copies whose process is gone (killed mid-read)."""
+    from smec_index.artifact import _orphaned
+
+    for folder in Path(tempfile.gettempdir()).glob(f"{READ_COPY}*"):
+        if folder.is_dir() and not folder.is_symlink() and _orphaned(folder):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def count(client: Any, collection: str) -> int:

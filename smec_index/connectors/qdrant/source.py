@@ -34,6 +34,11 @@ def pick_vector(vectors: dict[str, Any], using: str | None, collection: str) -> 
         return using
     if "" in vectors:  # the unnamed vector: the default one, beside any added named ones
         return ""
+    if not vectors:
+        raise SmecError(
+            f"Qdrant collection {collection!r} has no dense vector (sparse vectors only?): "
+            "migrate compresses a dense vector; there is nothing to compress"
+        )
     if len(vectors) != 1:
         have = ", ".join(repr(name) for name in vectors)
         raise SmecError(
