@@ -139,7 +139,7 @@ def test_error_ids_length(broken_beir):
 
 @pytest.mark.parametrize(
     ("dims", "fragment"),
-    [("16,32", "strictly decreasing"), ("128,16", "larger than"), ("a,b", "integers")],
+    [("16,32", "strictly decreasing"), ("128,16", "larger than"), ("a,b", "whole numbers")],
 )
 def test_error_dims(synthetic_beir, tmp_path, dims, fragment):
     out = tmp_path / "out"

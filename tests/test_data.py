@@ -138,7 +138,7 @@ def test_load_npy_rejects_truncated_file(tmp_path: Path) -> None:
     (tmp_path / "corpus_ids.txt").write_text("a\nb\nc\nd\n")
     with pytest.raises(SmecError) as excinfo:
         load_npy(tmp_path / "corpus.npy", tmp_path / "corpus_ids.txt")
-    _assert_one_line(excinfo, "not a readable .npy")
+    _assert_one_line(excinfo, "damaged")
 
 
 def test_load_npy_rejects_empty_file(tmp_path: Path) -> None:

@@ -390,7 +390,7 @@ def test_a_disk_that_fills_mid_write_leaves_the_last_commit(small_disk, backend)
      (["search", "--backend", "faiss", "--collection", "c", "--like", "d1", "--model", "m"],
       "leave --model out"),
      (["bench", "--dataset", "synthetic:100x8", "--dims", ",,", "--out", "r.jsonl"],
-      "use integers"),
+      "use whole numbers"),
      (["info", "--backend", "faiss", "--collection", "c", "--data-dir", "afile/x"],
       "is a file, not a directory"),
      (["bench", "--dataset", "synthetic:100x8", "--out", "afile/r.jsonl"],
