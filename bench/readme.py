@@ -174,8 +174,29 @@ def sweep_section() -> str:
     return "\n".join(lines) + "\n"
 
 
+def lean_section() -> str:
+    """What the public search path costs over each engine's own call (issue 21), from
+    ``smec-index report``'s table of the lean-path sweep."""
+    report = RESULTS_DIR / "lean-path" / "report.md"
+    if not report.is_file():
+        return ""
+    tables = []
+    for block in report.read_text().split("\n## ")[1:]:
+        name, body = block.split("\n", 1)
+        found = body.split("### The search path against the engine", 1)
+        if len(found) == 2:
+            tables.append(f"**{name}**\n\n{found[1].split(chr(10) + '### ', 1)[0].strip()}\n")
+    if not tables:
+        return ""
+    return ("### The search path against the engine: what smec-index adds\n\n"
+            "`smec-index bench --config bench/sweeps/lean-path.toml`, then `smec-index report "
+            "bench/results/lean-path.jsonl --out bench/results/lean-path` "
+            "([bench/results/lean-path/report.md](bench/results/lean-path/report.md))\n\n"
+            + "\n".join(tables))  # fmt: skip
+
+
 def render() -> str:
-    parts = [sweep_section()]
+    parts = [sweep_section(), lean_section()]
     for title, stem, command in SECTIONS:
         table = RESULTS_DIR / f"{stem}.md"
         if not table.is_file():
