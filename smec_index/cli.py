@@ -1265,9 +1265,16 @@ def bench_command(
         "concurrency": _ints(concurrency, "--concurrency"), "out": out, "force": force,
     }  # fmt: skip
     sweep = Sweep.from_sources(config, flags)
+    import time
+
     from tqdm.auto import tqdm
 
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
     records = run_sweep(sweep, say=lambda m: tqdm.write(m, file=sys.stderr))
+    from smec_index.bench.report import summary_lines
+
+    for line in summary_lines([r for r in records if str(r.get("time", "")) >= started]):
+        click.echo(line)
     click.echo(f"{len(records)} runs in {sweep.out}; `smec-index report {sweep.out} --out DIR`")
 
 

@@ -315,6 +315,36 @@ def _overhead(rows: list[dict[str, Any]]) -> list[str]:
     return [*lines, ""]
 
 
+SUMMARY_ROWS = 30
+
+
+def summary_lines(records: list[dict[str, Any]]) -> list[str]:
+    """What one ``bench`` command measured, as a short table for the terminal (the report
+    has every field): one line per run, at most :data:`SUMMARY_ROWS`."""
+    if not records:
+        return ["measured nothing new (every run was stored already; --force measures again)"]
+    head = (f"{'dataset':<22} {'method':<10} {'dim':>5} {'backend':<9} {'index':<6} "
+            f"{'encoding':<9} {'ef':>4} {'nDCG@10':>7} {'R@10':>6} {'p50 ms':>8} {'QPS':>8} "
+            f"{'index MiB':>9}")  # fmt: skip
+    lines = [head]
+    for r in records[:SUMMARY_ROWS]:
+        lines.append(
+            f"{str(r['dataset'])[:22]:<22} {_label(r['method'])[:10]:<10} {r['dim']:>5} "
+            f"{r['backend'][:9]:<9} {r['index'][:6]:<6} {r['encoding'][:9]:<9} "
+            f"{r.get('ef_search') or r.get('nprobe') or '':>4} {_num(r.get('ndcg@10')):>7} "
+            f"{_num(r['recall@10'], 3):>6} {r['p50_ms']:>8.3f} {r['qps']:>8,.0f} "
+            f"{'' if r['index_bytes'] is None else format(r['index_bytes'] / 2**20, '.2f'):>9}"
+        )
+    if len(records) > SUMMARY_ROWS:
+        lines.append(f"... and {len(records) - SUMMARY_ROWS} more runs (smec-index report)")
+    return lines
+
+
+def _label(method: str) -> str:
+    """An artifact by its folder's name, not its whole path."""
+    return Path(method.split(":", 1)[1]).name if method.startswith("artifact:") else method
+
+
 def _num(value: float | None, places: int = 4) -> str:
     return "" if value is None else f"{value:.{places}f}"
 
