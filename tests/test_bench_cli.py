@@ -338,3 +338,18 @@ def test_from_a_wheel_in_a_fresh_venv_outside_the_repository(tmp_path):
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert (work / "report" / "report.md").is_file() and list((work / "report").glob("*.png"))
+
+
+def test_the_terminal_summary_names_each_run_and_says_when_nothing_was_new():
+    from smec_index.bench.report import SUMMARY_ROWS, summary_lines
+
+    run = {"dataset": "ds", "method": "artifact:/a/very/long/path/smec-128", "dim": 128,
+           "backend": "faiss", "index": "hnsw", "encoding": "float32", "ef_search": 64,
+           "ndcg@10": 0.71234, "recall@10": 0.99, "p50_ms": 0.123, "qps": 8000.0,
+           "index_bytes": 2**21}  # fmt: skip
+    lines = summary_lines([run])
+    assert len(lines) == 2 and "smec-128" in lines[1] and "/a/very" not in lines[1]
+    assert "0.7123" in lines[1] and "2.00" in lines[1]
+    many = summary_lines([run] * (SUMMARY_ROWS + 5))
+    assert len(many) == SUMMARY_ROWS + 2 and many[-1].startswith("... and 5 more")
+    assert "stored already" in summary_lines([])[0]
