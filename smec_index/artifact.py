@@ -117,13 +117,18 @@ def _orphaned(staging: Path) -> bool:
         return False  # unreadable: not ours to judge
     if host != socket.gethostname():
         return False  # another machine's writer on a shared disk: leave it be
+    return not _alive(pid)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (another user's counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
         return False
-    return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
 
 
 def clean_staging(directory: Path) -> None:
@@ -205,16 +210,17 @@ def check_compressor_config(config: dict[str, Any], directory: str | Path) -> No
             )
     for dim, chosen in (config.get("selected_dims") or {}).items():
         # What ADS chose, as `info` shows it: dims of the input, as many as the key says.
-        fits = chosen is None or (
+        fits = str(dim) in {str(d) for d in config["dims"]} and (chosen is None or (
             isinstance(chosen, list)
             and str(len(chosen)) == str(dim)
             and all(type(i) is int and 0 <= i < config["input_dim"] for i in chosen)
-        )
+            and len(set(chosen)) == len(chosen)
+        ))  # fmt: skip
         if not fits:
             raise SmecError(
                 f"{path}: selected_dims[{str(dim)[:12]!r}] is {repr(chosen)[:40]}, expected "
-                f"{dim} input dims from 0 to {config['input_dim'] - 1}; retrain or restore the "
-                "artifact"
+                f"one of the dims {config['dims']} with that many distinct input dims from 0 to "
+                f"{config['input_dim'] - 1}; retrain or restore the artifact"
             )
 
 

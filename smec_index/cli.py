@@ -195,9 +195,9 @@ def _one_line(text: str) -> str:
 @click.option("-v", "--verbose", is_flag=True, help="log progress details")
 def main(verbose: bool) -> None:
     """Train embedding compressors (SMEC and baselines) and evaluate them."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
+    level = logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    logging.getLogger().setLevel(level)  # each invocation its own (--quiet lowers it)
 
 
 def dataset_options(func):
@@ -337,6 +337,7 @@ def train(
     from smec_index.data import DEFAULT_MODEL_NAME
     from smec_index.outputs import dataset_files, prepare_output
 
+    _notes(quiet)  # --quiet: the library's logged warnings too
     # Before any work: --out must be new, empty or an artifact (replaced only with
     # --overwrite), and neither an input nor around one (replacing it would delete it).
     default_embeddings = dataset / "embeddings" / DEFAULT_MODEL_NAME
@@ -351,6 +352,7 @@ def train(
             qrels_file,
             extend,
             query_log,
+            dataset,  # last: an artifact is no part of the user's dataset folder either
         ],
     )
     from click.core import ParameterSource
@@ -689,8 +691,11 @@ def _read_only(backend: str, options: dict, data_dir: Path) -> None:
 
 def _notes(quiet: bool):
     """Where a command's notes go: stderr, or nowhere with --quiet (which leaves stdout's
-    result, and an error's one line, alone)."""
-    return (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    result, and an error's one line, alone: the library's logged warnings go quiet too)."""
+    if quiet:
+        logging.getLogger().setLevel(logging.ERROR)
+        return lambda message: None
+    return lambda message: click.echo(message, err=True)
 
 
 def _refuse_stray(stray: list[str], where: str, advice: str = "") -> None:

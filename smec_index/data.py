@@ -218,7 +218,9 @@ def read_npy(path: Path, what: str, mmap: str | None = None) -> np.ndarray:
     except OSError as exc:
         raise SmecError(f"{what}: cannot read it ({exc.strerror})") from None
     except ValueError as exc:  # numpy's header parser: a damaged header
-        reason = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        reason = str(exc).splitlines()[0] if str(exc) else ""
+        if not reason or "0x" in reason or "<" in reason:  # the parser's own objects: noise
+            reason = "not a NumPy header dictionary"
         raise SmecError(f"{what}: its NumPy header is damaged ({reason[:120]}); re-export it "
                         "with numpy.save") from None  # fmt: skip
     if head != NPY_MAGIC:

@@ -166,7 +166,8 @@ def check_replaceable(
     if not directory.exists():
         return
     if not directory.is_dir():
-        raise SmecError(f"{flag} {directory} is a file, not a directory; choose a new directory")
+        kind = "a file" if directory.is_file() else "a device, socket or FIFO"
+        raise SmecError(f"{flag} {directory} is {kind}, not a directory; choose a new directory")
     try:
         names = sorted(p.name for p in directory.iterdir())
     except OSError as exc:

@@ -655,7 +655,7 @@ def test_a_milvus_lite_file_another_process_holds_is_one_line(tmp_path):
         assert holder.stdout.readline().strip() == "open"
         run_probe(["migrate", "--backend", "milvus", "--uri", db, "--collection", "docs",
                    "--dim", 8, "--data-dir", tmp_path / "data", "--quiet"], tmp_path,
-                  "another process may have it open", output=db)  # fmt: skip
+                  "is open in another process", output=db)  # fmt: skip
     finally:
         holder.kill()
         holder.wait()

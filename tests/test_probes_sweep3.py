@@ -244,7 +244,7 @@ def test_faiss_training_advice_stays_off_a_quiet_terminal(tmp_path):
     verbose = subprocess.run(
         [sys.executable, "-m", "smec_index.cli", "-v", "build", "--dataset", str(ds),
          "--backend", "faiss", "--dim", "16", "--index", "ivf_pq", "--nlist", "8", "--pq-m", "4",
-         "--data-dir", str(tmp_path / "d"), "--collection", "again", "--quiet"],
+         "--data-dir", str(tmp_path / "d"), "--collection", "again"],
         capture_output=True, text=True)  # fmt: skip
     assert "faiss: WARNING clustering" in verbose.stderr  # -v shows it, once each
 
@@ -304,3 +304,152 @@ def test_a_data_dir_among_the_inputs_is_refused(tmp_path):
     q = _qdrant_source(tmp_path)
     run_probe(["migrate", "--backend", "qdrant", "--path", q, "--collection", "docs", "--dim",
                16, "--data-dir", q], tmp_path, "is the source's folder")  # fmt: skip
+
+
+# -- the fourth sweep (re-run of the third's 486 probes, 318 new): its finds --------------
+
+WAL_APP = """
+import os
+import numpy as np
+from pymilvus import MilvusClient
+rng = np.random.default_rng(2)
+client = MilvusClient({db!r})
+client.create_collection("wal", dimension=32, metric_type="COSINE", auto_id=False)
+client.insert("wal", [{{"id": i, "vector": rng.standard_normal(32).tolist()}} for i in range(600)])
+os._exit(0)
+"""  # an app killed with its rows still in the write-ahead log
+
+
+def _wal_source(root: Path) -> Path:
+    db = root / "w.db"
+    subprocess.run([sys.executable, "-c", WAL_APP.format(db=str(db))], check=True,
+                   capture_output=True)  # fmt: skip
+    assert list((db / "collections" / "wal" / "wal").iterdir())
+    return db
+
+
+def test_a_dry_run_of_a_milvus_lite_source_with_rows_in_its_log_changes_no_byte(tmp_path):
+    """Opening a milvus-lite database folds its log into segments: a plan opens only a copy."""
+    db = _wal_source(tmp_path)
+    before = _files(db)
+    plan = CliRunner().invoke(main, [str(a) for a in [
+        "migrate", "--backend", "milvus", "--uri", db, "--collection", "wal", "--dim", 8,
+        "--dry-run", "--data-dir", tmp_path / "d", "--quiet", "--json"]])
+    assert plan.exit_code == 0, plan.output
+    assert json.loads(plan.output)["count"] == 600
+    assert _files(db) == before
+
+
+def test_a_read_only_milvus_lite_source_can_be_planned_and_is_named_read_only(tmp_path):
+    db = _wal_source(tmp_path)
+    ro = tmp_path / "ro.db"
+    ro.mkdir()
+    mounted = subprocess.run(["mount", "--bind", str(db), str(ro)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("a read-only bind mount needs root; not run here")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(ro)], check=True)
+        common = ["migrate", "--backend", "milvus", "--uri", ro, "--collection", "wal", "--dim",
+                  8, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+        plan = CliRunner().invoke(main, [str(a) for a in [*common, "--dry-run"]])
+        assert plan.exit_code == 0, plan.output
+        result = CliRunner().invoke(main, [str(a) for a in [*common, "--min-recall", 0]])
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1 and "read-only" in lines[0], lines
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_a_plan_into_a_new_target_database_makes_none(tmp_path):
+    db = _wal_source(tmp_path)
+    plan = CliRunner().invoke(main, [str(a) for a in [
+        "migrate", "--backend", "milvus", "--uri", db, "--collection", "wal", "--dim", 8,
+        "--to-backend", "milvus", "--to-uri", tmp_path / "new.db", "--allow-schema-change",
+        "--dry-run", "--data-dir", tmp_path / "d", "--quiet"]])
+    assert plan.exit_code == 0, plan.output
+    assert not (tmp_path / "new.db").exists() and not (tmp_path / "d").exists()
+    run_probe(["migrate", "--backend", "milvus", "--uri", db, "--collection", "wal", "--dim", 8,
+               "--to-backend", "milvus", "--to-uri", db / "collections" / "wal" / "t.db",
+               "--allow-schema-change", "--data-dir", tmp_path / "d"], tmp_path,
+              "is inside the source's database")  # fmt: skip
+
+
+def test_a_read_copy_is_never_made_inside_the_source_and_a_dead_ones_is_removed(
+    tmp_path, monkeypatch
+):
+    db = _wal_source(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setenv("TMPDIR", str(db / "collections" / "wal"))
+    run_probe(["migrate", "--backend", "milvus", "--uri", db, "--collection", "wal", "--dim", 8,
+               "--dry-run", "--data-dir", tmp_path / "d"], tmp_path,
+              "inside the source database")  # fmt: skip
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+    dead = scratch / "smec-lite-read-999999999-x1y2z3"  # a pid no process has
+    (dead / "w.db" / "collections").mkdir(parents=True)
+    plan = CliRunner().invoke(main, [str(a) for a in [
+        "migrate", "--backend", "milvus", "--uri", db, "--collection", "wal", "--dim", 8,
+        "--dry-run", "--data-dir", tmp_path / "d", "--quiet"]])
+    assert plan.exit_code == 0, plan.output
+    assert list(scratch.iterdir()) == []  # the dead reader's copy and this run's, both gone
+
+
+def test_info_after_a_rollback_does_not_name_the_copy_as_the_alias_target(tmp_path):
+    db = _wal_source(tmp_path)
+    common = ["migrate", "--backend", "milvus", "--uri", db, "--collection", "wal", "--dim", 8,
+              "--data-dir", tmp_path / "d", "--alias", "live", "--quiet"]  # fmt: skip
+    done = CliRunner().invoke(main, [str(a) for a in [*common, "--min-recall", 0]])
+    assert done.exit_code == 0, done.output
+    back = CliRunner().invoke(main, [str(a) for a in [*common, "--rollback"]])
+    assert back.exit_code == 0, back.output
+    shown = CliRunner().invoke(main, [str(a) for a in [
+        "info", "--backend", "milvus", "--uri", db, "--collection", "live", "--data-dir",
+        tmp_path / "d", "--json"]])
+    assert "wal_8" not in shown.output, shown.output
+    run_probe([*common, "--rollback"], tmp_path, "no switched migration")
+
+
+@pytest.mark.parametrize(("flags", "fragment"), [
+    (["--concurrency", "100000"], "at most 256 clients"),
+    (["--ef-search", "32769", "--backends", "milvus"], "Milvus takes at most 32,768"),
+])  # fmt: skip
+def test_bench_settings_beyond_what_runs_are_refused_first(tmp_path, flags, fragment):
+    run_probe(["bench", "--dataset", "synthetic:500x16", *flags, "--out", tmp_path / "r.jsonl"],
+              tmp_path, fragment)  # fmt: skip
+
+
+@pytest.mark.parametrize("selected", [{"8": [0, 0, 1, 2, 3, 4, 5, 6]},
+                                      {"8": None, "4": None}])  # fmt: skip
+def test_selected_dims_with_a_dim_twice_or_a_dim_not_trained_are_refused(tmp_path, selected):
+    art = _artifact(tmp_path)
+    config = json.loads((art / "config.json").read_text())
+    config["selected_dims"] = selected
+    (art / "config.json").write_text(json.dumps(config))
+    run_probe(["eval", "--dataset", tmp_path / "ds", "--artifact", art], tmp_path,
+              "selected_dims")  # fmt: skip
+
+
+def test_an_artifact_is_not_written_inside_the_dataset(tmp_path):
+    ds = _dataset(tmp_path)
+    run_probe(["train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out",
+               ds / "embeddings" / "x"], tmp_path, "inside the input")  # fmt: skip
+
+
+def test_a_fifo_out_is_not_called_a_file(tmp_path):
+    ds = _dataset(tmp_path)
+    os.mkfifo(tmp_path / "f")
+    run_probe(["train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out",
+               tmp_path / "f"], tmp_path, "a device, socket or FIFO")  # fmt: skip
+
+
+def test_a_npy_header_holding_code_is_refused_without_the_parser_noise(tmp_path):
+    ds = _dataset(tmp_path)
+    header = b"__import__('os').system('touch pwned')"
+    header += b" " * (118 - len(header)) + b"\n"
+    npy = ds / "embeddings" / "all-MiniLM-L6-v2" / "corpus.npy"
+    npy.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header)
+    line = run_probe(["eval", "--dataset", ds, "--method", "none"], tmp_path,
+                     "header is damaged")  # fmt: skip
+    assert "0x" not in line and "ast." not in line and not (tmp_path / "pwned").exists()

@@ -31,6 +31,7 @@ BACKEND_NAMES = (*BACKENDS, "milvus-server")  # milvus = milvus-lite; -server: 2
 INDEXES = ("hnsw", "flat", "ivf")
 SYNTHETIC = re.compile(r"^synthetic:(\d{1,15})x(\d{1,9})(?::rank(\d{1,9}))?$")
 MIN_SYNTHETIC = 10  # rows: the 10 nearest neighbours, and at least 10 queries drawn
+MAX_CLIENTS = 256  # concurrent clients of one level: threads (or processes) started at once
 MAX_LATENCY_QUERIES = 1_000_000  # timed one at a time: past this the timings alone fill RAM
 
 
@@ -158,6 +159,19 @@ class Sweep:
             if len(set(values)) != len(values):
                 raise SmecError(f"{name} {values}: a value twice; list each once")
         check_hnsw_m(self.M)
+        if max(self.concurrency) > MAX_CLIENTS:
+            raise SmecError(f"concurrency {max(self.concurrency):,}: at most {MAX_CLIENTS} "
+                            "clients (each is a thread, or a process for a server)")  # fmt: skip
+        if any(b.startswith("milvus") for b in self.backends):  # Milvus' own bounds, first
+            from smec_index.connectors.milvus.backend import BUILD_LIMITS
+
+            given = {"ef_search": max(self.ef_search), "nprobe": max(self.nprobe),
+                     "nlist": self.nlist, "M": self.M}  # fmt: skip
+            for name, value in given.items():
+                most = BUILD_LIMITS.get(name)
+                if most is not None and value > most:
+                    raise SmecError(f"{name} {value:,}: Milvus takes at most {most:,}; lower "
+                                    "it or leave Milvus out")  # fmt: skip
         if self.latency_queries > MAX_LATENCY_QUERIES:
             raise SmecError(f"latency_queries {self.latency_queries:,}: at most "
                             f"{MAX_LATENCY_QUERIES:,} (200 give a stable p50)")  # fmt: skip

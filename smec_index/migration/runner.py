@@ -15,7 +15,9 @@ anything is written, ``--overwrite`` included. Progress is keyed by the source's
 
 from __future__ import annotations
 
+import contextlib
 import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,9 +130,15 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
     partition = _check_request(request)
     from smec_index.outputs import check_apart
 
+    where = request.source.get("path") or request.source.get("uri")
     check_apart(request.data_dir, "--data-dir", [
-        ("the source's folder", request.source.get("path") or request.source.get("uri")),
-        ("the artifact", request.artifact)])  # fmt: skip
+        ("the source's folder", where), ("the artifact", request.artifact)])  # fmt: skip
+    to_uri = request.to_options.get("uri")
+    if to_uri and where and not is_milvus_server(to_uri) and not is_milvus_server(where):
+        inside = Path(where).resolve() in Path(to_uri).resolve().parents
+        if inside:
+            raise SmecError(f"--to-uri {to_uri} is inside the source's database {where}; "
+                            "pick a path outside it")  # fmt: skip
     started = time.perf_counter()
     source = open_source(request.backend, request.collection, **request.source)
     try:
@@ -150,10 +158,20 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
                            started, say)  # fmt: skip
         options = dict(request.to_options)
         server = _is_server(request.to_backend, options)
-        with _target_connector(request.to_backend, request.data_dir, options) as c:
+        with contextlib.ExitStack() as stack:
+            data_dir = request.data_dir
+            if request.dry_run and not server and not _embedded_root(
+                    request.to_backend, data_dir, options).exists():  # fmt: skip
+                # A plan writes nothing: an embedded target that does not exist yet is
+                # opened (and made) in a folder dropped afterwards; it holds nothing either way.
+                data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                    prefix="smec-plan-")))  # fmt: skip
+                options = {k: v for k, v in options.items() if k != "uri"}
+            c = stack.enter_context(_target_connector(request.to_backend, data_dir, options))
             from smec_index.secrets import shown_url
 
-            place = shown_url(str(options.get("url") or options.get("uri") or ""))
+            given = request.to_options
+            place = shown_url(str(given.get("url") or given.get("uri") or ""))
             if not server:
                 place = f"{request.to_backend} in {Path(request.data_dir).resolve()}" + (
                     f" ({place})" if place else "")  # fmt: skip
@@ -162,6 +180,15 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
                            started, say)  # fmt: skip
     finally:
         source.close()
+
+
+def _embedded_root(backend: str, data_dir: Path, options: dict[str, Any]) -> Path:
+    """Where an embedded target's store lives (what opening it makes)."""
+    if backend == "milvus":
+        return Path(options["uri"]) if options.get("uri") else Path(data_dir) / "milvus"
+    if backend == "qdrant":
+        return Path(data_dir) / ("qdrant-local" if options.get("mode") == "local" else "qdrant")
+    return Path(data_dir) / backend
 
 
 def _target_connector(backend: str, data_dir: Path, options: dict[str, Any]):
@@ -244,6 +271,9 @@ def _rollback(progress: Progress, target, name: str, started: float) -> dict[str
         target.drop_alias(state["alias"])
     else:
         target.set_alias(state["alias"], previous)
+    # The record no longer says the alias is this copy's (info reads it; a second rollback
+    # finds nothing to roll back); the copy itself stays, and is still described by name.
+    progress.write({**state, "alias": None, "rolled_back": state["alias"]})
     return {
         "source": state["source"],
         "target": name,

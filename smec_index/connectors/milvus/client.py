@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -212,6 +213,12 @@ def open_lite(path: Path) -> Any:
     try:
         client = MilvusClient(str(path))
     except MilvusException:
+        if path.is_dir() and not os.access(path, os.W_OK):
+            raise SmecError(
+                f"milvus-lite database {path} is read-only here, and milvus-lite opens a "
+                "database only to write it; copy the database elsewhere, or write the copy "
+                "into another one (--to-backend milvus --to-uri NEW.db)"
+            ) from None
         raise SmecError(
             f"milvus-lite could not open {path}: another process may have it open (milvus-lite "
             "admits one process at a time); close that one, or wait for it, then run again"

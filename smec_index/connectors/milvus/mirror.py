@@ -28,16 +28,27 @@ class MilvusMirror:
     """Writes copies of one source collection; see the module docstring."""
 
     def __init__(self, source: MilvusSource) -> None:
-        self.source, self.client = source, source.client
+        self.source = source
         self.where, self.place = source.info.where, source.info.location
         self.vector, self.pk = source.vector, source.pk
-        self._loaded: set[str] = set()
+        self._loaded: set[tuple[int, str]] = set()
+
+    @property
+    def client(self) -> Any:
+        """Reads: the source's database as it was (a milvus-lite source's copy) until this
+        copy first writes, the database itself from then on."""
+        return self.source.writer if self.source.writing else self.source.client
+
+    @property
+    def writer(self) -> Any:
+        return self.source.writer
 
     def _load(self, name: str) -> str:
-        """``name``, loaded once in this process (Milvus reads only loaded collections)."""
-        if name not in self._loaded:
-            self.client.load_collection(name)
-            self._loaded.add(name)
+        """``name``, loaded once per client (Milvus reads only loaded collections)."""
+        client = self.client
+        if (id(client), name) not in self._loaded:
+            client.load_collection(name)
+            self._loaded.add((id(client), name))
         return name
 
     # -- names ----------------------------------------------------------------------------
@@ -54,13 +65,14 @@ class MilvusMirror:
         return name if self.client.has_collection(name) else None
 
     def set_alias(self, alias: str, name: str) -> None:
+        writer = self.writer
         if self.is_alias(alias):
-            self.client.alter_alias(name, alias)
+            writer.alter_alias(name, alias)
         else:
-            self.client.create_alias(name, alias)
+            writer.create_alias(name, alias)
 
     def drop_alias(self, alias: str) -> None:
-        self.client.drop_alias(alias)
+        self.writer.drop_alias(alias)
 
     # -- schema ---------------------------------------------------------------------------
     def schema(self, name: str) -> dict[str, Any]:
@@ -88,10 +100,11 @@ class MilvusMirror:
         itself; only ``_default``: nothing to check)."""
         for partition in self.source.named_partitions():
             have, want = (
-                self.client.query(collection, filter="", output_fields=["count(*)"],
-                                  partition_names=[partition],
-                                  consistency_level="Strong")[0]["count(*)"]
-                for collection in (self._load(name), self.source.collection)
+                client.query(collection, filter="", output_fields=["count(*)"],
+                             partition_names=[partition],
+                             consistency_level="Strong")[0]["count(*)"]
+                for client, collection in ((self.client, self._load(name)),
+                                           (self.source.reader, self.source.collection))
             )  # fmt: skip
             if have != want:
                 raise SmecError(
@@ -104,8 +117,9 @@ class MilvusMirror:
         from pymilvus import DataType
 
         planned = self.planned_schema(dim)
-        described = self.client.describe_collection(self.source.collection)
-        schema = self.client.create_schema(
+        described = self.source.reader.describe_collection(self.source.collection)
+        client = self.writer
+        schema = client.create_schema(
             auto_id=planned["auto_id"],
             enable_dynamic_field=planned["enable_dynamic_field"],
             description=planned["description"],
@@ -124,7 +138,7 @@ class MilvusMirror:
                     options.setdefault("max_length", ARRAY_VARCHAR_MAX)
             schema.add_field(field["name"], field["type"],
                              description=entry.get("description", ""), **options)  # fmt: skip
-        index = self.client.prepare_index_params()
+        index = client.prepare_index_params()
         for index_name, info in planned["indexes"].items():
             named = ("field_name", "index_name", "index_type", "metric_type")
             params = {k: v for k, v in info.items() if k not in named}
@@ -136,20 +150,20 @@ class MilvusMirror:
         extra: dict[str, Any] = {}
         if isinstance(planned["partitions"], dict):
             extra["num_partitions"] = planned["partitions"]["key"]
-        self.client.create_collection(
+        client.create_collection(
             name, schema=schema, index_params=index,
             consistency_level=planned["consistency_level"], **extra,
         )  # fmt: skip
         if planned["properties"]:
-            self.client.alter_collection_properties(name, planned["properties"])
+            client.alter_collection_properties(name, planned["properties"])
         if isinstance(planned["partitions"], list):
             for partition in planned["partitions"]:
                 if partition != "_default":
-                    self.client.create_partition(name, partition)
+                    client.create_partition(name, partition)
         self._load(name)
 
     def drop(self, name: str) -> None:
-        self.client.drop_collection(name)
+        self.writer.drop_collection(name)
 
     # -- points ---------------------------------------------------------------------------
     def write(self, name: str, batch: SourceBatch, vectors: np.ndarray) -> None:
@@ -160,10 +174,10 @@ class MilvusMirror:
             )
         ]
         where = {} if batch.partition is None else {"partition_name": batch.partition}
-        self.client.upsert(name, rows, **where)
+        self.writer.upsert(name, rows, **where)
 
     def flush(self, name: str) -> None:
-        self.client.flush(name)
+        self.writer.flush(name)
 
     def count(self, name: str) -> int:
         return count(self.client, self._load(name))

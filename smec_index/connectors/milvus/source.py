@@ -96,15 +96,24 @@ class MilvusSource:
         lite = not is_milvus_server(uri)
         check_lite_uri(uri)
         self._lite_path = Path(uri).resolve() if lite else None
+        self._copy: Path | None = None
+        self._writer: Any = None
+        self._writer_raw: Any = None
         if lite:
+            # milvus-lite writes into a database just by opening it (it folds write-ahead
+            # logs into segments) and by loading a collection (it builds index files): the
+            # source is read from a copy, and the database itself is opened only by a copy
+            # written beside the source (``writer``).
             check_lite_database(self._lite_path, exists=True)
-            raw, where, location = open_lite(self._lite_path), str(uri), f"lite:{self._lite_path}"
+            self._copy = read_copy(self._lite_path)
+            where, location = str(uri), f"lite:{self._lite_path}"
+            raw = open_lite(self._copy / self._lite_path.name)
         else:
             raw = connect(uri, token or os.environ.get("MILVUS_TOKEN", ""), 10)
             where = location = shown_url(uri)
-        self.client = GuardedClient(raw, where)
+        self.client = GuardedClient(raw, where)  # reads (the copy, for milvus-lite)
         self._raw = raw
-        self.reader, self._copy, self._copy_raw = self.client, None, None
+        self.reader = self.client
         try:
             self.__open(collection, where, location, lite, DataType)
         except BaseException:
@@ -133,12 +142,6 @@ class MilvusSource:
             if described.get("field_name") == self.vector:
                 metric = METRICS.get(str(described.get("metric_type")).upper(), "cosine")
         self.collection = collection
-        if lite:  # loaded in a copy: loading writes into the collection's folder
-            from smec_index.connectors.milvus.client import GuardedClient, open_lite
-
-            self._copy = read_copy(self._lite_path, collection)
-            self._copy_raw = open_lite(self._copy / self._lite_path.name)
-            self.reader = GuardedClient(self._copy_raw, where)
         # Reading needs the collection loaded; one that was not is released again at close.
         state = str(self.reader.get_load_state(collection).get("state", ""))
         self._release = "NotLoad" in state and not lite
@@ -153,10 +156,30 @@ class MilvusSource:
     def count(self) -> int:
         return count(self.reader, self.collection)
 
+    @property
+    def writer(self) -> Any:
+        """The client that writes beside the source: the database itself, opened on first
+        use (milvus-lite), or the server's client."""
+        if self._lite_path is None:
+            return self.client
+        if self._writer is None:
+            from smec_index.connectors.milvus.client import GuardedClient, open_lite
+
+            self._writer_raw = open_lite(self._lite_path)
+            self._writer = GuardedClient(self._writer_raw, self.info.where)
+        return self._writer
+
+    @property
+    def writing(self) -> bool:
+        return self._lite_path is None or self._writer is not None
+
     def _client(self, collection: str) -> Any:
-        """The source is read through :attr:`reader` (its read copy, for milvus-lite); a copy
-        this migration writes lives beside it and is read through :attr:`client`."""
-        return self.reader if collection == self.collection else self.client
+        """The source is read through :attr:`reader` (its copy, for milvus-lite); a
+        collection this migration writes, through :attr:`writer` once it has written (before
+        that the copy shows the database as it was)."""
+        if collection == self.collection or not self.writing:
+            return self.reader
+        return self.writer
 
     def _literal(self, value: Any) -> str:
         return json.dumps(str(value)) if self.string_pk else str(int(value))
@@ -331,70 +354,98 @@ class MilvusSource:
         if getattr(self, "_release", False):
             with contextlib.suppress(Exception):  # the server may be gone: nothing to release
                 self.client.release_collection(self.collection)
-        if self._copy is not None:
-            try:
-                if self._copy_raw is not None:
-                    close_lite(self._copy / self._lite_path.name, self._copy_raw)
-            finally:
-                shutil.rmtree(self._copy, ignore_errors=True)
-                self._copy = None
         if self._lite_path is None:
             self._raw.close()
-        else:
-            close_lite(self._lite_path, self._raw)
+            return
+        try:
+            if self._writer_raw is not None:
+                close_lite(self._lite_path, self._writer_raw)
+                self._writer_raw = self._writer = None
+        finally:
+            if self._copy is not None:
+                try:
+                    close_lite(self._copy / self._lite_path.name, self._raw)
+                finally:
+                    shutil.rmtree(self._copy, ignore_errors=True)
+                    self._copy = None
 
 
 READ_COPY = "smec-lite-read-"  # the prefix of a milvus-lite source's read copies
 SEGMENT_FILES = (".parquet", ".idx")  # written once, never changed in place: linked
 
 
-def read_copy(db: Path, collection: str) -> Path:
-    """A folder holding a copy of milvus-lite database ``db`` with ``collection`` alone,
-    for reading: milvus-lite folds a collection's write-ahead log into a segment and builds
-    missing index files when it loads it, which would write into the user's source. Segment
-    files are hard links where the disk allows (milvus-lite writes new ones, never into
-    them), the rest copied. The copy is made while this process holds ``db``'s lock, so no
-    writer changes it meanwhile; the caller removes it (a killed reader's is removed by the
-    next one, see :func:`clean_read_copies`)."""
-    from smec_index.artifact import _owned_tempdir
+def read_copy(db: Path) -> Path:
+    """A folder holding a copy of milvus-lite database ``db``, for reading (see
+    :class:`MilvusSource`). Segment files are hard links where the disk allows (milvus-lite
+    writes new ones, never into them), the rest copied. It is made while holding the
+    database's own lock (the ``flock`` on ``LOCK`` that milvus-lite takes), so no writer
+    changes it meanwhile; its name carries this process's id, so a killed reader's copy is
+    removed by the next one (:func:`clean_read_copies`)."""
+    import fcntl
+
     from smec_index.connectors.storage import check_free_space, disk_bytes
 
     clean_read_copies()
-    source = db / "collections" / collection
-    root = _owned_tempdir(READ_COPY, Path(tempfile.gettempdir()))
-    try:
-        copy = root / db.name
-        copy.mkdir()
-        for entry in db.iterdir():  # the database's own files; no other collection, no LOCK
-            if entry.name not in ("LOCK", "collections"):
-                (shutil.copytree if entry.is_dir() else shutil.copy2)(entry, copy / entry.name)
-        linked = True
-        for folder, _, files in os.walk(source):
-            into = copy / Path(folder).relative_to(db)
-            into.mkdir(parents=True, exist_ok=True)
-            for name in files:
-                if linked and name.endswith(SEGMENT_FILES):
-                    try:
-                        os.link(Path(folder) / name, into / name)
-                        continue
-                    except OSError:  # another disk (or no links there): copies instead
-                        linked = False
-                        check_free_space(root, disk_bytes(source),
-                                         "point TMPDIR at a disk with room for a copy of the "
-                                         "source collection")  # fmt: skip
-                shutil.copy2(Path(folder) / name, into / name)
-    except BaseException:
-        shutil.rmtree(root, ignore_errors=True)
-        raise
+    base = Path(tempfile.gettempdir()).resolve()
+    if base == db or db in base.parents:
+        raise SmecError(f"TMPDIR {base} is inside the source database {db}, where its read "
+                        "copy cannot go; point TMPDIR elsewhere")  # fmt: skip
+    lock = db / "LOCK"
+    with contextlib.ExitStack() as held:
+        # Open in this very process (an app calling the library): the lock is ours already.
+        if lock.is_file() and not _open_here(db):
+            handle = held.enter_context(open(lock, "rb"))
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise SmecError(
+                    f"milvus-lite database {db} is open in another process (milvus-lite admits "
+                    "one at a time); close that one, or wait for it, then run again"
+                ) from None
+        root = Path(tempfile.mkdtemp(prefix=f"{READ_COPY}{os.getpid()}-", dir=base))
+        try:
+            _copy_database(db, root / db.name, check_free_space, disk_bytes)
+        except BaseException:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
     return root
 
 
+def _open_here(db: Path) -> bool:
+    """Whether milvus-lite serves ``db`` inside this process already."""
+    from milvus_lite.server_manager import server_manager_instance
+
+    return os.path.abspath(db) in getattr(server_manager_instance, "_servers", {})
+
+
+def _copy_database(db: Path, copy: Path, check_free_space, disk_bytes) -> None:
+    linked = True
+    for folder, _, files in os.walk(db):
+        into = copy / Path(folder).relative_to(db)
+        into.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            if folder == str(db) and name == "LOCK":
+                continue  # milvus-lite makes its own in the copy
+            if linked and name.endswith(SEGMENT_FILES):
+                try:
+                    os.link(Path(folder) / name, into / name)
+                    continue
+                except OSError:  # another disk (or no links there): copies instead
+                    linked = False
+                    check_free_space(copy, disk_bytes(db), "point TMPDIR at a disk with room "
+                                     "for a copy of the source database")  # fmt: skip
+            shutil.copy2(Path(folder) / name, into / name)
+
+
 def clean_read_copies() -> None:
-    """Remove read copies whose process is gone (killed mid-read)."""
-    from smec_index.artifact import _orphaned
+    """Remove read copies whose process is gone (a kill, or a Ctrl-C after which the
+    engine still wrote into one): the process id is in each copy's name."""
+    from smec_index.artifact import _alive
 
     for folder in Path(tempfile.gettempdir()).glob(f"{READ_COPY}*"):
-        if folder.is_dir() and not folder.is_symlink() and _orphaned(folder):
+        pid = folder.name[len(READ_COPY):].split("-", 1)[0]
+        if folder.is_dir() and not folder.is_symlink() and pid.isdigit() and \
+                int(pid) != os.getpid() and not _alive(int(pid)):  # fmt: skip
             shutil.rmtree(folder, ignore_errors=True)
 
 
