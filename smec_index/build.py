@@ -613,14 +613,16 @@ def _fill(connector, collection, ids, vectors, payloads, request: BuildRequest) 
         disable=not request.progress,
         leave=False,
     )
-    for start in range(0, len(ids), CHUNK):
-        stop = min(start + CHUNK, len(ids))
-        connector.add(
-            collection,
-            ids[start:stop],
-            vectors[start:stop],
-            payloads[start:stop],
-            batch_size=request.batch_size,
-        )
-        bar.update(stop - start)
-    bar.close()
+    try:
+        for start in range(0, len(ids), CHUNK):
+            stop = min(start + CHUNK, len(ids))
+            connector.add(
+                collection,
+                ids[start:stop],
+                vectors[start:stop],
+                payloads[start:stop],
+                batch_size=request.batch_size,
+            )
+            bar.update(stop - start)
+    finally:
+        bar.close()  # cleared (leave=False): an error's one line starts a line of its own

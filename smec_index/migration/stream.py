@@ -97,6 +97,16 @@ def stream(job: Job, projection, state: dict[str, Any], save: Callable[[dict], N
     the same command resumes it."""
     bar = tqdm(total=total, initial=state["written"], desc=f"migrate -> {job.name}",
                unit="vec", disable=not job.progress)  # fmt: skip
+    try:
+        _stream(job, projection, state, save, bar)
+    except BaseException:
+        bar.leave = False  # cleared, so the error's one line starts a line of its own
+        bar.close()
+        raise
+    bar.close()
+
+
+def _stream(job: Job, projection, state, save, bar) -> None:
     began = time.perf_counter()
     for attempt in range(len(RETRY_WAITS) + 1):
         try:
@@ -127,7 +137,6 @@ def stream(job: Job, projection, state: dict[str, Any], save: Callable[[dict], N
     job.target.flush(job.name)
     state["done"], state["cursor"] = True, None
     save(state)
-    bar.close()
 
 
 def _copy(job: Job, projection, state, save, bar) -> None:
