@@ -453,3 +453,22 @@ def test_a_npy_header_holding_code_is_refused_without_the_parser_noise(tmp_path)
     line = run_probe(["eval", "--dataset", ds, "--method", "none"], tmp_path,
                      "header is damaged")  # fmt: skip
     assert "0x" not in line and "ast." not in line and not (tmp_path / "pwned").exists()
+
+
+def test_a_milvus_lite_source_folder_without_db_is_named_and_leaves_no_copy(tmp_path,
+                                                                            monkeypatch):
+    db = _wal_source(tmp_path)
+    plain = tmp_path / "plain"
+    db.rename(plain)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    plan = CliRunner().invoke(main, [str(a) for a in [
+        "migrate", "--backend", "milvus", "--uri", plain, "--collection", "wal", "--dim", 8,
+        "--dry-run", "--data-dir", tmp_path / "d", "--quiet"]])
+    assert plan.exit_code == 0, plan.output  # read through a copy named as pymilvus wants
+    run_probe(["migrate", "--backend", "milvus", "--uri", plain, "--collection", "wal", "--dim",
+               8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"], tmp_path,
+              "only at a path ending in .db", output=tmp_path / "d")  # fmt: skip
+    assert list(scratch.iterdir()) == []

@@ -210,6 +210,12 @@ def open_lite(path: Path) -> Any:
     """A client of milvus-lite at ``path``. milvus-lite serves a folder from inside this
     process and holds its lock until released: :func:`close_lite` releases it when the last
     client of this process closes, so another process can open it."""
+    if not str(path).endswith(".db"):  # pymilvus would take the path for a server address
+        raise SmecError(
+            f"milvus-lite database {path}: pymilvus opens milvus-lite only at a path ending in "
+            ".db; rename the folder (NAME.db) or write the copy into another database "
+            "(--to-backend milvus --to-uri NEW.db)"
+        )
     try:
         client = MilvusClient(str(path))
     except MilvusException:

@@ -107,7 +107,11 @@ class MilvusSource:
             check_lite_database(self._lite_path, exists=True)
             self._copy = read_copy(self._lite_path)
             where, location = str(uri), f"lite:{self._lite_path}"
-            raw = open_lite(self._copy / self._lite_path.name)
+            try:
+                raw = open_lite(self._copy / COPY_NAME)
+            except BaseException:
+                shutil.rmtree(self._copy, ignore_errors=True)
+                raise
         else:
             raw = connect(uri, token or os.environ.get("MILVUS_TOKEN", ""), 10)
             where = location = shown_url(uri)
@@ -322,7 +326,7 @@ class MilvusSource:
             return None
         from smec_index.connectors.storage import disk_bytes
 
-        loaded = self._copy / self._lite_path.name if self._copy and collection == self.collection \
+        loaded = self._copy / COPY_NAME if self._copy and collection == self.collection \
             else self._lite_path  # fmt: skip
         folder = loaded / "collections" / collection
         vector = self.vector
@@ -364,13 +368,14 @@ class MilvusSource:
         finally:
             if self._copy is not None:
                 try:
-                    close_lite(self._copy / self._lite_path.name, self._raw)
+                    close_lite(self._copy / COPY_NAME, self._raw)
                 finally:
                     shutil.rmtree(self._copy, ignore_errors=True)
                     self._copy = None
 
 
 READ_COPY = "smec-lite-read-"  # the prefix of a milvus-lite source's read copies
+COPY_NAME = "source.db"  # pymilvus opens milvus-lite only at a path ending in .db
 SEGMENT_FILES = (".parquet", ".idx")  # written once, never changed in place: linked
 
 
@@ -404,7 +409,7 @@ def read_copy(db: Path) -> Path:
                 ) from None
         root = Path(tempfile.mkdtemp(prefix=f"{READ_COPY}{os.getpid()}-", dir=base))
         try:
-            _copy_database(db, root / db.name, check_free_space, disk_bytes)
+            _copy_database(db, root / COPY_NAME, check_free_space, disk_bytes)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
