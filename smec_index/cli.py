@@ -337,7 +337,7 @@ def train(
     from smec_index.data import DEFAULT_MODEL_NAME
     from smec_index.outputs import dataset_files, prepare_output
 
-    _notes(quiet)  # --quiet: the library's logged warnings too
+    _quiet_logs(quiet)
     # Before any work: --out must be new, empty or an artifact (replaced only with
     # --overwrite), and neither an input nor around one (replacing it would delete it).
     default_embeddings = dataset / "embeddings" / DEFAULT_MODEL_NAME
@@ -689,13 +689,17 @@ def _read_only(backend: str, options: dict, data_dir: Path) -> None:
     check_lite_database(path, exists=True)
 
 
-def _notes(quiet: bool):
-    """Where a command's notes go: stderr, or nowhere with --quiet (which leaves stdout's
-    result, and an error's one line, alone: the library's logged warnings go quiet too)."""
+def _quiet_logs(quiet: bool) -> None:
+    """--quiet quiets the library's logged warnings too (errors still reach the user)."""
     if quiet:
         logging.getLogger().setLevel(logging.ERROR)
-        return lambda message: None
-    return lambda message: click.echo(message, err=True)
+
+
+def _notes(quiet: bool):
+    """Where a command's notes go: stderr, or nowhere with --quiet (which leaves stdout's
+    result, and an error's one line, alone)."""
+    _quiet_logs(quiet)
+    return (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
 
 
 def _refuse_stray(stray: list[str], where: str, advice: str = "") -> None:

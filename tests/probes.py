@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 from click.testing import CliRunner
 
 from smec_index.cli import main
@@ -40,3 +41,24 @@ def run_probe(args: list, root: Path, fragment: str, output: Path | None = None)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     assert not changed, f"files outside the intended output changed: {changed}"
     return lines[0]
+
+
+def qdrant_source(root: Path, n: int = 300, dim: int = 32, sparse: bool = False) -> Path:
+    """A user's qdrant-client local folder ``root/q`` holding collection ``docs``: ``n``
+    random ``dim``-d points, or (``sparse``) 20 points with a sparse vector only."""
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(root / "q"))
+    rng = np.random.default_rng(0)
+    if sparse:
+        sparse_config = {"s": models.SparseVectorParams()}
+        client.create_collection("docs", vectors_config={}, sparse_vectors_config=sparse_config)
+        client.upsert("docs", [models.PointStruct(id=i, vector={"s": models.SparseVector(
+            indices=[1, 5], values=[0.1, 0.2])}) for i in range(20)])  # fmt: skip
+    else:
+        client.create_collection("docs", vectors_config=models.VectorParams(
+            size=dim, distance=models.Distance.COSINE))  # fmt: skip
+        client.upsert("docs", [models.PointStruct(id=i, vector=rng.standard_normal(dim).tolist())
+                               for i in range(n)])  # fmt: skip
+    client.close()
+    return root / "q"

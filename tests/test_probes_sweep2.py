@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from smec_index.cli import main
-from tests.probes import run_probe, snapshot
+from tests.probes import qdrant_source, run_probe, snapshot
 from tests.test_probes_hostile import _build, _dataset, _search, _tmpfs
 
 # -- credentials an HTTP header cannot carry ----------------------------------------------
@@ -201,14 +201,7 @@ def test_a_small_corpus_builds_at_a_dim_it_can_hold(tmp_path):
 
 
 def test_rollback_with_nothing_to_roll_back_makes_no_lock_file(tmp_path):
-    from qdrant_client import QdrantClient, models
-
-    client = QdrantClient(path=str(tmp_path / "q"))
-    client.create_collection("docs", vectors_config=models.VectorParams(
-        size=16, distance=models.Distance.COSINE))  # fmt: skip
-    client.upsert("docs", [models.PointStruct(id=i, vector=np.random.default_rng(i).random(16)
-                                              .tolist()) for i in range(50)])  # fmt: skip
-    client.close()
+    qdrant_source(tmp_path, n=50, dim=16)
     (tmp_path / "d").mkdir()
     run_probe(["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
                "--dim", 8, "--alias", "live", "--rollback", "--data-dir", tmp_path / "d"],
@@ -216,15 +209,7 @@ def test_rollback_with_nothing_to_roll_back_makes_no_lock_file(tmp_path):
 
 
 def test_an_in_place_dry_run_writes_nothing(tmp_path):
-    from qdrant_client import QdrantClient, models
-
-    client = QdrantClient(path=str(tmp_path / "q"))
-    client.create_collection("docs", vectors_config=models.VectorParams(
-        size=16, distance=models.Distance.COSINE))  # fmt: skip
-    rng = np.random.default_rng(0)
-    client.upsert("docs", [models.PointStruct(id=i, vector=rng.random(16).tolist())
-                           for i in range(300)])  # fmt: skip
-    client.close()
+    qdrant_source(tmp_path, n=300, dim=16)
     (tmp_path / "d").mkdir()
     before = snapshot(tmp_path)
     result = CliRunner().invoke(main, [str(a) for a in [
@@ -243,15 +228,7 @@ def test_an_in_place_dry_run_writes_nothing(tmp_path):
 def test_quiet_means_the_error_line_alone(tmp_path):
     """A migration whose gate fails printed its "PCA fitted" note before the error, even
     with --quiet."""
-    from qdrant_client import QdrantClient, models
-
-    client = QdrantClient(path=str(tmp_path / "q"))
-    client.create_collection("docs", vectors_config=models.VectorParams(
-        size=32, distance=models.Distance.COSINE))  # fmt: skip
-    rng = np.random.default_rng(0)
-    client.upsert("docs", [models.PointStruct(id=i, vector=rng.standard_normal(32).tolist())
-                           for i in range(400)])  # fmt: skip
-    client.close()
+    qdrant_source(tmp_path, n=400, dim=32)
     result = CliRunner().invoke(main, [str(a) for a in [
         "migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
         "--dim", 2, "--min-recall", 0.99, "--data-dir", tmp_path / "d", "--quiet"]])

@@ -14,12 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from smec_index.cli import main
-from tests.probes import run_probe
+from tests.probes import qdrant_source, run_probe
 from tests.test_probes_hostile import _build, _dataset, _results, _tmpfs
 
 # -- a milvus-lite source is never written by reading it ----------------------------------
@@ -107,27 +106,8 @@ def test_a_build_too_big_for_the_disk_leaves_no_lock(tmp_path):
         subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
-def _qdrant_source(root: Path, n: int = 300, dim: int = 32, sparse: bool = False) -> Path:
-    from qdrant_client import QdrantClient, models
-
-    client = QdrantClient(path=str(root / "q"))
-    rng = np.random.default_rng(0)
-    if sparse:
-        sparse_config = {"s": models.SparseVectorParams()}
-        client.create_collection("docs", vectors_config={}, sparse_vectors_config=sparse_config)
-        client.upsert("docs", [models.PointStruct(id=i, vector={"s": models.SparseVector(
-            indices=[1, 5], values=[0.1, 0.2])}) for i in range(20)])  # fmt: skip
-    else:
-        client.create_collection("docs", vectors_config=models.VectorParams(
-            size=dim, distance=models.Distance.COSINE))  # fmt: skip
-        client.upsert("docs", [models.PointStruct(id=i, vector=rng.standard_normal(dim).tolist())
-                               for i in range(n)])  # fmt: skip
-    client.close()
-    return root / "q"
-
-
 def test_a_pca_the_sample_cannot_hold_is_refused_before_the_lock(tmp_path):
-    q = _qdrant_source(tmp_path)
+    q = qdrant_source(tmp_path)
     (tmp_path / "d").mkdir()
     run_probe(["migrate", "--backend", "qdrant", "--path", q, "--collection", "docs", "--dim",
                16, "--fit-rows", 5, "--data-dir", tmp_path / "d", "--quiet"], tmp_path,
@@ -138,7 +118,7 @@ def test_a_pca_the_sample_cannot_hold_is_refused_before_the_lock(tmp_path):
 
 
 def test_a_key_a_local_source_cannot_use_is_refused(tmp_path):
-    q = _qdrant_source(tmp_path)
+    q = qdrant_source(tmp_path)
     run_probe(["migrate", "--backend", "qdrant", "--path", q, "--collection", "docs", "--dim",
                16, "--api-key", "K123", "--data-dir", tmp_path / "d"], tmp_path,
               "--api-key does not apply to a local folder")  # fmt: skip
@@ -154,7 +134,7 @@ def test_query_ids_beside_a_parquet_of_queries_is_refused(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    q = _qdrant_source(tmp_path)
+    q = qdrant_source(tmp_path)
     pq.write_table(pa.table({"id": ["a"], "vector": [[0.0] * 32]}), tmp_path / "q.parquet")
     (tmp_path / "ids.txt").write_text("a\n")
     (tmp_path / "r.tsv").write_text("query-id\tcorpus-id\tscore\na\t1\t1\n")
@@ -207,7 +187,7 @@ def test_devices_and_fifos_are_not_called_missing(tmp_path):
 
 
 def test_a_sparse_only_collection_is_named_so(tmp_path):
-    q = _qdrant_source(tmp_path, sparse=True)
+    q = qdrant_source(tmp_path, sparse=True)
     line = run_probe(["migrate", "--backend", "qdrant", "--path", q, "--collection", "docs",
                       "--dim", 16, "--data-dir", tmp_path / "d"], tmp_path,
                      "has no dense vector")  # fmt: skip
@@ -215,14 +195,14 @@ def test_a_sparse_only_collection_is_named_so(tmp_path):
 
 
 def test_a_path_and_a_url_together_are_named_so(tmp_path):
-    q = _qdrant_source(tmp_path)
+    q = qdrant_source(tmp_path)
     run_probe(["migrate", "--backend", "qdrant", "--path", q, "--url", "http://127.0.0.1:1",
                "--collection", "docs", "--dim", 16, "--data-dir", tmp_path / "d"], tmp_path,
               "not both")  # fmt: skip
 
 
 def test_a_target_address_error_names_the_target_flag(tmp_path):
-    q = _qdrant_source(tmp_path)
+    q = qdrant_source(tmp_path)
     line = run_probe(["migrate", "--backend", "qdrant", "--path", q, "--collection", "docs",
                       "--dim", 16, "--to-backend", "qdrant", "--to-url",
                       "http://u:PW@127.0.0.1:1", "--allow-schema-change", "--data-dir",
@@ -301,7 +281,7 @@ def test_a_data_dir_among_the_inputs_is_refused(tmp_path):
         run_probe(["build", "--dataset", tmp_path / "ds", "--artifact", art, "--dim", 8,
                    "--backend", "faiss", "--data-dir", data_dir, "--quiet"], tmp_path,
                   fragment)  # fmt: skip
-    q = _qdrant_source(tmp_path)
+    q = qdrant_source(tmp_path)
     run_probe(["migrate", "--backend", "qdrant", "--path", q, "--collection", "docs", "--dim",
                16, "--data-dir", q], tmp_path, "is the source's folder")  # fmt: skip
 

@@ -388,8 +388,6 @@ def read_copy(db: Path) -> Path:
     removed by the next one (:func:`clean_read_copies`)."""
     import fcntl
 
-    from smec_index.connectors.storage import check_free_space, disk_bytes
-
     clean_read_copies()
     base = Path(tempfile.gettempdir()).resolve()
     if base == db or db in base.parents:
@@ -409,7 +407,7 @@ def read_copy(db: Path) -> Path:
                 ) from None
         root = Path(tempfile.mkdtemp(prefix=f"{READ_COPY}{os.getpid()}-", dir=base))
         try:
-            _copy_database(db, root / COPY_NAME, check_free_space, disk_bytes)
+            _copy_database(db, root / COPY_NAME)
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -423,7 +421,9 @@ def _open_here(db: Path) -> bool:
     return os.path.abspath(db) in getattr(server_manager_instance, "_servers", {})
 
 
-def _copy_database(db: Path, copy: Path, check_free_space, disk_bytes) -> None:
+def _copy_database(db: Path, copy: Path) -> None:
+    from smec_index.connectors.storage import check_free_space, disk_bytes
+
     linked = True
     for folder, _, files in os.walk(db):
         into = copy / Path(folder).relative_to(db)
