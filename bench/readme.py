@@ -1,20 +1,25 @@
-"""Splice the stored result tables into README.md (between the RESULTS markers).
+"""Splice the stored result tables into docs/results.md and the headline into README.md
+(each between its markers).
 
     python -m bench.readme
 
-The README's figures are never typed by hand: each section below names the command that
-produced its ``bench/results/*.md`` file, and this script copies those files in.
+No figure in the README or the docs is typed by hand: each section below names the command
+that produced its ``bench/results/*.md`` file, and this script copies those files in.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from bench.results import RESULTS_DIR
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README, RESULTS_PAGE = ROOT / "README.md", ROOT / "docs" / "results.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+HEADLINE_BEGIN, HEADLINE_END = "<!-- headline:begin -->", "<!-- headline:end -->"
+HEADLINE_BYTES = 64
 
 # When SMEC's trainer last changed (held-out retrieval selection, refit, per-stage negatives,
 # PCA fallback). A section with trained methods measured before it shows the previous trainer
@@ -148,8 +153,8 @@ def speed_section() -> str:
 def sweep_section() -> str:
     """Per dataset, the "best configuration under B bytes" table and the smallest vector that
     keeps the original's quality, from ``smec-index report``'s output."""
-    report = RESULTS_DIR / "sweep" / "report.md"
-    if not report.is_file():
+    blocks = _sweep_blocks()
+    if not blocks:
         return ""
     lines = ["### Dims x encodings x backends: the best configuration under B bytes per vector\n",
              "`smec-index bench --config bench/sweeps/scifact.toml` (likewise `nfcorpus.toml`, "
@@ -157,13 +162,9 @@ def sweep_section() -> str:
              "`qdrant-norescore.toml`, "
              "`milvus-server.toml`), then `smec-index "
              "report bench/results/sweep.jsonl --out bench/results/sweep` (the full report, "
-             "every run and all plots: "
-             "[bench/results/sweep/report.md](bench/results/sweep/report.md))"
+             "every run and all plots: `bench/results/sweep/report.md`)"
              f"{_stale('sweep')}\n"]  # fmt: skip
-    for block in report.read_text().split("\n## ")[1:]:
-        name, body = block.split("\n", 1)
-        if name.startswith("Machine"):
-            continue
+    for name, body in blocks:
         best = body.split("### Best configuration under B bytes per vector", 1)
         if len(best) < 2:
             continue
@@ -191,7 +192,7 @@ def lean_section() -> str:
     return ("### The search path against the engine: what smec-index adds\n\n"
             "`smec-index bench --config bench/sweeps/lean-path.toml`, then `smec-index report "
             "bench/results/lean-path.jsonl --out bench/results/lean-path` "
-            "([bench/results/lean-path/report.md](bench/results/lean-path/report.md))\n\n"
+            "(`bench/results/lean-path/report.md`)\n\n"
             + "\n".join(tables))  # fmt: skip
 
 
@@ -229,14 +230,47 @@ def _stale(stem: str) -> str:
     )
 
 
+def _sweep_blocks() -> list[tuple[str, str]]:
+    """(dataset, its section) of the sweep report, the machine section left out."""
+    report = RESULTS_DIR / "sweep" / "report.md"
+    if not report.is_file():
+        return []
+    blocks = [block.split("\n", 1) for block in report.read_text().split("\n## ")[1:]]
+    return [(name, body) for name, body in blocks if not name.startswith("Machine")]
+
+
+def headline() -> str:
+    """The README's one figure: per dataset, the best nDCG@10 at most ``HEADLINE_BYTES``
+    bytes per vector against the original vectors, from the sweep's report."""
+    rows = []
+    for name, body in _sweep_blocks():
+        original = re.search(r"original's nDCG@10 \(([0-9.]+), ([0-9,]+) B\)", body)
+        best = re.search(rf"^\| {HEADLINE_BYTES} \| ([0-9.]+) \| ([^|]+) \|", body, re.M)
+        if original and best:
+            rows.append(f"| {name} | {original[1]} ({original[2]} B) | {best[1]} | "
+                        f"{best[2].strip()} |")  # fmt: skip
+    if not rows:
+        return ""
+    slug = "".join(c if c.isalnum() else "-" for c in _sweep_blocks()[0][0])
+    plot = f"bench/results/sweep/{slug}-quality-vs-bytes.png"
+    head = (f"| dataset | original 384-d float32 | best at <= {HEADLINE_BYTES} B per vector | "
+            "how (method, dim, encoding, index) |\n|---|---|---|---|\n")  # fmt: skip
+    return head + "\n".join(rows) + f"\n\n![quality vs bytes]({plot})\n"
+
+
+def splice(path: Path, begin: str, end: str, text: str) -> None:
+    old = path.read_text()
+    if begin not in old or end not in old:
+        raise SystemExit(f"{path}: add {begin} and {end} where the figures go")
+    head, rest = old.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{begin}\n{text}{end}{tail}")
+    print(f"updated {path}")
+
+
 def main() -> None:
-    text = README.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{README}: add {BEGIN} and {END} where the results go")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{BEGIN}\n{render()}{END}{tail}")
-    print(f"updated {README}")
+    splice(RESULTS_PAGE, BEGIN, END, render())
+    splice(README, HEADLINE_BEGIN, HEADLINE_END, headline())
 
 
 if __name__ == "__main__":

@@ -19,5 +19,5 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     pip install "torch==2.13.0"
   fi
 fi
-pip install -e ".[embed,hnswlib,qdrant,milvus,milvus-server,dev]"
+pip install -e ".[embed,hnswlib,qdrant,milvus,milvus-server,dev,docs]"
 touch "$stamp"

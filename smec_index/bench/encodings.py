@@ -1,22 +1,10 @@
 """Encodings: how a backend stores each vector, the index parameters that ask for it, and
 the bytes one vector's code takes.
 
-| encoding | bytes / vector | faiss | qdrant (edge, server) | hnswlib, milvus |
-|---|---|---|---|---|
-| ``float32`` | 4 d | ``IndexFlat`` / ``IndexHNSWFlat`` | plain | yes |
-| ``sq8`` | d | ``ScalarQuantizer`` 8 bit | scalar int8, rescored | no |
-| ``sq4`` | d / 2 | ``ScalarQuantizer`` 4 bit | no | no |
-| ``binary`` | d / 8 | ``IndexLSH`` (flat), Hamming only | 1 bit, oversampled x4, rescored | no |
-| ``binary1.5``, ``binary2`` | 1.5 d / 8, d / 4 | no | binary 1.5 / 2 bits, the same | no |
-| ``turbo<b>`` (b = 1, 1.5, 2, 4, 8) | b d / 8 | no | TurboQuant b bits, the same | no |
-| ``pq<m>`` | m | ``IndexPQ`` / ``IndexHNSWPQ``, 8-bit codes | product, ratio 4 d / m | no |
-| ``opq<m>`` | m | ``pq<m>`` after an OPQ rotation (flat, hnsw) | no | no |
-| ``<code>-norescore`` | the code's | no (never rescored) | HNSW: the code alone | no |
-| ``rabitq`` | d / 8 + 8 | ``IndexRaBitQ`` (flat), ``IndexIVFRaBitQ`` (ivf) | no | no |
-
-Index ``ivf`` (an inverted file, ``nlist`` lists, ``nprobe`` probed): FAISS ``IndexIVFFlat``,
-``IndexIVFScalarQuantizer`` (sq8, sq4), ``IndexIVFPQ`` (pq<m>) and ``IndexIVFRaBitQ``;
-Milvus IVF_FLAT and IVF_SQ8 (milvus-lite and server) and IVF_PQ (server).
+The one table of them is :data:`ENCODINGS`, rendered by :func:`encodings_table` into the
+docs (``docs/benchmarking.md``); which index kinds each backend builds an encoding with is
+computed from :func:`supports`, and ``tests/test_docs.py`` checks each row's bytes formula
+against :func:`bytes_per_vector`.
 
 Qdrant keeps the float32 originals beside the codes to rescore, and ``index_bytes`` counts
 them (they are what its search reads); ``bytes_per_vector`` is the code alone. A Qdrant
@@ -51,6 +39,26 @@ IVF_ENCODINGS = {
     "milvus-server": ("float32", "sq8", "pq<m>"),
 }
 QDRANT_PQ_RATIOS = (4, 8, 16, 32, 64)
+
+# The encodings table: name, an example the table's index kinds are computed with (at
+# dim 128), bytes per vector as a formula of d (and m or b), and what FAISS and Qdrant
+# build. hnswlib and Milvus store float32 (Milvus also sq8 and pq<m> behind ivf).
+ENCODINGS = (
+    ("float32", "float32", "4 d", "IndexFlat, IndexHNSWFlat, IndexIVFFlat", "plain"),
+    ("sq8", "sq8", "d", "ScalarQuantizer 8 bit", "scalar int8, rescored"),
+    ("sq4", "sq4", "d / 2", "ScalarQuantizer 4 bit", ""),
+    ("binary", "binary", "d / 8", "IndexLSH: sign bits, Hamming, no rescoring",
+     "binary 1 bit, oversampled x4, rescored"),
+    ("binary1.5, binary2", "binary2", "3 d / 16, d / 4", "", "binary 1.5 / 2 bits, rescored"),
+    ("turbo<b> (b = 1, 1.5, 2, 4, 8)", "turbo2", "b d / 8", "", "TurboQuant b bits, rescored"),
+    ("pq<m>", "pq16", "m", "IndexPQ, IndexHNSWPQ, IndexIVFPQ (8-bit codes)",
+     "product (ratio 4 d / m), rescored"),
+    ("opq<m>", "opq16", "m (+ a d x d rotation per index)",
+     "pq<m> after an OPQ rotation (IndexPreTransform)", ""),
+    ("rabitq", "rabitq", "d / 8 + 8", "IndexRaBitQ, IndexIVFRaBitQ", ""),
+    ("<code>-norescore", "turbo2-norescore", "the code's", "",
+     "the code alone, no rescoring; originals out of index_bytes"),
+)  # fmt: skip
 NO_RESCORE = "-norescore"
 
 
@@ -173,3 +181,27 @@ def bytes_per_vector(encoding: str, dim: int) -> float:
     if pq is None:
         check_encoding(encoding)
     return float(pq)
+
+
+def _indexes(backend: str, example: str) -> list[str]:
+    """The index kinds ``backend`` builds ``example`` with (at dim 128)."""
+    kinds = BACKEND_INDEXES[family(backend)]
+    return [kind for kind in kinds if supports(backend, kind, example, 128) is None]
+
+
+def encodings_table() -> str:
+    """The encodings table as Markdown: the docs include it, so it cannot drift from the code."""
+    head = ("| encoding | bytes / vector | faiss | qdrant (qdrant-edge, server) | hnswlib | "
+            "milvus (lite / server) |")  # fmt: skip
+    lines = [head, "|---|---|---|---|---|---|"]
+    for name, example, size, faiss_how, qdrant_how in ENCODINGS:
+        cells = []
+        for backend, how in (("faiss", faiss_how), ("qdrant", qdrant_how), ("hnswlib", ""),
+                             ("milvus", ""), ("milvus-server", "")):  # fmt: skip
+            kinds = _indexes(backend, example)
+            cells.append(f"{', '.join(kinds)}{' (' + how + ')' if how else ''}" if kinds else "no")
+        milvus = cells[3] if cells[3] == cells[4] else f"{cells[3]} / {cells[4]}"
+        names = ", ".join(f"`{n.strip()}`" for n in name.split(",") if "(" not in n)
+        names = names if "(" not in name else f"`{name.split(' (')[0]}` ({name.split(' (')[1]}"
+        lines.append(f"| {names} | {size} | {cells[0]} | {cells[1]} | {cells[2]} | {milvus} |")
+    return "\n".join(lines) + "\n"
