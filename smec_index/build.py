@@ -626,3 +626,22 @@ def _fill(connector, collection, ids, vectors, payloads, request: BuildRequest) 
             bar.update(stop - start)
     finally:
         bar.close()  # cleared (leave=False): an error's one line starts a line of its own
+
+
+def _mib(value: int | None) -> str:
+    return "not reported" if value is None else f"{value / 2**20:.2f} MiB"
+
+
+def build_lines(summary: dict[str, Any]) -> list[str]:
+    """What ``build`` prints: the collection, its sizes, and its quality through the index."""
+    lines = [
+        f"{summary['backend']} collection {summary['collection']}: {summary['count']} "
+        f"vectors at {summary['dim']} dims, built in {summary['build_seconds']:.1f} s; "
+        f"index {_mib(summary['index_bytes'])}, total {_mib(summary['total_bytes'])}"
+    ]
+    if summary["ndcg@10"] is not None:
+        lines.append(
+            f"through the index on test qrels: nDCG@10 {summary['ndcg@10']:.4f}, "
+            f"recall@10 vs exact search {summary['recall@10']:.4f}"
+        )
+    return lines

@@ -157,3 +157,16 @@ def test_readme_job_commands_run_verbatim(scifact_dir, tmp_path):
             assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     assert (project / "runs" / "report" / "report.md").is_file()
     assert "schema_diff" in done.stdout  # the migration example's last line
+
+
+def test_the_cli_only_parses():
+    """cli.py declares commands and prints what the library returns: under 500 lines, no
+    function (with its decorators) over 60."""
+    import ast
+
+    source = (ROOT / "smec_index" / "cli.py").read_text()
+    assert len(source.splitlines()) < 500
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef):
+            start = min([d.lineno for d in node.decorator_list] + [node.lineno])
+            assert node.end_lineno - start < 60, node.name

@@ -23,8 +23,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smec_index.cli import Count, main
+from smec_index.cli import main
 from smec_index.connectors.base import INT_MAX
+from smec_index.options import Count
 from tests.probes import snapshot
 
 EXAMPLES = int(os.environ.get("SMEC_HYPOTHESIS_EXAMPLES", "12"))

