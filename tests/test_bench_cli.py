@@ -89,6 +89,15 @@ def test_report_renders_from_results_and_reruns_skip_stored_runs(smoke, tmp_path
     plots = sorted(p.name for p in (tmp_path / "report").glob("*.png"))
     assert len(plots) == 5 and all((tmp_path / "report" / p).stat().st_size > 1000 for p in plots)
     assert "Roofline" in report and "of bandwidth" in report
+    # Columns only for what was measured: these clients were 1 and 2, no table is empty.
+    assert "QPS x2" in report and "QPS x4" not in report and "QPS x8" not in report
+    for table_line in (line for line in report.splitlines() if line.startswith("| method")):
+        header = [c.strip() for c in table_line.strip("|").split("|")]
+        at = report.splitlines().index(table_line)
+        body = [[c.strip() for c in line.strip("|").split("|")]
+                for line in report.splitlines()[at + 2:] if line.startswith("|")]  # fmt: skip
+        for k, name in enumerate(header):
+            assert any(row[k] for row in body if len(row) == len(header)), name
     again = run("report", out, "--out", tmp_path / "report")  # its own earlier report: replaced
     assert again.exit_code == 0, again.output
 
@@ -353,3 +362,17 @@ def test_the_terminal_summary_names_each_run_and_says_when_nothing_was_new():
     many = summary_lines([run] * (SUMMARY_ROWS + 5))
     assert len(many) == SUMMARY_ROWS + 2 and many[-1].startswith("... and 5 more")
     assert "stored already" in summary_lines([])[0]
+
+
+def test_plots_hold_at_most_eight_series_a_panel_and_labels_are_short():
+    from smec_index.bench.plots import INSIDE_LEGEND, facets
+    from smec_index.bench.report import label
+
+    panels = {"faiss": {f"curve {i}": ([0.5], [1.0]) for i in range(20)}, "hnswlib": {"a": 1}}
+    cut = facets(panels)
+    assert [name for name, _ in cut] == ["faiss (1/3)", "faiss (2/3)", "faiss (3/3)", "hnswlib"]
+    assert all(len(series) <= INSIDE_LEGEND for _, series in cut)
+    assert sum(len(series) for _, series in cut) == 21
+    record = {"method": "artifact:/home/me/runs/smec-nf", "dim": 64, "encoding": "float32",
+              "backend": "faiss", "index": "hnsw", "ef_search": 64}  # fmt: skip
+    assert label(record) == "smec-nf 64-d float32, faiss hnsw ef64"

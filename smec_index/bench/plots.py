@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 
 INSIDE_LEGEND = 8  # series a legend inside the axes holds without hiding them
 
@@ -76,6 +77,56 @@ def line_plot(
     return _finish(fig, ax, path, title, xlabel, ylabel, **(beside if crowded else {}))
 
 
+def facets(panels: dict[str, dict[str, Any]]) -> list[tuple[str, dict[str, Any]]]:
+    """``panels`` cut so that none holds more than :data:`INSIDE_LEGEND` series: a group of
+    20 becomes "name (1/3)", "(2/3)", "(3/3)"."""
+    chunks = []
+    for name, series in panels.items():
+        items = list(series.items())
+        parts = [items[i : i + INSIDE_LEGEND] for i in range(0, len(items), INSIDE_LEGEND)]
+        for k, part in enumerate(parts):
+            chunks.append((f"{name} ({k + 1}/{len(parts)})" if len(parts) > 1 else name,
+                           dict(part)))  # fmt: skip
+    return chunks
+
+
+def facet_plot(
+    panels: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]],
+    path: str | Path,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    logy: bool = False,
+) -> Path:
+    """One panel per group (a backend, say), at most :data:`INSIDE_LEGEND` series in each: a
+    larger group is split over several panels, so every legend fits inside its axes."""
+    chunks = facets(panels)
+    columns = min(len(chunks), 2)
+    rows = -(-len(chunks) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 4.5 * rows), dpi=110,
+                             squeeze=False)  # fmt: skip
+    markers = "osD^v<>p*"
+    for ax, (name, series) in zip(axes.flat, chunks, strict=False):
+        for i, (label, (x, y)) in enumerate(series.items()):
+            ax.plot(x, y, marker=markers[i % len(markers)], label=label)
+        if logy:
+            ax.set_yscale("log")
+        ax.set_title(name)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    for ax in list(axes.flat)[len(chunks):]:
+        ax.set_visible(False)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def bar_plot(
     groups: dict[str, dict[str, float]], path: str | Path, title: str, ylabel: str
 ) -> Path:
@@ -108,16 +159,23 @@ def scatter_front(
     xlabel: str,
     ylabel: str,
 ) -> Path:
-    """Every (x, y) point grey, the Pareto front's points joined and labelled."""
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    """Every (x, y) point grey, the Pareto front's points joined and numbered; the numbers'
+    configurations are listed beside the axes, where no label can overlap another or be
+    cut at the figure's edge."""
+    fig, ax = plt.subplots(figsize=(11, 5), dpi=120)
     ax.scatter([p[0] for p in points], [p[1] for p in points], color="lightgrey", s=18,
                label="every configuration")  # fmt: skip
     xs, ys = [points[i][0] for i in front], [points[i][1] for i in front]
     ax.plot(xs, ys, marker="o", color="tab:red", label="Pareto front")
-    for x, y, text in zip(xs, ys, labels, strict=True):
-        ax.annotate(text, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=6)
+    for number, (x, y) in enumerate(zip(xs, ys, strict=True), 1):
+        ax.annotate(str(number), (x, y), textcoords="offset points", xytext=(0, 6),
+                    ha="center", fontsize=7)  # fmt: skip
+    for number, text in enumerate(labels, 1):
+        ax.plot([], [], linestyle="none", label=f"{number}  {text}")
     ax.set_xscale("log", base=2)
-    return _finish(fig, ax, path, title, xlabel, ylabel, loc="lower right")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    return _finish(fig, ax, path, title, xlabel, ylabel, loc="upper left",
+                   bbox_to_anchor=(1.01, 1), fontsize="x-small")  # fmt: skip
 
 
 def roofline_plot(
@@ -151,6 +209,6 @@ def _finish(fig, ax, path: str | Path, title: str, xlabel: str, ylabel: str, **l
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")  # a legend beside the axes is kept whole
     plt.close(fig)
     return path

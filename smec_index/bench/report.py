@@ -44,7 +44,7 @@ def label(record: dict[str, Any]) -> str:
     ef += f" nlist{record['nlist']} nprobe{record['nprobe']}" if record.get("nprobe") else ""
     rescore = " (+ float32 rescoring)" if record.get("rescored_from_float32") else ""
     adapted = " adapted" if record.get("full_dim_adapter") else ""
-    return (f"{record['method']} {record['dim']}-d{adapted} {record['encoding']}, "
+    return (f"{_label(record['method'])} {record['dim']}-d{adapted} {record['encoding']}, "
             f"{record['backend']} {record['index']}{ef}{rescore}")  # fmt: skip
 
 
@@ -120,7 +120,7 @@ def _write(records: list[dict[str, Any]], results: str | Path, out: Path) -> Non
 
 
 def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> list[str]:
-    from smec_index.bench.plots import line_plot, scatter_front
+    from smec_index.bench.plots import facet_plot, line_plot, scatter_front
 
     slug = "".join(c if c.isalnum() else "-" for c in dataset)
     metric = "nDCG@10" if any(r.get("ndcg@10") is not None for r in rows) else "recall@10"
@@ -151,14 +151,19 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
     if latency:
         path = line_plot({b: (list(v), list(v.values())) for b, v in latency.items()},
                          out / f"{slug}-p50-vs-dim.png", f"{dataset}: p50 latency vs dim (HNSW)",
-                         "dim", "p50 ms (single client)", logx=True)  # fmt: skip
+                         "dim", "p50 ms (single client, log scale)", logx=True,
+                         logy=True)  # fmt: skip
         lines += [f"![p50 vs dim]({path.name})", ""]
     curves = recall_qps_curves(rows)
     if curves:
-        path = line_plot(curves, out / f"{slug}-recall-vs-qps.png",
-                         f"{dataset}: recall@10 vs QPS (each point one ef or nprobe)",
-                         "recall@10 against exact search", "QPS (single client)",
-                         logy=True)  # fmt: skip
+        panels: dict[str, dict] = {}
+        for name, curve in curves.items():
+            backend, rest = name.split(" ", 1)
+            panels.setdefault(backend, {})[rest] = curve
+        path = facet_plot(panels, out / f"{slug}-recall-vs-qps.png",
+                          f"{dataset}: recall@10 vs QPS (each point one ef or nprobe)",
+                          "recall@10 against exact search", "QPS (single client)",
+                          logy=True)  # fmt: skip
         lines += [f"![recall vs QPS]({path.name})", ""]
     rescoring = [r for r in rows if quality(r) is not None and r.get("rescored_from_float32")]
     scored = [r for r in rows if quality(r) is not None and not r.get("rescored_from_float32")]
@@ -190,16 +195,20 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
             else:
                 lines.append(f"| {budget} | {quality(best):.4f} | {label(best)} | "
                              f"{best['p50_ms']:.3f} | {best['index_bytes']:,} |")  # fmt: skip
-        lines += ["", f"Per backend, through its ANN index (HNSW), at <= {PER_BACKEND} bytes per "
-                  "vector:", "", f"| backend | best {metric} | configuration | p50 ms | QPS x8 |",
-                  "|---|---|---|---|---|"]  # fmt: skip
-        for backend in dict.fromkeys(r["backend"] for r in scored):
-            ann = [r for r in scored if r["backend"] == backend and r["index"] == "hnsw"]
-            best = best_under(ann, PER_BACKEND)
-            if best is not None:
-                eight = _qps(best.get("concurrency") or {}, "8")
-                lines.append(f"| {backend} | {quality(best):.4f} | {label(best)} | "
-                             f"{best['p50_ms']:.3f} | {eight} |")  # fmt: skip
+        bests = {backend: best_under([r for r in scored if r["backend"] == backend
+                                      and r["index"] == "hnsw"], PER_BACKEND)
+                 for backend in dict.fromkeys(r["backend"] for r in scored)}  # fmt: skip
+        bests = {backend: best for backend, best in bests.items() if best is not None}
+        most = _levels(list(bests.values()))[-1:]
+        if bests:
+            lines += ["", f"Per backend, through its ANN index (HNSW), at <= {PER_BACKEND} "
+                      "bytes per vector:", "", f"| backend | best {metric} | configuration | "
+                      "p50 ms |" + "".join(f" QPS x{n} |" for n in most),
+                      "|---|---|---|---|" + "---|" * len(most)]  # fmt: skip
+        for backend, best in bests.items():
+            qps = "".join(f" {_qps(best.get('concurrency') or {}, n)} |" for n in most)
+            lines.append(f"| {backend} | {quality(best):.4f} | {label(best)} | "
+                         f"{best['p50_ms']:.3f} |{qps}")  # fmt: skip
         lines += [""] + _smallest_keeping(scored, metric)
     if rescoring:
         lines += ["### Codes with float32 rescoring (Qdrant quantization)", "",
@@ -216,26 +225,54 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
         lines.append("")
     lines += _roofline(rows, slug, dataset, out)
     lines += _overhead(rows)
+    return [*lines, *_every_run(rows), *_artifacts(rows)]
+
+
+def _every_run(rows: list[dict[str, Any]]) -> list[str]:
+    """Every run, with a column only for what some run measured."""
     layers = sorted({r.get("timed_layer") or "Connector.search" for r in rows})
-    lines += ["### Every run", "",
-              f"p50 ms times {' / '.join(layers)}, one query at a time; engine p50 ms times "
-              "the engine's own search call on the same index in the same run (in-process "
-              "engines only).", "",
-              "| method | dim | backend | index | ef | encoding | B/vec | "
-              "index_bytes | total_bytes | nDCG@10 | recall@10 | p50 ms | engine p50 ms | "
-              "p99 ms | QPS | QPS x4 | QPS x8 | build s |", "|" + "---|" * 18]  # fmt: skip
-    for r in rows:
-        conc = r.get("concurrency") or {}
-        lines.append(
-            f"| {r['method']} | {r['dim']} | {r['backend']} | {r['index']} | "
-            f"{r.get('ef_search') or ''} | {r['encoding']} | {r['bytes_per_vector']:g} | "
-            f"{r['index_bytes'] if r['index_bytes'] is None else format(r['index_bytes'], ',')} "
-            f"| {r['total_bytes']:,} | {_num(r.get('ndcg@10'))} | {_num(r['recall@10'])} | "
-            f"{r['p50_ms']:.3f} | {_num(r.get('engine_p50_ms'), 3)} | {r['p99_ms']:.3f} | "
-            f"{r['qps']:,.0f} | "
-            f"{_qps(conc, '4')} | {_qps(conc, '8')} | {r['build_seconds']:.2f} |"
-        )
+    levels = [n for n in _levels(rows) if n != "1"]
+    columns: list[tuple[str, Any]] = [
+        ("method", lambda r: _label(r["method"])), ("dim", lambda r: r["dim"]),
+        ("backend", lambda r: r["backend"]), ("index", lambda r: r["index"]),
+        ("ef", lambda r: r.get("ef_search") or ""), ("nprobe", lambda r: r.get("nprobe") or ""),
+        ("encoding", lambda r: r["encoding"]), ("B/vec", lambda r: f"{r['bytes_per_vector']:g}"),
+        ("index_bytes", lambda r: "" if r["index_bytes"] is None else f"{r['index_bytes']:,}"),
+        ("total_bytes", lambda r: f"{r['total_bytes']:,}"),
+        ("nDCG@10", lambda r: _num(r.get("ndcg@10"))),
+        ("recall@10", lambda r: _num(r["recall@10"])),
+        ("p50 ms", lambda r: f"{r['p50_ms']:.3f}"),
+        ("engine p50 ms", lambda r: _num(r.get("engine_p50_ms"), 3)),
+        ("p99 ms", lambda r: f"{r['p99_ms']:.3f}"), ("QPS", lambda r: f"{r['qps']:,.0f}"),
+        *[(f"QPS x{n}", lambda r, n=n: _qps(r.get("concurrency") or {}, n)) for n in levels],
+        ("build s", lambda r: f"{r['build_seconds']:.2f}"),
+    ]  # fmt: skip
+    shown = [(name, cell) for name, cell in columns if any(str(cell(r)) for r in rows)]
+    lines = ["### Every run", "",
+             f"p50 ms times {' / '.join(layers)}, one query at a time"
+             + ("; engine p50 ms times the engine's own search call on the same index in the "
+                "same run (in-process engines only)" if any(n == "engine p50 ms"
+                                                             for n, _ in shown) else "")
+             + ".", "", "| " + " | ".join(name for name, _ in shown) + " |",
+             "|" + "---|" * len(shown)]  # fmt: skip
+    lines += ["| " + " | ".join(str(cell(r)) for _, cell in shown) + " |" for r in rows]
     return [*lines, ""]
+
+
+def _levels(rows: list[dict[str, Any]]) -> list[str]:
+    """The client counts some run was measured with, in increasing order."""
+    return sorted({n for r in rows for n, m in (r.get("concurrency") or {}).items() if m},
+                  key=int)  # fmt: skip
+
+
+def _artifacts(rows: list[dict[str, Any]]) -> list[str]:
+    """The artifacts the tables name by their folder, with their paths."""
+    paths = sorted({r["method"].split(":", 1)[1] for r in rows
+                    if r["method"].startswith("artifact:")})  # fmt: skip
+    if not paths:
+        return []
+    return ["Artifacts: " + "; ".join(f"`{Path(p).name}` is `{p}`" for p in paths) + ".", ""]
+
 
 
 def _roofline(rows: list[dict[str, Any]], slug: str, dataset: str, out: Path) -> list[str]:
@@ -293,24 +330,27 @@ def _overhead(rows: list[dict[str, Any]]) -> list[str]:
     timed = [r for r in rows if r.get("engine_p50_ms")]
     if not timed:
         return []
+    most = [n for n in _levels(timed) if n != "1"][-1:]
+    scaling_head = f" QPS x{most[0]} / x1 |" if most else ""
     lines = ["### The search path against the engine", "",
              "Ratios of the public path (`Searcher.search`, which `CompressedIndex.search` and "
              "`Connector.search` use) to the engine's own call on the same index, timed in "
-             "turn in one run: single queries (p50) and one batch. QPS x4 / x1: four client "
-             "threads against one.", "",
-             "| backend | index | dim | docs | ef | p50 ms | engine p50 ms | ratio | batch ms | "
-             "engine batch ms | ratio | QPS x4 / x1 |", "|" + "---|" * 12]  # fmt: skip
+             "turn in one run: single queries (p50) and one batch."
+             + (f" QPS x{most[0]} / x1: {most[0]} client threads against one." if most else ""),
+             "", "| backend | index | dim | docs | ef | p50 ms | engine p50 ms | ratio | "
+             "batch ms | engine batch ms | ratio |" + scaling_head,
+             "|" + "---|" * (11 + len(most))]  # fmt: skip
     for r in timed:
         conc = r.get("concurrency") or {}
-        one, four = conc.get("1"), conc.get("4")
-        scaling = f"{four['qps'] / one['qps']:.2f}" if one and four and one["qps"] else ""
+        one, many = conc.get("1"), conc.get(most[0]) if most else None
+        scaling = f" {many['qps'] / one['qps']:.2f} |" if one and many and one["qps"] else " |"
         batch = (f"{r['batch_ms']:.2f} | {r['engine_batch_ms']:.2f} | "
                  f"{r['batch_ms'] / r['engine_batch_ms']:.2f}"
                  if r.get("batch_ms") and r.get("engine_batch_ms") else " | | ")  # fmt: skip
         lines.append(
             f"| {r['backend']} | {r['index']} | {r['dim']} | {r['n_docs']:,} | "
             f"{r.get('ef_search') or ''} | {r['p50_ms']:.4f} | {r['engine_p50_ms']:.4f} | "
-            f"{r['p50_ms'] / r['engine_p50_ms']:.2f} | {batch} | {scaling} |"
+            f"{r['p50_ms'] / r['engine_p50_ms']:.2f} | {batch} |{scaling if most else ''}"
         )
     return [*lines, ""]
 
