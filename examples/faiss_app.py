@@ -40,8 +40,10 @@ def app(data_dir: Path, queries: np.ndarray) -> dict:
     index = CompressedIndex.open("faiss", NAME, data_dir)
     try:
         ids, scores = index.search(queries, k=5)  # projected with the collection's artifact
+        # --8<-- [start:searcher]
         searcher = index.connector.searcher(index.collection, {"ef_search": 128})
         batch_ids, _ = searcher.search(index.project(queries), k=5)  # already projected
+        # --8<-- [end:searcher]
     finally:
         index.close()
     return {"ids": ids, "scores": scores, "batch_ids": batch_ids.tolist()}

@@ -95,9 +95,11 @@ def main(folder: Path, data_dir: Path | None = None) -> dict:
     )  # fmt: skip
     summary = json.loads(migrated.stdout)
 
-    projection = Projection.load(summary["artifact"])
+    # --8<-- [start:after]
+    projection = Projection.load(summary["artifact"])  # the one change in the app:
     client = QdrantClient(path=str(folder))
-    after = app_queries(client, projection.project(query, 16).tolist())
+    after = app_queries(client, projection.project(query, 16).tolist())  # the query projected
+    # --8<-- [end:after]
     client.close()
     return {"before": before, "after": after, "migration": summary}
 

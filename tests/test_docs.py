@@ -170,3 +170,20 @@ def test_the_cli_only_parses():
         if isinstance(node, ast.FunctionDef):
             start = min([d.lineno for d in node.decorator_list] + [node.lineno])
             assert node.end_lineno - start < 60, node.name
+
+
+def test_every_docs_code_block_is_run_by_the_tests():
+    """A Python block in the docs is either a file the tests run (an included example, or a
+    named section of one) or the README's block, which tests/test_readme.py runs."""
+    readme_block = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+    for page in PAGES:
+        for lang, block in re.findall(r"```(\w*)\n(.*?)```", page.read_text(), re.S):
+            if lang in ("bash", ""):
+                continue
+            assert lang == "python", f"{page.name}: a {lang!r} block nobody runs"
+            include = re.fullmatch(r'--8<-- "(examples/\w+\.py)(:\w+)?"\n', block)
+            assert include or block == readme_block, f"{page.name}: a block nobody runs"
+            if include:
+                tested = (ROOT / "tests" / "test_migrate_dropin.py").read_text() + (
+                    ROOT / "tests" / "test_docs.py").read_text()  # fmt: skip
+                assert Path(include[1]).stem in tested, f"{include[1]} is run by no test"
