@@ -148,14 +148,16 @@ def test_readme_job_commands_run_verbatim(scifact_dir, tmp_path):
     (tmp_path / "shared").symlink_to(scifact_dir.parents[1])
     (project / ".venv").symlink_to(Path(sys.executable).parents[1])
     (project / "examples").symlink_to(ROOT / "examples")
+    main_job = shell_blocks(README)[0].splitlines()[0].split(" && ", 1)[1]  # after set-up
     blocks = shell_blocks(README)[1:]
     assert len(blocks) == 3
-    for block in blocks:
+    for block in [main_job, *blocks]:
         for line in block.strip().splitlines():
             done = subprocess.run(line, shell=True, cwd=project, capture_output=True, text=True,
                                   timeout=600)  # fmt: skip
             assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
     assert (project / "runs" / "report" / "report.md").is_file()
+    assert (project / "smec-data" / "qdrant").is_dir()  # the main job's collection
     assert "schema_diff" in done.stdout  # the migration example's last line
 
 
