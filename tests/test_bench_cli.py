@@ -376,3 +376,23 @@ def test_plots_hold_at_most_eight_series_a_panel_and_labels_are_short():
     record = {"method": "artifact:/home/me/runs/smec-nf", "dim": 64, "encoding": "float32",
               "backend": "faiss", "index": "hnsw", "ef_search": 64}  # fmt: skip
     assert label(record) == "smec-nf 64-d float32, faiss hnsw ef64"
+
+
+def test_dims_at_equal_recall_take_the_smallest_ef_reaching_it():
+    from smec_index.bench.report import _iso_recall
+
+    def run_(dim, ef, recall, p50, size):
+        return {"backend": "faiss", "index": "hnsw", "encoding": "float32", "method": "pca",
+                "dim": dim, "ef_search": ef, "recall@10": recall, "p50_ms": p50,
+                "index_bytes": size, "M": 32, "ef_construction": 100}  # fmt: skip
+
+    rows = [run_(384, 16, 0.90, 0.05, 1000), run_(384, 32, 0.96, 0.08, 1000),
+            run_(384, 64, 0.99, 0.12, 1000), run_(64, 16, 0.97, 0.02, 250),
+            run_(64, 32, 0.99, 0.03, 250), run_(32, 16, 0.80, 0.01, 150),
+            run_(32, 32, 0.85, 0.015, 150)]  # fmt: skip
+    lines = _iso_recall(rows)
+    body = [line for line in lines if line.startswith("| faiss")]
+    assert body[0].startswith("| faiss | 32 / 100 | pca | 384 | 32 | 0.960 | 0.0800 | 1.000 |")
+    assert "| 64 | 16 | 0.970 | 0.0200 | 0.250 | 250 | 0.250 |" in body[1]
+    assert "none up to ef 32 (best 0.850)" in body[2]
+    assert _iso_recall([r for r in rows if r["dim"] == 384]) == []  # one dim: nothing to compare

@@ -223,6 +223,7 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> lis
                 lines.append(f"| <= {budget} | {quality(best):.4f} | {label(best)} | "
                              f"{best['p50_ms']:.3f} | {best['index_bytes']:,} |")  # fmt: skip
         lines.append("")
+    lines += _iso_recall(rows)
     lines += _roofline(rows, slug, dataset, out)
     lines += _overhead(rows)
     return [*lines, *_every_run(rows), *_artifacts(rows)]
@@ -273,6 +274,56 @@ def _artifacts(rows: list[dict[str, Any]]) -> list[str]:
         return []
     return ["Artifacts: " + "; ".join(f"`{Path(p).name}` is `{p}`" for p in paths) + ".", ""]
 
+
+
+ISO_RECALL = 0.95
+
+
+def _iso_recall(rows: list[dict[str, Any]]) -> list[str]:
+    """Dims compared at equal recall: per backend and method, each dim's HNSW searched with
+    the smallest ef that reaches recall@10 >= :data:`ISO_RECALL` against exact search in its
+    own space, and its p50 and ``index_bytes`` against the widest dim's (the ratios of one
+    run). Only where an ef sweep was measured at two dims or more."""
+    swept: dict[tuple, dict[int, list[dict[str, Any]]]] = {}
+    for r in rows:
+        if r["index"] == "hnsw" and r["encoding"] == "float32" and r.get("ef_search"):
+            key = (r["backend"], r.get("M"), r.get("ef_construction"))
+            swept.setdefault(key, {}).setdefault(r["dim"], []).append(r)
+    table = []
+    for (backend, m, efc), dims in swept.items():
+        if len(dims) < 2 or all(len(runs) < 2 for runs in dims.values()):
+            continue
+        chosen = {}
+        for dim, runs in dims.items():
+            reaching = [r for r in runs if r["recall@10"] >= ISO_RECALL]
+            chosen[dim] = min(reaching, key=lambda r: r["ef_search"]) if reaching else None
+        widest = chosen[max(chosen)]
+        for dim in sorted(chosen, reverse=True):
+            r = chosen[dim]
+            if r is None:
+                best = max(dims[dim], key=lambda r: r["recall@10"])
+                table.append(f"| {backend} | {m} / {efc} | {_label(best['method'])} | {dim} | "
+                             f"none up to ef {max(x['ef_search'] for x in dims[dim])} (best "
+                             f"{best['recall@10']:.3f}) | | | | | |")  # fmt: skip
+                continue
+            table.append(
+                f"| {backend} | {m} / {efc} | {_label(r['method'])} | {dim} | {r['ef_search']} | "
+                f"{r['recall@10']:.3f} | {r['p50_ms']:.4f} | "
+                f"{_ratio(r['p50_ms'], widest and widest['p50_ms'])} | {r['index_bytes']:,} | "
+                f"{_ratio(r['index_bytes'], widest and widest['index_bytes'])} |"
+            )
+    if not table:
+        return []
+    return [f"### Dims at equal recall: the smallest ef reaching recall@10 >= {ISO_RECALL}", "",
+            "Each dim's index searched with each ef of the sweep (one build per dim); the row "
+            "is the smallest ef whose recall@10 against exact search in that dim's own space "
+            "reaches the bar. Ratios are to the widest dim's row, measured in the same run.",
+            "", "| backend | M / ef_construction | method | dim | ef | recall@10 | p50 ms | "
+            "p50 ratio | index_bytes | bytes ratio |", "|" + "---|" * 10, *table, ""]  # fmt: skip
+
+
+def _ratio(value: float, reference: float | None) -> str:
+    return f"{value / reference:.3f}" if reference else ""
 
 
 def _roofline(rows: list[dict[str, Any]], slug: str, dataset: str, out: Path) -> list[str]:
