@@ -196,8 +196,44 @@ def lean_section() -> str:
             + "\n".join(tables))  # fmt: skip
 
 
+# Sweeps of the package's own harness (bench/sweeps/*.toml) whose report sections are shown:
+# (title, stem, the report's "###" sections to copy, the plots to show).
+REPORTS = [
+    ("ANN backends: nDCG through the index vs exhaustive search, recall, latency, QPS, bytes",
+     "ann", ["Every run"], ["p50-vs-dim"]),
+    ("Scale: 200k synthetic 384-d vectors (intrinsic rank 48), PCA to each dim, HNSW",
+     "scale-200k", ["Dims at equal recall", "Roofline"], ["recall-vs-qps"]),
+    ("Scale: 1M synthetic vectors, FAISS HNSW32 and hnswlib at recall@10 >= 0.95, and the "
+     "roofline", "scale-1m", ["Dims at equal recall", "Roofline"], ["recall-vs-qps"]),
+]  # fmt: skip
+
+
+def report_section(title: str, stem: str, wanted: list[str], plots: list[str]) -> str:
+    """Chosen sections of ``bench/results/<stem>/report.md`` (``smec-index report``'s), under
+    the commands that made it."""
+    report = RESULTS_DIR / stem / "report.md"
+    if not report.is_file():
+        return ""
+    parts = [f"### {title}\n\n`smec-index bench --config bench/sweeps/{stem}.toml`, then "
+             f"`smec-index report bench/results/{stem}.jsonl --out bench/results/{stem}` "
+             f"(every run and plot: `bench/results/{stem}/report.md`)\n"]  # fmt: skip
+    for dataset, body in (b.split("\n", 1) for b in report.read_text().split("\n## ")[1:]):
+        if dataset.startswith("Machine"):
+            continue
+        slug = "".join(c if c.isalnum() else "-" for c in dataset)
+        for section in body.split("\n### ")[1:]:
+            heading, text = section.split("\n", 1)
+            if any(heading.startswith(w) for w in wanted):
+                parts.append(f"**{dataset}: {heading}**\n\n{text.strip()}\n")
+        for plot in plots:
+            if (RESULTS_DIR / stem / f"{slug}-{plot}.png").is_file():
+                parts.append(f"![{dataset} {plot}](bench/results/{stem}/{slug}-{plot}.png)\n")
+    return "\n".join(parts) + "\n"
+
+
 def render() -> str:
     parts = [sweep_section(), lean_section()]
+    parts += [report_section(*entry) for entry in REPORTS]
     for title, stem, command in SECTIONS:
         table = RESULTS_DIR / f"{stem}.md"
         if not table.is_file():
@@ -208,7 +244,7 @@ def render() -> str:
             f"![{title}]({plot})\n"
         )
     parts.append(speed_section())
-    return "\n".join(parts)
+    return "\n".join(part for part in parts if part)
 
 
 def _measured(stem: str) -> str | None:
