@@ -229,7 +229,7 @@ class LocalBackend(FileAliases):
             # Unsigned labels (hnswlib's) are never -1: one reduction spared per call.
             if labels.dtype.kind == "i" and labels.min() < 0:
                 scores = np.where(labels < 0, np.float32(-np.inf), scores)
-            return col.id_table[labels], scores
+            return col.id_table.take(labels), scores
 
         return search
 
