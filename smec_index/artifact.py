@@ -163,7 +163,8 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
         why = f" ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
         raise SmecError(f"{config_path}: corrupt JSON{why[:80]}; retrain or restore the "
                         "artifact") from None  # fmt: skip
-    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+    version = config.get("format_version") if isinstance(config, dict) else None
+    if type(version) is not int or version != FORMAT_VERSION:  # 1.0 and true are not 1
         raise SmecError(
             f"{config_path}: unknown artifact format "
             f"{config.get('format_version') if isinstance(config, dict) else None!r}; "

@@ -269,14 +269,28 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
         ("the dataset", request.dataset), ("the embeddings", request.embeddings),
         ("the artifact", request.artifact)])  # fmt: skip
     check_before_encoding(request)
-    made = [p for p in (Path(request.data_dir), *Path(request.data_dir).parents)
-            if not p.exists()]  # fmt: skip
+    lite = lite_database(request)
+    made = [p for p in (*([lite, lite.parent] if lite else []), Path(request.data_dir),
+                        *Path(request.data_dir).parents) if not p.exists()]  # fmt: skip
     try:
         return _build(request, say)
     except BaseException:
+        if lite in made and not any((lite / "collections").glob("*")):
+            shutil.rmtree(lite, ignore_errors=True)  # the empty database opening made
         for folder in made:  # a refused or failed first build leaves no empty folders
             remove_empty_folders(folder)
         raise
+
+
+def lite_database(request: BuildRequest) -> Path | None:
+    """The milvus-lite database a Milvus build writes into (``None``: another backend, or
+    a server)."""
+    if request.backend != "milvus":
+        return None
+    uri = str(request.connector_options.get("uri") or "")
+    if is_milvus_server(uri):
+        return None
+    return Path(uri) if uri else Path(request.data_dir) / "milvus" / "milvus.db"
 
 
 def remove_empty_folders(root: Path) -> None:

@@ -51,10 +51,12 @@ class Count(click.ParamType):
 
         flag = max(param.opts, key=len) if param is not None else "value"
         if isinstance(value, bool) or not isinstance(value, int):
-            try:
-                value = int(str(value).strip().replace("_", ""), 10)
-            except ValueError:
-                raise SmecError(f"{flag} {value!r}: use a whole number, e.g. {flag} 64") from None
+            text = str(value).strip()
+            # ASCII digits only, as every integer list: int() would also take "1_000", "٣"
+            # and fullwidth digits, which no engine's documentation calls a number.
+            if not re.fullmatch(r"[+-]?[0-9]+", text):
+                raise SmecError(f"{flag} {value!r}: use a whole number, e.g. {flag} 64")
+            value = int(text)
         most = INT_MAX if self.most is None else self.most
         if self.least == 0:  # a seed: 0 is a value like any other
             if not 0 <= value <= most:

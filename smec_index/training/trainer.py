@@ -130,7 +130,11 @@ class Trainer:
         self.neighbour_loss = SimilarityPreservationLoss()
         self.pair_loss = PairwiseSimilarityLoss()
         self.reconstruction_loss = ReconstructionLoss()
-        self.memory = CrossBatchMemory(config.memory_size, table.dim, device)
+        # The queue's keys are the table's rows, each held once: it never holds more entries
+        # than rows, so a longer queue is the same queue (and --memory-size 2e9 allocates
+        # nothing it cannot use).
+        rows = int(table.vectors.shape[0])
+        self.memory = CrossBatchMemory(max(2, min(config.memory_size, rows)), table.dim, device)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.history: list[dict[str, Any]] = []
         # Held-out score of each trained dim at its chosen epoch (what PCA must beat).
