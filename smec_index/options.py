@@ -17,6 +17,7 @@ import click
 from smec_index.errors import SmecError
 from smec_index.migration import DEFAULT_MIN_RECALL
 
+MAX_DIGITS = 18  # past int64: a number no flag takes, refused before int() (4,300 digits)
 DIM_HELP = "comma-separated, strictly decreasing target dims, e.g. 128,64,32"
 
 def ints(value: str | None, flag: str, example: str = "16,64") -> list[int] | None:
@@ -26,8 +27,11 @@ def ints(value: str | None, flag: str, example: str = "16,64") -> list[int] | No
         return None
     parts = [v.strip() for v in value.split(",")]
     if not all(re.fullmatch(r"[+-]?[0-9]+", p) for p in parts):
-        raise SmecError(f"{flag} {value!r}: use whole numbers separated by commas, e.g. "
+        raise SmecError(f"{flag} {value[:60]!r}: use whole numbers separated by commas, e.g. "
                         f"{flag} {example}")  # fmt: skip
+    if any(len(p.lstrip("+-")) > MAX_DIGITS for p in parts):
+        raise SmecError(f"{flag}: a number of more than {MAX_DIGITS} digits; no setting takes "
+                        f"one that large (e.g. {flag} {example})")  # fmt: skip
     return [int(p) for p in parts]
 
 
@@ -55,7 +59,10 @@ class Count(click.ParamType):
             # ASCII digits only, as every integer list: int() would also take "1_000", "٣"
             # and fullwidth digits, which no engine's documentation calls a number.
             if not re.fullmatch(r"[+-]?[0-9]+", text):
-                raise SmecError(f"{flag} {value!r}: use a whole number, e.g. {flag} 64")
+                raise SmecError(f"{flag} {text[:40]!r}: use a whole number, e.g. {flag} 64")
+            if len(text.lstrip("+-")) > MAX_DIGITS:
+                raise SmecError(f"{flag}: a number of {len(text)} digits; use one that fits, "
+                                f"e.g. {flag} 64")  # fmt: skip
             value = int(text)
         most = INT_MAX if self.most is None else self.most
         if self.least == 0:  # a seed: 0 is a value like any other

@@ -260,8 +260,17 @@ def read_config(path: Path) -> dict[str, Any]:
         raise SmecError(f"--config {path}: nested too deeply; write a flat TOML") from None
     except tomllib.TOMLDecodeError as exc:
         raise SmecError(f"--config {path}: not valid TOML ({exc})") from None
-    values = {key.replace("-", "_"): value for key, value in raw.items()}
-    values = {("datasets" if k == "dataset" else k): v for k, v in values.items()}
+    except ValueError:  # an integer of more digits than Python converts
+        raise SmecError(f"--config {path}: a number too long to read; no setting takes "
+                        "one that large") from None  # fmt: skip
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = key.replace("-", "_")
+        name = "datasets" if name == "dataset" else name
+        if name in values:  # two spellings of one setting: neither may silently win
+            raise SmecError(f"--config {path}: {key!r} sets {name} a second time; keep one "
+                            "spelling")  # fmt: skip
+        values[name] = value
     unknown = sorted(set(values) - set(Sweep.names()))
     if unknown:
         raise SmecError(

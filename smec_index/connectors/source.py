@@ -166,6 +166,10 @@ class Mirror(Protocol):
 
     def is_alias(self, name: str) -> bool: ...
 
+    def aliases_of(self, name: str) -> list[str]:
+        """The aliases that point at collection ``name``."""
+        ...
+
     def planned_schema(self, dim: int) -> dict[str, Any]:
         """The schema :meth:`create` would give a copy (compare with ``Source.schema``)."""
         ...

@@ -247,25 +247,35 @@ def _locked(request, source, target, to_backend, server, partition, started, say
     if request.dry_run:  # reads only: no lock file either
         return run.go(started, say)
     if request.rollback:  # nothing to roll back: refused before a lock file is made
-        _switched(progress, name)
+        _switched(progress, name, request.alias)
     slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"
     lock = f"{progress.folder.name}-{progress.stem}{slice_}.lock"
     with file_lock(request.data_dir / "locks" / "migrate" / lock,
                    f"a migration into {name!r} at {target.where}"):  # fmt: skip
         if request.rollback:
-            return _rollback(progress, target, name, started)
+            return _rollback(progress, target, name, started, request.alias)
         return run.go(started, say)
 
 
-def _switched(progress: Progress, name: str) -> dict[str, Any]:
+def _switched(progress: Progress, name: str, alias: str | None = None) -> dict[str, Any]:
+    """The record of the last alias switch into ``name``; with ``alias``, it must be that
+    alias's (a rollback never moves another name than the one it was given)."""
     state = progress.read()
     if not state or not state.get("alias"):
         raise SmecError(f"no switched migration into {name!r} to roll back")
+    if alias is not None and alias != state["alias"]:
+        raise SmecError(
+            f"--alias {alias}: the last switch recorded for {name!r} is of alias "
+            f"{state['alias']!r}, which --rollback --alias {state['alias']} undoes; {alias!r} "
+            "was switched by an earlier run whose record that switch replaced: point it "
+            "yourself where it belongs"
+        )
     return state
 
 
-def _rollback(progress: Progress, target, name: str, started: float) -> dict[str, Any]:
-    state = _switched(progress, name)
+def _rollback(progress: Progress, target, name: str, started: float,
+              alias: str | None = None) -> dict[str, Any]:  # fmt: skip
+    state = _switched(progress, name, alias)
     previous = state.get("alias_before")
     if previous is None:
         target.drop_alias(state["alias"])
@@ -320,6 +330,16 @@ class _Run:
                 raise SmecError(
                     f"--alias {request.alias}: that is a collection at {target.where}, not an "
                     "alias; pick an alias name (the app's name for the collection)"
+                )
+        fresh = request.restart or request.overwrite
+        if fresh and not request.rollback and target.resolve(name) == name:
+            held = [a for a in target.aliases_of(name) if a != name]
+            if held:
+                flag = "--overwrite" if request.overwrite else "--restart"
+                raise SmecError(
+                    f"alias {held[0]!r} points at {name!r} at {target.where} (a name an app "
+                    f"reads); {flag} would drop it with the collection: switch it back first "
+                    f"(--rollback --alias {held[0]}), or migrate into another --to"
                 )
         if target.exists(name) and not self.progress.owns_target():
             raise SmecError(

@@ -33,6 +33,9 @@ class ConnectorTarget:
         self.place = where  # already absolute (embedded) or credential-free (a server)
         self.index_params = index_params
 
+    def aliases_of(self, name: str) -> list[str]:
+        return [alias for alias, target in self.connector.aliases().items() if target == name]
+
     def is_alias(self, name: str) -> bool:
         return name in self.connector.aliases()
 

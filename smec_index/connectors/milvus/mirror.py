@@ -52,6 +52,9 @@ class MilvusMirror:
         return name
 
     # -- names ----------------------------------------------------------------------------
+    def aliases_of(self, name: str) -> list[str]:
+        return [alias for alias, target in aliases(self.client).items() if target == name]
+
     def is_alias(self, name: str) -> bool:
         return name in aliases(self.client)
 

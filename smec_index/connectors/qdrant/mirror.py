@@ -54,6 +54,9 @@ class QdrantMirror:
     def _aliases(self) -> dict[str, str]:
         return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
 
+    def aliases_of(self, name: str) -> list[str]:
+        return [alias for alias, target in self._aliases().items() if target == name]
+
     def is_alias(self, name: str) -> bool:
         return name in self._aliases()
 
