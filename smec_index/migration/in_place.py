@@ -100,8 +100,12 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
         raise SmecError("--in-place writes into the source: leave out --to-backend, --alias and "
                         "--partition")  # fmt: skip
     name = vector_name(request, source)
-    config = source.client.get_collection(source.collection).config.params.vectors
+    params = source.client.get_collection(source.collection).config.params
+    config = params.vectors
     existing = config if isinstance(config, dict) else {"": config}
+    if name in (params.sparse_vectors or {}):  # before a PCA is fitted or saved
+        raise SmecError(f"--to {name}: collection {source.collection!r} has a sparse vector of "
+                        "that name; pick another --to")  # fmt: skip
     progress = Progress(request.data_dir, "qdrant", source, "qdrant-vector", name,
                         source.info.location)  # fmt: skip
     if request.rollback:

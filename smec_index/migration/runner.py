@@ -348,6 +348,23 @@ class _Run:
                 "--overwrite: pick another --to, or drop it yourself"
             )
 
+    def check_payloads(self) -> None:
+        """smec-index's own schema keeps each point's id in the payload key ``_smec_id``: a
+        source whose points already carry it (a collection smec-index wrote) is refused here,
+        by its first batch, before anything is written (and in the plan), not half-way."""
+        from smec_index.connectors.contract import RESERVED_KEY
+
+        if self.mirror:
+            return
+        first = next(iter(self.source.iterate(256, None)), None)
+        if first is not None and any(RESERVED_KEY in p for p in first.payloads):
+            raise SmecError(
+                f"the source's points carry the payload key {RESERVED_KEY!r}, where "
+                "smec-index's own schema (--to-backend) keeps each point's id: it is a "
+                "collection smec-index wrote; migrate it as a copy beside itself (leave out "
+                "--to-backend), or from the collection it was made from"
+            )
+
     def go(self, started: float, say) -> dict[str, Any]:
         request, source, target, name = self.request, self.source, self.target, self.name
         self.check_names()  # again, now that no other run of it can be half-way
@@ -362,6 +379,7 @@ class _Run:
         count = source.count()
         projection, artifact, artifact_fp, kept = fit_projection(
             request, source, self.progress, say)  # fmt: skip
+        self.check_payloads()
         if request.dry_run:
             return self.plan(projection, count, changes, kept, started)
         if state is not None and (

@@ -22,9 +22,11 @@ cursor) never changes. Aliases live in ``<data_dir>/<backend>/aliases.json``.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -52,6 +54,17 @@ from smec_index.errors import SmecError
 
 META = "meta.json"
 FORMAT = 1
+
+
+def _serialised(method: Callable) -> Callable:
+    """``method`` under the store's write lock (see ``LocalStore._writing``)."""
+
+    @functools.wraps(method)
+    def locked(self, *args: Any, **kwargs: Any) -> Any:
+        with self._writing:
+            return method(self, *args, **kwargs)
+
+    return locked
 
 
 @dataclass
@@ -113,6 +126,10 @@ class LocalBackend(FileAliases):
         self.root = Path(data_dir if data_dir is not None else default_data_dir()) / self.name
         self._open: dict[str, Collection] = {}
         self._aliases = AliasFile(self.root)
+        # Writes, commits and drops of this store take turns: a migration's writer threads
+        # (or a failed write's reload from disk) never see an index another thread is
+        # half-way through changing. Searches do not take it.
+        self._writing = threading.RLock()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r})"
@@ -148,6 +165,7 @@ class LocalBackend(FileAliases):
         """The backend's live index object (CPU), for inspection; do not modify it."""
         return self._load(collection).index
 
+    @_serialised
     def upsert(
         self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
     ) -> None:
@@ -273,6 +291,7 @@ class LocalBackend(FileAliases):
                 cursor=f"{col.name}:{stop}" if stop < n else None,
             )
 
+    @_serialised
     def flush(self, collection: str) -> None:
         col = self._load(collection)
         if col.dirty:
@@ -288,10 +307,12 @@ class LocalBackend(FileAliases):
             "collection's files (index, ids, payloads)",
         )
 
+    @_serialised
     def drop(self, collection: str) -> None:
         self._forget(collection)
         remove_directory(self.root / collection)
 
+    @_serialised
     def close(self) -> None:
         try:
             for col in list(self._open.values()):

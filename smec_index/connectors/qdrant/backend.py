@@ -44,7 +44,7 @@ from smec_index.connectors.qdrant.settings import (
     with_id,
 )
 from smec_index.errors import SmecError
-from smec_index.secrets import check_url, has_userinfo, shown_url, url_secrets
+from smec_index.secrets import shown_url
 
 MODES = ("edge", "local")
 QDRANT_PARAMS = ("quantization", "pq_compression", "bits", "oversampling", "rescore")
@@ -96,19 +96,15 @@ class QdrantBackend:
         # Each mode imports only its own client library.
         if url:
             from smec_index.connectors.qdrant.client_store import ClientStore
-            from smec_index.connectors.qdrant.server import connect_server
+            from smec_index.connectors.qdrant.server import (
+                check_server_url,
+                connect_server,
+            )
 
             if mode not in (None, "server"):
                 raise SmecError(f"mode {mode!r} is for embedded Qdrant; leave it out with --url")
-            check_url(url, "--url")
+            check_server_url(url, "--url")
             self.mode, self.where = "server", shown_url(url)
-            if has_userinfo(url) or url_secrets(url):
-                raise SmecError(
-                    f"--url {self.where}: Qdrant takes its API key from --api-key (or "
-                    "QDRANT_API_KEY), not from user:password or a key in the URL; remove it"
-                )
-            if not url.startswith(("http://", "https://")):
-                raise SmecError(f"--url {self.where}: use http://host:6333 (or https://)")
             api_key = api_key or os.environ.get("QDRANT_API_KEY")
             self._store = ClientStore(connect_server(url, api_key, timeout), self.where)
             return

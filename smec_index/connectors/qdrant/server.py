@@ -18,7 +18,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from smec_index.connectors.base import Sizes
 from smec_index.errors import SmecError
-from smec_index.secrets import check_credential, shown_url
+from smec_index.secrets import check_credential, check_url, has_userinfo, shown_url, url_secrets
 
 TRANSPORT_ERRORS = (ResponseHandlingException, httpx.HTTPError, ConnectionError, TimeoutError)
 _PROBE_TIMEOUT_S = 2
@@ -28,6 +28,19 @@ _PROBE_BUDGET_S = 8.0
 def failure(exc: BaseException) -> str:
     """The name of what failed underneath qdrant-client's wrapper (``ConnectError``...)."""
     return type(getattr(exc, "source", None) or exc).__name__
+
+
+def check_server_url(url: str, flag: str) -> None:
+    """A Qdrant server address as every command takes it: http(s)://host:port, with no
+    user:password or key in it (the key comes from --api-key or QDRANT_API_KEY)."""
+    check_url(url, flag)
+    if has_userinfo(url) or url_secrets(url):
+        raise SmecError(
+            f"{flag} {shown_url(url)}: Qdrant takes its API key from --api-key (or "
+            "QDRANT_API_KEY), not from user:password or a key in the URL; remove it"
+        )
+    if not url.startswith(("http://", "https://")):
+        raise SmecError(f"{flag} {shown_url(url)}: use http://host:6333 (or https://)")
 
 
 def connect_server(url: str, api_key: str | None, timeout: float) -> QdrantClient:

@@ -88,6 +88,13 @@ class QdrantReader:
         vector = record.vector
         if not isinstance(vector, dict):
             return vector, {}
+        if self.using not in vector:  # Qdrant lets a point lack a named vector
+            raise SmecError(
+                f"point {record.id} of {self.info.collection!r} has no vector {self.using!r} "
+                f"(it holds {', '.join(map(repr, vector)) or 'none'}); migrate copies every "
+                "point with its migrated vector, so a collection where some points lack it "
+                "cannot be migrated on that vector: pick another --using"
+            )
         return vector[self.using], {k: v for k, v in vector.items() if k != self.using}
 
     def _batch(self, records: list[Any], cursor: Any = None) -> SourceBatch:
@@ -217,8 +224,9 @@ class QdrantSource(QdrantReader):
                     ) from None
             where, location = str(folder), f"path:{folder.resolve()}"
         else:
-            from smec_index.connectors.qdrant.server import connect_server
+            from smec_index.connectors.qdrant.server import check_server_url, connect_server
 
+            check_server_url(url, "--url")
             self.client = connect_server(url, api_key or os.environ.get("QDRANT_API_KEY"), 10)
             where = location = shown_url(url)
         self.collection = collection
