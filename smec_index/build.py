@@ -312,6 +312,12 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
         # The index parameters, before the data is read or an artifact trained.
         connector.check_spec(IndexSpec(dim=request.dim, index=request.index, params=request.params))
         data, model = load_or_embed(request, say)
+        nlist = request.params.get("nlist")
+        if request.index.startswith("ivf") and nlist and nlist > len(data.corpus.ids):
+            raise SmecError(  # FAISS refuses to train such lists, Milvus would silently not
+                f"--nlist {nlist}: more inverted lists than the corpus's "
+                f"{len(data.corpus.ids):,} documents; pass at most that (about sqrt(n) is usual)"
+            )
         compressor, artifact_path = None, request.artifact
         if artifact_path is not None:
             compressor = load_compressor(artifact_path)

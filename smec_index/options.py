@@ -333,6 +333,13 @@ def connector_options(backend: str, url, api_key, uri, token) -> dict:
         f"--backend {backend} (--url and --api-key are Qdrant's, --uri and --token Milvus')",
         "leave {it} out or pick the backend",
     )
+    from smec_index.connectors.base import is_milvus_server
+
+    if backend == "qdrant" and api_key and not url and not from_environment(ctx, "api_key"):
+        refuse_stray(["--api-key"], "embedded Qdrant (no --url): it has no API key")
+    if backend == "milvus" and token and not is_milvus_server(uri) and \
+            not from_environment(ctx, "token"):  # fmt: skip
+        refuse_stray(["--token"], "milvus-lite (no server --uri): a database folder has no users")
     if backend == "qdrant":
         return {k: v for k, v in {"url": url, "api_key": api_key}.items() if v}
     if backend == "milvus":

@@ -110,11 +110,11 @@ def _write(records: list[dict[str, Any]], results: str | Path, out: Path) -> Non
     for dataset in dict.fromkeys(r["dataset"] for r in current):
         rows = [r for r in current if r["dataset"] == dataset]
         lines += _dataset_section(dataset, rows, out)
-    machine = records[-1].get("machine", {})
+    machine = records[-1].get("machine") or {}
     lines += ["## Machine and versions", "",
               f"- CPU: {machine.get('cpu')} x {machine.get('cpus')}; memory "
               f"{machine.get('memory_gib')} GiB; threads {machine.get('threads')}",
-              f"- {', '.join(f'{k} {v}' for k, v in records[-1].get('versions', {}).items())}",
+              f"- {', '.join(f'{k} {v}' for k, v in (records[-1].get('versions') or {}).items())}",
               ""]  # fmt: skip
     (out / "report.md").write_text("\n".join(lines))
 

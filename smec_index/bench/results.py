@@ -124,6 +124,7 @@ def _read_records(path: Path) -> list[dict[str, Any]]:
 # is refused naming the line and the field, never half-plotted.
 _TEXT = ("key", "dataset", "method", "backend", "index", "encoding")
 MAX_DIM = 1 << 16  # no embedding model comes near: a bigger "dim" is a damaged file
+MAX_ROWS = 10**12  # documents: a larger "n_docs" is a damaged file
 MAX_BYTES = 1e15  # a petabyte of index: beyond it the plots' log axes overflow
 MAX_FIGURE = 1e12  # milliseconds, seconds, QPS, GB/s: a larger one is a damaged file
 _COUNTS = ("dim", "n_docs")  # whole numbers >= 1
@@ -174,6 +175,12 @@ def check_record(record: dict[str, Any], where: str) -> None:
             raise bad(key, "an object")
     if record["dim"] > MAX_DIM:
         raise bad("dim", f"at most {MAX_DIM:,}")
+    if record["n_docs"] > MAX_ROWS:
+        raise bad("n_docs", f"at most {MAX_ROWS:,}")
+    if record["qps"] <= 0:  # a run that answered queries answered some per second
+        raise bad("qps", "a number > 0")
+    if record.get("nprobe") is not None and record.get("nlist") is None:
+        raise bad("nlist", "a number (nprobe is a share of nlist lists)")
     if record["bytes_per_vector"] <= 0:
         raise bad("bytes_per_vector", "a number > 0")
     if record["bytes_per_vector"] > 8 * MAX_DIM:  # float64 at the largest dim

@@ -157,6 +157,9 @@ class LinearCompressor:
 
 
 MAX_WEIGHT = 1e6  # a projection entry beyond this overflows float32 on ordinary vectors
+# Any projection that keeps vectors apart has an entry of at least 1/sqrt(input dim) (1/64
+# at 4096-d); one whose largest is below this would make unit vectors underflow to zero.
+MIN_WEIGHT = 1e-4
 
 
 def check_projection(matrix: np.ndarray, what: str) -> None:
@@ -170,6 +173,10 @@ def check_projection(matrix: np.ndarray, what: str) -> None:
         )
     if largest == 0.0:
         raise SmecError(f"{what} is all zeros, so every vector would project to nothing; retrain")
+    if largest < MIN_WEIGHT:  # a unit vector's projection would underflow when normalised
+        raise SmecError(f"{what} has no weight above {MIN_WEIGHT:g} (largest {largest:.1e}), so "
+                        "every vector would project to almost nothing; the artifact is "
+                        "broken: retrain it")  # fmt: skip
 
 
 def load_compressor(directory: str | Path) -> LinearCompressor:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -20,6 +22,8 @@ from typing import Any
 
 from smec_index import safejson
 from smec_index.errors import SmecError
+
+log = logging.getLogger(__name__)
 
 DISK_METHOD = "allocated bytes on disk (du)"
 
@@ -273,3 +277,27 @@ def purge_dropped(root: Path) -> None:
     if root.is_dir():
         for path in root.glob(".dropped-*"):
             shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
+def native_notes(library: str) -> Iterator[None]:
+    """What a native library prints straight to the process's stderr while the block runs
+    (FAISS's k-means advice, "WARNING clustering 600 points to 256 centroids: please provide
+    at least 9984 training points", also from milvus-lite's index build) is caught at the
+    descriptor and logged once per distinct line (``smec-index -v`` shows it)."""
+    import collections
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            lines = sink.read().decode("utf-8", "replace").splitlines()
+            for line, times in collections.Counter(x.strip() for x in lines if x.strip()).items():
+                log.info("%s: %s%s", library, line, f" (x{times})" if times > 1 else "")

@@ -52,15 +52,10 @@ no GPU: that path is not exercised by the tests here.)
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
-import sys
-import tempfile
 import threading
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +64,7 @@ import numpy as np
 
 from smec_index.codes import product_code_bytes
 from smec_index.connectors.local.store import Collection, LocalBackend
+from smec_index.connectors.storage import native_notes
 from smec_index.errors import SmecError
 from smec_index.vectors import normalize
 
@@ -200,7 +196,7 @@ class FaissBackend(LocalBackend):
                     f"needs at least {why}, got {len(vectors)}; add more first{remedy}"
                 )
             try:
-                with _faiss_notes():
+                with native_notes("faiss"):
                     col.index.train(vectors)
             except BaseException:
                 col.extra["pending"] = pending  # nothing added is lost to a failed training
@@ -426,27 +422,6 @@ def _training_need(spec) -> tuple[int, str, str, str]:
         return needed, "ivf_pq", why, " or lower nlist/pq_bits"
     needed = 256 if product_code_bytes(str(params.get("encoding"))) else 1  # PQ: 256 centroids
     return needed, str(params.get("encoding")), str(needed), ""
-
-
-@contextmanager
-def _faiss_notes() -> Iterator[None]:
-    """FAISS's k-means prints its advice ("WARNING clustering 600 points to 256 centroids:
-    please provide at least 9984 training points") straight to the process's stderr, once
-    per sub-quantizer, whatever the caller asked for. Caught at the descriptor and logged
-    once each (``smec-index -v`` shows it; the build's recall says what it cost)."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink:
-        os.dup2(sink.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            sink.seek(0)
-            lines = sink.read().decode("utf-8", "replace").splitlines()
-            for line, times in collections.Counter(x.strip() for x in lines if x.strip()).items():
-                log.info("faiss: %s%s", line, f" (x{times})" if times > 1 else "")
 
 
 def _search_parameters(col: Collection, k: int, params: dict[str, int]) -> Any:

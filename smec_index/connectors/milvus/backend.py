@@ -51,7 +51,7 @@ from smec_index.connectors.milvus.client import (
     server_sizes,
     wait_for_index,
 )
-from smec_index.connectors.storage import DISK_METHOD, disk_bytes
+from smec_index.connectors.storage import DISK_METHOD, disk_bytes, native_notes
 from smec_index.errors import SmecError
 from smec_index.secrets import check_url, has_userinfo, shown_url
 
@@ -321,7 +321,16 @@ class MilvusBackend:
         )
 
     def flush(self, collection: str) -> None:
-        self._ensure_loaded(self._target(collection))
+        name = self._target(collection)
+        if not self.lite:
+            self._ensure_loaded(name)
+            return
+        # milvus-lite builds each segment's index (FAISS, in this process) in a background
+        # thread after the flush; its k-means advice goes to stderr then. Waiting for the
+        # index files here keeps that inside the block that catches it.
+        with native_notes("milvus-lite"):
+            self._ensure_loaded(name)
+            wait_for_lite_index_files(self._db_path / "collections" / name)
 
     def sizes(self, collection: str) -> Sizes:
         """Files where this machine can read them (milvus-lite; a server given
