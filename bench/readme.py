@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from bench.results import RESULTS_DIR
+from smec_index.bench.report import file_slug
 
 ROOT = Path(__file__).resolve().parents[1]
 README, RESULTS_PAGE = ROOT / "README.md", ROOT / "docs" / "results.md"
@@ -169,7 +170,7 @@ def sweep_section() -> str:
         if len(best) < 2:
             continue
         table = best[1].split("\n### ", 1)[0].strip()
-        slug = "".join(c if c.isalnum() else "-" for c in name)
+        slug = file_slug(name)
         plot = f"bench/results/sweep/{slug}-quality-vs-bytes.png"
         lines.append(f"**{name}**\n\n{table}\n\n![{name}: quality vs bytes]({plot})\n")
     return "\n".join(lines) + "\n"
@@ -220,7 +221,7 @@ def report_section(title: str, stem: str, wanted: list[str], plots: list[str]) -
     for dataset, body in (b.split("\n", 1) for b in report.read_text().split("\n## ")[1:]):
         if dataset.startswith("Machine"):
             continue
-        slug = "".join(c if c.isalnum() else "-" for c in dataset)
+        slug = file_slug(dataset)
         for section in body.split("\n### ")[1:]:
             heading, text = section.split("\n", 1)
             if any(heading.startswith(w) for w in wanted):
@@ -287,7 +288,7 @@ def headline() -> str:
                         f"{best[2].strip()} |")  # fmt: skip
     if not rows:
         return ""
-    slug = "".join(c if c.isalnum() else "-" for c in _sweep_blocks()[0][0])
+    slug = file_slug(_sweep_blocks()[0][0])
     plot = f"bench/results/sweep/{slug}-quality-vs-bytes.png"
     head = (f"| dataset | original 384-d float32 | best at <= {HEADLINE_BYTES} B per vector | "
             "how (method, dim, encoding, index) |\n|---|---|---|---|\n")  # fmt: skip

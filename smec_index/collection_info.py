@@ -19,9 +19,24 @@ def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> 
         SmecError: ``name`` is neither a collection nor an alias there.
     """
     check_collection_name(name)
-    record = _migrated(backend, name, Path(data_dir), options)
+    unreadable: list[Path] = []
+    record = _migrated(backend, name, Path(data_dir), options, unreadable)
     if record is not None:
         return _migrated_info(backend, name, record, options)
+    try:
+        return _built_info(backend, name, data_dir, options)
+    except SmecError as exc:
+        if not unreadable:
+            raise
+        raise SmecError(  # the record that would have described a copy migrate made
+            f"migration record {unreadable[0]} is unreadable (damaged JSON), so a copy "
+            f"migrate made cannot be described ({exc}); restore that file, or run the "
+            "migration again with --restart"
+        ) from None
+
+
+def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]) -> dict:
+    """A collection ``smec-index build`` made (its manifest under ``data_dir``)."""
     if options.get("path"):
         raise SmecError(
             f"no collection {name!r} that migrate wrote into {options['path']} according to "
@@ -58,9 +73,11 @@ def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> 
         }
 
 
-def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any]):
+def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any],
+              unreadable: list[Path]):  # fmt: skip
     """The progress record of a finished ``migrate`` whose copy (or alias) is ``name`` at
-    the place ``options`` name (a server address or a milvus-lite file), if any."""
+    the place ``options`` name (a server address or a milvus-lite file), if any; records
+    that cannot be read are added to ``unreadable``."""
 
     from smec_index.secrets import shown_url
 
@@ -77,8 +94,10 @@ def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any]):
         try:
             record = safejson.loads(path.read_text())
         except (OSError, ValueError):
+            unreadable.append(path)
             continue
         if not isinstance(record, dict):
+            unreadable.append(path)
             continue
         if (
             record.get("done")

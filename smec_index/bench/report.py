@@ -33,6 +33,17 @@ def pareto(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+def file_slug(name: str) -> str:
+    """A dataset's name as part of a plot's file name: letters and digits, and short enough
+    for any file system (a long name keeps 60 characters and a hash of the whole)."""
+    slug = "".join(c if c.isalnum() else "-" for c in name)
+    if len(slug) <= 80:
+        return slug
+    import hashlib
+
+    return f"{slug[:60]}-{hashlib.sha1(name.encode()).hexdigest()[:10]}"
+
+
 def quality(record: dict[str, Any]) -> float | None:
     """What the Pareto front and the budget table rank by: nDCG@10, else recall@10."""
     value = record.get("ndcg@10")
@@ -122,7 +133,7 @@ def _write(records: list[dict[str, Any]], results: str | Path, out: Path) -> Non
 def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> list[str]:
     from smec_index.bench.plots import facet_plot, line_plot, scatter_front
 
-    slug = "".join(c if c.isalnum() else "-" for c in dataset)
+    slug = file_slug(dataset)
     metric = "nDCG@10" if any(r.get("ndcg@10") is not None for r in rows) else "recall@10"
     lines = [f"## {dataset}", ""]
     # nDCG@10 against dim per method: exhaustive float32 where there is one

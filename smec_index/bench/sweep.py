@@ -175,15 +175,13 @@ class Sweep:
         if self.latency_queries > MAX_LATENCY_QUERIES:
             raise SmecError(f"latency_queries {self.latency_queries:,}: at most "
                             f"{MAX_LATENCY_QUERIES:,} (200 give a stable p50)")  # fmt: skip
-        for method in self.methods:  # an artifact is read now, not after the first runs
-            if method.startswith("artifact:") and Path(method[9:]).is_dir():
-                from smec_index.artifact import load_artifact
-
-                load_artifact(method[9:])
         if self.workdir is not None:
             no_file_above(Path(self.workdir) / "x", "workdir")
             if Path(self.workdir).exists() and not Path(self.workdir).is_dir():
                 raise SmecError(f"workdir {self.workdir}: a file; pass a directory")
+            if not Path(self.workdir).is_dir():
+                raise SmecError(f"workdir {self.workdir}: no such directory; make it, or leave "
+                                "workdir out (a temporary one is used)")  # fmt: skip
         for dataset in self.datasets:
             match = SYNTHETIC.match(dataset)
             if match:
@@ -196,12 +194,50 @@ class Sweep:
                 )
             if not Path(dataset).is_dir():
                 raise SmecError(f"--dataset {dataset}: no such directory")
+        for method in self.methods:  # an artifact is read now, not after the first runs
+            if method.startswith("artifact:") and Path(method[9:]).is_dir():
+                self.check_artifact(method[9:])
         no_file_above(self.out, "--out")
         if self.out.is_dir():
             raise SmecError(f"--out {self.out}: a directory; pass a .jsonl file path")
         if self.out.exists() and not self.out.is_file():
             raise SmecError(f"--out {self.out}: not a regular file (a device, socket or FIFO); "
                             "pass a .jsonl file path")  # fmt: skip
+
+
+    def check_artifact(self, folder: str) -> None:
+        """``artifact:DIR`` fits every dataset's dim, and holds every dim asked for."""
+        from smec_index.compressors import load_compressor
+
+        compressor = load_compressor(folder)
+        have = {*compressor.dims, compressor.input_dim}
+        missing = [d for d in self.dims if d not in have]
+        if missing:
+            raise SmecError(f"artifact:{folder} has no dim {missing[0]} (it has "
+                            f"{', '.join(map(str, sorted(have)))}); change --dims")  # fmt: skip
+        for dataset in self.datasets:
+            dim = dataset_dim(dataset, self.embeddings)
+            if dim is not None and dim != compressor.input_dim:
+                raise SmecError(f"artifact:{folder} projects {compressor.input_dim}-d vectors; "
+                                f"{dataset} holds {dim}-d ones: pass an artifact trained on "
+                                "its embeddings")  # fmt: skip
+
+
+def dataset_dim(dataset: str, embeddings: str | None) -> int | None:
+    """A dataset's embedding dim without loading it (``None`` where it is not on disk yet:
+    embedded later, and checked then)."""
+    from smec_index.data import DEFAULT_MODEL_NAME, _npy_header
+
+    match = SYNTHETIC.match(dataset)
+    if match:
+        return int(match.group(2))
+    folder = Path(embeddings) if embeddings else Path(dataset) / "embeddings" / DEFAULT_MODEL_NAME
+    try:
+        with open(folder / "corpus.npy", "rb") as handle:
+            shape, _ = _npy_header(handle)
+    except (OSError, ValueError):
+        return None  # read (and named) when the run loads it
+    return int(shape[1]) if len(shape) == 2 else None
 
 
 def _check_item(name: str, item: Any, kind: str) -> None:

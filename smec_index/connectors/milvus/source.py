@@ -408,8 +408,13 @@ def read_copy(db: Path) -> Path:
         root = Path(tempfile.mkdtemp(prefix=f"{READ_COPY}{os.getpid()}-", dir=base))
         try:
             _copy_database(db, root / COPY_NAME)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(root, ignore_errors=True)
+            from smec_index.connectors.storage import is_disk_full, no_space
+
+            if is_disk_full(exc):  # the copy's disk, not the source's file the error names
+                raise no_space(base, None, "point TMPDIR at a disk with room for a copy of "
+                               "the source database") from None  # fmt: skip
             raise
     return root
 
