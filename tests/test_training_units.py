@@ -723,6 +723,8 @@ def _saved_smec(tmp_path, **settings):
     smec.extra = {
         "stage.8.adapter": np.zeros((16, 16), np.float32),
         "stage.4.adapter": np.zeros((8, 8), np.float32),
+        "stage.8.logits": np.zeros(16, np.float32),  # ADS: each stage's selection logits
+        "stage.4.logits": np.zeros(8, np.float32),
     }
     smec.info = {"parents": {"8": 16, "4": 8}}
     return smec

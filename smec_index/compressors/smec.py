@@ -143,10 +143,41 @@ class SMEC(TrainedCompressor):
         clash = [d for d in new_dims if d in self.dims]
         if clash:
             raise SmecError(f"the artifact already has dim {clash[0]}; ask for new dims only")
-        parents = {int(d): int(p) for d, p in self.info.get("parents", {}).items()}
+        parents = self.stage_parents()
         if not set(self.dims) <= set(parents):
             raise SmecError("this artifact has no stage weights to extend; retrain it with smec")
         return new_dims, config
+
+    def stage_parents(self) -> dict[int, int]:
+        """``info.parents`` of an artifact to extend, checked against its stage weights: each
+        stage hangs off the input or a larger stage, and has the adapter (and, with ADS, the
+        selection logits) of its parent's size. A damaged artifact is named here, not by
+        the trainer's tensors half-way (nor extended on a chain it was not trained as)."""
+        raw = self.info.get("parents", {})
+        where = "config.json info.parents"
+        if not isinstance(raw, dict):
+            raise SmecError(f"{where} is not a mapping of dim to parent dim; retrain the artifact")
+        try:
+            parents = {int(d): int(p) for d, p in raw.items()}
+        except (TypeError, ValueError):
+            raise SmecError(f"{where} holds a value that is not a dim; retrain the "
+                            "artifact") from None  # fmt: skip
+        if not isinstance(self.info.get("negatives") or {}, dict):
+            raise SmecError("config.json info.negatives is not a mapping; retrain the artifact")
+        for dim, parent in parents.items():
+            if parent <= dim or (parent != self.input_dim and parent not in parents):
+                raise SmecError(f"{where}: stage {dim} hangs off {parent}, which is neither the "
+                                "input nor a larger stage; retrain the artifact")  # fmt: skip
+            wanted = {f"stage.{dim}.adapter": (parent, parent)}
+            if self.train_config.ads:
+                wanted[f"stage.{dim}.logits"] = (parent,)
+            for key, shape in wanted.items():
+                found = self.extra.get(key)
+                if found is None or tuple(np.shape(found)) != shape:
+                    got = "missing" if found is None else f"of shape {tuple(np.shape(found))}"
+                    raise SmecError(f"weights.safetensors: {key} is {got}, not {shape}; the "
+                                    "artifact's stages are damaged: retrain it")  # fmt: skip
+        return parents
 
     def extend(
         self,
@@ -174,7 +205,7 @@ class SMEC(TrainedCompressor):
         chosen = (self.info.get("negatives") or {}).get("chosen")
         if config.negatives == "auto" and chosen:  # the chain's stages share one kind
             config = config.updated(negatives=chosen)
-        parents = {int(d): int(p) for d, p in self.info.get("parents", {}).items()}
+        parents = self.stage_parents()
         tree = StageTree.from_state(self.input_dim, parents, self.extra)
         # A dim the chain already trained without exporting it (its lead-in stage) is
         # exported as it is (or as PCA, where PCA beat it on held-out data when it was
