@@ -309,6 +309,20 @@ class _Run:
             return mirror_changes(self.source, self.target, self.request.dim)
         return self.target.schema_changes(self.source)
 
+    def earlier_copies(self) -> set[str]:
+        """Targets earlier migrations of this source wrote at this place (their records)."""
+        from smec_index.migration.state import read_state
+
+        copies = set()
+        for path in self.progress.folder.glob("*.json"):
+            try:
+                state = read_state(path)
+            except SmecError:
+                continue
+            if isinstance(state, dict) and state.get("target_place") == self.target.place:
+                copies.add(str(state.get("target")))
+        return copies
+
     def check_names(self) -> None:
         """Refuse, before anything is written, every target this run may not write."""
         request, target, name = self.request, self.target, self.name
@@ -330,6 +344,16 @@ class _Run:
                 raise SmecError(
                     f"--alias {request.alias}: that is a collection at {target.where}, not an "
                     "alias; pick an alias name (the app's name for the collection)"
+                )
+            current = target.resolve(request.alias) if target.is_alias(request.alias) else None
+            mine = {name, self.source.info.collection} if same_place else {name}
+            mine |= self.earlier_copies()  # another dim of the same source, say
+            if current is not None and current not in mine and not request.rollback:
+                raise SmecError(
+                    f"--alias {request.alias}: that alias points at {current!r} at "
+                    f"{target.where}, not at the source {self.source.info.collection!r}; "
+                    "switching it would give the app reading it a copy of another "
+                    "collection: pick the alias the app uses for the source"
                 )
         fresh = request.restart or request.overwrite
         if fresh and not request.rollback and target.resolve(name) == name:
@@ -377,9 +401,9 @@ class _Run:
         changes = self.changes()
         self.refuse_changes(changes, "would change")
         count = source.count()
+        self.check_payloads()  # before a projection is fitted and saved
         projection, artifact, artifact_fp, kept = fit_projection(
             request, source, self.progress, say)  # fmt: skip
-        self.check_payloads()
         if request.dry_run:
             return self.plan(projection, count, changes, kept, started)
         if state is not None and (
