@@ -158,7 +158,7 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
             "pass a directory written by `smec-index train`"
         )
     try:
-        config = safejson.loads(config_path.read_text())
+        config = safejson.loads(config_path.read_text(encoding="utf-8-sig"))  # a BOM too
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         why = f" ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
         raise SmecError(f"{config_path}: corrupt JSON{why[:80]}; retrain or restore the "

@@ -154,7 +154,8 @@ class Sweep:
                 )
         for encoding in self.encodings:
             check_encoding(encoding)
-        for name in ("dims", "ef_search", "nprobe", "concurrency"):
+        for name in ("datasets", "methods", "backends", "encodings", "index", "dims",
+                     "ef_search", "nprobe", "concurrency"):  # fmt: skip
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise SmecError(f"{name} {values}: a value twice; list each once")
@@ -328,4 +329,10 @@ def read_config(path: Path) -> dict[str, Any]:
             d if d.startswith("synthetic") or Path(d).is_absolute() else str(base / d)
             for d in values["datasets"]
         ]
+    if isinstance(values.get("methods"), list):  # artifact:DIR, too, from the file's folder
+        values["methods"] = [
+            f"artifact:{base / m[9:]}" if isinstance(m, str) and m.startswith("artifact:")
+            and not Path(m[9:]).is_absolute() else m
+            for m in values["methods"]
+        ]  # fmt: skip
     return values
