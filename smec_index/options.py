@@ -61,8 +61,9 @@ class Count(click.ParamType):
             if not re.fullmatch(r"[+-]?[0-9]+", text):
                 raise SmecError(f"{flag} {text[:40]!r}: use a whole number, e.g. {flag} 64")
             if len(text.lstrip("+-")) > MAX_DIGITS:
-                raise SmecError(f"{flag}: a number of {len(text)} digits; use one that fits, "
-                                f"e.g. {flag} 64")  # fmt: skip
+                most = INT_MAX if self.most is None else self.most
+                raise SmecError(f"{flag} must be at most {most:,}, got a number of "
+                                f"{len(text.lstrip('+-'))} digits")  # fmt: skip
             value = int(text)
         most = INT_MAX if self.most is None else self.most
         if self.least == 0:  # a seed: 0 is a value like any other

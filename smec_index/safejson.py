@@ -23,7 +23,7 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def _int(digits: str) -> int:
     """An integer as JSON writes it, refused (not a ``ValueError`` from deep inside the
     parser) when it has more digits than Python converts: no figure smec-index reads has."""
-    if len(digits.lstrip("-")) > 300:
+    if len(digits.lstrip("-")) > 4300:  # Python's own limit (sys.get_int_max_str_digits)
         raise json.JSONDecodeError(f"a number of {len(digits)} digits", digits[:40], 0)
     return int(digits)
 
