@@ -29,10 +29,10 @@ def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> 
         if not unreadable:
             raise
         raise SmecError(  # the record that would have described a copy migrate made
-            f"migration record {unreadable[0]} is unreadable (damaged JSON), so a copy "
-            f"migrate made cannot be described ({exc}); restore that file, or run the "
-            "migration again with --restart"
-        ) from None
+            f"no collection {name!r} that smec-index built, and migration record "
+            f"{unreadable[0]}, which would describe a copy migrate made, is unreadable "
+            "(damaged JSON): restore that file, or run the migration again with --restart"
+        ) from exc
 
 
 def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]) -> dict:

@@ -11,6 +11,7 @@ product.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ import numpy as np
 
 from smec_index import safejson
 from smec_index.artifact import artifact_fingerprint
-from smec_index.compressors.base import LinearCompressor, check_input_dim, load_projection
+from smec_index.compressors.base import LinearCompressor, load_projection
 from smec_index.connectors import Connector, IndexSpec, open_connector
 from smec_index.connectors.base import check_collection_name
 from smec_index.connectors.storage import write_json_atomic
@@ -163,14 +164,10 @@ class CompressedIndex:
 
     def project(self, vectors: np.ndarray) -> np.ndarray:
         """Full-size vectors -> the stored space (projected and L2-normalised)."""
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if self.compressor is not None:
-            check_input_dim(self.compressor, vectors.shape[1], "vectors")
-        elif vectors.ndim != 2 or vectors.shape[1] != self.dim:
-            raise SmecError(
-                f"vectors of shape {vectors.shape} for a collection of original {self.dim}-d "
-                "vectors; embed queries with the model that embedded the corpus"
-            )
+        from smec_index.vectors import as_rows
+
+        width = self.dim if self.compressor is None else self.compressor.input_dim
+        vectors, _ = as_rows(vectors, width)  # one vector is one row
         if self.compressor is None or self.dim == self.compressor.input_dim:
             return normalize(vectors)
         return self.compressor.transform(vectors, self.dim)
@@ -200,7 +197,13 @@ class CompressedIndex:
         The first search with given ``params`` binds a :class:`Searcher` (the collection
         resolved, the engine's parameters built); later ones reuse it, so a search costs
         the projection, the engine call and an id lookup."""
-        key = tuple(sorted((params or {}).items()))
+        if params is not None and not isinstance(params, Mapping):
+            raise SmecError(f"params {params!r:.60}: pass a dict such as {{'ef_search': 128}}")
+        try:
+            key = tuple(sorted((params or {}).items()))
+            hash(key)
+        except TypeError:
+            raise SmecError(f"params {params!r:.60}: values must be whole numbers") from None
         searcher = self._searchers.get(key)
         if searcher is None:
             searcher = self._searchers[key] = self.connector.searcher(self.collection, params)

@@ -76,14 +76,11 @@ class Projection:
             dim = self.dims[0]
         if dim not in self.dims:
             raise SmecError(f"dim {dim}: the artifact projects to {self.dims}")
-        array = np.asarray(vectors, dtype=np.float32)
-        if array.ndim not in (1, 2) or array.shape[-1] != self.input_dim:
-            raise SmecError(
-                f"vectors of shape {array.shape}: the artifact takes {self.input_dim}-d "
-                "embeddings (one vector, or rows of them)"
-            )
-        projected = self._compressor.transform(array.reshape(-1, self.input_dim), dim)
-        return projected[0] if array.ndim == 1 else projected
+        from smec_index.vectors import as_rows
+
+        rows, one = as_rows(vectors, self.input_dim)
+        projected = self._compressor.transform(rows, dim)
+        return projected[0] if one else projected
 
     def __repr__(self) -> str:
         return f"Projection({str(self.path)!r}, input_dim={self.input_dim}, dims={self.dims})"

@@ -60,7 +60,11 @@ def run_search(r: SearchRequest) -> dict[str, Any]:
     r.check()
     given = {"ef_search": r.ef_search, "nprobe": r.nprobe}
     params = {name: value for name, value in given.items() if value is not None}
-    index = CompressedIndex.open(r.backend, r.collection, r.data_dir, **r.options)
+    try:
+        index = CompressedIndex.open(r.backend, r.collection, r.data_dir, **r.options)
+    except SmecError:
+        _not_a_migrated_copy(r)  # the better answer, where it is one
+        raise
     try:
         spec = index.connector.spec(index.collection)
         for name, value in params.items():  # checked before a model is loaded
@@ -87,3 +91,18 @@ def run_search(r: SearchRequest) -> dict[str, Any]:
     hits = [{"id": i, "score": float(s), "title": titles.get(i, "")}
             for i, s in zip(ids[0], scores[0], strict=True) if i]  # fmt: skip
     return {"query": r.query, "like": r.like, "collection": r.collection, "hits": hits}
+
+
+def _not_a_migrated_copy(r: SearchRequest) -> None:
+    """A copy ``migrate`` made keeps the user's own schema, which only the user's client
+    reads: say so (and how to query it), rather than that it has no manifest."""
+    from smec_index.collection_info import _migrated
+
+    record = _migrated(r.backend, r.collection, Path(r.data_dir), r.options, [])
+    if record is not None:
+        raise SmecError(
+            f"{r.collection!r} is a copy `migrate` made in the source's own schema, which your "
+            f"own client queries: project each query with smec_index.Projection.load("
+            f"{record.get('artifact')!r}).project(q, {record.get('dim')}) (`smec-index info` "
+            "with the same flags says the same)"
+        )

@@ -7,6 +7,8 @@ backend) loads without torch; FAISS is imported inside :func:`exact_search`.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from smec_index.errors import SmecError
@@ -50,6 +52,31 @@ def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.nd
             f"{what} hold NaN or inf (or values beyond float32's range); clean them first"
         )
     return array
+
+
+def as_rows(vectors: Any, dim: int, what: str = "vectors") -> tuple[np.ndarray, bool]:
+    """One vector or rows of them, as float32 rows of ``dim`` that are all finite, and
+    whether one vector was given: the check behind every public entry point that takes
+    vectors (``Projection.project``, ``CompressedIndex.add`` and ``search``)."""
+    try:
+        raw = np.asarray(vectors)
+        if np.iscomplexobj(raw):
+            raise SmecError(f"{what} are complex numbers; pass real (float) embeddings")
+        array = raw.astype(np.float32, copy=False)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, SmecError):
+            raise
+        raise SmecError(f"{what} are not a numeric array; pass one {dim}-d float vector or "
+                        f"(n, {dim}) rows") from None  # fmt: skip
+    if array.ndim not in (1, 2) or array.shape[-1] != dim:
+        raise SmecError(f"{what} of shape {array.shape}: pass one {dim}-d vector or (n, {dim}) "
+                        "rows of them (embeddings from the collection's model)")  # fmt: skip
+    one = array.ndim == 1
+    array = np.ascontiguousarray(array.reshape(-1, dim))
+    if not np.isfinite(array).all():
+        raise SmecError(f"{what} hold NaN or inf (or values beyond float32's range); clean "
+                        "them first")  # fmt: skip
+    return array, one
 
 
 def exact_search(corpus: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

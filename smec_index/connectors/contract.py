@@ -27,7 +27,7 @@ from smec_index.connectors.base import (
     positive_int,
 )
 from smec_index.errors import SmecError
-from smec_index.vectors import check_vectors, normalize
+from smec_index.vectors import as_rows, check_vectors, normalize
 
 MAX_ID_BYTES = 1024  # the longest id every backend stores (Milvus' VARCHAR primary key)
 RESERVED_KEY = "_smec_id"  # Qdrant keeps the original id in the payload under this key
@@ -367,12 +367,18 @@ class Searcher:
             or queries.ndim != 2
             or not queries.flags.c_contiguous
         ):
-            queries = np.ascontiguousarray(np.atleast_2d(np.asarray(queries, dtype=np.float32)))
+            queries, _ = as_rows(queries, self.spec.dim, "queries")
         if queries.ndim != 2 or queries.shape[1] != self.spec.dim:
             raise SmecError(
                 f"queries of shape {queries.shape}; {self.collection!r} holds {self.spec.dim}-d "
                 "vectors"
             )
+        if not len(queries):  # nothing asked: every engine's empty answer
+            return np.empty((0, k), dtype=object), np.empty((0, k), dtype=np.float32)
+        # One sum is the cheap test (a NaN or inf anywhere makes it non-finite); only then
+        # is every value looked at (finite values can sum past float32).
+        if not np.isfinite(queries.sum()) and not np.isfinite(queries).all():
+            raise SmecError("queries hold NaN or inf; clean them first")
         if self._engine is None:
             ids, scores = self._connector.search(self.collection, queries, k, self.params)
             return np.array(ids, dtype=object).reshape(len(queries), -1), scores

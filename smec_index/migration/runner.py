@@ -381,6 +381,16 @@ class _Run:
         if self.mirror:
             return
         first = next(iter(self.source.iterate(256, None)), None)
+        if first is not None:
+            from smec_index.connectors.contract import check_ids
+
+            try:  # smec-index's ids: at most 1,024 bytes, no control characters
+                check_ids(first.ids, len(first.ids))
+            except SmecError as exc:
+                raise SmecError(
+                    f"the source's ids do not fit smec-index's own schema (--to-backend): "
+                    f"{exc}; migrate it as a copy beside itself (leave out --to-backend)"
+                ) from None
         if first is not None and any(RESERVED_KEY in p for p in first.payloads):
             raise SmecError(
                 f"the source's points carry the payload key {RESERVED_KEY!r}, where "

@@ -1,0 +1,122 @@
+"""Hostile input, the sixth sweep's finds (issue 23): 425 new probes (106 of the Python API)
+after the fifth sweep's 25 faults were fixed; 21 bad answers in 7 faults. One probe per
+fault; each failed before its fix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from smec_index.cli import main
+from smec_index.errors import SmecError
+from tests.probes import run_probe
+from tests.test_probes_hostile import _dataset
+
+
+def _ok(*args) -> str:
+    done = CliRunner().invoke(main, [str(a) for a in args])
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A 16-d PCA artifact of a small dataset and its collection in each in-process engine."""
+    root = tmp_path_factory.mktemp("api")
+    ds = _dataset(root)
+    _ok("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", root / "art",
+        "--quiet")  # fmt: skip
+    for backend in ("faiss", "hnswlib", "qdrant"):
+        _ok("build", "--dataset", ds, "--artifact", root / "art", "--dim", 8, "--backend",
+            backend, "--collection", "c8", "--data-dir", root / "d", "--quiet")  # fmt: skip
+    return root
+
+
+BAD_VECTORS = [
+    (np.full((1, 16), np.nan, np.float32), "NaN or inf"),
+    (np.full((1, 16), np.inf, np.float32), "NaN or inf"),
+    ([[1.0] * 16, [1.0] * 15], "not a numeric array"),
+    ([["a"] * 16], "not a numeric array"),
+    ({"x": 1}, "not a numeric array"),
+    (np.ones((1, 16), np.complex64), "complex"),
+    (np.ones((2, 3), np.float32), "of shape (2, 3)"),
+]
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant"])
+@pytest.mark.parametrize(("vectors", "fragment"), BAD_VECTORS)
+def test_public_entry_points_check_their_vectors(built, backend, vectors, fragment):
+    from smec_index import Projection
+    from smec_index.index import CompressedIndex
+
+    index = CompressedIndex.open(backend, "c8", built / "d")
+    try:
+        with pytest.raises(SmecError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+            index.search(vectors, k=3)
+        with pytest.raises(SmecError, match="NaN or inf|not a numeric|complex|of shape"):
+            index.add(["z"], vectors)
+    finally:
+        index.close()
+    with pytest.raises(SmecError):
+        Projection.load(built / "art").project(vectors, 8)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant"])
+def test_one_vector_empty_rows_and_odd_params(built, backend):
+    from smec_index.index import CompressedIndex
+
+    index = CompressedIndex.open(backend, "c8", built / "d")
+    try:
+        one = np.ones(16, np.float32)
+        ids, scores = index.search(one, k=3)  # one vector is one row
+        assert len(ids) == 1 and scores.shape == (1, 3)
+        ids, scores = index.search(np.zeros((0, 16), np.float32), k=3)
+        assert ids == [] and scores.shape == (0, 3)
+        with pytest.raises(SmecError, match="pass a dict"):
+            index.search(one, k=3, params=[("ef_search", 64)])
+        with pytest.raises(SmecError, match="whole numbers"):
+            index.search(one, k=3, params={"ef_search": [64]})
+        searcher = index.connector.searcher(index.collection)
+        with pytest.raises(SmecError, match="NaN or inf"):
+            searcher.search(np.full((1, 8), np.nan, np.float32), 3)
+    finally:
+        index.close()
+
+
+def test_ids_a_to_backend_target_cannot_hold_are_refused_before_writing(tmp_path):
+    from pymilvus import DataType, MilvusClient
+
+    db = tmp_path / "m.db"
+    client = MilvusClient(str(db))
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=2000)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=16)
+    index = client.prepare_index_params()
+    index.add_index("vector", index_type="FLAT", metric_type="COSINE")
+    client.create_collection("long", schema=schema, index_params=index)
+    rng = np.random.default_rng(0)
+    client.insert("long", [{"pk": f"k{i}" + "x" * 1100, "vector": rng.standard_normal(16)
+                            .tolist()} for i in range(200)])  # fmt: skip
+    client.close()
+    run_probe(["migrate", "--backend", "milvus", "--uri", db, "--collection", "long", "--dim",
+               8, "--to-backend", "hnswlib", "--allow-schema-change", "--data-dir",
+               tmp_path / "d", "--quiet"], tmp_path, "ids are limited to 1024 bytes")
+
+
+def test_search_on_a_copy_migrate_made_says_how_to_query_it(tmp_path):
+    from pymilvus import MilvusClient
+
+    db = tmp_path / "m.db"
+    client = MilvusClient(str(db))
+    client.create_collection("docs", dimension=32, metric_type="COSINE", auto_id=False)
+    rng = np.random.default_rng(1)
+    client.insert("docs", [{"id": i, "vector": rng.standard_normal(32).tolist()}
+                           for i in range(300)])  # fmt: skip
+    client.close()
+    _ok("migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim", 16,
+        "--data-dir", tmp_path / "d", "--min-recall", 0, "--quiet")  # fmt: skip
+    run_probe(["search", "--backend", "milvus", "--uri", db, "--collection", "docs_16",
+               "--data-dir", tmp_path / "d", "--like", 3], tmp_path,
+              "a copy `migrate` made in the source's own schema")  # fmt: skip
