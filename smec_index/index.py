@@ -166,8 +166,13 @@ class CompressedIndex:
         """Full-size vectors -> the stored space (projected and L2-normalised)."""
         from smec_index.vectors import as_rows
 
-        width = self.dim if self.compressor is None else self.compressor.input_dim
-        vectors, _ = as_rows(vectors, width)  # one vector is one row
+        if self.compressor is None:
+            width, needs = self.dim, f"a collection of original {self.dim}-d vectors"
+        else:
+            width = self.compressor.input_dim
+            needs = f"the artifact was trained on {width}-d embeddings"
+        needs += ": pass one such vector or rows of them, embedded with the corpus's model"
+        vectors, _ = as_rows(vectors, width, needs=needs)  # one vector is one row
         if self.compressor is None or self.dim == self.compressor.input_dim:
             return normalize(vectors)
         return self.compressor.transform(vectors, self.dim)

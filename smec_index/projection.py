@@ -78,7 +78,8 @@ class Projection:
             raise SmecError(f"dim {dim}: the artifact projects to {self.dims}")
         from smec_index.vectors import as_rows
 
-        rows, one = as_rows(vectors, self.input_dim)
+        rows, one = as_rows(vectors, self.input_dim, needs=f"the artifact takes "
+                            f"{self.input_dim}-d embeddings (one vector, or rows of them)")
         projected = self._compressor.transform(rows, dim)
         return projected[0] if one else projected
 

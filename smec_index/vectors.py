@@ -54,7 +54,9 @@ def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.nd
     return array
 
 
-def as_rows(vectors: Any, dim: int, what: str = "vectors") -> tuple[np.ndarray, bool]:
+def as_rows(
+    vectors: Any, dim: int, what: str = "vectors", needs: str | None = None
+) -> tuple[np.ndarray, bool]:
     """One vector or rows of them, as float32 rows of ``dim`` that are all finite, and
     whether one vector was given: the check behind every public entry point that takes
     vectors (``Projection.project``, ``CompressedIndex.add`` and ``search``)."""
@@ -69,8 +71,8 @@ def as_rows(vectors: Any, dim: int, what: str = "vectors") -> tuple[np.ndarray, 
         raise SmecError(f"{what} are not a numeric array; pass one {dim}-d float vector or "
                         f"(n, {dim}) rows") from None  # fmt: skip
     if array.ndim not in (1, 2) or array.shape[-1] != dim:
-        raise SmecError(f"{what} of shape {array.shape}: pass one {dim}-d vector or (n, {dim}) "
-                        "rows of them (embeddings from the collection's model)")  # fmt: skip
+        needs = needs or f"pass one {dim}-d vector or (n, {dim}) rows of them"
+        raise SmecError(f"{what} of shape {array.shape}: {needs}")
     one = array.ndim == 1
     array = np.ascontiguousarray(array.reshape(-1, dim))
     if not np.isfinite(array).all():
