@@ -9,6 +9,7 @@ another rejects, or return what the metrics would miscount.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -375,9 +376,11 @@ class Searcher:
             )
         if not len(queries):  # nothing asked: every engine's empty answer
             return np.empty((0, k), dtype=object), np.empty((0, k), dtype=np.float32)
-        # One sum is the cheap test (a NaN or inf anywhere makes it non-finite); only then
-        # is every value looked at (finite values can sum past float32).
-        if not np.isfinite(queries.sum()) and not np.isfinite(queries).all():
+        # Rows said to be unit length were checked where they were made (CompressedIndex's
+        # projection); others get one sum (a NaN or inf anywhere makes it non-finite), and
+        # only then every value (finite values can sum past float32).
+        if not normalized and not math.isfinite(queries.sum()) and \
+                not np.isfinite(queries).all():  # fmt: skip
             raise SmecError("queries hold NaN or inf; clean them first")
         if self._engine is None:
             ids, scores = self._connector.search(self.collection, queries, k, self.params)
