@@ -147,6 +147,11 @@ class SmecGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except BrokenPipeError:  # `smec-index info ... | head -1`: the reader left, as planned
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)  # what a shell reports for a command its pipe closed on
         except click.UsageError as exc:  # a bad flag or value: the same one line as the rest
             where = exc.ctx.command_path if exc.ctx is not None else "smec-index"
             message = f"error: {exc.format_message().rstrip('.')}; see `{where} --help`"
