@@ -47,7 +47,12 @@ class Projection:
                 to pass instead.
         """
         path = Path(where)
-        if (path / "config.json").is_file():
+        try:
+            is_artifact = (path / "config.json").is_file()
+        except OSError as exc:  # a name too long for the file system, say
+            raise SmecError(f"{str(where)[:60]}...: {exc.strerror}; pass an artifact directory "
+                            "or a collection's name") from None  # fmt: skip
+        if is_artifact:
             return cls(load_projection(path), path)
         found = sorted(set(_artifacts_of(str(where), Path(data_dir))))
         if len(found) == 1:

@@ -120,3 +120,66 @@ def test_search_on_a_copy_migrate_made_says_how_to_query_it(tmp_path):
     run_probe(["search", "--backend", "milvus", "--uri", db, "--collection", "docs_16",
                "--data-dir", tmp_path / "d", "--like", 3], tmp_path,
               "a copy `migrate` made in the source's own schema")  # fmt: skip
+
+
+# -- the seventh sweep (405 new probes, 14 bad answers in 6 faults) ---------------------------
+
+
+def test_bench_appends_after_a_results_file_without_its_last_newline(tmp_path):
+    import json
+
+    out = tmp_path / "r.jsonl"
+    args = ["bench", "--dataset", "synthetic:300x8", "--methods", "none", "--latency-queries",
+            20, "--concurrency", 1, "--out", out]  # fmt: skip
+    _ok(*args)
+    out.write_text(out.read_text().rstrip("\n"))  # saved by an editor without it
+    _ok(*args[:2], "synthetic:400x8", *args[3:])
+    assert [json.loads(line)["dataset"] for line in out.read_text().splitlines()] == [
+        "synthetic:300x8", "synthetic:400x8"]  # fmt: skip
+    _ok("report", out, "--out", tmp_path / "rep")
+
+
+def test_a_closed_pipe_and_a_cjk_name_print_nothing_more(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.test_probes_hostile import _results
+
+    results = _results(tmp_path, dataset="中文 😀")
+    done = subprocess.run([sys.executable, "-m", "smec_index.cli", "report", str(results),
+                           "--out", str(tmp_path / "rep")], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    # A reader that leaves after one line: the writer stops quietly (as `ls | head -1`).
+    piped = subprocess.run(f"{sys.executable} -m smec_index.cli --help | head -1", shell=True,
+                           capture_output=True, text=True)  # fmt: skip
+    assert "internal error" not in piped.stderr and piped.stdout.startswith("Usage")
+
+
+def test_a_qdrant_searcher_of_a_collection_built_again_says_so(tmp_path):
+    from smec_index.connectors import open_connector
+    from smec_index.connectors.base import IndexSpec
+
+    connector = open_connector("qdrant", data_dir=tmp_path / "d")
+    spec = IndexSpec(dim=8, metric="cosine", index="hnsw", params={})
+    rng = np.random.default_rng(0)
+    connector.create("e2", spec)
+    connector.add("e2", [f"p{i}" for i in range(20)], rng.standard_normal((20, 8)))
+    searcher = connector.searcher("e2")
+    connector.drop("e2")
+    connector.create("e2", spec)
+    connector.add("e2", ["z1", "z2"], rng.standard_normal((2, 8)))
+    with pytest.raises(SmecError, match="changed under this searcher"):
+        searcher.search(rng.standard_normal((1, 8)).astype(np.float32), 3)
+    connector.close()
+
+
+def test_api_names_what_it_cannot_use(tmp_path):
+    from smec_index import Projection
+    from smec_index.compressors import make_compressor
+
+    with pytest.raises(SmecError, match="File name too long"):
+        Projection.load("a" * 300, data_dir=tmp_path)
+    for dims, fragment in [("84", "list of whole numbers"), (8, "list of whole numbers"),
+                           ([8.5], "whole number"), (None, "list of whole numbers")]:
+        with pytest.raises(SmecError, match=fragment):
+            make_compressor("pca", dims)

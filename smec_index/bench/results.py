@@ -227,8 +227,13 @@ class ResultsFile:
         if self.force and record["key"] in self.stored and record["key"] not in self.replaced:
             self._drop(record["key"])
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        with open(self.path, "a+b") as handle:
+            handle.seek(0, os.SEEK_END)
+            if handle.tell():  # a file someone saved without its last newline: one line each
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+            handle.write((json.dumps(record) + "\n").encode())
             handle.flush()
             os.fsync(handle.fileno())
         self.stored.add(record["key"])

@@ -36,6 +36,12 @@ class Compressor(Protocol):
 
 def check_dims(dims: Sequence[int], input_dim: int | None = None) -> tuple[int, ...]:
     """Validate a target-dim list: positive, strictly decreasing, below the input dim."""
+    if isinstance(dims, (str, bytes)) or not isinstance(dims, Sequence):
+        # "84" would be read as (8, 4), 8 as nothing iterable: say what is wanted
+        raise SmecError(f"dims {dims!r}: pass a list of whole numbers, e.g. [128, 64, 32]")
+    if not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) for d in dims):
+        raise SmecError(f"dims {list(dims)!r}: every dim must be a whole number, e.g. "
+                        "[128, 64, 32]")  # fmt: skip
     dims = tuple(int(d) for d in dims)
     if not dims:
         raise SmecError("no target dims; pass e.g. --dims 128,64,32")

@@ -258,8 +258,16 @@ class EdgeStore(FileAliases):
         engine, maps = self.raw_engine(collection, settings), self._id_maps
 
         def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-            table = maps.get(collection) or self._id_map(collection)
-            found = engine(queries, k)
+            try:
+                table = maps.get(collection) or self._id_map(collection)
+                found = engine(queries, k)
+            except SmecError:
+                raise
+            except Exception:  # noqa: BLE001 - the engine's own, e.g. "Shard is not initialized"
+                raise SmecError(
+                    f"collection {collection!r} changed under this searcher (dropped or built "
+                    "again since it was opened); open a new searcher"
+                ) from None
             try:
                 if all(len(points) == k for points in found):  # the usual case: k hits each
                     ids = [[table[p.id] for p in points] for points in found]
