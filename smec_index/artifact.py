@@ -150,6 +150,9 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
+    from smec_index.data import check_path_name
+
+    check_path_name(directory, "artifact")
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     if not config_path.is_file() or not weights_path.is_file():

@@ -193,6 +193,24 @@ def _npy_header(handle) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(int(n) for n in shape), dtype
 
 
+def check_path_name(path: str | Path, what: str) -> None:
+    """A path every file and JSON record can hold: UTF-8 text (Linux allows other bytes,
+    which no manifest or message could then carry) and short enough for the file system."""
+    import errno
+
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise SmecError(f"{what} {str(path).encode('utf-8', 'replace').decode()[:80]!r}: a "
+                        "name with bytes that are not UTF-8; rename it") from None  # fmt: skip
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise SmecError(f"{what} {str(path)[:60]}...: {exc.strerror}; use a shorter "
+                            "path") from None  # fmt: skip
+
+
 def check_regular_file(path: Path, what: str) -> None:
     """``path`` is a regular file (or a link to one): a device, FIFO or folder is named as
     what it is, not as missing (reading /dev/zero would never end)."""
@@ -598,6 +616,9 @@ def load_retrieval_data(
             ``embeddings/all-MiniLM-L6-v2/``.
         skip_unknown_qrels: drop (with a warning) judgements naming ids without embeddings.
     """
+    check_path_name(dataset_dir, "dataset")
+    if embeddings_dir is not None:
+        check_path_name(embeddings_dir, "embeddings")
     dataset = BeirDataset(Path(dataset_dir))
     directory = Path(embeddings_dir) if embeddings_dir else dataset.default_embedding_dir()
     if not directory.is_dir():

@@ -84,10 +84,13 @@ class Directory(click.Path):
         super().__init__(file_okay=False, path_type=Path)
 
     def convert(self, value, param, ctx):
+        from smec_index.data import check_path_name
         from smec_index.outputs import no_file_above
 
         path = super().convert(value, param, ctx)
-        no_file_above(path, max(param.opts, key=len) if param is not None else "path")
+        flag = max(param.opts, key=len) if param is not None else "path"
+        check_path_name(path, flag)
+        no_file_above(path, flag)
         return path
 
 
@@ -420,7 +423,11 @@ def migrate_places(ctx: click.Context, f: dict[str, Any]) -> tuple[dict, dict]:
     """``migrate``'s source and target options from its flags: a flag the source or target
     cannot use is refused, never dropped (the user believes it is in use)."""
     from smec_index.connectors.base import is_milvus_server
+    from smec_index.data import check_path_name
 
+    for flag in ("path", "uri", "to_uri"):  # names every record and message must carry
+        if f.get(flag):
+            check_path_name(f[flag], f"--{flag.replace('_', '-')}")
     backend = f["backend"]
     if backend not in ("qdrant", "milvus"):
         raise SmecError(f"--backend {backend!r}: migrate reads qdrant or milvus collections")

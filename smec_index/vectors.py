@@ -78,6 +78,9 @@ def as_rows(
     if not np.isfinite(array).all():
         raise SmecError(f"{what} hold NaN or inf (or values beyond float32's range); clean "
                         "them first")  # fmt: skip
+    if array.size and float(np.abs(array).max()) > 1e15:  # as data files: products overflow
+        raise SmecError(f"{what} hold values beyond +-1e15, which overflow float32 once "
+                        "projected; pass embeddings (unit length, or near it)")  # fmt: skip
     return array, one
 
 

@@ -183,3 +183,36 @@ def test_api_names_what_it_cannot_use(tmp_path):
                            ([8.5], "whole number"), (None, "list of whole numbers")]:
         with pytest.raises(SmecError, match=fragment):
             make_compressor("pca", dims)
+
+
+# -- the eighth sweep (495 new probes, 29 bad answers in 6 faults) -----------------------------
+
+
+def test_api_refuses_huge_values_long_names_and_surrogates(tmp_path, built):
+    from smec_index import Projection
+    from smec_index.compressors import load_compressor
+    from smec_index.connectors.contract import check_ids, check_payloads
+    from smec_index.data import load_retrieval_data
+
+    with pytest.raises(SmecError, match="beyond"):
+        Projection.load(built / "art").project(np.full((1, 16), 3e38, np.float32), 8)
+    with pytest.raises(SmecError, match="File name too long"):
+        load_compressor("x" * 300)
+    with pytest.raises(SmecError, match="File name too long"):
+        load_retrieval_data("x" * 300)
+    with pytest.raises(SmecError, match="not UTF-8"):
+        check_ids(["a\ud800"], 1)
+    for payload in ({"a": "x\udc80"}, {"\udc80": 1}, {"a": 2**70}):
+        with pytest.raises(SmecError, match="UTF-8 text and 64-bit integers"):
+            check_payloads([payload], 1)
+
+
+def test_paths_that_are_not_utf8_are_one_line(tmp_path):
+    import os
+
+    ds = _dataset(tmp_path)
+    data = os.fsdecode(bytes(tmp_path) + b"/d\xff")
+    run_probe(["build", "--dataset", ds, "--dim", 16, "--backend", "faiss", "--data-dir",
+               data], tmp_path, "not UTF-8")  # fmt: skip
+    run_probe(["migrate", "--backend", "qdrant", "--path", data, "--collection", "x", "--dim",
+               8, "--data-dir", tmp_path / "m", "--dry-run"], tmp_path, "not UTF-8")

@@ -157,6 +157,10 @@ def check_record(record: dict[str, Any], where: str) -> None:
     for key in _TEXT:
         if not isinstance(record.get(key), str) or not record[key]:
             raise bad(key, "a name")
+        try:
+            record[key].encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: no plot or table can show it
+            raise bad(key, "UTF-8 text") from None
     for key in _COUNTS:
         value = record.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:

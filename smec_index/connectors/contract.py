@@ -403,7 +403,12 @@ def check_ids(ids: Sequence[Any], n: int, unique: bool = True) -> list[str]:
     for point_id in ids:
         if not isinstance(point_id, str) or not point_id:
             raise SmecError(f"id {point_id!r}: ids must be non-empty strings")
-        if len(point_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        try:
+            point_id.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SmecError(f"id {point_id!r} is not UTF-8 text (a lone surrogate); pass "
+                            "text ids") from None  # fmt: skip
+        if len(point_id.encode("utf-8")) > MAX_ID_BYTES:
             raise SmecError(f"id {point_id[:40]!r}...: ids are limited to {MAX_ID_BYTES} bytes")
         if any(ord(c) < 32 or ord(c) == 127 for c in point_id):
             raise SmecError(f"id {point_id!r} holds a control character; remove it")
@@ -429,11 +434,22 @@ def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[di
         if RESERVED_KEY in payload:
             raise SmecError(f"payload key {RESERVED_KEY!r} is reserved; rename that field")
         try:
-            text = json.dumps(payload, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise SmecError(f"payloads must be JSON-serialisable dicts ({exc})") from None
-        checked.append(json.loads(text))
+            text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
+            text.encode("utf-8")  # a lone surrogate: not text any engine stores
+            checked.append(json.loads(text, parse_int=_int64))
+        except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+            raise SmecError(f"payloads must be JSON-serialisable dicts of UTF-8 text and "
+                            f"64-bit integers ({str(exc)[:80]})") from None  # fmt: skip
     return checked
+
+
+def _int64(digits: str) -> int:
+    """A payload integer every backend keeps exactly (Qdrant turned larger ones into floats,
+    Milvus refuses them)."""
+    value = int(digits) if len(digits) < 30 else None
+    if value is None or not -(2**63) <= value < 2**63:
+        raise ValueError(f"an integer beyond 64 bits ({digits[:30]})")
+    return value
 
 
 def _largest(scores: np.ndarray) -> float:
