@@ -231,6 +231,12 @@ def dataset_options(func):
     return func
 
 
+def data_dir_option(help: str):
+    """``--data-dir`` (env ``SMEC_INDEX_DATA``), as every command that keeps files takes it."""
+    return click.option("--data-dir", type=Directory(), envvar="SMEC_INDEX_DATA",
+                        default="smec-data", show_default=True, help=help)  # fmt: skip
+
+
 def backend_options(func):
     """Flags shared by build and search: where the backend lives and how to reach it."""
     options = [
@@ -240,15 +246,8 @@ def backend_options(func):
             show_default=True,
             help="faiss, hnswlib, qdrant or milvus",
         ),
-        click.option(
-            "--data-dir",
-            type=Directory(),
-            envvar="SMEC_INDEX_DATA",
-            default="smec-data",
-            show_default=True,
-            help="where embedded backends, cached artifacts and manifests live "
-            "(env SMEC_INDEX_DATA)",
-        ),
+        data_dir_option("where embedded backends, cached artifacts and manifests live "
+                        "(env SMEC_INDEX_DATA)"),
         click.option(
             "--url",
             envvar="QDRANT_URL",
@@ -801,14 +800,7 @@ MIGRATE_OPTIONS = option_group(
         show_default=True,
         help="points between durable progress records (what a kill can cost)",
     ),
-    click.option(
-        "--data-dir",
-        type=Directory(),
-        envvar="SMEC_INDEX_DATA",
-        default="smec-data",
-        show_default=True,
-        help="embedded targets, progress, artifacts and manifests (env SMEC_INDEX_DATA)",
-    ),
+    data_dir_option("embedded targets, progress, artifacts and manifests (env SMEC_INDEX_DATA)"),
     click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout"),
     click.option("--quiet", is_flag=True, help="no progress bar or notes on stderr"),
 )
