@@ -66,7 +66,7 @@ from smec_index.data import (
 from smec_index.errors import SmecError
 from smec_index.index import CompressedIndex, Manifest, check_stored_dim
 from smec_index.metrics import mean_metric, ndcg_at_k, recall_vs_exact
-from smec_index.outputs import check_apart
+from smec_index.outputs import check_apart, check_working_folder
 from smec_index.vectors import exact_search, normalize
 
 DEFAULT_DIMS = (256, 192, 128, 64, 32)
@@ -268,6 +268,7 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
     check_apart(request.data_dir, "--data-dir", [
         ("the dataset", request.dataset), ("the embeddings", request.embeddings),
         ("the artifact", request.artifact)])  # fmt: skip
+    check_working_folder(request.data_dir)  # nor anyone else's folder
     check_before_encoding(request)
     lite = lite_database(request)
     made = [p for p in (*([lite, lite.parent] if lite else []), Path(request.data_dir),
@@ -349,6 +350,12 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
                 raise SmecError(
                     f"collection {name!r} already exists in {request.backend}; pass "
                     "--overwrite to replace it or --collection to pick another name"
+                )
+            if current not in (None, name) and not is_physical(current, name):
+                raise SmecError(
+                    f"{name!r} is an alias of {current!r}, which no build of {name!r} made "
+                    "(a migration's copy, or an alias of your own); --overwrite replaces only "
+                    "what build made: pick another --collection, or move the alias yourself"
                 )
             remove_leftovers(connector, request, name, keep=current)
             if artifact_path is None:

@@ -279,3 +279,39 @@ def check_apart(directory: str | Path, flag: str, inputs: Iterable[tuple[str, An
 
 def is_url(text: str) -> bool:
     return "://" in text
+
+
+# What other tools' folders hold, so a working folder is never one of them.
+_FOREIGN = (
+    ("a BEIR dataset", ("corpus.jsonl", "queries.jsonl")),
+    ("a milvus-lite database", ("LOCK", "collections", "databases")),
+    ("a qdrant-client local storage", ("meta.json", "collection", ".lock")),
+)
+
+
+def folder_kind(directory: str | Path) -> str | None:
+    """What ``directory`` is when it is not a folder of its own: a smec-index output, a
+    dataset, or another tool's storage (None otherwise, or when it does not exist)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return None
+    kind = output_kind(directory)
+    if kind is not None:
+        return f"a smec-index {kind[0]} output"
+    for what, files in _FOREIGN:
+        if all((directory / name).exists() for name in files):
+            return what
+    return None
+
+
+def check_working_folder(directory: str | Path, flag: str = "--data-dir") -> None:
+    """A working folder (collections, manifests, locks, progress) that is neither an
+    output, a dataset or another tool's storage, nor inside one: the same rule for every
+    command that takes ``--data-dir``."""
+    here = _resolved(directory)
+    for folder in (here, *here.parents):
+        what = folder_kind(folder)
+        if what is not None:
+            inside = "" if folder == here else f" (inside {folder})"
+            raise SmecError(f"{flag} {directory} is {what}{inside}; pick a folder of its own "
+                            "for smec-index's files, e.g. smec-data")  # fmt: skip

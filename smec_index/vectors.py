@@ -60,8 +60,13 @@ def as_rows(
     """One vector or rows of them, as float32 rows of ``dim`` that are all finite, and
     whether one vector was given: the check behind every public entry point that takes
     vectors (``Projection.project``, ``CompressedIndex.add`` and ``search``)."""
+    if hasattr(vectors, "detach") and hasattr(vectors, "cpu"):  # a torch tensor, grad or not
+        vectors = vectors.detach().cpu().float().numpy()
     try:
         raw = np.asarray(vectors)
+        if raw.dtype.kind in "MmUSV":  # dates, durations, text, records: not embeddings
+            raise SmecError(f"{what} are {raw.dtype} values, not a numeric array; pass "
+                            "float embeddings")  # fmt: skip
         if np.iscomplexobj(raw):
             raise SmecError(f"{what} are complex numbers; pass real (float) embeddings")
         array = raw.astype(np.float32, copy=False)

@@ -320,6 +320,11 @@ def test_a_build_touches_only_its_own_physical_collections(synthetic_beir, tmp_p
         connector.set_alias("c", "mine")  # the user's alias, on the user's collection
     args = ["build", "--dataset", synthetic_beir, "--dim", 64, "--backend", "faiss",
             "--collection", "c", "--data-dir", tmp_path, "--quiet", "--overwrite"]  # fmt: skip
+    refused = invoke(*args)  # --overwrite replaces what build made, never the user's alias
+    assert refused.exit_code == 2 and "no build of 'c' made" in refused.output
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        assert connector.aliases() == {"c": "mine"}
+        connector.drop_alias("c")
     assert invoke(*args).exit_code == 0
     assert invoke(*args).exit_code == 0  # the second removes the first's physical collection
     with open_connector("faiss", data_dir=tmp_path) as connector:

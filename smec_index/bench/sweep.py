@@ -29,7 +29,7 @@ from smec_index.outputs import no_file_above
 METHODS = ("none", "truncate", "pca", "smec", "mrl", "matryoshka-adaptor", "search-adaptor")
 BACKEND_NAMES = (*BACKENDS, "milvus-server")  # milvus = milvus-lite; -server: 2.3.5, started
 INDEXES = ("hnsw", "flat", "ivf")
-SYNTHETIC = re.compile(r"^synthetic:(\d{1,15})x(\d{1,9})(?::rank(\d{1,9}))?$")
+SYNTHETIC = re.compile(r"^synthetic:(\d{1,15})x(\d{1,9})(?::rank(\d{1,9}))?$", re.ASCII)
 MIN_SYNTHETIC = 10  # rows: the 10 nearest neighbours, and at least 10 queries drawn
 MAX_CLIENTS = 256  # concurrent clients of one level: threads (or processes) started at once
 MAX_LATENCY_QUERIES = 1_000_000  # timed one at a time: past this the timings alone fill RAM

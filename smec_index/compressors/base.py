@@ -18,6 +18,8 @@ from smec_index.artifact import check_compressor_config, load_artifact, save_art
 from smec_index.errors import SmecError
 from smec_index.vectors import normalize
 
+MAX_DIM = 1 << 16  # wider than any embedding model: a typo or a damaged file
+
 
 @runtime_checkable
 class Compressor(Protocol):
@@ -47,6 +49,9 @@ def check_dims(dims: Sequence[int], input_dim: int | None = None) -> tuple[int, 
         raise SmecError("no target dims; pass e.g. --dims 128,64,32")
     if any(d <= 0 for d in dims):
         raise SmecError(f"dims {list(dims)}: every dim must be a positive integer")
+    if dims[0] > MAX_DIM:
+        raise SmecError(f"dim {dims[0]:,} is beyond {MAX_DIM:,}, wider than any embedding "
+                        "model; pass the dims to compress to, e.g. [128, 64, 32]")  # fmt: skip
     if any(b >= a for a, b in zip(dims, dims[1:], strict=False)):
         raise SmecError(f"dims {list(dims)}: must be strictly decreasing, e.g. 128,64,32")
     if input_dim is not None and dims[0] > input_dim:
@@ -55,6 +60,19 @@ def check_dims(dims: Sequence[int], input_dim: int | None = None) -> tuple[int, 
             f"choose dims <= {input_dim}"
         )
     return dims
+
+
+def fit_data(data: Any) -> Any:
+    """``data`` if it is what ``fit`` takes (a ``RetrievalData``), or a one-line error."""
+    from smec_index.data import RetrievalData
+
+    if not isinstance(data, RetrievalData):
+        raise SmecError(
+            f"fit takes a RetrievalData, got {type(data).__name__}: load one with "
+            "smec_index.load_retrieval_data(dataset_dir), or build it from "
+            "Embeddings(ids, vectors) of the corpus and the queries"
+        )
+    return data
 
 
 class LinearCompressor:
@@ -81,9 +99,9 @@ class LinearCompressor:
     def fit(self, data: Any, qrels: Any = None) -> LinearCompressor:  # pragma: no cover
         raise NotImplementedError
 
-    def _start_fit(self, input_dim: int) -> None:
-        self.dims = check_dims(self.dims, input_dim)
-        self.input_dim = input_dim
+    def _start_fit(self, data: Any) -> None:
+        self.dims = check_dims(self.dims, fit_data(data).dim)
+        self.input_dim = data.dim
 
     # -- inference ------------------------------------------------------------------------
     def projection(self, dim: int) -> np.ndarray:

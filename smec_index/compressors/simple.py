@@ -49,7 +49,7 @@ class Truncation(TrainingFree):
     method = "truncate"
 
     def fit(self, data: RetrievalData, qrels=None) -> Truncation:
-        self._start_fit(data.dim)
+        self._start_fit(data)
         if data.corpus.vectors.shape[0] == 0:
             raise SmecError("truncate: the corpus has no documents; embed the corpus first")
         eye = np.eye(data.dim, dtype=np.float32)
@@ -74,7 +74,7 @@ class PCA(TrainingFree):
         One document has no variance (the explained-variance ratios come out NaN), and n
         documents span at most n - 1 directions, so components beyond that are arbitrary.
         """
-        self._start_fit(data.dim)
+        self._start_fit(data)
         n = int(data.corpus.vectors.shape[0])
         if n < 2:
             raise SmecError(

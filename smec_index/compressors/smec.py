@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from smec_index.compressors.base import check_dims
+from smec_index.compressors.base import check_dims, fit_data
 from smec_index.compressors.trained import TrainedCompressor
 from smec_index.data import Qrels, RetrievalData
 from smec_index.errors import SmecError
@@ -76,6 +76,7 @@ class SMEC(TrainedCompressor):
 
     def fit(self, data: RetrievalData, qrels: Qrels | None = None, query_log: Any = None) -> SMEC:
         labelled = self.train_config.supervised and query_log is None
+        fit_data(data)
         self._lead_in = self.lead_in_dim(data.dim, data.corpus.vectors.shape[0], labelled)
         try:
             super().fit(data, qrels, query_log)

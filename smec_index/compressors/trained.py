@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from smec_index.compressors.base import LinearCompressor
+from smec_index.compressors.base import LinearCompressor, fit_data
 from smec_index.data import Qrels, RetrievalData
 from smec_index.device import resolve_device
 from smec_index.errors import SmecError
@@ -48,9 +48,9 @@ class TrainedCompressor(LinearCompressor):
     def defaults(cls) -> dict[str, Any]:
         return {}
 
-    def _start_fit(self, input_dim: int) -> None:
-        self.check_below_input(self.dims, input_dim)
-        super()._start_fit(input_dim)
+    def _start_fit(self, data: Any) -> None:
+        self.check_below_input(self.dims, fit_data(data).dim)
+        super()._start_fit(data)
 
     def check_below_input(self, dims, input_dim: int) -> None:
         """Every stage keeps fewer dims than it gets: a dim at (or above) the input's is
@@ -84,7 +84,7 @@ class TrainedCompressor(LinearCompressor):
                 training runs the supervised losses on them (see ``query_log_qrels``).
                 Without it the corpus alone is used.
         """
-        self._start_fit(data.dim)
+        self._start_fit(data)
         if query_log is None:
             return self._train(data, qrels, self.build_trees(data.dim))
         if self.train_config.supervised:

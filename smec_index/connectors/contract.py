@@ -308,15 +308,24 @@ class Connector:
         self.backend.set_alias(alias, collection)
 
     def drop_alias(self, alias: str) -> None:
+        """Remove ``alias`` (its collection stays); a name that is no alias is not an
+        error, a collection's name is refused (drop it with :meth:`drop`)."""
         check_collection_name(alias)
         if alias in self.aliases():
             self._specs.pop(alias, None)
             self.backend.drop_alias(alias)
+        elif self.backend.exists(alias):
+            raise SmecError(
+                f"{alias!r} is a collection in {self.name}, not an alias; drop_alias leaves "
+                "collections alone (drop() deletes one)"
+            )
 
     def close(self) -> None:
-        """Release files, locks and connections; closing twice is fine."""
+        """Release files, locks and connections; closing twice is fine, any other call
+        after it is refused."""
         self._specs.clear()
-        self.backend.close()
+        backend, self.backend = self.backend, _Closed(self.name)  # type: ignore[assignment]
+        backend.close()
 
     def _require(self, collection: str) -> None:
         if not self.exists(collection):
@@ -324,6 +333,22 @@ class Connector:
                 f"no collection {collection!r} in {self.name}; create (build) it first, or "
                 "check the name"
             )
+
+
+class _Closed:
+    """What a closed connector's backend becomes: every use is one line."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<closed {self.name} backend>"
+
+    def close(self) -> None:
+        pass
+
+    def __getattr__(self, attribute: str) -> Any:
+        raise SmecError(f"this {self.name} connector is closed; open a new one")
 
 
 class Searcher:
@@ -374,6 +399,9 @@ class Searcher:
                 f"queries of shape {queries.shape}; {self.collection!r} holds {self.spec.dim}-d "
                 "vectors"
             )
+        if normalized is not False and normalized is not True and \
+                not isinstance(normalized, np.bool_):  # fmt: skip
+            raise SmecError(f"normalized must be True or False, got {normalized!r}")
         if not len(queries):  # nothing asked: every engine's empty answer
             return np.empty((0, k), dtype=object), np.empty((0, k), dtype=np.float32)
         # Rows said to be unit length were checked where they were made (CompressedIndex's
@@ -382,6 +410,9 @@ class Searcher:
         if not normalized and not math.isfinite(queries.sum()) and \
                 not np.isfinite(queries).all():  # fmt: skip
             raise SmecError("queries hold NaN or inf; clean them first")
+        if type(self._connector.backend) is _Closed:
+            raise SmecError(f"this searcher's {self._connector.name} connector is closed; "
+                            "open a new connector and searcher")  # fmt: skip
         if self._engine is None:
             ids, scores = self._connector.search(self.collection, queries, k, self.params)
             return np.array(ids, dtype=object).reshape(len(queries), -1), scores

@@ -128,11 +128,12 @@ def _check_request(request: MigrateRequest) -> Partition | None:
 def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
     """Run (or plan, resume, roll back) one migration; the summary ``--json`` prints."""
     partition = _check_request(request)
-    from smec_index.outputs import check_apart
+    from smec_index.outputs import check_apart, check_working_folder
 
     where = request.source.get("path") or request.source.get("uri")
     check_apart(request.data_dir, "--data-dir", [
         ("the source's folder", where), ("the artifact", request.artifact)])  # fmt: skip
+    check_working_folder(request.data_dir)  # nor anyone else's folder
     to_uri = request.to_options.get("uri")
     if to_uri and where and not is_milvus_server(to_uri) and not is_milvus_server(where):
         inside = Path(where).resolve() in Path(to_uri).resolve().parents

@@ -12,6 +12,15 @@ from typing import Any
 
 import grpc
 from pymilvus import MilvusClient, MilvusException
+from pymilvus.exceptions import (
+    ConnectError,
+    DataNotMatchException,
+    DataTypeNotMatchException,
+    FieldTypeException,
+    MilvusUnavailableException,
+    ParamError,
+    PrimaryKeyException,
+)
 
 from smec_index.connectors.base import Sizes
 from smec_index.connectors.storage import DISK_METHOD, disk_bytes
@@ -152,6 +161,20 @@ def one_line(exc: MilvusException) -> str:
     return " ".join(str(message).split())[:300]
 
 
+_REFUSED_DATA = (ParamError, DataNotMatchException, DataTypeNotMatchException,
+                 PrimaryKeyException, FieldTypeException)
+
+
+def advice(exc: MilvusException) -> str:
+    """What to do about a failed call: fix what was sent when pymilvus or Milvus refused
+    the data itself, look at the server or the collection otherwise."""
+    if isinstance(exc, _REFUSED_DATA):
+        return "fix what was sent (ids, field types, value ranges)"
+    if isinstance(exc, (MilvusUnavailableException, ConnectError)):
+        return "check that the server is up and reachable"
+    return "check that the server is up and the collection exists"
+
+
 class GuardedClient:
     """A ``MilvusClient`` whose public calls raise one-line :class:`SmecError` on failure.
 
@@ -174,8 +197,7 @@ class GuardedClient:
                 return attribute(*args, **kwargs)
             except MilvusException as exc:
                 raise SmecError(
-                    f"Milvus {name} failed at {self._where}: {one_line(exc)}; check that "
-                    "the server is up and the collection exists"
+                    f"Milvus {name} failed at {self._where}: {one_line(exc)}; {advice(exc)}"
                 ) from None
 
         return call
