@@ -46,7 +46,10 @@ def save_artifact(
     """
     from safetensors.numpy import save_file
 
+    from smec_index.data import check_path_name
+
     directory = Path(directory)
+    check_path_name(directory, "artifact directory")
     check_replaceable(directory, "artifact", overwrite=overwrite)
     with atomic_directory(directory, kind="artifact") as staging:
         payload = {"format_version": FORMAT_VERSION, **config}
@@ -74,7 +77,7 @@ def atomic_directory(
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         clean_staging(directory)
-        staging = _owned_tempdir(f".{directory.name}.", directory.parent)
+        staging = owned_tempdir(f".{directory.name}.", directory.parent)
     except OSError as exc:
         raise SmecError(
             f"{directory}: cannot write there ({exc.strerror}); choose another path"
@@ -86,7 +89,7 @@ def atomic_directory(
         check_replaceable(directory, kind, overwrite=True)
         old = None
         if directory.exists():
-            old = _owned_tempdir(f".{directory.name}.old.", directory.parent)
+            old = owned_tempdir(f".{directory.name}.old.", directory.parent)
             os.replace(directory, old / directory.name)
         os.replace(staging, directory)
         if old is not None:
@@ -100,13 +103,13 @@ OWNER = ".smec-staging"  # in a staging folder: the pid and host that write it
 ORPHAN_AGE = 3600  # s: a staging folder with no owner file this old was never claimed
 
 
-def _owned_tempdir(prefix: str, parent: Path) -> Path:
+def owned_tempdir(prefix: str, parent: Path) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     (path / OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
     return path
 
 
-def _orphaned(staging: Path) -> bool:
+def orphaned(staging: Path) -> bool:
     """Whether the process that made ``staging`` is gone (a kill, a crash, a power cut)."""
     try:
         owner = safejson.loads((staging / OWNER).read_text())
@@ -128,7 +131,11 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:  # alive, another user's
         return True
-    return True
+    try:  # killed but not yet reaped by its parent (a zombie): gone all the same
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return handle.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return True
 
 
 def clean_staging(directory: Path) -> None:
@@ -136,7 +143,7 @@ def clean_staging(directory: Path) -> None:
     (``.NAME.xxxx``), and old copies set aside by a swap cut between its two renames
     (``.NAME.old.xxxx``), which are put back first when ``directory`` itself is missing."""
     for sibling in directory.parent.glob(f".{glob.escape(directory.name)}.*"):
-        if not sibling.is_dir() or (sibling / OWNER).is_symlink() or not _orphaned(sibling):
+        if not sibling.is_dir() or (sibling / OWNER).is_symlink() or not orphaned(sibling):
             continue
         kept = sibling / directory.name
         if sibling.name.startswith(f".{directory.name}.old.") and kept.is_dir():
@@ -212,6 +219,10 @@ def check_compressor_config(config: dict[str, Any], directory: str | Path) -> No
                 f"{path}: {key!r} is {repr(config.get(key))[:40]}, expected {want}; retrain or "
                 "restore the artifact"
             )
+    if max(config["dims"]) > config["input_dim"]:
+        raise SmecError(f"{path}: dims {config['dims'][:8]} go beyond the input_dim "
+                        f"{config['input_dim']}; a projection compresses: retrain or restore "
+                        "the artifact")  # fmt: skip
     for dim, chosen in (config.get("selected_dims") or {}).items():
         # What ADS chose, as `info` shows it: dims of the input, as many as the key says.
         fits = str(dim) in {str(d) for d in config["dims"]} and (chosen is None or (

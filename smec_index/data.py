@@ -203,6 +203,9 @@ def check_path_name(path: str | Path, what: str) -> None:
     except UnicodeEncodeError:
         raise SmecError(f"{what} {str(path).encode('utf-8', 'replace').decode()[:80]!r}: a "
                         "name with bytes that are not UTF-8; rename it") from None  # fmt: skip
+    if "\x00" in str(path):
+        raise SmecError(f"{what} {str(path)[:60]!r}: a name with a NUL byte, which no file "
+                        "system takes; rename it")  # fmt: skip
     try:
         os.stat(path)
     except OSError as exc:

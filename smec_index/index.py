@@ -24,6 +24,7 @@ from smec_index.compressors.base import LinearCompressor, load_projection
 from smec_index.connectors import Connector, IndexSpec, open_connector
 from smec_index.connectors.base import check_collection_name
 from smec_index.connectors.storage import write_json_atomic
+from smec_index.data import check_path_name
 from smec_index.errors import SmecError
 from smec_index.vectors import normalize
 
@@ -83,9 +84,13 @@ class Manifest:
             known = {f.name for f in fields(cls)}
             manifest = cls(**{k: v for k, v in raw.items() if k in known})
             manifest.check_types()
-            return manifest
         except (ValueError, TypeError, AttributeError):  # UnicodeDecodeError is a ValueError
             raise SmecError(f"{path}: corrupt manifest; rebuild the collection") from None
+        if manifest.format > MANIFEST_FORMAT:
+            raise SmecError(f"{path}: manifest format {manifest.format}, written by a newer "
+                            f"smec-index (this one reads {MANIFEST_FORMAT}); upgrade "
+                            "smec-index")  # fmt: skip
+        return manifest
 
     def check_types(self) -> None:
         """Each field of the type it is written with (a hand-edited file is refused)."""
@@ -110,6 +115,7 @@ class Manifest:
         if self.artifact is None:
             return None
         where = Path(self.artifact)
+        check_path_name(where, f"the artifact that built {self.name or self.collection!r}")
         if not where.is_dir():
             raise SmecError(
                 f"the artifact {where} that built {self.name or self.collection!r} is gone; "
@@ -125,6 +131,25 @@ class Manifest:
                 "the corpus; rebuild the collection or restore the artifact"
             )
         return load_projection(where)
+
+
+def fitted(compressor: Any) -> LinearCompressor | None:
+    """``compressor`` as what projects a collection: a fitted compressor (a
+    :class:`~smec_index.projection.Projection` is taken as the one it applies), or ``None``."""
+    from smec_index.projection import Projection
+
+    if isinstance(compressor, Projection):
+        compressor = compressor._compressor
+    if compressor is None:
+        return None
+    if not isinstance(compressor, LinearCompressor):
+        raise SmecError(f"compressor must be a fitted compressor (make_compressor(...).fit, "
+                        "load_compressor) or a Projection, got "
+                        f"{type(compressor).__name__}")  # fmt: skip
+    if compressor.input_dim is None or not compressor.projections:
+        raise SmecError(f"this {compressor.method} compressor is not fitted: call fit(data) "
+                        "first, or load a trained artifact (load_compressor)")  # fmt: skip
+    return compressor
 
 
 def check_stored_dim(compressor: LinearCompressor | None, dim: int) -> None:
@@ -154,6 +179,7 @@ class CompressedIndex:
         compressor: LinearCompressor | None,
         dim: int,
     ) -> None:
+        compressor = fitted(compressor)
         check_stored_dim(compressor, dim)
         self.connector = connector
         self.collection = collection

@@ -14,6 +14,7 @@ Numpy and safetensors only (no torch): a query is one matrix product and a norma
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,8 +55,10 @@ class Projection:
                             "or a collection's name") from None  # fmt: skip
         if is_artifact:
             return cls(load_projection(path), path)
-        found = sorted(set(_artifacts_of(str(where), Path(data_dir))))
+        records = dict(_artifacts_of(str(where), Path(data_dir)))
+        found = sorted(records)
         if len(found) == 1:
+            _check_unchanged(found[0], records[found[0]], where)
             return cls(load_projection(found[0]), Path(found[0]))
         if not found:
             raise SmecError(
@@ -79,8 +82,10 @@ class Projection:
             if len(self.dims) != 1:
                 raise SmecError(f"pass dim: the artifact projects to {self.dims}")
             dim = self.dims[0]
-        if dim not in self.dims:
-            raise SmecError(f"dim {dim}: the artifact projects to {self.dims}")
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or \
+                int(dim) not in self.dims:  # fmt: skip
+            raise SmecError(f"dim {dim!r:.40}: the artifact projects to {self.dims}")
+        dim = int(dim)
         from smec_index.vectors import as_rows
 
         rows, one = as_rows(vectors, self.input_dim, needs=f"the artifact takes "
@@ -93,15 +98,31 @@ class Projection:
 
 
 def _artifacts_of(name: str, data_dir: Path):
-    """Artifact paths recorded for collection or alias ``name`` under ``data_dir``."""
+    """``(artifact path, its fingerprint when built)`` recorded for collection or alias
+    ``name`` under ``data_dir``."""
     for path in data_dir.glob("manifests/*/*.json"):
         record = _read(path)
         if name in (record.get("collection"), record.get("name")) and record.get("artifact"):
-            yield record["artifact"]
+            yield str(record["artifact"]), record.get("artifact_fingerprint")
     for path in data_dir.glob("migrations/*/*.json"):
         record = _read(path)
-        if name in (record.get("target"), record.get("alias")) and record.get("artifact"):
-            yield record["artifact"]
+        names = [record.get("target"), record.get("alias"), *(record.get("aliases") or [])]
+        if name in names and record.get("artifact"):
+            yield str(record["artifact"]), record.get("fingerprint")
+
+
+def _check_unchanged(artifact: str, recorded: Any, name: Any) -> None:
+    """The artifact is still the one that projected ``name``'s vectors: queries projected
+    with a retrained one would land elsewhere (as CompressedIndex.open refuses too)."""
+    from smec_index.artifact import artifact_fingerprint
+
+    if not Path(artifact).is_dir():
+        raise SmecError(f"the artifact {artifact} that projected {str(name)!r} is gone; "
+                        "restore it or rebuild (migrate again) the collection")  # fmt: skip
+    if recorded is not None and artifact_fingerprint(artifact) != recorded:
+        raise SmecError(f"the artifact {artifact} changed since {str(name)!r} was built (its "
+                        "fingerprint differs), so queries would be projected differently from "
+                        "the stored vectors; restore it or rebuild the collection")  # fmt: skip
 
 
 def _read(path: Path) -> dict:

@@ -39,7 +39,8 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
 def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.ndarray:
     """float32, C-contiguous, 2-D, finite, of dim ``dim``: or a one-line error."""
     try:
-        array = np.ascontiguousarray(vectors, dtype=np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused below
+            array = np.ascontiguousarray(vectors, dtype=np.float32)
     except (TypeError, ValueError):
         raise SmecError(f"{what} are not a numeric array; pass an (n, {dim}) float array") from None
     if array.ndim != 2 or array.shape[1] != dim:
@@ -69,7 +70,8 @@ def as_rows(
                             "float embeddings")  # fmt: skip
         if np.iscomplexobj(raw):
             raise SmecError(f"{what} are complex numbers; pass real (float) embeddings")
-        array = raw.astype(np.float32, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused below
+            array = raw.astype(np.float32, copy=False)
     except (TypeError, ValueError) as exc:
         if isinstance(exc, SmecError):
             raise

@@ -40,3 +40,25 @@ def scifact(scifact_dir):
     from smec_index.data import load_retrieval_data
 
     return load_retrieval_data(scifact_dir)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A 16-d PCA artifact (``art``) of a small dataset (``ds``) and its 8-d collection
+    ``c8`` in each in-process engine (``d``), for the hostile-input probes."""
+    from click.testing import CliRunner
+
+    from smec_index.cli import main
+    from tests.test_probes_hostile import _dataset
+
+    def ok(*args):
+        done = CliRunner().invoke(main, [str(a) for a in args])
+        assert done.exit_code == 0, done.output
+
+    root = tmp_path_factory.mktemp("api")
+    ds = _dataset(root)
+    ok("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", root / "art", "--quiet")
+    for backend in ("faiss", "hnswlib", "qdrant"):
+        ok("build", "--dataset", ds, "--artifact", root / "art", "--dim", 8, "--backend",
+           backend, "--collection", "c8", "--data-dir", root / "d", "--quiet")  # fmt: skip
+    return root

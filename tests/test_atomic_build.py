@@ -334,7 +334,7 @@ def test_a_build_touches_only_its_own_physical_collections(synthetic_beir, tmp_p
     assert left == {"c__backup", "c__b0123456789x", "mine", target}
 
 
-def test_an_open_index_keeps_searching_what_it_opened(synthetic_beir, tmp_path):
+def test_an_open_index_refuses_once_a_rebuild_dropped_what_it_opened(synthetic_beir, tmp_path):
     from smec_index.index import CompressedIndex
 
     artifact = tmp_path / "art"
@@ -350,11 +350,11 @@ def test_an_open_index_keeps_searching_what_it_opened(synthetic_beir, tmp_path):
     before, _ = index.search(query, k=3)
     rebuilt = invoke("build", *common, "--artifact", tmp_path / "other", "--overwrite")
     assert rebuilt.exit_code == 0, rebuilt.output
-    # An open index searches what it opened, in memory (as a FAISS index read from a file
-    # keeps answering after the file is replaced): its own vectors with its own projection,
-    # never the other artifact's vectors with this one's queries.
-    again, _ = index.search(query, k=3)
-    assert again == before
+    # The rebuild dropped the collection the open index searched: it says so (as Qdrant and
+    # Milvus do), never answering from a dropped collection, and never mixing the other
+    # artifact's vectors with this one's queries.
+    with pytest.raises(SmecError, match="was dropped after this searcher opened it"):
+        index.search(query, k=3)
     index.close()
     reopened = CompressedIndex.open("hnswlib", "c", tmp_path)
     assert reopened.compressor.info.get("method") != index.compressor.info.get("method")

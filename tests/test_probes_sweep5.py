@@ -21,19 +21,6 @@ def _ok(*args) -> str:
     return done.output
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """A 16-d PCA artifact of a small dataset and its collection in each in-process engine."""
-    root = tmp_path_factory.mktemp("api")
-    ds = _dataset(root)
-    _ok("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", root / "art",
-        "--quiet")  # fmt: skip
-    for backend in ("faiss", "hnswlib", "qdrant"):
-        _ok("build", "--dataset", ds, "--artifact", root / "art", "--dim", 8, "--backend",
-            backend, "--collection", "c8", "--data-dir", root / "d", "--quiet")  # fmt: skip
-    return root
-
-
 BAD_VECTORS = [
     (np.full((1, 16), np.nan, np.float32), "NaN or inf"),
     (np.full((1, 16), np.inf, np.float32), "NaN or inf"),

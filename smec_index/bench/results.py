@@ -211,6 +211,8 @@ def check_record(record: dict[str, Any], where: str) -> None:
         raise bad("time", "an ISO time string")
     if record.get("versions") is not None and not isinstance(record["versions"], dict):
         raise bad("versions", "an object")
+    if record.get("inputs") is not None and not isinstance(record["inputs"], str):
+        raise bad("inputs", "a digest string")
 
 
 class ResultsFile:
@@ -220,16 +222,22 @@ class ResultsFile:
         self.path = Path(path)
         self.force = force
         self.records = read_results(self.path) if self.path.is_file() else []
-        self.stored = {r["key"] for r in self.records}
+        self.stored = {r["key"]: r.get("inputs") for r in self.records}
         self.replaced: set[str] = set()
 
-    def has(self, key: str) -> bool:
-        return key in self.stored and not self.force
+    def has(self, key: str, inputs: str | None = None) -> bool:
+        """Whether ``key`` is stored, measured with ``inputs`` (a run stored before inputs
+        were recorded counts as theirs), and not to be measured again (``--force``)."""
+        if self.force or key not in self.stored:
+            return False
+        return inputs is None or self.stored[key] in (None, inputs)
 
     def add(self, record: dict[str, Any]) -> None:
         record = {"schema": SCHEMA, **record, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
-        if self.force and record["key"] in self.stored and record["key"] not in self.replaced:
-            self._drop(record["key"])
+        key = record["key"]
+        stale = key in self.stored and self.stored[key] not in (None, record.get("inputs"))
+        if (self.force or stale) and key in self.stored and key not in self.replaced:
+            self._drop(key)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+b") as handle:
             handle.seek(0, os.SEEK_END)
@@ -240,8 +248,8 @@ class ResultsFile:
             handle.write((json.dumps(record) + "\n").encode())
             handle.flush()
             os.fsync(handle.fileno())
-        self.stored.add(record["key"])
-        self.replaced.add(record["key"])
+        self.stored[key] = record.get("inputs")
+        self.replaced.add(key)
         self.records.append(record)
 
     def _drop(self, key: str) -> None:

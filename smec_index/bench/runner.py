@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
+import json
 import queue
 import statistics
 import sys
@@ -65,6 +67,33 @@ class Dataset:
     qrels: dict[str, dict[str, int]]  # empty: no judgements (quality columns stay empty)
     query_ids: list[str]
     train_qrels: dict[str, dict[str, int]] | None
+    _fingerprint: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of what a run measures with: the vectors, ids and judgements (names and
+        counts alone missed vectors re-embedded in place)."""
+        if self._fingerprint is None:
+            digest = hashlib.blake2b(digest_size=8)
+            for part in (self.data.corpus, self.data.queries):
+                digest.update(np.ascontiguousarray(part.vectors).data)
+                digest.update("\n".join(part.ids).encode("utf-8", "replace"))
+            for judged in (self.qrels, self.train_qrels or {}):
+                digest.update(json.dumps(judged, sort_keys=True).encode())
+            digest.update("\n".join(self.query_ids).encode("utf-8", "replace"))
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+
+def inputs_of(method: str, dataset: Dataset) -> str:
+    """What a stored run was measured with beyond its configuration: the dataset's content
+    and, for ``artifact:DIR``, the artifact's (a run whose inputs changed is measured again,
+    not reused)."""
+    if not method.startswith("artifact:"):
+        return dataset.fingerprint
+    from smec_index.artifact import artifact_fingerprint
+
+    return f"{dataset.fingerprint}-{artifact_fingerprint(method[9:])[:16]}"
 
 
 def load_dataset(spec: str, sweep: Sweep) -> Dataset:
@@ -174,8 +203,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
         "machine": {**machine(), "memory_gb_per_s": memory_bandwidth()},
     }
     with contextlib.ExitStack() as stack, tqdm(total=total, desc="bench", unit="run") as bar:
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(
-            prefix="smec-bench-", dir=sweep.workdir)))  # fmt: skip
+        workdir = stack.enter_context(_workdir(sweep.workdir))
         servers: dict[str, dict[str, Any]] = {}
         for dataset in datasets:
             queries_full = dataset.data.queries.take(dataset.query_ids)
@@ -194,7 +222,8 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                            if not why
                            for key, _ in _run_configs(sweep, dataset, method, dims, dim, backend,
                                                       index, encoding, queries_params)]  # fmt: skip
-                if all(results.has(key) for key in planned):
+                inputs = inputs_of(method, dataset)
+                if all(results.has(key, inputs) for key in planned):
                     bar.update(len(planned))
                     say(f"note: every run of {method} on {dataset.name} is stored; not "
                         "trained or measured again (--force does)")  # fmt: skip
@@ -213,7 +242,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                         for key, config in _run_configs(sweep, dataset, method, dims, dim,
                                                         backend, index, encoding,
                                                         queries_params):  # fmt: skip
-                            if results.has(key):
+                            if results.has(key, inputs):
                                 bar.update(1)
                             else:
                                 configs[key] = config
@@ -225,9 +254,30 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                                        dataset, truth, sweep)  # fmt: skip
                         with contextlib.closing(runs):  # its collection is dropped here
                             for key, config, measured in runs:
-                                results.add({"key": key, **config, **measured, **stamp})
+                                results.add({"key": key, **config, **measured, **stamp,
+                                             "inputs": inputs})  # fmt: skip
                                 bar.update(1)
     return results.records
+
+
+@contextlib.contextmanager
+def _workdir(parent: str | Path | None) -> Iterator[Path]:
+    """The run's scratch folder (collections of the embedded engines), removed at the end;
+    first, those of bench runs killed before they could remove theirs (SIGKILL, SIGTERM, a
+    power cut: their process is gone) in the same place."""
+    import shutil
+
+    from smec_index.artifact import orphaned, owned_tempdir
+
+    parent = Path(parent or tempfile.gettempdir())
+    for left in parent.glob("smec-bench-*"):
+        if left.is_dir() and not left.is_symlink() and orphaned(left):
+            shutil.rmtree(left, ignore_errors=True)
+    workdir = owned_tempdir("smec-bench-", parent)
+    try:
+        yield workdir
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _run_configs(sweep, dataset, method, dims, dim, backend, index, encoding, queries_params):

@@ -165,7 +165,11 @@ class LinearCompressor:
     def _from_artifact(
         cls, config: dict[str, Any], tensors: dict[str, np.ndarray]
     ) -> LinearCompressor:
-        settings = {k: v for k, v in config.get("settings", {}).items() if k != "seed"}
+        settings = config.get("settings", {})
+        if not isinstance(settings, dict) or "dims" in settings:
+            raise SmecError("config.json's settings must be an object of training settings "
+                            "(the dims belong at the top level); fix it or retrain")  # fmt: skip
+        settings = {k: v for k, v in settings.items() if k != "seed"}
         obj = cls(config["dims"], seed=config.get("seed", 0), **settings)
         obj.input_dim = int(config["input_dim"])
         obj.info = config.get("info", {})
@@ -213,8 +217,9 @@ def load_compressor(directory: str | Path) -> LinearCompressor:
     try:
         cls = compressor_class(config["method"])
         return cls._from_artifact(config, tensors)
-    except (KeyError, TypeError, AttributeError):
-        raise SmecError(f"{directory}: config.json lacks method/dims/input_dim; retrain") from None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise SmecError(f"{directory}: config.json does not describe an artifact "
+                        f"({type(exc).__name__}: {str(exc)[:80]}); retrain") from None  # fmt: skip
     except SettingError as exc:  # an unknown or invalid training setting in config.json
         raise SmecError(
             f"{directory}/config.json holds a bad setting, fix it or retrain: {exc}"
@@ -231,8 +236,9 @@ def load_projection(directory: str | Path) -> LinearCompressor:
     check_compressor_config(config, directory)
     try:
         projection = LinearCompressor._from_artifact(config, tensors)
-    except (KeyError, TypeError):
-        raise SmecError(f"{directory}: config.json lacks method/dims/input_dim; retrain") from None
+    except (KeyError, TypeError) as exc:
+        raise SmecError(f"{directory}: config.json does not describe an artifact "
+                        f"({type(exc).__name__}: {str(exc)[:80]}); retrain") from None  # fmt: skip
     projection.info = {**projection.info, "method": config.get("method")}
     return projection
 

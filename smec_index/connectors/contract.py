@@ -171,6 +171,11 @@ class Connector:
         """The stored points of ``ids`` (vectors as stored, payloads), in the order asked;
         ids that are not stored are left out."""
         self._require(collection)
+        if not isinstance(ids, (str, bytes)):
+            try:
+                ids = list(ids)  # a generator, a set, a numpy array of strings
+            except TypeError:
+                raise SmecError(f"ids {ids!r:.40}: pass a list of string ids") from None
         wanted = list(dict.fromkeys(check_ids(ids, len(ids), unique=False)))
         if not wanted:
             return Batch([], np.zeros((0, self.spec(collection).dim), np.float32), [])
@@ -471,6 +476,10 @@ def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[di
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
             raise SmecError(f"payloads must be JSON-serialisable dicts of UTF-8 text and "
                             f"64-bit integers ({str(exc)[:80]})") from None  # fmt: skip
+        except RecursionError:
+            raise SmecError("a payload is nested deeper than JSON encoding allows (a "
+                            "self-referencing or runaway structure?); flatten it"
+                            ) from None  # fmt: skip
     return checked
 
 

@@ -117,11 +117,13 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
     what = f"an in-place migration of Qdrant collection {source.collection!r}"
     # A plan reads only: no lock file either (the lock guards writes).
     with contextlib.nullcontext() if request.dry_run else file_lock(lock, what):
-        state = None if request.restart else progress.read()
-        if name in existing and state is None and not (request.restart or request.overwrite):
+        recorded = progress.read()
+        state = None if request.restart else recorded
+        if name in existing and recorded is None:  # the user's own (or another data dir's)
             raise SmecError(
-                f"collection {source.collection!r} already has a vector {name!r}; pass "
-                "--overwrite to refill it, or --to another name"
+                f"collection {source.collection!r} already has a vector {name!r} that no "
+                f"in-place migration recorded in {request.data_dir} made; smec-index never "
+                "writes over a vector it did not make: pick another --to"
             )
         if name in existing and int(existing[name].size) != request.dim:
             raise SmecError(
@@ -148,13 +150,13 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
             )
         writer = NamedVector(source, name)
         if state is None:
-            if name not in existing:
-                _create_vector(writer, request.dim, source.info.metric)
             state = {"source": progress.shown_source,
                      "target": f"{source.collection}:{name}", "dim": request.dim,
                      "fingerprint": fingerprint, "cursor": None, "written": 0,
                      "done": False}  # fmt: skip
-            progress.write(state)
+            progress.write(state)  # before the vector exists: a vector of that name is ours
+            if name not in existing:
+                _create_vector(writer, request.dim, source.info.metric)
         server = bool(request.source.get("url"))
         job = Job(source, writer, name, request.dim, request.batch_size,
                   request.checkpoint_rows, writers=request.writers or (4 if server else 1),

@@ -25,7 +25,7 @@ from typing import Any
 
 from smec_index.connectors import open_connector
 from smec_index.connectors.base import (
-    check_collection_name,
+    MAX_NAME,
     check_new_name,
     is_milvus_server,
     positive_int,
@@ -92,6 +92,36 @@ def _target_dir(request: MigrateRequest) -> Path:
     return Path(request.data_dir)
 
 
+def check_source_name(name: Any) -> str:
+    """A source collection as its engine allows it (Qdrant takes ``my-docs`` and
+    ``dokumenté``, which no name smec-index makes may hold), as long as it is safe in the
+    file names of progress records and locks: no path separator, control character or
+    leading dot, at most :data:`MAX_NAME` characters."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or len(name) > MAX_NAME
+        or name.startswith(".")
+        or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name)
+    ):
+        shown = name if isinstance(name, str) and len(name) <= 60 else f"{str(name)[:60]}..."
+        raise SmecError(f"--collection {shown!r}: not a collection name (no '/', '\\', "
+                        f"control character or leading '.', at most {MAX_NAME} "
+                        "characters)")  # fmt: skip
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SmecError(f"--collection {name!r}: not UTF-8 text") from None
+    return name
+
+
+def default_target(collection: str, dim: int) -> str:
+    """``<collection>_<dim>``, with what a target name cannot hold (a Qdrant source's ``-``
+    or ``.``, say) written as ``_``."""
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", collection)
+    return f"{safe if safe[:1].isalpha() else 'c_' + safe}_{dim}"
+
+
 def _check_request(request: MigrateRequest) -> Partition | None:
     positive_int(request.dim, "--dim")
     positive_int(request.batch_size, "--batch-size")
@@ -99,8 +129,8 @@ def _check_request(request: MigrateRequest) -> Partition | None:
     positive_int(request.fit_rows, "--fit-rows")
     if not 0.0 <= request.min_recall <= 1.0:
         raise SmecError(f"--min-recall {request.min_recall}: use a number from 0 to 1")
-    check_collection_name(request.collection)
-    check_new_name(request.to or f"{request.collection}_{request.dim}", "--to")
+    check_source_name(request.collection)
+    check_new_name(request.to or default_target(request.collection, request.dim), "--to")
     if request.alias is not None:
         check_new_name(request.alias, "--alias")
     if request.writers is not None:
@@ -210,7 +240,7 @@ def _locked(request, source, target, to_backend, server, partition, started, say
     writers = request.writers or (4 if server else 1)
     if writers > 1 and not server:
         raise SmecError(f"--writers {writers}: an embedded target takes one writer")
-    name = request.to or f"{request.collection}_{request.dim}"
+    name = request.to or default_target(request.collection, request.dim)
     progress = Progress(request.data_dir, request.backend, source, to_backend, name,
                         target.place)  # fmt: skip
     run = _Run(request, source, target, to_backend, name, progress, partition, writers,
@@ -284,7 +314,8 @@ def _rollback(progress: Progress, target, name: str, started: float,
         target.set_alias(state["alias"], previous)
     # The record no longer says the alias is this copy's (info reads it; a second rollback
     # finds nothing to roll back); the copy itself stays, and is still described by name.
-    progress.write({**state, "alias": None, "rolled_back": state["alias"]})
+    progress.write({**state, "alias": None, "rolled_back": state["alias"],
+                    "aliases": [a for a in state.get("aliases", []) if a != state["alias"]]})
     return {
         "source": state["source"],
         "target": name,
@@ -421,8 +452,9 @@ class _Run:
             state.get("fingerprint") != artifact_fp or state.get("dim") != request.dim
         ):
             raise SmecError(
-                f"a migration into {name!r} was started with another projection; pass "
-                "--restart to start over"
+                f"a migration into {name!r} was started with another projection (the "
+                "--artifact, the fitting flags or, for a fitted one, the source's vectors "
+                "changed since); pass --restart to start over"
             )
         if state is None and self.partition is None and not fresh:
             state = self._joined_partitions(artifact_fp, schema_fp)
@@ -467,7 +499,7 @@ class _Run:
                 "next": "when every partition is done, run the same command without "
                 "--partition (same --data-dir) to verify the whole target and switch the alias",
             }  # fmt: skip
-        verify.verify(source, target, name, projection, request.dim, count)
+        verify.verify(source, target, name, projection, request.dim, count, state["done"])
         search = lambda v, k: target.search(name, v, k)  # noqa: E731
         recall = verify.recall_gate(source, search, projection, request.dim)
         gate = self.gate(search, projection) if request.queries is not None else recall
@@ -480,6 +512,7 @@ class _Run:
             if state.get("alias") == request.alias and before == name:
                 before = state.get("alias_before")  # switched already: keep what it replaced
             state["alias"], state["alias_before"] = request.alias, before
+            state["aliases"] = sorted({*state.get("aliases", []), request.alias})
             self.progress.write(state)
             target.set_alias(request.alias, name)
         before = source.index_bytes()  # a walk over the source's files: once

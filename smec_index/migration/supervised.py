@@ -63,8 +63,11 @@ def split(qrels: dict[str, dict[str, int]]) -> tuple[dict, dict]:
     return train, held
 
 
-def _judged(request: Any, queries: Embeddings) -> dict[str, dict[str, int]]:
+def _judged(request: Any, queries: Embeddings, source: Any = None) -> dict[str, dict[str, int]]:
     qrels = read_qrels(request.qrels)
+    canonical = getattr(source, "canonical_id", None)
+    if canonical is not None:  # a Qdrant UUID in capitals is the same point
+        qrels = {q: {canonical(d): s for d, s in rels.items()} for q, rels in qrels.items()}
     known = {q: rels for q, rels in qrels.items() if q in queries}
     if not known:
         raise SmecError(f"--qrels {request.qrels}: none of its queries are in --queries")
@@ -84,7 +87,7 @@ def fit_supervised(
 
     ``folder(name)`` is where an artifact of that name is kept for this source."""
     queries = load_queries(request, source.info.dim)
-    qrels = _judged(request, queries)
+    qrels = _judged(request, queries, source)
     key = hashlib.sha256()
     for path in (request.queries, request.qrels):
         key.update(Path(path).read_bytes())
@@ -145,7 +148,7 @@ def ndcg_gate(request: Any, source: Any, search: Any, projection) -> dict:
     """nDCG@10 of the held-out queries searched by ``search(vectors, k)`` (the target's,
     or a dry run's exact search) relative to the source's own search."""
     queries = load_queries(request, source.info.dim)
-    _, held = split(_judged(request, queries))
+    _, held = split(_judged(request, queries, source))
     vectors = queries.take(list(held))
     truth = source.search(vectors, 10)
     found = search(projection.transform(vectors, request.dim), 10)

@@ -48,10 +48,17 @@ def recall_at_10(truth: list[list[str]], found: list[list[str]]) -> float:
     return recall_vs_exact(found, truth, 10)
 
 
-def verify(source: Source, target: Any, name: str, projection, dim: int, count: int) -> None:
-    """Raise :class:`SmecError` (the alias stays) unless the target holds the source."""
+def verify(source: Source, target: Any, name: str, projection, dim: int, count: int,
+           streamed: bool = False) -> None:  # fmt: skip
+    """Raise :class:`SmecError` (the alias stays) unless the target holds the source.
+    ``streamed``: every batch of the source was written (so a count that differs means the
+    source changed, and resuming cannot help)."""
     got = target.count(name)
     if got != count:
+        if streamed:
+            raise SmecError(f"the source holds {count} points now and the finished copy {got}: "
+                            "the source changed since it was copied; not switched: pass "
+                            "--restart to copy it again")  # fmt: skip
         raise SmecError(
             f"the target holds {got} points, the source {count}; not switched: run again to resume"
         )
@@ -85,9 +92,21 @@ def _same_vectors(a: dict[str, Any], b: dict[str, Any]) -> bool:
                 value.values, other.values
             ):
                 return False
-        elif not np.allclose(np.asarray(value, np.float32), np.asarray(other, np.float32)):
-            return False
+        else:
+            mine, theirs = np.asarray(value, np.float32), np.asarray(other, np.float32)
+            if mine.shape != theirs.shape:
+                return False
+            # Qdrant stores Cosine vectors unit-length (qdrant-client's local mode too, in
+            # the writing client's memory): the same vector, normalised, is the same.
+            if not (np.allclose(mine, theirs) or np.allclose(_unit(mine), _unit(theirs),
+                                                              atol=1e-5)):  # fmt: skip
+                return False
     return True
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(rows, axis=-1, keepdims=True)
+    return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
 
 
 def recall_gate(source: Source, search: Search, projection, dim: int) -> dict[str, Any]:

@@ -244,6 +244,8 @@ class MilvusStandalone:
     def _wait_ready(self, deadline: float) -> None:
         from pymilvus import MilvusClient
 
+        import smec_index.connectors.milvus  # noqa: F401 - pymilvus, past MILVUS_URI
+
         last_error = "no answer yet"
         while time.perf_counter() < deadline:
             if self._server.server_proc.poll() is not None:

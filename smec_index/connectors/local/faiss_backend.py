@@ -184,24 +184,29 @@ class FaissBackend(LocalBackend):
         col.extra.pop("gpu", None)
 
     def _trained(self, col: Collection) -> Any:
-        """The index, trained on the pending vectors first where it waits for them."""
-        pending = col.extra.pop("pending", None)
+        """The index, trained on the pending vectors first where it waits for them (by one
+        reader: the others wait for it)."""
+        if "pending" not in col.extra:
+            return col.index
+        with self._training:
+            return self._train_pending(col)
+
+    def _train_pending(self, col: Collection) -> Any:
+        # "pending" stays until its vectors are in the index: a reader that finds it waits
+        # for this one, and a failed training loses nothing added.
+        pending = col.extra.get("pending")
         if pending:
             vectors = np.concatenate(pending)
             needed, what, why, remedy = _training_need(col.spec)
             if len(vectors) < needed:
-                col.extra["pending"] = pending
                 raise SmecError(
                     f"faiss {what} trains on the vectors added before its first read, which "
                     f"needs at least {why}, got {len(vectors)}; add more first{remedy}"
                 )
-            try:
-                with native_notes("faiss"):
-                    col.index.train(vectors)
-            except BaseException:
-                col.extra["pending"] = pending  # nothing added is lost to a failed training
-                raise
+            with native_notes("faiss"):
+                col.index.train(vectors)
             self._add_trained(col, vectors)
+        col.extra.pop("pending", None)
         return col.index
 
     def _replace(self, col: Collection, rows: np.ndarray, vectors: np.ndarray) -> None:

@@ -21,12 +21,14 @@ cursor) never changes. Aliases live in ``<data_dir>/<backend>/aliases.json``.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -67,6 +69,82 @@ def _serialised(method: Callable) -> Callable:
     return locked
 
 
+class Readers:
+    """Searches of a store run side by side; a write to an index waits until those under
+    way end and holds new ones back until it is done. The in-process engines allow many
+    searches at once but no search during a write (hnswlib reallocates on resize, FAISS
+    resets an index to replace rows, and the id table must never trail the index)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._writer = threading.Lock()  # held for a whole write
+        self._active = 0
+        self._writing = False
+
+    def enter(self) -> None:
+        while True:
+            with self._lock:
+                if not self._writing:
+                    self._active += 1
+                    return
+            with self._writer:  # wait for the write to end
+                pass
+
+    def leave(self) -> None:
+        with self._lock:
+            self._active -= 1
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        self.enter()
+        try:
+            yield
+        finally:
+            self.leave()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        with self._writer:
+            with self._lock:
+                self._writing = True
+            try:
+                while True:
+                    with self._lock:
+                        if not self._active:
+                            break
+                    time.sleep(0.0001)
+                yield
+            finally:
+                with self._lock:
+                    self._writing = False
+
+
+class Life:
+    """Whether a collection still exists, as every store of this process sees it: a drop
+    ends it, so searchers opened on it refuse instead of answering from memory."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended = False
+
+
+_LIVES: dict[str, Life] = {}  # a collection's directory -> its life in this process
+_LIVES_LOCK = threading.Lock()
+
+
+def life_of(directory: Path) -> Life:
+    with _LIVES_LOCK:
+        return _LIVES.setdefault(os.path.abspath(directory), Life())
+
+
+def end_life(directory: Path) -> None:
+    with _LIVES_LOCK:
+        ended = _LIVES.pop(os.path.abspath(directory), None)
+    if ended is not None:
+        ended.ended = True
+
+
 @dataclass
 class Collection:
     """One open collection: its sidecar, payloads and the backend's live index."""
@@ -79,6 +157,7 @@ class Collection:
     index: Any = None
     extra: dict[str, Any] = field(default_factory=dict)  # backend state (raw vectors, GPU copy)
     stamp: tuple[int, int, int] = (0, 0, 0)  # meta.json's inode, mtime and size when read
+    life: Life = field(default_factory=Life)
     dirty: bool = False  # written to since the last commit
     _rows: dict[str, int] | None = None
     _id_table: np.ndarray | None = None  # ids then "", so label -1 maps to ""
@@ -130,6 +209,8 @@ class LocalBackend(FileAliases):
         # (or a failed write's reload from disk) never see an index another thread is
         # half-way through changing. Searches do not take it.
         self._writing = threading.RLock()
+        self._readers = Readers()  # searches and reads of vectors against index writes
+        self._training = threading.Lock()  # an index trained on its first read, once
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(root={str(self.root)!r})"
@@ -149,9 +230,10 @@ class LocalBackend(FileAliases):
     def create(self, collection: str, spec: IndexSpec) -> None:
         purge_dropped(self.root)
         directory = self.root / collection
+        end_life(directory)  # whatever had this name before: a searcher of it refuses now
         if directory.exists():  # a crashed create's leftovers: never a committed collection
             shutil.rmtree(directory)
-        col = Collection(collection, spec, [], [])
+        col = Collection(collection, spec, [], [], life=life_of(directory))
         self._init_index(col)
         self._commit(col)
 
@@ -179,14 +261,15 @@ class LocalBackend(FileAliases):
         new = [n for n, point_id in enumerate(ids) if point_id not in rows]
         try:
             col.dirty = True
-            if old:
-                replaced = np.array([rows[ids[n]] for n in old], dtype=np.int64)
-                self._replace(col, replaced, vectors[old])
-                for n in old:
-                    col.payloads[rows[ids[n]]] = payloads[n]
-            if new:
-                self._append(col, vectors[new])
-                col.appended([ids[n] for n in new], [payloads[n] for n in new])
+            with self._readers.writing():
+                if old:
+                    replaced = np.array([rows[ids[n]] for n in old], dtype=np.int64)
+                    self._replace(col, replaced, vectors[old])
+                    for n in old:
+                        col.payloads[rows[ids[n]]] = payloads[n]
+                if new:
+                    self._append(col, vectors[new])
+                    col.appended([ids[n] for n in new], [payloads[n] for n in new])
         except BaseException:
             # Memory may be half-changed: this connector's unflushed writes to the collection
             # are discarded and it is read from disk again (flush to bound what this loses).
@@ -195,9 +278,10 @@ class LocalBackend(FileAliases):
 
     def get(self, collection: str, ids: list[str]) -> Batch:
         col = self._load(collection)
-        found = [point_id for point_id in ids if point_id in col.rows]
-        rows = [col.rows[point_id] for point_id in found]
-        vectors = np.stack([self._vectors(col, r, r + 1)[0] for r in rows]) if rows else None
+        with self._readers.reading():
+            found = [point_id for point_id in ids if point_id in col.rows]
+            rows = [col.rows[point_id] for point_id in found]
+            vectors = np.stack([self._vectors(col, r, r + 1)[0] for r in rows]) if rows else None
         if vectors is None:
             vectors = np.zeros((0, col.spec.dim), np.float32)
         return Batch(found, vectors.astype(np.float32), [col.payloads[r] for r in rows])
@@ -209,8 +293,9 @@ class LocalBackend(FileAliases):
         found = min(k, len(col.ids))
         if not found:
             return [[] for _ in queries]
-        labels, scores = self._search(col, queries, found, params)
-        ids = col.id_table[labels]
+        with self._readers.reading():
+            labels, scores = self._search(col, queries, found, params)
+            ids = col.id_table[labels]
         return [
             [
                 (i, float(s))
@@ -230,8 +315,22 @@ class LocalBackend(FileAliases):
 
         col = self._load(collection)
         engine = self._engine(col, params)
+        enter, leave = self._readers.enter, self._readers.leave
+
+        life = col.life
 
         def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            if life.ended:
+                raise SmecError(f"collection {collection!r} was dropped after this searcher "
+                                "opened it; open a new one (CompressedIndex.open, searcher())"
+                                )  # fmt: skip
+            enter()
+            try:
+                return answer(queries, k)
+            finally:
+                leave()
+
+        def answer(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
             n = len(col.ids)
             if k > PAD_LIMIT:  # as Connector.search: no slots for hits that cannot exist
                 k = max(1, min(k, n))
@@ -283,7 +382,8 @@ class LocalBackend(FileAliases):
         n = len(col.ids)
         for first in range(start, n, batch_size):
             stop = min(n, first + batch_size)
-            vectors = np.ascontiguousarray(self._vectors(col, first, stop), dtype=np.float32)
+            with self._readers.reading():
+                vectors = np.ascontiguousarray(self._vectors(col, first, stop), np.float32)
             yield Batch(
                 col.ids[first:stop],
                 vectors,
@@ -310,6 +410,7 @@ class LocalBackend(FileAliases):
     @_serialised
     def drop(self, collection: str) -> None:
         self._forget(collection)
+        end_life(self.root / collection)
         remove_directory(self.root / collection)
 
     @_serialised
@@ -366,9 +467,16 @@ class LocalBackend(FileAliases):
             files = meta["files"]
             with open(meta_path.parent / files["payloads"], encoding="utf-8") as handle:
                 payloads = [safejson.loads(line) for line in handle]
-            col = Collection(name, IndexSpec(**meta["spec"]), list(meta["ids"]), payloads, files)
+            col = Collection(name, IndexSpec(**meta["spec"]), list(meta["ids"]), payloads, files,
+                             life=life_of(meta_path.parent))  # fmt: skip
             if len(col.payloads) != len(col.ids):
                 raise ValueError(f"{len(col.payloads)} payloads for {len(col.ids)} ids")
+            if not all(type(point_id) is str for point_id in col.ids):
+                raise ValueError("ids that are not text")
+            if len(set(col.ids)) != len(col.ids):
+                raise ValueError("an id listed twice")
+            if col.spec.index not in self.index_kinds:
+                raise ValueError(f"index {col.spec.index!r}, which {self.name} does not build")
             self._read_index(col, meta_path.parent)
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else ""

@@ -46,6 +46,9 @@ from smec_index.connectors.milvus.client import (
     check_lite_database,
     close_lite,
     connect,
+    escaped_pages,
+    keys_filter,
+    literal,
     one_line,
     open_lite,
     server_sizes,
@@ -131,6 +134,7 @@ class MilvusBackend:
                 "(http://host:19530); a milvus-lite database is a path ending in .db"
             )
         self._loaded: set[str] = set()
+        self._read: set[str] = set()  # read by this connector: never released by a write
         self._pending: set[str] = set()  # written to since the last flush
         self._specs: dict[str, IndexSpec] = {}
         self._aliases: dict[str, str] | None = None
@@ -222,6 +226,7 @@ class MilvusBackend:
     def drop(self, collection: str) -> None:
         self._aliases = None
         self._loaded.discard(collection)
+        self._read.discard(collection)
         self._pending.discard(collection)
         self._specs.pop(collection, None)
         if collection in self.collections():
@@ -232,10 +237,12 @@ class MilvusBackend:
         self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
     ) -> None:
         name = self._target(collection)
-        if name in self._loaded and (self.lite or name in self._created):
+        if name in self._loaded and name not in self._read and \
+                (self.lite or name in self._created):  # fmt: skip
             # Released, the new rows load once as sealed, indexed segments instead of being
             # searched as growing segments until Milvus hands them off. Never on a server
-            # collection this connector did not create: others may be searching it.
+            # collection this connector did not create (others may be searching it), nor on
+            # one this connector has read (a search or an iteration may be under way).
             self.client.release_collection(name)
             self._loaded.discard(name)
         rows = [
@@ -248,8 +255,11 @@ class MilvusBackend:
     def get(self, collection: str, ids: list[str]) -> Batch:
         name = self._target(collection)
         self._ensure_loaded(name)
-        rows = self.client.get(name, ids=ids, output_fields=["vector", "payload"])
-        return self._batch(rows, self.spec(name).dim)
+        self._read.add(name)
+        rows = self.client.query(name, filter=keys_filter("id", ids),
+                                 output_fields=["id", "vector", "payload"])  # fmt: skip
+        found = {row["id"]: row for row in rows}
+        return self._batch([found[i] for i in ids if i in found], self.spec(name).dim)
 
     def search(
         self, collection: str, queries: np.ndarray, k: int, params: dict[str, int]
@@ -257,6 +267,7 @@ class MilvusBackend:
         name = self._target(collection)
         spec = self.spec(name)
         self._ensure_loaded(name)
+        self._read.add(name)
         search_params = {
             theirs: int(params[ours])
             for ours, theirs in SEARCH_PARAMS[spec.index].items()
@@ -281,6 +292,7 @@ class MilvusBackend:
     def count(self, collection: str) -> int:
         name = self._target(collection)
         self._ensure_loaded(name)
+        self._read.add(name)
         rows = self.client.query(
             name, filter="", output_fields=["count(*)"], consistency_level="Strong"
         )
@@ -292,15 +304,19 @@ class MilvusBackend:
         Milvus) is ever exceeded."""
         name = self._target(collection)
         dim = self.spec(name).dim
+        if cursor is not None and not isinstance(cursor, str):
+            raise SmecError(f"cursor {cursor!r} is not one {collection!r} gave; resume with a "
+                            "cursor of this collection")  # fmt: skip
         self._ensure_loaded(name)
-        iterator = self.client.query_iterator(
+        self._read.add(name)
+        iterator = escaped_pages(self.client.query_iterator(
             name,
             batch_size=min(batch_size, ITERATOR_PAGE_LIMIT),
-            filter="" if cursor is None else f"id > {json.dumps(cursor)}",
+            filter="" if cursor is None else f"id > {literal(cursor)}",
             output_fields=["vector", "payload"],
             consistency_level="Strong",
             strict_float32=True,  # each vector as a float32 array row, not Python floats
-        )
+        ))  # fmt: skip
         try:
             rows = iterator.next()
             while rows:

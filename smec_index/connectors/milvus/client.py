@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import numpy as np
 from pymilvus import MilvusClient, MilvusException
 from pymilvus.exceptions import (
     ConnectError,
@@ -159,6 +160,40 @@ def server_sizes(
 def one_line(exc: MilvusException) -> str:
     message = getattr(exc, "message", "") or str(exc)
     return " ".join(str(message).split())[:300]
+
+
+def literal(key: Any) -> str:
+    """``key`` as a Milvus expression literal: an integer as it is, text double-quoted with
+    ``\\`` and ``"`` escaped (pymilvus quotes keys as they are, so ``a'b`` broke ``get``
+    and ``x\\'y`` made its query iterator page the same rows for ever)."""
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        return str(int(key))
+    return '"' + str(key).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def keys_filter(field: str, keys: list[Any]) -> str:
+    """The filter that selects ``keys`` of primary key ``field``."""
+    return f"{field} in [{', '.join(literal(k) for k in keys)}]"
+
+
+def escaped_pages(iterator: Any) -> Any:
+    """pymilvus' query ``iterator`` with each page's ``pk > last`` cursor quoted by
+    :func:`literal` (pymilvus puts the last key between double quotes as it is)."""
+    setup = "_QueryIterator__setup_next_expr"
+    if not hasattr(iterator, setup) or not hasattr(iterator, "_pk_str"):
+        return iterator  # another pymilvus: its own paging, checked by repeated_page()
+
+    def next_expr() -> str:
+        last, expr = iterator._next_id, iterator._expr
+        if last is None:
+            return expr
+        element = getattr(iterator, "_has_element_cursor", lambda: False)()
+        key = literal(str(last)) if iterator._pk_str else str(int(last))
+        cursor = f"{iterator._pk_field_name} {'>=' if element else '>'} {key}"
+        return f"{cursor} and ({expr})" if expr else cursor
+
+    setattr(iterator, setup, next_expr)
+    return iterator
 
 
 _REFUSED_DATA = (ParamError, DataNotMatchException, DataTypeNotMatchException,

@@ -8,7 +8,6 @@ Nothing here writes to the source. Its copy with smaller vectors is
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -186,7 +185,9 @@ class MilvusSource:
         return self.writer
 
     def _literal(self, value: Any) -> str:
-        return json.dumps(str(value)) if self.string_pk else str(int(value))
+        from smec_index.connectors.milvus.client import literal
+
+        return literal(str(value) if self.string_pk else int(value))
 
     def batch(
         self, rows: list[dict[str, Any]], cursor: Any = None, dim: int | None = None
@@ -214,7 +215,9 @@ class MilvusSource:
     ) -> Iterator[list[dict]]:
         # strict_float32: pymilvus hands each vector over as a row of one float32 array
         # instead of a list of Python floats, which was most of the time spent reading.
-        iterator = self._client(collection).query_iterator(
+        from smec_index.connectors.milvus.client import escaped_pages
+
+        iterator = escaped_pages(self._client(collection).query_iterator(
             collection,
             batch_size=min(batch_size, 16384),
             filter=filter,
@@ -222,9 +225,15 @@ class MilvusSource:
             consistency_level="Strong",
             strict_float32=True,
             **({"partition_names": partitions} if partitions else {}),
-        )
+        ))  # fmt: skip
+        last = None
         try:
             while rows := self._next(iterator, collection):
+                if last is not None and rows[-1][self.pk] == last:  # paging stalled
+                    raise SmecError(f"reading {collection!r} from Milvus at {self.info.where} "
+                                    f"returned the page ending at key {last!r} twice; please "
+                                    "report it")  # fmt: skip
+                last = rows[-1][self.pk]
                 yield rows
         finally:
             with contextlib.suppress(Exception):  # the server may be gone: nothing to close
@@ -305,7 +314,11 @@ class MilvusSource:
 
     def get_from(self, collection: str, raw_ids: list[Any], dim: int | None = None) -> SourceBatch:
         """Points of ``collection`` (this source, or a copy of ``dim``-d vectors) by key."""
-        rows = self._client(collection).get(collection, ids=raw_ids, output_fields=["*"])
+        if not raw_ids:
+            return self.batch([], None, dim)
+        rows = self._client(collection).query(
+            collection, filter=f"{self.pk} in [{', '.join(map(self._literal, raw_ids))}]",
+            output_fields=["*"], consistency_level="Strong")  # fmt: skip
         order = {str(r[self.pk]): r for r in rows}
         return self.batch([order[str(i)] for i in raw_ids if str(i) in order], None, dim)
 
@@ -316,7 +329,10 @@ class MilvusSource:
         results = self._client(collection).search(
             collection, data=list(vectors), limit=k, anns_field=self.vector, output_fields=[]
         )
-        return [[str(hit.get("id", hit.get(self.pk))) for hit in hits] for hits in results]
+        # A hit holds the key under the key field's name (and output fields, a field named
+        # "id" among them, beside it): never hit["id"] first.
+        return [[str(hit[self.pk] if self.pk in hit else hit.get("id")) for hit in hits]
+                for hits in results]  # fmt: skip
 
     def index_bytes(self) -> int | None:
         return self.index_bytes_of(self.collection)

@@ -177,6 +177,19 @@ def scroll_pages(
 ) -> Iterator[tuple[Points, str | None]]:
     """Qdrant's scroll, paged: ``fetch(offset)`` returns (records, next offset); yields each
     page's points with the offset that resumes after it (``None`` after the last)."""
+    if offset is not None:
+        check_cursor(offset)
+        try:
+            records, next_offset = fetch(offset)
+        except (ValueError, TypeError):  # edge's int(), the client's id parsing
+            raise SmecError(f"cursor {offset!r} is not one this collection gave (point "
+                            "ids are integers or UUIDs); resume with a cursor it gave"
+                            ) from None  # fmt: skip
+        offset = None if next_offset is None else str(next_offset)
+        if records:
+            yield to_points(records), offset
+        if offset is None:
+            return
     while True:
         records, offset = fetch(offset)
         offset = None if offset is None else str(offset)
@@ -184,6 +197,20 @@ def scroll_pages(
             yield to_points(records), offset
         if offset is None:
             return
+
+
+def check_cursor(cursor: Any) -> None:
+    """A scroll cursor is a point id as text: an unsigned integer or a UUID."""
+    if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit():
+        if len(cursor) <= 20 and int(cursor) < 2**64:  # Qdrant's ids are unsigned 64-bit
+            return
+        raise SmecError(f"cursor {cursor[:40]!r} is beyond Qdrant's 64-bit point ids; resume "
+                        "with a cursor the collection gave")  # fmt: skip
+    try:
+        uuid.UUID(cursor)
+    except (TypeError, ValueError, AttributeError):
+        raise SmecError(f"cursor {cursor!r} is not one a Qdrant collection gives (point ids are "
+                        "integers or UUIDs); resume with a cursor it gave") from None  # fmt: skip
 
 
 def to_batch(points: Points, dim: int, cursor: str | None = None) -> Batch:

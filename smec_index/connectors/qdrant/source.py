@@ -9,6 +9,7 @@ local folder admits one client at a time.
 from __future__ import annotations
 
 import os
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -125,6 +126,17 @@ class QdrantReader:
 
     def raw_id(self, point_id: str) -> Any:
         return raw_id(point_id)
+
+    @staticmethod
+    def canonical_id(point_id: str) -> str:
+        """An id as this source writes it: Qdrant reads ``007`` as point 7 and a UUID in
+        capitals, braces or without hyphens as the same point."""
+        if point_id.isascii() and point_id.isdigit():
+            return str(int(point_id))
+        try:
+            return str(uuid.UUID(point_id))
+        except ValueError:
+            return point_id
 
     def ids(self, batch_size: int) -> Iterator[list[str]]:
         offset = None
