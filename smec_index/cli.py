@@ -47,6 +47,9 @@ def main(verbose: bool) -> None:
     level = logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")
     logging.getLogger().setLevel(level)  # each invocation its own (--quiet lowers it)
+    # FAISS logs which CPU build it loads, with the ImportError of the one it skipped: noise
+    # that reads like a failure, even with -v.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 @main.command()

@@ -113,6 +113,25 @@ class Credential(click.ParamType):
 CREDENTIAL = Credential()
 
 
+def refuse_repeats(group: click.Group, args: list[str]) -> None:
+    """An option given twice (``--dim 8 --dim 16``): click keeps the last without a word,
+    and a user who meant the first gets a run they did not ask for."""
+    if not args or args[0] not in group.commands:
+        return
+    command = group.commands[args[0]]
+    words = args[1 : args.index("--")] if "--" in args else args[1:]
+    for param in command.params:
+        if not isinstance(param, click.Option) or param.multiple or param.count:
+            continue
+        names = [o for o in param.opts if o.startswith("--")]
+        shorts = [o for o in param.opts if len(o) == 2 and o.startswith("-")]
+        given = [w for w in words if w in param.opts
+                 or any(w.startswith(n + "=") for n in names)
+                 or (not param.is_flag and any(w.startswith(o) and w != o for o in shorts))]
+        if len(given) > 1:
+            raise SmecError(f"{param.opts[-1]} is given {len(given)} times; give it once")
+
+
 class SmecGroup(click.Group):
     """The one place bad input becomes ``error: ...`` and exit status 2.
 
@@ -143,6 +162,7 @@ class SmecGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
+            refuse_repeats(self, [*ctx.protected_args, *ctx.args])
             return super().invoke(ctx)
         except SmecError as exc:
             click.echo(scrubbed(f"error: {exc}", self.argv), err=True)

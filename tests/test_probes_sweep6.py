@@ -584,3 +584,23 @@ def test_qrels_naming_qdrant_uuids_in_capitals_find_their_points(tmp_path):
         "--dim", 8, "--queries", tmp_path / "q.npy", "--query-ids", tmp_path / "qids.txt",
         "--qrels", tmp_path / "qrels.tsv", "--data-dir", tmp_path / "d", "--dry-run",
         "--quiet")  # fmt: skip
+
+
+@pytest.mark.parametrize("args", [
+    ["search", "--collection", "c", "--collection", "d", "q"],
+    ["search", "-k", "3", "-k4", "q"],
+    ["build", "--dim", "8", "--dim=16"],
+    ["train", "--out", "a", "--method", "pca", "--out", "b"],
+])  # fmt: skip
+def test_an_option_given_twice_is_refused_not_silently_overridden(tmp_path, args):
+    run_probe(args, tmp_path, "is given 2 times; give it once")
+
+
+def test_bench_config_paths_expand_the_home_folder(tmp_path, monkeypatch):
+    from smec_index.bench.sweep import read_config
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "b.toml").write_text('out = "~/r.jsonl"\nworkdir = "~/work"\n')
+    values = read_config(tmp_path / "b.toml")
+    assert values["out"] == str(tmp_path / "home" / "r.jsonl")
+    assert values["workdir"] == str(tmp_path / "home" / "work")

@@ -16,6 +16,7 @@ A TOML file holds the same names as the flags (``-`` or ``_``), lists as arrays:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -321,18 +322,19 @@ def read_config(path: Path) -> dict[str, Any]:
         raise SmecError(f"--config {path}: datasets {values['datasets']!r}: give a path or "
                         "synthetic:NxD, or a list of them")  # fmt: skip
     base = Path(path).parent
+    home = lambda p: os.path.expanduser(p)  # noqa: E731 - "~/x" as a shell reads it
     for key in ("out", "workdir", "embeddings"):  # relative to the file, as a user reads it
         if isinstance(values.get(key), str):
-            values[key] = str(base / values[key])
+            values[key] = str(base / home(values[key]))
     if "datasets" in values:
         values["datasets"] = [
-            d if d.startswith("synthetic") or Path(d).is_absolute() else str(base / d)
+            d if d.startswith("synthetic") else str(base / home(d))
             for d in values["datasets"]
         ]
     if isinstance(values.get("methods"), list):  # artifact:DIR, too, from the file's folder
         values["methods"] = [
-            f"artifact:{base / m[9:]}" if isinstance(m, str) and m.startswith("artifact:")
-            and not Path(m[9:]).is_absolute() else m
+            f"artifact:{base / home(m[9:])}" if isinstance(m, str) and m.startswith("artifact:")
+            else m
             for m in values["methods"]
         ]  # fmt: skip
     return values
