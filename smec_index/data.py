@@ -56,6 +56,10 @@ class Embeddings:
     _row: dict[str, int] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.vectors, np.ndarray) or self.vectors.ndim != 2:
+            shown = getattr(self.vectors, "shape", type(self.vectors).__name__)
+            raise SmecError(f"Embeddings takes vectors as a 2-D numpy array (one row per id), "
+                            f"got {shown}")  # fmt: skip
         self._row = {doc_id: i for i, doc_id in enumerate(self.ids)}
 
     @property
@@ -291,6 +295,13 @@ def load_parquet(
             f"{path}: {table.column(id_column).null_count} rows have no {id_column!r}; give "
             "every row an id"
         )
+    kind = table.column(id_column).type
+    plain = kind.value_type if pa.types.is_dictionary(kind) else kind  # pandas' categories
+    if not (pa.types.is_string(plain) or pa.types.is_large_string(plain)
+            or pa.types.is_integer(plain)):  # fmt: skip
+        raise SmecError(f"{path}: column {id_column!r} is {kind}; ids are text or whole numbers "
+                        "(str() of bytes, lists or dates would be stored as their Python "
+                        "repr): cast the column first")  # fmt: skip
     ids = [str(i) for i in table.column(id_column).to_pylist()]
     bad = next((i for i in ids if _bad_id_character(i) or _surrogate(i)), None)
     if bad is not None:

@@ -162,7 +162,9 @@ class SmecGroup(click.Group):
 
     def invoke(self, ctx: click.Context):
         try:
-            refuse_repeats(self, [*ctx.protected_args, *ctx.args])
+            # the command's name and its words (click 8.2+ keeps the name apart, privately)
+            named = getattr(ctx, "_protected_args", None)
+            refuse_repeats(self, [*(ctx.protected_args if named is None else named), *ctx.args])
             return super().invoke(ctx)
         except SmecError as exc:
             click.echo(scrubbed(f"error: {exc}", self.argv), err=True)
@@ -183,11 +185,16 @@ class SmecGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
-            from smec_index.connectors.storage import is_disk_full, no_space
+            from smec_index.connectors.storage import is_disk_full, is_file_too_large, no_space
 
             if is_disk_full(exc):  # whichever write hit it, the user's answer is the same
                 where = Path(exc.filename) if getattr(exc, "filename", None) else None
                 click.echo(scrubbed(f"error: {no_space(where)}", self.argv), err=True)
+                sys.exit(2)
+            if is_file_too_large(exc):
+                click.echo("error: a write went past this process's file size limit (ulimit "
+                           "-f); raise the limit or run where files may be larger; nothing "
+                           "was kept of this write", err=True)  # fmt: skip
                 sys.exit(2)
             if isinstance(exc, OSError) and exc.filename and exc.strerror:
                 # A path the system refuses (too long, read-only, not permitted): the path

@@ -55,7 +55,11 @@ class Projection:
                             "or a collection's name") from None  # fmt: skip
         if is_artifact:
             return cls(load_projection(path), path)
-        records = dict(_artifacts_of(str(where), Path(data_dir)))
+        candidates = list(_artifacts_of(str(where), Path(data_dir)))
+        if len({a for a, _, _ in candidates}) > 1 and all(w is not None for *_, w in candidates):
+            # an alias several migrations switched, one after another: the last one holds it
+            candidates = [max(candidates, key=lambda c: c[2])]
+        records = {artifact: fp for artifact, fp, _ in candidates}
         found = sorted(records)
         if len(found) == 1:
             _check_unchanged(found[0], records[found[0]], where)
@@ -98,17 +102,28 @@ class Projection:
 
 
 def _artifacts_of(name: str, data_dir: Path):
-    """``(artifact path, its fingerprint when built)`` recorded for collection or alias
-    ``name`` under ``data_dir``."""
+    """``(artifact path, its fingerprint when built, when the alias was switched to it)``
+    recorded for collection or alias ``name`` under ``data_dir`` (``None``: not an alias a
+    migration switched)."""
     for path in data_dir.glob("manifests/*/*.json"):
         record = _read(path)
-        if name in (record.get("collection"), record.get("name")) and record.get("artifact"):
-            yield str(record["artifact"]), record.get("artifact_fingerprint")
+        migrated = isinstance(record.get("extra"), dict) and "migrated_from" in record["extra"]
+        names = (record.get("collection"),) if migrated else (  # its alias: the record below
+            record.get("collection"), record.get("name"))  # fmt: skip
+        if name in names and record.get("artifact"):
+            yield str(record["artifact"]), record.get("artifact_fingerprint"), None
     for path in data_dir.glob("migrations/*/*.json"):
         record = _read(path)
-        names = [record.get("target"), record.get("alias"), *(record.get("aliases") or [])]
-        if name in names and record.get("artifact"):
-            yield str(record["artifact"]), record.get("fingerprint")
+        if not record.get("artifact"):
+            continue
+        switched = record.get("aliases") or {}
+        switched = dict.fromkeys(switched, 0.0) if isinstance(switched, list) else switched
+        if name == record.get("target"):
+            yield str(record["artifact"]), record.get("fingerprint"), None
+        elif name in switched or name == record.get("alias"):
+            when = switched.get(name, 0.0)
+            yield (str(record["artifact"]), record.get("fingerprint"),
+                   when if isinstance(when, (int, float)) else 0.0)  # fmt: skip
 
 
 def _check_unchanged(artifact: str, recorded: Any, name: Any) -> None:

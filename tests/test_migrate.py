@@ -198,7 +198,9 @@ def test_qdrant_in_place_fills_a_named_vector_and_leaves_the_rest(tmp_path):
     # once more: resumes a finished run (verifies again); another name that exists is refused
     again = run(*common, "--json")
     assert again.exit_code == 0 and json.loads(again.stdout)["verified"], again.output
-    run_probe([*common, "--to", "dense_16", "--dim", 8], tmp_path, "has 16 dims",
+    at_8 = [8 if previous == "--dim" else a
+            for previous, a in zip(["", *common[:-1]], common, strict=True)]
+    run_probe([*at_8, "--to", "dense_16"], tmp_path, "has 16 dims",
               output=tmp_path / "data")  # fmt: skip
     run_probe([*common, "--alias", "live"], tmp_path, "leave out", output=tmp_path / "data")
 

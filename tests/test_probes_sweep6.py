@@ -604,3 +604,160 @@ def test_bench_config_paths_expand_the_home_folder(tmp_path, monkeypatch):
     values = read_config(tmp_path / "b.toml")
     assert values["out"] == str(tmp_path / "home" / "r.jsonl")
     assert values["workdir"] == str(tmp_path / "home" / "work")
+
+
+# -- the eleventh sweep (779 new probes): its faults --------------------------------------
+
+
+def test_a_file_size_limit_is_one_line(tmp_path):
+    import resource
+    import subprocess
+    import sys
+
+    ds = _dataset(tmp_path)
+    _ok("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", tmp_path / "art",
+        "--quiet")  # fmt: skip
+    limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))  # noqa: E731
+    for backend in ("faiss", "milvus"):
+        done = subprocess.run([sys.executable, "-m", "smec_index.cli", "build", "--dataset",
+                               str(ds), "--artifact", str(tmp_path / "art"), "--dim", "8",
+                               "--backend", backend, "--data-dir", str(tmp_path / backend),
+                               "--quiet"], capture_output=True, text=True,
+                              preexec_fn=limit)  # fmt: skip
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == 2 and len(lines) == 1, done.stderr
+        assert "file size limit (ulimit -f)" in lines[0], lines[0]
+    # the failed milvus build's half-made database is still one milvus-lite opens
+    _ok("build", "--dataset", ds, "--artifact", tmp_path / "art", "--dim", 8, "--backend",
+        "milvus", "--data-dir", tmp_path / "milvus", "--quiet")  # fmt: skip
+
+
+def test_parquet_ids_that_are_not_text_or_numbers_are_refused(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from smec_index.data import load_parquet
+
+    table = pa.table({"id": pa.array([b"d0", b"d1"]), "vector": [[1.0, 0.0], [0.0, 1.0]]})
+    pq.write_table(table, tmp_path / "c.parquet")
+    with pytest.raises(SmecError, match="column 'id' is binary; ids are text or whole numbers"):
+        load_parquet(tmp_path / "c.parquet")
+    table = pa.table({"id": pa.array(["d0", "d1"]).dictionary_encode(),
+                      "vector": [[1.0, 0.0], [0.0, 1.0]]})  # fmt: skip
+    pq.write_table(table, tmp_path / "d.parquet")
+    assert load_parquet(tmp_path / "d.parquet").ids == ["d0", "d1"]
+
+
+@pytest.mark.parametrize("vectors", [np.full((30, 16), np.nan, np.float32),
+                                     np.ones((30, 16), np.complex64), np.ones(16, np.float32),
+                                     [[1.0] * 16] * 30])  # fmt: skip
+def test_fit_checks_embeddings_built_in_python(vectors):
+    from smec_index.compressors import make_compressor
+    from smec_index.data import Embeddings, RetrievalData
+
+    with pytest.raises(SmecError, match="NaN or inf|2-D real numeric|2-D numpy array"):
+        ids = [f"d{i}" for i in range(30)]
+        data = RetrievalData(Embeddings(ids, vectors), Embeddings(ids, vectors))
+        make_compressor("pca", [4], progress=False).fit(data)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_payloads_deeper_than_every_backend_reads_back_are_refused(tmp_path, backend):
+    deep: dict = {"leaf": 1}
+    for _ in range(70):
+        deep = {"x": deep}
+    with _connector(backend, tmp_path) as connector:
+        connector.create("c", IndexSpec(4, index="flat" if backend != "hnswlib" else "hnsw"))
+        with pytest.raises(SmecError, match="nested more than 64 levels deep"):
+            connector.add("c", ["a"], np.ones((1, 4), np.float32), [deep])
+
+
+@pytest.mark.parametrize("filled", BACKENDS, indirect=True)
+def test_an_iteration_whose_collection_was_dropped_says_so(filled):
+    connector, _ = filled
+    pages = connector.iterate("t", 5)
+    next(pages)
+    connector.drop("t")
+    with pytest.raises(SmecError, match="was dropped while it was being iterated"):
+        list(pages)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib"])
+def test_an_index_file_of_another_size_than_its_ids_is_named_unreadable(tmp_path, backend):
+    import shutil
+
+    for name, n in (("c", 50), ("other", 10)):
+        with open_connector(backend, data_dir=tmp_path) as connector:
+            connector.create(name, IndexSpec(4, index="hnsw"))
+            connector.add(name, [f"{name}{i}" for i in range(n)],
+                          np.random.default_rng(n).random((n, 4), np.float32))  # fmt: skip
+    root = tmp_path / backend
+    (mine,) = [p for p in (root / "c").iterdir() if p.name.startswith("index-")]
+    (theirs,) = [p for p in (root / "other").iterdir() if p.name.startswith("index-")]
+    shutil.copyfile(theirs, mine)  # the wrong backup restored
+    with open_connector(backend, data_dir=tmp_path) as connector:
+        with pytest.raises(SmecError, match="its index file holds 10 vectors for 50 ids"):
+            connector.count("c")
+
+
+@pytest.mark.slow
+def test_migrate_odd_sources_and_resumes(tmp_path):
+    import json
+
+    from qdrant_client import QdrantClient, models
+
+    from smec_index import Projection
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=32, distance=models.Distance.COSINE))  # fmt: skip
+    client.create_collection("dot", vectors_config=models.VectorParams(
+        size=32, distance=models.Distance.DOT))  # fmt: skip
+    rng = np.random.default_rng(0)
+    for name, scale in (("docs", 1.0), ("dot", 5.0)):
+        client.upsert(name, models.Batch(ids=list(range(200)), vectors=(
+            rng.standard_normal((200, 32)) * scale).tolist()))  # fmt: skip
+    client.close()
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--min-recall", 0,
+              "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    # a Dot source over vectors that are not unit length: refused up front, naming why
+    run_probe([*common, "--collection", "dot", "--dim", 8], tmp_path,
+              "ranks by ip over vectors that are not unit length", output=tmp_path / "d")
+    # an alias two migrations switched in turn: Projection.load follows the last switch
+    _ok(*common, "--collection", "docs", "--dim", 8, "--alias", "app")
+    _ok(*common, "--collection", "docs", "--dim", 16, "--alias", "app")
+    assert Projection.load("app", tmp_path / "d").dims == [16]
+    # a copy whose creation failed before a point was written: the same command starts it
+    state = json.loads(_ok(*common, "--collection", "docs", "--dim", 4, "--json"))
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.delete_collection(state["target"])
+    client.close()
+    progress = next((tmp_path / "d" / "migrations").rglob("*docs_4*.json"))
+    progress.write_text(json.dumps({**json.loads(progress.read_text()), "written": 0,
+                                    "done": False}))  # fmt: skip
+    assert json.loads(_ok(*common, "--collection", "docs", "--dim", 4, "--json"))["verified"]
+
+
+@pytest.mark.slow
+def test_a_migrated_milvus_ivf_copy_prints_nothing_of_faiss(tmp_path):
+    import subprocess
+    import sys
+
+    make = f"""
+import numpy as np
+from pymilvus import MilvusClient, DataType
+c = MilvusClient({str(tmp_path / "src.db")!r})
+s = c.create_schema(auto_id=False); s.add_field("id", DataType.INT64, is_primary=True)
+s.add_field("v", DataType.FLOAT_VECTOR, dim=32)
+i = c.prepare_index_params(); i.add_index("v", index_type="IVF_FLAT", metric_type="COSINE",
+                                           params={{"nlist": 16}})
+c.create_collection("iv", schema=s, index_params=i)
+v = np.random.default_rng(0).normal(size=(300, 32))
+c.insert("iv", [{{"id": k, "v": v[k].tolist()}} for k in range(300)]); c.flush("iv"); c.close()
+"""
+    subprocess.run([sys.executable, "-c", make], check=True, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "smec_index.cli", "migrate", "--backend",
+                           "milvus", "--uri", str(tmp_path / "src.db"), "--collection", "iv",
+                           "--dim", "8", "--min-recall", "0", "--data-dir", str(tmp_path / "d"),
+                           "--quiet"], capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0 and done.stderr == "", done.stderr

@@ -72,6 +72,21 @@ def fit_data(data: Any) -> Any:
             "smec_index.load_retrieval_data(dataset_dir), or build it from "
             "Embeddings(ids, vectors) of the corpus and the queries"
         )
+    for what, part in (("corpus", data.corpus), ("query", data.queries)):
+        # The loaders check their files; Embeddings built in Python get the same checks.
+        vectors = part.vectors
+        if not isinstance(vectors, np.ndarray) or vectors.ndim != 2 or \
+                vectors.dtype.kind not in "fiu":  # fmt: skip
+            shown = getattr(vectors, "shape", type(vectors).__name__)
+            raise SmecError(f"{what} vectors must be a 2-D real numeric array (rows of "
+                            f"embeddings), got {shown}")  # fmt: skip
+        if len(part.ids) != len(vectors):
+            raise SmecError(f"{len(part.ids)} {what} ids for {len(vectors)} vectors")
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = bool(np.isfinite(np.asarray(vectors, np.float32)).all())
+        if not finite:
+            raise SmecError(f"{what} vectors hold NaN or inf (or values beyond float32's "
+                            "range); clean them first")  # fmt: skip
     return data
 
 

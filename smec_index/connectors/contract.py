@@ -480,7 +480,28 @@ def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[di
             raise SmecError("a payload is nested deeper than JSON encoding allows (a "
                             "self-referencing or runaway structure?); flatten it"
                             ) from None  # fmt: skip
+        if _deeper_than(checked[-1], MAX_PAYLOAD_DEPTH):
+            raise SmecError(f"a payload is nested more than {MAX_PAYLOAD_DEPTH} levels deep, "
+                            "which Qdrant stores but cannot read back; flatten it")  # fmt: skip
     return checked
+
+
+MAX_PAYLOAD_DEPTH = 64  # qdrant-edge wrote 130 levels to its log and could not replay it
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest in ``value`` more than ``limit`` levels deep."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(
+            item, list) else ()  # fmt: skip
+        for child in children:
+            if isinstance(child, (dict, list)):
+                if depth + 1 > limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
 
 
 def _int64(digits: str) -> int:

@@ -113,6 +113,17 @@ def check_free_space(path: Path, need: int, elsewhere: str = WRITE_ELSEWHERE) ->
         raise no_space(path, need, elsewhere)
 
 
+def is_file_too_large(exc: BaseException) -> bool:
+    """A write refused by the process's file size limit (``ulimit -f``: EFBIG), as an OS
+    error or quoted by a library (FAISS, Rust's "os error 27")."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        return True
+    text = str(exc)
+    return "File too large" in text or "os error 27" in text
+
+
 def is_disk_full(exc: BaseException) -> bool:
     """An error that says the disk (or the user's quota) is full: an OS error, or a
     library's own error quoting one (safetensors, numpy's short write, FAISS)."""

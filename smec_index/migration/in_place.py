@@ -131,6 +131,7 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
                 f"{request.dim}; pick another --to"
             )
         count = source.count()
+        verify.check_metric(source)
         projection, artifact, fingerprint, kept = fit_projection(request, source, progress, say)
         if request.dry_run:
             search = verify.exact_search(source, projection, request.dim, request.progress)

@@ -92,6 +92,12 @@ def _target_dir(request: MigrateRequest) -> Path:
     return Path(request.data_dir)
 
 
+def _alias_times(state: dict[str, Any]) -> dict[str, float]:
+    """alias -> when this copy was switched to it (records of an earlier version: a list)."""
+    aliases = state.get("aliases") or {}
+    return {a: 0.0 for a in aliases} if isinstance(aliases, list) else dict(aliases)
+
+
 def check_source_name(name: Any) -> str:
     """A source collection as its engine allows it (Qdrant takes ``my-docs`` and
     ``dokumenté``, which no name smec-index makes may hold), as long as it is safe in the
@@ -314,8 +320,8 @@ def _rollback(progress: Progress, target, name: str, started: float,
         target.set_alias(state["alias"], previous)
     # The record no longer says the alias is this copy's (info reads it; a second rollback
     # finds nothing to roll back); the copy itself stays, and is still described by name.
-    progress.write({**state, "alias": None, "rolled_back": state["alias"],
-                    "aliases": [a for a in state.get("aliases", []) if a != state["alias"]]})
+    progress.write({**state, "alias": None, "rolled_back": state["alias"], "aliases": {
+        a: when for a, when in _alias_times(state).items() if a != state["alias"]}})  # fmt: skip
     return {
         "source": state["source"],
         "target": name,
@@ -430,6 +436,14 @@ class _Run:
                 "collection smec-index wrote; migrate it as a copy beside itself (leave out "
                 "--to-backend), or from the collection it was made from"
             )
+        if first is not None:  # what every backend stores: JSON, 64-bit integers, not too deep
+            from smec_index.connectors.contract import check_payloads
+
+            try:
+                check_payloads(first.payloads, len(first.payloads))
+            except SmecError as exc:
+                raise SmecError(f"the source's payloads do not fit {self.to_backend}: {exc}; "
+                                "fix them in the source first") from None  # fmt: skip
 
     def go(self, started: float, say) -> dict[str, Any]:
         request, source, target, name = self.request, self.source, self.target, self.name
@@ -438,11 +452,18 @@ class _Run:
         fresh = request.restart or request.overwrite  # start over, replacing our own target
         previous = self.progress.read(self.partition)
         state = None if fresh else previous
+        if state is not None and not target.exists(name):
+            if state.get("written"):
+                raise SmecError(f"the copy {name!r} this migration was writing is gone "
+                                f"({state['written']} points were written to it); pass "
+                                "--restart to copy the source again")  # fmt: skip
+            state = None  # creating it failed before a point was written: start it anew
         if state is not None:
             check_schema(state, schema_fp, self.progress.shown_source)
         changes = self.changes()
         self.refuse_changes(changes, "would change")
         count = source.count()
+        verify.check_metric(source)
         self.check_payloads()  # before a projection is fitted and saved
         projection, artifact, artifact_fp, kept = fit_projection(
             request, source, self.progress, say)  # fmt: skip
@@ -512,7 +533,9 @@ class _Run:
             if state.get("alias") == request.alias and before == name:
                 before = state.get("alias_before")  # switched already: keep what it replaced
             state["alias"], state["alias_before"] = request.alias, before
-            state["aliases"] = sorted({*state.get("aliases", []), request.alias})
+            # Every alias this copy was given, with when: Projection.load(alias) takes the
+            # copy it was switched to last.
+            state["aliases"] = {**_alias_times(state), request.alias: time.time()}
             self.progress.write(state)
             target.set_alias(request.alias, name)
         before = source.index_bytes()  # a walk over the source's files: once

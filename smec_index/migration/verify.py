@@ -146,3 +146,25 @@ def exact_search(source: Source, projection, dim: int, progress: bool) -> Search
         return best_ids
 
     return search
+
+
+def check_metric(source: Source) -> None:
+    """A source ranked by inner product or L2 over vectors that are not unit length would
+    rank otherwise once compressed: a projection's output is unit length (it ranks by angle,
+    and the norms the source ranks by are gone). Refused up front, naming that, instead of
+    a quality gate failing after the whole copy was written."""
+    if source.info.metric == "cosine":
+        return
+    sample = gate_queries(source)
+    if not len(sample.vectors):
+        return
+    norms = np.linalg.norm(np.asarray(sample.vectors, np.float64), axis=1)
+    if np.allclose(norms, 1.0, atol=1e-3):
+        return  # unit vectors rank alike by angle, inner product and L2
+    raise SmecError(
+        f"the source ranks by {source.info.metric} over vectors that are not unit length "
+        f"(norms {norms.min():.3g} to {norms.max():.3g} in its first {len(norms)} points); a "
+        "compressed copy holds unit-length vectors, which rank by angle, so its results would "
+        "differ at any dim: normalise the source's vectors (or migrate a cosine collection); "
+        "smec-index does not yet keep vector norms"
+    )

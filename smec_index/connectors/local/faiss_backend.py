@@ -144,6 +144,9 @@ class FaissBackend(LocalBackend):
                 col.extra["vectors"] = np.zeros((0, spec.dim), dtype=np.float32)
         _apply_params(col)
 
+    def _index_count(self, col: Collection) -> int | None:
+        return int(col.index.ntotal) if col.index.is_trained else None
+
     def _read_index(self, col: Collection, directory: Path) -> None:
         col.index = faiss.read_index(str(directory / col.files["index"]))
         if isinstance(col.index, faiss.IndexPreTransform) and not col.index.is_trained:

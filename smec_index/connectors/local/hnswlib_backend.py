@@ -56,6 +56,9 @@ class HnswlibBackend(LocalBackend):
         col.index.set_ef(col.spec.params["ef_search"])
         col.extra["ef"] = col.spec.params["ef_search"]
 
+    def _index_count(self, col: Collection) -> int | None:
+        return int(col.index.get_current_count())
+
     def _write_index(self, col: Collection, directory: Path, generation: str) -> dict[str, str]:
         name = f"index-{generation}.bin"
         # Trimmed, the file holds the points and their links, not the growth slack.

@@ -381,6 +381,9 @@ class LocalBackend(FileAliases):
             start = int(row)
         n = len(col.ids)
         for first in range(start, n, batch_size):
+            if col.life.ended:
+                raise SmecError(f"collection {collection!r} was dropped while it was being "
+                                "iterated; iterate it again once it is rebuilt")  # fmt: skip
             stop = min(n, first + batch_size)
             with self._readers.reading():
                 vectors = np.ascontiguousarray(self._vectors(col, first, stop), np.float32)
@@ -478,6 +481,9 @@ class LocalBackend(FileAliases):
             if col.spec.index not in self.index_kinds:
                 raise ValueError(f"index {col.spec.index!r}, which {self.name} does not build")
             self._read_index(col, meta_path.parent)
+            held = self._index_count(col)
+            if held is not None and held != len(col.ids):  # another collection's file, say
+                raise ValueError(f"its index file holds {held} vectors for {len(col.ids)} ids")
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
             reason = str(exc).splitlines()[0] if str(exc) else ""
             if isinstance(exc, RuntimeError):  # an engine's own text: its C++ source lines
@@ -498,7 +504,8 @@ class LocalBackend(FileAliases):
         try:
             with open(directory / files["payloads"], "w", encoding="utf-8") as handle:
                 handle.writelines(json.dumps(p) + "\n" for p in col.payloads)
-            files.update(self._write_index(col, directory, generation))
+            with self._readers.writing():  # hnswlib trims (reallocates) the index to write it
+                files.update(self._write_index(col, directory, generation))
             for name in files.values():
                 fsync_path(directory / name)
             meta = {
@@ -541,6 +548,10 @@ class LocalBackend(FileAliases):
     def _read_index(self, col: Collection, directory: Path) -> None:
         """Set ``col.index`` (and ``col.extra``) from the files named in ``col.files``."""
         raise NotImplementedError
+
+    def _index_count(self, col: Collection) -> int | None:
+        """How many vectors the index read from disk holds (``None``: it cannot say)."""
+        return None
 
     def _write_index(self, col: Collection, directory: Path, generation: str) -> dict[str, str]:
         """Write the index files of ``generation``; return role -> file name."""

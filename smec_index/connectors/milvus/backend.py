@@ -20,6 +20,7 @@ its cursor is the last id of a batch. Aliases are Milvus' own.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -317,16 +318,28 @@ class MilvusBackend:
             consistency_level="Strong",
             strict_float32=True,  # each vector as a float32 array row, not Python floats
         ))  # fmt: skip
+        def page() -> list[dict[str, Any]]:
+            try:
+                return iterator.next()
+            except MilvusException as exc:
+                gone = name not in self.client.list_collections()
+                raise SmecError(
+                    f"collection {collection!r} was dropped while it was being iterated; "
+                    "iterate it again once it is rebuilt" if gone else
+                    f"reading {collection!r} from Milvus at {self.where} failed: {one_line(exc)}"
+                ) from None  # fmt: skip
+
         try:
-            rows = iterator.next()
+            rows = page()
             while rows:
-                following = iterator.next()
+                following = page()
                 batch = self._batch(rows, dim)
                 batch.cursor = batch.ids[-1] if following else None
                 yield batch
                 rows = following
         finally:
-            iterator.close()
+            with contextlib.suppress(Exception):  # the collection may be gone: nothing to close
+                iterator.close()
 
     @staticmethod
     def _batch(rows: list[dict[str, Any]], dim: int) -> Batch:
@@ -453,16 +466,17 @@ class MilvusBackend:
                 time.sleep(0.5 * (attempt + 1))
 
 
-def wait_for_lite_index_files(folder: Path, timeout: float = 600.0) -> None:
-    """Wait until milvus-lite has written the vector index of every data file: it builds
-    them in a background thread after a flush, so right after one they may be missing."""
+def wait_for_lite_index_files(folder: Path, timeout: float = 600.0, field: str = "vector") -> None:
+    """Wait until milvus-lite has written the index of vector ``field`` for every data
+    file: it builds them in a background thread after a flush, so right after one they may
+    be missing."""
     deadline = time.monotonic() + timeout
     while True:
         data = {p.stem for p in folder.glob("partitions/*/data/*.parquet")}
         indexed = {
             p.name.split(".")[0]
             for p in folder.glob("partitions/*/indexes/*")
-            if lite_index_file(p)
+            if lite_index_file(p, field)
         }
         if data <= indexed:
             return
@@ -474,7 +488,8 @@ def wait_for_lite_index_files(folder: Path, timeout: float = 600.0) -> None:
         time.sleep(0.1)
 
 
-def lite_index_file(path: Path) -> bool:
-    """Whether a file of milvus-lite's collection folder is the vector field's index
-    (``partitions/<p>/indexes/<data>.vector.<type>.idx``, a FAISS index with the vectors)."""
-    return path.parent.name == "indexes" and path.name.endswith(".idx") and ".vector." in path.name
+def lite_index_file(path: Path, field: str = "vector") -> bool:
+    """Whether a file of milvus-lite's collection folder is the index of vector ``field``
+    (``partitions/<p>/indexes/<data>.<field>.<type>.idx``, a FAISS index with the vectors)."""
+    return (path.parent.name == "indexes" and path.name.endswith(".idx")
+            and f".{field}." in path.name)  # fmt: skip

@@ -23,7 +23,7 @@ from pymilvus.exceptions import (
     PrimaryKeyException,
 )
 
-from smec_index.connectors.base import Sizes
+from smec_index.connectors.base import Sizes, is_milvus_server
 from smec_index.connectors.storage import DISK_METHOD, disk_bytes
 from smec_index.errors import SmecError
 from smec_index.secrets import check_credential, redact, shown_url
@@ -200,11 +200,20 @@ _REFUSED_DATA = (ParamError, DataNotMatchException, DataTypeNotMatchException,
                  PrimaryKeyException, FieldTypeException)
 
 
-def advice(exc: MilvusException) -> str:
+def advice(exc: MilvusException, lite: bool = False) -> str:
     """What to do about a failed call: fix what was sent when pymilvus or Milvus refused
-    the data itself, look at the server or the collection otherwise."""
+    the data itself, free space when a write hit the disk's or the process's limit, look
+    at the server (or, for milvus-lite, the database folder) otherwise."""
+    from smec_index.connectors.storage import is_disk_full, is_file_too_large
+
     if isinstance(exc, _REFUSED_DATA):
         return "fix what was sent (ids, field types, value ranges)"
+    if is_disk_full(exc):
+        return "the disk is full: free some space, then run again"
+    if is_file_too_large(exc):
+        return "a write went past this process's file size limit (ulimit -f): raise it"
+    if lite:
+        return "check that the collection exists and the database folder is writable"
     if isinstance(exc, (MilvusUnavailableException, ConnectError)):
         return "check that the server is up and reachable"
     return "check that the server is up and the collection exists"
@@ -231,8 +240,10 @@ class GuardedClient:
             try:
                 return attribute(*args, **kwargs)
             except MilvusException as exc:
+                lite = not is_milvus_server(self._where)
                 raise SmecError(
-                    f"Milvus {name} failed at {self._where}: {one_line(exc)}; {advice(exc)}"
+                    f"Milvus {name} failed at {self._where}: {one_line(exc)}; "
+                    f"{advice(exc, lite)}"
                 ) from None
 
         return call
@@ -254,7 +265,8 @@ def check_lite_database(path: Path, flag: str = "--uri", exists: bool = False) -
                         "keeps a database in a folder, such as milvus.db; a file from an older "
                         "milvus-lite must be exported with it); give that folder")  # fmt: skip
     held = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
-    if held and not all(marker in held for marker in LITE_MARKERS):
+    # LOCK first, then the rest: a first write cut short leaves LOCK and collections only
+    if held and not ("LOCK" in held and any(m in held for m in LITE_MARKERS[1:])):
         raise SmecError(f"{flag} {path} is a folder that holds no milvus-lite database (no "
                         f"{'/'.join(LITE_MARKERS)}); give the database's folder, or a new path "
                         "for a new one")  # fmt: skip

@@ -13,6 +13,7 @@ too), with the projected vector in place of the original.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -180,7 +181,22 @@ class MilvusMirror:
         self.writer.upsert(name, rows, **where)
 
     def flush(self, name: str) -> None:
-        self.writer.flush(name)
+        lite = getattr(self.source, "_lite_path", None)
+        if lite is None:
+            self.writer.flush(name)
+            return
+        from smec_index.connectors.milvus.backend import wait_for_lite_index_files
+        from smec_index.connectors.storage import native_notes
+
+        # milvus-lite builds the copy's index (FAISS, in this process) after a flush and
+        # prints FAISS's k-means advice to stderr: caught here, as a build's flush does.
+        with native_notes("milvus-lite"):
+            self.writer.flush(name)
+            try:  # a moment at most: an index type milvus-lite keeps in other files
+                wait_for_lite_index_files(Path(lite) / "collections" / name, 10.0,
+                                          self.source.vector)  # fmt: skip
+            except SmecError:
+                pass
 
     def count(self, name: str) -> int:
         return count(self.client, self._load(name))

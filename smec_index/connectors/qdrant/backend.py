@@ -267,7 +267,20 @@ class QdrantBackend:
     def iterate(self, collection: str, batch_size: int, cursor: str | None) -> Iterator[Batch]:
         """Qdrant's scroll order (by point id); the cursor is the next page's first point id."""
         spec, _ = self._built(collection)
-        for points, offset in self.store.scroll(self._target(collection), batch_size, cursor):
+        pages = self.store.scroll(self._target(collection), batch_size, cursor)
+        while True:
+            try:
+                points, offset = next(pages)
+            except StopIteration:
+                return
+            except SmecError:
+                raise
+            except Exception:  # noqa: BLE001 - qdrant-edge's plain Exception, a dropped shard
+                if self._target(collection) not in self.store.collections():
+                    raise SmecError(f"collection {collection!r} was dropped while it was "
+                                    "being iterated; iterate it again once it is rebuilt"
+                                    ) from None  # fmt: skip
+                raise
             yield to_batch(points, spec.dim, offset)
 
     def sizes(self, collection: str) -> Sizes:

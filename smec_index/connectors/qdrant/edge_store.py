@@ -351,8 +351,10 @@ class EdgeStore(FileAliases):
         )
 
     def drop(self, collection: str) -> None:
-        self._release(collection)
-        remove_directory(self.directory(collection))
+        try:
+            self._release(collection)  # closing flushes: a full disk or a file limit fails it
+        finally:
+            remove_directory(self.directory(collection))
 
     def close(self) -> None:
         for collection in list(self._shards):
