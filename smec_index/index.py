@@ -22,7 +22,7 @@ from smec_index import safejson
 from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors.base import LinearCompressor, load_projection
 from smec_index.connectors import Connector, IndexSpec, open_connector
-from smec_index.connectors.base import check_collection_name
+from smec_index.connectors.base import check_collection_name, is_milvus_server
 from smec_index.connectors.storage import write_json_atomic
 from smec_index.data import check_path_name
 from smec_index.errors import SmecError
@@ -249,6 +249,13 @@ class CompressedIndex:
             SmecError: not built, no manifest, or an artifact that changed since the build.
         """
         check_collection_name(name)
+        if not Path(data_dir).is_dir():  # nothing was built there: open nothing, make nothing
+            raise SmecError(f"no data directory {data_dir}: no collection {name!r} was built "
+                            "there; pass the --data-dir (data_dir) the build used")  # fmt: skip
+        lite = options.get("uri") or str(Path(data_dir) / "milvus" / "milvus.db")
+        if backend == "milvus" and not is_milvus_server(lite) and not Path(lite).exists():
+            raise SmecError(f"no milvus-lite database at {lite}: no collection {name!r} was "
+                            "built there; pass the data_dir (or uri) the build used")  # fmt: skip
         connector = open_connector(backend, data_dir=data_dir, **options)
         try:
             collection = connector.resolve(name)

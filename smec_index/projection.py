@@ -56,10 +56,13 @@ class Projection:
         if is_artifact:
             return cls(load_projection(path), path)
         candidates = list(_artifacts_of(str(where), Path(data_dir)))
-        if len({a for a, _, _ in candidates}) > 1 and all(w is not None for *_, w in candidates):
-            # an alias several migrations switched, one after another: the last one holds it
+        if (
+            len({a for a, *_ in candidates}) > 1
+            and all(w is not None for _, _, w, _ in candidates)
+            and len({place for *_, place in candidates}) == 1
+        ):  # an alias of one place that several migrations switched in turn: the last holds it
             candidates = [max(candidates, key=lambda c: c[2])]
-        records = {artifact: fp for artifact, fp, _ in candidates}
+        records = {artifact: fp for artifact, fp, _, _ in candidates}
         found = sorted(records)
         if len(found) == 1:
             _check_unchanged(found[0], records[found[0]], where)
@@ -102,28 +105,29 @@ class Projection:
 
 
 def _artifacts_of(name: str, data_dir: Path):
-    """``(artifact path, its fingerprint when built, when the alias was switched to it)``
-    recorded for collection or alias ``name`` under ``data_dir`` (``None``: not an alias a
-    migration switched)."""
+    """``(artifact path, its fingerprint when built, when the alias was switched to it,
+    where)`` recorded for collection or alias ``name`` under ``data_dir`` (``None``: not an
+    alias a migration switched; where: the migrated copy's location)."""
     for path in data_dir.glob("manifests/*/*.json"):
         record = _read(path)
         migrated = isinstance(record.get("extra"), dict) and "migrated_from" in record["extra"]
         names = (record.get("collection"),) if migrated else (  # its alias: the record below
             record.get("collection"), record.get("name"))  # fmt: skip
         if name in names and record.get("artifact"):
-            yield str(record["artifact"]), record.get("artifact_fingerprint"), None
+            yield str(record["artifact"]), record.get("artifact_fingerprint"), None, None
     for path in data_dir.glob("migrations/*/*.json"):
         record = _read(path)
         if not record.get("artifact"):
             continue
         switched = record.get("aliases") or {}
         switched = dict.fromkeys(switched, 0.0) if isinstance(switched, list) else switched
+        place = str(record.get("target_location"))  # an alias is one place's name
         if name == record.get("target"):
-            yield str(record["artifact"]), record.get("fingerprint"), None
+            yield str(record["artifact"]), record.get("fingerprint"), None, place
         elif name in switched or name == record.get("alias"):
             when = switched.get(name, 0.0)
             yield (str(record["artifact"]), record.get("fingerprint"),
-                   when if isinstance(when, (int, float)) else 0.0)  # fmt: skip
+                   when if isinstance(when, (int, float)) else 0.0, place)  # fmt: skip
 
 
 def _check_unchanged(artifact: str, recorded: Any, name: Any) -> None:

@@ -761,3 +761,123 @@ c.insert("iv", [{{"id": k, "v": v[k].tolist()}} for k in range(300)]); c.flush("
                            "--dim", "8", "--min-recall", "0", "--data-dir", str(tmp_path / "d"),
                            "--quiet"], capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0 and done.stderr == "", done.stderr
+
+
+# -- the twelfth sweep (API and migrations): its faults --------------------------------------
+
+
+@pytest.mark.slow
+def test_one_alias_name_in_two_places_stays_ambiguous(tmp_path):
+    from smec_index import Projection
+
+    for place in ("a", "b"):
+        source = qdrant_source(tmp_path / place, n=120, dim=16)
+        _ok("migrate", "--backend", "qdrant", "--path", source, "--collection", "docs", "--dim",
+            8, "--alias", "live", "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet")
+    # the last switch of *another* app's alias must never hand this app its projection
+    with pytest.raises(SmecError, match="2 collections of that name"):
+        Projection.load("live", tmp_path / "d")
+
+
+def test_qdrant_searches_racing_writes_map_every_hit(tmp_path):
+    import threading
+
+    rng = np.random.default_rng(0)
+    with open_connector("qdrant", data_dir=tmp_path) as connector:
+        connector.create("c", IndexSpec(8, index="flat"))
+        connector.add("c", [f"s{i}" for i in range(100)], rng.random((100, 8), np.float32))
+        searcher, errors, stop = connector.searcher("c"), [], threading.Event()
+
+        def read():
+            while not stop.is_set():
+                try:
+                    searcher.search(rng.random((1, 8), np.float32), 3)
+                except Exception as exc:  # noqa: BLE001 - the probe records whatever escapes
+                    errors.append(repr(exc))
+                    return
+
+        reader = threading.Thread(target=read)
+        reader.start()
+        for j in range(40):
+            connector.add("c", [f"u{j}_{i}" for i in range(50)], rng.random((50, 8), np.float32))
+        stop.set()
+        reader.join()
+        assert errors == []
+        ids, _ = connector.searcher("c").search(rng.random((1, 8), np.float32), 3)
+        assert all(ids[0])
+
+
+def test_a_milvus_searcher_refuses_once_its_collection_was_dropped(tmp_path):
+    with open_connector("milvus", uri=str(tmp_path / "m.db")) as connector:
+        connector.create("a", IndexSpec(4, index="flat"))
+        connector.add("a", ["old"], np.ones((1, 4), np.float32))
+        searcher = connector.searcher("a")
+        connector.drop("a")
+        connector.create("a", IndexSpec(4, index="flat"))
+        connector.add("a", ["brand_new"], np.ones((1, 4), np.float32))
+        with pytest.raises(SmecError, match="was dropped after this searcher opened it"):
+            searcher.search(np.ones((1, 4), np.float32), 3)
+
+
+def test_data_dirs_that_are_files_or_missing_are_one_line_and_make_nothing(tmp_path):
+    from smec_index.index import CompressedIndex
+
+    (tmp_path / "notes.txt").write_text("the user's file\n")
+    for backend in BACKENDS:
+        with pytest.raises(SmecError, match="is a file, not a directory"):
+            open_connector(backend, data_dir=tmp_path / "notes.txt")
+        with pytest.raises(SmecError, match="no data directory"):
+            CompressedIndex.open(backend, "docs", tmp_path / "typo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    (tmp_path / "d").mkdir()
+    with pytest.raises(SmecError, match="no milvus-lite database at"):
+        CompressedIndex.open("milvus", "docs", tmp_path / "d")
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_qdrant_edge_engine_errors_are_one_line(tmp_path):
+    import json
+    import shutil
+
+    with open_connector("qdrant", data_dir=tmp_path) as connector:
+        connector.create("c", IndexSpec(8, index="flat"))
+        connector.add("c", [f"p{i}" for i in range(20)], np.ones((20, 8), np.float32))
+    spec = tmp_path / "qdrant" / "c" / "index_spec.json"
+    spec.write_text(json.dumps({**json.loads(spec.read_text()), "dim": 16}))
+    with open_connector("qdrant", data_dir=tmp_path) as connector:
+        with pytest.raises(SmecError, match="not 16 numbers each"):
+            connector.get("c", ["p1"])
+        with pytest.raises(SmecError, match="Qdrant could not search collection 'c'"):
+            connector.search("c", np.ones((1, 16), np.float32), 3)
+    with open_connector("qdrant", data_dir=tmp_path / "e") as connector:
+        connector.create("c", IndexSpec(8, index="hnsw"))
+        connector.add("c", [f"d{i}" for i in range(100)], np.random.default_rng(0).random(
+            (100, 8), np.float32))  # fmt: skip
+        connector.flush("c")
+        shutil.rmtree(tmp_path / "e")
+        with pytest.raises(SmecError, match="Qdrant could not write collection 'c'"):
+            connector.add("c", ["x"], np.ones((1, 8), np.float32))
+
+
+@pytest.mark.parametrize("method", ["pca", "truncate", "smec"])
+def test_transform_of_an_unfitted_compressor_says_fit_first(method):
+    from smec_index.compressors import make_compressor
+
+    with pytest.raises(SmecError, match="compressor is not fitted: call fit"):
+        make_compressor(method, [8]).transform(np.ones((1, 16), np.float32), 8)
+
+
+@pytest.mark.slow
+def test_a_copy_an_app_wrote_into_is_not_called_a_changed_source(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    source = qdrant_source(tmp_path, n=150, dim=16)
+    common = ["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs",
+              "--dim", 8, "--min-recall", 0, "--alias", "live", "--data-dir", tmp_path / "d",
+              "--quiet"]  # fmt: skip
+    _ok(*common)
+    client = QdrantClient(path=str(source))
+    client.upsert("live", [models.PointStruct(id=999, vector=[0.1] * 8)])  # the app, via alias
+    client.close()
+    run_probe(common, tmp_path, "points were written into the copy since it was made",
+              output=tmp_path / "d")  # fmt: skip

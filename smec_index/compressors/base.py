@@ -120,6 +120,9 @@ class LinearCompressor:
 
     # -- inference ------------------------------------------------------------------------
     def projection(self, dim: int) -> np.ndarray:
+        if not self.projections:
+            raise SmecError(f"this {self.method} compressor is not fitted: call fit(data) "
+                            "first, or load a trained artifact (load_compressor)")  # fmt: skip
         if dim not in self.projections:
             have = ", ".join(str(d) for d in sorted(self.projections, reverse=True))
             raise SmecError(f"this {self.method} artifact has no dim {dim}; it has {have}")

@@ -38,6 +38,16 @@ def open_connector(backend: str, **options: Any) -> Connector:
         raise SmecError(
             f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
         ) from None
+    data_dir = options.get("data_dir")
+    if data_dir is not None:
+        from pathlib import Path
+
+        from smec_index.data import check_path_name
+
+        check_path_name(data_dir, "data_dir")
+        if Path(data_dir).exists() and not Path(data_dir).is_dir():
+            raise SmecError(f"data_dir {data_dir} is a file, not a directory; pass the "
+                            "directory where the collections are (or are to be) kept")  # fmt: skip
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

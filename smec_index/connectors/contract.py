@@ -383,6 +383,8 @@ class Searcher:
         self._connector = connector
         bind = getattr(connector.backend, "searcher", None)
         self._engine = None if bind is None else bind(self.collection, self.params)
+        life = getattr(connector.backend, "life", None)  # Milvus: no engine holds the name
+        self._life = None if life is None or self._engine else life(self.collection)
         self.layer = "engine + id lookup" if self._engine else "Connector.search"
 
     def search(
@@ -419,6 +421,9 @@ class Searcher:
             raise SmecError(f"this searcher's {self._connector.name} connector is closed; "
                             "open a new connector and searcher")  # fmt: skip
         if self._engine is None:
+            if self._life is not None and self._life.ended:
+                raise SmecError(f"collection {self.collection!r} was dropped after this "
+                                "searcher opened it; open a new one")  # fmt: skip
             ids, scores = self._connector.search(self.collection, queries, k, self.params)
             return np.array(ids, dtype=object).reshape(len(queries), -1), scores
         if type(k) is not int or not 0 < k <= PAD_LIMIT:

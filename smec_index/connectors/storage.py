@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -312,3 +313,34 @@ def native_notes(library: str) -> Iterator[None]:
             lines = sink.read().decode("utf-8", "replace").splitlines()
             for line, times in collections.Counter(x.strip() for x in lines if x.strip()).items():
                 log.info("%s: %s%s", library, line, f" (x{times})" if times > 1 else "")
+
+
+class Life:
+    """Whether a collection still exists, as every store of this process sees it: a drop
+    ends it, so searchers opened on it refuse instead of answering from memory."""
+
+    __slots__ = ("ended",)
+
+    def __init__(self) -> None:
+        self.ended = False
+
+
+_LIVES: dict[str, Life] = {}  # a collection's directory (or key) -> its life here
+_LIVES_LOCK = threading.Lock()
+
+
+def _key(place: Path | str) -> str:
+    return place if isinstance(place, str) else os.path.abspath(place)
+
+
+def life_of(place: Path | str) -> Life:
+    """The life of a collection at ``place`` (a directory, or a backend's own key)."""
+    with _LIVES_LOCK:
+        return _LIVES.setdefault(_key(place), Life())
+
+
+def end_life(place: Path | str) -> None:
+    with _LIVES_LOCK:
+        ended = _LIVES.pop(_key(place), None)
+    if ended is not None:
+        ended.ended = True

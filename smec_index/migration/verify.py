@@ -55,6 +55,11 @@ def verify(source: Source, target: Any, name: str, projection, dim: int, count: 
     source changed, and resuming cannot help)."""
     got = target.count(name)
     if got != count:
+        if streamed and got > count:
+            raise SmecError(f"the finished copy holds {got} points and the source {count}: "
+                            "points were written into the copy since it was made (an app "
+                            "through its alias?), so it is no longer the source's copy; it "
+                            "stays as it is (--restart would copy the source again)")  # fmt: skip
         if streamed:
             raise SmecError(f"the source holds {count} points now and the finished copy {got}: "
                             "the source changed since it was copied; not switched: pass "

@@ -43,10 +43,13 @@ from smec_index.connectors.storage import (
     DISK_METHOD,
     AliasFile,
     FileAliases,
+    Life,
     collection_dirs,
     disk_bytes,
+    end_life,
     fsync_path,
     is_disk_full,
+    life_of,
     no_space,
     purge_dropped,
     remove_directory,
@@ -117,32 +120,6 @@ class Readers:
             finally:
                 with self._lock:
                     self._writing = False
-
-
-class Life:
-    """Whether a collection still exists, as every store of this process sees it: a drop
-    ends it, so searchers opened on it refuse instead of answering from memory."""
-
-    __slots__ = ("ended",)
-
-    def __init__(self) -> None:
-        self.ended = False
-
-
-_LIVES: dict[str, Life] = {}  # a collection's directory -> its life in this process
-_LIVES_LOCK = threading.Lock()
-
-
-def life_of(directory: Path) -> Life:
-    with _LIVES_LOCK:
-        return _LIVES.setdefault(os.path.abspath(directory), Life())
-
-
-def end_life(directory: Path) -> None:
-    with _LIVES_LOCK:
-        ended = _LIVES.pop(os.path.abspath(directory), None)
-    if ended is not None:
-        ended.ended = True
 
 
 @dataclass

@@ -55,7 +55,14 @@ from smec_index.connectors.milvus.client import (
     server_sizes,
     wait_for_index,
 )
-from smec_index.connectors.storage import DISK_METHOD, disk_bytes, native_notes
+from smec_index.connectors.storage import (
+    DISK_METHOD,
+    Life,
+    disk_bytes,
+    end_life,
+    life_of,
+    native_notes,
+)
 from smec_index.errors import SmecError
 from smec_index.secrets import check_url, has_userinfo, shown_url
 
@@ -181,6 +188,7 @@ class MilvusBackend:
                 )
 
     def create(self, collection: str, spec: IndexSpec) -> None:
+        end_life(f"milvus:{self.where}/{collection}")
         index = self._index_config(spec)
         client = self.client
         schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -224,7 +232,14 @@ class MilvusBackend:
             self._specs[name] = IndexSpec(**json.loads(properties[SPEC_PROPERTY]))
         return self._specs[name]
 
+    def life(self, collection: str) -> Life:
+        """Whether ``collection`` (a physical name) still exists as this process knows it:
+        a drop or a create of that name here ends it, so a searcher opened before refuses
+        instead of answering from whatever now has the name."""
+        return life_of(f"milvus:{self.where}/{collection}")
+
     def drop(self, collection: str) -> None:
+        end_life(f"milvus:{self.where}/{collection}")
         self._aliases = None
         self._loaded.discard(collection)
         self._read.discard(collection)

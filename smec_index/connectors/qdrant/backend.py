@@ -27,6 +27,7 @@ searches exactly. Qdrant normalises cosine vectors when it stores them, so
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Iterator
@@ -184,12 +185,13 @@ class QdrantBackend:
         if len(set(points)) != len(points):  # ids are unique here: two met in 63 bits
             raise SmecError(f"two ids of this batch map to one Qdrant point id in {name!r}; "
                             "please report it with the ids")  # fmt: skip
-        self.store.upsert(
-            name,
-            points,
-            vectors,
-            [with_id(p, i) for p, i in zip(payloads, ids, strict=True)],
-        )
+        with self._engine_errors(name, "write"):
+            self.store.upsert(
+                name,
+                points,
+                vectors,
+                [with_id(p, i) for p, i in zip(payloads, ids, strict=True)],
+            )
         self._unbuilt.add(name)
 
     def flush(self, collection: str) -> None:
@@ -206,8 +208,25 @@ class QdrantBackend:
     def get(self, collection: str, ids: list[str]) -> Batch:
         name = self._target(collection)
         spec, _ = self._loaded(name)
-        points = self.store.retrieve(name, [self._point_ids(name)(i) for i in ids])
+        with self._engine_errors(name, "read"):
+            points = self.store.retrieve(name, [self._point_ids(name)(i) for i in ids])
         return to_batch(points, spec.dim)
+
+    @contextlib.contextmanager
+    def _engine_errors(self, name: str, what: str) -> Iterator[None]:
+        """qdrant-edge's plain Exceptions (an I/O error: the folder removed under an open
+        connector; a dimension its files disagree on) as one line."""
+        try:
+            yield
+        except SmecError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - qdrant-edge raises plain Exceptions
+            if self.mode != "edge":
+                raise
+            first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+            raise SmecError(f"Qdrant could not {what} collection {name!r} at {self.where} "
+                            f"({first}); check that its folder is there and its files are "
+                            "the ones Qdrant wrote, or rebuild it") from None  # fmt: skip
 
     def search(
         self, collection: str, queries: np.ndarray, k: int, params: dict[str, int]
@@ -216,7 +235,8 @@ class QdrantBackend:
         spec, settings = self._built(collection)
         if "ef_search" in params:
             settings = dataclasses.replace(settings, ef_search=params["ef_search"])
-        hits = self.store.search(self._target(collection), queries, k, settings)
+        with self._engine_errors(self._target(collection), "search"):
+            hits = self.store.search(self._target(collection), queries, k, settings)
         sign = -1.0 if spec.metric == "l2" else 1.0
         return [[(point_id, sign * score) for point_id, score in found] for found in hits]
 

@@ -139,6 +139,7 @@ class EdgeStore(FileAliases):
         self.root = Path(data_dir) / "qdrant"
         self._shards: dict[str, edge.EdgeShard] = {}
         self._id_maps: dict[str, dict[Any, str]] = {}  # point id -> id, for searchers
+        self._writes: dict[str, int] = {}  # per collection: a map is kept only if none ran
         self._int_ids: dict[str, bool] = {}
         self._specs: dict[str, IndexSpec] = {}
         self._aliases = AliasFile(self.root)
@@ -210,7 +211,9 @@ class EdgeStore(FileAliases):
             for point_id, vector, payload in zip(ids, vectors.tolist(), payloads, strict=True)
         ]
         self._id_maps.pop(collection, None)
+        self._writes[collection] = self._writes.get(collection, 0) + 1
         self.shard(collection).update(edge.UpdateOperation.upsert_points(points))
+        self._writes[collection] += 1  # a map read while this write ran is not kept
 
     def build(self, collection: str, settings: QdrantSettings) -> None:
         shard = self.shard(collection)
@@ -269,28 +272,37 @@ class EdgeStore(FileAliases):
                     "again since it was opened); open a new searcher"
                 ) from None
             try:
-                if all(len(points) == k for points in found):  # the usual case: k hits each
-                    ids = [[table[p.id] for p in points] for points in found]
-                    scores = [[p.score for p in points] for points in found]
-                    return np.array(ids, dtype=object), np.array(scores, dtype=np.float32)
-                ids = np.full((len(queries), k), "", dtype=object)
-                scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
-                for row, points in enumerate(found):
-                    ids[row, : len(points)] = [table[p.id] for p in points]
-                    scores[row, : len(points)] = [p.score for p in points]
+                return answer(found, table, len(queries), k)
+            except KeyError:  # written since the map was read: read it again, once
+                pass
+            try:
+                return answer(found, self._id_map(collection), len(queries), k)
             except KeyError:
                 raise SmecError(
                     f"collection {collection!r} at {self.directory(collection)} answered a "
                     "point it holds no id for: its storage is damaged; rebuild it (build "
                     "--overwrite)"
                 ) from None
+
+        def answer(found: Any, table: dict, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+            if all(len(points) == k for points in found):  # the usual case: k hits each
+                ids = [[table[p.id] for p in points] for points in found]
+                scores = [[p.score for p in points] for points in found]
+                return np.array(ids, dtype=object), np.array(scores, dtype=np.float32)
+            ids = np.full((n, k), "", dtype=object)
+            scores = np.full((n, k), -np.inf, dtype=np.float32)
+            for row, points in enumerate(found):
+                ids[row, : len(points)] = [table[p.id] for p in points]
+                scores[row, : len(points)] = [p.score for p in points]
             return ids, scores
 
         return search
 
     def _id_map(self, collection: str) -> dict[Any, str]:
-        """Point id -> the caller's id, over every point (ids only: no vectors)."""
+        """Point id -> the caller's id, over every point (ids only: no vectors); kept for
+        the next search only when no write ran while it was read."""
         shard, table, start = self.shard(collection), {}, None
+        writes = self._writes.get(collection, 0)
         only_id = edge.PayloadSelector.Include([ID_KEY])
         while True:
             records, start = shard.scroll(edge.ScrollRequest(
@@ -305,7 +317,8 @@ class EdgeStore(FileAliases):
                 table[record.id] = str(payload[ID_KEY])
             if start is None:
                 break
-        self._id_maps[collection] = table
+        if self._writes.get(collection, 0) == writes:
+            self._id_maps[collection] = table
         return table
 
     def retrieve(self, collection: str, point_ids: list[str]) -> Points:

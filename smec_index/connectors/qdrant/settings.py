@@ -221,6 +221,11 @@ def to_batch(points: Points, dim: int, cursor: str | None = None) -> Batch:
             f"Qdrant returned points whose vectors are not {dim} numbers each: the collection's "
             "storage is damaged or was not written by smec-index; rebuild it (build --overwrite)"
         ) from None
+    if len(vectors) != len(points):  # dims the collection's files disagree on
+        raise SmecError(
+            f"Qdrant returned vectors that are not {dim} numbers each: the collection's "
+            "storage is damaged or its index_spec.json was edited; rebuild it (build --overwrite)"
+        )
     return Batch([p[0] for p in points], vectors, [p[1] for p in points], cursor)
 
 
