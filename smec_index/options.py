@@ -113,6 +113,41 @@ class Credential(click.ParamType):
 CREDENTIAL = Credential()
 
 
+def _from_echo(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while printing to stdout (click.echo, which flushes)."""
+    import os
+
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "echo" and f"click{os.sep}utils.py" in code.co_filename:
+            err = tb.tb_frame.f_locals.get("err")
+            if not err:
+                try:
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                except (OSError, ValueError):
+                    pass
+                return True
+        tb = tb.tb_next
+    return False
+
+
+def _stdout_broken() -> bool:
+    """Whether standard output refuses writes (a full device, a closed file): then it is
+    pointed at /dev/null, so the interpreter's own flush at exit adds no traceback."""
+    import os
+
+    try:
+        sys.stdout.flush()
+        return False
+    except (OSError, ValueError):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return True
+
+
 def refuse_repeats(group: click.Group, args: list[str]) -> None:
     """An option given twice (``--dim 8 --dim 16``): click keeps the last without a word,
     and a user who meant the first gets a run they did not ask for."""
@@ -185,11 +220,27 @@ class SmecGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except Exception as exc:  # noqa: BLE001 - the last line of defence
-            from smec_index.connectors.storage import is_disk_full, is_file_too_large, no_space
+            from smec_index.connectors.storage import (
+                TOO_MANY_FILES,
+                is_disk_full,
+                is_file_too_large,
+                no_space,
+                too_many_files,
+            )
 
+            if isinstance(exc, OSError) and (_from_echo(exc) or _stdout_broken()):
+                # printing failed (> /dev/full), not the work: never "nothing was kept"
+                click.echo(f"error: the command's output could not be written to stdout "
+                           f"({exc.strerror or exc}); what it did before printing is kept "
+                           "(commands print their summary when done): send its output "
+                           "somewhere writable to see it", err=True)  # fmt: skip
+                sys.exit(2)
             if is_disk_full(exc):  # whichever write hit it, the user's answer is the same
                 where = Path(exc.filename) if getattr(exc, "filename", None) else None
                 click.echo(scrubbed(f"error: {no_space(where)}", self.argv), err=True)
+                sys.exit(2)
+            if too_many_files(exc):
+                click.echo(f"error: {TOO_MANY_FILES}", err=True)
                 sys.exit(2)
             if is_file_too_large(exc):
                 click.echo("error: a write went past this process's file size limit (ulimit "

@@ -881,3 +881,81 @@ def test_a_copy_an_app_wrote_into_is_not_called_a_changed_source(tmp_path):
     client.close()
     run_probe(common, tmp_path, "points were written into the copy since it was made",
               output=tmp_path / "d")  # fmt: skip
+
+
+# -- the twelfth sweep (command line): its faults ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_an_in_place_run_resumes_with_the_same_command(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("big", vectors_config={"text": models.VectorParams(
+        size=16, distance=models.Distance.COSINE)})  # fmt: skip
+    client.upsert("big", models.Batch(ids=list(range(200)), vectors={"text": np.random
+                  .default_rng(0).standard_normal((200, 16)).tolist()}))  # fmt: skip
+    client.close()
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "big",
+              "--in-place", "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d",
+              "--quiet"]  # fmt: skip
+    _ok(*common, "--using", "text")
+    _ok(*common)  # "has 2 vectors ('text', 'text_8'); pick --using" before: not resumable
+
+
+def test_bench_keeps_runs_of_other_embeddings_apart_and_judges_qrels(tmp_path):
+    import json
+    import shutil
+
+    ds = _dataset(tmp_path)
+    other = tmp_path / "other-model"
+    shutil.copytree(next(ds.rglob("corpus.npy")).parent, other)
+    np.save(other / "corpus.npy", np.load(other / "corpus.npy")[::-1].copy())
+    args = ["bench", "--dataset", ds, "--methods", "none", "--backends", "faiss", "--index",
+            "flat", "--latency-queries", 5, "--concurrency", 1, "--out", tmp_path / "r.jsonl"]
+    _ok(*args)
+    _ok(*args, "--embeddings", other)
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and lines[1]["embeddings"] == "other-model"
+    # a dataset folder whose name starts with "synthetic" is a folder, not a malformed spec
+    shutil.copytree(ds, tmp_path / "synthetic_set")
+    _ok(*args[:2], tmp_path / "synthetic_set", *args[3:])
+
+
+def test_open_file_limits_are_named():
+    import errno
+
+    from smec_index.connectors.storage import too_many_files
+
+    assert too_many_files(OSError(errno.EMFILE, "Too many open files"))
+    assert too_many_files(Exception("IO Error: os error 24"))
+    assert not too_many_files(OSError(errno.ENOENT, "No such file"))
+
+
+def test_a_summary_that_cannot_be_printed_is_not_called_lost_work(tmp_path):
+    import subprocess
+    import sys
+
+    ds = _dataset(tmp_path)
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "smec_index.cli", "train", "--dataset",
+                               str(ds), "--method", "pca", "--dims", "8", "--out",
+                               str(tmp_path / "art")], stdout=full, stderr=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    assert done.returncode == 2 and "could not be written to stdout" in done.stderr, done.stderr
+    assert "nothing was kept" not in done.stderr and (tmp_path / "art" / "config.json").is_file()
+
+
+@pytest.mark.slow
+def test_a_supervised_gate_whose_source_scores_zero_judges_nothing(tmp_path):
+    source = qdrant_source(tmp_path, n=200, dim=16)
+    points = np.random.default_rng(0).standard_normal((200, 16))  # qdrant_source's points
+    np.save(tmp_path / "q.npy", -points[:60].astype(np.float32))  # each opposite its judged one
+    (tmp_path / "qids.txt").write_text("".join(f"q{i}\n" for i in range(60)))
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"q{i}\t{i}\t1\n" for i in range(60)))  # fmt: skip
+    run_probe(["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs",
+               "--dim", 2, "--queries", tmp_path / "q.npy", "--query-ids", tmp_path / "qids.txt",
+               "--qrels", tmp_path / "qrels.tsv", "--data-dir", tmp_path / "d", "--dry-run",
+               "--quiet"],
+              tmp_path, "cannot judge a copy")  # fmt: skip

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import platform
+import sys
 import time
 from importlib import metadata
 from pathlib import Path
@@ -218,9 +219,10 @@ def check_record(record: dict[str, Any], where: str) -> None:
 class ResultsFile:
     """Append-only results; :meth:`add` writes one line and fsyncs it."""
 
-    def __init__(self, path: str | Path, force: bool) -> None:
+    def __init__(self, path: str | Path, force: bool, say: Any = None) -> None:
         self.path = Path(path)
         self.force = force
+        self.say = say or (lambda text: print(text, file=sys.stderr))
         self.records = read_results(self.path) if self.path.is_file() else []
         self.stored = {r["key"]: r.get("inputs") for r in self.records}
         self.replaced: set[str] = set()
@@ -236,6 +238,11 @@ class ResultsFile:
         record = {"schema": SCHEMA, **record, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         key = record["key"]
         stale = key in self.stored and self.stored[key] not in (None, record.get("inputs"))
+        if stale and not self.force and key not in self.replaced:
+            self.say(f"note: the stored run of {record.get('dataset')} {record.get('method')} "
+                     f"{record.get('dim')}-d {record.get('backend')} was measured on other data "
+                     "(its vectors changed, or another dataset of that name): measured again "
+                     "and replaced (write to another --out to keep both)")  # fmt: skip
         if (self.force or stale) and key in self.stored and key not in self.replaced:
             self._drop(key)
         self.path.parent.mkdir(parents=True, exist_ok=True)

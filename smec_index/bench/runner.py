@@ -197,7 +197,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
             + "; change --dims, --methods or --encodings"
         )  # fmt: skip
     check_room(sweep, datasets)
-    results = ResultsFile(sweep.out, sweep.force)
+    results = ResultsFile(sweep.out, sweep.force, say)
     stamp = {
         "versions": versions(),
         "machine": {**machine(), "memory_gb_per_s": memory_bandwidth()},
@@ -293,6 +293,7 @@ def _run_configs(sweep, dataset, method, dims, dim, backend, index, encoding, qu
                   **({"nlist": sweep.nlist, **query} if index == "ivf" else {}),
                   "n_docs": len(dataset.data.corpus.ids), "n_queries": len(dataset.query_ids),
                   **_variant(method, dim, dataset),
+                  **({"embeddings": Path(sweep.embeddings).name} if sweep.embeddings else {}),
                   **trained_on}  # fmt: skip
         yield run_key(config), config
 

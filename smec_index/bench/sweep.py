@@ -189,7 +189,7 @@ class Sweep:
             if match:
                 check_synthetic(dataset, *match.groups())
                 continue
-            if dataset.startswith("synthetic"):
+            if dataset.startswith("synthetic:"):
                 raise SmecError(
                     f"{dataset!r}: write synthetic datasets as synthetic:NxD or "
                     "synthetic:NxD:rankR, e.g. synthetic:100000x384:rank48"
@@ -328,7 +328,7 @@ def read_config(path: Path) -> dict[str, Any]:
             values[key] = str(base / home(values[key]))
     if "datasets" in values:
         values["datasets"] = [
-            d if d.startswith("synthetic") else str(base / home(d))
+            d if d.startswith("synthetic:") else str(base / home(d))
             for d in values["datasets"]
         ]
     if isinstance(values.get("methods"), list):  # artifact:DIR, too, from the file's folder

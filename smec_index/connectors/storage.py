@@ -114,6 +114,20 @@ def check_free_space(path: Path, need: int, elsewhere: str = WRITE_ELSEWHERE) ->
         raise no_space(path, need, elsewhere)
 
 
+TOO_MANY_FILES = ("this process may open no more files (its open-file limit, ulimit -n, is "
+                  "reached); raise the limit, then run again")  # fmt: skip
+
+
+def too_many_files(exc: BaseException) -> bool:
+    """EMFILE/ENFILE, as an OS error or quoted by a library (gRPC, Rust: os error 24)."""
+    import errno
+
+    if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+        return True
+    text = str(exc)
+    return "Too many open files" in text or "os error 24" in text
+
+
 def is_file_too_large(exc: BaseException) -> bool:
     """A write refused by the process's file size limit (``ulimit -f``: EFBIG), as an OS
     error or quoted by a library (FAISS, Rust's "os error 27")."""

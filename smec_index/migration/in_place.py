@@ -154,7 +154,7 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
             state = {"source": progress.shown_source,
                      "target": f"{source.collection}:{name}", "dim": request.dim,
                      "fingerprint": fingerprint, "cursor": None, "written": 0,
-                     "done": False}  # fmt: skip
+                     "done": False, "in_place_using": source.using}  # fmt: skip
             progress.write(state)  # before the vector exists: a vector of that name is ours
             if name not in existing:
                 _create_vector(writer, request.dim, source.info.metric)

@@ -92,6 +92,25 @@ def _target_dir(request: MigrateRequest) -> Path:
     return Path(request.data_dir)
 
 
+def _in_place_using(request: MigrateRequest) -> str | None:
+    """The vector an unfinished in-place migration of this collection compresses, as its
+    progress record names it (``None``: no such record, or several that disagree)."""
+    import json
+
+    if not request.in_place or request.source.get("using"):
+        return None
+    found = set()
+    for path in Path(request.data_dir).glob("migrations/*/qdrant-vector-*.json"):
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        target = str(state.get("target", ""))
+        if target.rsplit(":", 1)[0] == request.collection and "in_place_using" in state:
+            found.add(state["in_place_using"])
+    return found.pop() if len(found) == 1 else None
+
+
 def _alias_times(state: dict[str, Any]) -> dict[str, float]:
     """alias -> when this copy was switched to it (records of an earlier version: a list)."""
     aliases = state.get("aliases") or {}
@@ -177,7 +196,16 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
             raise SmecError(f"--to-uri {to_uri} is inside the source's database {where}; "
                             "pick a path outside it")  # fmt: skip
     started = time.perf_counter()
-    source = open_source(request.backend, request.collection, **request.source)
+    try:
+        source = open_source(request.backend, request.collection, **request.source)
+    except SmecError as exc:
+        using = _in_place_using(request) if "--using" in str(exc) else None
+        if using is None:
+            raise
+        # a killed in-place run added its vector beside the one it compresses: the same
+        # command resumes it with the vector its record names
+        source = open_source(request.backend, request.collection,
+                             **{**request.source, "using": using})  # fmt: skip
     try:
         if request.dim >= source.info.dim:
             raise SmecError(

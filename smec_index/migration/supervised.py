@@ -153,10 +153,16 @@ def ndcg_gate(request: Any, source: Any, search: Any, projection) -> dict:
     truth = source.search(vectors, 10)
     found = search(projection.transform(vectors, request.dim), 10)
     before = float(np.mean([ndcg_at_k(r, held[q], 10) for q, r in zip(held, truth, strict=True)]))
+    if before <= 0:
+        raise SmecError(
+            f"--qrels: the source's own search finds none of the judged documents of the "
+            f"{len(held)} held-out queries (nDCG@10 0), so they cannot judge a copy; check "
+            "that --qrels names the source's point ids and --queries' ids; not switched"
+        )
     after = float(np.mean([ndcg_at_k(r, held[q], 10) for q, r in zip(held, found, strict=True)]))
     return {
         "metric": "ndcg@10 ratio",
-        "value": after / before if before > 0 else 1.0,
+        "value": after / before,
         "ndcg@10": round(after, 4),
         "ndcg@10_source": round(before, 4),
         "ndcg@10_queries": len(held),

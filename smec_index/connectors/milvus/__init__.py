@@ -8,6 +8,9 @@ package, with the variable out of its sight; smec-index passes every address exp
 
 import os as _os
 
+# gRPC's own C-core log lines ("File descriptor limit reached", keepalive GOAWAY notes) go
+# straight to stderr; what went wrong reaches the user as one error line instead.
+_os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 _uri = _os.environ.pop("MILVUS_URI", None)
 try:
     import pymilvus  # noqa: F401 - imported for the side effect above

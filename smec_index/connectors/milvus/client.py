@@ -204,12 +204,14 @@ def advice(exc: MilvusException, lite: bool = False) -> str:
     """What to do about a failed call: fix what was sent when pymilvus or Milvus refused
     the data itself, free space when a write hit the disk's or the process's limit, look
     at the server (or, for milvus-lite, the database folder) otherwise."""
-    from smec_index.connectors.storage import is_disk_full, is_file_too_large
+    from smec_index.connectors.storage import is_disk_full, is_file_too_large, too_many_files
 
     if isinstance(exc, _REFUSED_DATA):
         return "fix what was sent (ids, field types, value ranges)"
     if is_disk_full(exc):
         return "the disk is full: free some space, then run again"
+    if too_many_files(exc):
+        return "this process may open no more files (ulimit -n is reached): raise the limit"
     if is_file_too_large(exc):
         return "a write went past this process's file size limit (ulimit -f): raise it"
     if lite:

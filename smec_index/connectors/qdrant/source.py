@@ -8,6 +8,7 @@ local folder admits one client at a time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 import warnings
@@ -44,7 +45,7 @@ def pick_vector(vectors: dict[str, Any], using: str | None, collection: str) -> 
         have = ", ".join(repr(name) for name in vectors)
         raise SmecError(
             f"Qdrant collection {collection!r} has {len(vectors)} vectors ({have}); pick the "
-            "one to compress with --using (the others are copied unchanged)"
+            "one to compress with --using (the others are kept as they are)"
         )
     return next(iter(vectors))
 
@@ -229,6 +230,10 @@ class QdrantSource(QdrantReader):
                         "it open (a local folder admits one client), then run again"
                     ) from None
                 except Exception as exc:  # noqa: BLE001 - a damaged meta.json or database
+                    from smec_index.connectors.storage import TOO_MANY_FILES, too_many_files
+
+                    if too_many_files(exc):
+                        raise SmecError(TOO_MANY_FILES) from None
                     reason = str(exc).splitlines()[0][:120] if str(exc) else ""
                     raise SmecError(
                         f"--path {folder}: qdrant-client cannot read this folder "
@@ -243,26 +248,33 @@ class QdrantSource(QdrantReader):
             where = location = shown_url(url)
         self.collection = collection
         self.local = path is not None
-        client = self.client
-        aliases = call("reading the aliases of", where, lambda: {
-            a.alias_name: a.collection_name for a in client.get_aliases().aliases})  # fmt: skip
-        check_not_alias(collection, aliases, where)
-        if not call("reading", where, lambda: self.client.collection_exists(collection)):
-            raise SmecError(f"no Qdrant collection {collection!r} at {where}; check --collection")
-        config = call(f"reading collection {collection!r} at", where,
-                      lambda: client.get_collection(collection).config.params.vectors)  # fmt: skip
-        vectors = config if isinstance(config, dict) else {"": config}
-        self.using = pick_vector(vectors, using, collection)
-        config = vectors[self.using]
-        if getattr(config, "multivector_config", None) is not None:
-            raise SmecError(
-                f"vector {self.using or '(unnamed)'!r} of {collection!r} is a multivector; "
-                "migrate compresses single dense vectors"
-            )
-        distance = str(getattr(config.distance, "value", config.distance))
-        self.info = SourceInfo(where, collection, int(config.size), metric(distance, collection),
-                               location, self.using, {"mode": "client"})  # fmt: skip
-        self.shown = f"Qdrant collection {collection!r} at {where}"
+        try:  # a refusal below must not keep the local folder's lock
+            client = self.client
+            aliases = call("reading the aliases of", where, lambda: {
+                a.alias_name: a.collection_name for a in client.get_aliases().aliases})  # fmt: skip
+            check_not_alias(collection, aliases, where)
+            if not call("reading", where, lambda: self.client.collection_exists(collection)):
+                raise SmecError(f"no Qdrant collection {collection!r} at {where}; check "
+                                "--collection")
+            config = call(f"reading collection {collection!r} at", where, lambda: client
+                          .get_collection(collection).config.params.vectors)  # fmt: skip
+            vectors = config if isinstance(config, dict) else {"": config}
+            self.using = pick_vector(vectors, using, collection)
+            config = vectors[self.using]
+            if getattr(config, "multivector_config", None) is not None:
+                raise SmecError(
+                    f"vector {self.using or '(unnamed)'!r} of {collection!r} is a multivector; "
+                    "migrate compresses single dense vectors"
+                )
+            distance = str(getattr(config.distance, "value", config.distance))
+            self.info = SourceInfo(where, collection, int(config.size),
+                                   metric(distance, collection), location, self.using,
+                                   {"mode": "client"})  # fmt: skip
+            self.shown = f"Qdrant collection {collection!r} at {where}"
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.client.close()
+            raise
 
     def count(self) -> int:
         return call("counting", self.shown,
