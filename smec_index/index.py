@@ -212,6 +212,7 @@ class CompressedIndex:
     ) -> IndexSpec:
         """Create the collection; returns the spec with every default filled in."""
         spec = IndexSpec(dim=self.dim, metric=metric, index=index, params=spec_params)
+        self._searchers.clear()  # bound to what this replaces
         return self.connector.create(self.collection, spec, overwrite=overwrite)
 
     def add(self, ids, vectors: np.ndarray, payloads=None, batch_size: int = 1000) -> None:

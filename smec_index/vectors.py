@@ -52,6 +52,10 @@ def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.nd
         raise SmecError(
             f"{what} hold NaN or inf (or values beyond float32's range); clean them first"
         )
+    if array.size and float(np.abs(array).max()) > 1e15:  # squares overflow float32: engines
+        raise SmecError(f"{what} hold values beyond +-1e15, which engines cannot normalise "
+                        "or score (their squares overflow float32); pass embeddings (unit "
+                        "length, or near it)")  # fmt: skip
     return array
 
 
@@ -62,6 +66,8 @@ def as_rows(
     whether one vector was given: the check behind every public entry point that takes
     vectors (``Projection.project``, ``CompressedIndex.add`` and ``search``)."""
     if hasattr(vectors, "detach") and hasattr(vectors, "cpu"):  # a torch tensor, grad or not
+        if getattr(vectors, "is_complex", lambda: False)():
+            raise SmecError(f"{what} are complex numbers; pass real (float) embeddings")
         vectors = vectors.detach().cpu().float().numpy()
     try:
         raw = np.asarray(vectors)

@@ -959,3 +959,47 @@ def test_a_supervised_gate_whose_source_scores_zero_judges_nothing(tmp_path):
                "--qrels", tmp_path / "qrels.tsv", "--data-dir", tmp_path / "d", "--dry-run",
                "--quiet"],
               tmp_path, "cannot judge a copy")  # fmt: skip
+
+
+# -- the thirteenth sweep (API side): its faults ----------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_thirteenth_sweeps_api_faults(tmp_path, backend):
+    import torch
+
+    from smec_index.compressors import make_compressor
+    from smec_index.data import Embeddings
+    from smec_index.index import CompressedIndex
+    from smec_index.vectors import as_rows
+
+    with pytest.raises(SmecError, match=r"smec_index\.data\.load_retrieval_data"):
+        make_compressor("pca", [4]).fit(Embeddings(["a"], np.ones((1, 8), np.float32)))
+    with pytest.raises(SmecError, match="complex numbers"):
+        as_rows(torch.ones(2, 4, dtype=torch.complex64), 4)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(SmecError, match="is a file, not a directory"):
+        open_connector(backend, data_dir=tmp_path / "notes.txt" / "smec-data")
+    with _connector(backend, tmp_path / "d") as connector:
+        index = CompressedIndex(connector, "docs", None, 4)
+        kind = "hnsw" if backend == "hnswlib" else "flat"
+        index.create({}, kind)
+        index.add(["a", "b"], np.eye(2, 4, dtype=np.float32))
+        index.search(np.eye(1, 4, dtype=np.float32), k=1)
+        index.create({}, kind, overwrite=True)  # its own searcher goes with what it replaced
+        index.add(["c"], np.eye(1, 4, dtype=np.float32))
+        assert index.search(np.eye(1, 4, dtype=np.float32), k=1)[0] == [["c"]]
+        with pytest.raises(SmecError, match="k must be a positive integer"):
+            connector.searcher("docs").search(np.zeros((0, 4), np.float32), -1)
+        with pytest.raises(SmecError, match="beyond \\+-1e15"):
+            connector.add("docs", ["big"], np.array([[3e19, 4e19, 0, 0]], np.float32))
+
+
+def test_a_qdrant_write_after_another_connectors_drop_is_refused(tmp_path):
+    with open_connector("qdrant", data_dir=tmp_path) as first:
+        first.create("b", IndexSpec(4, index="flat"))
+        first.add("b", ["a"], np.ones((1, 4), np.float32))
+        with open_connector("qdrant", data_dir=tmp_path) as second:
+            second.drop("b")
+        with pytest.raises(SmecError, match="was dropped \\(by another connector"):
+            first.add("b", ["x"], np.ones((1, 4), np.float32))

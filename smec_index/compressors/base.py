@@ -69,7 +69,7 @@ def fit_data(data: Any) -> Any:
     if not isinstance(data, RetrievalData):
         raise SmecError(
             f"fit takes a RetrievalData, got {type(data).__name__}: load one with "
-            "smec_index.load_retrieval_data(dataset_dir), or build it from "
+            "smec_index.data.load_retrieval_data(dataset_dir), or build it from "
             "Embeddings(ids, vectors) of the corpus and the queries"
         )
     for what, part in (("corpus", data.corpus), ("query", data.queries)):

@@ -48,6 +48,9 @@ def open_connector(backend: str, **options: Any) -> Connector:
         if Path(data_dir).exists() and not Path(data_dir).is_dir():
             raise SmecError(f"data_dir {data_dir} is a file, not a directory; pass the "
                             "directory where the collections are (or are to be) kept")  # fmt: skip
+        from smec_index.outputs import no_file_above
+
+        no_file_above(Path(data_dir) / "x", "data_dir")  # "notes.txt/smec-data"
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

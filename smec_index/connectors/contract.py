@@ -410,6 +410,7 @@ class Searcher:
                 not isinstance(normalized, np.bool_):  # fmt: skip
             raise SmecError(f"normalized must be True or False, got {normalized!r}")
         if not len(queries):  # nothing asked: every engine's empty answer
+            k = positive_int(k, "k")
             return np.empty((0, k), dtype=object), np.empty((0, k), dtype=np.float32)
         # Rows said to be unit length were checked where they were made (CompressedIndex's
         # projection); others get one sum (a NaN or inf anywhere makes it non-finite), and

@@ -53,8 +53,11 @@ from smec_index.connectors.storage import (
     DISK_METHOD,
     AliasFile,
     FileAliases,
+    Life,
     collection_dirs,
     disk_bytes,
+    end_life,
+    life_of,
     purge_dropped,
     remove_directory,
 )
@@ -140,6 +143,7 @@ class EdgeStore(FileAliases):
         self._shards: dict[str, edge.EdgeShard] = {}
         self._id_maps: dict[str, dict[Any, str]] = {}  # point id -> id, for searchers
         self._writes: dict[str, int] = {}  # per collection: a map is kept only if none ran
+        self._lives: dict[str, Life] = {}  # per open shard: ended by a drop in this process
         self._int_ids: dict[str, bool] = {}
         self._specs: dict[str, IndexSpec] = {}
         self._aliases = AliasFile(self.root)
@@ -160,6 +164,7 @@ class EdgeStore(FileAliases):
         purge_dropped(self.root)
         self.drop(collection)
         self.directory(collection).mkdir(parents=True)
+        self._lives[collection] = life_of(self.directory(collection))
         self._shards[collection] = edge.EdgeShard.create(
             str(self.shard_dir(collection)), edge_config(spec, settings)
         )
@@ -191,6 +196,7 @@ class EdgeStore(FileAliases):
     def shard(self, collection: str) -> edge.EdgeShard:
         """The open shard, loading it on first use."""
         if collection not in self._shards:
+            self._lives[collection] = life_of(self.directory(collection))
             try:
                 self._shards[collection] = edge.EdgeShard.load(str(self.shard_dir(collection)))
             except Exception as exc:  # qdrant-edge raises plain Exceptions
@@ -212,7 +218,12 @@ class EdgeStore(FileAliases):
         ]
         self._id_maps.pop(collection, None)
         self._writes[collection] = self._writes.get(collection, 0) + 1
-        self.shard(collection).update(edge.UpdateOperation.upsert_points(points))
+        shard = self.shard(collection)
+        if self._lives[collection].ended:
+            raise SmecError(f"collection {collection!r} was dropped (by another connector of "
+                            "this process) after this one opened it; create it again first"
+                            )  # fmt: skip
+        shard.update(edge.UpdateOperation.upsert_points(points))
         self._writes[collection] += 1  # a map read while this write ran is not kept
 
     def build(self, collection: str, settings: QdrantSettings) -> None:
@@ -364,6 +375,7 @@ class EdgeStore(FileAliases):
         )
 
     def drop(self, collection: str) -> None:
+        end_life(self.directory(collection))
         try:
             self._release(collection)  # closing flushes: a full disk or a file limit fails it
         finally:
