@@ -64,7 +64,7 @@ from smec_index.data import (
     load_retrieval_data,
 )
 from smec_index.errors import SmecError
-from smec_index.index import CompressedIndex, Manifest, check_stored_dim
+from smec_index.index import CompressedIndex, Manifest, check_stored_dim, manifest_folder
 from smec_index.metrics import mean_metric, ndcg_at_k, recall_vs_exact
 from smec_index.outputs import check_apart, check_working_folder
 from smec_index.vectors import exact_search, normalize
@@ -421,7 +421,7 @@ def _build_and_switch(
     except BaseException:
         # Nothing points at it yet: gone at once, and the name still serves the old one.
         connector.drop(physical)
-        Manifest.remove(request.data_dir, request.backend, physical)
+        Manifest.remove(request.data_dir, _folder(request), physical)
         raise
     summary["build_seconds"] = round(build_seconds, 3)
     if current == name:
@@ -432,7 +432,7 @@ def _build_and_switch(
     if current is not None and current != name and is_physical(current, name):
         if current not in connector.aliases().values():
             connector.drop(current)
-            Manifest.remove(request.data_dir, request.backend, current)
+            Manifest.remove(request.data_dir, _folder(request), current)
     return summary
 
 
@@ -485,7 +485,7 @@ def _measure_and_pin(
         dataset=str(data.dataset.root.resolve()) if data.dataset else None,
         spec=spec.to_dict(),
         count=count,
-    ).save(request.data_dir)
+    ).save(request.data_dir, _folder(request))
     return summary
 
 
@@ -591,6 +591,10 @@ def is_physical(collection: str, name: str) -> bool:
     )
 
 
+def _folder(request: BuildRequest) -> str:
+    return manifest_folder(request.backend, request.connector_options)
+
+
 def lock_path(request: BuildRequest, name: str) -> Path:
     """One lock per (backend, location, name): builds elsewhere never wait for this one."""
     where = json.dumps(
@@ -611,7 +615,7 @@ def remove_leftovers(
     for collection in connector.collections():
         if is_physical(collection, name) and collection != keep and collection not in pointed:
             connector.drop(collection)
-            Manifest.remove(request.data_dir, request.backend, collection)
+            Manifest.remove(request.data_dir, _folder(request), collection)
     # A build killed before its collection's first commit leaves a directory that is no
     # collection yet (no marker file): only the file-backed backends have such directories.
     if isinstance(connector.backend, Persistent):
@@ -624,7 +628,7 @@ def remove_leftovers(
             if directory.is_dir() and is_physical(directory.name, name):
                 if directory.name not in present and directory.name != keep:
                     shutil.rmtree(directory, ignore_errors=True)
-    manifests = request.data_dir / "manifests" / request.backend
+    manifests = request.data_dir / "manifests" / _folder(request)
     if manifests.is_dir():
         present = set(connector.collections())
         for path in manifests.glob(f"{name}{PHYSICAL}*.json"):

@@ -36,6 +36,7 @@ from smec_index.options import (
     names,
     notes,
     quiet_logs,
+    with_mode,
 )
 
 
@@ -136,7 +137,8 @@ def search(query, backend, data_dir, url, api_key, uri, token, as_json, **f) -> 
     request = SearchRequest(backend, f["collection"], data_dir, query, f["like_id"], f["top_k"],
                             f["model"], f["ef_search"], f["nprobe"])  # fmt: skip
     request.check()
-    request.options = connector_options(backend, url, api_key, uri, token)
+    request.options = with_mode(backend, f["mode"],
+                                connector_options(backend, url, api_key, uri, token))
     check_read_only(backend, request.options, data_dir)
     found = run_search(request)
     if as_json:
@@ -148,7 +150,7 @@ def search(query, backend, data_dir, url, api_key, uri, token, as_json, **f) -> 
 
 @main.command()
 @INFO_OPTIONS
-def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json) -> None:
+def info(backend, data_dir, url, api_key, uri, token, collection, mode, path, as_json) -> None:
     """What a collection holds: count, dim, index spec, model, artifact fingerprint, alias
     target, index_bytes and total_bytes; for a copy `migrate` made, where it came from and
     how to project queries for it."""
@@ -161,7 +163,11 @@ def info(backend, data_dir, url, api_key, uri, token, collection, path, as_json)
         if options.get("url") and not from_environment(click.get_current_context(), "url"):
             raise SmecError("--path (a local folder) and --url (a server) name two places; "
                             "pass one of them")  # fmt: skip
+        if mode is not None:
+            raise SmecError("--path (a qdrant-client folder of yours) and --mode (smec-index's "
+                            "embedded store) name two places; pass one of them")  # fmt: skip
         options = {"path": str(path)}
+    options = with_mode(backend, mode, options)
     check_read_only(backend, options, data_dir)
     summary = collection_info(backend, collection, data_dir, **options)
     if as_json:

@@ -9,7 +9,7 @@ from smec_index import safejson
 from smec_index.connectors import open_connector
 from smec_index.connectors.base import check_collection_name
 from smec_index.errors import SmecError
-from smec_index.index import Manifest
+from smec_index.index import Manifest, manifest_folder, other_mode_hint
 
 
 def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> dict[str, Any]:
@@ -38,6 +38,12 @@ def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> 
 def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]) -> dict:
     """A collection ``smec-index build`` made (its manifest under ``data_dir``)."""
     if options.get("path"):
+        if Path(options["path"]).resolve() == (Path(data_dir) / "qdrant-local").resolve():
+            raise SmecError(
+                f"{options['path']} is the Qdrant local-mode store of data dir {data_dir}, "
+                "where `migrate --to-mode local` and smec-index write: pass --mode local "
+                "instead of --path"
+            )
         raise SmecError(
             f"no collection {name!r} that migrate wrote into {options['path']} according to "
             f"{data_dir}; check --collection and --data-dir"
@@ -48,8 +54,9 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
             raise SmecError(
                 f"no collection {name!r} built for {backend} here; run `smec-index build` "
                 "first (or check --collection and --data-dir)"
+                + other_mode_hint(backend, data_dir, options)
             )
-        manifest = Manifest.find(data_dir, backend, collection)
+        manifest = Manifest.find(data_dir, manifest_folder(backend, options), collection)
         spec = connector.spec(collection)
         sizes = connector.sizes(collection)
         return {

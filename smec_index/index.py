@@ -31,6 +31,26 @@ from smec_index.vectors import normalize
 MANIFEST_FORMAT = 2
 
 
+def manifest_folder(backend: str, options: dict[str, Any]) -> str:
+    """The manifests folder of a collection's place: Qdrant's local mode keeps collections
+    of its own (under ``qdrant-local``), so their manifests never describe, or replace, an
+    edge collection's of the same name."""
+    return "qdrant-local" if backend == "qdrant" and options.get("mode") == "local" else backend
+
+
+def other_mode_hint(backend: str, data_dir: Path, options: dict[str, Any]) -> str:
+    """Where a name missing from one embedded Qdrant store may be instead: the other mode's
+    store in the same data dir ("" where there is none)."""
+    if backend != "qdrant" or options.get("url"):
+        return ""
+    local = options.get("mode") == "local"
+    other = Path(data_dir) / ("qdrant" if local else "qdrant-local")
+    if not other.is_dir():
+        return ""
+    return (f"; {other} holds Qdrant's {'edge' if local else 'local'}-mode collections: "
+            + ("leave --mode out to read them" if local else "pass --mode local to read them"))
+
+
 @dataclass
 class Manifest:
     """What a built collection holds and how to query it.
@@ -68,8 +88,9 @@ class Manifest:
         check_collection_name(collection)  # never a path outside the data dir
         return Path(data_dir) / "manifests" / backend / f"{collection}.json"
 
-    def save(self, data_dir: Path) -> Path:
-        path = self.path(data_dir, self.backend, self.collection)
+    def save(self, data_dir: Path, folder: str | None = None) -> Path:
+        """Written under ``manifests/<folder>`` (:func:`manifest_folder`; the backend's)."""
+        path = self.path(data_dir, folder or self.backend, self.collection)
         write_json_atomic(path, asdict(self))
         return path
 
@@ -264,8 +285,9 @@ class CompressedIndex:
                 raise SmecError(
                     f"no collection {name!r} built for {backend} here; run `smec-index build "
                     f"--backend {backend} --collection {name}` first (or check --data-dir)"
+                    + other_mode_hint(backend, data_dir, options)
                 )
-            manifest = Manifest.find(data_dir, backend, collection)
+            manifest = Manifest.find(data_dir, manifest_folder(backend, options), collection)
             if manifest is None:
                 raise SmecError(
                     f"{backend} collection {name!r} has no smec-index manifest under "

@@ -399,6 +399,21 @@ def from_environment(ctx: click.Context | None, name: str) -> bool:
     return ctx is not None and ctx.get_parameter_source(name) == ParameterSource.ENVIRONMENT
 
 
+def with_mode(backend: str, mode: str | None, options: dict) -> dict:
+    """``options`` with embedded Qdrant's ``--mode`` (edge, the default, or local: the
+    qdrant-client folder ``migrate --to-mode local`` writes) where one was given."""
+    if mode is None:
+        return options
+    refuse_stray([] if backend == "qdrant" else ["--mode"], f"--backend {backend}",
+                 "it picks embedded Qdrant's store (edge or local)")  # fmt: skip
+    if options.get("url"):
+        raise SmecError("--mode picks embedded Qdrant's files and --url (or QDRANT_URL) a "
+                        "server: pass one of them")  # fmt: skip
+    if mode not in ("edge", "local"):
+        raise SmecError(f"--mode {mode!r}: use edge (the default) or local")
+    return {**options, "mode": mode} if mode == "local" else options
+
+
 def connector_options(backend: str, url, api_key, uri, token) -> dict:
     from smec_index.connectors import BACKENDS
 
@@ -740,10 +755,18 @@ BUILD_OPTIONS = option_group(
 )
 
 
+MODE_OPTION = click.option(
+    "--mode",
+    help="embedded Qdrant's store: edge (default) or local (qdrant-client's local mode, "
+    "where `migrate --to-mode local` writes)",
+)
+
+
 SEARCH_OPTIONS = option_group(
     click.argument("query", required=False),
     backend_options,
     click.option("--collection", required=True, help="collection name (or alias)"),
+    MODE_OPTION,
     click.option("-k", "--top-k", type=COUNT, default=10, show_default=True),
     click.option(
         "--model",
@@ -768,6 +791,7 @@ SEARCH_OPTIONS = option_group(
 INFO_OPTIONS = option_group(
     backend_options,
     click.option("--collection", required=True, help="collection name (or alias)"),
+    MODE_OPTION,
     click.option(
         "--path",
         type=Directory(),

@@ -141,6 +141,7 @@ SPECIAL = {
     ("*", "--to-backend"): lambda w: UNKNOWN_WORD,
     ("*", "--index"): lambda w: UNKNOWN_WORD,
     ("*", "--to-mode"): lambda w: UNKNOWN_WORD,
+    ("*", "--mode"): lambda w: UNKNOWN_WORD,
     ("*", "--split"): lambda w: UNKNOWN_WORD,
     ("train", "--method"): lambda w: UNKNOWN_WORD,
     ("bench", "--methods"): lambda w: UNKNOWN_WORD,

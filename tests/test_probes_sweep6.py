@@ -5,6 +5,8 @@ probe failed before its fix.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -998,3 +1000,47 @@ def test_a_qdrant_write_after_another_connectors_drop_is_refused(tmp_path):
             second.drop("b")
         with pytest.raises(SmecError, match="was dropped \\(by another connector"):
             first.add("b", ["x"], np.ones((1, 4), np.float32))
+
+
+# -- the thirteenth sweep (command line): its one fault ----------------------------------------
+
+
+@pytest.mark.slow
+def test_a_copy_migrate_wrote_in_qdrant_local_mode_is_read_with_mode_local(tmp_path):
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(str(tmp_path / "src.db"))
+    rows = np.random.default_rng(2).standard_normal((200, 16)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    schema = client.create_schema(auto_id=False)
+    schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=16)
+    index = client.prepare_index_params()
+    index.add_index("emb", index_type="FLAT", metric_type="COSINE")
+    client.create_collection("docs", schema=schema, index_params=index)
+    client.insert("docs", [{"pk": f"k{i}", "emb": row.tolist()} for i, row in enumerate(rows)])
+    client.close()
+    data = tmp_path / "sd"
+    summary = json.loads(_ok(
+        "migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--collection", "docs",
+        "--dim", 4, "--to-backend", "qdrant", "--to-mode", "local", "--to", "mq",
+        "--allow-schema-change", "--data-dir", data, "--quiet", "--min-recall", 0, "--json"))
+    assert summary["target_location"] == f"qdrant local mode in {data.resolve()}"
+    where = ["--backend", "qdrant", "--data-dir", data, "--collection", "mq"]
+    described = json.loads(_ok("info", *where, "--mode", "local", "--json"))
+    assert (described["count"], described["dim"], described["manifest"]) == (200, 4, True)
+    assert described["artifact"] == summary["artifact"]
+    hits = json.loads(_ok("search", *where, "--mode", "local", "--like", "k1", "-k", 2, "--json"))
+    assert hits["hits"][0]["id"] == "k1"
+    # Without --mode (edge's store), and with the local folder as --path: what to pass instead.
+    run_probe(["info", *where], tmp_path, "holds Qdrant's local-mode collections: pass --mode "
+              "local", output=data)  # fmt: skip
+    run_probe(["search", *where, "--like", "k1"], tmp_path, "pass --mode local", output=data)
+    run_probe(["info", *where, "--path", data / "qdrant-local"], tmp_path,
+              "pass --mode local instead of --path", output=data)
+    for extra, says in ((["--mode", "local", "--url", "http://127.0.0.1:1"], "pass one of them"),
+                        (["--mode", "lokal"], "--mode 'lokal': use edge"),
+                        (["--mode", "local", "--path", data / "qdrant-local"], "pass one of")):
+        run_probe(["info", *where, *extra], tmp_path, says, output=data)
+    run_probe(["info", "--backend", "faiss", "--data-dir", data, "--collection", "mq", "--mode",
+               "local"], tmp_path, "--mode does not apply to --backend faiss", output=data)

@@ -237,8 +237,9 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
 
             given = request.to_options
             place = shown_url(str(given.get("url") or given.get("uri") or ""))
-            if not server:
-                place = f"{request.to_backend} in {Path(request.data_dir).resolve()}" + (
+            if not server:  # Qdrant's local mode: `info`/`search --mode local` read it
+                mode = " local mode" if given.get("mode") == "local" else ""
+                place = f"{request.to_backend}{mode} in {Path(request.data_dir).resolve()}" + (
                     f" ({place})" if place else "")  # fmt: skip
             target = ConnectorTarget(c, request.to_backend, place, request.index_params)
             return _locked(request, source, target, request.to_backend, server, partition,
@@ -703,7 +704,7 @@ class _Run:
         is the user's collection: how to query it is in the progress record instead."""
         if self.mirror:
             return
-        from smec_index.index import Manifest
+        from smec_index.index import Manifest, manifest_folder
 
         request = self.request
         Manifest(
@@ -712,7 +713,7 @@ class _Run:
             artifact=str(Path(artifact).resolve()), model=None, dataset=None,
             spec=self.target.spec(self.name), count=count, artifact_fingerprint=artifact_fp,
             extra={"migrated_from": state["source"]},
-        ).save(request.data_dir)  # fmt: skip
+        ).save(request.data_dir, manifest_folder(self.to_backend, request.to_options))  # fmt: skip
 
     def _joined_partitions(self, artifact_fp: str | None, schema_fp: str):
         """The state of a target that ``--partition 0/N`` ... ``N-1/N`` filled, once all are
