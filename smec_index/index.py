@@ -3,8 +3,8 @@
 :class:`CompressedIndex` is the Python API: it pairs a connector collection with the
 projection that made its vectors, so new full-size query vectors are projected exactly as
 the corpus was. What a built collection needs at search time is pinned in a *manifest*
-(``<data_dir>/manifests/<backend>/<collection>.json``, one per physical collection,
-written before ``build`` switches the name to it): the artifact's path and fingerprint and
+(``<data_dir>/manifests/<backend>/<collection>.json``, one per physical collection, and
+``manifests/qdrant-local/`` for Qdrant's local mode, written before ``build`` switches the name to it): the artifact's path and fingerprint and
 the embedding model. This module imports numpy, not torch: projecting a query is one matrix
 product.
 """
