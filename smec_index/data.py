@@ -174,13 +174,11 @@ def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
         check_regular_file(p, str(p))
     mmap = "r" if vectors_path.stat().st_size > _MMAP_BYTES else None
     vectors = read_npy(vectors_path, str(vectors_path), mmap)
-    if vectors.dtype != np.float32:
-        if not np.issubdtype(vectors.dtype, np.floating):
-            raise SmecError(f"{vectors_path}: dtype {vectors.dtype}; store float vectors")
-        vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.dtype != np.float32 and not np.issubdtype(vectors.dtype, np.floating):
+        raise SmecError(f"{vectors_path}: dtype {vectors.dtype}; store float vectors")
     ids = _read_ids(ids_path)
-    validate_embeddings(ids, vectors, str(vectors_path))
-    return Embeddings(ids, vectors)
+    validate_embeddings(ids, vectors, str(vectors_path))  # before a cast could overflow
+    return Embeddings(ids, np.asarray(vectors, dtype=np.float32))
 
 
 NPY_MAGIC = b"\x93NUMPY"
@@ -329,10 +327,10 @@ def load_parquet(
     lengths = set(column.value_lengths().to_pylist()) if len(column) else {0}
     if len(lengths) != 1:
         raise SmecError(f"{path}: vectors of several lengths {sorted(lengths)}; one dim only")
-    flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
+    flat = column.flatten().to_numpy(zero_copy_only=False)
     vectors = flat.reshape(len(ids), lengths.pop())
-    validate_embeddings(ids, vectors, str(path))
-    return Embeddings(ids, vectors)
+    validate_embeddings(ids, vectors, str(path))  # before a cast to float32 could overflow
+    return Embeddings(ids, vectors.astype(np.float32, copy=False))
 
 
 # BEIR-style names: corpus.npy + corpus_ids.txt, queries.npy + query_ids.txt.

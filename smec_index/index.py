@@ -4,9 +4,9 @@
 projection that made its vectors, so new full-size query vectors are projected exactly as
 the corpus was. What a built collection needs at search time is pinned in a *manifest*
 (``<data_dir>/manifests/<backend>/<collection>.json``, one per physical collection, and
-``manifests/qdrant-local/`` for Qdrant's local mode, written before ``build`` switches the name to it): the artifact's path and fingerprint and
-the embedding model. This module imports numpy, not torch: projecting a query is one matrix
-product.
+``manifests/qdrant-local/`` for Qdrant's local mode), written before ``build`` switches the
+name to it: the artifact's path and fingerprint and the embedding model. This module imports
+numpy, not torch: projecting a query is one matrix product.
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ class CompressedIndex:
         vectors, _ = as_rows(vectors, width, needs=needs)  # one vector is one row
         if self.compressor is None or self.dim == self.compressor.input_dim:
             return normalize(vectors)
-        return self.compressor.transform(vectors, self.dim)
+        return self.compressor.project_checked(vectors, self.dim)
 
     def create(
         self,

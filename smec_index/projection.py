@@ -97,7 +97,7 @@ class Projection:
 
         rows, one = as_rows(vectors, self.input_dim, needs=f"the artifact takes "
                             f"{self.input_dim}-d embeddings (one vector, or rows of them)")
-        projected = self._compressor.transform(rows, dim)
+        projected = self._compressor.project_checked(rows, dim)
         return projected[0] if one else projected
 
     def __repr__(self) -> str:

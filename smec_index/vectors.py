@@ -59,6 +59,9 @@ def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.nd
     return array
 
 
+_CHUNK_ROWS = 65536
+
+
 def as_rows(
     vectors: Any, dim: int, what: str = "vectors", needs: str | None = None
 ) -> tuple[np.ndarray, bool]:
@@ -68,7 +71,7 @@ def as_rows(
     if hasattr(vectors, "detach") and hasattr(vectors, "cpu"):  # a torch tensor, grad or not
         if getattr(vectors, "is_complex", lambda: False)():
             raise SmecError(f"{what} are complex numbers; pass real (float) embeddings")
-        vectors = vectors.detach().cpu().float().numpy()
+        vectors = _tensor_rows(vectors, what)
     try:
         raw = np.asarray(vectors)
         if raw.dtype.kind in "MmUSV":  # dates, durations, text, records: not embeddings
@@ -88,13 +91,30 @@ def as_rows(
         raise SmecError(f"{what} of shape {array.shape}: {needs}")
     one = array.ndim == 1
     array = np.ascontiguousarray(array.reshape(-1, dim))
-    if not np.isfinite(array).all():
-        raise SmecError(f"{what} hold NaN or inf (or values beyond float32's range); clean "
-                        "them first")  # fmt: skip
-    if array.size and float(np.abs(array).max()) > 1e15:  # as data files: products overflow
-        raise SmecError(f"{what} hold values beyond +-1e15, which overflow float32 once "
-                        "projected; pass embeddings (unit length, or near it)")  # fmt: skip
+    for start in range(0, len(array), _CHUNK_ROWS):  # a corpus: no array-sized temporaries
+        chunk = array[start : start + _CHUNK_ROWS]
+        if not np.isfinite(chunk).all():
+            raise SmecError(f"{what} hold NaN or inf (or values beyond float32's range); "
+                            "clean them first")  # fmt: skip
+        if chunk.size and float(np.abs(chunk).max()) > 1e15:  # as data files: products overflow
+            raise SmecError(f"{what} hold values beyond +-1e15, which overflow float32 once "
+                            "projected; pass embeddings (unit length, or near it)")  # fmt: skip
     return array, one
+
+
+def _tensor_rows(tensor: Any, what: str) -> np.ndarray:
+    """A torch tensor's values as a float32 array: dense ones only, on any device."""
+    if getattr(getattr(tensor, "device", None), "type", None) == "meta":
+        raise SmecError(f"{what} are a meta tensor, which holds no values; pass a tensor "
+                        "with data")  # fmt: skip
+    if "strided" not in str(getattr(tensor, "layout", "strided")):
+        raise SmecError(f"{what} are a {tensor.layout} tensor; pass a dense one "
+                        "(tensor.to_dense())")  # fmt: skip
+    try:
+        return tensor.detach().cpu().float().numpy()
+    except (TypeError, RuntimeError, NotImplementedError) as exc:
+        raise SmecError(f"{what}: this tensor cannot be read as numbers ({exc}); pass a "
+                        "dense float tensor or a numpy array") from None  # fmt: skip
 
 
 def exact_search(corpus: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

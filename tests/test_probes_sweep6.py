@@ -1044,3 +1044,92 @@ def test_a_copy_migrate_wrote_in_qdrant_local_mode_is_read_with_mode_local(tmp_p
         run_probe(["info", *where, *extra], tmp_path, says, output=data)
     run_probe(["info", "--backend", "faiss", "--data-dir", data, "--collection", "mq", "--mode",
                "local"], tmp_path, "--mode does not apply to --backend faiss", output=data)
+
+
+# -- the fourteenth sweep (API side): its faults ---------------------------------------------
+
+
+def test_sparse_and_meta_tensors_are_one_line(tmp_path):
+    import torch
+
+    from smec_index.vectors import as_rows
+
+    rows = torch.ones(2, 8)
+    for tensor, says in ((rows.to_sparse(), "sparse_coo tensor; pass a dense one"),
+                         (torch.empty(2, 8, device="meta"), "meta tensor, which holds no")):
+        with pytest.raises(SmecError, match=says):
+            as_rows(tensor, 8)
+    assert as_rows(rows.requires_grad_(), 8)[0].shape == (2, 8)  # a dense one still reads
+
+
+def test_a_loaded_compressors_transform_checks_its_input(tmp_path):
+    from smec_index.compressors import load_compressor, make_compressor
+    from smec_index.synthetic import synthetic_retrieval
+
+    data, _ = synthetic_retrieval(200, 20, 16, 4)
+    make_compressor("pca", [4]).fit(data).save(tmp_path / "art")
+    compressor = load_compressor(tmp_path / "art")
+    rows = np.ones((2, 16), np.float32)
+    rows[0, 3] = np.nan
+    huge = np.full((1, 16), 1e39)
+    text = np.array([["a"] * 16])
+    with np.errstate(all="raise"):  # no RuntimeWarning may be printed on the way
+        for bad, says in ((rows, "NaN or inf"), (huge, "NaN or inf"), (text, "<U1 values"),
+                          (np.ones(16), "do not fit this artifact")):
+            with pytest.raises(SmecError, match=says):
+                compressor.transform(bad, 4)
+    assert np.isfinite(compressor.transform(np.ones((3, 16)), 4)).all()
+
+
+@pytest.mark.parametrize("form", ["npy", "parquet"])
+def test_float64_embeddings_beyond_float32_are_named_without_a_warning(tmp_path, form):
+    from smec_index.data import load_npy, load_parquet
+
+    rows = np.ones((3, 4))
+    rows[1, 2] = 1e39  # finite in float64, inf once cast
+    if form == "npy":
+        np.save(tmp_path / "e.npy", rows)
+        (tmp_path / "ids.txt").write_text("a\nb\nc\n")
+        load = lambda: load_npy(tmp_path / "e.npy", tmp_path / "ids.txt")  # noqa: E731
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table({"id": ["a", "b", "c"], "vector": rows.tolist()}),
+                       tmp_path / "e.parquet")  # fmt: skip
+        load = lambda: load_parquet(tmp_path / "e.parquet")  # noqa: E731
+    with np.errstate(all="raise"), pytest.raises(SmecError, match=r"row 1 \(id 'b'\) holds "
+                                                 "values beyond"):  # fmt: skip
+        load()
+
+
+def test_datasets_whose_names_share_a_slug_keep_their_own_plots():
+    from smec_index.bench.report import file_slugs
+
+    slugs = file_slugs(["syn.a", "syn-a", "scifact", "synthetic:2000x64"])
+    assert len(set(slugs.values())) == 4
+    assert slugs["syn-a"] == "syn-a" and slugs["scifact"] == "scifact"
+    assert slugs["synthetic:2000x64"] == "synthetic-2000x64"  # no clash: the plain slug
+    assert slugs["syn.a"].startswith("syn-a-")
+
+
+@pytest.mark.slow
+def test_in_place_of_a_vector_whose_name_is_not_ascii(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config={"vé.ctor 1": models.VectorParams(
+        size=16, distance=models.Distance.COSINE)})  # fmt: skip
+    client.upsert("docs", models.Batch(ids=list(range(120)), vectors={"vé.ctor 1": np.random
+                  .default_rng(0).standard_normal((120, 16)).tolist()}))  # fmt: skip
+    client.close()
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+              "--in-place", "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d",
+              "--quiet"]  # fmt: skip
+    run_probe([*common, "--to", "vé_8"], tmp_path, "--to: the new vector's name 'vé_8': use "
+              "ASCII", output=tmp_path / "d")  # fmt: skip
+    _ok(*common)  # its own default name was refused as a "collection name" before
+    client = QdrantClient(path=str(tmp_path / "q"))
+    vectors = client.get_collection("docs").config.params.vectors
+    client.close()
+    assert set(vectors) == {"vé.ctor 1", "v__ctor_1_8"}

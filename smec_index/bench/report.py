@@ -44,6 +44,20 @@ def file_slug(name: str) -> str:
     return f"{slug[:60]}-{hashlib.sha1(name.encode()).hexdigest()[:10]}"
 
 
+def file_slugs(datasets: list[str]) -> dict[str, str]:
+    """Each dataset's :func:`file_slug`, made unique: names that differ only in the
+    characters a slug replaces (``syn.a``, ``syn-a``) get a hash of the name each, so no
+    dataset's plots overwrite another's."""
+    import hashlib
+    from collections import Counter
+
+    slugs = {name: file_slug(name) for name in datasets}
+    shared = Counter(slugs.values())
+    return {name: slug if shared[slug] == 1 or slug == name
+            else f"{slug}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+            for name, slug in slugs.items()}  # fmt: skip
+
+
 def quality(record: dict[str, Any]) -> float | None:
     """What the Pareto front and the budget table rank by: nDCG@10, else recall@10."""
     value = record.get("ndcg@10")
@@ -118,9 +132,10 @@ def _write(records: list[dict[str, Any]], results: str | Path, out: Path) -> Non
              + ". Bytes per vector are the encoding's code alone; `index_bytes` is everything "
              "search needs (codes, graph, and for Qdrant's rescored quantization the float32 "
              "originals it rescores with, kept on disk).", ""]  # fmt: skip
-    for dataset in dict.fromkeys(r["dataset"] for r in current):
+    slugs = file_slugs(list(dict.fromkeys(r["dataset"] for r in current)))
+    for dataset, slug in slugs.items():
         rows = [r for r in current if r["dataset"] == dataset]
-        lines += _dataset_section(dataset, rows, out)
+        lines += _dataset_section(dataset, rows, out, slug)
     machine = records[-1].get("machine") or {}
     lines += ["## Machine and versions", "",
               f"- CPU: {machine.get('cpu')} x {machine.get('cpus')}; memory "
@@ -130,10 +145,10 @@ def _write(records: list[dict[str, Any]], results: str | Path, out: Path) -> Non
     (out / "report.md").write_text("\n".join(lines))
 
 
-def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path) -> list[str]:
+def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path,
+                     slug: str) -> list[str]:  # fmt: skip
     from smec_index.bench.plots import facet_plot, line_plot, scatter_front
 
-    slug = file_slug(dataset)
     metric = "nDCG@10" if any(r.get("ndcg@10") is not None for r in rows) else "recall@10"
     lines = [f"## {dataset}", ""]
     # nDCG@10 against dim per method: exhaustive float32 where there is one

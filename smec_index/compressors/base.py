@@ -16,7 +16,7 @@ import numpy as np
 
 from smec_index.artifact import check_compressor_config, load_artifact, save_artifact
 from smec_index.errors import SmecError
-from smec_index.vectors import normalize
+from smec_index.vectors import as_rows, normalize
 
 MAX_DIM = 1 << 16  # wider than any embedding model: a typo or a damaged file
 
@@ -135,13 +135,17 @@ class LinearCompressor:
             a new C-contiguous float32 array of shape (n, dim).
         """
         matrix = self.projection(dim)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != matrix.shape[0]:
-            raise SmecError(
-                f"vectors of shape {vectors.shape} do not fit this artifact, made for "
-                f"{matrix.shape[0]}-d input; use the artifact trained on this embedding model"
-            )
-        return normalize(vectors @ matrix)
+        fits = (f"do not fit this artifact, made for {matrix.shape[0]}-d input rows; use the "
+                "artifact trained on this embedding model")  # fmt: skip
+        rows, one = as_rows(vectors, matrix.shape[0], needs=fits)  # numeric, finite, in range
+        if one:
+            raise SmecError(f"vectors of shape {rows.shape[1:]} {fits}")
+        return normalize(rows @ matrix)
+
+    def project_checked(self, rows: np.ndarray, dim: int) -> np.ndarray:
+        """:meth:`transform` of rows :func:`~smec_index.vectors.as_rows` has checked already
+        (the query path of ``Projection`` and ``CompressedIndex``: checked once, not twice)."""
+        return normalize(rows @ self.projection(dim))
 
     def selected_dims(self, dim: int) -> list[int] | None:
         """Input dimensions a selection-only projection keeps (None if it mixes dims)."""

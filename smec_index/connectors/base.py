@@ -314,11 +314,11 @@ PHYSICAL_HEX = 10
 _PHYSICAL = re.compile(rf".+{PHYSICAL}[0-9a-f]{{{PHYSICAL_HEX},}}")  # and longer look-alikes
 
 
-def check_new_name(name: str, flag: str) -> str:
+def check_new_name(name: str, flag: str, what: str = "collection name") -> str:
     """A name a user command may create, replace or drop: a safe collection name that is
     not one of the physical ``NAME__b<hex>`` collections builds make (only the build and
     alias machinery creates or drops those; replacing one by name would destroy NAME)."""
-    check_collection_name(name)
+    check_collection_name(name, what)
     if _PHYSICAL.fullmatch(name):
         raise SmecError(
             f"{flag} {name!r}: names ending in '{PHYSICAL}' and {PHYSICAL_HEX} or more hex "
@@ -328,7 +328,7 @@ def check_new_name(name: str, flag: str) -> str:
     return name
 
 
-def check_collection_name(name: str) -> str:
+def check_collection_name(name: str, what: str = "collection name") -> str:
     """ASCII letters, digits and ``_``, starting with a letter, at most 200 characters: safe
     as a file name and accepted by every backend (Milvus takes no ``-``, so none does)."""
     if (
@@ -340,7 +340,7 @@ def check_collection_name(name: str) -> str:
     ):
         shown = name if isinstance(name, str) and len(name) <= 60 else f"{str(name)[:60]}..."
         raise SmecError(
-            f"collection name {shown!r}: use ASCII letters, digits and '_', starting with a "
+            f"{what} {shown!r}: use ASCII letters, digits and '_', starting with a "
             f"letter, at most {MAX_NAME} characters"
         )
     return name

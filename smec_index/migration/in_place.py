@@ -84,10 +84,22 @@ class NamedVector:
             ) from None
 
 
+def check_vector_name(name: str | None) -> None:
+    """``--to`` of an in-place run, the vector it adds: the safe alphabet of collection names
+    (``None``: the default, made from the source vector's name)."""
+    if name is not None:
+        check_collection_name(name, "--to: the new vector's name")
+
+
 def vector_name(request: Any, source: Source) -> str:
+    """``--to``, or ``<source vector>_<dim>`` with what that alphabet cannot hold as ``_``."""
+    from smec_index.migration.runner import default_target
+
     using = getattr(source, "using", "")
-    name = request.to or (f"{using}_{request.dim}" if using else f"dense_{request.dim}")
-    return check_collection_name(name)  # the same safe alphabet serves vector names
+    if request.to is not None:
+        check_vector_name(request.to)
+        return request.to
+    return default_target(using, request.dim) if using else f"dense_{request.dim}"
 
 
 def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[str, Any]:

@@ -155,7 +155,12 @@ def _check_request(request: MigrateRequest) -> Partition | None:
     if not 0.0 <= request.min_recall <= 1.0:
         raise SmecError(f"--min-recall {request.min_recall}: use a number from 0 to 1")
     check_source_name(request.collection)
-    check_new_name(request.to or default_target(request.collection, request.dim), "--to")
+    if request.in_place:  # --to names the vector it adds
+        from smec_index.migration.in_place import check_vector_name
+
+        check_vector_name(request.to)
+    else:
+        check_new_name(request.to or default_target(request.collection, request.dim), "--to")
     if request.alias is not None:
         check_new_name(request.alias, "--alias")
     if request.writers is not None:
