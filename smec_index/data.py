@@ -167,6 +167,8 @@ def _first_bad_byte(path: Path) -> int:
 
 def load_npy(vectors_path: str | Path, ids_path: str | Path) -> Embeddings:
     """Load ``.npy`` vectors + ids text file, memory-mapping large files."""
+    check_path_name(vectors_path, "the vectors file")
+    check_path_name(ids_path, "the ids file")
     vectors_path, ids_path = Path(vectors_path), Path(ids_path)
     for p in (vectors_path, ids_path):
         if not p.exists():
@@ -200,6 +202,13 @@ def check_path_name(path: str | Path, what: str) -> None:
     which no manifest or message could then carry) and short enough for the file system."""
     import errno
 
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        text = None
+    if not isinstance(text, str):
+        raise SmecError(f"{what}: a path is a str or a pathlib.Path, got "
+                        f"{type(path).__name__}; pass one")  # fmt: skip
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
@@ -276,6 +285,7 @@ def load_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    check_path_name(path, "the parquet file")
     path = Path(path)
     check_regular_file(path, str(path))
     try:

@@ -47,6 +47,10 @@ class Projection:
             SmecError: nothing (or more than one thing) of that name; the error says what
                 to pass instead.
         """
+        from smec_index.data import check_path_name
+
+        check_path_name(where, "the artifact or collection")
+        check_path_name(data_dir, "data_dir")
         path = Path(where)
         try:
             is_artifact = (path / "config.json").is_file()

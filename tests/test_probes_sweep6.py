@@ -1133,3 +1133,21 @@ def test_in_place_of_a_vector_whose_name_is_not_ascii(tmp_path):
     vectors = client.get_collection("docs").config.params.vectors
     client.close()
     assert set(vectors) == {"vé.ctor 1", "v__ctor_1_8"}
+
+
+def test_paths_of_other_types_and_reserved_alias_names_are_one_line(tmp_path):
+    from smec_index import Projection
+    from smec_index.compressors import load_compressor
+    from smec_index.data import load_npy, load_parquet, load_retrieval_data
+
+    calls = (Projection.load, load_parquet, load_retrieval_data, load_compressor,
+             lambda p: load_npy(p, "ids.txt"),
+             lambda p: open_connector("faiss", data_dir=p or 0.5))  # None: the default dir
+    for call in calls:
+        for bad in (b"/tmp/x", 5, None):
+            with pytest.raises(SmecError, match="a path is a str or a pathlib.Path, got"):
+                call(bad)
+    with _connector("faiss", tmp_path) as connector:
+        connector.create("t", IndexSpec(dim=8, index="flat"))
+        with pytest.raises(SmecError, match="reserved for smec-index"):
+            connector.set_alias("t__b0123456789", "t")

@@ -24,6 +24,7 @@ from smec_index.connectors.base import (
     IndexSpec,
     Sizes,
     check_collection_name,
+    check_new_name,
     nprobe_beyond,
     positive_int,
 )
@@ -296,7 +297,7 @@ class Connector:
 
     def set_alias(self, alias: str, collection: str) -> None:
         """Create ``alias`` or switch it to ``collection`` in one atomic step."""
-        check_collection_name(alias)
+        check_new_name(alias, "alias")  # never a name of the physical NAME__b<hex> kind
         check_collection_name(collection)
         aliases = self.aliases()
         if collection in aliases or not self.backend.exists(collection):
