@@ -6,6 +6,8 @@ probe failed before its fix.
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1151,3 +1153,56 @@ def test_paths_of_other_types_and_reserved_alias_names_are_one_line(tmp_path):
         connector.create("t", IndexSpec(dim=8, index="flat"))
         with pytest.raises(SmecError, match="reserved for smec-index"):
             connector.set_alias("t__b0123456789", "t")
+
+
+# -- the fourteenth sweep (command line): its faults --------------------------------------------
+
+
+def test_using_a_sparse_vector_says_it_is_sparse(tmp_path):
+    source = qdrant_source(tmp_path, sparse=True)
+    run_probe(["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs", "--dim",
+               8, "--using", "s", "--dry-run", "--data-dir", tmp_path / "d"], tmp_path,
+              "--using s: a sparse vector of collection 'docs'; it has no dense vector")
+    source = qdrant_source(tmp_path / "dense", n=20, dim=16)
+    run_probe(["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs", "--dim",
+               8, "--using", "nope", "--dry-run", "--data-dir", tmp_path / "d"], tmp_path,
+              "--using nope: no vector in collection 'docs'; pass one of its dense vectors: the "
+              "unnamed vector")  # fmt: skip
+
+
+@pytest.mark.parametrize("to_backend", ["qdrant", "faiss"])
+def test_a_shard_smec_index_built_is_sent_to_build_not_around_in_a_loop(built, tmp_path,
+                                                                        to_backend):  # fmt: skip
+    shard = next((built / "d" / "qdrant").glob("c8__b*"))
+    run_probe(["migrate", "--backend", "qdrant", "--path", shard, "--collection", "shard",
+               "--dim", 4, "--to-backend", to_backend, "--allow-schema-change", "--data-dir",
+               tmp_path / "m", "--quiet"], built,
+              "build it again at the new dim (`smec-index build --dim N`", output=tmp_path)
+
+
+def test_a_qdrant_edge_shard_source_is_read_without_a_byte_changing(tmp_path):
+    import fcntl
+    import os
+
+    from tests.probes import snapshot
+    from tests.test_migrate import edge_source
+
+    (tmp_path / "src").mkdir()
+    edge_source(tmp_path / "src", 300)
+    before = snapshot(tmp_path / "src")
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "src", "--collection",
+              "docs", "--dim", 8, "--to-backend", "qdrant", "--allow-schema-change",
+              "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    _ok(*common, "--dry-run")
+    _ok(*common)  # opening a shard rewrote its edge_config.json and payload journal before
+    assert snapshot(tmp_path / "src") == before
+    with open_connector("qdrant", data_dir=tmp_path / "d") as connector:
+        assert connector.count("docs_8") == 300
+    assert not list(Path(tempfile.gettempdir()).glob("smec-shard-*"))  # its copy is gone
+    handle = os.open(tmp_path / "src" / "docs" / "wal", os.O_RDONLY)  # as a writer's lock
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        run_probe([*common, "--restart"], tmp_path,
+                  "another process has it open; close it there first", output=tmp_path / "d")
+    finally:
+        os.close(handle)

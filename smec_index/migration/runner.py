@@ -452,6 +452,9 @@ class _Run:
 
         if self.mirror:
             return
+        from smec_index.connectors.qdrant.source import EdgeSource
+
+        shard = isinstance(self.source, EdgeSource)  # only --to-backend can copy a shard
         first = next(iter(self.source.iterate(256, None)), None)
         if first is not None:
             from smec_index.connectors.contract import check_ids
@@ -461,15 +464,21 @@ class _Run:
             except SmecError as exc:
                 raise SmecError(
                     f"the source's ids do not fit smec-index's own schema (--to-backend): "
-                    f"{exc}; migrate it as a copy beside itself (leave out --to-backend)"
+                    f"{exc}; " + ("a qdrant-edge shard has no other route: migrate the "
+                                  "collection it was made from, or change those ids there"
+                                  if shard else "migrate it as a copy beside itself (leave "
+                                  "out --to-backend)")
                 ) from None
         if first is not None and any(RESERVED_KEY in p for p in first.payloads):
             raise SmecError(
                 f"the source's points carry the payload key {RESERVED_KEY!r}, where "
                 "smec-index's own schema (--to-backend) keeps each point's id: it is a "
-                "collection smec-index wrote; migrate it as a copy beside itself (leave out "
-                "--to-backend), or from the collection it was made from"
-            )
+                "collection smec-index wrote; " + (
+                    "build it again at the new dim (`smec-index build --dim N` from the "
+                    "dataset it was built from), or migrate the collection it was made from"
+                    if shard else "migrate it as a copy beside itself (leave out "
+                    "--to-backend), or from the collection it was made from")
+            )  # fmt: skip
         if first is not None:  # what every backend stores: JSON, 64-bit integers, not too deep
             from smec_index.connectors.contract import check_payloads
 

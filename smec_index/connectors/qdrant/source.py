@@ -27,12 +27,19 @@ METRICS = {"Cosine": "cosine", "Dot": "ip", "Euclid": "l2"}
 EDGE_CONFIG = "edge_config.json"  # what qdrant-edge writes in every shard folder
 
 
-def pick_vector(vectors: dict[str, Any], using: str | None, collection: str) -> str:
-    """The vector to migrate: ``using``, else the unnamed one, else the only one there is."""
+def pick_vector(vectors: dict[str, Any], using: str | None, collection: str,
+                sparse: Any = ()) -> str:  # fmt: skip
+    """The vector to migrate: ``using``, else the unnamed one, else the only one there is
+    (``sparse``: the collection's sparse vector names, which none of these can be)."""
     if using is not None:
         if using not in vectors:
-            have = ", ".join(repr(name) for name in vectors)
-            raise SmecError(f"--using {using}: collection {collection!r} has vectors {have}")
+            have = ", ".join(repr(name) if name else "the unnamed vector" for name in vectors)
+            kind = "a sparse vector of" if using in sparse else "no vector in"
+            raise SmecError(
+                f"--using {using}: {kind} collection {collection!r}; "
+                + (f"pass one of its dense vectors: {have}" if vectors else
+                   "it has no dense vector, so migrate has nothing to compress")
+            )  # fmt: skip
         return using
     if "" in vectors:  # the unnamed vector: the default one, beside any added named ones
         return ""
@@ -256,10 +263,11 @@ class QdrantSource(QdrantReader):
             if not call("reading", where, lambda: self.client.collection_exists(collection)):
                 raise SmecError(f"no Qdrant collection {collection!r} at {where}; check "
                                 "--collection")
-            config = call(f"reading collection {collection!r} at", where, lambda: client
-                          .get_collection(collection).config.params.vectors)  # fmt: skip
+            params = call(f"reading collection {collection!r} at", where, lambda: client
+                          .get_collection(collection).config.params)  # fmt: skip
+            config = params.vectors
             vectors = config if isinstance(config, dict) else {"": config}
-            self.using = pick_vector(vectors, using, collection)
+            self.using = pick_vector(vectors, using, collection, params.sparse_vectors or {})
             config = vectors[self.using]
             if getattr(config, "multivector_config", None) is not None:
                 raise SmecError(
@@ -319,10 +327,60 @@ class QdrantSource(QdrantReader):
         self.client.close()
 
 
+def lock_shard(shard_dir: Path) -> int:
+    """The shard's own lock (qdrant-edge flocks its ``wal`` folder), taken without writing
+    anything there: no process can open the shard for writing while it is held, and one
+    that has it open already is named. Returns the descriptor that holds it."""
+    import fcntl
+
+    try:
+        handle = os.open(shard_dir / "wal", os.O_RDONLY)
+    except OSError as exc:
+        raise SmecError(f"cannot open qdrant-edge shard {shard_dir} ({exc.strerror}: its "
+                        "wal folder); pass a qdrant-edge shard folder") from None  # fmt: skip
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(handle)
+        raise SmecError(f"cannot open qdrant-edge shard {shard_dir} (another process has it "
+                        "open; close it there first)") from None  # fmt: skip
+    return handle
+
+
+def private_copy(shard_dir: Path) -> Path:
+    """A copy of the shard in the temp folder, for qdrant-edge to open: opening a shard
+    writes into it (its config, its payload journal), and a migration's source is never
+    changed. Copies of runs that were killed are removed first."""
+    import shutil
+    import tempfile
+
+    from smec_index.artifact import orphaned, owned_tempdir
+
+    parent = Path(tempfile.gettempdir())
+    for left in parent.glob("smec-shard-*"):
+        if left.is_dir() and not left.is_symlink() and orphaned(left):
+            shutil.rmtree(left, ignore_errors=True)
+    need = sum(f.stat().st_size for f in shard_dir.rglob("*") if f.is_file())
+    free = shutil.disk_usage(parent).free
+    if need > 0.9 * free:
+        raise SmecError(f"reading qdrant-edge shard {shard_dir} without changing it takes a "
+                        f"copy of {need / 2**20:.0f} MiB, and {parent} has {free / 2**20:.0f} "
+                        "MiB free; set TMPDIR to a folder with room")  # fmt: skip
+    copy = owned_tempdir("smec-shard-", parent)
+    try:
+        shutil.copytree(shard_dir, copy / "shard", symlinks=True)
+    except (OSError, shutil.Error) as exc:
+        shutil.rmtree(copy, ignore_errors=True)
+        raise SmecError(f"copying qdrant-edge shard {shard_dir} to {copy} to read it failed "
+                        f"({str(exc)[:120]}); set TMPDIR to a folder with room") from None
+    return copy
+
+
 class EdgeSource(QdrantReader):
     """A qdrant-edge shard someone made with qdrant-edge's own API: ``<path>/<collection>``
     holds its ``edge_config.json``, segments and write-ahead log. Opening it takes the
-    shard's lock: a process that has it open must close it first."""
+    shard's lock (a process that has it open must close it first) and reads a private copy
+    (:func:`private_copy`): the shard itself is never written."""
 
     def __init__(self, shard_dir: Path, collection: str, using: str | None = None):
         import qdrant_edge as edge
@@ -335,13 +393,18 @@ class EdgeSource(QdrantReader):
                 f"{shard_dir / EDGE_CONFIG}: not a readable Qdrant shard config "
                 f"({type(exc).__name__}); pass a qdrant-edge shard or a qdrant-client folder"
             ) from None
-        self.using = pick_vector(vectors, using, collection)
+        self.using = pick_vector(vectors, using, collection,
+                                 self._config.get("sparse_vectors") or {})  # fmt: skip
+        self._lock = lock_shard(shard_dir)
+        self._copy: Path | None = None
         try:
-            self.shard = edge.EdgeShard.load(str(shard_dir))
-        except Exception as exc:  # qdrant-edge raises plain Exceptions
+            self._copy = private_copy(shard_dir)
+            self.shard = edge.EdgeShard.load(str(self._copy / "shard"))
+        except BaseException as exc:
+            self._release()
+            if isinstance(exc, SmecError) or not isinstance(exc, Exception):
+                raise
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if "WouldBlock" in reason:
-                reason = "another process has it open; close it there first"
             raise SmecError(f"cannot open qdrant-edge shard {shard_dir} ({reason})") from None
         self.shard_dir, self.collection = shard_dir, collection
         params = vectors[self.using]
@@ -399,4 +462,17 @@ class EdgeSource(QdrantReader):
         )
 
     def close(self) -> None:
-        self.shard.close()
+        try:
+            self.shard.close()
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        import shutil
+
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
+            self._copy = None
+        if self._lock is not None:
+            os.close(self._lock)  # the flock goes with it
+            self._lock = None
