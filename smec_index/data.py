@@ -21,7 +21,7 @@ import math
 import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +60,21 @@ class Embeddings:
             shown = getattr(self.vectors, "shape", type(self.vectors).__name__)
             raise SmecError(f"Embeddings takes vectors as a 2-D numpy array (one row per id), "
                             f"got {shown}")  # fmt: skip
+        if isinstance(self.ids, (str, bytes)) or not isinstance(self.ids, (Sequence, np.ndarray)):
+            raise SmecError(f"Embeddings takes ids as a list of strings, got "
+                            f"{type(self.ids).__name__}")  # fmt: skip
+        if len(self.ids) != len(self.vectors):
+            raise SmecError(f"Embeddings got {len(self.ids)} ids for {len(self.vectors)} "
+                            "vectors; pass one id per row")  # fmt: skip
+        bad = next((i for i in self.ids if not isinstance(i, str)), None)
+        if bad is not None:
+            raise SmecError(f"Embeddings id {bad!r:.40} is a {type(bad).__name__}; ids are "
+                            "strings")  # fmt: skip
         self._row = {doc_id: i for i, doc_id in enumerate(self.ids)}
+        if len(self._row) != len(self.ids):
+            seen: set[str] = set()
+            twice = next(i for i in self.ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+            raise SmecError(f"Embeddings id {twice!r} appears twice; ids must be unique")
 
     @property
     def dim(self) -> int:
@@ -77,7 +91,12 @@ class Embeddings:
 
     def take(self, ids: list[str]) -> np.ndarray:
         """Rows for ``ids`` as a float32 array, in the order given."""
-        return np.asarray(self.vectors[[self._row[i] for i in ids]], dtype=np.float32)
+        try:
+            rows = [self._row[i] for i in ids]
+        except (KeyError, TypeError):
+            missing = next(i for i in ids if not isinstance(i, str) or i not in self._row)
+            raise SmecError(f"no id {missing!r:.60} among these embeddings") from None
+        return np.asarray(self.vectors[rows], dtype=np.float32)
 
 
 def validate_embeddings(ids: list[str], vectors: np.ndarray, source: str) -> None:
@@ -606,6 +625,10 @@ class RetrievalData:
     skip_unknown_qrels: bool = False
 
     def __post_init__(self) -> None:
+        for what, part in (("corpus", self.corpus), ("queries", self.queries)):
+            if not isinstance(part, Embeddings):
+                raise SmecError(f"RetrievalData takes {what} as Embeddings(ids, vectors), got "
+                                f"{type(part).__name__}")  # fmt: skip
         if self.corpus.dim != self.queries.dim:
             raise SmecError(
                 f"corpus vectors are {self.corpus.dim}-d but query vectors {self.queries.dim}-d; "

@@ -200,6 +200,10 @@ class CompressedIndex:
         compressor: LinearCompressor | None,
         dim: int,
     ) -> None:
+        if not isinstance(connector, Connector):
+            raise SmecError(f"CompressedIndex takes a connector (open_connector(...)), got "
+                            f"{type(connector).__name__}")  # fmt: skip
+        check_collection_name(collection)
         compressor = fitted(compressor)
         check_stored_dim(compressor, dim)
         self.connector = connector

@@ -1206,3 +1206,58 @@ def test_a_qdrant_edge_shard_source_is_read_without_a_byte_changing(tmp_path):
                   "another process has it open; close it there first", output=tmp_path / "d")
     finally:
         os.close(handle)
+
+
+# -- the fifteenth sweep (API side): its faults ------------------------------------------------
+
+
+@pytest.mark.parametrize("filled", BACKENDS, indirect=True)
+def test_unordered_ids_and_payload_keys_that_collide_are_refused(filled):
+    connector, rows = filled
+    for ids, says in (({"x", "y"}, "ids as a set have no order"),
+                      ({"x": 0, "y": 1}.keys(), "have no order")):
+        with pytest.raises(SmecError, match=says):
+            connector.add("t", ids, rows[:2])
+    with pytest.raises(SmecError, match="two keys are both '1' once written as JSON"):
+        connector.add("t", ["x"], rows[:1], [{1: "int key", "1": "str key"}])
+    with pytest.raises(SmecError, match="two keys are both 'true'"):
+        connector.add("t", ["x"], rows[:1], [{"deep": {True: 1, "true": 2}}])
+    assert connector.count("t") == 20  # nothing was written
+    assert connector.get("t", {"1", "2"}).ids in (["1", "2"], ["2", "1"])  # get: any order
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_index_specs_of_wrong_kinds_and_sizes_are_one_line(tmp_path, backend):
+    for make, says in ((lambda: IndexSpec(dim=2**40), "engines store at most 65536 dims"),
+                       (lambda: IndexSpec(dim=8, params=None), "params None: pass a dict"),
+                       (lambda: IndexSpec(dim=8, params="ab"), "params 'ab': pass a dict"),
+                       (lambda: IndexSpec(dim=8, params={1: 2}), "pass a dict of parameter"),
+                       (lambda: IndexSpec(dim=8, metric=["l2"]), "unknown metric"),
+                       (lambda: IndexSpec(dim=8, index=None), "is not a name")):
+        with pytest.raises(SmecError, match=says):
+            make()
+    with _connector(backend, tmp_path) as connector:
+        with pytest.raises(SmecError, match="spec must be an IndexSpec, got dict"):
+            connector.create("x", {"dim": 8})
+        if backend == "milvus":
+            with pytest.raises(SmecError, match="Milvus stores at most 32,768 dims"):
+                connector.create("x", IndexSpec(dim=40000, index="flat"))
+        assert connector.collections() == []
+
+
+def test_constructors_refuse_parts_of_other_types():
+    from smec_index.data import Embeddings, RetrievalData
+    from smec_index.index import CompressedIndex
+
+    rows = np.ones((3, 4), np.float32)
+    for make, says in ((lambda: Embeddings(None, rows), "ids as a list of strings, got NoneType"),
+                       (lambda: Embeddings("abc", rows), "got str"),
+                       (lambda: Embeddings(["a", "b"], rows), "2 ids for 3 vectors"),
+                       (lambda: Embeddings(["a", "b", 3], rows), "id 3 is a int"),
+                       (lambda: Embeddings(["a", "b", "a"], rows), "'a' appears twice"),
+                       (lambda: RetrievalData(Embeddings(["a", "b", "c"], rows), None),
+                        "takes queries as Embeddings"),
+                       (lambda: Embeddings(["a", "b", "c"], rows).take(["a", "z"]), "no id 'z'"),
+                       (lambda: CompressedIndex(None, "c", None, 8), "takes a connector")):
+        with pytest.raises(SmecError, match=says):
+            make()

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -62,6 +62,9 @@ QUERY_PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 
+MAX_VECTOR_DIM = 65536  # Qdrant's most (Milvus takes 32,768): wider than any embedding
+
+
 @dataclass
 class IndexSpec:
     """What to build: dim, metric, index kind and its parameters.
@@ -88,8 +91,19 @@ class IndexSpec:
         self.dim = int(self.dim)
         if self.dim <= 0:
             raise SmecError(f"dim must be positive, got {self.dim}")
-        if self.metric not in METRICS:
-            raise SmecError(f"unknown metric {self.metric!r}; use one of {', '.join(METRICS)}")
+        if self.dim > MAX_VECTOR_DIM:
+            raise SmecError(f"dim {self.dim}: engines store at most {MAX_VECTOR_DIM} dims "
+                            "(Qdrant's limit; Milvus takes 32,768); project to fewer")  # fmt: skip
+        if not isinstance(self.metric, str) or self.metric not in METRICS:
+            raise SmecError(f"unknown metric {self.metric!r:.40}; use one of "
+                            f"{', '.join(METRICS)}")  # fmt: skip
+        if not isinstance(self.index, str):
+            raise SmecError(f"index {self.index!r:.40} is not a name; use one of "
+                            f"{', '.join(INDEX_DEFAULTS)}")  # fmt: skip
+        if not isinstance(self.params, Mapping) or not all(
+                isinstance(k, str) for k in self.params):  # fmt: skip
+            raise SmecError(f"params {self.params!r:.60}: pass a dict of parameter names to "
+                            "values, e.g. {'M': 16}")  # fmt: skip
         self.params = dict(self.params)
 
     def resolved(self, extra_params: Sequence[str] = ()) -> IndexSpec:

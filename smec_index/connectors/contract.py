@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -95,6 +96,9 @@ class Connector:
         build it: the index kind, the parameter names and, where the backend
         :class:`ChecksSpecs`, their values. Touches no collection, so a command can call it
         before any expensive work."""
+        if not isinstance(spec, IndexSpec):
+            raise SmecError(f"spec must be an IndexSpec, got {type(spec).__name__}: e.g. "
+                            "IndexSpec(dim=256, index='hnsw')")  # fmt: skip
         extra = self.backend.index_kinds.get(spec.index)
         if extra is None:
             kinds = ", ".join(self.backend.index_kinds)
@@ -440,6 +444,9 @@ def check_ids(ids: Sequence[Any], n: int, unique: bool = True) -> list[str]:
     characters, unique when ``unique``."""
     if isinstance(ids, (str, bytes)):
         raise SmecError("ids must be a list of strings, not one string")
+    if unique and isinstance(ids, (AbstractSet, Mapping)):  # no order to pair with rows
+        raise SmecError(f"ids as a {type(ids).__name__} have no order, so which vector each "
+                        "would get is chance; pass a list in the vectors' order")  # fmt: skip
     ids = list(ids)
     if len(ids) != n:
         raise SmecError(f"{len(ids)} ids for {n} vectors; pass one id per vector")
@@ -479,7 +486,7 @@ def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[di
         try:
             text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
             text.encode("utf-8")  # a lone surrogate: not text any engine stores
-            checked.append(json.loads(text, parse_int=_int64))
+            checked.append(json.loads(text, parse_int=_int64, object_pairs_hook=_one_each))
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
             raise SmecError(f"payloads must be JSON-serialisable dicts of UTF-8 text and "
                             f"64-bit integers ({str(exc)[:80]})") from None  # fmt: skip
@@ -509,6 +516,17 @@ def _deeper_than(value: Any, limit: int) -> bool:
                     return True
                 stack.append((child, depth + 1))
     return False
+
+
+def _one_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all different once written as text: ``{1: a, "1": b}``
+    would keep one of its two values."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+        raise ValueError(f"two keys are both {twice!r} once written as JSON text; rename one")
+    return found
 
 
 def _int64(digits: str) -> int:

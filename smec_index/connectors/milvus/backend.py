@@ -93,6 +93,9 @@ ITERATOR_PAGE_LIMIT = 16384  # Milvus' largest query window
 LITE_LOAD_TRIES = 4
 
 
+MILVUS_MAX_DIM = 32768  # its maxDimension setting's default
+
+
 class MilvusBackend:
     """A Milvus server (``uri``) or milvus-lite (``data_dir``) as a backend.
 
@@ -180,6 +183,9 @@ class MilvusBackend:
     # -- collections ---------------------------------------------------------------------
     def check(self, spec: IndexSpec) -> None:
         """Parameters inside Milvus' bounds, refused before anything is built."""
+        if spec.dim > MILVUS_MAX_DIM:
+            raise SmecError(f"dim {spec.dim:,}: Milvus stores at most {MILVUS_MAX_DIM:,} dims; "
+                            "project to fewer")  # fmt: skip
         for name, most in BUILD_LIMITS.items():
             value = spec.params.get(name)
             if isinstance(value, int) and value > most:
