@@ -135,7 +135,7 @@ def validate_embeddings(ids: list[str], vectors: np.ndarray, source: str) -> Non
                 f"{source}: row {bad} (id {ids[bad]!r}) holds NaN or inf; "
                 "re-embed or drop that row before training"
             )
-        magnitude = np.abs(chunk).max(axis=1)
+        magnitude = np.abs(chunk).max(axis=1).astype(np.float64)  # float16: 1e15 is inf there
         if (magnitude > MAX_ABS_VALUE).any():
             bad = start + int(np.argmax(magnitude > MAX_ABS_VALUE))
             raise SmecError(

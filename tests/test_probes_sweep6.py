@@ -1261,3 +1261,30 @@ def test_constructors_refuse_parts_of_other_types():
                        (lambda: CompressedIndex(None, "c", None, 8), "takes a connector")):
         with pytest.raises(SmecError, match=says):
             make()
+
+
+# -- the fifteenth sweep (command line): its faults ---------------------------------------------
+
+
+def test_float16_embeddings_load_without_a_warning(tmp_path):
+    from smec_index.data import load_npy
+
+    np.save(tmp_path / "e.npy", np.eye(4, dtype=np.float16))
+    (tmp_path / "ids.txt").write_text("a\nb\nc\nd\n")
+    with np.errstate(all="raise"):  # 1e15 compared in float16 overflowed (a RuntimeWarning)
+        assert load_npy(tmp_path / "e.npy", tmp_path / "ids.txt").vectors.dtype == np.float32
+
+
+def test_advice_names_no_flag_the_command_lacks():
+    from smec_index.compressors.simple import PCA
+    from smec_index.data import Embeddings, RetrievalData
+    from smec_index.migration.supervised import split
+
+    same = Embeddings([f"d{i}" for i in range(20)], np.ones((20, 8), np.float32))
+    with pytest.raises(SmecError, match="same vector") as refused:
+        PCA([4]).fit(RetrievalData(same, same))
+    assert "--method" not in str(refused.value)  # migrate, build and bench have none
+    few = {f"q{i}": {"d1": int(i < 2)} for i in range(40)}  # 2 with a relevant document
+    with pytest.raises(SmecError, match="leave out --queries and --qrels") as refused:
+        split(few)
+    assert "--unsupervised" not in str(refused.value)

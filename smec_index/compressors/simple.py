@@ -92,7 +92,8 @@ class PCA(TrainingFree):
         if not eigenvalues.sum() > 0:  # identical documents: the ratios below would be NaN
             raise SmecError(
                 "pca: every document has the same vector, so there is no variance to find; "
-                "check the embeddings or use --method truncate"
+                "check the embeddings (truncation, which keeps the leading dims, needs no "
+                "variance)"
             )
         order = np.argsort(eigenvalues)[::-1]
         components = eigenvectors[:, order]

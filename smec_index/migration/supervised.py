@@ -50,6 +50,9 @@ def load_queries(request: Any, dim: int) -> Embeddings:
     return queries
 
 
+MIN_TRAIN_QUERIES = 4  # training.examples refuses fewer
+
+
 def split(qrels: dict[str, dict[str, int]]) -> tuple[dict, dict]:
     """(train, held-out) by a hash of each query id: the same split on every run."""
     train, held = {}, {}
@@ -59,6 +62,13 @@ def split(qrels: dict[str, dict[str, int]]) -> tuple[dict, dict]:
     if not train or not held:
         raise SmecError(
             f"--qrels: {len(qrels)} judged queries are too few to train and hold out; pass more"
+        )
+    relevant = sum(any(score > 0 for score in rels.values()) for rels in train.values())
+    if relevant < MIN_TRAIN_QUERIES:  # what SMEC's training needs
+        raise SmecError(
+            f"--qrels: {relevant} of the queries it trains on have a relevant document; "
+            f"supervised fitting needs at least {MIN_TRAIN_QUERIES}: pass more judged queries, "
+            "or leave out --queries and --qrels to fit without labels (PCA)"
         )
     return train, held
 
