@@ -323,7 +323,8 @@ class CompressedIndex:
             return model
         what = f"embeddings of {model!r}" if model else "embeddings of an unrecorded model"
         raise SmecError(
-            f"collection {self.collection!r} holds {what}; pass --model DIR (the "
+            f"collection {(self.manifest.name if self.manifest else None) or self.collection!r}"
+            f" holds {what}; pass --model DIR (the "
             "sentence-transformers model that embedded the corpus) to encode queries the "
             "same way"
         )

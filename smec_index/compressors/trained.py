@@ -41,6 +41,8 @@ class TrainedCompressor(LinearCompressor):
         settings = self.train_config.to_dict()
         del settings["seed"]
         super().__init__(dims, seed=seed, **settings)
+        if not isinstance(progress, bool):  # "no" would be taken as yes
+            raise SmecError(f"progress {progress!r:.30}: pass True or False")
         self.progress = progress
         self.tree: StageTree | None = None
 
