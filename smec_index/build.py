@@ -408,8 +408,8 @@ def _build_and_switch(
     vectors = index.project(np.asarray(data.corpus.vectors))
     payloads = corpus_payloads(data, request.payloads)
     started = time.perf_counter()
-    spec = index.create(request.params, request.index)
-    try:
+    try:  # from its creation on: a Ctrl-C while it is being made leaves nothing either
+        spec = index.create(request.params, request.index)
         _fill(connector, physical, ids, vectors, payloads, request)
         with ctrl_c_kills():
             connector.flush(physical)

@@ -145,7 +145,9 @@ def search(query, backend, data_dir, url, api_key, uri, token, as_json, **f) -> 
         click.echo(json.dumps(found))
         return
     for rank, hit in enumerate(found["hits"], 1):
-        click.echo(f"{rank:>3}  {hit['score']:.4f}  {hit['id']}  {hit['title'][:80]}")
+        title = hit["title"]  # the user's own field in a migrated copy: any JSON value
+        shown = title if isinstance(title, str) else "" if title is None else json.dumps(title)
+        click.echo(f"{rank:>3}  {hit['score']:.4f}  {hit['id']}  {shown[:80]}")
 
 
 @main.command()

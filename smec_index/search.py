@@ -83,6 +83,13 @@ def run_search(r: SearchRequest) -> dict[str, Any]:
 
             encoder = load_model(index.query_model(r.model), "auto")
             vectors = encode(encoder, [r.query], progress=False)
+            width = index.compressor.input_dim if index.compressor is not None else index.dim
+            if vectors.shape[1] != width:
+                raise SmecError(
+                    f"the query model {r.model or 'recorded with the collection'} embeds "
+                    f"{vectors.shape[1]}-d vectors, but {r.collection!r} was built from "
+                    f"{width}-d embeddings: pass --model DIR, the model that embedded its corpus"
+                )
             ids, scores = index.search(vectors, k=r.top_k, params=params)
         stored = index.connector.get(index.collection, [i for i in ids[0] if i])
     finally:

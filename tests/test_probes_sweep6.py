@@ -1288,3 +1288,67 @@ def test_advice_names_no_flag_the_command_lacks():
     with pytest.raises(SmecError, match="leave out --queries and --qrels") as refused:
         split(few)
     assert "--unsupervised" not in str(refused.value)
+
+
+# -- the sixteenth sweep (command line): its faults ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_search_prints_titles_of_any_json_type_and_names_a_model_of_another_width(
+    built, tmp_path
+):
+    from qdrant_client import QdrantClient, models
+
+    from smec_index.embed import bundled_model_path
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=16, distance=models.Distance.COSINE))  # fmt: skip
+    titles = [7, None, True, {"a": 1}, ["x", "y"], 2.5] * 10
+    client.upsert("docs", [models.PointStruct(id=i, vector=np.random.default_rng(i)
+                  .standard_normal(16).tolist(), payload={"title": t})
+                  for i, t in enumerate(titles)])  # fmt: skip
+    client.close()
+    _ok("migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+        "--dim", 8, "--to-backend", "faiss", "--allow-schema-change", "--min-recall", 0,
+        "--data-dir", tmp_path / "d", "--quiet")  # fmt: skip
+    lines = _ok("search", "--backend", "faiss", "--data-dir", tmp_path / "d", "--collection",
+                "docs_8", "--like", "3", "-k", 60).splitlines()  # fmt: skip
+    assert len(lines) == 60 and lines[0].split()[2:] == ["3", '{"a":', "1}"]
+    run_probe(["search", "--backend", "qdrant", "--data-dir", built / "d", "--collection", "c8",
+               "cells", "--model", bundled_model_path()], built,
+              "embeds 384-d vectors, but 'c8' was built from 16-d embeddings: pass --model DIR",
+              output=built / "d")  # fmt: skip
+
+
+def test_payloads_holding_nan_are_the_same_payloads():
+    from smec_index.migration.verify import same_values
+
+    nan = float("nan")
+    assert same_values([{"s": nan, "t": [1, nan]}], [{"s": nan, "t": [1, nan]}])
+    assert not same_values([{"s": nan}], [{"s": 1.0}])
+    assert not same_values([{"s": 1, "t": 2}], [{"s": 1}])
+    assert same_values({"v": np.array([1.0, 2.0])}, {"v": np.array([1.0, 2.0])})
+
+
+@pytest.mark.slow
+def test_a_milvus_source_with_nan_in_a_double_field_migrates_and_switches(tmp_path):
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(str(tmp_path / "src.db"))
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=16)
+    schema.add_field("score", DataType.DOUBLE)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="COSINE")
+    client.create_collection("docs", schema=schema, index_params=index)
+    rows = np.random.default_rng(4).standard_normal((60, 16)).astype(np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    client.insert("docs", [{"id": i, "v": rows[i].tolist(), "score": [float("nan"), 1.5][i % 2]}
+                           for i in range(60)])  # fmt: skip
+    client.close()
+    summary = json.loads(_ok("migrate", "--backend", "milvus", "--uri", tmp_path / "src.db",
+                             "--collection", "docs", "--dim", 8, "--alias", "app", "--min-recall",
+                             0, "--data-dir", tmp_path / "d", "--quiet", "--json"))  # fmt: skip
+    assert summary["verified"] and summary["alias"] == "app"  # "payloads differ" before

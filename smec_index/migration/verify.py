@@ -79,12 +79,24 @@ def verify(source: Source, target: Any, name: str, projection, dim: int, count: 
         raise SmecError(
             "sampled target vectors differ from the projection of the source's; not switched"
         )
-    if stored.payloads != sample.payloads:
+    if not same_values(stored.payloads, sample.payloads):
         raise SmecError("sampled target payloads differ from the source's; not switched")
     if stored.carried is not None and sample.carried is not None:
         if not all(_same_vectors(a, b) for a, b in zip(stored.carried, sample.carried,
                                                        strict=True)):  # fmt: skip
             raise SmecError("sampled target points' other vectors differ from the source's")
+
+
+def same_values(a: Any, b: Any) -> bool:
+    """``a == b``, with NaN equal to NaN (a float field may hold it, and the copy must)."""
+    if isinstance(a, float) and isinstance(b, float) and a != a and b != b:
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_values(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b, strict=True))
+    same = a == b
+    return same if isinstance(same, bool) else bool(np.array_equal(a, b))
 
 
 def _same_vectors(a: dict[str, Any], b: dict[str, Any]) -> bool:
