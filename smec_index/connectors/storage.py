@@ -188,8 +188,15 @@ def file_lock(path: Path, what: str, wait: bool = False) -> Iterator[None]:
     The kernel releases the lock when the process dies, however it dies, so a killed
     holder never blocks the next run. The holder removes the file (and the folders it made
     for it, when empty) before releasing it, so a run leaves no lock file behind; a waiter
-    that then holds the lock of a removed file sees that and locks the path anew.
+    that then holds the lock of a removed file sees that and locks the path anew. A name
+    too long for a file system (two 200-character collection names joined) is shortened to
+    its start and a hash of the whole, the same in every process.
     """
+    if len(path.name.encode()) > 200:
+        import hashlib
+
+        digest = hashlib.sha256(path.name.encode()).hexdigest()[:16]
+        path = path.with_name(f"{path.name[:120]}-{digest}.lock")
     made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     while True:
         path.parent.mkdir(parents=True, exist_ok=True)

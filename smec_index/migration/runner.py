@@ -16,6 +16,7 @@ anything is written, ``--overwrite`` included. Progress is keyed by the source's
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
 import tempfile
 import time
@@ -144,7 +145,11 @@ def default_target(collection: str, dim: int) -> str:
     """``<collection>_<dim>``, with what a target name cannot hold (a Qdrant source's ``-``
     or ``.``, say) written as ``_``."""
     safe = re.sub(r"[^A-Za-z0-9_]", "_", collection)
-    return f"{safe if safe[:1].isalpha() else 'c_' + safe}_{dim}"
+    name = f"{safe if safe[:1].isalpha() else 'c_' + safe}_{dim}"
+    if len(name) > MAX_NAME:  # Qdrant names run to 255: a start and a hash of the whole
+        digest = hashlib.sha256(collection.encode()).hexdigest()[:10]
+        name = f"{name[:MAX_NAME - 12 - len(str(dim))]}_{digest}_{dim}"
+    return name
 
 
 def _check_request(request: MigrateRequest) -> Partition | None:
@@ -302,11 +307,12 @@ def _locked(request, source, target, to_backend, server, partition, started, say
             given_artifact(request, source.info.dim)
         elif request.queries is None and min(request.fit_rows, count) <= request.dim:
             rows = min(request.fit_rows, count)
-            which = "--fit-rows" if request.fit_rows < count else "all the source holds"
+            capped = request.fit_rows < count
             raise SmecError(
                 f"a PCA to {request.dim} dims needs at least {request.dim + 1} points to fit on "
-                f"and would get {rows} ({which}): raise --fit-rows, pick a smaller --dim or "
-                "pass --artifact"
+                f"and would get {rows} ({'--fit-rows' if capped else 'all the source holds'}): "
+                + ("raise --fit-rows, " if capped else "")
+                + f"pick a --dim below {rows} or pass --artifact (one trained elsewhere)"
             )
         if not server and not request.dry_run:  # an embedded target: this machine's disk
             # Payloads are not read ahead: a modest 256 bytes a point is assumed. Checked

@@ -208,6 +208,10 @@ def advice(exc: MilvusException, lite: bool = False) -> str:
 
     if isinstance(exc, _REFUSED_DATA):
         return "fix what was sent (ids, field types, value ranges)"
+    if "Expected bytes, got a" in str(exc):  # pyarrow, under milvus-lite's JSON fields
+        return ("a JSON field holds a bare number or true/false, which pymilvus writes into "
+                "no JSON field (it writes objects, arrays and strings): make those values "
+                "JSON objects, or migrate with --to-backend, whose payload keeps them")
     if is_disk_full(exc):
         return "the disk is full: free some space, then run again"
     if too_many_files(exc):

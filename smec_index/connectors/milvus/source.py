@@ -195,13 +195,17 @@ class MilvusSource:
         """Rows as read (``*``) into a batch: the key, the vector, the rest as payload.
         ``dim``: the vectors' size, when not the source's (a copy's)."""
         skip = (self.pk, self.vector)
+        try:  # pymilvus decodes JSON cells lazily: here, or in its iterator
+            payloads = [{k: v for k, v in r.items() if k not in skip} for r in rows]
+        except ValueError as exc:
+            raise self._undecodable(exc) from None
         return SourceBatch(
             [str(r[self.pk]) for r in rows],
             [r[self.pk] for r in rows],
             np.asarray([r[self.vector] for r in rows], np.float32).reshape(
                 -1, dim or self.info.dim
             ),
-            [{k: v for k, v in r.items() if k not in skip} for r in rows],
+            payloads,
             cursor,
         )
 
@@ -304,10 +308,24 @@ class MilvusSource:
 
         try:
             return iterator.next()
+        except ValueError as exc:
+            raise self._undecodable(exc) from None
         except MilvusException as exc:
             raise SmecError(
                 f"reading {collection!r} from Milvus at {self.info.where} failed: {one_line(exc)}"
             ) from None
+
+    def _undecodable(self, exc: ValueError) -> Exception:
+        """A JSON cell pymilvus cannot decode (orjson's error) as one line; any other
+        ValueError as it was."""
+        if type(exc).__name__ != "JSONDecodeError":
+            return exc
+        return SmecError(
+            f"{self.collection!r} at {self.info.where} holds a JSON cell that pymilvus cannot "
+            f"decode ({exc}; a bare string written into a JSON field is stored so): your own "
+            "client cannot read that point either; rewrite its JSON field as a JSON object, or "
+            "delete the point"
+        )
 
     def get(self, raw_ids: list[Any]) -> SourceBatch:
         return self.get_from(self.collection, raw_ids)
