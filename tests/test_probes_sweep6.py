@@ -1410,3 +1410,73 @@ def test_milvus_json_cells_pymilvus_cannot_carry_are_named(tmp_path, value, says
                                      str(tmp_path / "d"), "--quiet"])  # fmt: skip
     lines = done.output.strip().splitlines()  # the copy beside it may exist, empty: resumable
     assert done.exit_code == 2 and len(lines) == 1 and says in lines[0], done.output
+
+
+# -- the seventeenth sweep (API side): its faults -----------------------------------------------
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_collection_made_again_by_another_connector_is_seen(tmp_path, backend):
+    index = "hnsw" if backend == "hnswlib" else "flat"
+    one, two = _connector(backend, tmp_path), _connector(backend, tmp_path)
+    try:
+        one.create("s", IndexSpec(dim=8, index=index))
+        one.add("s", ["x"], np.ones((1, 8), np.float32))
+        one.flush("s")
+        searcher = one.searcher("s")
+        two.create("s", IndexSpec(dim=16, index=index), overwrite=True)
+        two.add("s", ["z"], np.ones((1, 16), np.float32))
+        two.close()  # qdrant-edge lets one connector at a time open a shard
+        with pytest.raises(SmecError, match="do not fit a 16-d collection"):
+            one.add("s", ["w"], np.ones((1, 8), np.float32))  # a raw engine error before
+        with pytest.raises(SmecError, match="dropped|made again"):
+            searcher.search(np.ones((1, 8), np.float32), 1)  # qdrant-edge answered old points
+        assert one.count("s") == 1 and one.spec("s").dim == 16
+    finally:
+        one.close()
+        two.close()
+
+
+@pytest.mark.parametrize("filled", ["milvus", "qdrant"], indirect=True)
+def test_an_alias_switched_by_another_connector_is_followed(filled, tmp_path):
+    connector, rows = filled
+    connector.create("u", IndexSpec(dim=4, index="flat"))
+    connector.add("u", ["only"], np.ones((1, 4), np.float32))
+    assert connector.spec("al").dim == 8
+    with _connector(connector.name, tmp_path) as other:
+        other.set_alias("al", "u")
+    assert connector.spec("al").dim == 4  # milvus kept its alias table: searched "t"
+    assert connector.search("al", np.ones((1, 4), np.float32), 1)[0] == [["only"]]
+
+
+def test_qdrant_local_mode_takes_threads_in_turn(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with open_connector("qdrant", data_dir=tmp_path, mode="local") as connector:
+        connector.create("t", IndexSpec(dim=8, index="flat"))
+        rows = np.random.default_rng(0).random((200, 8), dtype=np.float32)
+
+        def write(k: int) -> None:
+            part = slice(50 * k, 50 * (k + 1))
+            connector.add("t", [str(i) for i in range(200)][part], rows[part])
+
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(write, range(4)))  # sqlite3 errors and lost points before
+        assert connector.count("t") == 200
+        assert sorted(i for b in connector.iterate("t", 64) for i in b.ids) == sorted(
+            str(i) for i in range(200))  # fmt: skip
+
+
+def test_server_addresses_and_keys_of_other_types_are_one_line(tmp_path):
+    from smec_index.index import CompressedIndex
+
+    for backend, options, says in (("qdrant", {"url": 1234}, "url must be a server address"),
+                                   ("qdrant", {"api_key": 123}, "api_key must be text"),
+                                   ("milvus", {"uri": 123}, "uri must be a server address"),
+                                   ("milvus", {"token": ["a"]}, "token must be text")):
+        with pytest.raises(SmecError, match=says):
+            open_connector(backend, **options)
+        with pytest.raises(SmecError, match=says):
+            CompressedIndex.open(backend, "c", tmp_path, **options)
+    with open_connector("milvus", uri=tmp_path / "m.db") as connector:  # a Path, as data_dir
+        assert connector.collections() == []

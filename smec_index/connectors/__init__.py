@@ -38,6 +38,7 @@ def open_connector(backend: str, **options: Any) -> Connector:
         raise SmecError(
             f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
         ) from None
+    options = _typed(options)
     data_dir = options.get("data_dir")
     if data_dir is not None:
         from pathlib import Path
@@ -60,6 +61,22 @@ def open_connector(backend: str, **options: Any) -> Connector:
             f"backend {backend!r} needs {exc.name}; pip install 'smec-index[{extra}]'"
         ) from None
     return Connector(getattr(module, class_name)(**options))
+
+
+def _typed(options: dict[str, Any]) -> dict[str, Any]:
+    """Addresses and keys as text: a milvus-lite ``uri`` may be a ``Path`` (as ``data_dir``
+    may), anything else of another type is refused by name (never a C library's TypeError)."""
+    import os
+
+    typed = dict(options)
+    if isinstance(typed.get("uri"), os.PathLike):
+        typed["uri"] = os.fspath(typed["uri"])
+    for name in ("url", "api_key", "uri", "token", "mode"):
+        value = typed.get(name)
+        if value is not None and not isinstance(value, str):
+            what = "a server address" if name in ("url", "uri") else "text"
+            raise SmecError(f"{name} must be {what} (a str), got {type(value).__name__}")
+    return typed
 
 
 __all__ = [

@@ -48,7 +48,7 @@ class Connector:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.name = backend.name
-        self._specs: dict[str, IndexSpec] = {}
+        self._specs: dict[str, tuple[IndexSpec, Any]] = {}  # with its life
 
     def __repr__(self) -> str:
         return f"Connector({self.backend!r})"
@@ -88,7 +88,7 @@ class Connector:
             self.drop(collection)
         self._specs.pop(collection, None)
         self.backend.create(collection, spec)
-        self._specs[collection] = spec
+        self._specs[collection] = (spec, self._life(collection))
         return spec
 
     def check_spec(self, spec: IndexSpec) -> IndexSpec:
@@ -117,10 +117,24 @@ class Connector:
         """The stored spec, cached per physical collection (an alias is resolved on every
         call, so a switch never leaves a stale dim or index behind)."""
         target = self.aliases().get(collection, collection)
-        if target not in self._specs:
-            self._require(target)
-            self._specs[target] = self.backend.spec(target)
-        return self._specs[target]
+        cached = self._specs.get(target)
+        if cached is not None and (cached[1] is None or not cached[1].ended):
+            return cached[0]
+        # Not read yet, or dropped or made again by another connector of this process since.
+        if cached is not None and not self.backend.exists(target):
+            raise SmecError(f"collection {collection!r} was dropped (by another connector of "
+                            "this process) after this one read it; create it again first")
+        self._require(target)
+        life = self._life(target)
+        spec = self.backend.spec(target)
+        self._specs[target] = (spec, life)
+        return spec
+
+    def _life(self, collection: str) -> Any:
+        """The backend's record of whether ``collection`` still exists as this process
+        knows it (``None`` where a backend keeps none: a server's collections)."""
+        life = getattr(self.backend, "life", None)
+        return None if life is None else life(collection)
 
     def collections(self) -> list[str]:
         return sorted(self.backend.collections())

@@ -224,6 +224,10 @@ class LocalBackend(FileAliases):
         """The backend's live index object (CPU), for inspection; do not modify it."""
         return self._load(collection).index
 
+    def life(self, collection: str) -> Life:
+        """Ended when a connector of this process drops or makes ``collection`` again."""
+        return life_of(self.root / self._target(collection))
+
     @_serialised
     def upsert(
         self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
@@ -233,6 +237,12 @@ class LocalBackend(FileAliases):
             handle = self._lock_writer(col.name)
             col = self._load(collection)  # a commit made before the lock is seen now
             col.extra["writer"] = handle
+        if vectors.shape[1] != col.spec.dim:  # made again, by another process, since it was read
+            if not col.dirty:
+                self._forget(col.name)  # and the writer lock just taken with it
+            raise SmecError(f"collection {collection!r} holds {col.spec.dim}-d vectors now (it "
+                            "was made again since this connector read it); open a new "
+                            "connector")  # fmt: skip
         rows = col.rows
         old = [n for n, point_id in enumerate(ids) if point_id in rows]
         new = [n for n, point_id in enumerate(ids) if point_id not in rows]

@@ -94,6 +94,8 @@ LITE_LOAD_TRIES = 4
 
 
 MILVUS_MAX_DIM = 32768  # its maxDimension setting's default
+ALIASES_TTL_S = 1.0  # how old a connector's alias table may be (another process's switch)
+_ALIAS_SWITCHES: dict[str, int] = {}  # where -> alias switches made by this process
 
 
 class MilvusBackend:
@@ -147,8 +149,9 @@ class MilvusBackend:
         self._loaded: set[str] = set()
         self._read: set[str] = set()  # read by this connector: never released by a write
         self._pending: set[str] = set()  # written to since the last flush
-        self._specs: dict[str, IndexSpec] = {}
+        self._specs: dict[str, tuple[IndexSpec, Life]] = {}
         self._aliases: dict[str, str] | None = None
+        self._aliases_read = (0, 0.0)  # (this process's switch count, when) it was read
         self._created: set[str] = set()  # made by this connector: nobody else searches them
         self.storage = Path(storage) if storage else None
         kinds = LITE_KINDS if self.lite else tuple(BUILD_PARAMS)
@@ -215,7 +218,7 @@ class MilvusBackend:
                 f"Milvus rejected {index['index_type']} with {index['params']}: "
                 f"{one_line(exc)}; change the index params"
             ) from None
-        self._specs[collection] = spec
+        self._specs[collection] = (spec, self.life(collection))
         self._created.add(collection)
 
     def exists(self, collection: str) -> bool:
@@ -226,6 +229,8 @@ class MilvusBackend:
 
     def spec(self, collection: str) -> IndexSpec:
         name = self._target(collection)
+        if name in self._specs and self._specs[name][1].ended:  # made again elsewhere here
+            del self._specs[name]
         if name not in self._specs:
             properties = self.client.describe_collection(name).get("properties") or {}
             if SPEC_PROPERTY not in properties:
@@ -235,8 +240,9 @@ class MilvusBackend:
                     "a collection `build` made (a copy `migrate` made is found with that "
                     "migration's --data-dir)"
                 )
-            self._specs[name] = IndexSpec(**json.loads(properties[SPEC_PROPERTY]))
-        return self._specs[name]
+            spec = IndexSpec(**json.loads(properties[SPEC_PROPERTY]))
+            self._specs[name] = (spec, self.life(name))
+        return self._specs[name][0]
 
     def life(self, collection: str) -> Life:
         """Whether ``collection`` (a physical name) still exists as this process knows it:
@@ -246,7 +252,7 @@ class MilvusBackend:
 
     def drop(self, collection: str) -> None:
         end_life(f"milvus:{self.where}/{collection}")
-        self._aliases = None
+        self._switched()  # its aliases go with it
         self._loaded.discard(collection)
         self._read.discard(collection)
         self._pending.discard(collection)
@@ -402,13 +408,24 @@ class MilvusBackend:
 
     # -- aliases -------------------------------------------------------------------------
     def aliases(self) -> dict[str, str]:
-        if self._aliases is None:
+        """Read again after a switch by any connector of this process, and at most
+        ``ALIASES_TTL_S`` old otherwise (another process's switch)."""
+        stamp = _ALIAS_SWITCHES.get(self.where, 0)
+        if (
+            self._aliases is None
+            or self._aliases_read[0] != stamp
+            or time.monotonic() - self._aliases_read[1] > ALIASES_TTL_S
+        ):
             found = {}
             for name in self.collections():
                 for alias in self.client.list_aliases(name).get("aliases", []):
                     found[alias] = name
-            self._aliases = found
+            self._aliases, self._aliases_read = found, (stamp, time.monotonic())
         return dict(self._aliases)
+
+    def _switched(self) -> None:
+        self._aliases = None
+        _ALIAS_SWITCHES[self.where] = _ALIAS_SWITCHES.get(self.where, 0) + 1
 
     def _target(self, collection: str) -> str:
         return self.aliases().get(collection, collection)
@@ -418,11 +435,11 @@ class MilvusBackend:
             self.client.alter_alias(collection, alias)
         else:
             self.client.create_alias(collection, alias)
-        self._aliases = None
+        self._switched()
 
     def drop_alias(self, alias: str) -> None:
         self.client.drop_alias(alias)
-        self._aliases = None
+        self._switched()
 
     def close(self) -> None:
         if self._client is None:

@@ -77,6 +77,7 @@ class QdrantBackend:
         timeout: float = 10.0,
     ) -> None:
         self._settings: dict[str, tuple[IndexSpec, QdrantSettings]] = {}
+        self._lives: dict[str, Any] = {}  # of the collections whose settings are kept
         self._unbuilt: set[str] = set()  # collections written to since their last build
         self._store: QdrantStore | None = None
         try:
@@ -142,6 +143,12 @@ class QdrantBackend:
             raise SmecError(f"Qdrant in {self.mode} mode keeps no collection directories")
         return str(self.store.directory(self._target(collection)))
 
+    def life(self, collection: str) -> Any:
+        """The edge store's record of whether ``collection`` still exists in this process
+        (``None`` for a server or local mode, whose collections are the server's)."""
+        life = getattr(self.store, "life", None)
+        return None if life is None else life(self._target(collection))
+
     def _target(self, collection: str) -> str:
         return self.store.aliases().get(collection, collection)
 
@@ -155,6 +162,7 @@ class QdrantBackend:
         self._unbuilt.discard(collection)
         self.store.create(collection, spec, settings)
         self._settings[collection] = (spec, settings)
+        self._lives[collection] = self.life(collection)
 
     def exists(self, collection: str) -> bool:
         return self.store.exists(self._target(collection))
@@ -166,7 +174,13 @@ class QdrantBackend:
         return self._loaded(self._target(collection))[0]
 
     def _loaded(self, collection: str) -> tuple[IndexSpec, QdrantSettings]:
+        life = self._lives.get(collection)
+        if life is not None and life.ended:  # made again by another connector of this process
+            self._settings.pop(collection, None)
+            self._lives.pop(collection, None)
+            self.store.reopen(collection)
         if collection not in self._settings:
+            self._lives[collection] = self.life(collection)
             spec = self.store.spec(collection)
             self._settings[collection] = (spec, QdrantSettings.from_spec(spec))
         return self._settings[collection]

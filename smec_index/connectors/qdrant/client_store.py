@@ -18,7 +18,9 @@ memory figures.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -131,6 +133,9 @@ class ClientStore:
     def __init__(self, client: QdrantClient, where: str, storage: Path | None = None) -> None:
         self.client, self.where, self.storage = client, where, storage
         self._aliases: dict[str, str] | None = None
+        # Local mode is one SQLite connection and Python dicts, safe for one thread at a time
+        # (threads writing at once lost points and raised sqlite3 errors): calls take turns.
+        self._serial = threading.RLock() if storage is not None else contextlib.nullcontext()
 
     @property
     def server(self) -> bool:
@@ -138,9 +143,11 @@ class ClientStore:
 
     @contextmanager
     def guard(self) -> Iterator[None]:
-        """Turn transport and HTTP failures into one-line errors that name the server."""
+        """Turn transport and HTTP failures into one-line errors that name the server (and,
+        in local mode, let one thread in at a time)."""
         try:
-            yield
+            with self._serial:
+                yield
         except UnexpectedResponse as exc:
             detail = (exc.content or b"").decode(errors="replace").splitlines()[:1]
             raise SmecError(
@@ -329,7 +336,8 @@ class ClientStore:
             self.client.delete_collection(collection)
 
     def close(self) -> None:
-        self.client.close()
+        with self._serial:
+            self.client.close()
 
 
 def open_local(path: Path) -> ClientStore:

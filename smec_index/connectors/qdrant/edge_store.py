@@ -30,6 +30,7 @@ with ``rescore=False`` the float32 originals stay out too, since search never re
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,6 +194,21 @@ class EdgeStore(FileAliases):
                 ) from None
         return self._specs[collection]
 
+    def reopen(self, collection: str) -> None:
+        """Forget the shard of ``collection`` that another connector of this process
+        dropped or made again: the next use opens what is there now (searchers bound to the
+        old one refuse)."""
+        shard = self._shards.pop(collection, None)
+        if shard is not None:
+            with contextlib.suppress(Exception):  # its files may be gone: nothing to flush
+                shard.close()
+        for cache in (self._specs, self._id_maps, self._int_ids, self._writes):
+            cache.pop(collection, None)
+
+    def life(self, collection: str) -> Life:
+        """Ended when a connector of this process drops or makes ``collection`` again."""
+        return life_of(self.directory(collection))
+
     def shard(self, collection: str) -> edge.EdgeShard:
         """The open shard, loading it on first use."""
         if collection not in self._shards:
@@ -270,8 +286,13 @@ class EdgeStore(FileAliases):
         once from the payloads and dropped by the next write): no payload read per hit.
         ``(queries, k) -> (ids, scores)``, padded with ``""`` / ``-inf``."""
         engine, maps = self.raw_engine(collection, settings), self._id_maps
+        life = self._lives[collection]  # the shard raw_engine opened
 
         def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+            if life.ended:  # dropped (and perhaps made again) by another connector here
+                raise SmecError(f"collection {collection!r} was dropped (or made again) by "
+                                "another connector of this process since this one opened it; "
+                                "open a new connector and searcher")  # fmt: skip
             try:
                 table = maps.get(collection) or self._id_map(collection)
                 found = engine(queries, k)
