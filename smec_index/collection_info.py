@@ -97,6 +97,7 @@ def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any],
             places = {f"lite:{Path(where).resolve()}"}
     else:
         return None
+    found = []
     for path in sorted(data_dir.glob("migrations/*/*.json")):
         try:
             record = safejson.loads(path.read_text())
@@ -112,8 +113,17 @@ def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any],
             and str(record.get("source", "")).startswith(f"{backend}:")
             and record.get("target_place") in places
         ):
-            return record
-    return None
+            if record.get("target") == name:
+                return record  # the copy itself
+            found.append(record)
+    # An alias: the migration that switched it last (two migrations may have used it).
+    return max(found, key=lambda r: _switched_at(r, name), default=None)
+
+
+def _switched_at(record: dict, alias: str) -> float:
+    switched = record.get("aliases")
+    when = switched.get(alias, 0.0) if isinstance(switched, dict) else 0.0
+    return when if isinstance(when, (int, float)) else 0.0
 
 
 def _migrated_info(backend: str, name: str, record: dict, options: dict[str, Any]):

@@ -1480,3 +1480,58 @@ def test_server_addresses_and_keys_of_other_types_are_one_line(tmp_path):
             CompressedIndex.open(backend, "c", tmp_path, **options)
     with open_connector("milvus", uri=tmp_path / "m.db") as connector:  # a Path, as data_dir
         assert connector.collections() == []
+
+
+# -- the seventeenth sweep (command line): its faults -------------------------------------------
+
+
+def test_the_bench_summary_never_cuts_a_name_into_another():
+    from smec_index.bench.report import summary_lines
+
+    run = {"method": "none", "dim": 16, "backend": "faiss", "index": "flat",
+           "encoding": "float32", "ef_search": None, "ndcg@10": None, "recall@10": 1.0,
+           "p50_ms": 0.1, "qps": 10.0, "index_bytes": 2**20}  # fmt: skip
+    names = ["synthetic:300x16:rank16", "synthetic:300x16:rank10"]
+    lines = summary_lines([{**run, "dataset": name} for name in names])
+    assert [line.split()[0] for line in lines[1:]] == names  # both read "...:rank1" before
+    long = summary_lines([{**run, "dataset": "d" * 80}])[1].split()[0]
+    assert long.endswith("…") and len(long) == 48
+
+
+@pytest.mark.slow
+def test_an_alias_two_migrations_switched_is_described_by_the_last(tmp_path):
+    source = qdrant_source(tmp_path, n=120, dim=32)
+    common = ["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs",
+              "--alias", "live", "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]
+    _ok(*common, "--dim", 16)
+    _ok(*common, "--dim", 8)
+    described = json.loads(_ok("info", "--backend", "qdrant", "--path", source, "--data-dir",
+                               tmp_path / "d", "--collection", "live", "--json"))  # fmt: skip
+    assert (described["alias_target"], described["dim"]) == ("docs_8", 8)  # docs_16 before
+
+
+@pytest.mark.slow
+def test_a_uint8_qdrant_vector_is_not_copied_into_a_uint8_vector_of_floats(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config={"a": models.VectorParams(
+        size=16, distance=models.Distance.COSINE, datatype=models.Datatype.UINT8)})  # fmt: skip
+    rows = np.random.default_rng(0).integers(0, 256, (80, 16))
+    client.upsert("docs", models.Batch(ids=list(range(80)), vectors={"a": rows.tolist()}))
+    client.close()
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+              "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]
+    run_probe([*common, "--dry-run"], tmp_path, "stores uint8 values, and a projection's are "
+              "floats", output=tmp_path / "d")  # fmt: skip
+    _ok(*common, "--to-backend", "faiss", "--allow-schema-change")  # as the message says
+    with open_connector("faiss", data_dir=tmp_path / "d") as connector:
+        assert connector.count("docs_8") == 80
+
+
+def test_a_one_point_source_is_not_told_to_pick_a_dim_below_one(tmp_path):
+    source = qdrant_source(tmp_path, n=1, dim=16)
+    line = run_probe(["migrate", "--backend", "qdrant", "--path", source, "--collection",
+                      "docs", "--dim", 8, "--data-dir", tmp_path / "d"], tmp_path,
+                     "pass --artifact", output=tmp_path / "d")  # fmt: skip
+    assert "below 1" not in line

@@ -440,13 +440,16 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
     has every field): one line per run, at most :data:`SUMMARY_ROWS`."""
     if not records:
         return ["measured nothing new (every run was stored already; --force measures again)"]
-    head = (f"{'dataset':<22} {'method':<10} {'dim':>5} {'backend':<9} {'index':<6} "
+    shown = records[:SUMMARY_ROWS]  # names as wide as they are (up to 48): never cut into
+    data = max(7, min(48, max(len(str(r["dataset"])) for r in shown)))  # another valid one
+    meth = max(6, min(32, max(len(_label(r["method"])) for r in shown)))
+    head = (f"{'dataset':<{data}} {'method':<{meth}} {'dim':>5} {'backend':<9} {'index':<6} "
             f"{'encoding':<9} {'ef':>4} {'nDCG@10':>7} {'R@10':>6} {'p50 ms':>8} {'QPS':>8} "
             f"{'index MiB':>9}")  # fmt: skip
     lines = [head]
-    for r in records[:SUMMARY_ROWS]:
+    for r in shown:
         lines.append(
-            f"{str(r['dataset'])[:22]:<22} {_label(r['method'])[:10]:<10} {r['dim']:>5} "
+            f"{_cell(str(r['dataset']), data)} {_cell(_label(r['method']), meth)} {r['dim']:>5} "
             f"{r['backend'][:9]:<9} {r['index'][:6]:<6} {r['encoding'][:9]:<9} "
             f"{r.get('ef_search') or r.get('nprobe') or '':>4} {_num(r.get('ndcg@10')):>7} "
             f"{_num(r['recall@10'], 3):>6} {r['p50_ms']:>8.3f} {r['qps']:>8,.0f} "
@@ -455,6 +458,12 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
     if len(records) > SUMMARY_ROWS:
         lines.append(f"... and {len(records) - SUMMARY_ROWS} more runs (smec-index report)")
     return lines
+
+
+def _cell(text: str, width: int) -> str:
+    """``text`` left-aligned in ``width``; a longer one ends in "…", so it is never read as
+    another name."""
+    return f"{text:<{width}}" if len(text) <= width else f"{text[:width - 1]}…"
 
 
 def _label(method: str) -> str:

@@ -312,7 +312,8 @@ def _locked(request, source, target, to_backend, server, partition, started, say
                 f"a PCA to {request.dim} dims needs at least {request.dim + 1} points to fit on "
                 f"and would get {rows} ({'--fit-rows' if capped else 'all the source holds'}): "
                 + ("raise --fit-rows, " if capped else "")
-                + f"pick a --dim below {rows} or pass --artifact (one trained elsewhere)"
+                + (f"pick a --dim below {rows} or " if rows > 1 else "")
+                + "pass --artifact (one trained elsewhere)"
             )
         if not server and not request.dry_run:  # an embedded target: this machine's disk
             # Payloads are not read ahead: a modest 256 bytes a point is assumed. Checked

@@ -275,6 +275,7 @@ class QdrantSource(QdrantReader):
                     "migrate compresses single dense vectors"
                 )
             distance = str(getattr(config.distance, "value", config.distance))
+            self.datatype = str(getattr(config.datatype, "value", config.datatype) or "float32")
             self.info = SourceInfo(where, collection, int(config.size),
                                    metric(distance, collection), location, self.using,
                                    {"mode": "client"})  # fmt: skip
@@ -321,6 +322,12 @@ class QdrantSource(QdrantReader):
     def mirror(self) -> Any:
         from smec_index.connectors.qdrant.mirror import QdrantMirror
 
+        if self.datatype.lower() == "uint8":  # a copy in the same schema would claim bytes
+            raise SmecError(
+                f"vector {self.using or '(unnamed)'!r} of {self.collection!r} stores uint8 "
+                "values, and a projection's are floats that no uint8 vector keeps: migrate "
+                "with --to-backend (float32 vectors, --allow-schema-change)"
+            )
         return QdrantMirror(self)
 
     def close(self) -> None:
