@@ -290,9 +290,9 @@ class EdgeStore(FileAliases):
 
         def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
             if life.ended:  # dropped (and perhaps made again) by another connector here
-                raise SmecError(f"collection {collection!r} was dropped (or made again) by "
-                                "another connector of this process since this one opened it; "
-                                "open a new connector and searcher")  # fmt: skip
+                raise SmecError(f"collection {collection!r} changed under this searcher "
+                                "(dropped or made again since it was opened); open a new "
+                                "searcher")  # fmt: skip
             try:
                 table = maps.get(collection) or self._id_map(collection)
                 found = engine(queries, k)
