@@ -91,6 +91,9 @@ class Embeddings:
 
     def take(self, ids: list[str]) -> np.ndarray:
         """Rows for ``ids`` as a float32 array, in the order given."""
+        if isinstance(ids, (str, bytes)):  # its characters would be taken as ids
+            raise SmecError(f"take takes a list of ids, got one string {ids!r:.40}: pass "
+                            f"[{ids!r:.40}]")  # fmt: skip
         try:
             rows = [self._row[i] for i in ids]
         except (KeyError, TypeError):
@@ -625,6 +628,9 @@ class RetrievalData:
     skip_unknown_qrels: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.skip_unknown_qrels, bool):  # "no" would be taken as yes
+            raise SmecError(f"skip_unknown_qrels {self.skip_unknown_qrels!r:.30}: pass True or "
+                            "False")  # fmt: skip
         for what, part in (("corpus", self.corpus), ("queries", self.queries)):
             if not isinstance(part, Embeddings):
                 raise SmecError(f"RetrievalData takes {what} as Embeddings(ids, vectors), got "
@@ -664,6 +670,8 @@ def load_retrieval_data(
     check_path_name(dataset_dir, "dataset")
     if embeddings_dir is not None:
         check_path_name(embeddings_dir, "embeddings")
+    if not isinstance(skip_unknown_qrels, bool):  # before anything is read
+        raise SmecError(f"skip_unknown_qrels {skip_unknown_qrels!r:.30}: pass True or False")
     dataset = BeirDataset(Path(dataset_dir))
     directory = Path(embeddings_dir) if embeddings_dir else dataset.default_embedding_dir()
     if not directory.is_dir():

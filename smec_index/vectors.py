@@ -38,6 +38,11 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
 
 def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.ndarray:
     """float32, C-contiguous, 2-D, finite, of dim ``dim``: or a one-line error."""
+    if np.iscomplexobj(vectors):  # numpy would drop the imaginary part with a warning
+        raise SmecError(f"{what} are complex numbers; pass real (float) embeddings")
+    if getattr(getattr(vectors, "dtype", None), "kind", "f") in "MmUSV":
+        raise SmecError(f"{what} are {vectors.dtype} values, not a numeric array; pass "
+                        "float embeddings")  # fmt: skip
     try:
         with np.errstate(over="ignore", invalid="ignore"):  # beyond float32: inf, refused below
             array = np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1535,3 +1535,48 @@ def test_a_one_point_source_is_not_told_to_pick_a_dim_below_one(tmp_path):
                       "docs", "--dim", 8, "--data-dir", tmp_path / "d"], tmp_path,
                      "pass --artifact", output=tmp_path / "d")  # fmt: skip
     assert "below 1" not in line
+
+
+# -- the eighteenth sweep (API side): its faults ------------------------------------------------
+
+
+@pytest.mark.parametrize("filled", BACKENDS, indirect=True)
+def test_complex_vectors_are_refused_by_the_connector_too(filled):
+    connector, rows = filled
+    complex_rows = np.array([[1 + 5j] + [0] * 7])
+    with np.errstate(all="raise"):  # ComplexWarning, and the imaginary part dropped, before
+        with pytest.raises(SmecError, match="complex numbers"):
+            connector.add("t", ["c"], complex_rows)
+        with pytest.raises(SmecError, match="complex numbers"):
+            connector.search("t", complex_rows, 3)
+    assert connector.count("t") == 20
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant"])
+def test_threads_creating_one_collection_make_it_once(tmp_path, backend):
+    from concurrent.futures import ThreadPoolExecutor
+
+    index = "hnsw" if backend == "hnswlib" else "flat"
+    with _connector(backend, tmp_path) as connector:
+        def make(k: int) -> str:
+            try:
+                connector.create("n", IndexSpec(dim=8, index=index))
+            except SmecError as exc:
+                return str(exc)
+            connector.add("n", [f"p{i}" for i in range(10)], np.ones((10, 8), np.float32))
+            return "made"
+
+        with ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(make, range(3)))
+        assert answers.count("made") == 1, answers  # raw OSErrors, and two "made", before
+        assert all("already exists" in a for a in answers if a != "made")
+        assert connector.count("n") == 10
+
+
+def test_take_of_one_string_is_refused():
+    from smec_index.data import Embeddings
+
+    embeddings = Embeddings(["1", "2", "12"], np.eye(3, dtype=np.float32))
+    with pytest.raises(SmecError, match=r"got one string '12': pass \['12'\]"):
+        embeddings.take("12")  # the rows of "1" and "2" before
+    assert embeddings.take(["12"]).tolist() == [[0.0, 0.0, 1.0]]

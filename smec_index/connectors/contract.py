@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from typing import Any
@@ -36,6 +37,9 @@ MAX_ID_BYTES = 1024  # the longest id every backend stores (Milvus' VARCHAR prim
 RESERVED_KEY = "_smec_id"  # Qdrant keeps the original id in the payload under this key
 SCORE_TOLERANCE = 1e-5
 PAD_LIMIT = 1024  # k above this is capped at the count before anything is allocated
+
+
+_CREATING = threading.RLock()  # creates are rare: one at a time in a process
 
 
 class Connector:
@@ -73,6 +77,10 @@ class Connector:
         """
         check_collection_name(collection)
         spec = self.check_spec(spec)
+        with _CREATING:  # threads creating one name: one makes it, the others are refused
+            return self._create(collection, spec, overwrite)
+
+    def _create(self, collection: str, spec: IndexSpec, overwrite: bool) -> IndexSpec:
         target = self.aliases().get(collection)
         if target is not None:
             raise SmecError(
