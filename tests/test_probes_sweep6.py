@@ -1580,3 +1580,41 @@ def test_take_of_one_string_is_refused():
     with pytest.raises(SmecError, match=r"got one string '12': pass \['12'\]"):
         embeddings.take("12")  # the rows of "1" and "2" before
     assert embeddings.take(["12"]).tolist() == [[0.0, 0.0, 1.0]]
+
+
+# -- the eighteenth sweep (command line): its fault ---------------------------------------------
+
+
+def test_report_keeps_runs_of_two_datasets_of_one_name_apart(tmp_path):
+    from smec_index.bench.report import latest_runs, summary_lines, write_report
+
+    run = {"method": "none", "dim": 16, "backend": "faiss", "index": "flat",
+           "encoding": "float32", "ef_search": None, "ndcg@10": 0.5, "recall@10": 1.0,
+           "p50_ms": 0.1, "qps": 10.0, "index_bytes": 2**20, "dataset": "ds"}  # fmt: skip
+    first = {**run, "inputs": "aaaaaaaa11111111", "time": "2026-01-01T00:00:00"}
+    again = {**first, "inputs": "aaaaaaaa11111111-artifact", "time": "2026-01-02T00:00:00"}
+    other = {**run, "inputs": "bbbbbbbb22222222", "time": "2026-01-03T00:00:00"}
+    assert latest_runs([first, again]) == [again]  # the same data measured again: the latest
+    assert latest_runs([first, other]) == [first, other]  # other data: kept (dropped before)
+    rows = summary_lines([first, other])[1:]
+    assert [r.split()[:3] for r in rows] == [["ds", "(data", "aaaaaaaa)"],
+                                             ["ds", "(data", "bbbbbbbb)"]]
+    del write_report
+
+
+@pytest.mark.slow
+def test_report_of_one_dataset_with_other_embeddings_has_two_sections(tmp_path):
+    import shutil
+
+    ds = _dataset(tmp_path / "made")
+    default = next(ds.rglob("corpus.npy")).parent
+    other = shutil.copytree(default, tmp_path / "other")
+    np.save(other / "corpus.npy", np.roll(np.load(other / "corpus.npy"), 1, axis=1))
+    common = ["bench", "--dataset", ds, "--methods", "none", "--dims", 16, "--backends",
+              "faiss", "--index", "flat", "--encodings", "float32", "--out", tmp_path / "r.jsonl"]
+    _ok(*common)
+    _ok(*common, "--embeddings", other)  # bench keeps both runs
+    _ok("report", tmp_path / "r.jsonl", "--out", tmp_path / "rep")
+    text = (tmp_path / "rep" / "report.md").read_text()
+    assert text.count(f"## {ds.name} (data ") == 2, text[:400]  # one section, one run before
+    assert "measured a setup again" not in text

@@ -112,13 +112,31 @@ def recall_qps_curves(rows: list[dict[str, Any]]) -> dict[str, tuple[list[float]
     }  # fmt: skip
 
 
+def _data_print(record: dict[str, Any]) -> str:
+    """The digest of the vectors, ids and judgements a run measured (its ``inputs`` less an
+    artifact's part; "" for runs recorded before there was one)."""
+    return str(record.get("inputs") or "").split("-")[0]
+
+
+def dataset_names(records: list[dict[str, Any]]) -> dict[int, str]:
+    """Each run's dataset as the report names it: its name, or, where runs of one name
+    measured different data (two folders called ``ds``, other ``--embeddings``), the name
+    and the data's digest."""
+    prints: dict[str, set[str]] = {}
+    for r in records:
+        prints.setdefault(r["dataset"], set()).add(_data_print(r))
+    return {id(r): r["dataset"] if len(prints[r["dataset"]]) == 1
+            else f"{r['dataset']} (data {_data_print(r)[:8] or 'unrecorded'})"
+            for r in records}  # fmt: skip
+
+
 def latest_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One run per setup: where a setup was measured again under the same label, graph
     settings and dataset (another chain trained, or the trainer changed since), its latest
     run; in first-measured order."""
     latest: dict[tuple, dict[str, Any]] = {}
-    for r in sorted(records, key=lambda r: r.get("time", "")):
-        latest[r["dataset"], label(r), r.get("M"), r.get("ef_construction")] = r
+    for r in sorted(records, key=lambda r: r.get("time", "")):  # other data: another setup
+        latest[r["dataset"], _data_print(r), label(r), r.get("M"), r.get("ef_construction")] = r
     kept = {id(r) for r in latest.values()}
     return [r for r in records if id(r) in kept]
 
@@ -132,9 +150,10 @@ def _write(records: list[dict[str, Any]], results: str | Path, out: Path) -> Non
              + ". Bytes per vector are the encoding's code alone; `index_bytes` is everything "
              "search needs (codes, graph, and for Qdrant's rescored quantization the float32 "
              "originals it rescores with, kept on disk).", ""]  # fmt: skip
-    slugs = file_slugs(list(dict.fromkeys(r["dataset"] for r in current)))
+    names = dataset_names(current)
+    slugs = file_slugs(list(dict.fromkeys(names[id(r)] for r in current)))
     for dataset, slug in slugs.items():
-        rows = [r for r in current if r["dataset"] == dataset]
+        rows = [r for r in current if names[id(r)] == dataset]
         lines += _dataset_section(dataset, rows, out, slug)
     machine = records[-1].get("machine") or {}
     lines += ["## Machine and versions", "",
@@ -441,7 +460,8 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
     if not records:
         return ["measured nothing new (every run was stored already; --force measures again)"]
     shown = records[:SUMMARY_ROWS]  # names as wide as they are (up to 48): never cut into
-    data = max(7, min(48, max(len(str(r["dataset"])) for r in shown)))  # another valid one
+    names = dataset_names(shown)  # two folders called "ds" told apart
+    data = max(7, min(48, max(len(names[id(r)]) for r in shown)))  # another valid one
     meth = max(6, min(32, max(len(_label(r["method"])) for r in shown)))
     head = (f"{'dataset':<{data}} {'method':<{meth}} {'dim':>5} {'backend':<9} {'index':<6} "
             f"{'encoding':<9} {'ef':>4} {'nDCG@10':>7} {'R@10':>6} {'p50 ms':>8} {'QPS':>8} "
@@ -449,7 +469,7 @@ def summary_lines(records: list[dict[str, Any]]) -> list[str]:
     lines = [head]
     for r in shown:
         lines.append(
-            f"{_cell(str(r['dataset']), data)} {_cell(_label(r['method']), meth)} {r['dim']:>5} "
+            f"{_cell(names[id(r)], data)} {_cell(_label(r['method']), meth)} {r['dim']:>5} "
             f"{r['backend'][:9]:<9} {r['index'][:6]:<6} {r['encoding'][:9]:<9} "
             f"{r.get('ef_search') or r.get('nprobe') or '':>4} {_num(r.get('ndcg@10')):>7} "
             f"{_num(r['recall@10'], 3):>6} {r['p50_ms']:>8.3f} {r['qps']:>8,.0f} "
