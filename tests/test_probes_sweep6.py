@@ -1618,3 +1618,51 @@ def test_report_of_one_dataset_with_other_embeddings_has_two_sections(tmp_path):
     text = (tmp_path / "rep" / "report.md").read_text()
     assert text.count(f"## {ds.name} (data ") == 2, text[:400]  # one section, one run before
     assert "measured a setup again" not in text
+
+
+# -- the nineteenth sweep (API side and migrations): its faults ---------------------------------
+
+
+def _milvus_source(path, ids, partition=None, metric="COSINE", scale=1.0):
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(str(path))
+    schema = client.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.VARCHAR, is_primary=True, max_length=64)
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=16)
+    index = client.prepare_index_params()
+    index.add_index("emb", index_type="FLAT", metric_type=metric)
+    client.create_collection("docs", schema=schema, index_params=index)
+    rows = np.random.default_rng(0).standard_normal((len(ids), 16)).astype(np.float32)
+    rows = scale * rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    if partition is not None:
+        client.create_partition("docs", partition)
+    for n, point_id in enumerate(ids):
+        place = partition if partition is not None and n == len(ids) - 1 else "_default"
+        client.insert("docs", [{"pk": point_id, "emb": rows[n].tolist()}], partition_name=place)
+    client.close()
+
+
+@pytest.mark.slow
+def test_a_refused_migration_into_a_new_milvus_lite_file_leaves_no_file(tmp_path):
+    _milvus_source(tmp_path / "src.db", [f"k{i}" for i in range(40)], metric="L2", scale=20.0)
+    run_probe(["migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--collection",
+               "docs", "--dim", 4, "--to-backend", "milvus", "--to-uri", tmp_path / "new.db",
+               "--allow-schema-change", "--data-dir", tmp_path / "d", "--quiet"], tmp_path,
+              "not unit length", output=tmp_path / "d")  # new.db was left behind before
+
+
+@pytest.mark.slow
+def test_a_point_past_the_first_batch_that_the_schema_cannot_hold_is_named(tmp_path):
+    _milvus_source(tmp_path / "src.db", [f"k{i:03d}" for i in range(200)] + ["tab\there"],
+                   partition="later")  # fmt: skip
+    done = CliRunner().invoke(main, [str(a) for a in (
+        "migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--collection", "docs",
+        "--dim", 4, "--to-backend", "milvus", "--to-uri", tmp_path / "new.db",
+        "--allow-schema-change", "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet",
+        "--batch-size", 50)])  # fmt: skip
+    lines = done.output.strip().splitlines()
+    assert done.exit_code == 2 and len(lines) == 1, done.output
+    assert "no run can resume past it" in lines[0] and "run again to resume" not in lines[0]
+    with open_connector("milvus", uri=str(tmp_path / "new.db")) as connector:
+        assert connector.collections() == []  # no half-written copy left

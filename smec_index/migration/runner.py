@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -233,29 +234,50 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
                            started, say)  # fmt: skip
         options = dict(request.to_options)
         server = _is_server(request.to_backend, options)
-        with contextlib.ExitStack() as stack:
-            data_dir = request.data_dir
-            if request.dry_run and not server and not _embedded_root(
-                    request.to_backend, data_dir, options).exists():  # fmt: skip
-                # A plan writes nothing: an embedded target that does not exist yet is
-                # opened (and made) in a folder dropped afterwards; it holds nothing either way.
-                data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
-                    prefix="smec-plan-")))  # fmt: skip
-                options = {k: v for k, v in options.items() if k != "uri"}
-            c = stack.enter_context(_target_connector(request.to_backend, data_dir, options))
-            from smec_index.secrets import shown_url
-
-            given = request.to_options
-            place = shown_url(str(given.get("url") or given.get("uri") or ""))
-            if not server:  # Qdrant's local mode: `info`/`search --mode local` read it
-                mode = " local mode" if given.get("mode") == "local" else ""
-                place = f"{request.to_backend}{mode} in {Path(request.data_dir).resolve()}" + (
-                    f" ({place})" if place else "")  # fmt: skip
-            target = ConnectorTarget(c, request.to_backend, place, request.index_params)
-            return _locked(request, source, target, request.to_backend, server, partition,
-                           started, say)  # fmt: skip
+        root = None if server else _embedded_root(request.to_backend, request.data_dir, options)
+        made = root is not None and not root.exists()  # this run makes the target's store
+        try:
+            return _to_backend(request, source, options, server, partition, started, say)
+        except BaseException:
+            if made and root.exists() and not _holds_collections(request, options):
+                shutil.rmtree(root, ignore_errors=True)  # refused before a collection was made
+            raise
     finally:
         source.close()
+
+
+def _holds_collections(request: MigrateRequest, options: dict[str, Any]) -> bool:
+    """Whether an embedded store made by this run holds any collection (a resumable copy)."""
+    try:
+        with _target_connector(request.to_backend, request.data_dir, options) as connector:
+            return bool(connector.collections())
+    except Exception:  # noqa: BLE001 - unreadable: keep it, it may be the user's to look at
+        return True
+
+
+def _to_backend(request, source, options, server, partition, started, say):
+    """``migrate --to-backend``: the copy in smec-index's own schema, in ``options``' place."""
+    with contextlib.ExitStack() as stack:
+        data_dir = request.data_dir
+        if request.dry_run and not server and not _embedded_root(
+                request.to_backend, data_dir, options).exists():  # fmt: skip
+            # A plan writes nothing: an embedded target that does not exist yet is
+            # opened (and made) in a folder dropped afterwards; it holds nothing either way.
+            data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                prefix="smec-plan-")))  # fmt: skip
+            options = {k: v for k, v in options.items() if k != "uri"}
+        c = stack.enter_context(_target_connector(request.to_backend, data_dir, options))
+        from smec_index.secrets import shown_url
+
+        given = request.to_options
+        place = shown_url(str(given.get("url") or given.get("uri") or ""))
+        if not server:  # Qdrant's local mode: `info`/`search --mode local` read it
+            mode = " local mode" if given.get("mode") == "local" else ""
+            place = f"{request.to_backend}{mode} in {Path(request.data_dir).resolve()}" + (
+                f" ({place})" if place else "")  # fmt: skip
+        target = ConnectorTarget(c, request.to_backend, place, request.index_params)
+        return _locked(request, source, target, request.to_backend, server, partition,
+                       started, say)  # fmt: skip
 
 
 def _embedded_root(backend: str, data_dir: Path, options: dict[str, Any]) -> Path:

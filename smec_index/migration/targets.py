@@ -16,6 +16,7 @@ import numpy as np
 
 from smec_index.connectors import Connector, IndexSpec
 from smec_index.connectors.source import Source, SourceBatch, schema_diff
+from smec_index.errors import SmecError
 
 
 class ConnectorTarget:
@@ -59,6 +60,18 @@ class ConnectorTarget:
         self.connector.drop(name)
 
     def write(self, name: str, batch: SourceBatch, vectors: np.ndarray) -> None:
+        from smec_index.connectors.contract import check_ids, check_payloads
+        from smec_index.migration.stream import SourceDataError
+
+        try:  # a point past the first batch that smec-index's schema cannot hold
+            check_ids(batch.ids, len(batch.ids))
+            check_payloads(batch.payloads, len(batch.ids))
+        except SmecError as exc:
+            raise SourceDataError(
+                f"a source point does not fit smec-index's own schema (--to-backend): {exc}; "
+                "no run can resume past it: fix or delete that point in the source, or migrate "
+                "it as a copy beside itself (leave out --to-backend)"
+            ) from None
         self.connector.add(name, batch.ids, vectors, batch.payloads, batch_size=len(batch.ids))
 
     def flush(self, name: str) -> None:
