@@ -48,14 +48,21 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
             f"no collection {name!r} that migrate wrote into {options['path']} according to "
             f"{data_dir}; check --collection and --data-dir"
         )
+    local = Path(data_dir) / "qdrant-local"
+    if backend == "qdrant" and options.get("mode") == "local" and not local.is_dir():
+        raise SmecError(f"no Qdrant local-mode store at {local}: no collection {name!r} was "
+                        "written there in local mode" + copy_elsewhere(backend, name, data_dir)
+                        + other_mode_hint(backend, data_dir, options, name))  # fmt: skip
     with open_connector(backend, data_dir=data_dir, **options) as connector:
         collection = connector.resolve(name)
         if collection is None:
+            copy = copy_elsewhere(backend, name, data_dir)
             raise SmecError(
-                f"no collection {name!r} built for {backend} here; run `smec-index build` "
-                "first (or check --collection and --data-dir)"
-                + other_mode_hint(backend, data_dir, options)
-            )
+                f"no collection {name!r} built for {backend} here"
+                + (copy or "; run `smec-index build` first (or check --collection and "
+                   "--data-dir)")
+                + other_mode_hint(backend, data_dir, options, name)
+            )  # fmt: skip
         manifest = Manifest.find(data_dir, manifest_folder(backend, options), collection)
         spec = connector.spec(collection)
         sizes = connector.sizes(collection)
@@ -78,6 +85,29 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
             "total_bytes": sizes.total_bytes,
             "bytes_method": sizes.method,
         }
+
+
+def copy_elsewhere(backend: str, name: str, data_dir: Path) -> str:
+    """Where a finished migration recorded under ``data_dir`` put ``name`` (a copy beside a
+    source, found only with that source's flags), as advice ("" where none did)."""
+    for path in sorted(Path(data_dir).glob("migrations/*/*.json")):
+        try:
+            record = safejson.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(record, dict) or not record.get("done") or name not in (
+                record.get("target"), record.get("alias")):  # fmt: skip
+            continue
+        if not str(record.get("source", "")).startswith(f"{backend}:"):
+            continue
+        place = str(record.get("target_place", ""))
+        flag = (f"--path {place[5:]}" if place.startswith("path:") else
+                f"--uri {place[5:]}" if place.startswith("lite:") else "")  # fmt: skip
+        if flag:
+            return (f"; {name!r} is a copy `migrate` made beside its source: `smec-index info "
+                    f"--backend {backend} {flag} --collection {name}` describes it and how to "
+                    "query it")  # fmt: skip
+    return ""
 
 
 def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any],

@@ -38,14 +38,34 @@ def manifest_folder(backend: str, options: dict[str, Any]) -> str:
     return "qdrant-local" if backend == "qdrant" and options.get("mode") == "local" else backend
 
 
-def other_mode_hint(backend: str, data_dir: Path, options: dict[str, Any]) -> str:
-    """Where a name missing from one embedded Qdrant store may be instead: the other mode's
-    store in the same data dir ("" where there is none)."""
-    if backend != "qdrant" or options.get("url"):
+def _copy_elsewhere(backend: str, name: str, data_dir: Path) -> str:
+    from smec_index.collection_info import copy_elsewhere
+
+    return copy_elsewhere(backend, name, data_dir)
+
+
+def _names_in(manifests: Path, name: str) -> bool:
+    """Whether a manifest under ``manifests`` is of collection or alias ``name``."""
+    for path in manifests.glob("*.json"):
+        try:
+            record = safejson.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and name in (record.get("collection"), record.get("name")):
+            return True
+    return False
+
+
+def other_mode_hint(backend: str, data_dir: Path, options: dict[str, Any],
+                    name: str | None = None) -> str:  # fmt: skip
+    """Where ``name``, missing from one embedded Qdrant store, is instead: the other mode's
+    store in the same data dir, where it holds a manifest of that name ("" otherwise)."""
+    if backend != "qdrant" or options.get("url") or options.get("path"):
         return ""
     local = options.get("mode") == "local"
     other = Path(data_dir) / ("qdrant" if local else "qdrant-local")
-    if not other.is_dir():
+    manifests = Path(data_dir) / "manifests" / ("qdrant" if local else "qdrant-local")
+    if not other.is_dir() or (name is not None and not _names_in(manifests, name)):
         return ""
     return (f"; {other} holds Qdrant's {'edge' if local else 'local'}-mode collections: "
             + ("leave --mode out to read them" if local else "pass --mode local to read them"))
@@ -281,6 +301,14 @@ class CompressedIndex:
         if not Path(data_dir).is_dir():  # nothing was built there: open nothing, make nothing
             raise SmecError(f"no data directory {data_dir}: no collection {name!r} was built "
                             "there; pass the --data-dir (data_dir) the build used")  # fmt: skip
+        local = Path(data_dir) / "qdrant-local"
+        if backend == "qdrant" and options.get("mode") == "local" and not local.is_dir():
+            from smec_index.collection_info import copy_elsewhere
+
+            raise SmecError(f"no Qdrant local-mode store at {local}: no collection {name!r} "
+                            "was written there in local mode"
+                            + copy_elsewhere(backend, name, data_dir)
+                            + other_mode_hint(backend, data_dir, options, name))  # fmt: skip
         lite = options.get("uri") or str(Path(data_dir) / "milvus" / "milvus.db")
         if backend == "milvus" and not is_milvus_server(lite) and not Path(lite).exists():
             raise SmecError(f"no milvus-lite database at {lite}: no collection {name!r} was "
@@ -289,11 +317,13 @@ class CompressedIndex:
         try:
             collection = connector.resolve(name)
             if collection is None:
+                copy = _copy_elsewhere(backend, name, data_dir)
                 raise SmecError(
-                    f"no collection {name!r} built for {backend} here; run `smec-index build "
-                    f"--backend {backend} --collection {name}` first (or check --data-dir)"
-                    + other_mode_hint(backend, data_dir, options)
-                )
+                    f"no collection {name!r} built for {backend} here"
+                    + (copy or f"; run `smec-index build --backend {backend} --collection "
+                       f"{name}` first (or check --data-dir)")
+                    + other_mode_hint(backend, data_dir, options, name)
+                )  # fmt: skip
             manifest = Manifest.find(data_dir, manifest_folder(backend, options), collection)
             if manifest is None:
                 raise SmecError(

@@ -1666,3 +1666,20 @@ def test_a_point_past_the_first_batch_that_the_schema_cannot_hold_is_named(tmp_p
     assert "no run can resume past it" in lines[0] and "run again to resume" not in lines[0]
     with open_connector("milvus", uri=str(tmp_path / "new.db")) as connector:
         assert connector.collections() == []  # no half-written copy left
+
+
+# -- the nineteenth sweep (command line): its fault ---------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_copy_beside_a_qdrant_folder_is_pointed_to_and_reads_make_nothing(tmp_path):
+    source = qdrant_source(tmp_path, n=120, dim=16)
+    _ok("migrate", "--backend", "qdrant", "--path", source, "--collection", "docs", "--dim", 8,
+        "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet")  # fmt: skip
+    where = ["--backend", "qdrant", "--data-dir", tmp_path / "d", "--collection", "docs_8"]
+    advice = "copy `migrate` made beside its source: `smec-index info --backend qdrant --path"
+    for args in (["search", *where, "--mode", "local", "--like", "1"],
+                 ["info", *where, "--mode", "local"], ["search", *where, "--like", "1"],
+                 ["info", *where]):
+        line = run_probe(args, tmp_path, advice, output=None)  # made qdrant-local before
+        assert "smec-index build" not in line and "--mode local" not in line
