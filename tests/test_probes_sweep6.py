@@ -1623,7 +1623,7 @@ def test_report_of_one_dataset_with_other_embeddings_has_two_sections(tmp_path):
 # -- the nineteenth sweep (API side and migrations): its faults ---------------------------------
 
 
-def _milvus_source(path, ids, partition=None, metric="COSINE", scale=1.0):
+def _milvus_partitioned_source(path, ids, partition=None, metric="COSINE", scale=1.0):
     from pymilvus import DataType, MilvusClient
 
     client = MilvusClient(str(path))
@@ -1645,7 +1645,8 @@ def _milvus_source(path, ids, partition=None, metric="COSINE", scale=1.0):
 
 @pytest.mark.slow
 def test_a_refused_migration_into_a_new_milvus_lite_file_leaves_no_file(tmp_path):
-    _milvus_source(tmp_path / "src.db", [f"k{i}" for i in range(40)], metric="L2", scale=20.0)
+    _milvus_partitioned_source(tmp_path / "src.db", [f"k{i}" for i in range(40)], metric="L2",
+                               scale=20.0)  # fmt: skip
     run_probe(["migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--collection",
                "docs", "--dim", 4, "--to-backend", "milvus", "--to-uri", tmp_path / "new.db",
                "--allow-schema-change", "--data-dir", tmp_path / "d", "--quiet"], tmp_path,
@@ -1654,8 +1655,8 @@ def test_a_refused_migration_into_a_new_milvus_lite_file_leaves_no_file(tmp_path
 
 @pytest.mark.slow
 def test_a_point_past_the_first_batch_that_the_schema_cannot_hold_is_named(tmp_path):
-    _milvus_source(tmp_path / "src.db", [f"k{i:03d}" for i in range(200)] + ["tab\there"],
-                   partition="later")  # fmt: skip
+    ids = [f"k{i:03d}" for i in range(200)] + ["tab\there"]
+    _milvus_partitioned_source(tmp_path / "src.db", ids, partition="later")
     done = CliRunner().invoke(main, [str(a) for a in (
         "migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--collection", "docs",
         "--dim", 4, "--to-backend", "milvus", "--to-uri", tmp_path / "new.db",
