@@ -1146,7 +1146,7 @@ def test_paths_of_other_types_and_reserved_alias_names_are_one_line(tmp_path):
              lambda p: load_npy(p, "ids.txt"),
              lambda p: open_connector("faiss", data_dir=p or 0.5))  # None: the default dir
     for call in calls:
-        for bad in (b"/tmp/x", 5, None):
+        for bad in (bytes(tmp_path / "x"), 5, None):
             with pytest.raises(SmecError, match="a path is a str or a pathlib.Path, got"):
                 call(bad)
     with _connector("faiss", tmp_path) as connector:
