@@ -43,9 +43,17 @@ def run_probe(args: list, root: Path, fragment: str, output: Path | None = None)
     return lines[0]
 
 
-def qdrant_source(root: Path, n: int = 300, dim: int = 32, sparse: bool = False) -> Path:
-    """A user's qdrant-client local folder ``root/q`` holding collection ``docs``: ``n``
-    random ``dim``-d points, or (``sparse``) 20 points with a sparse vector only."""
+def qdrant_source(
+    root: Path,
+    n: int = 300,
+    dim: int = 32,
+    sparse: bool = False,
+    collection: str = "docs",
+    vector: str | None = None,
+) -> Path:
+    """A user's qdrant-client local folder ``root/q`` holding ``collection``: ``n`` random
+    ``dim``-d points (in the named ``vector`` if given, else the unnamed one), or
+    (``sparse``) 20 points with a sparse vector only."""
     from qdrant_client import QdrantClient, models
 
     client = QdrantClient(path=str(root / "q"))
@@ -56,9 +64,11 @@ def qdrant_source(root: Path, n: int = 300, dim: int = 32, sparse: bool = False)
         client.upsert("docs", [models.PointStruct(id=i, vector={"s": models.SparseVector(
             indices=[1, 5], values=[0.1, 0.2])}) for i in range(20)])  # fmt: skip
     else:
-        client.create_collection("docs", vectors_config=models.VectorParams(
-            size=dim, distance=models.Distance.COSINE))  # fmt: skip
-        client.upsert("docs", [models.PointStruct(id=i, vector=rng.standard_normal(dim).tolist())
-                               for i in range(n)])  # fmt: skip
+        params = models.VectorParams(size=dim, distance=models.Distance.COSINE)
+        rows = rng.standard_normal((n, dim)).tolist()
+        client.create_collection(collection, vectors_config=params if vector is None
+                                 else {vector: params})  # fmt: skip
+        client.upsert(collection, models.Batch(ids=list(range(n)), vectors=rows if vector is None
+                                               else {vector: rows}))  # fmt: skip
     client.close()
     return root / "q"

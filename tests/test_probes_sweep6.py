@@ -887,14 +887,7 @@ def test_a_copy_an_app_wrote_into_is_not_called_a_changed_source(tmp_path):
 
 @pytest.mark.slow
 def test_an_in_place_run_resumes_with_the_same_command(tmp_path):
-    from qdrant_client import QdrantClient, models
-
-    client = QdrantClient(path=str(tmp_path / "q"))
-    client.create_collection("big", vectors_config={"text": models.VectorParams(
-        size=16, distance=models.Distance.COSINE)})  # fmt: skip
-    client.upsert("big", models.Batch(ids=list(range(200)), vectors={"text": np.random
-                  .default_rng(0).standard_normal((200, 16)).tolist()}))  # fmt: skip
-    client.close()
+    qdrant_source(tmp_path, n=200, dim=16, collection="big", vector="text")
     common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "big",
               "--in-place", "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d",
               "--quiet"]  # fmt: skip
@@ -1117,14 +1110,9 @@ def test_datasets_whose_names_share_a_slug_keep_their_own_plots():
 
 @pytest.mark.slow
 def test_in_place_of_a_vector_whose_name_is_not_ascii(tmp_path):
-    from qdrant_client import QdrantClient, models
+    from qdrant_client import QdrantClient
 
-    client = QdrantClient(path=str(tmp_path / "q"))
-    client.create_collection("docs", vectors_config={"vé.ctor 1": models.VectorParams(
-        size=16, distance=models.Distance.COSINE)})  # fmt: skip
-    client.upsert("docs", models.Batch(ids=list(range(120)), vectors={"vé.ctor 1": np.random
-                  .default_rng(0).standard_normal((120, 16)).tolist()}))  # fmt: skip
-    client.close()
+    qdrant_source(tmp_path, n=120, dim=16, vector="vé.ctor 1")
     common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
               "--in-place", "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d",
               "--quiet"]  # fmt: skip
