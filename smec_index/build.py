@@ -346,6 +346,8 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
         what = f"a build of {request.backend} collection {name!r}"
         with file_lock(lock_path(request, name), what):
             current = connector.resolve(name)
+            if current == name:  # a collection of that name, not an alias
+                connector.refuse_foreign(name, "another --collection")
             if current is not None and not request.overwrite:
                 raise SmecError(
                     f"collection {name!r} already exists in {request.backend}; pass "
@@ -380,6 +382,9 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
 
 def writable_directory(path: Path, flag: str) -> None:
     """``path`` is (or can be made) a directory this process can write: or a one-line error."""
+    if Path(path).is_symlink() and not Path(path).exists():
+        raise SmecError(f"{flag} {path}: a symbolic link to {os.readlink(path)}, which does "
+                        "not exist; make that directory or pass another")  # fmt: skip
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
         probe = Path(path) / f".write-probe-{uuid.uuid4().hex[:8]}"

@@ -295,9 +295,9 @@ class CompressedIndex:
             SmecError: not built, no manifest, or an artifact that changed since the build.
         """
         check_collection_name(name)
-        from smec_index.connectors import _typed
+        from smec_index.connectors.base import typed_options
 
-        options = _typed(options)  # a Path as uri, say, before it is looked at here
+        options = typed_options(options)  # a Path as uri, say, before it is looked at here
         if not Path(data_dir).is_dir():  # nothing was built there: open nothing, make nothing
             raise SmecError(f"no data directory {data_dir}: no collection {name!r} was built "
                             "there; pass the --data-dir (data_dir) the build used")  # fmt: skip

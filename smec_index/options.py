@@ -202,7 +202,8 @@ class SmecGroup(click.Group):
             refuse_repeats(self, [*(ctx.protected_args if named is None else named), *ctx.args])
             return super().invoke(ctx)
         except SmecError as exc:
-            click.echo(scrubbed(f"error: {exc}", self.argv), err=True)
+            click.echo(scrubbed(f"error: {env_named(str(exc), self.argv)}", self.argv),
+                       err=True)  # fmt: skip
             sys.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -262,6 +263,29 @@ class SmecGroup(click.Group):
                 err=True,
             )  # fmt: skip
             sys.exit(1)
+
+
+# Flags a variable of the environment may give instead (click's envvar).
+ENV_FLAGS = {
+    "--url": "QDRANT_URL",
+    "--api-key": "QDRANT_API_KEY",
+    "--uri": "MILVUS_URI",
+    "--token": "MILVUS_TOKEN",
+    "--data-dir": "SMEC_INDEX_DATA",
+}
+
+
+def env_named(message: str, argv: list[str]) -> str:
+    """``message`` about a flag's value (``--url X: ...``) naming the variable that gave the
+    value where the flag was not passed: the user looks for what they set."""
+    import os
+
+    flag = message.split(" ", 1)[0]
+    var = ENV_FLAGS.get(flag)
+    given = any(a == flag or a.startswith(f"{flag}=") for a in argv)
+    if var is None or given or not os.environ.get(var):
+        return message
+    return f"{var}{message[len(flag):]}"
 
 
 def scrubbed(message: str, argv: list[str]) -> str:

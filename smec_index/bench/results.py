@@ -82,8 +82,13 @@ def run_key(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def read_results(path: str | Path) -> list[dict[str, Any]]:
-    """Every stored run; a file of another schema (or not JSON lines) is a one-line error."""
+def read_results(path: str | Path, say: Any = None) -> list[dict[str, Any]]:
+    """Every stored run; a file of another schema (or not JSON lines) is a one-line error.
+
+    A last line cut off without its newline (a bench killed while appending it) is a torn
+    write, as a database's log would have: left out, with a note through ``say``; every run
+    before it is kept (and the next bench's append replaces it, :func:`torn_tail`).
+    """
     path = Path(path)
     if not path.exists():
         raise SmecError(f"{path}: no results file; run `smec-index bench --out {path}` first")
@@ -91,17 +96,51 @@ def read_results(path: str | Path) -> list[dict[str, Any]]:
 
     check_regular_file(path, f"{path} (results)")
     try:
-        return _read_records(path)
+        records = _read_records(path, torn_tail(path))
     except UnicodeDecodeError:
         raise SmecError(
             f"{path}: not UTF-8 text; pass a results file written by `smec-index bench`"
         ) from None
+    if torn_tail(path) is not None:
+        (say or (lambda text: print(text, file=sys.stderr)))(
+            f"note: {path}'s last line was cut off (a bench killed while writing it); it is "
+            f"left out, the {len(records)} run{'' if len(records) == 1 else 's'} before it kept"
+        )
+    return records
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
+def torn_tail(path: Path) -> int | None:
+    """Where a torn last line of ``path`` starts: one without its newline that is not JSON
+    (``None``: the file ends with a whole line)."""
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size == 0:
+            return None
+        handle.seek(size - 1)
+        if handle.read(1) == b"\n":
+            return None
+        start = max(0, size - (1 << 20))
+        handle.seek(start)
+        tail = handle.read()
+    cut = tail.rfind(b"\n")
+    if cut < 0 and start > 0:
+        return None  # a last line over 1 MiB: no run is that long, let the reader refuse it
+    line = tail[cut + 1 :]
+    try:
+        safejson.loads(line.decode("utf-8-sig"))
+        return None  # whole, only its newline is missing (a file saved by an editor)
+    except ValueError:  # UnicodeDecodeError included: a cut inside a character
+        return start + cut + 1
+
+
+def _read_records(path: Path, stop: int | None = None) -> list[dict[str, Any]]:
+    """The runs of ``path``'s lines, up to byte ``stop`` (a torn last line's start)."""
     records = []
-    with open(path, encoding="utf-8-sig") as handle:
-        for n, line in enumerate(handle, 1):
+    with open(path, "rb") as handle:
+        for n, raw in enumerate(iter(handle.readline, b""), 1):
+            if stop is not None and handle.tell() > stop:
+                break
+            line = raw.decode("utf-8-sig" if n == 1 else "utf-8")
             if not line.strip():
                 continue
             try:
@@ -223,7 +262,8 @@ class ResultsFile:
         self.path = Path(path)
         self.force = force
         self.say = say or (lambda text: print(text, file=sys.stderr))
-        self.records = read_results(self.path) if self.path.is_file() else []
+        self.records = read_results(self.path, self.say) if self.path.is_file() else []
+        self.torn = torn_tail(self.path) if self.path.is_file() else None
         self.stored = {r["key"]: r.get("inputs") for r in self.records}
         self.replaced: set[str] = set()
 
@@ -247,6 +287,9 @@ class ResultsFile:
             self._drop(key)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+b") as handle:
+            if self.torn is not None:  # the torn line of a killed bench gives way to this one
+                handle.truncate(self.torn)
+                self.torn = None
             handle.seek(0, os.SEEK_END)
             if handle.tell():  # a file someone saved without its last newline: one line each
                 handle.seek(-1, os.SEEK_END)
@@ -267,3 +310,4 @@ class ResultsFile:
             for r in self.records:
                 handle.write(json.dumps(r) + "\n")
         tmp.replace(self.path)
+        self.torn = None  # rewritten from the whole runs alone

@@ -9,9 +9,17 @@ client library is imported inside its wing, so the core installs and imports wit
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
-from smec_index.connectors.base import Backend, Batch, IndexSpec, Persistent, Sizes
+from smec_index.connectors.base import (
+    Backend,
+    Batch,
+    IndexSpec,
+    Persistent,
+    Sizes,
+    typed_options,
+)
 from smec_index.connectors.contract import Connector
 from smec_index.errors import SmecError
 
@@ -38,7 +46,7 @@ def open_connector(backend: str, **options: Any) -> Connector:
         raise SmecError(
             f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
         ) from None
-    options = _typed(options)
+    options = typed_options(options)
     data_dir = options.get("data_dir")
     if data_dir is not None:
         from pathlib import Path
@@ -60,23 +68,13 @@ def open_connector(backend: str, **options: Any) -> Connector:
         raise SmecError(
             f"backend {backend!r} needs {exc.name}; pip install 'smec-index[{extra}]'"
         ) from None
-    return Connector(getattr(module, class_name)(**options))
-
-
-def _typed(options: dict[str, Any]) -> dict[str, Any]:
-    """Addresses and keys as text: a milvus-lite ``uri`` may be a ``Path`` (as ``data_dir``
-    may), anything else of another type is refused by name (never a C library's TypeError)."""
-    import os
-
-    typed = dict(options)
-    if isinstance(typed.get("uri"), os.PathLike):
-        typed["uri"] = os.fspath(typed["uri"])
-    for name in ("url", "api_key", "uri", "token", "mode"):
-        value = typed.get(name)
-        if value is not None and not isinstance(value, str):
-            what = "a server address" if name in ("url", "uri") else "text"
-            raise SmecError(f"{name} must be {what} (a str), got {type(value).__name__}")
-    return typed
+    cls = getattr(module, class_name)
+    known = [n for n in inspect.signature(cls).parameters if n != "self"]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise SmecError(f"{backend} takes no option {unknown[0]!r}; its options are "
+                        f"{', '.join(known)}")  # fmt: skip
+    return Connector(cls(**options))
 
 
 __all__ = [

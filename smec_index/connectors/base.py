@@ -271,6 +271,17 @@ class ChecksSpecs(Protocol):
         ...
 
 
+@runtime_checkable
+class HoldsOthers(Protocol):
+    """Backends that may hold collections smec-index did not make (a user's Milvus
+    database or server, a qdrant-client folder or server)."""
+
+    def foreign(self, collection: str) -> bool:
+        """Whether ``collection`` (an existing physical name) was made by someone else:
+        it lacks the spec smec-index stores with every collection it creates."""
+        ...
+
+
 INT_MAX = 2**31 - 1  # C int: the widest every engine's counts and beams take
 
 
@@ -363,3 +374,17 @@ def check_collection_name(name: str, what: str = "collection name") -> str:
 def default_data_dir() -> Path:
     """Where embedded backends keep their files: ``$SMEC_INDEX_DATA`` or ``./smec-data``."""
     return Path(os.environ.get("SMEC_INDEX_DATA", "smec-data"))
+
+
+def typed_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Addresses and keys as text: a milvus-lite ``uri`` may be a ``Path`` (as ``data_dir``
+    may), anything else of another type is refused by name (never a C library's TypeError)."""
+    typed = dict(options)
+    if isinstance(typed.get("uri"), os.PathLike):
+        typed["uri"] = os.fspath(typed["uri"])
+    for name in ("url", "api_key", "uri", "token", "mode", "using"):
+        value = typed.get(name)
+        if value is not None and not isinstance(value, str):
+            what = "a server address" if name in ("url", "uri") else "text"
+            raise SmecError(f"{name} must be {what} (a str), got {type(value).__name__}")
+    return typed

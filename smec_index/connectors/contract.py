@@ -23,6 +23,7 @@ from smec_index.connectors.base import (
     Backend,
     Batch,
     ChecksSpecs,
+    HoldsOthers,
     IndexSpec,
     Sizes,
     check_collection_name,
@@ -88,6 +89,7 @@ class Connector:
                 "collection under another name and switch the alias to it"
             )
         if self.backend.exists(collection):
+            self.refuse_foreign(collection)
             if not overwrite:
                 raise SmecError(
                     f"collection {collection!r} already exists in {self.name}; pass "
@@ -98,6 +100,21 @@ class Connector:
         self.backend.create(collection, spec)
         self._specs[collection] = (spec, self._life(collection))
         return spec
+
+    def foreign(self, collection: str) -> bool:
+        """Whether the existing collection ``collection`` (not an alias) was made by someone
+        else, not by smec-index: a user's own collection in their Milvus or Qdrant."""
+        return isinstance(self.backend, HoldsOthers) and self.backend.foreign(collection)
+
+    def refuse_foreign(self, collection: str, rename: str = "another name") -> None:
+        """Refuse a collection of this name that smec-index did not make: nothing replaces
+        a user's own data, whatever overwrite says (``rename``: how to pick another name)."""
+        if self.foreign(collection):
+            raise SmecError(
+                f"collection {collection!r} in {self.name} exists and was not made by "
+                "smec-index (it has no smec-index spec), so it is never replaced: pick "
+                f"{rename}, or drop it yourself first if you mean to replace it"
+            )
 
     def check_spec(self, spec: IndexSpec) -> IndexSpec:
         """``spec`` with its defaults filled in, or :class:`SmecError` if this backend cannot

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from smec_index.connectors.base import typed_options
 from smec_index.errors import SmecError
 
 
@@ -254,6 +255,7 @@ def open_source(backend: str, collection: str, **where: Any) -> Source:
             is the shard); ``using`` (Qdrant: which named vector, when there are several);
             ``uri`` / ``token`` (Milvus: a server or a milvus-lite ``.db`` path).
     """
+    where = typed_options(where)
     if backend == "milvus":
         if not where.get("uri"):
             raise SmecError("a Milvus source needs --uri (a server address or a .db path)")
@@ -269,6 +271,10 @@ def open_source(backend: str, collection: str, **where: Any) -> Source:
         from smec_index.connectors.qdrant.source import EDGE_CONFIG, EdgeSource, QdrantSource
 
         path = where.get("path")
+        if path is not None:
+            from smec_index.data import check_path_name
+
+            check_path_name(path, "path")
         if path is not None and (Path(path) / collection / EDGE_CONFIG).is_file():
             return EdgeSource(Path(path) / collection, collection, where.get("using"))
         return QdrantSource(

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
+from numbers import Real
 from pathlib import Path
 from typing import Any
 
@@ -153,13 +154,31 @@ def default_target(collection: str, dim: int) -> str:
     return name
 
 
+# What a source and a --to-backend target are addressed by (open_source, open_connector).
+SOURCE_OPTIONS = ("url", "api_key", "path", "using", "uri", "token")
+TARGET_OPTIONS = ("url", "api_key", "uri", "token", "mode")
+
+
+def _check_places(what: str, options: Any, known: tuple[str, ...]) -> None:
+    """A typo in a source or target option (``pth=``) is an error, never ignored."""
+    if not isinstance(options, dict):
+        raise SmecError(f"{what} must be a dict of {', '.join(known)}, got "
+                        f"{type(options).__name__}")  # fmt: skip
+    unknown = sorted(str(k) for k in options if k not in known)
+    if unknown:
+        raise SmecError(f"{what}: unknown option {unknown[0]!r:.40}; use {', '.join(known)}")
+
+
 def _check_request(request: MigrateRequest) -> Partition | None:
     positive_int(request.dim, "--dim")
     positive_int(request.batch_size, "--batch-size")
     positive_int(request.checkpoint_rows, "--checkpoint-rows")
     positive_int(request.fit_rows, "--fit-rows")
-    if not 0.0 <= request.min_recall <= 1.0:
-        raise SmecError(f"--min-recall {request.min_recall}: use a number from 0 to 1")
+    recall = request.min_recall
+    if isinstance(recall, bool) or not isinstance(recall, Real) or not 0.0 <= recall <= 1.0:
+        raise SmecError(f"--min-recall {recall!r:.40}: use a number from 0 to 1")
+    _check_places("source", request.source, SOURCE_OPTIONS)
+    _check_places("to_options", request.to_options, TARGET_OPTIONS)
     check_source_name(request.collection)
     if request.in_place:  # --to names the vector it adds
         from smec_index.migration.in_place import check_vector_name

@@ -127,12 +127,15 @@ class ConnectorTarget:
             if schema["partitions"] not in (["_default"],):
                 changes.append(f"partitions {schema['partitions']} -> none")
         else:  # a Qdrant source
-            vectors = (schema.get("params") or {}).get("vectors") or schema.get("vectors") or {}
+            # A qdrant-client/server collection keeps these under "params"; an edge shard's
+            # config at the top.
+            params = schema.get("params") or schema
+            vectors = params.get("vectors") or {}
             if isinstance(vectors, dict) and "size" not in vectors:
                 dropped = [n for n in vectors if n != info.vector]
                 if dropped:
                     changes.append(f"other vectors {', '.join(dropped)} -> not carried")
-            sparse = (schema.get("params") or {}).get("sparse_vectors") or {}
+            sparse = params.get("sparse_vectors") or {}
             if sparse:
                 changes.append(f"sparse vectors {', '.join(sparse)} -> not carried")
             indexes = schema.get("payload_indexes") or {}

@@ -244,6 +244,10 @@ class MilvusBackend:
             self._specs[name] = (spec, self.life(name))
         return self._specs[name][0]
 
+    def foreign(self, collection: str) -> bool:
+        properties = self.client.describe_collection(collection).get("properties") or {}
+        return SPEC_PROPERTY not in properties
+
     def life(self, collection: str) -> Life:
         """Whether ``collection`` (a physical name) still exists as this process knows it:
         a drop or a create of that name here ends it, so a searcher opened before refuses

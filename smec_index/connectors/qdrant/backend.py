@@ -167,6 +167,9 @@ class QdrantBackend:
     def exists(self, collection: str) -> bool:
         return self.store.exists(self._target(collection))
 
+    def foreign(self, collection: str) -> bool:
+        return self.store.foreign(collection)
+
     def collections(self) -> list[str]:
         return self.store.collections()
 

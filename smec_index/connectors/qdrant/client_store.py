@@ -224,6 +224,11 @@ class ClientStore:
         with self.guard():
             return spec_from_info(self.client.get_collection(collection))
 
+    def foreign(self, collection: str) -> bool:
+        with self.guard():
+            info = self.client.get_collection(collection)
+        return SPEC_KEY not in (getattr(info.config, "metadata", None) or {})
+
     def upsert(
         self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
     ) -> None:

@@ -175,6 +175,9 @@ class EdgeStore(FileAliases):
         sidecar.with_suffix(".tmp").replace(sidecar)
         self._specs[collection] = spec
 
+    def foreign(self, collection: str) -> bool:
+        return False  # a folder of smec-index's store: only smec-index makes its collections
+
     def point_ids(self, collection: str) -> Any:
         """``id -> point id`` of ``collection``: :func:`point_int` or, in a collection made
         before it, :func:`point_uuid`."""

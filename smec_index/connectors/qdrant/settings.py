@@ -238,6 +238,10 @@ class QdrantStore(Protocol):
 
     def spec(self, collection: str) -> IndexSpec: ...
 
+    def foreign(self, collection: str) -> bool:
+        """Whether ``collection`` lacks the spec smec-index stores (made by someone else)."""
+        ...
+
     def upsert(
         self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
     ) -> None: ...

@@ -1,0 +1,206 @@
+"""Hostile input, the twentieth sweep and after (issue 23): each probe failed before its fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from smec_index.cli import main
+from smec_index.connectors import open_connector
+from smec_index.connectors.base import IndexSpec
+from smec_index.errors import SmecError
+from smec_index.index import CompressedIndex
+from tests.test_probes_hostile import _dataset
+
+
+def _user_milvus(db: Path, name: str = "docs", n: int = 30, dim: int = 16) -> None:
+    """A collection an app made with pymilvus: its own schema, ``n`` rows."""
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(str(db))
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("pk", DataType.INT64, is_primary=True)
+    schema.add_field("emb", DataType.FLOAT_VECTOR, dim=dim)
+    schema.add_field("title", DataType.VARCHAR, max_length=32)
+    index = client.prepare_index_params()
+    index.add_index("emb", index_type="FLAT", metric_type="COSINE")
+    client.create_collection(name, schema=schema, index_params=index)
+    rows = np.random.default_rng(0).standard_normal((n, dim))
+    client.insert(name, [{"pk": i, "emb": rows[i].tolist(), "title": f"t{i}"} for i in range(n)])
+    client.flush(name)
+    client.close()
+
+
+def _user_rows(db: Path, name: str = "docs") -> tuple[list[str], int]:
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(str(db))
+    try:
+        fields = [f["name"] for f in client.describe_collection(name)["fields"]]
+        count = client.query(name, filter="", output_fields=["count(*)"])[0]["count(*)"]
+        return fields, count
+    finally:
+        client.close()
+
+
+# -- the twentieth sweep (API side and migrations): its faults --------------------------------
+
+
+@pytest.mark.slow
+def test_build_overwrite_never_replaces_a_users_own_milvus_collection(tmp_path):
+    ds = _dataset(tmp_path)
+    db = tmp_path / "app" / "app.db"
+    db.parent.mkdir()
+    _user_milvus(db)
+    for extra in ([], ["--overwrite"]):
+        result = CliRunner().invoke(main, [
+            "build", "--dataset", str(ds), "--backend", "milvus", "--uri", str(db),
+            "--collection", "docs", "--dim", "16", "--data-dir", str(tmp_path / "sd"),
+            "--quiet", *extra])  # fmt: skip
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert "was not made by smec-index" in lines[0] and "--overwrite" not in lines[0]
+        assert "another --collection" in lines[0]
+    assert _user_rows(db) == (["pk", "emb", "title"], 30)  # replaced by id/vector/payload before
+
+
+def test_connector_create_overwrite_never_replaces_a_users_own_collection(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    db = tmp_path / "app.db"
+    _user_milvus(db)
+    with open_connector("milvus", uri=str(db)) as connector:
+        for overwrite in (False, True):
+            with pytest.raises(SmecError, match="was not made by smec-index"):
+                connector.create("docs", IndexSpec(dim=8, index="flat"), overwrite=overwrite)
+        with pytest.raises(SmecError, match="was not made by smec-index"):
+            CompressedIndex(connector, "docs", None, dim=8).create({}, "flat", overwrite=True)
+        connector.create("mine", IndexSpec(dim=8, index="flat"))  # its own: replaceable
+        connector.create("mine", IndexSpec(dim=4, index="flat"), overwrite=True)
+        assert connector.spec("mine").dim == 4
+    assert _user_rows(db) == (["pk", "emb", "title"], 30)
+    # the same in a qdrant-client folder (local mode keeps it under DATA_DIR/qdrant-local)
+    client = QdrantClient(path=str(tmp_path / "d" / "qdrant-local"))
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=8, distance=models.Distance.COSINE))  # fmt: skip
+    client.upsert("docs", models.Batch(ids=[1, 2], vectors=[[0.1] * 8, [0.2] * 8]))
+    client.close()
+    with open_connector("qdrant", data_dir=tmp_path / "d", mode="local") as connector:
+        with pytest.raises(SmecError, match="was not made by smec-index"):
+            connector.create("docs", IndexSpec(dim=4, index="flat"), overwrite=True)
+    client = QdrantClient(path=str(tmp_path / "d" / "qdrant-local"))
+    assert client.count("docs").count == 2
+    client.close()
+
+
+@pytest.mark.slow
+def test_an_edge_shard_sources_sparse_vectors_are_in_the_schema_diff(tmp_path):
+    import qdrant_edge as edge
+
+    rows = np.random.default_rng(0).standard_normal((120, 16)).astype(np.float32)
+    shard = edge.EdgeShard.create(str(tmp_path / "edge" / "docs"), edge.EdgeConfig(
+        vectors={"d": edge.EdgeVectorParams(size=16, distance=edge.Distance.Cosine)},
+        sparse_vectors={"s": edge.EdgeSparseVectorParams()}))  # fmt: skip
+    sparse = edge.SparseVector(indices=[1, 2], values=[0.5, 0.1])
+    points = [edge.Point(i, {"d": rows[i].tolist(), "s": sparse}, {"i": i}) for i in range(120)]
+    shard.update(edge.UpdateOperation.upsert_points(points))
+    shard.close()
+    result = CliRunner().invoke(main, [
+        "migrate", "--backend", "qdrant", "--path", str(tmp_path / "edge"), "--collection",
+        "docs", "--dim", "8", "--data-dir", str(tmp_path / "sd"), "--to-backend", "qdrant",
+        "--allow-schema-change", "--dry-run", "--json", "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "sparse vectors s -> not carried" in json.loads(result.output)["schema_diff"]
+
+
+def test_api_addresses_and_options_of_other_types_are_one_line(tmp_path):
+    from smec_index.connectors.source import open_source
+    from smec_index.migration.runner import MigrateRequest, migrate
+
+    db = tmp_path / "app.db"
+    _user_milvus(db)
+    source = open_source("milvus", "docs", uri=db)  # a Path, as open_connector takes
+    assert source.info.dim == 16
+    source.close()
+    with pytest.raises(SmecError, match="path: a path is a str"):
+        open_source("qdrant", "docs", path=b"q")
+    with pytest.raises(SmecError, match="milvus takes no option 'zzz'"):
+        open_connector("milvus", uri=str(db), zzz=1)
+    base = {"backend": "milvus", "collection": "docs", "dim": 8, "data_dir": tmp_path / "sd",
+            "source": {"uri": db}}  # fmt: skip
+    for bad, fragment in [
+        ({"min_recall": "0.5"}, "--min-recall '0.5'"),
+        ({"min_recall": None}, "--min-recall None"),
+        ({"min_recall": True}, "--min-recall True"),
+        ({"source": {"pth": "x", "uri": db}}, "source: unknown option 'pth'"),
+        ({"to_backend": "milvus", "to_options": {"zzz": 1}}, "to_options: unknown option 'zzz'"),
+        ({"to_backend": "milvus", "to_options": {"data_dir": "x"}}, "unknown option 'data_dir'"),
+    ]:
+        with pytest.raises(SmecError, match=fragment.replace("(", r"\(")):
+            migrate(MigrateRequest(**{**base, **bad}), say=lambda *_: None)
+    assert not (tmp_path / "sd").exists()
+    assert _user_rows(db) == (["pk", "emb", "title"], 30)
+
+
+# -- the twentieth sweep (command line): its judgement calls made rules ------------------------
+
+
+def test_a_bench_results_file_with_a_torn_last_line_keeps_its_whole_runs(tmp_path):
+    """A bench killed while appending leaves a last line cut off: the runs before it are
+    kept (report reads them with a note, the next bench replaces the torn line), as a
+    database keeps what was committed before a torn log write. Refused whole before."""
+    results = tmp_path / "r.jsonl"
+    common = ["bench", "--dataset", "synthetic:500x16", "--methods", "none,pca", "--dims",
+              "16,8", "--latency-queries", "5", "--concurrency", "1"]  # fmt: skip
+    _ok_cli(*common, "--out", results)
+    whole = results.read_bytes()
+    assert whole.count(b"\n") == 2
+    torn = tmp_path / "t.jsonl"
+    torn.write_bytes(whole[:-40])
+    done = CliRunner().invoke(main, ["report", str(torn), "--out", str(tmp_path / "rep")])
+    assert done.exit_code == 0, done.output
+    assert "last line was cut off" in done.output and "the 1 run before it kept" in done.output
+    _ok_cli(*common, "--out", torn)  # measures the torn run again, in place of the torn line
+    lines = torn.read_bytes().splitlines()
+    assert len(lines) == 2 and all(json.loads(line)["schema"] for line in lines)
+    # a last line without its newline that is whole JSON is a run, not a torn one
+    results.write_bytes(whole[:-1])
+    done = CliRunner().invoke(main, ["report", str(results), "--out", str(tmp_path / "r2")])
+    assert done.exit_code == 0 and "cut off" not in done.output, done.output
+
+
+def test_a_flag_given_by_the_environment_is_named_by_its_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("QDRANT_URL", "http://bob:pw@127.0.0.1:9/")
+    line = _error_line(["info", "--collection", "x"])
+    assert line.startswith("error: QDRANT_URL http://127.0.0.1:9/:") and "pw" not in line
+    line = _error_line(["info", "--collection", "x", "--url", "http://a:b@127.0.0.1:9/"])
+    assert line.startswith("error: --url http://127.0.0.1:9/:")  # the flag, where it was given
+    monkeypatch.setenv("MILVUS_URI", "http://bob:pw@127.0.0.1:9")
+    assert _error_line(["info", "--backend", "milvus", "--collection", "x"]).startswith(
+        "error: MILVUS_URI http://127.0.0.1:9:")  # fmt: skip
+
+
+def test_a_dangling_data_dir_link_is_named_as_one(tmp_path):
+    ds = _dataset(tmp_path)
+    (tmp_path / "dangle").symlink_to(tmp_path / "nowhere")
+    line = _error_line(["build", "--dataset", ds, "--dim", "16", "--backend", "faiss",
+                        "--data-dir", tmp_path / "dangle", "--quiet"])  # fmt: skip
+    assert "a symbolic link to" in line and "which does not exist" in line
+    assert not (tmp_path / "nowhere").exists()
+
+
+def _ok_cli(*args) -> str:
+    done = CliRunner().invoke(main, [str(a) for a in args])
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+def _error_line(args: list) -> str:
+    done = CliRunner().invoke(main, [str(a) for a in args])
+    lines = [line for line in done.output.splitlines() if line.strip()]
+    assert done.exit_code == 2 and len(lines) == 1, done.output
+    return lines[0]
