@@ -347,7 +347,8 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
         with file_lock(lock_path(request, name), what):
             current = connector.resolve(name)
             if current == name:  # a collection of that name, not an alias
-                connector.refuse_foreign(name, "another --collection")
+                connector.refuse_foreign(name, "pick another --collection, or drop it "
+                                         "yourself first if you mean to replace it")
             if current is not None and not request.overwrite:
                 raise SmecError(
                     f"collection {name!r} already exists in {request.backend}; pass "

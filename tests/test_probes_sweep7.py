@@ -79,6 +79,8 @@ def test_connector_create_overwrite_never_replaces_a_users_own_collection(tmp_pa
                 connector.create("docs", IndexSpec(dim=8, index="flat"), overwrite=overwrite)
         with pytest.raises(SmecError, match="was not made by smec-index"):
             CompressedIndex(connector, "docs", None, dim=8).create({}, "flat", overwrite=True)
+        with pytest.raises(SmecError, match="drop it with your own client"):
+            connector.drop("docs")  # search refused it as someone's own, drop deleted it
         connector.create("mine", IndexSpec(dim=8, index="flat"))  # its own: replaceable
         connector.create("mine", IndexSpec(dim=4, index="flat"), overwrite=True)
         assert connector.spec("mine").dim == 4

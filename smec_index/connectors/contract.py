@@ -106,14 +106,17 @@ class Connector:
         else, not by smec-index: a user's own collection in their Milvus or Qdrant."""
         return isinstance(self.backend, HoldsOthers) and self.backend.foreign(collection)
 
-    def refuse_foreign(self, collection: str, rename: str = "another name") -> None:
-        """Refuse a collection of this name that smec-index did not make: nothing replaces
-        a user's own data, whatever overwrite says (``rename``: how to pick another name)."""
+    def refuse_foreign(
+        self,
+        collection: str,
+        fix: str = "pick another name, or drop it yourself first if you mean to replace it",
+    ) -> None:
+        """Refuse a collection of this name that smec-index did not make: nothing of
+        smec-index's replaces or drops a user's own data (``fix``: what to do instead)."""
         if self.foreign(collection):
             raise SmecError(
-                f"collection {collection!r} in {self.name} exists and was not made by "
-                "smec-index (it has no smec-index spec), so it is never replaced: pick "
-                f"{rename}, or drop it yourself first if you mean to replace it"
+                f"collection {collection!r} in {self.name} was not made by smec-index (it "
+                f"has no smec-index spec), so smec-index leaves it alone: {fix}"
             )
 
     def check_spec(self, spec: IndexSpec) -> IndexSpec:
@@ -173,6 +176,8 @@ class Connector:
                 f"{collection!r} is an alias of {aliases[collection]!r}; drop the alias "
                 "(drop_alias) or the collection it points at"
             )
+        if self.backend.exists(collection):
+            self.refuse_foreign(collection, "drop it with your own client if you mean to")
         for alias, target in aliases.items():
             if target == collection:
                 self.backend.drop_alias(alias)
