@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -206,3 +209,113 @@ def _error_line(args: list) -> str:
     lines = [line for line in done.output.splitlines() if line.strip()]
     assert done.exit_code == 2 and len(lines) == 1, done.output
     return lines[0]
+
+
+# -- the twenty-first sweep (API side and migrations): its faults ------------------------------
+
+
+def _ivf_source(db: Path) -> None:
+    """A small milvus-lite collection with an IVF_FLAT index, made by an app that exits
+    without closing its client (its rows not yet sealed): opening it builds the index, and
+    FAISS's k-means warns that 200 points are few for 128 centroids, on stderr."""
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np
+from pymilvus import DataType, MilvusClient
+client = MilvusClient({str(db)!r})
+schema = MilvusClient.create_schema(auto_id=False)
+schema.add_field("id", DataType.INT64, is_primary=True)
+schema.add_field("v", DataType.FLOAT_VECTOR, dim=32)
+index = client.prepare_index_params()
+index.add_index("v", index_type="IVF_FLAT", metric_type="COSINE")
+client.create_collection("docs", schema=schema, index_params=index)
+rows = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
+client.insert("docs", [{{"id": i, "v": rows[i].tolist()}} for i in range(200)])
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=120)
+
+
+@pytest.mark.slow
+def test_migrating_a_small_ivf_milvus_lite_source_prints_no_faiss_advice(tmp_path):
+    import subprocess
+    import sys
+
+    _ivf_source(tmp_path / "m.db")
+    common = [sys.executable, "-m", "smec_index.cli", "migrate", "--backend", "milvus",
+              "--uri", str(tmp_path / "m.db"), "--collection", "docs", "--dim", "8",
+              "--min-recall", "0", "--quiet", "--data-dir"]  # fmt: skip
+    done = subprocess.run([*common, str(tmp_path / "d")], capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent, timeout=300)  # fmt: skip
+    assert done.returncode == 0 and done.stderr == "", done.stderr  # the advice was printed
+    done = subprocess.run([*common, str(tmp_path / "d2"), "--to", "docs_8"], capture_output=True,
+                          text=True, cwd=Path(__file__).parent.parent, timeout=300)  # fmt: skip
+    lines = done.stderr.splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), lines
+
+
+def test_a_source_is_searched_with_finite_vectors_only(tmp_path):
+    from smec_index.connectors.source import open_source
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=20, dim=16)
+    with _no_warnings():
+        source = open_source("qdrant", "docs", path=tmp_path / "q")
+        try:
+            for bad in (np.full((1, 16), np.inf), np.r_[[np.inf], np.ones(15)][None]):
+                with pytest.raises(SmecError, match="query vectors hold NaN or inf"):
+                    source.search(bad.astype(np.float32), 3)  # NaN-scored ids before
+            with pytest.raises(SmecError, match=r"searched with \(n, 16\) vectors"):
+                source.search(np.ones((1, 8), np.float32), 3)
+            with pytest.raises(SmecError, match="k must be"):
+                source.search(np.ones((1, 16), np.float32), 0)
+            assert len(source.search(np.ones((1, 16), np.float32), 3)[0]) == 3
+        finally:
+            source.close()
+
+
+def test_a_mirror_never_drops_its_source(tmp_path):
+    from smec_index.connectors.source import open_source
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=20, dim=16)
+    source = open_source("qdrant", "docs", path=tmp_path / "q")
+    try:
+        with pytest.raises(SmecError, match="is the migration's source"):
+            source.mirror().drop("docs")
+    finally:
+        source.close()
+    db = tmp_path / "app.db"
+    _user_milvus(db)
+    source = open_source("milvus", "docs", uri=db)
+    try:
+        with pytest.raises(SmecError, match="is the migration's source"):
+            source.mirror().drop("docs")
+    finally:
+        source.close()
+    assert _user_rows(db) == (["pk", "emb", "title"], 30)
+
+
+def test_migrate_request_fields_of_other_types_are_one_line(tmp_path):
+    from smec_index.migration.runner import MigrateRequest, migrate
+
+    base = {"backend": "qdrant", "collection": "docs", "dim": 8, "data_dir": tmp_path / "sd",
+            "source": {"path": str(tmp_path / "q")}}  # fmt: skip
+    for bad, fragment in [
+        ({"source": {"path": 123}}, "path: a path is a str"),
+        ({"source": {"url": 5}}, "url must be a server address"),
+        ({"partition": (0, 2)}, "partition (0, 2): pass 'K/N' as text"),
+        ({"dry_run": "no"}, "dry_run must be True or False"),
+        ({"artifact": 7}, "artifact: a path is a str"),
+    ]:
+        with pytest.raises(SmecError, match=re.escape(fragment)):
+            migrate(MigrateRequest(**{**base, **bad}), say=lambda *_: None)
+    assert not (tmp_path / "sd").exists()
+
+
+@contextlib.contextmanager
+def _no_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning from an inf query fails the probe
+        yield

@@ -245,6 +245,25 @@ def schema_diff(before: dict[str, Any], after: dict[str, Any], skip: set[str]) -
     return changes
 
 
+def refuse_source(info: SourceInfo, name: str) -> None:
+    """A mirror drops the copies it wrote, never the collection it copies."""
+    if name == info.collection:
+        raise SmecError(f"{name!r} at {info.where} is the migration's source: a mirror drops "
+                        "only the copies it wrote, never the source")  # fmt: skip
+
+
+def search_queries(vectors: Any, k: Any, dim: int) -> tuple[np.ndarray, int]:
+    """What a source's ``search`` takes: ``(n, dim)`` finite vectors and a whole ``k`` >= 1,
+    or a one-line error (an engine would rank by NaN scores, with a warning, for an inf)."""
+    from smec_index.connectors.base import positive_int
+    from smec_index.vectors import check_vectors
+
+    if np.ndim(vectors) != 2 or np.shape(vectors)[1] != dim:
+        raise SmecError(f"query vectors of shape {tuple(np.shape(vectors))}: a source of "
+                        f"{dim}-d vectors is searched with (n, {dim}) vectors")  # fmt: skip
+    return check_vectors(vectors, dim, "query vectors"), positive_int(k, "k")
+
+
 def open_source(backend: str, collection: str, **where: Any) -> Source:
     """Open ``collection`` for reading.
 

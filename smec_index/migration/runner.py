@@ -32,9 +32,11 @@ from smec_index.connectors.base import (
     check_new_name,
     is_milvus_server,
     positive_int,
+    typed_options,
 )
 from smec_index.connectors.source import Partition, fingerprint, open_source
 from smec_index.connectors.storage import check_free_space, estimated_bytes, file_lock
+from smec_index.data import check_path_name
 from smec_index.errors import SmecError
 from smec_index.migration import DEFAULT_MIN_RECALL, verify
 from smec_index.migration.fitting import fit_projection, given_artifact
@@ -167,9 +169,27 @@ def _check_places(what: str, options: Any, known: tuple[str, ...]) -> None:
     unknown = sorted(str(k) for k in options if k not in known)
     if unknown:
         raise SmecError(f"{what}: unknown option {unknown[0]!r:.40}; use {', '.join(known)}")
+    typed_options({k: v for k, v in options.items() if k != "path"})
+    if options.get("path") is not None:
+        check_path_name(options["path"], "path")
+
+
+def _check_fields(request: MigrateRequest) -> None:
+    """Switches are bools and files are paths: ``dry_run="no"`` would be taken as yes."""
+    for name in ("dry_run", "restart", "rollback", "progress", "overwrite",
+                 "allow_schema_change", "in_place"):  # fmt: skip
+        if not isinstance(getattr(request, name), bool):
+            raise SmecError(f"{name} must be True or False, got {getattr(request, name)!r:.30}")
+    check_path_name(request.data_dir, "data_dir")
+    for name in ("artifact", "queries", "query_ids", "qrels"):
+        if getattr(request, name) is not None:
+            check_path_name(getattr(request, name), name)
+    if request.partition is not None and not isinstance(request.partition, str):
+        raise SmecError(f"partition {request.partition!r:.30}: pass 'K/N' as text, e.g. '0/4'")
 
 
 def _check_request(request: MigrateRequest) -> Partition | None:
+    _check_fields(request)
     positive_int(request.dim, "--dim")
     positive_int(request.batch_size, "--batch-size")
     positive_int(request.checkpoint_rows, "--checkpoint-rows")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from smec_index.connectors.milvus.source import MilvusSource, aliases, count, describe
-from smec_index.connectors.source import SourceBatch
+from smec_index.connectors.source import SourceBatch, refuse_source
 from smec_index.errors import SmecError
 
 ARRAY_VARCHAR_MAX = 65_535  # milvus-lite describes an ARRAY of VARCHAR without its max_length
@@ -167,6 +167,7 @@ class MilvusMirror:
         self._load(name)
 
     def drop(self, name: str) -> None:
+        refuse_source(self.source.info, name)
         self.writer.drop_collection(name)
 
     # -- points ---------------------------------------------------------------------------

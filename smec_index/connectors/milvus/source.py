@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 
 from smec_index.connectors.base import check_lite_uri, is_milvus_server
-from smec_index.connectors.source import Partition, SourceBatch, SourceInfo, check_not_alias
+from smec_index.connectors.source import (
+    Partition,
+    SourceBatch,
+    SourceInfo,
+    check_not_alias,
+    search_queries,
+)
+from smec_index.connectors.storage import native_notes
 from smec_index.errors import SmecError
 from smec_index.secrets import shown_url
 
@@ -118,7 +125,10 @@ class MilvusSource:
         self._raw = raw
         self.reader = self.client
         try:
-            self.__open(collection, where, location, lite, DataType)
+            # Loading a milvus-lite collection builds its index (FAISS, in this process),
+            # whose k-means advice on a small IVF collection is caught, not printed.
+            with native_notes("milvus-lite") if lite else contextlib.nullcontext():
+                self.__open(collection, where, location, lite, DataType)
         except BaseException:
             self.close()
             raise
@@ -341,6 +351,7 @@ class MilvusSource:
         return self.batch([order[str(i)] for i in raw_ids if str(i) in order], None, dim)
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
+        vectors, k = search_queries(vectors, k, self.info.dim)
         return self.search_in(self.collection, vectors, k)
 
     def search_in(self, collection: str, vectors: np.ndarray, k: int) -> list[list[str]]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from smec_index.connectors.qdrant.source import QdrantSource, call, collection_schema
-from smec_index.connectors.source import SourceBatch
+from smec_index.connectors.source import SourceBatch, refuse_source
 
 
 def search_batch(client: Any, collection: str, using: str, vectors: np.ndarray, k: int):
@@ -147,6 +147,7 @@ class QdrantMirror:
         self._call("creating", name, create)
 
     def drop(self, name: str) -> None:
+        refuse_source(self.source.info, name)
         self._call("dropping", name, lambda: self.client.delete_collection(name))
 
     # -- points ---------------------------------------------------------------------------

@@ -19,7 +19,13 @@ from typing import Any
 import numpy as np
 
 from smec_index import safejson
-from smec_index.connectors.source import Partition, SourceBatch, SourceInfo, check_not_alias
+from smec_index.connectors.source import (
+    Partition,
+    SourceBatch,
+    SourceInfo,
+    check_not_alias,
+    search_queries,
+)
 from smec_index.errors import SmecError
 from smec_index.secrets import shown_url
 
@@ -308,6 +314,7 @@ class QdrantSource(QdrantReader):
     def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
         from smec_index.connectors.qdrant.mirror import search_batch
 
+        vectors, k = search_queries(vectors, k, self.info.dim)
         found = lambda: search_batch(self.client, self.collection, self.using, vectors, k)  # noqa: E731
         return call("searching", self.shown, found)
 
@@ -444,6 +451,7 @@ class EdgeSource(QdrantReader):
     def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
         import qdrant_edge as edge
 
+        vectors, k = search_queries(vectors, k, self.info.dim)
         requests = [
             edge.QueryRequest(
                 limit=k, query=edge.Query.Nearest(v, self.using or None), with_payload=False
