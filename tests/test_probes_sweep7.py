@@ -319,3 +319,28 @@ def _no_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a RuntimeWarning from an inf query fails the probe
         yield
+
+
+def test_a_multivector_is_never_offered_as_the_vector_to_compress(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    from smec_index.connectors.source import open_source
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    multi = models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM)
+    client.create_collection("docs", vectors_config={
+        "dense": models.VectorParams(size=16, distance=models.Distance.COSINE),
+        "colb": models.VectorParams(size=8, distance=models.Distance.COSINE,
+                                    multivector_config=multi)})  # fmt: skip
+    client.create_collection("multi", vectors_config={"colb": models.VectorParams(
+        size=8, distance=models.Distance.COSINE, multivector_config=multi)})  # fmt: skip
+    client.close()
+    source = open_source("qdrant", "docs", path=tmp_path / "q")  # asked for --using, offering colb
+    try:
+        assert source.info.vector == "dense"
+    finally:
+        source.close()
+    with pytest.raises(SmecError, match="has only multivectors"):
+        open_source("qdrant", "multi", path=tmp_path / "q")
+    with pytest.raises(SmecError, match="pass one of its dense vectors: 'dense'$"):
+        open_source("qdrant", "docs", path=tmp_path / "q", using="nope")

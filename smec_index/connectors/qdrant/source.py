@@ -35,32 +35,41 @@ EDGE_CONFIG = "edge_config.json"  # what qdrant-edge writes in every shard folde
 
 def pick_vector(vectors: dict[str, Any], using: str | None, collection: str,
                 sparse: Any = ()) -> str:  # fmt: skip
-    """The vector to migrate: ``using``, else the unnamed one, else the only one there is
-    (``sparse``: the collection's sparse vector names, which none of these can be)."""
+    """The vector to migrate: ``using``, else the unnamed one, else the only single dense
+    vector there is (``sparse``: the collection's sparse vector names, which none of these
+    can be; a multivector is never a choice: migrate compresses single vectors)."""
+    single = [name for name in vectors if not _multivector(vectors[name])]
+    have = ", ".join(repr(name) if name else "the unnamed vector" for name in single)
     if using is not None:
         if using not in vectors:
-            have = ", ".join(repr(name) if name else "the unnamed vector" for name in vectors)
             kind = "a sparse vector of" if using in sparse else "no vector in"
             raise SmecError(
                 f"--using {using}: {kind} collection {collection!r}; "
-                + (f"pass one of its dense vectors: {have}" if vectors else
-                   "it has no dense vector, so migrate has nothing to compress")
+                + (f"pass one of its dense vectors: {have}" if single else
+                   "it has no single dense vector, so migrate has nothing to compress")
             )  # fmt: skip
         return using
-    if "" in vectors:  # the unnamed vector: the default one, beside any added named ones
+    if "" in single:  # the unnamed vector: the default one, beside any added named ones
         return ""
-    if not vectors:
+    if not single:
+        what = "only multivectors" if vectors else "no dense vector (sparse vectors only?)"
         raise SmecError(
-            f"Qdrant collection {collection!r} has no dense vector (sparse vectors only?): "
-            "migrate compresses a dense vector; there is nothing to compress"
+            f"Qdrant collection {collection!r} has {what}: migrate compresses a single dense "
+            "vector; there is nothing to compress"
         )
-    if len(vectors) != 1:
-        have = ", ".join(repr(name) for name in vectors)
+    if len(single) != 1:
         raise SmecError(
-            f"Qdrant collection {collection!r} has {len(vectors)} vectors ({have}); pick the "
-            "one to compress with --using (the others are kept as they are)"
+            f"Qdrant collection {collection!r} has {len(single)} dense vectors ({have}); pick "
+            "the one to compress with --using (the others are kept as they are)"
         )
-    return next(iter(vectors))
+    return single[0]
+
+
+def _multivector(config: Any) -> bool:
+    """Whether a vector's config (qdrant-client's, or an edge shard's JSON) is a multivector."""
+    found = config.get("multivector_config") if isinstance(config, dict) else getattr(
+        config, "multivector_config", None)  # fmt: skip
+    return found is not None
 
 
 def call(doing: str, where: str, request: Any) -> Any:
