@@ -523,6 +523,15 @@ def build_params(index_kind: str, flags: dict[str, Any]) -> dict[str, Any]:
     stray = [flag for flag, value in given.items()
              if value is not None and flag not in own.get(index_kind, given)]  # fmt: skip
     refuse_stray(stray, f"a {index_kind} index", "leave {it} out or pick --index accordingly")
+    backend = flags.get("backend")
+    quantized = {"--quantization": flags["quantization"], "--no-rescore": flags["no_rescore"]}
+    if backend != "qdrant":
+        refuse_stray([flag for flag, value in quantized.items() if value],
+                     f"--backend {backend} (Qdrant's quantization settings)",
+                     "leave {it} out (--index ivf_pq compresses on faiss and milvus)")  # fmt: skip
+    if flags["no_rescore"] and not flags["quantization"]:
+        raise SmecError("--no-rescore ranks by quantized codes alone: add --quantization "
+                        "(scalar, binary, product or turbo) or leave it out")  # fmt: skip
     params: dict[str, Any] = {"quantization": flags["quantization"],
                               "rescore": False if flags["no_rescore"] else None}  # fmt: skip
     if index_kind == "hnsw":
@@ -589,7 +598,7 @@ TRAIN_OPTIONS = option_group(
         "--method",
         default="smec",
         show_default=True,
-        help="smec, mrl, matryoshka-adaptor, search-adaptor, pca or truncate",
+        help="smec, mrl, matryoshka-adaptor, search-adaptor, dive, pca or truncate",
     ),
     click.option("--dims", default="192,128,64,32", show_default=True, help=DIM_HELP),
     click.option(

@@ -134,7 +134,7 @@ def test_a_qdrant_multivector_source_is_refused_before_anything_is_written(tmp_p
     client.close()
     run_probe(["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection",
                "multi", "--dim", 4, "--data-dir", tmp_path / "data", "--quiet"], tmp_path,
-              "is a multivector", output=tmp_path / "q")  # fmt: skip
+              "has only multivectors", output=tmp_path / "q")  # fmt: skip
 
 
 def test_qdrant_unnamed_vector_with_sparse_vectors_keeps_both(tmp_path):

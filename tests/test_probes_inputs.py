@@ -98,12 +98,12 @@ PROBES = [
     (
         "no-rescore-without-quantization",
         lambda r: _build(r, "qdrant", "--no-rescore", dim=8),
-        "rescore=false needs a quantization",
+        "--no-rescore ranks by quantized codes alone",
     ),
     (
         "no-rescore-on-faiss",
         lambda r: _build(r, "faiss", "--no-rescore", dim=8),
-        "unknown hnsw parameter(s) rescore",
+        "--no-rescore does not apply to --backend faiss",
     ),
     ("batch-size-zero", lambda r: _build(r, "faiss", "--batch-size", "0"), "--batch-size"),
     ("data-dir-under-a-file", lambda r: _build_under_file(r), "is a file, not a directory"),

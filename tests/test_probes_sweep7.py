@@ -344,3 +344,22 @@ def test_a_multivector_is_never_offered_as_the_vector_to_compress(tmp_path):
         open_source("qdrant", "multi", path=tmp_path / "q")
     with pytest.raises(SmecError, match="pass one of its dense vectors: 'dense'$"):
         open_source("qdrant", "docs", path=tmp_path / "q", using="nope")
+
+
+# -- the twenty-first sweep (command line): its fault ------------------------------------------
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="no /proc here")
+def test_report_of_a_proc_file_is_one_line(tmp_path):
+    for path in ("/proc/self/status", "/proc/cpuinfo"):  # an internal error (a seek) before
+        line = _error_line(["report", path, "--out", tmp_path / "rep"])
+        assert line.startswith(f"error: {path}:1: not a JSON line"), line
+    assert not (tmp_path / "rep").exists()
+
+
+def test_qdrant_quantization_flags_on_other_backends_name_themselves(tmp_path):
+    ds = _dataset(tmp_path)
+    line = _error_line(["build", "--dataset", ds, "--dim", "8", "--backend", "milvus", "--data-dir",
+                        tmp_path / "d", "--quantization", "binary", "--no-rescore"])  # fmt: skip
+    assert "--quantization, --no-rescore do not apply to --backend milvus" in line
+    assert not (tmp_path / "d").exists()

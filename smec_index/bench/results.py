@@ -113,7 +113,8 @@ def torn_tail(path: Path) -> int | None:
     """Where a torn last line of ``path`` starts: one without its newline that is not JSON
     (``None``: the file ends with a whole line)."""
     with open(path, "rb") as handle:
-        size = handle.seek(0, os.SEEK_END)
+        # the size the file system states: /proc files state 0 (and refuse a seek to the end)
+        size = os.fstat(handle.fileno()).st_size
         if size == 0:
             return None
         handle.seek(size - 1)
