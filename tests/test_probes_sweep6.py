@@ -1150,7 +1150,7 @@ def test_using_a_sparse_vector_says_it_is_sparse(tmp_path):
     source = qdrant_source(tmp_path, sparse=True)
     run_probe(["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs", "--dim",
                8, "--using", "s", "--dry-run", "--data-dir", tmp_path / "d"], tmp_path,
-              "--using s: a sparse vector of collection 'docs'; it has no dense vector")
+              "--using s: a sparse vector of collection 'docs'; it has no single dense vector")
     source = qdrant_source(tmp_path / "dense", n=20, dim=16)
     run_probe(["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs", "--dim",
                8, "--using", "nope", "--dry-run", "--data-dir", tmp_path / "d"], tmp_path,
