@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from bench.results import RESULTS_DIR, over_seeds, write_records
+from bench.results import RESULTS_DIR, over_seeds, read_records, write_records
 from smec_index.bench.plots import bar_plot, line_plot, markdown_table
 from smec_index.compressors import make_compressor
 from smec_index.data import RetrievalData, load_retrieval_data
@@ -318,7 +318,8 @@ def _held_out_splits(train) -> tuple[dict, dict[str, dict]]:
     return inner, {"held-out": held, "unseen-doc": unseen}
 
 
-UNSEEN_METHODS = ("search-adaptor", "matryoshka-adaptor", "mrl", "smec")
+UNSEEN_METHODS = ("search-adaptor", "matryoshka-adaptor", "mrl", "dive", "smec")
+ONLY: list[str] = []  # --methods: rerun these alone, keeping the file's other runs
 
 
 def unseen(data, train, test, out: Path, epochs: int) -> str:
@@ -337,8 +338,10 @@ def unseen(data, train, test, out: Path, epochs: int) -> str:
         scores = evaluate_dims(data, qrels, pca, HELD_OUT_DIMS)
         records += [{"ablation": "unseen", "method": "pca", "split": split, "seed": None,
                      "dim": d, **scores[d]} for d in HELD_OUT_DIMS]  # fmt: skip
+    if ONLY and out.is_file():
+        records = [r for r in read_records(out) if r["method"] not in ONLY]
     for seed in tqdm(HELD_OUT_SEEDS, desc="seeds"):
-        for method in tqdm(UNSEEN_METHODS, desc="unseen", leave=False):
+        for method in tqdm(ONLY or UNSEEN_METHODS, desc="unseen", leave=False):
             compressor = make_compressor(
                 method, HELD_OUT_DIMS, progress=False, seed=seed, max_epochs=epochs, **INIT
             ).fit(data, inner)
@@ -369,6 +372,50 @@ def unseen(data, train, test, out: Path, epochs: int) -> str:
     bar_plot(plots, out.with_suffix(".png"),
              f"{DATA_LABEL} held-out train queries: all of them vs unseen documents",
              "nDCG@10")  # fmt: skip
+    return text
+
+
+DIVE_VARIANTS = {
+    "defaults (margin 0.3, view weight 0.1, 4 views)": {},
+    "margin 0.1": {"margin": 0.1},
+    "margin 0.5": {"margin": 0.5},
+    "no NT-Xent (view weight 0)": {"view_weight": 0.0},
+    "view weight 0.5": {"view_weight": 0.5},
+    "2 views": {"views": 2},
+}
+
+
+def dive(data, train, test, out: Path, epochs: int) -> str:
+    """DIVE's settings one at a time on held-out TRAIN queries and their unseen-document
+    part (``test`` is not read), seed 0: how its defaults were chosen."""
+    del test
+    inner, splits = _held_out_splits(train)
+    pca = make_compressor("pca", HELD_OUT_DIMS).fit(data)
+    runs = [("PCA (no training)", pca)]
+    for name, change in tqdm(DIVE_VARIANTS.items(), desc="dive"):
+        compressor = make_compressor("dive", HELD_OUT_DIMS, progress=False, max_epochs=epochs,
+                                     **change)  # fmt: skip
+        runs.append((name, compressor.fit(data, inner)))
+    records = []
+    for name, compressor in runs:
+        for split, qrels in splits.items():
+            scores = evaluate_dims(data, qrels, compressor, HELD_OUT_DIMS)
+            records += [{"ablation": "dive", "variant": name, "seed": 0, "split": split,
+                         "queries": len(qrels), "dim": d, **scores[d]}
+                        for d in HELD_OUT_DIMS]  # fmt: skip
+    write_records(out, records)
+    order = [name for name, _ in runs]
+    text = (f"DIVE trained on {len(inner)} {DATA_LABEL} train queries (seed 0), scored on the "
+            "other train queries (test not read). nDCG@10.\n\n")  # fmt: skip
+    plots = {}
+    for split, qrels in splits.items():
+        mean, _ = over_seeds(records, "variant", order, HELD_OUT_DIMS, split=split)
+        for r in mean:
+            plots.setdefault(f"{split} {r['dim']}", {})[r["variant"]] = r["ndcg@10"]
+        text += f"#### {split}: {len(qrels)} queries\n\n" + markdown_table(
+            mean, "variant", "dim", "ndcg@10", row_order=order) + "\n"  # fmt: skip
+    bar_plot(plots, out.with_suffix(".png"), f"{DATA_LABEL}: DIVE's settings, held-out train "
+             "queries", "nDCG@10")  # fmt: skip
     return text
 
 
@@ -438,6 +485,7 @@ ABLATIONS = {
     "heldout": heldout,
     "unseen": unseen,
     "chain": chain,
+    "dive": dive,
 }
 DATA_LABEL = "SciFact"
 
@@ -459,8 +507,13 @@ def main() -> None:
         "identity and ADS chooses among the raw dims)",
     )
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--methods",
+        help="unseen: run only these methods (comma-separated), keeping the file's others",
+    )
     args = parser.parse_args()
     INIT["init"] = args.init
+    ONLY[:] = args.methods.split(",") if args.methods else []
     data = load_retrieval_data(args.dataset, args.embeddings)
     DATA_LABEL = data.dataset.name
     suffix = "" if args.init == "pca" else f"-{args.init}"

@@ -1,6 +1,8 @@
 """SMEC against every baseline on one dataset: train on train qrels, report on test.
 
     python -m bench.compare --dataset ../shared/data/scifact --dims 128,64,32 --seeds 0,1,2
+    python -m bench.compare --dataset ../shared/data/scifact --dims 128,64,32 --seeds 0,1,2 \
+        --methods dive --add     # one method more, the others' runs kept
 
 Writes ``bench/results/<dataset>-compare.jsonl`` (raw), ``.md`` (table) and ``.png`` (plot).
 Hyperparameters were chosen on a held-out 20% of the *train* queries (reported here as
@@ -26,7 +28,7 @@ from smec_index.compressors.registry import TRAINED
 from smec_index.data import load_retrieval_data
 from smec_index.evaluate import evaluate_dims
 
-ORDER = ["none", "truncate", "pca", "search-adaptor", "matryoshka-adaptor", "mrl", "smec"]
+ORDER = ["none", "truncate", "pca", "search-adaptor", "matryoshka-adaptor", "mrl", "dive", "smec"]
 
 
 def run(
@@ -167,6 +169,12 @@ def main() -> None:
     parser.add_argument(
         "--report-only", action="store_true", help="redraw table and plot from --out"
     )
+    parser.add_argument(
+        "--add",
+        action="store_true",
+        help="keep --out's runs of the other methods (each keeps its own time stamp) and "
+        "replace those of --methods",
+    )
     args = parser.parse_args()
     out = args.out or RESULTS_DIR / f"{args.dataset.name}-compare.jsonl"
     if not args.report_only:
@@ -180,6 +188,10 @@ def main() -> None:
             args.device,
             args.artifacts,
         )
+        if args.add and out.is_file():
+            ran = {r["method"] for r in records if r["method"] != "none"}
+            records = [r for r in read_records(out) if r["method"] not in ran] + [
+                r for r in records if r["method"] != "none"]  # fmt: skip
         write_records(out, records)
     print(report(out))
     print(f"raw: {out}\nplot: {out.with_suffix('.png')}")

@@ -47,6 +47,11 @@ SECTIONS = [
         "python -m bench.ablations chain",
     ),
     (
+        "DIVE's settings, one at a time, held-out train queries",
+        "scifact-ablation-dive",
+        "python -m bench.ablations dive",
+    ),
+    (
         "SMEC and the baselines (test nDCG@10 and recall@10)",
         "scifact-compare",
         "python -m bench.compare --dataset ../shared/data/scifact --dims 128,64,32 --seeds 0,1,2",

@@ -18,14 +18,15 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
 
 def write_records(path: str | Path, records: list[dict[str, Any]]) -> Path:
-    """Replace ``path`` with ``records`` (one JSON line each), stamped with time and versions."""
+    """Replace ``path`` with ``records`` (one JSON line each), stamped with time and versions
+    (a record kept from an earlier run keeps its own stamp)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stamp = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "versions": versions()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     with open(tmp, "w") as handle:
         for record in records:
-            handle.write(json.dumps({**record, **stamp}) + "\n")
+            handle.write(json.dumps({**stamp, **record}) + "\n")
     tmp.replace(path)
     return path
 

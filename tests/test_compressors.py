@@ -167,7 +167,7 @@ def test_bad_dims(dims, message, synthetic):
         make_compressor("pca", dims).fit(data, train)
 
 
-@pytest.mark.parametrize("method", ["smec", "mrl", "search-adaptor", "matryoshka-adaptor"])
+@pytest.mark.parametrize("method", ["smec", "mrl", "search-adaptor", "matryoshka-adaptor", "dive"])
 def test_trained_methods_refuse_the_input_dim_before_training(method, synthetic):
     data, train, _ = synthetic
     with pytest.raises(SmecError, match=f"choose dims below {data.dim}"):

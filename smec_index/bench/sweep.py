@@ -27,7 +27,8 @@ from smec_index.connectors.base import check_hnsw_m, positive_int
 from smec_index.errors import SmecError
 from smec_index.outputs import no_file_above
 
-METHODS = ("none", "truncate", "pca", "smec", "mrl", "matryoshka-adaptor", "search-adaptor")
+METHODS = ("none", "truncate", "pca", "smec", "mrl", "matryoshka-adaptor", "search-adaptor",
+           "dive")
 BACKEND_NAMES = (*BACKENDS, "milvus-server")  # milvus = milvus-lite; -server: 2.3.5, started
 INDEXES = ("hnsw", "flat", "ivf")
 SYNTHETIC = re.compile(r"^synthetic:(\d{1,15})x(\d{1,9})(?::rank(\d{1,9}))?$", re.ASCII)

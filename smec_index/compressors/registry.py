@@ -6,6 +6,7 @@ from typing import Any
 
 from smec_index.compressors.adapters import MatryoshkaAdaptor, SearchAdaptor
 from smec_index.compressors.base import LinearCompressor
+from smec_index.compressors.dive import DIVE
 from smec_index.compressors.simple import PCA, Truncation
 from smec_index.compressors.smec import SMEC, ParallelMRL
 from smec_index.errors import SmecError
@@ -13,9 +14,9 @@ from smec_index.training.config import TrainConfig, check_setting_names
 
 METHODS: dict[str, type[LinearCompressor]] = {
     cls.method: cls
-    for cls in (Truncation, PCA, SearchAdaptor, MatryoshkaAdaptor, ParallelMRL, SMEC)
+    for cls in (Truncation, PCA, SearchAdaptor, MatryoshkaAdaptor, ParallelMRL, DIVE, SMEC)
 }
-TRAINED = ("search-adaptor", "matryoshka-adaptor", "mrl", "smec")
+TRAINED = ("search-adaptor", "matryoshka-adaptor", "mrl", "dive", "smec")
 
 
 def compressor_class(method: str) -> type[LinearCompressor]:
