@@ -17,6 +17,13 @@ from smec_index.errors import SmecError
 
 # The training settings a trained method takes (None: the method's default).
 OVERRIDES = ("sequential", "ads", "xbm", "init", "lead_in", "alpha", "memory_size", "max_epochs")
+# The OVERRIDES each trained method uses (the rest are SMEC's modules): a flag a method would
+# ignore is refused, never recorded as if it had been used. Absent: every one applies.
+APPLIES = {
+    "search-adaptor": ("max_epochs",),
+    "matryoshka-adaptor": ("max_epochs",),
+    "dive": ("max_epochs",),
+}
 
 
 @dataclass
@@ -179,6 +186,11 @@ def _fit(r: TrainRequest):
                 f"{ignored[0]} does not apply to {r.method}, which is fitted without "
                 "training or qrels; drop it"
             )
+    elif r.method in APPLIES:
+        ignored = r.typed(*(o for o in OVERRIDES if o not in APPLIES[r.method]))
+        if ignored:
+            raise SmecError(f"{ignored[0]} does not apply to {r.method} (it is one of SMEC's "
+                            "modules and settings); drop it")  # fmt: skip
     settings = {**r.settings(), "device": r.device, "seed": r.seed,
                 "supervised": not r.unsupervised, "progress": not r.quiet}  # fmt: skip
     compressor = make_compressor(r.method, target_dims, **settings)

@@ -375,7 +375,7 @@ def test_plots_hold_at_most_eight_series_a_panel_and_labels_are_short():
     assert sum(len(series) for _, series in cut) == 21
     record = {"method": "artifact:/home/me/runs/smec-nf", "dim": 64, "encoding": "float32",
               "backend": "faiss", "index": "hnsw", "ef_search": 64}  # fmt: skip
-    assert label(record) == "smec-nf 64-d float32, faiss hnsw ef64"
+    assert label(record) == "artifact:smec-nf 64-d float32, faiss hnsw ef64"
 
 
 def test_dims_at_equal_recall_take_the_smallest_ef_reaching_it():

@@ -363,3 +363,113 @@ def test_qdrant_quantization_flags_on_other_backends_name_themselves(tmp_path):
                         tmp_path / "d", "--quantization", "binary", "--no-rescore"])  # fmt: skip
     assert "--quantization, --no-rescore do not apply to --backend milvus" in line
     assert not (tmp_path / "d").exists()
+
+
+# -- the twenty-second sweep: its faults ------------------------------------------------------
+
+
+def test_fit_checks_the_qrels_it_is_given(synthetic):
+    from smec_index.compressors import make_compressor
+
+    data, train, _ = synthetic
+    query, rels = next(iter(train.items()))
+    for bad, fragment in [
+        ({**train, query: {**rels, "no-such-doc": 1}}, "document 'no-such-doc' is not in"),
+        ({**train, "zz": dict(rels)}, "query 'zz' has no query embedding"),
+        ([(query, "d")], "got list"),
+        ({query: 1}, "got a dict of int"),
+        ({query: {next(iter(rels)): "x"}}, "grades are whole numbers"),
+        ({1: dict(rels)}, "qrels ids are strings"),
+    ]:
+        for method in ("dive", "smec", "search-adaptor"):  # a raw KeyError or TypeError before
+            with pytest.raises(SmecError, match=re.escape(fragment)):
+                make_compressor(method, (8,), progress=False, max_epochs=1).fit(data, bad)
+
+
+def test_numbers_beyond_float_are_refused_as_settings(tmp_path):
+    from smec_index.compressors import make_compressor
+
+    for method, name in [("dive", "margin"), ("dive", "view_weight"), ("smec", "alpha"),
+                         ("smec", "lr"), ("search-adaptor", "reconstruction")]:  # fmt: skip
+        with pytest.raises(SmecError, match=f"{name}.* is invalid"):  # OverflowError before
+            make_compressor(method, (8,), **{name: 2**2000})
+
+
+def test_supervised_only_methods_never_advise_unsupervised(tmp_path):
+    ds = _dataset(tmp_path, qrels="q0\td0\t1\nq1\td1\t1\n")
+    for method in ("dive", "search-adaptor"):
+        line = _error_line(["train", "--dataset", ds, "--method", method, "--dims", "8",
+                            "--out", tmp_path / method, "--quiet"])  # fmt: skip
+        assert "supervised only" in line and "--unsupervised" not in line, line
+    line = _error_line(["train", "--dataset", ds, "--method", "smec", "--dims", "8", "--out",
+                        tmp_path / "smec", "--quiet"])  # fmt: skip
+    assert "or pass --unsupervised" in line
+
+
+SMEC_FLAGS = [["--init", "identity"], ["--alpha", "5"], ["--no-ads"], ["--parallel"],
+              ["--no-xbm"], ["--memory-size", "10"]]  # fmt: skip
+
+
+@pytest.mark.parametrize("flag", SMEC_FLAGS)
+def test_smec_flags_are_refused_by_methods_that_ignore_them(tmp_path, flag):
+    ds = _dataset(tmp_path)
+    for method in ("dive", "search-adaptor", "matryoshka-adaptor"):  # recorded as used before
+        line = _error_line(["train", "--dataset", ds, "--method", method, "--dims", "8",
+                            "--out", tmp_path / method, *flag, "--quiet"])  # fmt: skip
+        assert line == f"error: {flag[0]} does not apply to {method} (it is one of SMEC's " \
+            "modules and settings); drop it"  # fmt: skip
+        assert not (tmp_path / method).exists()
+
+
+def test_an_artifact_folder_named_like_a_method_is_its_own_run(tmp_path):
+    ds = _dataset(tmp_path, n=300, dim=16)
+    _ok_cli("train", "--dataset", ds, "--method", "pca", "--dims", "8", "--out",
+            tmp_path / "x" / "truncate", "--quiet")  # fmt: skip
+    results = tmp_path / "r.jsonl"
+    methods = f"truncate,artifact:{tmp_path}/x/truncate"
+    out = _ok_cli("bench", "--dataset", ds, "--methods", methods, "--dims", "8", "--out", results,
+                  "--latency-queries", "5", "--concurrency", "1")  # fmt: skip
+    assert "artifact:truncate" in out
+    _ok_cli("report", results, "--out", tmp_path / "rep")
+    report = (tmp_path / "rep" / "report.md").read_text()
+    assert "measured a setup again" not in report  # the method's run was dropped before
+    assert "`artifact:truncate` is" in report
+
+
+@pytest.mark.slow
+def test_a_milvus_key_with_a_line_break_migrates(tmp_path):
+    from pymilvus import DataType, MilvusClient
+
+    client = MilvusClient(str(tmp_path / "m.db"))
+    schema = MilvusClient.create_schema(auto_id=False)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=20)
+    schema.add_field("v", DataType.FLOAT_VECTOR, dim=16)
+    index = client.prepare_index_params()
+    index.add_index("v", index_type="FLAT", metric_type="COSINE")
+    client.create_collection("docs", schema=schema, index_params=index)
+    rows = np.random.default_rng(0).standard_normal((120, 16))
+    ids = ["a\nb", "c\rd", "t\tx", *[f"k{i}" for i in range(117)]]
+    client.insert("docs", [{"id": ids[i], "v": rows[i].tolist()} for i in range(120)])
+    client.close()
+    _ok_cli("migrate", "--backend", "milvus", "--uri", tmp_path / "m.db", "--collection", "docs",
+            "--dim", "8", "--min-recall", "0", "--data-dir", tmp_path / "d", "--quiet")  # fmt: skip
+    client = MilvusClient(str(tmp_path / "m.db"))
+    client.load_collection("docs_8")
+    got = client.query("docs_8", filter='id in ["a\\nb", "c\\rd"]', output_fields=["id"])
+    assert sorted(r["id"] for r in got) == ["a\nb", "c\rd"]  # "unterminated string literal"
+    client.close()
+
+
+def test_migrate_request_numbers_and_folders_are_plain(tmp_path):
+    from smec_index.migration.runner import MigrateRequest, migrate
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=60, dim=16)
+    done = migrate(MigrateRequest(backend="qdrant", collection="docs", dim=np.int64(8),
+                                  data_dir=str(tmp_path / "d"), min_recall=0,
+                                  source={"path": str(tmp_path / "q")}, progress=False),
+                   say=lambda *_: None)  # fmt: skip
+    assert done["verified"]  # numpy's int64 was no JSON before; a str data_dir no Path
+    with pytest.raises(SmecError, match="data_dir is empty"):
+        migrate(MigrateRequest(backend="qdrant", collection="docs", dim=8, data_dir="",
+                               source={"path": str(tmp_path / "q")}))  # fmt: skip

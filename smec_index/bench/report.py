@@ -136,7 +136,8 @@ def latest_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     run; in first-measured order."""
     latest: dict[tuple, dict[str, Any]] = {}
     for r in sorted(records, key=lambda r: r.get("time", "")):  # other data: another setup
-        latest[r["dataset"], _data_print(r), label(r), r.get("M"), r.get("ef_construction")] = r
+        latest[r["dataset"], _data_print(r), r["method"], label(r), r.get("M"),
+               r.get("ef_construction")] = r  # fmt: skip
     kept = {id(r) for r in latest.values()}
     return [r for r in records if id(r) in kept]
 
@@ -317,7 +318,8 @@ def _artifacts(rows: list[dict[str, Any]]) -> list[str]:
                     if r["method"].startswith("artifact:")})  # fmt: skip
     if not paths:
         return []
-    return ["Artifacts: " + "; ".join(f"`{Path(p).name}` is `{p}`" for p in paths) + ".", ""]
+    return ["Artifacts: " + "; ".join(f"`artifact:{Path(p).name}` is `{p}`" for p in paths)
+            + ".", ""]  # fmt: skip
 
 
 
@@ -487,8 +489,11 @@ def _cell(text: str, width: int) -> str:
 
 
 def _label(method: str) -> str:
-    """An artifact by its folder's name, not its whole path."""
-    return Path(method.split(":", 1)[1]).name if method.startswith("artifact:") else method
+    """An artifact by its folder's name, not its whole path, marked as one (a folder called
+    ``truncate`` is not the method truncate)."""
+    if method.startswith("artifact:"):
+        return f"artifact:{Path(method.split(':', 1)[1]).name}"
+    return method
 
 
 def _num(value: float | None, places: int = 4) -> str:

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from smec_index.compressors.trained import TrainedCompressor
 from smec_index.training.chain import Stage, StageTree
-from smec_index.training.config import SettingError
+from smec_index.training.config import SettingError, as_float
 from smec_index.training.trainer import Objective
 
 
@@ -42,11 +42,11 @@ class SearchAdaptor(TrainedCompressor):
         if (
             isinstance(reconstruction, bool)
             or not isinstance(reconstruction, Real)
-            or not math.isfinite(reconstruction)
+            or not math.isfinite(as_float(reconstruction))
             or reconstruction < 0
         ):
             raise SettingError(
-                f"search-adaptor setting reconstruction = {reconstruction!r} is invalid: must "
+                f"search-adaptor setting reconstruction = {reconstruction!r:.30} is invalid: must "
                 "be a finite number >= 0 (default 0.1)"
             )
         self.settings["reconstruction"] = float(reconstruction)

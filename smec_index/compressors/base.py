@@ -90,6 +90,36 @@ def fit_data(data: Any) -> Any:
     return data
 
 
+def fit_qrels(qrels: Any, data: Any) -> Any:
+    """``qrels`` if ``fit`` can train on them with ``data``: ``{query id: {doc id: grade}}``
+    with whole-number grades, every id among the embeddings; else a one-line error."""
+    from numbers import Integral
+
+    if qrels is None:
+        return None
+    inner = next((r for r in qrels.values() if not isinstance(r, dict)), {}) if isinstance(
+        qrels, dict) else None  # fmt: skip
+    if not isinstance(inner, dict):
+        got = type(qrels).__name__ if inner is None else f"a dict of {type(inner).__name__}"
+        raise SmecError(f"qrels must be {{query id: {{doc id: grade}}}}, got {got}: load "
+                        "them with RetrievalData.qrels(split)")  # fmt: skip
+    for query, rels in qrels.items():
+        for doc, grade in rels.items():
+            if not isinstance(query, str) or not isinstance(doc, str):
+                raise SmecError(f"qrels ids are strings, got {query!r:.30} -> {doc!r:.30}")
+            if isinstance(grade, bool) or not isinstance(grade, Integral):
+                raise SmecError(f"qrels grade of {query!r:.30} -> {doc!r:.30} is {grade!r:.20}; "
+                                "grades are whole numbers (0 not relevant, 1, 2 ...)")  # fmt: skip
+    unknown_q = next((q for q in qrels if q not in data.queries), None)
+    unknown_d = next((d for rels in qrels.values() for d in rels if d not in data.corpus), None)
+    if unknown_q is not None or unknown_d is not None:
+        what = (f"query {unknown_q!r:.40} has no query embedding" if unknown_q is not None
+                else f"document {unknown_d!r:.40} is not in the corpus")  # fmt: skip
+        raise SmecError(f"qrels: {what}; pass qrels of these embeddings (drop the judgements "
+                        "of ids they lack)")  # fmt: skip
+    return qrels
+
+
 class LinearCompressor:
     """A fitted compressor: one projection matrix per target dim.
 

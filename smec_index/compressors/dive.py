@@ -39,7 +39,7 @@ from smec_index.data import Qrels, RetrievalData
 from smec_index.device import resolve_device
 from smec_index.errors import SmecError
 from smec_index.training.chain import StageTree
-from smec_index.training.config import SettingError
+from smec_index.training.config import SettingError, as_float
 from smec_index.training.examples import QuerySet, TrainingTable, build_table
 from smec_index.training.trainer import Objective, Trainer
 
@@ -75,7 +75,7 @@ class DIVE(TrainedCompressor):
         }
         for name, (value, low, high, want) in checks.items():
             if isinstance(value, bool) or not isinstance(value, Real) or \
-                    not math.isfinite(value) or not low <= value <= high:  # fmt: skip
+                    not math.isfinite(as_float(value)) or not low <= value <= high:  # fmt: skip
                 raise SettingError(
                     f"dive setting {name} = {value!r:.30} is invalid: must be {want}"
                 )
@@ -106,7 +106,8 @@ class DIVE(TrainedCompressor):
         self._check_corpus(data, qrels, max(self.dims))
         torch.manual_seed(config.seed)
         started = time.perf_counter()
-        table = build_table(data, qrels, config.hard_negatives, config.val_fraction, config.seed)
+        table = build_table(data, qrels, config.hard_negatives, config.val_fraction, config.seed,
+                            unsupervised_too=False)  # fmt: skip
         # Trainer scores held-out queries exactly as every other trained method is selected.
         scorer = Trainer(StageTree(data.dim), table, config, self.objective(), device,
                          progress=False)  # fmt: skip

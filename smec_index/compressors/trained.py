@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from smec_index.compressors.base import LinearCompressor, fit_data
+from smec_index.compressors.base import LinearCompressor, fit_data, fit_qrels
 from smec_index.data import Qrels, RetrievalData
 from smec_index.device import resolve_device
 from smec_index.errors import SmecError
@@ -87,6 +87,7 @@ class TrainedCompressor(LinearCompressor):
                 Without it the corpus alone is used.
         """
         self._start_fit(data)
+        fit_qrels(qrels, data)
         if query_log is None:
             return self._train(data, qrels, self.build_trees(data.dim))
         if self.train_config.supervised:
@@ -195,6 +196,7 @@ class TrainedCompressor(LinearCompressor):
             config.hard_negatives,
             config.val_fraction,
             config.seed,
+            unsupervised_too=not self.needs_qrels,
         )
         history, selection, negatives = [], {}, None
         how = "pca" if config.init == "pca" and self.pca_init else "identity"

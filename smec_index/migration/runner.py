@@ -181,6 +181,8 @@ def _check_fields(request: MigrateRequest) -> None:
         if not isinstance(getattr(request, name), bool):
             raise SmecError(f"{name} must be True or False, got {getattr(request, name)!r:.30}")
     check_path_name(request.data_dir, "data_dir")
+    if not str(request.data_dir):
+        raise SmecError("data_dir is empty; pass the folder for the migration's records")
     for name in ("artifact", "queries", "query_ids", "qrels"):
         if getattr(request, name) is not None:
             check_path_name(getattr(request, name), name)
@@ -189,14 +191,18 @@ def _check_fields(request: MigrateRequest) -> None:
 
 
 def _check_request(request: MigrateRequest) -> Partition | None:
+    """Every field checked, and numbers and paths stored as the plain types every record
+    and message takes (a numpy int is no JSON; a str data_dir no Path)."""
     _check_fields(request)
-    positive_int(request.dim, "--dim")
-    positive_int(request.batch_size, "--batch-size")
-    positive_int(request.checkpoint_rows, "--checkpoint-rows")
-    positive_int(request.fit_rows, "--fit-rows")
+    request.data_dir = Path(request.data_dir)
+    request.dim = positive_int(request.dim, "--dim")
+    request.batch_size = positive_int(request.batch_size, "--batch-size")
+    request.checkpoint_rows = positive_int(request.checkpoint_rows, "--checkpoint-rows")
+    request.fit_rows = positive_int(request.fit_rows, "--fit-rows")
     recall = request.min_recall
     if isinstance(recall, bool) or not isinstance(recall, Real) or not 0.0 <= recall <= 1.0:
         raise SmecError(f"--min-recall {recall!r:.40}: use a number from 0 to 1")
+    request.min_recall = float(recall)
     _check_places("source", request.source, SOURCE_OPTIONS)
     _check_places("to_options", request.to_options, TARGET_OPTIONS)
     check_source_name(request.collection)
@@ -209,7 +215,7 @@ def _check_request(request: MigrateRequest) -> Partition | None:
     if request.alias is not None:
         check_new_name(request.alias, "--alias")
     if request.writers is not None:
-        positive_int(request.writers, "--writers")
+        request.writers = positive_int(request.writers, "--writers")
     if (request.queries is None) != (request.qrels is None):
         raise SmecError("--queries and --qrels go together (supervised fitting and an nDCG@10 "
                         "gate); pass both or neither")  # fmt: skip

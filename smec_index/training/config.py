@@ -14,6 +14,15 @@ import numpy as np
 from smec_index.errors import SmecError
 
 
+def as_float(value: Real) -> float:
+    """``value`` as a float; an integer beyond float's range is ``inf`` (refused as not
+    finite), never Python's OverflowError."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
+
+
 class SettingError(SmecError):
     """An unknown or invalid training setting.
 
@@ -188,7 +197,7 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Real):
                 self._refuse(name, f"must be a finite number {rule}")
-            value = float(value)
+            value = as_float(value)
             if not math.isfinite(value) or not ok(value):
                 self._refuse(name, f"must be a finite number {rule}")
             setattr(self, name, value)
@@ -202,7 +211,7 @@ class TrainConfig:
         flag = f" ({FLAGS[name]})" if name in FLAGS else ""
         default = next(f.default for f in fields(self) if f.name == name)
         raise SettingError(
-            f"training setting {name}{flag} = {getattr(self, name)!r} is invalid: {rule} "
+            f"training setting {name}{flag} = {getattr(self, name)!r:.40} is invalid: {rule} "
             f"(default {default!r})"
         )
 

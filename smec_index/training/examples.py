@@ -187,10 +187,12 @@ def build_table(
     hard_negatives: int,
     val_fraction: float,
     seed: int,
+    unsupervised_too: bool = True,
 ) -> TrainingTable:
     """Split judged queries (or, unsupervised, the corpus) into train and validation parts.
 
-    The split is seeded; test qrels must never be passed here.
+    The split is seeded; test qrels must never be passed here. ``unsupervised_too``: the
+    method can also train without qrels (the refusal of too few queries may say so).
     """
     rng = np.random.default_rng(seed)
     corpus = normalize(data.corpus.vectors)
@@ -204,8 +206,9 @@ def build_table(
         if len(judged) < 4:
             raise SmecError(
                 f"only {len(judged)} queries with relevant documents; supervised training needs "
-                "more, or pass --unsupervised"
-            )
+                "at least 4" + (", or pass --unsupervised" if unsupervised_too else
+                                " (this method is supervised only)")
+            )  # fmt: skip
         order = [judged[i] for i in rng.permutation(len(judged))]
         n_val = max(1, int(round(len(order) * val_fraction)))
         val_set = _query_set(data, qrels, order[:n_val], corpus, hard_negatives)

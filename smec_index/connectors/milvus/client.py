@@ -164,11 +164,14 @@ def one_line(exc: MilvusException) -> str:
 
 def literal(key: Any) -> str:
     """``key`` as a Milvus expression literal: an integer as it is, text double-quoted with
-    ``\\`` and ``"`` escaped (pymilvus quotes keys as they are, so ``a'b`` broke ``get``
-    and ``x\\'y`` made its query iterator page the same rows for ever)."""
+    ``\\``, ``"`` and line breaks escaped (pymilvus quotes keys as they are, so ``a'b``
+    broke ``get`` and ``x\\'y`` made its query iterator page the same rows for ever)."""
     if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
         return str(int(key))
-    return '"' + str(key).replace("\\", "\\\\").replace('"', '\\"') + '"'
+    text = str(key).replace("\\", "\\\\").replace('"', '\\"')
+    # A raw line break ends Milvus's string literal ("unterminated string literal"); its
+    # parser knows \n and \r (other control characters pass as they are).
+    return '"' + text.replace("\n", "\\n").replace("\r", "\\r") + '"'
 
 
 def keys_filter(field: str, keys: list[Any]) -> str:
