@@ -473,3 +473,29 @@ def test_migrate_request_numbers_and_folders_are_plain(tmp_path):
     with pytest.raises(SmecError, match="data_dir is empty"):
         migrate(MigrateRequest(backend="qdrant", collection="docs", dim=8, data_dir="",
                                source={"path": str(tmp_path / "q")}))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_overwrite_never_replaces_a_target_the_user_made_again(tmp_path):
+    """The user dropped the copy and made their own collection of that name in the same
+    schema: --overwrite replaced it (the schema was all that was checked)."""
+    from qdrant_client import QdrantClient, models
+
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=300, dim=16)
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+              "--dim", 8, "--to", "t1", "--min-recall", 0, "--data-dir", tmp_path / "d",
+              "--quiet"]  # fmt: skip
+    _ok_cli(*common)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    params = client.get_collection("t1").config.params.vectors
+    client.delete_collection("t1")
+    client.create_collection("t1", vectors_config=params)
+    client.upsert("t1", [models.PointStruct(id=1, vector=[0.1] * 8, payload={"mine": 1})])
+    client.close()
+    line = _error_line([*common, "--overwrite"])
+    assert "holds 1 points, fewer than the 300" in line
+    client = QdrantClient(path=str(tmp_path / "q"))
+    assert client.retrieve("t1", [1])[0].payload == {"mine": 1}
+    client.close()

@@ -608,7 +608,7 @@ class _Run:
             if self.partition is not None:
                 state["partition"] = str(self.partition)
             self.progress.write(state, self.partition)  # before create: the target is ours
-            self._create((previous or {}).get("target_schema"))
+            self._create((previous or {}).get("target_schema"), (previous or {}).get("written"))
             state["target_schema"] = fingerprint(target.schema(name))
             self.progress.write(state, self.partition)
         if self.mirror:  # what the engine made of the copy, before a single point goes in
@@ -765,10 +765,11 @@ class _Run:
             "seconds": round(time.perf_counter() - started, 3),
         }
 
-    def _create(self, stamp: str | None) -> None:
+    def _create(self, stamp: str | None, written: int | None = None) -> None:
         """A new target, or (``--restart`` / ``--overwrite``) this migration's own target
         replaced: only if it is still what the last run made (``stamp``, the fingerprint
-        of its schema then). A partition joins a target another partition created."""
+        of its schema then; ``written``, the points it had written, all still there). A
+        partition joins a target another partition created."""
         request, target, name = self.request, self.target, self.name
         # Partitions started together take turns, so none joins a target another is still
         # creating (a Milvus collection without its index yet cannot be loaded).
@@ -782,6 +783,14 @@ class _Run:
                     raise SmecError(
                         f"target {name!r} at {target.where} is not the collection an earlier "
                         "run of this migration made (its schema differs); migrate never drops "
+                        "what it did not create: drop it yourself, or pick another --to"
+                    )
+                held = target.count(name) if stamp is not None and written else None
+                if held is not None and held < written:
+                    raise SmecError(
+                        f"target {name!r} at {target.where} holds {held:,} points, fewer than "
+                        f"the {written:,} an earlier run of this migration wrote: it is not the "
+                        "copy that run made (dropped and made again?); migrate never drops "
                         "what it did not create: drop it yourself, or pick another --to"
                     )
                 target.drop(name)
