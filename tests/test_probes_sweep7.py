@@ -499,3 +499,61 @@ def test_overwrite_never_replaces_a_target_the_user_made_again(tmp_path):
     client = QdrantClient(path=str(tmp_path / "q"))
     assert client.retrieve("t1", [1])[0].payload == {"mine": 1}
     client.close()
+
+
+# -- the twenty-third sweep (API side and migrations): its faults ------------------------------
+
+
+@pytest.mark.slow
+def test_rollback_leaves_an_alias_the_user_moved_since(tmp_path):
+    from qdrant_client import QdrantClient, models
+
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=120, dim=16)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("v2", vectors_config=models.VectorParams(
+        size=16, distance=models.Distance.COSINE))  # fmt: skip
+    client.close()
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+              "--dim", 8, "--alias", "live", "--min-recall", 0, "--data-dir", tmp_path / "d",
+              "--quiet"]  # fmt: skip
+    _ok_cli(*common)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="v2", alias_name="live"))])  # fmt: skip
+    client.close()
+    line = _error_line([*common, "--rollback"])  # moved it back to docs before
+    assert "alias 'live' now points at 'v2'" in line
+    client = QdrantClient(path=str(tmp_path / "q"))
+    aliases = {a.alias_name: a.collection_name for a in client.get_aliases().aliases}
+    client.close()
+    assert aliases == {"live": "v2"}
+
+
+def test_a_milvus_source_caps_k_and_refuses_ids_its_key_cannot_hold(tmp_path):
+    from smec_index.connectors.source import open_source
+
+    db = tmp_path / "app.db"
+    _user_milvus(db)
+    source = open_source("milvus", "docs", uri=db)
+    try:  # pymilvus sized its results by k: 10**9 allocated gigabytes
+        assert len(source.search(np.ones((1, 16), np.float32), 10**9)[0]) == 30
+        with pytest.raises(SmecError, match="cannot be a key of 'docs'"):
+            source.get(["1 or 1=1"])  # int()'s raw ValueError before
+        assert len(source.get([1, "2"]).ids) == 2
+    finally:
+        source.close()
+
+
+# -- the twenty-third sweep (command line): its fault ------------------------------------------
+
+
+@pytest.mark.parametrize("setting", ["M = [4]", "ef_construction = [40]", "nlist = [8]"])
+def test_a_bench_setting_of_one_number_given_as_a_list_says_so(tmp_path, setting):
+    config = tmp_path / "s.toml"
+    config.write_text(f'datasets = ["synthetic:500x16"]\nmethods = ["none"]\nout = "r.jsonl"\n'
+                      f"{setting}\n")
+    line = _error_line(["bench", "--config", config])  # "use whole numbers >= 1" before
+    assert "takes one whole number, not a list" in line, line
+    assert not (tmp_path / "r.jsonl").exists()

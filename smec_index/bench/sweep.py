@@ -86,6 +86,10 @@ class Sweep:
                         raise SmecError(f"seed {value!r}: use a whole number >= 0")
                     if value >= 2**32:
                         raise SmecError(f"seed {value:,}: use a whole number below 2**32")
+                elif isinstance(value, list):  # M = [4]: the number is right, the list not
+                    raise SmecError(f"{f.name} {value!r:.40}: takes one whole number, not a "
+                                    f"list, e.g. {f.name} = 16 (one value per sweep; ef_search "
+                                    "and nprobe take lists)")  # fmt: skip
                 else:
                     _check_item(f.name, value, "int")
             elif kind == "bool" and not isinstance(value, bool):

@@ -252,6 +252,10 @@ def refuse_source(info: SourceInfo, name: str) -> None:
                         "only the copies it wrote, never the source")  # fmt: skip
 
 
+# A k beyond this is capped at the source's count before an engine sizes buffers by it.
+BIG_K = 1024
+
+
 def search_queries(vectors: Any, k: Any, dim: int) -> tuple[np.ndarray, int]:
     """What a source's ``search`` takes: ``(n, dim)`` finite vectors and a whole ``k`` >= 1,
     or a one-line error (an engine would rank by NaN scores, with a warning, for an inf)."""

@@ -422,6 +422,14 @@ def _rollback(progress: Progress, target, name: str, started: float,
               alias: str | None = None) -> dict[str, Any]:  # fmt: skip
     state = _switched(progress, name, alias)
     previous = state.get("alias_before")
+    now = target.resolve(state["alias"])
+    if now != name:  # moved since the switch: by the user, to a collection of theirs
+        where = f"now points at {now!r}" if now is not None else "was dropped since"
+        raise SmecError(
+            f"alias {state['alias']!r} {where}, not at this migration's copy {name!r}: "
+            "someone moved it after the switch, so --rollback leaves it alone (point it "
+            "back yourself if you mean to)"
+        )
     if previous is None:
         target.drop_alias(state["alias"])
     else:

@@ -19,6 +19,7 @@ import numpy as np
 
 from smec_index.connectors.base import check_lite_uri, is_milvus_server
 from smec_index.connectors.source import (
+    BIG_K,
     Partition,
     SourceBatch,
     SourceInfo,
@@ -197,7 +198,11 @@ class MilvusSource:
     def _literal(self, value: Any) -> str:
         from smec_index.connectors.milvus.client import literal
 
-        return literal(str(value) if self.string_pk else int(value))
+        if self.string_pk:
+            return literal(str(value))
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return literal(int(value))
+        return literal(self.raw_id(str(value)))  # "1 or 1=1": one line, never int()'s error
 
     def batch(
         self, rows: list[dict[str, Any]], cursor: Any = None, dim: int | None = None
@@ -352,6 +357,8 @@ class MilvusSource:
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[str]]:
         vectors, k = search_queries(vectors, k, self.info.dim)
+        if k > BIG_K:  # pymilvus allocates k results per query up front: not beyond the rows
+            k = max(1, min(k, self.count()))
         return self.search_in(self.collection, vectors, k)
 
     def search_in(self, collection: str, vectors: np.ndarray, k: int) -> list[list[str]]:

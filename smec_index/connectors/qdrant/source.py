@@ -20,6 +20,7 @@ import numpy as np
 
 from smec_index import safejson
 from smec_index.connectors.source import (
+    BIG_K,
     Partition,
     SourceBatch,
     SourceInfo,
@@ -461,6 +462,8 @@ class EdgeSource(QdrantReader):
         import qdrant_edge as edge
 
         vectors, k = search_queries(vectors, k, self.info.dim)
+        if k > BIG_K:  # an engine may size its result buffers by k: not beyond the points
+            k = max(1, min(k, self.count()))
         requests = [
             edge.QueryRequest(
                 limit=k, query=edge.Query.Nearest(v, self.using or None), with_payload=False
