@@ -656,6 +656,13 @@ TRAIN_OPTIONS = option_group(
         help="with --unsupervised: real queries without labels (.npy of vectors, or .parquet "
         "with id, vector); training keeps each one's top 10 documents of the original space",
     ),
+    click.option(
+        "--unseen-guard/--no-unseen-guard",
+        default=None,
+        help="trained methods with qrels: keep PCA at a dim where the trained projection is "
+        "worse than PCA, beyond noise, on held-out queries whose documents training never "
+        "judged (default on; off for collections whose queries only reach judged documents)",
+    ),
     click.option("--alpha", type=float, help="weight of the unsupervised loss, >= 0 (default 0.1)"),
     click.option("--memory-size", type=COUNT, help="S-XBM queue length, >= 2 (default 5000)"),
     click.option(

@@ -16,13 +16,14 @@ from typing import Any
 from smec_index.errors import SmecError
 
 # The training settings a trained method takes (None: the method's default).
-OVERRIDES = ("sequential", "ads", "xbm", "init", "lead_in", "alpha", "memory_size", "max_epochs")
+OVERRIDES = ("sequential", "ads", "xbm", "init", "lead_in", "alpha", "memory_size", "max_epochs",
+             "unseen_guard")  # fmt: skip
 # The OVERRIDES each trained method uses (the rest are SMEC's modules): a flag a method would
 # ignore is refused, never recorded as if it had been used. Absent: every one applies.
 APPLIES = {
-    "search-adaptor": ("max_epochs",),
-    "matryoshka-adaptor": ("max_epochs",),
-    "dive": ("max_epochs",),
+    "search-adaptor": ("max_epochs", "unseen_guard"),
+    "matryoshka-adaptor": ("max_epochs", "unseen_guard"),
+    "dive": ("max_epochs", "unseen_guard"),
 }
 
 
@@ -51,6 +52,7 @@ class TrainRequest:
     alpha: float | None = None
     memory_size: int | None = None
     max_epochs: int | None = None
+    unseen_guard: bool | None = None
     device: str = "auto"
     seed: int = 0
     overwrite: bool = False
@@ -116,6 +118,9 @@ def check_flags(r: TrainRequest) -> None:
         raise SmecError("--queries cannot be used with --extend; train a new artifact")
     if r.query_log is not None and r.method not in ("smec", "mrl"):
         raise SmecError(f"--queries trains smec or mrl, not {r.method}")
+    if r.unsupervised and r.typed("unseen_guard"):
+        raise SmecError(f"{r.typed('unseen_guard')[0]} judges training by held-out qrels; "
+                        "--unsupervised reads none: drop it")  # fmt: skip
     if r.unsupervised and r.skip_unknown_qrels:
         raise SmecError("--skip-unknown-qrels drops judgements; --unsupervised reads none: "
                         "drop one of them")  # fmt: skip
@@ -228,13 +233,43 @@ def train_lines(compressor, request: TrainRequest) -> list[str]:
     if lead:
         lines.append(f"  through a {lead}-d lead-in stage (trained, not exported; --lead-in 0: "
                      "off)")  # fmt: skip
-    for dim, chosen in compressor.info.get("selection", {}).items():
-        verdict = (
-            "kept PCA: training did not beat it" if chosen["kept"] == "pca" else "kept trained"
-        )
+    selection = compressor.info.get("selection", {})
+    for dim, chosen in selection.items():
+        verdict = {
+            "held-out": "kept PCA: training did not beat it",
+            "unseen-doc": "kept PCA: worse on documents training never judged",
+        }.get(chosen.get("because", ""), "kept trained")
         lines.append(
             f"  {dim:>5}-d held-out {chosen['metric']}: trained {chosen['trained']:.4f}, "
             f"PCA {chosen['pca']:.4f} -> {verdict}"
+        )
+    lines += unseen_lines(compressor.info.get("unseen"), selection)
+    return lines
+
+
+def unseen_lines(unseen: dict | None, selection: dict) -> list[str]:
+    """The unseen-document check per dim (:mod:`smec_index.training.generalisation`)."""
+    if not unseen:
+        return []
+    from smec_index.training.generalisation import MIN_UNSEEN_QUERIES
+
+    n = unseen["queries"]
+    if not unseen["checked"]:
+        return [f"  unseen-document check skipped: {n} held-out queries whose relevant "
+                f"documents no training query judges (it needs {MIN_UNSEEN_QUERIES})"]  # fmt: skip
+    original = unseen["original"]
+    guard = "guard on" if unseen["guard"] else "guard off (--no-unseen-guard)"
+    lines = [f"  on the {n} held-out queries whose relevant documents no training query judges "
+             f"(nDCG@10, as selected; {guard}; original vectors {original['ndcg@10']:.4f}, "
+             f"{original['judged_share']:.1%} of their top 10 training-judged):"]  # fmt: skip
+    for dim, chosen in selection.items():
+        check = chosen.get("unseen")
+        if check is None:
+            continue
+        lines.append(
+            f"  {dim:>5}-d unseen-doc: trained {check['trained']:.4f}, PCA {check['pca']:.4f} "
+            f"({check['difference']:+.4f}, noise {check['noise']:.4f}); top 10 "
+            f"training-judged {check['judged_share']:.1%}"
         )
     return lines
 

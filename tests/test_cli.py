@@ -245,6 +245,16 @@ def test_train_says_when_it_trained_a_lead_in_stage(synthetic_beir, tmp_path, le
     if lead_in is None:
         assert info["lead_in"] == 40 and info["parents"] == {"40": 64, "16": 40, "8": 16}
         assert "through a 40-d lead-in stage" in result.output
+        # Each of the 60 held-out queries judges its own document: all are unseen-document
+        # queries, scored per exported dim against PCA, with the guard's verdict.
+        assert info["unseen"]["queries"] == 60 and info["unseen"]["guard"] is True
+        assert "on the 60 held-out queries whose relevant documents no training" in result.output
+        for dim in ("16", "8"):
+            check = info["selection"][dim]["unseen"]
+            assert (info["selection"][dim].get("because") == "unseen-doc") == (
+                check["worse"] and info["selection"][dim]["trained"] > info["selection"][dim]["pca"]
+            )
+            assert f"{dim:>5}-d unseen-doc: trained {check['trained']:.4f}" in result.output
     else:
         assert info["lead_in"] is None and info["parents"] == {"16": 64, "8": 16}
         assert "lead-in" not in result.output

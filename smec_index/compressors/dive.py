@@ -112,18 +112,19 @@ class DIVE(TrainedCompressor):
         scorer = Trainer(StageTree(data.dim), table, config, self.objective(), device,
                          progress=False)  # fmt: skip
         pca = PCA(self.dims).fit(data)
-        history = []
+        history, selected = [], {}
         for dim in self.dims:
             fit = _HeadsFit(table, config, self.settings, device, scorer, self.progress, dim)
             start = fit.initial(pca.projections[dim], seed=config.seed + dim)
             heads, epochs, score, records = fit.run(start, config.max_epochs, fit.train, True)
+            selected[dim] = heads.mean(0).cpu().numpy().astype(np.float32)
             if config.refit and epochs > 0:
                 heads, _, _, more = fit.run(start, epochs, fit.train.merged(fit.val), False)
                 records += more
             scorer.scores[dim] = score
             self.projections[dim] = heads.mean(0).cpu().numpy().astype(np.float32)
             history += records
-        selection = self._against_pca(data, scorer)
+        selection, unseen = self._against_pca(data, scorer, selected)
         self.info = {
             "device": str(device),
             "train_seconds": round(time.perf_counter() - started, 3),
@@ -131,6 +132,7 @@ class DIVE(TrainedCompressor):
             "val_query_ids": [data.queries.ids[r - table.n_corpus]
                               for r in table.val.rows.tolist()],  # fmt: skip
             "selection": {str(d): v for d, v in sorted(selection.items(), reverse=True)},
+            "unseen": unseen,
             "history": history,
         }
         return self

@@ -139,40 +139,59 @@ class TrainedCompressor(LinearCompressor):
                 + ("" if self.needs_qrels else " or --unsupervised")
             )
 
-    def _against_pca(self, data: RetrievalData, trainer: Trainer) -> dict[int, dict[str, Any]]:
+    def _against_pca(
+        self, data: RetrievalData, trainer: Trainer, selected: dict[int, np.ndarray] | None = None
+    ) -> tuple[dict[int, dict[str, Any]], dict[str, Any] | None]:
         """Score PCA on the trainer's held-out data at each trained dim; with ``pca_fallback``
-        keep PCA's projection wherever the trained one did not beat it."""
+        keep PCA's projection wherever the trained one did not beat it.
+
+        ``selected``: the trained projections as selected (before the refit saw the held-out
+        queries), scored against PCA on the unseen-document held-out queries
+        (:func:`~smec_index.training.generalisation.unseen_check`); with ``unseen_guard``,
+        PCA is kept too where the trained one is worse there by more than the noise.
+        Returns the verdict per dim and the unseen-document check (None without qrels).
+        """
         from smec_index.compressors.simple import PCA  # the trained baselines import this module
+        from smec_index.training.generalisation import unseen_check
 
         dims = sorted(trainer.scores, reverse=True)
         if not dims:
-            return {}
+            return {}, None
         pca = PCA(dims).fit(data)
         pca_scores = trainer.projection_scores(pca.projections)
+        config = self.train_config
+        unseen = None
+        if selected is not None and config.supervised:
+            unseen = unseen_check(trainer.table, {d: selected[d] for d in dims}, pca.projections)
         selection = {}
         for dim in dims:
             trained, baseline = trainer.scores[dim], pca_scores[dim]
-            kept = "trained"
+            check = unseen["dims"][dim] if unseen and unseen["checked"] else None
+            kept, why = "trained", None
             # A stage trained but not exported (SMEC's lead-in) only records its verdict.
-            if self.train_config.pca_fallback and baseline >= trained:
-                kept = "pca"
+            if config.pca_fallback and baseline >= trained:
+                kept, why = "pca", "held-out"
+            elif config.unseen_guard and check is not None and check["worse"]:
+                kept, why = "pca", "unseen-doc"
             if kept == "pca" and dim in self.dims:
                 self.projections[dim] = pca.projections[dim]
-                log.warning(
-                    "%s at %d dims scored %s %.4f on held-out data, PCA %.4f: keeping PCA",
-                    self.method,
-                    dim,
-                    trainer.metric,
-                    trained,
-                    baseline,
-                )
+                log.warning("%s at %d dims did not beat PCA (%s queries): keeping PCA",
+                            self.method, dim, why)  # fmt: skip
             selection[dim] = {
                 "metric": trainer.metric,
                 "trained": round(trained, 4),
                 "pca": round(baseline, 4),
                 "kept": kept,
             }
-        return selection
+            if why is not None:
+                selection[dim]["because"] = why
+            if check is not None:
+                selection[dim]["unseen"] = check
+        header = None
+        if unseen is not None:
+            header = {k: v for k, v in unseen.items() if k != "dims"}
+            header["guard"] = config.unseen_guard
+        return selection, header
 
     def _train(
         self,
@@ -198,12 +217,13 @@ class TrainedCompressor(LinearCompressor):
             config.seed,
             unsupervised_too=not self.needs_qrels,
         )
-        history, selection, negatives = [], {}, None
+        history, selection, negatives, unseen = [], {}, None, None
         how = "pca" if config.init == "pca" and self.pca_init else "identity"
         for tree, groups in trees:
             trainer = Trainer(tree, table, config, self.objective(), device, self.progress, how)
             for group in groups:
                 trainer.train_group(group)
+            selected = {d: tree.projection(d) for d in trainer.scores}
             if config.refit:
                 trainer.refit(groups)
             history.extend(trainer.history)
@@ -211,7 +231,8 @@ class TrainedCompressor(LinearCompressor):
             for dim in tree.dims:
                 if dim in self.dims:
                     self.projections[dim] = tree.projection(dim)
-            selection.update(self._against_pca(data, trainer))
+            verdicts, unseen = self._against_pca(data, trainer, selected)
+            selection.update(verdicts)
             if trainer.negatives_scores:
                 negatives = {"chosen": trainer.negatives, "held_out": trainer.negatives_scores}
             self.tree = tree
@@ -226,6 +247,7 @@ class TrainedCompressor(LinearCompressor):
             ),
             "negatives": negatives,
             "selection": {str(d): v for d, v in sorted(selection.items(), reverse=True)},
+            "unseen": unseen,
             "history": history,
         }
         log.info("%s trained in %.1f s on %s", self.method, self.info["train_seconds"], device)

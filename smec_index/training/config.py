@@ -77,6 +77,14 @@ class TrainConfig:
             against 0.782 / 0.736 / 0.623 without).
         pca_fallback: where a trained dim does not beat PCA on the held-out score, the
             artifact keeps PCA's projection for that dim and says so.
+        unseen_guard: the same, judged on the held-out queries none of whose relevant
+            documents is judged for a training query (documents that arrive after training
+            are like theirs): PCA is kept where the trained dim, as selected, is worse than
+            PCA there by more than one standard error of the paired per-query difference.
+            Skipped (and said so) with fewer than 30 such queries; with qrels only. The
+            scores, the noise and each space's share of training-judged documents in the
+            top 10 are in ``info.selection[dim].unseen`` (see
+            :mod:`smec_index.training.generalisation`).
 
         lead_in: SMRL (sequential, with qrels) starts its chain with an extra stage at this
             share of the input dim, rounded to a multiple of 8 (384 -> 256), when every
@@ -151,6 +159,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     refit: bool = True
     pca_fallback: bool = True
+    unseen_guard: bool = True
     lead_in: float = 2 / 3
     batch_size: int = 32
     lr: float = 1e-3
@@ -255,6 +264,7 @@ BOOLEANS = (
     "supervised",
     "refit",
     "pca_fallback",
+    "unseen_guard",
     "mine_per_stage",
 )
 # Ranges every setting must satisfy. Where the trainer needs more than the obvious bound the
