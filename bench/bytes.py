@@ -18,11 +18,60 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from bench.ann import TARGETS, build_request, milvus_server_options
 from bench.results import RESULTS_DIR, read_records, write_records
 from smec_index.bench.plots import line_plot
-from smec_index.build import build, default_artifact
+from smec_index.build import BuildRequest, build, default_artifact
 from smec_index.data import load_retrieval_data
+
+HNSW = {"M": 16, "ef_construction": 200, "ef_search": 128}
+# name -> (backend, connector options, index kind, params)
+TARGETS = {
+    "faiss-hnsw": ("faiss", {}, "hnsw", HNSW),
+    "hnswlib": ("hnswlib", {}, "hnsw", HNSW),
+    "qdrant-edge": ("qdrant", {"mode": "edge"}, "hnsw", HNSW),
+    "qdrant-edge-int8": ("qdrant", {"mode": "edge"}, "hnsw", {**HNSW, "quantization": "scalar"}),
+    "milvus-lite": ("milvus", {}, "hnsw", HNSW),
+    "milvus-server": ("milvus", {"uri": None}, "hnsw", HNSW),
+}
+
+
+def milvus_server_options(stack: contextlib.ExitStack) -> dict:
+    """Start a Milvus 2.3.5 standalone server for the stack's lifetime; its connector options
+    (the URI, and its storage folder so that sizes are measured from its files)."""
+    from smec_index.servers.milvus_standalone import milvus_standalone
+
+    base = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="milvus-")))
+    server = stack.enter_context(milvus_standalone(base))
+    return {"uri": server.uri, "storage": str(server.storage)}
+
+
+def build_request(
+    dataset: Path,
+    data,
+    target: str,
+    dim: int,
+    data_dir: Path,
+    artifact: Path | None,
+    options: dict,
+    collection: str,
+    **extra,
+) -> BuildRequest:
+    """The build of one (target, dim): the artifact below the input dim, the original above."""
+    backend, _, kind, params = TARGETS[target]
+    return BuildRequest(
+        dataset=dataset,
+        backend=backend,
+        dim=dim,
+        data_dir=data_dir,
+        artifact=artifact if dim != data.dim else None,
+        collection=f"{collection}_{target.replace('-', '_')}_{dim}",
+        index=kind,
+        params=params,
+        connector_options=options,
+        overwrite=True,
+        progress=False,
+        **extra,
+    )
 
 
 def run(dataset: Path, dims: list[int], targets: list[str], data_dir: Path) -> list[dict]:

@@ -97,11 +97,6 @@ SECTIONS = [
         "python -m bench.ablations memory",
     ),
     (
-        "ANN backends: nDCG through the index vs exact, recall, latency, build, bytes",
-        "scifact-ann",
-        "python -m bench.ann --dataset ../shared/data/scifact",
-    ),
-    (
         "Bytes: index_bytes and total_bytes with and without payload",
         "scifact-bytes",
         "python -m bench.bytes --dataset ../shared/data/scifact",

@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from bench.ann import latencies
 from bench.results import RESULTS_DIR, read_records, write_records
 from smec_index.bench.plots import line_plot
 from smec_index.compressors import make_compressor
@@ -38,6 +37,19 @@ BACKENDS = {
     "hnswlib": ("hnswlib", {}),
     "qdrant-edge": ("qdrant", {"mode": "edge"}),
 }
+
+
+def latencies(index: CompressedIndex, queries: np.ndarray, k: int, warmup: int = 20) -> np.ndarray:
+    projected = index.project(queries)
+    connector, collection = index.connector, index.collection
+    for q in projected[:warmup]:
+        connector.search(collection, q[None, :], k)
+    times = np.empty(len(projected))
+    for i, q in enumerate(projected):
+        started = time.perf_counter()
+        connector.search(collection, q[None, :], k)
+        times[i] = time.perf_counter() - started
+    return times
 
 
 def recall(found: list[list[str]], exact_rows: np.ndarray, ids: list[str]) -> float:
