@@ -127,7 +127,7 @@ def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any],
             places = {f"lite:{Path(where).resolve()}"}
     else:
         return None
-    found = []
+    found, filled = [], []
     for path in sorted(data_dir.glob("migrations/*/*.json")):
         try:
             record = safejson.loads(path.read_text())
@@ -137,15 +137,23 @@ def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any],
         if not isinstance(record, dict):
             unreadable.append(path)
             continue
+        # `--in-place` fills a vector of the source collection itself ("NAME:VECTOR").
+        in_place = "in_place_using" in record and record.get("target") == (
+            f"{name}:{record.get('vector')}")  # fmt: skip
         if (
             record.get("done")
-            and name in (record.get("target"), record.get("alias"))
+            and (in_place or name in (record.get("target"), record.get("alias")))
             and str(record.get("source", "")).startswith(f"{backend}:")
             and record.get("target_place") in places
         ):
-            if record.get("target") == name:
+            if in_place:
+                filled.append((path.stat().st_mtime, str(path), record))
+            elif record.get("target") == name:
                 return record  # the copy itself
-            found.append(record)
+            else:
+                found.append(record)
+    if filled:  # the vector filled last (several may have been)
+        return max(filled, key=lambda entry: entry[:2])[2]
     # An alias: the migration that switched it last (two migrations may have used it).
     return max(found, key=lambda r: _switched_at(r, name), default=None)
 
@@ -161,7 +169,8 @@ def _migrated_info(backend: str, name: str, record: dict, options: dict[str, Any
     source wing (it has no smec-index spec), and the artifact its queries need."""
     from smec_index.connectors.source import open_source
 
-    target = record["target"]
+    in_place = "in_place_using" in record
+    target = name if in_place else record["target"]
     if backend == "qdrant" and record.get("vector"):
         options = {**options, "using": record["vector"]}
     source = open_source(backend, target, **options)
@@ -176,6 +185,7 @@ def _migrated_info(backend: str, name: str, record: dict, options: dict[str, Any
             "metric": source.info.metric,
             "vector": source.info.vector,
             "migrated_from": record["source"],
+            "in_place": in_place,
             "artifact": record.get("artifact"),
             "artifact_fingerprint": record.get("fingerprint"),
             "query_with": f"smec_index.Projection.load({record.get('artifact')!r})"

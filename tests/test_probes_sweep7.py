@@ -557,3 +557,33 @@ def test_a_bench_setting_of_one_number_given_as_a_list_says_so(tmp_path, setting
     line = _error_line(["bench", "--config", config])  # "use whole numbers >= 1" before
     assert "takes one whole number, not a list" in line, line
     assert not (tmp_path / "r.jsonl").exists()
+
+
+# -- the twenty-fourth sweep (command line): its fault ------------------------------------------
+
+
+def test_info_describes_a_collection_migrate_filled_in_place(tmp_path):
+    """`info` on the collection `migrate --in-place` filled: the vector, its dim and the
+    artifact its queries need ("no collection 'docs' that migrate wrote into" before)."""
+    from qdrant_client import QdrantClient
+
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=300, dim=48)
+    places = ["--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+              "--data-dir", tmp_path / "dq"]  # fmt: skip
+    migrated = json.loads(_ok_cli("migrate", *places, "--dim", 16, "--in-place", "--to", "small",
+                                  "--min-recall", 0, "--quiet", "--json"))  # fmt: skip
+    info = json.loads(_ok_cli("info", *places, "--json"))
+    assert info["in_place"] and info["vector"] == "small" and info["dim"] == 16
+    assert info["artifact"] == migrated["artifact"] and info["count"] == 300
+    assert info["alias_target"] is None and info["migrated_from"] == migrated["source"]
+    client = QdrantClient(path=str(tmp_path / "q"))  # the user's app queries the vector
+    try:
+        from smec_index import Projection
+
+        query = Projection.load(info["artifact"]).project(np.ones((1, 48), np.float32), 16)[0]
+        hits = client.query_points("docs", query=query.tolist(), using="small", limit=3).points
+        assert len(hits) == 3
+    finally:
+        client.close()

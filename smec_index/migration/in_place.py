@@ -166,10 +166,14 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
             state = {"source": progress.shown_source,
                      "target": f"{source.collection}:{name}", "dim": request.dim,
                      "fingerprint": fingerprint, "cursor": None, "written": 0,
-                     "done": False, "in_place_using": source.using}  # fmt: skip
+                     "done": False, "in_place_using": source.using,
+                     **_described(source, name, artifact)}  # fmt: skip
             progress.write(state)  # before the vector exists: a vector of that name is ours
             if name not in existing:
                 _create_vector(writer, request.dim, source.info.metric)
+        elif state.get("vector") is None:  # a record from before `info` read them
+            state.update(_described(source, name, artifact))
+            progress.write(state)
         server = bool(request.source.get("url"))
         job = Job(source, writer, name, request.dim, request.batch_size,
                   request.checkpoint_rows, writers=request.writers or (4 if server else 1),
@@ -201,6 +205,13 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
             "seconds": round(time.perf_counter() - started, 3),
             "stream_seconds": state.get("stream_seconds"),
         }
+
+
+def _described(source, name: str, artifact) -> dict:
+    """What `smec-index info` reads of an in-place migration: where the collection is, the
+    vector filled and the artifact its queries need."""
+    return {"target_place": source.info.location, "vector": name,
+            "artifact": str(Path(artifact).resolve())}  # fmt: skip
 
 
 def _create_vector(writer: NamedVector, dim: int, metric: str) -> None:
