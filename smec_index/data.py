@@ -94,6 +94,10 @@ class Embeddings:
         if isinstance(ids, (str, bytes)):  # its characters would be taken as ids
             raise SmecError(f"take takes a list of ids, got one string {ids!r:.40}: pass "
                             f"[{ids!r:.40}]")  # fmt: skip
+        try:  # a generator is read once: the search for a missing id reads it again
+            ids = list(ids)
+        except TypeError:
+            raise SmecError(f"take takes a list of ids, got {type(ids).__name__}") from None
         try:
             rows = [self._row[i] for i in ids]
         except (KeyError, TypeError):

@@ -8,21 +8,56 @@ answers every judged query.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+import numbers
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 from smec_index.errors import SmecError
 
 Ranking = Mapping[str, Sequence[str]]
 
 
-def _unique_top(ranked: Sequence[str], k: int) -> Sequence[str]:
+def _cut(k: Any) -> int:
+    """A cut-off: a whole number >= 1."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise SmecError(f"k {k!r:.30}: pass a whole number >= 1")
+    return int(k)
+
+
+def _top(ranked: Any, k: int) -> list:
+    """The first ``k`` ids of a ranking (a sequence, array or generator of ids)."""
+    if isinstance(ranked, (str, bytes)) or not isinstance(ranked, Iterable):
+        raise SmecError(f"a ranking must be a list of document ids, got "
+                        f"{type(ranked).__name__}")  # fmt: skip
+    return list(itertools.islice(ranked, _cut(k)))
+
+
+def _unique_top(ranked: Sequence[str], k: int) -> list:
     """The top ``k``, refused when an id appears twice (it would be counted twice)."""
-    top = ranked[:k]
-    if len(set(top)) != len(top):
+    top = _top(ranked, k)
+    try:
+        unique = len(set(top)) == len(top)
+    except TypeError:  # a list or another unhashable value among the ids
+        raise SmecError("a ranking's ids must be strings or whole numbers") from None
+    if not unique:
         raise SmecError("a ranking lists the same document twice; deduplicate it before scoring")
     return top
+
+
+def _grades(relevance: Mapping[str, Any]) -> list:
+    """The judged grades, refused unless each is a number."""
+    if not isinstance(relevance, Mapping):
+        raise SmecError(f"judgements must map document ids to grades, got "
+                        f"{type(relevance).__name__}")  # fmt: skip
+    grades = list(relevance.values())
+    for grade in grades:
+        if not isinstance(grade, numbers.Real):
+            raise SmecError(f"grade {grade!r:.30}: judgements grade documents with numbers")
+    return grades
 
 
 def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -> float:
@@ -33,18 +68,20 @@ def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) 
         relevance: graded judgements of the query (``rel <= 0`` counts as not relevant).
         k: cut-off.
     """
+    grades = _grades(relevance)
     dcg = sum(
         relevance.get(doc, 0) / math.log2(rank + 2)
         for rank, doc in enumerate(_unique_top(ranked, k))
         if relevance.get(doc, 0) > 0
     )
-    ideal = sorted((r for r in relevance.values() if r > 0), reverse=True)[:k]
+    ideal = sorted((r for r in grades if r > 0), reverse=True)[:k]
     idcg = sum(r / math.log2(rank + 2) for rank, r in enumerate(ideal))
     return dcg / idcg if idcg > 0 else 0.0
 
 
 def recall_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -> float:
     """Share of the query's relevant documents found in the top k."""
+    _grades(relevance)
     relevant = {d for d, r in relevance.items() if r > 0}
     if not relevant:
         return 0.0
@@ -62,26 +99,41 @@ def recall_vs_exact(
     then the mean over queries. Padding (``""``, ``-1``, ``None``) is no neighbour. Ids may
     be strings or row numbers, the same kind in both.
     """
+    found, exact = _rankings(found), _rankings(exact)
     if len(found) != len(exact):
         raise SmecError(f"{len(found)} rankings for {len(exact)} exact ones; pass one per query")
     if not len(exact):
         raise SmecError("no queries: nothing to measure recall on")
     total = 0.0
     for got, want in zip(found, exact, strict=True):
-        truth = {i for i in list(want)[:k] if not _padding(i)}
-        total += len(truth.intersection(list(got)[:k])) / len(truth) if truth else 0.0
+        truth = {i for i in _top(want, k) if not _padding(i)}
+        total += len(truth.intersection(_top(got, k))) / len(truth) if truth else 0.0
     return total / len(exact)
 
 
+def _rankings(rankings: Any) -> Sequence:
+    """One ranking per query: a list (or array) of them; a generator is read into a list."""
+    if isinstance(rankings, (str, bytes)) or not isinstance(rankings, Iterable):
+        raise SmecError(f"rankings must be one list of ids per query, got "
+                        f"{type(rankings).__name__}")  # fmt: skip
+    return rankings if isinstance(rankings, (Sequence, np.ndarray)) else list(rankings)
+
+
 def _padding(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value == "") or (
-        not isinstance(value, str) and int(value) < 0)  # fmt: skip
+    """Whether ``value`` pads a ranking (``""``, a negative row, None), not an id."""
+    if value is None or isinstance(value, str):
+        return value is None or value == ""
+    if isinstance(value, numbers.Real) and float(value).is_integer():
+        return value < 0
+    raise SmecError(f"id {value!r:.30} in a ranking: ids are strings or whole numbers")
 
 
 def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k: int) -> float:
     """Mean of ``metric`` over the judged queries; a query missing from ``run`` scores 0."""
     if not qrels:
         raise SmecError("qrels are empty: nothing to evaluate; pass qrels with judgements")
+    if not isinstance(run, Mapping):
+        raise SmecError(f"a run must map query ids to rankings, got {type(run).__name__}")
     return sum(metric(run.get(q, ()), rels, k) for q, rels in qrels.items()) / len(qrels)
 
 
@@ -89,6 +141,9 @@ def evaluate_run(
     run: Ranking, qrels: Mapping[str, Mapping[str, int]], ks: Sequence[int] = (10, 100)
 ) -> dict[str, float]:
     """``ndcg@10`` plus ``recall@k`` for each k in ``ks``."""
+    if isinstance(ks, (str, bytes)) or not isinstance(ks, Iterable):
+        raise SmecError(f"ks {ks!r:.30}: pass a list of cut-offs, e.g. (10, 100)")
+    ks = [_cut(k) for k in ks]
     scores = {"ndcg@10": mean_metric(run, qrels, ndcg_at_k, 10)}
     for k in ks:
         scores[f"recall@{k}"] = mean_metric(run, qrels, recall_at_k, k)

@@ -1191,7 +1191,8 @@ def test_a_qdrant_edge_shard_source_is_read_without_a_byte_changing(tmp_path):
     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     try:
         run_probe([*common, "--restart"], tmp_path,
-                  "another process has it open; close it there first", output=tmp_path / "d")
+                  "another process, or a qdrant-edge shard this process opened, has it open",
+                  output=tmp_path / "d")
     finally:
         os.close(handle)
 

@@ -587,3 +587,112 @@ def test_info_describes_a_collection_migrate_filled_in_place(tmp_path):
         assert len(hits) == 3
     finally:
         client.close()
+
+
+# -- the twenty-fourth sweep (API side): its faults ---------------------------------------------
+
+
+def test_take_of_a_generator_naming_a_missing_id_names_it():
+    from smec_index.data import Embeddings
+
+    vectors = Embeddings(["a", "b"], np.eye(2, dtype=np.float32))
+    with pytest.raises(SmecError, match="no id 'zz'"):  # a bare StopIteration before
+        vectors.take(i for i in ["a", "zz"])
+    assert vectors.take(i for i in ["b", "a"]).tolist() == [[0, 1], [1, 0]]
+    with pytest.raises(SmecError, match="takes a list of ids, got int"):
+        vectors.take(3)
+
+
+def test_make_compressor_of_a_list_names_the_methods():
+    from smec_index.compressors import make_compressor
+
+    with pytest.raises(SmecError, match=r"unknown method \['pca'\]; choose one of"):
+        make_compressor(["pca"], [8])  # TypeError: unhashable type before
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m: m.ndcg_at_k(["a"], {"a": 1}, 1.5), "k 1.5: pass a whole number >= 1"),
+        (lambda m: m.ndcg_at_k(["a"], {"a": "1"}), "grade '1': judgements grade documents"),
+        (lambda m: m.recall_at_k(["a"], {"a": None}), "grade None"),
+        (lambda m: m.recall_vs_exact([[1]], [[1, float("nan")]], 2), "id nan in a ranking"),
+        (lambda m: m.evaluate_run({"q": ["a"]}, {"q": {"a": 1}}, "10"), "ks '10': pass a list"),
+        (lambda m: m.mean_metric({"q": None}, {"q": {"a": 1}}, m.ndcg_at_k, 10),
+         "a ranking must be a list of document ids, got NoneType"),
+        (lambda m: m.ndcg_at_k([["a"]], {"a": 1}), "ids must be strings or whole numbers"),
+    ],
+)
+def test_metrics_refuse_bad_input_in_one_line(call, message):
+    from smec_index import metrics
+
+    with pytest.raises(SmecError, match=re.escape(message)):  # raw TypeError/ValueError before
+        call(metrics)
+
+
+def test_metrics_read_generators_like_lists():
+    from smec_index import metrics
+
+    assert metrics.ndcg_at_k((d for d in ["a", "b"]), {"b": 1}) == metrics.ndcg_at_k(["a", "b"],
+                                                                                   {"b": 1})
+    assert metrics.recall_vs_exact((r for r in [[1, 2]]), [[2, 3]], 2) == 0.5
+
+
+def test_run_sweep_checks_a_sweep_made_in_python(tmp_path):
+    from smec_index.bench.runner import run_sweep
+    from smec_index.bench.sweep import Sweep
+
+    common = {"datasets": ["synthetic:300x16"], "methods": ["pca"], "index": ["flat"],
+              "latency_queries": 10}  # fmt: skip
+    with pytest.raises(SmecError, match="latency_queries 1,000,000,000: at most"):
+        run_sweep(Sweep(out=tmp_path / "a.jsonl", **{**common, "latency_queries": 10**9}),
+                  say=lambda _m: None)  # allocated 60 GiB before  # fmt: skip
+    with pytest.raises(SmecError, match="concurrency must be a positive integer"):
+        run_sweep(Sweep(out=tmp_path / "b.jsonl", concurrency=[0], **common), say=lambda _m: None)
+    assert not (tmp_path / "a.jsonl").exists() and not (tmp_path / "b.jsonl").exists()
+    out = tmp_path / "c.jsonl"  # numpy ints broke the results' JSON after the runs
+    records = run_sweep(Sweep(out=str(out), dims=[np.int64(8)], **common), say=lambda _m: None)
+    assert [r["dim"] for r in records] == [8] and json.loads(out.read_text())["dim"] == 8
+
+
+def _edge_shard(folder: Path) -> None:
+    import qdrant_edge as edge
+
+    (folder / "c").mkdir(parents=True)
+    shard = edge.EdgeShard.create(str(folder / "c"), edge.EdgeConfig(
+        vectors=edge.EdgeVectorParams(size=4, distance=edge.Distance.Cosine)))  # fmt: skip
+    shard.update(edge.UpdateOperation.upsert_points(
+        [edge.Point(i + 1, [1.0, 0.0, 0.0, float(i)], {}) for i in range(5)]))  # fmt: skip
+    shard.close()
+
+
+@pytest.mark.parametrize("size", [0, -1])
+def test_source_batch_sizes_below_one_are_refused(tmp_path, size):
+    """A qdrant-edge shard's ids(0) yielded empty pages forever, its -1 an OverflowError; a
+    milvus-lite source's 0 yielded no rows at all."""
+    from smec_index.connectors.source import open_source
+
+    _edge_shard(tmp_path / "edge")
+    db = tmp_path / "app.db"
+    _user_milvus(db)
+    for source in (open_source("qdrant", "c", path=tmp_path / "edge"),
+                   open_source("milvus", "docs", uri=db)):  # fmt: skip
+        try:
+            for read in (lambda s: s.ids(size), lambda s: s.iterate(size, None)):
+                with pytest.raises(SmecError, match="batch_size must be a positive integer"):
+                    next(iter(read(source)))
+        finally:
+            source.close()
+
+
+def test_a_second_handle_on_an_edge_shard_in_one_process_says_so(tmp_path):
+    from smec_index.connectors.source import open_source
+
+    _edge_shard(tmp_path)
+    first = open_source("qdrant", "c", path=tmp_path)
+    try:  # "another process has it open" before: there is none
+        with pytest.raises(SmecError, match="an earlier open_source handle of this process"):
+            open_source("qdrant", "c", path=tmp_path)
+    finally:
+        first.close()
+    open_source("qdrant", "c", path=tmp_path).close()  # closed: free again

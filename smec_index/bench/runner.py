@@ -164,6 +164,7 @@ def plan(sweep: Sweep, dim: int) -> Iterator[tuple[str, str, str, list[dict[str,
 def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
     from smec_index.outputs import check_writable_file
 
+    sweep.check()  # a Sweep made in Python was never checked (the CLI's is, again here)
     check_writable_file(sweep.out, "--out")
     datasets = [load_dataset(spec, sweep) for spec in sweep.datasets]
     from smec_index.compressors.registry import TRAINED

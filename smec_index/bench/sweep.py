@@ -16,6 +16,7 @@ A TOML file holds the same names as the flags (``-`` or ``_``), lists as arrays:
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -67,9 +68,11 @@ class Sweep:
 
     def check_types(self) -> None:
         """Each setting of the type its field declares (a TOML file can hold anything):
-        lists are lists, counts are integers from 1 to C's int, names are strings."""
+        lists are lists, counts are integers from 1 to C's int, names are strings (numpy
+        integers are taken as the ints they hold: the results are JSON)."""
         for f in fields(self):
-            value, kind = getattr(self, f.name), str(f.type)
+            value, kind = _plain(getattr(self, f.name)), str(f.type)
+            setattr(self, f.name, value)
             if value is None and "None" in kind:
                 continue
             if kind.startswith("list["):
@@ -143,6 +146,7 @@ class Sweep:
     def check(self) -> None:
         """Every name and number valid, or a one-line error naming the bad one."""
         self.check_types()
+        self.out = Path(self.out)
         for method in self.methods:
             if method not in METHODS and not method.startswith("artifact:"):
                 raise SmecError(
@@ -245,6 +249,15 @@ def dataset_dim(dataset: str, embeddings: str | None) -> int | None:
     except (OSError, ValueError):
         return None  # read (and named) when the run loads it
     return int(shape[1]) if len(shape) == 2 else None
+
+
+def _plain(value: Any) -> Any:
+    """numpy integers (alone or in a list) as Python ints."""
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, int)):
+        return int(value)
+    return value
 
 
 def _check_item(name: str, item: Any, kind: str) -> None:

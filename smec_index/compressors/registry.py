@@ -22,8 +22,9 @@ TRAINED = ("search-adaptor", "matryoshka-adaptor", "mrl", "dive", "smec")
 def compressor_class(method: str) -> type[LinearCompressor]:
     try:
         return METHODS[method]
-    except KeyError:
-        raise SmecError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}") from None
+    except (KeyError, TypeError):  # TypeError: a list or another unhashable value
+        known = ", ".join(METHODS)
+        raise SmecError(f"unknown method {method!r:.40}; choose one of {known}") from None
 
 
 def make_compressor(method: str, dims, **settings: Any) -> LinearCompressor:

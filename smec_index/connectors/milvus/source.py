@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from smec_index.connectors.base import check_lite_uri, is_milvus_server
+from smec_index.connectors.base import check_lite_uri, is_milvus_server, positive_int
 from smec_index.connectors.source import (
     BIG_K,
     Partition,
@@ -232,6 +232,7 @@ class MilvusSource:
         fields: list[str],
         partitions: list[str] | None = None,
     ) -> Iterator[list[dict]]:
+        batch_size = positive_int(batch_size, "batch_size")  # 0: no rows at all, silently
         # strict_float32: pymilvus hands each vector over as a row of one float32 array
         # instead of a list of Python floats, which was most of the time spent reading.
         from smec_index.connectors.milvus.client import escaped_pages

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from smec_index import safejson
+from smec_index.connectors.base import positive_int
 from smec_index.connectors.source import (
     BIG_K,
     Partition,
@@ -139,6 +140,7 @@ class QdrantReader:
     def iterate(
         self, batch_size: int, cursor: Any, partition: Partition | None = None
     ) -> Iterator[SourceBatch]:
+        batch_size = positive_int(batch_size, "batch_size")  # 0: empty pages, forever
         offset = cursor
         while True:
             records, offset = self._scroll(offset, batch_size, True)
@@ -163,6 +165,7 @@ class QdrantReader:
             return point_id
 
     def ids(self, batch_size: int) -> Iterator[list[str]]:
+        batch_size = positive_int(batch_size, "batch_size")
         offset = None
         while True:
             records, offset = self._scroll(offset, batch_size, False)
@@ -366,9 +369,27 @@ def lock_shard(shard_dir: Path) -> int:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(handle)
-        raise SmecError(f"cannot open qdrant-edge shard {shard_dir} (another process has it "
-                        "open; close it there first)") from None  # fmt: skip
+        holder = ("an earlier open_source handle of this process has it open: close that "
+                  "one first" if _held(shard_dir) else "another process, or a qdrant-edge "
+                  "shard this process opened, has it open: close it first")  # fmt: skip
+        raise SmecError(f"cannot open qdrant-edge shard {shard_dir} ({holder})") from None
+    _HELD[handle] = str(Path(shard_dir).resolve())
     return handle
+
+
+# The shards this process holds the lock of (descriptor -> folder): a second handle on one
+# is refused by the lock as if another process had it; the message says which it is.
+_HELD: dict[int, str] = {}
+
+
+def _held(shard_dir: Path) -> bool:
+    return str(Path(shard_dir).resolve()) in _HELD.values()
+
+
+def unlock_shard(handle: int) -> None:
+    """Release :func:`lock_shard`'s lock."""
+    _HELD.pop(handle, None)
+    os.close(handle)  # the flock goes with it
 
 
 def private_copy(shard_dir: Path) -> Path:
@@ -501,5 +522,5 @@ class EdgeSource(QdrantReader):
             shutil.rmtree(self._copy, ignore_errors=True)
             self._copy = None
         if self._lock is not None:
-            os.close(self._lock)  # the flock goes with it
+            unlock_shard(self._lock)
             self._lock = None
