@@ -11,7 +11,7 @@ from smec_index.compressors import make_compressor
 from smec_index.training.chain import StageTree
 from smec_index.training.examples import build_table, ndcg_at_10
 from smec_index.training.generalisation import MIN_UNSEEN_QUERIES, unseen_check, unseen_queries
-from smec_index.training.trainer import Trainer
+from smec_index.training.trainer import Encoder, Trainer
 
 
 def _shared_qrels(synthetic, per_doc: int):
@@ -101,3 +101,62 @@ def test_the_guard_keeps_pca_where_training_forgot_unseen_documents(synthetic, g
     else:
         assert chosen["kept"] == "trained" and "because" not in chosen
         assert smec.projections[16] is forgetful
+
+
+# -- the levers measured by `python -m bench.ablations generalise` ------------------------------
+
+
+def test_a_held_out_part_split_by_documents_shares_none_with_training(synthetic):
+    data, qrels = _shared_qrels(synthetic, per_doc=3)
+    table = build_table(data, qrels, hard_negatives=5, val_fraction=0.2, seed=0,
+                        by_documents=True)  # fmt: skip
+    train_docs = {d for judged in table.train.judged for d in judged}
+    assert not any(train_docs.intersection(judged) for judged in table.val.judged)
+    assert unseen_queries(table) == list(range(len(table.val)))
+    # Whole groups of three: at least the share asked for, at most one group more.
+    assert 60 <= len(table.val) <= 62 and len(table.val) + len(table.train) == 300
+
+
+def test_a_split_by_documents_needs_two_groups(synthetic):
+    from smec_index.errors import SmecError
+
+    data, train, _ = synthetic
+    one_document = {q: {data.corpus.ids[0]: 1} for q in train}
+    with pytest.raises(SmecError, match="every judged query shares a relevant document"):
+        build_table(data, one_document, hard_negatives=5, val_fraction=0.2, seed=0,
+                    by_documents=True)  # fmt: skip
+
+
+@pytest.mark.parametrize("setting, value", [("proximal", -1.0), ("rank_margin", -0.1),
+                                            ("corpus_anchors", -1), ("val_split", "docs")])
+def test_the_levers_settings_are_checked(setting, value):
+    from smec_index.errors import SmecError
+
+    with pytest.raises(SmecError, match=setting):
+        make_compressor("smec", (16,), **{setting: value})
+
+
+def test_the_proximal_term_is_the_squared_distance_from_the_start(synthetic):
+    data, train, _ = synthetic
+    losses = {}
+    for weight in (0.0, 2.0):
+        smec = make_compressor("smec", (16,), proximal=weight, neighbours=1, lead_in=0)
+        table = build_table(data, train, hard_negatives=5, val_fraction=0.2, seed=0)
+        tree = smec.build_trees(64)[0][0]
+        trainer = Trainer(tree, table, smec.train_config, smec.objective(),
+                          torch.device("cpu"), progress=False)  # fmt: skip
+        trainer._start([16])
+        with torch.no_grad():
+            tree.stage(16).adapter.weight.add_(0.01)
+        torch.manual_seed(0)
+        trainer.generator.manual_seed(0)
+        loss = trainer._batch_loss(Encoder(tree, [16], trainer.vectors), torch.arange(8))
+        losses[weight] = loss.detach().item()
+    assert losses[2.0] - losses[0.0] == pytest.approx(2.0 * 64 * 64 * 0.01**2, rel=1e-3)
+
+
+def test_corpus_anchors_beyond_the_corpus_train_without_allocating_them(synthetic):
+    data, train, _ = synthetic
+    smec = make_compressor("smec", (16,), corpus_anchors=10**9, max_epochs=1, lead_in=0,
+                           progress=False).fit(data, train)  # fmt: skip
+    assert smec.projection(16).shape == (64, 16)

@@ -155,7 +155,22 @@ def test_rank_loss_rejects_non_positive_scale(scale: float) -> None:
 
 
 def test_rank_loss_config() -> None:
-    assert RankLoss(scale=7.5).get_config_dict() == {"scale": 7.5}
+    assert RankLoss(scale=7.5).get_config_dict() == {"scale": 7.5, "margin": 0.0}
+
+
+def test_rank_loss_with_a_margin_is_a_hinge_that_stops_once_pairs_are_apart() -> None:
+    """DIVE's self-limiting form: zero loss and gradient for a pair ranked right by the
+    margin, ``scale * (margin - gap)`` for one that is not."""
+    e = torch.eye(4)
+    docs = torch.stack([e[0], _unit(e[0] + e[1]), -e[0]])  # cosines 1, 0.707, -1
+    queries = e[:1].clone().requires_grad_(True)
+    apart = RankLoss(scale=10.0, margin=0.2)(queries, docs, torch.tensor([[1.0, -1.0, 0.0]]))
+    apart.backward()
+    assert apart.item() == 0 and float(queries.grad.abs().sum()) == 0
+    close = RankLoss(scale=10.0, margin=0.5)(queries, docs, torch.tensor([[1.0, 0.0, -1.0]]))
+    assert close.item() == pytest.approx(10.0 * (0.5 - (1 - 2**-0.5)), rel=1e-5)
+    with pytest.raises(ValueError, match="margin must be >= 0"):
+        RankLoss(margin=-0.1)
 
 
 # -- SimilarityPreservationLoss --------------------------------------------------------------

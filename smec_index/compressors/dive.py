@@ -107,7 +107,8 @@ class DIVE(TrainedCompressor):
         torch.manual_seed(config.seed)
         started = time.perf_counter()
         table = build_table(data, qrels, config.hard_negatives, config.val_fraction, config.seed,
-                            unsupervised_too=False)  # fmt: skip
+                            unsupervised_too=False,
+                            by_documents=config.val_split == "documents")  # fmt: skip
         # Trainer scores held-out queries exactly as every other trained method is selected.
         scorer = Trainer(StageTree(data.dim), table, config, self.objective(), device,
                          progress=False)  # fmt: skip

@@ -216,6 +216,7 @@ class TrainedCompressor(LinearCompressor):
             config.val_fraction,
             config.seed,
             unsupervised_too=not self.needs_qrels,
+            by_documents=config.val_split == "documents",
         )
         history, selection, negatives, unseen = [], {}, None, None
         how = "pca" if config.init == "pca" and self.pca_init else "identity"

@@ -71,6 +71,10 @@ class TrainConfig:
             mean of 3 seeds, nDCG@10 at 128/64/32; differences under about 0.02 are noise).
             Patience 5 instead of 3 is within noise (0.802 / 0.765 / 0.649).
         val_fraction: share of the training queries (or corpus, unsupervised) held out.
+        val_split: ``queries`` holds out a random share of the judged queries; ``documents``
+            keeps queries that share a relevant document on one side, so every held-out
+            query is an unseen-document one and selection (epochs, negatives, the PCA
+            fallback) is judged on documents training never saw judged.
         refit: after the held-out run has chosen the epoch count, train the stage again from
             its initialisation on all of train (held-out part included) for that many
             epochs, so no judged query is spent on selection alone (0.806 / 0.767 / 0.642
@@ -113,6 +117,8 @@ class TrainConfig:
 
     Losses:
         scale: inverse temperature of the rank loss (cosines times ``scale``).
+        rank_margin: 0 keeps the paper's softplus rank loss; > 0 is DIVE's self-limiting
+            hinge (zero gradient once a judged document leads a negative by this cosine).
         hard_negatives: top-K unjudged documents of each query used as its negatives; 64
             instead of 30 is within noise (0.806 / 0.763 / 0.642).
         mine_per_stage: mine them again for each stage in that stage's input space (the
@@ -145,6 +151,13 @@ class TrainConfig:
             384-d vectors 0.695), but its 64 stays below PCA there (0.573 against 0.613) and
             it costs the small dims over all held-out queries (0.593 against 0.642 at 32),
             so 1.0 stays.
+        corpus_anchors: documents drawn at random from the whole corpus (judged or not) each
+            supervised step and added to the anchors of the neighbour and all-pairs terms, so
+            the geometry of documents no query judges is kept too, not only that of the
+            batch's queries and judged documents.
+        proximal: weight of ``||W - W0||^2`` over each trained stage's adapter, ``W0`` where
+            it started (PCA's rotation with ``init="pca"``): how far training may move the
+            space the unjudged documents live in. 0 (the paper) leaves it free.
         memory_size / neighbours: S-XBM queue length and the K nearest entries per sample.
         tau_start / tau_end: ADS Gumbel-softmax temperature, annealed geometrically per epoch.
     """
@@ -157,6 +170,7 @@ class TrainConfig:
     max_epochs: int = 25
     patience: int = 3
     val_fraction: float = 0.2
+    val_split: str = "queries"
     refit: bool = True
     pca_fallback: bool = True
     unseen_guard: bool = True
@@ -166,12 +180,15 @@ class TrainConfig:
     logits_lr: float = 0.05
     weight_decay: float = 0.0
     scale: float = 10.0
+    rank_margin: float = 0.0
     hard_negatives: int = 30
     mine_per_stage: bool = True
     negatives: str = "auto"
     max_positives: int = 32
     alpha: float = 0.1
     beta: float = 1.0
+    corpus_anchors: int = 0
+    proximal: float = 0.0
     memory_size: int = 5000
     neighbours: int = 10
     tau_start: float = 1.0
@@ -280,6 +297,7 @@ INT_RANGES = {
     "max_positives": 1,
     "memory_size": 2,
     "neighbours": 1,
+    "corpus_anchors": 0,
     "seed": 0,
 }
 FLOAT_RULES = {
@@ -289,8 +307,10 @@ FLOAT_RULES = {
     "logits_lr": ("> 0", lambda v: v > 0),
     "weight_decay": (">= 0", lambda v: v >= 0),
     "scale": ("> 0", lambda v: v > 0),
+    "rank_margin": (">= 0", lambda v: v >= 0),
     "alpha": (">= 0", lambda v: v >= 0),
     "beta": (">= 0", lambda v: v >= 0),
+    "proximal": (">= 0", lambda v: v >= 0),
     "tau_start": ("> 0", lambda v: v > 0),
     "tau_end": ("> 0", lambda v: v > 0),
 }
@@ -298,6 +318,7 @@ CHOICES = {
     "init": ("pca", "identity"),
     "device": ("auto", "cpu", "cuda"),
     "negatives": ("auto", "own", "in-batch"),
+    "val_split": ("queries", "documents"),
 }
 
 

@@ -181,6 +181,40 @@ def _query_set(
     return QuerySet(rows, judged, mine_negatives(corpus, queries, judged, k))
 
 
+def _grouped_by_documents(order: list[str], qrels: Qrels, n_val: int) -> tuple[list[str], int]:
+    """``order`` regrouped so that its first queries (``n_val``, or a few more: a group is
+    not cut; their count is returned) share no relevant document with the rest: groups of
+    queries linked by shared relevant documents, taken whole in the order their first query
+    appears."""
+    parent = {q: q for q in order}
+
+    def root(q: str) -> str:
+        while parent[q] != q:
+            parent[q] = parent[parent[q]]
+            q = parent[q]
+        return q
+
+    first_query: dict[str, str] = {}
+    for q in order:
+        for doc, rel in qrels[q].items():
+            if rel > 0:
+                other = first_query.setdefault(doc, q)
+                parent[root(q)] = root(other)
+    groups: dict[str, list[str]] = {}
+    for q in order:
+        groups.setdefault(root(q), []).append(q)
+    val: list[str] = []
+    rest: list[str] = []
+    for members in groups.values():
+        (val if len(val) < n_val else rest).extend(members)
+    if not rest:
+        raise SmecError(
+            "every judged query shares a relevant document with the others: no held-out "
+            "part by documents is possible; use the default split"
+        )
+    return val + rest, len(val)
+
+
 def build_table(
     data: RetrievalData,
     qrels: Qrels | None,
@@ -188,11 +222,15 @@ def build_table(
     val_fraction: float,
     seed: int,
     unsupervised_too: bool = True,
+    by_documents: bool = False,
 ) -> TrainingTable:
     """Split judged queries (or, unsupervised, the corpus) into train and validation parts.
 
     The split is seeded; test qrels must never be passed here. ``unsupervised_too``: the
     method can also train without qrels (the refusal of too few queries may say so).
+    ``by_documents``: queries that share a relevant document stay on one side, so no
+    held-out query has a relevant document a training query judges (selection then scores
+    documents training never saw judged).
     """
     rng = np.random.default_rng(seed)
     corpus = normalize(data.corpus.vectors)
@@ -211,6 +249,8 @@ def build_table(
             )  # fmt: skip
         order = [judged[i] for i in rng.permutation(len(judged))]
         n_val = max(1, int(round(len(order) * val_fraction)))
+        if by_documents:
+            order, n_val = _grouped_by_documents(order, qrels, n_val)
         val_set = _query_set(data, qrels, order[:n_val], corpus, hard_negatives)
         train_set = _query_set(data, qrels, order[n_val:], corpus, hard_negatives)
     return TrainingTable(

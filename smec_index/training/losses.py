@@ -21,16 +21,21 @@ class RankLoss(nn.Module):
     Args:
         scale: multiplies cosine similarities before the softplus (an inverse temperature);
             cosines live in [-1, 1], so without it the loss barely separates pairs.
+        margin: > 0 replaces the softplus by DIVE's self-limiting hinge,
+            ``scale * max(0, margin - (s_ij - s_ik))``: a pair ranked right by ``margin``
+            (in cosine) gives no gradient, so training stops moving the space for it.
     """
 
-    def __init__(self, scale: float = 20.0) -> None:
+    def __init__(self, scale: float = 20.0, margin: float = 0.0) -> None:
         super().__init__()
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale}")
-        self.scale = scale
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
+        self.scale, self.margin = scale, margin
 
     def get_config_dict(self) -> dict[str, float]:
-        return {"scale": self.scale}
+        return {"scale": self.scale, "margin": self.margin}
 
     def forward(
         self, queries: torch.Tensor, docs: torch.Tensor, labels: torch.Tensor
@@ -58,7 +63,8 @@ class RankLoss(nn.Module):
         others = labels.clamp(min=0)[:, None, :]
         weight = (pos_labels[:, :, None] - others).clamp(min=0)  # (B, P, N)
         weight = weight * (labels >= 0)[:, None, :]
-        pair_loss = F.softplus(scores[:, None, :] - pos_scores[:, :, None])
+        gap = scores[:, None, :] - pos_scores[:, :, None]
+        pair_loss = F.relu(gap + self.scale * self.margin) if self.margin else F.softplus(gap)
         return (weight * pair_loss).sum(), weight.sum()
 
 

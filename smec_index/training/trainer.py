@@ -126,7 +126,7 @@ class Trainer:
         self.objective = objective
         self.device = device
         self.progress = progress
-        self.rank_loss = RankLoss(config.scale)
+        self.rank_loss = RankLoss(config.scale, config.rank_margin)
         self.neighbour_loss = SimilarityPreservationLoss()
         self.pair_loss = PairwiseSimilarityLoss()
         self.reconstruction_loss = ReconstructionLoss()
@@ -150,6 +150,7 @@ class Trainer:
             table.train if config.supervised else table.train_docs
         )
         self._val_neighbours: torch.Tensor | None = None
+        self._starts: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     # -- losses -----------------------------------------------------------------------------
     def _neighbour_terms(
@@ -195,6 +196,12 @@ class Trainer:
             positives = d_rows[(labels > 0).any(dim=0)]
             anchor_rows = torch.cat([q_rows, positives])
             pool_rows = torch.cat([q_rows, d_rows])
+            if self.config.corpus_anchors:  # at most the corpus's size, however many asked
+                size = min(self.config.corpus_anchors, self.table.n_corpus)
+                drawn = torch.randint(self.table.n_corpus, (size,), generator=self.generator)
+                drawn = drawn.to(self.device)
+                anchor_rows = torch.cat([anchor_rows, drawn])
+                pool_rows = torch.cat([pool_rows, drawn])
             adapted = adapted_q + adapted_d
         else:
             anchor_rows = pool_rows = self._items[batch].to(self.device)
@@ -219,6 +226,9 @@ class Trainer:
         if objective.reconstruction:
             for h, x in adapted:
                 total = total + objective.reconstruction * self.reconstruction_loss(h, x)
+        if self.config.proximal:
+            for weight, start in self._starts:
+                total = total + self.config.proximal * (weight - start).pow(2).sum()
         return total
 
     # -- held-out selection -----------------------------------------------------------------
@@ -356,6 +366,13 @@ class Trainer:
     def _start(self, group: list[int]) -> None:
         self.tree.initialise(self.table.vectors[: self.table.n_corpus], group, self.init)
         self._mine(group)
+        # Where the group's adapters start (PCA's rotation, or the identity): the proximal
+        # term pulls them back toward it.
+        self._starts = [
+            (stage.adapter.weight, stage.adapter.weight.detach().clone())
+            for stage in (self.tree.stage(d) for d in group)
+            if stage.adapter is not None
+        ]
 
     def _freeze(self, group: list[int]) -> None:
         for dim in group:
