@@ -84,7 +84,7 @@ class TrainConfig:
         unseen_guard: the same, judged on the held-out queries none of whose relevant
             documents is judged for a training query (documents that arrive after training
             are like theirs): PCA is kept where the trained dim, as selected, is worse than
-            PCA there by more than one standard error of the paired per-query difference.
+            PCA there by more than 1.96 standard errors of the paired per-query difference.
             Skipped (and said so) with fewer than 30 such queries; with qrels only. The
             scores, the noise and each space's share of training-judged documents in the
             top 10 are in ``info.selection[dim].unseen`` (see
