@@ -55,8 +55,9 @@ def _grades(relevance: Mapping[str, Any]) -> list:
                         f"{type(relevance).__name__}")  # fmt: skip
     grades = list(relevance.values())
     for grade in grades:
-        if not isinstance(grade, numbers.Real):
-            raise SmecError(f"grade {grade!r:.30}: judgements grade documents with numbers")
+        if not isinstance(grade, numbers.Real) or not math.isfinite(grade):
+            raise SmecError(f"grade {grade!r:.30}: judgements grade documents with finite "
+                            "numbers")  # fmt: skip
     return grades
 
 

@@ -118,9 +118,9 @@ def check_flags(r: TrainRequest) -> None:
         raise SmecError("--queries cannot be used with --extend; train a new artifact")
     if r.query_log is not None and r.method not in ("smec", "mrl"):
         raise SmecError(f"--queries trains smec or mrl, not {r.method}")
-    if r.unsupervised and r.typed("unseen_guard"):
-        raise SmecError(f"{r.typed('unseen_guard')[0]} judges training by held-out qrels; "
-                        "--unsupervised reads none: drop it")  # fmt: skip
+    if r.unsupervised and r.query_log is None and r.typed("unseen_guard"):
+        raise SmecError(f"{r.typed('unseen_guard')[0]} judges training by held-out queries; "
+                        "--unsupervised without --queries has none: drop it")  # fmt: skip
     if r.unsupervised and r.skip_unknown_qrels:
         raise SmecError("--skip-unknown-qrels drops judgements; --unsupervised reads none: "
                         "drop one of them")  # fmt: skip

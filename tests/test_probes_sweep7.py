@@ -696,3 +696,63 @@ def test_a_second_handle_on_an_edge_shard_in_one_process_says_so(tmp_path):
     finally:
         first.close()
     open_source("qdrant", "c", path=tmp_path).close()  # closed: free again
+
+
+# -- the twenty-fifth sweep: its faults ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("grade", [float("inf"), float("nan"), -float("inf")])
+def test_metrics_refuse_a_grade_that_is_not_finite(grade):
+    from smec_index import metrics
+
+    with pytest.raises(SmecError, match="judgements grade documents with finite numbers"):
+        metrics.ndcg_at_k(["a", "b"], {"a": grade})  # nan (or a silent 0.0) before
+    with pytest.raises(SmecError, match="finite numbers"):
+        metrics.evaluate_run({"q": ["a"]}, {"q": {"a": grade}})
+
+
+def test_index_params_for_a_copy_beside_the_source_are_refused(tmp_path):
+    from smec_index.migration.runner import MigrateRequest, migrate
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=120, dim=16)
+    request = MigrateRequest(backend="qdrant", collection="docs", dim=4, to="small",
+                             data_dir=tmp_path / "d", source={"path": str(tmp_path / "q")},
+                             index_params={"M": 1}, min_recall=0, progress=False)  # fmt: skip
+    with pytest.raises(SmecError, match="index_params apply to a to_backend target"):
+        migrate(request, say=lambda _m: None)  # dropped without a word before
+    assert not (tmp_path / "d").exists()
+
+
+def test_float_payloads_migrate_into_embedded_qdrant_and_the_rounding_is_named(tmp_path):
+    """qdrant-edge parses some payload floats to a neighbouring double; verification refused
+    the finished copy ("sampled target payloads differ"), with no way forward."""
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    rows = np.random.default_rng(1).standard_normal((300, 16)).tolist()
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=16, distance=models.Distance.COSINE))  # fmt: skip
+    client.upsert("docs", [models.PointStruct(id=i, vector=rows[i], payload={
+        "price": float(np.float32(i + 0.1))}) for i in range(300)])  # fmt: skip
+    client.close()
+    done = CliRunner().invoke(main, [str(a) for a in [
+        "migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+        "--dim", 8, "--data-dir", tmp_path / "d", "--to-backend", "qdrant",
+        "--allow-schema-change", "--min-recall", 0]])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert re.search(r"note: \d+ sampled payload floats came back as a neighbouring double",
+                     done.output)  # fmt: skip
+    with open_connector("qdrant", data_dir=tmp_path / "d") as connector:
+        got = connector.get("docs_8", ["9", "250"]).payloads
+    for stored, i in zip(got, (9, 250), strict=True):  # within 2 ulps, never further
+        want = float(np.float32(i + 0.1))
+        assert abs(stored["price"] - want) <= 2 * np.spacing(want)
+
+
+def test_the_unseen_guard_flags_need_held_out_queries(tmp_path):
+    done = CliRunner().invoke(main, ["train", "--dataset", str(_dataset(tmp_path)),
+                                     "--unsupervised", "--no-unseen-guard", "--out",
+                                     str(tmp_path / "art")])  # fmt: skip
+    assert done.exit_code == 2
+    assert "--unsupervised without --queries has none" in done.output

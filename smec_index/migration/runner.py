@@ -223,6 +223,10 @@ def _check_request(request: MigrateRequest) -> Partition | None:
         raise SmecError("--query-ids names the rows of --queries (.npy); pass --queries too")
     if request.queries is not None and request.artifact is not None:
         raise SmecError("--artifact is applied as it is; leave out --queries/--qrels with it")
+    if request.index_params and request.to_backend is None:
+        raise SmecError("index_params apply to a to_backend target; a copy beside the source "
+                        "(or an in-place vector) takes the source's own index settings: drop "
+                        "them, or pass to_backend")  # fmt: skip
     if request.in_place and request.backend != "qdrant":
         raise SmecError("--in-place adds a named vector to a Qdrant collection; a Milvus "
                         "source is migrated to a copy beside it: drop --in-place")  # fmt: skip
@@ -645,7 +649,11 @@ class _Run:
                 "next": "when every partition is done, run the same command without "
                 "--partition (same --data-dir) to verify the whole target and switch the alias",
             }  # fmt: skip
-        verify.verify(source, target, name, projection, request.dim, count, state["done"])
+        near = verify.verify(source, target, name, projection, request.dim, count, state["done"])
+        if near:
+            say(f"note: {near} sampled payload floats came back as a neighbouring double (within "
+                f"{target.float_ulps} units in the last place; {request.to_backend}'s own float "
+                "parsing); every other sampled value is identical")  # fmt: skip
         search = lambda v, k: target.search(name, v, k)  # noqa: E731
         recall = verify.recall_gate(source, search, projection, request.dim)
         gate = self.gate(search, projection) if request.queries is not None else recall

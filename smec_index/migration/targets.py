@@ -31,6 +31,9 @@ class ConnectorTarget:
     def __init__(self, connector: Connector, backend: str, where: str,
                  index_params: dict[str, Any]) -> None:  # fmt: skip
         self.connector, self.backend, self.where = connector, backend, where
+        # Embedded Qdrant (qdrant-edge) stores some payload floats as a neighbouring double;
+        # verification takes them as equal, counts them and says so.
+        self.float_ulps = 2 if backend == "qdrant" else 0
         self.place = where  # already absolute (embedded) or credential-free (a server)
         self.index_params = index_params
 
