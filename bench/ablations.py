@@ -428,6 +428,9 @@ GENERALISE_VARIANTS = {
     "64 corpus documents per step as anchors": {"corpus_anchors": 64},
     "proximal 0.01 toward the PCA start": {"proximal": 0.01},
     "hinge rank loss (margin 0.1)": {"rank_margin": 0.1},
+    "hinge rank loss (margin 0.05)": {"rank_margin": 0.05},
+    "hinge rank loss (margin 0.2)": {"rank_margin": 0.2},
+    "hinge (margin 0.1) and 64 corpus anchors": {"rank_margin": 0.1, "corpus_anchors": 64},
     "all-pairs weight 3 (1)": {"beta": 3.0},
 }
 

@@ -87,6 +87,12 @@ SECTIONS = [
         "python -m bench.ablations ads",
     ),
     (
+        "Keeping documents training never judged: SMEC's levers one at a time, held-out train "
+        "queries and their unseen-document part",
+        "scifact-ablation-generalise",
+        "python -m bench.ablations generalise",
+    ),
+    (
         "Ablation: ADS vs truncation (stages start at the identity: raw MiniLM dims)",
         "scifact-ablation-ads-identity",
         "python -m bench.ablations ads --init identity",
