@@ -756,3 +756,36 @@ def test_the_unseen_guard_flags_need_held_out_queries(tmp_path):
                                      str(tmp_path / "art")])  # fmt: skip
     assert done.exit_code == 2
     assert "--unsupervised without --queries has none" in done.output
+
+
+def test_rollback_refuses_restart_and_overwrite(tmp_path):
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=50, dim=16)
+    for flag in ("--restart", "--overwrite"):  # ignored without a word before
+        line = _error_line(["migrate", "--backend", "qdrant", "--path", tmp_path / "q",
+                            "--collection", "docs", "--dim", 4, "--data-dir", tmp_path / "d",
+                            "--rollback", flag])  # fmt: skip
+        assert f"--rollback only moves the alias back; {flag} would do nothing" in line
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_dry_run_refuses_target_options_its_backend_does_not_take(tmp_path):
+    from smec_index.migration.runner import MigrateRequest, migrate
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=50, dim=16)
+    request = MigrateRequest(backend="qdrant", collection="docs", dim=4, data_dir=tmp_path / "d",
+                             source={"path": str(tmp_path / "q")}, to_backend="faiss",
+                             to_options={"uri": "x"}, allow_schema_change=True, dry_run=True,
+                             min_recall=0, progress=False)  # fmt: skip
+    with pytest.raises(SmecError, match="uri"):  # the plan passed, the run refused, before
+        migrate(request, say=lambda _m: None)
+
+
+def test_supervised_training_without_qrels_names_the_python_setting(synthetic):
+    from smec_index.compressors import make_compressor
+
+    data, _, _ = synthetic
+    with pytest.raises(SmecError, match=r"supervised=False in Python"):
+        make_compressor("mrl", (8,), progress=False).fit(data)

@@ -201,7 +201,9 @@ class TrainedCompressor(LinearCompressor):
     ) -> TrainedCompressor:
         config = self.train_config
         if config.supervised and qrels is None:
-            raise SmecError(f"{self.method}: supervised training needs qrels; pass --unsupervised")
+            raise SmecError(f"{self.method}: supervised training needs qrels; pass them, or "
+                            "train without (--unsupervised; supervised=False in "
+                            "Python)")  # fmt: skip
         if self.needs_qrels and not config.supervised:
             raise SmecError(f"{self.method} is supervised only; pass qrels (drop --unsupervised)")
         device = resolve_device(config.device)  # a missing GPU is reported before any work

@@ -235,6 +235,10 @@ def _check_request(request: MigrateRequest) -> Partition | None:
             "--restart")  # fmt: skip
         raise SmecError(f"--dry-run writes nothing, so {flag} would do nothing; drop one of them")
     partition = None if request.partition is None else Partition.parse(request.partition)
+    if request.rollback and (request.restart or request.overwrite):
+        flag = "--restart" if request.restart else "--overwrite"
+        raise SmecError(f"--rollback only moves the alias back; {flag} would do nothing with "
+                        "it: drop one of them")  # fmt: skip
     if partition is not None and (request.dry_run or request.rollback):
         raise SmecError("--partition migrates; leave it out with --dry-run and --rollback")
     return partition
@@ -314,7 +318,8 @@ def _to_backend(request, source, options, server, partition, started, say):
             # opened (and made) in a folder dropped afterwards; it holds nothing either way.
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="smec-plan-")))  # fmt: skip
-            options = {k: v for k, v in options.items() if k != "uri"}
+            if request.to_backend == "milvus":  # its milvus-lite file goes there too
+                options = {k: v for k, v in options.items() if k != "uri"}
         c = stack.enter_context(_target_connector(request.to_backend, data_dir, options))
         from smec_index.secrets import shown_url
 
