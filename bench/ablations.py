@@ -467,7 +467,7 @@ def generalise(data, train, test, out: Path, epochs: int) -> str:
         f"scored on the other {len(splits['held-out'])} and on the "
         f"{len(splits['unseen-doc'])} of them whose relevant documents no training query "
         f"judges. Mean nDCG@10 over seeds {', '.join(map(str, HELD_OUT_SEEDS))}, then max - "
-        "min over them; test is not read. Where the guard kept PCA at a dim, that seed's "
+        "min over them; test is not read. Where PCA was kept at a dim, that seed's "
         "score there is PCA's (the count of such seeds is in the last table).\n\n"
     )
     plots = {}
@@ -482,7 +482,7 @@ def generalise(data, train, test, out: Path, epochs: int) -> str:
     kept = [{"variant": v, "dim": d, "seeds": sum(r.get("kept_pca", False) for r in records
              if r["variant"] == v and r["dim"] == d and r["split"] == "held-out")}
             for v in GENERALISE_VARIANTS for d in HELD_OUT_DIMS]  # fmt: skip
-    text += ("#### seeds where a guard kept PCA\n\n"
+    text += ("#### seeds where PCA was kept (the held-out fallback or the guard)\n\n"
              + markdown_table(kept, "variant", "dim", "seeds", fmt="{:d}",
                               row_order=list(GENERALISE_VARIANTS))
              + "\n")  # fmt: skip

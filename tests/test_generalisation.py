@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from smec_index.compressors import make_compressor
+from smec_index.errors import SmecError
 from smec_index.training.chain import StageTree
 from smec_index.training.examples import build_table, ndcg_at_10
 from smec_index.training.generalisation import MIN_UNSEEN_QUERIES, unseen_check, unseen_queries
@@ -118,11 +119,9 @@ def test_a_held_out_part_split_by_documents_shares_none_with_training(synthetic)
 
 
 def test_a_split_by_documents_needs_two_groups(synthetic):
-    from smec_index.errors import SmecError
-
     data, train, _ = synthetic
     one_document = {q: {data.corpus.ids[0]: 1} for q in train}
-    with pytest.raises(SmecError, match="every judged query shares a relevant document"):
+    with pytest.raises(SmecError, match="one group of 300 of 300 queries"):
         build_table(data, one_document, hard_negatives=5, val_fraction=0.2, seed=0,
                     by_documents=True)  # fmt: skip
 
@@ -130,8 +129,6 @@ def test_a_split_by_documents_needs_two_groups(synthetic):
 @pytest.mark.parametrize("setting, value", [("proximal", -1.0), ("rank_margin", -0.1),
                                             ("corpus_anchors", -1), ("val_split", "docs")])
 def test_the_levers_settings_are_checked(setting, value):
-    from smec_index.errors import SmecError
-
     with pytest.raises(SmecError, match=setting):
         make_compressor("smec", (16,), **{setting: value})
 
@@ -160,3 +157,26 @@ def test_corpus_anchors_beyond_the_corpus_train_without_allocating_them(syntheti
     smec = make_compressor("smec", (16,), corpus_anchors=10**9, max_epochs=1, lead_in=0,
                            progress=False).fit(data, train)  # fmt: skip
     assert smec.projection(16).shape == (64, 16)
+
+
+def test_a_split_by_documents_trains_a_group_too_large_to_hold_out(synthetic):
+    """One group of 250 queries (NFCorpus has one of 2,567 in 2,590) goes to training; the
+    held-out part is made of the small groups, never of (nearly) everything."""
+    data, train, _ = synthetic
+    docs = data.corpus.ids
+    qrels = {q: {docs[0] if i < 250 else docs[i]: 1} for i, q in enumerate(train)}
+    table = build_table(data, qrels, hard_negatives=5, val_fraction=0.2, seed=0,
+                        by_documents=True)  # fmt: skip
+    assert len(table.val) == 50 and len(table.train) == 250
+    wide = {q: {docs[0] if i < 280 else docs[i]: 1} for i, q in enumerate(train)}
+    with pytest.raises(SmecError, match="one group of 280 of 300 queries"):
+        build_table(data, wide, hard_negatives=5, val_fraction=0.2, seed=0, by_documents=True)
+
+
+@pytest.mark.parametrize("method, setting", [("dive", {"rank_margin": 0.1}),
+                                             ("dive", {"proximal": 0.01}),
+                                             ("search-adaptor", {"corpus_anchors": 8})])
+def test_a_lever_a_method_never_reads_is_refused(method, setting):
+    with pytest.raises(SmecError, match="does not apply to"):
+        make_compressor(method, (8,), **setting)
+    make_compressor(method, (8,), **{name: 0 for name in setting})  # the default: accepted

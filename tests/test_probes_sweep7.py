@@ -789,3 +789,20 @@ def test_supervised_training_without_qrels_names_the_python_setting(synthetic):
     data, _, _ = synthetic
     with pytest.raises(SmecError, match=r"supervised=False in Python"):
         make_compressor("mrl", (8,), progress=False).fit(data)
+
+
+@pytest.mark.parametrize("stored, source, ulps, same", [
+    (9.100000381469728, 9.100000381469727, 2, True),
+    (9.100000381469728, 9.100000381469727, 0, False),
+    (1.0 + 3 * 2.0**-52, 1.0, 2, False),
+    (1.0, float("inf"), 2, False),
+    (float("inf"), float("inf"), 2, True),
+    (0.0, 5e-324, 2, True),
+    (float("nan"), float("nan"), 0, True),
+])
+def test_verification_takes_floats_within_its_ulps_and_no_further(stored, source, ulps, same):
+    from smec_index.migration.verify import same_values
+
+    near = [0]
+    assert same_values({"x": [stored]}, {"x": [source]}, ulps, near) is same
+    assert near[0] == (1 if same and stored != source and stored == stored else 0)

@@ -28,6 +28,7 @@ class SearchAdaptor(TrainedCompressor):
     needs_qrels = True
     pca_init = False
     own_settings: ClassVar[tuple[str, ...]] = ("seed", "progress", "reconstruction")
+    unused_settings: ClassVar[tuple[str, ...]] = ("corpus_anchors",)  # no neighbour terms
 
     def __init__(
         self,

@@ -53,6 +53,7 @@ class DIVE(TrainedCompressor):
 
     method = "dive"
     needs_qrels = True
+    unused_settings: ClassVar[tuple[str, ...]] = ("rank_margin", "proximal", "corpus_anchors")
     own_settings: ClassVar[tuple[str, ...]] = (
         "seed", "progress", "margin", "views", "view_weight", "view_temperature")  # fmt: skip
 

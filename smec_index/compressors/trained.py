@@ -32,11 +32,20 @@ class TrainedCompressor(LinearCompressor):
     pca_init = True  # False: always the identity (the published adapter baselines)
     # Constructor arguments besides the TrainConfig fields, offered when a name is misspelt.
     own_settings: ClassVar[tuple[str, ...]] = ("seed", "progress")
+    # TrainConfig fields this method's training never reads: refused when given, never
+    # recorded as if they had been used.
+    unused_settings: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, dims, seed: int = 0, progress: bool = True, **settings: Any) -> None:
         check_setting_names(
             settings, (*TrainConfig.names(), *self.own_settings), f"{self.method} setting"
         )
+        # An artifact's config.json lists every setting at its value: only a change counts.
+        unused = [name for name in self.unused_settings
+                  if name in settings and settings[name] != getattr(TrainConfig, name)]  # fmt: skip
+        if unused:
+            raise SmecError(f"{unused[0]} does not apply to {self.method} (its training "
+                            "never reads it); drop it")  # fmt: skip
         self.train_config = TrainConfig.from_dict({**self.defaults(), **settings, "seed": seed})
         settings = self.train_config.to_dict()
         del settings["seed"]
@@ -175,8 +184,11 @@ class TrainedCompressor(LinearCompressor):
                 kept, why = "pca", "unseen-doc"
             if kept == "pca" and dim in self.dims:
                 self.projections[dim] = pca.projections[dim]
-                log.warning("%s at %d dims did not beat PCA (%s queries): keeping PCA",
-                            self.method, dim, why)  # fmt: skip
+                scores = (f"{trained:.4f} against PCA {baseline:.4f}" if why == "held-out" else
+                          f"{check['trained']:.4f} against PCA {check['pca']:.4f}, noise "
+                          f"{check['noise']:.4f}")  # fmt: skip
+                log.warning("%s at %d dims scored %s on the %s queries: keeping PCA",
+                            self.method, dim, scores, why)  # fmt: skip
             selection[dim] = {
                 "metric": trainer.metric,
                 "trained": round(trained, 4),

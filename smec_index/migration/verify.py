@@ -100,7 +100,8 @@ def same_values(a: Any, b: Any, ulps: int = 0, near: list[int] | None = None) ->
     if isinstance(a, float) and isinstance(b, float):
         if a != a and b != b:
             return True
-        if a != b and ulps and math.isfinite(a) and abs(a - b) <= ulps * math.ulp(b):
+        if (a != b and ulps and math.isfinite(a) and math.isfinite(b)
+                and abs(a - b) <= ulps * math.ulp(b)):  # fmt: skip
             if near is not None:
                 near[0] += 1
             return True

@@ -81,7 +81,8 @@ class TrainConfig:
             against 0.782 / 0.736 / 0.623 without).
         pca_fallback: where a trained dim does not beat PCA on the held-out score, the
             artifact keeps PCA's projection for that dim and says so.
-        unseen_guard: the same, judged on the held-out queries none of whose relevant
+        unseen_guard: the same, independent of ``pca_fallback``, judged on the held-out
+            queries none of whose relevant
             documents is judged for a training query (documents that arrive after training
             are like theirs): PCA is kept where the trained dim, as selected, is worse than
             PCA there by more than 1.96 standard errors of the paired per-query difference.

@@ -182,10 +182,10 @@ def _query_set(
 
 
 def _grouped_by_documents(order: list[str], qrels: Qrels, n_val: int) -> tuple[list[str], int]:
-    """``order`` regrouped so that its first queries (``n_val``, or a few more: a group is
-    not cut; their count is returned) share no relevant document with the rest: groups of
-    queries linked by shared relevant documents, taken whole in the order their first query
-    appears."""
+    """``order`` regrouped so that its first queries (about ``n_val``; their count is
+    returned) share no relevant document with the rest: groups of queries linked by shared
+    relevant documents, in the order their first query appears, each held out whole while
+    the held-out part stays within a tenth above ``n_val`` (a larger group trains)."""
     parent = {q: q for q in order}
 
     def root(q: str) -> str:
@@ -203,14 +203,17 @@ def _grouped_by_documents(order: list[str], qrels: Qrels, n_val: int) -> tuple[l
     groups: dict[str, list[str]] = {}
     for q in order:
         groups.setdefault(root(q), []).append(q)
+    most = n_val + max(1, n_val // 10)
     val: list[str] = []
     rest: list[str] = []
     for members in groups.values():
-        (val if len(val) < n_val else rest).extend(members)
-    if not rest:
+        (val if len(val) < n_val and len(val) + len(members) <= most else rest).extend(members)
+    if len(val) < max(1, n_val // 2) or not rest:
+        largest = max(len(m) for m in groups.values())
         raise SmecError(
-            "every judged query shares a relevant document with the others: no held-out "
-            "part by documents is possible; use the default split"
+            f"the judged queries share relevant documents so widely (one group of {largest} "
+            f"of {len(order)} queries) that no held-out part of about {n_val} queries shares "
+            "none with training; hold out by queries (val_split=\"queries\", the default)"
         )
     return val + rest, len(val)
 
