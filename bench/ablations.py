@@ -420,6 +420,21 @@ def dive(data, train, test, out: Path, epochs: int) -> str:
     return text
 
 
+def _split_tables(records, key: str, order: list[str], splits) -> tuple[str, dict]:
+    """Per split: the mean over seeds of each ``key`` value at each held-out dim, then its
+    max - min, as Markdown; and the means keyed for :func:`bar_plot`."""
+    text, plots = "", {}
+    for split in splits:
+        mean, spread = over_seeds(records, key, order, HELD_OUT_DIMS, split=split)
+        for r in mean:
+            plots.setdefault(f"{split} {r['dim']}", {})[r[key]] = r["ndcg@10"]
+        text += f"#### {split}\n\n" + markdown_table(mean, key, "dim", "ndcg@10",
+                                                      row_order=order)  # fmt: skip
+        text += "\nmax - min over seeds\n\n"
+        text += markdown_table(spread, key, "dim", "range", row_order=order) + "\n"
+    return text, plots
+
+
 # Issue 24's levers for keeping documents no training query judged, one at a time.
 GENERALISE_VARIANTS = {
     "defaults (unseen-document guard on)": {},
@@ -470,15 +485,8 @@ def generalise(data, train, test, out: Path, epochs: int) -> str:
         "min over them; test is not read. Where PCA was kept at a dim, that seed's "
         "score there is PCA's (the count of such seeds is in the last table).\n\n"
     )
-    plots = {}
-    for split in splits:
-        mean, spread = over_seeds(records, "variant", order, HELD_OUT_DIMS, split=split)
-        for r in mean:
-            plots.setdefault(f"{split} {r['dim']}", {})[r["variant"]] = r["ndcg@10"]
-        text += f"#### {split}\n\n" + markdown_table(mean, "variant", "dim", "ndcg@10",
-                                                      row_order=order)  # fmt: skip
-        text += "\nmax - min over seeds\n\n"
-        text += markdown_table(spread, "variant", "dim", "range", row_order=order) + "\n"
+    tables, plots = _split_tables(records, "variant", order, splits)
+    text += tables
     kept = [{"variant": v, "dim": d, "seeds": sum(r.get("kept_pca", False) for r in records
              if r["variant"] == v and r["dim"] == d and r["split"] == "held-out")}
             for v in GENERALISE_VARIANTS for d in HELD_OUT_DIMS]  # fmt: skip
@@ -535,15 +543,8 @@ def chain(data, train, test, out: Path, epochs: int) -> str:
         f"judges. Mean nDCG@10 over seeds {', '.join(map(str, HELD_OUT_SEEDS))}, then max - "
         "min over them; test is not read.\n\n"
     )
-    plots = {}
-    for split in splits:
-        mean, spread = over_seeds(records, "chain", order, HELD_OUT_DIMS, split=split)
-        for r in mean:
-            plots.setdefault(f"{split} {r['dim']}", {})[r["chain"]] = r["ndcg@10"]
-        text += f"#### {split}\n\n" + markdown_table(mean, "chain", "dim", "ndcg@10",
-                                                      row_order=order)  # fmt: skip
-        text += "\nmax - min over seeds\n\n"
-        text += markdown_table(spread, "chain", "dim", "range", row_order=order) + "\n"
+    tables, plots = _split_tables(records, "chain", order, splits)
+    text += tables
     bar_plot(plots, out.with_suffix(".png"),
              f"{DATA_LABEL} held-out train queries: dims 128/64/32 through each chain",
              "nDCG@10")  # fmt: skip
