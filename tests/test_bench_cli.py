@@ -392,7 +392,8 @@ def test_dims_at_equal_recall_take_the_smallest_ef_reaching_it():
             run_(32, 32, 0.85, 0.015, 150)]  # fmt: skip
     lines = _iso_recall(rows)
     body = [line for line in lines if line.startswith("| faiss")]
-    assert body[0].startswith("| faiss | 32 / 100 | pca | 384 | 32 | 0.960 | 0.0800 | 1.000 |")
-    assert "| 64 | 16 | 0.970 | 0.0200 | 0.250 | 250 | 0.250 |" in body[1]
+    assert body[0].startswith(
+        "| faiss | 32 / 100 | pca | 384 | 32 | 0.960 | 0.0800 | 1.000 | 1.000 |")
+    assert "| 64 | 16 | 0.970 | 0.0200 | 0.250 | 0.375 | 250 | 0.250 |" in body[1]
     assert "none up to ef 32 (best 0.850)" in body[2]
     assert _iso_recall([r for r in rows if r["dim"] == 384]) == []  # one dim: nothing to compare
