@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ def _cut(k: Any) -> int:
     """A cut-off: a whole number >= 1."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise SmecError(f"k {k!r:.30}: pass a whole number >= 1")
-    return int(k)
+    return min(int(k), sys.maxsize)  # no ranking is longer: a larger k cuts nothing more
 
 
 def _top(ranked: Any, k: int) -> list:
@@ -55,10 +56,18 @@ def _grades(relevance: Mapping[str, Any]) -> list:
                         f"{type(relevance).__name__}")  # fmt: skip
     grades = list(relevance.values())
     for grade in grades:
-        if not isinstance(grade, numbers.Real) or not math.isfinite(grade):
+        if not isinstance(grade, numbers.Real) or not _finite(grade):
             raise SmecError(f"grade {grade!r:.30}: judgements grade documents with finite "
-                            "numbers")  # fmt: skip
+                            "numbers within float's range, e.g. 0, 1, 2")  # fmt: skip
     return grades
+
+
+def _finite(value: numbers.Real) -> bool:
+    """Whether ``value`` is a finite number within float's range (a huge int is not)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) -> float:
@@ -108,14 +117,15 @@ def recall_vs_exact(
     total = 0.0
     for got, want in zip(found, exact, strict=True):
         truth = {i for i in _top(want, k) if not _padding(i)}
-        total += len(truth.intersection(_top(got, k))) / len(truth) if truth else 0.0
+        hits = truth.intersection(i for i in _top(got, k) if not _padding(i))
+        total += len(hits) / len(truth) if truth else 0.0
     return total / len(exact)
 
 
 def _rankings(rankings: Any) -> Sequence:
     """One ranking per query: a list (or array) of them; a generator is read into a list."""
-    if isinstance(rankings, (str, bytes)) or not isinstance(rankings, Iterable):
-        raise SmecError(f"rankings must be one list of ids per query, got "
+    if isinstance(rankings, (str, bytes, Mapping)) or not isinstance(rankings, Iterable):
+        raise SmecError(f"rankings must be one list of ids per query, in query order, got "
                         f"{type(rankings).__name__}")  # fmt: skip
     return rankings if isinstance(rankings, (Sequence, np.ndarray)) else list(rankings)
 
@@ -124,7 +134,11 @@ def _padding(value: Any) -> bool:
     """Whether ``value`` pads a ranking (``""``, a negative row, None), not an id."""
     if value is None or isinstance(value, str):
         return value is None or value == ""
-    if isinstance(value, numbers.Real) and float(value).is_integer():
+    if isinstance(value, bool):  # True would count as id 1
+        raise SmecError(f"id {value!r} in a ranking: ids are strings or whole numbers")
+    if isinstance(value, numbers.Integral) or (
+        isinstance(value, numbers.Real) and _finite(value) and float(value).is_integer()
+    ):
         return value < 0
     raise SmecError(f"id {value!r:.30} in a ranking: ids are strings or whole numbers")
 
@@ -135,6 +149,10 @@ def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k:
         raise SmecError("qrels are empty: nothing to evaluate; pass qrels with judgements")
     if not isinstance(run, Mapping):
         raise SmecError(f"a run must map query ids to rankings, got {type(run).__name__}")
+    if not isinstance(qrels, Mapping):
+        raise SmecError(f"qrels must map query ids to {{document id: grade}}, got "
+                        f"{type(qrels).__name__}; read a qrels file with "
+                        "smec_index.data.read_qrels")  # fmt: skip
     return sum(metric(run.get(q, ()), rels, k) for q, rels in qrels.items()) / len(qrels)
 
 

@@ -806,3 +806,68 @@ def test_verification_takes_floats_within_its_ulps_and_no_further(stored, source
     near = [0]
     assert same_values({"x": [stored]}, {"x": [source]}, ulps, near) is same
     assert near[0] == (1 if same and stored != source and stored == stored else 0)
+
+
+# -- the twenty-sixth sweep: its faults ---------------------------------------------------------
+
+
+def test_metrics_take_a_cut_off_beyond_any_ranking():
+    from smec_index import metrics
+
+    # islice's ValueError before: no ranking is longer than sys.maxsize, so it cuts nothing
+    assert metrics.ndcg_at_k(["a", "b"], {"a": 1}, 2**80) == 1.0
+    assert metrics.recall_at_k(["b", "a"], {"a": 1}, 2**80) == 1.0
+    assert metrics.recall_vs_exact([["a"]], [["a"]], 2**80) == 1.0
+
+
+def test_metrics_refuse_a_grade_or_an_id_beyond_float_range():
+    from smec_index import metrics
+
+    with pytest.raises(SmecError, match="within float's range"):
+        metrics.ndcg_at_k(["a"], {"a": 10**400})  # OverflowError before
+    with pytest.raises(SmecError, match="within float's range"):
+        metrics.evaluate_run({"q": ["a"]}, {"q": {"a": 10**400}})
+    assert metrics.recall_vs_exact([[10**400]], [[10**400]], 1) == 1.0  # a whole number id
+
+
+@pytest.mark.parametrize("qrels", [[("q", {"a": 1})], "q\t0\ta\t1"])
+def test_evaluate_run_refuses_qrels_that_are_not_a_mapping(qrels):
+    from smec_index import metrics
+
+    with pytest.raises(SmecError, match="qrels must map query ids"):
+        metrics.evaluate_run({"q": ["a"]}, qrels, [10])  # AttributeError before
+
+
+@pytest.mark.parametrize("name", [b"docs", 5, None])
+def test_open_source_refuses_a_collection_name_that_is_not_text(tmp_path, name):
+    from smec_index.connectors.source import open_source
+
+    with pytest.raises(SmecError, match="a collection name is text"):
+        open_source("qdrant", name, path=tmp_path)  # TypeError from Path / bytes before
+
+
+def test_open_source_refuses_an_unknown_option(tmp_path):
+    from smec_index.connectors.source import open_source
+
+    with pytest.raises(SmecError, match="unknown option 'pth'"):
+        open_source("qdrant", "docs", path=tmp_path, pth=tmp_path)  # ignored before
+
+
+def test_an_empty_migration_target_name_is_refused(tmp_path):
+    from smec_index.migration.runner import MigrateRequest, migrate
+
+    request = MigrateRequest(backend="qdrant", collection="docs", dim=4, to="",
+                             data_dir=tmp_path / "d", source={"path": str(tmp_path / "q")},
+                             progress=False)  # fmt: skip
+    with pytest.raises(SmecError, match="--to is empty"):
+        migrate(request, say=lambda _m: None)  # took the default name before
+    assert not (tmp_path / "d").exists()
+
+
+def test_recall_vs_exact_refuses_a_mapping_or_a_bool_id():
+    from smec_index import metrics
+
+    with pytest.raises(SmecError, match="one list of ids per query, in query order, got dict"):
+        metrics.recall_vs_exact({"q": ["a"]}, {"q": ["a"]})  # "got str" (its keys) before
+    with pytest.raises(SmecError, match="id True in a ranking"):
+        metrics.recall_vs_exact([[True]], [[1]], 1)  # counted as id 1 before

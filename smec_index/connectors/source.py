@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from smec_index.connectors.base import typed_options
+from smec_index.connectors.base import MAX_NAME, typed_options
 from smec_index.errors import SmecError
 
 
@@ -268,6 +268,35 @@ def search_queries(vectors: Any, k: Any, dim: int) -> tuple[np.ndarray, int]:
     return check_vectors(vectors, dim, "query vectors"), positive_int(k, "k")
 
 
+# What a source is addressed by (open_source's options, MigrateRequest.source).
+SOURCE_OPTIONS = ("url", "api_key", "path", "using", "uri", "token")
+
+
+def check_source_name(name: Any, what: str = "--collection") -> str:
+    """A source collection as its engine allows it (Qdrant takes ``my-docs`` and
+    ``dokumenté``, which no name smec-index makes may hold), as long as it is safe in the
+    file names of progress records and locks: no path separator, control character or
+    leading dot, at most :data:`MAX_NAME` characters."""
+    if not isinstance(name, str):
+        raise SmecError(f"{what} {name!r:.60}: a collection name is text (str), got "
+                        f"{type(name).__name__}")  # fmt: skip
+    if (
+        not name
+        or len(name) > MAX_NAME
+        or name.startswith(".")
+        or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name)
+    ):
+        shown = name if len(name) <= 60 else f"{name[:60]}..."
+        raise SmecError(f"{what} {shown!r}: not a collection name (no '/', '\\', "
+                        f"control character or leading '.', at most {MAX_NAME} "
+                        "characters)")  # fmt: skip
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SmecError(f"{what} {name!r}: not UTF-8 text") from None
+    return name
+
+
 def open_source(backend: str, collection: str, **where: Any) -> Source:
     """Open ``collection`` for reading.
 
@@ -278,6 +307,11 @@ def open_source(backend: str, collection: str, **where: Any) -> Source:
             is the shard); ``using`` (Qdrant: which named vector, when there are several);
             ``uri`` / ``token`` (Milvus: a server or a milvus-lite ``.db`` path).
     """
+    check_source_name(collection, "collection")
+    unknown = sorted(str(k) for k in where if k not in SOURCE_OPTIONS)
+    if unknown:
+        raise SmecError(f"open_source: unknown option {unknown[0]!r:.40}; use "
+                        f"{', '.join(SOURCE_OPTIONS)}")  # fmt: skip
     where = typed_options(where)
     if backend == "milvus":
         if not where.get("uri"):

@@ -34,7 +34,13 @@ from smec_index.connectors.base import (
     positive_int,
     typed_options,
 )
-from smec_index.connectors.source import Partition, fingerprint, open_source
+from smec_index.connectors.source import (
+    SOURCE_OPTIONS,
+    Partition,
+    check_source_name,
+    fingerprint,
+    open_source,
+)
 from smec_index.connectors.storage import check_free_space, estimated_bytes, file_lock
 from smec_index.data import check_path_name
 from smec_index.errors import SmecError
@@ -122,29 +128,6 @@ def _alias_times(state: dict[str, Any]) -> dict[str, float]:
     return {a: 0.0 for a in aliases} if isinstance(aliases, list) else dict(aliases)
 
 
-def check_source_name(name: Any) -> str:
-    """A source collection as its engine allows it (Qdrant takes ``my-docs`` and
-    ``dokumenté``, which no name smec-index makes may hold), as long as it is safe in the
-    file names of progress records and locks: no path separator, control character or
-    leading dot, at most :data:`MAX_NAME` characters."""
-    if (
-        not isinstance(name, str)
-        or not name
-        or len(name) > MAX_NAME
-        or name.startswith(".")
-        or any(c in "/\\" or ord(c) < 32 or ord(c) == 127 for c in name)
-    ):
-        shown = name if isinstance(name, str) and len(name) <= 60 else f"{str(name)[:60]}..."
-        raise SmecError(f"--collection {shown!r}: not a collection name (no '/', '\\', "
-                        f"control character or leading '.', at most {MAX_NAME} "
-                        "characters)")  # fmt: skip
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise SmecError(f"--collection {name!r}: not UTF-8 text") from None
-    return name
-
-
 def default_target(collection: str, dim: int) -> str:
     """``<collection>_<dim>``, with what a target name cannot hold (a Qdrant source's ``-``
     or ``.``, say) written as ``_``."""
@@ -156,8 +139,7 @@ def default_target(collection: str, dim: int) -> str:
     return name
 
 
-# What a source and a --to-backend target are addressed by (open_source, open_connector).
-SOURCE_OPTIONS = ("url", "api_key", "path", "using", "uri", "token")
+# What a --to-backend target is addressed by (open_connector); a source's: SOURCE_OPTIONS.
 TARGET_OPTIONS = ("url", "api_key", "uri", "token", "mode")
 
 
@@ -211,6 +193,9 @@ def _check_request(request: MigrateRequest) -> Partition | None:
 
         check_vector_name(request.to)
     else:
+        if request.to == "":
+            raise SmecError("--to is empty: name the new collection, or leave --to out for "
+                            f"{default_target(request.collection, request.dim)!r}")  # fmt: skip
         check_new_name(request.to or default_target(request.collection, request.dim), "--to")
     if request.alias is not None:
         check_new_name(request.alias, "--alias")
