@@ -578,15 +578,24 @@ def migrate_places(ctx: click.Context, f: dict[str, Any]) -> tuple[dict, dict]:
         refuse_stray(["--query-ids"], "--queries of a .parquet, which holds its own ids")
     keys = ("url", "api_key", "path", "using") if backend == "qdrant" else ("uri", "token")
     source = {k: f[k] for k in keys if f[k]}
-    to_options = {k: f[f"to_{k}"] for k in ("url", "uri", "mode") if f[f"to_{k}"]}
+    to_options = {k: f[f"to_{k}"] for k in ("url", "api_key", "uri", "token", "mode")
+                  if f[f"to_{k}"]}  # fmt: skip
     to_backend = f["to_backend"]
     if to_backend is None and to_options:
-        raise SmecError("--to-url/--to-uri/--to-mode go with --to-backend")
-    takes = {"qdrant": ("url", "mode"), "milvus": ("uri",)}.get(to_backend or "", ())
+        raise SmecError("--to-url/--to-api-key/--to-uri/--to-token/--to-mode go with "
+                        "--to-backend")  # fmt: skip
+    takes = {"qdrant": ("url", "api_key", "mode"),
+             "milvus": ("uri", "token")}.get(to_backend or "", ())  # fmt: skip
     if to_backend is not None:
-        refuse_stray([f"--to-{name}" for name in to_options if name not in takes],
-                     f"--to-backend {to_backend} (Qdrant takes --to-url/--to-mode, Milvus "
-                     "--to-uri)")  # fmt: skip
+        refuse_stray([f"--to-{name.replace('_', '-')}" for name in to_options
+                      if name not in takes],
+                     f"--to-backend {to_backend} (Qdrant takes --to-url/--to-api-key/"
+                     "--to-mode, Milvus --to-uri/--to-token)")  # fmt: skip
+    if to_options.get("api_key") and not to_options.get("url"):
+        refuse_stray(["--to-api-key"], "an embedded Qdrant target: it has no API key; "
+                     "pass --to-url too")  # fmt: skip
+    if to_options.get("token") and not is_milvus_server(to_options.get("uri") or ""):
+        refuse_stray(["--to-token"], "a milvus-lite target: a database file has no users")
     return source, to_options
 
 
@@ -863,7 +872,17 @@ MIGRATE_OPTIONS = option_group(
         "in the source's own schema)",
     ),
     click.option("--to-url", help="target Qdrant server"),
+    click.option(
+        "--to-api-key",
+        type=CREDENTIAL,
+        help="API key of the --to-url server (default: env QDRANT_API_KEY); never printed",
+    ),
     click.option("--to-uri", help="target Milvus server address or milvus-lite .db path"),
+    click.option(
+        "--to-token",
+        type=CREDENTIAL,
+        help="token of the --to-uri server (default: env MILVUS_TOKEN); never printed",
+    ),
     click.option("--to-mode", help="target embedded Qdrant mode: edge (default) or local"),
     click.option("--alias", help="alias to switch to the target once it is verified"),
     click.option(

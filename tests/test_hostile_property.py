@@ -185,7 +185,7 @@ SPECIAL = {
 }
 # Not drawn: flags (no value), and keys (any string is a valid key; the addresses carry
 # the password probes).
-SKIP = {"--api-key", "--token"}
+SKIP = {"--api-key", "--token", "--to-api-key", "--to-token"}
 
 
 def bad_values(command: str, param: click.Parameter, w: dict[str, Path]) -> st.SearchStrategy:

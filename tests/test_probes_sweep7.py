@@ -871,3 +871,44 @@ def test_recall_vs_exact_refuses_a_mapping_or_a_bool_id():
         metrics.recall_vs_exact({"q": ["a"]}, {"q": ["a"]})  # "got str" (its keys) before
     with pytest.raises(SmecError, match="id True in a ranking"):
         metrics.recall_vs_exact([[True]], [[1]], 1)  # counted as id 1 before
+
+
+def _migrate_to(tmp_path, *flags):
+    if not (tmp_path / "m.db").exists():
+        _user_milvus(tmp_path / "m.db", "src")
+    return CliRunner().invoke(main, [str(a) for a in [
+        "migrate", "--backend", "milvus", "--uri", tmp_path / "m.db", "--collection", "src",
+        "--dim", 8, "--data-dir", tmp_path / "d", "--quiet", "--min-recall", 0, *flags]])
+
+
+def test_a_target_servers_key_has_its_own_flag_and_its_messages_name_it(tmp_path):
+    """The target's key message sent users to --api-key, which a Milvus source refused, and
+    no flag gave a target server its key."""
+    done = _migrate_to(tmp_path, "--to-backend", "qdrant", "--allow-schema-change",
+                       "--to-url", "http://u:pw@127.0.0.1:9")  # fmt: skip
+    assert done.exit_code == 2
+    assert "takes its API key from --to-api-key (or QDRANT_API_KEY)" in done.output
+    assert "pw" not in done.output
+    for flags, refusal in [
+        (["--to-backend", "qdrant", "--to-api-key", "k3y"], "--to-api-key does not apply to an "
+         "embedded Qdrant target"),
+        (["--to-backend", "milvus", "--to-uri", tmp_path / "t.db", "--to-token", "k3y"],
+         "--to-token does not apply to a milvus-lite target"),
+        (["--to-backend", "milvus", "--to-uri", "http://127.0.0.1:9", "--to-api-key", "k3y"],
+         "--to-api-key does not apply to --to-backend milvus"),
+        (["--to-api-key", "k3y"], "go with --to-backend"),
+    ]:  # fmt: skip
+        done = _migrate_to(tmp_path, *flags)
+        assert done.exit_code == 2 and refusal in done.output, done.output
+        assert "k3y" not in done.output
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+def test_an_unreachable_target_server_is_named_by_the_flag_migrate_reads(tmp_path):
+    """'check --to-url/QDRANT_URL' before: migrate reads no QDRANT_URL."""
+    done = _migrate_to(tmp_path, "--to-backend", "qdrant", "--allow-schema-change",
+                       "--to-url", "http://127.0.0.1:9")  # fmt: skip
+    assert done.exit_code == 2
+    assert "check --to-url and that the server is running" in done.output
+    assert "QDRANT_URL" not in done.output

@@ -330,11 +330,14 @@ def _embedded_root(backend: str, data_dir: Path, options: dict[str, Any]) -> Pat
 
 def _target_connector(backend: str, data_dir: Path, options: dict[str, Any]):
     """The target's connector; its address errors name the flags that gave the address
-    here (--to-url, --to-uri), not the source's (--url, --uri)."""
+    and key here (--to-url, --to-api-key, --to-uri, --to-token), not the source's, and no
+    QDRANT_URL (migrate reads none)."""
     try:
         return open_connector(backend, data_dir=data_dir, **options)
     except SmecError as exc:
-        raise SmecError(re.sub(r"(?<![\w-])--(url|uri)\b", r"--to-\1", str(exc))) from None
+        message = str(exc).replace("--url/QDRANT_URL", "--url")
+        raise SmecError(re.sub(r"(?<![\w-])--(url|uri|api-key|token)\b", r"--to-\1",
+                               message)) from None  # fmt: skip
 
 
 def _locked(request, source, target, to_backend, server, partition, started, say):

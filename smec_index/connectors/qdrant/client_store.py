@@ -157,8 +157,8 @@ class ClientStore:
         except TRANSPORT_ERRORS as exc:
             reason = failure(exc)
             raise SmecError(
-                f"lost Qdrant at {self.where} ({reason}); check --url/QDRANT_URL "
-                "and that the server is running"
+                f"lost Qdrant at {self.where} ({reason}), which answered before; check that "
+                "the server is still running, then run the command again"
             ) from None
 
     def exists(self, collection: str) -> bool:

@@ -43,8 +43,12 @@ def check_server_url(url: str, flag: str) -> None:
         raise SmecError(f"{flag} {shown_url(url)}: use http://host:6333 (or https://)")
 
 
-def connect_server(url: str, api_key: str | None, timeout: float) -> QdrantClient:
-    """A client for the server at ``url``, checked with a few retries inside ~8 s.
+def connect_server(
+    url: str, api_key: str | None, timeout: float, url_flag: str = "--url/QDRANT_URL"
+) -> QdrantClient:
+    """A client for the server at ``url``, checked with a few retries inside ~8 s; messages
+    name ``url_flag`` as where the address came from (a migration's source reads no
+    QDRANT_URL).
 
     Raises:
         SmecError: the server cannot be reached or refuses the API key; the message names
@@ -75,7 +79,7 @@ def connect_server(url: str, api_key: str | None, timeout: float) -> QdrantClien
                 if exc.status_code < 500:
                     raise SmecError(
                         f"{where} answered HTTP {exc.status_code}, not as a Qdrant server; "
-                        "check --url/QDRANT_URL"
+                        f"check {url_flag}"
                     ) from None
                 reason = f"HTTP {exc.status_code}"  # starting up or overloaded: try again
             except TRANSPORT_ERRORS as exc:
@@ -83,12 +87,12 @@ def connect_server(url: str, api_key: str | None, timeout: float) -> QdrantClien
             except (ValueError, TypeError, KeyError, AttributeError):  # JSON of another kind
                 raise SmecError(
                     f"{where} answered, but not as a Qdrant server (its reply is not Qdrant's "
-                    "JSON); check --url/QDRANT_URL"
+                    f"JSON); check {url_flag}"
                 ) from None
             if time.monotonic() + delay + _PROBE_TIMEOUT_S > deadline:
                 raise SmecError(
                     f"cannot reach Qdrant at {where} after {tries} tries ({reason}); check "
-                    "--url/QDRANT_URL and that the server is running"
+                    f"{url_flag} and that the server is running"
                 )
             time.sleep(delay)
             delay *= 2

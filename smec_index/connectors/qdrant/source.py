@@ -270,7 +270,8 @@ class QdrantSource(QdrantReader):
             from smec_index.connectors.qdrant.server import check_server_url, connect_server
 
             check_server_url(url, "--url")
-            self.client = connect_server(url, api_key or os.environ.get("QDRANT_API_KEY"), 10)
+            self.client = connect_server(url, api_key or os.environ.get("QDRANT_API_KEY"), 10,
+                                         "--url")  # fmt: skip
             where = location = shown_url(url)
         self.collection = collection
         self.local = path is not None
