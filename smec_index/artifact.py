@@ -162,6 +162,9 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
     check_path_name(directory, "artifact")
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
+    if not directory.exists():
+        raise SmecError(f"{directory}: no such artifact folder; pass a directory written by "
+                        "`smec-index train`")  # fmt: skip
     if not config_path.is_file() or not weights_path.is_file():
         raise SmecError(
             f"{directory}: not an artifact (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "

@@ -389,7 +389,7 @@ def load_embedding_dir(directory: str | Path, name: str) -> Embeddings:
         return load_parquet(directory / f"{name}.parquet")
     raise SmecError(
         f"{directory}: no {name}.npy + {ids_file(directory, name).name} or {name}.parquet; "
-        "run `smec-index embed` or pass --embeddings"
+        "write them with `smec-index embed`, or pass --embeddings the folder that holds them"
     )
 
 

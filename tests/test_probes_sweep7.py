@@ -912,3 +912,17 @@ def test_an_unreachable_target_server_is_named_by_the_flag_migrate_reads(tmp_pat
     assert done.exit_code == 2
     assert "check --to-url and that the server is running" in done.output
     assert "QDRANT_URL" not in done.output
+
+
+def test_a_missing_artifact_folder_is_named_as_missing(tmp_path):
+    from smec_index.compressors import load_compressor
+
+    with pytest.raises(SmecError, match="no such artifact folder"):
+        load_compressor(tmp_path / "nope")  # "not an artifact (needs config.json...)" before
+
+
+def test_an_embeddings_folder_without_vectors_does_not_advise_the_flag_given(tmp_path):
+    from smec_index.data import load_embedding_dir
+
+    with pytest.raises(SmecError, match="pass --embeddings the folder that holds them"):
+        load_embedding_dir(tmp_path, "corpus")  # "or pass --embeddings" to one who had
