@@ -926,3 +926,62 @@ def test_an_embeddings_folder_without_vectors_does_not_advise_the_flag_given(tmp
 
     with pytest.raises(SmecError, match="pass --embeddings the folder that holds them"):
         load_embedding_dir(tmp_path, "corpus")  # "or pass --embeddings" to one who had
+
+
+# -- the twenty-seventh sweep: its faults -------------------------------------------------------
+
+
+def _user_shard(path: Path, n: int = 40) -> None:
+    """A qdrant-edge shard an app made with qdrant_edge itself."""
+    import qdrant_edge as edge
+
+    rows = np.random.default_rng(0).standard_normal((n, 16))
+    shard = edge.EdgeShard.create(str(path), edge.EdgeConfig(
+        vectors=edge.EdgeVectorParams(size=16, distance=edge.Distance.Cosine)))  # fmt: skip
+    shard.update(edge.UpdateOperation.upsert_points(
+        [edge.Point(i, rows[i].tolist(), {"app": path.name}) for i in range(n)]))  # fmt: skip
+    shard.flush()
+    shard.close()
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*"))
+            if p.is_file()}  # fmt: skip
+
+
+def test_a_users_own_shard_in_the_data_dirs_qdrant_folder_is_never_replaced(tmp_path):
+    """migrate --to-backend qdrant deleted a user's shard of the target's name (exit 0)."""
+    root = tmp_path / "X" / "qdrant"
+    for name, n in (("docs", 200), ("keep", 50), ("docs_8", 40)):
+        _user_shard(root / name, n)
+    before = {name: _tree(root / name) for name in ("keep", "docs_8")}
+    dataset = _dataset(tmp_path)
+    for to in (["--to", "keep"], []):
+        done = CliRunner().invoke(main, [str(a) for a in [
+            "migrate", "--backend", "qdrant", "--path", root, "--collection", "docs", "--dim",
+            8, "--data-dir", tmp_path / "X", "--to-backend", "qdrant", "--allow-schema-change",
+            "--min-recall", 0, "--quiet", *to]])  # fmt: skip
+        assert done.exit_code == 2, done.output
+        assert "already exists" in done.output and "did not create it" in done.output
+    for args in (["--collection", "keep"], ["--collection", "keep", "--overwrite"]):
+        done = CliRunner().invoke(main, [str(a) for a in [
+            "build", "--dataset", dataset, "--dim", 16, "--backend", "qdrant",
+            "--data-dir", tmp_path / "X", *args]])  # fmt: skip
+        assert done.exit_code == 2 and "not made by smec-index" in done.output, done.output
+    assert {name: _tree(root / name) for name in ("keep", "docs_8")} == before
+
+
+def test_a_users_folder_in_a_local_store_is_never_deleted_but_a_cut_short_create_is(tmp_path):
+    mine = tmp_path / "faiss" / "notes"
+    mine.mkdir(parents=True)
+    (mine / "todo.txt").write_text("mine")
+    spec = IndexSpec(dim=4, index="flat")
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        with pytest.raises(SmecError, match="not made by smec-index"):
+            connector.create("notes", spec, overwrite=True)  # rmtree'd before
+        assert (mine / "todo.txt").read_text() == "mine"
+        (tmp_path / "faiss" / "cut").mkdir()
+        (tmp_path / "faiss" / "cut" / ".smec-creating").write_bytes(b"")
+        (tmp_path / "faiss" / "cut" / "payloads-1.jsonl").write_text("")
+        connector.create("cut", spec)  # a create cut short: its leftovers go
+        assert connector.count("cut") == 0

@@ -296,6 +296,31 @@ def remove_directory(directory: Path) -> None:
         shutil.rmtree(doomed, ignore_errors=True)
 
 
+# Written first into a new collection's folder: a folder holding it (or nothing) is a create
+# of smec-index's cut short, which the next create of that name may delete.
+CREATING = ".smec-creating"
+
+
+def foreign_directory(directory: Path, marker: str) -> bool:
+    """Whether ``directory`` holds something smec-index did not make: it is there, it is no
+    committed collection (``marker``), and it is neither empty nor a create cut short
+    (:data:`CREATING`): a user's own shard or folder under a data dir, never deleted."""
+    if not (directory.exists() or directory.is_symlink()):
+        return False
+    if not directory.is_dir() or directory.is_symlink():
+        return True
+    if (directory / marker).is_file() or (directory / CREATING).is_file():
+        return False
+    return any(directory.iterdir())
+
+
+def start_directory(directory: Path) -> None:
+    """Make ``directory`` for a new collection, marked as being created (its caller has
+    removed what a create cut short left, and refused a folder of someone else's)."""
+    directory.mkdir(parents=True)
+    (directory / CREATING).write_bytes(b"")
+
+
 def collection_dirs(root: Path, marker: str) -> list[str]:
     """The collections under ``root``: directories holding ``marker`` (their commit point),
     not the dot-directories a drop renames away."""

@@ -47,12 +47,14 @@ from smec_index.connectors.storage import (
     collection_dirs,
     disk_bytes,
     end_life,
+    foreign_directory,
     fsync_path,
     is_disk_full,
     life_of,
     no_space,
     purge_dropped,
     remove_directory,
+    start_directory,
     write_json_atomic,
 )
 from smec_index.errors import SmecError
@@ -199,7 +201,12 @@ class LocalBackend(FileAliases):
         return str(self.root / self._target(collection))
 
     def exists(self, collection: str) -> bool:
-        return (Path(self.path(collection)) / META).is_file()
+        """A collection smec-index made, or a folder of someone else's of that name."""
+        return (Path(self.path(collection)) / META).is_file() or self.foreign(collection)
+
+    def foreign(self, collection: str) -> bool:
+        """A folder under the store that smec-index did not make: never deleted."""
+        return foreign_directory(self.root / self._target(collection), META)
 
     def collections(self) -> list[str]:
         return collection_dirs(self.root, META)
@@ -208,8 +215,12 @@ class LocalBackend(FileAliases):
         purge_dropped(self.root)
         directory = self.root / collection
         end_life(directory)  # whatever had this name before: a searcher of it refuses now
+        if foreign_directory(directory, META):  # the connector refuses it first
+            raise SmecError(f"{directory} holds files smec-index did not write; pick another "
+                            "name, or move it away")  # fmt: skip
         if directory.exists():  # a crashed create's leftovers: never a committed collection
             shutil.rmtree(directory)
+        start_directory(directory)
         col = Collection(collection, spec, [], [], life=life_of(directory))
         self._init_index(col)
         self._commit(col)

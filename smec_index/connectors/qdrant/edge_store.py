@@ -58,9 +58,11 @@ from smec_index.connectors.storage import (
     collection_dirs,
     disk_bytes,
     end_life,
+    foreign_directory,
     life_of,
     purge_dropped,
     remove_directory,
+    start_directory,
 )
 from smec_index.errors import SmecError
 
@@ -156,15 +158,19 @@ class EdgeStore(FileAliases):
         return self.directory(collection) / "shard"
 
     def exists(self, collection: str) -> bool:
-        return (self.directory(collection) / SPEC_FILE).is_file()
+        """A collection smec-index made, or a folder of someone else's of that name."""
+        return (self.directory(collection) / SPEC_FILE).is_file() or self.foreign(collection)
 
     def collections(self) -> list[str]:
         return collection_dirs(self.root, SPEC_FILE)
 
     def create(self, collection: str, spec: IndexSpec, settings: QdrantSettings) -> None:
         purge_dropped(self.root)
-        self.drop(collection)
-        self.directory(collection).mkdir(parents=True)
+        if self.foreign(collection):  # the connector refuses it first: never deleted here
+            raise SmecError(f"{self.directory(collection)} holds files smec-index did not "
+                            "write; pick another name, or move it away")  # fmt: skip
+        self.drop(collection)  # a create cut short
+        start_directory(self.directory(collection))
         self._lives[collection] = life_of(self.directory(collection))
         self._shards[collection] = edge.EdgeShard.create(
             str(self.shard_dir(collection)), edge_config(spec, settings)
@@ -176,7 +182,9 @@ class EdgeStore(FileAliases):
         self._specs[collection] = spec
 
     def foreign(self, collection: str) -> bool:
-        return False  # a folder of smec-index's store: only smec-index makes its collections
+        """A folder under the store that smec-index did not make (a user's own qdrant-edge
+        shard kept beside smec-index's, say)."""
+        return foreign_directory(self.directory(collection), SPEC_FILE)
 
     def point_ids(self, collection: str) -> Any:
         """``id -> point id`` of ``collection``: :func:`point_int` or, in a collection made
@@ -188,6 +196,10 @@ class EdgeStore(FileAliases):
     def spec(self, collection: str) -> IndexSpec:
         if collection not in self._specs:
             path = self.directory(collection) / SPEC_FILE
+            if self.foreign(collection):
+                raise SmecError(f"collection {collection!r}: {self.directory(collection)} was "
+                                f"not made by smec-index (no {SPEC_FILE}), so it is left "
+                                "alone: pick a collection `build` made")  # fmt: skip
             try:
                 self._specs[collection] = IndexSpec(**safejson.loads(path.read_text()))
             except (OSError, ValueError, TypeError) as exc:  # SmecError is a ValueError
