@@ -13,12 +13,15 @@ import numpy as np
 
 from smec_index.errors import SmecError
 
+TINY_NORM = 1e-15  # below it a float32 sum of squares has lost digits to underflow
+
 
 def normalize(vectors: np.ndarray) -> np.ndarray:
     """Row-wise L2 normalisation into a new C-contiguous float32 array (zero rows stay zero).
 
     Norms are taken in float32 and again in float64 for the rows whose float32 squares
-    overflow (values near 1e20 and above), so those still come out as unit vectors. (Taking
+    overflow (values near 1e20 and above) or underflow (near 1e-20 and below), so those
+    still come out as unit vectors. (Taking
     every norm in float64 copied the whole matrix: projecting 1M vectors took 4.6x a bare
     matmul instead of 1.6x in bench/test_speed.py.)
     """
@@ -27,11 +30,11 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
         raise SmecError(f"expected a 2-D array of vectors, got shape {out.shape}")
     with np.errstate(over="ignore"):
         norms = np.sqrt(np.einsum("ij,ij->i", out, out)).astype(np.float64)[:, None]
-    overflowed = ~np.isfinite(norms[:, 0])
-    if overflowed.any():
-        norms[overflowed] = np.linalg.norm(
-            out[overflowed].astype(np.float64), axis=1, keepdims=True
-        )
+    # float32 squares overflow near 1e20 and underflow (or lose their digits) near 1e-20:
+    # those rows' norms again in float64, so they too come out as unit vectors
+    wide = ~np.isfinite(norms[:, 0]) | (norms[:, 0] < TINY_NORM)
+    if wide.any():
+        norms[wide] = np.linalg.norm(out[wide].astype(np.float64), axis=1, keepdims=True)
     np.divide(out, norms, out=out, where=norms > 0, casting="unsafe")
     return out
 

@@ -985,3 +985,13 @@ def test_a_users_folder_in_a_local_store_is_never_deleted_but_a_cut_short_create
         (tmp_path / "faiss" / "cut" / "payloads-1.jsonl").write_text("")
         connector.create("cut", spec)  # a create cut short: its leftovers go
         assert connector.count("cut") == 0
+
+
+@pytest.mark.parametrize("value", [1e-20, 1e-30, 1e-40])
+def test_a_projected_row_of_tiny_values_comes_out_unit_length(value):
+    from smec_index.vectors import normalize
+
+    rows = np.full((3, 8), value, dtype=np.float32)
+    rows[2] = 0.0  # a zero row stays zero
+    lengths = np.linalg.norm(normalize(rows), axis=1)  # 3e-30 long before: squares underflowed
+    assert np.allclose(lengths, [1.0, 1.0, 0.0], atol=1e-6)
