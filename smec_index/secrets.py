@@ -134,7 +134,11 @@ def redact(text: str, secrets: Iterable[str | None] = (), urls: Iterable[str | N
     for value in sorted(values, key=len, reverse=True):
         if len(value) < 3:  # one- or two-character "secrets" would shred the message
             continue
-        for form in {value, unquote(value), quote(value, safe=""), quote_plus(value)}:
+        # surrogateescape: a secret from argv or the environment may hold bytes that are
+        # not UTF-8 (os.fsdecode's lone surrogates), quoted as the bytes they stand for
+        quoted = quote(value, safe="", errors="surrogateescape")
+        plus = quote_plus(value, errors="surrogateescape")
+        for form in {value, unquote(value), quoted, plus}:
             text = text.replace(form, HIDDEN)
     return text
 

@@ -995,3 +995,23 @@ def test_a_projected_row_of_tiny_values_comes_out_unit_length(value):
     rows[2] = 0.0  # a zero row stays zero
     lengths = np.linalg.norm(normalize(rows), axis=1)  # 3e-30 long before: squares underflowed
     assert np.allclose(lengths, [1.0, 1.0, 0.0], atol=1e-6)
+
+
+@pytest.mark.parametrize("where", ["flag", "environment"])
+def test_a_key_holding_a_byte_that_is_not_utf8_gets_one_line(tmp_path, where):
+    """The scrubber's quote() raised UnicodeEncodeError on the lone surrogate that stands for
+    the byte: two tracebacks, exit 1."""
+    import os
+    import subprocess
+    import sys
+
+    key = os.fsencode("SEKRET") + b"\xe9"
+    env = {**os.environ, "QDRANT_API_KEY": key} if where == "environment" else dict(os.environ)
+    env = {os.fsencode(k): v if isinstance(v, bytes) else os.fsencode(v) for k, v in env.items()}
+    flags = [b"--api-key", key] if where == "flag" else []
+    done = subprocess.run([os.fsencode(sys.executable), b"-m", b"smec_index.cli", b"info",
+                           b"--collection", b"c", b"--url", b"http://127.0.0.1:1", *flags],
+                          env=env, cwd=tmp_path, capture_output=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count(b"\n") == 1 and b"non-ASCII character" in done.stderr
+    assert b"SEKRET" not in done.stderr + done.stdout
