@@ -1015,3 +1015,19 @@ def test_a_key_holding_a_byte_that_is_not_utf8_gets_one_line(tmp_path, where):
     assert done.returncode == 2, done.stderr
     assert done.stderr.count(b"\n") == 1 and b"non-ASCII character" in done.stderr
     assert b"SEKRET" not in done.stderr + done.stdout
+
+
+@pytest.mark.parametrize("clients", ["1.5", "1e3", "0", "-4", "٣"])
+def test_report_refuses_a_client_count_that_is_not_a_whole_number(tmp_path, clients):
+    done = CliRunner().invoke(main, [str(a) for a in [
+        "bench", "--dataset", "synthetic:600x16", "--methods", "pca", "--dims", 8,
+        "--concurrency", 1, "--latency-queries", 5, "--max-queries", 20,
+        "--out", tmp_path / "r.jsonl"]])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    record = json.loads((tmp_path / "r.jsonl").read_text().splitlines()[0])
+    record["concurrency"] = {clients: record["concurrency"]["1"]}
+    (tmp_path / "e.jsonl").write_text(json.dumps(record) + "\n")
+    done = CliRunner().invoke(main, ["report", str(tmp_path / "e.jsonl"), "--out",
+                                     str(tmp_path / "rep")])  # fmt: skip
+    assert done.exit_code == 2, done.output  # "internal error: ValueError", exit 1 before
+    assert "keyed by client counts, whole numbers >= 1" in done.output

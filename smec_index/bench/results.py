@@ -237,6 +237,14 @@ def check_record(record: dict[str, Any], where: str) -> None:
                 "build_seconds", "qps", "scan_gb_per_s"):  # fmt: skip
         if record.get(key) is not None and record[key] > MAX_FIGURE:
             raise bad(key, f"at most {MAX_FIGURE:.0e}")
+    for key in ("concurrency", "concurrency_per_client"):  # keyed by client count: 1, 4...
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            raise bad(key, "an object")
+        clients = next((c for c in (record.get(key) or {})
+                        if not (c.isdigit() and c.isascii() and int(c) >= 1)), None)  # fmt: skip
+        if clients is not None:
+            raise bad(key, f"keyed by client counts, whole numbers >= 1 ({clients!r:.20} is "
+                      "not)")  # fmt: skip
     for clients, level in (record.get("concurrency") or {}).items():
         if not (isinstance(level, dict) and number(level.get("qps"))
                 and number(level.get("p99_ms"))):  # fmt: skip
