@@ -1031,3 +1031,14 @@ def test_report_refuses_a_client_count_that_is_not_a_whole_number(tmp_path, clie
                                      str(tmp_path / "rep")])  # fmt: skip
     assert done.exit_code == 2, done.output  # "internal error: ValueError", exit 1 before
     assert "keyed by client counts, whole numbers >= 1" in done.output
+
+
+def test_a_dry_run_refuses_a_milvus_lite_target_the_run_would(tmp_path):
+    """The plan approved --to-uri out.txt (exit 0), which the run then refused."""
+    for dry in (["--dry-run"], []):
+        done = _migrate_to(tmp_path, "--to-backend", "milvus", "--to-uri", tmp_path / "out.txt",
+                           *dry)  # fmt: skip
+        assert done.exit_code == 2, done.output
+        assert "--to-uri" in done.output and "a path ending in .db" in done.output
+        assert "rename the folder" not in done.output  # there is no folder
+    assert not (tmp_path / "out.txt").exists() and not (tmp_path / "d").exists()

@@ -304,6 +304,14 @@ def _to_backend(request, source, options, server, partition, started, say):
             data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(
                 prefix="smec-plan-")))  # fmt: skip
             if request.to_backend == "milvus":  # its milvus-lite file goes there too
+                if options.get("uri"):  # checked as the run would, never opened
+                    from smec_index.connectors.milvus.client import (
+                        check_lite_database,
+                        check_lite_suffix,
+                    )
+
+                    check_lite_suffix(Path(options["uri"]), "--to-uri")
+                    check_lite_database(Path(options["uri"]), "--to-uri")
                 options = {k: v for k, v in options.items() if k != "uri"}
         c = stack.enter_context(_target_connector(request.to_backend, data_dir, options))
         from smec_index.secrets import shown_url

@@ -45,6 +45,7 @@ from smec_index.connectors.contract import MAX_ID_BYTES
 from smec_index.connectors.milvus.client import (
     GuardedClient,
     check_lite_database,
+    check_lite_suffix,
     close_lite,
     connect,
     escaped_pages,
@@ -169,6 +170,7 @@ class MilvusBackend:
         path = Path(uri) if uri else Path(data_dir or default_data_dir()) / "milvus" / "milvus.db"
         self._db_path = path.resolve()
         self.where = str(self._db_path)
+        check_lite_suffix(self._db_path)
         check_lite_database(self._db_path)
         self._db_path.parent.mkdir(parents=True, exist_ok=True)
         self._client = open_lite(self._db_path)

@@ -284,16 +284,27 @@ def check_lite_database(path: Path, flag: str = "--uri", exists: bool = False) -
                         f"(or check {flag} / --data-dir)")  # fmt: skip
 
 
+def check_lite_suffix(path: Path, flag: str = "--uri") -> None:
+    """pymilvus opens milvus-lite only at a path ending in ``.db`` (anything else is taken
+    for a server address)."""
+    if str(path).endswith(".db"):
+        return
+    if path.is_dir():
+        raise SmecError(
+            f"{flag} {path}: pymilvus opens milvus-lite only at a path ending in .db; rename "
+            "the folder (NAME.db) or write the copy into another database (--to-backend "
+            "milvus --to-uri NEW.db)"
+        )
+    raise SmecError(f"{flag} {path}: a milvus-lite database is a path ending in .db "
+                    "(pymilvus takes anything else for a server address); pass one, e.g. "
+                    "copy.db")  # fmt: skip
+
+
 def open_lite(path: Path) -> Any:
     """A client of milvus-lite at ``path``. milvus-lite serves a folder from inside this
     process and holds its lock until released: :func:`close_lite` releases it when the last
     client of this process closes, so another process can open it."""
-    if not str(path).endswith(".db"):  # pymilvus would take the path for a server address
-        raise SmecError(
-            f"milvus-lite database {path}: pymilvus opens milvus-lite only at a path ending in "
-            ".db; rename the folder (NAME.db) or write the copy into another database "
-            "(--to-backend milvus --to-uri NEW.db)"
-        )
+    check_lite_suffix(path, "milvus-lite database")
     try:
         client = MilvusClient(str(path))
     except MilvusException:
