@@ -66,6 +66,7 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
         manifest = Manifest.find(data_dir, manifest_folder(backend, options), collection)
         spec = connector.spec(collection)
         sizes = connector.sizes(collection)
+        unfinished = None if manifest else unfinished_migration(data_dir, collection)
         return {
             "backend": backend,
             "collection": name,
@@ -84,7 +85,26 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
             "index_bytes": sizes.index_bytes,
             "total_bytes": sizes.total_bytes,
             "bytes_method": sizes.method,
+            **({"migration": unfinished} if unfinished else {}),
         }
+
+
+def unfinished_migration(data_dir: Path, collection: str) -> str | None:
+    """What to do about ``collection`` when a ``migrate --to-backend`` into it under
+    ``data_dir`` was cut short (its record not done): finish it, as advice; else None."""
+    for path in sorted(Path(data_dir).glob("migrations/*/*.json")):
+        try:
+            record = safejson.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if (isinstance(record, dict) and record.get("target") == collection
+                and not record.get("done") and "in_place_using" not in record):  # fmt: skip
+            written = record.get("written")
+            rows = f"{written:,} rows written" if isinstance(written, int) else "unfinished"
+            return (f"a migration from {record.get('source')} into {collection!r} was cut "
+                    f"short ({rows}); run the same `smec-index migrate` command again to "
+                    "finish it (it resumes)")  # fmt: skip
+    return None
 
 
 def copy_elsewhere(backend: str, name: str, data_dir: Path) -> str:

@@ -326,6 +326,11 @@ class CompressedIndex:
                 )  # fmt: skip
             manifest = Manifest.find(data_dir, manifest_folder(backend, options), collection)
             if manifest is None:
+                from smec_index.collection_info import unfinished_migration
+
+                unfinished = unfinished_migration(data_dir, collection)
+                if unfinished:
+                    raise SmecError(f"{backend} collection {name!r} is not ready: {unfinished}")
                 raise SmecError(
                     f"{backend} collection {name!r} has no smec-index manifest under "
                     f"{data_dir}, so its projection is unknown; build it with `smec-index "

@@ -1042,3 +1042,56 @@ def test_a_dry_run_refuses_a_milvus_lite_target_the_run_would(tmp_path):
         assert "--to-uri" in done.output and "a path ending in .db" in done.output
         assert "rename the folder" not in done.output  # there is no folder
     assert not (tmp_path / "out.txt").exists() and not (tmp_path / "d").exists()
+
+
+def _state(path: Path) -> dict:
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):  # being replaced
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+@pytest.mark.slow
+def test_a_migration_cut_short_is_named_by_info_and_search_with_the_way_to_finish_it(tmp_path):
+    """After a kill, `info` showed the partial copy as an ordinary collection and `search`
+    said to build it with `smec-index build`; rerunning the migration finishes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=20_000, dim=32)
+    data = tmp_path / "d"
+    command = [sys.executable, "-m", "smec_index.cli", "migrate", "--backend", "qdrant",
+               "--path", str(tmp_path / "q"), "--collection", "docs", "--dim", "8",
+               "--data-dir", str(data), "--to-backend", "hnswlib", "--allow-schema-change",
+               "--min-recall", "0", "--batch-size", "500", "--checkpoint-rows", "1000",
+               "--quiet"]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(_state(path).get("written") for path in data.glob("migrations/*/*.json")):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run finished before the kill; use more points"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    info = CliRunner().invoke(main, ["info", "--backend", "hnswlib", "--collection", "docs_8",
+                                     "--data-dir", str(data), "--json"])  # fmt: skip
+    assert info.exit_code == 0, info.output
+    assert "was cut short" in json.loads(info.output)["migration"]
+    search = CliRunner().invoke(main, ["search", "--backend", "hnswlib", "--collection",
+                                       "docs_8", "--data-dir", str(data),
+                                       "--like", "5"])  # fmt: skip
+    assert search.exit_code == 2
+    assert "run the same `smec-index migrate` command again to finish it" in search.output
+    assert "smec-index build" not in search.output
+    finished = subprocess.run(command, capture_output=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    info = CliRunner().invoke(main, ["info", "--backend", "hnswlib", "--collection", "docs_8",
+                                     "--data-dir", str(data), "--json"])  # fmt: skip
+    assert json.loads(info.output)["count"] == 20_000 and "migration" not in json.loads(info.output)
