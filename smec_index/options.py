@@ -550,6 +550,10 @@ def migrate_places(ctx: click.Context, f: dict[str, Any]) -> tuple[dict, dict]:
     from smec_index.connectors.base import is_milvus_server
     from smec_index.data import check_path_name
 
+    for flag in ("url", "path", "uri", "using", "to_url", "to_uri", "to_mode"):
+        if f.get(flag) == "":  # a script's unset variable: never taken as "not given"
+            raise SmecError(f"--{flag.replace('_', '-')} is empty; give its value or leave "
+                            "the flag out")  # fmt: skip
     for flag in ("path", "uri", "to_uri"):  # names every record and message must carry
         if f.get(flag):
             check_path_name(f[flag], f"--{flag.replace('_', '-')}")

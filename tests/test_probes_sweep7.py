@@ -1095,3 +1095,10 @@ def test_a_migration_cut_short_is_named_by_info_and_search_with_the_way_to_finis
     info = CliRunner().invoke(main, ["info", "--backend", "hnswlib", "--collection", "docs_8",
                                      "--data-dir", str(data), "--json"])  # fmt: skip
     assert json.loads(info.output)["count"] == 20_000 and "migration" not in json.loads(info.output)
+
+
+@pytest.mark.parametrize("flag", ["--to-url", "--to-uri", "--to-mode", "--url", "--using"])
+def test_an_empty_migrate_address_is_refused_not_taken_as_left_out(tmp_path, flag):
+    done = _migrate_to(tmp_path, "--to-backend", "qdrant", flag, "")
+    assert done.exit_code == 2 and f"{flag} is empty" in done.output, done.output
+    assert not (tmp_path / "d").exists()
