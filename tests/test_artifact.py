@@ -115,7 +115,7 @@ def test_missing_file(saved: Path, missing: str) -> None:
 
 
 def test_missing_directory(tmp_path: Path) -> None:
-    _one_line_error(tmp_path / "nowhere", "not an artifact")
+    _one_line_error(tmp_path / "nowhere", "no such artifact folder")
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf])
