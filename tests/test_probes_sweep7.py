@@ -1102,3 +1102,10 @@ def test_an_empty_migrate_address_is_refused_not_taken_as_left_out(tmp_path, fla
     done = _migrate_to(tmp_path, "--to-backend", "qdrant", flag, "")
     assert done.exit_code == 2 and f"{flag} is empty" in done.output, done.output
     assert not (tmp_path / "d").exists()
+
+
+def test_a_numpy_payload_value_is_named_as_numpys(tmp_path):
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        connector.create("c", IndexSpec(dim=4, index="flat"))
+        with pytest.raises(SmecError, match=r"numpy\.bool is no JSON value; convert numpy"):
+            connector.upsert("c", ["a"], np.ones((1, 4), np.float32), [{"ok": np.bool_(True)}])

@@ -513,6 +513,16 @@ def check_ids(ids: Sequence[Any], n: int, unique: bool = True) -> list[str]:
     return ids
 
 
+def _no_json(value: Any) -> Any:
+    """What json.dumps calls for a value it cannot write: a message naming its full type
+    ("bool is not JSON serializable" read as if Python's bool were refused, for numpy's)."""
+    kind = type(value)
+    where = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
+    advice = "; convert numpy values with .item() or .tolist()" if where.startswith(
+        "numpy") else ""  # fmt: skip
+    raise TypeError(f"{where}{kind.__name__} is no JSON value{advice}")
+
+
 def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[dict[str, Any]]:
     """One JSON object per point (empty ones when ``None``), copied through JSON so that
     every backend stores and gives back the same thing (tuples become lists)."""
@@ -528,7 +538,7 @@ def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[di
         if RESERVED_KEY in payload:
             raise SmecError(f"payload key {RESERVED_KEY!r} is reserved; rename that field")
         try:
-            text = json.dumps(payload, allow_nan=False, ensure_ascii=False)
+            text = json.dumps(payload, allow_nan=False, ensure_ascii=False, default=_no_json)
             text.encode("utf-8")  # a lone surrogate: not text any engine stores
             checked.append(json.loads(text, parse_int=_int64, object_pairs_hook=_one_each))
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
