@@ -121,12 +121,14 @@ def copy_elsewhere(backend: str, name: str, data_dir: Path) -> str:
         if not str(record.get("source", "")).startswith(f"{backend}:"):
             continue
         place = str(record.get("target_place", ""))
-        flag = (f"--path {place[5:]}" if place.startswith("path:") else
-                f"--uri {place[5:]}" if place.startswith("lite:") else "")  # fmt: skip
+        import shlex
+
+        flag = (f"--path {shlex.quote(place[5:])}" if place.startswith("path:") else
+                f"--uri {shlex.quote(place[5:])}" if place.startswith("lite:") else "")  # fmt: skip
         if flag:
             return (f"; {name!r} is a copy `migrate` made beside its source: `smec-index info "
-                    f"--backend {backend} {flag} --collection {name}` describes it and how to "
-                    "query it")  # fmt: skip
+                    f"--backend {backend} {flag} --collection {name} --data-dir "
+                    f"{shlex.quote(str(data_dir))}` describes it and how to query it")  # fmt: skip
     return ""
 
 

@@ -1109,3 +1109,27 @@ def test_a_numpy_payload_value_is_named_as_numpys(tmp_path):
         connector.create("c", IndexSpec(dim=4, index="flat"))
         with pytest.raises(SmecError, match=r"numpy\.bool is no JSON value; convert numpy"):
             connector.upsert("c", ["a"], np.ones((1, 4), np.float32), [{"ok": np.bool_(True)}])
+
+
+# -- the twenty-eighth sweep: its faults --------------------------------------------------------
+
+
+def test_the_info_command_advised_for_a_copy_beside_its_source_runs_as_given(tmp_path):
+    """The advice left out the --data-dir the records live in: run as given, it failed."""
+    import shlex
+
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=120, dim=16)
+    data = tmp_path / "my data"  # a space: the advice quotes it
+    done = CliRunner().invoke(main, [str(a) for a in [
+        "migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+        "--dim", 8, "--alias", "live", "--min-recall", 0, "--data-dir", data, "--quiet"]])
+    assert done.exit_code == 0, done.output
+    done = CliRunner().invoke(main, [str(a) for a in [
+        "search", "--mode", "local", "--data-dir", data, "--collection", "live", "--like", 3]])
+    assert done.exit_code == 2
+    advised = re.search(r"`smec-index (info [^`]*)`", done.output).group(1)
+    info = CliRunner().invoke(main, shlex.split(advised))
+    assert info.exit_code == 0, info.output
+    assert "alias_target" in info.output
