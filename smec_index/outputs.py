@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,11 @@ OWN_FILES = {
         {"meta.json", "corpus.npy", "corpus_ids.txt", "queries.npy", "query_ids.txt", MARKER}
     ),
     "artifact": frozenset({"config.json", "weights.safetensors", MARKER}),
-    "report": frozenset({"report.md", MARKER}),  # and its *.png plots
+    "report": frozenset({"report.md", MARKER}),  # and its plots, REPORT_PLOT
 }
+# The plots `smec-index report` writes: SLUG-KIND.png (a PNG of another name is the user's).
+REPORT_PLOT = re.compile(
+    r".+-(quality-vs-dim|p50-vs-dim|recall-vs-qps|quality-vs-bytes|roofline)\.png")
 # The keys `smec-index embed` has always put in meta.json (to recognise pre-marker outputs).
 _EMBED_META_KEYS = frozenset({"model", "normalized", "corpus_text", "rows"})
 
@@ -191,7 +195,7 @@ def check_replaceable(
     foreign = [
         n
         for n in names
-        if n not in OWN_FILES[kind] and not (kind == "report" and n.endswith(".png"))
+        if n not in OWN_FILES[kind] and not (kind == "report" and REPORT_PLOT.fullmatch(n))
     ]
     if foreign:
         raise SmecError(

@@ -1133,3 +1133,22 @@ def test_the_info_command_advised_for_a_copy_beside_its_source_runs_as_given(tmp
     info = CliRunner().invoke(main, shlex.split(advised))
     assert info.exit_code == 0, info.output
     assert "alias_target" in info.output
+
+
+def test_report_never_deletes_a_png_of_the_users_in_its_folder(tmp_path):
+    """Every *.png in a report folder was taken as a plot of the report's, and deleted."""
+    from smec_index.outputs import REPORT_PLOT
+
+    done = CliRunner().invoke(main, [str(a) for a in [
+        "bench", "--dataset", "synthetic:600x16", "--methods", "pca", "--dims", "16,8",
+        "--index", "hnsw,flat", "--ef-search", "16,32", "--latency-queries", 5,
+        "--max-queries", 20, "--out", tmp_path / "r.jsonl"]])  # fmt: skip
+    assert done.exit_code == 0, done.output
+    report = ["report", str(tmp_path / "r.jsonl"), "--out", str(tmp_path / "rep")]
+    assert CliRunner().invoke(main, report).exit_code == 0
+    plots = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
+    assert plots and all(REPORT_PLOT.fullmatch(name) for name in plots), plots
+    (tmp_path / "rep" / "myplot.png").write_bytes(b"mine")
+    again = CliRunner().invoke(main, report)  # a report folder is replaced by the next
+    assert again.exit_code == 2 and "'myplot.png', which smec-index did not write" in again.output
+    assert (tmp_path / "rep" / "myplot.png").read_bytes() == b"mine"
