@@ -125,7 +125,10 @@ def check_flags(r: TrainRequest) -> None:
         raise SmecError("--skip-unknown-qrels drops judgements; --unsupervised reads none: "
                         "drop one of them")  # fmt: skip
     resolve_device(r.device)
-    if r.extend is None and r.lead_in and (
+    if r.xbm is False and r.typed("memory_size"):
+        raise SmecError("--memory-size sizes the S-XBM queue, which --no-xbm turns off: drop "
+                        "one of them")  # fmt: skip
+    if r.extend is None and (r.lead_in or r.typed("lead_in")) and (
         r.method != "smec" or r.unsupervised or r.sequential is False
     ):
         raise SmecError(

@@ -1152,3 +1152,14 @@ def test_report_never_deletes_a_png_of_the_users_in_its_folder(tmp_path):
     again = CliRunner().invoke(main, report)  # a report folder is replaced by the next
     assert again.exit_code == 2 and "'myplot.png', which smec-index did not write" in again.output
     assert (tmp_path / "rep" / "myplot.png").read_bytes() == b"mine"
+
+
+@pytest.mark.parametrize("flags, refusal", [
+    (["--no-xbm", "--memory-size", "10"], "--memory-size sizes the S-XBM queue"),
+    (["--parallel", "--lead-in", "0"], "--lead-in is the first stage"),
+])  # fmt: skip
+def test_training_flags_a_switch_turns_off_are_refused(tmp_path, flags, refusal):
+    done = CliRunner().invoke(main, ["train", "--dataset", str(_dataset(tmp_path)), "--dims",
+                                     "8", "--out", str(tmp_path / "a"), *flags])  # fmt: skip
+    assert done.exit_code == 2 and refusal in done.output, done.output  # ignored before
+    assert not (tmp_path / "a").exists()
