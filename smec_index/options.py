@@ -392,7 +392,7 @@ def check_read_only(backend: str, options: dict, data_dir: Path) -> None:
     from smec_index.connectors.milvus.client import check_lite_database
 
     path = Path(uri) if uri else Path(data_dir) / "milvus" / "milvus.db"
-    check_lite_database(path, exists=True)
+    check_lite_database(path, "--uri" if uri else None, exists=True)
 
 
 def quiet_logs(quiet: bool) -> None:

@@ -1163,3 +1163,22 @@ def test_training_flags_a_switch_turns_off_are_refused(tmp_path, flags, refusal)
                                      "8", "--out", str(tmp_path / "a"), *flags])  # fmt: skip
     assert done.exit_code == 2 and refusal in done.output, done.output  # ignored before
     assert not (tmp_path / "a").exists()
+
+
+def test_a_file_where_a_data_dir_keeps_its_store_is_named_with_the_fix(tmp_path):
+    """A file at DATA/qdrant-local gave '[Errno 17] File exists ... close any other
+    connector'; one at DATA/milvus/milvus.db blamed a --uri never passed."""
+    data = tmp_path / "d"
+    (data / "milvus").mkdir(parents=True)
+    (data / "qdrant-local").write_text("mine")
+    (data / "milvus" / "milvus.db").write_text("mine")
+    with pytest.raises(SmecError, match="qdrant-local is a file, not a folder"):
+        open_connector("qdrant", data_dir=data, mode="local")
+    with pytest.raises(SmecError, match="the data dir's milvus-lite path .* move the file away "
+                                        "or pass another --data-dir"):  # fmt: skip
+        open_connector("milvus", data_dir=data)
+    done = CliRunner().invoke(main, ["info", "--backend", "milvus", "--collection", "c",
+                                     "--data-dir", str(data)])  # fmt: skip
+    assert done.exit_code == 2 and "--uri" not in done.output, done.output
+    assert (data / "qdrant-local").read_text() == "mine"
+    assert (data / "milvus" / "milvus.db").read_text() == "mine"

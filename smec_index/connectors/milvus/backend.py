@@ -170,8 +170,8 @@ class MilvusBackend:
         path = Path(uri) if uri else Path(data_dir or default_data_dir()) / "milvus" / "milvus.db"
         self._db_path = path.resolve()
         self.where = str(self._db_path)
-        check_lite_suffix(self._db_path)
-        check_lite_database(self._db_path)
+        check_lite_suffix(self._db_path, "--uri" if uri else "the data dir's milvus-lite path")
+        check_lite_database(self._db_path, "--uri" if uri else None)
         self._db_path.parent.mkdir(parents=True, exist_ok=True)
         self._client = open_lite(self._db_path)
 

@@ -264,24 +264,29 @@ _lite_users: dict[Path, int] = {}  # open clients per milvus-lite folder, in thi
 LITE_MARKERS = ("LOCK", "collections", "databases")  # what milvus-lite 3 makes in a new one
 
 
-def check_lite_database(path: Path, flag: str = "--uri", exists: bool = False) -> None:
+def check_lite_database(path: Path, flag: str | None = "--uri", exists: bool = False) -> None:
     """``path`` is a milvus-lite database (a folder milvus-lite made) or, unless ``exists``,
     a free path or an empty folder for a new one. Anything else is one line saying so,
     before milvus-lite takes a text file or someone's folder (where it would write its own
-    files) for a database, or a read-only command makes a new empty one."""
+    files) for a database, or a read-only command makes a new empty one. ``flag`` None: the
+    path is the data dir's own (no --uri was given)."""
+    what = flag or "the data dir's milvus-lite path"
     if path.is_file():
-        raise SmecError(f"{flag} {path} is a file, not a milvus-lite database (milvus-lite 3 "
+        raise SmecError(f"{what} {path} is a file, not a milvus-lite database (milvus-lite 3 "
                         "keeps a database in a folder, such as milvus.db; a file from an older "
-                        "milvus-lite must be exported with it); give that folder")  # fmt: skip
+                        "milvus-lite must be exported with it); " + (
+                            "give that folder" if flag else
+                            "move the file away or pass another --data-dir"))  # fmt: skip
     held = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
     # LOCK first, then the rest: a first write cut short leaves LOCK and collections only
     if held and not ("LOCK" in held and any(m in held for m in LITE_MARKERS[1:])):
-        raise SmecError(f"{flag} {path} is a folder that holds no milvus-lite database (no "
-                        f"{'/'.join(LITE_MARKERS)}); give the database's folder, or a new path "
-                        "for a new one")  # fmt: skip
+        raise SmecError(f"{what} {path} is a folder that holds no milvus-lite database (no "
+                        f"{'/'.join(LITE_MARKERS)}); " + (
+                            "give the database's folder, or a new path for a new one" if flag
+                            else "move it away or pass another --data-dir"))  # fmt: skip
     if exists and not held:
         raise SmecError(f"no milvus-lite database at {path}: build a collection there first "
-                        f"(or check {flag} / --data-dir)")  # fmt: skip
+                        f"(or check {flag + ' / ' if flag else ''}--data-dir)")  # fmt: skip
 
 
 def check_lite_suffix(path: Path, flag: str = "--uri") -> None:
