@@ -44,6 +44,10 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
                 "where `migrate --to-mode local` and smec-index write: pass --mode local "
                 "instead of --path"
             )
+        unfinished = unfinished_migration(data_dir, name)
+        if unfinished:
+            raise SmecError(f"collection {name!r} at {options['path']} is not ready: "
+                            f"{unfinished}")  # fmt: skip
         raise SmecError(
             f"no collection {name!r} that migrate wrote into {options['path']} according to "
             f"{data_dir}; check --collection and --data-dir"

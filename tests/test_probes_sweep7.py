@@ -1182,3 +1182,37 @@ def test_a_file_where_a_data_dir_keeps_its_store_is_named_with_the_fix(tmp_path)
     assert done.exit_code == 2 and "--uri" not in done.output, done.output
     assert (data / "qdrant-local").read_text() == "mine"
     assert (data / "milvus" / "milvus.db").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_info_names_a_copy_beside_its_source_cut_short(tmp_path):
+    """After a kill, info said 'no collection that migrate wrote ...; check --collection and
+    --data-dir' of a half-made copy whose flags were right."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=20_000, dim=32)
+    data = tmp_path / "d"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "smec_index.cli", "migrate", "--backend", "qdrant", "--path",
+         str(tmp_path / "q"), "--collection", "docs", "--dim", "8", "--data-dir", str(data),
+         "--min-recall", "0", "--batch-size", "500", "--checkpoint-rows", "1000", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(_state(path).get("written") for path in data.glob("migrations/*/*.json")):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run finished before the kill; use more points"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    done = CliRunner().invoke(main, ["info", "--backend", "qdrant", "--path",
+                                     str(tmp_path / "q"), "--collection", "docs_8",
+                                     "--data-dir", str(data)])  # fmt: skip
+    assert done.exit_code == 2 and "was cut short" in done.output, done.output
+    assert "run the same `smec-index migrate` command again" in done.output
