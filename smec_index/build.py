@@ -632,7 +632,8 @@ def remove_leftovers(
         present = set(connector.collections())
         for directory in root.iterdir() if root is not None and root.is_dir() else ():
             if directory.is_dir() and is_physical(directory.name, name):
-                if directory.name not in present and directory.name != keep:
+                if (directory.name not in present and directory.name != keep
+                        and not connector.backend.foreign(directory.name)):  # fmt: skip
                     shutil.rmtree(directory, ignore_errors=True)
     manifests = request.data_dir / "manifests" / _folder(request)
     if manifests.is_dir():

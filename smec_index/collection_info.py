@@ -44,7 +44,8 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
                 "where `migrate --to-mode local` and smec-index write: pass --mode local "
                 "instead of --path"
             )
-        unfinished = unfinished_migration(data_dir, name)
+        unfinished = unfinished_migration(data_dir, backend, name,
+                                          f"path:{Path(options['path']).resolve()}")  # fmt: skip
         if unfinished:
             raise SmecError(f"collection {name!r} at {options['path']} is not ready: "
                             f"{unfinished}")  # fmt: skip
@@ -70,7 +71,7 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
         manifest = Manifest.find(data_dir, manifest_folder(backend, options), collection)
         spec = connector.spec(collection)
         sizes = connector.sizes(collection)
-        unfinished = None if manifest else unfinished_migration(data_dir, collection)
+        unfinished = None if manifest else unfinished_migration(data_dir, backend, collection)
         return {
             "backend": backend,
             "collection": name,
@@ -93,16 +94,19 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
         }
 
 
-def unfinished_migration(data_dir: Path, collection: str) -> str | None:
-    """What to do about ``collection`` when a ``migrate --to-backend`` into it under
-    ``data_dir`` was cut short (its record not done): finish it, as advice; else None."""
-    for path in sorted(Path(data_dir).glob("migrations/*/*.json")):
+def unfinished_migration(data_dir: Path, backend: str, collection: str,
+                         place: str | None = None) -> str | None:  # fmt: skip
+    """What to do about ``collection`` of ``backend`` (at ``place``, a record's
+    ``target_place``, where given) when a migration into it recorded under ``data_dir`` was
+    cut short (its record not done): finish it, as advice; else None."""
+    for path in sorted(Path(data_dir).glob(f"migrations/*/{backend}-*.json")):
         try:
             record = safejson.loads(path.read_text())
         except (OSError, ValueError):
             continue
         if (isinstance(record, dict) and record.get("target") == collection
-                and not record.get("done") and "in_place_using" not in record):  # fmt: skip
+                and not record.get("done") and "in_place_using" not in record
+                and (place is None or record.get("target_place") == place)):  # fmt: skip
             written = record.get("written")
             rows = f"{written:,} rows written" if isinstance(written, int) else "unfinished"
             return (f"a migration from {record.get('source')} into {collection!r} was cut "

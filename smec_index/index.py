@@ -328,7 +328,7 @@ class CompressedIndex:
             if manifest is None:
                 from smec_index.collection_info import unfinished_migration
 
-                unfinished = unfinished_migration(data_dir, collection)
+                unfinished = unfinished_migration(data_dir, backend, collection)
                 if unfinished:
                     raise SmecError(f"{backend} collection {name!r} is not ready: {unfinished}")
                 raise SmecError(

@@ -162,8 +162,8 @@ def evaluate_run(
     """``ndcg@10`` plus ``recall@k`` for each k in ``ks``."""
     if isinstance(ks, (str, bytes)) or not isinstance(ks, Iterable):
         raise SmecError(f"ks {ks!r:.30}: pass a list of cut-offs, e.g. (10, 100)")
-    ks = [_cut(k) for k in ks]
+    ks = [(int(k), _cut(k)) for k in ks]  # the key names the k asked for
     scores = {"ndcg@10": mean_metric(run, qrels, ndcg_at_k, 10)}
-    for k in ks:
-        scores[f"recall@{k}"] = mean_metric(run, qrels, recall_at_k, k)
+    for k, cut in ks:
+        scores[f"recall@{k}"] = mean_metric(run, qrels, recall_at_k, cut)
     return scores

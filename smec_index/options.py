@@ -550,7 +550,8 @@ def migrate_places(ctx: click.Context, f: dict[str, Any]) -> tuple[dict, dict]:
     from smec_index.connectors.base import is_milvus_server
     from smec_index.data import check_path_name
 
-    for flag in ("url", "path", "uri", "using", "to_url", "to_uri", "to_mode"):
+    for flag in ("url", "path", "uri", "using", "to_url", "to_api_key", "to_uri", "to_token",
+                 "to_mode"):  # fmt: skip
         if f.get(flag) == "":  # a script's unset variable: never taken as "not given"
             raise SmecError(f"--{flag.replace('_', '-')} is empty; give its value or leave "
                             "the flag out")  # fmt: skip

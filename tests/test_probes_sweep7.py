@@ -1216,3 +1216,59 @@ def test_info_names_a_copy_beside_its_source_cut_short(tmp_path):
                                      "--data-dir", str(data)])  # fmt: skip
     assert done.exit_code == 2 and "was cut short" in done.output, done.output
     assert "run the same `smec-index migrate` command again" in done.output
+
+
+# -- a review of sweeps 26 to 28's fixes --------------------------------------------------------
+
+
+def test_a_create_cut_short_before_the_marker_existed_is_still_cleaned(tmp_path):
+    """A folder of only the files a store writes (a create of an older smec-index killed
+    before its first commit) is a leftover, not a user's folder."""
+    import qdrant_edge  # noqa: F401 - the edge store's engine
+
+    leftovers = {"faiss": ["payloads-1a2b.jsonl", "index-1a2b.faiss", ".meta.json.0c1d.tmp"],
+                 "qdrant": ["int_point_ids", "index_spec.tmp"]}  # fmt: skip
+    for backend, names in leftovers.items():
+        folder = tmp_path / backend / "c"
+        folder.mkdir(parents=True)
+        for name in names:
+            (folder / name).write_bytes(b"")
+        with open_connector(backend, data_dir=tmp_path) as connector:
+            assert not connector.exists("c")
+            connector.create("c", IndexSpec(dim=4, index="flat"))
+            assert connector.count("c") == 0
+    linked = tmp_path / "elsewhere"  # a collection moved to another disk and linked back
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        connector.create("moved", IndexSpec(dim=4, index="flat"))
+    (tmp_path / "faiss" / "moved").rename(linked)
+    (tmp_path / "faiss" / "moved").symlink_to(linked)
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        assert not connector.foreign("moved") and connector.count("moved") == 0
+
+
+def test_search_on_a_users_folder_in_a_local_store_says_whose_it_is(tmp_path):
+    (tmp_path / "faiss" / "notes").mkdir(parents=True)
+    (tmp_path / "faiss" / "notes" / "todo.txt").write_text("mine")
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        with pytest.raises(SmecError, match="was not made by smec-index .* move it away"):
+            connector.count("notes")  # "create it first", which create refuses, before
+
+
+def test_empty_target_options_are_refused_in_python_and_the_target_key_flags_too(tmp_path):
+    from smec_index.migration.runner import MigrateRequest, migrate
+
+    request = MigrateRequest(backend="qdrant", collection="docs", dim=4, to_backend="qdrant",
+                             to_options={"url": ""}, data_dir=tmp_path / "d",
+                             source={"path": str(tmp_path / "q")}, progress=False)  # fmt: skip
+    with pytest.raises(SmecError, match="url is empty"):
+        migrate(request, say=lambda _m: None)  # an embedded target before
+    done = _migrate_to(tmp_path, "--to-backend", "qdrant", "--to-url", "http://127.0.0.1:9",
+                       "--to-api-key", "")  # QDRANT_API_KEY was sent instead  # fmt: skip
+    assert done.exit_code == 2 and "--to-api-key is empty" in done.output, done.output
+
+
+def test_recall_keys_name_the_cut_offs_asked_for():
+    from smec_index import metrics
+
+    scores = metrics.evaluate_run({"q": ["a"]}, {"q": {"a": 1}}, [10**30, 10**31])
+    assert scores["recall@" + str(10**30)] == 1.0 and scores["recall@" + str(10**31)] == 1.0

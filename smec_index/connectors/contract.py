@@ -543,7 +543,7 @@ def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[di
             checked.append(json.loads(text, parse_int=_int64, object_pairs_hook=_one_each))
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
             raise SmecError(f"payloads must be JSON-serialisable dicts of UTF-8 text and "
-                            f"64-bit integers ({str(exc)[:80]})") from None  # fmt: skip
+                            f"64-bit integers ({str(exc)[:120]})") from None  # fmt: skip
         except RecursionError:
             raise SmecError("a payload is nested deeper than JSON encoding allows (a "
                             "self-referencing or runaway structure?); flatten it"

@@ -301,17 +301,25 @@ def remove_directory(directory: Path) -> None:
 CREATING = ".smec-creating"
 
 
-def foreign_directory(directory: Path, marker: str) -> bool:
+def foreign_directory(directory: Path, marker: str, ours: tuple[str, ...] = ()) -> bool:
     """Whether ``directory`` holds something smec-index did not make: it is there, it is no
-    committed collection (``marker``), and it is neither empty nor a create cut short
-    (:data:`CREATING`): a user's own shard or folder under a data dir, never deleted."""
+    committed collection (``marker``), and it is neither empty nor a create cut short (it
+    holds :data:`CREATING`, or only files named as the store names its own, ``ours``: glob
+    patterns, for creates cut short before the marker existed): a user's own shard or folder
+    under a data dir, never deleted."""
+    import fnmatch
+
     if not (directory.exists() or directory.is_symlink()):
         return False
-    if not directory.is_dir() or directory.is_symlink():
+    if not directory.is_dir():  # a file, or a link to none: a link to a folder is followed
         return True
     if (directory / marker).is_file() or (directory / CREATING).is_file():
         return False
-    return any(directory.iterdir())
+    try:
+        names = [entry.name for entry in directory.iterdir()]
+    except OSError:  # unlistable: not provably ours
+        return True
+    return not all(any(fnmatch.fnmatchcase(n, pattern) for pattern in ours) for n in names)
 
 
 def start_directory(directory: Path) -> None:

@@ -151,6 +151,9 @@ def _check_places(what: str, options: Any, known: tuple[str, ...]) -> None:
     unknown = sorted(str(k) for k in options if k not in known)
     if unknown:
         raise SmecError(f"{what}: unknown option {unknown[0]!r:.40}; use {', '.join(known)}")
+    empty = sorted(str(k) for k, v in options.items() if v == "")
+    if empty:  # a script's unset variable: never taken as "not given" (or an embedded place)
+        raise SmecError(f"{what}: {empty[0]} is empty; give its value or leave it out")
     typed_options({k: v for k, v in options.items() if k != "path"})
     if options.get("path") is not None:
         check_path_name(options["path"], "path")

@@ -60,6 +60,9 @@ from smec_index.connectors.storage import (
 from smec_index.errors import SmecError
 
 META = "meta.json"
+# What a commit writes beside META (and META's temporary), as glob patterns: a folder of only
+# these is a create cut short, not a user's (storage.foreign_directory).
+OWN_FILES = ("payloads-*.jsonl", "index-*", "vectors-*.npy", f".{META}.*.tmp")
 FORMAT = 1
 
 
@@ -206,7 +209,7 @@ class LocalBackend(FileAliases):
 
     def foreign(self, collection: str) -> bool:
         """A folder under the store that smec-index did not make: never deleted."""
-        return foreign_directory(self.root / self._target(collection), META)
+        return foreign_directory(self.root / self._target(collection), META, OWN_FILES)
 
     def collections(self) -> list[str]:
         return collection_dirs(self.root, META)
@@ -215,7 +218,7 @@ class LocalBackend(FileAliases):
         purge_dropped(self.root)
         directory = self.root / collection
         end_life(directory)  # whatever had this name before: a searcher of it refuses now
-        if foreign_directory(directory, META):  # the connector refuses it first
+        if foreign_directory(directory, META, OWN_FILES):  # the connector refuses it first
             raise SmecError(f"{directory} holds files smec-index did not write; pick another "
                             "name, or move it away")  # fmt: skip
         if directory.exists():  # a crashed create's leftovers: never a committed collection
@@ -460,6 +463,10 @@ class LocalBackend(FileAliases):
                 raw = handle.read()
         except FileNotFoundError:
             self._open.pop(name, None)
+            if self.foreign(collection):
+                raise SmecError(f"{self.root / name} was not made by smec-index (no {META}), "
+                                "so it is left alone: move it away, or use another "
+                                "name") from None  # fmt: skip
             raise SmecError(
                 f"no collection {collection!r} in {self.root}; create it first"
             ) from None

@@ -184,7 +184,8 @@ class EdgeStore(FileAliases):
     def foreign(self, collection: str) -> bool:
         """A folder under the store that smec-index did not make (a user's own qdrant-edge
         shard kept beside smec-index's, say)."""
-        return foreign_directory(self.directory(collection), SPEC_FILE)
+        return foreign_directory(self.directory(collection), SPEC_FILE,
+                                 ("shard", INT_IDS_FILE, "index_spec.tmp"))  # fmt: skip
 
     def point_ids(self, collection: str) -> Any:
         """``id -> point id`` of ``collection``: :func:`point_int` or, in a collection made

@@ -207,7 +207,8 @@ def check_local_folder(folder: Path, flag: str) -> None:
 
     if folder.exists() and not folder.is_dir():
         raise SmecError(f"{flag} {folder} is a file, not a folder of qdrant-client's local "
-                        "storage; move it away or give another folder")  # fmt: skip
+                        "storage; move it away or pass another "
+                        f"{flag if flag.startswith('--') else '--data-dir'}")  # fmt: skip
     meta = folder / "meta.json"
     if not meta.is_file():
         return  # a new folder, or qdrant-client's own error names what is wrong
