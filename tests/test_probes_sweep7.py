@@ -1044,6 +1044,24 @@ def test_a_dry_run_refuses_a_milvus_lite_target_the_run_would(tmp_path):
     assert not (tmp_path / "out.txt").exists() and not (tmp_path / "d").exists()
 
 
+def _kill_after_a_checkpoint(command: list[str], data: Path) -> None:
+    """Run a migrate ``command`` and SIGKILL it once its progress records written rows."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if any(_state(path).get("written") for path in data.glob("migrations/*/*.json")):
+            break
+        time.sleep(0.02)
+    assert process.poll() is None, "the run finished before the kill; use more points"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def _state(path: Path) -> dict:
     try:
         state = json.loads(path.read_text())
@@ -1056,11 +1074,8 @@ def _state(path: Path) -> dict:
 def test_a_migration_cut_short_is_named_by_info_and_search_with_the_way_to_finish_it(tmp_path):
     """After a kill, `info` showed the partial copy as an ordinary collection and `search`
     said to build it with `smec-index build`; rerunning the migration finishes it."""
-    import os
-    import signal
     import subprocess
     import sys
-    import time
 
     from tests.probes import qdrant_source
 
@@ -1071,15 +1086,7 @@ def test_a_migration_cut_short_is_named_by_info_and_search_with_the_way_to_finis
                "--data-dir", str(data), "--to-backend", "hnswlib", "--allow-schema-change",
                "--min-recall", "0", "--batch-size", "500", "--checkpoint-rows", "1000",
                "--quiet"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if any(_state(path).get("written") for path in data.glob("migrations/*/*.json")):
-            break
-        time.sleep(0.02)
-    assert process.poll() is None, "the run finished before the kill; use more points"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+    _kill_after_a_checkpoint(command, data)
     info = CliRunner().invoke(main, ["info", "--backend", "hnswlib", "--collection", "docs_8",
                                      "--data-dir", str(data), "--json"])  # fmt: skip
     assert info.exit_code == 0, info.output
@@ -1188,29 +1195,17 @@ def test_a_file_where_a_data_dir_keeps_its_store_is_named_with_the_fix(tmp_path)
 def test_info_names_a_copy_beside_its_source_cut_short(tmp_path):
     """After a kill, info said 'no collection that migrate wrote ...; check --collection and
     --data-dir' of a half-made copy whose flags were right."""
-    import os
-    import signal
-    import subprocess
     import sys
-    import time
 
     from tests.probes import qdrant_source
 
     qdrant_source(tmp_path, n=20_000, dim=32)
     data = tmp_path / "d"
-    process = subprocess.Popen(
+    _kill_after_a_checkpoint(
         [sys.executable, "-m", "smec_index.cli", "migrate", "--backend", "qdrant", "--path",
          str(tmp_path / "q"), "--collection", "docs", "--dim", "8", "--data-dir", str(data),
          "--min-recall", "0", "--batch-size", "500", "--checkpoint-rows", "1000", "--quiet"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if any(_state(path).get("written") for path in data.glob("migrations/*/*.json")):
-            break
-        time.sleep(0.02)
-    assert process.poll() is None, "the run finished before the kill; use more points"
-    os.kill(process.pid, signal.SIGKILL)
-    process.wait()
+        data)  # fmt: skip
     done = CliRunner().invoke(main, ["info", "--backend", "qdrant", "--path",
                                      str(tmp_path / "q"), "--collection", "docs_8",
                                      "--data-dir", str(data)])  # fmt: skip
