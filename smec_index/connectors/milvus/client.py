@@ -289,16 +289,15 @@ def check_lite_database(path: Path, flag: str | None = "--uri", exists: bool = F
                         f"(or check {flag + ' / ' if flag else ''}--data-dir)")  # fmt: skip
 
 
-def check_lite_suffix(path: Path, flag: str = "--uri") -> None:
+def check_lite_suffix(path: Path, flag: str = "--uri", elsewhere: str = "") -> None:
     """pymilvus opens milvus-lite only at a path ending in ``.db`` (anything else is taken
-    for a server address)."""
+    for a server address). ``elsewhere``: another way out, for a folder."""
     if str(path).endswith(".db"):
         return
     if path.is_dir():
         raise SmecError(
             f"{flag} {path}: pymilvus opens milvus-lite only at a path ending in .db; rename "
-            "the folder (NAME.db) or write the copy into another database (--to-backend "
-            "milvus --to-uri NEW.db)"
+            f"the folder (NAME.db){elsewhere or ', or pass a path ending in .db'}"
         )
     raise SmecError(f"{flag} {path}: a milvus-lite database is a path ending in .db "
                     "(pymilvus takes anything else for a server address); pass one, e.g. "
@@ -309,7 +308,8 @@ def open_lite(path: Path) -> Any:
     """A client of milvus-lite at ``path``. milvus-lite serves a folder from inside this
     process and holds its lock until released: :func:`close_lite` releases it when the last
     client of this process closes, so another process can open it."""
-    check_lite_suffix(path, "milvus-lite database")
+    check_lite_suffix(path, "milvus-lite database", " or write the copy into another database "
+                      "(--to-backend milvus --to-uri NEW.db)")  # fmt: skip
     try:
         client = MilvusClient(str(path))
     except MilvusException:
