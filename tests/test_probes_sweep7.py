@@ -1267,3 +1267,23 @@ def test_recall_keys_name_the_cut_offs_asked_for():
 
     scores = metrics.evaluate_run({"q": ["a"]}, {"q": {"a": 1}}, [10**30, 10**31])
     assert scores["recall@" + str(10**30)] == 1.0 and scores["recall@" + str(10**31)] == 1.0
+
+
+# -- the twenty-ninth sweep: its fault ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib"])
+def test_a_row_of_tiny_values_is_stored_unit_length_and_ranks_below_an_exact_match(
+    tmp_path, backend
+):
+    """hnswlib's own normalisation stored 1e-30 x ones as ones: cosine 1.51, above the exact
+    duplicate of the query."""
+    rows = np.random.default_rng(0).standard_normal((20, 8)).astype(np.float32)
+    with open_connector(backend, data_dir=tmp_path) as connector:
+        connector.create("c", IndexSpec(dim=8, metric="cosine", index="hnsw"))
+        connector.add("c", [f"i{i}" for i in range(20)], rows)
+        connector.add("c", ["tiny"], np.full((1, 8), 1e-30, np.float32))
+        ids, scores = connector.search("c", rows[:1], 3)
+        assert ids[0][0] == "i0" and scores[0][0] <= 1.0 + 1e-5
+        stored = connector.get("c", ["tiny"]).vectors[0]
+    assert np.isclose(np.linalg.norm(stored), 1.0, atol=1e-5)

@@ -20,6 +20,7 @@ import hnswlib
 import numpy as np
 
 from smec_index.connectors.local.store import Collection, LocalBackend
+from smec_index.vectors import normalize
 
 INITIAL_CAPACITY = 1024
 SEED = 100
@@ -67,6 +68,7 @@ class HnswlibBackend(LocalBackend):
         return {"index": name}
 
     def _append(self, col: Collection, vectors: np.ndarray) -> None:
+        vectors = _unit(col, vectors)
         first = len(col.ids)
         needed = first + len(vectors)
         capacity = col.index.get_max_elements()
@@ -75,7 +77,7 @@ class HnswlibBackend(LocalBackend):
         col.index.add_items(vectors, np.arange(first, needed))
 
     def _replace(self, col: Collection, rows: np.ndarray, vectors: np.ndarray) -> None:
-        col.index.add_items(vectors, rows)  # an existing label is updated in place
+        col.index.add_items(_unit(col, vectors), rows)  # an existing label is updated in place
 
     def _search(
         self, col: Collection, queries: np.ndarray, k: int, params: dict[str, int]
@@ -136,3 +138,10 @@ def _most_found(index: Any, query: np.ndarray, k: int) -> tuple[int, Any]:
         except RuntimeError:
             high = middle
     return low, best
+
+
+def _unit(col: Collection, vectors: np.ndarray) -> np.ndarray:
+    """A cosine collection's vectors made unit length here: hnswlib's own normalisation
+    takes the norm in float32, where a row of 1e-30 values underflows to 0 and is stored as
+    ones (scoring 1.5 against a query, above its exact duplicate)."""
+    return normalize(vectors) if col.spec.metric == "cosine" else vectors
