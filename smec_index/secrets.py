@@ -22,6 +22,9 @@ from urllib.parse import (
 )
 
 HIDDEN = "***"
+# a secret shorter than this is hidden only where it stands as a whole word: a user name
+# "api" must not garble "--api-key" (longer ones are hidden wherever they appear)
+WHOLE_WORD_BELOW = 8
 # Query parameters that carry credentials, compared case-insensitively without '-' and '_'.
 SECRET_PARAMS = {
     "apikey",
@@ -139,7 +142,10 @@ def redact(text: str, secrets: Iterable[str | None] = (), urls: Iterable[str | N
         quoted = quote(value, safe="", errors="surrogateescape")
         plus = quote_plus(value, errors="surrogateescape")
         for form in {value, unquote(value), quoted, plus}:
-            text = text.replace(form, HIDDEN)
+            if len(form) >= WHOLE_WORD_BELOW:
+                text = text.replace(form, HIDDEN)
+            else:  # a short user name ("api") is also part of words: "--api-key"
+                text = re.sub(rf"(?<![\w-]){re.escape(form)}(?![\w-])", HIDDEN, text)
     return text
 
 

@@ -281,10 +281,9 @@ def read_query_log(path: Path):  # -> np.ndarray (numpy is imported lazily)
     """Vectors of a query log: a 2-D float .npy, or a .parquet of (id, vector)."""
     import numpy as np
 
-    from smec_index.data import load_parquet, read_npy, validate_embeddings
+    from smec_index.data import check_regular_file, load_parquet, read_npy, validate_embeddings
 
-    if not path.is_file():
-        raise SmecError(f"--queries {path}: file not found")
+    check_regular_file(path, f"--queries {path}")
     if path.suffix == ".parquet":
         return np.asarray(load_parquet(path).vectors, dtype=np.float32)
     if path.suffix != ".npy":

@@ -1287,3 +1287,32 @@ def test_a_row_of_tiny_values_is_stored_unit_length_and_ranks_below_an_exact_mat
         assert ids[0][0] == "i0" and scores[0][0] <= 1.0 + 1e-5
         stored = connector.get("c", ["tiny"]).vectors[0]
     assert np.isclose(np.linalg.norm(stored), 1.0, atol=1e-5)
+
+
+# -- the twenty-ninth sweep: the two faults left open --------------------------------------------
+
+
+def test_a_short_user_name_is_hidden_as_a_word_not_inside_other_words():
+    """User name "api": the refusal of --url read "from --***-key (or QDRANT_***_KEY)"."""
+    from smec_index.secrets import redact
+
+    line = _error_line(["info", "--backend", "qdrant", "--collection", "x",
+                        "--url", "http://api:hunter22@127.0.0.1:1"])  # fmt: skip
+    assert "--api-key" in line and "hunter22" not in line, line
+    assert redact("user api at http://api@h, --api-key", ["api"]) == (
+        "user *** at http://***@h, --api-key"
+    )
+    assert redact("key=abcdefghij-x", ["abcdefghij"]) == "key=***-x"  # long: hidden anywhere
+
+
+@pytest.mark.parametrize("special", ["fifo", "/dev/null"])
+def test_a_query_log_that_is_not_a_file_is_named_as_such(tmp_path, special):
+    """--queries on a FIFO or /dev/null said "file not found"; --qrels named it."""
+    import os
+
+    if special == "fifo":
+        special = tmp_path / "log.npy"
+        os.mkfifo(special)
+    line = _error_line(["train", "--dataset", _dataset(tmp_path), "--dims", "4", "--unsupervised",
+                        "--queries", special, "--out", tmp_path / "a"])  # fmt: skip
+    assert "not a regular file" in line and "not found" not in line, line
