@@ -206,8 +206,18 @@ def default_artifact(
     name = data.dataset.name if data.dataset else "data"
     path = data_dir / "artifacts" / f"{name}-smec-{_cache_key(data, dims, qrels, settings)[:16]}"
     if (path / "config.json").is_file() and not force:
+        cached = load_compressor(path)
+        recorded = getattr(cached, "train_config", None)
+        if (cached.method, tuple(sorted(cached.dims, reverse=True))) != ("smec", dims) or (
+            recorded is None or recorded.to_dict() != settings
+        ):  # written over by hand (`train --out` there): not what build trains
+            raise SmecError(
+                f"the cached SMEC artifact {path} now holds a {cached.method} artifact of dims "
+                f"{list(cached.dims)} that build did not train; pass it as --artifact to "
+                "build with it, or --force-train to train SMEC there again"
+            )
         say(f"no --artifact: using the cached SMEC artifact {path}")
-        return load_compressor(path), path
+        return cached, path
     started = time.perf_counter()
     how = "train qrels" if supervised else "the corpus (unsupervised)"
     say(f"no --artifact: training SMEC {list(dims)} on {how} of {len(data.corpus.ids):,} "
@@ -353,6 +363,13 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
                 raise SmecError(
                     f"collection {name!r} already exists in {request.backend}; pass "
                     "--overwrite to replace it or --collection to pick another name"
+                )
+            if current == name:  # a build's name is an alias of NAME__b<hex>, never this
+                raise SmecError(
+                    f"collection {name!r} is a plain collection, not one a build made (a "
+                    "migration's copy, say; a build keeps its vectors behind an alias of that "
+                    "name); --overwrite replaces only what build made: pick another "
+                    "--collection"
                 )
             if current not in (None, name) and not is_physical(current, name):
                 raise SmecError(

@@ -939,7 +939,11 @@ def test_a_summary_that_cannot_be_printed_is_not_called_lost_work(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_supervised_gate_whose_source_scores_zero_judges_nothing(tmp_path):
+@pytest.mark.parametrize(
+    "run", [["--dry-run"], ["--to-backend", "faiss", "--to", "g1", "--allow-schema-change"]]
+)
+def test_a_supervised_gate_whose_source_scores_zero_judges_nothing(tmp_path, run):
+    """Sweep 30: a real run was refused only after the whole copy was written, and left it."""
     source = qdrant_source(tmp_path, n=200, dim=16)
     points = np.random.default_rng(0).standard_normal((200, 16))  # qdrant_source's points
     np.save(tmp_path / "q.npy", -points[:60].astype(np.float32))  # each opposite its judged one
@@ -948,7 +952,7 @@ def test_a_supervised_gate_whose_source_scores_zero_judges_nothing(tmp_path):
         f"q{i}\t{i}\t1\n" for i in range(60)))  # fmt: skip
     run_probe(["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs",
                "--dim", 2, "--queries", tmp_path / "q.npy", "--query-ids", tmp_path / "qids.txt",
-               "--qrels", tmp_path / "qrels.tsv", "--data-dir", tmp_path / "d", "--dry-run",
+               "--qrels", tmp_path / "qrels.tsv", "--data-dir", tmp_path / "d", *run,
                "--quiet"],
               tmp_path, "cannot judge a copy")  # fmt: skip
 

@@ -1316,3 +1316,44 @@ def test_a_query_log_that_is_not_a_file_is_named_as_such(tmp_path, special):
     line = _error_line(["train", "--dataset", _dataset(tmp_path), "--dims", "4", "--unsupervised",
                         "--queries", special, "--out", tmp_path / "a"])  # fmt: skip
     assert "not a regular file" in line and "not found" not in line, line
+
+
+# -- the thirtieth sweep: its faults -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["faiss", "qdrant"])
+def test_build_overwrite_leaves_a_migrations_copy_and_the_apps_alias_alone(tmp_path, backend):
+    """`build --collection live --overwrite`, live a migrate --to-backend copy that alias
+    prodapp points at: the copy and prodapp were dropped, and the app's searches failed."""
+    from tests.probes import qdrant_source, run_probe, snapshot
+
+    source = qdrant_source(tmp_path, n=60, dim=16)
+    data = tmp_path / "d"
+    _ok_cli("migrate", "--backend", "qdrant", "--path", source, "--collection", "docs",
+            "--dim", 8, "--to-backend", backend, "--to", "live", "--alias", "prodapp",
+            "--min-recall", 0, "--allow-schema-change", "--data-dir", data, "--quiet")  # fmt: skip
+    before = snapshot(data)
+    run_probe(["build", "--dataset", _dataset(tmp_path), "--backend", backend, "--dim", 8,
+               "--collection", "live", "--overwrite", "--data-dir", data, "--quiet"],
+              data, "not one a build made")  # fmt: skip
+    assert snapshot(data) == before
+    found = _ok_cli("search", "--backend", backend, "--collection", "prodapp", "--like", 5,
+                    "-k", 1, "--data-dir", data)  # fmt: skip
+    assert "  1  1.0000  5" in found, found
+
+
+def test_build_refuses_a_cached_artifact_that_was_written_over(tmp_path):
+    """`train --method pca --out <build's cache folder> --overwrite`: the next build said
+    "using the cached SMEC artifact" and projected with PCA."""
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    _ok_cli("build", "--dataset", ds, "--backend", "faiss", "--dim", 8, "--collection", "a",
+            "--data-dir", data, "--quiet")  # fmt: skip
+    (cache,) = (data / "artifacts").iterdir()
+    _ok_cli("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", cache,
+            "--overwrite", "--quiet")  # fmt: skip
+    line = _error_line(["build", "--dataset", ds, "--backend", "faiss", "--dim", 8,
+                        "--collection", "b", "--data-dir", data])  # fmt: skip
+    assert "now holds a pca artifact" in line and "--force-train" in line, line
+    _ok_cli("build", "--dataset", ds, "--backend", "faiss", "--dim", 8, "--collection", "b",
+            "--data-dir", data, "--force-train", "--quiet")  # fmt: skip
+    assert json.loads((cache / "config.json").read_text())["method"] == "smec"

@@ -598,6 +598,10 @@ class _Run:
         count = source.count()
         verify.check_metric(source)
         self.check_payloads()  # before a projection is fitted and saved
+        if request.queries is not None:  # a gate that cannot pass: before training or a write
+            from smec_index.migration.supervised import check_source_judges
+
+            check_source_judges(request, source)
         projection, artifact, artifact_fp, kept = fit_projection(
             request, source, self.progress, say)  # fmt: skip
         if request.dry_run:

@@ -154,21 +154,34 @@ def _corpus(source: Any, ids: list[str], vectors: np.ndarray, qrels) -> Embeddin
     return Embeddings(list(ids), vectors)
 
 
-def ndcg_gate(request: Any, source: Any, search: Any, projection) -> dict:
-    """nDCG@10 of the held-out queries searched by ``search(vectors, k)`` (the target's,
-    or a dry run's exact search) relative to the source's own search."""
+def _source_scores(request: Any, source: Any):
+    """The held-out queries, their vectors, the source's own top 10 for each and its mean
+    nDCG@10; refused when that is 0 (the queries and qrels cannot judge anything)."""
     queries = load_queries(request, source.info.dim)
     _, held = split(_judged(request, queries, source))
     vectors = queries.take(list(held))
     truth = source.search(vectors, 10)
-    found = search(projection.transform(vectors, request.dim), 10)
     before = float(np.mean([ndcg_at_k(r, held[q], 10) for q, r in zip(held, truth, strict=True)]))
     if before <= 0:
         raise SmecError(
             f"--qrels: the source's own search finds none of the judged documents of the "
             f"{len(held)} held-out queries (nDCG@10 0), so they cannot judge a copy; check "
-            "that --qrels names the source's point ids and --queries' ids; not switched"
+            "that --qrels names the source's point ids and --queries' ids"
         )
+    return held, vectors, before
+
+
+def check_source_judges(request: Any, source: Any) -> None:
+    """Before any training or write: the source's own search scores the held-out queries
+    above 0, or the gate could never pass (it was found only after the whole copy)."""
+    _source_scores(request, source)
+
+
+def ndcg_gate(request: Any, source: Any, search: Any, projection) -> dict:
+    """nDCG@10 of the held-out queries searched by ``search(vectors, k)`` (the target's,
+    or a dry run's exact search) relative to the source's own search."""
+    held, vectors, before = _source_scores(request, source)
+    found = search(projection.transform(vectors, request.dim), 10)
     after = float(np.mean([ndcg_at_k(r, held[q], 10) for q, r in zip(held, found, strict=True)]))
     return {
         "metric": "ndcg@10 ratio",
