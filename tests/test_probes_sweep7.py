@@ -1357,3 +1357,21 @@ def test_build_refuses_a_cached_artifact_that_was_written_over(tmp_path):
     _ok_cli("build", "--dataset", ds, "--backend", "faiss", "--dim", 8, "--collection", "b",
             "--data-dir", data, "--force-train", "--quiet")  # fmt: skip
     assert json.loads((cache / "config.json").read_text())["method"] == "smec"
+
+
+@pytest.mark.parametrize("by_alias", [True, False])
+def test_a_collection_a_build_made_is_no_migration_source(tmp_path, by_alias):
+    """migrate --collection m1__b<hex> --alias m1 (as migrate's advice for the alias m1
+    said) switched the build's alias to a copy projected twice: info gave the old dim and
+    search said "build it"."""
+    from tests.probes import run_probe
+
+    data = tmp_path / "d"
+    _ok_cli("build", "--dataset", _dataset(tmp_path), "--backend", "milvus", "--dim", 8,
+            "--collection", "m1", "--data-dir", data, "--quiet")  # fmt: skip
+    physical = json.loads(_ok_cli("info", "--backend", "milvus", "--collection", "m1",
+                                  "--data-dir", data, "--json"))["alias_target"]  # fmt: skip
+    run_probe(["migrate", "--backend", "milvus", "--uri", data / "milvus" / "milvus.db",
+               "--collection", "m1" if by_alias else physical, "--dim", 4, "--alias", "m1",
+               "--min-recall", 0, "--data-dir", data, "--quiet"],
+              tmp_path, "build it again")  # fmt: skip

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from smec_index.connectors.base import MAX_NAME, typed_options
+from smec_index.connectors.base import _PHYSICAL, MAX_NAME, PHYSICAL, typed_options
 from smec_index.errors import SmecError
 
 
@@ -212,8 +212,23 @@ class Mirror(Protocol):
     def drop_alias(self, alias: str) -> None: ...
 
 
+def _built(name: str, physical: str) -> SmecError:
+    """A collection a build made is no migration source: its vectors are already projected
+    by the build's artifact, which a copy's projection would not know of (queries through
+    it would be projected once, the copy's points twice)."""
+    return SmecError(
+        f"{name!r} is a collection smec-index built ({physical!r} holds its vectors, already "
+        "projected): to change its dim, build it again (`smec-index build --collection "
+        f"{name.split(PHYSICAL)[0]} --dim N --overwrite` from the dataset it was built "
+        "from); migrate moves collections of your own"
+    )
+
+
 def check_not_alias(collection: str, aliases: dict[str, str], where: str) -> None:
-    """A source is a collection: an alias of one is named back to the user as such."""
+    """A source is a collection: an alias of one is named back to the user as such, and
+    one a build made is refused."""
+    if collection in aliases and _PHYSICAL.fullmatch(aliases[collection]):
+        raise _built(collection, aliases[collection])
     if collection in aliases:
         raise SmecError(
             f"{collection!r} is an alias of {aliases[collection]!r} at {where}; pass the "
@@ -294,6 +309,8 @@ def check_source_name(name: Any, what: str = "--collection") -> str:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise SmecError(f"{what} {name!r}: not UTF-8 text") from None
+    if _PHYSICAL.fullmatch(name):  # a name only builds make
+        raise _built(name, name)
     return name
 
 
