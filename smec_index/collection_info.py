@@ -194,6 +194,20 @@ def _switched_at(record: dict, alias: str) -> float:
     return when if isinstance(when, (int, float)) else 0.0
 
 
+def migrated_copy(backend: str, name: str, data_dir: Path, options: dict[str, Any]) -> str | None:
+    """Where ``name`` is a copy ``migrate`` made (no manifest: the user's own schema), what
+    to query it with; None otherwise. Search and :meth:`CompressedIndex.open` say it rather
+    than that it has no manifest."""
+    record = _migrated(backend, name, Path(data_dir), options, [])
+    if record is None:
+        return None
+    return (
+        f"{name!r} is a copy `migrate` made in the source's own schema, which your own client "
+        f"queries: project each query with smec_index.Projection.load("
+        f"{record.get('artifact')!r}).project(q, {record.get('dim')})"
+    )
+
+
 def _migrated_info(backend: str, name: str, record: dict, options: dict[str, Any]):
     """What ``info`` says of a migrated copy: the user's own collection, read through the
     source wing (it has no smec-index spec), and the artifact its queries need."""

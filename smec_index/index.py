@@ -331,6 +331,11 @@ class CompressedIndex:
                 unfinished = unfinished_migration(data_dir, backend, collection)
                 if unfinished:
                     raise SmecError(f"{backend} collection {name!r} is not ready: {unfinished}")
+                from smec_index.collection_info import migrated_copy
+
+                copy = migrated_copy(backend, name, Path(data_dir), options)
+                if copy is not None:  # the user's own schema: their client queries it
+                    raise SmecError(copy)
                 raise SmecError(
                     f"{backend} collection {name!r} has no smec-index manifest under "
                     f"{data_dir}, so its projection is unknown; build it with `smec-index "

@@ -103,13 +103,8 @@ def run_search(r: SearchRequest) -> dict[str, Any]:
 def _not_a_migrated_copy(r: SearchRequest) -> None:
     """A copy ``migrate`` made keeps the user's own schema, which only the user's client
     reads: say so (and how to query it), rather than that it has no manifest."""
-    from smec_index.collection_info import _migrated
+    from smec_index.collection_info import migrated_copy
 
-    record = _migrated(r.backend, r.collection, Path(r.data_dir), r.options, [])
-    if record is not None:
-        raise SmecError(
-            f"{r.collection!r} is a copy `migrate` made in the source's own schema, which your "
-            f"own client queries: project each query with smec_index.Projection.load("
-            f"{record.get('artifact')!r}).project(q, {record.get('dim')}) (`smec-index info` "
-            "with the same flags says the same)"
-        )
+    copy = migrated_copy(r.backend, r.collection, Path(r.data_dir), r.options)
+    if copy is not None:
+        raise SmecError(f"{copy} (`smec-index info` with the same flags says the same)")

@@ -1375,3 +1375,18 @@ def test_a_collection_a_build_made_is_no_migration_source(tmp_path, by_alias):
                "--collection", "m1" if by_alias else physical, "--dim", 4, "--alias", "m1",
                "--min-recall", 0, "--data-dir", data, "--quiet"],
               tmp_path, "build it again")  # fmt: skip
+
+
+def test_compressed_index_open_on_a_migrated_copy_names_its_projection(tmp_path):
+    """CompressedIndex.open on a copy migrate made said its projection was unknown and to
+    build it; search on the same names the artifact (the same words now, from one place)."""
+    db, data = tmp_path / "src.db", tmp_path / "d"
+    _user_milvus(db, n=60)
+    _ok_cli("migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim", 4,
+            "--alias", "live", "--min-recall", 0, "--data-dir", data, "--quiet")  # fmt: skip
+    with pytest.raises(SmecError, match=r"Projection\.load\(.*\)\.project\(q, 4\)") as raised:
+        CompressedIndex.open("milvus", "live", data, uri=str(db))
+    assert "build it" not in str(raised.value)
+    line = _error_line(["search", "--backend", "milvus", "--uri", db, "--collection", "live",
+                        "--data-dir", data, "--like", 1])  # fmt: skip
+    assert str(raised.value) in line, line
