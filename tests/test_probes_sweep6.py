@@ -878,7 +878,7 @@ def test_a_copy_an_app_wrote_into_is_not_called_a_changed_source(tmp_path):
     client = QdrantClient(path=str(source))
     client.upsert("live", [models.PointStruct(id=999, vector=[0.1] * 8)])  # the app, via alias
     client.close()
-    run_probe(common, tmp_path, "points were written into the copy since it was made",
+    run_probe(common, tmp_path, "or written into the copy since (an app through its alias?)",
               output=tmp_path / "d")  # fmt: skip
 
 

@@ -1390,3 +1390,31 @@ def test_compressed_index_open_on_a_migrated_copy_names_its_projection(tmp_path)
     line = _error_line(["search", "--backend", "milvus", "--uri", db, "--collection", "live",
                         "--data-dir", data, "--like", 1])  # fmt: skip
     assert str(raised.value) in line, line
+
+
+@pytest.mark.parametrize("change", ["delete", "edit"])
+def test_a_source_changed_after_a_refused_gate_is_named_with_the_way_forward(tmp_path, change):
+    """After a refused gate the user deleted source points (the message blamed an app writing
+    into the copy) or edited their payloads ("payloads differ; not switched", again on every
+    run, --restart never named)."""
+    from qdrant_client import QdrantClient, models
+
+    from tests.probes import qdrant_source, run_probe
+
+    source, data = qdrant_source(tmp_path, n=300, dim=16), tmp_path / "d"
+    _ok_cli("migrate", "--backend", "qdrant", "--path", source, "--collection", "docs", "--dim",
+            4, "--to", "warm", "--min-recall", 0, "--data-dir", data, "--quiet")  # fmt: skip
+    (artifact,) = (data / "artifacts" / "migrations").glob("*pca*[0-9]")
+    common = ["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs",
+              "--dim", 4, "--alias", "live", "--artifact", artifact, "--data-dir", data,
+              "--quiet"]  # fmt: skip
+    assert "quality gate" in _error_line([*common, "--min-recall", 1])
+    client = QdrantClient(path=str(source))
+    if change == "delete":
+        client.delete("docs", points_selector=models.PointIdsList(points=list(range(50))))
+    else:
+        client.set_payload("docs", {"edited": True}, points=list(range(300)))
+    client.close()
+    fragment = "deleted from the source" if change == "delete" else "--restart to copy"
+    run_probe([*common, "--min-recall", 0], tmp_path, fragment, output=data)
+    _ok_cli(*common, "--min-recall", 0, "--restart")

@@ -26,6 +26,9 @@ from smec_index.errors import SmecError
 from smec_index.metrics import recall_vs_exact
 
 SAMPLE = 256  # source points read back, and used as quality-gate queries
+# Why sampled points can differ, and the way forward (resuming cannot mend it)
+CHANGED = ("the source's points were changed since they were copied (or the copy's since it "
+           "was written); not switched: pass --restart to copy the source again")
 
 Search = Callable[[np.ndarray, int], list[list[str]]]
 
@@ -59,9 +62,10 @@ def verify(source: Source, target: Any, name: str, projection, dim: int, count: 
     if got != count:
         if streamed and got > count:
             raise SmecError(f"the finished copy holds {got} points and the source {count}: "
-                            "points were written into the copy since it was made (an app "
-                            "through its alias?), so it is no longer the source's copy; it "
-                            "stays as it is (--restart would copy the source again)")  # fmt: skip
+                            "points were deleted from the source since it was copied, or "
+                            "written into the copy since (an app through its alias?), so it "
+                            "is no longer the source's copy; it stays as it is (--restart "
+                            "copies the source again)")  # fmt: skip
         if streamed:
             raise SmecError(f"the source holds {count} points now and the finished copy {got}: "
                             "the source changed since it was copied; not switched: pass "
@@ -78,16 +82,16 @@ def verify(source: Source, target: Any, name: str, projection, dim: int, count: 
     stored = target.get(name, sample.raw_ids)
     expected = projection.transform(sample.vectors, dim)
     if stored.ids != sample.ids or not np.allclose(stored.vectors, expected, atol=1e-5):
-        raise SmecError(
-            "sampled target vectors differ from the projection of the source's; not switched"
-        )
+        raise SmecError(f"sampled target vectors differ from the projection of the source's; "
+                        f"{CHANGED}")  # fmt: skip
     near = [0]
     if not same_values(stored.payloads, sample.payloads, getattr(target, "float_ulps", 0), near):
-        raise SmecError("sampled target payloads differ from the source's; not switched")
+        raise SmecError(f"sampled target payloads differ from the source's; {CHANGED}")
     if stored.carried is not None and sample.carried is not None:
         if not all(_same_vectors(a, b) for a, b in zip(stored.carried, sample.carried,
                                                        strict=True)):  # fmt: skip
-            raise SmecError("sampled target points' other vectors differ from the source's")
+            raise SmecError(f"sampled target points' other vectors differ from the source's; "
+                            f"{CHANGED}")  # fmt: skip
     return near[0]
 
 
