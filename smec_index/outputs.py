@@ -183,8 +183,8 @@ def check_replaceable(
     found = output_kind(directory)
     if found is None:
         raise SmecError(
-            f"{flag} {directory} holds files smec-index did not write (e.g. {names[0]!r}); "
-            "choose a new or empty directory"
+            f"{flag} {directory} holds files that are no smec-index {kind} output (e.g. "
+            f"{names[0]!r}); choose a new or empty directory"
         )
     found_kind, legacy = found
     if found_kind != kind:
@@ -199,8 +199,8 @@ def check_replaceable(
     ]
     if foreign:
         raise SmecError(
-            f"{flag} {directory} holds {foreign[0]!r}, which smec-index did not write; move it "
-            "out or choose another directory"
+            f"{flag} {directory} holds {foreign[0]!r}, which is no part of a smec-index "
+            f"{kind} output; move it out or choose another directory"
         )
     if not overwrite:
         raise SmecError(f"{directory}: already exists; pass --overwrite or another {flag}")

@@ -1157,7 +1157,8 @@ def test_report_never_deletes_a_png_of_the_users_in_its_folder(tmp_path):
     assert plots and all(REPORT_PLOT.fullmatch(name) for name in plots), plots
     (tmp_path / "rep" / "myplot.png").write_bytes(b"mine")
     again = CliRunner().invoke(main, report)  # a report folder is replaced by the next
-    assert again.exit_code == 2 and "'myplot.png', which smec-index did not write" in again.output
+    assert again.exit_code == 2, again.output
+    assert "'myplot.png', which is no part of a smec-index report" in again.output
     assert (tmp_path / "rep" / "myplot.png").read_bytes() == b"mine"
 
 
@@ -1418,3 +1419,15 @@ def test_a_source_changed_after_a_refused_gate_is_named_with_the_way_forward(tmp
     fragment = "deleted from the source" if change == "delete" else "--restart to copy"
     run_probe([*common, "--min-recall", 0], tmp_path, fragment, output=data)
     _ok_cli(*common, "--min-recall", 0, "--restart")
+
+
+def test_an_output_folder_of_another_kind_is_not_called_foreign_files(tmp_path):
+    """train --out <a faiss collection's folder>: refused, saying it held files smec-index
+    did not write (its .writer.lock, smec-index's own)."""
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    _ok_cli("build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--collection", "c",
+            "--data-dir", data, "--quiet")  # fmt: skip
+    (folder,) = (data / "faiss").glob("c__b*")
+    line = _error_line(["train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out",
+                        folder, "--overwrite"])  # fmt: skip
+    assert "no smec-index artifact output" in line and "did not write" not in line, line
