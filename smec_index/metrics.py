@@ -62,6 +62,20 @@ def _grades(relevance: Mapping[str, Any]) -> list:
     return grades
 
 
+def _judged_top(ranked: Sequence[str], relevance: Mapping[str, Any], k: int) -> list:
+    """The unique top ``k``, refused where its ids and the judgements' are of two kinds
+    (text and numbers: 1 never equals "1", which scored a silent 0)."""
+    top = _unique_top(ranked, k)
+    ranked_text = {isinstance(d, str) for d in top}
+    judged_text = {isinstance(d, str) for d in relevance}
+    if len(ranked_text) == len(judged_text) == 1 and ranked_text != judged_text:
+        kinds = ("text", "numbers") if ranked_text == {True} else ("numbers", "text")
+        raise SmecError(f"the ranking's ids are {kinds[0]} and the judgements' ids are "
+                        f"{kinds[1]} (e.g. {next(iter(relevance))!r}), so none could match; "
+                        "convert one to the other")  # fmt: skip
+    return top
+
+
 def _finite(value: numbers.Real) -> bool:
     """Whether ``value`` is a finite number within float's range (a huge int is not)."""
     try:
@@ -81,7 +95,7 @@ def ndcg_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10) 
     grades = _grades(relevance)
     dcg = sum(
         relevance.get(doc, 0) / math.log2(rank + 2)
-        for rank, doc in enumerate(_unique_top(ranked, k))
+        for rank, doc in enumerate(_judged_top(ranked, relevance, k))
         if relevance.get(doc, 0) > 0
     )
     ideal = sorted((r for r in grades if r > 0), reverse=True)[:k]
@@ -95,7 +109,7 @@ def recall_at_k(ranked: Sequence[str], relevance: Mapping[str, int], k: int = 10
     relevant = {d for d, r in relevance.items() if r > 0}
     if not relevant:
         return 0.0
-    return len(relevant.intersection(_unique_top(ranked, k))) / len(relevant)
+    return len(relevant.intersection(_judged_top(ranked, relevance, k))) / len(relevant)
 
 
 def recall_vs_exact(

@@ -164,3 +164,12 @@ def test_training_selection_scores_ndcg_as_it_is_reported():
     want = sum(ndcg_at_k(r, j, 10) for r, j in zip([[0, 1, 2, 3], [1, 0, 2, 3], [2, 0, 1, 3]],
                                                       judged, strict=True)) / 3  # fmt: skip
     assert ndcg_at_10(queries, corpus, judged) == pytest.approx(want) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("ranked, judged", [([1, 2], {"1": 1}), (["1"], {1: 1})])
+def test_ids_of_two_kinds_are_refused_not_scored_zero(ranked, judged):
+    """Sweep 30: int ids against qrels read from a file (text ids) scored a silent 0.0."""
+    for metric in (ndcg_at_k, recall_at_k):
+        with pytest.raises(SmecError, match="none could match; convert one to the other"):
+            metric(ranked, judged, 10)
+    assert ndcg_at_k([1, 2], {1: 1}, 10) == 1.0  # one kind throughout is fine
