@@ -173,7 +173,7 @@ _NUMBERS = ("bytes_per_vector", "p50_ms", "p99_ms", "qps", "n_queries", "index_b
             "total_bytes", "build_seconds", "recall@10")  # fmt: skip
 _OPTIONAL = ("ndcg@10", "p95_ms", "engine_p50_ms", "ef_search", "nprobe", "nlist", "M",
              "ef_construction", "scan_gb_per_s", "batch_ms", "engine_batch_ms",
-             "batch_queries")  # fmt: skip
+             "batch_queries", "recall@10_original")  # fmt: skip
 _MAPS = ("concurrency", "machine", "versions")
 
 
@@ -212,7 +212,7 @@ def check_record(record: dict[str, Any], where: str) -> None:
     for key in _OPTIONAL:
         if record.get(key) is not None and not number(record[key]):
             raise bad(key, "a number >= 0 or null")
-    for key in ("ndcg@10", "recall@10"):
+    for key in ("ndcg@10", "recall@10", "recall@10_original"):
         if record.get(key) is not None and record[key] > 1:
             raise bad(key, "a number from 0 to 1 or null")
     for key in _MAPS:

@@ -9,8 +9,11 @@ Per run (one line in the results file):
 - ``build_seconds``: create + add (batches of 5,000) + flush, the index built;
 - ``index_bytes`` / ``total_bytes`` from the connector's ``sizes()`` (the contract's meaning
   on every backend) and ``bytes_per_vector`` of the encoding's code;
-- ``ndcg@10`` of the index's top 10 against the dataset's qrels (None without qrels) and
-  ``recall@10`` against exact float32 search in the same projected space;
+- ``ndcg@10`` of the index's top 10 against the dataset's qrels (None without qrels),
+  ``recall@10`` against exact float32 search in the same projected space (the index's own
+  quality) and ``recall@10_original`` against exact search over the original vectors
+  (what the reduced dim and the index lose together: the question a user of an unlabelled
+  collection asks);
 - single-client latency: ``latency_queries`` queries one at a time after 20 warm-up ones,
   ``time.perf_counter`` around each ``search``: p50 / p95 / p99 and the QPS they give;
 - ``concurrency``: QPS and p99 with 1, 4 and 8 clients searching at once, each level
@@ -208,6 +211,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
         servers: dict[str, dict[str, Any]] = {}
         for dataset in datasets:
             queries_full = dataset.data.queries.take(dataset.query_ids)
+            original = _OriginalTruth(dataset, queries_full)
             for method in sweep.methods:
                 dims = _dims(sweep, dataset, method)
                 skipped = [d for d in sweep.dims or [] if d not in dims]
@@ -233,6 +237,8 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                 for dim in dims:
                     corpus, queries = _project(projection, dataset, queries_full, dim)
                     truth = exact_search(corpus, queries, K)[1]
+                    if projection is None:  # the original vectors: their truth is the same
+                        original.rows = truth
                     for backend, index, encoding, queries_params, why in plan(sweep, dim):
                         if why:
                             if why not in noted:
@@ -252,7 +258,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                         bar.set_postfix_str(f"{dataset.name} {method} {dim} {backend} {encoding}")
                         options = _options(backend, servers, stack)
                         runs = measure(backend, options, workdir, configs, corpus, queries,
-                                       dataset, truth, sweep)  # fmt: skip
+                                       dataset, (truth, original), sweep)  # fmt: skip
                         with contextlib.closing(runs):  # its collection is dropped here
                             for key, config, measured in runs:
                                 results.add({"key": key, **config, **measured, **stamp,
@@ -400,7 +406,23 @@ def _options(backend: str, servers: dict, stack: contextlib.ExitStack) -> dict[s
     return servers[backend]
 
 
-def measure(backend, options, workdir, configs, corpus, queries, dataset, truth, sweep):
+class _OriginalTruth:
+    """The exact top 10 of each query over the dataset's original vectors, found once per
+    dataset and only when a run needs it (a sweep whose runs are all stored never does)."""
+
+    def __init__(self, dataset: Dataset, queries: np.ndarray):
+        self.dataset, self.queries, self.rows = dataset, queries, None
+
+    def get(self) -> np.ndarray:
+        if self.rows is None:
+            corpus, queries = _project(None, self.dataset, self.queries, self.dataset.data.dim)
+            self.rows = exact_search(corpus, queries, K)[1]
+        return self.rows
+
+
+def measure(backend, options, workdir, configs, corpus, queries, dataset, truths, sweep):
+    """Build one collection and measure each of ``configs`` on it; ``truths``: the exact
+    top 10 in this dim's space and the :class:`_OriginalTruth` of the original vectors."""
     """Build one index for ``configs`` (runs that differ in ``ef_search`` or ``nprobe``
     only) and measure each run's searches on it, yielding ``(key, config, measured)`` as each
     one finishes. Search parameters are set per call, so a sweep over them builds the index
@@ -456,7 +478,7 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
                     "index_bytes": sizes.index_bytes,
                     "total_bytes": sizes.total_bytes,
                     "size_method": sizes.method,
-                    **_quality(found, truth, ids, dataset),
+                    **_quality(found, truths, ids, dataset),
                     "timed_layer": f"Searcher.search ({searcher.layer})",
                     "p50_ms": round(float(np.percentile(single, 50)) * 1e3, 4),
                     "engine_p50_ms": None if engine is None
@@ -487,14 +509,16 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truth,
         connector.drop(name)
 
 
-def _quality(found, truth, ids, dataset: Dataset) -> dict[str, float | None]:
-    recall = recall_vs_exact(found, [[ids[r] for r in row if r >= 0] for row in truth], K)
+def _quality(found, truths, ids, dataset: Dataset) -> dict[str, float | None]:
+    own, original = (recall_vs_exact(found, [[ids[r] for r in row if r >= 0] for row in rows], K)
+                     for rows in (truths[0], truths[1].get()))  # fmt: skip
     ndcg = None
     if dataset.qrels:
         judged = [(f, dataset.qrels[q]) for q, f in zip(dataset.query_ids, found, strict=True)
                   if q in dataset.qrels]  # fmt: skip
         ndcg = statistics.fmean(ndcg_at_k(f, rels, K) for f, rels in judged)
-    return {"ndcg@10": None if ndcg is None else round(ndcg, 4), "recall@10": round(recall, 4)}
+    return {"ndcg@10": None if ndcg is None else round(ndcg, 4), "recall@10": round(own, 4),
+            "recall@10_original": round(original, 4)}
 
 
 def _latencies(
