@@ -228,6 +228,7 @@ def bench_command(**f) -> None:
         "methods": names(f["methods"], "--methods"), "dims": ints(f["dims"], "--dims"),
         "backends": names(f["backends"], "--backends"),
         "encodings": names(f["encodings"], "--encodings"), "index": names(f["index"], "--index"),
+        "payloads": names(f["payloads"], "--payloads"),
         "ef_search": ints(f["ef_search"], "--ef-search"), "nprobe": ints(f["nprobe"], "--nprobe"),
         "nlist": f["nlist"], "max_queries": f["max_queries"],
         "latency_queries": f["latency_queries"],

@@ -991,6 +991,11 @@ BENCH_OPTIONS = option_group(
     click.option(
         "--index", help="hnsw, flat (exhaustive) and/or ivf (inverted file); default hnsw"
     ),
+    click.option(
+        "--payloads",
+        help="none and/or corpus: each point bare, or with its document's title and text as "
+        "build stores them (default none)",
+    ),
     click.option("--ef-search", help="HNSW ef values to sweep, e.g. 16,32,64,128 (default 64)"),
     click.option("--nprobe", help="IVF lists probed, values to sweep, e.g. 4,16,64 (default 16)"),
     click.option("--nlist", type=COUNT, help="IVF lists (default 128)"),

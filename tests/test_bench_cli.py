@@ -156,6 +156,36 @@ def test_recall_against_the_original_vectors_is_what_the_dim_and_the_index_lose(
     assert "| recall@10 vs original |" in (tmp_path / "r" / "report.md").read_text()
 
 
+@pytest.mark.parametrize("backend", ["faiss", "qdrant", "milvus"])
+def test_a_payload_moves_total_bytes_and_not_index_bytes(tmp_path, backend):
+    """payloads none,corpus: each index built bare and with its documents' title and text
+    (what bench/bytes.py measured, now a sweep axis)."""
+    from tests.test_probes_hostile import _dataset
+
+    out = tmp_path / "bytes.jsonl"
+    done = run("bench", "--dataset", _dataset(tmp_path), "--methods", "none", "--backends",
+               backend, "--payloads", "none,corpus", "--latency-queries", "5",
+               "--concurrency", "1", "--out", out)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    bare, full = sorted((json.loads(line) for line in out.read_text().splitlines()),
+                        key=lambda r: "payload" in r)  # fmt: skip
+    assert "payload" not in bare and full["payload"] == "corpus" and bare["key"] != full["key"]
+    assert full["index_bytes"] == bare["index_bytes"] > 0, (bare, full)
+    assert full["total_bytes"] > bare["total_bytes"], (bare, full)
+    assert run("report", out, "--out", tmp_path / "r").exit_code == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "### Payload: bytes of each index bare and with" in text
+    assert f"| {full['index_bytes']:,} | +0.00% | {bare['total_bytes']:,} |" in text
+
+
+@pytest.mark.parametrize("payloads, fragment", [
+    ("corpus", "has no documents' text"), ("title", "unknown payloads 'title'"),
+    ("none,none", "a value twice")])  # fmt: skip
+def test_a_payload_axis_that_cannot_run_is_refused_first(tmp_path, payloads, fragment):
+    run_probe(["bench", "--dataset", "synthetic:300x8", "--payloads", payloads, "--out",
+               tmp_path / "x.jsonl"], tmp_path, fragment)  # fmt: skip
+
+
 def test_inverted_files_sweep_nprobe_on_one_build(tmp_path):
     out = tmp_path / "ivf.jsonl"
     done = run("bench", "--dataset", "synthetic:3000x64:rank8", "--methods", "none", "--dims",

@@ -69,8 +69,9 @@ def label(record: dict[str, Any]) -> str:
     ef += f" nlist{record['nlist']} nprobe{record['nprobe']}" if record.get("nprobe") else ""
     rescore = " (+ float32 rescoring)" if record.get("rescored_from_float32") else ""
     adapted = " adapted" if record.get("full_dim_adapter") else ""
+    payload = f", payload {record['payload']}" if record.get("payload") else ""
     return (f"{_label(record['method'])} {record['dim']}-d{adapted} {record['encoding']}, "
-            f"{record['backend']} {record['index']}{ef}{rescore}")  # fmt: skip
+            f"{record['backend']} {record['index']}{ef}{rescore}{payload}")  # fmt: skip
 
 
 def best_under(records: list[dict[str, Any]], budget: float) -> dict[str, Any] | None:
@@ -169,6 +170,8 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path,
                      slug: str) -> list[str]:  # fmt: skip
     from smec_index.bench.plots import facet_plot, line_plot, scatter_front
 
+    every = rows  # runs with a payload are compared in their own table, and listed below
+    rows = [r for r in rows if not r.get("payload")] or rows
     metric = "nDCG@10" if any(r.get("ndcg@10") is not None for r in rows) else "recall@10"
     lines = [f"## {dataset}", ""]
     # nDCG@10 against dim per method: exhaustive float32 where there is one
@@ -272,7 +275,47 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path,
     lines += _iso_recall(rows)
     lines += _roofline(rows, slug, dataset, out)
     lines += _overhead(rows)
-    return [*lines, *_every_run(rows), *_artifacts(rows)]
+    lines += _payload_bytes(every)
+    return [*lines, *_every_run(every), *_artifacts(every)]
+
+
+def _payload_bytes(rows: list[dict[str, Any]]) -> list[str]:
+    """Each index built bare and with its documents' title and text as payload, side by
+    side: ``index_bytes`` (what search needs) must not move with the payload,
+    ``total_bytes`` (everything kept) does."""
+    def build(r: dict[str, Any]) -> tuple:
+        return (r["backend"], r["index"], r["encoding"], r["method"], r["dim"], r.get("M"),
+                r.get("ef_construction"), r.get("nlist"))  # fmt: skip
+
+    bare = {build(r): r for r in rows if not r.get("payload")}
+    table = []
+    for r in rows:
+        other = bare.pop(build(r), None) if r.get("payload") == "corpus" else None
+        if other is None:
+            continue
+        change = ("" if not other["index_bytes"] or r["index_bytes"] is None
+                  else f"{(r['index_bytes'] - other['index_bytes']) / other['index_bytes']:+.2%}")
+        table.append(
+            f"| {r['backend']} | {r['index']} | {r['encoding']} | {_label(r['method'])} | "
+            f"{r['dim']} | {_bytes(other['index_bytes'])} | {_bytes(r['index_bytes'])} | "
+            f"{change} | {other['total_bytes']:,} | {r['total_bytes']:,} |"
+        )  # fmt: skip
+    if not table:
+        return []
+    return ["### Payload: bytes of each index bare and with its documents' title and text", "",
+            "The same vectors and index built twice, bare and with each document's title and "
+            "text as its payload (as build stores them): `index_bytes` (what search needs: "
+            "vectors or codes and the index) should not move with the payload; `total_bytes` "
+            "(everything the collection keeps) does.", "",
+            "| backend | index | encoding | method | dim | index_bytes bare | index_bytes with "
+            "payload | change | total_bytes bare | total_bytes with payload |",
+            "|" + "---|" * 10, *table, "", "How each backend's figures were measured:", "",
+            *sorted({f"- {r['backend']}: {r['size_method']}" for r in rows
+                     if r.get("size_method")}), ""]  # fmt: skip
+
+
+def _bytes(value: int | None) -> str:
+    return "" if value is None else f"{value:,}"
 
 
 def _every_run(rows: list[dict[str, Any]]) -> list[str]:
@@ -283,7 +326,8 @@ def _every_run(rows: list[dict[str, Any]]) -> list[str]:
         ("method", lambda r: _label(r["method"])), ("dim", lambda r: r["dim"]),
         ("backend", lambda r: r["backend"]), ("index", lambda r: r["index"]),
         ("ef", lambda r: r.get("ef_search") or ""), ("nprobe", lambda r: r.get("nprobe") or ""),
-        ("encoding", lambda r: r["encoding"]), ("B/vec", lambda r: f"{r['bytes_per_vector']:g}"),
+        ("encoding", lambda r: r["encoding"]), ("payload", lambda r: r.get("payload", "")),
+        ("B/vec", lambda r: f"{r['bytes_per_vector']:g}"),
         ("index_bytes", lambda r: "" if r["index_bytes"] is None else f"{r['index_bytes']:,}"),
         ("total_bytes", lambda r: f"{r['total_bytes']:,}"),
         ("nDCG@10", lambda r: _num(r.get("ndcg@10"))),

@@ -215,6 +215,8 @@ def check_record(record: dict[str, Any], where: str) -> None:
     for key in ("ndcg@10", "recall@10", "recall@10_original"):
         if record.get(key) is not None and record[key] > 1:
             raise bad(key, "a number from 0 to 1 or null")
+    if record.get("payload") not in (None, "corpus"):
+        raise bad("payload", "corpus or absent")
     for key in _MAPS:
         if record.get(key) is not None and not isinstance(record[key], dict):
             raise bad(key, "an object")

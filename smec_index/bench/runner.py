@@ -148,10 +148,14 @@ def fit_method(method: str, dims: list[int], dataset: Dataset, sweep: Sweep):
     return compressor.fit(dataset.data)
 
 
-def plan(sweep: Sweep, dim: int) -> Iterator[tuple[str, str, str, list[dict[str, int]], str]]:
-    """(backend, index, encoding, queries, note) for one dim: one index built, searched with
-    each query parameter set of ``queries`` (each ef of an HNSW index, each nprobe of an
-    inverted file, ``[{}]`` for a flat index); note: why a pair is skipped."""
+# (backend, index, encoding, payload, query parameter sets, why skipped)
+Planned = tuple[str, str, str, str, list[dict[str, int]], str]
+
+
+def plan(sweep: Sweep, dim: int) -> Iterator[Planned]:
+    """(backend, index, encoding, payload, queries, note) for one dim: one index built,
+    searched with each query parameter set of ``queries`` (each ef of an HNSW index, each
+    nprobe of an inverted file, ``[{}]`` for a flat index); note: why a pair is skipped."""
     for backend in sweep.backends:
         for index in sweep.index:
             for encoding in sweep.encodings:
@@ -161,7 +165,8 @@ def plan(sweep: Sweep, dim: int) -> Iterator[tuple[str, str, str, list[dict[str,
                     queries = [{"ef_search": ef} for ef in sweep.ef_search]
                 if index == "ivf":
                     queries = [{"nprobe": n} for n in sweep.nprobe]
-                yield backend, index, encoding, queries, why or ""
+                for payload in sweep.payloads:
+                    yield backend, index, encoding, payload, queries, why or ""
 
 
 def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
@@ -222,11 +227,10 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                         "full-dim adapter; others: below the original)")  # fmt: skip
                 if not dims:
                     continue
-                planned = [key for dim in dims
-                           for backend, index, encoding, queries_params, why in plan(sweep, dim)
+                planned = [key for dim in dims for *built, queries_params, why in plan(sweep, dim)
                            if not why
-                           for key, _ in _run_configs(sweep, dataset, method, dims, dim, backend,
-                                                      index, encoding, queries_params)]  # fmt: skip
+                           for key, _ in _run_configs(sweep, dataset, method, dims, dim, *built,
+                                                      queries_params)]  # fmt: skip
                 inputs = inputs_of(method, dataset)
                 if all(results.has(key, inputs) for key in planned):
                     bar.update(len(planned))
@@ -239,7 +243,8 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                     truth = exact_search(corpus, queries, K)[1]
                     if projection is None:  # the original vectors: their truth is the same
                         original.rows = truth
-                    for backend, index, encoding, queries_params, why in plan(sweep, dim):
+                    for step in plan(sweep, dim):
+                        backend, index, encoding, payload, queries_params, why = step
                         if why:
                             if why not in noted:
                                 noted.add(why)
@@ -247,7 +252,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                             continue
                         configs = {}
                         for key, config in _run_configs(sweep, dataset, method, dims, dim,
-                                                        backend, index, encoding,
+                                                        backend, index, encoding, payload,
                                                         queries_params):  # fmt: skip
                             if results.has(key, inputs):
                                 bar.update(1)
@@ -287,9 +292,11 @@ def _workdir(parent: str | Path | None) -> Iterator[Path]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run_configs(sweep, dataset, method, dims, dim, backend, index, encoding, queries_params):
+def _run_configs(sweep, dataset, method, dims, dim, backend, index, encoding, payload,
+                 queries_params):  # fmt: skip
     """``(key, config)`` of each run one built index serves: the full configuration that
-    identifies a run (a stored key is skipped unless ``--force``)."""
+    identifies a run (a stored key is skipped unless ``--force``). ``payload`` is in it
+    only when the points carry one, so runs stored before it existed keep their keys."""
     hnsw = index == "hnsw"
     trained_on = _trained_on(method, dims, dataset)  # one chain for every run of the method
     for query in queries_params:
@@ -300,6 +307,7 @@ def _run_configs(sweep, dataset, method, dims, dim, backend, index, encoding, qu
                   **({"nlist": sweep.nlist, **query} if index == "ivf" else {}),
                   "n_docs": len(dataset.data.corpus.ids), "n_queries": len(dataset.query_ids),
                   **_variant(method, dim, dataset),
+                  **({"payload": payload} if payload != "none" else {}),
                   **({"embeddings": Path(sweep.embeddings).name} if sweep.embeddings else {}),
                   **trained_on}  # fmt: skip
         yield run_key(config), config
@@ -438,6 +446,12 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truths
     if index == "ivf":
         params.update({"nlist": sweep.nlist, "nprobe": first["nprobe"]})
     ids = dataset.data.corpus.ids
+    if first.get("payload") == "corpus":  # as build stores them
+        from smec_index.build import corpus_payloads
+
+        payloads = corpus_payloads(dataset.data, True)
+    else:
+        payloads = [{} for _ in ids]
     name = f"bench_{next(iter(configs))}"
     with open_connector(family(backend), data_dir=workdir / backend, **options) as connector:
         started = time.perf_counter()
@@ -447,7 +461,7 @@ def measure(backend, options, workdir, configs, corpus, queries, dataset, truths
             for first_row in range(0, len(ids), ADD_BATCH):
                 last = min(len(ids), first_row + ADD_BATCH)
                 connector.add(name, ids[first_row:last], corpus[first_row:last],
-                              [{} for _ in range(last - first_row)])  # fmt: skip
+                              payloads[first_row:last])
             connector.flush(name)
             build_seconds = time.perf_counter() - started
             sizes = connector.sizes(name)

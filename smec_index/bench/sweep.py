@@ -32,6 +32,9 @@ METHODS = ("none", "truncate", "pca", "smec", "mrl", "matryoshka-adaptor", "sear
            "dive")
 BACKEND_NAMES = (*BACKENDS, "milvus-server")  # milvus = milvus-lite; -server: 2.3.5, started
 INDEXES = ("hnsw", "flat", "ivf")
+# What each point carries beside its vector: nothing, or its document's title and text as
+# build stores them (index_bytes must not move with it, total_bytes does)
+PAYLOADS = ("none", "corpus")
 SYNTHETIC = re.compile(r"^synthetic:(\d{1,15})x(\d{1,9})(?::rank(\d{1,9}))?$", re.ASCII)
 MIN_SYNTHETIC = 10  # rows: the 10 nearest neighbours, and at least 10 queries drawn
 MAX_CLIENTS = 256  # concurrent clients of one level: threads (or processes) started at once
@@ -47,6 +50,7 @@ class Sweep:
     backends: list[str] = field(default_factory=lambda: ["faiss"])
     encodings: list[str] = field(default_factory=lambda: ["float32"])
     index: list[str] = field(default_factory=lambda: ["hnsw"])
+    payloads: list[str] = field(default_factory=lambda: ["none"])
     ef_search: list[int] = field(default_factory=lambda: [64])
     nprobe: list[int] = field(default_factory=lambda: [16])
     M: int = 16
@@ -164,8 +168,17 @@ class Sweep:
                 )
         for encoding in self.encodings:
             check_encoding(encoding)
+        for payload in self.payloads:
+            if payload not in PAYLOADS:
+                raise SmecError(f"unknown payloads {payload!r}; use none (vectors alone) or "
+                                "corpus (each document's title and text, as build stores "
+                                "them)")  # fmt: skip
+        synthetic = [d for d in self.datasets if SYNTHETIC.match(d)]
+        if "corpus" in self.payloads and synthetic:
+            raise SmecError(f"payloads corpus: {synthetic[0]} has no documents' text to store; "
+                            "bench a BEIR dataset, or leave corpus out")  # fmt: skip
         for name in ("datasets", "methods", "backends", "encodings", "index", "dims",
-                     "ef_search", "nprobe", "concurrency"):  # fmt: skip
+                     "ef_search", "nprobe", "concurrency", "payloads"):  # fmt: skip
             values = getattr(self, name)
             if len(set(values)) != len(values):
                 raise SmecError(f"{name} {values}: a value twice; list each once")
