@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from smec_index import safejson
 from smec_index.connectors import open_connector
 from smec_index.connectors.base import check_collection_name
 from smec_index.errors import SmecError
@@ -99,12 +98,10 @@ def unfinished_migration(data_dir: Path, backend: str, collection: str,
     """What to do about ``collection`` of ``backend`` (at ``place``, a record's
     ``target_place``, where given) when a migration into it recorded under ``data_dir`` was
     cut short (its record not done): finish it, as advice; else None."""
-    for path in sorted(Path(data_dir).glob(f"migrations/*/{backend}-*.json")):
-        try:
-            record = safejson.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if (isinstance(record, dict) and record.get("target") == collection
+    from smec_index.migration.state import records
+
+    for _, record in records(data_dir, f"{backend}-*.json"):
+        if (record.get("target") == collection
                 and not record.get("done") and "in_place_using" not in record
                 and (place is None or record.get("target_place") == place)):  # fmt: skip
             written = record.get("written")
@@ -118,12 +115,10 @@ def unfinished_migration(data_dir: Path, backend: str, collection: str,
 def copy_elsewhere(backend: str, name: str, data_dir: Path) -> str:
     """Where a finished migration recorded under ``data_dir`` put ``name`` (a copy beside a
     source, found only with that source's flags), as advice ("" where none did)."""
-    for path in sorted(Path(data_dir).glob("migrations/*/*.json")):
-        try:
-            record = safejson.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(record, dict) or not record.get("done") or name not in (
+    from smec_index.migration.state import records
+
+    for _, record in records(data_dir):
+        if not record.get("done") or name not in (
                 record.get("target"), record.get("alias")):  # fmt: skip
             continue
         if not str(record.get("source", "")).startswith(f"{backend}:"):
@@ -157,16 +152,10 @@ def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any],
             places = {f"lite:{Path(where).resolve()}"}
     else:
         return None
+    from smec_index.migration.state import records
+
     found, filled = [], []
-    for path in sorted(data_dir.glob("migrations/*/*.json")):
-        try:
-            record = safejson.loads(path.read_text())
-        except (OSError, ValueError):
-            unreadable.append(path)
-            continue
-        if not isinstance(record, dict):
-            unreadable.append(path)
-            continue
+    for path, record in records(data_dir, unreadable=unreadable):
         # `--in-place` fills a vector of the source collection itself ("NAME:VECTOR").
         in_place = "in_place_using" in record and record.get("target") == (
             f"{name}:{record.get('vector')}")  # fmt: skip

@@ -119,8 +119,9 @@ def _artifacts_of(name: str, data_dir: Path):
             record.get("collection"), record.get("name"))  # fmt: skip
         if name in names and record.get("artifact"):
             yield str(record["artifact"]), record.get("artifact_fingerprint"), None, None
-    for path in data_dir.glob("migrations/*/*.json"):
-        record = _read(path)
+    from smec_index.migration.state import records
+
+    for _, record in records(data_dir):
         if not record.get("artifact"):
             continue
         switched = record.get("aliases") or {}

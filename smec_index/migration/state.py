@@ -17,6 +17,7 @@ progress file may be replaced (``--overwrite``, ``--restart``) or dropped.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,24 @@ from smec_index import safejson
 from smec_index.connectors.source import Partition, Source
 from smec_index.connectors.storage import write_json_atomic
 from smec_index.errors import SmecError
+
+
+def records(
+    data_dir: str | Path, pattern: str = "*.json", unreadable: list[Path] | None = None
+) -> Iterator[tuple[Path, dict[str, Any]]]:
+    """``(path, record)`` of each progress file under ``data_dir`` whose name matches
+    ``pattern`` (and each folder's ``source.json``), in path order: the one reader of them
+    for info, search, CompressedIndex.open and Projection.load. A file that is not a JSON
+    object is left out, and added to ``unreadable`` when given."""
+    for path in sorted(Path(data_dir).glob(f"migrations/*/{pattern}")):
+        try:
+            record = safejson.loads(path.read_text())
+        except (OSError, ValueError):
+            record = None
+        if isinstance(record, dict):
+            yield path, record
+        elif unreadable is not None:
+            unreadable.append(path)
 
 
 def key(text: str) -> str:
