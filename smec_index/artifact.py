@@ -189,6 +189,11 @@ def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.n
         raise SmecError(
             f"{weights_path}: corrupt weights ({str(exc).splitlines()[0]}); retrain or restore"
         ) from None
+    except TypeError as exc:  # a dtype numpy lacks (bfloat16, float8) from another tool
+        raise SmecError(
+            f"{weights_path}: a tensor of a type numpy cannot read ({str(exc)[:60]}); "
+            "smec-index writes float32: retrain, or save the weights as float32"
+        ) from None
     for name, array in tensors.items():
         if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
             raise SmecError(f"{weights_path}: tensor {name!r} holds NaN or inf; retrain")

@@ -105,7 +105,10 @@ def unfinished_migration(data_dir: Path, backend: str, collection: str,
                 and not record.get("done") and "in_place_using" not in record
                 and (place is None or record.get("target_place") == place)):  # fmt: skip
             written = record.get("written")
-            rows = f"{written:,} rows written" if isinstance(written, int) else "unfinished"
+            # the rows its last checkpoint recorded; more may be in the copy past it, which
+            # the resumed run writes again (upserts by id)
+            rows = (f"its last checkpoint recorded {written:,} rows" if isinstance(written, int)
+                    else "unfinished")  # fmt: skip
             return (f"a migration from {record.get('source')} into {collection!r} was cut "
                     f"short ({rows}); run the same `smec-index migrate` command again to "
                     "finish it (it resumes)")  # fmt: skip

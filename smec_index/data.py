@@ -582,8 +582,17 @@ def read_qrels(path: str | Path) -> Qrels:
 
 
 def _is_header(row: list[str]) -> bool:
-    """BEIR's ``query-id corpus-id score`` line (or one like it): words, not a judgement."""
-    return len(row) >= 2 and ("query" in row[0].lower() or row[0].strip().lower() == "qid")
+    """BEIR's ``query-id corpus-id score`` line (or one like it): words, not a judgement; a
+    first row whose score is a number is a judgement, whatever its query is called (a
+    query ``query7`` was dropped as a header)."""
+    named = len(row) >= 2 and ("query" in row[0].lower() or row[0].strip().lower() == "qid")
+    if not named or len(row) < 3:
+        return named
+    try:
+        float(row[2])
+    except ValueError:
+        return True
+    return False
 
 
 def check_qrels(

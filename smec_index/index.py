@@ -296,7 +296,9 @@ class CompressedIndex:
         """
         check_collection_name(name)
         from smec_index.connectors.base import typed_options
+        from smec_index.data import check_path_name
 
+        check_path_name(data_dir, "data_dir")  # before Path() of it, as open_connector does
         options = typed_options(options)  # a Path as uri, say, before it is looked at here
         if not Path(data_dir).is_dir():  # nothing was built there: open nothing, make nothing
             raise SmecError(f"no data directory {data_dir}: no collection {name!r} was built "

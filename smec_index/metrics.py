@@ -66,14 +66,20 @@ def _judged_top(ranked: Sequence[str], relevance: Mapping[str, Any], k: int) -> 
     """The unique top ``k``, refused where its ids and the judgements' are of two kinds
     (text and numbers: 1 never equals "1", which scored a silent 0)."""
     top = _unique_top(ranked, k)
-    ranked_text = {isinstance(d, str) for d in top}
-    judged_text = {isinstance(d, str) for d in relevance}
-    if len(ranked_text) == len(judged_text) == 1 and ranked_text != judged_text:
-        kinds = ("text", "numbers") if ranked_text == {True} else ("numbers", "text")
-        raise SmecError(f"the ranking's ids are {kinds[0]} and the judgements' ids are "
-                        f"{kinds[1]} (e.g. {next(iter(relevance))!r}), so none could match; "
-                        "convert one to the other")  # fmt: skip
+    _one_kind(top, list(relevance), "the judgements'")
     return top
+
+
+def _one_kind(ranked: list, other: list, whose: str) -> None:
+    """Refuse ids of two kinds, text in ``ranked`` and numbers in ``other`` or the other
+    way round: 1 never equals "1", which scored a silent 0."""
+    ranked_text = {isinstance(d, str) for d in ranked}
+    other_text = {isinstance(d, str) for d in other}
+    if len(ranked_text) == len(other_text) == 1 and ranked_text != other_text:
+        kinds = ("text", "numbers") if ranked_text == {True} else ("numbers", "text")
+        raise SmecError(f"the ranking's ids are {kinds[0]} and {whose} ids are {kinds[1]} "
+                        f"(e.g. {other[0]!r}), so none could match; convert one to the "
+                        "other")  # fmt: skip
 
 
 def _finite(value: numbers.Real) -> bool:
@@ -131,8 +137,9 @@ def recall_vs_exact(
     total = 0.0
     for got, want in zip(found, exact, strict=True):
         truth = {i for i in _top(want, k) if not _padding(i)}
-        hits = truth.intersection(i for i in _top(got, k) if not _padding(i))
-        total += len(hits) / len(truth) if truth else 0.0
+        top = [i for i in _top(got, k) if not _padding(i)]
+        _one_kind(top, list(truth), "exact search's")
+        total += len(truth.intersection(top)) / len(truth) if truth else 0.0
     return total / len(exact)
 
 

@@ -173,3 +173,12 @@ def test_ids_of_two_kinds_are_refused_not_scored_zero(ranked, judged):
         with pytest.raises(SmecError, match="none could match; convert one to the other"):
             metric(ranked, judged, 10)
     assert ndcg_at_k([1, 2], {1: 1}, 10) == 1.0  # one kind throughout is fine
+
+
+def test_recall_against_exact_search_refuses_ids_of_two_kinds():
+    """Sweep 31: text ids against exact search's row numbers gave a silent recall 0."""
+    from smec_index.metrics import recall_vs_exact
+
+    with pytest.raises(SmecError, match="exact search's ids are numbers"):
+        recall_vs_exact([["1", "2"]], [[1, 2]], 2)
+    assert recall_vs_exact([["a", ""]], [["a", "b"]], 2) == 0.5  # padding is no kind

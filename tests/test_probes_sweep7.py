@@ -1090,7 +1090,11 @@ def test_a_migration_cut_short_is_named_by_info_and_search_with_the_way_to_finis
     info = CliRunner().invoke(main, ["info", "--backend", "hnswlib", "--collection", "docs_8",
                                      "--data-dir", str(data), "--json"])  # fmt: skip
     assert info.exit_code == 0, info.output
-    assert "was cut short" in json.loads(info.output)["migration"]
+    described = json.loads(info.output)
+    assert "was cut short" in described["migration"]
+    # sweep 31: "(0 rows written)" beside a count of 2,967: the rows are the checkpoint's
+    checkpoint = re.search(r"its last checkpoint recorded ([\d,]+) rows", described["migration"])
+    assert checkpoint and int(checkpoint[1].replace(",", "")) <= described["count"], described
     search = CliRunner().invoke(main, ["search", "--backend", "hnswlib", "--collection",
                                        "docs_8", "--data-dir", str(data),
                                        "--like", "5"])  # fmt: skip
@@ -1431,3 +1435,60 @@ def test_an_output_folder_of_another_kind_is_not_called_foreign_files(tmp_path):
     line = _error_line(["train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out",
                         folder, "--overwrite"])  # fmt: skip
     assert "no smec-index artifact output" in line and "did not write" not in line, line
+
+
+# -- the thirty-first sweep: its faults -----------------------------------------------------------
+
+
+def test_create_takes_overwrite_as_a_bool_only(tmp_path):
+    """create(..., overwrite="no") was taken as true and dropped the collection."""
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        connector.create("c", IndexSpec(dim=4))
+        connector.add("c", ["a"], np.ones((1, 4), np.float32))
+        for value in ("no", 1, None):
+            with pytest.raises(SmecError, match="overwrite .*: pass True or False"):
+                connector.create("c", IndexSpec(dim=4), overwrite=value)
+        assert connector.count("c") == 1
+
+
+def test_weights_of_a_type_numpy_cannot_read_are_one_line(tmp_path):
+    """bfloat16 weights (torch's save_file) raised a raw TypeError; the CLI said "internal
+    error"."""
+    import torch
+    from safetensors.numpy import load_file
+    from safetensors.torch import save_file
+
+    from smec_index.compressors import load_compressor, make_compressor
+    from smec_index.synthetic import synthetic_retrieval
+
+    data, _ = synthetic_retrieval(40, 10, 16, 4)
+    make_compressor("pca", [8]).fit(data).save(tmp_path / "art")
+    weights = tmp_path / "art" / "weights.safetensors"
+    save_file({k: torch.from_numpy(v).bfloat16() for k, v in load_file(weights).items()},
+              weights)  # fmt: skip
+    with pytest.raises(SmecError, match="a type numpy cannot read.*save the weights as float32"):
+        load_compressor(tmp_path / "art")
+
+
+def test_open_with_a_data_dir_that_is_no_path_is_one_line(tmp_path):
+    with pytest.raises(SmecError, match="data_dir: a path is a str or a pathlib.Path, got int"):
+        CompressedIndex.open("faiss", "c", 5)
+
+
+def test_a_first_judgement_whose_query_is_called_query_is_no_header(tmp_path):
+    """No header, first query "query7": the row was dropped as BEIR's header line."""
+    from smec_index.data import read_qrels
+
+    (tmp_path / "q.tsv").write_text("query7\tdoc1\t1\nquery8\tdoc2\t1\n")
+    assert read_qrels(tmp_path / "q.tsv") == {"query7": {"doc1": 1}, "query8": {"doc2": 1}}
+    (tmp_path / "h.tsv").write_text("query-id\tcorpus-id\tscore\nquery7\tdoc1\t1\n")
+    assert read_qrels(tmp_path / "h.tsv") == {"query7": {"doc1": 1}}
+
+
+def test_a_utf16_results_file_is_not_called_a_torn_bench_file(tmp_path):
+    """Saved as UTF-16 by an editor, without a final newline: "its last line was cut off (a
+    bench killed while writing it)" and "no runs stored yet", both untrue."""
+    results = tmp_path / "r.jsonl"
+    results.write_bytes('{"schema": "smec-index-bench/1"}'.encode("utf-16"))
+    line = _error_line(["report", results, "--out", tmp_path / "rep"])
+    assert "not UTF-8 text" in line, line

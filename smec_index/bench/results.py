@@ -128,9 +128,14 @@ def torn_tail(path: Path) -> int | None:
         return None  # a last line over 1 MiB: no run is that long, let the reader refuse it
     line = tail[cut + 1 :]
     try:
-        safejson.loads(line.decode("utf-8-sig"))
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # a cut inside a character is at the very end; bytes
+        # that are not UTF-8 before it (UTF-16 from an editor) are no torn append of bench's
+        return start + cut + 1 if exc.start >= len(line) - 3 else None
+    try:
+        safejson.loads(text)
         return None  # whole, only its newline is missing (a file saved by an editor)
-    except ValueError:  # UnicodeDecodeError included: a cut inside a character
+    except ValueError:
         return start + cut + 1
 
 

@@ -77,6 +77,8 @@ class Connector:
             the spec as stored, with every default filled in.
         """
         check_collection_name(collection)
+        if not isinstance(overwrite, (bool, np.bool_)):  # "no" is truthy: it dropped one
+            raise SmecError(f"overwrite {overwrite!r:.30}: pass True or False")
         spec = self.check_spec(spec)
         with _CREATING:  # threads creating one name: one makes it, the others are refused
             return self._create(collection, spec, overwrite)
