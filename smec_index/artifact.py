@@ -44,6 +44,8 @@ def save_artifact(
         config: JSON-serialisable description (method, dims, training config, ...).
         tensors: named float32/int64 arrays.
     """
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise SmecError(f"overwrite must be True or False, got {overwrite!r:.30}")
     from safetensors.numpy import save_file
 
     from smec_index.data import check_path_name

@@ -52,6 +52,7 @@ from smec_index.connectors.base import (
     IndexSpec,
     check_hnsw_m,
     check_new_name,
+    check_switches,
     is_milvus_server,
     positive_int,
 )
@@ -267,6 +268,8 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
     Cheap checks come first (names, the data directory, the backend's address and that it
     answers), then the data is loaded and an artifact trained if none was given.
     """
+    check_switches(request, "skip_unknown_qrels", "overwrite", "force_train", "progress",
+                   "payloads")  # fmt: skip
     if request.collection is not None:
         check_new_name(request.collection, "--collection")
     positive_int(request.batch_size, "--batch-size")

@@ -190,6 +190,9 @@ def embed_dataset(
     files. The files appear all at once (written to a temporary directory, then renamed).
     """
     batch_size = _check_batch_size(batch_size)
+    for name, value in (("progress", progress), ("force", force)):
+        if not isinstance(value, bool):  # force="no" would re-embed over their files
+            raise SmecError(f"{name} must be True or False, got {value!r:.30}")
     directory = Path(out) if out else dataset.default_embedding_dir(model_name(model))
     prepare_output(
         directory,

@@ -97,9 +97,11 @@ def run_train(request: TrainRequest):  # -> LinearCompressor (torch is imported 
 
 def check_flags(r: TrainRequest) -> None:
     """The rules between flags, before the embeddings are read."""
+    from smec_index.connectors.base import check_switches
     from smec_index.device import resolve_device
     from smec_index.options import parse_dims
 
+    check_switches(r, "skip_unknown_qrels", "unsupervised", "overwrite", "quiet")
     parse_dims(r.dims)
     if r.split == "test" and r.qrels_file is None:
         raise SmecError("refusing to train on the test split; train on train qrels")

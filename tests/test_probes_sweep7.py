@@ -1492,3 +1492,25 @@ def test_a_utf16_results_file_is_not_called_a_torn_bench_file(tmp_path):
     results.write_bytes('{"schema": "smec-index-bench/1"}'.encode("utf-16"))
     line = _error_line(["report", results, "--out", tmp_path / "rep"])
     assert "not UTF-8 text" in line, line
+
+
+@pytest.mark.parametrize("call", ["build", "train", "save_artifact", "embed"])
+def test_every_python_switch_is_a_bool_not_a_truthy_value(tmp_path, call):
+    """The class of create(overwrite="no"): each request's switches are True or False."""
+    from smec_index.artifact import save_artifact
+    from smec_index.build import BuildRequest, build
+    from smec_index.embed import embed_dataset
+    from smec_index.train import TrainRequest, check_flags
+
+    ds = _dataset(tmp_path)
+    with pytest.raises(SmecError, match=r"(overwrite|force) must be True or False, got 'no'"):
+        if call == "build":
+            build(BuildRequest(dataset=ds, backend="faiss", dim=8, data_dir=tmp_path / "d",
+                               overwrite="no"), say=lambda _m: None)  # fmt: skip
+        elif call == "train":
+            check_flags(TrainRequest(dataset=ds, dims="8", out=tmp_path / "a", overwrite="no"))
+        elif call == "save_artifact":
+            save_artifact(tmp_path / "a", {}, {}, overwrite="no")
+        else:
+            embed_dataset(ds, tmp_path / "e", force="no")
+    assert not (tmp_path / "d").exists() and not (tmp_path / "a").exists()

@@ -299,6 +299,15 @@ def check_hnsw_m(m: Any) -> None:
                         "values)")  # fmt: skip
 
 
+def check_switches(where: Any, *names: str) -> None:
+    """Each named attribute of ``where`` (a request) is True or False: a switch given as
+    "no" or 1 from Python would otherwise be taken as yes (an overwrite, a retraining)."""
+    for name in names:
+        value = getattr(where, name)
+        if not isinstance(value, (bool, np.bool_)):
+            raise SmecError(f"{name} must be True or False, got {value!r:.30}")
+
+
 def positive_int(value: Any, what: str, most: int = INT_MAX) -> int:
     """``value`` as an int from 1 to ``most``, or a one-line error naming ``what``.
 

@@ -30,6 +30,7 @@ from smec_index.connectors import open_connector
 from smec_index.connectors.base import (
     MAX_NAME,
     check_new_name,
+    check_switches,
     is_milvus_server,
     positive_int,
     typed_options,
@@ -161,10 +162,8 @@ def _check_places(what: str, options: Any, known: tuple[str, ...]) -> None:
 
 def _check_fields(request: MigrateRequest) -> None:
     """Switches are bools and files are paths: ``dry_run="no"`` would be taken as yes."""
-    for name in ("dry_run", "restart", "rollback", "progress", "overwrite",
-                 "allow_schema_change", "in_place"):  # fmt: skip
-        if not isinstance(getattr(request, name), bool):
-            raise SmecError(f"{name} must be True or False, got {getattr(request, name)!r:.30}")
+    check_switches(request, "dry_run", "restart", "rollback", "progress", "overwrite",
+                   "allow_schema_change", "in_place")  # fmt: skip
     check_path_name(request.data_dir, "data_dir")
     if not str(request.data_dir):
         raise SmecError("data_dir is empty; pass the folder for the migration's records")
