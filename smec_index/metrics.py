@@ -12,7 +12,7 @@ import itertools
 import math
 import numbers
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -174,6 +174,14 @@ def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k:
         raise SmecError(f"qrels must map query ids to {{document id: grade}}, got "
                         f"{type(qrels).__name__}; read a qrels file with "
                         "smec_index.data.read_qrels")  # fmt: skip
+    if run and not any(q in run for q in qrels):  # 1 never matches "1": a silent 0
+        run_text, judged_text = {isinstance(q, str) for q in run}, {
+            isinstance(q, str) for q in qrels}  # fmt: skip
+        if len(run_text) == len(judged_text) == 1 and run_text != judged_text:
+            kinds = ("text", "numbers") if run_text == {True} else ("numbers", "text")
+            raise SmecError(f"the run's query ids are {kinds[0]} and the qrels' are {kinds[1]} "
+                            f"(e.g. {next(iter(qrels))!r}), so no query could match; convert "
+                            "one to the other")  # fmt: skip
     return sum(metric(run.get(q, ()), rels, k) for q, rels in qrels.items()) / len(qrels)
 
 
@@ -184,6 +192,8 @@ def evaluate_run(
     if isinstance(ks, (str, bytes)) or not isinstance(ks, Iterable):
         raise SmecError(f"ks {ks!r:.30}: pass a list of cut-offs, e.g. (10, 100)")
     ks = [(int(k), _cut(k)) for k in ks]  # the key names the k asked for
+    if isinstance(run, Mapping):  # each ranking is read once per metric: a generator once
+        run = {q: list(r) if isinstance(r, Iterator) else r for q, r in run.items()}
     scores = {"ndcg@10": mean_metric(run, qrels, ndcg_at_k, 10)}
     for k, cut in ks:
         scores[f"recall@{k}"] = mean_metric(run, qrels, recall_at_k, cut)

@@ -1514,3 +1514,36 @@ def test_every_python_switch_is_a_bool_not_a_truthy_value(tmp_path, call):
         else:
             embed_dataset(ds, tmp_path / "e", force="no")
     assert not (tmp_path / "d").exists() and not (tmp_path / "a").exists()
+
+
+def test_evaluate_run_reads_a_generator_ranking_once_and_refuses_query_ids_of_two_kinds():
+    """A generator ranking was used up by nDCG, so recall@100 read 0.0; int query ids
+    against a qrels file's text ids scored a silent 0."""
+    from smec_index.metrics import evaluate_run
+
+    scores = evaluate_run({"q": (d for d in ["a", "b"])}, {"q": {"a": 1}})
+    assert scores == {"ndcg@10": 1.0, "recall@10": 1.0, "recall@100": 1.0}
+    with pytest.raises(SmecError, match="the run's query ids are numbers and the qrels' are"):
+        evaluate_run({1: ["a"]}, {"1": {"a": 1}})
+    assert evaluate_run({"x": ["a"]}, {"q": {"a": 1}})["ndcg@10"] == 0.0  # one kind: allowed
+
+
+def test_write_report_refuses_paths_that_are_no_paths(tmp_path):
+    from smec_index.bench.report import write_report
+
+    for results, out in ((5, tmp_path / "r"), (tmp_path / "x.jsonl", 5)):
+        with pytest.raises(SmecError, match="a path is a str or a pathlib.Path, got int"):
+            write_report(results, out)
+
+
+def test_bench_measures_a_stored_run_again_for_other_client_counts(tmp_path):
+    """--concurrency 2, then 1,4: "every run is stored", and no 1- or 4-client figures."""
+    out = tmp_path / "r.jsonl"
+    common = ["bench", "--dataset", "synthetic:400x8", "--methods", "none", "--index", "flat",
+              "--latency-queries", 5, "--out", out]  # fmt: skip
+    _ok_cli(*common, "--concurrency", "2")
+    again = _ok_cli(*common, "--concurrency", "1,4")
+    assert "measured with 2 concurrent clients, not 1, 4" in again, again
+    (record,) = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(record["concurrency"]) == ["1", "4"]
+    assert "every run" in _ok_cli(*common, "--concurrency", "1,4")  # the same: stored

@@ -81,6 +81,10 @@ def best_under(records: list[dict[str, Any]], budget: float) -> dict[str, Any] |
 
 def write_report(results: str | Path, out: str | Path) -> Path:
     """``out/report.md`` and its PNGs, from the results file alone."""
+    from smec_index.data import check_path_name
+
+    check_path_name(results, "results")  # a path, before Path() of anything else
+    check_path_name(out, "out")
     records = read_results(results)
     if not records:
         from smec_index.errors import SmecError

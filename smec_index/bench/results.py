@@ -271,6 +271,13 @@ def check_record(record: dict[str, Any], where: str) -> None:
         raise bad("inputs", "a digest string")
 
 
+def client_levels(concurrency: Any) -> tuple[str, ...]:
+    """The client counts a run was measured with (its ``concurrency`` keys), in order."""
+    if not isinstance(concurrency, dict):
+        return ()
+    return tuple(sorted(concurrency, key=lambda n: int(n) if str(n).isdigit() else 0))
+
+
 class ResultsFile:
     """Append-only results; :meth:`add` writes one line and fsyncs it."""
 
@@ -281,12 +288,16 @@ class ResultsFile:
         self.records = read_results(self.path, self.say) if self.path.is_file() else []
         self.torn = torn_tail(self.path) if self.path.is_file() else None
         self.stored = {r["key"]: r.get("inputs") for r in self.records}
+        self.levels = {r["key"]: client_levels(r.get("concurrency")) for r in self.records}
         self.replaced: set[str] = set()
 
-    def has(self, key: str, inputs: str | None = None) -> bool:
+    def has(self, key: str, inputs: str | None = None, levels: tuple | None = None) -> bool:
         """Whether ``key`` is stored, measured with ``inputs`` (a run stored before inputs
-        were recorded counts as theirs), and not to be measured again (``--force``)."""
+        were recorded counts as theirs) and with the client counts ``levels`` (a sweep that
+        asks for others measures it again), and not to be measured again (``--force``)."""
         if self.force or key not in self.stored:
+            return False
+        if levels is not None and self.levels.get(key) != levels:
             return False
         return inputs is None or self.stored[key] in (None, inputs)
 
@@ -294,12 +305,18 @@ class ResultsFile:
         record = {"schema": SCHEMA, **record, "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
         key = record["key"]
         stale = key in self.stored and self.stored[key] not in (None, record.get("inputs"))
-        if stale and not self.force and key not in self.replaced:
+        levels = client_levels(record.get("concurrency"))
+        other_clients = key in self.levels and self.levels[key] != levels
+        if (stale or other_clients) and not self.force and key not in self.replaced:
+            why = ("on other data (its vectors changed, or another dataset of that name)"
+                   if stale else f"with {', '.join(self.levels[key]) or 'no'} concurrent "
+                   f"clients, not {', '.join(levels)}")  # fmt: skip
             self.say(f"note: the stored run of {record.get('dataset')} {record.get('method')} "
-                     f"{record.get('dim')}-d {record.get('backend')} was measured on other data "
-                     "(its vectors changed, or another dataset of that name): measured again "
-                     "and replaced (write to another --out to keep both)")  # fmt: skip
-        if (self.force or stale) and key in self.stored and key not in self.replaced:
+                     f"{record.get('dim')}-d {record.get('backend')} was measured {why}: "
+                     "measured again and replaced (write to another --out to keep "
+                     "both)")  # fmt: skip
+        if (self.force or stale or other_clients) and key in self.stored and (
+                key not in self.replaced):  # fmt: skip
             self._drop(key)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a+b") as handle:
@@ -315,6 +332,7 @@ class ResultsFile:
             handle.flush()
             os.fsync(handle.fileno())
         self.stored[key] = record.get("inputs")
+        self.levels[key] = levels
         self.replaced.add(key)
         self.records.append(record)
 

@@ -207,6 +207,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
         )  # fmt: skip
     check_room(sweep, datasets)
     results = ResultsFile(sweep.out, sweep.force, say)
+    levels = tuple(str(c) for c in sorted(sweep.concurrency))  # a stored run has these too
     stamp = {
         "versions": versions(),
         "machine": {**machine(), "memory_gb_per_s": memory_bandwidth()},
@@ -232,7 +233,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                            for key, _ in _run_configs(sweep, dataset, method, dims, dim, *built,
                                                       queries_params)]  # fmt: skip
                 inputs = inputs_of(method, dataset)
-                if all(results.has(key, inputs) for key in planned):
+                if all(results.has(key, inputs, levels) for key in planned):
                     bar.update(len(planned))
                     say(f"note: every run of {method} on {dataset.name} is stored; not "
                         "trained or measured again (--force does)")  # fmt: skip
@@ -254,7 +255,7 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                         for key, config in _run_configs(sweep, dataset, method, dims, dim,
                                                         backend, index, encoding, payload,
                                                         queries_params):  # fmt: skip
-                            if results.has(key, inputs):
+                            if results.has(key, inputs, levels):
                                 bar.update(1)
                             else:
                                 configs[key] = config
