@@ -195,6 +195,10 @@ def fitted(compressor: Any) -> LinearCompressor | None:
 
 def check_stored_dim(compressor: LinearCompressor | None, dim: int) -> None:
     """``dim`` is one the artifact projects to (or its input dim, the original vectors)."""
+    from smec_index.compressors.base import MAX_DIM
+    from smec_index.connectors.base import positive_int
+
+    positive_int(dim, "dim", MAX_DIM)  # 0 or True made an index no vector fits
     if compressor is not None and dim != compressor.input_dim and dim not in compressor.dims:
         have = ", ".join(str(d) for d in compressor.dims)
         raise SmecError(

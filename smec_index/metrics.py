@@ -31,7 +31,7 @@ def _cut(k: Any) -> int:
 
 def _top(ranked: Any, k: int) -> list:
     """The first ``k`` ids of a ranking (a sequence, array or generator of ids)."""
-    if isinstance(ranked, (str, bytes)) or not isinstance(ranked, Iterable):
+    if isinstance(ranked, (str, bytes, Mapping)) or not isinstance(ranked, Iterable):
         raise SmecError(f"a ranking must be a list of document ids, got "
                         f"{type(ranked).__name__}")  # fmt: skip
     return list(itertools.islice(ranked, _cut(k)))
@@ -56,7 +56,7 @@ def _grades(relevance: Mapping[str, Any]) -> list:
                         f"{type(relevance).__name__}")  # fmt: skip
     grades = list(relevance.values())
     for grade in grades:
-        if not isinstance(grade, numbers.Real) or not _finite(grade):
+        if isinstance(grade, bool) or not isinstance(grade, numbers.Real) or not _finite(grade):
             raise SmecError(f"grade {grade!r:.30}: judgements grade documents with finite "
                             "numbers within float's range, e.g. 0, 1, 2")  # fmt: skip
     return grades
@@ -166,6 +166,8 @@ def _padding(value: Any) -> bool:
 
 def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k: int) -> float:
     """Mean of ``metric`` over the judged queries; a query missing from ``run`` scores 0."""
+    if not callable(metric):
+        raise SmecError(f"metric {metric!r:.30}: pass a function such as ndcg_at_k")
     if not qrels:
         raise SmecError("qrels are empty: nothing to evaluate; pass qrels with judgements")
     if not isinstance(run, Mapping):

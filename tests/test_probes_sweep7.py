@@ -1547,3 +1547,20 @@ def test_bench_measures_a_stored_run_again_for_other_client_counts(tmp_path):
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(record["concurrency"]) == ["1", "4"]
     assert "every run" in _ok_cli(*common, "--concurrency", "1,4")  # the same: stored
+
+
+def test_judgement_calls_of_sweep_31_made_rules(tmp_path):
+    """A dict as a ranking (its keys were ranked), True as a grade (taken as 1), a metric
+    that is no function (a raw TypeError), and CompressedIndex(dim=0 or True)."""
+    from smec_index.metrics import mean_metric, ndcg_at_k
+
+    with pytest.raises(SmecError, match="a ranking must be a list of document ids, got dict"):
+        ndcg_at_k({"a": 1}, {"a": 1})
+    with pytest.raises(SmecError, match="grade True"):
+        ndcg_at_k(["a"], {"a": True})
+    with pytest.raises(SmecError, match="pass a function such as ndcg_at_k"):
+        mean_metric({"q": ["a"]}, {"q": {"a": 1}}, "ndcg", 10)
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        for dim in (0, True):
+            with pytest.raises(SmecError, match="dim must be a positive integer"):
+                CompressedIndex(connector, "c", None, dim)
