@@ -1564,3 +1564,28 @@ def test_judgement_calls_of_sweep_31_made_rules(tmp_path):
         for dim in (0, True):
             with pytest.raises(SmecError, match="dim must be a positive integer"):
                 CompressedIndex(connector, "c", None, dim)
+
+
+def test_a_finished_copy_is_compared_point_by_point_before_a_later_run_switches_to_it(tmp_path):
+    """A payload set on point 1777 of 3,000 after the copy was made: the rerun with --alias
+    verified a sample of the first 256 points and switched the app to the stale copy."""
+    from qdrant_client import QdrantClient
+
+    from tests.probes import qdrant_source, run_probe
+
+    source, data = qdrant_source(tmp_path, n=3000, dim=16), tmp_path / "d"
+    common = ["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs",
+              "--dim", 4, "--min-recall", 0, "--data-dir", data, "--quiet"]  # fmt: skip
+    _ok_cli(*common)
+    client = QdrantClient(path=str(source))
+    client.set_payload("docs", {"price": -1}, points=[1777])
+    client.close()
+    run_probe([*common, "--alias", "live"], tmp_path, "target payloads differ from the "
+              "source's; the source's points were changed since", output=data)  # fmt: skip
+    client = QdrantClient(path=str(source))
+    assert "live" not in {a.alias_name for a in client.get_aliases().aliases}
+    client.close()
+    _ok_cli(*common, "--alias", "live", "--restart")
+    client = QdrantClient(path=str(source))
+    assert client.retrieve("live", [1777])[0].payload["price"] == -1
+    client.close()

@@ -637,6 +637,9 @@ class _Run:
                 if state["written"]:
                     raise
                 raise SmecError(f"{exc}; {self._abandon()}") from None
+        # Points an earlier run wrote (a resumed, re-run or joined copy): the source may have
+        # changed since, which a sample cannot see, so every point is compared.
+        earlier = bool(state.get("written"))
         if not state["done"]:
             job = Job(source, target, name, request.dim, request.batch_size,
                       request.checkpoint_rows, self.partition, self.writers,
@@ -656,11 +659,13 @@ class _Run:
                 "next": "when every partition is done, run the same command without "
                 "--partition (same --data-dir) to verify the whole target and switch the alias",
             }  # fmt: skip
-        near = verify.verify(source, target, name, projection, request.dim, count, state["done"])
+        near = verify.verify(source, target, name, projection, request.dim, count, state["done"],
+                             full=earlier)  # fmt: skip
         if near:
-            say(f"note: {near} sampled payload floats came back as a neighbouring double (within "
-                f"{target.float_ulps} units in the last place; {request.to_backend}'s own float "
-                "parsing); every other sampled value is identical")  # fmt: skip
+            which = "compared" if earlier else "sampled"
+            say(f"note: {near} {which} payload floats came back as a neighbouring double "
+                f"(within {target.float_ulps} units in the last place; {request.to_backend}'s "
+                f"own float parsing); every other {which} value is identical")  # fmt: skip
         search = lambda v, k: target.search(name, v, k)  # noqa: E731
         recall = verify.recall_gate(source, search, projection, request.dim)
         gate = self.gate(search, projection) if request.queries is not None else recall

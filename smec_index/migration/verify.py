@@ -53,11 +53,13 @@ def recall_at_10(truth: list[list[str]], found: list[list[str]]) -> float:
 
 
 def verify(source: Source, target: Any, name: str, projection, dim: int, count: int,
-           streamed: bool = False) -> int:  # fmt: skip
+           streamed: bool = False, full: bool = False) -> int:  # fmt: skip
     """Raise :class:`SmecError` (the alias stays) unless the target holds the source.
     ``streamed``: every batch of the source was written (so a count that differs means the
-    source changed, and resuming cannot help). Returns how many sampled float payload values
-    the target holds within its ``float_ulps`` of the source's, not bit for bit."""
+    source changed, and resuming cannot help). ``full``: compare every point, not a sample
+    (a copy written by an earlier run, or partly by one: the source may have changed
+    since). Returns how many compared float payload values the target holds within its
+    ``float_ulps`` of the source's, not bit for bit."""
     got = target.count(name)
     if got != count:
         if streamed and got > count:
@@ -78,21 +80,35 @@ def verify(source: Source, target: Any, name: str, projection, dim: int, count: 
     if source_ids != target_ids:
         raise SmecError("the target's ids differ from the source's; not switched: pass --restart")
     target.verify_layout(name)
-    sample = gate_queries(source)
-    stored = target.get(name, sample.raw_ids)
-    expected = projection.transform(sample.vectors, dim)
-    if stored.ids != sample.ids or not np.allclose(stored.vectors, expected, atol=1e-5):
-        raise SmecError(f"sampled target vectors differ from the projection of the source's; "
-                        f"{CHANGED}")  # fmt: skip
     near = [0]
-    if not same_values(stored.payloads, sample.payloads, getattr(target, "float_ulps", 0), near):
-        raise SmecError(f"sampled target payloads differ from the source's; {CHANGED}")
-    if stored.carried is not None and sample.carried is not None:
-        if not all(_same_vectors(a, b) for a, b in zip(stored.carried, sample.carried,
-                                                       strict=True)):  # fmt: skip
-            raise SmecError(f"sampled target points' other vectors differ from the source's; "
-                            f"{CHANGED}")  # fmt: skip
+    what = "target" if full else "sampled target"
+    batches = (tqdm(source.iterate(VERIFY_BATCH, None), total=-(-count // VERIFY_BATCH),
+                    desc="verify every point", disable=None, leave=False)
+               if full else [gate_queries(source)])  # fmt: skip
+    for batch in batches:
+        _compare(batch, target.get(name, batch.raw_ids), projection, dim,
+                 getattr(target, "float_ulps", 0), near, what)  # fmt: skip
     return near[0]
+
+
+VERIFY_BATCH = 1_000  # points compared at a time when every point is
+
+
+def _compare(batch: SourceBatch, stored, projection, dim: int, ulps: int, near: list[int],
+             what: str) -> None:  # fmt: skip
+    """The target's points for ``batch`` hold its ids, the projection of its vectors, its
+    payloads and its other vectors, or a one-line error with the way forward."""
+    expected = projection.transform(batch.vectors, dim)
+    if stored.ids != batch.ids or not np.allclose(stored.vectors, expected, atol=1e-5):
+        raise SmecError(f"{what} vectors differ from the projection of the source's; "
+                        f"{CHANGED}")  # fmt: skip
+    if not same_values(stored.payloads, batch.payloads, ulps, near):
+        raise SmecError(f"{what} payloads differ from the source's; {CHANGED}")
+    if stored.carried is not None and batch.carried is not None:
+        if not all(_same_vectors(a, b) for a, b in zip(stored.carried, batch.carried,
+                                                       strict=True)):  # fmt: skip
+            raise SmecError(f"{what} points' other vectors differ from the source's; "
+                            f"{CHANGED}")  # fmt: skip
 
 
 def same_values(a: Any, b: Any, ulps: int = 0, near: list[int] | None = None) -> bool:
