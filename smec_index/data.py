@@ -692,9 +692,38 @@ def load_retrieval_data(
             f"{directory}: no embeddings directory; run `smec-index embed --dataset "
             f"{dataset.root}` first or pass --embeddings"
         )
-    return RetrievalData(
+    data = RetrievalData(
         corpus=load_embedding_dir(directory, "corpus"),
         queries=load_embedding_dir(directory, "queries"),
         dataset=dataset,
         skip_unknown_qrels=skip_unknown_qrels,
     )
+    check_texts_unchanged(directory, data)
+    return data
+
+
+def check_texts_unchanged(directory: Path, data: RetrievalData) -> None:
+    """Embeddings ``smec-index embed`` made record a digest of the texts they encode: one
+    that no longer matches the dataset's texts (corpus.jsonl or queries.jsonl edited since)
+    is refused, not trained or built on as if the vectors were the texts'. Embeddings
+    without the digest (made elsewhere, or by an older smec-index) are not checked."""
+    try:
+        meta = safejson.loads((directory / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    recorded = meta.get("texts_digest") if isinstance(meta, dict) else None
+    dataset = data.dataset
+    if not isinstance(recorded, str) or dataset is None:
+        return
+    if any(i not in dataset.corpus for i in data.corpus.ids) or any(
+        i not in dataset.queries for i in data.queries.ids
+    ):  # other ids: the id checks say so, in their own words
+        return
+    from smec_index.embed import texts_digest
+
+    if texts_digest(dataset, list(data.corpus.ids), list(data.queries.ids)) != recorded:
+        raise SmecError(
+            f"{directory}: these embeddings encode other texts than {dataset.root}'s "
+            "corpus.jsonl and queries.jsonl hold now (edited since `smec-index embed` made "
+            f"them); run `smec-index embed --dataset {dataset.root}` again"
+        )

@@ -149,6 +149,21 @@ def cache_key(
     return digest.hexdigest()
 
 
+def texts_digest(dataset: BeirDataset, corpus_ids: list[str], query_ids: list[str]) -> str:
+    """SHA-256 of the texts encoded alone (ids, titles, texts, queries): recorded as
+    ``texts_digest`` so that a reader can tell embeddings whose texts were edited since
+    (:func:`smec_index.data.check_texts_unchanged`)."""
+    digest = hashlib.sha256()
+    for doc_id in corpus_ids:
+        doc = dataset.corpus[doc_id]
+        digest.update(json.dumps(["doc", doc_id, doc["title"], doc["text"]],
+                                 ensure_ascii=False).encode("utf-8") + b"\n")  # fmt: skip
+    for query_id in query_ids:
+        digest.update(json.dumps(["query", query_id, dataset.queries[query_id]],
+                                 ensure_ascii=False).encode("utf-8") + b"\n")  # fmt: skip
+    return digest.hexdigest()
+
+
 def _cached(directory: Path, key: str, corpus_ids: list[str], query_ids: list[str]) -> bool:
     """Whether ``directory`` holds exactly these embeddings: our marker, the same key, and
     readable vectors for the same ids."""
@@ -228,6 +243,7 @@ def embed_dataset(
         "corpus_text": CORPUS_TEXT,
         "rows": {"corpus": len(corpus_ids), "queries": len(query_ids)},
         "cache_key": key,
+        "texts_digest": texts_digest(dataset, corpus_ids, query_ids),
         "smec_index_version": __version__,
     }
     with atomic_directory(directory, kind="embeddings", marker={"cache_key": key}) as staging:

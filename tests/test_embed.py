@@ -63,3 +63,27 @@ def test_embed_refuses_a_missing_model(tiny_scifact, tmp_path):
     )
     assert result.exit_code != 0 and "no such model directory" in result.output
     assert not (tmp_path / "e").exists()
+
+
+@pytest.mark.slow
+def test_embeddings_of_texts_edited_since_are_refused(tiny_scifact, tmp_path):
+    """Sweep 31: after corpus.jsonl was edited, train and build used the old vectors with
+    the new texts (search showed new titles over old vectors)."""
+    import shutil
+
+    from smec_index.data import load_retrieval_data
+    from smec_index.errors import SmecError
+
+    ds = tmp_path / "ds"
+    shutil.copytree(tiny_scifact, ds)
+    done = CliRunner().invoke(main, ["embed", "--dataset", str(ds), "--device", "cpu"])
+    assert done.exit_code == 0, done.output
+    assert len(load_retrieval_data(ds).corpus.ids) == 5  # the texts they encode: read
+    docs = list(read_jsonl(ds / "corpus.jsonl"))
+    docs[2]["text"] = "galaxies and telescopes"
+    (ds / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    with pytest.raises(SmecError, match="encode other texts.*run `smec-index embed --dataset"):
+        load_retrieval_data(ds)
+    again = CliRunner().invoke(main, ["embed", "--dataset", str(ds), "--device", "cpu"])
+    assert again.exit_code == 0, again.output
+    assert len(load_retrieval_data(ds).corpus.ids) == 5
