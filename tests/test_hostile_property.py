@@ -147,6 +147,7 @@ SPECIAL = {
     ("bench", "--methods"): lambda w: UNKNOWN_WORD,
     ("bench", "--backends"): lambda w: UNKNOWN_WORD,
     ("bench", "--encodings"): lambda w: UNKNOWN_WORD,
+    ("bench", "--payloads"): lambda w: UNKNOWN_WORD,
     ("*", "--dims"): lambda w: BAD_NUMBER_LIST,
     ("bench", "--ef-search"): lambda w: BAD_NUMBER_LIST,
     ("bench", "--nprobe"): lambda w: BAD_NUMBER_LIST,
