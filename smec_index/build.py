@@ -362,11 +362,7 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
             if current == name:  # a collection of that name, not an alias
                 connector.refuse_foreign(name, "pick another --collection, or drop it "
                                          "yourself first if you mean to replace it")
-            if current is not None and not request.overwrite:
-                raise SmecError(
-                    f"collection {name!r} already exists in {request.backend}; pass "
-                    "--overwrite to replace it or --collection to pick another name"
-                )
+            # What no build made first: "pass --overwrite" would lead to these refusals.
             if current == name:  # a build's name is an alias of NAME__b<hex>, never this
                 raise SmecError(
                     f"collection {name!r} is a plain collection, not one a build made (a "
@@ -379,6 +375,11 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
                     f"{name!r} is an alias of {current!r}, which no build of {name!r} made "
                     "(a migration's copy, or an alias of your own); --overwrite replaces only "
                     "what build made: pick another --collection, or move the alias yourself"
+                )
+            if current is not None and not request.overwrite:
+                raise SmecError(
+                    f"collection {name!r} already exists in {request.backend}; pass "
+                    "--overwrite to replace it or --collection to pick another name"
                 )
             remove_leftovers(connector, request, name, keep=current)
             if artifact_path is None:

@@ -203,9 +203,9 @@ def migrated_copy(backend: str, name: str, data_dir: Path, options: dict[str, An
 def _migrated_info(backend: str, name: str, record: dict, options: dict[str, Any]):
     """What ``info`` says of a migrated copy: the user's own collection, read through the
     source wing (it has no smec-index spec), and the artifact its queries need."""
-    from smec_index.connectors.source import SOURCE_OPTIONS, open_source
+    from smec_index.connectors.source import open_source, source_options
 
-    options = {k: v for k, v in options.items() if k in SOURCE_OPTIONS}  # no --mode, say
+    options = {k: v for k, v in options.items() if k in source_options(backend)}  # no --mode
     in_place = "in_place_using" in record
     target = name if in_place else record["target"]
     if backend == "qdrant" and record.get("vector"):

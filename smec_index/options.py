@@ -914,9 +914,7 @@ MIGRATE_OPTIONS = option_group(
     click.option(
         "--fit-rows",
         type=COUNT,
-        default=20_000,
-        show_default=True,
-        help="source points the projection is fitted on (without --artifact)",
+        help="source points the projection is fitted on (default 20000; not with --artifact)",
     ),
     click.option(
         "--qrels",

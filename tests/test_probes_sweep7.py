@@ -1589,3 +1589,50 @@ def test_a_finished_copy_is_compared_point_by_point_before_a_later_run_switches_
     client = QdrantClient(path=str(source))
     assert client.retrieve("live", [1777])[0].payload["price"] == -1
     client.close()
+
+
+@pytest.mark.parametrize("backend, source, wrong", [
+    ("qdrant", {"uri": "x.db"}, "uri"), ("qdrant", {"token": "t"}, "token"),
+    ("milvus", {"using": "v"}, "using"), ("milvus", {"api_key": "k"}, "api_key")])  # fmt: skip
+def test_a_source_option_of_the_other_backend_is_refused_in_python(tmp_path, backend, source,
+                                                                   wrong):  # fmt: skip
+    """MigrateRequest took a Milvus uri for a Qdrant source (and the reverse) and ignored it;
+    the CLI refused the same flags."""
+    from smec_index.connectors.source import open_source
+    from smec_index.migration.runner import MigrateRequest, migrate
+
+    place = {"path": str(tmp_path / "q")}
+    if backend == "milvus":
+        place = {"uri": str(tmp_path / "m.db")}
+    request = MigrateRequest(backend=backend, collection="docs", dim=4, data_dir=tmp_path / "d",
+                             source={**place, **source}, dry_run=True, progress=False)  # fmt: skip
+    with pytest.raises(SmecError, match=f"another backend's option '{wrong}'"):
+        migrate(request, say=lambda _m: None)
+    with pytest.raises(SmecError, match=f"a {backend} source takes .*, not {wrong}"):
+        open_source(backend, "docs", **place, **source)
+    assert not (tmp_path / "d").exists()
+
+
+def test_fit_rows_with_an_artifact_is_refused(tmp_path):
+    """migrate --artifact A --fit-rows 100: exit 0, --fit-rows silently unused."""
+    from tests.probes import qdrant_source, run_probe
+
+    source = qdrant_source(tmp_path, n=50, dim=16)
+    (tmp_path / "art").mkdir()
+    run_probe(["migrate", "--backend", "qdrant", "--path", source, "--collection", "docs",
+               "--dim", 4, "--artifact", tmp_path / "art", "--fit-rows", 100, "--data-dir",
+               tmp_path / "d"],
+              tmp_path, "with --artifact nothing is fitted: drop --fit-rows")  # fmt: skip
+
+
+def test_build_names_a_migrations_copy_before_advising_overwrite(tmp_path):
+    """build --collection <a migration's copy> said "pass --overwrite", which then refused."""
+    from tests.probes import qdrant_source
+
+    source, data = qdrant_source(tmp_path, n=40, dim=16), tmp_path / "d"
+    _ok_cli("migrate", "--backend", "qdrant", "--path", source, "--collection", "docs", "--dim",
+            8, "--to-backend", "faiss", "--to", "mine", "--allow-schema-change", "--min-recall",
+            0, "--data-dir", data, "--quiet")  # fmt: skip
+    line = _error_line(["build", "--dataset", _dataset(tmp_path), "--backend", "faiss", "--dim",
+                        16, "--collection", "mine", "--data-dir", data])  # fmt: skip
+    assert "not one a build made" in line and "pass --overwrite" not in line, line

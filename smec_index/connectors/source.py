@@ -285,6 +285,15 @@ def search_queries(vectors: Any, k: Any, dim: int) -> tuple[np.ndarray, int]:
 
 # What a source is addressed by (open_source's options, MigrateRequest.source).
 SOURCE_OPTIONS = ("url", "api_key", "path", "using", "uri", "token")
+# Each backend's own: a Milvus --uri given for a Qdrant source is refused, not ignored
+BACKEND_SOURCE_OPTIONS = {"qdrant": ("url", "api_key", "path", "using"), "milvus": ("uri", "token")}
+
+
+def source_options(backend: Any) -> tuple[str, ...]:
+    """The options a ``backend`` source takes (every one, for a backend open_source refuses
+    by name)."""
+    return BACKEND_SOURCE_OPTIONS.get(backend, SOURCE_OPTIONS) if isinstance(backend, str) else (
+        SOURCE_OPTIONS)  # fmt: skip
 
 
 def check_source_name(name: Any, what: str = "--collection") -> str:
@@ -329,6 +338,11 @@ def open_source(backend: str, collection: str, **where: Any) -> Source:
     if unknown:
         raise SmecError(f"open_source: unknown option {unknown[0]!r:.40}; use "
                         f"{', '.join(SOURCE_OPTIONS)}")  # fmt: skip
+    known = source_options(backend)
+    other = sorted(str(k) for k, v in where.items() if v is not None and k not in known)
+    if other:
+        raise SmecError(f"a {backend} source takes {', '.join(known)}, not {other[0]} (another "
+                        "backend's option); drop it")  # fmt: skip
     where = typed_options(where)
     if backend == "milvus":
         if not where.get("uri"):

@@ -36,11 +36,11 @@ from smec_index.connectors.base import (
     typed_options,
 )
 from smec_index.connectors.source import (
-    SOURCE_OPTIONS,
     Partition,
     check_source_name,
     fingerprint,
     open_source,
+    source_options,
 )
 from smec_index.connectors.storage import check_free_space, estimated_bytes, file_lock
 from smec_index.data import check_path_name
@@ -52,6 +52,9 @@ from smec_index.migration.stream import Job, SourceDataError, stream
 from smec_index.migration.targets import ConnectorTarget, mirror_changes
 
 IN_MEMORY_WRITES = ("faiss", "hnswlib")  # their writes are durable only once flushed
+
+
+FIT_ROWS = 20_000  # source points a projection is fitted on, unless --fit-rows says
 
 
 @dataclass
@@ -72,7 +75,7 @@ class MigrateRequest:
     rollback: bool = False
     batch_size: int = 1000
     checkpoint_rows: int = 20_000
-    fit_rows: int = 20_000
+    fit_rows: int | None = None  # None: FIT_ROWS (only where a projection is fitted)
     index_params: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     overwrite: bool = False
@@ -140,7 +143,7 @@ def default_target(collection: str, dim: int) -> str:
     return name
 
 
-# What a --to-backend target is addressed by (open_connector); a source's: SOURCE_OPTIONS.
+# What a --to-backend target is addressed by (open_connector); a source's: source_options.
 TARGET_OPTIONS = ("url", "api_key", "uri", "token", "mode")
 
 
@@ -151,7 +154,11 @@ def _check_places(what: str, options: Any, known: tuple[str, ...]) -> None:
                         f"{type(options).__name__}")  # fmt: skip
     unknown = sorted(str(k) for k in options if k not in known)
     if unknown:
-        raise SmecError(f"{what}: unknown option {unknown[0]!r:.40}; use {', '.join(known)}")
+        from smec_index.connectors.source import SOURCE_OPTIONS
+
+        kind = ("another backend's option" if what == "source" and unknown[0] in SOURCE_OPTIONS
+                else "unknown option")  # fmt: skip
+        raise SmecError(f"{what}: {kind} {unknown[0]!r:.40}; use {', '.join(known)}")
     empty = sorted(str(k) for k, v in options.items() if v == "")
     if empty:  # a script's unset variable: never taken as "not given" (or an embedded place)
         raise SmecError(f"{what}: {empty[0]} is empty; give its value or leave it out")
@@ -182,12 +189,17 @@ def _check_request(request: MigrateRequest) -> Partition | None:
     request.dim = positive_int(request.dim, "--dim")
     request.batch_size = positive_int(request.batch_size, "--batch-size")
     request.checkpoint_rows = positive_int(request.checkpoint_rows, "--checkpoint-rows")
-    request.fit_rows = positive_int(request.fit_rows, "--fit-rows")
+    if request.fit_rows is not None and request.artifact is not None:
+        raise SmecError("--fit-rows sizes the sample a projection is fitted on; with --artifact "
+                        "nothing is fitted: drop --fit-rows")  # fmt: skip
+    if request.artifact is None:
+        request.fit_rows = positive_int(FIT_ROWS if request.fit_rows is None
+                                        else request.fit_rows, "--fit-rows")  # fmt: skip
     recall = request.min_recall
     if isinstance(recall, bool) or not isinstance(recall, Real) or not 0.0 <= recall <= 1.0:
         raise SmecError(f"--min-recall {recall!r:.40}: use a number from 0 to 1")
     request.min_recall = float(recall)
-    _check_places("source", request.source, SOURCE_OPTIONS)
+    _check_places("source", request.source, source_options(request.backend))
     _check_places("to_options", request.to_options, TARGET_OPTIONS)
     check_source_name(request.collection)
     if request.in_place:  # --to names the vector it adds
