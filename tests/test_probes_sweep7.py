@@ -1636,3 +1636,26 @@ def test_build_names_a_migrations_copy_before_advising_overwrite(tmp_path):
     line = _error_line(["build", "--dataset", _dataset(tmp_path), "--backend", "faiss", "--dim",
                         16, "--collection", "mine", "--data-dir", data])  # fmt: skip
     assert "not one a build made" in line and "pass --overwrite" not in line, line
+
+
+# -- the thirty-second sweep: its faults ---------------------------------------------------------
+
+
+def test_points_of_an_inverted_file_too_small_to_train_survive_close(tmp_path):
+    """ivf_flat with nlist 1000 and 300 points: close() raised, and the collection reopened
+    empty; a healthy collection of the same connector was lost with it."""
+    rows = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    connector = open_connector("faiss", data_dir=tmp_path)
+    connector.create("iv", IndexSpec(8, "l2", "ivf_flat", {"nlist": 1000}))
+    connector.add("iv", [f"d{i}" for i in range(300)], rows)
+    connector.create("fine", IndexSpec(8, "l2", "flat"))
+    connector.add("fine", ["a"], rows[:1])
+    connector.close()
+    with open_connector("faiss", data_dir=tmp_path) as again:
+        assert again.count("iv") == 300 and again.count("fine") == 1
+        np.testing.assert_array_equal(again.get("iv", ["d7"]).vectors[0], rows[7])
+        with pytest.raises(SmecError, match="needs at least nlist=1000, got 300"):
+            again.search("iv", rows[:1], 1)  # training still waits for enough points
+        more = np.random.default_rng(1).standard_normal((700, 8)).astype(np.float32)
+        again.add("iv", [f"e{i}" for i in range(700)], more)
+        assert again.search("iv", rows[7:8], 1)[0][0][0] == "d7"

@@ -161,10 +161,21 @@ class FaissBackend(LocalBackend):
             )
         if "vectors" in col.files:
             col.extra["vectors"] = np.load(directory / col.files["vectors"])
+        if "pending" in col.files:  # added, not yet enough to train on
+            col.extra["pending"] = [np.load(directory / col.files["pending"])]
         _apply_params(col)
 
     def _write_index(self, col: Collection, directory: Path, generation: str) -> dict[str, str]:
         files = {"index": f"index-{generation}.faiss"}
+        pending = col.extra.get("pending")
+        if pending and sum(len(p) for p in pending) < _training_need(col.spec)[0]:
+            # Too few to train on yet: the vectors are kept as they came, with the untrained
+            # index, and trained on at the first read once there are enough (a commit that
+            # refused instead lost every point the collection had acknowledged).
+            files["pending"] = f"pending-{generation}.npy"
+            np.save(directory / files["pending"], np.concatenate(pending))
+            faiss.write_index(col.index, str(directory / files["index"]))
+            return files
         faiss.write_index(self._trained(col), str(directory / files["index"]))
         if "vectors" in col.extra:
             files["vectors"] = f"vectors-{generation}.npy"
@@ -296,6 +307,9 @@ class FaissBackend(LocalBackend):
         return search
 
     def _vectors(self, col: Collection, start: int, stop: int) -> np.ndarray:
+        pending = col.extra.get("pending")
+        if pending and not col.index.is_trained:  # every row waits there, in order: read it
+            return np.concatenate(pending)[start:stop]  # without training (a search trains)
         self._trained(col)
         if "vectors" in col.extra:
             return col.extra["vectors"][start:stop]

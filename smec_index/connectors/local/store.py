@@ -419,13 +419,19 @@ class LocalBackend(FileAliases):
 
     @_serialised
     def close(self) -> None:
+        failed: BaseException | None = None
         try:
-            for col in list(self._open.values()):
+            for col in list(self._open.values()):  # each one, whatever another's commit did
                 if col.dirty:
-                    self._commit(col)
+                    try:
+                        self._commit(col)
+                    except Exception as exc:  # noqa: BLE001 - the first is raised below
+                        failed = failed or exc
         finally:
             for name in list(self._open):
                 self._forget(name)
+        if failed is not None:
+            raise failed
 
     def _lock_writer(self, name: str) -> Any:
         """One writer per collection: a process with unflushed writes holds ``.writer.lock``
