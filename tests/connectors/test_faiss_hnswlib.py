@@ -116,15 +116,14 @@ def test_ivf_pq_needs_enough_training_rows(tmp_path):
     connector = _open("faiss", tmp_path)
     connector.create("pq", IndexSpec(DIM, "l2", "ivf_pq", {**IVF_PQ, "pq_bits": 8}))
     ids, vectors, _ = _data(255)
-    connector.add("pq", ids, vectors)  # IVF-PQ trains lazily, at the first read or flush
+    connector.add("pq", ids, vectors)  # IVF-PQ trains lazily, at the first search
+    connector.flush("pq")  # too few to train on: committed as they came, untrained
     with pytest.raises(SmecError, match="needs at least 256 .*got 255") as error:
-        connector.flush("pq")
-    assert "\n" not in str(error.value)
-    with pytest.raises(SmecError, match="needs at least 256"):
         connector.search("pq", vectors[:1], k=1)
+    assert "\n" not in str(error.value)
     assert not connector.backend.native_index("pq").is_trained
     assert connector.count("pq") == 255  # the written points wait for more, none is lost
-    assert _open("faiss", tmp_path).count("pq") == 0  # and nothing half-trained was committed
+    assert _open("faiss", tmp_path).count("pq") == 255  # and survive a reopen
 
     more_ids, more, _ = _data(45, seed=1)
     connector.add("pq", more_ids, more)
@@ -349,13 +348,13 @@ def test_faiss_encoding_errors(tmp_path):
         connector.create("ivf", IndexSpec(64, index="ivf_flat", params={"nlist": 16}))
         connector.add("ivf", ["a"], np.ones((1, 64), np.float32), [{}])
         with pytest.raises(SmecError, match="needs at least nlist=16, got 1"):
-            connector.flush("ivf")
+            connector.search("ivf", np.ones((1, 64), np.float32), 1)
         connector.drop("ivf")
         connector.create("pq", IndexSpec(64, params={"encoding": "pq16"}))
         connector.add("pq", ["a"], np.ones((1, 64), np.float32), [{}])
         with pytest.raises(SmecError, match="at least 256"):
-            connector.flush("pq")
-        connector.drop("pq")  # else closing would try to commit it again
+            connector.search("pq", np.ones((1, 64), np.float32), 1)
+        connector.drop("pq")
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
