@@ -381,6 +381,14 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
                     f"collection {name!r} already exists in {request.backend}; pass "
                     "--overwrite to replace it or --collection to pick another name"
                 )
+            if current not in (None, name) and connector.foreign(current):
+                # its spec is gone (meta.json removed): it could not be dropped after the
+                # switch, so the build is refused before it, not reported failed after it
+                raise SmecError(
+                    f"{current!r}, the collection behind {name!r}, has lost its smec-index "
+                    "spec (a file of it removed by hand?), so smec-index will not replace or "
+                    "drop it: restore it, or remove it yourself, then build again"
+                )
             remove_leftovers(connector, request, name, keep=current)
             if artifact_path is None:
                 compressor, artifact_path = default_artifact(
@@ -554,8 +562,17 @@ def disk_estimate(request: BuildRequest, rows: int, payloads: list[dict[str, str
 
 
 def corpus_payloads(data: RetrievalData, with_text: bool) -> list[dict[str, str]]:
-    """``{title, text}`` per document (empty strings when ``with_text`` is false)."""
+    """``{title, text}`` per document (empty strings when ``with_text`` is false); an
+    embedded document that corpus.jsonl lacks is refused, not stored with a blank text."""
     texts = data.dataset.corpus if (data.dataset and with_text) else {}
+    missing = [i for i in data.corpus.ids if i not in texts] if texts else []
+    if missing:
+        raise SmecError(
+            f"{len(missing):,} documents of the embeddings are not in "
+            f"{data.dataset.root / 'corpus.jsonl'} (e.g. {missing[0]!r:.40}): the embeddings "
+            "belong to another corpus, or to an older version of it; run `smec-index embed "
+            f"--dataset {data.dataset.root}` again, or pass --embeddings of this corpus"
+        )
     return [
         {"title": texts.get(i, {}).get("title", ""), "text": texts.get(i, {}).get("text", "")}
         for i in data.corpus.ids

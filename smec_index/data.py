@@ -715,15 +715,14 @@ def check_texts_unchanged(directory: Path, data: RetrievalData) -> None:
     dataset = data.dataset
     if not isinstance(recorded, str) or dataset is None:
         return
-    if any(i not in dataset.corpus for i in data.corpus.ids) or any(
-        i not in dataset.queries for i in data.queries.ids
-    ):  # other ids: the id checks say so, in their own words
-        return
     from smec_index.embed import texts_digest
 
-    if texts_digest(dataset, list(data.corpus.ids), list(data.queries.ids)) != recorded:
+    # over the dataset's own documents and queries, as embed read them: an added, removed
+    # or edited one changes it
+    if texts_digest(dataset, list(dataset.corpus), list(dataset.queries)) != recorded:
         raise SmecError(
             f"{directory}: these embeddings encode other texts than {dataset.root}'s "
-            "corpus.jsonl and queries.jsonl hold now (edited since `smec-index embed` made "
-            f"them); run `smec-index embed --dataset {dataset.root}` again"
+            "corpus.jsonl and queries.jsonl hold now (documents or queries edited, added or "
+            f"removed since `smec-index embed` made them); run `smec-index embed --dataset "
+            f"{dataset.root}` again"
         )

@@ -87,3 +87,6 @@ def test_embeddings_of_texts_edited_since_are_refused(tiny_scifact, tmp_path):
     again = CliRunner().invoke(main, ["embed", "--dataset", str(ds), "--device", "cpu"])
     assert again.exit_code == 0, again.output
     assert len(load_retrieval_data(ds).corpus.ids) == 5
+    (ds / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs[1:]))
+    with pytest.raises(SmecError, match="edited, added or removed"):  # sweep 32: a removed
+        load_retrieval_data(ds)  # document kept its vector, indexed under an empty title

@@ -1659,3 +1659,30 @@ def test_points_of_an_inverted_file_too_small_to_train_survive_close(tmp_path):
         more = np.random.default_rng(1).standard_normal((700, 8)).astype(np.float32)
         again.add("iv", [f"e{i}" for i in range(700)], more)
         assert again.search("iv", rows[7:8], 1)[0][0][0] == "d7"
+
+
+def test_build_refuses_embedded_documents_that_corpus_jsonl_lacks(tmp_path):
+    """Embeddings from elsewhere (no texts digest), corpus.jsonl without d3: build stored d3
+    with a blank title and text, and search showed blank hits."""
+    ds = _dataset(tmp_path)
+    lines = (ds / "corpus.jsonl").read_text().splitlines(keepends=True)
+    (ds / "corpus.jsonl").write_text("".join(line for line in lines if '"d3"' not in line))
+    line = _error_line(["build", "--dataset", ds, "--backend", "faiss", "--dim", 16,
+                        "--data-dir", tmp_path / "d"])  # fmt: skip
+    assert "1 documents of the embeddings are not in" in line and "'d3'" in line, line
+
+
+def test_build_over_a_collection_that_lost_its_spec_is_refused_before_building(tmp_path):
+    """meta.json of the collection behind e2 removed: build --overwrite built and switched
+    e2 to a new collection, then reported a refusal (it could not drop the old one)."""
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    build = ["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--collection",
+             "e2", "--data-dir", data, "--quiet"]  # fmt: skip
+    _ok_cli(*build)
+    (old,) = (data / "faiss").glob("e2__b*")
+    (old / "meta.json").unlink()
+    aliases = (data / "faiss" / "aliases.json").read_text()
+    line = _error_line([*build, "--overwrite"])
+    assert "has lost its smec-index spec" in line, line
+    assert (data / "faiss" / "aliases.json").read_text() == aliases
+    assert [p.name for p in (data / "faiss").glob("e2__b*")] == [old.name]
