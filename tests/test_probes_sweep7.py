@@ -1686,3 +1686,38 @@ def test_build_over_a_collection_that_lost_its_spec_is_refused_before_building(t
     assert "has lost its smec-index spec" in line, line
     assert (data / "faiss" / "aliases.json").read_text() == aliases
     assert [p.name for p in (data / "faiss").glob("e2__b*")] == [old.name]
+
+
+def test_to_options_without_a_to_backend_are_refused_in_python(tmp_path):
+    """to_options={"uri": "elsewhere.db"} with no to_backend: the copy went beside the
+    source and elsewhere.db was never made (the CLI refused the same)."""
+    from smec_index.migration.runner import MigrateRequest, migrate
+
+    for to_options in ({"mode": "local"}, {"uri": str(tmp_path / "elsewhere.db")}):
+        request = MigrateRequest(backend="qdrant", collection="docs", dim=4,
+                                 data_dir=tmp_path / "d", source={"path": str(tmp_path / "q")},
+                                 to_options=to_options, progress=False)  # fmt: skip
+        with pytest.raises(SmecError, match="address a to_backend target"):
+            migrate(request, say=lambda _m: None)
+    assert not (tmp_path / "d").exists()
+
+
+def test_an_apps_qdrant_alias_may_hold_a_dash(tmp_path):
+    """migrate --alias docs-live was refused by smec-index's own naming rule, though Qdrant
+    takes it and the app's alias was called so."""
+    from qdrant_client import QdrantClient
+
+    from tests.probes import qdrant_source
+
+    source = qdrant_source(tmp_path, n=60, dim=16)
+    _ok_cli("migrate", "--backend", "qdrant", "--path", source, "--collection", "docs", "--dim",
+            4, "--alias", "docs-live", "--min-recall", 0, "--data-dir", tmp_path / "d",
+            "--quiet")  # fmt: skip
+    client = QdrantClient(path=str(source))
+    assert {(a.alias_name, a.collection_name) for a in client.get_aliases().aliases} == {
+        ("docs-live", "docs_4")}
+    client.close()
+    line = _error_line(["migrate", "--backend", "qdrant", "--path", source, "--collection",
+                        "docs", "--dim", 4, "--alias", "docs__b0123456789a", "--data-dir",
+                        tmp_path / "d"])  # fmt: skip
+    assert "reserved for smec-index" in line, line

@@ -28,6 +28,7 @@ from typing import Any
 
 from smec_index.connectors import open_connector
 from smec_index.connectors.base import (
+    _PHYSICAL,
     MAX_NAME,
     check_new_name,
     check_switches,
@@ -211,8 +212,18 @@ def _check_request(request: MigrateRequest) -> Partition | None:
             raise SmecError("--to is empty: name the new collection, or leave --to out for "
                             f"{default_target(request.collection, request.dim)!r}")  # fmt: skip
         check_new_name(request.to or default_target(request.collection, request.dim), "--to")
-    if request.alias is not None:
+    if request.alias is not None and request.backend == "qdrant" and request.to_backend is None:
+        # the app's alias in its own Qdrant: any name Qdrant takes ("docs-live"), though
+        # never one of the physical NAME__b<hex> kind
+        if isinstance(request.alias, str) and _PHYSICAL.fullmatch(request.alias):
+            check_new_name(request.alias, "--alias")  # its refusal, in its words
+        check_source_name(request.alias, "--alias")
+    elif request.alias is not None:
         check_new_name(request.alias, "--alias")
+    if request.to_options and request.to_backend is None:
+        raise SmecError(f"to_options {sorted(request.to_options)} address a to_backend target; "
+                        "a copy beside the source goes where the source is: pass to_backend, "
+                        "or drop them")  # fmt: skip
     if request.writers is not None:
         request.writers = positive_int(request.writers, "--writers")
     if (request.queries is None) != (request.qrels is None):
