@@ -50,6 +50,7 @@ from smec_index.connectors.base import (
     PHYSICAL,
     PHYSICAL_HEX,
     IndexSpec,
+    check_fields,
     check_hnsw_m,
     check_new_name,
     check_switches,
@@ -270,6 +271,8 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
     """
     check_switches(request, "skip_unknown_qrels", "overwrite", "force_train", "progress",
                    "payloads")  # fmt: skip
+    check_fields(request, paths=("dataset", "data_dir", "embeddings", "artifact"),
+                 mappings=("params", "connector_options"), text=("backend", "index"))  # fmt: skip
     if request.collection is not None:
         check_new_name(request.collection, "--collection")
     positive_int(request.batch_size, "--batch-size")

@@ -287,9 +287,21 @@ class CompressedIndex:
             raise SmecError(f"params {params!r:.60}: values must be whole numbers") from None
         searcher = self._searchers.get(key)
         if searcher is None:
+            if self.manifest is not None and not self.connector.exists(self.collection):
+                raise self._gone()
             searcher = self._searchers[key] = self.connector.searcher(self.collection, params)
         ids, scores = searcher.search(self.project(vectors), k, normalized=True)
         return ids.tolist(), scores
+
+    def _gone(self) -> SmecError:
+        """The collection this index was opened on, pinned by :meth:`open`, was replaced by
+        a rebuild or dropped: say so by the name the user opened, not the physical one."""
+        name = self.manifest.name if self.manifest is not None else self.collection
+        return SmecError(
+            f"the collection {name!r} was opened on ({self.collection!r}) is gone: a rebuild "
+            f"of {name!r} replaced it, or it was dropped; open it again "
+            f"(CompressedIndex.open(..., {name!r}, ...)) to search what is there now"
+        )
 
     @classmethod
     def open(cls, backend: str, name: str, data_dir: Path, **options: Any) -> CompressedIndex:

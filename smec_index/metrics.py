@@ -41,7 +41,8 @@ def _unique_top(ranked: Sequence[str], k: int) -> list:
     """The top ``k``, refused when an id appears twice (it would be counted twice)."""
     top = _top(ranked, k)
     try:
-        unique = len(set(top)) == len(top)
+        real = [d for d in top if not (d is None or d == "")]  # search pads short lists
+        unique = len(set(real)) == len(real)
     except TypeError:  # a list or another unhashable value among the ids
         raise SmecError("a ranking's ids must be strings or whole numbers") from None
     if not unique:

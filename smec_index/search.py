@@ -34,8 +34,10 @@ class SearchRequest:
 
     def check(self) -> None:
         """The request's own rules, before anything is opened."""
-        from smec_index.connectors.base import positive_int
+        from smec_index.connectors.base import check_fields, positive_int
 
+        check_fields(self, paths=("data_dir",), mappings=("options",),
+                     text=("backend", "collection", "query", "like"))  # fmt: skip
         if (self.query is None) == (self.like is None):
             raise SmecError("pass a QUERY text or --like ID (one of them)")
         for text in (self.query, self.like):

@@ -73,6 +73,7 @@ def run_train(request: TrainRequest):  # -> LinearCompressor (torch is imported 
     from smec_index.outputs import dataset_files, prepare_output
 
     r = request
+    check_types(r)
     # Before any work: --out must be new, empty or an artifact (replaced only with
     # --overwrite), and neither an input nor around one (replacing it would delete it).
     prepare_output(
@@ -95,13 +96,31 @@ def run_train(request: TrainRequest):  # -> LinearCompressor (torch is imported 
     return compressor
 
 
+def check_types(r: TrainRequest) -> None:
+    """Each field of the type the code that reads it needs (from Python a str path or a
+    list of dims met a raw TypeError), before anything is read or written."""
+    from smec_index.connectors.base import check_fields, check_switches
+
+    check_switches(r, "skip_unknown_qrels", "unsupervised", "overwrite", "quiet")
+    check_fields(r, paths=("dataset", "out", "embeddings", "qrels_file", "extend", "query_log"),
+                 mappings=("given",), text=("method", "split", "init", "device"))  # fmt: skip
+    if isinstance(r.dims, int) and not isinstance(r.dims, bool):
+        r.dims = str(r.dims)  # dims=8 from Python: the flag's "8"
+    elif isinstance(r.dims, (list, tuple)) and all(
+        isinstance(d, int) and not isinstance(d, bool) for d in r.dims
+    ):
+        r.dims = ",".join(str(d) for d in r.dims)  # [128, 64]: the flag's "128,64"
+    elif r.dims is not None and not isinstance(r.dims, str):
+        raise SmecError(f"dims {r.dims!r:.40}: pass a list of whole numbers, e.g. [128, 64], "
+                        "or the flag's text, e.g. '128,64'")  # fmt: skip
+
+
 def check_flags(r: TrainRequest) -> None:
     """The rules between flags, before the embeddings are read."""
-    from smec_index.connectors.base import check_switches
     from smec_index.device import resolve_device
     from smec_index.options import parse_dims
 
-    check_switches(r, "skip_unknown_qrels", "unsupervised", "overwrite", "quiet")
+    check_types(r)
     parse_dims(r.dims)
     if r.split == "test" and r.qrels_file is None:
         raise SmecError("refusing to train on the test split; train on train qrels")

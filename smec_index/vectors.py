@@ -41,6 +41,10 @@ def normalize(vectors: np.ndarray) -> np.ndarray:
 
 def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.ndarray:
     """float32, C-contiguous, 2-D, finite, of dim ``dim``: or a one-line error."""
+    if hasattr(vectors, "detach") and hasattr(vectors, "cpu"):  # a torch tensor, grad or not
+        if getattr(vectors, "is_complex", lambda: False)():
+            raise SmecError(f"{what} are complex numbers; pass real (float) embeddings")
+        vectors = _tensor_rows(vectors, what)  # numpy refuses one that requires grad
     if np.iscomplexobj(vectors):  # numpy would drop the imaginary part with a warning
         raise SmecError(f"{what} are complex numbers; pass real (float) embeddings")
     if getattr(getattr(vectors, "dtype", None), "kind", "f") in "MmUSV":

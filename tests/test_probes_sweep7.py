@@ -1721,3 +1721,69 @@ def test_an_apps_qdrant_alias_may_hold_a_dash(tmp_path):
                         "docs", "--dim", 4, "--alias", "docs__b0123456789a", "--data-dir",
                         tmp_path / "d"])  # fmt: skip
     assert "reserved for smec-index" in line, line
+
+
+def test_request_fields_of_the_wrong_type_are_one_line(tmp_path):
+    """BuildRequest(data_dir=str), connector_options with data_dir or as a list,
+    TrainRequest(dims=[8, 4] or 8, dataset=str), SearchRequest(like=3, options=[1]): raw
+    TypeErrors and AttributeErrors from deep inside."""
+    from smec_index.build import BuildRequest, build
+    from smec_index.search import SearchRequest, run_search
+    from smec_index.train import TrainRequest, check_types
+
+    ds = _dataset(tmp_path)
+    for options, fragment in (({"data_dir": "x"}, "data_dir is a field of its own"),
+                              ([1], "connector_options must be a dict, got list")):  # fmt: skip
+        with pytest.raises(SmecError, match=fragment):
+            build(BuildRequest(dataset=str(ds), backend="faiss", dim=8,
+                               data_dir=str(tmp_path / "d"), connector_options=options),
+                  say=lambda _m: None)  # fmt: skip
+    for dims in ([8, 4], (8, 4), 8):
+        request = TrainRequest(dataset=str(ds), out=str(tmp_path / "a"), dims=dims)
+        check_types(request)
+        assert request.dims in ("8,4", "8") and isinstance(request.dataset, Path)
+    with pytest.raises(SmecError, match="dims \\[8.5\\]: pass a list of whole numbers"):
+        check_types(TrainRequest(dataset=ds, out=tmp_path / "a", dims=[8.5]))
+    for fields, fragment in (
+        ({"like": 3}, "like must be text"),
+        ({"like": "d1", "options": [1]}, "options must be a dict"),
+    ):
+        with pytest.raises(SmecError, match=fragment):
+            run_search(SearchRequest(backend="faiss", collection="c", data_dir=tmp_path / "d",
+                                     **fields))  # fmt: skip
+    assert not (tmp_path / "d").exists() and not (tmp_path / "a").exists()
+
+
+def test_sweep_32s_api_faults(tmp_path):
+    """transform(x, dim="8") said the artifact had no dim 8; a tensor that requires grad
+    met torch's raw RuntimeError in Connector.add and search; search's padding ("") was
+    refused by nDCG as a document listed twice (a bench with nprobe 1 aborted)."""
+    import torch
+
+    from smec_index.compressors import make_compressor
+    from smec_index.metrics import ndcg_at_k, recall_at_k
+    from smec_index.synthetic import synthetic_retrieval
+
+    data, _ = synthetic_retrieval(60, 10, 16, 4)
+    pca = make_compressor("pca", [8]).fit(data)
+    with pytest.raises(SmecError, match="dim '8': pass a whole number, one of the artifact's"):
+        pca.transform(data.corpus.vectors[:1], "8")
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        connector.create("c", IndexSpec(dim=8))
+        connector.add("c", ["a", "b"], torch.randn(2, 8, requires_grad=True))
+        ids, _ = connector.search("c", torch.randn(1, 8, requires_grad=True), 5)
+        assert sorted(ids[0][:2]) == ["a", "b"] and ids[0][2:] == ["", "", ""]
+    assert ndcg_at_k(ids[0], {"a": 1}) > 0 and recall_at_k(ids[0], {"a": 1, "b": 1}) == 1.0
+
+
+def test_an_index_opened_before_a_rebuild_names_the_rebuild(tmp_path):
+    """Opened, then rebuilt in the same process: search said to build 'x__b<hex>'."""
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    build = ["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--collection", "x",
+             "--data-dir", data, "--quiet"]  # fmt: skip
+    _ok_cli(*build)
+    index = CompressedIndex.open("faiss", "x", data)
+    _ok_cli(*build, "--overwrite")
+    with pytest.raises(SmecError, match="the collection 'x' was opened on .* is gone: a rebuild"):
+        index.search(np.ones((1, 16), np.float32), 1)
+    index.close()

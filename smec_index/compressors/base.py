@@ -153,6 +153,9 @@ class LinearCompressor:
         if not self.projections:
             raise SmecError(f"this {self.method} compressor is not fitted: call fit(data) "
                             "first, or load a trained artifact (load_compressor)")  # fmt: skip
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise SmecError(f"dim {dim!r:.30}: pass a whole number, one of the artifact's "
+                            f"dims {sorted(self.projections, reverse=True)}")  # fmt: skip
         if dim not in self.projections:
             have = ", ".join(str(d) for d in sorted(self.projections, reverse=True))
             raise SmecError(f"this {self.method} artifact has no dim {dim}; it has {have}")

@@ -308,6 +308,36 @@ def check_switches(where: Any, *names: str) -> None:
             raise SmecError(f"{name} must be True or False, got {value!r:.30}")
 
 
+def check_fields(
+    where: Any,
+    paths: tuple[str, ...] = (),
+    mappings: tuple[str, ...] = (),
+    text: tuple[str, ...] = (),
+) -> None:
+    """A request's fields of the types the code that reads them needs, or a one-line
+    error (from Python a str path, a list of options or a number id met a raw TypeError
+    deep inside): ``paths`` (None allowed) become Paths, ``mappings`` are dicts without a
+    ``data_dir`` (a field of its own), ``text`` fields are str or None."""
+    from smec_index.data import check_path_name
+
+    for name in paths:
+        value = getattr(where, name)
+        if value is not None:
+            check_path_name(value, name)
+            setattr(where, name, Path(value))
+    for name in mappings:
+        value = getattr(where, name)
+        if not isinstance(value, Mapping):
+            raise SmecError(f"{name} must be a dict, got {type(value).__name__}")
+        if "data_dir" in value:
+            raise SmecError(f"{name}: data_dir is a field of its own; pass it as data_dir=")
+    for name in text:
+        value = getattr(where, name)
+        if value is not None and not isinstance(value, str):
+            raise SmecError(f"{name} must be text (str), got {type(value).__name__} "
+                            f"{value!r:.30}")  # fmt: skip
+
+
 def positive_int(value: Any, what: str, most: int = INT_MAX) -> int:
     """``value`` as an int from 1 to ``most``, or a one-line error naming ``what``.
 
