@@ -187,7 +187,9 @@ def default_artifact(
     """A SMEC artifact with default settings, trained once and cached under the data dir.
 
     It holds every dim of ``wanted`` below the input dim plus the defaults (256 ... 32).
-    The cache is keyed on :func:`_cache_key`; ``force`` retrains and replaces it anyway.
+    The cache is keyed on :func:`_cache_key`; ``force`` trains again into a new entry beside
+    the old ones (``<key>-r2``, ``-r3`` ...; the newest is used), so a collection built from an
+    older one keeps the artifact it was built with.
     Returns the compressor and its directory; ``(None, None)`` when nothing is to compress.
     """
     too_big = [d for d in wanted if d > data.dim]
@@ -206,7 +208,14 @@ def default_artifact(
     smec = make_compressor("smec", dims, supervised=supervised, progress=progress)
     settings = smec.train_config.to_dict()  # type: ignore[attr-defined]
     name = data.dataset.name if data.dataset else "data"
-    path = data_dir / "artifacts" / f"{name}-smec-{_cache_key(data, dims, qrels, settings)[:16]}"
+    base = data_dir / "artifacts" / f"{name}-smec-{_cache_key(data, dims, qrels, settings)[:16]}"
+    entries = [base] + sorted(base.parent.glob(f"{base.name}-r*"),
+                              key=lambda p: int(p.name.rsplit("-r", 1)[1])
+                              if p.name.rsplit("-r", 1)[1].isdigit() else 0)  # fmt: skip
+    made = [p for p in entries if (p / "config.json").is_file()]
+    path = made[-1] if made else base
+    if force and made:  # never over the one earlier collections were built with
+        path = base.with_name(f"{base.name}-r{len(entries) + 1}")
     if (path / "config.json").is_file() and not force:
         cached = load_compressor(path)
         recorded = getattr(cached, "train_config", None)
@@ -216,7 +225,7 @@ def default_artifact(
             raise SmecError(
                 f"the cached SMEC artifact {path} now holds a {cached.method} artifact of dims "
                 f"{list(cached.dims)} that build did not train; pass it as --artifact to "
-                "build with it, or --force-train to train SMEC there again"
+                "build with it, or --force-train to train SMEC again beside it"
             )
         say(f"no --artifact: using the cached SMEC artifact {path}")
         return cached, path

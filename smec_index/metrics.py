@@ -34,6 +34,9 @@ def _top(ranked: Any, k: int) -> list:
     if isinstance(ranked, (str, bytes, Mapping)) or not isinstance(ranked, Iterable):
         raise SmecError(f"a ranking must be a list of document ids, got "
                         f"{type(ranked).__name__}")  # fmt: skip
+    if isinstance(ranked, np.ndarray) and ranked.ndim != 1:  # Searcher.search's ids, whole
+        raise SmecError(f"a ranking is one list of ids, got a {ranked.ndim}-d array (one row "
+                        "per query?): pass one row, e.g. ids[0]")  # fmt: skip
     return list(itertools.islice(ranked, _cut(k)))
 
 

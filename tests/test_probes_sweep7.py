@@ -1361,7 +1361,28 @@ def test_build_refuses_a_cached_artifact_that_was_written_over(tmp_path):
     assert "now holds a pca artifact" in line and "--force-train" in line, line
     _ok_cli("build", "--dataset", ds, "--backend", "faiss", "--dim", 8, "--collection", "b",
             "--data-dir", data, "--force-train", "--quiet")  # fmt: skip
-    assert json.loads((cache / "config.json").read_text())["method"] == "smec"
+    fresh = cache.with_name(f"{cache.name}-r2")  # beside it: the user's pca stays as it is
+    assert json.loads((fresh / "config.json").read_text())["method"] == "smec"
+    assert json.loads((cache / "config.json").read_text())["method"] == "pca"
+    built = _ok_cli("build", "--dataset", ds, "--backend", "faiss", "--dim", 8, "--collection",
+                    "c", "--data-dir", data)  # fmt: skip
+    assert f"using the cached SMEC artifact {fresh}" in built, built
+
+
+def test_force_train_leaves_the_artifact_earlier_collections_were_built_with(tmp_path):
+    """Sweep 33: build --force-train for a new collection replaced the cached artifact in
+    place, and every collection built from it before refused to search ("artifact
+    changed"), though only its timings differed."""
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    build = ["build", "--dataset", ds, "--backend", "faiss", "--dim", 8, "--data-dir", data,
+             "--quiet"]  # fmt: skip
+    _ok_cli(*build, "--collection", "old")
+    _ok_cli(*build, "--collection", "new", "--force-train")
+    assert len(list((data / "artifacts").iterdir())) == 2
+    for name in ("old", "new"):
+        found = _ok_cli("search", "--backend", "faiss", "--collection", name, "--like", "d1",
+                        "-k", 1, "--data-dir", data)  # fmt: skip
+        assert "d1" in found, found
 
 
 @pytest.mark.parametrize("by_alias", [True, False])
@@ -1787,3 +1808,66 @@ def test_an_index_opened_before_a_rebuild_names_the_rebuild(tmp_path):
     with pytest.raises(SmecError, match="the collection 'x' was opened on .* is gone: a rebuild"):
         index.search(np.ones((1, 16), np.float32), 1)
     index.close()
+
+
+# -- the thirty-third sweep: its faults ----------------------------------------------------------
+
+
+def test_sweep_33s_api_faults(tmp_path):
+    """refine=inf met faiss's raw RuntimeError at the first search (1e9: bad_alloc); a 2-D
+    array of ids met numpy's "truth value is ambiguous" in the metrics; create(overwrite=True)
+    dropped the aliases pointing at the collection; a qdrant local-mode searcher answered
+    from the collection made again under its name."""
+    from smec_index.metrics import ndcg_at_k
+
+    rows = np.random.default_rng(0).standard_normal((20, 16)).astype(np.float32)
+    with open_connector("faiss", data_dir=tmp_path / "f") as connector:
+        for refine in (float("inf"), float("nan"), 1e9):
+            params = {"nlist": 4, "pq_m": 4, "refine": refine}
+            with pytest.raises(SmecError, match="refine=.*: use a number from 1 to 1000"):
+                connector.create("x", IndexSpec(16, "l2", "ivf_pq", params))
+    with pytest.raises(SmecError, match="a ranking is one list of ids, got a 2-d array"):
+        ndcg_at_k(np.array([["a", "b"]]), {"a": 1})
+    for backend, options in (("faiss", {}), ("qdrant", {"mode": "local"})):
+        with open_connector(backend, data_dir=tmp_path / backend, **options) as connector:
+            connector.create("v1", IndexSpec(16))
+            connector.add("v1", [f"a{i}" for i in range(20)], rows)
+            connector.set_alias("prod", "v1")
+            old = connector.searcher("v1")
+            connector.create("v1", IndexSpec(16), overwrite=True)
+            connector.add("v1", ["b0"], rows[:1])
+            assert connector.aliases() == {"prod": "v1"}, backend
+            assert connector.search("prod", rows[:1], 1)[0][0][0] == "b0"
+            with pytest.raises(SmecError, match="searcher"):
+                old.search(rows[:1], 1)
+
+
+def test_an_in_place_vector_deleted_after_it_was_filled_names_restart(tmp_path):
+    """The user deleted the filled vector (as --rollback advises): every rerun said "0 of
+    200 points have vector a_8; run again to resume"."""
+    from qdrant_client import QdrantClient, models
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config={
+        "a": models.VectorParams(size=16, distance=models.Distance.COSINE)})  # fmt: skip
+    rng = np.random.default_rng(0)
+    client.upsert("docs", [models.PointStruct(id=i, vector={"a": rng.standard_normal(16).tolist()})
+                           for i in range(200)])  # fmt: skip
+    client.close()
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection",
+              "docs", "--dim", 8, "--using", "a", "--in-place", "--min-recall", 0,
+              "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    _ok_cli(*common)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.delete_vector_name("docs", "a_8")
+    client.close()
+    line = _error_line(common)
+    assert "pass --restart to fill it again" in line and "resume" not in line, line
+    _ok_cli(*common, "--restart")
+
+
+def test_a_corpus_too_small_for_hard_negatives_names_a_way_build_has(tmp_path):
+    """build on 20 documents said "or --unsupervised", a flag build does not have."""
+    line = _error_line(["build", "--dataset", _dataset(tmp_path, n=20), "--backend", "faiss",
+                        "--dim", 8, "--data-dir", tmp_path / "d"])  # fmt: skip
+    assert "smec-index train --unsupervised`, then build with its --artifact" in line, line

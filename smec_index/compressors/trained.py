@@ -145,7 +145,9 @@ class TrainedCompressor(LinearCompressor):
                 f"{self.method} mines {config.hard_negatives} hard negatives per query besides "
                 f"up to {relevant} relevant documents, so it needs at least {need} documents; "
                 f"the corpus has {n}: use a larger corpus"
-                + ("" if self.needs_qrels else " or --unsupervised")
+                + ("" if self.needs_qrels else ", or train without qrels (`smec-index train "
+                   "--unsupervised`, then build with its --artifact; supervised=False in "
+                   "Python)")
             )
 
     def _against_pca(

@@ -97,10 +97,18 @@ class Connector:
                     f"collection {collection!r} already exists in {self.name}; pass "
                     "--overwrite to replace it, or pick another name"
                 )
+            # the names pointing at it stay the user's: replacing a collection is no
+            # reason to drop them (the engines drop a collection's aliases with it)
+            kept = sorted(a for a, t in self.aliases().items() if t == collection)
             self.drop(collection)
+        else:
+            kept = []
         self._specs.pop(collection, None)
         self.backend.create(collection, spec)
         self._specs[collection] = (spec, self._life(collection))
+        for alias in kept:
+            self._specs.pop(alias, None)
+            self.backend.set_alias(alias, collection)
         return spec
 
     def foreign(self, collection: str) -> bool:

@@ -236,11 +236,15 @@ def _create_vector(writer: NamedVector, dim: int, metric: str) -> None:
 def _verify(request, source: QdrantSource, writer: NamedVector, projection, count) -> float:
     filled = writer.count_filled()
     if filled != count:
+        # every point was written by then: a resume cannot mend it, only filling it again
         raise SmecError(
-            f"{filled} of {count} points have vector {writer.name!r}; run again to resume"
+            f"{filled} of {count} points have vector {writer.name!r}, though every point was "
+            "filled: the vector was deleted, or the source's points changed, since; pass "
+            "--restart to fill it again"
         )
     sample = verify.gate_queries(source)
     expected = projection.transform(sample.vectors, request.dim)
     if not np.allclose(writer.get(sample.raw_ids), expected, atol=1e-5):
-        raise SmecError(f"sampled {writer.name!r} vectors differ from the projection")
+        raise SmecError(f"sampled {writer.name!r} vectors differ from the projection of the "
+                        f"source's; {verify.CHANGED}")  # fmt: skip
     return verify.recall_at_10(source.search(sample.vectors, 10), writer.search(expected, 10))

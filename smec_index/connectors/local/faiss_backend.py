@@ -53,6 +53,7 @@ no GPU: that path is not exercised by the tests here.)
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 import warnings
@@ -108,9 +109,11 @@ class FaissBackend(LocalBackend):
         """The values of ``refine`` and ``encoding`` (the connector checked the names)."""
         refine = spec.params.get("refine")
         if refine is not None and (
-            isinstance(refine, bool) or not isinstance(refine, (int, float)) or refine < 1
-        ):
-            raise SmecError(f"refine={refine!r}: use a number >= 1 (candidates per hit)")
+            isinstance(refine, bool) or not isinstance(refine, (int, float))
+            or not math.isfinite(refine) or not 1 <= refine <= MAX_REFINE
+        ):  # fmt: skip
+            raise SmecError(f"refine={refine!r}: use a number from 1 to {MAX_REFINE} "
+                            "(candidates per hit re-ranked)")
         check_encoding(spec.params.get("encoding"), spec.dim, spec.index, spec.metric)
 
     def create(self, collection: str, spec) -> None:
@@ -429,6 +432,9 @@ def _inverted_file(encoding: str, dim: int, nlist: int, metric: int) -> Any:
     if encoding == "rabitq":
         return faiss.IndexIVFRaBitQ(quantizer, dim, nlist, metric)
     return faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
+
+
+MAX_REFINE = 1000  # candidates per hit: refine * k are re-ranked; beyond this, a typo (inf)
 
 
 def _training_need(spec) -> tuple[int, str, str, str]:

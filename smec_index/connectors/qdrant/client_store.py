@@ -41,7 +41,7 @@ from smec_index.connectors.qdrant.settings import (
     scroll_pages,
     to_points,
 )
-from smec_index.connectors.storage import DISK_METHOD, disk_bytes
+from smec_index.connectors.storage import DISK_METHOD, disk_bytes, end_life, life_of
 from smec_index.errors import SmecError
 
 SPEC_KEY = "smec_index_spec"
@@ -200,7 +200,14 @@ class ClientStore:
         with self.guard():
             self.client.update_collection_aliases(change_aliases_operations=[operation])
 
+    def life(self, collection: str) -> Any:
+        """Ended when this process drops or makes ``collection`` again here, so a searcher
+        bound before refuses instead of answering from what now has the name (another
+        process's drop is the server's, unseen without a call per query)."""
+        return life_of(f"qdrant:{self.where}/{collection}")
+
     def create(self, collection: str, spec: IndexSpec, settings: QdrantSettings) -> None:
+        end_life(f"qdrant:{self.where}/{collection}")
         with self.guard():
             self.client.delete_collection(collection)
             self.client.create_collection(
@@ -337,6 +344,7 @@ class ClientStore:
 
     def drop(self, collection: str) -> None:
         self._aliases = None  # Qdrant drops the collection's aliases with it
+        end_life(f"qdrant:{self.where}/{collection}")
         with self.guard():
             self.client.delete_collection(collection)
 
