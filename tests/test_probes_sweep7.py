@@ -1869,5 +1869,5 @@ def test_an_in_place_vector_deleted_after_it_was_filled_names_restart(tmp_path):
 def test_a_corpus_too_small_for_hard_negatives_names_a_way_build_has(tmp_path):
     """build on 20 documents said "or --unsupervised", a flag build does not have."""
     line = _error_line(["build", "--dataset", _dataset(tmp_path, n=20), "--backend", "faiss",
-                        "--dim", 8, "--data-dir", tmp_path / "d"])  # fmt: skip
+                        "--dim", 8, "--data-dir", tmp_path / "d", "--quiet"])  # fmt: skip
     assert "smec-index train --unsupervised`, then build with its --artifact" in line, line
