@@ -475,7 +475,13 @@ def _build_and_switch(
         # A plain collection of that name (made before builds used aliases) must go before
         # the name can become an alias: the one moment a kill leaves nothing under it.
         connector.drop(name)
-    connector.set_alias(name, physical)  # the switch: atomic
+    try:
+        connector.set_alias(name, physical)  # the switch: atomic
+    except BaseException:  # nothing points at it: gone, as when a step before failed
+        if connector.resolve(name) != physical:
+            connector.drop(physical)
+            Manifest.remove(request.data_dir, _folder(request), physical)
+        raise
     if current is not None and current != name and is_physical(current, name):
         if current not in connector.aliases().values():
             connector.drop(current)

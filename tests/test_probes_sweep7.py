@@ -1871,3 +1871,17 @@ def test_a_corpus_too_small_for_hard_negatives_names_a_way_build_has(tmp_path):
     line = _error_line(["build", "--dataset", _dataset(tmp_path, n=20), "--backend", "faiss",
                         "--dim", 8, "--data-dir", tmp_path / "d", "--quiet"])  # fmt: skip
     assert "smec-index train --unsupervised`, then build with its --artifact" in line, line
+
+
+def test_a_build_refused_at_its_alias_step_leaves_nothing(tmp_path):
+    """aliases.lock made a folder: one error line, but the new collection and its manifest
+    stayed until the next build of that name."""
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    build = ["build", "--dataset", ds, "--backend", "hnswlib", "--dim", 16, "--data-dir", data,
+             "--quiet"]  # fmt: skip
+    _ok_cli(*build, "--collection", "first")
+    (data / "hnswlib" / "aliases.lock").unlink()
+    (data / "hnswlib" / "aliases.lock").mkdir()
+    assert "Is a directory" in _error_line([*build, "--collection", "second"])
+    assert not list((data / "hnswlib").glob("second__b*"))
+    assert not [p for p in (data / "manifests").rglob("*.json") if "second" in p.read_text()]
