@@ -17,7 +17,12 @@ def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> 
     Raises:
         SmecError: ``name`` is neither a collection nor an alias there.
     """
-    check_collection_name(name)
+    if options.get("path") or options.get("url") or options.get("uri"):
+        from smec_index.connectors.source import check_source_name
+
+        check_source_name(name, "--collection")  # a user's engine: the names it takes
+    else:
+        check_collection_name(name)
     unreadable: list[Path] = []
     record = _migrated(backend, name, Path(data_dir), options, unreadable)
     if record is not None:

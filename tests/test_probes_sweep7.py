@@ -1885,3 +1885,36 @@ def test_a_build_refused_at_its_alias_step_leaves_nothing(tmp_path):
     assert "Is a directory" in _error_line([*build, "--collection", "second"])
     assert not list((data / "hnswlib").glob("second__b*"))
     assert not [p for p in (data / "manifests").rglob("*.json") if "second" in p.read_text()]
+
+
+def test_an_apps_alias_of_the_source_moves_to_a_copy_in_the_same_milvus_file(tmp_path):
+    """--to-backend milvus --to-uri <the source's own file> --alias docs_app (the app's alias
+    of the source): refused as an alias "not at the source"; the same file spelled two ways
+    were two places ("this migration did not create it")."""
+    from pymilvus import MilvusClient
+
+    db = tmp_path / "m.db"
+    _user_milvus(db, n=60)
+    client = MilvusClient(str(db))
+    client.create_alias("docs", "docs_app")
+    client.close()
+    for uri in (db, f"{tmp_path}/./m.db"):
+        _ok_cli("migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim",
+                4, "--to-backend", "milvus", "--to-uri", uri, "--to", "docs4", "--alias",
+                "docs_app", "--allow-schema-change", "--min-recall", 0, "--data-dir",
+                tmp_path / "d", "--quiet")  # fmt: skip
+    client = MilvusClient(str(db))
+    assert client.describe_alias("docs_app")["collection_name"] == "docs4"
+    client.close()
+
+
+def test_info_takes_the_names_the_users_engine_takes(tmp_path):
+    """migrate --alias 'ü live' was accepted, and info on it refused the name."""
+    from tests.probes import qdrant_source
+
+    source = qdrant_source(tmp_path, n=40, dim=16)
+    common = ["--backend", "qdrant", "--path", source, "--data-dir", tmp_path / "d"]
+    _ok_cli("migrate", *common, "--collection", "docs", "--dim", 4, "--alias", "ü live",
+            "--min-recall", 0, "--quiet")  # fmt: skip
+    described = json.loads(_ok_cli("info", *common, "--collection", "ü live", "--json"))
+    assert described["alias_target"] == "docs_4" and described["dim"] == 4, described

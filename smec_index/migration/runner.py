@@ -344,6 +344,8 @@ def _to_backend(request, source, options, server, partition, started, say):
         given = request.to_options
         place = shown_url(str(given.get("url") or given.get("uri") or ""))
         if not server:  # Qdrant's local mode: `info`/`search --mode local` read it
+            if given.get("uri"):  # a milvus-lite file, however it was spelled (m.db, ./m.db)
+                place = str(Path(given["uri"]).resolve())
             mode = " local mode" if given.get("mode") == "local" else ""
             place = f"{request.to_backend}{mode} in {Path(request.data_dir).resolve()}" + (
                 f" ({place})" if place else "")  # fmt: skip
@@ -510,7 +512,13 @@ class _Run:
     def check_names(self) -> None:
         """Refuse, before anything is written, every target this run may not write."""
         request, target, name = self.request, self.target, self.name
-        same_place = self.mirror
+        # beside the source: a mirror copy, or a --to-backend target in the source's own
+        # milvus-lite file or server (whose app aliases may point at the source)
+        where = getattr(getattr(getattr(target, "connector", None), "backend", None), "where",
+                        None)  # fmt: skip
+        same_place = self.mirror or (
+            where is not None and self.source.info.location in (where, f"lite:{where}")
+        )
         if same_place and name == self.source.info.collection:
             raise SmecError(
                 f"--to {name}: that is the source collection, which migrate never writes; "
