@@ -1918,3 +1918,35 @@ def test_info_takes_the_names_the_users_engine_takes(tmp_path):
             "--min-recall", 0, "--quiet")  # fmt: skip
     described = json.loads(_ok_cli("info", *common, "--collection", "ü live", "--json"))
     assert described["alias_target"] == "docs_4" and described["dim"] == 4, described
+
+
+def test_a_migration_killed_while_making_its_copy_makes_it_again(tmp_path):
+    """Killed after the copy was created but before its partitions were: the rerun compared
+    the half-made copy with the source and blamed a schema change (pass
+    --allow-schema-change). Here the killed state is laid down by hand: the progress record
+    before its target_schema, the copy without its partition."""
+    from pymilvus import MilvusClient
+
+    db, data = tmp_path / "m.db", tmp_path / "d"
+    _user_milvus(db, n=40)
+    client = MilvusClient(str(db))
+    client.create_partition("docs", "p1")
+    client.insert("docs", [{"pk": 100 + i, "emb": np.ones(16).tolist(), "title": "p"}
+                           for i in range(5)], partition_name="p1")  # fmt: skip
+    client.close()
+    common = ["migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim", 4,
+              "--min-recall", 0, "--data-dir", data, "--quiet"]  # fmt: skip
+    _ok_cli(*common)
+    (record,) = [p for p in (data / "migrations").glob("*/milvus-*.json")]
+    state = json.loads(record.read_text())
+    state.update(written=0, done=False, cursor=None)
+    state.pop("target_schema")
+    record.write_text(json.dumps(state))
+    client = MilvusClient(str(db))
+    client.release_collection("docs_4")
+    client.drop_partition("docs_4", "p1")
+    client.close()
+    assert "verified: True" in _ok_cli(*common)
+    client = MilvusClient(str(db))
+    assert sorted(client.list_partitions("docs_4")) == ["_default", "p1"]
+    client.close()

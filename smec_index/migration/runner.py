@@ -621,6 +621,12 @@ class _Run:
                                 f"({state['written']} points were written to it); pass "
                                 "--restart to copy the source again")  # fmt: skip
             state = None  # creating it failed before a point was written: start it anew
+        if (state is not None and "target_schema" not in state and not state.get("written")
+                and self.partition is None):  # fmt: skip
+            # killed while making the target (before its schema was recorded): what is there
+            # is this run's half-made copy, made again below (it was compared with the source
+            # as if finished, and blamed on a schema change)
+            state = None
         if state is not None:
             check_schema(state, schema_fp, self.progress.shown_source)
         changes = self.changes()
