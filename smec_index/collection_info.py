@@ -73,6 +73,10 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
                 + other_mode_hint(backend, data_dir, options, name)
             )  # fmt: skip
         manifest = Manifest.find(data_dir, manifest_folder(backend, options), collection)
+        if manifest is not None:
+            from smec_index.index import check_not_emptied
+
+            check_not_emptied(connector, collection, name, manifest)
         spec = connector.spec(collection)
         sizes = connector.sizes(collection)
         unfinished = None if manifest else unfinished_migration(data_dir, backend, collection)

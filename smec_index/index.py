@@ -207,6 +207,17 @@ def check_stored_dim(compressor: LinearCompressor | None, dim: int) -> None:
         )
 
 
+def check_not_emptied(connector: Connector, collection: str, name: str,
+                      manifest: Manifest) -> None:  # fmt: skip
+    """A built collection that now reads as empty lost its engine's files (milvus-lite's own
+    manifest damaged, say): refused, not answered as empty."""
+    if manifest.count > 0 and connector.count(collection) == 0:
+        raise SmecError(
+            f"{name!r} was built with {manifest.count:,} points, and its engine now reads "
+            f"none in {collection!r}: its files were damaged or removed; build it again"
+        )
+
+
 class CompressedIndex:
     """A backend collection plus the projection its vectors went through.
 
@@ -359,6 +370,7 @@ class CompressedIndex:
                     f"{data_dir}, so its projection is unknown; build it with `smec-index "
                     "build`, or pass the right --data-dir"
                 )
+            check_not_emptied(connector, collection, name, manifest)
             # Pinned to the physical collection: a rebuild under the name later cannot make
             # this index project queries with one artifact into another's vectors.
             index = cls(connector, collection, manifest.projection(), manifest.dim)

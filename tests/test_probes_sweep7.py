@@ -1950,3 +1950,17 @@ def test_a_migration_killed_while_making_its_copy_makes_it_again(tmp_path):
     client = MilvusClient(str(db))
     assert sorted(client.list_partitions("docs_4")) == ["_default", "p1"]
     client.close()
+
+
+def test_a_built_collection_whose_engine_files_were_damaged_is_not_read_as_empty(tmp_path):
+    """milvus-lite's own manifest.json of a built collection damaged: info said count 0 and
+    search --like said there was no such point."""
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    _ok_cli("build", "--dataset", ds, "--backend", "milvus", "--dim", 16, "--collection", "m",
+            "--data-dir", data, "--quiet")  # fmt: skip
+    (damaged,) = (data / "milvus" / "milvus.db" / "collections").glob("m__b*/manifest.json")
+    damaged.write_text("{")
+    for command in (["info"], ["search", "--like", "d1"]):
+        line = _error_line([*command, "--backend", "milvus", "--collection", "m", "--data-dir",
+                            data])  # fmt: skip
+        assert "was built with 300 points, and its engine now reads none" in line, line
