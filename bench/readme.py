@@ -27,7 +27,7 @@ HEADLINE_BYTES = 64
 # and says so, until its command is run again.
 TRAINER_CHANGED = "2026-11-30T11:30:00"
 # Sections whose figures involve no trained method, so the trainer's changes do not touch them.
-UNTRAINED = {"milvus-migrate", "synthetic-scale"}
+UNTRAINED = {"milvus-migrate"}
 
 SECTIONS = [
     (
@@ -103,20 +103,9 @@ SECTIONS = [
         "python -m bench.ablations memory",
     ),
     (
-        "Bytes: index_bytes and total_bytes with and without payload",
-        "scifact-bytes",
-        "python -m bench.bytes --dataset ../shared/data/scifact",
-    ),
-    (
         "Migrating a Milvus collection: throughput and peak memory",
         "milvus-migrate",
         "python -m bench.migrate --n 250000 --n 1000000",
-    ),
-    (
-        "Scale: 200k synthetic 384-d vectors, PCA to each dim, HNSW at one ef: recall against "
-        "the 384-d neighbours (what 32 dims lose below the data's rank 48)",
-        "synthetic-scale",
-        "python -m bench.scale --n 200000",
     ),
 ]
 
@@ -204,10 +193,13 @@ REPORTS = [
     ("ANN backends: nDCG through the index vs exhaustive search, recall, latency, QPS, bytes",
      "ann", ["Every run"], ["p50-vs-dim"]),
     ("Scale: 200k synthetic vectors, FAISS HNSW16, hnswlib and qdrant-edge at recall@10 >= "
-     "0.95 in each dim's space, and the roofline", "scale-200k",
+     "0.95 in each dim's space, recall against the 384-d neighbours, and the roofline",
+     "scale-200k",
      ["Dims at equal recall", "Roofline"], ["recall-vs-qps"]),
     ("Scale: 1M synthetic vectors, FAISS HNSW32 and hnswlib at recall@10 >= 0.95, and the "
      "roofline", "scale-1m", ["Dims at equal recall", "Roofline"], ["recall-vs-qps"]),
+    ("Bytes: index_bytes and total_bytes of every backend, bare and with payload", "bytes",
+     ["Payload"], []),
 ]  # fmt: skip
 
 
