@@ -214,8 +214,10 @@ def default_artifact(
                               if p.name.rsplit("-r", 1)[1].isdigit() else 0)  # fmt: skip
     made = [p for p in entries if (p / "config.json").is_file()]
     path = made[-1] if made else base
-    if force and made:  # never over the one earlier collections were built with
-        path = base.with_name(f"{base.name}-r{len(entries) + 1}")
+    if force and made:  # never over one earlier collections were built with: past the last
+        taken = [int(p.name.rsplit("-r", 1)[1]) for p in entries[1:]
+                 if p.name.rsplit("-r", 1)[1].isdigit()]  # fmt: skip
+        path = base.with_name(f"{base.name}-r{max([1, *taken]) + 1}")
     if (path / "config.json").is_file() and not force:
         cached = load_compressor(path)
         recorded = getattr(cached, "train_config", None)
@@ -365,8 +367,8 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
                 "(its physical collections add a suffix)"
             )
         place = local_storage(request)
-        if place is not None:  # before the lock, the training and any write
-            payloads = corpus_payloads(data, request.payloads)
+        payloads = corpus_payloads(data, request.payloads)  # a document corpus.jsonl lacks:
+        if place is not None:  # refused before the lock, the training and any write
             check_free_space(place, disk_estimate(request, len(data.corpus.ids), payloads))
         what = f"a build of {request.backend} collection {name!r}"
         with file_lock(lock_path(request, name), what):
@@ -375,7 +377,9 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
                 connector.refuse_foreign(name, "pick another --collection, or drop it "
                                          "yourself first if you mean to replace it")
             # What no build made first: "pass --overwrite" would lead to these refusals.
-            if current == name:  # a build's name is an alias of NAME__b<hex>, never this
+            if current == name and not _legacy_build(request, name):
+                # a build's name is an alias of NAME__b<hex>; a plain collection of that name
+                # is a migration's copy, say, unless a build from before aliases made it
                 raise SmecError(
                     f"collection {name!r} is a plain collection, not one a build made (a "
                     "migration's copy, say; a build keeps its vectors behind an alias of that "
@@ -643,6 +647,14 @@ def _verify(
             "not switched in; check the backend and build again"
         )
     return count
+
+
+def _legacy_build(request: BuildRequest, name: str) -> bool:
+    """Whether the plain collection ``name`` is one a build made before builds kept their
+    vectors behind an alias: its manifest is a build's (a migration's records where the
+    copy came from)."""
+    manifest = Manifest.find(request.data_dir, _folder(request), name)
+    return manifest is not None and "migrated_from" not in (manifest.extra or {})
 
 
 def is_physical(collection: str, name: str) -> bool:

@@ -44,7 +44,7 @@ def _unique_top(ranked: Sequence[str], k: int) -> list:
     """The top ``k``, refused when an id appears twice (it would be counted twice)."""
     top = _top(ranked, k)
     try:
-        real = [d for d in top if not (d is None or d == "")]  # search pads short lists
+        real = [d for d in top if not _pad(d)]  # search pads short lists
         unique = len(set(real)) == len(real)
     except TypeError:  # a list or another unhashable value among the ids
         raise SmecError("a ranking's ids must be strings or whole numbers") from None
@@ -70,8 +70,17 @@ def _judged_top(ranked: Sequence[str], relevance: Mapping[str, Any], k: int) -> 
     """The unique top ``k``, refused where its ids and the judgements' are of two kinds
     (text and numbers: 1 never equals "1", which scored a silent 0)."""
     top = _unique_top(ranked, k)
-    _one_kind(top, list(relevance), "the judgements'")
+    _one_kind([d for d in top if not _pad(d)], list(relevance), "the judgements'")
     return top
+
+
+def _pad(value: Any) -> bool:
+    """Whether ``value`` pads a ranking (``""``, None, a negative row number); never raises,
+    unlike :func:`_padding`, which also refuses what is no id."""
+    if value is None or isinstance(value, str):
+        return not value
+    return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and value < 0)  # fmt: skip
 
 
 def _one_kind(ranked: list, other: list, whose: str) -> None:
@@ -142,7 +151,7 @@ def recall_vs_exact(
     for got, want in zip(found, exact, strict=True):
         truth = {i for i in _top(want, k) if not _padding(i)}
         top = [i for i in _top(got, k) if not _padding(i)]
-        _one_kind(top, list(truth), "exact search's")
+        _one_kind(top, list(truth), "exact search's")  # neither holds padding
         total += len(truth.intersection(top)) / len(truth) if truth else 0.0
     return total / len(exact)
 

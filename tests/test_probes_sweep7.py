@@ -1964,3 +1964,70 @@ def test_a_built_collection_whose_engine_files_were_damaged_is_not_read_as_empty
         line = _error_line([*command, "--backend", "milvus", "--collection", "m", "--data-dir",
                             data])  # fmt: skip
         assert "was built with 300 points, and its engine now reads none" in line, line
+
+
+# -- a review of this stop's fixes ---------------------------------------------------------------
+
+
+def test_pending_points_keep_their_exact_vectors_through_a_reopen(tmp_path):
+    """The untrained commit wrote no exact copy of the vectors: after a reopen, get() read
+    the lossy PQ codes back (max error 0.48)."""
+    rng = np.random.default_rng(0)
+    first, more = rng.standard_normal((3, 8)), rng.standard_normal((40, 8))
+    spec = IndexSpec(8, "l2", "ivf_pq", {"nlist": 4, "pq_m": 2, "pq_bits": 4})
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        connector.create("pq", spec)
+        connector.add("pq", ["a", "b", "c"], first.astype(np.float32))
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        connector.add("pq", [f"m{i}" for i in range(40)], more.astype(np.float32))
+        connector.flush("pq")
+    with open_connector("faiss", data_dir=tmp_path) as connector:
+        got = connector.get("pq", ["a", "b", "c"]).vectors
+    np.testing.assert_allclose(got, first, atol=1e-6)
+
+
+def test_a_plain_collection_a_build_made_before_aliases_is_still_replaced(tmp_path):
+    """Builds once kept a collection under its own name; --overwrite replaces such a one (its
+    manifest is a build's), while a migration's copy stays refused."""
+    from smec_index.index import Manifest
+
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    with open_connector("faiss", data_dir=data) as connector:
+        stored = connector.create("old", IndexSpec(dim=16))
+        connector.add("old", ["x"], np.ones((1, 16), np.float32))
+    Manifest(backend="faiss", collection="old", dim=16, input_dim=16, artifact=None,
+             model=None, dataset=str(ds), spec=stored.to_dict(), count=1,
+             name="old").save(data)  # fmt: skip
+    _ok_cli("build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--collection", "old",
+            "--overwrite", "--data-dir", data, "--quiet")  # fmt: skip
+    with open_connector("faiss", data_dir=data) as connector:
+        assert connector.resolve("old").startswith("old__b") and connector.count("old") == 300
+
+
+def test_force_train_numbers_past_the_last_entry_not_into_a_gap(tmp_path):
+    """Entries base, -r3 (r2 removed): the next --force-train wrote into -r3, over the
+    artifact a collection was built with."""
+    import shutil
+
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    build = ["build", "--dataset", ds, "--backend", "faiss", "--dim", 8, "--data-dir", data,
+             "--quiet", "--force-train"]  # fmt: skip
+    for name in ("a", "b", "c"):
+        _ok_cli(*build, "--collection", name)
+    (base,) = [p for p in (data / "artifacts").iterdir() if "-r" not in p.name]
+    shutil.rmtree(base.with_name(f"{base.name}-r2"))
+    _ok_cli(*build, "--collection", "d")
+    assert sorted(p.name[len(base.name):] for p in (data / "artifacts").iterdir()) == [
+        "", "-r3", "-r4"]
+    found = _ok_cli("search", "--backend", "faiss", "--collection", "c", "--like", "d1", "-k", 1,
+                    "--data-dir", data)  # fmt: skip
+    assert "d1" in found, found
+
+
+def test_padding_is_no_id_kind_and_no_duplicate():
+    """[None, None] against text judgements was "ids are numbers"; [5, -1, -1] was refused
+    as a document listed twice."""
+    from smec_index.metrics import ndcg_at_k, recall_at_k
+
+    assert ndcg_at_k([None, None], {"d1": 1}) == 0.0
+    assert recall_at_k([5, -1, -1], {5: 1}) == 1.0

@@ -178,6 +178,9 @@ class FaissBackend(LocalBackend):
             files["pending"] = f"pending-{generation}.npy"
             np.save(directory / files["pending"], np.concatenate(pending))
             faiss.write_index(col.index, str(directory / files["index"]))
+            if "vectors" in col.extra:  # the exact copy kept beside lossy codes: still empty
+                files["vectors"] = f"vectors-{generation}.npy"
+                np.save(directory / files["vectors"], col.extra["vectors"])
             return files
         faiss.write_index(self._trained(col), str(directory / files["index"]))
         if "vectors" in col.extra:
