@@ -209,15 +209,12 @@ def default_artifact(
     settings = smec.train_config.to_dict()  # type: ignore[attr-defined]
     name = data.dataset.name if data.dataset else "data"
     base = data_dir / "artifacts" / f"{name}-smec-{_cache_key(data, dims, qrels, settings)[:16]}"
-    entries = [base] + sorted(base.parent.glob(f"{base.name}-r*"),
-                              key=lambda p: int(p.name.rsplit("-r", 1)[1])
-                              if p.name.rsplit("-r", 1)[1].isdigit() else 0)  # fmt: skip
+    entries = [base, *sorted(base.parent.glob(f"{base.name}-r*"), key=_retrain_number)]
     made = [p for p in entries if (p / "config.json").is_file()]
     path = made[-1] if made else base
     if force and made:  # never over one earlier collections were built with: past the last
-        taken = [int(p.name.rsplit("-r", 1)[1]) for p in entries[1:]
-                 if p.name.rsplit("-r", 1)[1].isdigit()]  # fmt: skip
-        path = base.with_name(f"{base.name}-r{max([1, *taken]) + 1}")
+        last = max([1, *map(_retrain_number, entries[1:])])
+        path = base.with_name(f"{base.name}-r{last + 1}")
     if (path / "config.json").is_file() and not force:
         cached = load_compressor(path)
         recorded = getattr(cached, "train_config", None)
@@ -243,6 +240,12 @@ def default_artifact(
         f"{time.perf_counter() - started:.1f} s, cached at {path}"
     )
     return smec, path
+
+
+def _retrain_number(entry: Path) -> int:
+    """N of a cache entry ``<key>-rN`` that --force-train made (0 for any other name)."""
+    number = entry.name.rsplit("-r", 1)[1]
+    return int(number) if number.isdigit() else 0
 
 
 def measure(
