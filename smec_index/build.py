@@ -424,6 +424,7 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
                 (artifact_path, fingerprint),
                 name,
                 current,
+                payloads,
             )
     finally:
         connector.close()
@@ -455,12 +456,12 @@ def _build_and_switch(
     artifact: tuple[Path | None, str | None],
     name: str,
     current: str | None,
+    payloads: list[dict[str, str]],
 ) -> dict[str, Any]:
     physical = f"{name}{PHYSICAL}{uuid.uuid4().hex[:PHYSICAL_HEX]}"
     index = CompressedIndex(connector, physical, compressor, request.dim)
     ids = data.corpus.ids
     vectors = index.project(np.asarray(data.corpus.vectors))
-    payloads = corpus_payloads(data, request.payloads)
     started = time.perf_counter()
     try:  # from its creation on: a Ctrl-C while it is being made leaves nothing either
         spec = index.create(request.params, request.index)

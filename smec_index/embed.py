@@ -125,27 +125,18 @@ def model_identity(path: Path, model: str | Path | None) -> dict[str, Any]:
     }
 
 
-def cache_key(
-    dataset: BeirDataset,
-    corpus_ids: list[str],
-    query_ids: list[str],
-    identity: dict[str, Any],
-) -> str:
-    """SHA-256 of the exact ids and texts encoded, the model, the recipe and our version."""
+def cache_key(texts: str, identity: dict[str, Any]) -> str:
+    """SHA-256 of the exact ids and texts encoded (``texts``, their :func:`texts_digest`),
+    the model (``identity``), the recipe and our version."""
     from smec_index import __version__
 
     digest = hashlib.sha256()
-
-    def feed(value: Any) -> None:
+    for value in (
+        {"smec_index": __version__, "corpus_text": CORPUS_TEXT, "normalized": True},
+        identity,
+        texts,
+    ):
         digest.update(json.dumps(value, ensure_ascii=False).encode("utf-8") + b"\n")
-
-    feed({"smec_index": __version__, "corpus_text": CORPUS_TEXT, "normalized": True})
-    feed(identity)
-    for doc_id in corpus_ids:
-        doc = dataset.corpus[doc_id]
-        feed(["doc", doc_id, doc["title"], doc["text"]])
-    for query_id in query_ids:
-        feed(["query", query_id, dataset.queries[query_id]])
     return digest.hexdigest()
 
 
@@ -232,7 +223,8 @@ def embed_dataset(
         raise SmecError(
             f"{dataset.root / 'queries.jsonl'}: no queries; nothing to embed: add queries"
         )
-    key = cache_key(dataset, corpus_ids, query_ids, model_identity(path, model))
+    texts = texts_digest(dataset, corpus_ids, query_ids)
+    key = cache_key(texts, model_identity(path, model))
     if not force and _cached(directory, key, corpus_ids, query_ids):
         return directory
     from smec_index import __version__
@@ -243,7 +235,7 @@ def embed_dataset(
         "corpus_text": CORPUS_TEXT,
         "rows": {"corpus": len(corpus_ids), "queries": len(query_ids)},
         "cache_key": key,
-        "texts_digest": texts_digest(dataset, corpus_ids, query_ids),
+        "texts_digest": texts,
         "smec_index_version": __version__,
     }
     with atomic_directory(directory, kind="embeddings", marker={"cache_key": key}) as staging:
