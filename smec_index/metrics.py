@@ -74,15 +74,6 @@ def _judged_top(ranked: Sequence[str], relevance: Mapping[str, Any], k: int) -> 
     return top
 
 
-def _pad(value: Any) -> bool:
-    """Whether ``value`` pads a ranking (``""``, None, a negative row number); never raises,
-    unlike :func:`_padding`, which also refuses what is no id."""
-    if value is None or isinstance(value, str):
-        return not value
-    return (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            and value < 0)  # fmt: skip
-
-
 def _one_kind(ranked: list, other: list, whose: str) -> None:
     """Refuse ids of two kinds, text in ``ranked`` and numbers in ``other`` or the other
     way round: 1 never equals "1", which scored a silent 0."""
@@ -164,17 +155,23 @@ def _rankings(rankings: Any) -> Sequence:
     return rankings if isinstance(rankings, (Sequence, np.ndarray)) else list(rankings)
 
 
-def _padding(value: Any) -> bool:
-    """Whether ``value`` pads a ranking (``""``, a negative row, None), not an id."""
+def _padding(value: Any, check: bool = True) -> bool:
+    """Whether ``value`` pads a ranking (``""``, a negative row, None), not an id; what is
+    no id at all (True, 1.5, a list) is refused, or with ``check`` false, no padding."""
     if value is None or isinstance(value, str):
-        return value is None or value == ""
-    if isinstance(value, bool):  # True would count as id 1
-        raise SmecError(f"id {value!r} in a ranking: ids are strings or whole numbers")
-    if isinstance(value, numbers.Integral) or (
+        return not value
+    if not isinstance(value, bool) and (isinstance(value, numbers.Integral) or (
         isinstance(value, numbers.Real) and _finite(value) and float(value).is_integer()
-    ):
+    )):
         return value < 0
-    raise SmecError(f"id {value!r:.30} in a ranking: ids are strings or whole numbers")
+    if check:  # True would count as id 1
+        raise SmecError(f"id {value!r:.30} in a ranking: ids are strings or whole numbers")
+    return False
+
+
+def _pad(value: Any) -> bool:
+    """:func:`_padding` that never raises (the kind checks refuse what is no id)."""
+    return _padding(value, check=False)
 
 
 def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k: int) -> float:

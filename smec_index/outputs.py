@@ -38,8 +38,16 @@ OWN_FILES = {
     "report": frozenset({"report.md", MARKER}),  # and its plots, REPORT_PLOT
 }
 # The plots `smec-index report` writes: SLUG-KIND.png (a PNG of another name is the user's).
-REPORT_PLOT = re.compile(
-    r".+-(quality-vs-dim|p50-vs-dim|recall-vs-qps|quality-vs-bytes|roofline)\.png")
+PLOT_KINDS = ("quality-vs-dim", "p50-vs-dim", "recall-vs-qps", "quality-vs-bytes", "roofline")
+REPORT_PLOT = re.compile(rf".+-({'|'.join(PLOT_KINDS)})\.png")
+
+
+def plot_path(out: Path, slug: str, kind: str) -> Path:
+    """Where a report's plot of ``kind`` (one of :data:`PLOT_KINDS`) goes: a name
+    :data:`REPORT_PLOT` knows as the report's own, so a report written again replaces it."""
+    if kind not in PLOT_KINDS:
+        raise ValueError(f"no report plot kind {kind!r}")  # a bug of ours, not user input
+    return out / f"{slug}-{kind}.png"
 # The keys `smec-index embed` has always put in meta.json (to recognise pre-marker outputs).
 _EMBED_META_KEYS = frozenset({"model", "normalized", "corpus_text", "rows"})
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from smec_index.artifact import atomic_directory
 from smec_index.bench.results import read_results
-from smec_index.outputs import prepare_output
+from smec_index.outputs import plot_path, prepare_output
 
 BUDGETS = (16, 32, 64, 128, 256)
 PER_BACKEND = 64  # the budget the per-backend table answers
@@ -188,7 +188,7 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path,
             )
     if by_method:
         path = line_plot({m: (list(v), list(v.values())) for m, v in by_method.items()},
-                         out / f"{slug}-quality-vs-dim.png", f"{dataset}: {metric} vs dim",
+                         plot_path(out, slug, "quality-vs-dim"), f"{dataset}: {metric} vs dim",
                          "dim", metric, logx=True)  # fmt: skip
         lines += [f"![{metric} vs dim]({path.name})", ""]
         adapted = sorted({r["method"] for r in rows if r.get("full_dim_adapter")})
@@ -203,9 +203,9 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path,
             series[r["dim"]] = min(r["p50_ms"], series.get(r["dim"], float("inf")))
     if latency:
         path = line_plot({b: (list(v), list(v.values())) for b, v in latency.items()},
-                         out / f"{slug}-p50-vs-dim.png", f"{dataset}: p50 latency vs dim (HNSW)",
-                         "dim", "p50 ms (single client, log scale)", logx=True,
-                         logy=True)  # fmt: skip
+                         plot_path(out, slug, "p50-vs-dim"),
+                         f"{dataset}: p50 latency vs dim (HNSW)", "dim",
+                         "p50 ms (single client, log scale)", logx=True, logy=True)  # fmt: skip
         lines += [f"![p50 vs dim]({path.name})", ""]
     curves = recall_qps_curves(rows)
     if curves:
@@ -213,7 +213,7 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path,
         for name, curve in curves.items():
             backend, rest = name.split(" ", 1)
             panels.setdefault(backend, {})[rest] = curve
-        path = facet_plot(panels, out / f"{slug}-recall-vs-qps.png",
+        path = facet_plot(panels, plot_path(out, slug, "recall-vs-qps"),
                           f"{dataset}: recall@10 vs QPS (each point one ef or nprobe)",
                           "recall@10 against exact search", "QPS (single client)",
                           logy=True)  # fmt: skip
@@ -224,7 +224,7 @@ def _dataset_section(dataset: str, rows: list[dict[str, Any]], out: Path,
         points = [(r["bytes_per_vector"], quality(r)) for r in scored]
         front = pareto(points)
         path = scatter_front(points, front, [label(scored[i]) for i in front],
-                             out / f"{slug}-quality-vs-bytes.png",
+                             plot_path(out, slug, "quality-vs-bytes"),
                              f"{dataset}: {metric} vs bytes per vector (Pareto front; no "
                              "rescoring)",
                              "bytes per vector (code only)", metric)  # fmt: skip
@@ -448,7 +448,7 @@ def _roofline(rows: list[dict[str, Any]], slug: str, dataset: str, out: Path) ->
         x, y = series.setdefault(r["backend"], ([], []))
         x.append(r["n_docs"] * r["dim"] * 4 / 1e6)
         y.append(r["qps"])
-    path = roofline_plot(series, bandwidth, out / f"{slug}-roofline.png",
+    path = roofline_plot(series, bandwidth, plot_path(out, slug, "roofline"),
                          f"{dataset}: exhaustive float32 search vs memory bandwidth")  # fmt: skip
     lines = [f"### Roofline: exhaustive float32 search (memory bandwidth {bandwidth:g} GB/s, "
              "numpy copy, measured in the same run)", "", f"![roofline]({path.name})", "",

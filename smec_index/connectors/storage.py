@@ -322,6 +322,14 @@ def foreign_directory(directory: Path, marker: str, ours: tuple[str, ...] = ()) 
     return not all(any(fnmatch.fnmatchcase(n, pattern) for pattern in ours) for n in names)
 
 
+def refuse_foreign_directory(directory: Path, marker: str, ours: tuple[str, ...] = ()) -> None:
+    """A one-line error where ``directory`` is a folder of someone else's
+    (:func:`foreign_directory`): a store's own guard behind the connector's refusal."""
+    if foreign_directory(directory, marker, ours):
+        raise SmecError(f"{directory} holds files smec-index did not write; pick another "
+                        "name, or move it away")  # fmt: skip
+
+
 def start_directory(directory: Path) -> None:
     """Make ``directory`` for a new collection, marked as being created (its caller has
     removed what a create cut short left, and refused a folder of someone else's)."""

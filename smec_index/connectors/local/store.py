@@ -53,6 +53,7 @@ from smec_index.connectors.storage import (
     life_of,
     no_space,
     purge_dropped,
+    refuse_foreign_directory,
     remove_directory,
     start_directory,
     write_json_atomic,
@@ -218,9 +219,7 @@ class LocalBackend(FileAliases):
         purge_dropped(self.root)
         directory = self.root / collection
         end_life(directory)  # whatever had this name before: a searcher of it refuses now
-        if foreign_directory(directory, META, OWN_FILES):  # the connector refuses it first
-            raise SmecError(f"{directory} holds files smec-index did not write; pick another "
-                            "name, or move it away")  # fmt: skip
+        refuse_foreign_directory(directory, META, OWN_FILES)  # the connector refuses it first
         if directory.exists():  # a crashed create's leftovers: never a committed collection
             shutil.rmtree(directory)
         start_directory(directory)

@@ -61,6 +61,7 @@ from smec_index.connectors.storage import (
     foreign_directory,
     life_of,
     purge_dropped,
+    refuse_foreign_directory,
     remove_directory,
     start_directory,
 )
@@ -70,6 +71,8 @@ SPEC_FILE = "index_spec.json"
 # Present in a collection whose point ids are :func:`point_int`s (every collection made since
 # the lean search path); in one made before, they are :func:`point_uuid`s.
 INT_IDS_FILE = "int_point_ids"
+# What a create cut short before the spec file leaves in a collection's folder.
+OWN_FILES = ("shard", INT_IDS_FILE, "index_spec.tmp")
 _DISTANCES = {"cosine": edge.Distance.Cosine, "ip": edge.Distance.Dot, "l2": edge.Distance.Euclid}
 _COMPRESSIONS = {
     4: edge.CompressionRatio.X4,
@@ -166,9 +169,8 @@ class EdgeStore(FileAliases):
 
     def create(self, collection: str, spec: IndexSpec, settings: QdrantSettings) -> None:
         purge_dropped(self.root)
-        if self.foreign(collection):  # the connector refuses it first: never deleted here
-            raise SmecError(f"{self.directory(collection)} holds files smec-index did not "
-                            "write; pick another name, or move it away")  # fmt: skip
+        # the connector refuses a folder of someone else's first: never deleted here
+        refuse_foreign_directory(self.directory(collection), SPEC_FILE, OWN_FILES)
         self.drop(collection)  # a create cut short
         start_directory(self.directory(collection))
         self._lives[collection] = life_of(self.directory(collection))
@@ -184,8 +186,7 @@ class EdgeStore(FileAliases):
     def foreign(self, collection: str) -> bool:
         """A folder under the store that smec-index did not make (a user's own qdrant-edge
         shard kept beside smec-index's, say)."""
-        return foreign_directory(self.directory(collection), SPEC_FILE,
-                                 ("shard", INT_IDS_FILE, "index_spec.tmp"))  # fmt: skip
+        return foreign_directory(self.directory(collection), SPEC_FILE, OWN_FILES)
 
     def point_ids(self, collection: str) -> Any:
         """``id -> point id`` of ``collection``: :func:`point_int` or, in a collection made
