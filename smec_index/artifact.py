@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from smec_index import safejson
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, check_switch
 from smec_index.outputs import check_replaceable, write_marker
 
 CONFIG_FILE = "config.json"
@@ -44,8 +44,7 @@ def save_artifact(
         config: JSON-serialisable description (method, dims, training config, ...).
         tensors: named float32/int64 arrays.
     """
-    if not isinstance(overwrite, (bool, np.bool_)):
-        raise SmecError(f"overwrite must be True or False, got {overwrite!r:.30}")
+    check_switch(overwrite, "overwrite")
     from safetensors.numpy import save_file
 
     from smec_index.data import check_path_name

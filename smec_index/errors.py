@@ -10,3 +10,13 @@ from __future__ import annotations
 
 class SmecError(ValueError):
     """A user-facing error: one line, says what to do."""
+
+
+def check_switch(value: object, name: str) -> bool:
+    """``value`` as a switch (True or False, numpy's too), or a one-line error: "no" or 1
+    from Python would otherwise be taken as yes (an overwrite, a retraining)."""
+    import numpy as np
+
+    if not isinstance(value, (bool, np.bool_)):
+        raise SmecError(f"{name} must be True or False, got {value!r:.30}")
+    return bool(value)

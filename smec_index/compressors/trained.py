@@ -12,7 +12,7 @@ import torch
 from smec_index.compressors.base import LinearCompressor, fit_data, fit_qrels
 from smec_index.data import Qrels, RetrievalData
 from smec_index.device import resolve_device
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, check_switch
 from smec_index.training.chain import StageTree
 from smec_index.training.config import TrainConfig, check_setting_names
 from smec_index.training.examples import LOG_NEIGHBOURS, build_table, query_log_qrels
@@ -50,9 +50,7 @@ class TrainedCompressor(LinearCompressor):
         settings = self.train_config.to_dict()
         del settings["seed"]
         super().__init__(dims, seed=seed, **settings)
-        if not isinstance(progress, bool):  # "no" would be taken as yes
-            raise SmecError(f"progress {progress!r:.30}: pass True or False")
-        self.progress = progress
+        self.progress = check_switch(progress, "progress")
         self.tree: StageTree | None = None
 
     @classmethod

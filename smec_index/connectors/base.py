@@ -39,7 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, check_switch
 
 METRICS = ("cosine", "ip", "l2")
 
@@ -303,9 +303,7 @@ def check_switches(where: Any, *names: str) -> None:
     """Each named attribute of ``where`` (a request) is True or False: a switch given as
     "no" or 1 from Python would otherwise be taken as yes (an overwrite, a retraining)."""
     for name in names:
-        value = getattr(where, name)
-        if not isinstance(value, (bool, np.bool_)):
-            raise SmecError(f"{name} must be True or False, got {value!r:.30}")
+        check_switch(getattr(where, name), name)
 
 
 def check_fields(

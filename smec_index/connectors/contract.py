@@ -31,7 +31,7 @@ from smec_index.connectors.base import (
     nprobe_beyond,
     positive_int,
 )
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, check_switch
 from smec_index.vectors import as_rows, check_vectors, normalize
 
 MAX_ID_BYTES = 1024  # the longest id every backend stores (Milvus' VARCHAR primary key)
@@ -77,8 +77,7 @@ class Connector:
             the spec as stored, with every default filled in.
         """
         check_collection_name(collection)
-        if not isinstance(overwrite, (bool, np.bool_)):  # "no" is truthy: it dropped one
-            raise SmecError(f"overwrite {overwrite!r:.30}: pass True or False")
+        check_switch(overwrite, "overwrite")  # "no" is truthy: it dropped one
         spec = self.check_spec(spec)
         with _CREATING:  # threads creating one name: one makes it, the others are refused
             return self._create(collection, spec, overwrite)
@@ -465,9 +464,7 @@ class Searcher:
                 f"queries of shape {queries.shape}; {self.collection!r} holds {self.spec.dim}-d "
                 "vectors"
             )
-        if normalized is not False and normalized is not True and \
-                not isinstance(normalized, np.bool_):  # fmt: skip
-            raise SmecError(f"normalized must be True or False, got {normalized!r}")
+        check_switch(normalized, "normalized")
         if not len(queries):  # nothing asked: every engine's empty answer
             k = positive_int(k, "k")
             return np.empty((0, k), dtype=object), np.empty((0, k), dtype=np.float32)
