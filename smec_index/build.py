@@ -289,7 +289,9 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
                  mappings=("params", "connector_options"), text=("backend", "index"))  # fmt: skip
     if request.collection is not None:
         check_new_name(request.collection, "--collection")
-    positive_int(request.batch_size, "--batch-size")
+    # numpy's integers as ints: a manifest is JSON (np.int64 failed its save after the build)
+    request.dim = positive_int(request.dim, "--dim")
+    request.batch_size = positive_int(request.batch_size, "--batch-size")
     if request.force_train and request.artifact is not None:
         raise SmecError("--force-train retrains the default artifact; with --artifact nothing "
                         "is trained: drop one of them")  # fmt: skip

@@ -167,7 +167,12 @@ def _text(path: Path) -> Iterator[Any]:
     """A UTF-8 text file (a byte-order mark allowed) whose bad bytes are a one-line error
     naming it and the exact byte offset, not a traceback."""
     try:
-        with open(path, encoding="utf-8-sig") as handle:
+        handle = open(path, encoding="utf-8-sig")
+    except OSError as exc:  # unreadable (permissions), or gone since it was checked
+        raise SmecError(f"{path}: cannot read it ({exc.strerror or type(exc).__name__}); "
+                        "check it is a readable file") from None  # fmt: skip
+    try:
+        with handle:
             yield handle
     except UnicodeDecodeError:
         offset = _first_bad_byte(path)
@@ -393,14 +398,21 @@ def load_embedding_dir(directory: str | Path, name: str) -> Embeddings:
     )
 
 
-def read_jsonl(path: Path) -> Iterator[dict]:
+def read_jsonl(path: str | Path) -> Iterator[dict]:
+    """The JSON objects of a ``.jsonl`` file, one per non-blank line."""
+    check_path_name(path, "the JSON lines file")
+    path = Path(path)
+    check_regular_file(path, f"{path} (JSON lines)")
     with _text(path) as handle:
         for n, line in enumerate(handle, 1):
             if line.strip():
                 try:
-                    yield safejson.loads(line)
+                    record = safejson.loads(line)
                 except json.JSONDecodeError:
                     raise SmecError(f"{path}:{n}: not valid JSON") from None
+                if not isinstance(record, dict):
+                    raise SmecError(f"{path}:{n}: not a JSON object; write one object per line")
+                yield record
 
 
 def _bad_id_character(text: str) -> bool:
@@ -542,6 +554,7 @@ class BeirDataset:
 
 def read_qrels(path: str | Path) -> Qrels:
     """Read a BEIR qrels TSV (header ``query-id corpus-id score``) into ``{qid: {docid: rel}}``."""
+    check_path_name(path, "the qrels file")
     path = Path(path)
     if not path.exists():
         raise SmecError(f"{path}: qrels file not found; pass --split or --qrels with a real file")
@@ -549,7 +562,7 @@ def read_qrels(path: str | Path) -> Qrels:
     qrels: Qrels = {}
     score = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() takes '²'
     with _text(path) as handle:
-        rows = csv.reader(handle, delimiter="\t")
+        rows = _tsv_rows(path, handle)
         for n, row in enumerate(rows, 1):
             if n == 1 and _is_header(row):
                 continue
@@ -579,6 +592,22 @@ def read_qrels(path: str | Path) -> Qrels:
             "mark relevant documents with 1 (or higher grades)"
         )
     return qrels
+
+
+def _tsv_rows(path: Path, handle: Any) -> Iterator[list[str]]:
+    """The rows of a TSV file; a field beyond csv's limit (128 KiB: no id is that long) is a
+    one-line error naming its line, not a raw ``_csv.Error``."""
+    rows = csv.reader(handle, delimiter="\t")
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise SmecError(f"{path}:{rows.line_num}: {exc}; a qrels row is "
+                            "'query-id<TAB>corpus-id<TAB>score' with short ids: check the "
+                            "file is a qrels TSV") from None  # fmt: skip
+        yield row
 
 
 def _is_header(row: list[str]) -> bool:

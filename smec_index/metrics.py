@@ -12,7 +12,8 @@ import itertools
 import math
 import numbers
 import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -34,10 +35,18 @@ def _top(ranked: Any, k: int) -> list:
     if isinstance(ranked, (str, bytes, Mapping)) or not isinstance(ranked, Iterable):
         raise SmecError(f"a ranking must be a list of document ids, got "
                         f"{type(ranked).__name__}")  # fmt: skip
+    if isinstance(ranked, AbstractSet):  # no order: its "top k" would be any k
+        raise SmecError(f"a ranking is ordered, best first; got a {type(ranked).__name__}: "
+                        "pass a list")  # fmt: skip
+    if type(ranked).__module__.startswith("torch") and hasattr(ranked, "detach"):
+        ranked = ranked.detach().cpu().numpy()  # a tensor's items are 0-d tensors, no ids
     if isinstance(ranked, np.ndarray) and ranked.ndim != 1:  # Searcher.search's ids, whole
         raise SmecError(f"a ranking is one list of ids, got a {ranked.ndim}-d array (one row "
                         "per query?): pass one row, e.g. ids[0]")  # fmt: skip
-    return list(itertools.islice(ranked, _cut(k)))
+    top = list(itertools.islice(ranked, _cut(k)))
+    for doc in top:  # what is no id (a tensor, 1.5, True) would match nothing: a silent 0
+        _padding(doc)
+    return top
 
 
 def _unique_top(ranked: Sequence[str], k: int) -> list:
@@ -70,20 +79,44 @@ def _judged_top(ranked: Sequence[str], relevance: Mapping[str, Any], k: int) -> 
     """The unique top ``k``, refused where its ids and the judgements' are of two kinds
     (text and numbers: 1 never equals "1", which scored a silent 0)."""
     top = _unique_top(ranked, k)
-    _one_kind([d for d in top if not _pad(d)], list(relevance), "the judgements'")
+    _one_kind([d for d in top if not _pad(d)], relevance, "the judgements'")
     return top
 
 
-def _one_kind(ranked: list, other: list, whose: str) -> None:
-    """Refuse ids of two kinds, text in ``ranked`` and numbers in ``other`` or the other
-    way round: 1 never equals "1", which scored a silent 0."""
+def _one_kind(ranked: list, other: Collection, whose: str) -> None:
+    """Refuse ids of two kinds where they meet: text in ``ranked`` and numbers in ``other``
+    or the other way round, or an id of one kind whose twin of the other (``5`` and ``"5"``)
+    is what ``other`` holds: 1 never equals "1", which scored a silent 0."""
     ranked_text = {isinstance(d, str) for d in ranked}
     other_text = {isinstance(d, str) for d in other}
     if len(ranked_text) == len(other_text) == 1 and ranked_text != other_text:
         kinds = ("text", "numbers") if ranked_text == {True} else ("numbers", "text")
         raise SmecError(f"the ranking's ids are {kinds[0]} and {whose} ids are {kinds[1]} "
-                        f"(e.g. {other[0]!r}), so none could match; convert one to the "
-                        "other")  # fmt: skip
+                        f"(e.g. {next(iter(other))!r}), so none could match; convert one to "
+                        "the other")  # fmt: skip
+    _refuse_twins(ranked, other, "the ranking's id", whose)
+
+
+def _twin(value: Any) -> Any:
+    """The id of the other kind that ``value`` is mistaken for: ``"5"`` for 5, 5 for ``"5"``
+    (None where there is none)."""
+    if isinstance(value, str):
+        digits = value[1:] if value[:1] == "-" else value
+        return int(value) if digits.isascii() and digits.isdigit() else None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    return None
+
+
+def _refuse_twins(ids: Iterable, other: Collection, what: str, whose: str) -> None:
+    """Refuse an id of ``ids`` that ``other`` lacks while it holds its twin: a run or a
+    ranking of mixed kinds, which scored some queries or documents a silent 0."""
+    for value in ids:
+        if value not in other and (twin := _twin(value)) is not None and twin in other:
+            kind = "text" if isinstance(value, str) else "a number"
+            raise SmecError(f"{what} {value!r:.40} is {kind} where {whose} ids have "
+                            f"{twin!r:.40}, so they could not match; convert one to the "
+                            "other")  # fmt: skip
 
 
 def _finite(value: numbers.Real) -> bool:
@@ -142,7 +175,7 @@ def recall_vs_exact(
     for got, want in zip(found, exact, strict=True):
         truth = {i for i in _top(want, k) if not _padding(i)}
         top = [i for i in _top(got, k) if not _padding(i)]
-        _one_kind(top, list(truth), "exact search's")  # neither holds padding
+        _one_kind(top, truth, "exact search's")  # neither holds padding
         total += len(truth.intersection(top)) / len(truth) if truth else 0.0
     return total / len(exact)
 
@@ -186,6 +219,7 @@ def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k:
         raise SmecError(f"qrels must map query ids to {{document id: grade}}, got "
                         f"{type(qrels).__name__}; read a qrels file with "
                         "smec_index.data.read_qrels")  # fmt: skip
+    _refuse_twins(run, qrels, "the run's query id", "the qrels'")  # a silent 0 for those
     if run and not any(q in run for q in qrels):  # 1 never matches "1": a silent 0
         run_text, judged_text = {isinstance(q, str) for q in run}, {
             isinstance(q, str) for q in qrels}  # fmt: skip
@@ -203,7 +237,8 @@ def evaluate_run(
     """``ndcg@10`` plus ``recall@k`` for each k in ``ks``."""
     if isinstance(ks, (str, bytes)) or not isinstance(ks, Iterable):
         raise SmecError(f"ks {ks!r:.30}: pass a list of cut-offs, e.g. (10, 100)")
-    ks = [(int(k), _cut(k)) for k in ks]  # the key names the k asked for
+    cuts = [(k, _cut(k)) for k in ks]  # each refused before int() reads it
+    ks = [(int(k), cut) for k, cut in cuts]  # the key names the k asked for
     if isinstance(run, Mapping):  # each ranking is read once per metric: a generator once
         run = {q: list(r) if isinstance(r, Iterator) else r for q, r in run.items()}
     scores = {"ndcg@10": mean_metric(run, qrels, ndcg_at_k, 10)}

@@ -104,12 +104,15 @@ def check_types(r: TrainRequest) -> None:
     check_switches(r, "skip_unknown_qrels", "unsupervised", "overwrite", "quiet")
     check_fields(r, paths=("dataset", "out", "embeddings", "qrels_file", "extend", "query_log"),
                  mappings=("given",), text=("method", "split", "init", "device"))  # fmt: skip
-    if isinstance(r.dims, int) and not isinstance(r.dims, bool):
-        r.dims = str(r.dims)  # dims=8 from Python: the flag's "8"
-    elif isinstance(r.dims, (list, tuple)) and all(
-        isinstance(d, int) and not isinstance(d, bool) for d in r.dims
+    import numpy as np
+
+    whole = (int, np.integer)  # numpy's too, as build's dim
+    if isinstance(r.dims, whole) and not isinstance(r.dims, bool):
+        r.dims = str(int(r.dims))  # dims=8 from Python: the flag's "8"
+    elif isinstance(r.dims, (list, tuple, np.ndarray)) and all(
+        isinstance(d, whole) and not isinstance(d, bool) for d in r.dims
     ):
-        r.dims = ",".join(str(d) for d in r.dims)  # [128, 64]: the flag's "128,64"
+        r.dims = ",".join(str(int(d)) for d in r.dims)  # [128, 64]: the flag's "128,64"
     elif r.dims is not None and not isinstance(r.dims, str):
         raise SmecError(f"dims {r.dims!r:.40}: pass a list of whole numbers, e.g. [128, 64], "
                         "or the flag's text, e.g. '128,64'")  # fmt: skip

@@ -2031,3 +2031,86 @@ def test_padding_is_no_id_kind_and_no_duplicate():
 
     assert ndcg_at_k([None, None], {"d1": 1}) == 0.0
     assert recall_at_k([5, -1, -1], {5: 1}) == 1.0
+
+
+# -- the thirty-fourth sweep: its faults ---------------------------------------------------------
+
+
+def test_sweep_34s_metric_faults():
+    """Raw errors for ks=['x'] (int() before the check), a silent 0 for a torch ranking
+    (0-d tensors hash by identity), and silent 0s for a run or ranking of mixed id kinds."""
+    import torch
+
+    from smec_index.metrics import evaluate_run, ndcg_at_k, recall_at_k, recall_vs_exact
+
+    run, qrels = {"q": ["a", "b"]}, {"q": {"a": 1}}
+    for ks in (["x"], [None], [float("nan")], [float("inf")], [1j], [{}]):
+        with pytest.raises(SmecError, match="pass a whole number >= 1"):
+            evaluate_run(run, qrels, ks=ks)
+    assert ndcg_at_k(torch.tensor([1, 2]), {1: 1}) == ndcg_at_k([1, 2], {1: 1}) == 1.0
+    assert recall_at_k(torch.tensor([1, 2]), {1: 1}) == 1.0
+    assert recall_vs_exact([torch.tensor([1, 2])], [[2, 1]], k=2) == 1.0
+    with pytest.raises(SmecError, match="a ranking is ordered"):
+        ndcg_at_k({"a", "b"}, {"a": 1})
+    with pytest.raises(SmecError, match=r"the ranking's id 6 is a number where .*'6'"):
+        ndcg_at_k(["5", 6], {"5": 1, "6": 1})
+    with pytest.raises(SmecError, match=r"the run's query id 2 is a number where .*'2'"):
+        evaluate_run({"1": ["a"], 2: ["a"]}, {"1": {"a": 1}, "2": {"a": 1}})
+    with pytest.raises(SmecError, match="ids are strings or whole numbers"):
+        recall_at_k([object()], {"a": 1})
+
+
+def test_sweep_34s_reader_faults(tmp_path):
+    """read_qrels and read_jsonl met None, an int, a long name, a folder or a missing file
+    with raw TypeError/OSError; a 200 kB qrels field was a raw _csv.Error (the CLI's
+    'internal error', exit 1)."""
+    from smec_index.data import read_jsonl, read_qrels
+
+    for reader in (read_qrels, read_jsonl):
+        for path in (None, 5, "x" * 5000, tmp_path, tmp_path / "gone"):
+            with pytest.raises(SmecError):
+                list(reader(path)) if reader is read_jsonl else reader(path)
+    lines = tmp_path / "rows.jsonl"
+    lines.write_text('{"_id": "1"}\n[1, 2]\n')
+    with pytest.raises(SmecError, match=r"rows.jsonl:2: not a JSON object"):
+        list(read_jsonl(lines))
+    ds = _dataset(tmp_path)
+    big = tmp_path / "big.tsv"
+    big.write_text("query-id\tcorpus-id\tscore\n" + f"q0\t{'d' * 200_000}\t1\n")
+    with pytest.raises(SmecError, match=r"big.tsv:2: field larger than field limit"):
+        read_qrels(big)
+    line = _error_line(["train", "--dataset", ds, "--dims", 8, "--qrels", big, "--out",
+                        tmp_path / "art"])  # fmt: skip
+    assert "big.tsv:2: field larger" in line and not (tmp_path / "art").exists()
+
+
+def test_a_build_takes_numpys_integers(tmp_path):
+    """BuildRequest(dim=np.int64(16)) ran the whole build, then its manifest's JSON save
+    failed with a raw TypeError; TrainRequest took numpy dims nowhere."""
+    from smec_index.build import BuildRequest, build
+    from smec_index.train import TrainRequest, check_types
+
+    ds = _dataset(tmp_path)
+    summary = build(BuildRequest(dataset=ds, backend="faiss", dim=np.int64(16),
+                                 batch_size=np.int32(100), data_dir=tmp_path / "d",
+                                 progress=False), say=lambda *_: None)  # fmt: skip
+    assert summary["dim"] == 16 and type(summary["dim"]) is int
+    request = TrainRequest(dataset=ds, out=tmp_path / "art", dims=[np.int64(16), np.int32(8)])
+    check_types(request)
+    assert request.dims == "16,8"
+
+
+@pytest.mark.parametrize("backend,options", [("faiss", {}), ("hnswlib", {}),
+                                             ("qdrant", {"mode": "edge"}),
+                                             ("qdrant", {"mode": "local"})])  # fmt: skip
+def test_a_data_dir_that_cannot_be_made_is_one_line(tmp_path, backend, options):
+    """A data_dir linking to nowhere raised FileExistsError ('File exists': untrue), one
+    under /proc a raw FileNotFoundError, from create()."""
+    (tmp_path / "nowhere-link").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(SmecError, match="a symbolic link to .*nowhere, which does not exist"):
+        open_connector(backend, data_dir=tmp_path / "nowhere-link", **options).create(
+            "c", IndexSpec(dim=4, index="hnsw" if backend != "faiss" else "flat"))
+    with pytest.raises(SmecError, match="pass a data directory you can write"):
+        open_connector(backend, data_dir="/proc/self", **options).create(
+            "c", IndexSpec(dim=4, index="hnsw" if backend != "faiss" else "flat"))
+    assert not (tmp_path / "nowhere").exists()

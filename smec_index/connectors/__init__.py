@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from typing import Any
 
 from smec_index.connectors.base import (
@@ -54,6 +55,10 @@ def open_connector(backend: str, **options: Any) -> Connector:
         from smec_index.data import check_path_name
 
         check_path_name(data_dir, "data_dir")
+        if Path(data_dir).is_symlink() and not Path(data_dir).exists():
+            raise SmecError(f"data_dir {data_dir}: a symbolic link to "
+                            f"{os.readlink(data_dir)}, which does not exist; make that "
+                            "directory or pass another")  # fmt: skip
         if Path(data_dir).exists() and not Path(data_dir).is_dir():
             raise SmecError(f"data_dir {data_dir} is a file, not a directory; pass the "
                             "directory where the collections are (or are to be) kept")  # fmt: skip

@@ -330,11 +330,34 @@ def refuse_foreign_directory(directory: Path, marker: str, ours: tuple[str, ...]
                         "name, or move it away")  # fmt: skip
 
 
+def make_directory(directory: Path) -> None:
+    """``mkdir -p directory``, or a one-line error naming what stood in the way: a link to
+    nowhere (whose mkdir said "File exists"), a folder it may not write, a full disk."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise no_space(directory) from None
+        for path in (directory, *directory.parents):
+            if path.is_symlink() and not path.exists():
+                raise SmecError(f"{path}: a symbolic link to {os.readlink(path)}, which does "
+                                "not exist; make that directory or pass another") from None
+        raise SmecError(f"{directory}: cannot make this folder ({exc.strerror or exc}); "
+                        "pass a data directory you can write") from None  # fmt: skip
+
+
 def start_directory(directory: Path) -> None:
     """Make ``directory`` for a new collection, marked as being created (its caller has
     removed what a create cut short left, and refused a folder of someone else's)."""
-    directory.mkdir(parents=True)
-    (directory / CREATING).write_bytes(b"")
+    make_directory(directory.parent)
+    try:
+        directory.mkdir()
+        (directory / CREATING).write_bytes(b"")
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise no_space(directory) from None
+        raise SmecError(f"{directory}: cannot make this folder ({exc.strerror or exc}); "
+                        "pass a data directory you can write") from None  # fmt: skip
 
 
 def collection_dirs(root: Path, marker: str) -> list[str]:

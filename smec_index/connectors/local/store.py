@@ -51,6 +51,7 @@ from smec_index.connectors.storage import (
     fsync_path,
     is_disk_full,
     life_of,
+    make_directory,
     no_space,
     purge_dropped,
     refuse_foreign_directory,
@@ -508,7 +509,7 @@ class LocalBackend(FileAliases):
 
     def _commit(self, col: Collection) -> None:
         directory = self.root / col.name
-        directory.mkdir(parents=True, exist_ok=True)
+        make_directory(directory)
         generation = uuid.uuid4().hex[:12]
         files = {"payloads": f"payloads-{generation}.jsonl"}
         try:

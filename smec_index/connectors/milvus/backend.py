@@ -62,6 +62,7 @@ from smec_index.connectors.storage import (
     disk_bytes,
     end_life,
     life_of,
+    make_directory,
     native_notes,
 )
 from smec_index.errors import SmecError
@@ -172,7 +173,7 @@ class MilvusBackend:
         self.where = str(self._db_path)
         check_lite_suffix(self._db_path, "--uri" if uri else "the data dir's milvus-lite path")
         check_lite_database(self._db_path, "--uri" if uri else None)
-        self._db_path.parent.mkdir(parents=True, exist_ok=True)
+        make_directory(self._db_path.parent)
         self._client = open_lite(self._db_path)
 
     def __repr__(self) -> str:

@@ -121,9 +121,10 @@ class QdrantBackend:
             self._store = EdgeStore(root)
         else:
             from smec_index.connectors.qdrant.client_store import open_local
+            from smec_index.connectors.storage import make_directory
 
             self.where = str(root / "qdrant-local")
-            root.mkdir(parents=True, exist_ok=True)
+            make_directory(root)
             self._store = open_local(root / "qdrant-local")
 
     def __repr__(self) -> str:

@@ -361,9 +361,10 @@ def open_local(path: Path) -> ClientStore:
     try:
         client = QdrantClient(path=str(path))
     except (RuntimeError, OSError) as exc:
+        fix = ("pass a data directory you can write" if isinstance(exc, OSError) else
+               "close any other connector or process using it")  # fmt: skip
         raise SmecError(
-            f"cannot open Qdrant local storage {path}: {str(exc).splitlines()[0]}; close any "
-            "other connector or process using it"
+            f"cannot open Qdrant local storage {path}: {str(exc).splitlines()[0]}; {fix}"
         ) from None
     for collection in client.get_collections().collections:
         _skip_fsync(client, collection.name)
