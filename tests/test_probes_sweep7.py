@@ -2114,3 +2114,19 @@ def test_a_data_dir_that_cannot_be_made_is_one_line(tmp_path, backend, options):
         open_connector(backend, data_dir="/proc/self", **options).create(
             "c", IndexSpec(dim=4, index="hnsw" if backend != "faiss" else "flat"))
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_milvus_cursor_it_never_gave_is_refused(tmp_path):
+    """iterate(cursor='garbage') on Milvus read 'id > garbage' and ended at once, as if the
+    scan were done (the other backends refuse a cursor they did not give)."""
+    connector = open_connector("milvus", data_dir=tmp_path)
+    connector.create("c", IndexSpec(dim=4, index="hnsw"))
+    connector.add("c", [f"d{i}" for i in range(6)], np.eye(6, 4, dtype=np.float32) + 0.1)
+    connector.flush("c")
+    first = next(iter(connector.iterate("c", batch_size=2)))
+    rest = [i for batch in connector.iterate("c", batch_size=2, cursor=first.cursor)
+            for i in batch.ids]  # fmt: skip
+    assert rest == ["d2", "d3", "d4", "d5"]
+    with pytest.raises(SmecError, match="cursor 'garbage' is not one 'c' gave"):
+        list(connector.iterate("c", batch_size=2, cursor="garbage"))
+    connector.close()

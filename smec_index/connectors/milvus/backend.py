@@ -344,6 +344,12 @@ class MilvusBackend:
                             "cursor of this collection")  # fmt: skip
         self._ensure_loaded(name)
         self._read.add(name)
+        if cursor is not None and not self.client.query(
+            name, filter=f"id == {literal(cursor)}", output_fields=["id"], limit=1,
+            consistency_level="Strong",
+        ):  # a cursor is a batch's last id: any other text read as "id > it" ended early
+            raise SmecError(f"cursor {cursor[:40]!r} is not one {collection!r} gave (no point "
+                            "has that id); resume with a cursor of this collection")  # fmt: skip
         iterator = escaped_pages(self.client.query_iterator(
             name,
             batch_size=min(batch_size, ITERATOR_PAGE_LIMIT),
