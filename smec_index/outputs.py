@@ -62,8 +62,12 @@ def marker_payload(kind: str, extra: dict[str, Any] | None = None) -> dict[str, 
 
 
 def write_marker(directory: Path, kind: str, extra: dict[str, Any] | None = None) -> None:
-    """Mark ``directory`` (a staging directory about to be renamed) as a ``kind`` output."""
-    (Path(directory) / MARKER).write_text(json.dumps(marker_payload(kind, extra)) + "\n")
+    """Mark ``directory`` (a staging directory about to be renamed) as a ``kind`` output,
+    naming the files it holds: only those are replaced with it (a user's file that happens
+    to look like a plot of ours is not)."""
+    files = sorted(p.name for p in Path(directory).iterdir() if p.name != MARKER)
+    payload = marker_payload(kind, {**(extra or {}), "files": files})
+    (Path(directory) / MARKER).write_text(json.dumps(payload) + "\n")
 
 
 def read_marker(directory: str | Path) -> dict[str, Any] | None:
@@ -200,11 +204,7 @@ def check_replaceable(
             f"{flag} {directory} holds smec-index {found_kind}, not {kind}; choose another "
             "directory"
         )
-    foreign = [
-        n
-        for n in names
-        if n not in OWN_FILES[kind] and not (kind == "report" and REPORT_PLOT.fullmatch(n))
-    ]
+    foreign = _foreign_files(directory, kind, names)
     if foreign:
         raise SmecError(
             f"{flag} {directory} holds {foreign[0]!r}, which is no part of a smec-index "
@@ -217,6 +217,18 @@ def check_replaceable(
             f"{flag} {directory} holds {kind} written before smec-index recorded how they "
             f"were made; {legacy_hint} or choose another directory"
         )
+
+
+def _foreign_files(directory: Path, kind: str, names: list[str]) -> list[str]:
+    """The ``names`` in the ``kind`` output ``directory`` that are none of its files: its
+    files are those its marker lists or, where the marker lists none (older versions), the
+    names the kind writes."""
+    recorded = (read_marker(directory) or {}).get("files")
+    if isinstance(recorded, list) and all(isinstance(n, str) for n in recorded):
+        own = {*recorded, MARKER}
+        return [n for n in names if n not in own]
+    return [n for n in names if n not in OWN_FILES[kind]
+            and not (kind == "report" and REPORT_PLOT.fullmatch(n))]  # fmt: skip
 
 
 def prepare_output(

@@ -1159,11 +1159,16 @@ def test_report_never_deletes_a_png_of_the_users_in_its_folder(tmp_path):
     assert CliRunner().invoke(main, report).exit_code == 0
     plots = sorted(p.name for p in (tmp_path / "rep").glob("*.png"))
     assert plots and all(REPORT_PLOT.fullmatch(name) for name in plots), plots
-    (tmp_path / "rep" / "myplot.png").write_bytes(b"mine")
-    again = CliRunner().invoke(main, report)  # a report folder is replaced by the next
-    assert again.exit_code == 2, again.output
-    assert "'myplot.png', which is no part of a smec-index report" in again.output
-    assert (tmp_path / "rep" / "myplot.png").read_bytes() == b"mine"
+    assert CliRunner().invoke(main, report).exit_code == 0  # its own plots: replaced
+    # sweep 34: a PNG of the user's named like a plot (SLUG-KIND.png) was deleted too; the
+    # marker now lists the files the report wrote
+    for mine in ("myplot.png", "paper-fig3-p50-vs-dim.png"):
+        (tmp_path / "rep" / mine).write_bytes(b"mine")
+        again = CliRunner().invoke(main, report)  # a report folder is replaced by the next
+        assert again.exit_code == 2, again.output
+        assert f"{mine!r}, which is no part of a smec-index report" in again.output
+        assert (tmp_path / "rep" / mine).read_bytes() == b"mine"
+        (tmp_path / "rep" / mine).unlink()
 
 
 @pytest.mark.parametrize("flags, refusal", [
