@@ -690,7 +690,16 @@ def remove_leftovers(
     connector: Connector, request: BuildRequest, name: str, keep: str | None
 ) -> None:
     """Drop what killed builds of ``name`` left: its physical collections nothing points
-    at, and their manifests."""
+    at, and their manifests. A finished build (its manifest written) that no alias names
+    is no leftover but one whose alias was lost (aliases.json removed): it is replaced only
+    with ``--overwrite``."""
+    unnamed = unnamed_builds(connector, request.data_dir, _folder(request), name)
+    if unnamed and not request.overwrite:
+        raise SmecError(
+            f"{unnamed[0]!r} holds a finished build of {name!r} (its manifest is there) that "
+            "no alias names: were the aliases removed or reset? Restore them, or pass "
+            "--overwrite to replace that build"
+        )
     pointed = set(connector.aliases().values())
     for collection in connector.collections():
         if is_physical(collection, name) and collection != keep and collection not in pointed:
@@ -715,6 +724,17 @@ def remove_leftovers(
         for path in manifests.glob(f"{name}{PHYSICAL}*.json"):
             if is_physical(path.stem, name) and path.stem not in present:
                 path.unlink(missing_ok=True)
+
+
+def unnamed_builds(connector: Connector, data_dir: Path, folder: str, name: str) -> list[str]:
+    """The physical collections of ``name`` that a build finished (their manifest is
+    written, the last step before the alias switch) but no alias points at."""
+    pointed = set(connector.aliases().values())
+    return sorted(
+        c for c in connector.collections()
+        if is_physical(c, name) and c not in pointed
+        and Manifest.find(data_dir, folder, c) is not None
+    )  # fmt: skip
 
 
 def _fill(connector, collection, ids, vectors, payloads, request: BuildRequest) -> None:

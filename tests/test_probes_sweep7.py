@@ -2135,3 +2135,26 @@ def test_a_milvus_cursor_it_never_gave_is_refused(tmp_path):
     with pytest.raises(SmecError, match="cursor 'garbage' is not one 'c' gave"):
         list(connector.iterate("c", batch_size=2, cursor="garbage"))
     connector.close()
+
+
+def test_a_build_whose_alias_was_lost_is_neither_deleted_nor_unexplained(tmp_path):
+    """aliases.json 'corrupt; fix or remove it': removed, every build read 'no collection
+    built', and the next build of a name deleted its finished build without --overwrite."""
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    build = ["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir", data,
+             "--quiet"]  # fmt: skip
+    _ok_cli(*build, "--collection", "c1")
+    _ok_cli(*build, "--collection", "keep")
+    aliases = data / "faiss" / "aliases.json"
+    aliases.write_text("{not json")
+    assert "removing it unnames every collection in it" in _error_line(
+        ["info", "--backend", "faiss", "--data-dir", data, "--collection", "keep"])
+    aliases.unlink()
+    physical = {p.name.split("__")[0]: p.name for p in (data / "faiss").glob("*__b*")}
+    assert f"but its build {physical['keep']!r} is there" in _error_line(
+        ["info", "--backend", "faiss", "--data-dir", data, "--collection", "keep"])
+    assert "pass --overwrite to replace that build" in _error_line([*build, "--collection", "c1"])
+    assert (data / "faiss" / physical["c1"]).is_dir()  # kept: a finished build, not a leftover
+    _ok_cli(*build, "--collection", "c1", "--overwrite")  # asked for: replaced
+    assert not (data / "faiss" / physical["c1"]).exists()
+    assert json.loads(aliases.read_text())["c1"].startswith("c1__b")

@@ -250,7 +250,11 @@ class AliasFile:
                 raw = safejson.loads(self.path.read_text())
                 self._cache = {str(k): str(v) for k, v in raw.items()}
             except (ValueError, AttributeError):
-                raise SmecError(f"{self.path} is corrupt; fix or remove it") from None
+                raise SmecError(
+                    f"{self.path} is corrupt: not a JSON object of aliases; restore it, or fix "
+                    'it by hand (each entry is "NAME": "the collection it names"; removing it '
+                    "unnames every collection in it)"
+                ) from None
             self._stamp = stamp
         return dict(self._cache)
 
