@@ -54,6 +54,7 @@ from smec_index.connectors.base import (
     check_hnsw_m,
     check_new_name,
     check_switches,
+    derived_name,
     is_milvus_server,
     positive_int,
 )
@@ -273,8 +274,9 @@ def measure(
 
 
 def default_collection(data: RetrievalData, method: str, dim: int) -> str:
+    """``<dataset>_<method>_<dim>``, from a dataset folder of any name (``msmarco-v2.1``)."""
     name = data.dataset.name if data.dataset else "data"
-    return f"{name}_{method}_{dim}".replace("-", "_")
+    return derived_name(name, f"{method}_{dim}", MAX_NAME - len(PHYSICAL) - PHYSICAL_HEX)
 
 
 def build(request: BuildRequest, say=print) -> dict[str, Any]:

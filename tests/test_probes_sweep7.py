@@ -2158,3 +2158,14 @@ def test_a_build_whose_alias_was_lost_is_neither_deleted_nor_unexplained(tmp_pat
     _ok_cli(*build, "--collection", "c1", "--overwrite")  # asked for: replaced
     assert not (data / "faiss" / physical["c1"]).exists()
     assert json.loads(aliases.read_text())["c1"].startswith("c1__b")
+
+
+@pytest.mark.parametrize("folder, name", [("msmarco-v2.1", "msmarco_v2_1_original_16"),
+                                          ("2024 data-ü", "c_2024_data___original_16")])
+def test_a_default_collection_name_comes_from_any_dataset_folder(tmp_path, folder, name):
+    """build without --collection on a folder msmarco-v2.1 refused 'msmarco_v2.1_pca_64', a
+    name the user never typed, without saying to pass --collection."""
+    ds = _dataset(tmp_path).rename(tmp_path / folder)
+    out = _ok_cli("build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir",
+                  tmp_path / "d", "--json", "--quiet")  # fmt: skip
+    assert json.loads(out)["collection"] == name

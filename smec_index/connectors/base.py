@@ -376,6 +376,22 @@ PHYSICAL_HEX = 10
 _PHYSICAL = re.compile(rf".+{PHYSICAL}[0-9a-f]{{{PHYSICAL_HEX},}}")  # and longer look-alikes
 
 
+def derived_name(base: str, suffix: str, most: int = MAX_NAME) -> str:
+    """A collection name made of ``base`` (a dataset folder's or a source collection's name,
+    which may hold any character) and ``suffix``: what a name cannot hold written as ``_``,
+    ``c_`` before a start that is no letter, and a name longer than ``most`` cut to its start
+    and a hash of ``base`` (``msmarco-v2.1`` and ``dócs`` met a refusal of a name the user
+    never typed, or none)."""
+    import hashlib
+
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", base)
+    name = f"{safe if safe[:1].isalpha() else 'c_' + safe}_{suffix}"
+    if len(name) > most:
+        digest = hashlib.sha256(base.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+        name = f"{name[:most - 12 - len(suffix)]}_{digest}_{suffix}"
+    return name
+
+
 def check_new_name(name: str, flag: str, what: str = "collection name") -> str:
     """A name a user command may create, replace or drop: a safe collection name that is
     not one of the physical ``NAME__b<hex>`` collections builds make (only the build and

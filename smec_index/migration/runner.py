@@ -16,7 +16,6 @@ anything is written, ``--overwrite`` included. Progress is keyed by the source's
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 import shutil
 import tempfile
@@ -29,9 +28,9 @@ from typing import Any
 from smec_index.connectors import open_connector
 from smec_index.connectors.base import (
     _PHYSICAL,
-    MAX_NAME,
     check_new_name,
     check_switches,
+    derived_name,
     is_milvus_server,
     positive_int,
     typed_options,
@@ -136,12 +135,7 @@ def _alias_times(state: dict[str, Any]) -> dict[str, float]:
 def default_target(collection: str, dim: int) -> str:
     """``<collection>_<dim>``, with what a target name cannot hold (a Qdrant source's ``-``
     or ``.``, say) written as ``_``."""
-    safe = re.sub(r"[^A-Za-z0-9_]", "_", collection)
-    name = f"{safe if safe[:1].isalpha() else 'c_' + safe}_{dim}"
-    if len(name) > MAX_NAME:  # Qdrant names run to 255: a start and a hash of the whole
-        digest = hashlib.sha256(collection.encode()).hexdigest()[:10]
-        name = f"{name[:MAX_NAME - 12 - len(str(dim))]}_{digest}_{dim}"
-    return name
+    return derived_name(collection, str(dim))
 
 
 # What a --to-backend target is addressed by (open_connector); a source's: source_options.
