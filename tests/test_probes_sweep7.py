@@ -2169,3 +2169,33 @@ def test_a_default_collection_name_comes_from_any_dataset_folder(tmp_path, folde
     out = _ok_cli("build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir",
                   tmp_path / "d", "--json", "--quiet")  # fmt: skip
     assert json.loads(out)["collection"] == name
+
+
+def test_a_dot_source_whose_later_points_are_not_unit_length_is_refused(tmp_path):
+    """Only the first 256 points' norms were checked: a Dot source whose points 900 on
+    have norm 3 was copied whole, then failed its gate at any dim with advice that could
+    not help. Now the fit's rows and every streamed batch are checked; a copy cut short by
+    it is dropped."""
+    from qdrant_client import QdrantClient, models
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((1000, 16))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[900:] *= 3
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("dot", vectors_config=models.VectorParams(
+        size=16, distance=models.Distance.DOT))  # fmt: skip
+    client.upsert("dot", models.Batch(ids=list(range(1000)), vectors=vectors.tolist()))
+    client.close()
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection",
+              "dot", "--dim", 8, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    assert "point '900' has norm 3" in _error_line(common)  # the fit's rows
+    artifact = tmp_path / "art"
+    _ok_cli("train", "--dataset", _dataset(tmp_path), "--method", "pca", "--dims", 8, "--out",
+            artifact, "--quiet")  # fmt: skip
+    line = _error_line([*common, "--artifact", artifact, "--batch-size", 300])  # the stream's
+    assert "point '900' has norm 3" in line and "nothing is left of this run" in line
+    client = QdrantClient(path=str(tmp_path / "q"))
+    assert [c.name for c in client.get_collections().collections] == ["dot"]
+    assert client.count("dot").count == 1000
+    client.close()

@@ -15,7 +15,7 @@ from smec_index.connectors.source import Source
 from smec_index.connectors.storage import file_lock
 from smec_index.errors import SmecError
 from smec_index.migration.state import Progress
-from smec_index.migration.stream import check_finite
+from smec_index.migration.stream import check_source_vectors
 
 
 def given_artifact(request: Any, dim: int) -> LinearCompressor:
@@ -45,7 +45,7 @@ def fit_projection(
 
     rows, ids = [], []
     for batch in source.iterate(min(request.fit_rows, 10_000), None):
-        check_finite(batch.vectors, batch.ids)
+        check_source_vectors(batch.vectors, batch.ids, source.info.metric)
         rows.append(batch.vectors)
         ids += batch.ids
         if len(ids) >= request.fit_rows:

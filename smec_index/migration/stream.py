@@ -70,6 +70,32 @@ def check_finite(vectors: np.ndarray, ids: list[str]) -> None:
         )
 
 
+def not_unit_length(metric: str, seen: str) -> str:
+    """Why a source ranked by ``metric`` over vectors that are not unit length is refused
+    (``seen``: the norms found)."""
+    return (
+        f"the source ranks by {metric} over vectors that are not unit length ({seen}); a "
+        "compressed copy holds unit-length vectors, which rank by angle, so its results would "
+        "differ at any dim: normalise the source's vectors (or migrate a cosine collection); "
+        "smec-index does not yet keep vector norms"
+    )
+
+
+def check_source_vectors(vectors: np.ndarray, ids: list[str], metric: str) -> None:
+    """Every vector a migration reads: finite and, where the source ranks by inner product
+    or L2, unit length (the first points alone were checked up front, so a source whose
+    later points are longer was copied whole, then failed its gate at any dim)."""
+    check_finite(vectors, ids)
+    if metric == "cosine" or not len(ids):
+        return
+    norms = np.linalg.norm(np.asarray(vectors, np.float64), axis=1)
+    off = np.abs(norms - 1.0) > 1e-3
+    if off.any():
+        at = int(np.argmax(off))
+        raise SourceDataError(not_unit_length(metric, f"point {ids[at]!r} has norm "
+                                                      f"{norms[at]:.3g}"))  # fmt: skip
+
+
 @dataclass
 class Job:
     """One stream: ``target`` takes ``write(name, batch, vectors)`` and ``flush(name)``
@@ -170,7 +196,7 @@ def _copy(job: Job, projection, state, save, bar) -> None:
             ahead = prefetched(batches, depth=2) if job.read_ahead else batches
             with contextlib.closing(ahead):
                 for batch in ahead:
-                    check_finite(batch.vectors, batch.ids)
+                    check_source_vectors(batch.vectors, batch.ids, job.source.info.metric)
                     future: Future = Future()
                     if batch.ids:
                         vectors = projection.transform(batch.vectors, job.dim)

@@ -213,10 +213,7 @@ def check_metric(source: Source) -> None:
     norms = np.linalg.norm(np.asarray(sample.vectors, np.float64), axis=1)
     if np.allclose(norms, 1.0, atol=1e-3):
         return  # unit vectors rank alike by angle, inner product and L2
-    raise SmecError(
-        f"the source ranks by {source.info.metric} over vectors that are not unit length "
-        f"(norms {norms.min():.3g} to {norms.max():.3g} in its first {len(norms)} points); a "
-        "compressed copy holds unit-length vectors, which rank by angle, so its results would "
-        "differ at any dim: normalise the source's vectors (or migrate a cosine collection); "
-        "smec-index does not yet keep vector norms"
-    )
+    from smec_index.migration.stream import not_unit_length
+
+    seen = f"norms {norms.min():.3g} to {norms.max():.3g} in its first {len(norms)} points"
+    raise SmecError(not_unit_length(source.info.metric, seen))
