@@ -68,6 +68,18 @@ class Projection:
             candidates = [max(candidates, key=lambda c: c[2])]
         records = {artifact: fp for artifact, fp, _, _ in candidates}
         found = sorted(records)
+        # where a migration's switch of this alias was rolled back and nothing switched it
+        # since, the alias names the source again (its queries take no projection)
+        active = {place for *_, place in candidates}
+        rolled = sorted(set(_rolled_back(str(where), Path(data_dir))) - active)
+        if rolled:
+            back = (f"at {rolled[0]}, a migration's switch of alias {str(where)!r} was rolled "
+                    "back, so there it names the source again: query that with the original "
+                    "vectors, unprojected")  # fmt: skip
+            if not found:
+                raise SmecError(f"{where}: {back}")
+            raise SmecError(f"{where}: {back}; elsewhere in {data_dir} it uses "
+                            f"{', '.join(found)}: pass that artifact path to project for it")
         if len(found) == 1:
             _check_unchanged(found[0], records[found[0]], where)
             return cls(load_projection(found[0]), Path(found[0]))
@@ -133,6 +145,18 @@ def _artifacts_of(name: str, data_dir: Path):
             when = switched.get(name, 0.0)
             yield (str(record["artifact"]), record.get("fingerprint"),
                    when if isinstance(when, (int, float)) else 0.0, place)  # fmt: skip
+
+
+def _rolled_back(name: str, data_dir: Path):
+    """The places (the copies' locations) where a migration's switch of alias ``name`` was
+    rolled back and the record has not switched it again."""
+    from smec_index.migration.state import records
+
+    for _, record in records(data_dir):
+        switched = record.get("aliases") or {}
+        if record.get("rolled_back") == name and name not in switched and \
+                name != record.get("alias"):  # fmt: skip
+            yield str(record.get("target_location"))
 
 
 def _check_unchanged(artifact: str, recorded: Any, name: Any) -> None:

@@ -2199,3 +2199,40 @@ def test_a_dot_source_whose_later_points_are_not_unit_length_is_refused(tmp_path
     assert [c.name for c in client.get_collections().collections] == ["dot"]
     assert client.count("dot").count == 1000
     client.close()
+
+
+def test_projection_load_names_a_rolled_back_alias(tmp_path):
+    """After --rollback, Projection.load(alias) said no migration of that name existed; with
+    a second app's source of the same alias name (another place, one data dir), it returned
+    that app's artifact for the app whose alias names its source again."""
+    from qdrant_client import QdrantClient, models
+
+    from smec_index import Projection
+
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=16, distance=models.Distance.COSINE))  # fmt: skip
+    client.upsert("docs", models.Batch(ids=list(range(200)), vectors=np.random.default_rng(
+        0).standard_normal((200, 16)).tolist()))  # fmt: skip
+    client.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="docs", alias_name="live"))])
+    client.close()
+    _user_milvus(tmp_path / "app.db", n=200)
+    data = tmp_path / "d"
+    qdrant = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection",
+              "docs", "--dim", 8, "--alias", "live", "--min-recall", 0, "--data-dir", data,
+              "--quiet"]  # fmt: skip
+    _ok_cli(*qdrant)
+    _ok_cli(*qdrant, "--rollback")
+    with pytest.raises(SmecError, match="was rolled back, so there it names the source again"):
+        Projection.load("live", data)
+    from pymilvus import MilvusClient
+
+    milvus = MilvusClient(str(tmp_path / "app.db"))
+    milvus.create_alias("docs", "live")
+    milvus.close()
+    _ok_cli("migrate", "--backend", "milvus", "--uri", tmp_path / "app.db", "--collection",
+            "docs", "--dim", 4, "--alias", "live", "--min-recall", 0, "--data-dir", data,
+            "--quiet")  # fmt: skip
+    with pytest.raises(SmecError, match="rolled back.*elsewhere in .* it uses"):
+        Projection.load("live", data)  # was: the Milvus app's 16 -> 4 artifact, silently
