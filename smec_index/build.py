@@ -439,6 +439,9 @@ def writable_directory(path: Path, flag: str) -> None:
     if Path(path).is_symlink() and not Path(path).exists():
         raise SmecError(f"{flag} {path}: a symbolic link to {os.readlink(path)}, which does "
                         "not exist; make that directory or pass another")  # fmt: skip
+    if Path(path).exists() and not Path(path).is_dir():  # mkdir said "File exists"
+        kind = "a file" if Path(path).is_file() else "a device, socket or FIFO"
+        raise SmecError(f"{flag} {path} is {kind}, not a directory; pass a directory")
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
         probe = Path(path) / f".write-probe-{uuid.uuid4().hex[:8]}"

@@ -158,8 +158,17 @@ def validate_embeddings(ids: list[str], vectors: np.ndarray, source: str) -> Non
 
 
 def _read_ids(path: Path) -> list[str]:
+    """One id per line; blank lines at the end are no rows, a blank line before them is an
+    empty id (dropped, it was reported as a count of ids one short of the rows)."""
     with _text(path) as handle:
-        return [line.rstrip("\n") for line in handle if line.strip()]
+        ids = [line.rstrip("\n") for line in handle]
+    while ids and not ids[-1].strip():
+        ids.pop()
+    for n, value in enumerate(ids, 1):
+        if not value.strip():
+            raise SmecError(f"{path}:{n}: an empty id; every row needs a non-empty id, one "
+                            "per line")  # fmt: skip
+    return ids
 
 
 @contextmanager

@@ -528,7 +528,8 @@ def build_params(index_kind: str, flags: dict[str, Any]) -> dict[str, Any]:
     if backend != "qdrant":
         refuse_stray([flag for flag, value in quantized.items() if value],
                      f"--backend {backend} (Qdrant's quantization settings)",
-                     "leave {it} out (--index ivf_pq compresses on faiss and milvus)")  # fmt: skip
+                     "leave {it} out (--index ivf_pq compresses on faiss and a Milvus "
+                     "server)")  # fmt: skip
     if flags["no_rescore"] and not flags["quantization"]:
         raise SmecError("--no-rescore ranks by quantized codes alone: add --quantization "
                         "(scalar, binary, product or turbo) or leave it out")  # fmt: skip

@@ -2236,3 +2236,24 @@ def test_projection_load_names_a_rolled_back_alias(tmp_path):
             "--quiet")  # fmt: skip
     with pytest.raises(SmecError, match="rolled back.*elsewhere in .* it uses"):
         Projection.load("live", data)  # was: the Milvus app's 16 -> 4 artifact, silently
+
+
+def test_sweep_34s_messages_say_what_is_wrong(tmp_path):
+    """Messages that pointed the wrong way: a FIFO --data-dir 'cannot write there (File
+    exists)'; a blank id line '299 ids for 300 vectors' (the file has 300 lines); pq_m that
+    does not divide the dim named neither flag nor a value that does."""
+    import os
+
+    ds = _dataset(tmp_path)
+    os.mkfifo(tmp_path / "fifo")
+    line = _error_line(["build", "--dataset", ds, "--backend", "faiss", "--dim", 16,
+                        "--data-dir", tmp_path / "fifo"])  # fmt: skip
+    assert "is a device, socket or FIFO, not a directory" in line
+    ids = ds / "embeddings" / "all-MiniLM-L6-v2" / "corpus_ids.txt"
+    lines = ids.read_text().splitlines()
+    ids.write_text("\n".join([*lines[:5], " ", *lines[6:]]) + "\n\n")  # line 6 blank
+    assert "corpus_ids.txt:6: an empty id" in _error_line(
+        ["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir",
+         tmp_path / "d"])  # fmt: skip
+    with pytest.raises(SmecError, match=r"pq_m=7 \(--pq-m\) must divide dim 64; .* e\.g\. 32"):
+        IndexSpec(dim=64, index="ivf_pq", params={"pq_m": 7}).resolved()

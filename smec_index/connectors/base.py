@@ -140,7 +140,9 @@ class IndexSpec:
             raise SmecError(nprobe_beyond(params["nprobe"], params["nlist"]))
         if self.index == "ivf_pq":
             if self.dim % params["pq_m"]:
-                raise SmecError(f"pq_m={params['pq_m']} must divide dim {self.dim}")
+                fits = [m for m in (4, 8, 16, 32, 64) if self.dim % m == 0 and m < self.dim]
+                raise SmecError(f"pq_m={params['pq_m']} (--pq-m) must divide dim {self.dim}; "
+                                f"pass one that does, e.g. {fits[-1] if fits else 1}")
             if params["pq_bits"] > 16:
                 raise SmecError(f"pq_bits={params['pq_bits']}: use 1 to 16")
         return IndexSpec(self.dim, self.metric, self.index, params)

@@ -501,7 +501,8 @@ class LocalBackend(FileAliases):
                 reason = "the engine could not read its index file: truncated or damaged"
             raise SmecError(
                 f"collection {collection!r} in {meta_path.parent} is unreadable "
-                f"({type(exc).__name__}: {reason[:160]}); drop it and index again"
+                f"({type(exc).__name__}: {reason[:160]}); drop it (`build --overwrite` "
+                "replaces it) and index again"
             ) from None
         col.stamp = stamp
         self._open[name] = col
