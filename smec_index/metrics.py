@@ -51,13 +51,9 @@ def _top(ranked: Any, k: int) -> list:
 
 def _unique_top(ranked: Sequence[str], k: int) -> list:
     """The top ``k``, refused when an id appears twice (it would be counted twice)."""
-    top = _top(ranked, k)
-    try:
-        real = [d for d in top if not _pad(d)]  # search pads short lists
-        unique = len(set(real)) == len(real)
-    except TypeError:  # a list or another unhashable value among the ids
-        raise SmecError("a ranking's ids must be strings or whole numbers") from None
-    if not unique:
+    top = _top(ranked, k)  # each a string or a whole number: hashable
+    real = [d for d in top if not _pad(d)]  # search pads short lists
+    if len(set(real)) != len(real):
         raise SmecError("a ranking lists the same document twice; deduplicate it before scoring")
     return top
 

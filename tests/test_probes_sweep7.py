@@ -620,7 +620,7 @@ def test_make_compressor_of_a_list_names_the_methods():
         (lambda m: m.evaluate_run({"q": ["a"]}, {"q": {"a": 1}}, "10"), "ks '10': pass a list"),
         (lambda m: m.mean_metric({"q": None}, {"q": {"a": 1}}, m.ndcg_at_k, 10),
          "a ranking must be a list of document ids, got NoneType"),
-        (lambda m: m.ndcg_at_k([["a"]], {"a": 1}), "ids must be strings or whole numbers"),
+        (lambda m: m.ndcg_at_k([["a"]], {"a": 1}), "ids are strings or whole numbers"),
     ],
 )
 def test_metrics_refuse_bad_input_in_one_line(call, message):
@@ -1549,8 +1549,11 @@ def test_evaluate_run_reads_a_generator_ranking_once_and_refuses_query_ids_of_tw
 
     scores = evaluate_run({"q": (d for d in ["a", "b"])}, {"q": {"a": 1}})
     assert scores == {"ndcg@10": 1.0, "recall@10": 1.0, "recall@100": 1.0}
-    with pytest.raises(SmecError, match="the run's query ids are numbers and the qrels' are"):
+    with pytest.raises(SmecError, match="the run's query id 1 is a number where the qrels' ids "
+                       "have '1'"):  # fmt: skip
         evaluate_run({1: ["a"]}, {"1": {"a": 1}})
+    with pytest.raises(SmecError, match="the run's query ids are numbers and the qrels' are"):
+        evaluate_run({1: ["a"]}, {"q1": {"a": 1}})
     assert evaluate_run({"x": ["a"]}, {"q": {"a": 1}})["ndcg@10"] == 0.0  # one kind: allowed
 
 
