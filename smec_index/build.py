@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import shutil
 import signal
 import threading
@@ -56,6 +55,7 @@ from smec_index.connectors.base import (
     check_switches,
     derived_name,
     is_milvus_server,
+    is_physical,
     positive_int,
 )
 from smec_index.connectors.storage import check_free_space, estimated_bytes, file_lock
@@ -67,9 +67,15 @@ from smec_index.data import (
     load_retrieval_data,
 )
 from smec_index.errors import SmecError
-from smec_index.index import CompressedIndex, Manifest, check_stored_dim, manifest_folder
+from smec_index.index import (
+    CompressedIndex,
+    Manifest,
+    check_stored_dim,
+    manifest_folder,
+    unnamed_builds,
+)
 from smec_index.metrics import mean_metric, ndcg_at_k, recall_vs_exact
-from smec_index.outputs import check_apart, check_working_folder
+from smec_index.outputs import check_apart, check_working_folder, refuse_odd_directory
 from smec_index.vectors import exact_search, normalize
 
 DEFAULT_DIMS = (256, 192, 128, 64, 32)
@@ -288,7 +294,8 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
     check_switches(request, "skip_unknown_qrels", "overwrite", "force_train", "progress",
                    "payloads")  # fmt: skip
     check_fields(request, paths=("dataset", "data_dir", "embeddings", "artifact"),
-                 mappings=("params", "connector_options"), text=("backend", "index"))  # fmt: skip
+                 mappings=("params", "connector_options"), text=("backend", "index"),
+                 required=("dataset", "data_dir", "backend", "index"))  # fmt: skip
     if request.collection is not None:
         check_new_name(request.collection, "--collection")
     # numpy's integers as ints: a manifest is JSON (np.int64 failed its save after the build)
@@ -436,12 +443,7 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
 
 def writable_directory(path: Path, flag: str) -> None:
     """``path`` is (or can be made) a directory this process can write: or a one-line error."""
-    if Path(path).is_symlink() and not Path(path).exists():
-        raise SmecError(f"{flag} {path}: a symbolic link to {os.readlink(path)}, which does "
-                        "not exist; make that directory or pass another")  # fmt: skip
-    if Path(path).exists() and not Path(path).is_dir():  # mkdir said "File exists"
-        kind = "a file" if Path(path).is_file() else "a device, socket or FIFO"
-        raise SmecError(f"{flag} {path} is {kind}, not a directory; pass a directory")
+    refuse_odd_directory(path, flag)  # mkdir would say "File exists"
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
         probe = Path(path) / f".write-probe-{uuid.uuid4().hex[:8]}"
@@ -497,6 +499,10 @@ def _build_and_switch(
             connector.drop(physical)
             Manifest.remove(request.data_dir, _folder(request), physical)
         raise
+    manifest = Manifest.find(request.data_dir, _folder(request), physical)
+    if manifest is not None:  # switched: a finished build from now on, even without alias
+        manifest.extra.pop("switching", None)
+        manifest.save(request.data_dir, _folder(request))
     if current is not None and current != name and is_physical(current, name):
         if current not in connector.aliases().values():
             connector.drop(current)
@@ -553,6 +559,7 @@ def _measure_and_pin(
         dataset=str(data.dataset.root.resolve()) if data.dataset else None,
         spec=spec.to_dict(),
         count=count,
+        extra={"switching": True},  # until the alias points at it (unnamed_builds)
     ).save(request.data_dir, _folder(request))
     return summary
 
@@ -668,14 +675,6 @@ def _legacy_build(request: BuildRequest, name: str) -> bool:
     return manifest is not None and "migrated_from" not in (manifest.extra or {})
 
 
-def is_physical(collection: str, name: str) -> bool:
-    """Whether ``collection`` is one of the physical collections builds of ``name`` make."""
-    return (
-        re.fullmatch(rf"{re.escape(name)}{PHYSICAL}[0-9a-f]{{{PHYSICAL_HEX}}}", collection)
-        is not None
-    )
-
-
 def _folder(request: BuildRequest) -> str:
     return manifest_folder(request.backend, request.connector_options)
 
@@ -729,17 +728,6 @@ def remove_leftovers(
         for path in manifests.glob(f"{name}{PHYSICAL}*.json"):
             if is_physical(path.stem, name) and path.stem not in present:
                 path.unlink(missing_ok=True)
-
-
-def unnamed_builds(connector: Connector, data_dir: Path, folder: str, name: str) -> list[str]:
-    """The physical collections of ``name`` that a build finished (their manifest is
-    written, the last step before the alias switch) but no alias points at."""
-    pointed = set(connector.aliases().values())
-    return sorted(
-        c for c in connector.collections()
-        if is_physical(c, name) and c not in pointed
-        and Manifest.find(data_dir, folder, c) is not None
-    )  # fmt: skip
 
 
 def _fill(connector, collection, ids, vectors, payloads, request: BuildRequest) -> None:

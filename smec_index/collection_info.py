@@ -8,7 +8,7 @@ from typing import Any
 from smec_index.connectors import open_connector
 from smec_index.connectors.base import check_collection_name
 from smec_index.errors import SmecError
-from smec_index.index import Manifest, manifest_folder, other_mode_hint
+from smec_index.index import Manifest, lost_alias, manifest_folder, other_mode_hint
 
 
 def collection_info(backend: str, name: str, data_dir: Path, **options: Any) -> dict[str, Any]:
@@ -65,17 +65,7 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
     with open_connector(backend, data_dir=data_dir, **options) as connector:
         collection = connector.resolve(name)
         if collection is None:
-            from smec_index.build import unnamed_builds
-
-            unnamed = unnamed_builds(connector, Path(data_dir),
-                                     manifest_folder(backend, options), name)  # fmt: skip
-            if unnamed:
-                raise SmecError(
-                    f"no alias names collection {name!r}, but its build {unnamed[0]!r} is "
-                    "there (its manifest too): were the aliases removed or reset? Restore "
-                    f"them (alias {name!r} -> {unnamed[0]!r}), or build it again with "
-                    "--overwrite"
-                )
+            lost_alias(connector, Path(data_dir), manifest_folder(backend, options), name)
             copy = copy_elsewhere(backend, name, data_dir)
             raise SmecError(
                 f"no collection {name!r} built for {backend} here"

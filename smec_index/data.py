@@ -158,8 +158,8 @@ def validate_embeddings(ids: list[str], vectors: np.ndarray, source: str) -> Non
 
 
 def _read_ids(path: Path) -> list[str]:
-    """One id per line; blank lines at the end are no rows, a blank line before them is an
-    empty id (dropped, it was reported as a count of ids one short of the rows)."""
+    """One id per line; blank lines at the end are no rows, and a blank line before them
+    is refused as an empty id, naming its line (skipping it made a count one short)."""
     with _text(path) as handle:
         ids = [line.rstrip("\n") for line in handle]
     while ids and not ids[-1].strip():

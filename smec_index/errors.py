@@ -9,7 +9,17 @@ from __future__ import annotations
 
 
 class SmecError(ValueError):
-    """A user-facing error: one line, says what to do."""
+    """A user-facing error: one line, says what to do.
+
+    A message is kept to one line whatever it quotes (the repr of an array, a file's text):
+    line breaks and the spaces around them become one space."""
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        if isinstance(message, str) and ("\n" in message or "\r" in message):
+            import re
+
+            message = re.sub(r"\s*[\r\n]+\s*", " ", message)
+        super().__init__(message, *args)
 
 
 def check_switch(value: object, name: str) -> bool:

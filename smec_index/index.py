@@ -71,6 +71,34 @@ def other_mode_hint(backend: str, data_dir: Path, options: dict[str, Any],
             + ("leave --mode out to read them" if local else "pass --mode local to read them"))
 
 
+def unnamed_builds(connector: Any, data_dir: Path, folder: str, name: str) -> list[str]:
+    """The physical collections of ``name`` whose build finished and switched (their
+    manifest is written and no longer marked ``switching``) but that no alias points at:
+    the alias was lost (aliases.json removed), not a build killed before its switch."""
+    from smec_index.connectors.base import is_physical
+
+    pointed = set(connector.aliases().values())
+    found = []
+    for collection in connector.collections():
+        if is_physical(collection, name) and collection not in pointed:
+            manifest = Manifest.find(data_dir, folder, collection)
+            if manifest is not None and not manifest.extra.get("switching"):
+                found.append(collection)
+    return sorted(found)
+
+
+def lost_alias(connector: Any, data_dir: Path, folder: str, name: str) -> None:
+    """Refuse to say "no collection" where the build of ``name`` is there but no alias
+    names it: the way back is the alias, or a build with ``--overwrite``."""
+    unnamed = unnamed_builds(connector, data_dir, folder, name)
+    if unnamed:
+        raise SmecError(
+            f"no alias names collection {name!r}, but its build {unnamed[0]!r} is there (its "
+            f"manifest too): were the aliases removed or reset? Restore them (alias {name!r} "
+            f"-> {unnamed[0]!r}), or build it again with --overwrite"
+        )
+
+
 @dataclass
 class Manifest:
     """What a built collection holds and how to query it.
@@ -321,6 +349,9 @@ class CompressedIndex:
         Raises:
             SmecError: not built, no manifest, or an artifact that changed since the build.
         """
+        from smec_index.connectors import check_backend
+
+        check_backend(backend)  # before it is compared below: a list met a raw TypeError
         check_collection_name(name)
         from smec_index.connectors.base import typed_options
         from smec_index.data import check_path_name
@@ -346,6 +377,7 @@ class CompressedIndex:
         try:
             collection = connector.resolve(name)
             if collection is None:
+                lost_alias(connector, Path(data_dir), manifest_folder(backend, options), name)
                 copy = _copy_elsewhere(backend, name, data_dir)
                 raise SmecError(
                     f"no collection {name!r} built for {backend} here"

@@ -207,14 +207,14 @@ def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k:
     """Mean of ``metric`` over the judged queries; a query missing from ``run`` scores 0."""
     if not callable(metric):
         raise SmecError(f"metric {metric!r:.30}: pass a function such as ndcg_at_k")
-    if not qrels:
-        raise SmecError("qrels are empty: nothing to evaluate; pass qrels with judgements")
     if not isinstance(run, Mapping):
         raise SmecError(f"a run must map query ids to rankings, got {type(run).__name__}")
     if not isinstance(qrels, Mapping):
         raise SmecError(f"qrels must map query ids to {{document id: grade}}, got "
                         f"{type(qrels).__name__}; read a qrels file with "
                         "smec_index.data.read_qrels")  # fmt: skip
+    if not qrels:
+        raise SmecError("qrels are empty: nothing to evaluate; pass qrels with judgements")
     _refuse_twins(run, qrels, "the run's query id", "the qrels'")  # a silent 0 for those
     if run and not any(q in run for q in qrels):  # 1 never matches "1": a silent 0
         run_text, judged_text = {isinstance(q, str) for q in run}, {
@@ -224,7 +224,15 @@ def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k:
             raise SmecError(f"the run's query ids are {kinds[0]} and the qrels' are {kinds[1]} "
                             f"(e.g. {next(iter(qrels))!r}), so no query could match; convert "
                             "one to the other")  # fmt: skip
-    return sum(metric(run.get(q, ()), rels, k) for q, rels in qrels.items()) / len(qrels)
+    total = 0.0
+    for query, rels in qrels.items():
+        value = metric(run.get(query, ()), rels, k)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not _finite(value):
+            raise SmecError(f"metric {getattr(metric, '__name__', 'metric')} gave "
+                            f"{value!r:.30} for query {query!r:.40}; a metric returns a "
+                            "finite number, e.g. nDCG from 0 to 1")  # fmt: skip
+        total += float(value)
+    return total / len(qrels)
 
 
 def evaluate_run(

@@ -43,8 +43,9 @@ REPORT_PLOT = re.compile(rf".+-({'|'.join(PLOT_KINDS)})\.png")
 
 
 def plot_path(out: Path, slug: str, kind: str) -> Path:
-    """Where a report's plot of ``kind`` (one of :data:`PLOT_KINDS`) goes: a name
-    :data:`REPORT_PLOT` knows as the report's own, so a report written again replaces it."""
+    """Where a report's plot of ``kind`` (one of :data:`PLOT_KINDS`) goes. The report's
+    marker lists it, so a report written again replaces it (:data:`REPORT_PLOT` tells a
+    report's plots only in reports whose marker lists no files, from older versions)."""
     if kind not in PLOT_KINDS:
         raise ValueError(f"no report plot kind {kind!r}")  # a bug of ours, not user input
     return out / f"{slug}-{kind}.png"
@@ -109,6 +110,19 @@ def output_kind(directory: str | Path) -> tuple[str, bool] | None:
     if meta is not None and _EMBED_META_KEYS <= meta.keys() and (directory / "corpus.npy").exists():
         return "embeddings", True
     return None
+
+
+def refuse_odd_directory(path: str | Path, flag: str) -> None:
+    """Refuse a path meant to be (or to become) a directory that cannot be one: a link to
+    nowhere (mkdir says "File exists"), a file, a device, socket or FIFO, each named as
+    what it is."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise SmecError(f"{flag} {path}: a symbolic link to {os.readlink(path)}, which does "
+                        "not exist; make that directory or pass another")  # fmt: skip
+    if path.exists() and not path.is_dir():
+        kind = "a file" if path.is_file() else "a device, socket or FIFO"
+        raise SmecError(f"{flag} {path} is {kind}, not a directory; pass a directory")
 
 
 def no_file_above(path: str | Path, flag: str) -> None:

@@ -71,11 +71,15 @@ class Projection:
         # where a migration's switch of this alias was rolled back and nothing switched it
         # since, the alias names the source again (its queries take no projection)
         active = {place for *_, place in candidates}
-        rolled = sorted(set(_rolled_back(str(where), Path(data_dir))) - active)
+        rolled = sorted((place, before) for place, before in _rolled_back(
+            str(where), Path(data_dir)) if place not in active)  # fmt: skip
         if rolled:
-            back = (f"at {rolled[0]}, a migration's switch of alias {str(where)!r} was rolled "
-                    "back, so there it names the source again: query that with the original "
-                    "vectors, unprojected")  # fmt: skip
+            place, before = rolled[0]
+            now = ("points at the collection it named before the migration, "
+                   f"{before!r}" if before else "was dropped (it named nothing before)")
+            back = (f"at {place}, a migration's switch of alias {str(where)!r} was rolled "
+                    f"back, so there it {now}: its queries take the original vectors, "
+                    "unprojected")  # fmt: skip
             if not found:
                 raise SmecError(f"{where}: {back}")
             raise SmecError(f"{where}: {back}; elsewhere in {data_dir} it uses "
@@ -148,15 +152,18 @@ def _artifacts_of(name: str, data_dir: Path):
 
 
 def _rolled_back(name: str, data_dir: Path):
-    """The places (the copies' locations) where a migration's switch of alias ``name`` was
-    rolled back and the record has not switched it again."""
+    """``(place, what the alias named before)`` where a migration's switch of alias
+    ``name`` was rolled back and the record has not switched it again (place: the copy's
+    location; before: None where the alias was made by the switch, so the rollback
+    dropped it)."""
     from smec_index.migration.state import records
 
     for _, record in records(data_dir):
         switched = record.get("aliases") or {}
         if record.get("rolled_back") == name and name not in switched and \
                 name != record.get("alias"):  # fmt: skip
-            yield str(record.get("target_location"))
+            before = record.get("alias_before")
+            yield str(record.get("target_location")), before if isinstance(before, str) else None
 
 
 def _check_unchanged(artifact: str, recorded: Any, name: Any) -> None:

@@ -37,7 +37,8 @@ class SearchRequest:
         from smec_index.connectors.base import check_fields, positive_int
 
         check_fields(self, paths=("data_dir",), mappings=("options",),
-                     text=("backend", "collection", "query", "like"))  # fmt: skip
+                     text=("backend", "collection", "query", "like"),
+                     required=("data_dir", "backend", "collection"))  # fmt: skip
         if (self.query is None) == (self.like is None):
             raise SmecError("pass a QUERY text or --like ID (one of them)")
         for text in (self.query, self.like):

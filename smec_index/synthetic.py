@@ -10,11 +10,14 @@ streamed straight to a ``.npy`` memory map.
 from __future__ import annotations
 
 import json
+import numbers
 from pathlib import Path
 
 import numpy as np
 
+from smec_index.connectors.base import positive_int
 from smec_index.data import Embeddings, RetrievalData
+from smec_index.errors import SmecError
 
 _CHUNK = 100_000
 
@@ -42,9 +45,25 @@ def synthetic_vectors(
     out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``n`` unit vectors of low intrinsic dimension, generated in chunks into ``out``."""
+    n, dim, rank = (positive_int(v, what) for v, what in ((n, "n"), (dim, "dim"), (rank, "rank")))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or \
+            not 0 <= seed <= 2**32 - 2:  # fmt: skip  (seed + 1 seeds the rows)
+        raise SmecError(f"seed {seed!r:.30}: pass a whole number from 0 to 4,294,967,294")
+    seed = int(seed)
+    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or \
+            not 0 <= float(noise) < float("inf"):  # fmt: skip
+        raise SmecError(f"noise {noise!r:.30}: pass a finite number >= 0, e.g. 0.05")
+    if out is None:
+        try:
+            out = np.empty((n, dim), dtype=np.float32)
+        except MemoryError:
+            raise SmecError(f"{n:,} x {dim} float32 values ({n * dim * 4 / 2**30:,.1f} GiB) do "
+                            "not fit in memory: pass out= a memory map (numpy.lib.format."
+                            "open_memmap) or a smaller n") from None  # fmt: skip
+    elif not isinstance(out, np.ndarray) or out.shape != (n, dim) or out.dtype != np.float32:
+        raise SmecError(f"out: pass a float32 array of shape ({n}, {dim}) (or None)")
     basis = _basis(rank, dim, seed)
     rng = np.random.default_rng(seed + 1)
-    out = np.empty((n, dim), dtype=np.float32) if out is None else out
     for start in range(0, n, _CHUNK):
         stop = min(n, start + _CHUNK)
         out[start:stop] = _rows(stop - start, basis, noise, rng)

@@ -103,7 +103,8 @@ def check_types(r: TrainRequest) -> None:
 
     check_switches(r, "skip_unknown_qrels", "unsupervised", "overwrite", "quiet")
     check_fields(r, paths=("dataset", "out", "embeddings", "qrels_file", "extend", "query_log"),
-                 mappings=("given",), text=("method", "split", "init", "device"))  # fmt: skip
+                 mappings=("given",), text=("method", "split", "init", "device"),
+                 required=("dataset", "out", "method", "split", "device"))  # fmt: skip
     import numpy as np
 
     whole = (int, np.integer)  # numpy's too, as build's dim
@@ -116,6 +117,9 @@ def check_types(r: TrainRequest) -> None:
     elif r.dims is not None and not isinstance(r.dims, str):
         raise SmecError(f"dims {r.dims!r:.40}: pass a list of whole numbers, e.g. [128, 64], "
                         "or the flag's text, e.g. '128,64'")  # fmt: skip
+    from smec_index.training.config import TrainConfig
+
+    TrainConfig(**r.settings())  # each setting's kind and range, before a rule reads one
 
 
 def check_flags(r: TrainRequest) -> None:

@@ -2156,11 +2156,21 @@ def test_a_build_whose_alias_was_lost_is_neither_deleted_nor_unexplained(tmp_pat
     physical = {p.name.split("__")[0]: p.name for p in (data / "faiss").glob("*__b*")}
     assert f"but its build {physical['keep']!r} is there" in _error_line(
         ["info", "--backend", "faiss", "--data-dir", data, "--collection", "keep"])
+    assert f"but its build {physical['keep']!r} is there" in _error_line(
+        ["search", "--backend", "faiss", "--data-dir", data, "--collection", "keep", "--like",
+         "d1"])  # fmt: skip
     assert "pass --overwrite to replace that build" in _error_line([*build, "--collection", "c1"])
     assert (data / "faiss" / physical["c1"]).is_dir()  # kept: a finished build, not a leftover
     _ok_cli(*build, "--collection", "c1", "--overwrite")  # asked for: replaced
     assert not (data / "faiss" / physical["c1"]).exists()
     assert json.loads(aliases.read_text())["c1"].startswith("c1__b")
+    # a build killed between its manifest and its switch is a leftover, removed unasked
+    manifest = data / "manifests" / "faiss" / f"{physical['keep']}.json"
+    record = json.loads(manifest.read_text())
+    assert "switching" not in record["extra"]  # a finished build's manifest says so
+    manifest.write_text(json.dumps({**record, "extra": {"switching": True}}))
+    _ok_cli(*build, "--collection", "keep")
+    assert not (data / "faiss" / physical["keep"]).exists()
 
 
 @pytest.mark.parametrize("folder, name", [("msmarco-v2.1", "msmarco_v2_1_original_16"),
@@ -2227,7 +2237,8 @@ def test_projection_load_names_a_rolled_back_alias(tmp_path):
               "--quiet"]  # fmt: skip
     _ok_cli(*qdrant)
     _ok_cli(*qdrant, "--rollback")
-    with pytest.raises(SmecError, match="was rolled back, so there it names the source again"):
+    with pytest.raises(SmecError, match="rolled back, so there it points at the collection it "
+                       "named before the migration, 'docs'"):  # fmt: skip
         Projection.load("live", data)
     from pymilvus import MilvusClient
 
@@ -2260,3 +2271,45 @@ def test_sweep_34s_messages_say_what_is_wrong(tmp_path):
          tmp_path / "d"])  # fmt: skip
     with pytest.raises(SmecError, match=r"pq_m=7 \(--pq-m\) must divide dim 64; .* e\.g\. 32"):
         IndexSpec(dim=64, index="ivf_pq", params={"pq_m": 7}).resolved()
+
+
+# -- the thirty-fifth sweep: its faults ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("gives", ["0.5", None, float("nan"), True])
+def test_mean_metric_refuses_a_metric_that_gives_no_number(gives):
+    """A metric of the user's returning text or None met a raw TypeError in sum(); NaN
+    was averaged into a silent NaN."""
+    from smec_index.metrics import mean_metric
+
+    with pytest.raises(SmecError, match="a metric returns a finite number"):
+        mean_metric({"q": ["a"]}, {"q": {"a": 1}}, lambda ranked, rels, k: gives, 10)
+
+
+def test_a_derived_name_is_a_name_whatever_its_parts():
+    """The review of sweep 34: only the base was cleaned, so an adaptor's default collection
+    'scifact_search-adaptor_64' was refused."""
+    from smec_index.connectors.base import check_collection_name, derived_name
+
+    for base, suffix in [("scifact", "search-adaptor_64"), ("msmarco-v2.1", "pca_8"),
+                         ("dócs", "4"), ("9lives", "x.y"), ("a" * 300, "smec_64")]:
+        check_collection_name(derived_name(base, suffix, 187))
+
+
+def test_a_source_folder_that_is_the_targets_store_is_named(tmp_path):
+    """A Qdrant source kept in DATA/qdrant-local, migrated --to-backend qdrant --to-mode
+    local: the target opened that folder again and the engine's 'accessed by another
+    instance ... close any other connector' was all the user got."""
+    from qdrant_client import QdrantClient, models
+
+    source = tmp_path / "d" / "qdrant-local"
+    client = QdrantClient(path=str(source))
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=16, distance=models.Distance.COSINE))  # fmt: skip
+    client.upsert("docs", models.Batch(ids=list(range(20)), vectors=np.random.default_rng(
+        0).standard_normal((20, 16)).tolist()))  # fmt: skip
+    client.close()
+    line = _error_line(["migrate", "--backend", "qdrant", "--path", source, "--collection",
+                        "docs", "--dim", 8, "--to-backend", "qdrant", "--to-mode", "local",
+                        "--data-dir", tmp_path / "d"])  # fmt: skip
+    assert "is where the qdrant target would be kept" in line

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import os
 from typing import Any
 
 from smec_index.connectors.base import (
@@ -33,6 +32,13 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+def check_backend(backend: Any) -> str:
+    """``backend`` if it names one of :data:`BACKENDS`, else a one-line error."""
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise SmecError(f"unknown backend {backend!r:.40}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
 def open_connector(backend: str, **options: Any) -> Connector:
     """Open a backend by name, behind the validating :class:`Connector`.
 
@@ -41,12 +47,7 @@ def open_connector(backend: str, **options: Any) -> Connector:
         options: backend options, e.g. ``data_dir`` (embedded backends), ``url``/``uri`` and
             ``api_key``/``token`` (servers), ``mode`` (``edge`` or ``local`` for Qdrant).
     """
-    try:
-        module_name, class_name, extra = BACKENDS[backend]
-    except KeyError:
-        raise SmecError(
-            f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
-        ) from None
+    module_name, class_name, extra = BACKENDS[check_backend(backend)]
     options = typed_options(options)
     data_dir = options.get("data_dir")
     if data_dir is not None:
@@ -55,15 +56,9 @@ def open_connector(backend: str, **options: Any) -> Connector:
         from smec_index.data import check_path_name
 
         check_path_name(data_dir, "data_dir")
-        if Path(data_dir).is_symlink() and not Path(data_dir).exists():
-            raise SmecError(f"data_dir {data_dir}: a symbolic link to "
-                            f"{os.readlink(data_dir)}, which does not exist; make that "
-                            "directory or pass another")  # fmt: skip
-        if Path(data_dir).exists() and not Path(data_dir).is_dir():
-            raise SmecError(f"data_dir {data_dir} is a file, not a directory; pass the "
-                            "directory where the collections are (or are to be) kept")  # fmt: skip
-        from smec_index.outputs import no_file_above
+        from smec_index.outputs import no_file_above, refuse_odd_directory
 
+        refuse_odd_directory(data_dir, "data_dir")
         no_file_above(Path(data_dir) / "x", "data_dir")  # "notes.txt/smec-data"
     try:
         module = importlib.import_module(module_name)

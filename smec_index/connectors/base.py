@@ -313,13 +313,18 @@ def check_fields(
     paths: tuple[str, ...] = (),
     mappings: tuple[str, ...] = (),
     text: tuple[str, ...] = (),
+    required: tuple[str, ...] = (),
 ) -> None:
     """A request's fields of the types the code that reads them needs, or a one-line
     error (from Python a str path, a list of options or a number id met a raw TypeError
-    deep inside): ``paths`` (None allowed) become Paths, ``mappings`` are dicts without a
-    ``data_dir`` (a field of its own), ``text`` fields are str or None."""
+    deep inside): ``paths`` (None allowed unless ``required``) become Paths, ``mappings``
+    are dicts without a ``data_dir`` (a field of its own), ``text`` fields are str or None
+    (str where ``required``)."""
     from smec_index.data import check_path_name
 
+    for name in required:
+        if getattr(where, name) is None:
+            raise SmecError(f"{name} is None; pass one")
     for name in paths:
         value = getattr(where, name)
         if value is not None:
@@ -378,6 +383,14 @@ PHYSICAL_HEX = 10
 _PHYSICAL = re.compile(rf".+{PHYSICAL}[0-9a-f]{{{PHYSICAL_HEX},}}")  # and longer look-alikes
 
 
+def is_physical(collection: str, name: str) -> bool:
+    """Whether ``collection`` is one of the physical collections builds of ``name`` make."""
+    return (
+        re.fullmatch(rf"{re.escape(name)}{PHYSICAL}[0-9a-f]{{{PHYSICAL_HEX}}}", collection)
+        is not None
+    )
+
+
 def derived_name(base: str, suffix: str, most: int = MAX_NAME) -> str:
     """A collection name made of ``base`` (a dataset folder's or a source collection's name,
     which may hold any character) and ``suffix``: what a name cannot hold written as ``_``,
@@ -386,7 +399,7 @@ def derived_name(base: str, suffix: str, most: int = MAX_NAME) -> str:
     never typed, or none)."""
     import hashlib
 
-    safe = re.sub(r"[^A-Za-z0-9_]", "_", base)
+    safe, suffix = (re.sub(r"[^A-Za-z0-9_]", "_", part) for part in (base, suffix))
     name = f"{safe if safe[:1].isalpha() else 'c_' + safe}_{suffix}"
     if len(name) > most:
         digest = hashlib.sha256(base.encode("utf-8", "surrogatepass")).hexdigest()[:10]

@@ -113,6 +113,7 @@ class Connector:
     def foreign(self, collection: str) -> bool:
         """Whether the existing collection ``collection`` (not an alias) was made by someone
         else, not by smec-index: a user's own collection in their Milvus or Qdrant."""
+        check_collection_name(collection)
         return isinstance(self.backend, HoldsOthers) and self.backend.foreign(collection)
 
     def refuse_foreign(
@@ -153,6 +154,7 @@ class Connector:
     def spec(self, collection: str) -> IndexSpec:
         """The stored spec, cached per physical collection (an alias is resolved on every
         call, so a switch never leaves a stale dim or index behind)."""
+        check_collection_name(collection)  # before a lookup: a list is unhashable
         target = self.aliases().get(collection, collection)
         cached = self._specs.get(target)
         if cached is not None and (cached[1] is None or not cached[1].ended):
@@ -498,7 +500,10 @@ def check_ids(ids: Sequence[Any], n: int, unique: bool = True) -> list[str]:
     if unique and isinstance(ids, (AbstractSet, Mapping)):  # no order to pair with rows
         raise SmecError(f"ids as a {type(ids).__name__} have no order, so which vector each "
                         "would get is chance; pass a list in the vectors' order")  # fmt: skip
-    ids = list(ids)
+    try:
+        ids = list(ids)
+    except TypeError:  # a number, None
+        raise SmecError(f"ids {ids!r:.40}: pass a list of string ids, one per vector") from None
     if len(ids) != n:
         raise SmecError(f"{len(ids)} ids for {n} vectors; pass one id per vector")
     for point_id in ids:
@@ -535,7 +540,12 @@ def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[di
     every backend stores and gives back the same thing (tuples become lists)."""
     if payloads is None:
         return [{} for _ in range(n)]
-    payloads = list(payloads)
+    if isinstance(payloads, (str, bytes, Mapping)):  # one payload, or text: not a list
+        raise SmecError(f"payloads {payloads!r:.40}: pass a list of dicts, one per point")
+    try:
+        payloads = list(payloads)
+    except TypeError:
+        raise SmecError(f"payloads {payloads!r:.40}: pass a list of dicts, one per point") from None
     if len(payloads) != n:
         raise SmecError(f"{len(payloads)} payloads for {n} points; pass one per point or none")
     checked = []

@@ -334,18 +334,23 @@ def refuse_foreign_directory(directory: Path, marker: str, ours: tuple[str, ...]
                         "name, or move it away")  # fmt: skip
 
 
-def make_directory(directory: Path) -> None:
-    """``mkdir -p directory``, or a one-line error naming what stood in the way: a link to
-    nowhere (whose mkdir said "File exists"), a folder it may not write, a full disk."""
+def make_directory(directory: Path, new: bool = False) -> None:
+    """``mkdir -p directory`` (with ``new``, the last folder must not exist yet), or a
+    one-line error naming what stood in the way: a link to nowhere (whose mkdir said "File
+    exists"), a file, a folder it may not write, a full disk."""
     try:
-        directory.mkdir(parents=True, exist_ok=True)
+        if new:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            directory.mkdir()
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         if is_disk_full(exc):
             raise no_space(directory) from None
-        for path in (directory, *directory.parents):
-            if path.is_symlink() and not path.exists():
-                raise SmecError(f"{path}: a symbolic link to {os.readlink(path)}, which does "
-                                "not exist; make that directory or pass another") from None
+        from smec_index.outputs import refuse_odd_directory
+
+        for path in directory.parents if new else (directory, *directory.parents):
+            refuse_odd_directory(path, "folder")
         raise SmecError(f"{directory}: cannot make this folder ({exc.strerror or exc}); "
                         "pass a data directory you can write") from None  # fmt: skip
 
@@ -353,15 +358,13 @@ def make_directory(directory: Path) -> None:
 def start_directory(directory: Path) -> None:
     """Make ``directory`` for a new collection, marked as being created (its caller has
     removed what a create cut short left, and refused a folder of someone else's)."""
-    make_directory(directory.parent)
+    make_directory(directory, new=True)
     try:
-        directory.mkdir()
         (directory / CREATING).write_bytes(b"")
     except OSError as exc:
-        if is_disk_full(exc):
-            raise no_space(directory) from None
-        raise SmecError(f"{directory}: cannot make this folder ({exc.strerror or exc}); "
-                        "pass a data directory you can write") from None  # fmt: skip
+        raise no_space(directory) if is_disk_full(exc) else SmecError(
+            f"{directory}: cannot write in it ({exc.strerror or exc}); pass a data directory "
+            "you can write") from None  # fmt: skip
 
 
 def collection_dirs(root: Path, marker: str) -> list[str]:

@@ -25,9 +25,10 @@ from numbers import Real
 from pathlib import Path
 from typing import Any
 
-from smec_index.connectors import open_connector
+from smec_index.connectors import check_backend, open_connector
 from smec_index.connectors.base import (
     _PHYSICAL,
+    check_fields,
     check_new_name,
     check_switches,
     derived_name,
@@ -166,20 +167,22 @@ def _check_fields(request: MigrateRequest) -> None:
     """Switches are bools and files are paths: ``dry_run="no"`` would be taken as yes."""
     check_switches(request, "dry_run", "restart", "rollback", "progress", "overwrite",
                    "allow_schema_change", "in_place")  # fmt: skip
-    check_path_name(request.data_dir, "data_dir")
-    if not str(request.data_dir):
-        raise SmecError("data_dir is empty; pass the folder for the migration's records")
-    for name in ("artifact", "queries", "query_ids", "qrels"):
-        if getattr(request, name) is not None:
-            check_path_name(getattr(request, name), name)
     if request.partition is not None and not isinstance(request.partition, str):
         raise SmecError(f"partition {request.partition!r:.30}: pass 'K/N' as text, e.g. '0/4'")
+    check_fields(request, paths=("data_dir", "artifact", "queries", "query_ids", "qrels"),
+                 mappings=("source", "to_options", "index_params"),
+                 text=("backend", "collection", "to", "to_backend", "alias"),
+                 required=("data_dir", "backend", "collection"))  # fmt: skip
+    if not str(request.data_dir):
+        raise SmecError("data_dir is empty; pass the folder for the migration's records")
 
 
 def _check_request(request: MigrateRequest) -> Partition | None:
     """Every field checked, and numbers and paths stored as the plain types every record
     and message takes (a numpy int is no JSON; a str data_dir no Path)."""
     _check_fields(request)
+    if request.to_backend is not None:  # before a path is made of it
+        check_backend(request.to_backend)
     request.data_dir = Path(request.data_dir)
     request.dim = positive_int(request.dim, "--dim")
     request.batch_size = positive_int(request.batch_size, "--batch-size")
@@ -263,6 +266,17 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
         if inside:
             raise SmecError(f"--to-uri {to_uri} is inside the source's database {where}; "
                             "pick a path outside it")  # fmt: skip
+    # a folder store (a milvus-lite file may hold the source and its copy side by side)
+    if request.to_backend not in (None, "milvus") and where and \
+            not is_milvus_server(str(where)) and \
+            not _is_server(request.to_backend, request.to_options):  # fmt: skip
+        root = _embedded_root(request.to_backend, request.data_dir, request.to_options).resolve()
+        source_at = Path(where).resolve()
+        if source_at == root or root in source_at.parents or source_at in root.parents:
+            raise SmecError(  # its engine said "accessed by another instance": untrue
+                f"the source's folder {where} is where the {request.to_backend} target would "
+                f"be kept ({root}, under --data-dir); pass another --data-dir"
+            )
     started = time.perf_counter()
     try:
         source = open_source(request.backend, request.collection, **request.source)

@@ -81,6 +81,11 @@ def not_unit_length(metric: str, seen: str) -> str:
     )
 
 
+def off_unit(norms: np.ndarray) -> np.ndarray:
+    """Which ``norms`` are not unit length (float16 sources stay within 1e-3 of it)."""
+    return np.abs(norms - 1.0) > 1e-3
+
+
 def check_source_vectors(vectors: np.ndarray, ids: list[str], metric: str) -> None:
     """Every vector a migration reads: finite and, where the source ranks by inner product
     or L2, unit length (the first points alone were checked up front, so a source whose
@@ -89,7 +94,7 @@ def check_source_vectors(vectors: np.ndarray, ids: list[str], metric: str) -> No
     if metric == "cosine" or not len(ids):
         return
     norms = np.linalg.norm(np.asarray(vectors, np.float64), axis=1)
-    off = np.abs(norms - 1.0) > 1e-3
+    off = off_unit(norms)
     if off.any():
         at = int(np.argmax(off))
         raise SourceDataError(not_unit_length(metric, f"point {ids[at]!r} has norm "
