@@ -2313,3 +2313,38 @@ def test_a_source_folder_that_is_the_targets_store_is_named(tmp_path):
                         "docs", "--dim", 8, "--to-backend", "qdrant", "--to-mode", "local",
                         "--data-dir", tmp_path / "d"])  # fmt: skip
     assert "is where the qdrant target would be kept" in line
+
+
+def test_qrels_naming_no_point_of_the_source_say_so(tmp_path):
+    """Qrels whose ids are no points of the source (a typo'd prefix) were refused as 'the
+    source's own search finds none of the judged documents', as if search were at fault."""
+    from qdrant_client import QdrantClient, models
+
+    rng = np.random.default_rng(0)
+    rows = rng.standard_normal((200, 16)).astype(np.float32)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=16, distance=models.Distance.COSINE))  # fmt: skip
+    client.upsert("docs", models.Batch(ids=list(range(200)), vectors=rows.tolist()))
+    client.close()
+    np.save(tmp_path / "q.npy", rows[:60])
+    (tmp_path / "qids.txt").write_text("".join(f"q{i}\n" for i in range(60)))
+    (tmp_path / "qrels.tsv").write_text("".join(f"q{i}\tdoc{i}\t1\n" for i in range(60)))
+    line = _error_line(["migrate", "--backend", "qdrant", "--path", tmp_path / "q",
+                        "--collection", "docs", "--dim", 8, "--queries", tmp_path / "q.npy",
+                        "--query-ids", tmp_path / "qids.txt", "--qrels", tmp_path / "qrels.tsv",
+                        "--data-dir", tmp_path / "d"])  # fmt: skip
+    assert "is a point of the source; --qrels must name the source's point ids" in line
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant", "milvus"])
+def test_get_answers_plain_str_ids_for_a_numpy_array_of_ids(tmp_path, backend):
+    """faiss and hnswlib answered get(np.array([...])) with numpy.str_ ids, Qdrant and
+    Milvus with str: the contract has the backends answer alike."""
+    connector = open_connector(backend, data_dir=tmp_path)
+    connector.create("c", IndexSpec(dim=4, index="hnsw"))
+    connector.add("c", np.array(["a", "b"]), np.eye(2, 4, dtype=np.float32) + 0.1)
+    connector.flush("c")
+    got = connector.get("c", np.array(["b", "a"]))
+    assert got.ids == ["b", "a"] and {type(i) for i in got.ids} == {str}
+    connector.close()

@@ -522,7 +522,7 @@ def check_ids(ids: Sequence[Any], n: int, unique: bool = True) -> list[str]:
         seen: set[str] = set()
         twice = next(i for i in ids if i in seen or seen.add(i))
         raise SmecError(f"id {twice!r} appears twice in one write; pass each id once")
-    return ids
+    return [str(point_id) for point_id in ids]  # numpy's str_ as str: every backend alike
 
 
 def _no_json(value: Any) -> Any:

@@ -163,6 +163,17 @@ def _source_scores(request: Any, source: Any):
     truth = source.search(vectors, 10)
     before = float(np.mean([ndcg_at_k(r, held[q], 10) for q, r in zip(held, truth, strict=True)]))
     if before <= 0:
+        judged = sorted({d for rels in held.values() for d in rels})
+        try:  # none of them a point of the source: say that, not that search missed them
+            found = source.get([source.raw_id(d) for d in judged[:1000]]).ids
+        except SmecError:  # an id the source's key cannot be
+            found = []
+        if not found:
+            raise SmecError(
+                f"--qrels: none of the documents judged for the {len(held)} held-out queries "
+                f"(e.g. {judged[0]!r:.40}) is a point of the source; --qrels must name the "
+                "source's point ids"
+            )
         raise SmecError(
             f"--qrels: the source's own search finds none of the judged documents of the "
             f"{len(held)} held-out queries (nDCG@10 0), so they cannot judge a copy; check "
