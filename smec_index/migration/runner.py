@@ -169,12 +169,12 @@ def _check_fields(request: MigrateRequest) -> None:
                    "allow_schema_change", "in_place")  # fmt: skip
     if request.partition is not None and not isinstance(request.partition, str):
         raise SmecError(f"partition {request.partition!r:.30}: pass 'K/N' as text, e.g. '0/4'")
+    if isinstance(request.data_dir, str) and not request.data_dir:  # Path("") would be "."
+        raise SmecError("data_dir is empty; pass the folder for the migration's records")
     check_fields(request, paths=("data_dir", "artifact", "queries", "query_ids", "qrels"),
                  mappings=("source", "to_options", "index_params"),
                  text=("backend", "collection", "to", "to_backend", "alias"),
                  required=("data_dir", "backend", "collection"))  # fmt: skip
-    if not str(request.data_dir):
-        raise SmecError("data_dir is empty; pass the folder for the migration's records")
 
 
 def _check_request(request: MigrateRequest) -> Partition | None:
@@ -266,10 +266,10 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
         if inside:
             raise SmecError(f"--to-uri {to_uri} is inside the source's database {where}; "
                             "pick a path outside it")  # fmt: skip
-    # a folder store (a milvus-lite file may hold the source and its copy side by side)
-    if request.to_backend not in (None, "milvus") and where and \
-            not is_milvus_server(str(where)) and \
-            not _is_server(request.to_backend, request.to_options):  # fmt: skip
+    # qdrant-client's local mode locks its whole folder (edge shards and a milvus-lite file
+    # may hold the source and its copy side by side)
+    if request.to_backend == "qdrant" and request.to_options.get("mode") == "local" and where \
+            and not _is_server(request.to_backend, request.to_options):  # fmt: skip
         root = _embedded_root(request.to_backend, request.data_dir, request.to_options).resolve()
         source_at = Path(where).resolve()
         if source_at == root or root in source_at.parents or source_at in root.parents:
