@@ -2349,3 +2349,12 @@ def test_get_answers_plain_str_ids_for_a_numpy_array_of_ids(tmp_path, backend):
     got = connector.get("c", np.array(["b", "a"]))
     assert got.ids == ["b", "a"] and {type(i) for i in got.ids} == {str}
     connector.close()
+
+
+def test_bench_caps_a_synthetic_datasets_queries_too(tmp_path):
+    """--max-queries 5 on synthetic:300x32 measured and recorded all 30 planted queries."""
+    out = tmp_path / "r.jsonl"
+    _ok_cli("bench", "--dataset", "synthetic:300x32", "--methods", "none", "--index", "flat",
+            "--latency-queries", 5, "--concurrency", 1, "--max-queries", 5, "--out", out)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert records and {r["n_queries"] for r in records} == {5}

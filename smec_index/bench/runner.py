@@ -110,7 +110,7 @@ def load_dataset(spec: str, sweep: Sweep) -> Dataset:
         rank = int(synthetic.group(3) or max(2, dim // 8))
         queries = min(1000, max(10, n // 10))
         data, qrels = synthetic_retrieval(n, queries, dim, rank, seed=sweep.seed)
-        return Dataset(spec, data, qrels, list(qrels), None)
+        return Dataset(spec, data, *_capped(qrels, list(qrels), sweep), None)
     from smec_index.data import load_retrieval_data
 
     data = load_retrieval_data(spec, sweep.embeddings, skip_unknown_qrels=True)
@@ -122,13 +122,20 @@ def load_dataset(spec: str, sweep: Sweep) -> Dataset:
         qrels, query_ids = {}, list(data.queries.ids)
         tqdm.write(f"note: {name} has no qrels/{sweep.split}.tsv: nDCG@10 stays empty; "
                    "speed, bytes and recall are still measured", file=sys.stderr)  # fmt: skip
-    if sweep.max_queries:
-        query_ids = query_ids[: sweep.max_queries]
-        qrels = {q: qrels[q] for q in query_ids if q in qrels}
+    qrels, query_ids = _capped(qrels, query_ids, sweep)
     train = None
     if data.dataset is not None and data.dataset.has_split(sweep.train_split):
         train = data.qrels(sweep.train_split)
     return Dataset(name, data, qrels, query_ids, train)
+
+
+def _capped(qrels: dict, query_ids: list[str], sweep: Sweep) -> tuple[dict, list[str]]:
+    """The first ``--max-queries`` queries and their qrels (all of them without it): on a
+    synthetic dataset too, where the flag was ignored."""
+    if sweep.max_queries:
+        query_ids = query_ids[: sweep.max_queries]
+        qrels = {q: qrels[q] for q in query_ids if q in qrels}
+    return qrels, query_ids
 
 
 def fit_method(method: str, dims: list[int], dataset: Dataset, sweep: Sweep):
