@@ -132,7 +132,7 @@ def validate_embeddings(ids: list[str], vectors: np.ndarray, source: str) -> Non
     if vectors.shape[0] == 0 or vectors.shape[1] == 0:
         raise SmecError(
             f"{source}: {vectors.shape[0]} vectors of {vectors.shape[1]} dims; nothing to work "
-            "with: embed the corpus first"
+            "with: pass a file that holds vectors (`smec-index embed` makes a corpus's)"
         )
     for start in range(0, vectors.shape[0], _CHECK_ROWS):
         chunk = np.asarray(vectors[start : start + _CHECK_ROWS])

@@ -322,6 +322,6 @@ def read_query_log(path: Path):  # -> np.ndarray (numpy is imported lazily)
             f"--queries {path}: {vectors.ndim}-d {vectors.dtype} array; store one float "
             "vector per row"
         )
-    vectors = np.asarray(vectors, dtype=np.float32)
+    # checked as stored: a float64 beyond float32's range became inf (and a numpy warning)
     validate_embeddings([str(i) for i in range(len(vectors))], vectors, f"--queries {path}")
-    return vectors
+    return np.asarray(vectors, dtype=np.float32)

@@ -2358,3 +2358,19 @@ def test_bench_caps_a_synthetic_datasets_queries_too(tmp_path):
             "--latency-queries", 5, "--concurrency", 1, "--max-queries", 5, "--out", out)
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert records and {r["n_queries"] for r in records} == {5}
+
+
+def test_train_queries_beyond_float32_and_empty_are_named_as_they_are(tmp_path):
+    """Finite float64 --queries of 1e39 met a numpy overflow warning, then 'NaN or inf';
+    an empty --queries file was told to 'embed the corpus first'."""
+    ds = _dataset(tmp_path)
+    big = np.full((4, 16), 1e39)
+    np.save(tmp_path / "big.npy", big)
+    np.save(tmp_path / "empty.npy", np.zeros((0, 16)))
+    train = ["train", "--dataset", ds, "--method", "smec", "--unsupervised", "--dims", 8,
+             "--out", tmp_path / "art", "--queries"]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a numpy RuntimeWarning reached stderr
+        assert "holds values beyond +-1e+15" in _error_line([*train, tmp_path / "big.npy"])
+    line = _error_line([*train, tmp_path / "empty.npy"])
+    assert "pass a file that holds vectors" in line and "embed the corpus" not in line
