@@ -2374,3 +2374,24 @@ def test_train_queries_beyond_float32_and_empty_are_named_as_they_are(tmp_path):
         assert "holds values beyond +-1e+15" in _error_line([*train, tmp_path / "big.npy"])
     line = _error_line([*train, tmp_path / "empty.npy"])
     assert "pass a file that holds vectors" in line and "embed the corpus" not in line
+
+
+def test_search_and_info_show_the_users_text_on_one_line(tmp_path):
+    """A title holding a newline added a forged hit row to `search`; escape codes reached
+    the terminal; a model name holding one forged an `info` line."""
+    ds = _dataset(tmp_path)
+    corpus = [json.loads(line) for line in (ds / "corpus.jsonl").read_text().splitlines()]
+    corpus[1]["title"] = "real\nFAKE  2  0.9999  999  injected row\x1b[2J"
+    (ds / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in corpus))
+    meta = ds / "embeddings" / "all-MiniLM-L6-v2" / "meta.json"
+    meta.write_text(json.dumps({"model": "m\n                 count: 999999"}))
+    data = tmp_path / "d"
+    _ok_cli("build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir", data,
+            "--collection", "c", "--quiet")  # fmt: skip
+    out = _ok_cli("search", "--backend", "faiss", "--data-dir", data, "--collection", "c",
+                  "--like", "d1", "-k", 3)  # fmt: skip
+    assert len(out.splitlines()) == 3 and "\x1b" not in out
+    assert "real\\nFAKE" in out and "\\x1b[2J" in out
+    shown = _ok_cli("info", "--backend", "faiss", "--data-dir", data, "--collection", "c")
+    counts = [line.strip() for line in shown.splitlines() if line.strip().startswith("count:")]
+    assert counts == ["count: 300"] and "m\\n" in shown
