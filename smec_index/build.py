@@ -282,7 +282,7 @@ def measure(
 def default_collection(data: RetrievalData, method: str, dim: int) -> str:
     """``<dataset>_<method>_<dim>``, from a dataset folder of any name (``msmarco-v2.1``)."""
     name = data.dataset.name if data.dataset else "data"
-    return derived_name(name, f"{method}_{dim}", MAX_NAME - len(PHYSICAL) - PHYSICAL_HEX)
+    return derived_name(name, f"{method}_{dim}", LONGEST_NAME)
 
 
 def build(request: BuildRequest, say=print) -> dict[str, Any]:
@@ -297,7 +297,7 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
                  mappings=("params", "connector_options"), text=("backend", "index"),
                  required=("dataset", "data_dir", "backend", "index"))  # fmt: skip
     if request.collection is not None:
-        check_new_name(request.collection, "--collection")
+        check_build_name(request.collection)
     # numpy's integers as ints: a manifest is JSON (np.int64 failed its save after the build)
     request.dim = positive_int(request.dim, "--dim")
     request.batch_size = positive_int(request.batch_size, "--batch-size")
@@ -371,15 +371,8 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
             if method == "original" and request.force_train:
                 raise SmecError(f"--force-train: --dim {request.dim} is the embeddings' own "
                                 "dim, so nothing is trained; drop --force-train")  # fmt: skip
-        name = check_new_name(
-            request.collection or default_collection(data, method, request.dim), "--collection"
-        )
-        longest = MAX_NAME - len(PHYSICAL) - PHYSICAL_HEX
-        if len(name) > longest:
-            raise SmecError(
-                f"collection name {name[:40]!r}...: at most {longest} characters for a build "
-                "(its physical collections add a suffix)"
-            )
+        name = check_build_name(
+            request.collection or default_collection(data, method, request.dim))
         place = local_storage(request)
         payloads = corpus_payloads(data, request.payloads)  # a document corpus.jsonl lacks:
         if place is not None:  # refused before the lock, the training and any write
@@ -439,6 +432,20 @@ def _build(request: BuildRequest, say) -> dict[str, Any]:
             )
     finally:
         connector.close()
+
+
+LONGEST_NAME = MAX_NAME - len(PHYSICAL) - PHYSICAL_HEX  # NAME__b<hex> within MAX_NAME
+
+
+def check_build_name(name: str) -> str:
+    """A name a build may give: a collection name short enough for its physical collections'
+    suffix (a 200-character name was refused as over 200, then a shorter one as over 187)."""
+    if isinstance(name, str) and len(name) > LONGEST_NAME:
+        raise SmecError(
+            f"collection name {name[:40]!r}...: at most {LONGEST_NAME} characters for a build "
+            "(its physical collections add a suffix)"
+        )
+    return check_new_name(name, "--collection")
 
 
 def writable_directory(path: Path, flag: str) -> None:

@@ -52,9 +52,8 @@ def model_directory(model: str | Path | None = None) -> Path:
     """
     path = Path(model) if model else bundled_model_path()
     if not path.is_dir():
-        raise SmecError(
-            f"{path}: no such model directory; pass a local sentence-transformers model"
-        )
+        what = "a file, not a model directory" if path.exists() else "no such model directory"
+        raise SmecError(f"{path}: {what}; pass a local sentence-transformers model's folder")
     if (path / "modules.json").is_file() or (path / "config_sentence_transformers.json").is_file():
         return path
     try:

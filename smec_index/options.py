@@ -981,7 +981,9 @@ BENCH_OPTIONS = option_group(
     click.option("--embeddings", help="embeddings directory (default: the dataset's MiniLM ones)"),
     click.option("--methods", help="none,truncate,pca,smec,... or artifact:DIR (default none,pca)"),
     click.option("--dims", help="comma-separated dims (default: the dataset's own)"),
-    click.option("--backends", help="faiss,hnswlib,qdrant,milvus,milvus-server (default faiss)"),
+    click.option("--backends", help="faiss,hnswlib,qdrant,milvus,milvus-server (default "
+                 "faiss); milvus-server starts a Milvus server of its own for the run, and "
+                 "stops it"),
     click.option(
         "--encodings",
         help="float32,sq8,sq4,binary,binary1.5,binary2,turbo<b>,pq<m>,opq<m>,rabitq "

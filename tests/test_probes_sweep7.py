@@ -2395,3 +2395,16 @@ def test_search_and_info_show_the_users_text_on_one_line(tmp_path):
     shown = _ok_cli("info", "--backend", "faiss", "--data-dir", data, "--collection", "c")
     counts = [line.strip() for line in shown.splitlines() if line.strip().startswith("count:")]
     assert counts == ["count: 300"] and "m\\n" in shown
+
+
+def test_sweep_35s_judgement_calls_made_rules(tmp_path):
+    """A 300-character --collection was refused as over 200, then a 200-character one as
+    over 187; `embed --model FILE` said 'no such model directory'."""
+    ds = _dataset(tmp_path)
+    line = _error_line(["build", "--dataset", ds, "--backend", "faiss", "--dim", 16,
+                        "--data-dir", tmp_path / "d", "--collection", "a" * 300])  # fmt: skip
+    assert "at most 187 characters for a build" in line
+    (tmp_path / "model.bin").write_bytes(b"x")
+    line = _error_line(["embed", "--dataset", ds, "--model", tmp_path / "model.bin", "--out",
+                        tmp_path / "e"])  # fmt: skip
+    assert "a file, not a model directory" in line
