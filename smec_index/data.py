@@ -84,7 +84,11 @@ class Embeddings:
         return len(self.ids)
 
     def row(self, doc_id: str) -> int:
-        return self._row[doc_id]
+        """The row of ``doc_id``, or a one-line error (as :meth:`take`'s)."""
+        try:
+            return self._row[doc_id]
+        except (KeyError, TypeError):  # TypeError: a list, unhashable
+            raise SmecError(f"no id {doc_id!r:.60} among these embeddings") from None
 
     def __contains__(self, doc_id: str) -> bool:
         return doc_id in self._row

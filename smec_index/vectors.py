@@ -45,7 +45,12 @@ def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.nd
         if getattr(vectors, "is_complex", lambda: False)():
             raise SmecError(f"{what} are complex numbers; pass real (float) embeddings")
         vectors = _tensor_rows(vectors, what)  # numpy refuses one that requires grad
-    if np.iscomplexobj(vectors):  # numpy would drop the imaginary part with a warning
+    try:
+        complex_values = np.iscomplexobj(vectors)  # it makes an array of a list
+    except (TypeError, ValueError):  # a ragged list of rows, say
+        raise SmecError(f"{what} are not a numeric array (rows of unequal length?); pass an "
+                        f"(n, {dim}) float array") from None  # fmt: skip
+    if complex_values:  # numpy would drop the imaginary part with a warning
         raise SmecError(f"{what} are complex numbers; pass real (float) embeddings")
     if getattr(getattr(vectors, "dtype", None), "kind", "f") in "MmUSV":
         raise SmecError(f"{what} are {vectors.dtype} values, not a numeric array; pass "

@@ -24,7 +24,8 @@ from smec_index.errors import SmecError
 # Values of the wrong kind for almost any argument: none is right everywhere.
 HOSTILE: list[Any] = [
     None, True, -1, 0, 2**70, 1.5, float("nan"), float("inf"), 1j, "", "x" * 5000,
-    "a\x00b", "\udcff", b"bytes", [], [None], [[1, 2]], {}, {"a": object()}, object(),
+    "a\x00b", "\udcff", b"bytes", [], [None], [[1, 2]], [[1.0, 2.0], [1.0]], {},
+    {"a": object()}, object(),
     np.array(["a", "b"]), np.zeros((2, 2, 2)), np.float16(1.0), np.int64(-3), {1, 2},
     (x for x in range(3)), Path("/dev/null"), Path("/proc/self"),
 ]  # fmt: skip

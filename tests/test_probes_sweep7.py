@@ -2408,3 +2408,27 @@ def test_sweep_35s_judgement_calls_made_rules(tmp_path):
     line = _error_line(["embed", "--dataset", ds, "--model", tmp_path / "model.bin", "--out",
                         tmp_path / "e"])  # fmt: skip
     assert "a file, not a model directory" in line
+
+
+# -- the thirty-sixth sweep: its faults ----------------------------------------------------------
+
+
+def test_sweep_36s_api_faults(tmp_path):
+    """A ragged list of rows met numpy's raw ValueError in Connector.add and search (the
+    check asked np.iscomplexobj first, outside its guard); Embeddings.row raised a raw
+    KeyError or TypeError where take() refused the same mistake in one line."""
+    from smec_index.data import Embeddings
+
+    connector = open_connector("faiss", data_dir=tmp_path)
+    connector.create("s", IndexSpec(dim=8, index="flat"))
+    ragged = [[1.0] * 8, [1.0] * 7]
+    with pytest.raises(SmecError, match="rows of unequal length"):
+        connector.add("s", ["a", "b"], ragged)
+    with pytest.raises(SmecError, match="rows of unequal length"):
+        connector.search("s", ragged, 1)
+    connector.close()
+    embeddings = Embeddings(["a"], np.ones((1, 4), np.float32))
+    assert embeddings.row("a") == 0
+    for wrong in ("zz", ["a"]):
+        with pytest.raises(SmecError, match="among these embeddings"):
+            embeddings.row(wrong)
