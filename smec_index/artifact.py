@@ -78,7 +78,7 @@ def atomic_directory(
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         clean_staging(directory)
-        staging = owned_tempdir(f".{directory.name}.", directory.parent)
+        staging = owned_tempdir(f".{directory.name}.{STAGING}", directory.parent)
     except OSError as exc:
         raise SmecError(
             f"{directory}: cannot write there ({exc.strerror}); choose another path"
@@ -89,10 +89,13 @@ def atomic_directory(
         write_marker(staging, kind, marker)
         check_replaceable(directory, kind, overwrite=True)
         old = None
-        if directory.exists():
-            old = owned_tempdir(f".{directory.name}.old.", directory.parent)
-            os.replace(directory, old / directory.name)
-        os.replace(staging, directory)
+        if directory.is_dir() and not any(directory.iterdir()):
+            _fill(directory, staging)  # the user's empty folder stays theirs (mode, owner)
+        else:
+            if directory.exists():
+                old = owned_tempdir(f".{directory.name}.{STAGING}old-", directory.parent)
+                os.replace(directory, old / directory.name)
+            os.replace(staging, directory)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
@@ -101,22 +104,35 @@ def atomic_directory(
 
 
 OWNER = ".smec-staging"  # in a staging folder: the pid and host that write it
-ORPHAN_AGE = 3600  # s: a staging folder with no owner file this old was never claimed
+ORPHAN_AGE = 3600  # s: an empty staging folder with no owner file this old was never claimed
+STAGING = "smec-staging-"  # in the names of the folders atomic_directory stages beside one
 
 
 def owned_tempdir(prefix: str, parent: Path) -> Path:
+    """A new folder ``parent/PREFIXxxxxxxxx`` holding its :data:`OWNER` file, made with the
+    mode the umask gives a folder (mkdtemp's 0700 locked the group out of an output)."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     (path / OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o777 & ~umask)
     return path
 
 
 def orphaned(staging: Path) -> bool:
-    """Whether the process that made ``staging`` is gone (a kill, a crash, a power cut)."""
+    """Whether the process that made ``staging`` is gone (a kill, a crash, a power cut).
+    A folder without an owner file is one only when empty and old (a writer killed between
+    mkdtemp and its owner file): a folder of the user's that happens to share the name is
+    never taken for one."""
     try:
         owner = safejson.loads((staging / OWNER).read_text())
         pid, host = int(owner["pid"]), str(owner["host"])
-    except FileNotFoundError:  # killed between mkdtemp and the owner file: judge by age
-        return time.time() - staging.stat().st_mtime > ORPHAN_AGE
+    except FileNotFoundError:
+        try:
+            empty = not any(staging.iterdir())
+            return empty and time.time() - staging.stat().st_mtime > ORPHAN_AGE
+        except OSError:
+            return False
     except (OSError, ValueError, KeyError, TypeError):
         return False  # unreadable: not ours to judge
     if host != socket.gethostname():
@@ -139,15 +155,26 @@ def _alive(pid: int) -> bool:
         return True
 
 
+def _fill(directory: Path, staging: Path) -> None:
+    """Move what ``staging`` holds into the empty folder ``directory``, the marker last (what
+    marks it a finished output), and remove ``staging``."""
+    from smec_index.outputs import MARKER
+
+    for item in sorted(staging.iterdir(), key=lambda p: p.name == MARKER):
+        os.replace(item, directory / item.name)
+    staging.rmdir()
+
+
 def clean_staging(directory: Path) -> None:
     """Remove what killed writers of ``directory`` left beside it: staging folders
-    (``.NAME.xxxx``), and old copies set aside by a swap cut between its two renames
-    (``.NAME.old.xxxx``), which are put back first when ``directory`` itself is missing."""
-    for sibling in directory.parent.glob(f".{glob.escape(directory.name)}.*"):
+    (``.NAME.smec-staging-xxxx``), and old copies set aside by a swap cut between its two
+    renames (``.NAME.smec-staging-old-xxxx``), which are put back first when ``directory``
+    itself is missing. A folder of the user's (``.NAME.backup``) is never one of them."""
+    for sibling in directory.parent.glob(f".{glob.escape(directory.name)}.{STAGING}*"):
         if not sibling.is_dir() or (sibling / OWNER).is_symlink() or not orphaned(sibling):
             continue
         kept = sibling / directory.name
-        if sibling.name.startswith(f".{directory.name}.old.") and kept.is_dir():
+        if sibling.name.startswith(f".{directory.name}.{STAGING}old-") and kept.is_dir():
             if not directory.exists():
                 os.replace(kept, directory)
         shutil.rmtree(sibling, ignore_errors=True)

@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -270,22 +271,31 @@ def _staging(parent: Path, name: str, pid: int) -> Path:
 
 def test_a_killed_writers_staging_folder_goes_with_the_next_run(tmp_path):
     ds = _dataset(tmp_path)
-    dead = _staging(tmp_path, ".art.k1ll3d", _dead_pid())
-    alive = _staging(tmp_path, ".art.w0rk1ng", os.getpid())  # a writer still at work
-    unowned = tmp_path / ".art.n0own3r"
+    dead = _staging(tmp_path, ".art.smec-staging-k1ll3d", _dead_pid())
+    alive = _staging(tmp_path, ".art.smec-staging-w0rk1ng", os.getpid())  # still at work
+    unowned = tmp_path / ".art.smec-staging-n0own3r"
     unowned.mkdir()
+    never = tmp_path / ".art.smec-staging-n3v3r"  # killed before its owner file, long ago
+    never.mkdir()
+    users = tmp_path / ".art.backup"  # sweep 36: the user's own, old and ownerless: deleted
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    for old in (never, users):
+        os.utime(old, (time.time() - 2 * 3600, time.time() - 2 * 3600))
     _ok("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", tmp_path / "art",
         "--quiet")  # fmt: skip
-    assert not dead.exists()
+    assert not dead.exists() and not never.exists()
     assert alive.exists() and unowned.exists()  # young and unclaimed: maybe mid-mkdtemp
-    assert sorted(p.name for p in tmp_path.glob(".art.*")) == [".art.n0own3r", ".art.w0rk1ng"]
+    assert (users / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.glob(".art.*")) == [
+        ".art.backup", ".art.smec-staging-n0own3r", ".art.smec-staging-w0rk1ng"]
 
 
 def test_a_swap_cut_between_its_renames_puts_the_old_directory_back(tmp_path):
     target = tmp_path / "out"
     with atomic_directory(target, kind="artifact") as staging:
         (staging / "v").write_text("1")
-    aside = _staging(tmp_path, ".out.old.cut", _dead_pid())
+    aside = _staging(tmp_path, ".out.smec-staging-old-cut", _dead_pid())
     os.replace(target, aside / "out")  # killed after setting the old one aside
     with pytest.raises(RuntimeError):
         with atomic_directory(target, kind="artifact"):

@@ -2432,3 +2432,37 @@ def test_sweep_36s_api_faults(tmp_path):
     for wrong in ("zz", ["a"]):
         with pytest.raises(SmecError, match="among these embeddings"):
             embeddings.row(wrong)
+
+
+def test_outputs_keep_the_users_folders_beside_and_in_place(tmp_path):
+    """A user's '.myart.backup' beside --out myart, an hour old, was deleted as a killed
+    writer's staging folder; so was a 'smec-bench-notes' folder in bench's workdir; an empty
+    --out folder of the user's was replaced by a new one of mode 0700 (group access lost)."""
+    import os
+    import stat
+    import time
+
+    ds = _dataset(tmp_path)
+    backup, notes = tmp_path / ".myart.backup", tmp_path / "work" / "smec-bench-notes"
+    for folder in (backup, notes):
+        folder.mkdir(parents=True)
+        (folder / "mine.txt").write_text("mine")
+        os.utime(folder, (time.time() - 7200, time.time() - 7200))
+    out = tmp_path / "myart"
+    out.mkdir()
+    out.chmod(0o2775)
+    inode = out.stat().st_ino
+    _ok_cli("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", out, "--quiet")
+    assert (backup / "mine.txt").read_text() == "mine"
+    assert out.stat().st_ino == inode and stat.S_IMODE(out.stat().st_mode) == 0o2775
+    assert (out / "config.json").is_file()
+    (tmp_path / "bench.toml").write_text(f'workdir = "{tmp_path / "work"}"\n')
+    _ok_cli("bench", "--config", tmp_path / "bench.toml", "--dataset", "synthetic:300x16",
+            "--methods", "none", "--index", "flat", "--latency-queries", 5, "--concurrency", 1,
+            "--out", tmp_path / "r.jsonl")  # fmt: skip
+    assert (notes / "mine.txt").read_text() == "mine"
+    fresh = tmp_path / "fresh"
+    _ok_cli("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", fresh, "--quiet")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o777 & ~umask
