@@ -78,7 +78,7 @@ def atomic_directory(
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)
         clean_staging(directory)
-        staging = owned_tempdir(f".{directory.name}.{STAGING}", directory.parent)
+        staging = owned_tempdir(f".{directory.name}.{STAGING}", directory.parent, output=True)
     except OSError as exc:
         raise SmecError(
             f"{directory}: cannot write there ({exc.strerror}); choose another path"
@@ -108,14 +108,16 @@ ORPHAN_AGE = 3600  # s: an empty staging folder with no owner file this old was 
 STAGING = "smec-staging-"  # in the names of the folders atomic_directory stages beside one
 
 
-def owned_tempdir(prefix: str, parent: Path) -> Path:
-    """A new folder ``parent/PREFIXxxxxxxxx`` holding its :data:`OWNER` file, made with the
-    mode the umask gives a folder (mkdtemp's 0700 locked the group out of an output)."""
+def owned_tempdir(prefix: str, parent: Path, output: bool = False) -> Path:
+    """A new folder ``parent/PREFIXxxxxxxxx`` holding its :data:`OWNER` file: private
+    (mkdtemp's 0700), or for an ``output``, the mode the umask gives a folder (0700 locked
+    the group out of an artifact or a report)."""
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     (path / OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
-    umask = os.umask(0)
-    os.umask(umask)
-    path.chmod(0o777 & ~umask)
+    if output:
+        umask = os.umask(0)
+        os.umask(umask)
+        path.chmod(0o777 & ~umask)
     return path
 
 
