@@ -115,10 +115,23 @@ def owned_tempdir(prefix: str, parent: Path, output: bool = False) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
     (path / OWNER).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
     if output:
-        umask = os.umask(0)
-        os.umask(umask)
-        path.chmod(0o777 & ~umask)
+        path.chmod(0o777 & ~_umask())
     return path
+
+
+def _umask() -> int:
+    """This process's umask, read without setting it (os.umask sets it, for a moment, for
+    every thread) where Linux tells it."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
 
 
 def orphaned(staging: Path) -> bool:
