@@ -215,7 +215,8 @@ def test_an_in_place_dry_run_writes_nothing(tmp_path):
     before = snapshot(tmp_path)
     result = CliRunner().invoke(main, [str(a) for a in [
         "migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
-        "--dim", 8, "--in-place", "--dry-run", "--data-dir", tmp_path / "d", "--quiet"]])
+        "--dim", 8, "--in-place", "--dry-run", "--data-dir", tmp_path / "d", "--quiet",
+        "--allow-schema-change"]])
     assert result.exit_code == 0, result.output
     after = snapshot(tmp_path)
     changed = sorted(k for k in before.keys() | after.keys()

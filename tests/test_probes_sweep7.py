@@ -574,7 +574,8 @@ def test_info_describes_a_collection_migrate_filled_in_place(tmp_path):
     places = ["--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
               "--data-dir", tmp_path / "dq"]  # fmt: skip
     migrated = json.loads(_ok_cli("migrate", *places, "--dim", 16, "--in-place", "--to", "small",
-                                  "--min-recall", 0, "--quiet", "--json"))  # fmt: skip
+                                  "--min-recall", 0, "--quiet", "--json",
+                                  "--allow-schema-change"))  # fmt: skip
     info = json.loads(_ok_cli("info", *places, "--json"))
     assert info["in_place"] and info["vector"] == "small" and info["dim"] == 16
     assert info["artifact"] == migrated["artifact"] and info["count"] == 300

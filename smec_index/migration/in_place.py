@@ -118,6 +118,15 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
     if name in (params.sparse_vectors or {}):  # before a PCA is fitted or saved
         raise SmecError(f"--to {name}: collection {source.collection!r} has a sparse vector of "
                         "that name; pick another --to")  # fmt: skip
+    unnamed = "" in existing and name not in existing  # the collection's one vector, unnamed
+    if unnamed and not request.allow_schema_change and not request.rollback:
+        raise SmecError(
+            f"collection {source.collection!r} has one unnamed vector: adding vector {name!r} "
+            "beside it makes its vectors named ('' and the new one), so the app's upserts of a "
+            "plain list fail and point.vector reads come back as a dict; pass "
+            "--allow-schema-change if the app can take that, or migrate into a copy (leave "
+            "out --in-place)"
+        )
     progress = Progress(request.data_dir, "qdrant", source, "qdrant-vector", name,
                         source.info.location)  # fmt: skip
     if request.rollback:
@@ -154,7 +163,9 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
                     "gate_value": round(gate["value"], 4),
                     "gate_passes": gate["value"] >= request.min_recall,
                     "schema_diff": [f"params.vectors.{name}: (none) -> {request.dim}-d "
-                                    f"{source.info.metric}"],
+                                    f"{source.info.metric}"] + (
+                        ["params.vectors: one unnamed vector -> named vectors '' and "
+                         f"{name!r} (point.vector reads a dict)"] if unnamed else []),
                     "target_location": source.info.where, "artifact": str(Path(kept).resolve()),
                     "seconds": round(time.perf_counter() - started, 3)}  # fmt: skip
         if state is not None and state.get("fingerprint") != fingerprint:
