@@ -2467,3 +2467,34 @@ def test_outputs_keep_the_users_folders_beside_and_in_place(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(fresh.stat().st_mode) == 0o777 & ~umask
+
+
+def test_sweep_36s_migrate_faults_are_refused_before_a_write(tmp_path):
+    """A cosine source holding values of 1e30 was refused after the fit and the target's
+    creation (an empty copy, an artifact and a progress record stayed, with advice to
+    resume); index_params={"M": -5} passed a dry run and failed the real run after the fit."""
+    from qdrant_client import QdrantClient, models
+
+    from smec_index.migration.runner import MigrateRequest, migrate
+
+    rows = np.random.default_rng(0).standard_normal((300, 16))
+    client = QdrantClient(path=str(tmp_path / "q"))
+    for name, scale in (("huge", 1e30), ("docs", 1.0)):
+        client.create_collection(name, vectors_config=models.VectorParams(
+            size=16, distance=models.Distance.COSINE))  # fmt: skip
+        client.upsert(name, models.Batch(ids=list(range(300)), vectors=(rows * scale).tolist()))
+    client.close()
+    line = _error_line(["migrate", "--backend", "qdrant", "--path", tmp_path / "q",
+                        "--collection", "huge", "--dim", 8, "--data-dir", tmp_path / "d"])
+    assert "holds values beyond +-1e+15" in line and "resume" not in line
+    assert not (tmp_path / "d").exists()
+    for dry_run in (True, False):
+        with pytest.raises(SmecError, match="index parameter M must be a positive integer"):
+            migrate(MigrateRequest(backend="qdrant", collection="docs", dim=8,
+                                   data_dir=tmp_path / "d2", source={"path": str(tmp_path / "q")},
+                                   to_backend="faiss", index_params={"M": -5},
+                                   dry_run=dry_run, progress=False), say=lambda *_: None)
+    assert not list((tmp_path / "d2").rglob("*.json"))  # no progress record, no artifact
+    client = QdrantClient(path=str(tmp_path / "q"))
+    assert sorted(c.name for c in client.get_collections().collections) == ["docs", "huge"]
+    client.close()

@@ -358,6 +358,7 @@ def _to_backend(request, source, options, server, partition, started, say):
             place = f"{request.to_backend}{mode} in {Path(request.data_dir).resolve()}" + (
                 f" ({place})" if place else "")  # fmt: skip
         target = ConnectorTarget(c, request.to_backend, place, request.index_params)
+        target.index_spec(request.dim)
         return _locked(request, source, target, request.to_backend, server, partition,
                        started, say)  # fmt: skip
 

@@ -87,11 +87,25 @@ def off_unit(norms: np.ndarray) -> np.ndarray:
 
 
 def check_source_vectors(vectors: np.ndarray, ids: list[str], metric: str) -> None:
-    """Every vector a migration reads: finite and, where the source ranks by inner product
-    or L2, unit length (the first points alone were checked up front, so a source whose
-    later points are longer was copied whole, then failed its gate at any dim)."""
+    """Every vector a migration reads: finite, within +-1e15 (beyond, a projection
+    overflows; refused after the fit and the target's creation before) and, where the
+    source ranks by inner product or L2, unit length (the first points alone were checked up
+    front, so a source whose later points are longer was copied whole, then failed its gate
+    at any dim)."""
     check_finite(vectors, ids)
-    if metric == "cosine" or not len(ids):
+    if not len(ids):
+        return
+    from smec_index.data import MAX_ABS_VALUE
+
+    largest = np.abs(np.asarray(vectors, np.float64)).max(axis=1)
+    if (largest > MAX_ABS_VALUE).any():  # refused by the fit's rows, before any write
+        at = int(np.argmax(largest > MAX_ABS_VALUE))
+        raise SourceDataError(
+            f"point {ids[at]!r} of the source holds values beyond +-{MAX_ABS_VALUE:g}, which "
+            "overflow float32 arithmetic in a projection; rescale the source's vectors (only "
+            "their directions matter at cosine) or delete those points"
+        )
+    if metric == "cosine":
         return
     norms = np.linalg.norm(np.asarray(vectors, np.float64), axis=1)
     off = off_unit(norms)

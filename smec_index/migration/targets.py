@@ -55,9 +55,14 @@ class ConnectorTarget:
     def drop_alias(self, alias: str) -> None:
         self.connector.drop_alias(alias)
 
-    def create(self, name: str, dim: int) -> None:
+    def index_spec(self, dim: int) -> IndexSpec:
+        """The copy's index, checked by the backend: refused before anything is fitted or
+        written (``index_params={"M": -5}`` passed a dry run, then failed after the fit)."""
         spec = IndexSpec(dim, metric="cosine", index="hnsw", params=self.index_params)
-        self.connector.create(name, spec, overwrite=False)
+        return self.connector.check_spec(spec)
+
+    def create(self, name: str, dim: int) -> None:
+        self.connector.create(name, self.index_spec(dim), overwrite=False)
 
     def drop(self, name: str) -> None:
         self.connector.drop(name)
