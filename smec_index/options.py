@@ -206,7 +206,8 @@ class SmecGroup(click.Group):
                        err=True)  # fmt: skip
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            click.echo("error: interrupted (Ctrl-C); run the same command again to redo it "
+                       "(migrate resumes where it stopped)", err=True)  # fmt: skip
             sys.exit(130)
         except BrokenPipeError:  # `smec-index info ... | head -1`: the reader left, as planned
             import os
@@ -216,7 +217,7 @@ class SmecGroup(click.Group):
         except click.UsageError as exc:  # a bad flag or value: the same one line as the rest
             where = exc.ctx.command_path if exc.ctx is not None else "smec-index"
             message = f"error: {exc.format_message().rstrip('.')}; see `{where} --help`"
-            click.echo(scrubbed(message, self.argv), err=True)
+            click.echo(scrubbed(env_quoted(message, self.argv), self.argv), err=True)
             sys.exit(2)
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -286,6 +287,18 @@ def env_named(message: str, argv: list[str]) -> str:
     if var is None or given or not os.environ.get(var):
         return message
     return f"{var}{message[len(flag):]}"
+
+
+def env_quoted(message: str, argv: list[str]) -> str:
+    """click's message about ``'--flag'`` naming the variable that gave the value where the
+    flag was not passed ("Invalid value for '--data-dir'" when SMEC_INDEX_DATA was a file)."""
+    import os
+
+    for flag, var in ENV_FLAGS.items():
+        given = any(a == flag or a.startswith(f"{flag}=") for a in argv)
+        if f"'{flag}'" in message and not given and os.environ.get(var):
+            message = message.replace(f"'{flag}'", f"{var} (for '{flag}')")
+    return message
 
 
 def scrubbed(message: str, argv: list[str]) -> str:

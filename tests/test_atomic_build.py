@@ -186,7 +186,7 @@ def test_ctrl_c_stops_the_build_and_keeps_the_old_collection(big_beir, tmp_path)
     answered = time.monotonic() - sent
     print(f"Ctrl-C answered after {answered:.2f} s")  # shown with -s; the figure in the note
     assert process.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1].startswith("interrupted"), stderr
+    assert stderr.strip().splitlines()[-1].startswith("error: interrupted"), stderr
     assert "Traceback" not in stderr
     # Generous for a shared 2-core machine; the figure measured is in the note.
     assert answered < 5, f"Ctrl-C answered after {answered:.1f} s"

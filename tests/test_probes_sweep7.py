@@ -2498,3 +2498,23 @@ def test_sweep_36s_migrate_faults_are_refused_before_a_write(tmp_path):
     client = QdrantClient(path=str(tmp_path / "q"))
     assert sorted(c.name for c in client.get_collections().collections) == ["docs", "huge"]
     client.close()
+
+
+def test_sweep_36s_judgement_calls_made_rules(tmp_path, monkeypatch):
+    """SMEC_INDEX_DATA naming a file met "Invalid value for '--data-dir'", a flag the user
+    never passed; a failed gate with no --alias said 'the alias was not switched'."""
+    from smec_index.migration.runner import MigrateRequest, migrate
+
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("SMEC_INDEX_DATA", str(tmp_path / "afile"))
+    line = _error_line(["info", "--backend", "faiss", "--collection", "c"])
+    assert "SMEC_INDEX_DATA (for '--data-dir')" in line
+    monkeypatch.delenv("SMEC_INDEX_DATA")
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=300, dim=16)
+    with pytest.raises(SmecError, match="below --min-recall 1.0. Either") as caught:
+        migrate(MigrateRequest(backend="qdrant", collection="docs", dim=2, min_recall=1.0,
+                               data_dir=tmp_path / "d", source={"path": str(tmp_path / "q")},
+                               progress=False), say=lambda *_: None)  # fmt: skip
+    assert "alias" not in str(caught.value)

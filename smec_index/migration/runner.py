@@ -797,7 +797,8 @@ class _Run:
             options = ""
         return (
             f"quality gate: {what} is {value:.3f}, {request.min_recall - value:.3f} below "
-            f"--min-recall {request.min_recall}; the alias was not switched. Either "
+            f"--min-recall {request.min_recall}"
+            f"{'; the alias was not switched' if request.alias else ''}. Either "
             f"{options}try a larger --dim than {request.dim}, or accept this figure knowingly "
             f"with --min-recall {max(0.0, value - 0.0005):.3f}"
         )
