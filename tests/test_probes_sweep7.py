@@ -2518,3 +2518,27 @@ def test_sweep_36s_judgement_calls_made_rules(tmp_path, monkeypatch):
                                data_dir=tmp_path / "d", source={"path": str(tmp_path / "q")},
                                progress=False), say=lambda *_: None)  # fmt: skip
     assert "alias" not in str(caught.value)
+
+
+# -- the thirty-seventh sweep: its faults --------------------------------------------------------
+
+
+def test_a_refused_overwrite_leaves_no_record_that_lets_the_next_run_drop_the_users(tmp_path):
+    """The copy dropped and a collection of the user's made under its name: --overwrite was
+    refused, but the record it wrote first (no target schema yet) read to the next run as a
+    create of its own cut short, and --restart, the same --overwrite or the plain command
+    dropped the user's 40 rows for the copy."""
+    from pymilvus import MilvusClient
+
+    db = tmp_path / "app.db"
+    _user_milvus(db, n=200)
+    migrate = ["migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim",
+               8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    _ok_cli(*migrate)
+    client = MilvusClient(str(db))
+    client.drop_collection("docs_8")
+    client.close()
+    _user_milvus(db, name="docs_8", n=40, dim=4)  # the user's own, another schema
+    for flags in (["--overwrite"], ["--overwrite"], ["--restart"], []):
+        assert "migrate never drops what it did not create" in _error_line([*migrate, *flags])
+        assert _user_rows(db, "docs_8") == (["pk", "emb", "title"], 40)

@@ -638,6 +638,14 @@ class _Run:
             state = None
         if state is not None:
             check_schema(state, schema_fp, self.progress.shown_source)
+            made = state.get("target_schema")
+            if made and target.exists(name) and fingerprint(target.schema(name)) != made:
+                raise SmecError(  # it read as a source that changed, with --restart advised
+                    f"target {name!r} at {target.where} is not the copy this migration made "
+                    "(its schema differs from the one recorded: dropped and made again?); "
+                    "migrate never drops what it did not create: drop it yourself, or pick "
+                    "another --to"
+                )
         changes = self.changes()
         self.refuse_changes(changes, "would change")
         count = source.count()
@@ -673,7 +681,17 @@ class _Run:
             if self.partition is not None:
                 state["partition"] = str(self.partition)
             self.progress.write(state, self.partition)  # before create: the target is ours
-            self._create((previous or {}).get("target_schema"), (previous or {}).get("written"))
+            try:
+                self._create((previous or {}).get("target_schema"),
+                             (previous or {}).get("written"))  # fmt: skip
+            except SmecError:  # refused (not ours to drop): the record goes back as it was,
+                # or the next run would read this one, without a schema, as a create of its
+                # own cut short, and drop what it had just refused to
+                if previous is not None:
+                    self.progress.write(previous, self.partition)
+                else:
+                    self.progress.path(self.partition).unlink(missing_ok=True)
+                raise
             state["target_schema"] = fingerprint(target.schema(name))
             self.progress.write(state, self.partition)
         if self.mirror:  # what the engine made of the copy, before a single point goes in
