@@ -2542,3 +2542,42 @@ def test_a_refused_overwrite_leaves_no_record_that_lets_the_next_run_drop_the_us
     for flags in (["--overwrite"], ["--overwrite"], ["--restart"], []):
         assert "migrate never drops what it did not create" in _error_line([*migrate, *flags])
         assert _user_rows(db, "docs_8") == (["pk", "emb", "title"], 40)
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant"])
+def test_sweep_37s_store_folders_and_files_that_are_not_what_they_seem(tmp_path, backend):
+    """A file where DATA/<backend> should be, or an aliases.json that is a folder or a link
+    to /dev/zero, met raw NotADirectoryError / IsADirectoryError or a read without end; a
+    user's folder holding a file named meta.json (or index_spec.json) was taken for a
+    collection: create(overwrite=True) wrote over their file and drop() deleted the folder."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / backend).write_text("mine")
+    with pytest.raises(SmecError, match="is a file where smec-index keeps a store's"):
+        open_connector(backend, data_dir=tmp_path / "a").create("c", IndexSpec(dim=4,
+                                                                              index="hnsw"))
+    root = tmp_path / "b" / backend
+    root.mkdir(parents=True)
+    for odd in ("folder", "zero"):
+        aliases = root / "aliases.json"
+        if odd == "folder":
+            aliases.mkdir()
+        else:
+            aliases.rmdir()
+            aliases.symlink_to("/dev/zero")
+        with pytest.raises(SmecError, match="aliases.json is not a regular file"):
+            open_connector(backend, data_dir=tmp_path / "b").create(
+                "c", IndexSpec(dim=4, index="hnsw"))
+    marker = "index_spec.json" if backend == "qdrant" else "meta.json"
+    mine = tmp_path / "c" / backend / "notes"
+    mine.mkdir(parents=True)
+    (mine / marker).write_text('{"mine": true}')
+    (mine / "todo.txt").write_text("mine")
+    connector = open_connector(backend, data_dir=tmp_path / "c")
+    assert connector.collections() == []
+    for call in (lambda: connector.create("notes", IndexSpec(dim=4, index="hnsw"),
+                                          overwrite=True),
+                 lambda: connector.drop("notes")):  # fmt: skip
+        with pytest.raises(SmecError, match="not made by smec-index|did not write"):
+            call()
+    assert (mine / marker).read_text() == '{"mine": true}' and (mine / "todo.txt").exists()
+    connector.close()

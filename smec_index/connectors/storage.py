@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import sys
 import threading
 import uuid
@@ -244,6 +245,12 @@ class AliasFile:
         except FileNotFoundError:
             self._stamp, self._cache = None, {}
             return {}
+        except NotADirectoryError:  # the store's folder is a file
+            raise SmecError(f"{self.path.parent} is a file where smec-index keeps a store's "
+                            "collections; move it away, or pass another data dir") from None
+        if not stat.S_ISREG(st.st_mode):  # a folder; a link to /dev/zero read without end
+            raise SmecError(f"{self.path} is not a regular file (it holds the aliases of the "
+                            "collections here); move it away") from None
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp != self._stamp:
             try:
@@ -305,6 +312,24 @@ def remove_directory(directory: Path) -> None:
 CREATING = ".smec-creating"
 
 
+# The keys the first bytes of each store's commit file hold (json.dump's order): a file of
+# that name that lacks them is a user's (their own meta.json), never read as a collection.
+SIGNATURES = {"meta.json": (b'"format"', b'"backend"'), "index_spec.json": (b'"dim"', b'"metric"')}
+
+
+def committed(directory: Path, marker: str) -> bool:
+    """Whether ``directory`` holds a store's commit file ``marker`` (one smec-index wrote:
+    its first bytes name the keys of :data:`SIGNATURES`)."""
+    try:
+        with open(directory / marker, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return False
+            head = handle.read(512)
+    except OSError:
+        return False
+    return head.lstrip().startswith(b"{") and all(k in head for k in SIGNATURES.get(marker, ()))
+
+
 def foreign_directory(directory: Path, marker: str, ours: tuple[str, ...] = ()) -> bool:
     """Whether ``directory`` holds something smec-index did not make: it is there, it is no
     committed collection (``marker``), and it is neither empty nor a create cut short (it
@@ -317,7 +342,7 @@ def foreign_directory(directory: Path, marker: str, ours: tuple[str, ...] = ()) 
         return False
     if not directory.is_dir():  # a file, or a link to none: a link to a folder is followed
         return True
-    if (directory / marker).is_file() or (directory / CREATING).is_file():
+    if committed(directory, marker) or (directory / CREATING).is_file():
         return False
     try:
         names = [entry.name for entry in directory.iterdir()]
@@ -372,7 +397,7 @@ def collection_dirs(root: Path, marker: str) -> list[str]:
     not the dot-directories a drop renames away."""
     if not root.is_dir():
         return []
-    return [p.name for p in root.iterdir() if not p.name.startswith(".") and (p / marker).is_file()]
+    return [p.name for p in root.iterdir() if not p.name.startswith(".") and committed(p, marker)]
 
 
 def purge_dropped(root: Path) -> None:

@@ -45,6 +45,7 @@ from smec_index.connectors.storage import (
     FileAliases,
     Life,
     collection_dirs,
+    committed,
     disk_bytes,
     end_life,
     foreign_directory,
@@ -207,7 +208,7 @@ class LocalBackend(FileAliases):
 
     def exists(self, collection: str) -> bool:
         """A collection smec-index made, or a folder of someone else's of that name."""
-        return (Path(self.path(collection)) / META).is_file() or self.foreign(collection)
+        return committed(Path(self.path(collection)), META) or self.foreign(collection)
 
     def foreign(self, collection: str) -> bool:
         """A folder under the store that smec-index did not make: never deleted."""

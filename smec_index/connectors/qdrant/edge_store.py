@@ -56,6 +56,7 @@ from smec_index.connectors.storage import (
     FileAliases,
     Life,
     collection_dirs,
+    committed,
     disk_bytes,
     end_life,
     foreign_directory,
@@ -162,7 +163,7 @@ class EdgeStore(FileAliases):
 
     def exists(self, collection: str) -> bool:
         """A collection smec-index made, or a folder of someone else's of that name."""
-        return (self.directory(collection) / SPEC_FILE).is_file() or self.foreign(collection)
+        return committed(self.directory(collection), SPEC_FILE) or self.foreign(collection)
 
     def collections(self) -> list[str]:
         return collection_dirs(self.root, SPEC_FILE)
