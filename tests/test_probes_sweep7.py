@@ -2581,3 +2581,21 @@ def test_sweep_37s_store_folders_and_files_that_are_not_what_they_seem(tmp_path,
             call()
     assert (mine / marker).read_text() == '{"mine": true}' and (mine / "todo.txt").exists()
     connector.close()
+
+
+def test_bench_rewrites_the_file_its_out_names_and_no_file_of_the_users(tmp_path):
+    """bench --force --out LINK replaced the user's symlink by a file of its own (the file it
+    named kept the old run); the rewrite went through RESULTS.jsonl.tmp, emptying and
+    removing a user's file of that name; a link to nowhere was refused after a measurement."""
+    bench = ["bench", "--dataset", "synthetic:300x16", "--methods", "none", "--index", "flat",
+             "--latency-queries", 5, "--concurrency", 1]  # fmt: skip
+    real, link, mine = tmp_path / "real.jsonl", tmp_path / "link.jsonl", tmp_path / "real.jsonl.tmp"
+    _ok_cli(*bench, "--out", real)
+    first = real.read_text()
+    link.symlink_to(real)
+    mine.write_text("mine")
+    _ok_cli(*bench, "--force", "--out", link)
+    assert link.is_symlink() and real.read_text() != first  # the run replaced in the file named
+    assert mine.read_text() == "mine"
+    (tmp_path / "nowhere.jsonl").symlink_to(tmp_path / "gone" / "r.jsonl")
+    assert "a symbolic link to" in _error_line([*bench, "--out", tmp_path / "nowhere.jsonl"])

@@ -14,6 +14,7 @@ import os
 import platform
 import sys
 import time
+import uuid
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -283,6 +284,9 @@ class ResultsFile:
 
     def __init__(self, path: str | Path, force: bool, say: Any = None) -> None:
         self.path = Path(path)
+        if self.path.is_symlink() and not self.path.exists():  # before anything is measured
+            raise SmecError(f"--out {self.path}: a symbolic link to {os.readlink(self.path)}, "
+                            "which does not exist; make that file or pass another --out")
         self.force = force
         self.say = say or (lambda text: print(text, file=sys.stderr))
         self.records = read_results(self.path, self.say) if self.path.is_file() else []
@@ -339,9 +343,18 @@ class ResultsFile:
     def _drop(self, key: str) -> None:
         """Rewrite the file without ``key``'s old line (atomically), before its new one."""
         self.records = [r for r in self.records if r["key"] != key]
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        with open(tmp, "w") as handle:
-            for r in self.records:
-                handle.write(json.dumps(r) + "\n")
-        tmp.replace(self.path)
+        # the file a link points at (renaming over the link made it a file of its own, and
+        # the file it named kept the old run), through a temporary name no user's file has
+        # (RESULTS.jsonl.tmp of the user's was emptied and removed)
+        target = self.path.resolve()
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "w") as handle:
+                for r in self.records:
+                    handle.write(json.dumps(r) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
         self.torn = None  # rewritten from the whole runs alone
