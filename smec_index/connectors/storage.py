@@ -317,9 +317,13 @@ CREATING = ".smec-creating"
 SIGNATURES = {"meta.json": (b'"format"', b'"backend"'), "index_spec.json": (b'"dim"', b'"metric"')}
 
 
-def committed(directory: Path, marker: str) -> bool:
-    """Whether ``directory`` holds a store's commit file ``marker`` (one smec-index wrote:
-    its first bytes name the keys of :data:`SIGNATURES`)."""
+def committed(directory: Path, marker: str, ours: tuple[str, ...] = ()) -> bool:
+    """Whether ``directory`` holds a store's commit file ``marker`` that smec-index wrote:
+    its first bytes name the keys of :data:`SIGNATURES`, or, damaged, it sits among files
+    the store writes alone (``ours``, glob patterns), so reading it says it is unreadable.
+    A user's folder holding their own file of that name is none."""
+    import fnmatch
+
     try:
         with open(directory / marker, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
@@ -327,7 +331,13 @@ def committed(directory: Path, marker: str) -> bool:
             head = handle.read(512)
     except OSError:
         return False
-    return head.lstrip().startswith(b"{") and all(k in head for k in SIGNATURES.get(marker, ()))
+    if head.lstrip().startswith(b"{") and all(k in head for k in SIGNATURES.get(marker, ())):
+        return True
+    try:
+        others = [e.name for e in directory.iterdir() if e.name not in (marker, CREATING)]
+    except OSError:
+        return False
+    return bool(others) and all(any(fnmatch.fnmatchcase(n, p) for p in ours) for n in others)
 
 
 def foreign_directory(directory: Path, marker: str, ours: tuple[str, ...] = ()) -> bool:
@@ -342,7 +352,11 @@ def foreign_directory(directory: Path, marker: str, ours: tuple[str, ...] = ()) 
         return False
     if not directory.is_dir():  # a file, or a link to none: a link to a folder is followed
         return True
-    if committed(directory, marker) or (directory / CREATING).is_file():
+    if committed(directory, marker, ours):
+        return False
+    if (directory / marker).exists():  # a commit file of the user's (their meta.json)
+        return True
+    if (directory / CREATING).is_file():
         return False
     try:
         names = [entry.name for entry in directory.iterdir()]
@@ -392,12 +406,13 @@ def start_directory(directory: Path) -> None:
             "you can write") from None  # fmt: skip
 
 
-def collection_dirs(root: Path, marker: str) -> list[str]:
-    """The collections under ``root``: directories holding ``marker`` (their commit point),
-    not the dot-directories a drop renames away."""
+def collection_dirs(root: Path, marker: str, ours: tuple[str, ...] = ()) -> list[str]:
+    """The collections under ``root``: directories holding ``marker`` (their commit point,
+    :func:`committed`), not the dot-directories a drop renames away."""
     if not root.is_dir():
         return []
-    return [p.name for p in root.iterdir() if not p.name.startswith(".") and committed(p, marker)]
+    return [p.name for p in root.iterdir()
+            if not p.name.startswith(".") and committed(p, marker, ours)]  # fmt: skip
 
 
 def purge_dropped(root: Path) -> None:

@@ -64,8 +64,10 @@ from smec_index.errors import SmecError
 
 META = "meta.json"
 # What a commit writes beside META (and META's temporary), as glob patterns: a folder of only
-# these is a create cut short, not a user's (storage.foreign_directory).
-OWN_FILES = ("payloads-*.jsonl", "index-*", "vectors-*.npy", f".{META}.*.tmp")
+# these is a create cut short, not a user's (storage.foreign_directory), and a META beside
+# them that is damaged is still smec-index's (storage.committed).
+OWN_FILES = ("payloads-*.jsonl", "index-*", "vectors-*.npy", "pending-*.npy", ".writer.lock",
+             f".{META}.*.tmp")  # fmt: skip
 FORMAT = 1
 
 
@@ -208,14 +210,15 @@ class LocalBackend(FileAliases):
 
     def exists(self, collection: str) -> bool:
         """A collection smec-index made, or a folder of someone else's of that name."""
-        return committed(Path(self.path(collection)), META) or self.foreign(collection)
+        return committed(Path(self.path(collection)), META, OWN_FILES) or self.foreign(
+            collection)
 
     def foreign(self, collection: str) -> bool:
         """A folder under the store that smec-index did not make: never deleted."""
         return foreign_directory(self.root / self._target(collection), META, OWN_FILES)
 
     def collections(self) -> list[str]:
-        return collection_dirs(self.root, META)
+        return collection_dirs(self.root, META, OWN_FILES)
 
     def create(self, collection: str, spec: IndexSpec) -> None:
         purge_dropped(self.root)

@@ -163,10 +163,11 @@ class EdgeStore(FileAliases):
 
     def exists(self, collection: str) -> bool:
         """A collection smec-index made, or a folder of someone else's of that name."""
-        return committed(self.directory(collection), SPEC_FILE) or self.foreign(collection)
+        return committed(self.directory(collection), SPEC_FILE, OWN_FILES) or self.foreign(
+            collection)
 
     def collections(self) -> list[str]:
-        return collection_dirs(self.root, SPEC_FILE)
+        return collection_dirs(self.root, SPEC_FILE, OWN_FILES)
 
     def create(self, collection: str, spec: IndexSpec, settings: QdrantSettings) -> None:
         purge_dropped(self.root)
