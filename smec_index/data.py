@@ -261,6 +261,11 @@ def check_path_name(path: str | Path, what: str) -> None:
     if "\x00" in str(path):
         raise SmecError(f"{what} {str(path)[:60]!r}: a name with a NUL byte, which no file "
                         "system takes; rename it")  # fmt: skip
+    long = next((p for p in Path(path).parts if len(p.encode("utf-8")) > 255), None)
+    if long is not None:  # found before a parent folder is made for it (os.stat below says
+        # "no such file" where a parent is missing, and the folders made stayed behind)
+        raise SmecError(f"{what} {str(path)[:60]}...: a name ({long[:20]}...) of more than 255 "
+                        "bytes, which no file system takes; use a shorter path")  # fmt: skip
     try:
         os.stat(path)
     except OSError as exc:
@@ -585,9 +590,10 @@ def read_qrels(path: str | Path) -> Qrels:
                 raise SmecError(
                     f"{path}:{n}: {len(row)} fields; expected 'query-id<TAB>corpus-id<TAB>score'"
                 )
-            if not score.fullmatch(row[2].strip()):
+            if not score.fullmatch(row[2].strip()) or len(row[2].strip()) > 18:
                 raise SmecError(
-                    f"{path}:{n}: score {row[2].strip()[:20]!r} is not a whole number; qrels "
+                    f"{path}:{n}: score {row[2].strip()[:20]!r} is not a whole number of at most "
+                    "18 digits; qrels "
                     "grade relevance with integers (0 not relevant, 1, 2, ... more relevant)"
                 )
             judged, value = qrels.setdefault(row[0], {}), int(row[2])

@@ -285,6 +285,9 @@ def check_writable_file(path: str | Path, flag: str) -> None:
     a probe made and removed in the nearest folder that exists."""
     import uuid
 
+    from smec_index.data import check_path_name
+
+    check_path_name(path, flag)  # a name too long for any file system: refused here
     path = Path(path)
     no_file_above(path, flag)
     try:

@@ -2599,3 +2599,27 @@ def test_bench_rewrites_the_file_its_out_names_and_no_file_of_the_users(tmp_path
     assert mine.read_text() == "mine"
     (tmp_path / "nowhere.jsonl").symlink_to(tmp_path / "gone" / "r.jsonl")
     assert "a symbolic link to" in _error_line([*bench, "--out", tmp_path / "nowhere.jsonl"])
+
+
+# -- the thirty-eighth sweep: its faults ---------------------------------------------------------
+
+
+def test_sweep_38s_names_and_numbers_too_long_for_anything(tmp_path):
+    """A last path name of 300 characters was refused only after its parent folders were
+    made (they stayed), and bench measured a run before --out failed; a qrels score of 5000
+    digits met Python's digit limit raw ('internal error', exit 1)."""
+    from smec_index.data import read_qrels
+
+    ds = _dataset(tmp_path)
+    long = "n" * 300
+    for args in (["train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out",
+                  tmp_path / "x" / "b" / long],
+                 ["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir",
+                  tmp_path / "y" / long],
+                 ["bench", "--dataset", "synthetic:300x16", "--methods", "none", "--index",
+                  "flat", "--out", tmp_path / "z" / f"{long}.jsonl"]):  # fmt: skip
+        assert "of more than 255 bytes" in _error_line(args)
+    assert not any((tmp_path / name).exists() for name in "xyz")
+    (tmp_path / "big.tsv").write_text(f"q0\td0\t{'9' * 5000}\n")
+    with pytest.raises(SmecError, match="not a whole number of at most 18 digits"):
+        read_qrels(tmp_path / "big.tsv")
