@@ -164,7 +164,7 @@ def test_api_names_what_it_cannot_use(tmp_path):
     from smec_index import Projection
     from smec_index.compressors import make_compressor
 
-    with pytest.raises(SmecError, match="File name too long"):
+    with pytest.raises(SmecError, match="File name too long|of more than 255 bytes"):
         Projection.load("a" * 300, data_dir=tmp_path)
     for dims, fragment in [("84", "list of whole numbers"), (8, "list of whole numbers"),
                            ([8.5], "whole number"), (None, "list of whole numbers")]:
@@ -183,9 +183,9 @@ def test_api_refuses_huge_values_long_names_and_surrogates(tmp_path, built):
 
     with pytest.raises(SmecError, match="beyond"):
         Projection.load(built / "art").project(np.full((1, 16), 3e38, np.float32), 8)
-    with pytest.raises(SmecError, match="File name too long"):
+    with pytest.raises(SmecError, match="File name too long|of more than 255 bytes"):
         load_compressor("x" * 300)
-    with pytest.raises(SmecError, match="File name too long"):
+    with pytest.raises(SmecError, match="File name too long|of more than 255 bytes"):
         load_retrieval_data("x" * 300)
     with pytest.raises(SmecError, match="not UTF-8"):
         check_ids(["a\ud800"], 1)

@@ -401,7 +401,7 @@ def test_artifact_and_index_misuse_gets_the_right_line(built, tmp_path):
             CompressedIndex(connector, "c", "art", 8)
         as_projection = CompressedIndex(connector, "c", Projection.load(built / "art"), 8)
         assert as_projection.compressor.input_dim == 16
-    for path, fragment in (("a\x00b", "NUL byte"), ("p" * 300, "File name too long")):
+    for path, fragment in (("a\x00b", "NUL byte"), ("p" * 300, "of more than 255 bytes")):
         with pytest.raises(SmecError, match=fragment):
             load_compressor(built / "art").save(tmp_path / path)
 

@@ -66,8 +66,7 @@ META = "meta.json"
 # What a commit writes beside META (and META's temporary), as glob patterns: a folder of only
 # these is a create cut short, not a user's (storage.foreign_directory), and a META beside
 # them that is damaged is still smec-index's (storage.committed).
-OWN_FILES = ("payloads-*.jsonl", "index-*", "vectors-*.npy", "pending-*.npy", ".writer.lock",
-             f".{META}.*.tmp")  # fmt: skip
+OWN_FILES = ("payloads-*.jsonl", "index-*", "vectors-*.npy", "pending-*.npy", f".{META}.*.tmp")
 FORMAT = 1
 
 
