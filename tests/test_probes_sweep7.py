@@ -2623,3 +2623,37 @@ def test_sweep_38s_names_and_numbers_too_long_for_anything(tmp_path):
     (tmp_path / "big.tsv").write_text(f"q0\td0\t{'9' * 5000}\n")
     with pytest.raises(SmecError, match="not a whole number of at most 18 digits"):
         read_qrels(tmp_path / "big.tsv")
+
+
+def test_a_restart_refits_beside_the_projection_other_copies_use(tmp_path):
+    """Two copies of one source at one dim share a fitted PCA; the source edited, --restart
+    of one refitted it into the same folder, and the other copy no longer matched the
+    projection its app was told to use."""
+    from qdrant_client import QdrantClient, models
+
+    from smec_index import Projection
+    from smec_index.artifact import artifact_fingerprint
+
+    rng = np.random.default_rng(0)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=16, distance=models.Distance.COSINE))  # fmt: skip
+    client.upsert("docs", models.Batch(ids=list(range(300)), vectors=rng.standard_normal(
+        (300, 16)).tolist()))  # fmt: skip
+    client.close()
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+              "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet", "--json"]
+    first = json.loads(_ok_cli(*common, "--to", "docs_a"))
+    other = json.loads(_ok_cli(*common, "--to", "docs_b"))
+    assert first["artifact"] == other["artifact"]
+    kept = artifact_fingerprint(other["artifact"])
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.upsert("docs", models.Batch(ids=list(range(200)), vectors=rng.standard_normal(
+        (200, 16)).tolist()))  # fmt: skip
+    client.close()
+    again = json.loads(_ok_cli(*common, "--to", "docs_a", "--restart"))
+    assert again["artifact"] != other["artifact"]  # a new entry beside the shared one
+    assert artifact_fingerprint(other["artifact"]) == kept
+    assert Projection.load("docs_b", tmp_path / "d").path == Path(other["artifact"])
+    same = json.loads(_ok_cli(*common, "--to", "docs_a", "--restart"))  # unchanged: reused
+    assert same["artifact"] == again["artifact"]

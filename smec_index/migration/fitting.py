@@ -29,6 +29,28 @@ def given_artifact(request: Any, dim: int) -> LinearCompressor:
     return projection
 
 
+def _refitted(pca: Any, where: Path) -> Path:
+    """Where a refit of ``where`` goes: the newest of ``where``, ``where-r2``, ... when the
+    refit equals it (the source unchanged; partitions restarted together), else a new
+    ``where-rN`` beside them, so that nothing an earlier copy reads is written over."""
+    import shutil
+    import uuid
+
+    numbered = {int(p.name[len(where.name) + 2:]): p for p in where.parent.glob(
+        f"{where.name}-r*") if p.name[len(where.name) + 2:].isdigit()}  # fmt: skip
+    newest = numbered[max(numbered)] if numbered else where
+    trial = where.parent / f".{where.name}.{uuid.uuid4().hex[:8]}"
+    pca.save(trial)
+    try:
+        if artifact_fingerprint(trial) == artifact_fingerprint(newest):
+            return newest
+        fresh = where.parent / f"{where.name}-r{max(numbered, default=1) + 1}"
+        trial.rename(fresh)
+        return fresh
+    finally:
+        shutil.rmtree(trial, ignore_errors=True)
+
+
 def fit_projection(
     request: Any, source: Source, progress: Progress, say
 ) -> tuple[LinearCompressor, Path | None, str | None, Path]:
@@ -67,7 +89,10 @@ def fit_projection(
     # A restarted migration fits afresh: the source's vectors may have changed.
     lock = request.data_dir / "locks" / "migrate" / f"{where.name}.lock"
     with file_lock(lock, "fitting PCA", wait=True):
-        if request.restart or not (where / "config.json").is_file():
+        if not (where / "config.json").is_file():
             pca.save(where)
+        elif request.restart:  # never over the one other copies were made with (a copy of
+            # the same source at the same dim, untouched, was left with another projection)
+            where = _refitted(pca, where)
     say(f"no --artifact: PCA to {request.dim} dims fitted on {len(vectors)} source vectors")
     return load_projection(where), where, artifact_fingerprint(where), where
