@@ -2657,3 +2657,65 @@ def test_a_restart_refits_beside_the_projection_other_copies_use(tmp_path):
     assert Projection.load("docs_b", tmp_path / "d").path == Path(other["artifact"])
     same = json.loads(_ok_cli(*common, "--to", "docs_a", "--restart"))  # unchanged: reused
     assert same["artifact"] == again["artifact"]
+
+
+@pytest.mark.parametrize("flags", [["--restart"], ["--overwrite"]])
+def test_a_restart_never_drops_a_users_collection_of_the_copys_schema(tmp_path, flags):
+    """The copy dropped and a collection of the user's made under its name, with the copy's
+    schema and as many points: only the schema and the count were compared, so --restart
+    (which the refused plain run advised) and --overwrite dropped the user's rows."""
+    from pymilvus import MilvusClient
+
+    db = tmp_path / "app.db"
+    _user_milvus(db, n=200)
+    migrate = ["migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim",
+               8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    _ok_cli(*migrate)
+    client = MilvusClient(str(db))
+    schema = client.describe_collection("docs_8")
+    client.drop_collection("docs_8")
+    client.close()
+    _user_milvus(db, name="docs_8", n=250, dim=8)  # the user's own: the copy's fields, more rows
+    client = MilvusClient(str(db))
+    assert [f["name"] for f in client.describe_collection("docs_8")["fields"]] == [
+        f["name"] for f in schema["fields"]]  # fmt: skip
+    client.close()
+    for run in (flags, []):  # nor resumed into, with --restart advised
+        assert "is not the copy this migration made" in _error_line([*migrate, *run])
+        assert _user_rows(db, "docs_8") == (["pk", "emb", "title"], 250)
+    client = MilvusClient(str(db))
+    client.drop_collection("docs_8")
+    client.close()
+    _ok_cli(*migrate, *flags)  # the copy gone: made again
+    assert _user_rows(db, "docs_8") == (["pk", "emb", "title"], 200)
+
+
+def test_a_restart_never_drops_a_users_qdrant_collection_of_the_copys_schema(tmp_path):
+    """The same with qdrant-client: the user's collection made under the copy's name with
+    the copy's vector config and more points."""
+    from qdrant_client import QdrantClient, models
+
+    rng = np.random.default_rng(0)
+    config = lambda size: models.VectorParams(size=size, distance=models.Distance.COSINE)  # noqa: E731
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config=config(16))
+    vectors = rng.standard_normal((300, 16)).tolist()
+    client.upsert("docs", models.Batch(ids=list(range(300)), vectors=vectors))
+    client.close()
+    migrate = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+               "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    _ok_cli(*migrate)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    made = client.get_collection("docs_8").config.params.vectors
+    client.delete_collection("docs_8")
+    client.create_collection("docs_8", vectors_config=made)
+    vectors = rng.standard_normal((300, 8)).tolist()
+    client.upsert("docs_8", models.Batch(ids=list(range(300)), vectors=vectors,
+                                         payloads=[{"mine": 1}] * 300))  # fmt: skip
+    client.close()
+    for run in (["--restart"], ["--overwrite"], []):
+        assert "is not the copy this migration made" in _error_line([*migrate, *run])
+        client = QdrantClient(path=str(tmp_path / "q"))
+        assert client.count("docs_8").count == 300
+        assert client.retrieve("docs_8", [7])[0].payload == {"mine": 1}
+        client.close()

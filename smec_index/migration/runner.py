@@ -49,13 +49,18 @@ from smec_index.errors import SmecError
 from smec_index.migration import DEFAULT_MIN_RECALL, verify
 from smec_index.migration.fitting import fit_projection, given_artifact
 from smec_index.migration.state import Progress, check_schema
-from smec_index.migration.stream import Job, SourceDataError, stream
+from smec_index.migration.stream import Job, SourceDataError, holds_sample, stream
 from smec_index.migration.targets import ConnectorTarget, mirror_changes
 
 IN_MEMORY_WRITES = ("faiss", "hnswlib")  # their writes are durable only once flushed
 
 
 FIT_ROWS = 20_000  # source points a projection is fitted on, unless --fit-rows says
+_NOT_OURS = (
+    "target {name!r} at {where} is not the copy this migration made (the first points an "
+    "earlier run wrote are not in it as written: dropped and made again?); migrate never "
+    "drops or writes into what it did not create: drop it yourself, or pick another --to"
+)
 
 
 @dataclass
@@ -646,6 +651,9 @@ class _Run:
                     "migrate never drops what it did not create: drop it yourself, or pick "
                     "another --to"
                 )
+            if state.get("written") and not holds_sample(target, name, state.get("sample")):
+                # not resumed into, nor verified and blamed on the source with --restart advised
+                raise SmecError(_NOT_OURS.format(name=name, where=target.where))
         changes = self.changes()
         self.refuse_changes(changes, "would change")
         count = source.count()
@@ -682,8 +690,7 @@ class _Run:
                 state["partition"] = str(self.partition)
             self.progress.write(state, self.partition)  # before create: the target is ours
             try:
-                self._create((previous or {}).get("target_schema"),
-                             (previous or {}).get("written"))  # fmt: skip
+                self._create(previous or {})
             except SmecError:  # refused (not ours to drop): the record goes back as it was,
                 # or the next run would read this one, without a schema, as a create of its
                 # own cut short, and drop what it had just refused to
@@ -858,12 +865,13 @@ class _Run:
             "seconds": round(time.perf_counter() - started, 3),
         }
 
-    def _create(self, stamp: str | None, written: int | None = None) -> None:
+    def _create(self, previous: dict[str, Any]) -> None:
         """A new target, or (``--restart`` / ``--overwrite``) this migration's own target
-        replaced: only if it is still what the last run made (``stamp``, the fingerprint
-        of its schema then; ``written``, the points it had written, all still there). A
-        partition joins a target another partition created."""
+        replaced: only if it is still what the last run (``previous``, its progress record)
+        made: the schema it recorded, at least the points it wrote, and the first of them as
+        it wrote them. A partition joins a target another partition created."""
         request, target, name = self.request, self.target, self.name
+        stamp, written = previous.get("target_schema"), previous.get("written")
         # Partitions started together take turns, so none joins a target another is still
         # creating (a Milvus collection without its index yet cannot be loaded).
         lock = (request.data_dir / "locks" / "migrate"
@@ -886,6 +894,8 @@ class _Run:
                         "copy that run made (dropped and made again?); migrate never drops "
                         "what it did not create: drop it yourself, or pick another --to"
                     )
+                if held is not None and not holds_sample(target, name, previous.get("sample")):
+                    raise SmecError(_NOT_OURS.format(name=name, where=target.where))
                 target.drop(name)
             target.create(name, request.dim)
 

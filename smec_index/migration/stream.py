@@ -220,6 +220,8 @@ def _copy(job: Job, projection, state, save, bar) -> None:
                     if batch.ids:
                         vectors = projection.transform(batch.vectors, job.dim)
                         future = pool.submit(job.target.write, job.name, batch, vectors)
+                        if "sample" not in state:  # checkpointed with the first batch
+                            state["sample"] = sample_of(batch, vectors)
                     else:  # a partition's empty slice of a batch: only the cursor moves
                         future.set_result(None)
                     in_flight.append((future, len(batch.ids), batch.cursor))
@@ -229,6 +231,33 @@ def _copy(job: Job, projection, state, save, bar) -> None:
             for future, _, _ in in_flight:
                 future.cancel()
     state["written"] = written  # all of it; the caller records it as done
+
+
+SAMPLE = 4  # points of the first batch a run wrote, kept to know its copy again
+
+
+def sample_of(batch, vectors: np.ndarray) -> dict[str, Any]:
+    """The first points of ``batch`` as written (their source ids, projected vectors), for
+    the progress record: a later run drops or resumes into a target only while it still
+    holds them (a collection of the user's with the copy's name, schema and as many points
+    was taken for the copy, and dropped by ``--restart``)."""
+    ids = [i.item() if isinstance(i, np.generic) else i for i in batch.raw_ids[:SAMPLE]]
+    return {"ids": ids, "vectors": np.asarray(vectors[:SAMPLE], dtype=np.float64).tolist()}
+
+
+def holds_sample(target: Any, name: str, sample: dict[str, Any] | None) -> bool:
+    """Whether ``target``'s collection ``name`` still holds the points of ``sample`` (from
+    :func:`sample_of`; True when there is none: a record from before samples were kept)."""
+    if not sample:
+        return True
+    try:
+        got = target.get(name, list(sample["ids"]))
+    except SmecError:
+        return False  # ids of another type, or none of them
+    expected = np.asarray(sample["vectors"], dtype=np.float32)
+    return (got.ids == [str(i) for i in sample["ids"]]
+            and np.asarray(got.vectors).shape == expected.shape
+            and bool(np.allclose(got.vectors, expected, atol=1e-5)))  # fmt: skip
 
 
 def prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:
