@@ -68,3 +68,41 @@ def test_compare_report_one_seed_and_records_without_seed(tmp_path):
     text = report(path)
     assert "mean over" not in text and "max - min" not in text and "alone" not in text
     assert "| smec | 0.5000 |" in _table(text, "nDCG@10 on toy test (full 384-d: 0.6000)")
+
+
+def test_study_records_are_bench_lines_with_run_keys(tmp_path):
+    """Every study stores ``smec-index-bench/1`` lines of kind "study" whose key names the
+    run (the study and its identifying fields), not what it measured; one run is stored once;
+    `report`, which tables bench runs, says what such a file is."""
+    from click.testing import CliRunner
+
+    from bench.results import read_records
+    from smec_index.cli import main
+
+    path = tmp_path / "toy-compare.jsonl"
+    write_records(path, [_record("smec", 64, 0, 0.5), _record("smec", 64, 1, 0.5)])
+    first, second = read_records(path)
+    assert first["schema"] == "smec-index-bench/1" and first["kind"] == "study"
+    assert first["key"] != second["key"]  # the seed is part of the run
+    again = tmp_path / "toy-compare-2.jsonl"
+    write_records(again, [_record("smec", 64, 0, 0.7, train_seconds=3.0)])
+    assert read_records(again)[0]["key"] != first["key"]  # another study (file)
+    write_records(path, [_record("smec", 64, 0, 0.9, train_seconds=99.0), second])
+    assert read_records(path)[0]["key"] == first["key"]  # measured fields: not in the key
+    with pytest.raises(ValueError, match="are one run"):
+        write_records(path, [first, {**first, "ndcg@10": 0.1}])
+    done = CliRunner().invoke(main, ["report", str(path), "--out", str(tmp_path / "r")])
+    assert done.exit_code == 2 and "a training study's record" in done.output, done.output
+
+
+def test_committed_study_results_carry_run_keys():
+    from bench.results import RESULTS_DIR, read_records, study_key
+
+    studies = 0
+    for path in sorted(RESULTS_DIR.glob("*.jsonl")):
+        for record in read_records(path):
+            assert record.get("schema") == "smec-index-bench/1", path
+            if record.get("kind") == "study":
+                assert record["key"] == study_key(path.stem, record), path
+                studies += 1
+    assert studies > 1000

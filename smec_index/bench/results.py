@@ -162,6 +162,12 @@ def _read_records(path: Path, stop: int | None = None) -> list[dict[str, Any]]:
                     f"{path}:{n}: schema {found!r}, not {SCHEMA!r}; pass a file written by "
                     "`smec-index bench`"
                 )
+            if record.get("kind") == "study":
+                raise SmecError(
+                    f"{path}:{n}: a training study's record (the repository's bench/ scripts), "
+                    "not a `smec-index bench` run; report reads bench runs: the study's own "
+                    "tables and plot are the .md and .png beside its .jsonl"
+                )
             check_record(record, f"{path}:{n}")
             records.append(record)
     return records
