@@ -2719,3 +2719,41 @@ def test_a_restart_never_drops_a_users_qdrant_collection_of_the_copys_schema(tmp
         assert client.count("docs_8").count == 300
         assert client.retrieve("docs_8", [7])[0].payload == {"mine": 1}
         client.close()
+
+
+# -- the thirty-ninth sweep: its faults ----------------------------------------------------------
+
+
+def test_a_users_own_collection_in_qdrant_local_mode_is_left_alone(tmp_path):
+    """A collection the user made with qdrant-client in the folder local mode uses: drop was
+    refused as someone's own, but add wrote a point into it, iterate gave that point the id
+    '', and search raised a raw KeyError('_smec_id'). A point the user's client added to a
+    collection smec-index made is one line too."""
+    from qdrant_client import QdrantClient, models
+
+    vectors = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    client = QdrantClient(path=str(tmp_path / "qdrant-local"))
+    client.create_collection("mine", vectors_config=models.VectorParams(
+        size=8, distance=models.Distance.COSINE))  # fmt: skip
+    client.upsert("mine", [models.PointStruct(id=1, vector=vectors[0].tolist(), payload={"a": 1})])
+    client.close()
+    connector = open_connector("qdrant", data_dir=tmp_path, mode="local")
+    for call in (lambda: connector.add("mine", ["x"], vectors[1:2]),
+                 lambda: connector.search("mine", vectors[:1], 2),
+                 lambda: list(connector.iterate("mine")), lambda: connector.drop("mine")):
+        with pytest.raises(SmecError, match="not made by smec-index") as refused:
+            call()
+        assert "\n" not in str(refused.value)
+    connector.create("ours", IndexSpec(dim=8, index="flat"))
+    connector.add("ours", ["a", "b"], vectors[:2])
+    connector.close()
+    client = QdrantClient(path=str(tmp_path / "qdrant-local"))
+    assert [(p.id, p.payload) for p in client.scroll("mine")[0]] == [(1, {"a": 1})]
+    client.upsert("ours", [models.PointStruct(id=7, vector=vectors[2].tolist(), payload={})])
+    client.close()
+    connector = open_connector("qdrant", data_dir=tmp_path, mode="local")
+    for call in (lambda: connector.search("ours", vectors[2:3], 3),
+                 lambda: list(connector.iterate("ours"))):
+        with pytest.raises(SmecError, match="has no '_smec_id' payload"):
+            call()
+    connector.close()

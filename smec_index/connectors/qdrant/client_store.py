@@ -38,6 +38,7 @@ from smec_index.connectors.qdrant.settings import (
     Hit,
     Points,
     QdrantSettings,
+    original_id,
     scroll_pages,
     to_points,
 )
@@ -229,7 +230,16 @@ class ClientStore:
 
     def spec(self, collection: str) -> IndexSpec:
         with self.guard():
-            return spec_from_info(self.client.get_collection(collection))
+            info = self.client.get_collection(collection)
+        if not self.server and SPEC_KEY not in (getattr(info.config, "metadata", None) or {}):
+            # local mode keeps metadata: without a spec the collection is the user's own (a
+            # server before 1.16 drops it, and gets the spec rebuilt from its config)
+            raise SmecError(
+                f"collection {collection!r} at {self.where} was not made by smec-index (it "
+                "has no smec-index spec), so smec-index leaves it alone: pick a collection "
+                "`build` made, or read and write it with your own client"
+            )
+        return spec_from_info(info)
 
     def foreign(self, collection: str) -> bool:
         with self.guard():
@@ -303,7 +313,8 @@ class ClientStore:
                     for row in rows[start : start + QUERY_CHUNK]
                 ]
                 for response in self.client.query_batch_points(collection, requests):
-                    hits.append([(str(p.payload[ID_KEY]), p.score) for p in response.points])
+                    hits.append([(original_id(p.payload, p.id), p.score)
+                                 for p in response.points])  # fmt: skip
         return hits
 
     def retrieve(self, collection: str, point_ids: list[str]) -> Points:

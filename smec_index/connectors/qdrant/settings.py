@@ -157,10 +157,27 @@ def with_id(payload: dict[str, Any] | None, point_id: str) -> dict[str, Any]:
     return {**(payload or {}), ID_KEY: point_id}
 
 
-def split_id(payload: dict[str, Any] | None) -> tuple[str, dict[str, Any]]:
-    """The original id and the caller's payload, without the reserved key."""
+def split_id(payload: dict[str, Any] | None, point: Any = None) -> tuple[str, dict[str, Any]]:
+    """The original id and the caller's payload, without the reserved key; a point without
+    it (``point``: its Qdrant id) is one line: smec-index did not write it."""
     payload = dict(payload or {})
-    return str(payload.pop(ID_KEY, "")), payload
+    if ID_KEY not in payload:
+        raise SmecError(not_written(point))
+    return str(payload.pop(ID_KEY)), payload
+
+
+def original_id(payload: dict[str, Any] | None, point: Any) -> str:
+    """The id a search hit was added under (its payload holds only the reserved key)."""
+    if not payload or ID_KEY not in payload:
+        raise SmecError(not_written(point))
+    return str(payload[ID_KEY])
+
+
+def not_written(point: Any) -> str:
+    return (f"Qdrant point {point!r} has no {ID_KEY!r} payload, where smec-index keeps the id "
+            "it was added under: the collection holds points smec-index did not write (a "
+            "collection of your own, or points your own client added); read it with your own "
+            "client")  # fmt: skip
 
 
 Hit = tuple[str, float]  # (original id, Qdrant score)
@@ -169,7 +186,7 @@ Points = list[tuple[str, dict[str, Any], list[float]]]  # (original id, payload,
 
 def to_points(records: list[Any]) -> Points:
     """Qdrant records as (original id, payload without the reserved key, vector)."""
-    return [(*split_id(r.payload), r.vector) for r in records]
+    return [(*split_id(r.payload, r.id), r.vector) for r in records]
 
 
 def scroll_pages(
