@@ -27,7 +27,7 @@ class Projection:
     """A loaded projection artifact.
 
     Attributes:
-        path: the artifact directory (``config.json`` + ``projections.safetensors``).
+        path: the artifact directory (``config.json`` + ``weights.safetensors``).
         input_dim: the embedding size it takes.
         dims: the dims it projects to.
     """
@@ -51,6 +51,9 @@ class Projection:
 
         check_path_name(where, "the artifact or collection")
         check_path_name(data_dir, "data_dir")
+        if str(where) == "":
+            raise SmecError("the artifact or collection is empty; pass the artifact path that "
+                            "build or migrate printed, or a collection's name")  # fmt: skip
         path = Path(where)
         try:
             is_artifact = (path / "config.json").is_file()

@@ -2757,3 +2757,10 @@ def test_a_users_own_collection_in_qdrant_local_mode_is_left_alone(tmp_path):
         with pytest.raises(SmecError, match="has no '_smec_id' payload"):
             call()
     connector.close()
+
+
+def test_projection_load_of_an_empty_name_says_it_is_empty(tmp_path):
+    with pytest.raises(SmecError, match="^the artifact or collection is empty; pass"):
+        from smec_index import Projection
+
+        Projection.load("", tmp_path)
