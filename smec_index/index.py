@@ -397,6 +397,13 @@ class CompressedIndex:
                 copy = migrated_copy(backend, name, Path(data_dir), options)
                 if copy is not None:  # the user's own schema: their client queries it
                     raise SmecError(copy)
+                if connector.foreign(collection):  # "build it" would be refused: not ours
+                    raise SmecError(
+                        f"{backend} collection {name!r} was not made by smec-index (it has no "
+                        "smec-index spec): it is someone's own, so its projection is unknown; "
+                        "search a collection `build` made, or query this one with your own "
+                        "client"
+                    )
                 raise SmecError(
                     f"{backend} collection {name!r} has no smec-index manifest under "
                     f"{data_dir}, so its projection is unknown; build it with `smec-index "

@@ -345,10 +345,17 @@ def folder_kind(directory: str | Path) -> str | None:
     return None
 
 
+# The folders smec-index keeps in a working folder (--data-dir).
+DATA_FOLDERS = ("manifests", "artifacts", "locks", "migrations", "embeddings", "faiss",
+                "hnswlib", "qdrant", "qdrant-local", "milvus")  # fmt: skip
+
+
 def check_working_folder(directory: str | Path, flag: str = "--data-dir") -> None:
     """A working folder (collections, manifests, locks, progress) that is neither an
-    output, a dataset or another tool's storage, nor inside one: the same rule for every
-    command that takes ``--data-dir``."""
+    output, a dataset or another tool's storage, nor inside one, and where no file stands
+    in the place of one of its folders: the same rule for every command that takes
+    ``--data-dir``, before any work (a file named ``manifests`` failed a build after the
+    whole corpus was indexed)."""
     here = _resolved(directory)
     for folder in (here, *here.parents):
         what = folder_kind(folder)
@@ -356,3 +363,8 @@ def check_working_folder(directory: str | Path, flag: str = "--data-dir") -> Non
             inside = "" if folder == here else f" (inside {folder})"
             raise SmecError(f"{flag} {directory} is {what}{inside}; pick a folder of its own "
                             "for smec-index's files, e.g. smec-data")  # fmt: skip
+    for name in DATA_FOLDERS:
+        path = Path(directory) / name
+        if os.path.lexists(path) and not path.is_dir():
+            raise SmecError(f"{path} is not a folder, where smec-index keeps its {name}; move "
+                            f"it away, or pass another {flag}")  # fmt: skip

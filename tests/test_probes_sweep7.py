@@ -2764,3 +2764,47 @@ def test_projection_load_of_an_empty_name_says_it_is_empty(tmp_path):
         from smec_index import Projection
 
         Projection.load("", tmp_path)
+
+
+@pytest.mark.parametrize("folder", ["manifests", "artifacts"])
+def test_a_file_where_the_data_dir_keeps_a_folder_is_refused_before_any_work(tmp_path, folder):
+    """A user's file named ``manifests`` in the data dir failed a build after the whole corpus
+    was indexed (leaving a store behind); one named ``artifacts`` after the default SMEC was
+    trained, with 'File exists' for the cause."""
+    ds = _dataset(tmp_path)
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / folder).write_text("my notes")
+    line = _error_line(["build", "--dataset", ds, "--dim", 8, "--backend", "faiss",
+                        "--data-dir", data, "--quiet"])  # fmt: skip
+    assert f"{data / folder} is not a folder, where smec-index keeps its {folder}" in line
+    assert sorted(p.name for p in data.iterdir()) == [folder]
+    assert (data / folder).read_text() == "my notes"
+
+
+def test_search_on_a_users_own_milvus_collection_names_the_cause(tmp_path):
+    """It said the collection had no manifest and advised `smec-index build`, which is then
+    refused: the collection is not smec-index's."""
+    db = tmp_path / "app.db"
+    _user_milvus(db, name="usercol", n=5, dim=8)
+    (tmp_path / "d" / "faiss").mkdir(parents=True)
+    line = _error_line(["search", "--backend", "milvus", "--uri", db, "--collection", "usercol",
+                        "--like", 1, "--data-dir", tmp_path / "d"])  # fmt: skip
+    assert "was not made by smec-index" in line and "build it" not in line
+    assert _user_rows(db, "usercol") == (["pk", "emb", "title"], 5)
+
+
+def test_bench_names_a_retrained_artifact_as_what_changed(tmp_path):
+    """Only the artifact:DIR changed; the note said the dataset's vectors had."""
+    ds = _dataset(tmp_path)
+    art = tmp_path / "art"
+    _ok_cli("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", art, "--quiet")
+    bench = ["bench", "--dataset", ds, "--methods", f"artifact:{art}", "--dims", 8,
+             "--concurrency", 1, "--latency-queries", 5, "--out", tmp_path / "r.jsonl"]
+    _ok_cli(*bench)
+    _ok_cli("train", "--dataset", ds, "--method", "truncate", "--dims", 8, "--out", art,
+            "--quiet", "--overwrite")  # fmt: skip
+    done = CliRunner().invoke(main, [str(a) for a in bench])
+    assert done.exit_code == 0, done.output
+    assert f"was measured with another {art} (the artifact's files changed since)" in done.output
+    assert "its vectors changed" not in done.output

@@ -278,6 +278,15 @@ def check_record(record: dict[str, Any], where: str) -> None:
         raise bad("inputs", "a digest string")
 
 
+def _other_inputs(method: str, stored: str, now: Any) -> str:
+    """Why a stored run's ``inputs`` (bench.runner.inputs_of: the dataset's fingerprint,
+    then for ``artifact:DIR`` the artifact's) differ from this run's."""
+    if method.startswith("artifact:") and isinstance(now, str) and (
+            stored.rsplit("-", 1)[0] == now.rsplit("-", 1)[0]):  # fmt: skip
+        return f"with another {method[9:]} (the artifact's files changed since)"
+    return "on other data (its vectors changed, or another dataset of that name)"
+
+
 def client_levels(concurrency: Any) -> tuple[str, ...]:
     """The client counts a run was measured with (its ``concurrency`` keys), in order."""
     if not isinstance(concurrency, dict):
@@ -318,7 +327,8 @@ class ResultsFile:
         levels = client_levels(record.get("concurrency"))
         other_clients = key in self.levels and self.levels[key] != levels
         if (stale or other_clients) and not self.force and key not in self.replaced:
-            why = ("on other data (its vectors changed, or another dataset of that name)"
+            why = (_other_inputs(str(record.get("method")), self.stored[key],
+                                 record.get("inputs"))
                    if stale else f"with {', '.join(self.levels[key]) or 'no'} concurrent "
                    f"clients, not {', '.join(levels)}")  # fmt: skip
             self.say(f"note: the stored run of {record.get('dataset')} {record.get('method')} "
