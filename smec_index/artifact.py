@@ -56,6 +56,7 @@ def save_artifact(
         payload = {"format_version": FORMAT_VERSION, **config}
         (staging / CONFIG_FILE).write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, staging / WEIGHTS_FILE)
+        (staging / WEIGHTS_FILE).chmod(0o666 & ~_umask())  # safetensors writes it 0600
     return directory
 
 

@@ -2808,3 +2808,91 @@ def test_bench_names_a_retrained_artifact_as_what_changed(tmp_path):
     assert done.exit_code == 0, done.output
     assert f"was measured with another {art} (the artifact's files changed since)" in done.output
     assert "its vectors changed" not in done.output
+
+
+def _qdrant_source(path: Path, n: int = 300, dim: int = 32) -> np.ndarray:
+    from qdrant_client import QdrantClient, models
+
+    vectors = np.random.default_rng(0).standard_normal((n, dim))
+    client = QdrantClient(path=str(path))
+    client.create_collection("docs", vectors_config={"text": models.VectorParams(
+        size=dim, distance=models.Distance.COSINE)})  # fmt: skip
+    client.upsert("docs", [models.PointStruct(id=i, vector={"text": vectors[i].tolist()},
+                                              payload={"i": i}) for i in range(n)])  # fmt: skip
+    client.close()
+    return vectors
+
+
+def test_a_users_collection_with_an_alias_under_the_copys_name_is_named_as_theirs(tmp_path):
+    """--overwrite and --restart blamed the user's alias on their own docs_8 and advised
+    --rollback, which has nothing to roll back; the cause (not this migration's) went unsaid."""
+    from qdrant_client import QdrantClient, models
+
+    _qdrant_source(tmp_path / "q")
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs_8", vectors_config={"text": models.VectorParams(
+        size=8, distance=models.Distance.COSINE)})  # fmt: skip
+    client.upsert("docs_8", [models.PointStruct(id=i, vector={"text": [1.0] * 8})
+                             for i in range(5)])  # fmt: skip
+    client.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="docs_8", alias_name="docs_16"))])
+    client.close()
+    migrate = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+               "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    for flags in ([], ["--overwrite"], ["--restart"]):
+        line = _error_line([*migrate, *flags])
+        assert "this migration did not create it" in line and "--rollback" not in line
+
+
+def test_a_plain_rerun_after_a_restart_on_an_edited_source_goes_on_with_its_refit(tmp_path):
+    """One source vector edited, --restart refitted the PCA to -r2 and finished; the plain
+    command was then refused forever ('started with another projection ... pass --restart')."""
+    from qdrant_client import QdrantClient, models
+
+    _qdrant_source(tmp_path / "q")
+    migrate = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+               "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet",
+               "--json"]  # fmt: skip
+    _ok_cli(*migrate)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    edited = np.random.default_rng(1).standard_normal(32).tolist()
+    client.upsert("docs", [models.PointStruct(id=3, vector={"text": edited}, payload={"i": 3})])
+    client.close()
+    again = json.loads(_ok_cli(*migrate, "--restart"))
+    assert again["artifact"].endswith("-r2")
+    assert json.loads(_ok_cli(*migrate))["artifact"] == again["artifact"]
+
+
+def test_a_users_folder_where_migrate_keeps_its_pca_is_named(tmp_path):
+    """A folder of the user's at the artifact path --dry-run printed: the error named --out
+    (migrate has none), then 'pass a directory written by smec-index train', then a missing
+    weights file."""
+    _qdrant_source(tmp_path / "q")
+    migrate = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+               "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    planned = Path(json.loads(_ok_cli(*migrate, "--dry-run", "--json"))["artifact"])
+    planned.mkdir(parents=True)
+    (planned / "notes.txt").write_text("my notes")
+    for flags in ([], ["--restart"]):
+        line = _error_line([*migrate, *flags])
+        assert f"{planned} is where migrate keeps the PCA it fits" in line
+        assert "--out" not in line and "train" not in line
+    (planned / "config.json").write_text('{"mine": 1}')
+    for flags in ([], ["--restart"]):
+        assert "is where migrate keeps the PCA" in _error_line([*migrate, *flags])
+    assert sorted(p.name for p in planned.iterdir()) == ["config.json", "notes.txt"]
+
+
+def test_an_artifacts_weights_get_the_umasks_mode_as_its_config_does(tmp_path):
+    import os
+
+    from smec_index.artifact import save_artifact
+
+    previous = os.umask(0o022)
+    try:
+        save_artifact(tmp_path / "art", {"method": "pca"}, {"w": np.eye(2, dtype=np.float32)})
+    finally:
+        os.umask(previous)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "art").iterdir()
+             if not p.name.startswith(".")}  # fmt: skip
+    assert modes["weights.safetensors"] == modes["config.json"] == 0o644

@@ -4,6 +4,7 @@ keyed by the source's identity (:class:`~smec_index.migration.state.Progress`)."
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,39 @@ def _refitted(pca: Any, where: Path) -> Path:
         shutil.rmtree(trial, ignore_errors=True)
 
 
+def _refuse_foreign(where: Path) -> None:
+    """Where migrate keeps the PCA it fits, something that is not one of its artifacts (a
+    folder of the user's in the data dir) is one line naming it (it read as ``--out``, a
+    flag migrate lacks, or as an artifact to pass from `smec-index train`)."""
+    from smec_index.outputs import output_kind
+
+    if os.path.lexists(where) and (not where.is_dir() or (
+            any(where.iterdir()) and (output_kind(where) or ("",))[0] != "artifact")):  # fmt: skip
+        raise SmecError(
+            f"{where} is where migrate keeps the PCA it fits for this source (in the data "
+            "dir), but it holds something else; move it away, or pass another --data-dir"
+        )
+
+
+def _recorded_refit(progress: Progress, where: Path) -> Path | None:
+    """The refit of ``where`` (``where-rN``, :func:`_refitted`) this migration's progress
+    records, if it is still there: a plain rerun after a ``--restart`` on an edited source
+    was refused forever, its projection compared with the shared one."""
+    from smec_index.migration.state import read_state
+
+    for path in (progress.path(), *progress.partitions()):
+        artifact = (read_state(path) or {}).get("artifact")
+        if not isinstance(artifact, str):
+            continue
+        refit = Path(artifact)
+        number = refit.name[len(where.name) + 2:]
+        if (refit.name.startswith(f"{where.name}-r") and number.isdigit()
+                and refit.parent == where.parent.resolve()
+                and (refit / "config.json").is_file()):  # fmt: skip
+            return refit
+    return None
+
+
 def fit_projection(
     request: Any, source: Source, progress: Progress, say
 ) -> tuple[LinearCompressor, Path | None, str | None, Path]:
@@ -89,10 +123,13 @@ def fit_projection(
     # A restarted migration fits afresh: the source's vectors may have changed.
     lock = request.data_dir / "locks" / "migrate" / f"{where.name}.lock"
     with file_lock(lock, "fitting PCA", wait=True):
+        _refuse_foreign(where)
         if not (where / "config.json").is_file():
             pca.save(where)
         elif request.restart:  # never over the one other copies were made with (a copy of
             # the same source at the same dim, untouched, was left with another projection)
             where = _refitted(pca, where)
+        else:  # a rerun goes on with the refit its last --restart recorded
+            where = _recorded_refit(progress, where) or where
     say(f"no --artifact: PCA to {request.dim} dims fitted on {len(vectors)} source vectors")
     return load_projection(where), where, artifact_fingerprint(where), where

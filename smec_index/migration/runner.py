@@ -561,22 +561,26 @@ class _Run:
                     "switching it would give the app reading it a copy of another "
                     "collection: pick the alias the app uses for the source"
                 )
-        fresh = request.restart or request.overwrite
-        if fresh and not request.rollback and target.resolve(name) == name:
-            held = [a for a in target.aliases_of(name) if a != name]
-            if held:
-                flag = "--overwrite" if request.overwrite else "--restart"
-                raise SmecError(
-                    f"alias {held[0]!r} points at {name!r} at {target.where} (a name an app "
-                    f"reads); {flag} would drop it with the collection: switch it back first "
-                    f"(--rollback --alias {held[0]}), or migrate into another --to"
-                )
         if target.exists(name) and not self.progress.owns_target():
             raise SmecError(
                 f"target {name!r} already exists at {target.where} and this migration did not "
                 "create it; migrate never replaces a collection it did not create, even with "
                 "--overwrite: pick another --to, or drop it yourself"
             )
+        fresh = request.restart or request.overwrite
+        if fresh and not request.rollback and target.resolve(name) == name:
+            held = [a for a in target.aliases_of(name) if a != name]
+            if held:
+                flag = "--overwrite" if request.overwrite else "--restart"
+                switched = (self.progress.read() or {}).get("alias") == held[0]
+                back = (f"switch it back first (--rollback --alias {held[0]})" if switched
+                        else f"move alias {held[0]!r} with your own client first (no run of "
+                        "this migration switched it, so --rollback has nothing to undo)")
+                raise SmecError(
+                    f"alias {held[0]!r} points at {name!r} at {target.where} (a name an app "
+                    f"reads); {flag} would drop it with the collection: {back}, or migrate "
+                    "into another --to"
+                )  # fmt: skip
 
     def check_payloads(self) -> None:
         """smec-index's own schema keeps each point's id in the payload key ``_smec_id``: a
