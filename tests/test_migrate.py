@@ -588,7 +588,8 @@ def test_bad_input_is_one_line_and_switches_nothing(tmp_path):
     gate = run(*common, "--collection", "docs", "--dim", 2, "--to", "tiny", "--alias", "live",
                "--min-recall", "0.99")  # fmt: skip
     assert gate.exit_code == 2 and "quality gate" in gate.output and "below" in gate.output
-    for advice in ("--queries/--qrels", "a larger --dim than 2", "--min-recall 0."):
+    for advice in ("--queries/--qrels", "a larger --dim than 2", "--min-recall 0.",
+                   "the finished copy 'tiny' stays at"):  # and how to give it up
         assert advice in gate.output, gate.output
     client = QdrantClient(path=str(source))
     try:

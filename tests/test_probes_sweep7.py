@@ -2513,7 +2513,7 @@ def test_sweep_36s_judgement_calls_made_rules(tmp_path, monkeypatch):
     from tests.probes import qdrant_source
 
     qdrant_source(tmp_path, n=300, dim=16)
-    with pytest.raises(SmecError, match="below --min-recall 1.0. Either") as caught:
+    with pytest.raises(SmecError, match="below --min-recall 1.0; the finished copy") as caught:
         migrate(MigrateRequest(backend="qdrant", collection="docs", dim=2, min_recall=1.0,
                                data_dir=tmp_path / "d", source={"path": str(tmp_path / "q")},
                                progress=False), say=lambda *_: None)  # fmt: skip

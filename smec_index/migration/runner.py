@@ -827,9 +827,11 @@ class _Run:
         return (
             f"quality gate: {what} is {value:.3f}, {request.min_recall - value:.3f} below "
             f"--min-recall {request.min_recall}"
-            f"{'; the alias was not switched' if request.alias else ''}. Either "
-            f"{options}try a larger --dim than {request.dim}, or accept this figure knowingly "
-            f"with --min-recall {max(0.0, value - 0.0005):.3f}"
+            f"{'; the alias was not switched' if request.alias else ''}; the finished copy "
+            f"{self.name!r} stays at {self.target.where}, unused (drop it if you give it up). "
+            f"Either {options}try a larger --dim than {request.dim}, or accept this figure "
+            f"knowingly with --min-recall {max(0.0, value - 0.0005):.3f} (it is not copied "
+            "again)"
         )
 
     def plan(self, projection, count, changes, kept, started) -> dict[str, Any]:
