@@ -2523,11 +2523,9 @@ def test_sweep_36s_judgement_calls_made_rules(tmp_path, monkeypatch):
 # -- the thirty-seventh sweep: its faults --------------------------------------------------------
 
 
-def test_a_refused_overwrite_leaves_no_record_that_lets_the_next_run_drop_the_users(tmp_path):
-    """The copy dropped and a collection of the user's made under its name: --overwrite was
-    refused, but the record it wrote first (no target schema yet) read to the next run as a
-    create of its own cut short, and --restart, the same --overwrite or the plain command
-    dropped the user's 40 rows for the copy."""
+def _copied_then_dropped(tmp_path: Path) -> tuple[Path, list, dict]:
+    """A user's milvus-lite ``docs`` (200 rows) migrated to ``docs_8``, which the user then
+    dropped: the database, the migrate command, and the copy's schema as it was."""
     from pymilvus import MilvusClient
 
     db = tmp_path / "app.db"
@@ -2536,8 +2534,18 @@ def test_a_refused_overwrite_leaves_no_record_that_lets_the_next_run_drop_the_us
                8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
     _ok_cli(*migrate)
     client = MilvusClient(str(db))
+    schema = client.describe_collection("docs_8")
     client.drop_collection("docs_8")
     client.close()
+    return db, migrate, schema
+
+
+def test_a_refused_overwrite_leaves_no_record_that_lets_the_next_run_drop_the_users(tmp_path):
+    """The copy dropped and a collection of the user's made under its name: --overwrite was
+    refused, but the record it wrote first (no target schema yet) read to the next run as a
+    create of its own cut short, and --restart, the same --overwrite or the plain command
+    dropped the user's 40 rows for the copy."""
+    db, migrate, _ = _copied_then_dropped(tmp_path)
     _user_milvus(db, name="docs_8", n=40, dim=4)  # the user's own, another schema
     for flags in (["--overwrite"], ["--overwrite"], ["--restart"], []):
         assert "migrate never drops what it did not create" in _error_line([*migrate, *flags])
@@ -2666,15 +2674,7 @@ def test_a_restart_never_drops_a_users_collection_of_the_copys_schema(tmp_path, 
     (which the refused plain run advised) and --overwrite dropped the user's rows."""
     from pymilvus import MilvusClient
 
-    db = tmp_path / "app.db"
-    _user_milvus(db, n=200)
-    migrate = ["migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim",
-               8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
-    _ok_cli(*migrate)
-    client = MilvusClient(str(db))
-    schema = client.describe_collection("docs_8")
-    client.drop_collection("docs_8")
-    client.close()
+    db, migrate, schema = _copied_then_dropped(tmp_path)
     _user_milvus(db, name="docs_8", n=250, dim=8)  # the user's own: the copy's fields, more rows
     client = MilvusClient(str(db))
     assert [f["name"] for f in client.describe_collection("docs_8")["fields"]] == [
