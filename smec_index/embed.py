@@ -50,7 +50,7 @@ def model_directory(model: str | Path | None = None) -> Path:
     model (which sentence-transformers wraps with mean pooling) a ``config.json`` naming
     its ``model_type``. An smec-index artifact has a ``config.json`` too, but no model type.
     """
-    path = Path(model) if model else bundled_model_path()
+    path = Path(given_model(model)) if model is not None else bundled_model_path()
     if not path.is_dir():
         what = "a file, not a model directory" if path.exists() else "no such model directory"
         raise SmecError(f"{path}: {what}; pass a local sentence-transformers model's folder")
@@ -95,7 +95,16 @@ def load_model(model: str | Path | None = None, device: str = "auto"):
 
 
 def model_name(model: str | Path | None) -> str:
-    return "all-MiniLM-L6-v2" if model is None else Path(model).name
+    return "all-MiniLM-L6-v2" if model is None else Path(given_model(model)).resolve().name
+
+
+def given_model(model: str | Path) -> str | Path:
+    """A ``--model`` that names something: an empty one meant the bundled model without a
+    word (and an output folder named after no model)."""
+    if str(model) == "":
+        raise SmecError(f"--model {str(model)!r} names no model; pass a sentence-transformers "
+                        "model's folder, or leave --model out for the bundled all-MiniLM-L6-v2")
+    return model
 
 
 def encode(model, texts: list[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:

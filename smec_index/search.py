@@ -52,6 +52,10 @@ class SearchRequest:
         if self.like is not None and self.model is not None:
             raise SmecError("--model encodes a QUERY text; --like searches with a stored "
                             "vector: leave --model out")  # fmt: skip
+        if self.model is not None:
+            from smec_index.embed import given_model
+
+            given_model(self.model)
         self.top_k = positive_int(self.top_k, "--top-k")
 
 

@@ -2896,3 +2896,17 @@ def test_an_artifacts_weights_get_the_umasks_mode_as_its_config_does(tmp_path):
     modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "art").iterdir()
              if not p.name.startswith(".")}  # fmt: skip
     assert modes["weights.safetensors"] == modes["config.json"] == 0o644
+
+
+def test_an_empty_model_is_refused_not_taken_for_the_bundled_one(tmp_path):
+    """`embed --model ''` encoded with the bundled model without a word; `bench` said
+    'no method runs at dims []' for the dataset's own dim."""
+    ds = _dataset(tmp_path)
+    for command in (["embed", "--dataset", ds, "--model", "", "--out", tmp_path / "e"],
+                    ["search", "--collection", "c", "--model", "", "some text",
+                     "--data-dir", tmp_path / "d"]):  # fmt: skip
+        assert "--model '' names no model" in _error_line(command)
+    assert not (tmp_path / "e").exists()
+    line = _error_line(["bench", "--dataset", "synthetic:500x16", "--methods", "pca",
+                        "--out", tmp_path / "r.jsonl"])  # fmt: skip
+    assert "no method runs at the dataset's own dim (no --dims)" in line

@@ -208,8 +208,9 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
                       for *_, why in plan(sweep, dim) if why})  # fmt: skip
         raise SmecError(
             "nothing to measure: "
-            + ("; ".join(why) if why else f"no method runs at dims {sweep.dims} (none: the "
-               "original dim only; smec and mrl: up to it; others: below it)")
+            + ("; ".join(why) if why else "no method runs at "
+               + (f"dims {sweep.dims}" if sweep.dims else "the dataset's own dim (no --dims)")
+               + " (none: the original dim only; smec and mrl: up to it; others: below it)")
             + "; change --dims, --methods or --encodings"
         )  # fmt: skip
     check_room(sweep, datasets)
