@@ -66,7 +66,7 @@ from smec_index.data import (
     RetrievalData,
     load_retrieval_data,
 )
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, check_say
 from smec_index.index import (
     CompressedIndex,
     Manifest,
@@ -291,6 +291,7 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
     Cheap checks come first (names, the data directory, the backend's address and that it
     answers), then the data is loaded and an artifact trained if none was given.
     """
+    say = check_say(say)
     check_switches(request, "skip_unknown_qrels", "overwrite", "force_train", "progress",
                    "payloads")  # fmt: skip
     check_fields(request, paths=("dataset", "data_dir", "embeddings", "artifact"),

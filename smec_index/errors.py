@@ -7,6 +7,8 @@ prints that line and exits non-zero; library users can catch it as a ``ValueErro
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class SmecError(ValueError):
     """A user-facing error: one line, says what to do.
@@ -20,6 +22,18 @@ class SmecError(ValueError):
 
             message = re.sub(r"\s*[\r\n]+\s*", " ", message)
         super().__init__(message, *args)
+
+
+def check_say(say: object) -> Callable[[str], None]:
+    """Where a long call's notes go: a function taking one line (``print``, a logger's
+    method), or None for none; anything else is one line (None raised a raw TypeError at
+    the first note, after the work)."""
+    if say is None:
+        return lambda *_: None
+    if not callable(say):
+        raise SmecError(f"say must be a function taking one line (e.g. print), or None for no "
+                        f"notes; got {type(say).__name__}")  # fmt: skip
+    return say
 
 
 def check_switch(value: object, name: str) -> bool:

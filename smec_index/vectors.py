@@ -60,6 +60,9 @@ def check_vectors(vectors: np.ndarray, dim: int, what: str = "vectors") -> np.nd
             array = np.ascontiguousarray(vectors, dtype=np.float32)
     except (TypeError, ValueError):
         raise SmecError(f"{what} are not a numeric array; pass an (n, {dim}) float array") from None
+    if array.ndim == 1 and array.shape[0] == dim:  # one vector, not a row of a matrix
+        raise SmecError(f"{what} of shape ({dim},) are one vector, not rows: pass an (n, "
+                        f"{dim}) array, e.g. v.reshape(1, -1) for one")  # fmt: skip
     if array.ndim != 2 or array.shape[1] != dim:
         raise SmecError(
             f"{what} of shape {tuple(np.shape(vectors))} do not fit a {dim}-d collection; "

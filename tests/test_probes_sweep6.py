@@ -1074,7 +1074,7 @@ def test_a_loaded_compressors_transform_checks_its_input(tmp_path):
     text = np.array([["a"] * 16])
     with np.errstate(all="raise"):  # no RuntimeWarning may be printed on the way
         for bad, says in ((rows, "NaN or inf"), (huge, "NaN or inf"), (text, "<U1 values"),
-                          (np.ones(16), "do not fit this artifact")):
+                          (np.ones(16), "are one vector, not rows")):
             with pytest.raises(SmecError, match=says):
                 compressor.transform(bad, 4)
     assert np.isfinite(compressor.transform(np.ones((3, 16)), 4)).all()

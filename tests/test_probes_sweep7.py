@@ -2910,3 +2910,63 @@ def test_an_empty_model_is_refused_not_taken_for_the_bundled_one(tmp_path):
     line = _error_line(["bench", "--dataset", "synthetic:500x16", "--methods", "pca",
                         "--out", tmp_path / "r.jsonl"])  # fmt: skip
     assert "no method runs at the dataset's own dim (no --dims)" in line
+
+
+# -- the fortieth sweep: its faults --------------------------------------------------------------
+
+
+def test_a_search_right_after_an_add_keeps_milvus_lites_kmeans_advice_quiet(tmp_path, capfd):
+    """FAISS's 'WARNING clustering 300 points to 128 centroids' reached the user's stdout:
+    only an explicit flush caught it, not the flush a search does first."""
+    vectors = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
+    with open_connector("milvus", data_dir=tmp_path / "d") as connector:
+        connector.create("docs", IndexSpec(8, "cosine", "ivf_flat"))
+        connector.add("docs", [f"d{i}" for i in range(300)], vectors)
+        ids, _ = connector.search("docs", vectors[:1], 3)
+    assert ids[0][0] == "d0"
+    captured = capfd.readouterr()
+    assert "clustering" not in captured.out + captured.err
+
+
+@pytest.mark.parametrize("mode", ["edge", "local"])
+def test_a_qdrant_cursor_another_collection_gave_is_refused(tmp_path, mode):
+    """A's cursor passed to b yielded 6 of b's 10 points; made-up ids yielded 0, 8 or all,
+    without a word (faiss, hnswlib and milvus refuse both)."""
+    vectors = np.random.default_rng(1).standard_normal((10, 2)).astype(np.float32)
+    with open_connector("qdrant", data_dir=tmp_path / "d", mode=mode) as connector:
+        for name, prefix in (("a", "x"), ("b", "y")):
+            connector.create(name, IndexSpec(2, "l2", "hnsw"))
+            connector.add(name, [f"{prefix}{i}" for i in range(10)], vectors)
+        cursor = next(iter(connector.iterate("a", 3))).cursor
+        for other in (cursor, "18446744073709551615", "7"):
+            with pytest.raises(SmecError, match="is not one this collection gave"):
+                list(connector.iterate("b", 3, cursor=other))
+        resumed = next(iter(connector.iterate("b", 3))).cursor  # its own: resumes
+        rest = [i for batch in connector.iterate("b", 3, cursor=resumed) for i in batch.ids]
+        assert len(rest) == 7
+
+
+def test_one_vector_where_rows_are_asked_for_is_named_as_one(tmp_path):
+    """A 4-d vector on a 4-d collection 'did not fit a 4-d collection; project them to 4
+    dims'; transform of one 16-d vector on a 16-d artifact advised 'the artifact trained on
+    this embedding model'; build(..., say=None) raised a raw TypeError."""
+    from smec_index.build import BuildRequest, build
+    from smec_index.compressors.base import load_compressor
+
+    with open_connector("faiss", data_dir=tmp_path / "d") as connector:
+        connector.create("c", IndexSpec(4, index="flat"))
+        for call in (lambda: connector.add("c", ["a"], np.ones(4, np.float32)),
+                     lambda: connector.search("c", np.ones(4, np.float32), 1)):
+            with pytest.raises(SmecError, match=r"are one vector, not rows: pass an \(n, 4\)"):
+                call()
+    ds = _dataset(tmp_path)
+    _ok_cli("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", tmp_path / "art",
+            "--quiet")  # fmt: skip
+    with pytest.raises(SmecError, match="are one vector, not rows.*Projection.project"):
+        load_compressor(tmp_path / "art").transform(np.ones(16, np.float32), 8)
+    summary = build(BuildRequest(dataset=ds, backend="faiss", dim=8, artifact=tmp_path / "art",
+                                 data_dir=tmp_path / "d", progress=False), say=None)  # fmt: skip
+    assert summary["dim"] == 8
+    with pytest.raises(SmecError, match="say must be a function"):
+        build(BuildRequest(dataset=ds, backend="faiss", dim=8, artifact=tmp_path / "art",
+                           data_dir=tmp_path / "d", progress=False), say="loud")  # fmt: skip

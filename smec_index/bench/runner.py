@@ -54,7 +54,7 @@ from smec_index.bench.results import (
 )
 from smec_index.bench.sweep import SYNTHETIC, Sweep
 from smec_index.data import RetrievalData
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, check_say
 from smec_index.metrics import ndcg_at_k, recall_vs_exact
 from smec_index.vectors import exact_search, normalize
 
@@ -179,6 +179,7 @@ def plan(sweep: Sweep, dim: int) -> Iterator[Planned]:
 def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
     from smec_index.outputs import check_writable_file
 
+    say = check_say(say)
     sweep.check()  # a Sweep made in Python was never checked (the CLI's is, again here)
     check_writable_file(sweep.out, "--out")
     datasets = [load_dataset(spec, sweep) for spec in sweep.datasets]

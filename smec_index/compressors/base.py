@@ -171,8 +171,10 @@ class LinearCompressor:
         fits = (f"do not fit this artifact, made for {matrix.shape[0]}-d input rows; use the "
                 "artifact trained on this embedding model")  # fmt: skip
         rows, one = as_rows(vectors, matrix.shape[0], needs=fits)  # numeric, finite, in range
-        if one:
-            raise SmecError(f"vectors of shape {rows.shape[1:]} {fits}")
+        if one:  # the right size: one vector where rows are asked for
+            raise SmecError(f"vectors of shape ({matrix.shape[0]},) are one vector, not rows: "
+                            "pass an (n, d) array, e.g. v.reshape(1, -1), or use "
+                            "Projection.project, which takes one")  # fmt: skip
         return normalize(rows @ matrix)
 
     def project_checked(self, rows: np.ndarray, dim: int) -> np.ndarray:

@@ -45,7 +45,7 @@ from smec_index.connectors.source import (
 )
 from smec_index.connectors.storage import check_free_space, estimated_bytes, file_lock
 from smec_index.data import check_path_name
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, check_say
 from smec_index.migration import DEFAULT_MIN_RECALL, verify
 from smec_index.migration.fitting import fit_projection, given_artifact
 from smec_index.migration.state import Progress, check_schema
@@ -258,6 +258,7 @@ def _check_request(request: MigrateRequest) -> Partition | None:
 
 def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
     """Run (or plan, resume, roll back) one migration; the summary ``--json`` prints."""
+    say = check_say(say)
     partition = _check_request(request)
     from smec_index.outputs import check_apart, check_working_folder
 

@@ -488,8 +488,12 @@ class MilvusBackend:
     def _seal(self, collection: str) -> None:
         """Flush pending writes and wait until the index covers them."""
         if collection in self._pending:
-            self.client.flush(collection)
-            if not self.lite:  # milvus-lite builds its index during the flush
+            if self.lite:  # its index is built after the flush, FAISS printing k-means advice
+                with native_notes("milvus-lite"):  # (a search right after an add met it)
+                    self.client.flush(collection)
+                    wait_for_lite_index_files(self._db_path / "collections" / collection)
+            else:
+                self.client.flush(collection)
                 wait_for_index(self.client, collection)
             self._pending.discard(collection)
 

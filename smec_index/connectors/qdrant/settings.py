@@ -202,6 +202,10 @@ def scroll_pages(
             raise SmecError(f"cursor {offset!r} is not one this collection gave (point "
                             "ids are integers or UUIDs); resume with a cursor it gave"
                             ) from None  # fmt: skip
+        if not records or not _same_point(records[0].id, offset):  # scroll starts at or
+            # after it: any id read as a place in another collection's order, or a made-up one
+            raise SmecError(f"cursor {offset[:40]!r} is not one this collection gave (no point "
+                            "has that id); resume with a cursor it gave")  # fmt: skip
         offset = None if next_offset is None else str(next_offset)
         if records:
             yield to_points(records), offset
@@ -214,6 +218,16 @@ def scroll_pages(
             yield to_points(records), offset
         if offset is None:
             return
+
+
+def _same_point(point: Any, cursor: str) -> bool:
+    """Whether Qdrant's point id ``point`` is the one ``cursor`` (its text) names."""
+    if isinstance(point, int):
+        return cursor.isdigit() and int(cursor) == point
+    try:
+        return uuid.UUID(str(point)) == uuid.UUID(cursor)
+    except ValueError:
+        return False
 
 
 def check_cursor(cursor: Any) -> None:
