@@ -266,7 +266,9 @@ class Connector:
         Scores are similarities for ``cosine``/``ip`` and negated distances for ``l2``
         (squared on FAISS, hnswlib and Milvus, plain on Qdrant: compare l2 scores within one
         backend). A query that finds fewer than ``k`` points (``k`` above the count) is
-        padded with ``""`` and ``-inf``.
+        padded with ``""`` and ``-inf`` to ``k`` columns; a ``k`` above 1,024
+        (:data:`PAD_LIMIT`) is first capped at the count, so no more columns than points
+        are allocated.
 
         Raises:
             SmecError: bad input, or a backend that answered with an id twice for one query
