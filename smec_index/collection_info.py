@@ -60,13 +60,14 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
     local = Path(data_dir) / "qdrant-local"
     if backend == "qdrant" and options.get("mode") == "local" and not local.is_dir():
         raise SmecError(f"no Qdrant local-mode store at {local}: no collection {name!r} was "
-                        "written there in local mode" + copy_elsewhere(backend, name, data_dir)
+                        "written there in local mode"
+                        + copy_elsewhere(backend, name, data_dir, options)
                         + other_mode_hint(backend, data_dir, options, name))  # fmt: skip
     with open_connector(backend, data_dir=data_dir, **options) as connector:
         collection = connector.resolve(name)
         if collection is None:
             lost_alias(connector, Path(data_dir), manifest_folder(backend, options), name)
-            copy = copy_elsewhere(backend, name, data_dir)
+            copy = copy_elsewhere(backend, name, data_dir, options)
             raise SmecError(
                 f"no collection {name!r} built for {backend} here"
                 + (copy or "; run `smec-index build` first (or check --collection and "
@@ -78,9 +79,12 @@ def _built_info(backend: str, name: str, data_dir: Path, options: dict[str, Any]
             from smec_index.index import check_not_emptied
 
             check_not_emptied(connector, collection, name, manifest)
+        unfinished = None if manifest else unfinished_migration(data_dir, backend, collection)
+        if unfinished and connector.foreign(collection):  # a copy in the source's own schema,
+            # cut short: not "someone's own", as search says (its spec is the user's schema)
+            raise SmecError(f"{backend} collection {name!r} is not ready: {unfinished}")
         spec = connector.spec(collection)
         sizes = connector.sizes(collection)
-        unfinished = None if manifest else unfinished_migration(data_dir, backend, collection)
         return {
             "backend": backend,
             "collection": name,
@@ -125,11 +129,32 @@ def unfinished_migration(data_dir: Path, backend: str, collection: str,
     return None
 
 
-def copy_elsewhere(backend: str, name: str, data_dir: Path) -> str:
+def _asked_places(backend: str, options: dict[str, Any] | None) -> set[str]:
+    """The ``target_place`` a migration's record gives the place ``options`` name (a
+    qdrant-client folder, a milvus-lite file, a server's address; none for smec-index's
+    own stores)."""
+    from smec_index.secrets import shown_url
+
+    options = options or {}
+    if options.get("path"):
+        return {f"path:{Path(options['path']).resolve()}"}
+    where = options.get("url") or options.get("uri")
+    if not where:
+        return set()
+    if backend == "milvus" and "://" not in str(where):
+        return {f"lite:{Path(str(where)).resolve()}"}
+    return {shown_url(str(where))}
+
+
+def copy_elsewhere(backend: str, name: str, data_dir: Path,
+                   options: dict[str, Any] | None = None) -> str:  # fmt: skip
     """Where a finished migration recorded under ``data_dir`` put ``name`` (a copy beside a
-    source, found only with that source's flags), as advice ("" where none did)."""
+    source, or the alias it switched there, found only with that source's flags), as advice
+    ("" where none did). Records of the place ``options`` name are passed over: ``name`` is
+    not there now (an alias rolled back), and the advice would send the user back."""
     from smec_index.migration.state import records
 
+    here = _asked_places(backend, options)
     for _, record in records(data_dir):
         if not record.get("done") or name not in (
                 record.get("target"), record.get("alias")):  # fmt: skip
@@ -137,14 +162,19 @@ def copy_elsewhere(backend: str, name: str, data_dir: Path) -> str:
         if not str(record.get("source", "")).startswith(f"{backend}:"):
             continue
         place = str(record.get("target_place", ""))
+        if place in here:
+            continue
         import shlex
 
         flag = (f"--path {shlex.quote(place[5:])}" if place.startswith("path:") else
                 f"--uri {shlex.quote(place[5:])}" if place.startswith("lite:") else "")  # fmt: skip
+        what = ("a copy `migrate` made beside its source" if name == record.get("target")
+                else "an alias a migration switched")  # fmt: skip
         if flag:
-            return (f"; {name!r} is a copy `migrate` made beside its source: `smec-index info "
-                    f"--backend {backend} {flag} --collection {name} --data-dir "
-                    f"{shlex.quote(str(data_dir))}` describes it and how to query it")  # fmt: skip
+            return (f"; {name!r} is {what} at {place[5:]}{' (not here)' if here else ''}: "
+                    f"`smec-index info --backend {backend} {flag} --collection {name} "
+                    f"--data-dir {shlex.quote(str(data_dir))}` describes it and how to query "
+                    "it")  # fmt: skip
     return ""
 
 
@@ -154,16 +184,8 @@ def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any],
     the place ``options`` name (a server address or a milvus-lite file), if any; records
     that cannot be read are added to ``unreadable``."""
 
-    from smec_index.secrets import shown_url
-
-    if options.get("path"):
-        places = {f"path:{Path(options['path']).resolve()}"}
-    elif options.get("url") or options.get("uri"):
-        where = str(options.get("url") or options.get("uri"))
-        places = {shown_url(where)}
-        if backend == "milvus" and "://" not in where:
-            places = {f"lite:{Path(where).resolve()}"}
-    else:
+    places = _asked_places(backend, options)
+    if not places:
         return None
     from smec_index.migration.state import records
 

@@ -767,9 +767,20 @@ def check_texts_unchanged(directory: Path, data: RetrievalData) -> None:
     # over the dataset's own documents and queries, as embed read them: an added, removed
     # or edited one changes it
     if texts_digest(dataset, list(dataset.corpus), list(dataset.queries)) != recorded:
+        import shlex
+
+        from smec_index.embed import BUNDLED_MODEL, model_name
+
+        model = meta.get("model")
+        model = None if model in (None, BUNDLED_MODEL) else str(model)
+        again = f"smec-index embed --dataset {shlex.quote(str(dataset.root))}"
+        if model is not None:
+            again += f" --model {shlex.quote(model)}"
+        default = dataset.default_embedding_dir(model_name(model))
+        if Path(directory).resolve() != Path(default).resolve():  # where these are, again
+            again += f" --out {shlex.quote(str(directory))}"
         raise SmecError(
             f"{directory}: these embeddings encode other texts than {dataset.root}'s "
             "corpus.jsonl and queries.jsonl hold now (documents or queries edited, added or "
-            f"removed since `smec-index embed` made them); run `smec-index embed --dataset "
-            f"{dataset.root}` again"
+            f"removed since `smec-index embed` made them); run `{again}` again"
         )

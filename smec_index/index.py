@@ -38,10 +38,10 @@ def manifest_folder(backend: str, options: dict[str, Any]) -> str:
     return "qdrant-local" if backend == "qdrant" and options.get("mode") == "local" else backend
 
 
-def _copy_elsewhere(backend: str, name: str, data_dir: Path) -> str:
+def _copy_elsewhere(backend: str, name: str, data_dir: Path, options: dict[str, Any]) -> str:
     from smec_index.collection_info import copy_elsewhere
 
-    return copy_elsewhere(backend, name, data_dir)
+    return copy_elsewhere(backend, name, data_dir, options)
 
 
 def _names_in(manifests: Path, name: str) -> bool:
@@ -367,7 +367,7 @@ class CompressedIndex:
 
             raise SmecError(f"no Qdrant local-mode store at {local}: no collection {name!r} "
                             "was written there in local mode"
-                            + copy_elsewhere(backend, name, data_dir)
+                            + copy_elsewhere(backend, name, data_dir, options)
                             + other_mode_hint(backend, data_dir, options, name))  # fmt: skip
         lite = options.get("uri") or str(Path(data_dir) / "milvus" / "milvus.db")
         if backend == "milvus" and not is_milvus_server(lite) and not Path(lite).exists():
@@ -378,7 +378,7 @@ class CompressedIndex:
             collection = connector.resolve(name)
             if collection is None:
                 lost_alias(connector, Path(data_dir), manifest_folder(backend, options), name)
-                copy = _copy_elsewhere(backend, name, data_dir)
+                copy = _copy_elsewhere(backend, name, data_dir, options)
                 raise SmecError(
                     f"no collection {name!r} built for {backend} here"
                     + (copy or f"; run `smec-index build --backend {backend} --collection "

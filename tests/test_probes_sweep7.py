@@ -2970,3 +2970,117 @@ def test_one_vector_where_rows_are_asked_for_is_named_as_one(tmp_path):
     with pytest.raises(SmecError, match="say must be a function"):
         build(BuildRequest(dataset=ds, backend="faiss", dim=8, artifact=tmp_path / "art",
                            data_dir=tmp_path / "d", progress=False), say="loud")  # fmt: skip
+
+
+def test_zero_vectors_of_a_cosine_source_are_not_gate_queries(tmp_path):
+    """A third of the points zero: their top 10 is any 10 ties, and the gate read 0.664 at
+    every dim, advising a larger --dim up to the one the source has (then refused)."""
+    from qdrant_client import QdrantClient, models
+
+    rng = np.random.default_rng(0)
+    vectors = (rng.standard_normal((600, 6)) @ rng.standard_normal((6, 32))).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors[::3] = 0
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config=models.VectorParams(
+        size=32, distance=models.Distance.COSINE))  # fmt: skip
+    client.upsert("docs", models.Batch(ids=list(range(600)), vectors=vectors.tolist()))
+    client.close()
+    done = json.loads(_ok_cli("migrate", "--backend", "qdrant", "--path", tmp_path / "q",
+                              "--collection", "docs", "--dim", 8, "--data-dir", tmp_path / "d",
+                              "--quiet", "--json"))  # fmt: skip
+    assert done["recall@10"] > 0.95  # rank 6: PCA to 8 keeps every ranking
+
+
+def test_info_of_a_name_gone_here_but_migrated_elsewhere_says_where(tmp_path):
+    """Two milvus-lite files migrated with --alias live, a.db's rolled back: info on a.db
+    called 'live' a copy migrate made and sent the user to b.db as if it were a.db's."""
+    for db in ("a.db", "b.db"):
+        _user_milvus(tmp_path / db, n=200)
+    common = ["--backend", "milvus", "--collection", "docs", "--dim", 8, "--alias", "live",
+              "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    for db in ("a.db", "b.db"):
+        _ok_cli("migrate", "--uri", tmp_path / db, *common)
+    _ok_cli("migrate", "--uri", tmp_path / "a.db", *common, "--rollback")
+    line = _error_line(["info", "--backend", "milvus", "--uri", tmp_path / "a.db",
+                        "--collection", "live", "--data-dir", tmp_path / "d"])  # fmt: skip
+    assert f"'live' is an alias a migration switched at {tmp_path / 'b.db'} (not here)" in line
+
+
+def test_an_in_place_rollback_never_advises_deleting_a_users_vector(tmp_path):
+    """No in-place run ever made: --rollback advised deleting 'text_8', the user's own vector
+    (or 'dense_8', which did not exist)."""
+    from qdrant_client import QdrantClient, models
+
+    rng = np.random.default_rng(0)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config={
+        "text": models.VectorParams(size=16, distance=models.Distance.COSINE),
+        "text_8": models.VectorParams(size=8, distance=models.Distance.COSINE)})  # fmt: skip
+    client.upsert("docs", [models.PointStruct(id=i, vector={
+        "text": rng.standard_normal(16).tolist(), "text_8": rng.standard_normal(8).tolist()})
+        for i in range(50)])  # fmt: skip
+    client.close()
+    line = _error_line(["migrate", "--backend", "qdrant", "--path", tmp_path / "q",
+                        "--collection", "docs", "--using", "text", "--dim", 8, "--in-place",
+                        "--rollback", "--data-dir", tmp_path / "d"])  # fmt: skip
+    assert "none made a vector 'text_8'" in line and "delete vector" not in line
+
+
+def test_info_of_a_copy_cut_short_says_so_not_someone_elses(tmp_path):
+    """A milvus-lite copy in the source's schema, cut short: search said 'not ready, rerun',
+    info with the migration's own --data-dir called it someone's own."""
+    db, data = tmp_path / "m.db", tmp_path / "d"
+    _user_milvus(db, n=200)
+    _ok_cli("migrate", "--backend", "milvus", "--uri", db, "--collection", "docs", "--dim", 8,
+            "--min-recall", 0, "--data-dir", data, "--quiet")  # fmt: skip
+    (record,) = [p for p in (data / "migrations").glob("*/milvus-*.json")]
+    record.write_text(json.dumps({**json.loads(record.read_text()), "done": False,
+                                  "written": 100}))  # the state a kill leaves  # fmt: skip
+    for command in ("info", "search"):
+        line = _error_line([command, "--backend", "milvus", "--uri", db, "--collection",
+                            "docs_8", "--data-dir", data, *(["--like", 1] * (command == "search"))])
+        assert "is not ready: a migration" in line and "was cut short" in line, command
+
+
+def test_a_damaged_embedded_qdrant_collection_is_named_damaged_not_in_use(tmp_path):
+    """edge_config.json damaged, or the shard folder gone: search and info said 'close the
+    other user or pick another --data-dir' (no other user; another data dir finds nothing)
+    with qdrant-edge's 'Service runtime error: IO Error:' wrapping."""
+    import shutil
+
+    ds = _dataset(tmp_path)
+    data = tmp_path / "d"
+    _ok_cli("build", "--dataset", ds, "--dim", 8, "--backend", "qdrant", "--collection", "c1",
+            "--data-dir", data, "--quiet")  # fmt: skip
+    (shard,) = (data / "qdrant").glob("c1__b*/shard")
+    (shard / "edge_config.json").write_text("{garbage")
+    for damage in ("config", "folder"):
+        if damage == "folder":
+            shutil.rmtree(shard)
+        for command in (["search", "--collection", "c1", "--like", "d1"],
+                        ["info", "--collection", "c1"]):  # fmt: skip
+            line = _error_line([*command, "--backend", "qdrant", "--data-dir", data])
+            assert "its files are damaged or missing" in line and "build --overwrite" in line
+            assert "other user" not in line and "Service runtime error" not in line
+
+
+def test_stale_embeddings_name_the_embed_command_that_refreshes_them(tmp_path):
+    """`eval --embeddings embX` on edited texts advised `embed --dataset ds`, which writes
+    ds/embeddings/all-MiniLM-L6-v2, not embX: the same refusal again."""
+    import shutil
+
+    ds = _dataset(tmp_path)
+    out = tmp_path / "embX"
+    shutil.copytree(ds / "embeddings" / "all-MiniLM-L6-v2", out)
+    from smec_index.data import BeirDataset
+    from smec_index.embed import BUNDLED_MODEL, texts_digest
+
+    dataset = BeirDataset(ds)
+    meta = {"model": BUNDLED_MODEL, "texts_digest": texts_digest(
+        dataset, list(dataset.corpus), list(dataset.queries))}  # fmt: skip
+    (out / "meta.json").write_text(json.dumps(meta))
+    (ds / "queries.jsonl").write_text((ds / "queries.jsonl").read_text().replace('"q"', '"Q"'))
+    line = _error_line(["eval", "--dataset", ds, "--embeddings", out, "--method", "truncate",
+                        "--dims", 8])  # fmt: skip
+    assert f"run `smec-index embed --dataset {ds} --out {out}` again" in line

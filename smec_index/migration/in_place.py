@@ -129,11 +129,14 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
         )
     progress = Progress(request.data_dir, "qdrant", source, "qdrant-vector", name,
                         source.info.location)  # fmt: skip
-    if request.rollback:
+    if request.rollback:  # advice to delete only a vector a migration recorded making
+        made = name in existing and progress.read() is not None
         raise SmecError(
-            f"--rollback: an in-place migration switches nothing; to undo it, delete vector "
-            f"{name!r} (qdrant-client: delete_vector_name)"
-        )
+            "--rollback: an in-place migration switches nothing" + (
+                f"; to undo it, delete vector {name!r} (qdrant-client: delete_vector_name)"
+                if made else f", and none made a vector {name!r} of {source.collection!r} (with "
+                f"--data-dir {request.data_dir}): there is nothing to undo")
+        )  # fmt: skip
     lock = request.data_dir / "locks" / "migrate" / f"{progress.folder.name}-{progress.stem}.lock"
     what = f"an in-place migration of Qdrant collection {source.collection!r}"
     # A plan reads only: no lock file either (the lock guards writes).
@@ -253,7 +256,7 @@ def _verify(request, source: QdrantSource, writer: NamedVector, projection, coun
             "filled: the vector was deleted, or the source's points changed, since; pass "
             "--restart to fill it again"
         )
-    sample = verify.gate_queries(source)
+    sample = verify.gate_queries(source, nonzero=True)
     expected = projection.transform(sample.vectors, request.dim)
     if not np.allclose(writer.get(sample.raw_ids), expected, atol=1e-5):
         raise SmecError(f"sampled {writer.name!r} vectors differ from the projection of the "

@@ -825,14 +825,15 @@ class _Run:
         else:
             what = "nDCG@10 of held-out queries relative to the source's own search"
             options = ""
+        larger = (f"try a larger --dim than {request.dim}, or "  # one below the source's: none
+                  if request.dim + 1 < self.source.info.dim else "")  # fmt: skip
         return (
             f"quality gate: {what} is {value:.3f}, {request.min_recall - value:.3f} below "
             f"--min-recall {request.min_recall}"
             f"{'; the alias was not switched' if request.alias else ''}; the finished copy "
             f"{self.name!r} stays at {self.target.where}, unused (drop it if you give it up). "
-            f"Either {options}try a larger --dim than {request.dim}, or accept this figure "
-            f"knowingly with --min-recall {max(0.0, value - 0.0005):.3f} (it is not copied "
-            "again)"
+            f"Either {options}{larger}accept this figure knowingly with --min-recall "
+            f"{max(0.0, value - 0.0005):.3f} (it is not copied again)"
         )
 
     def plan(self, projection, count, changes, kept, started) -> dict[str, Any]:

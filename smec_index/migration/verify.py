@@ -43,9 +43,15 @@ def id_digest(ids: Iterable[str]) -> tuple[int, int]:
     return count, total
 
 
-def gate_queries(source: Source) -> SourceBatch:
-    """The recall gate's queries: the first :data:`SAMPLE` points of the source."""
-    return next(iter(source.iterate(SAMPLE, None)))
+def gate_queries(source: Source, nonzero: bool = False) -> SourceBatch:
+    """The first :data:`SAMPLE` points of the source; ``nonzero``: the first of its first
+    ``4 * SAMPLE`` whose vectors are not all zeros, as the recall gate's queries (a zero query
+    ties with every point: its top 10 is any 10, which read as recall lost at every dim)."""
+    if not nonzero:
+        return next(iter(source.iterate(SAMPLE, None)))
+    batch = next(iter(source.iterate(4 * SAMPLE, None)))
+    rows = np.flatnonzero(np.abs(np.asarray(batch.vectors)).max(axis=1, initial=0) > 0)
+    return batch.take([int(i) for i in (rows if len(rows) else range(len(batch.ids)))[:SAMPLE]])
 
 
 def recall_at_10(truth: list[list[str]], found: list[list[str]]) -> float:
@@ -162,7 +168,7 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 
 
 def recall_gate(source: Source, search: Search, projection, dim: int) -> dict[str, Any]:
-    sample = gate_queries(source)
+    sample = gate_queries(source, nonzero=True)
     truth = source.search(sample.vectors, 10)
     found = search(projection.transform(sample.vectors, dim), 10)
     return {"metric": "recall@10", "value": recall_at_10(truth, found),

@@ -237,10 +237,15 @@ class EdgeStore(FileAliases):
             except Exception as exc:  # qdrant-edge raises plain Exceptions
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if "WouldBlock" in reason:  # the write-ahead log's lock is held
-                    reason = "another connector or process has it open"
-                raise SmecError(
-                    f"cannot open Qdrant collection {collection!r} in {self.root} ({reason}); "
-                    "close the other user or pick another --data-dir"
+                    raise SmecError(
+                        f"cannot open Qdrant collection {collection!r} in {self.root}: another "
+                        "connector or process has it open; close it, or wait for it to finish"
+                    ) from None
+                reason = reason.removeprefix("Service runtime error: ").removeprefix(
+                    "IO Error: ")  # qdrant-edge's wrapping, not the cause  # fmt: skip
+                raise SmecError(  # its files damaged or missing: no other user to blame
+                    f"cannot open Qdrant collection {collection!r} in {self.root}: its files "
+                    f"are damaged or missing ({reason[:200]}); rebuild it (build --overwrite)"
                 ) from None
         return self._shards[collection]
 
