@@ -426,11 +426,19 @@ def read_jsonl(path: str | Path) -> Iterator[dict]:
             if line.strip():
                 try:
                     record = safejson.loads(line)
-                except json.JSONDecodeError:
-                    raise SmecError(f"{path}:{n}: not valid JSON") from None
+                except json.JSONDecodeError as exc:
+                    raise SmecError(json_error(path, n, exc)) from None
                 if not isinstance(record, dict):
                     raise SmecError(f"{path}:{n}: not a JSON object; write one object per line")
                 yield record
+
+
+def json_error(path: Path, n: int, exc: json.JSONDecodeError) -> str:
+    """What is wrong with line ``n`` of ``path``, the parser's reason included (a key given
+    twice read as "not valid JSON", which other tools accept)."""
+    if exc.msg.endswith("appears twice"):
+        return f"{path}:{n}: {exc.msg} (which one counts is ambiguous); write each key once"
+    return f"{path}:{n}: not valid JSON ({exc.msg})"
 
 
 def _bad_id_character(text: str) -> bool:
@@ -460,8 +468,8 @@ def _beir_record(
     """One checked line of :func:`read_beir_records` (``seen``: id -> its line and raw id)."""
     try:
         record = safejson.loads(line)
-    except json.JSONDecodeError:
-        raise SmecError(f"{path}:{n}: not valid JSON") from None
+    except json.JSONDecodeError as exc:
+        raise SmecError(json_error(path, n, exc)) from None
     if not isinstance(record, dict):
         raise SmecError(f"{path}:{n}: not a JSON object; write one object per line")
     if "_id" not in record:

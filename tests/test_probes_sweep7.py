@@ -3084,3 +3084,39 @@ def test_stale_embeddings_name_the_embed_command_that_refreshes_them(tmp_path):
     line = _error_line(["eval", "--dataset", ds, "--embeddings", out, "--method", "truncate",
                         "--dims", 8])  # fmt: skip
     assert f"run `smec-index embed --dataset {ds} --out {out}` again" in line
+
+
+# -- the forty-first sweep: its faults -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend,options", [("faiss", {}), ("hnswlib", {}),
+                                             ("qdrant", {"mode": "edge"}), ("milvus", {})])
+def test_an_alias_pointed_at_an_alias_names_the_collection_to_point_at(tmp_path, backend,
+                                                                       options):  # fmt: skip
+    """It said 'not a collection; create it first', and creating it is refused: an alias."""
+    with open_connector(backend, data_dir=tmp_path / "d", **options) as connector:
+        connector.create("x2", IndexSpec(4, index="hnsw" if backend != "faiss" else "flat"))
+        connector.set_alias("a1", "x2")
+        with pytest.raises(SmecError, match="that is an alias .of 'x2'.*point it at 'x2'"):
+            connector.set_alias("a2", "a1")
+
+
+def test_sweep_41s_messages_name_the_limit_and_the_reason(tmp_path):
+    """seed=2**64 'must be an integer >= 0'; a JSON line with a key twice 'not valid JSON'
+    (from read_jsonl and build), the parser's reason dropped."""
+    from smec_index.compressors.registry import make_compressor
+    from smec_index.data import read_jsonl
+
+    for settings, says in (({"seed": 2**64}, "from 0 to 4,294,967,295"),
+                           ({"max_epochs": 2**63}, "from 1 to 9,223,372,036,854,775,807")):
+        with pytest.raises(SmecError, match=says):
+            make_compressor("smec", [8], **settings)
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"_id": "a", "text": "x", "text": "y"}\n')
+    with pytest.raises(SmecError, match="1: key 'text' appears twice .* write each key once"):
+        list(read_jsonl(path))
+    ds = _dataset(tmp_path)
+    (ds / "corpus.jsonl").write_text('{"_id": "d0", "title": "t", "title": "u", "text": "x"}\n'
+                                     + (ds / "corpus.jsonl").read_text())  # fmt: skip
+    assert "key 'title' appears twice" in _error_line(["build", "--dataset", ds, "--dim", 8,
+                                                       "--data-dir", tmp_path / "d"])

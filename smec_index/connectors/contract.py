@@ -361,7 +361,13 @@ class Connector:
         check_new_name(alias, "alias")  # never a name of the physical NAME__b<hex> kind
         check_collection_name(collection)
         aliases = self.aliases()
-        if collection in aliases or not self.backend.exists(collection):
+        if collection in aliases:  # aliases of aliases: no engine has them
+            raise SmecError(
+                f"cannot point alias {alias!r} at {collection!r}: that is an alias (of "
+                f"{aliases[collection]!r}) in {self.name}, and an alias points at a "
+                f"collection; point it at {aliases[collection]!r}"
+            )
+        if not self.backend.exists(collection):
             raise SmecError(
                 f"cannot point alias {alias!r} at {collection!r}: not a collection in "
                 f"{self.name}; create it first"

@@ -214,11 +214,12 @@ class TrainConfig:
                 self._refuse(name, "must be true or false")
             setattr(self, name, bool(value))
         for name, low in INT_RANGES.items():
-            value = getattr(self, name)
+            value, high = getattr(self, name), INT_MOST.get(name, 2**63 - 1)
             if isinstance(value, bool) or not isinstance(value, Integral):
                 self._refuse(name, f"must be an integer >= {low}")
-            if not low <= int(value) < 2**63:
-                self._refuse(name, f"must be an integer >= {low}")
+            if not low <= int(value) <= high:  # a bound the value broke, named (it read as
+                # "must be an integer >= 0" for 2**64)
+                self._refuse(name, f"must be an integer from {low} to {high:,}")
             setattr(self, name, int(value))
         for name, (rule, ok) in FLOAT_RULES.items():
             value = getattr(self, name)
@@ -301,6 +302,8 @@ INT_RANGES = {
     "corpus_anchors": 0,
     "seed": 0,
 }
+INT_MOST = {"seed": 2**32 - 1}  # numpy's and torch's seeds (the CLI's --seed too); else int64
+
 FLOAT_RULES = {
     "val_fraction": ("in (0, 0.5]", lambda v: 0 < v <= 0.5),
     "lead_in": ("in [0, 1)", lambda v: 0 <= v < 1),
