@@ -319,7 +319,12 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
         return _build(request, say)
     except BaseException:
         if lite in made and not any((lite / "collections").glob("*")):
-            shutil.rmtree(lite, ignore_errors=True)  # the empty database opening made
+            from smec_index.connectors.milvus.client import opened_here
+
+            # the empty database opening made: this process's, not one another build that
+            # started at the same moment has open (refused, it deleted that build's files)
+            if opened_here(lite):
+                shutil.rmtree(lite, ignore_errors=True)
         for folder in made:  # a refused or failed first build leaves no empty folders
             remove_empty_folders(folder)
         raise
@@ -341,7 +346,10 @@ def remove_empty_folders(root: Path) -> None:
     (a file anywhere keeps its folders and ``root``)."""
     if not root.is_dir() or root.is_symlink():
         return
-    for folder, _, _ in sorted(os.walk(root), key=lambda w: -len(Path(w[0]).parts)):
+    walked = list(os.walk(root))
+    if any(files for _, _, files in walked):  # not only this run's: another build's, say,
+        return  # whose empty wal folder was removed under it (same new data dir, same time)
+    for folder, _, _ in sorted(walked, key=lambda w: -len(Path(w[0]).parts)):
         with contextlib.suppress(OSError):
             Path(folder).rmdir()
 
@@ -567,7 +575,9 @@ def _measure_and_pin(
         dataset=str(data.dataset.root.resolve()) if data.dataset else None,
         spec=spec.to_dict(),
         count=count,
-        extra={"switching": True},  # until the alias points at it (unnamed_builds)
+        # switching: until the alias points at it (unnamed_builds); location: which place's
+        # leftovers its manifest may be taken for
+        extra={"switching": True, "location": location(request)},
     ).save(request.data_dir, _folder(request))
     return summary
 
@@ -687,15 +697,20 @@ def _folder(request: BuildRequest) -> str:
     return manifest_folder(request.backend, request.connector_options)
 
 
+def location(request: BuildRequest) -> str:
+    """Which place of its backend a build writes (a server, a milvus-lite file, a mode), as
+    a short digest: builds into two places share a manifests folder and lock folder."""
+    lite = lite_database(request)  # a file: one.db from two folders is two places
+    where = json.dumps(sorted(
+        (k, str(lite.resolve()) if k == "uri" and lite is not None else str(v))
+        for k, v in request.connector_options.items() if k in ("url", "uri", "mode")
+    ))  # fmt: skip
+    return hashlib.sha1(where.encode()).hexdigest()[:8]
+
+
 def lock_path(request: BuildRequest, name: str) -> Path:
     """One lock per (backend, location, name): builds elsewhere never wait for this one."""
-    where = json.dumps(
-        sorted(
-            (k, str(v)) for k, v in request.connector_options.items() if k in ("url", "uri", "mode")
-        )
-    )
-    location = hashlib.sha1(where.encode()).hexdigest()[:8]
-    return request.data_dir / "locks" / request.backend / f"{name}.{location}.lock"
+    return request.data_dir / "locks" / request.backend / f"{name}.{location(request)}.lock"
 
 
 def remove_leftovers(
@@ -730,12 +745,20 @@ def remove_leftovers(
                 if (directory.name not in present and directory.name != keep
                         and not connector.backend.foreign(directory.name)):  # fmt: skip
                     shutil.rmtree(directory, ignore_errors=True)
+    # Manifests of builds of this place whose collection is gone. Builds into another
+    # milvus-lite file or server share the folder: theirs are not this place's to judge (the
+    # second --uri deleted the first one's manifest), nor are those recorded before places.
     manifests = request.data_dir / "manifests" / _folder(request)
     if manifests.is_dir():
-        present = set(connector.collections())
+        present, here = set(connector.collections()), location(request)
         for path in manifests.glob(f"{name}{PHYSICAL}*.json"):
             if is_physical(path.stem, name) and path.stem not in present:
-                path.unlink(missing_ok=True)
+                try:
+                    manifest = Manifest.find(request.data_dir, _folder(request), path.stem)
+                except SmecError:  # damaged: whose it was cannot be told, so it stays
+                    continue
+                if manifest is not None and manifest.extra.get("location") == here:
+                    path.unlink(missing_ok=True)
 
 
 def _fill(connector, collection, ids, vectors, payloads, request: BuildRequest) -> None:

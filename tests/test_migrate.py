@@ -565,8 +565,8 @@ def test_bad_input_is_one_line_and_switches_nothing(tmp_path):
         collection_name="docs", alias_name="docs_alias"))])  # fmt: skip
     client.close()
     before = qdrant_checksum(source)
-    for refused, says in ((["--to", "taken"], "did not create it"),
-                          (["--to", "taken", "--overwrite"], "did not create it"),
+    for refused, says in ((["--to", "taken"], "no migration recorded in"),
+                          (["--to", "taken", "--overwrite"], "no migration recorded in"),
                           (["--to", "docs"], "the source collection"),
                           (["--to", "docs", "--overwrite"], "the source collection"),
                           (["--to", "docs_alias", "--overwrite"], "that is an alias"),

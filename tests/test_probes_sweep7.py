@@ -964,7 +964,7 @@ def test_a_users_own_shard_in_the_data_dirs_qdrant_folder_is_never_replaced(tmp_
             8, "--data-dir", tmp_path / "X", "--to-backend", "qdrant", "--allow-schema-change",
             "--min-recall", 0, "--quiet", *to]])  # fmt: skip
         assert done.exit_code == 2, done.output
-        assert "already exists" in done.output and "did not create it" in done.output
+        assert "already exists" in done.output and "no migration recorded in" in done.output
     for args in (["--collection", "keep"], ["--collection", "keep", "--overwrite"]):
         done = CliRunner().invoke(main, [str(a) for a in [
             "build", "--dataset", dataset, "--dim", 16, "--backend", "qdrant",
@@ -2841,7 +2841,7 @@ def test_a_users_collection_with_an_alias_under_the_copys_name_is_named_as_their
                "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
     for flags in ([], ["--overwrite"], ["--restart"]):
         line = _error_line([*migrate, *flags])
-        assert "this migration did not create it" in line and "--rollback" not in line
+        assert "no migration recorded in --data-dir" in line and "--rollback" not in line
 
 
 def test_a_plain_rerun_after_a_restart_on_an_edited_source_goes_on_with_its_refit(tmp_path):
@@ -3120,3 +3120,47 @@ def test_sweep_41s_messages_name_the_limit_and_the_reason(tmp_path):
                                      + (ds / "corpus.jsonl").read_text())  # fmt: skip
     assert "key 'title' appears twice" in _error_line(["build", "--dataset", ds, "--dim", 8,
                                                        "--data-dir", tmp_path / "d"])
+
+
+def test_builds_of_one_name_into_two_milvus_files_keep_each_others_manifests(tmp_path):
+    """The second file's build took the first one's manifest (one folder for both) for a
+    leftover and deleted it: one.db's collection could no longer be searched, and the
+    advised build was refused (it exists); --overwrite there deleted two.db's in turn."""
+    ds = _dataset(tmp_path)
+    build = ["build", "--dataset", ds, "--dim", 8, "--backend", "milvus", "--collection", "c",
+             "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    for db in ("one.db", "two.db", "one.db"):
+        _ok_cli(*build, "--uri", tmp_path / db, *(["--overwrite"] * (db == "one.db" and
+                                                    (tmp_path / "two.db").exists())))
+    for db in ("one.db", "two.db"):
+        found = _ok_cli("search", "--backend", "milvus", "--uri", tmp_path / db, "--collection",
+                        "c", "--like", "d1", "-k", 1, "--data-dir", tmp_path / "d")  # fmt: skip
+        assert "d1" in found, db
+
+
+def test_a_refused_build_leaves_the_folders_of_a_build_that_runs_beside_it(tmp_path):
+    """Its cleanup removed every empty folder under the data dir it had found missing, the
+    other build's empty write-ahead-log folder too (or its whole new milvus-lite file):
+    that build then failed on a missing wal file."""
+    from smec_index.build import remove_empty_folders
+
+    live = tmp_path / "d" / "milvus" / "milvus.db"
+    (live / "collections" / "c__b1" / "wal").mkdir(parents=True)
+    (live / "LOCK").write_text("")
+    remove_empty_folders(tmp_path / "d")
+    assert (live / "collections" / "c__b1" / "wal").is_dir()
+    (tmp_path / "e" / "a" / "b").mkdir(parents=True)
+    remove_empty_folders(tmp_path / "e")  # only this run's empty folders: all of them go
+    assert not (tmp_path / "e").exists()
+
+
+def test_a_copy_migrated_with_another_data_dir_is_named_as_possibly_that(tmp_path):
+    """From another folder (another default --data-dir) the copy read as one 'this migration
+    did not create', with 'drop it yourself' advised while the app's alias read it."""
+    _qdrant_source(tmp_path / "q")
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+              "--dim", 8, "--min-recall", 0, "--alias", "live", "--quiet"]  # fmt: skip
+    _ok_cli(*common, "--data-dir", tmp_path / "x")
+    line = _error_line([*common, "--data-dir", tmp_path / "y"])
+    assert "an earlier migrate with another --data-dir? pass that one" in line
+    assert "alias 'live' reads it" in line and "drop it yourself" not in line

@@ -563,11 +563,15 @@ class _Run:
                     "collection: pick the alias the app uses for the source"
                 )
         if target.exists(name) and not self.progress.owns_target():
+            held = [a for a in target.aliases_of(name) if a != name]
             raise SmecError(
-                f"target {name!r} already exists at {target.where} and this migration did not "
-                "create it; migrate never replaces a collection it did not create, even with "
-                "--overwrite: pick another --to, or drop it yourself"
-            )
+                f"target {name!r} already exists at {target.where} and no migration recorded "
+                f"in --data-dir {request.data_dir} created it (an earlier migrate with another "
+                "--data-dir? pass that one); migrate never replaces a collection it did not "
+                "create, even with --overwrite: pick another --to" + (
+                    f" (alias {held[0]!r} reads it: an app may use it)" if held
+                    else ", or drop it yourself")
+            )  # fmt: skip
         fresh = request.restart or request.overwrite
         if fresh and not request.rollback and target.resolve(name) == name:
             held = [a for a in target.aliases_of(name) if a != name]

@@ -259,6 +259,7 @@ class GuardedClient:
 
 
 _lite_users: dict[Path, int] = {}  # open clients per milvus-lite folder, in this process
+_lite_opened: set[Path] = set()  # every database this process opened
 
 
 LITE_MARKERS = ("LOCK", "collections", "databases")  # what milvus-lite 3 makes in a new one
@@ -324,7 +325,14 @@ def open_lite(path: Path) -> Any:
             "admits one process at a time); close that one, or wait for it, then run again"
         ) from None
     _lite_users[path] = _lite_users.get(path, 0) + 1
+    _lite_opened.add(Path(path).resolve())
     return client
+
+
+def opened_here(path: Path) -> bool:
+    """Whether this process has opened the milvus-lite database at ``path`` (so what is
+    there is its own doing, not another process's that holds it)."""
+    return Path(path).resolve() in _lite_opened
 
 
 def close_lite(path: Path, client: Any) -> None:
