@@ -177,16 +177,16 @@ def _extend(r: TrainRequest):
     from smec_index.compressors.smec import SMEC
     from smec_index.options import parse_dims
 
+    compressor = load_compressor(r.extend)  # what it is first: dropping a flag cannot mend
+    if not isinstance(compressor, SMEC):  # this (it was advised, then this refused it)
+        raise SmecError(
+            f"{r.extend}: only smec/mrl artifacts can be extended, not {compressor.method}"
+        )
     fixed = r.typed("method", "sequential", "ads", "xbm", "init", "lead_in")
     if fixed:
         raise SmecError(
             f"{fixed[0]} cannot be used with --extend: the artifact fixes its method, "
             "schedule, selection, neighbours, init and lead-in stage; drop it"
-        )
-    compressor = load_compressor(r.extend)
-    if not isinstance(compressor, SMEC):
-        raise SmecError(
-            f"{r.extend}: only smec/mrl artifacts can be extended, not {compressor.method}"
         )
     if compressor.train_config.supervised == r.unsupervised:
         how, fix = (

@@ -3164,3 +3164,26 @@ def test_a_copy_migrated_with_another_data_dir_is_named_as_possibly_that(tmp_pat
     line = _error_line([*common, "--data-dir", tmp_path / "y"])
     assert "an earlier migrate with another --data-dir? pass that one" in line
     assert "alias 'live' reads it" in line and "drop it yourself" not in line
+
+
+# -- the forty-second sweep: its faults ----------------------------------------------------------
+
+
+def test_sweep_42s_messages_name_the_real_cause(tmp_path):
+    """aliases.json damaged to {"c1": 5}: info and search refused a collection name '5' the
+    user never typed (and a later build rewrote it "5"); `train --extend PCA --method pca`
+    advised dropping --method, and then refused the PCA artifact itself."""
+    ds = _dataset(tmp_path)
+    data = tmp_path / "d"
+    _ok_cli("build", "--dataset", ds, "--dim", 8, "--collection", "c1", "--data-dir", data,
+            "--quiet")  # fmt: skip
+    (data / "qdrant" / "aliases.json").write_text(json.dumps({"c1": 5}))  # the default backend
+    for command in (["info", "--collection", "c1"], ["search", "--collection", "c1", "--like",
+                                                     "d1"]):  # fmt: skip
+        line = _error_line([*command, "--data-dir", data])
+        assert "aliases.json is corrupt: alias 'c1' names 5, not a collection's name" in line
+    _ok_cli("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", tmp_path / "art",
+            "--quiet")  # fmt: skip
+    line = _error_line(["train", "--dataset", ds, "--extend", tmp_path / "art", "--method",
+                        "pca", "--dims", 4, "--out", tmp_path / "new", "--quiet"])  # fmt: skip
+    assert "only smec/mrl artifacts can be extended, not pca" in line

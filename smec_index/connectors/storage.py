@@ -255,7 +255,16 @@ class AliasFile:
         if stamp != self._stamp:
             try:
                 raw = safejson.loads(self.path.read_text())
-                self._cache = {str(k): str(v) for k, v in raw.items()}
+                bad = next((k for k, v in raw.items() if not isinstance(v, str)), None)
+                if bad is not None:  # read as the name '5' the user never typed
+                    raise SmecError(
+                        f"{self.path} is corrupt: alias {bad!r:.40} names "
+                        f"{raw[bad]!r:.40}, not a collection's name; restore it, or fix it by "
+                        'hand (each entry is "NAME": "the collection it names")'
+                    )
+                self._cache = {str(k): v for k, v in raw.items()}
+            except SmecError:
+                raise
             except (ValueError, AttributeError):
                 raise SmecError(
                     f"{self.path} is corrupt: not a JSON object of aliases; restore it, or fix "
