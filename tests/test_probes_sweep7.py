@@ -3187,3 +3187,24 @@ def test_sweep_42s_messages_name_the_real_cause(tmp_path):
     line = _error_line(["train", "--dataset", ds, "--extend", tmp_path / "art", "--method",
                         "pca", "--dims", 4, "--out", tmp_path / "new", "--quiet"])  # fmt: skip
     assert "only smec/mrl artifacts can be extended, not pca" in line
+
+
+def test_another_sources_copy_under_the_default_name_is_named_as_that(tmp_path):
+    """my-docs and my_docs both default to my_docs_8: the second was told no migration in
+    its --data-dir made the copy (one did), and to try another --data-dir or drop it."""
+    from qdrant_client import QdrantClient, models
+
+    rng = np.random.default_rng(0)
+    client = QdrantClient(path=str(tmp_path / "q"))
+    for name in ("my-docs", "my_docs"):
+        client.create_collection(name, vectors_config=models.VectorParams(
+            size=16, distance=models.Distance.COSINE))  # fmt: skip
+        vectors = rng.standard_normal((100, 16)).tolist()
+        client.upsert(name, models.Batch(ids=list(range(100)), vectors=vectors))
+    client.close()
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--dim", 8,
+              "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    _ok_cli(*common, "--collection", "my-docs")
+    line = _error_line([*common, "--collection", "my_docs"])
+    assert "is the copy a migration of qdrant:" in line and "my-docs made" in line
+    assert "pick another --to" in line and "drop it" not in line

@@ -563,6 +563,17 @@ class _Run:
                     "collection: pick the alias the app uses for the source"
                 )
         if target.exists(name) and not self.progress.owns_target():
+            from smec_index.migration.state import records
+
+            other = next((r.get("source") for _, r in records(request.data_dir)
+                          if r.get("target") == name and r.get("target_place") == target.place
+                          and r.get("source") != self.progress.shown_source), None)  # fmt: skip
+            if other is not None:  # another source's copy (my-docs and my_docs: my_docs_8)
+                raise SmecError(
+                    f"target {name!r} at {target.where} is the copy a migration of {other} "
+                    f"made (recorded in --data-dir {request.data_dir}), not this source's; "
+                    "migrate never replaces it: pick another --to for this one"
+                )
             held = [a for a in target.aliases_of(name) if a != name]
             raise SmecError(
                 f"target {name!r} already exists at {target.where} and no migration recorded "
