@@ -2209,7 +2209,7 @@ def test_a_dot_source_whose_later_points_are_not_unit_length_is_refused(tmp_path
     _ok_cli("train", "--dataset", _dataset(tmp_path), "--method", "pca", "--dims", 8, "--out",
             artifact, "--quiet")  # fmt: skip
     line = _error_line([*common, "--artifact", artifact, "--batch-size", 300])  # the stream's
-    assert "point '900' has norm 3" in line and "nothing is left of this run" in line
+    assert "point '900' has norm 3" in line and "its progress were dropped" in line
     client = QdrantClient(path=str(tmp_path / "q"))
     assert [c.name for c in client.get_collections().collections] == ["dot"]
     assert client.count("dot").count == 1000

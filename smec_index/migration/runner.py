@@ -813,7 +813,9 @@ class _Run:
         if self.target.exists(self.name) and not self.target.is_alias(self.name):
             self.target.drop(self.name)
         self.progress.path().unlink(missing_ok=True)
-        return f"the target {self.name!r} it made was dropped: nothing is left of this run"
+        kept = ("" if self.request.artifact is not None else " (the projection fitted for "
+                "the source stays in the data dir, for the next run)")  # fmt: skip
+        return f"the target {self.name!r} it made and its progress were dropped{kept}"
 
     def _schema_after(self) -> list[str]:
         """The copy's schema against the source's, as the engine now describes both."""
