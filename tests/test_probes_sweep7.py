@@ -3208,3 +3208,54 @@ def test_another_sources_copy_under_the_default_name_is_named_as_that(tmp_path):
     line = _error_line([*common, "--collection", "my_docs"])
     assert "is the copy a migration of qdrant:" in line and "my-docs made" in line
     assert "pick another --to" in line and "drop it" not in line
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib"])
+def test_a_drop_under_another_connectors_unflushed_writes_is_refused(tmp_path, backend):
+    """Connector B dropped and made again a collection A had unflushed writes to; A's close
+    then wrote the dropped one back over B's, and B's points were lost without a word."""
+    vectors = np.random.default_rng(0).standard_normal((10, 8)).astype(np.float32)
+    index = "flat" if backend == "faiss" else "hnsw"
+    a = open_connector(backend, data_dir=tmp_path / "d")
+    a.create("c1", IndexSpec(8, index=index))
+    a.add("c1", [f"a{i}" for i in range(5)], vectors[:5])
+    a.flush("c1")
+    a.add("c1", ["a9"], vectors[9:])  # unflushed: A holds the writer lock
+    with open_connector(backend, data_dir=tmp_path / "d") as b:
+        for call in (lambda: b.drop("c1"),
+                     lambda: b.create("c1", IndexSpec(4, index=index), overwrite=True)):
+            with pytest.raises(SmecError, match="another connector or process is writing"):
+                call()
+    a.close()
+    with open_connector(backend, data_dir=tmp_path / "d") as b:
+        assert b.count("c1") == 6
+        b.drop("c1")  # no writer now: dropped
+        assert not b.exists("c1")
+
+
+def test_milvus_lite_answers_after_an_add_to_a_collection_loaded_before(tmp_path):
+    """add, flush, add, then count, search or flush waited 600 s for an index file
+    milvus-lite never writes for a collection released by a write, then blamed load."""
+    vectors = np.random.default_rng(0).standard_normal((1030, 8)).astype(np.float32)
+    with open_connector("milvus", uri=str(tmp_path / "m.db")) as connector:
+        connector.create("c1", IndexSpec(8, "cosine", "hnsw"))
+        connector.add("c1", [f"d{i}" for i in range(30)], vectors[:30])
+        connector.flush("c1")
+        connector.add("c1", [f"n{i}" for i in range(1000)], vectors[30:])
+        assert connector.count("c1") == 1030
+        assert connector.search("c1", vectors[:1], 1)[0][0] == ["d0"]
+        connector.add("c1", ["x"], vectors[5:6])
+        connector.flush("c1")
+        assert connector.count("c1") == 1031
+
+
+def test_tiny_vectors_on_qdrant_edge_score_as_their_direction(tmp_path):
+    """Norms below ~2e-4 scored 0.0 against a query pointing their way (qdrant-edge's own
+    float32 normalisation), 1.0 on every other backend."""
+    scales = [1e-2, 1e-4, 1e-6]
+    points = np.array([[s] * 4 for s in scales], np.float32)
+    with open_connector("qdrant", data_dir=tmp_path / "d") as connector:
+        connector.create("c1", IndexSpec(4, "cosine", "flat"))
+        connector.add("c1", ["a", "b", "c"], points)
+        _, scores = connector.search("c1", np.ones((1, 4), np.float32), 3)
+    assert np.allclose(scores[0], 1.0, atol=1e-5)

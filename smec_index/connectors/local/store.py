@@ -416,9 +416,20 @@ class LocalBackend(FileAliases):
 
     @_serialised
     def drop(self, collection: str) -> None:
-        self._forget(collection)
-        end_life(self.root / collection)
-        remove_directory(self.root / collection)
+        # Not under another writer's unflushed writes (another connector, or process): its
+        # close wrote the dropped collection back, over one made again since.
+        col = self._open.get(collection)
+        ours = col is not None and "writer" in col.extra
+        handle = None
+        if not ours and (self.root / collection).is_dir():
+            handle = self._lock_writer(collection)
+        try:
+            self._forget(collection)
+            end_life(self.root / collection)
+            remove_directory(self.root / collection)
+        finally:
+            if handle is not None:
+                handle.close()
 
     @_serialised
     def close(self) -> None:

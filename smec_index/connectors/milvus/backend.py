@@ -150,6 +150,9 @@ class MilvusBackend:
             )
         self._loaded: set[str] = set()
         self._read: set[str] = set()  # read by this connector: never released by a write
+        # loaded once, then released by a write: milvus-lite writes no index file for the
+        # segments flushed since (HNSW), so nothing waits for one (a count hung 600 s)
+        self._released: set[str] = set()
         self._pending: set[str] = set()  # written to since the last flush
         self._specs: dict[str, tuple[IndexSpec, Life]] = {}
         self._aliases: dict[str, str] | None = None
@@ -261,6 +264,7 @@ class MilvusBackend:
         end_life(f"milvus:{self.where}/{collection}")
         self._switched()  # its aliases go with it
         self._loaded.discard(collection)
+        self._released.discard(collection)
         self._read.discard(collection)
         self._pending.discard(collection)
         self._specs.pop(collection, None)
@@ -280,6 +284,7 @@ class MilvusBackend:
             # one this connector has read (a search or an iteration may be under way).
             self.client.release_collection(name)
             self._loaded.discard(name)
+            self._released.add(name)
         rows = [
             {"id": point_id, "vector": vector, "payload": payload}
             for point_id, vector, payload in zip(ids, vectors, payloads, strict=True)
@@ -396,10 +401,13 @@ class MilvusBackend:
             return
         # milvus-lite builds each segment's index (FAISS, in this process) in a background
         # thread after the flush; its k-means advice goes to stderr then. Waiting for the
-        # index files here keeps that inside the block that catches it.
+        # index files here keeps that inside the block that catches it. A loaded collection
+        # gets no index file for new segments (HNSW: waited for, they hung a flush 600 s).
+        loaded = name in self._loaded or name in self._released
         with native_notes("milvus-lite"):
             self._ensure_loaded(name)
-            wait_for_lite_index_files(self._db_path / "collections" / name)
+            if not loaded:
+                wait_for_lite_index_files(self._db_path / "collections" / name)
 
     def sizes(self, collection: str) -> Sizes:
         """Files where this machine can read them (milvus-lite; a server given
@@ -408,7 +416,10 @@ class MilvusBackend:
         self._ensure_loaded(name)
         if self.lite:
             folder = self._db_path / "collections" / name
-            wait_for_lite_index_files(folder)
+            try:  # segments flushed while loaded get their index file later, if at all
+                wait_for_lite_index_files(folder, 10.0)
+            except SmecError:
+                pass
             return Sizes(
                 index_bytes=disk_bytes(folder, keep=lite_index_file),
                 total_bytes=disk_bytes(folder),
@@ -489,9 +500,10 @@ class MilvusBackend:
         """Flush pending writes and wait until the index covers them."""
         if collection in self._pending:
             if self.lite:  # its index is built after the flush, FAISS printing k-means advice
-                with native_notes("milvus-lite"):  # (a search right after an add met it)
-                    self.client.flush(collection)
-                    wait_for_lite_index_files(self._db_path / "collections" / collection)
+                with native_notes("milvus-lite"):  # (a search right after an add met it),
+                    self.client.flush(collection)  # but not while loaded: see flush()
+                    if collection not in self._loaded and collection not in self._released:
+                        wait_for_lite_index_files(self._db_path / "collections" / collection)
             else:
                 self.client.flush(collection)
                 wait_for_index(self.client, collection)
