@@ -311,6 +311,7 @@ def test_an_index_whose_collection_was_dropped_refuses(tmp_path, backend):
     with open_connector(backend, data_dir=tmp_path) as connector:
         connector.create("c", IndexSpec(8, "cosine", "flat" if backend == "faiss" else "hnsw"))
         connector.add("c", ["a", "b"], np.eye(2, 8, dtype=np.float32))
+        connector.flush("c")  # unflushed, its writer lock would refuse the drop below
         searcher = connector.searcher("c")
         with open_connector(backend, data_dir=tmp_path) as other:  # another one, same process
             other.drop("c")

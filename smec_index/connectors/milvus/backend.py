@@ -401,8 +401,9 @@ class MilvusBackend:
             return
         # milvus-lite builds each segment's index (FAISS, in this process) in a background
         # thread after the flush; its k-means advice goes to stderr then. Waiting for the
-        # index files here keeps that inside the block that catches it. A loaded collection
-        # gets no index file for new segments (HNSW: waited for, they hung a flush 600 s).
+        # index files here keeps that inside the block that catches it. Segments flushed
+        # after a write released a loaded collection get no index file (HNSW: waited for,
+        # they hung a flush 600 s), so nothing waits for theirs.
         loaded = name in self._loaded or name in self._released
         with native_notes("milvus-lite"):
             self._ensure_loaded(name)
@@ -416,7 +417,7 @@ class MilvusBackend:
         self._ensure_loaded(name)
         if self.lite:
             folder = self._db_path / "collections" / name
-            try:  # segments flushed while loaded get their index file later, if at all
+            try:  # segments flushed after a release get their index file later, if at all
                 wait_for_lite_index_files(folder, 10.0)
             except SmecError:
                 pass
@@ -501,7 +502,7 @@ class MilvusBackend:
         if collection in self._pending:
             if self.lite:  # its index is built after the flush, FAISS printing k-means advice
                 with native_notes("milvus-lite"):  # (a search right after an add met it),
-                    self.client.flush(collection)  # but not while loaded: see flush()
+                    self.client.flush(collection)  # (not for these: see flush())
                     if collection not in self._loaded and collection not in self._released:
                         wait_for_lite_index_files(self._db_path / "collections" / collection)
             else:
