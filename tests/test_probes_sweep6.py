@@ -1672,7 +1672,8 @@ def test_a_copy_beside_a_qdrant_folder_is_pointed_to_and_reads_make_nothing(tmp_
     _ok("migrate", "--backend", "qdrant", "--path", source, "--collection", "docs", "--dim", 8,
         "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet")  # fmt: skip
     where = ["--backend", "qdrant", "--data-dir", tmp_path / "d", "--collection", "docs_8"]
-    advice = "copy `migrate` made beside its source: `smec-index info --backend qdrant --path"
+    advice = (f"copy `migrate` made beside its source at {source}: `smec-index info --backend "
+              "qdrant --path")  # fmt: skip
     for args in (["search", *where, "--mode", "local", "--like", "1"],
                  ["info", *where, "--mode", "local"], ["search", *where, "--like", "1"],
                  ["info", *where]):
