@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
-from typing import Any
 
 import click
 
@@ -37,6 +35,7 @@ from smec_index.options import (
     migrate_places,
     names,
     notes,
+    printable,
     quiet_logs,
     with_mode,
 )
@@ -151,19 +150,6 @@ def search(query, backend, data_dir, url, api_key, uri, token, as_json, **f) -> 
         shown = title if isinstance(title, str) else "" if title is None else json.dumps(title)
         click.echo(f"{rank:>3}  {hit['score']:.4f}  {printable(hit['id'])}  "
                    f"{printable(shown[:80])}")
-
-
-# What a terminal would act on rather than show: C0/C1 controls (line breaks, escape codes),
-# line and paragraph separators, and the bidirectional overrides that reorder a line.
-_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(value: Any) -> str:
-    """``value`` as text for one line of a terminal, what a terminal would act on shown
-    escaped (``\\n``): text from the user's data (a title, a model name) can neither forge
-    a row of the output nor send the terminal a command."""
-    text = value if isinstance(value, str) else str(value)
-    return _UNSHOWN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 @main.command()

@@ -309,20 +309,22 @@ def scrubbed(message: str, argv: list[str]) -> str:
 
     from smec_index.secrets import process_secrets, redact
 
-    return _one_line(redact(message, process_secrets(argv, dict(os.environ))))
+    return printable(redact(message, process_secrets(argv, dict(os.environ))))
 
 
-def _one_line(text: str) -> str:
-    """Control characters and line separators a user's value brought in, escaped: the one
-    ``error:`` line stays one line on every terminal (and in every log)."""
-    import unicodedata
+# What a terminal would act on rather than show: C0/C1 controls (line breaks, escape codes),
+# lone surrogates, line and paragraph separators, and the bidirectional overrides that
+# reorder a line.
+_UNSHOWN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 
-    def shown(c: str) -> str:
-        if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp"):
-            return f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}"
-        return c
 
-    return "".join(shown(c) for c in text)
+def printable(value: Any) -> str:
+    """``value`` as text for one line of a terminal, what a terminal would act on shown
+    escaped (``\\n``): text from the user's data or flags (a title, a model name, a path)
+    can neither forge a row of the output or a second ``error:`` line, nor send the
+    terminal a command."""
+    text = value if isinstance(value, str) else str(value)
+    return _UNSHOWN.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def dataset_options(func):

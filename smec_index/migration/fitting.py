@@ -4,7 +4,6 @@ keyed by the source's identity (:class:`~smec_index.migration.state.Progress`)."
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +55,15 @@ def _refuse_foreign(where: Path) -> None:
     """Where migrate keeps the PCA it fits, something that is not one of its artifacts (a
     folder of the user's in the data dir) is one line naming it (it read as ``--out``, a
     flag migrate lacks, or as an artifact to pass from `smec-index train`)."""
-    from smec_index.outputs import output_kind
+    from smec_index.outputs import check_replaceable
 
-    if os.path.lexists(where) and (not where.is_dir() or (
-            any(where.iterdir()) and (output_kind(where) or ("",))[0] != "artifact")):  # fmt: skip
+    try:
+        check_replaceable(where, "artifact", overwrite=True)
+    except SmecError:
         raise SmecError(
             f"{where} is where migrate keeps the PCA it fits for this source (in the data "
             "dir), but it holds something else; move it away, or pass another --data-dir"
-        )
+        ) from None
 
 
 def _recorded_refit(progress: Progress, where: Path) -> Path | None:

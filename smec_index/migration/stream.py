@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from smec_index.connectors.source import Partition, Source
 from smec_index.errors import SmecError
+from smec_index.migration.verify import holds_points
 
 RETRY_WAITS = (1.0, 2.0, 4.0, 8.0)  # seconds before each retry of a failed stream
 
@@ -254,10 +255,8 @@ def holds_sample(target: Any, name: str, sample: dict[str, Any] | None) -> bool:
         got = target.get(name, list(sample["ids"]))
     except SmecError:
         return False  # ids of another type, or none of them
-    expected = np.asarray(sample["vectors"], dtype=np.float32)
-    return (got.ids == [str(i) for i in sample["ids"]]
-            and np.asarray(got.vectors).shape == expected.shape
-            and bool(np.allclose(got.vectors, expected, atol=1e-5)))  # fmt: skip
+    return holds_points(got, [str(i) for i in sample["ids"]],
+                        np.asarray(sample["vectors"], dtype=np.float32))  # fmt: skip
 
 
 def prefetched(items: Iterator[Any], depth: int) -> Iterator[Any]:

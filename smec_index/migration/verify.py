@@ -104,8 +104,7 @@ def _compare(batch: SourceBatch, stored, projection, dim: int, ulps: int, near: 
              what: str) -> None:  # fmt: skip
     """The target's points for ``batch`` hold its ids, the projection of its vectors, its
     payloads and its other vectors, or a one-line error with the way forward."""
-    expected = projection.transform(batch.vectors, dim)
-    if stored.ids != batch.ids or not np.allclose(stored.vectors, expected, atol=1e-5):
+    if not holds_points(stored, batch.ids, projection.transform(batch.vectors, dim)):
         raise SmecError(f"{what} vectors differ from the projection of the source's; "
                         f"{CHANGED}")  # fmt: skip
     if not same_values(stored.payloads, batch.payloads, ulps, near):
@@ -115,6 +114,14 @@ def _compare(batch: SourceBatch, stored, projection, dim: int, ulps: int, near: 
                                                        strict=True)):  # fmt: skip
             raise SmecError(f"{what} points' other vectors differ from the source's; "
                             f"{CHANGED}")  # fmt: skip
+
+
+def holds_points(stored, ids: list[str], vectors: np.ndarray) -> bool:
+    """Whether the points ``stored`` (read back from a target) are ``ids`` with the projected
+    ``vectors`` written for them (to float32 rounding and an engine's normalisation)."""
+    got = np.asarray(stored.vectors)
+    return (stored.ids == ids and got.shape == np.shape(vectors)
+            and bool(np.allclose(got, vectors, atol=1e-5)))  # fmt: skip
 
 
 def same_values(a: Any, b: Any, ulps: int = 0, near: list[int] | None = None) -> bool:
