@@ -303,9 +303,23 @@ class CompressedIndex:
         self._searchers.clear()  # bound to what this replaces
         return self.connector.create(self.collection, spec, overwrite=overwrite)
 
+    def _check_fits(self) -> None:
+        """The collection holds vectors of the dim this index projects to: one opened with
+        another ``dim`` blamed the user's vectors for a shape they never passed, and its
+        advice (project them to the collection's dim) was refused by the same call."""
+        stored = self.connector.spec(self.collection).dim
+        if stored != self.dim:
+            fix = (f"open it with dim={stored}" if self.compressor is None
+                   or stored == self.compressor.input_dim or stored in self.compressor.dims
+                   else f"the artifact has no {stored}-d projection: pass the one that "
+                   "made the collection")  # fmt: skip
+            raise SmecError(f"{self.collection!r} holds {stored}-d vectors, but this "
+                            f"CompressedIndex was opened with dim={self.dim}; {fix}")  # fmt: skip
+
     def add(self, ids, vectors: np.ndarray, payloads=None, batch_size: int = 1000) -> None:
         """Project full-size ``vectors`` and upsert them with their ids and payloads."""
         self._searchers.clear()  # bound to the index as it was: bind again after writes
+        self._check_fits()
         self.connector.add(self.collection, ids, self.project(vectors), payloads, batch_size)
 
     def search(
@@ -328,6 +342,7 @@ class CompressedIndex:
         if searcher is None:
             if self.manifest is not None and not self.connector.exists(self.collection):
                 raise self._gone()
+            self._check_fits()
             searcher = self._searchers[key] = self.connector.searcher(self.collection, params)
         ids, scores = searcher.search(self.project(vectors), k, normalized=True)
         return ids.tolist(), scores

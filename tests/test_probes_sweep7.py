@@ -3259,3 +3259,49 @@ def test_tiny_vectors_on_qdrant_edge_score_as_their_direction(tmp_path):
         connector.add("c1", ["a", "b", "c"], points)
         _, scores = connector.search("c1", np.ones((1, 4), np.float32), 3)
     assert np.allclose(scores[0], 1.0, atol=1e-5)
+
+
+# -- the forty-third sweep: its faults -----------------------------------------------------------
+
+
+def test_a_compressed_index_opened_with_another_dim_names_the_dim(tmp_path):
+    """A CompressedIndex opened with dim=8 on a 16-d collection: add blamed the user's
+    vectors for a (1, 8) shape they never passed and advised projecting them to 16 dims,
+    which the same call refused; search blamed the queries."""
+    from smec_index.compressors import make_compressor
+    from smec_index.data import Embeddings, RetrievalData
+
+    rows = np.random.default_rng(0).standard_normal((100, 32)).astype(np.float32)
+    ids = [f"c{i}" for i in range(100)]
+    pca = make_compressor("pca", [16, 8]).fit(
+        RetrievalData(Embeddings(ids, rows), Embeddings(["q"], rows[:1])))
+    with open_connector("faiss", data_dir=tmp_path / "d") as connector:
+        connector.create("docs", IndexSpec(dim=16, index="flat"))
+        index = CompressedIndex(connector, "docs", pca, dim=8)
+        for call in (lambda: index.add(["a"], rows[:1]), lambda: index.search(rows[:1], 2)):
+            with pytest.raises(SmecError) as raised:
+                call()
+            assert str(raised.value) == ("'docs' holds 16-d vectors, but this CompressedIndex "
+                                         "was opened with dim=8; open it with dim=16")
+        right = CompressedIndex(connector, "docs", pca, dim=16)
+        right.add(ids, rows)
+        assert right.search(rows[:1], 1)[0] == [["c0"]]
+
+
+def test_the_librarys_notes_stay_silent_unless_the_application_shows_them(tmp_path):
+    """A fit that kept PCA printed 'smec at N dims scored ...: keeping PCA' on stderr of a
+    Python caller who asked for no progress (Python's last-resort handler): the library's
+    logger has a NullHandler, and the CLI's logging still shows it."""
+    import subprocess
+    import sys
+
+    code = ("import logging, smec_index\n"
+            "logging.getLogger('smec_index.x').warning('a note')\n")  # fmt: skip
+    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    shown = subprocess.run([sys.executable, "-c", "import logging; logging.basicConfig()\n"
+                            + code], capture_output=True, text=True)  # fmt: skip
+    assert "a note" in shown.stderr
+    import smec_index
+
+    assert smec_index.CompressedIndex is CompressedIndex
