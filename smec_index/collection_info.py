@@ -189,27 +189,66 @@ def _migrated(backend: str, name: str, data_dir: Path, options: dict[str, Any],
         return None
     from smec_index.migration.state import records
 
-    found, filled = [], []
+    found, filled, copies = [], [], []
     for path, record in records(data_dir, unreadable=unreadable):
-        # `--in-place` fills a vector of the source collection itself ("NAME:VECTOR").
-        in_place = "in_place_using" in record and record.get("target") == (
-            f"{name}:{record.get('vector')}")  # fmt: skip
-        if (
-            record.get("done")
-            and (in_place or name in (record.get("target"), record.get("alias")))
-            and str(record.get("source", "")).startswith(f"{backend}:")
-            and record.get("target_place") in places
-        ):
-            if in_place:
-                filled.append((path.stat().st_mtime, str(path), record))
-            elif record.get("target") == name:
-                return record  # the copy itself
-            else:
-                found.append(record)
+        if not (record.get("done") and record.get("target_place") in places
+                and str(record.get("source", "")).startswith(f"{backend}:")):  # fmt: skip
+            continue
+        in_place = "in_place_using" in record  # it filled a vector of the source itself
+        if in_place and record.get("target") == f"{name}:{record.get('vector')}":
+            filled.append((path.stat().st_mtime, str(path), record))
+        elif record.get("target") == name:
+            return record  # the copy itself
+        elif record.get("alias") == name:
+            found.append(record)
+        elif _copy_name(record):
+            copies.append((path.stat().st_mtime, str(path), record))  # the user may have
+            # an alias of it
     if filled:  # the vector filled last (several may have been)
         return max(filled, key=lambda entry: entry[:2])[2]
     # An alias: the migration that switched it last (two migrations may have used it).
-    return max(found, key=lambda r: _switched_at(r, name), default=None)
+    if found:
+        return max(found, key=lambda r: _switched_at(r, name))
+    return _through_users_alias(backend, name, options, copies)
+
+
+def _copy_name(record: dict) -> str | None:
+    """The collection a finished migration wrote: its copy, or the source collection whose
+    vector ``--in-place`` filled (its target is ``NAME:VECTOR``)."""
+    target, vector = record.get("target"), record.get("vector")
+    if not isinstance(target, str):
+        return None
+    if "in_place_using" not in record:
+        return target
+    suffix = f":{vector}"
+    return target[: -len(suffix)] if isinstance(vector, str) and target.endswith(suffix) else None
+
+
+def _through_users_alias(backend: str, name: str, options: dict[str, Any],
+                         copies: list[tuple[float, str, dict]]) -> dict | None:  # fmt: skip
+    """The record of what a migration wrote (a copy, or a vector filled in place) that an
+    alias the user made at that place points at: no migrate switched the alias, so no
+    record names it, and `info` read it as no copy at all."""
+    from smec_index.connectors.source import open_source, source_options
+
+    if not copies:
+        return None
+    first = copies[0][2]
+    where = {k: v for k, v in options.items() if k in source_options(backend)}
+    if backend == "qdrant" and first.get("vector"):
+        where["using"] = first["vector"]
+    try:
+        source = open_source(backend, _copy_name(first), **where)
+    except SmecError:
+        return None  # the copy is gone, or the place is unreadable: nothing to name
+    try:
+        target = source.mirror().resolve(name)
+    except SmecError:
+        return None  # a qdrant-edge shard: no aliases
+    finally:
+        source.close()
+    named = [entry for entry in copies if target != name and _copy_name(entry[2]) == target]
+    return max(named, key=lambda entry: entry[:2])[2] if named else None
 
 
 def _switched_at(record: dict, alias: str) -> float:
@@ -239,7 +278,7 @@ def _migrated_info(backend: str, name: str, record: dict, options: dict[str, Any
 
     options = {k: v for k, v in options.items() if k in source_options(backend)}  # no --mode
     in_place = "in_place_using" in record
-    target = name if in_place else record["target"]
+    target = _copy_name(record) if in_place else record["target"]
     if backend == "qdrant" and record.get("vector"):
         options = {**options, "using": record["vector"]}
     source = open_source(backend, target, **options)

@@ -3305,3 +3305,72 @@ def test_the_librarys_notes_stay_silent_unless_the_application_shows_them(tmp_pa
     import smec_index
 
     assert smec_index.CompressedIndex is CompressedIndex
+
+
+def _users_alias(tmp_path: Path, backend: str, collection: str, alias: str) -> None:
+    """An alias the user makes with their own client on ``collection``."""
+    if backend == "qdrant":
+        from qdrant_client import QdrantClient, models
+
+        client = QdrantClient(path=str(tmp_path / "q"))
+        client.update_collection_aliases(change_aliases_operations=[models.CreateAliasOperation(
+            create_alias=models.CreateAlias(collection_name=collection, alias_name=alias))])
+    else:
+        from pymilvus import MilvusClient
+
+        client = MilvusClient(str(tmp_path / "m.db"))
+        client.create_alias(collection, alias)
+    client.close()
+
+
+@pytest.mark.parametrize("backend", ["qdrant", "milvus"])
+def test_info_reads_a_copy_through_an_alias_the_user_made_on_it(tmp_path, backend):
+    """An alias of the user's on a copy migrate made: `info --collection ALIAS` said "no
+    collection that migrate wrote" (qdrant) or "not built by smec-index" (milvus), though
+    --collection takes aliases and the copy's own name worked."""
+    if backend == "qdrant":
+        _qdrant_source(tmp_path / "q")
+        place = ["--path", tmp_path / "q"]
+    else:
+        _user_milvus(tmp_path / "m.db", n=300, dim=32)
+        place = ["--uri", tmp_path / "m.db"]
+    common = ["--backend", backend, *place, "--data-dir", tmp_path / "d"]
+    _ok_cli("migrate", *common, "--collection", "docs", "--dim", 8, "--min-recall", 0, "--quiet")
+    _users_alias(tmp_path, backend, "docs_8", "myapp")
+    own = json.loads(_ok_cli("info", *common, "--collection", "docs_8", "--json"))
+    through = json.loads(_ok_cli("info", *common, "--collection", "myapp", "--json"))
+    assert through["alias_target"] == "docs_8" and through["collection"] == "myapp"
+    assert {k: v for k, v in through.items() if k not in ("collection", "alias_target")} == \
+        {k: v for k, v in own.items() if k not in ("collection", "alias_target")}
+    assert "no collection 'nothere'" in _error_line(
+        ["info", *common, "--collection", "nothere"])
+
+
+def test_info_reads_a_vector_filled_in_place_through_the_users_alias(tmp_path):
+    """The same for a collection `migrate --in-place` filled: its alias of the user's read
+    as no collection migrate wrote."""
+    from tests.probes import qdrant_source
+
+    qdrant_source(tmp_path, n=300, dim=48)
+    common = ["--backend", "qdrant", "--path", tmp_path / "q", "--data-dir", tmp_path / "d"]
+    _ok_cli("migrate", *common, "--collection", "docs", "--dim", 16, "--in-place", "--to",
+            "small", "--min-recall", 0, "--quiet", "--allow-schema-change")
+    _users_alias(tmp_path, "qdrant", "docs", "live")
+    info = json.loads(_ok_cli("info", *common, "--collection", "live", "--json"))
+    assert info["in_place"] and info["vector"] == "small" and info["dim"] == 16
+    assert info["alias_target"] == "docs" and info["count"] == 300
+
+
+def test_rolling_back_an_alias_no_run_switched_says_so(tmp_path):
+    """`--rollback --alias neverused` said 'neverused' "was switched by an earlier run whose
+    record that switch replaced": no run ever switched it."""
+    _qdrant_source(tmp_path / "q")
+    migrate = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+               "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]
+    _ok_cli(*migrate, "--alias", "live")
+    _ok_cli(*migrate, "--alias", "live2")
+    never = _error_line([*migrate, "--alias", "neverused", "--rollback"])
+    assert "no migration into 'docs_8' switched that alias" in never and "earlier run" not in never
+    assert "--rollback --alias live2 undoes" in never
+    earlier = _error_line([*migrate, "--alias", "live", "--rollback"])
+    assert "'live' was switched by an earlier run" in earlier

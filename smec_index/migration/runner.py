@@ -456,11 +456,14 @@ def _switched(progress: Progress, name: str, alias: str | None = None) -> dict[s
     if not state or not state.get("alias"):
         raise SmecError(f"no switched migration into {name!r} to roll back")
     if alias is not None and alias != state["alias"]:
+        last = (f"the last switch recorded for {name!r} is of alias {state['alias']!r}, "
+                f"which --rollback --alias {state['alias']} undoes")  # fmt: skip
+        if "aliases" in state and alias not in _alias_times(state):  # never switched here
+            raise SmecError(f"--alias {alias}: no migration into {name!r} switched that "
+                            f"alias, so there is nothing of it to roll back; {last}")  # fmt: skip
         raise SmecError(
-            f"--alias {alias}: the last switch recorded for {name!r} is of alias "
-            f"{state['alias']!r}, which --rollback --alias {state['alias']} undoes; {alias!r} "
-            "was switched by an earlier run whose record that switch replaced: point it "
-            "yourself where it belongs"
+            f"--alias {alias}: {last}; {alias!r} was switched by an earlier run whose record "
+            "that switch replaced: point it yourself where it belongs"
         )
     return state
 
