@@ -75,6 +75,8 @@ def atomic_directory(
     the staging directory gets the ``kind`` marker (plus ``marker``'s entries).
     """
     directory = Path(directory)
+    if directory.name in ("", ".."):  # `.`, `..`: staged beside it by its own name, not in it
+        directory = directory.resolve()
     check_replaceable(directory, kind, overwrite=True)
     try:
         directory.parent.mkdir(parents=True, exist_ok=True)

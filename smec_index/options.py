@@ -76,20 +76,35 @@ class Count(click.ParamType):
 COUNT = Count()
 
 
-class Directory(click.Path):
+class GivenPath(click.Path):
+    """A path flag that is given: an empty value is refused, not read as ``.`` (`--out ''`
+    wrote into the current folder, or was refused for a staging folder of smec-index's own
+    it made there)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(path_type=Path, **kwargs)
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value:
+            self.fail("'' is an empty path; pass one ('.' for the current folder)", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class Directory(GivenPath):
     """A directory flag: an existing directory, or a path one can be made at. A path with a
     file among its parents is the one ``error:`` line here, not an OS error deep inside."""
 
     def __init__(self) -> None:
-        super().__init__(file_okay=False, path_type=Path)
+        super().__init__(file_okay=False)
 
     def convert(self, value, param, ctx):
         from smec_index.data import check_path_name
-        from smec_index.outputs import no_file_above
+        from smec_index.outputs import no_file_above, refuse_odd_directory
 
         path = super().convert(value, param, ctx)
         flag = max(param.opts, key=len) if param is not None else "path"
         check_path_name(path, flag)
+        refuse_odd_directory(path, flag)  # named by its flag, not as the API's data_dir
         no_file_above(path, flag)
         return path
 
@@ -634,7 +649,7 @@ TRAIN_OPTIONS = option_group(
     click.option(
         "--out",
         required=True,
-        type=click.Path(path_type=Path),  # checked by smec_index.outputs: one line, not usage
+        type=GivenPath(),  # checked by smec_index.outputs: one line, not usage
         help="artifact directory",
     ),
     click.option("--unsupervised", is_flag=True, help="train on the corpus alone (no qrels)"),
@@ -642,7 +657,7 @@ TRAIN_OPTIONS = option_group(
     click.option(
         "--qrels",
         "qrels_file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        type=GivenPath(exists=True, dir_okay=False),
         help="qrels TSV to train on instead of --split",
     ),
     click.option(
@@ -682,7 +697,7 @@ TRAIN_OPTIONS = option_group(
     click.option(
         "--queries",
         "query_log",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        type=GivenPath(exists=True, dir_okay=False),
         help="with --unsupervised: real queries without labels (.npy of vectors, or .parquet "
         "with id, vector); training keeps each one's top 10 documents of the original space",
     ),
@@ -734,7 +749,7 @@ EVAL_OPTIONS = option_group(
     click.option(
         "--qrels",
         "qrels_file",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        type=GivenPath(exists=True, dir_okay=False),
         help="qrels TSV instead of --split",
     ),
     click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout"),
@@ -751,7 +766,7 @@ EMBED_OPTIONS = option_group(
     ),
     click.option(
         "--out",
-        type=click.Path(path_type=Path),  # checked by smec_index.outputs: one line, not usage
+        type=GivenPath(),  # checked by smec_index.outputs: one line, not usage
         help="output directory (default: DATASET/embeddings/MODEL_NAME)",
     ),
     click.option("--batch-size", type=COUNT, default=64, show_default=True),
@@ -921,12 +936,12 @@ MIGRATE_OPTIONS = option_group(
     ),
     click.option(
         "--queries",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        type=GivenPath(exists=True, dir_okay=False),
         help="real query vectors (.npy + --query-ids, or .parquet id/vector): with --qrels, SMEC "
         "is trained on them (kept only if it beats PCA on held-out queries) and the gate is "
         "nDCG@10",
     ),
-    click.option("--query-ids", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
+    click.option("--query-ids", type=GivenPath(exists=True, dir_okay=False)),
     click.option(
         "--fit-rows",
         type=COUNT,
@@ -934,7 +949,7 @@ MIGRATE_OPTIONS = option_group(
     ),
     click.option(
         "--qrels",
-        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        type=GivenPath(exists=True, dir_okay=False),
         help="BEIR TSV: query-id, source point id, relevance",
     ),
     click.option("--dry-run", is_flag=True, help="print the plan; write nothing"),
@@ -1018,14 +1033,14 @@ BENCH_OPTIONS = option_group(
     click.option("--max-queries", type=COUNT, help="use at most this many judged queries"),
     click.option("--latency-queries", type=COUNT, help="queries timed one at a time (default 200)"),
     click.option("--concurrency", help="client counts (default 1,4,8)"),
-    click.option("--config", type=click.Path(path_type=Path), help="TOML file with these settings"),
-    click.option("--out", type=click.Path(path_type=Path), help="results file (JSON lines)"),
+    click.option("--config", type=GivenPath(), help="TOML file with these settings"),
+    click.option("--out", type=GivenPath(), help="results file (JSON lines)"),
     click.option("--force", is_flag=True, default=None, help="measure runs already stored again"),
 )
 
 
 REPORT_OPTIONS = option_group(
-    click.argument("results", type=click.Path(path_type=Path)),
+    click.argument("results", type=GivenPath()),
     click.option(
         "--out",
         type=Directory(),

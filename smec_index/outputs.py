@@ -112,14 +112,29 @@ def output_kind(directory: str | Path) -> tuple[str, bool] | None:
     return None
 
 
+def link_to_nowhere(path: Path, kind: str) -> str:
+    """Why the symbolic link ``path`` leads to no ``kind``, and what to do: its target is
+    missing, or links lead back to it (a loop read as "a link to X, which does not exist"
+    while X was there)."""
+    import errno
+
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return (f"a symbolic link to {os.readlink(path)} whose links lead back round in a "
+                    f"loop, never to a {kind}; point one of them at a {kind}, or pass another")
+    return (f"a symbolic link to {os.readlink(path)}, which does not exist; make that {kind} "
+            "or pass another")
+
+
 def refuse_odd_directory(path: str | Path, flag: str) -> None:
     """Refuse a path meant to be (or to become) a directory that cannot be one: a link to
     nowhere (mkdir says "File exists"), a file, a device, socket or FIFO, each named as
     what it is."""
     path = Path(path)
     if path.is_symlink() and not path.exists():
-        raise SmecError(f"{flag} {path}: a symbolic link to {os.readlink(path)}, which does "
-                        "not exist; make that directory or pass another")  # fmt: skip
+        raise SmecError(f"{flag} {path}: {link_to_nowhere(path, 'directory')}")
     if path.exists() and not path.is_dir():
         kind = "a file" if path.is_file() else "a device, socket or FIFO"
         raise SmecError(f"{flag} {path} is {kind}, not a directory; pass a directory")
@@ -226,6 +241,13 @@ def check_replaceable(
         )
     if not overwrite:
         raise SmecError(f"{directory}: already exists; pass --overwrite or another {flag}")
+    here = Path.cwd()
+    if here == directory.resolve() or directory.resolve() in here.parents:
+        # the swap renames the old output away and deletes it: the shell's folder with it
+        raise SmecError(
+            f"{flag} {directory} is the current folder (or holds it), which replacing it "
+            f"would delete from under your shell; cd elsewhere first, or choose another {flag}"
+        )
     if legacy and not legacy_ok:
         raise SmecError(
             f"{flag} {directory} holds {kind} written before smec-index recorded how they "

@@ -1705,18 +1705,29 @@ def test_build_refuses_embedded_documents_that_corpus_jsonl_lacks(tmp_path):
 
 def test_build_over_a_collection_that_lost_its_spec_is_refused_before_building(tmp_path):
     """meta.json of the collection behind e2 removed: build --overwrite built and switched
-    e2 to a new collection, then reported a refusal (it could not drop the old one)."""
+    e2 to a new collection, then reported a refusal (it could not drop the old one). With
+    a file of the user's in that folder it is refused before building; holding only files
+    smec-index writes (sweep 43: its writer lock is one), it is replaced, as info and the
+    plain build advise."""
     ds, data = _dataset(tmp_path), tmp_path / "d"
     build = ["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--collection",
              "e2", "--data-dir", data, "--quiet"]  # fmt: skip
     _ok_cli(*build)
     (old,) = (data / "faiss").glob("e2__b*")
     (old / "meta.json").unlink()
+    (old / "notes.txt").write_text("mine")
     aliases = (data / "faiss" / "aliases.json").read_text()
     line = _error_line([*build, "--overwrite"])
     assert "has lost its smec-index spec" in line, line
     assert (data / "faiss" / "aliases.json").read_text() == aliases
     assert [p.name for p in (data / "faiss").glob("e2__b*")] == [old.name]
+    assert (old / "notes.txt").read_text() == "mine"
+    (old / "notes.txt").unlink()
+    assert "pass --overwrite to replace it" in _error_line(build)
+    _ok_cli(*build, "--overwrite")
+    (new,) = (data / "faiss").glob("e2__b*")
+    assert new != old and json.loads((data / "faiss" / "aliases.json").read_text())["e2"] == \
+        new.name
 
 
 def test_to_options_without_a_to_backend_are_refused_in_python(tmp_path):
@@ -3374,3 +3385,77 @@ def test_rolling_back_an_alias_no_run_switched_says_so(tmp_path):
     assert "--rollback --alias live2 undoes" in never
     earlier = _error_line([*migrate, "--alias", "live", "--rollback"])
     assert "'live' was switched by an earlier run" in earlier
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib"])
+def test_a_damaged_meta_json_is_replaced_by_the_build_overwrite_info_advises(tmp_path, backend):
+    """A garbled meta.json: info advised `build --overwrite`, which refused the collection
+    as one that lost its smec-index spec (the writer lock beside it read as a user's file)."""
+    ds = _dataset(tmp_path)
+    build = ["build", "--dataset", ds, "--dim", 16, "--backend", backend, "--collection", "c1",
+             "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    _ok_cli(*build)
+    info = ["info", "--backend", backend, "--collection", "c1", "--data-dir", tmp_path / "d"]
+    count = json.loads(_ok_cli(*info, "--json"))["count"]
+    (meta,) = (tmp_path / "d" / backend).glob("c1__*/meta.json")
+    meta.write_text("garbage\n")
+    assert "build --overwrite` replaces it" in _error_line(info)
+    _ok_cli(*build, "--overwrite")
+    assert json.loads(_ok_cli(*info, "--json"))["count"] == count
+    assert not meta.parent.exists()
+
+
+def test_an_output_named_dot_is_written_there(tmp_path, monkeypatch):
+    """`train --out .` in an empty folder was refused for holding '..smec-staging-...', the
+    staging folder smec-index had just made inside it (its name was '')."""
+    ds = _dataset(tmp_path)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    _ok_cli("train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", ".")
+    assert sorted(p.name for p in (tmp_path / "here").iterdir()) == \
+        [".smec-index-output", "config.json", "weights.safetensors"]
+    assert not list(tmp_path.glob("*smec-staging*"))
+    assert "already exists; pass --overwrite" in _error_line(
+        ["train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", "."])
+    # Replacing it would rename the folder the shell stands in away and delete it.
+    assert "is the current folder (or holds it)" in _error_line(
+        ["train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", ".", "--overwrite"])
+    assert (tmp_path / "here" / "config.json").is_file()
+
+
+def test_an_empty_path_flag_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch):
+    """`--out ''` was read as '.' (and refused for a staging folder of smec-index's own);
+    `--data-dir ''` wrote into the current folder."""
+    ds = _dataset(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    for args in (["train", "--dataset", ds, "--method", "pca", "--dims", 8, "--out", ""],
+                 ["info", "--backend", "faiss", "--collection", "c", "--data-dir", ""],
+                 ["bench", "--dataset", ds, "--out", ""]):  # fmt: skip
+        assert "'' is an empty path; pass one ('.' for the current folder)" in _error_line(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
+
+
+def test_a_link_loop_or_fifo_as_data_dir_is_named_by_its_flag_and_as_a_loop(tmp_path, monkeypatch):
+    """A --data-dir whose links loop was "a symbolic link to loop2, which does not exist"
+    (loop2 was there); a FIFO from SMEC_INDEX_DATA was named as the API's data_dir; a bench
+    workdir that is a file was named 'notes.txt/x'."""
+    import os
+
+    (tmp_path / "l1").symlink_to(tmp_path / "l2")
+    (tmp_path / "l2").symlink_to(tmp_path / "l1")
+    os.mkfifo(tmp_path / "fifo")
+    info = ["info", "--backend", "faiss", "--collection", "c"]
+    line = _error_line([*info, "--data-dir", tmp_path / "l1"])
+    assert line.startswith(f"error: --data-dir {tmp_path / 'l1'}: a symbolic link to ")
+    assert "lead back round in a loop" in line and "does not exist" not in line
+    monkeypatch.setenv("SMEC_INDEX_DATA", str(tmp_path / "fifo"))
+    line = _error_line(info)
+    assert line.startswith("error: SMEC_INDEX_DATA ") and "FIFO" in line and "data_dir" not in line
+    monkeypatch.delenv("SMEC_INDEX_DATA")
+    (tmp_path / "notes.txt").write_text("mine")
+    config = tmp_path / "s.toml"
+    config.write_text(f'datasets = ["synthetic:500x16"]\nmethods = ["none"]\nout = '
+                      f'"{tmp_path / "r.jsonl"}"\nworkdir = "{tmp_path / "notes.txt"}"\n')
+    line = _error_line(["bench", "--config", config])
+    assert f"workdir {tmp_path / 'notes.txt'} is a file" in line and "/x" not in line
+    assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "r.jsonl").exists()

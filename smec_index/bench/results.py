@@ -300,8 +300,9 @@ class ResultsFile:
     def __init__(self, path: str | Path, force: bool, say: Any = None) -> None:
         self.path = Path(path)
         if self.path.is_symlink() and not self.path.exists():  # before anything is measured
-            raise SmecError(f"--out {self.path}: a symbolic link to {os.readlink(self.path)}, "
-                            "which does not exist; make that file or pass another --out")
+            from smec_index.outputs import link_to_nowhere
+
+            raise SmecError(f"--out {self.path}: {link_to_nowhere(self.path, 'file')}")
         self.force = force
         self.say = say or (lambda text: print(text, file=sys.stderr))
         self.records = read_results(self.path, self.say) if self.path.is_file() else []

@@ -26,7 +26,7 @@ from typing import Any
 from smec_index.bench.encodings import BACKENDS, check_encoding
 from smec_index.connectors.base import check_hnsw_m, positive_int
 from smec_index.errors import SmecError
-from smec_index.outputs import no_file_above
+from smec_index.outputs import no_file_above, refuse_odd_directory
 
 METHODS = ("none", "truncate", "pca", "smec", "mrl", "matryoshka-adaptor", "search-adaptor",
            "dive")
@@ -200,9 +200,8 @@ class Sweep:
             raise SmecError(f"latency_queries {self.latency_queries:,}: at most "
                             f"{MAX_LATENCY_QUERIES:,} (200 give a stable p50)")  # fmt: skip
         if self.workdir is not None:
-            no_file_above(Path(self.workdir) / "x", "workdir")
-            if Path(self.workdir).exists() and not Path(self.workdir).is_dir():
-                raise SmecError(f"workdir {self.workdir}: a file; pass a directory")
+            refuse_odd_directory(self.workdir, "workdir")  # a file, FIFO or dangling link
+            no_file_above(self.workdir, "workdir")
             if not Path(self.workdir).is_dir():
                 raise SmecError(f"workdir {self.workdir}: no such directory; make it, or leave "
                                 "workdir out (a temporary one is used)")  # fmt: skip

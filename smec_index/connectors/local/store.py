@@ -63,10 +63,12 @@ from smec_index.connectors.storage import (
 from smec_index.errors import SmecError
 
 META = "meta.json"
+WRITER_LOCK = ".writer.lock"  # held by a connector with unflushed writes (_lock_writer)
 # What a commit writes beside META (and META's temporary), as glob patterns: a folder of only
 # these is a create cut short, not a user's (storage.foreign_directory), and a META beside
 # them that is damaged is still smec-index's (storage.committed).
-OWN_FILES = ("payloads-*.jsonl", "index-*", "vectors-*.npy", "pending-*.npy", f".{META}.*.tmp")
+OWN_FILES = ("payloads-*.jsonl", "index-*", "vectors-*.npy", "pending-*.npy", f".{META}.*.tmp",
+             WRITER_LOCK)
 FORMAT = 1
 
 
@@ -449,8 +451,9 @@ class LocalBackend(FileAliases):
 
     def _lock_writer(self, name: str) -> Any:
         """One writer per collection: a process with unflushed writes holds ``.writer.lock``
-        until it commits them, so two writers never overwrite each other's commits."""
-        handle = open(self.root / name / ".writer.lock", "a+")
+        until it commits them, so two writers never overwrite each other's commits. The file
+        stays (a commit file damaged beside it is still smec-index's: OWN_FILES)."""
+        handle = open(self.root / name / WRITER_LOCK, "a+")
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -560,7 +563,7 @@ class LocalBackend(FileAliases):
         # Older generations, and anything a crashed write left behind.
         for entry in directory.iterdir():
             if (
-                entry.name not in (META, ".writer.lock")
+                entry.name not in (META, WRITER_LOCK)
                 and entry.name not in files.values()
                 and entry.is_file()
             ):
