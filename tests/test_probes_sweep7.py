@@ -3459,3 +3459,18 @@ def test_a_link_loop_or_fifo_as_data_dir_is_named_by_its_flag_and_as_a_loop(tmp_
     line = _error_line(["bench", "--config", config])
     assert f"workdir {tmp_path / 'notes.txt'} is a file" in line and "/x" not in line
     assert (tmp_path / "notes.txt").read_text() == "mine" and not (tmp_path / "r.jsonl").exists()
+
+
+def test_a_users_file_where_smec_index_makes_its_locks_folder_is_named(tmp_path):
+    """A file of the user's at DATA_DIR/locks/migrate: "w/locks/migrate: File exists; pick
+    another path", the OS's words, with nothing said of what the folder is for."""
+    _qdrant_source(tmp_path / "q")
+    (tmp_path / "d" / "locks").mkdir(parents=True)
+    (tmp_path / "d" / "locks" / "migrate").write_text("mine")
+    line = _error_line(["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection",
+                        "docs", "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d",
+                        "--quiet"])  # fmt: skip
+    assert line == (f"error: {tmp_path / 'd' / 'locks' / 'migrate'} is a file where smec-index "
+                    "makes the folder 'migrate' for its own files; move it away, or pass "
+                    "another path")
+    assert (tmp_path / "d" / "locks" / "migrate").read_text() == "mine"

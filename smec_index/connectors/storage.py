@@ -200,7 +200,7 @@ def file_lock(path: Path, what: str, wait: bool = False) -> Iterator[None]:
         path = path.with_name(f"{path.name[:120]}-{digest}.lock")
     made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     while True:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_directory(path.parent)  # a file of the user's in the way: named, one line
         try:
             handle = open(path, "a+")
         except FileNotFoundError:  # its folder was just removed by a holder leaving
@@ -395,10 +395,16 @@ def make_directory(directory: Path, new: bool = False) -> None:
     except OSError as exc:
         if is_disk_full(exc):
             raise no_space(directory) from None
-        from smec_index.outputs import refuse_odd_directory
-
         for path in directory.parents if new else (directory, *directory.parents):
-            refuse_odd_directory(path, "folder")
+            if path.is_symlink() and not path.exists():
+                kind = f"a symbolic link to {os.readlink(path)}, which leads to no folder,"
+            elif path.exists() and not path.is_dir():
+                kind = "a file" if path.is_file() else "a device, socket or FIFO"
+            else:
+                continue
+            raise SmecError(f"{path} is {kind} where smec-index makes the folder "
+                            f"{path.name!r} for its own files; move it away, or pass "
+                            "another path") from None  # fmt: skip
         raise SmecError(f"{directory}: cannot make this folder ({exc.strerror or exc}); "
                         "pass a data directory you can write") from None  # fmt: skip
 
