@@ -3474,3 +3474,26 @@ def test_a_users_file_where_smec_index_makes_its_locks_folder_is_named(tmp_path)
                     "makes the folder 'migrate' for its own files; move it away, or pass "
                     "another path")
     assert (tmp_path / "d" / "locks" / "migrate").read_text() == "mine"
+
+
+def test_a_qdrant_folder_another_client_holds_is_said_in_smec_indexs_words(tmp_path):
+    """A --path folder (or local-mode store) another QdrantClient holds: the one line carried
+    qdrant-client's own "If you require concurrent access, use Qdrant server instead."."""
+    from qdrant_client import QdrantClient
+
+    _qdrant_source(tmp_path / "q")
+    holder = QdrantClient(path=str(tmp_path / "q"))
+    try:
+        line = _error_line(["migrate", "--backend", "qdrant", "--path", tmp_path / "q",
+                            "--collection", "docs", "--dim", 8, "--min-recall", 0,
+                            "--data-dir", tmp_path / "d", "--quiet"])  # fmt: skip
+    finally:
+        holder.close()
+    assert "another QdrantClient (an app, or another smec-index run) has this folder open" in line
+    assert "Qdrant server instead" not in line
+    with open_connector("qdrant", mode="local", data_dir=tmp_path / "d2") as connector:
+        connector.create("c1", IndexSpec(4, "cosine", "flat"))
+        with pytest.raises(SmecError) as raised:
+            open_connector("qdrant", mode="local", data_dir=tmp_path / "d2").collections()
+    assert "another connector or process has it open" in str(raised.value)
+    assert "Qdrant server instead" not in str(raised.value)

@@ -372,6 +372,11 @@ def open_local(path: Path) -> ClientStore:
     try:
         client = QdrantClient(path=str(path))
     except (RuntimeError, OSError) as exc:
+        if isinstance(exc, RuntimeError) and "already accessed" in str(exc):
+            raise SmecError(  # in our words: "use Qdrant server instead" was qdrant-client's
+                f"cannot open Qdrant local storage {path}: another connector or process has "
+                "it open, and a local folder admits one client; close it, then run again"
+            ) from None
         fix = ("pass a data directory you can write" if isinstance(exc, OSError) else
                "close any other connector or process using it")  # fmt: skip
         raise SmecError(

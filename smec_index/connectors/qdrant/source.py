@@ -254,13 +254,15 @@ class QdrantSource(QdrantReader):
                 warnings.simplefilter("ignore", UserWarning)
                 try:
                     self.client = QdrantClient(path=str(folder))
-                except RuntimeError as exc:  # "already accessed by another instance"
-                    raise SmecError(
-                        f"--path {folder}: {str(exc).splitlines()[0]}; close the app that has "
-                        "it open (a local folder admits one client), then run again"
-                    ) from None
                 except Exception as exc:  # noqa: BLE001 - a damaged meta.json or database
                     from smec_index.connectors.storage import TOO_MANY_FILES, too_many_files
+
+                    if isinstance(exc, RuntimeError) and "already accessed" in str(exc):
+                        raise SmecError(  # in our words: "use Qdrant server instead" was not
+                            f"--path {folder}: another QdrantClient (an app, or another "
+                            "smec-index run) has this folder open, and a local folder admits "
+                            "one client; close it, then run again"
+                        ) from None
 
                     if too_many_files(exc):
                         raise SmecError(TOO_MANY_FILES) from None
