@@ -3497,3 +3497,17 @@ def test_a_qdrant_folder_another_client_holds_is_said_in_smec_indexs_words(tmp_p
             open_connector("qdrant", mode="local", data_dir=tmp_path / "d2").collections()
     assert "another connector or process has it open" in str(raised.value)
     assert "Qdrant server instead" not in str(raised.value)
+
+
+def test_a_nan_payload_is_named_as_one(tmp_path):
+    """A NaN or inf in a payload: json's "(Out of range float values are not JSON
+    compliant)" inside a line that listed text and integers only, though floats are kept."""
+    from smec_index.connectors.contract import check_payloads
+
+    for bad in (float("nan"), float("inf"), [1.0, float("-inf")]):
+        with pytest.raises(SmecError) as raised:
+            check_payloads([{"ok": 1.5}, {"x": bad}], 2)
+        assert str(raised.value) == ("a payload holds a NaN or inf float, which JSON cannot "
+                                     "hold and no engine stores; replace it (with null, say)")
+    assert check_payloads([{"f": 1.5, "b": True, "n": None}], 1) == [
+        {"f": 1.5, "b": True, "n": None}]

@@ -567,8 +567,12 @@ def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[di
             text.encode("utf-8")  # a lone surrogate: not text any engine stores
             checked.append(json.loads(text, parse_int=_int64, object_pairs_hook=_one_each))
         except (TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
-            raise SmecError(f"payloads must be JSON-serialisable dicts of UTF-8 text and "
-                            f"64-bit integers ({str(exc)[:120]})") from None  # fmt: skip
+            if "Out of range float" in str(exc):  # json's words for NaN and inf
+                raise SmecError("a payload holds a NaN or inf float, which JSON cannot hold "
+                                "and no engine stores; replace it (with null, say)") from None
+            raise SmecError(f"payloads must be JSON-serialisable dicts of UTF-8 text, 64-bit "
+                            f"integers, finite floats, booleans and nulls, in lists and dicts "
+                            f"({str(exc)[:120]})") from None  # fmt: skip
         except RecursionError:
             raise SmecError("a payload is nested deeper than JSON encoding allows (a "
                             "self-referencing or runaway structure?); flatten it"
