@@ -22,7 +22,7 @@ from smec_index import safejson
 from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors.base import LinearCompressor, load_projection
 from smec_index.connectors import Connector, IndexSpec, open_connector
-from smec_index.connectors.base import check_collection_name, is_milvus_server
+from smec_index.connectors.base import PHYSICAL, check_collection_name, is_milvus_server
 from smec_index.connectors.storage import write_json_atomic
 from smec_index.data import check_path_name
 from smec_index.errors import SmecError
@@ -159,6 +159,13 @@ class Manifest:
             raise SmecError(f"{path}: manifest format {manifest.format}, written by a newer "
                             f"smec-index (this one reads {MANIFEST_FORMAT}); upgrade "
                             "smec-index")  # fmt: skip
+        if manifest.collection != collection:  # another's, copied over it: its artifact
+            # projected the queries of this one, and search answered wrong hits in silence
+            raise SmecError(
+                f"{path} describes collection {manifest.collection!r:.60}, not {collection!r}"
+                f" (copied over it, or edited); restore it, or build "
+                f"{collection.split(PHYSICAL)[0]!r} again with --overwrite"
+            )
         return manifest
 
     def check_types(self) -> None:

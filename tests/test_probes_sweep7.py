@@ -3119,7 +3119,7 @@ def test_sweep_41s_messages_name_the_limit_and_the_reason(tmp_path):
     from smec_index.data import read_jsonl
 
     for settings, says in (({"seed": 2**64}, "from 0 to 4,294,967,295"),
-                           ({"max_epochs": 2**63}, "from 1 to 9,223,372,036,854,775,807")):
+                           ({"max_epochs": 2**63}, "from 1 to 2,147,483,647")):
         with pytest.raises(SmecError, match=says):
             make_compressor("smec", [8], **settings)
     path = tmp_path / "x.jsonl"
@@ -3511,3 +3511,59 @@ def test_a_nan_payload_is_named_as_one(tmp_path):
                                      "hold and no engine stores; replace it (with null, say)")
     assert check_payloads([{"f": 1.5, "b": True, "n": None}], 1) == [
         {"f": 1.5, "b": True, "n": None}]
+
+
+# -- the forty-fourth sweep: its faults ----------------------------------------------------------
+
+
+def test_a_manifest_copied_over_another_collections_is_refused(tmp_path):
+    """Collection a's manifest copied over b's: info showed a's artifact for b, and search b
+    projected its queries with it and answered wrong hits, exit 0."""
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    for name, method in (("a", "pca"), ("b", "truncate")):
+        _ok_cli("train", "--dataset", ds, "--method", method, "--dims", 8, "--out",
+                tmp_path / name)  # fmt: skip
+        _ok_cli("build", "--dataset", ds, "--artifact", tmp_path / name, "--dim", 8,
+                "--backend", "faiss", "--collection", name, "--data-dir", data, "--quiet")
+    (mine,) = (data / "manifests" / "faiss").glob("a__b*.json")
+    (theirs,) = (data / "manifests" / "faiss").glob("b__b*.json")
+    theirs.write_bytes(mine.read_bytes())
+    where = ["--backend", "faiss", "--collection", "b", "--data-dir", data]
+    for args in (["info", *where], ["search", *where, "--like", "d1"]):
+        line = _error_line(args)
+        assert f"{theirs} describes collection '{mine.stem}', not '{theirs.stem}'" in line
+        assert "build 'b' again with --overwrite" in line
+    _ok_cli("build", "--dataset", ds, "--artifact", tmp_path / "b", "--dim", 8, "--backend",
+            "faiss", "--collection", "b", "--data-dir", data, "--quiet", "--overwrite")
+    assert json.loads(_ok_cli("info", *where, "--json"))["artifact"] == str(tmp_path / "b")
+
+
+@pytest.mark.parametrize("entries, says", [
+    ({"c3": "../../../tmp"}, "alias 'c3' names '../../../tmp', not a collection's name"),
+    ({"c3": "c3__b0123456789", "c3__b0123456789": "c1"},
+     "alias 'c3' names 'c3__b0123456789', which is itself an alias here"),
+])  # fmt: skip
+def test_an_aliases_file_edited_into_a_path_or_a_chain_is_named_corrupt(tmp_path, entries, says):
+    """aliases.json naming '../../../tmp' blamed a collection name the user never typed; an
+    alias of an alias showed one collection's target and another's index and points."""
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    _ok_cli("build", "--dataset", ds, "--dim", 16, "--backend", "faiss", "--collection", "c1",
+            "--data-dir", data, "--quiet")  # fmt: skip
+    aliases = data / "faiss" / "aliases.json"
+    aliases.write_text(json.dumps({**json.loads(aliases.read_text()), **entries}))
+    for args in (["info"], ["search", "--like", "d1"]):
+        line = _error_line([*args, "--backend", "faiss", "--collection", "c3", "--data-dir",
+                            data])  # fmt: skip
+        assert line.startswith(f"error: {aliases} is corrupt: ") and says in line, line
+
+
+def test_a_training_flags_stated_range_is_the_one_the_flag_takes():
+    """--memory-size 1: "from 2 to 9,223,372,036,854,775,807"; 3000000000 then: "at most
+    2,147,483,647"."""
+    from smec_index.training.config import TrainConfig
+
+    with pytest.raises(SmecError, match="from 2 to 2,147,483,647"):
+        TrainConfig(memory_size=1)
+    with pytest.raises(SmecError, match="from 2 to 2,147,483,647"):
+        TrainConfig(memory_size=3_000_000_000)
+    assert TrainConfig(memory_size=2**31 - 1).memory_size == 2**31 - 1

@@ -255,14 +255,8 @@ class AliasFile:
         if stamp != self._stamp:
             try:
                 raw = safejson.loads(self.path.read_text())
-                bad = next((k for k, v in raw.items() if not isinstance(v, str)), None)
-                if bad is not None:  # read as the name '5' the user never typed
-                    raise SmecError(
-                        f"{self.path} is corrupt: alias {bad!r:.40} names "
-                        f"{raw[bad]!r:.40}, not a collection's name; restore it, or fix it by "
-                        'hand (each entry is "NAME": "the collection it names")'
-                    )
                 self._cache = {str(k): v for k, v in raw.items()}
+                _check_entries(self.path, self._cache)
             except SmecError:
                 raise
             except (ValueError, AttributeError):
@@ -289,6 +283,29 @@ class AliasFile:
             aliases = self.read()
             change(aliases)
             write_json_atomic(self.path, aliases)
+
+
+def _check_entries(path: Path, aliases: dict[str, Any]) -> None:
+    """Each entry of an aliases file names a collection by a name smec-index gives, and no
+    other alias: an entry edited by hand was read as a name the user never typed ("'5'",
+    "'../../../tmp'"), and an alias of an alias read one collection's spec and another's
+    points."""
+    from smec_index.connectors.base import MAX_NAME
+
+    def valid(name: Any) -> bool:
+        return (isinstance(name, str) and 0 < len(name) <= MAX_NAME and name[0].isalpha()
+                and all(c.isascii() and (c.isalnum() or c == "_") for c in name))  # fmt: skip
+
+    for alias, target in aliases.items():
+        if valid(alias) and valid(target) and target not in aliases:
+            continue
+        why = ("which is itself an alias here (aliases name collections, not aliases)"
+               if isinstance(target, str) and target in aliases
+               else "not a collection's name")  # fmt: skip
+        raise SmecError(
+            f"{path} is corrupt: alias {alias!r:.40} names {target!r:.40}, {why}; restore it, "
+            'or fix it by hand (each entry is "NAME": "the collection it names")'
+        )
 
 
 class FileAliases:

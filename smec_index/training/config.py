@@ -214,7 +214,7 @@ class TrainConfig:
                 self._refuse(name, "must be true or false")
             setattr(self, name, bool(value))
         for name, low in INT_RANGES.items():
-            value, high = getattr(self, name), INT_MOST.get(name, 2**63 - 1)
+            value, high = getattr(self, name), INT_MOST.get(name, INT_DEFAULT_MOST)
             if isinstance(value, bool) or not isinstance(value, Integral):
                 self._refuse(name, f"must be an integer >= {low}")
             if not low <= int(value) <= high:  # a bound the value broke, named (it read as
@@ -302,7 +302,10 @@ INT_RANGES = {
     "corpus_anchors": 0,
     "seed": 0,
 }
-INT_MOST = {"seed": 2**32 - 1}  # numpy's and torch's seeds (the CLI's --seed too); else int64
+# numpy's and torch's seeds (the CLI's --seed too); else C's int, the CLI's bound of every
+# integer flag (a bound of int64 here was refused at 2**31 by the flag it advised)
+INT_MOST = {"seed": 2**32 - 1}
+INT_DEFAULT_MOST = 2**31 - 1
 
 FLOAT_RULES = {
     "val_fraction": ("in (0, 0.5]", lambda v: 0 < v <= 0.5),
