@@ -3567,3 +3567,19 @@ def test_a_training_flags_stated_range_is_the_one_the_flag_takes():
     with pytest.raises(SmecError, match="from 2 to 2,147,483,647"):
         TrainConfig(memory_size=3_000_000_000)
     assert TrainConfig(memory_size=2**31 - 1).memory_size == 2**31 - 1
+
+
+def test_a_store_file_gone_is_named_without_the_os_errors_own_text(tmp_path):
+    """A collection whose payloads file is gone (its meta.json copied from another's): the
+    line carried "FileNotFoundError: [Errno 2] No such file or directory: '/…'"."""
+    with open_connector("hnswlib", data_dir=tmp_path / "d") as connector:
+        connector.create("c1", IndexSpec(4, "cosine", "hnsw"))
+        connector.add("c1", ["a", "b"], np.eye(2, 4, dtype=np.float32))
+    (payloads,) = (tmp_path / "d" / "hnswlib" / "c1").glob("payloads-*")
+    payloads.unlink()
+    with pytest.raises(SmecError) as raised:
+        with open_connector("hnswlib", data_dir=tmp_path / "d") as connector:
+            connector.count("c1")
+    assert f"is unreadable ({payloads.name}: no such file or directory); drop it" in \
+        str(raised.value)
+    assert "Errno" not in str(raised.value) and "FileNotFoundError" not in str(raised.value)

@@ -513,13 +513,14 @@ class LocalBackend(FileAliases):
             if held is not None and held != len(col.ids):  # another collection's file, say
                 raise ValueError(f"its index file holds {held} vectors for {len(col.ids)} ids")
         except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
-            reason = str(exc).splitlines()[0] if str(exc) else ""
+            reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             if isinstance(exc, RuntimeError):  # an engine's own text: its C++ source lines
                 reason = "the engine could not read its index file: truncated or damaged"
+            elif isinstance(exc, OSError) and exc.filename:  # not "[Errno 2] ..." in the line
+                reason = f"{Path(exc.filename).name}: {(exc.strerror or 'unreadable').lower()}"
             raise SmecError(
                 f"collection {collection!r} in {meta_path.parent} is unreadable "
-                f"({type(exc).__name__}: {reason[:160]}); drop it (`build --overwrite` "
-                "replaces it) and index again"
+                f"({reason[:160]}); drop it (`build --overwrite` replaces it) and index again"
             ) from None
         col.stamp = stamp
         self._open[name] = col
