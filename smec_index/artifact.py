@@ -198,24 +198,32 @@ def clean_staging(directory: Path) -> None:
         shutil.rmtree(sibling, ignore_errors=True)
 
 
+def check_artifact_folder(directory: str | Path) -> Path:
+    """``directory`` holds an artifact's two files, or the one line saying what it is not
+    (called before a working folder is judged against it: `--artifact .` read as "the
+    data dir is inside the artifact", and the advice to move the data dir led nowhere)."""
+    from smec_index.data import check_path_name
+
+    check_path_name(directory, "artifact")
+    directory = Path(directory)
+    if not directory.exists():
+        raise SmecError(f"{directory}: no such artifact folder; pass a directory written by "
+                        "`smec-index train`")  # fmt: skip
+    if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
+        raise SmecError(
+            f"{directory}: not an artifact (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
+            "pass a directory written by `smec-index train`"
+        )
+    return directory
+
+
 def load_artifact(directory: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read an artifact; any damage is a one-line :class:`SmecError`."""
     from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
-    from smec_index.data import check_path_name
-
-    check_path_name(directory, "artifact")
-    directory = Path(directory)
+    directory = check_artifact_folder(directory)
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
-    if not directory.exists():
-        raise SmecError(f"{directory}: no such artifact folder; pass a directory written by "
-                        "`smec-index train`")  # fmt: skip
-    if not config_path.is_file() or not weights_path.is_file():
-        raise SmecError(
-            f"{directory}: not an artifact (needs {CONFIG_FILE} and {WEIGHTS_FILE}); "
-            "pass a directory written by `smec-index train`"
-        )
     try:
         config = safejson.loads(config_path.read_text(encoding="utf-8-sig"))  # a BOM too
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

@@ -307,6 +307,10 @@ def build(request: BuildRequest, say=print) -> dict[str, Any]:
                         "is trained: drop one of them")  # fmt: skip
     if request.index == "hnsw" and "M" in request.params:
         check_hnsw_m(request.params["M"])  # before the data dir or a backend file is made
+    if request.artifact is not None:  # what it is, before the data dir is judged against it
+        from smec_index.artifact import check_artifact_folder
+
+        check_artifact_folder(request.artifact)
     check_apart(request.data_dir, "--data-dir", [
         ("the dataset", request.dataset), ("the embeddings", request.embeddings),
         ("the artifact", request.artifact)])  # fmt: skip

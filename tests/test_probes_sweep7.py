@@ -3583,3 +3583,81 @@ def test_a_store_file_gone_is_named_without_the_os_errors_own_text(tmp_path):
     assert f"is unreadable ({payloads.name}: no such file or directory); drop it" in \
         str(raised.value)
     assert "Errno" not in str(raised.value) and "FileNotFoundError" not in str(raised.value)
+
+
+@pytest.mark.parametrize("to", [["--to-backend", "qdrant"],
+                                ["--to-backend", "qdrant", "--to-mode", "local"],
+                                ["--to-backend", "milvus"]])
+def test_a_qdrant_edge_source_with_uuid_ids_migrates(tmp_path, to):
+    """A qdrant-edge shard whose point ids are UUIDs: "internal error: TypeError: Object of
+    type UUID is not JSON serializable" when the progress record kept its first ids, every
+    rerun too, and a copy being created left behind."""
+    import uuid
+
+    import qdrant_edge as edge
+
+    rows = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32)
+    (tmp_path / "src").mkdir()
+    shard = edge.EdgeShard.create(str(tmp_path / "src" / "docs"), edge.EdgeConfig(vectors={
+        "d": edge.EdgeVectorParams(size=16, distance=edge.Distance.Cosine)}))
+    shard.update(edge.UpdateOperation.upsert_points([
+        edge.Point(str(uuid.UUID(int=i + 7)), {"d": rows[i].tolist()}, {"i": i})
+        for i in range(300)]))
+    shard.close()
+    if to[1] == "milvus":
+        to = [*to, "--to-uri", tmp_path / "copy.db"]
+    done = json.loads(_ok_cli(
+        "migrate", "--backend", "qdrant", "--path", tmp_path / "src", "--collection", "docs",
+        "--dim", 4, "--min-recall", 0, "--quiet", *to, "--allow-schema-change", "--data-dir", tmp_path / "d", "--json"))  # fmt: skip
+    assert done["verified"] and done["count"] == 300
+    (record,) = [p for p in (tmp_path / "d" / "migrations").rglob("*.json")
+                 if p.name != "source.json"]  # fmt: skip
+    assert json.loads(record.read_text())["sample"]["ids"][0] == str(uuid.UUID(int=7))
+
+
+def test_an_in_place_rerun_compares_every_point_an_earlier_run_filled(tmp_path):
+    """--in-place refused by the gate, a source vector past the sampled ones changed, then
+    a rerun with a lower --min-recall: verified True with that point's vector stale (a copy
+    is compared point by point on such a rerun)."""
+    from qdrant_client import QdrantClient, models
+
+    rows = np.random.default_rng(0).standard_normal((600, 32))
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.create_collection("docs", vectors_config={"dense": models.VectorParams(
+        size=32, distance=models.Distance.COSINE)})  # fmt: skip
+    client.upsert("docs", [models.PointStruct(id=i, vector={"dense": rows[i].tolist()})
+                           for i in range(600)])  # fmt: skip
+    client.close()
+    migrate = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+               "--dim", 4, "--in-place", "--using", "dense", "--to", "small", "--quiet",
+               "--data-dir", tmp_path / "d", "--allow-schema-change"]  # fmt: skip
+    assert "quality gate" in _error_line([*migrate, "--min-recall", 0.99])
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.update_vectors("docs", points=[models.PointVectors(id=590, vector={
+        "dense": (-np.ones(32)).tolist()})])  # fmt: skip
+    client.close()
+    line = _error_line([*migrate, "--min-recall", 0])
+    assert "'small' vectors differ from the projection of the source's" in line
+    assert "pass --restart to fill it again" in line
+    assert json.loads(_ok_cli(*migrate, "--min-recall", 0, "--restart", "--json"))["verified"]
+
+
+@pytest.mark.parametrize("command", ["migrate", "build"])
+def test_an_artifact_flag_naming_no_artifact_says_so_first(tmp_path, monkeypatch, command):
+    """`--artifact .` with the default data dir: "--data-dir smec-data is the artifact .
+    (inside it); pick a folder of its own, e.g. smec-data", and that advice followed said
+    the same."""
+    monkeypatch.delenv("SMEC_INDEX_DATA", raising=False)
+    if command == "migrate":
+        _qdrant_source(tmp_path / "q")
+        args = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection",
+                "docs", "--dim", 4, "--min-recall", 0, "--quiet"]  # fmt: skip
+    else:
+        args = ["build", "--dataset", _dataset(tmp_path), "--dim", 8, "--backend", "faiss",
+                "--quiet"]  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    for more in ([], ["--data-dir", "smec-data"]):
+        line = _error_line([*args, "--artifact", ".", *more])
+        assert line == ("error: .: not an artifact (needs config.json and weights.safetensors); "
+                        "pass a directory written by `smec-index train`")
+    assert not (tmp_path / "smec-data").exists()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from smec_index.connectors.base import check_collection_name
 from smec_index.connectors.qdrant.mirror import search_batch
@@ -194,9 +195,12 @@ def migrate_in_place(request: Any, source: Source, started: float, say) -> dict[
                   read_ahead=server, progress=request.progress)  # fmt: skip
         if job.writers > 1 and not server:
             raise SmecError(f"--writers {job.writers}: qdrant-client's local mode takes one")
+        # Points an earlier run filled (a rerun after the gate, a resume): the source may
+        # have changed since, which a sample cannot see, so every point is compared.
+        earlier = bool(state.get("written"))
         if not state["done"]:
             stream(job, projection, state, progress.write, count)
-        recall = _verify(request, source, writer, projection, count)
+        recall = _verify(request, source, writer, projection, count, full=earlier)
         if recall < request.min_recall:
             raise SmecError(
                 f"quality gate: recall@10 of vector {name!r} against the source's own search is "
@@ -247,7 +251,14 @@ def _create_vector(writer: NamedVector, dim: int, metric: str) -> None:
         ) from None
 
 
-def _verify(request, source: QdrantSource, writer: NamedVector, projection, count) -> float:
+FILLED_CHANGED = ("the source's points were changed since the vector was filled (or the "
+                  "vector since); pass --restart to fill it again")
+
+
+def _verify(request, source: QdrantSource, writer: NamedVector, projection, count,
+            full: bool = False) -> float:  # fmt: skip
+    """Every point has the vector, a sample of them (``full``: all of them) the projection
+    of the source's; returns recall@10 of the vector against the source's own search."""
     filled = writer.count_filled()
     if filled != count:
         # every point was written by then: a resume cannot mend it, only filling it again
@@ -258,7 +269,15 @@ def _verify(request, source: QdrantSource, writer: NamedVector, projection, coun
         )
     sample = verify.gate_queries(source, nonzero=True)
     expected = projection.transform(sample.vectors, request.dim)
+    batches = (tqdm(source.iterate(verify.VERIFY_BATCH, None), total=-(-count // verify.
+                    VERIFY_BATCH), desc="verify every point", disable=None, leave=False)
+               if full else [])  # fmt: skip
+    for batch in batches:
+        if batch.ids and not np.allclose(writer.get(batch.raw_ids), projection.transform(
+                batch.vectors, request.dim), atol=1e-5):  # fmt: skip
+            raise SmecError(f"{writer.name!r} vectors differ from the projection of the "
+                            f"source's; {FILLED_CHANGED}")  # fmt: skip
     if not np.allclose(writer.get(sample.raw_ids), expected, atol=1e-5):
         raise SmecError(f"sampled {writer.name!r} vectors differ from the projection of the "
-                        f"source's; {verify.CHANGED}")  # fmt: skip
+                        f"source's; {FILLED_CHANGED}")  # fmt: skip
     return verify.recall_at_10(source.search(sample.vectors, 10), writer.search(expected, 10))

@@ -262,6 +262,10 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
     partition = _check_request(request)
     from smec_index.outputs import check_apart, check_working_folder
 
+    if request.artifact is not None:  # what it is, before the data dir is judged against it
+        from smec_index.artifact import check_artifact_folder
+
+        check_artifact_folder(request.artifact)
     where = request.source.get("path") or request.source.get("uri")
     check_apart(request.data_dir, "--data-dir", [
         ("the source's folder", where), ("the artifact", request.artifact)])  # fmt: skip

@@ -242,7 +242,8 @@ def sample_of(batch, vectors: np.ndarray) -> dict[str, Any]:
     the progress record: a later run drops or resumes into a target only while it still
     holds them (a collection of the user's with the copy's name, schema and as many points
     was taken for the copy, and dropped by ``--restart``)."""
-    ids = [i.item() if isinstance(i, np.generic) else i for i in batch.raw_ids[:SAMPLE]]
+    ids = [i.item() if isinstance(i, np.generic) else i if isinstance(i, (int, str)) else str(i)
+           for i in batch.raw_ids[:SAMPLE]]  # a qdrant-edge UUID as its text, as JSON keeps it
     return {"ids": ids, "vectors": np.asarray(vectors[:SAMPLE], dtype=np.float64).tolist()}
 
 
