@@ -217,6 +217,9 @@ class Connector:
         batch_size = positive_int(batch_size, "batch_size")
         spec = self.spec(collection)
         vectors = check_vectors(vectors, spec.dim)
+        if spec.metric == "cosine":  # here, once for every backend: an engine's own float32
+            # normalisation scored vectors of tiny norm (1e-30) 0 or as any direction
+            vectors = normalize(vectors)
         ids = check_ids(ids, len(vectors))
         payloads = check_payloads(payloads, len(ids))
         for start in range(0, len(ids), batch_size):
@@ -280,6 +283,8 @@ class Connector:
         spec = self.spec(collection)
         resolved = query_params(spec, params, getattr(self.backend, "query_limits", None))
         queries = check_vectors(queries, spec.dim, "queries")
+        if spec.metric == "cosine":  # as add does: queries of tiny norm scored 3.76 or 2e-30
+            queries = normalize(queries)
         ids = [[""] * k for _ in range(len(queries))]
         scores = np.full((len(queries), k), -np.inf, dtype=np.float32)
         if not len(queries):

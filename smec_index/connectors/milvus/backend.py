@@ -501,14 +501,28 @@ class MilvusBackend:
         """Flush pending writes and wait until the index covers them."""
         if collection in self._pending:
             if self.lite:  # its index is built after the flush, FAISS printing k-means advice
+                folder = self._db_path / "collections" / collection
+                before = lite_data_files(folder)  # only the segments this flush writes
                 with native_notes("milvus-lite"):  # (a search right after an add met it),
                     self.client.flush(collection)  # (not for these: see flush())
-                    if collection not in self._loaded and collection not in self._released:
-                        wait_for_lite_index_files(self._db_path / "collections" / collection)
+                    if (collection not in self._loaded and collection not in self._released
+                            and self._lite_builds_index(collection)):  # fmt: skip
+                        wait_for_lite_index_files(folder, since=before)
             else:
                 self.client.flush(collection)
                 wait_for_index(self.client, collection)
             self._pending.discard(collection)
+
+    def _lite_builds_index(self, collection: str) -> bool:
+        """Whether milvus-lite writes the index files of segments flushed now: only while
+        the collection is loaded in it (a collection another connector of this process
+        loaded and closed is not, once milvus-lite restarts: its flushed segments got no
+        index file until a load, and a close waited 600 s for them)."""
+        try:
+            state = self.client.get_load_state(collection).get("state")
+        except Exception:  # noqa: BLE001 - unknown: wait, as before
+            return True
+        return getattr(state, "name", str(state)) == "Loaded"
 
     def _ensure_loaded(self, collection: str) -> None:
         self._seal(collection)
@@ -534,13 +548,21 @@ class MilvusBackend:
                 time.sleep(0.5 * (attempt + 1))
 
 
-def wait_for_lite_index_files(folder: Path, timeout: float = 600.0, field: str = "vector") -> None:
+def lite_data_files(folder: Path) -> set[str]:
+    """The data files (segments) of milvus-lite's collection folder, by name."""
+    return {p.stem for p in folder.glob("partitions/*/data/*.parquet")}
+
+
+def wait_for_lite_index_files(folder: Path, timeout: float = 600.0, field: str = "vector",
+                              since: set[str] | None = None) -> None:  # fmt: skip
     """Wait until milvus-lite has written the index of vector ``field`` for every data
-    file: it builds them in a background thread after a flush, so right after one they may
-    be missing."""
+    file (``since``: every one not among these, the segments a flush just wrote): it builds
+    them in a background thread after a flush, so right after one they may be missing.
+    Segments flushed while the collection was loaded get none, ever: a second connector's
+    flush waited 600 s for those of the first's."""
     deadline = time.monotonic() + timeout
     while True:
-        data = {p.stem for p in folder.glob("partitions/*/data/*.parquet")}
+        data = lite_data_files(folder) - (since or set())
         indexed = {
             p.name.split(".")[0]
             for p in folder.glob("partitions/*/indexes/*")

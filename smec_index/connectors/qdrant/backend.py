@@ -198,11 +198,7 @@ class QdrantBackend:
         count, iterate or size query (or close), not after every write: a build that writes
         in many batches pays for one graph, not one per batch.
         """
-        name = self._target(collection)
-        if self._loaded(name)[0].metric == "cosine":  # unit length here, in float64 where
-            from smec_index.vectors import normalize  # tiny: qdrant-edge's own float32
-
-            vectors = normalize(vectors)  # normalising scored norms below ~2e-4 as 0
+        name = self._target(collection)  # cosine vectors come unit length (Connector.add)
         points = [self._point_ids(name)(i) for i in ids]
         if len(set(points)) != len(points):  # ids are unique here: two met in 63 bits
             raise SmecError(f"two ids of this batch map to one Qdrant point id in {name!r}; "
