@@ -3661,3 +3661,103 @@ def test_an_artifact_flag_naming_no_artifact_says_so_first(tmp_path, monkeypatch
         assert line == ("error: .: not an artifact (needs config.json and weights.safetensors); "
                         "pass a directory written by `smec-index train`")
     assert not (tmp_path / "smec-data").exists()
+
+
+def test_a_second_milvus_lite_connector_of_a_process_closes(tmp_path):
+    """Open, write and close one connector, then a second on the same data dir: its add
+    and close waited 600 s for index files milvus-lite writes only for loaded collections
+    (restarted, it had not loaded this one)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from smec_index.connectors import open_connector, IndexSpec\n"
+            "V = np.eye(2, 8, dtype=np.float32)\n"
+            "with open_connector('milvus', data_dir=sys.argv[1]) as c:\n"
+            "    c.create('x', IndexSpec(8, 'cosine', 'flat')); c.add('x', ['a'], V[:1])\n"
+            "with open_connector('milvus', data_dir=sys.argv[1]) as c:\n"
+            "    c.add('x', ['b'], V[1:])\n"
+            "with open_connector('milvus', data_dir=sys.argv[1]) as c:\n"
+            "    print(c.count('x'), c.search('x', V[1:], 1)[0][0][0])\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.split() == ["2", "b"], done.stderr
+
+
+@pytest.mark.parametrize("backend, options", [
+    ("faiss", {}), ("hnswlib", {}), ("qdrant", {}), ("qdrant", {"mode": "local"}), ("milvus", {})])
+def test_cosine_vectors_and_queries_of_tiny_norm_score_as_their_direction(tmp_path, backend,
+                                                                          options):
+    """Queries (or vectors) of norm ~1e-30 on a cosine collection: hnswlib scored 2.4-3.8,
+    qdrant-edge 2e-30, milvus-lite answered p0 for every query at 0.0; each engine's own
+    float32 normalisation. The contract normalises both, in float64 where tiny."""
+    rows = np.random.default_rng(9).standard_normal((50, 8)).astype(np.float32)
+    ids = [f"p{i}" for i in range(50)]
+    kind = "hnsw" if backend == "hnswlib" else "flat"
+    with open_connector(backend, data_dir=tmp_path / "d", **options) as connector:
+        connector.create("normal", IndexSpec(8, "cosine", kind))
+        connector.add("normal", ids, rows)
+        connector.create("tiny", IndexSpec(8, "cosine", kind))
+        connector.add("tiny", ids, rows * 1e-30)
+        for name, queries in (("normal", rows[:3] * 1e-30), ("tiny", rows[:3])):
+            found, scores = connector.search(name, queries, 1)
+            assert [f[0] for f in found] == ["p0", "p1", "p2"]
+            assert np.allclose(scores[:, 0], 1.0, atol=1e-5)
+
+
+def test_an_unclosed_qdrant_local_connector_leaves_no_traceback_at_exit(tmp_path):
+    """A local-mode connector an app object kept in a reference cycle and never closed:
+    qdrant-client's __del__ at interpreter shutdown printed "Exception ignored ...
+    ImportError: sys.meta_path is None" and its traceback."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\n"
+            "from smec_index.connectors import open_connector, IndexSpec\n"
+            "class App:\n"
+            "    def __init__(self, where):\n"
+            "        self.me = self\n"
+            "        self.db = open_connector('qdrant', data_dir=where, mode='local')\n"
+            "app = App(sys.argv[1])\n"
+            "app.db.create('docs', IndexSpec(4, 'cosine', 'flat'))\n"
+            "app.db.add('docs', ['a', 'b'], np.eye(2, 4, dtype=np.float32))\n"
+            "print(app.db.count('docs'))\n")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "2"
+    assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
+def test_another_process_neither_drops_nor_damages_a_qdrant_edge_collection_held_open(tmp_path):
+    """Process B's count of a collection process A held was refused, but its failed open
+    had cut A's payload tracker journal short (A's next count, flush and close raised
+    qdrant-edge's raw error); B's drop went through, and A's next add was lost, "ok"."""
+    import subprocess
+    import sys
+
+    vectors = np.eye(3, 4, dtype=np.float32)
+    other = ("import sys\n"
+             "from smec_index.connectors import open_connector\n"
+             "from smec_index.errors import SmecError\n"
+             "c = open_connector('qdrant', data_dir=sys.argv[1])\n"
+             "for step in (lambda: c.count('docs'), lambda: c.drop('docs')):\n"
+             "    try:\n"
+             "        step(); print('done')\n"
+             "    except SmecError as e:\n"
+             "        print('refused', e)\n"
+             "c.close()\n")  # fmt: skip
+    with open_connector("qdrant", data_dir=tmp_path / "d") as connector:
+        connector.create("docs", IndexSpec(4, "cosine", "flat"))
+        connector.add("docs", ["a", "b"], vectors[:2])
+        connector.flush("docs")
+        done = subprocess.run([sys.executable, "-c", other, str(tmp_path / "d")],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        lines = done.stdout.splitlines()
+        assert len(lines) == 2 and all(line.startswith("refused ") for line in lines), done
+        assert "another connector or process has it open" in lines[0]
+        assert lines[1].endswith("(it is not dropped)")
+        connector.add("docs", ["c"], vectors[2:])
+        assert connector.count("docs") == 3
+        connector.flush("docs")
+    with open_connector("qdrant", data_dir=tmp_path / "d") as connector:
+        assert connector.count("docs") == 3

@@ -18,10 +18,12 @@ memory figures.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -364,13 +366,32 @@ class ClientStore:
             self.client.close()
 
 
+_OPEN_LOCAL: weakref.WeakSet = weakref.WeakSet()  # local-mode clients this process opened
+
+
+def local_client(path: Path) -> QdrantClient:
+    """``QdrantClient(path=...)``, closed at interpreter exit if its owner never closed it:
+    left to its ``__del__`` during shutdown (an app object in a reference cycle), it printed
+    "Exception ignored ... ImportError: sys.meta_path is None" with a traceback."""
+    client = QdrantClient(path=str(path))
+    _OPEN_LOCAL.add(client)
+    return client
+
+
+@atexit.register
+def _close_local_clients() -> None:
+    for client in list(_OPEN_LOCAL):
+        with contextlib.suppress(Exception):
+            client.close()
+
+
 def open_local(path: Path) -> ClientStore:
     """A store in qdrant-client's local mode under ``path`` (brute force, tests only)."""
     from smec_index.connectors.qdrant.source import check_local_folder
 
     check_local_folder(Path(path), "Qdrant local storage")
     try:
-        client = QdrantClient(path=str(path))
+        client = local_client(path)
     except (RuntimeError, OSError) as exc:
         if isinstance(exc, RuntimeError) and "already accessed" in str(exc):
             raise SmecError(  # in our words: "use Qdrant server instead" was qdrant-client's

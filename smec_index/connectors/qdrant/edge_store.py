@@ -31,7 +31,10 @@ with ``rescore=False`` the float32 originals stay out too, since search never re
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +76,13 @@ SPEC_FILE = "index_spec.json"
 # the lean search path); in one made before, they are :func:`point_uuid`s.
 INT_IDS_FILE = "int_point_ids"
 # What a create cut short before the spec file leaves in a collection's folder.
-OWN_FILES = ("shard", INT_IDS_FILE, "index_spec.tmp")
+# Held (flock) while a connector has the shard open, taken before qdrant-edge touches it: a
+# second process's EdgeShard.load of an open shard failed (WouldBlock) only after it had cut
+# the first one's payload tracker journal short, whose next flush then failed.
+LOCK_FILE = ".shard.lock"
+OWN_FILES = ("shard", INT_IDS_FILE, "index_spec.tmp", LOCK_FILE)
+_HELD: dict[tuple[str, int], list] = {}  # (folder, lock file inode) -> [handle, users here]
+_HELD_GUARD = threading.Lock()
 _DISTANCES = {"cosine": edge.Distance.Cosine, "ip": edge.Distance.Dot, "l2": edge.Distance.Euclid}
 _COMPRESSIONS = {
     4: edge.CompressionRatio.X4,
@@ -153,6 +162,7 @@ class EdgeStore(FileAliases):
         self._lives: dict[str, Life] = {}  # per open shard: ended by a drop in this process
         self._int_ids: dict[str, bool] = {}
         self._specs: dict[str, IndexSpec] = {}
+        self._locks: dict[str, Any] = {}  # per open shard: its LOCK_FILE, held
         self._aliases = AliasFile(self.root)
 
     def directory(self, collection: str) -> Path:
@@ -176,6 +186,7 @@ class EdgeStore(FileAliases):
         self.drop(collection)  # a create cut short
         start_directory(self.directory(collection))
         self._lives[collection] = life_of(self.directory(collection))
+        self._lock(collection)
         self._shards[collection] = edge.EdgeShard.create(
             str(self.shard_dir(collection)), edge_config(spec, settings)
         )
@@ -221,6 +232,7 @@ class EdgeStore(FileAliases):
         if shard is not None:
             with contextlib.suppress(Exception):  # its files may be gone: nothing to flush
                 shard.close()
+        self._unlock(collection)
         for cache in (self._specs, self._id_maps, self._int_ids, self._writes):
             cache.pop(collection, None)
 
@@ -232,12 +244,14 @@ class EdgeStore(FileAliases):
         """The open shard, loading it on first use."""
         if collection not in self._shards:
             self._lives[collection] = life_of(self.directory(collection))
+            self._lock(collection)
             try:
                 self._shards[collection] = edge.EdgeShard.load(str(self.shard_dir(collection)))
             except Exception as exc:  # qdrant-edge raises plain Exceptions
+                self._unlock(collection)
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if "WouldBlock" in reason:  # the write-ahead log's lock is held
-                    raise SmecError(
+                    raise HeldElsewhere(
                         f"cannot open Qdrant collection {collection!r} in {self.root}: another "
                         "connector or process has it open; close it, or wait for it to finish"
                     ) from None
@@ -248,6 +262,40 @@ class EdgeStore(FileAliases):
                     f"are damaged or missing ({reason[:200]}); rebuild it (build --overwrite)"
                 ) from None
         return self._shards[collection]
+
+    def _lock(self, collection: str) -> None:
+        """Hold ``collection``'s :data:`LOCK_FILE` for this process (connectors of one
+        process share it: one may drop what another has open, whose searchers then
+        refuse), or :class:`HeldElsewhere` while another process holds it."""
+        if collection in self._locks or not self.directory(collection).is_dir():
+            return
+        handle = open(self.directory(collection) / LOCK_FILE, "a+")
+        key = (str(self.directory(collection)), os.fstat(handle.fileno()).st_ino)
+        with _HELD_GUARD:
+            if key in _HELD:  # this process holds it already
+                handle.close()
+                _HELD[key][1] += 1
+            else:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.close()
+                    raise HeldElsewhere(
+                        f"cannot open Qdrant collection {collection!r} in {self.root}: another "
+                        "connector or process has it open; close it, or wait for it to finish"
+                    ) from None
+                _HELD[key] = [handle, 1]
+        self._locks[collection] = key
+
+    def _unlock(self, collection: str) -> None:
+        key = self._locks.pop(collection, None)
+        with _HELD_GUARD:
+            entry = _HELD.get(key) if key is not None else None
+            if entry is not None:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    entry[0].close()
+                    del _HELD[key]
 
     def upsert(
         self, collection: str, ids: list[str], vectors: np.ndarray, payloads: list[dict]
@@ -420,6 +468,10 @@ class EdgeStore(FileAliases):
         )
 
     def drop(self, collection: str) -> None:
+        try:  # held by another process: its writes went on into a deleted shard, "ok"
+            self._lock(collection)
+        except HeldElsewhere as exc:
+            raise SmecError(f"{exc} (it is not dropped)") from None
         end_life(self.directory(collection))
         try:
             self._release(collection)  # closing flushes: a full disk or a file limit fails it
@@ -435,8 +487,15 @@ class EdgeStore(FileAliases):
         self._int_ids.pop(collection, None)
         self._specs.pop(collection, None)
         shard = self._shards.pop(collection, None)
-        if shard is not None:
-            shard.close()
+        try:
+            if shard is not None:
+                shard.close()
+        finally:
+            self._unlock(collection)
+
+
+class HeldElsewhere(SmecError):
+    """A shard another connector or process has open (its write-ahead log's lock)."""
 
 
 def _search_params(settings: QdrantSettings) -> Any:

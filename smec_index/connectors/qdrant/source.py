@@ -239,7 +239,6 @@ class QdrantSource(QdrantReader):
         path: str | None,
         using: str | None = None,
     ):
-        from qdrant_client import QdrantClient
 
         if path is not None:
             folder = Path(path)
@@ -253,7 +252,9 @@ class QdrantSource(QdrantReader):
             with warnings.catch_warnings():  # "local mode is not recommended above 20k"
                 warnings.simplefilter("ignore", UserWarning)
                 try:
-                    self.client = QdrantClient(path=str(folder))
+                    from smec_index.connectors.qdrant.client_store import local_client
+
+                    self.client = local_client(folder)
                 except Exception as exc:  # noqa: BLE001 - a damaged meta.json or database
                     from smec_index.connectors.storage import TOO_MANY_FILES, too_many_files
 
