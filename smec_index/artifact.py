@@ -49,8 +49,8 @@ def save_artifact(
 
     from smec_index.data import check_path_name
 
+    check_path_name(directory, "artifact directory")  # before Path(): None, 123, bytes
     directory = Path(directory)
-    check_path_name(directory, "artifact directory")
     check_replaceable(directory, "artifact", overwrite=overwrite)
     with atomic_directory(directory, kind="artifact") as staging:
         payload = {"format_version": FORMAT_VERSION, **config}

@@ -493,7 +493,8 @@ def _build_and_switch(
     vectors = index.project(np.asarray(data.corpus.vectors))
     started = time.perf_counter()
     try:  # from its creation on: a Ctrl-C while it is being made leaves nothing either
-        spec = index.create(request.params, request.index)
+        spec = connector.create_build(physical, IndexSpec(dim=request.dim, index=request.index,
+                                                          params=request.params))
         _fill(connector, physical, ids, vectors, payloads, request)
         with ctrl_c_kills():
             connector.flush(physical)

@@ -73,9 +73,20 @@ class Connector:
     def create(self, collection: str, spec: IndexSpec, overwrite: bool = False) -> IndexSpec:
         """Create ``collection``; an existing one is an error unless ``overwrite``.
 
+        The names of the physical collections builds make (``NAME__b<hex>``) are reserved:
+        one made here was taken by the next ``build`` of NAME for a leftover of its own, and
+        deleted with its points.
+
         Returns:
             the spec as stored, with every default filled in.
         """
+        check_new_name(collection, "collection")
+        return self.create_build(collection, spec, overwrite)
+
+    def create_build(self, collection: str, spec: IndexSpec,
+                     overwrite: bool = False) -> IndexSpec:  # fmt: skip
+        """:meth:`create` for smec-index's build machinery, which alone may make the
+        physical ``NAME__b<hex>`` collections behind a built name."""
         check_collection_name(collection)
         check_switch(overwrite, "overwrite")  # "no" is truthy: it dropped one
         spec = self.check_spec(spec)
@@ -407,6 +418,13 @@ class Connector:
 
     def _require(self, collection: str) -> None:
         if not self.exists(collection):
+            named = sorted(a for a, t in self.aliases().items() if t == collection)
+            if named:  # "create (build) it first" was refused: the alias's name exists
+                raise SmecError(
+                    f"alias {named[0]!r} names collection {collection!r} in {self.name}, which "
+                    f"is gone (its files removed?); build {named[0]!r} again with --overwrite (or "
+                    "drop_alias it)"
+                )
             raise SmecError(
                 f"no collection {collection!r} in {self.name}; create (build) it first, or "
                 "check the name"

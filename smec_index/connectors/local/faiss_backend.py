@@ -115,6 +115,12 @@ class FaissBackend(LocalBackend):
             raise SmecError(f"refine={refine!r}: use a number from 1 to {MAX_REFINE} "
                             "(candidates per hit re-ranked)")
         check_encoding(spec.params.get("encoding"), spec.dim, spec.index, spec.metric)
+        nlist = spec.params.get("nlist")
+        if isinstance(nlist, int) and nlist > MAX_NLIST:  # allocated when the index is made:
+            # 2**30 raised a raw MemoryError, 1e8 took 39 s and 15 GB before any point came
+            raise SmecError(f"nlist={nlist:,}: FAISS allocates every list when the index is "
+                            f"made; use at most {MAX_NLIST:,} (about 4 to 16 x sqrt(points) "
+                            "is usual, and never more than the points you add)")  # fmt: skip
 
     def create(self, collection: str, spec) -> None:
         self.check(spec)
@@ -437,6 +443,7 @@ def _inverted_file(encoding: str, dim: int, nlist: int, metric: int) -> Any:
     return faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
 
 
+MAX_NLIST = 2**20  # inverted lists: 16 x sqrt(points) of 4 billion points
 MAX_REFINE = 1000  # candidates per hit: refine * k are re-ranked; beyond this, a typo (inf)
 
 

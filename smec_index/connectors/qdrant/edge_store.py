@@ -245,6 +245,12 @@ class EdgeStore(FileAliases):
         if collection not in self._shards:
             self._lives[collection] = life_of(self.directory(collection))
             self._lock(collection)
+            if self._shared(collection):  # another connector of this process has it open:
+                self._unlock(collection)  # its load (WouldBlock) cut that one's journal short
+                raise HeldElsewhere(
+                    f"cannot open Qdrant collection {collection!r} in {self.root}: another "
+                    "connector of this process has it open; close it, or use that connector"
+                )
             try:
                 self._shards[collection] = edge.EdgeShard.load(str(self.shard_dir(collection)))
             except Exception as exc:  # qdrant-edge raises plain Exceptions
@@ -286,6 +292,12 @@ class EdgeStore(FileAliases):
                     ) from None
                 _HELD[key] = [handle, 1]
         self._locks[collection] = key
+
+    def _shared(self, collection: str) -> bool:
+        """Whether another connector of this process holds ``collection``'s lock too."""
+        key = self._locks.get(collection)
+        with _HELD_GUARD:
+            return key is not None and key in _HELD and _HELD[key][1] > 1
 
     def _unlock(self, collection: str) -> None:
         key = self._locks.pop(collection, None)
