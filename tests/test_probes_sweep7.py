@@ -3608,7 +3608,8 @@ def test_a_qdrant_edge_source_with_uuid_ids_migrates(tmp_path, to):
         to = [*to, "--to-uri", tmp_path / "copy.db"]
     done = json.loads(_ok_cli(
         "migrate", "--backend", "qdrant", "--path", tmp_path / "src", "--collection", "docs",
-        "--dim", 4, "--min-recall", 0, "--quiet", *to, "--allow-schema-change", "--data-dir", tmp_path / "d", "--json"))  # fmt: skip
+        "--dim", 4, "--min-recall", 0, "--quiet", *to, "--allow-schema-change", "--data-dir",
+        tmp_path / "d", "--json"))  # fmt: skip
     assert done["verified"] and done["count"] == 300
     (record,) = [p for p in (tmp_path / "d" / "migrations").rglob("*.json")
                  if p.name != "source.json"]  # fmt: skip
@@ -3761,3 +3762,109 @@ def test_another_process_neither_drops_nor_damages_a_qdrant_edge_collection_held
         connector.flush("docs")
     with open_connector("qdrant", data_dir=tmp_path / "d") as connector:
         assert connector.count("docs") == 3
+
+
+# -- the forty-fifth sweep: its faults -----------------------------------------------------------
+
+
+def test_a_second_connector_of_a_process_leaves_an_open_qdrant_edge_collection_whole(tmp_path):
+    """A second connector of the same process refused a collection the first had open, but
+    its failed load cut the first one's payload journal short: the first's next flush,
+    count and close raised qdrant-edge's raw Exception."""
+    vectors = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    first = open_connector("qdrant", data_dir=tmp_path / "d")
+    first.create("c", IndexSpec(8, "cosine", "flat"))
+    first.add("c", [f"i{i}" for i in range(50)], vectors)
+    first.flush("c")
+    with open_connector("qdrant", data_dir=tmp_path / "d") as second:
+        with pytest.raises(SmecError, match="another connector of this process has it open"):
+            second.count("c")
+    first.add("c", ["new"], vectors[:1])
+    first.flush("c")
+    assert first.count("c") == 51
+    first.close()
+    with open_connector("qdrant", data_dir=tmp_path / "d") as again:
+        assert again.count("c") == 51
+
+
+@pytest.mark.parametrize("bad", [None, 123, b"runs/pca", ["runs/pca"]])
+def test_saving_a_compressor_to_no_path_is_one_line(tmp_path, bad):
+    """LinearCompressor.save(None) (or 123, bytes, a list) raised a raw TypeError."""
+    from smec_index.compressors import make_compressor
+    from smec_index.synthetic import synthetic_retrieval
+
+    data, _ = synthetic_retrieval(n_docs=200, n_queries=20, dim=16, rank=4)
+    pca = make_compressor("pca", [8]).fit(data)
+    with pytest.raises(SmecError, match="artifact directory: a path is a str or a pathlib.Path"):
+        pca.save(bad)
+
+
+def test_a_faiss_nlist_beyond_what_it_can_allocate_is_refused(tmp_path):
+    """nlist=2**30 on a FAISS ivf_flat create: a raw MemoryError (std::bad_alloc); 1e8 took
+    39 s and 15 GB before any point was added."""
+    with open_connector("faiss", data_dir=tmp_path / "d") as connector:
+        for nlist in (2**31 - 1, 2**30, 2**20 + 1):
+            with pytest.raises(SmecError, match=f"nlist={nlist:,}: FAISS allocates every list"):
+                connector.create("x", IndexSpec(8, "cosine", "ivf_flat", {"nlist": nlist}))
+        assert connector.collections() == []
+
+
+@pytest.mark.parametrize("backend", ["faiss", "qdrant", "milvus"])
+def test_a_physical_build_name_cannot_be_created_by_hand(tmp_path, backend):
+    """Connector.create('docs__b0123456789') was accepted; the next `build --collection docs`
+    took it for a leftover of its own and deleted it with its points."""
+    with open_connector(backend, data_dir=tmp_path / "d") as connector:
+        with pytest.raises(SmecError, match="'docs__b0123456789': names ending in '__b'"):
+            connector.create("docs__b0123456789", IndexSpec(8, "cosine", "flat"))
+        assert connector.collections() == []
+    ds = _dataset(tmp_path)
+    _ok_cli("build", "--dataset", ds, "--dim", 16, "--backend", backend, "--collection", "docs",
+            "--data-dir", tmp_path / "d", "--quiet")  # the build machinery still may
+
+
+def test_bench_says_when_a_method_measures_nothing_without_dims(tmp_path):
+    """`bench` (default methods none,pca) with no --dims stored the none run alone and said
+    nothing of pca; with --dims the skip was noted."""
+    done = CliRunner().invoke(main, ["bench", "--dataset", "synthetic:1000x16", "--out",
+                                     str(tmp_path / "r.jsonl"), "--max-queries", "20",
+                                     "--latency-queries", "10", "--concurrency", "1"])
+    assert done.exit_code == 0, done.output
+    assert ("note: method pca measures nothing without --dims: it projects below the "
+            "original 16 dims; pass e.g. --dims 8") in done.output
+
+
+@pytest.mark.parametrize("backend", ["faiss", "qdrant"])
+def test_an_alias_whose_collection_is_gone_says_so_and_what_rebuilds_it(tmp_path, backend):
+    """The collection behind c3 removed: search and info advised "create (build) it first"
+    about 'c3__b...', a name the user never typed, and that build was refused."""
+    import shutil
+
+    ds, data = _dataset(tmp_path), tmp_path / "d"
+    build = ["build", "--dataset", ds, "--dim", 16, "--backend", backend, "--collection", "c3",
+             "--data-dir", data, "--quiet"]  # fmt: skip
+    _ok_cli(*build)
+    (physical,) = (data / backend).glob("c3__b*")
+    shutil.rmtree(physical)
+    where = ["--backend", backend, "--collection", "c3", "--data-dir", data]
+    for args in (["search", *where, "--like", "d1"], ["info", *where]):
+        line = _error_line(args)
+        assert (f"alias 'c3' names collection '{physical.name}' in {backend}, which is gone "
+                "(its files removed?); build 'c3' again with --overwrite") in line
+    _ok_cli(*build, "--overwrite")
+    assert json.loads(_ok_cli("info", *where, "--json"))["count"] == 300
+
+
+def test_a_copy_another_source_made_in_a_milvus_lite_file_is_named_as_its(tmp_path):
+    """A milvus-lite source's copy docs_8 beside it, then a Qdrant source with --to-backend
+    milvus --to-uri of that file: "no migration recorded in --data-dir created it (another
+    --data-dir?) ... or drop it yourself", though this data dir recorded it."""
+    _user_milvus(tmp_path / "m.db", n=300, dim=32)
+    _qdrant_source(tmp_path / "q")
+    common = ["--dim", 8, "--min-recall", 0, "--quiet", "--data-dir", tmp_path / "d"]
+    _ok_cli("migrate", "--backend", "milvus", "--uri", tmp_path / "m.db", "--collection", "docs",
+            *common)
+    line = _error_line(["migrate", "--backend", "qdrant", "--path", tmp_path / "q",
+                        "--collection", "docs", "--to-backend", "milvus", "--to-uri",
+                        tmp_path / "m.db", "--allow-schema-change", *common])  # fmt: skip
+    assert "is the copy a migration of milvus:" in line and "another --data-dir" not in line
+    assert "drop it yourself" not in line

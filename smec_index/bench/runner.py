@@ -229,12 +229,18 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
             original = _OriginalTruth(dataset, queries_full)
             for method in sweep.methods:
                 dims = _dims(sweep, dataset, method)
-                skipped = [d for d in sweep.dims or [] if d not in dims]
+                full = dataset.data.dim  # without --dims, the one dim measured
+                skipped = [d for d in sweep.dims or [full] if d not in dims]
                 if skipped and f"{method}-dims" not in noted:
                     noted.add(f"{method}-dims")
-                    say(f"note: method {method} skips dims {skipped} (none: the original "
-                        "dim only; smec and mrl: the dims below it and, at it, their "
-                        "full-dim adapter; others: below the original)")  # fmt: skip
+                    if not sweep.dims:  # `bench` with its default methods measured none alone
+                        say(f"note: method {method} measures nothing without --dims: it "
+                            f"projects below the original {full} dims; pass e.g. --dims "
+                            f"{max(1, full // 2)}")  # fmt: skip
+                    else:
+                        say(f"note: method {method} skips dims {skipped} (none: the original "
+                            "dim only; smec and mrl: the dims below it and, at it, their "
+                            "full-dim adapter; others: below the original)")  # fmt: skip
                 if not dims:
                     continue
                 planned = [key for dim in dims for *built, queries_params, why in plan(sweep, dim)

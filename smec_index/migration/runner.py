@@ -132,6 +132,26 @@ def _in_place_using(request: MigrateRequest) -> str | None:
     return found.pop() if len(found) == 1 else None
 
 
+def one_place(recorded: Any, place: str) -> bool:
+    """Whether a record's ``target_place`` is ``place``: the same text, or the same
+    milvus-lite file named two ways (a copy beside a source there records ``lite:FILE``, a
+    ``--to-backend milvus --to-uri FILE`` target ``milvus in DATA_DIR (FILE)``; the second
+    read a first's copy as made by no migration in --data-dir)."""
+    if recorded == place:
+        return True
+    files = [_lite_file(p) for p in (recorded, place)]
+    return files[0] is not None and files[0] == files[1]
+
+
+def _lite_file(place: Any) -> str | None:
+    if not isinstance(place, str):
+        return None
+    if place.startswith("lite:"):
+        return place[len("lite:"):]
+    found = re.fullmatch(r"milvus in .* \((/.+)\)", place)
+    return found.group(1) if found else None
+
+
 def _alias_times(state: dict[str, Any]) -> dict[str, float]:
     """alias -> when this copy was switched to it (records of an earlier version: a list)."""
     aliases = state.get("aliases") or {}
@@ -573,7 +593,8 @@ class _Run:
             from smec_index.migration.state import records
 
             other = next((r.get("source") for _, r in records(request.data_dir)
-                          if r.get("target") == name and r.get("target_place") == target.place
+                          if r.get("target") == name
+                          and one_place(r.get("target_place"), target.place)
                           and r.get("source") != self.progress.shown_source), None)  # fmt: skip
             if other is not None:  # another source's copy (my-docs and my_docs: my_docs_8)
                 raise SmecError(
