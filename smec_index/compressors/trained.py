@@ -122,6 +122,13 @@ class TrainedCompressor(LinearCompressor):
         """
         n = int(data.corpus.vectors.shape[0])
         config = self.train_config
+        if n > 1 and not _varies(data.corpus.vectors):  # found after minutes of training,
+            # by the PCA it is compared with, and named as a fault of "pca"
+            raise SmecError(
+                f"{self.method}: every document has the same vector, so there is nothing to "
+                "learn; check the embeddings (truncation, which keeps the leading dims, needs "
+                "no variance)"
+            )
         if n <= top:
             fewer = f"use dims <= {n - 1} or a larger corpus" if n > 1 else "use a larger corpus"
             raise SmecError(
@@ -267,3 +274,13 @@ class TrainedCompressor(LinearCompressor):
         }
         log.info("%s trained in %.1f s on %s", self.method, self.info["train_seconds"], device)
         return self
+
+
+def _varies(vectors: np.ndarray, chunk: int = 65536) -> bool:
+    """Whether any row differs from the first (read in chunks: a memory-mapped corpus
+    stays on disk, and a corpus that varies answers at its first chunk)."""
+    first = np.asarray(vectors[0])
+    for start in range(0, len(vectors), chunk):
+        if (np.asarray(vectors[start:start + chunk]) != first).any():
+            return True
+    return False

@@ -407,6 +407,15 @@ def derived_name(base: str, suffix: str, most: int = MAX_NAME) -> str:
     return name
 
 
+def alias_to_nothing(alias: str, collection: str, backend: str) -> SmecError:
+    """An alias whose collection is gone: "no collection; create (build) it first" was
+    refused, the alias holding the name."""
+    return SmecError(
+        f"alias {alias!r} names collection {collection!r} in {backend}, which is gone (its "
+        f"files removed?); build {alias!r} again with --overwrite (or drop_alias it)"
+    )
+
+
 def check_new_name(name: str, flag: str, what: str = "collection name") -> str:
     """A name a user command may create, replace or drop: a safe collection name that is
     not one of the physical ``NAME__b<hex>`` collections builds make (only the build and

@@ -26,6 +26,7 @@ from smec_index.connectors.base import (
     HoldsOthers,
     IndexSpec,
     Sizes,
+    alias_to_nothing,
     check_collection_name,
     check_new_name,
     nprobe_beyond,
@@ -420,11 +421,7 @@ class Connector:
         if not self.exists(collection):
             named = sorted(a for a, t in self.aliases().items() if t == collection)
             if named:  # "create (build) it first" was refused: the alias's name exists
-                raise SmecError(
-                    f"alias {named[0]!r} names collection {collection!r} in {self.name}, which "
-                    f"is gone (its files removed?); build {named[0]!r} again with --overwrite (or "
-                    "drop_alias it)"
-                )
+                raise alias_to_nothing(named[0], collection, self.name)
             raise SmecError(
                 f"no collection {collection!r} in {self.name}; create (build) it first, or "
                 "check the name"

@@ -16,6 +16,7 @@ progress file may be replaced (``--overwrite``, ``--restart``) or dropped.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,6 +67,7 @@ class Progress:
         self.identity = identity
         self.stem = f"{target_backend}-{target}-{key(target_place)}"
         self.shown_source = f"{backend}:{source.info.where}/{source.info.collection}"
+        self._swept: set[Path] = set()  # records whose killed writes' leftovers are gone
 
     def path(self, partition: Partition | None = None) -> Path:
         slice_ = "" if partition is None else f".part{partition.k}of{partition.n}"
@@ -75,10 +77,29 @@ class Progress:
         return read_state(self.path(partition))
 
     def write(self, state: dict[str, Any], partition: Partition | None = None) -> None:
+        if self.path(partition) not in self._swept:
+            self._sweep(partition)
         if not (self.folder / "source.json").is_file():
             write_json_atomic(self.folder / "source.json",
                               {"source": self.shown_source, "identity": self.identity})  # fmt: skip
         write_json_atomic(self.path(partition), state)
+
+    def _sweep(self, partition: Partition | None) -> None:
+        """Remove the temporary files a run killed while writing this record left (its
+        writer holds the record's lock, so none is another's in flight), and those of
+        ``source.json`` a minute old (written once, by whichever run comes first)."""
+        import time
+
+        record = self.path(partition)
+        self._swept.add(record)
+        old = time.time() - 60
+        for name, any_age in ((record.name, True), ("source.json", False)):
+            for temporary in self.folder.glob(f".{glob.escape(name)}.*.tmp"):
+                try:
+                    if any_age or temporary.stat().st_mtime < old:
+                        temporary.unlink()
+                except OSError:
+                    pass
 
     def partitions(self) -> list[Path]:
         return sorted(self.folder.glob(f"{self.stem}.part*of*.json"))

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from smec_index import safejson
-from smec_index.connectors.base import Batch, IndexSpec, Sizes, default_data_dir
+from smec_index.connectors.base import Batch, IndexSpec, Sizes, alias_to_nothing, default_data_dir
 from smec_index.connectors.storage import (
     DISK_METHOD,
     AliasFile,
@@ -490,6 +490,8 @@ class LocalBackend(FileAliases):
                 raise SmecError(f"{self.root / name} was not made by smec-index (no {META}), "
                                 "so it is left alone: move it away, or use another "
                                 "name") from None  # fmt: skip
+            if name != collection:  # an alias of a collection whose files are gone
+                raise alias_to_nothing(collection, name, self.name) from None
             raise SmecError(
                 f"no collection {collection!r} in {self.root}; create it first"
             ) from None

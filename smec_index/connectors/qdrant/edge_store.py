@@ -249,7 +249,8 @@ class EdgeStore(FileAliases):
                 self._unlock(collection)  # its load (WouldBlock) cut that one's journal short
                 raise HeldElsewhere(
                     f"cannot open Qdrant collection {collection!r} in {self.root}: another "
-                    "connector of this process has it open; close it, or use that connector"
+                    "connector or process has it open (a connector of this process); close "
+                    "it, or use that connector"
                 )
             try:
                 self._shards[collection] = edge.EdgeShard.load(str(self.shard_dir(collection)))
