@@ -181,6 +181,18 @@ def write_json_atomic(path: Path, data: Any) -> None:
     fsync_path(path.parent)
 
 
+def try_flock(path: Path) -> Any:
+    """An open handle of ``path`` holding an exclusive ``flock`` on it, or ``None`` where
+    another open file (this process's or another's) holds it."""
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
 @contextmanager
 def file_lock(path: Path, what: str, wait: bool = False) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``path``; one that is held is a one-line error, or,

@@ -22,7 +22,6 @@ cursor) never changes. Aliases live in ``<data_dir>/<backend>/aliases.json``.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import json
 import os
@@ -58,6 +57,7 @@ from smec_index.connectors.storage import (
     refuse_foreign_directory,
     remove_directory,
     start_directory,
+    try_flock,
     write_json_atomic,
 )
 from smec_index.errors import SmecError
@@ -453,15 +453,12 @@ class LocalBackend(FileAliases):
         """One writer per collection: a process with unflushed writes holds ``.writer.lock``
         until it commits them, so two writers never overwrite each other's commits. The file
         stays (a commit file damaged beside it is still smec-index's: OWN_FILES)."""
-        handle = open(self.root / name / WRITER_LOCK, "a+")
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
+        handle = try_flock(self.root / name / WRITER_LOCK)
+        if handle is None:
             raise SmecError(
                 f"another connector or process is writing {self.name} collection "
                 f"{name!r}; wait until it flushes or closes"
-            ) from None
+            )
         return handle
 
     def _forget(self, name: str) -> None:

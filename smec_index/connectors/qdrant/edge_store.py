@@ -247,21 +247,14 @@ class EdgeStore(FileAliases):
             self._lock(collection)
             if self._shared(collection):  # another connector of this process has it open:
                 self._unlock(collection)  # its load (WouldBlock) cut that one's journal short
-                raise HeldElsewhere(
-                    f"cannot open Qdrant collection {collection!r} in {self.root}: another "
-                    "connector or process has it open (a connector of this process); close "
-                    "it, or use that connector"
-                )
+                raise self._held(collection, " (a connector of this process)")
             try:
                 self._shards[collection] = edge.EdgeShard.load(str(self.shard_dir(collection)))
             except Exception as exc:  # qdrant-edge raises plain Exceptions
                 self._unlock(collection)
                 reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 if "WouldBlock" in reason:  # the write-ahead log's lock is held
-                    raise HeldElsewhere(
-                        f"cannot open Qdrant collection {collection!r} in {self.root}: another "
-                        "connector or process has it open; close it, or wait for it to finish"
-                    ) from None
+                    raise self._held(collection) from None
                 reason = reason.removeprefix("Service runtime error: ").removeprefix(
                     "IO Error: ")  # qdrant-edge's wrapping, not the cause  # fmt: skip
                 raise SmecError(  # its files damaged or missing: no other user to blame
@@ -279,7 +272,7 @@ class EdgeStore(FileAliases):
         handle = open(self.directory(collection) / LOCK_FILE, "a+")
         key = (str(self.directory(collection)), os.fstat(handle.fileno()).st_ino)
         with _HELD_GUARD:
-            if key in _HELD:  # this process holds it already
+            if key in _HELD:  # this process holds it already (a second flock would fail)
                 handle.close()
                 _HELD[key][1] += 1
             else:
@@ -287,12 +280,16 @@ class EdgeStore(FileAliases):
                     fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     handle.close()
-                    raise HeldElsewhere(
-                        f"cannot open Qdrant collection {collection!r} in {self.root}: another "
-                        "connector or process has it open; close it, or wait for it to finish"
-                    ) from None
+                    raise self._held(collection) from None
                 _HELD[key] = [handle, 1]
         self._locks[collection] = key
+
+    def _held(self, collection: str, detail: str = "") -> HeldElsewhere:
+        return HeldElsewhere(
+            f"cannot open Qdrant collection {collection!r} in {self.root}: another connector "
+            f"or process has it open{detail}; close it, or "
+            + ("use that connector" if detail else "wait for it to finish")
+        )
 
     def _shared(self, collection: str) -> bool:
         """Whether another connector of this process holds ``collection``'s lock too."""
