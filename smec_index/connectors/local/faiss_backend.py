@@ -25,8 +25,9 @@ Index kinds and their parameters (the shared defaults of
   the first ``add``, which must hold at least ``max(nlist, 2 ** pq_bits)`` rows (k-means
   needs a point per centroid); FAISS warns below 39 rows per centroid, and quality suffers.
 
-Cosine vectors and queries are L2-normalised here and searched by inner product, so
-``iterate`` gives the normalised vectors back. One exception: a cosine collection's HNSW
+Cosine vectors and queries arrive L2-normalised (the connector contract normalises them once
+for every backend) and are searched by inner product, so ``iterate`` gives the normalised
+vectors back. One exception: a cosine collection's HNSW
 over product codes (``hnsw`` + ``pq<m>`` or ``opq<m>``) is built and searched with L2 on those unit
 vectors, the same order for the vectors themselves; scores come back as ``1 - d / 2``. Over
 the codes (whose reconstructions are not unit vectors) L2 and inner product rank a little
@@ -67,7 +68,6 @@ from smec_index.codes import product_code_bytes
 from smec_index.connectors.local.store import Collection, LocalBackend
 from smec_index.connectors.storage import native_notes
 from smec_index.errors import SmecError
-from smec_index.vectors import normalize
 
 log = logging.getLogger(__name__)
 
@@ -195,8 +195,6 @@ class FaissBackend(LocalBackend):
         return files
 
     def _append(self, col: Collection, vectors: np.ndarray) -> None:
-        if col.spec.metric == "cosine":
-            vectors = normalize(vectors)
         if not col.index.is_trained:
             # IVF-PQ trains once, on everything added before the first read or flush.
             col.extra.setdefault("pending", []).append(vectors)
@@ -236,8 +234,6 @@ class FaissBackend(LocalBackend):
         return col.index
 
     def _replace(self, col: Collection, rows: np.ndarray, vectors: np.ndarray) -> None:
-        if col.spec.metric == "cosine":
-            vectors = normalize(vectors)
         if not col.index.is_trained:  # every row is still pending: replace it there
             pending = np.concatenate(col.extra.get("pending") or [vectors[:0]])
             pending[rows] = vectors
@@ -254,8 +250,6 @@ class FaissBackend(LocalBackend):
     def _search(
         self, col: Collection, queries: np.ndarray, k: int, params: dict[str, int]
     ) -> tuple[Any, Any]:
-        if col.spec.metric == "cosine":
-            queries = normalize(queries)
         self._trained(col)
         index = self._search_index(col)
         on_gpu = index is not col.index

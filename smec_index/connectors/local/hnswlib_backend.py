@@ -2,13 +2,14 @@
 
 The one index kind is ``hnsw`` with ``M``, ``ef_construction`` and ``ef_search`` (hnswlib's
 ``ef``, which its files do not keep, so it is set again from the spec on every load).
-Spaces are hnswlib's ``cosine`` (it normalises vectors, so ``iterate`` gives them back
-normalised), ``ip`` and ``l2``. hnswlib returns distances; scores are
-``1 - d`` for cosine and ip (the similarity) and ``-d`` (negated squared L2) for l2.
-Capacity starts at 1024 points and at least doubles when an add needs more. Upserting a
-stored id updates its point in place (hnswlib re-links it). ``index_bytes`` is the
-serialized index (vectors, graph, labels) as ``save_index`` writes it, measured with the
-capacity trimmed to the count so that growth slack is not counted.
+Spaces are hnswlib's ``cosine``, ``ip`` and ``l2``. Cosine vectors and queries arrive unit
+length (the connector contract normalises them, in float64 where hnswlib's float32 norm of a
+row of 1e-30 values underflows to 0), so ``iterate`` gives them back normalised. hnswlib
+returns distances; scores are ``1 - d`` for cosine and ip (the similarity) and ``-d``
+(negated squared L2) for l2. Capacity starts at 1024 points and at least doubles when an
+add needs more. Upserting a stored id updates its point in place (hnswlib re-links it).
+``index_bytes`` is the serialized index (vectors, graph, labels) as ``save_index`` writes
+it, measured with the capacity trimmed to the count so that growth slack is not counted.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import hnswlib
 import numpy as np
 
 from smec_index.connectors.local.store import Collection, LocalBackend
-from smec_index.vectors import normalize
 
 INITIAL_CAPACITY = 1024
 SEED = 100
@@ -68,7 +68,6 @@ class HnswlibBackend(LocalBackend):
         return {"index": name}
 
     def _append(self, col: Collection, vectors: np.ndarray) -> None:
-        vectors = _unit(col, vectors)
         first = len(col.ids)
         needed = first + len(vectors)
         capacity = col.index.get_max_elements()
@@ -77,7 +76,7 @@ class HnswlibBackend(LocalBackend):
         col.index.add_items(vectors, np.arange(first, needed))
 
     def _replace(self, col: Collection, rows: np.ndarray, vectors: np.ndarray) -> None:
-        col.index.add_items(_unit(col, vectors), rows)  # an existing label is updated in place
+        col.index.add_items(vectors, rows)  # an existing label is updated in place
 
     def _search(
         self, col: Collection, queries: np.ndarray, k: int, params: dict[str, int]
@@ -139,9 +138,3 @@ def _most_found(index: Any, query: np.ndarray, k: int) -> tuple[int, Any]:
             high = middle
     return low, best
 
-
-def _unit(col: Collection, vectors: np.ndarray) -> np.ndarray:
-    """A cosine collection's vectors made unit length here: hnswlib's own normalisation
-    takes the norm in float32, where a row of 1e-30 values underflows to 0 and is stored as
-    ones (scoring 1.5 against a query, above its exact duplicate)."""
-    return normalize(vectors) if col.spec.metric == "cosine" else vectors
