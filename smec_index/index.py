@@ -23,7 +23,7 @@ from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors.base import LinearCompressor, load_projection
 from smec_index.connectors import Connector, IndexSpec, open_connector
 from smec_index.connectors.base import PHYSICAL, check_collection_name, is_milvus_server
-from smec_index.connectors.storage import write_json_atomic
+from smec_index.connectors.storage import sweep_temporaries, write_json_atomic
 from smec_index.data import check_path_name
 from smec_index.errors import SmecError
 from smec_index.vectors import normalize
@@ -139,6 +139,7 @@ class Manifest:
     def save(self, data_dir: Path, folder: str | None = None) -> Path:
         """Written under ``manifests/<folder>`` (:func:`manifest_folder`; the backend's)."""
         path = self.path(data_dir, folder or self.backend, self.collection)
+        sweep_temporaries(path, min_age_s=60)  # a killed build's (another may be writing)
         write_json_atomic(path, asdict(self))
         return path
 

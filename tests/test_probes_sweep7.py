@@ -3930,3 +3930,16 @@ def test_a_rerun_removes_the_temporary_file_a_killed_record_write_left(tmp_path)
     mine.write_text("not smec-index's")
     _ok_cli(*migrate, "--restart")
     assert not left.exists() and mine.read_text() == "not smec-index's"
+
+
+def test_an_alias_write_removes_the_temporary_file_a_killed_one_left(tmp_path):
+    """The temporary files of a killed aliases.json write are swept by the next writer, as
+    migrate's progress records' are (one sweep beside write_json_atomic)."""
+    with open_connector("faiss", data_dir=tmp_path / "d") as connector:
+        connector.create("a1", IndexSpec(4, "ip", "flat"))
+        connector.set_alias("al", "a1")
+        (aliases,) = (tmp_path / "d").rglob("aliases.json")
+        left = aliases.with_name(".aliases.json.0123abcd.tmp")
+        left.write_text('{"al": ')  # what a killed write left
+        connector.set_alias("al2", "a1")
+        assert not left.exists() and connector.resolve("al2") == "a1"

@@ -181,6 +181,23 @@ def write_json_atomic(path: Path, data: Any) -> None:
     fsync_path(path.parent)
 
 
+def sweep_temporaries(path: Path, min_age_s: float = 0.0) -> None:
+    """Remove the temporary files :func:`write_json_atomic` left beside ``path`` when a
+    process was killed while writing it. Its writer, holding ``path``'s lock (so no other
+    write is in flight), passes no age; others pass one no write lasts
+    (``min_age_s``)."""
+    import glob
+    import time
+
+    oldest = time.time() - min_age_s
+    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if not min_age_s or temporary.stat().st_mtime < oldest:
+                temporary.unlink()
+        except OSError:  # gone already, or not ours to remove: harmless either way
+            pass
+
+
 def try_flock(path: Path) -> Any:
     """An open handle of ``path`` holding an exclusive ``flock`` on it, or ``None`` where
     another open file (this process's or another's) holds it."""
@@ -294,6 +311,7 @@ class AliasFile:
             self._stamp = None
             aliases = self.read()
             change(aliases)
+            sweep_temporaries(self.path)  # a killed writer's: none is in flight now
             write_json_atomic(self.path, aliases)
 
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from smec_index.connectors.base import check_collection_name
 from smec_index.connectors.qdrant.mirror import search_batch
@@ -269,10 +268,7 @@ def _verify(request, source: QdrantSource, writer: NamedVector, projection, coun
         )
     sample = verify.gate_queries(source, nonzero=True)
     expected = projection.transform(sample.vectors, request.dim)
-    batches = (tqdm(source.iterate(verify.VERIFY_BATCH, None), total=-(-count // verify.
-                    VERIFY_BATCH), desc="verify every point", disable=None, leave=False)
-               if full else [])  # fmt: skip
-    for batch in batches:
+    for batch in verify.every_point(source, count) if full else []:
         if batch.ids and not np.allclose(writer.get(batch.raw_ids), projection.transform(
                 batch.vectors, request.dim), atol=1e-5):  # fmt: skip
             raise SmecError(f"{writer.name!r} vectors differ from the projection of the "

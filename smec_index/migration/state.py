@@ -16,7 +16,6 @@ progress file may be replaced (``--overwrite``, ``--restart``) or dropped.
 
 from __future__ import annotations
 
-import glob
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 from smec_index import safejson
 from smec_index.connectors.source import Partition, Source
-from smec_index.connectors.storage import write_json_atomic
+from smec_index.connectors.storage import sweep_temporaries, write_json_atomic
 from smec_index.errors import SmecError
 
 
@@ -88,18 +87,10 @@ class Progress:
         """Remove the temporary files a run killed while writing this record left (its
         writer holds the record's lock, so none is another's in flight), and those of
         ``source.json`` a minute old (written once, by whichever run comes first)."""
-        import time
-
         record = self.path(partition)
         self._swept.add(record)
-        old = time.time() - 60
-        for name, any_age in ((record.name, True), ("source.json", False)):
-            for temporary in self.folder.glob(f".{glob.escape(name)}.*.tmp"):
-                try:
-                    if any_age or temporary.stat().st_mtime < old:
-                        temporary.unlink()
-                except OSError:
-                    pass
+        sweep_temporaries(record)
+        sweep_temporaries(self.folder / "source.json", min_age_s=60)
 
     def partitions(self) -> list[Path]:
         return sorted(self.folder.glob(f"{self.stem}.part*of*.json"))

@@ -88,16 +88,20 @@ def verify(source: Source, target: Any, name: str, projection, dim: int, count: 
     target.verify_layout(name)
     near = [0]
     what = "target" if full else "sampled target"
-    batches = (tqdm(source.iterate(VERIFY_BATCH, None), total=-(-count // VERIFY_BATCH),
-                    desc="verify every point", disable=None, leave=False)
-               if full else [gate_queries(source)])  # fmt: skip
-    for batch in batches:
+    for batch in every_point(source, count) if full else [gate_queries(source)]:
         _compare(batch, target.get(name, batch.raw_ids), projection, dim,
                  getattr(target, "float_ulps", 0), near, what)  # fmt: skip
     return near[0]
 
 
 VERIFY_BATCH = 1_000  # points compared at a time when every point is
+
+
+def every_point(source: Source, count: int) -> Iterable[SourceBatch]:
+    """The source's points in batches of :data:`VERIFY_BATCH`, with a progress bar: what a
+    full verification compares."""
+    return tqdm(source.iterate(VERIFY_BATCH, None), total=-(-count // VERIFY_BATCH),
+                desc="verify every point", disable=None, leave=False)  # fmt: skip
 
 
 def _compare(batch: SourceBatch, stored, projection, dim: int, ulps: int, near: list[int],
