@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -199,6 +201,12 @@ def test_a_dangling_data_dir_link_is_named_as_one(tmp_path):
     assert not (tmp_path / "nowhere").exists()
 
 
+def _python(code: str, *args) -> subprocess.CompletedProcess:
+    """``code`` run by this Python in a process of its own (``sys.argv[1:]``: ``args``)."""
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
 def _ok_cli(*args) -> str:
     done = CliRunner().invoke(main, [str(a) for a in args])
     assert done.exit_code == 0, done.output
@@ -219,8 +227,6 @@ def _ivf_source(db: Path) -> None:
     """A small milvus-lite collection with an IVF_FLAT index, made by an app that exits
     without closing its client (its rows not yet sealed): opening it builds the index, and
     FAISS's k-means warns that 200 points are few for 128 centroids, on stderr."""
-    import subprocess
-    import sys
 
     script = f"""
 import numpy as np
@@ -235,13 +241,12 @@ client.create_collection("docs", schema=schema, index_params=index)
 rows = np.random.default_rng(0).standard_normal((200, 32)).astype(np.float32)
 client.insert("docs", [{{"id": i, "v": rows[i].tolist()}} for i in range(200)])
 """
-    subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, timeout=120)
+    made = _python(script)
+    assert made.returncode == 0, made.stderr
 
 
 @pytest.mark.slow
 def test_migrating_a_small_ivf_milvus_lite_source_prints_no_faiss_advice(tmp_path):
-    import subprocess
-    import sys
 
     _ivf_source(tmp_path / "m.db")
     common = [sys.executable, "-m", "smec_index.cli", "migrate", "--backend", "milvus",
@@ -1004,8 +1009,6 @@ def test_a_key_holding_a_byte_that_is_not_utf8_gets_one_line(tmp_path, where):
     """The scrubber's quote() raised UnicodeEncodeError on the lone surrogate that stands for
     the byte: two tracebacks, exit 1."""
     import os
-    import subprocess
-    import sys
 
     key = os.fsencode("SEKRET") + b"\xe9"
     env = {**os.environ, "QDRANT_API_KEY": key} if where == "environment" else dict(os.environ)
@@ -1050,7 +1053,6 @@ def _kill_after_a_checkpoint(command: list[str], data: Path) -> None:
     """Run a migrate ``command`` and SIGKILL it once its progress records written rows."""
     import os
     import signal
-    import subprocess
     import time
 
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -1076,8 +1078,6 @@ def _state(path: Path) -> dict:
 def test_a_migration_cut_short_is_named_by_info_and_search_with_the_way_to_finish_it(tmp_path):
     """After a kill, `info` showed the partial copy as an ordinary collection and `search`
     said to build it with `smec-index build`; rerunning the migration finishes it."""
-    import subprocess
-    import sys
 
     from tests.probes import qdrant_source
 
@@ -1207,7 +1207,6 @@ def test_a_file_where_a_data_dir_keeps_its_store_is_named_with_the_fix(tmp_path)
 def test_info_names_a_copy_beside_its_source_cut_short(tmp_path):
     """After a kill, info said 'no collection that migrate wrote ...; check --collection and
     --data-dir' of a half-made copy whose flags were right."""
-    import sys
 
     from tests.probes import qdrant_source
 
@@ -3303,15 +3302,12 @@ def test_the_librarys_notes_stay_silent_unless_the_application_shows_them(tmp_pa
     """A fit that kept PCA printed 'smec at N dims scored ...: keeping PCA' on stderr of a
     Python caller who asked for no progress (Python's last-resort handler): the library's
     logger has a NullHandler, and the CLI's logging still shows it."""
-    import subprocess
-    import sys
 
     code = ("import logging, smec_index\n"
             "logging.getLogger('smec_index.x').warning('a note')\n")  # fmt: skip
-    quiet = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    quiet = _python(code)
     assert quiet.returncode == 0 and quiet.stderr == ""
-    shown = subprocess.run([sys.executable, "-c", "import logging; logging.basicConfig()\n"
-                            + code], capture_output=True, text=True)  # fmt: skip
+    shown = _python("import logging; logging.basicConfig()\n" + code)
     assert "a note" in shown.stderr
     import smec_index
 
@@ -3668,8 +3664,6 @@ def test_a_second_milvus_lite_connector_of_a_process_closes(tmp_path):
     """Open, write and close one connector, then a second on the same data dir: its add
     and close waited 600 s for index files milvus-lite writes only for loaded collections
     (restarted, it had not loaded this one)."""
-    import subprocess
-    import sys
 
     code = ("import sys, numpy as np\n"
             "from smec_index.connectors import open_connector, IndexSpec\n"
@@ -3680,8 +3674,7 @@ def test_a_second_milvus_lite_connector_of_a_process_closes(tmp_path):
             "    c.add('x', ['b'], V[1:])\n"
             "with open_connector('milvus', data_dir=sys.argv[1]) as c:\n"
             "    print(c.count('x'), c.search('x', V[1:], 1)[0][0][0])\n")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = _python(code, tmp_path / "d")
     assert done.returncode == 0 and done.stdout.split() == ["2", "b"], done.stderr
 
 
@@ -3710,8 +3703,6 @@ def test_an_unclosed_qdrant_local_connector_leaves_no_traceback_at_exit(tmp_path
     """A local-mode connector an app object kept in a reference cycle and never closed:
     qdrant-client's __del__ at interpreter shutdown printed "Exception ignored ...
     ImportError: sys.meta_path is None" and its traceback."""
-    import subprocess
-    import sys
 
     code = ("import sys, numpy as np\n"
             "from smec_index.connectors import open_connector, IndexSpec\n"
@@ -3723,8 +3714,7 @@ def test_an_unclosed_qdrant_local_connector_leaves_no_traceback_at_exit(tmp_path
             "app.db.create('docs', IndexSpec(4, 'cosine', 'flat'))\n"
             "app.db.add('docs', ['a', 'b'], np.eye(2, 4, dtype=np.float32))\n"
             "print(app.db.count('docs'))\n")  # fmt: skip
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "d")], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    done = _python(code, tmp_path / "d")
     assert done.returncode == 0 and done.stdout.strip() == "2"
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr, done.stderr
 
@@ -3733,8 +3723,6 @@ def test_another_process_neither_drops_nor_damages_a_qdrant_edge_collection_held
     """Process B's count of a collection process A held was refused, but its failed open
     had cut A's payload tracker journal short (A's next count, flush and close raised
     qdrant-edge's raw error); B's drop went through, and A's next add was lost, "ok"."""
-    import subprocess
-    import sys
 
     vectors = np.eye(3, 4, dtype=np.float32)
     other = ("import sys\n"
@@ -3751,8 +3739,7 @@ def test_another_process_neither_drops_nor_damages_a_qdrant_edge_collection_held
         connector.create("docs", IndexSpec(4, "cosine", "flat"))
         connector.add("docs", ["a", "b"], vectors[:2])
         connector.flush("docs")
-        done = subprocess.run([sys.executable, "-c", other, str(tmp_path / "d")],
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        done = _python(other, tmp_path / "d")
         lines = done.stdout.splitlines()
         assert len(lines) == 2 and all(line.startswith("refused ") for line in lines), done
         assert "another connector or process has it open" in lines[0]
