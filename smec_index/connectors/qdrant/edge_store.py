@@ -31,7 +31,6 @@ with ``rescore=False`` the float32 originals stay out too, since search never re
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import threading
@@ -68,6 +67,7 @@ from smec_index.connectors.storage import (
     refuse_foreign_directory,
     remove_directory,
     start_directory,
+    try_flock,
 )
 from smec_index.errors import SmecError
 
@@ -269,19 +269,17 @@ class EdgeStore(FileAliases):
         refuse), or :class:`HeldElsewhere` while another process holds it."""
         if collection in self._locks or not self.directory(collection).is_dir():
             return
-        handle = open(self.directory(collection) / LOCK_FILE, "a+")
-        key = (str(self.directory(collection)), os.fstat(handle.fileno()).st_ino)
+        path = self.directory(collection) / LOCK_FILE
         with _HELD_GUARD:
-            if key in _HELD:  # this process holds it already (a second flock would fail)
-                handle.close()
+            handle = try_flock(path)  # None where it is held: by this process, or another
+            inode = (os.stat(path) if handle is None else os.fstat(handle.fileno())).st_ino
+            key = (str(path.parent), inode)
+            if handle is not None:
+                _HELD[key] = [handle, 1]
+            elif key in _HELD:  # this process's: its connectors share the lock
                 _HELD[key][1] += 1
             else:
-                try:
-                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    handle.close()
-                    raise self._held(collection) from None
-                _HELD[key] = [handle, 1]
+                raise self._held(collection)
         self._locks[collection] = key
 
     def _held(self, collection: str, detail: str = "") -> HeldElsewhere:
