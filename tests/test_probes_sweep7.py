@@ -3930,3 +3930,24 @@ def test_an_alias_write_removes_the_temporary_file_a_killed_one_left(tmp_path):
         left.write_text('{"al": ')  # what a killed write left
         connector.set_alias("al2", "a1")
         assert not left.exists() and connector.resolve("al2") == "a1"
+
+
+# -- the forty-seventh sweep: its faults ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"storage": 5}, "storage: a path is a str or a pathlib.Path, got int; pass one"),
+    ({"storage": b"/tmp"}, "storage: a path is a str or a pathlib.Path, got bytes; pass one"),
+    ({"storage": ["a"]}, "storage: a path is a str or a pathlib.Path, got list; pass one"),
+    ({"timeout": "x"}, "timeout 'x': pass seconds, a positive number"),
+    ({"timeout": float("nan")}, "timeout nan: pass seconds, a positive number"),
+    ({"timeout": -1}, "timeout -1: pass seconds, a positive number"),
+])
+def test_a_connectors_folder_and_timeout_options_are_typed(tmp_path, options, message):
+    """open_connector('milvus', storage=5) raised builtins.TypeError from Path(); a timeout
+    of 'x' or nan was taken without a word (embedded engines never use it, a server would)."""
+    backend = "milvus" if "storage" in options else "qdrant"
+    with pytest.raises(SmecError) as raised:
+        open_connector(backend, data_dir=tmp_path / "d", **options)
+    assert str(raised.value) == message
+    assert not (tmp_path / "d").exists()

@@ -51,10 +51,8 @@ def open_connector(backend: str, **options: Any) -> Connector:
     options = typed_options(options)
     data_dir = options.get("data_dir")
     if data_dir is not None:
-        from smec_index.data import check_path_name
         from smec_index.outputs import no_file_above, refuse_odd_directory
 
-        check_path_name(data_dir, "data_dir")
         refuse_odd_directory(data_dir, "data_dir")
         no_file_above(data_dir, "data_dir")  # "notes.txt/smec-data"
     try:

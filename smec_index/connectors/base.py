@@ -30,6 +30,7 @@ give the original string back.
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -454,8 +455,9 @@ def default_data_dir() -> Path:
 
 
 def typed_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Addresses and keys as text: a milvus-lite ``uri`` may be a ``Path`` (as ``data_dir``
-    may), anything else of another type is refused by name (never a C library's TypeError)."""
+    """Addresses and keys as text, folders as paths, a timeout as seconds: a milvus-lite
+    ``uri`` may be a ``Path`` (as ``data_dir`` may), anything else of another type is refused
+    by name (never a C library's TypeError)."""
     typed = dict(options)
     if isinstance(typed.get("uri"), os.PathLike):
         typed["uri"] = os.fspath(typed["uri"])
@@ -464,4 +466,15 @@ def typed_options(options: dict[str, Any]) -> dict[str, Any]:
         if value is not None and not isinstance(value, str):
             what = "a server address" if name in ("url", "uri") else "text"
             raise SmecError(f"{name} must be {what} (a str), got {type(value).__name__}")
+    timeout = typed.get("timeout")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
+        or not 0 < timeout < float("inf")
+    ):  # checked though an embedded engine has no use for it: an app moved to a server
+        raise SmecError(f"timeout {timeout!r:.40}: pass seconds, a positive number")
+    for name in ("data_dir", "storage"):  # folders: a path's rules, before Path() is called
+        if typed.get(name) is not None:
+            from smec_index.data import check_path_name
+
+            check_path_name(typed[name], name)
     return typed
