@@ -52,7 +52,7 @@ def save_artifact(
     check_path_name(directory, "artifact directory")  # before Path(): None, 123, bytes
     directory = Path(directory)
     check_replaceable(directory, "artifact", overwrite=overwrite)
-    with atomic_directory(directory, kind="artifact") as staging:
+    with atomic_directory(directory, kind="artifact", overwrite=overwrite) as staging:
         payload = {"format_version": FORMAT_VERSION, **config}
         (staging / CONFIG_FILE).write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
         save_file({k: np.ascontiguousarray(v) for k, v in tensors.items()}, staging / WEIGHTS_FILE)
@@ -62,7 +62,8 @@ def save_artifact(
 
 @contextmanager
 def atomic_directory(
-    directory: str | Path, *, kind: str, marker: dict[str, Any] | None = None
+    directory: str | Path, *, kind: str, marker: dict[str, Any] | None = None,
+    overwrite: bool = True,
 ) -> Iterator[Path]:
     """Yield a staging directory beside ``directory``; on success it replaces ``directory``.
 
@@ -72,7 +73,9 @@ def atomic_directory(
 
     ``directory`` must be new, empty or a ``kind`` output (:mod:`smec_index.outputs`),
     checked before and again just before the swap, since the swap deletes what it replaces;
-    the staging directory gets the ``kind`` marker (plus ``marker``'s entries).
+    the staging directory gets the ``kind`` marker (plus ``marker``'s entries). Without
+    ``overwrite``, an output another run wrote there meanwhile (two runs given one new
+    ``--out``) is refused, not replaced.
     """
     directory = Path(directory)
     if directory.name in ("", ".."):  # `.`, `..`: staged beside it by its own name, not in it
@@ -91,6 +94,12 @@ def atomic_directory(
         (staging / OWNER).unlink()
         write_marker(staging, kind, marker)
         check_replaceable(directory, kind, overwrite=True)
+        if not overwrite and directory.is_dir() and any(directory.iterdir()):
+            raise SmecError(  # both said "-> DIR" and exited 0, and DIR held one of them
+                f"{directory}: another run wrote it while this one worked (it was new or "
+                "empty when this one started), so this run's result is not kept; pass "
+                "--overwrite to replace it, or another --out"
+            )
         old = None
         if directory.is_dir() and not any(directory.iterdir()):
             _fill(directory, staging)  # the user's empty folder stays theirs (mode, owner)

@@ -777,7 +777,7 @@ def check_texts_unchanged(directory: Path, data: RetrievalData) -> None:
     if texts_digest(dataset, list(dataset.corpus), list(dataset.queries)) != recorded:
         import shlex
 
-        from smec_index.embed import BUNDLED_MODEL, model_name
+        from smec_index.embed import BUNDLED_MODEL, model_name, other_datasets
 
         model = meta.get("model")
         model = None if model in (None, BUNDLED_MODEL) else str(model)
@@ -785,6 +785,12 @@ def check_texts_unchanged(directory: Path, data: RetrievalData) -> None:
         if model is not None:
             again += f" --model {shlex.quote(model)}"
         default = dataset.default_embedding_dir(model_name(model))
+        other = other_datasets(directory, dataset)
+        if other is not None:  # not edits: another dataset's (re-embedding there lost them)
+            raise SmecError(
+                f"{directory}: these embeddings encode {other}'s texts, not {dataset.root}'s; "
+                f"pass {dataset.root}'s own embeddings (`{again}` writes them to {default})"
+            )
         if Path(directory).resolve() != Path(default).resolve():  # where these are, again
             again += f" --out {shlex.quote(str(directory))}"
         raise SmecError(

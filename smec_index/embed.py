@@ -179,6 +179,32 @@ def _cached(directory: Path, key: str, corpus_ids: list[str], query_ids: list[st
     return corpus.ids == corpus_ids and queries.ids == query_ids
 
 
+def embedded_from(directory: Path) -> Path | None:
+    """The dataset folder whose texts the embeddings in ``directory`` encode: the one embed
+    recorded (``dataset`` in meta.json) while it is there, or else the folder the default
+    layout (``DATASET/embeddings/MODEL``) puts them in where it holds a corpus.jsonl.
+    ``None`` where neither says."""
+    try:
+        meta = safejson.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = None
+    recorded = meta.get("dataset") if isinstance(meta, dict) else None
+    if isinstance(recorded, str) and recorded and (Path(recorded) / "corpus.jsonl").is_file():
+        return Path(recorded)  # (a dataset moved since, with its embeddings: by the layout)
+    holder = Path(directory).resolve().parent.parent
+    return holder if Path(directory).resolve().parent.name == "embeddings" and (
+        holder / "corpus.jsonl").is_file() else None  # fmt: skip
+
+
+def other_datasets(directory: Path, dataset: BeirDataset) -> Path | None:
+    """The other dataset whose embeddings ``directory`` holds, ``None`` where they are this
+    one's (or nothing says whose)."""
+    other = embedded_from(directory)
+    if other is None or other.resolve() == Path(dataset.root).resolve():
+        return None
+    return other
+
+
 def _check_batch_size(batch_size: Any) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
         raise SmecError(f"--batch-size {batch_size!r}: pass a positive integer, e.g. 64")
@@ -234,6 +260,13 @@ def embed_dataset(
     key = cache_key(texts, model_identity(path, model))
     if not force and _cached(directory, key, corpus_ids, query_ids):
         return directory
+    other = None if force else other_datasets(directory, dataset)
+    if other is not None:  # re-embedding there took another dataset's vectors away
+        raise SmecError(
+            f"--out {directory} holds the embeddings of {other}'s texts, not "
+            f"{dataset.root}'s; pass another --out (or none: {dataset.root}'s own "
+            "embeddings folder), or --force to replace them"
+        )
     from smec_index import __version__
 
     meta: dict[str, Any] = {
@@ -243,6 +276,7 @@ def embed_dataset(
         "rows": {"corpus": len(corpus_ids), "queries": len(query_ids)},
         "cache_key": key,
         "texts_digest": texts,
+        "dataset": str(Path(dataset.root).resolve()),  # whose texts: see embedded_from
         "smec_index_version": __version__,
     }
     with atomic_directory(directory, kind="embeddings", marker={"cache_key": key}) as staging:

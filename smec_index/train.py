@@ -92,7 +92,7 @@ def run_train(request: TrainRequest):  # -> LinearCompressor (torch is imported 
     )
     check_flags(r)
     compressor = _extend(r) if r.extend is not None else _fit(r)
-    compressor.save(r.out)
+    compressor.save(r.out, overwrite=r.overwrite)  # another run's, written meanwhile, stays
     return compressor
 
 

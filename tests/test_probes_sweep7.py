@@ -3951,3 +3951,114 @@ def test_a_connectors_folder_and_timeout_options_are_typed(tmp_path, options, me
         open_connector(backend, data_dir=tmp_path / "d", **options)
     assert str(raised.value) == message
     assert not (tmp_path / "d").exists()
+
+
+def _beir_with_embeddings(root: Path, word: str, n: int = 40) -> Path:
+    """A BEIR folder of ``n`` documents about ``word`` and its embeddings, as embed makes
+    them (the bundled MiniLM)."""
+    from smec_index.data import BeirDataset
+    from smec_index.embed import embed_dataset
+
+    (root / "qrels").mkdir(parents=True)
+    with open(root / "corpus.jsonl", "w") as handle:
+        for i in range(n):
+            handle.write(json.dumps({"_id": f"d{i}", "title": f"{word} {i}",
+                                     "text": f"{word} text {i}"}) + "\n")  # fmt: skip
+    with open(root / "queries.jsonl", "w") as handle:
+        for i in range(10):
+            handle.write(json.dumps({"_id": f"q{i}", "text": f"{word} query {i}"}) + "\n")
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(10)))
+    embed_dataset(BeirDataset(root), device="cpu", progress=False)
+    return root
+
+
+@pytest.mark.slow
+def test_another_datasets_embeddings_are_named_and_never_re_embedded_over(tmp_path,
+                                                                         monkeypatch):
+    """build --dataset beta --embeddings alpha/embeddings/MODEL blamed edits "since embed
+    made them" and advised `embed --dataset beta --out alpha/embeddings/MODEL`, which,
+    followed, replaced alpha's embeddings with beta's (no --force asked), and alpha no
+    longer built. Embed records whose texts it encoded; the advice is beta's own folder."""
+    monkeypatch.chdir(tmp_path)
+    _beir_with_embeddings(Path("alpha"), "apple")
+    _beir_with_embeddings(Path("beta"), "banana")
+    theirs = Path("alpha/embeddings/all-MiniLM-L6-v2")
+    before = (theirs / "corpus.npy").read_bytes()
+    _ok_cli("train", "--dataset", "alpha", "--method", "pca", "--dims", 32, "--unsupervised",
+            "--out", "art", "--quiet")  # fmt: skip
+    line = _error_line(["build", "--dataset", "beta", "--embeddings", theirs, "--dim", 32,
+                        "--artifact", "art", "--backend", "faiss", "--quiet"])  # fmt: skip
+    assert line == (
+        f"error: {theirs}: these embeddings encode {Path('alpha').resolve()}'s texts, not "
+        "beta's; pass beta's own embeddings (`smec-index embed --dataset beta` writes them "
+        "to beta/embeddings/all-MiniLM-L6-v2)")
+    line = _error_line(["embed", "--dataset", "beta", "--out", theirs, "--device", "cpu"])
+    assert line == (
+        f"error: --out {theirs} holds the embeddings of {Path('alpha').resolve()}'s texts, "
+        "not beta's; pass another --out (or none: beta's own embeddings folder), or --force "
+        "to replace them")
+    assert (theirs / "corpus.npy").read_bytes() == before
+    meta = json.loads((theirs / "meta.json").read_text())
+    del meta["dataset"]  # embeddings made before embed recorded it: known by the layout
+    (theirs / "meta.json").write_text(json.dumps(meta))
+    assert "holds the embeddings of" in _error_line(
+        ["embed", "--dataset", "beta", "--out", theirs, "--device", "cpu"])
+    _ok_cli("build", "--dataset", "alpha", "--dim", 32, "--artifact", "art", "--backend",
+            "faiss", "--quiet")  # fmt: skip
+
+
+def test_a_new_out_written_by_another_run_meanwhile_is_not_replaced(tmp_path, monkeypatch):
+    """Two trains given one new --out, neither with --overwrite: both printed "trained ->
+    out" and exited 0, and out held one of them (the swap replaced what the other wrote)."""
+    from smec_index import train
+    from smec_index.artifact import atomic_directory, save_artifact
+    from smec_index.train import TrainRequest, run_train
+
+    ds = _dataset(tmp_path)
+    out = tmp_path / "out"
+    fit = train._fit
+
+    def fit_while_another_run_saves(request):
+        fitted = fit(request)
+        save_artifact(out, {"method": "theirs"}, {"p": np.eye(2, dtype=np.float32)})
+        return fitted
+
+    monkeypatch.setattr(train, "_fit", fit_while_another_run_saves)
+    with pytest.raises(SmecError) as raised:
+        run_train(TrainRequest(dataset=ds, out=out, dims="8", method="pca", unsupervised=True,
+                               quiet=True))  # fmt: skip
+    assert str(raised.value) == f"{out}: already exists; pass --overwrite or another --out"
+    assert json.loads((out / "config.json").read_text())["method"] == "theirs"
+    # the narrower window: written between this run's last check and its swap
+    with pytest.raises(SmecError) as raised:
+        with atomic_directory(tmp_path / "o2", kind="artifact", overwrite=False) as staging:
+            (staging / "config.json").write_text("{}")
+            save_artifact(tmp_path / "o2", {"method": "theirs"}, {"p": np.eye(2)})
+    assert "another run wrote it while this one worked" in str(raised.value)
+    assert json.loads((tmp_path / "o2" / "config.json").read_text())["method"] == "theirs"
+    assert [p.name for p in tmp_path.iterdir() if "staging" in p.name] == []
+
+
+@pytest.mark.parametrize("backend", ["qdrant", "milvus"])
+def test_migrating_a_collection_onto_itself_names_the_source(tmp_path, backend):
+    """A user's qdrant-edge shard kept at DATA/qdrant/docs, migrated --to docs into the same
+    folder: the refusal blamed "an earlier migrate with another --data-dir" and ended "or
+    drop it yourself", the user's only copy. The same for a milvus-lite file as --to-uri."""
+    data = tmp_path / "data"
+    if backend == "qdrant":
+        (data / "qdrant").mkdir(parents=True)
+        _user_shard(data / "qdrant" / "docs")
+        where = ["--path", data / "qdrant"]
+    else:
+        data.mkdir()
+        _user_milvus(tmp_path / "src.db")
+        where = ["--uri", tmp_path / "src.db", "--to-uri", tmp_path / "src.db"]
+    before = _tree(tmp_path)
+    for flags in ([], ["--overwrite"]):
+        line = _error_line(["migrate", "--backend", backend, *where, "--collection", "docs",
+                            "--dim", 4, "--to-backend", backend, "--to", "docs",
+                            "--allow-schema-change", "--data-dir", data, *flags])  # fmt: skip
+        assert line.startswith("error: --to docs is the source collection itself ("), line
+        assert line.endswith("pick another --to")
+    assert _tree(tmp_path) == before

@@ -33,7 +33,7 @@ class Compressor(Protocol):
 
     def transform(self, vectors: np.ndarray, dim: int) -> np.ndarray: ...
 
-    def save(self, directory: str | Path) -> Path: ...
+    def save(self, directory: str | Path, overwrite: bool = True) -> Path: ...
 
 
 def check_dims(dims: Sequence[int], input_dim: int | None = None) -> tuple[int, ...]:
@@ -201,7 +201,9 @@ class LinearCompressor:
             "info": self.info,
         }
 
-    def save(self, directory: str | Path) -> Path:
+    def save(self, directory: str | Path, overwrite: bool = True) -> Path:
+        """The artifact (JSON + safetensors) in ``directory``, written atomically; an
+        artifact there is replaced unless ``overwrite`` is False."""
         if self.input_dim is None:
             raise SmecError(f"{self.method}: fit before saving")
         for d, matrix in self.projections.items():  # never write an artifact that cannot work
@@ -216,7 +218,7 @@ class LinearCompressor:
                 )
         tensors = {f"projection.{d}": m.astype(np.float32) for d, m in self.projections.items()}
         tensors.update(self.extra)
-        return save_artifact(directory, self.config(), tensors)
+        return save_artifact(directory, self.config(), tensors, overwrite=overwrite)
 
     @classmethod
     def _from_artifact(

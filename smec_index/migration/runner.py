@@ -307,6 +307,17 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
                 f"the source's folder {where} is where the {request.to_backend} target would "
                 f"be kept ({root}, under --data-dir); pass another --data-dir"
             )
+    if where and request.to_backend == request.backend and not request.in_place and \
+            not _is_server(request.to_backend, request.to_options):  # fmt: skip
+        root = _embedded_root(request.to_backend, request.data_dir, request.to_options)
+        if root.resolve() == Path(where).resolve() and (
+                request.to or default_target(request.collection, request.dim)) == \
+                request.collection:  # fmt: skip
+            raise SmecError(  # it was read as a leftover of no migration: "drop it yourself"
+                f"--to {request.collection} is the source collection itself ({where} is where "
+                f"the {request.to_backend} target would be kept, under --data-dir); pick "
+                "another --to"
+            )
     started = time.perf_counter()
     try:
         source = open_source(request.backend, request.collection, **request.source)
