@@ -2412,9 +2412,11 @@ def test_sweep_35s_judgement_calls_made_rules(tmp_path):
     """A 300-character --collection was refused as over 200, then a 200-character one as
     over 187; `embed --model FILE` said 'no such model directory'."""
     ds = _dataset(tmp_path)
-    line = _error_line(["build", "--dataset", ds, "--backend", "faiss", "--dim", 16,
-                        "--data-dir", tmp_path / "d", "--collection", "a" * 300])  # fmt: skip
-    assert "at most 187 characters for a build" in line
+    for name in ("a" * 300, "a/b", "a" * 195):  # sweep 47: 'a/b' was told "at most 200"
+        line = _error_line(["build", "--dataset", ds, "--backend", "faiss", "--dim", 16,
+                            "--data-dir", tmp_path / "d", "--collection", name])  # fmt: skip
+        assert line.endswith("use ASCII letters, digits and '_', starting with a letter, at "
+                             "most 187 characters"), line
     (tmp_path / "model.bin").write_bytes(b"x")
     line = _error_line(["embed", "--dataset", ds, "--model", tmp_path / "model.bin", "--out",
                         tmp_path / "e"])  # fmt: skip

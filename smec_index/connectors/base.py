@@ -417,11 +417,14 @@ def alias_to_nothing(alias: str, collection: str, backend: str) -> SmecError:
     )
 
 
-def check_new_name(name: str, flag: str, what: str = "collection name") -> str:
-    """A name a user command may create, replace or drop: a safe collection name that is
-    not one of the physical ``NAME__b<hex>`` collections builds make (only the build and
-    alias machinery creates or drops those; replacing one by name would destroy NAME)."""
-    check_collection_name(name, what)
+def check_new_name(
+    name: str, flag: str, what: str = "collection name", most: int = MAX_NAME
+) -> str:
+    """A name a user command may create, replace or drop: a safe collection name (of at
+    most ``most`` characters) that is not one of the physical ``NAME__b<hex>`` collections
+    builds make (only the build and alias machinery creates or drops those; replacing one
+    by name would destroy NAME)."""
+    check_collection_name(name, what, most)
     if _PHYSICAL.fullmatch(name):
         raise SmecError(
             f"{flag} {name!r}: names ending in '{PHYSICAL}' and {PHYSICAL_HEX} or more hex "
@@ -431,20 +434,21 @@ def check_new_name(name: str, flag: str, what: str = "collection name") -> str:
     return name
 
 
-def check_collection_name(name: str, what: str = "collection name") -> str:
-    """ASCII letters, digits and ``_``, starting with a letter, at most 200 characters: safe
-    as a file name and accepted by every backend (Milvus takes no ``-``, so none does)."""
+def check_collection_name(name: str, what: str = "collection name", most: int = MAX_NAME) -> str:
+    """ASCII letters, digits and ``_``, starting with a letter, at most ``most`` (200)
+    characters: safe as a file name and accepted by every backend (Milvus takes no ``-``, so
+    none does)."""
     if (
         not isinstance(name, str)
         or not name
-        or len(name) > MAX_NAME
+        or len(name) > most
         or not all(c.isascii() and (c.isalnum() or c == "_") for c in name)
         or not name[0].isalpha()
     ):
         shown = name if isinstance(name, str) and len(name) <= 60 else f"{str(name)[:60]}..."
         raise SmecError(
             f"{what} {shown!r}: use ASCII letters, digits and '_', starting with a "
-            f"letter, at most {MAX_NAME} characters"
+            f"letter, at most {most} characters"
         )
     return name
 
