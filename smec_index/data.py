@@ -90,8 +90,9 @@ class Embeddings:
         except (KeyError, TypeError):  # TypeError: a list, unhashable
             raise SmecError(f"no id {doc_id!r:.60} among these embeddings") from None
 
-    def __contains__(self, doc_id: str) -> bool:
-        return doc_id in self._row
+    def __contains__(self, doc_id: object) -> bool:
+        """Whether ``doc_id`` is one of the ids (a list or another non-string: never)."""
+        return isinstance(doc_id, str) and doc_id in self._row
 
     def take(self, ids: list[str]) -> np.ndarray:
         """Rows for ``ids`` as a float32 array, in the order given."""

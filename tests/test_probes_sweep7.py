@@ -4064,3 +4064,12 @@ def test_migrating_a_collection_onto_itself_names_the_source(tmp_path, backend):
         assert line.startswith("error: --to docs is the source collection itself ("), line
         assert line.endswith("pick another --to")
     assert _tree(tmp_path) == before
+
+
+def test_sweep_47s_judgement_calls_made_rules():
+    """`[1] in Embeddings(...)` raised Python's TypeError (unhashable), where `in` of any
+    container answers False for what it cannot hold."""
+    from smec_index.data import Embeddings
+
+    embeddings = Embeddings(["a"], np.zeros((1, 2), dtype=np.float32))
+    assert "a" in embeddings and [1] not in embeddings and 1 not in embeddings
