@@ -4073,3 +4073,15 @@ def test_sweep_47s_judgement_calls_made_rules():
 
     embeddings = Embeddings(["a"], np.zeros((1, 2), dtype=np.float32))
     assert "a" in embeddings and [1] not in embeddings and 1 not in embeddings
+
+
+def test_sweep_48s_judgement_calls_made_rules(tmp_path):
+    """smec to dims at the input's advised "method none keeps the original vectors", which
+    train refuses (eval alone has --method none); the advice given now works as written."""
+    ds = _dataset(tmp_path)  # 16-d
+    line = _error_line(["train", "--dataset", ds, "--dims", 16, "--out", tmp_path / "a"])
+    assert line.endswith("(the original vectors need no training: build --dim 16 keeps them, "
+                         "eval --method none scores them)"), line
+    _ok_cli("build", "--dataset", ds, "--dim", 16, "--backend", "faiss", "--data-dir",
+            tmp_path / "d", "--quiet")  # fmt: skip
+    _ok_cli("eval", "--dataset", ds, "--method", "none")

@@ -67,7 +67,8 @@ class TrainedCompressor(LinearCompressor):
         if dims and max(dims) >= input_dim:
             raise SmecError(
                 f"{self.method} trains projections to fewer dims than the {input_dim}-d input; "
-                f"choose dims below {input_dim} (method none keeps the original vectors)"
+                f"choose dims below {input_dim} (the original vectors need no training: "
+                f"build --dim {input_dim} keeps them, eval --method none scores them)"
             )
 
     def objective(self) -> Objective:  # pragma: no cover - abstract
