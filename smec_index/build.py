@@ -66,7 +66,7 @@ from smec_index.data import (
     RetrievalData,
     load_retrieval_data,
 )
-from smec_index.errors import SmecError, check_say
+from smec_index.errors import SmecError, brief, check_say
 from smec_index.index import (
     CompressedIndex,
     Manifest,
@@ -628,7 +628,7 @@ def corpus_payloads(data: RetrievalData, with_text: bool) -> list[dict[str, str]
     if missing:
         raise SmecError(
             f"{len(missing):,} documents of the embeddings are not in "
-            f"{data.dataset.root / 'corpus.jsonl'} (e.g. {missing[0]!r:.40}): the embeddings "
+            f"{data.dataset.root / 'corpus.jsonl'} (e.g. {brief(missing[0], 40)}): the embeddings "
             "belong to another corpus, or to an older version of it; run `smec-index embed "
             f"--dataset {data.dataset.root}` again, or pass --embeddings of this corpus"
         )

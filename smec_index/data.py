@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from smec_index import safejson
-from smec_index.errors import SmecError, check_switch
+from smec_index.errors import SmecError, brief, check_switch
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class Embeddings:
                             "vectors; pass one id per row")  # fmt: skip
         bad = next((i for i in self.ids if not isinstance(i, str)), None)
         if bad is not None:
-            raise SmecError(f"Embeddings id {bad!r:.40} is a {type(bad).__name__}; ids are "
+            raise SmecError(f"Embeddings id {brief(bad, 40)} is a {type(bad).__name__}; ids are "
                             "strings")  # fmt: skip
         self._row = {doc_id: i for i, doc_id in enumerate(self.ids)}
         if len(self._row) != len(self.ids):
@@ -88,7 +88,7 @@ class Embeddings:
         try:
             return self._row[doc_id]
         except (KeyError, TypeError):  # TypeError: a list, unhashable
-            raise SmecError(f"no id {doc_id!r:.60} among these embeddings") from None
+            raise SmecError(f"no id {brief(doc_id, 60)} among these embeddings") from None
 
     def __contains__(self, doc_id: object) -> bool:
         """Whether ``doc_id`` is one of the ids (a list or another non-string: never)."""
@@ -97,8 +97,8 @@ class Embeddings:
     def take(self, ids: list[str]) -> np.ndarray:
         """Rows for ``ids`` as a float32 array, in the order given."""
         if isinstance(ids, (str, bytes)):  # its characters would be taken as ids
-            raise SmecError(f"take takes a list of ids, got one string {ids!r:.40}: pass "
-                            f"[{ids!r:.40}]")  # fmt: skip
+            raise SmecError(f"take takes a list of ids, got one string {brief(ids, 40)}: pass "
+                            f"[{brief(ids, 40)}]")  # fmt: skip
         try:  # a generator is read once: the search for a missing id reads it again
             ids = list(ids)
         except TypeError:
@@ -107,7 +107,7 @@ class Embeddings:
             rows = [self._row[i] for i in ids]
         except (KeyError, TypeError):
             missing = next(i for i in ids if not isinstance(i, str) or i not in self._row)
-            raise SmecError(f"no id {missing!r:.60} among these embeddings") from None
+            raise SmecError(f"no id {brief(missing, 60)} among these embeddings") from None
         return np.asarray(self.vectors[rows], dtype=np.float32)
 
 
@@ -672,8 +672,6 @@ def check_qrels(
     if unknown_d:
         what.append(f"{len(unknown_d)} unknown documents (e.g. {unknown_d[0]!r})")
     message = f"{source}: {' and '.join(what)} not in the embeddings"
-    if not skip_unknown:
-        raise SmecError(message + "; check --embeddings, or pass --skip-unknown-qrels")
     bad_d = set(unknown_d)
     cleaned = {
         q: {d: r for d, r in rels.items() if d not in bad_d}
@@ -682,8 +680,12 @@ def check_qrels(
     }
     kept = {q: rels for q, rels in cleaned.items() if rels}
     if not any(r > 0 for rels in kept.values() for r in rels.values()):
-        raise SmecError(message + "; skipping them leaves no relevant judgement: these qrels "
-                        "belong to other embeddings (check --embeddings)")  # fmt: skip
+        # said first, not after --skip-unknown-qrels was advised and followed
+        raise SmecError(message + "; skipping them would leave no relevant judgement: these "
+                        "qrels belong to other embeddings (check --embeddings and the "
+                        "qrels file)")  # fmt: skip
+    if not skip_unknown:
+        raise SmecError(message + "; check --embeddings, or pass --skip-unknown-qrels")
     log.warning("%s; skipping them", message)
     return kept
 
@@ -699,8 +701,8 @@ class RetrievalData:
 
     def __post_init__(self) -> None:
         if not isinstance(self.skip_unknown_qrels, bool):  # "no" would be taken as yes
-            raise SmecError(f"skip_unknown_qrels {self.skip_unknown_qrels!r:.30}: pass True or "
-                            "False")  # fmt: skip
+            raise SmecError(f"skip_unknown_qrels {brief(self.skip_unknown_qrels, 30)}: pass "
+                            "True or False")  # fmt: skip
         for what, part in (("corpus", self.corpus), ("queries", self.queries)):
             if not isinstance(part, Embeddings):
                 raise SmecError(f"RetrievalData takes {what} as Embeddings(ids, vectors), got "

@@ -24,6 +24,14 @@ class SmecError(ValueError):
         super().__init__(message, *args)
 
 
+def brief(value: object, most: int = 40) -> str:
+    """``repr(value)`` cut to ``most`` characters, with ``...`` where it was cut: a message
+    quotes what it was given without quoting a megabyte, and a number cut short never reads
+    as another number (grade 10**400 was shown as 1 and 29 zeros)."""
+    text = repr(value)
+    return text if len(text) <= most else f"{text[:most]}..."
+
+
 def check_say(say: object) -> Callable[[str], None]:
     """Where a long call's notes go: a function taking one line (``print``, a logger's
     method), or None for none; anything else is one line (None raised a raw TypeError at
@@ -42,5 +50,5 @@ def check_switch(value: object, name: str) -> bool:
     import numpy as np
 
     if not isinstance(value, (bool, np.bool_)):
-        raise SmecError(f"{name} must be True or False, got {value!r:.30}")
+        raise SmecError(f"{name} must be True or False, got {brief(value, 30)}")
     return bool(value)

@@ -25,7 +25,7 @@ from smec_index.connectors import Connector, IndexSpec, open_connector
 from smec_index.connectors.base import PHYSICAL, check_collection_name, is_milvus_server
 from smec_index.connectors.storage import sweep_temporaries, write_json_atomic
 from smec_index.data import check_path_name
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 from smec_index.vectors import normalize
 
 MANIFEST_FORMAT = 2
@@ -163,7 +163,7 @@ class Manifest:
         if manifest.collection != collection:  # another's, copied over it: its artifact
             # projected the queries of this one, and search answered wrong hits in silence
             raise SmecError(
-                f"{path} describes collection {manifest.collection!r:.60}, not {collection!r}"
+                f"{path} describes collection {brief(manifest.collection, 60)}, not {collection!r}"
                 f" (copied over it, or edited); restore it, or build "
                 f"{collection.split(PHYSICAL)[0]!r} again with --overwrite"
             )
@@ -340,12 +340,12 @@ class CompressedIndex:
         resolved, the engine's parameters built); later ones reuse it, so a search costs
         the projection, the engine call and an id lookup."""
         if params is not None and not isinstance(params, Mapping):
-            raise SmecError(f"params {params!r:.60}: pass a dict such as {{'ef_search': 128}}")
+            raise SmecError(f"params {brief(params, 60)}: pass a dict such as {{'ef_search': 128}}")
         try:
             key = tuple(sorted((params or {}).items()))
             hash(key)
         except TypeError:
-            raise SmecError(f"params {params!r:.60}: values must be whole numbers") from None
+            raise SmecError(f"params {brief(params, 60)}: values must be whole numbers") from None
         searcher = self._searchers.get(key)
         if searcher is None:
             if self.manifest is not None and not self.connector.exists(self.collection):

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 
 Ranking = Mapping[str, Sequence[str]]
 
@@ -26,7 +26,7 @@ Ranking = Mapping[str, Sequence[str]]
 def _cut(k: Any) -> int:
     """A cut-off: a whole number >= 1."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
-        raise SmecError(f"k {k!r:.30}: pass a whole number >= 1")
+        raise SmecError(f"k {brief(k, 30)}: pass a whole number >= 1")
     return min(int(k), sys.maxsize)  # no ranking is longer: a larger k cuts nothing more
 
 
@@ -66,7 +66,7 @@ def _grades(relevance: Mapping[str, Any]) -> list:
     grades = list(relevance.values())
     for grade in grades:
         if isinstance(grade, bool) or not isinstance(grade, numbers.Real) or not _finite(grade):
-            raise SmecError(f"grade {grade!r:.30}: judgements grade documents with finite "
+            raise SmecError(f"grade {brief(grade, 30)}: judgements grade documents with finite "
                             "numbers within float's range, e.g. 0, 1, 2")  # fmt: skip
     return grades
 
@@ -110,8 +110,8 @@ def _refuse_twins(ids: Iterable, other: Collection, what: str, whose: str) -> No
     for value in ids:
         if value not in other and (twin := _twin(value)) is not None and twin in other:
             kind = "text" if isinstance(value, str) else "a number"
-            raise SmecError(f"{what} {value!r:.40} is {kind} where {whose} ids have "
-                            f"{twin!r:.40}, so they could not match; convert one to the "
+            raise SmecError(f"{what} {brief(value, 40)} is {kind} where {whose} ids have "
+                            f"{brief(twin, 40)}, so they could not match; convert one to the "
                             "other")  # fmt: skip
 
 
@@ -194,7 +194,7 @@ def _padding(value: Any, check: bool = True) -> bool:
     )):
         return value < 0
     if check:  # True would count as id 1
-        raise SmecError(f"id {value!r:.30} in a ranking: ids are strings or whole numbers")
+        raise SmecError(f"id {brief(value, 30)} in a ranking: ids are strings or whole numbers")
     return False
 
 
@@ -206,7 +206,7 @@ def _pad(value: Any) -> bool:
 def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k: int) -> float:
     """Mean of ``metric`` over the judged queries; a query missing from ``run`` scores 0."""
     if not callable(metric):
-        raise SmecError(f"metric {metric!r:.30}: pass a function such as ndcg_at_k")
+        raise SmecError(f"metric {brief(metric, 30)}: pass a function such as ndcg_at_k")
     if not isinstance(run, Mapping):
         raise SmecError(f"a run must map query ids to rankings, got {type(run).__name__}")
     if not isinstance(qrels, Mapping):
@@ -229,7 +229,7 @@ def mean_metric(run: Ranking, qrels: Mapping[str, Mapping[str, int]], metric, k:
         value = metric(run.get(query, ()), rels, k)
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not _finite(value):
             raise SmecError(f"metric {getattr(metric, '__name__', 'metric')} gave "
-                            f"{value!r:.30} for query {query!r:.40}; a metric returns a "
+                            f"{brief(value, 30)} for query {brief(query, 40)}; a metric returns a "
                             "finite number, e.g. nDCG from 0 to 1")  # fmt: skip
         total += float(value)
     return total / len(qrels)
@@ -240,7 +240,7 @@ def evaluate_run(
 ) -> dict[str, float]:
     """``ndcg@10`` plus ``recall@k`` for each k in ``ks``."""
     if isinstance(ks, (str, bytes)) or not isinstance(ks, Iterable):
-        raise SmecError(f"ks {ks!r:.30}: pass a list of cut-offs, e.g. (10, 100)")
+        raise SmecError(f"ks {brief(ks, 30)}: pass a list of cut-offs, e.g. (10, 100)")
     cuts = [(k, _cut(k)) for k in ks]  # each refused before int() reads it
     ks = [(int(k), cut) for k, cut in cuts]  # the key names the k asked for
     if isinstance(run, Mapping):  # each ranking is read once per metric: a generator once

@@ -6,6 +6,7 @@ library's."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import traceback
@@ -194,6 +195,13 @@ class SmecGroup(click.Group):
 
     def main(self, args=None, *more, **options):
         self.argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        if sys.stderr is None:  # started with stderr closed (2>&-): progress bars and notes
+            # raised AttributeError (exit 1, nothing said, nothing done); they go nowhere
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
+        if sys.stdout is None:  # (>&-): what the command prints would be lost without a word
+            click.echo("error: stdout is closed (>&-), so what this command prints would be "
+                       "lost; redirect it instead (> FILE, or > /dev/null)", err=True)  # fmt: skip
+            sys.exit(2)
         return super().main(args, *more, **options)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:

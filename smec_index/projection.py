@@ -20,7 +20,7 @@ import numpy as np
 
 from smec_index import safejson
 from smec_index.compressors.base import LinearCompressor, load_projection
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 
 
 class Projection:
@@ -114,7 +114,7 @@ class Projection:
             dim = self.dims[0]
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or \
                 int(dim) not in self.dims:  # fmt: skip
-            raise SmecError(f"dim {dim!r:.40}: the artifact projects to {self.dims}")
+            raise SmecError(f"dim {brief(dim, 40)}: the artifact projects to {self.dims}")
         dim = int(dim)
         from smec_index.vectors import as_rows
 

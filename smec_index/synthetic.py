@@ -17,7 +17,7 @@ import numpy as np
 
 from smec_index.connectors.base import positive_int
 from smec_index.data import Embeddings, RetrievalData
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 
 _CHUNK = 100_000
 
@@ -48,11 +48,11 @@ def synthetic_vectors(
     n, dim, rank = (positive_int(v, what) for v, what in ((n, "n"), (dim, "dim"), (rank, "rank")))
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or \
             not 0 <= seed <= 2**32 - 2:  # fmt: skip  (seed + 1 seeds the rows)
-        raise SmecError(f"seed {seed!r:.30}: pass a whole number from 0 to 4,294,967,294")
+        raise SmecError(f"seed {brief(seed, 30)}: pass a whole number from 0 to 4,294,967,294")
     seed = int(seed)
     if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or \
             not 0 <= float(noise) < float("inf"):  # fmt: skip
-        raise SmecError(f"noise {noise!r:.30}: pass a finite number >= 0, e.g. 0.05")
+        raise SmecError(f"noise {brief(noise, 30)}: pass a finite number >= 0, e.g. 0.05")
     if out is None:
         try:
             out = np.empty((n, dim), dtype=np.float32)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 
 # The training settings a trained method takes (None: the method's default).
 OVERRIDES = ("sequential", "ads", "xbm", "init", "lead_in", "alpha", "memory_size", "max_epochs",
@@ -115,7 +115,7 @@ def check_types(r: TrainRequest) -> None:
     ):
         r.dims = ",".join(str(int(d)) for d in r.dims)  # [128, 64]: the flag's "128,64"
     elif r.dims is not None and not isinstance(r.dims, str):
-        raise SmecError(f"dims {r.dims!r:.40}: pass a list of whole numbers, e.g. [128, 64], "
+        raise SmecError(f"dims {brief(r.dims, 40)}: pass a list of whole numbers, e.g. [128, 64], "
                         "or the flag's text, e.g. '128,64'")  # fmt: skip
     from smec_index.training.config import TrainConfig
 

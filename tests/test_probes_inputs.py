@@ -112,7 +112,7 @@ PROBES = [
     ("unparsable-uri", lambda r: _build(r, "milvus", "--uri", "http://[::1"), "--uri"),
     (
         "unknown-qrels-in-build",
-        lambda r: _build(r, "faiss", dataset=_dataset(r, qrels="q1\tnope\t1\n")),
+        lambda r: _build(r, "faiss", dataset=_dataset(r, qrels="q1\tnope\t1\nq1\td1\t1\n")),
         "--skip-unknown-qrels",
     ),
     (

@@ -4085,3 +4085,75 @@ def test_sweep_48s_judgement_calls_made_rules(tmp_path):
     _ok_cli("build", "--dataset", ds, "--dim", 16, "--backend", "faiss", "--data-dir",
             tmp_path / "d", "--quiet")  # fmt: skip
     _ok_cli("eval", "--dataset", ds, "--method", "none")
+    # a grade of 10**400 was shown as 1 and 29 zeros: a value cut short is marked as cut
+    from smec_index.metrics import ndcg_at_k
+
+    with pytest.raises(SmecError) as raised:
+        ndcg_at_k(["d1"], {"d1": 10**400}, 10)
+    assert str(raised.value).startswith("grade 1" + "0" * 29 + "...: ")
+
+
+# -- the forty-eighth sweep: its faults ----------------------------------------------------------
+
+
+def test_judgements_of_other_embeddings_are_named_before_skip_is_advised(tmp_path):
+    """Qrels none of whose queries or documents are in the embeddings: eval and build
+    advised --skip-unknown-qrels, which, followed, was refused as leaving no judgement."""
+    ds = _dataset(tmp_path, qrels="x1\ty1\t1\nx2\ty2\t1\n")
+    for flags in ([], ["--skip-unknown-qrels"]):
+        line = _error_line(["eval", "--dataset", ds, "--method", "none", *flags])
+        assert "--skip-unknown-qrels" not in line
+        assert line.endswith("skipping them would leave no relevant judgement: these qrels "
+                             "belong to other embeddings (check --embeddings and the qrels "
+                             "file)"), line
+
+
+def test_a_command_started_with_stderr_or_stdout_closed(tmp_path):
+    """`build ... 2>&-` (no --quiet), bench and smec training exited 1 with nothing said and
+    nothing done: tqdm wrote to a missing stderr. `eval ... >&-` exited 0 and its results
+    went nowhere."""
+    import shlex
+
+    ds = _dataset(tmp_path)
+    cli = f"{shlex.quote(sys.executable)} -m smec_index.cli"
+    build = (f"{cli} build --dataset {ds} --backend faiss --dim 8 --data-dir "
+             f"{tmp_path / 'd'} --collection c 2>&-")  # fmt: skip
+    done = subprocess.run(["bash", "-c", build], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "faiss collection c:" in done.stdout, done
+    shown = subprocess.run(["bash", "-c", f"{cli} eval --dataset {ds} --method none >&-"],
+                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert shown.returncode == 2 and shown.stderr == (
+        "error: stdout is closed (>&-), so what this command prints would be lost; redirect "
+        "it instead (> FILE, or > /dev/null)\n")
+
+
+def test_a_stale_switched_copy_names_the_rollback_its_restart_needs(tmp_path):
+    """A copy switched to alias 'live', then a source payload edited: the rerun said "pass
+    --restart", which was refused ("switch it back first (--rollback)"); one message, one
+    way forward. A user's alias never named by --alias is called the target's default."""
+    from qdrant_client import QdrantClient
+
+    _qdrant_source(tmp_path / "q")
+    migrate = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection", "docs",
+               "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]
+    _ok_cli(*migrate, "--alias", "live")
+    client = QdrantClient(path=str(tmp_path / "q"))
+    client.set_payload("docs", {"i": -1}, points=[0])
+    client.close()
+    line = _error_line([*migrate, "--alias", "live"])
+    assert line.endswith("not switched: pass --restart to copy the source again (alias 'live' "
+                         "reads the copy: switch it back first (--rollback --alias live))"), line
+    _ok_cli(*migrate, "--rollback", "--alias", "live")
+    _ok_cli(*migrate, "--restart", "--alias", "live")
+    # a user's alias under the default target's name: named as the default, not as --to
+    from qdrant_client import models
+
+    _qdrant_source(tmp_path / "q2")
+    client = QdrantClient(path=str(tmp_path / "q2"))
+    client.update_collection_aliases([models.CreateAliasOperation(
+        create_alias=models.CreateAlias(collection_name="docs", alias_name="docs_8"))])  # fmt: skip
+    client.close()
+    line = _error_line(["migrate", "--backend", "qdrant", "--path", tmp_path / "q2",
+                        "--collection", "docs", "--dim", 8, "--data-dir", tmp_path / "d2"])
+    assert line.startswith("error: the default target docs_8 (--to not given): that is an "
+                           "alias (of 'docs')"), line

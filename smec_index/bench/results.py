@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from smec_index import safejson
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 
 SCHEMA = "smec-index-bench/1"
 REQUIRED = ("dataset", "method", "dim", "backend", "index", "encoding", "bytes_per_vector",
@@ -257,7 +257,7 @@ def check_record(record: dict[str, Any], where: str) -> None:
         clients = next((c for c in (record.get(key) or {})
                         if not (c.isdigit() and c.isascii() and int(c) >= 1)), None)  # fmt: skip
         if clients is not None:
-            raise bad(key, f"keyed by client counts, whole numbers >= 1 ({clients!r:.20} is "
+            raise bad(key, f"keyed by client counts, whole numbers >= 1 ({brief(clients, 20)} is "
                       "not)")  # fmt: skip
     for clients, level in (record.get("concurrency") or {}).items():
         if not (isinstance(level, dict) and number(level.get("qps"))

@@ -25,7 +25,7 @@ from typing import Any
 
 from smec_index.bench.encodings import BACKENDS, check_encoding
 from smec_index.connectors.base import check_hnsw_m, positive_int
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 from smec_index.outputs import no_file_above, refuse_odd_directory
 
 METHODS = ("none", "truncate", "pca", "smec", "mrl", "matryoshka-adaptor", "search-adaptor",
@@ -94,7 +94,7 @@ class Sweep:
                     if value >= 2**32:
                         raise SmecError(f"seed {value:,}: use a whole number below 2**32")
                 elif isinstance(value, list):  # M = [4]: the number is right, the list not
-                    raise SmecError(f"{f.name} {value!r:.40}: takes one whole number, not a "
+                    raise SmecError(f"{f.name} {brief(value, 40)}: takes one whole number, not a "
                                     f"list, e.g. {f.name} = 16 (one value per sweep; ef_search "
                                     "and nprobe take lists)")  # fmt: skip
                 else:

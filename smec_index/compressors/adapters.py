@@ -12,6 +12,7 @@ from numbers import Real
 from typing import Any, ClassVar
 
 from smec_index.compressors.trained import TrainedCompressor
+from smec_index.errors import brief
 from smec_index.training.chain import Stage, StageTree
 from smec_index.training.config import SettingError, as_float
 from smec_index.training.trainer import Objective
@@ -47,8 +48,8 @@ class SearchAdaptor(TrainedCompressor):
             or reconstruction < 0
         ):
             raise SettingError(
-                f"search-adaptor setting reconstruction = {reconstruction!r:.30} is invalid: must "
-                "be a finite number >= 0 (default 0.1)"
+                f"search-adaptor setting reconstruction = {brief(reconstruction, 30)} is "
+                "invalid: must be a finite number >= 0 (default 0.1)"
             )
         self.settings["reconstruction"] = float(reconstruction)
 

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from smec_index.artifact import check_compressor_config, load_artifact, save_artifact
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 from smec_index.vectors import as_rows, normalize
 
 MAX_DIM = 1 << 16  # wider than any embedding model: a typo or a damaged file
@@ -106,15 +106,17 @@ def fit_qrels(qrels: Any, data: Any) -> Any:
     for query, rels in qrels.items():
         for doc, grade in rels.items():
             if not isinstance(query, str) or not isinstance(doc, str):
-                raise SmecError(f"qrels ids are strings, got {query!r:.30} -> {doc!r:.30}")
+                raise SmecError(f"qrels ids are strings, got {brief(query, 30)} -> "
+                                f"{brief(doc, 30)}")  # fmt: skip
             if isinstance(grade, bool) or not isinstance(grade, Integral):
-                raise SmecError(f"qrels grade of {query!r:.30} -> {doc!r:.30} is {grade!r:.20}; "
-                                "grades are whole numbers (0 not relevant, 1, 2 ...)")  # fmt: skip
+                raise SmecError(f"qrels grade of {brief(query, 30)} -> {brief(doc, 30)} is "
+                                f"{brief(grade, 20)}; grades are whole numbers (0 not "
+                                "relevant, 1, 2 ...)")  # fmt: skip
     unknown_q = next((q for q in qrels if q not in data.queries), None)
     unknown_d = next((d for rels in qrels.values() for d in rels if d not in data.corpus), None)
     if unknown_q is not None or unknown_d is not None:
-        what = (f"query {unknown_q!r:.40} has no query embedding" if unknown_q is not None
-                else f"document {unknown_d!r:.40} is not in the corpus")  # fmt: skip
+        what = (f"query {brief(unknown_q, 40)} has no query embedding" if unknown_q is not None
+                else f"document {brief(unknown_d, 40)} is not in the corpus")  # fmt: skip
         raise SmecError(f"qrels: {what}; pass qrels of these embeddings (drop the judgements "
                         "of ids they lack)")  # fmt: skip
     return qrels
@@ -154,7 +156,7 @@ class LinearCompressor:
             raise SmecError(f"this {self.method} compressor is not fitted: call fit(data) "
                             "first, or load a trained artifact (load_compressor)")  # fmt: skip
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-            raise SmecError(f"dim {dim!r:.30}: pass a whole number, one of the artifact's "
+            raise SmecError(f"dim {brief(dim, 30)}: pass a whole number, one of the artifact's "
                             f"dims {sorted(self.projections, reverse=True)}")  # fmt: skip
         if dim not in self.projections:
             have = ", ".join(str(d) for d in sorted(self.projections, reverse=True))

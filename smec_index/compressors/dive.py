@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from smec_index.compressors.trained import TrainedCompressor
 from smec_index.data import Qrels, RetrievalData
 from smec_index.device import resolve_device
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 from smec_index.training.chain import StageTree
 from smec_index.training.config import SettingError, as_float
 from smec_index.training.examples import QuerySet, TrainingTable, build_table
@@ -78,12 +78,12 @@ class DIVE(TrainedCompressor):
             if isinstance(value, bool) or not isinstance(value, Real) or \
                     not math.isfinite(as_float(value)) or not low <= value <= high:  # fmt: skip
                 raise SettingError(
-                    f"dive setting {name} = {value!r:.30} is invalid: must be {want}"
+                    f"dive setting {name} = {brief(value, 30)} is invalid: must be {want}"
                 )
             self.settings[name] = float(value)
         if isinstance(views, bool) or not isinstance(views, Integral) or not 2 <= views <= 16:
-            raise SettingError(f"dive setting views = {views!r:.30} is invalid: must be a whole "
-                               "number from 2 to 16 (NT-Xent needs two views)")  # fmt: skip
+            raise SettingError(f"dive setting views = {brief(views, 30)} is invalid: must be a "
+                               "whole number from 2 to 16 (NT-Xent needs two views)")  # fmt: skip
         self.settings["views"] = int(views)
 
     def objective(self) -> Objective:  # the selection scorer's; DIVE's losses are its own

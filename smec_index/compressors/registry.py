@@ -9,7 +9,7 @@ from smec_index.compressors.base import LinearCompressor
 from smec_index.compressors.dive import DIVE
 from smec_index.compressors.simple import PCA, Truncation
 from smec_index.compressors.smec import SMEC, ParallelMRL
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 from smec_index.training.config import TrainConfig, check_setting_names
 
 METHODS: dict[str, type[LinearCompressor]] = {
@@ -24,7 +24,7 @@ def compressor_class(method: str) -> type[LinearCompressor]:
         return METHODS[method]
     except (KeyError, TypeError):  # TypeError: a list or another unhashable value
         known = ", ".join(METHODS)
-        raise SmecError(f"unknown method {method!r:.40}; choose one of {known}") from None
+        raise SmecError(f"unknown method {brief(method, 40)}; choose one of {known}") from None
 
 
 def make_compressor(method: str, dims, **settings: Any) -> LinearCompressor:

@@ -21,7 +21,7 @@ from smec_index.connectors.base import (
     typed_options,
 )
 from smec_index.connectors.contract import Connector
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 
 # backend name -> (module, class, extra): imported only when that backend is opened.
 BACKENDS: dict[str, tuple[str, str, str]] = {
@@ -35,7 +35,9 @@ BACKENDS: dict[str, tuple[str, str, str]] = {
 def check_backend(backend: Any) -> str:
     """``backend`` if it names one of :data:`BACKENDS`, else a one-line error."""
     if not isinstance(backend, str) or backend not in BACKENDS:
-        raise SmecError(f"unknown backend {backend!r:.40}; choose one of {', '.join(BACKENDS)}")
+        raise SmecError(
+            f"unknown backend {brief(backend, 40)}; choose one of {', '.join(BACKENDS)}"
+        )
     return backend
 
 

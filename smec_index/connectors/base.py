@@ -40,7 +40,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from smec_index.errors import SmecError, check_switch
+from smec_index.errors import SmecError, brief, check_switch
 
 METRICS = ("cosine", "ip", "l2")
 
@@ -96,14 +96,14 @@ class IndexSpec:
             raise SmecError(f"dim {self.dim}: engines store at most {MAX_VECTOR_DIM} dims "
                             "(Qdrant's limit; Milvus takes 32,768); project to fewer")  # fmt: skip
         if not isinstance(self.metric, str) or self.metric not in METRICS:
-            raise SmecError(f"unknown metric {self.metric!r:.40}; use one of "
+            raise SmecError(f"unknown metric {brief(self.metric, 40)}; use one of "
                             f"{', '.join(METRICS)}")  # fmt: skip
         if not isinstance(self.index, str):
-            raise SmecError(f"index {self.index!r:.40} is not a name; use one of "
+            raise SmecError(f"index {brief(self.index, 40)} is not a name; use one of "
                             f"{', '.join(INDEX_DEFAULTS)}")  # fmt: skip
         if not isinstance(self.params, Mapping) or not all(
                 isinstance(k, str) for k in self.params):  # fmt: skip
-            raise SmecError(f"params {self.params!r:.60}: pass a dict of parameter names to "
+            raise SmecError(f"params {brief(self.params, 60)}: pass a dict of parameter names to "
                             "values, e.g. {'M': 16}")  # fmt: skip
         self.params = dict(self.params)
 
@@ -341,7 +341,7 @@ def check_fields(
         value = getattr(where, name)
         if value is not None and not isinstance(value, str):
             raise SmecError(f"{name} must be text (str), got {type(value).__name__} "
-                            f"{value!r:.30}")  # fmt: skip
+                            f"{brief(value, 30)}")  # fmt: skip
 
 
 def positive_int(value: Any, what: str, most: int = INT_MAX) -> int:
@@ -475,7 +475,7 @@ def typed_options(options: dict[str, Any]) -> dict[str, Any]:
         isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
         or not 0 < timeout < float("inf")
     ):  # checked though an embedded engine has no use for it: an app moved to a server
-        raise SmecError(f"timeout {timeout!r:.40}: pass seconds, a positive number")
+        raise SmecError(f"timeout {brief(timeout, 40)}: pass seconds, a positive number")
     for name in ("data_dir", "storage"):  # folders: a path's rules, before Path() is called
         if typed.get(name) is not None:
             from smec_index.data import check_path_name

@@ -32,7 +32,7 @@ from smec_index.connectors.base import (
     nprobe_beyond,
     positive_int,
 )
-from smec_index.errors import SmecError, check_switch
+from smec_index.errors import SmecError, brief, check_switch
 from smec_index.vectors import as_rows, check_vectors, normalize
 
 MAX_ID_BYTES = 1024  # the longest id every backend stores (Milvus' VARCHAR primary key)
@@ -250,7 +250,7 @@ class Connector:
             try:
                 ids = list(ids)  # a generator, a set, a numpy array of strings
             except TypeError:
-                raise SmecError(f"ids {ids!r:.40}: pass a list of string ids") from None
+                raise SmecError(f"ids {brief(ids, 40)}: pass a list of string ids") from None
         wanted = list(dict.fromkeys(check_ids(ids, len(ids), unique=False)))
         if not wanted:
             return Batch([], np.zeros((0, self.spec(collection).dim), np.float32), [])
@@ -531,7 +531,8 @@ def check_ids(ids: Sequence[Any], n: int, unique: bool = True) -> list[str]:
     try:
         ids = list(ids)
     except TypeError:  # a number, None
-        raise SmecError(f"ids {ids!r:.40}: pass a list of string ids, one per vector") from None
+        raise SmecError(f"ids {brief(ids, 40)}: pass a list of string ids, one per "
+                        "vector") from None  # fmt: skip
     if len(ids) != n:
         raise SmecError(f"{len(ids)} ids for {n} vectors; pass one id per vector")
     for point_id in ids:
@@ -569,17 +570,18 @@ def check_payloads(payloads: Sequence[dict[str, Any]] | None, n: int) -> list[di
     if payloads is None:
         return [{} for _ in range(n)]
     if isinstance(payloads, (str, bytes, Mapping)):  # one payload, or text: not a list
-        raise SmecError(f"payloads {payloads!r:.40}: pass a list of dicts, one per point")
+        raise SmecError(f"payloads {brief(payloads, 40)}: pass a list of dicts, one per point")
     try:
         payloads = list(payloads)
     except TypeError:
-        raise SmecError(f"payloads {payloads!r:.40}: pass a list of dicts, one per point") from None
+        raise SmecError(f"payloads {brief(payloads, 40)}: pass a list of dicts, one per "
+                        "point") from None  # fmt: skip
     if len(payloads) != n:
         raise SmecError(f"{len(payloads)} payloads for {n} points; pass one per point or none")
     checked = []
     for payload in payloads:
         if not isinstance(payload, dict):
-            raise SmecError(f"payload {payload!r:.60} is not a dict; pass one dict per point")
+            raise SmecError(f"payload {brief(payload, 60)} is not a dict; pass one dict per point")
         if RESERVED_KEY in payload:
             raise SmecError(f"payload key {RESERVED_KEY!r} is reserved; rename that field")
         try:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from smec_index.connectors.base import _PHYSICAL, MAX_NAME, PHYSICAL, typed_options
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 
 
 @dataclass
@@ -302,7 +302,7 @@ def check_source_name(name: Any, what: str = "--collection") -> str:
     file names of progress records and locks: no path separator, control character or
     leading dot, at most :data:`MAX_NAME` characters."""
     if not isinstance(name, str):
-        raise SmecError(f"{what} {name!r:.60}: a collection name is text (str), got "
+        raise SmecError(f"{what} {brief(name, 60)}: a collection name is text (str), got "
                         f"{type(name).__name__}")  # fmt: skip
     if (
         not name
@@ -336,7 +336,7 @@ def open_source(backend: str, collection: str, **where: Any) -> Source:
     check_source_name(collection, "collection")
     unknown = sorted(str(k) for k in where if k not in SOURCE_OPTIONS)
     if unknown:
-        raise SmecError(f"open_source: unknown option {unknown[0]!r:.40}; use "
+        raise SmecError(f"open_source: unknown option {brief(unknown[0], 40)}; use "
                         f"{', '.join(SOURCE_OPTIONS)}")  # fmt: skip
     known = source_options(backend)
     other = sorted(str(k) for k, v in where.items() if v is not None and k not in known)

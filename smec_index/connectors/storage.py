@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from smec_index import safejson
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 
 log = logging.getLogger(__name__)
 
@@ -333,8 +333,8 @@ def _check_entries(path: Path, aliases: dict[str, Any]) -> None:
                if isinstance(target, str) and target in aliases
                else "not a collection's name")  # fmt: skip
         raise SmecError(
-            f"{path} is corrupt: alias {alias!r:.40} names {target!r:.40}, {why}; restore it, "
-            'or fix it by hand (each entry is "NAME": "the collection it names")'
+            f"{path} is corrupt: alias {brief(alias, 40)} names {brief(target, 40)}, {why}; "
+            'restore it, or fix it by hand (each entry is "NAME": "the collection it names")'
         )
 
 

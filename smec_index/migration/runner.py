@@ -45,7 +45,7 @@ from smec_index.connectors.source import (
 )
 from smec_index.connectors.storage import check_free_space, estimated_bytes, file_lock
 from smec_index.data import check_path_name
-from smec_index.errors import SmecError, check_say
+from smec_index.errors import SmecError, brief, check_say
 from smec_index.migration import DEFAULT_MIN_RECALL, verify
 from smec_index.migration.fitting import fit_projection, given_artifact
 from smec_index.migration.state import Progress, check_schema
@@ -58,8 +58,9 @@ IN_MEMORY_WRITES = ("faiss", "hnswlib")  # their writes are durable only once fl
 FIT_ROWS = 20_000  # source points a projection is fitted on, unless --fit-rows says
 _NOT_OURS = (
     "target {name!r} at {where} is not the copy this migration made (the first points an "
-    "earlier run wrote are not in it as written: dropped and made again?); migrate never "
-    "drops or writes into what it did not create: drop it yourself, or pick another --to"
+    "earlier run wrote are not in it as written: dropped and made again, or written into "
+    "since by an app through its alias?); migrate never drops or writes into what it did "
+    "not create: drop it yourself, or pick another --to"
 )
 
 
@@ -179,7 +180,7 @@ def _check_places(what: str, options: Any, known: tuple[str, ...]) -> None:
 
         kind = ("another backend's option" if what == "source" and unknown[0] in SOURCE_OPTIONS
                 else "unknown option")  # fmt: skip
-        raise SmecError(f"{what}: {kind} {unknown[0]!r:.40}; use {', '.join(known)}")
+        raise SmecError(f"{what}: {kind} {brief(unknown[0], 40)}; use {', '.join(known)}")
     empty = sorted(str(k) for k, v in options.items() if v == "")
     if empty:  # a script's unset variable: never taken as "not given" (or an embedded place)
         raise SmecError(f"{what}: {empty[0]} is empty; give its value or leave it out")
@@ -193,7 +194,7 @@ def _check_fields(request: MigrateRequest) -> None:
     check_switches(request, "dry_run", "restart", "rollback", "progress", "overwrite",
                    "allow_schema_change", "in_place")  # fmt: skip
     if request.partition is not None and not isinstance(request.partition, str):
-        raise SmecError(f"partition {request.partition!r:.30}: pass 'K/N' as text, e.g. '0/4'")
+        raise SmecError(f"partition {brief(request.partition, 30)}: pass 'K/N' as text, e.g. '0/4'")
     if isinstance(request.data_dir, str) and not request.data_dir:  # Path("") would be "."
         raise SmecError("data_dir is empty; pass the folder for the migration's records")
     check_fields(request, paths=("data_dir", "artifact", "queries", "query_ids", "qrels"),
@@ -220,7 +221,7 @@ def _check_request(request: MigrateRequest) -> Partition | None:
                                         else request.fit_rows, "--fit-rows")  # fmt: skip
     recall = request.min_recall
     if isinstance(recall, bool) or not isinstance(recall, Real) or not 0.0 <= recall <= 1.0:
-        raise SmecError(f"--min-recall {recall!r:.40}: use a number from 0 to 1")
+        raise SmecError(f"--min-recall {brief(recall, 40)}: use a number from 0 to 1")
     request.min_recall = float(recall)
     _check_places("source", request.source, source_options(request.backend))
     _check_places("to_options", request.to_options, TARGET_OPTIONS)
@@ -572,14 +573,16 @@ class _Run:
         same_place = self.mirror or (
             where is not None and self.source.info.location in (where, f"lite:{where}")
         )
+        # the name as the user gave it, or the default they never typed
+        named = f"--to {name}" if request.to else f"the default target {name} (--to not given)"
         if same_place and name == self.source.info.collection:
             raise SmecError(
-                f"--to {name}: that is the source collection, which migrate never writes; "
+                f"{named}: that is the source collection, which migrate never writes; "
                 "pick another --to"
             )
         if target.is_alias(name):
             raise SmecError(
-                f"--to {name}: that is an alias (of {target.resolve(name)!r}) at "
+                f"{named}: that is an alias (of {target.resolve(name)!r}) at "
                 f"{target.where}; migrate writes a new collection: pick another --to"
             )
         if request.alias is not None:
@@ -624,18 +627,25 @@ class _Run:
             )  # fmt: skip
         fresh = request.restart or request.overwrite
         if fresh and not request.rollback and target.resolve(name) == name:
-            held = [a for a in target.aliases_of(name) if a != name]
+            held = self._held_by_alias()
             if held:
                 flag = "--overwrite" if request.overwrite else "--restart"
-                switched = (self.progress.read() or {}).get("alias") == held[0]
-                back = (f"switch it back first (--rollback --alias {held[0]})" if switched
-                        else f"move alias {held[0]!r} with your own client first (no run of "
-                        "this migration switched it, so --rollback has nothing to undo)")
                 raise SmecError(
                     f"alias {held[0]!r} points at {name!r} at {target.where} (a name an app "
-                    f"reads); {flag} would drop it with the collection: {back}, or migrate "
-                    "into another --to"
+                    f"reads); {flag} would drop it with the collection: {held[1]}, or "
+                    "migrate into another --to"
                 )  # fmt: skip
+
+    def _held_by_alias(self) -> tuple[str, str] | None:
+        """An alias that points at the target (which --restart or --overwrite would drop
+        with it), and how to free it first; ``None`` where none does."""
+        held = [a for a in self.target.aliases_of(self.name) if a != self.name]
+        if not held:
+            return None
+        switched = (self.progress.read() or {}).get("alias") == held[0]
+        return held[0], (f"switch it back first (--rollback --alias {held[0]})" if switched
+                         else f"move alias {held[0]!r} with your own client first (no run of "
+                         "this migration switched it, so --rollback has nothing to undo)")
 
     def check_payloads(self) -> None:
         """smec-index's own schema keeps each point's id in the payload key ``_smec_id``: a
@@ -789,8 +799,15 @@ class _Run:
                 "next": "when every partition is done, run the same command without "
                 "--partition (same --data-dir) to verify the whole target and switch the alias",
             }  # fmt: skip
-        near = verify.verify(source, target, name, projection, request.dim, count, state["done"],
-                             full=earlier)  # fmt: skip
+        try:
+            near = verify.verify(source, target, name, projection, request.dim, count,
+                                 state["done"], full=earlier)  # fmt: skip
+        except SmecError as exc:
+            held = self._held_by_alias() if "--restart" in str(exc) else None
+            if held is None:
+                raise
+            # --restart alone was refused: the alias would be dropped with the copy
+            raise SmecError(f"{exc} (alias {held[0]!r} reads the copy: {held[1]})") from None
         if near:
             which = "compared" if earlier else "sampled"
             say(f"note: {near} {which} payload floats came back as a neighbouring double "

@@ -26,7 +26,7 @@ from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors.base import load_projection
 from smec_index.connectors.storage import file_lock, write_json_atomic
 from smec_index.data import Embeddings, RetrievalData, load_npy, load_parquet, read_qrels
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 from smec_index.metrics import ndcg_at_k
 
 HELD_OUT = 5  # one query in five is held out
@@ -171,7 +171,7 @@ def _source_scores(request: Any, source: Any):
         if not found:
             raise SmecError(
                 f"--qrels: none of the documents judged for the {len(held)} held-out queries "
-                f"(e.g. {judged[0]!r:.40}) is a point of the source; --qrels must name the "
+                f"(e.g. {brief(judged[0], 40)}) is a point of the source; --qrels must name the "
                 "source's point ids"
             )
         raise SmecError(

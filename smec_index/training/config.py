@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 
 
 def as_float(value: Real) -> float:
@@ -239,7 +239,7 @@ class TrainConfig:
         flag = f" ({FLAGS[name]})" if name in FLAGS else ""
         default = next(f.default for f in fields(self) if f.name == name)
         raise SettingError(
-            f"training setting {name}{flag} = {getattr(self, name)!r:.40} is invalid: {rule} "
+            f"training setting {name}{flag} = {brief(getattr(self, name), 40)} is invalid: {rule} "
             f"(default {default!r})"
         )
 
