@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shlex
 import subprocess
 import sys
 import warnings
@@ -1129,7 +1130,6 @@ def test_a_numpy_payload_value_is_named_as_numpys(tmp_path):
 
 def test_the_info_command_advised_for_a_copy_beside_its_source_runs_as_given(tmp_path):
     """The advice left out the --data-dir the records live in: run as given, it failed."""
-    import shlex
 
     from tests.probes import qdrant_source
 
@@ -4112,7 +4112,6 @@ def test_a_command_started_with_stderr_or_stdout_closed(tmp_path):
     """`build ... 2>&-` (no --quiet), bench and smec training exited 1 with nothing said and
     nothing done: tqdm wrote to a missing stderr. `eval ... >&-` exited 0 and its results
     went nowhere."""
-    import shlex
 
     ds = _dataset(tmp_path)
     cli = f"{shlex.quote(sys.executable)} -m smec_index.cli"
@@ -4157,3 +4156,23 @@ def test_a_stale_switched_copy_names_the_rollback_its_restart_needs(tmp_path):
                         "--collection", "docs", "--dim", 8, "--data-dir", tmp_path / "d2"])
     assert line.startswith("error: the default target docs_8 (--to not given): that is an "
                            "alias (of 'docs')"), line
+
+
+def test_sweep_48s_bench_judgement_calls_made_rules(tmp_path, monkeypatch):
+    """`bench --config /dev/stdin < FILE` resolved its relative `out` against /dev (and wrote
+    /dev/cres.jsonl); `--methods artifact:` (no folder) named '.' as not an artifact."""
+    config = tmp_path / "c.toml"
+    config.write_text('datasets = ["synthetic:300x16"]\nout = "cres.jsonl"\ndims = [8]\n'
+                      'methods = ["pca"]\nbackends = ["faiss"]\n')  # fmt: skip
+    monkeypatch.chdir("/")
+    cli = f"{shlex.quote(sys.executable)} -m smec_index.cli bench --config /dev/stdin"
+    done = subprocess.run(["bash", "-c", f"{cli} < {shlex.quote(str(config))}"],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cres.jsonl").is_file()  # beside the file, not in /dev
+    config.write_text('datasets = ["synthetic:300x16"]\nmethods = ["artifact:"]\nout = "r"\n')
+    for args in (["--config", config], ["--dataset", "synthetic:300x16", "--methods",
+                                        "artifact:", "--dims", 8, "--out", "r"]):  # fmt: skip
+        assert _error_line(["bench", *args]) == (
+            "error: artifact: names no folder; pass artifact:DIR, the folder `smec-index "
+            "train --out DIR` wrote")

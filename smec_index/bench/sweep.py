@@ -156,6 +156,9 @@ class Sweep:
                 raise SmecError(
                     f"unknown method {method!r}; use {', '.join(METHODS)} or artifact:DIR"
                 )
+            if method == "artifact:":  # Path("") is ".", which was named as no artifact
+                raise SmecError("artifact: names no folder; pass artifact:DIR, the folder "
+                                "`smec-index train --out DIR` wrote")  # fmt: skip
             if method.startswith("artifact:") and not Path(method[9:]).is_dir():
                 raise SmecError(f"{method}: no artifact directory {method[9:]!r}")
         for backend in self.backends:
@@ -352,6 +355,8 @@ def read_config(path: Path) -> dict[str, Any]:
         raise SmecError(f"--config {path}: datasets {values['datasets']!r}: give a path or "
                         "synthetic:NxD, or a list of them")  # fmt: skip
     base = Path(path).parent
+    if str(Path(path).absolute()).startswith(("/dev/", "/proc/")):  # /dev/stdin < FILE: the
+        base = Path(path).resolve().parent  # file's folder (an `out` was written into /dev)
     home = lambda p: os.path.expanduser(p)  # noqa: E731 - "~/x" as a shell reads it
     for key in ("out", "workdir", "embeddings"):  # relative to the file, as a user reads it
         if isinstance(values.get(key), str):
@@ -363,8 +368,8 @@ def read_config(path: Path) -> dict[str, Any]:
         ]
     if isinstance(values.get("methods"), list):  # artifact:DIR, too, from the file's folder
         values["methods"] = [
-            f"artifact:{base / home(m[9:])}" if isinstance(m, str) and m.startswith("artifact:")
-            else m
+            f"artifact:{base / home(m[9:])}"
+            if isinstance(m, str) and m.startswith("artifact:") and m[9:] else m
             for m in values["methods"]
         ]  # fmt: skip
     return values
