@@ -4176,3 +4176,20 @@ def test_sweep_48s_bench_judgement_calls_made_rules(tmp_path, monkeypatch):
         assert _error_line(["bench", *args]) == (
             "error: artifact: names no folder; pass artifact:DIR, the folder `smec-index "
             "train --out DIR` wrote")
+
+
+def test_two_benches_into_one_results_file_take_turns(tmp_path, monkeypatch):
+    """Two benches at once on one --out both measured the same runs and both appended them
+    (no lock); the second is now refused while the first holds the file, and none leaves
+    its lock file behind."""
+    from smec_index.connectors.storage import file_lock
+
+    monkeypatch.chdir(tmp_path)
+    bench = ["bench", "--dataset", "synthetic:300x16", "--methods", "pca", "--dims", 8,
+             "--backends", "faiss", "--out", "r.jsonl"]  # fmt: skip
+    with file_lock(tmp_path / ".r.jsonl.lock", "another bench"):  # what a running one holds
+        assert _error_line(bench) == ("error: a bench into r.jsonl is in progress in another "
+                                      "process; wait for it")  # fmt: skip
+    assert not (tmp_path / "r.jsonl").exists()
+    _ok_cli(*bench)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]

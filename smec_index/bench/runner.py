@@ -215,13 +215,19 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
             + "; change --dims, --methods or --encodings"
         )  # fmt: skip
     check_room(sweep, datasets)
-    results = ResultsFile(sweep.out, sweep.force, say)
+    from smec_index.connectors.storage import file_lock
+
+    out = Path(sweep.out)
     levels = tuple(str(c) for c in sorted(sweep.concurrency))  # a stored run has these too
-    stamp = {
-        "versions": versions(),
-        "machine": {**machine(), "memory_gb_per_s": memory_bandwidth()},
-    }
-    with contextlib.ExitStack() as stack, tqdm(total=total, desc="bench", unit="run") as bar:
+    with contextlib.ExitStack() as stack:
+        # one bench per results file: two at once measured the same runs and both appended
+        stack.enter_context(file_lock(out.with_name(f".{out.name}.lock"), f"a bench into {out}"))
+        results = ResultsFile(out, sweep.force, say)  # read under the lock
+        stamp = {
+            "versions": versions(),
+            "machine": {**machine(), "memory_gb_per_s": memory_bandwidth()},
+        }
+        bar = stack.enter_context(tqdm(total=total, desc="bench", unit="run"))
         workdir = stack.enter_context(_workdir(sweep.workdir))
         servers: dict[str, dict[str, Any]] = {}
         for dataset in datasets:
