@@ -7,6 +7,7 @@ of :mod:`smec_index.outputs`, so a later ``--overwrite`` can tell it from a user
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from smec_index import safejson
-from smec_index.errors import SmecError, check_switch
+from smec_index.errors import SmecError, brief, check_switch
 from smec_index.outputs import check_replaceable, write_marker
 
 CONFIG_FILE = "config.json"
@@ -95,11 +96,8 @@ def atomic_directory(
         write_marker(staging, kind, marker)
         check_replaceable(directory, kind, overwrite=True)
         if not overwrite and directory.is_dir() and any(directory.iterdir()):
-            raise SmecError(  # both said "-> DIR" and exited 0, and DIR held one of them
-                f"{directory}: another run wrote it while this one worked (it was new or "
-                "empty when this one started), so this run's result is not kept; pass "
-                "--overwrite to replace it, or another --out"
-            )
+            # two runs given one new --out both said "-> DIR", and DIR held one of them
+            raise SmecError(_WRITTEN_MEANWHILE.format(directory))
         old = None
         if directory.is_dir() and not any(directory.iterdir()):
             _fill(directory, staging)  # the user's empty folder stays theirs (mode, owner)
@@ -107,7 +105,12 @@ def atomic_directory(
             if directory.exists():
                 old = owned_tempdir(f".{directory.name}.{STAGING}old-", directory.parent)
                 os.replace(directory, old / directory.name)
-            os.replace(staging, directory)
+            try:
+                os.replace(staging, directory)
+            except OSError as exc:  # made and filled by another run since the line above
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                raise SmecError(_WRITTEN_MEANWHILE.format(directory)) from None
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     except BaseException:
@@ -115,6 +118,11 @@ def atomic_directory(
         raise
 
 
+_WRITTEN_MEANWHILE = (
+    "{}: another run wrote it while this one worked (it was new or empty when this one "
+    "started), so this run's result is not kept; pass --overwrite to replace it, or another "
+    "--out"
+)
 OWNER = ".smec-staging"  # in a staging folder: the pid and host that write it
 ORPHAN_AGE = 3600  # s: an empty staging folder with no owner file this old was never claimed
 STAGING = "smec-staging-"  # in the names of the folders atomic_directory stages beside one
@@ -287,7 +295,7 @@ def check_compressor_config(config: dict[str, Any], directory: str | Path) -> No
         required = key in ("method", "input_dim", "dims")
         if (required or key in config) and not ok(config.get(key)):
             raise SmecError(
-                f"{path}: {key!r} is {repr(config.get(key))[:40]}, expected {want}; retrain or "
+                f"{path}: {key!r} is {brief(config.get(key), 40)}, expected {want}; retrain or "
                 "restore the artifact"
             )
     if max(config["dims"]) > config["input_dim"]:
@@ -304,7 +312,7 @@ def check_compressor_config(config: dict[str, Any], directory: str | Path) -> No
         ))  # fmt: skip
         if not fits:
             raise SmecError(
-                f"{path}: selected_dims[{str(dim)[:12]!r}] is {repr(chosen)[:40]}, expected "
+                f"{path}: selected_dims[{brief(str(dim), 12)}] is {brief(chosen, 40)}, expected "
                 f"one of the dims {config['dims']} with that many distinct input dims from 0 to "
                 f"{config['input_dim'] - 1}; retrain or restore the artifact"
             )

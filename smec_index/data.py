@@ -257,10 +257,10 @@ def check_path_name(path: str | Path, what: str) -> None:
     try:
         str(path).encode("utf-8")
     except UnicodeEncodeError:
-        raise SmecError(f"{what} {str(path).encode('utf-8', 'replace').decode()[:80]!r}: a "
+        raise SmecError(f"{what} {brief(str(path).encode('utf-8', 'replace').decode(), 80)}: a "
                         "name with bytes that are not UTF-8; rename it") from None  # fmt: skip
     if "\x00" in str(path):
-        raise SmecError(f"{what} {str(path)[:60]!r}: a name with a NUL byte, which no file "
+        raise SmecError(f"{what} {brief(str(path), 60)}: a name with a NUL byte, which no file "
                         "system takes; rename it")  # fmt: skip
     long = next((p for p in Path(path).parts if len(p.encode("utf-8")) > 255), None)
     if long is not None:  # found before a parent folder is made for it (os.stat below says
@@ -601,15 +601,16 @@ def read_qrels(path: str | Path) -> Qrels:
                 )
             if not score.fullmatch(row[2].strip()) or len(row[2].strip()) > 18:
                 raise SmecError(
-                    f"{path}:{n}: score {row[2].strip()[:20]!r} is not a whole number of at most "
-                    "18 digits; qrels "
-                    "grade relevance with integers (0 not relevant, 1, 2, ... more relevant)"
+                    f"{path}:{n}: score {brief(row[2].strip(), 20)} is not a whole number of at "
+                    "most 18 digits; qrels grade relevance with integers (0 not relevant, 1, 2, "
+                    "... more relevant)"
                 )
             judged, value = qrels.setdefault(row[0], {}), int(row[2])
             if judged.get(row[1], value) != value:  # the same score twice is harmless
                 raise SmecError(
-                    f"{path}:{n}: query {row[0][:40]!r} judges document {row[1][:40]!r} again, "
-                    f"{value} after {judged[row[1]]}; keep one row per pair"
+                    f"{path}:{n}: query {brief(row[0], 40)} judges document "
+                    f"{brief(row[1], 40)} again, {value} after {judged[row[1]]}; keep one row "
+                    "per pair"
                 )
             judged[row[1]] = value
     if not qrels:
@@ -668,9 +669,9 @@ def check_qrels(
         return qrels
     what = []
     if unknown_q:
-        what.append(f"{len(unknown_q)} unknown queries (e.g. {unknown_q[0]!r})")
+        what.append(f"{len(unknown_q)} unknown queries (e.g. {brief(unknown_q[0], 60)})")
     if unknown_d:
-        what.append(f"{len(unknown_d)} unknown documents (e.g. {unknown_d[0]!r})")
+        what.append(f"{len(unknown_d)} unknown documents (e.g. {brief(unknown_d[0], 60)})")
     message = f"{source}: {' and '.join(what)} not in the embeddings"
     bad_d = set(unknown_d)
     cleaned = {

@@ -180,20 +180,22 @@ def _cached(directory: Path, key: str, corpus_ids: list[str], query_ids: list[st
 
 
 def embedded_from(directory: Path) -> Path | None:
-    """The dataset folder whose texts the embeddings in ``directory`` encode: the one embed
-    recorded (``dataset`` in meta.json) while it is there, or else the folder the default
-    layout (``DATASET/embeddings/MODEL``) puts them in where it holds a corpus.jsonl.
-    ``None`` where neither says."""
+    """The dataset folder whose texts the embeddings in ``directory`` encode: the one the
+    default layout (``DATASET/embeddings/MODEL``) puts them in where it holds a corpus.jsonl,
+    or else the one embed recorded (``dataset`` in meta.json) while it is there. ``None``
+    where neither says."""
+    holder = Path(directory).resolve().parent.parent
+    if Path(directory).resolve().parent.name == "embeddings" and (
+            holder / "corpus.jsonl").is_file():  # fmt: skip
+        return holder  # first: a dataset copied or moved with its embeddings is still theirs
     try:
         meta = safejson.loads((Path(directory) / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        meta = None
+        return None
     recorded = meta.get("dataset") if isinstance(meta, dict) else None
     if isinstance(recorded, str) and recorded and (Path(recorded) / "corpus.jsonl").is_file():
-        return Path(recorded)  # (a dataset moved since, with its embeddings: by the layout)
-    holder = Path(directory).resolve().parent.parent
-    return holder if Path(directory).resolve().parent.name == "embeddings" and (
-        holder / "corpus.jsonl").is_file() else None  # fmt: skip
+        return Path(recorded)
+    return None
 
 
 def other_datasets(directory: Path, dataset: BeirDataset) -> Path | None:

@@ -7,6 +7,7 @@ prints that line and exits non-zero; library users can catch it as a ``ValueErro
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 
 
@@ -28,7 +29,10 @@ def brief(value: object, most: int = 40) -> str:
     """``repr(value)`` cut to ``most`` characters, with ``...`` where it was cut: a message
     quotes what it was given without quoting a megabyte, and a number cut short never reads
     as another number (grade 10**400 was shown as 1 and 29 zeros)."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4,300 digits
+        return f"<a number of more than {sys.get_int_max_str_digits()} digits>"
     return text if len(text) <= most else f"{text[:most]}..."
 
 

@@ -22,7 +22,12 @@ from smec_index import safejson
 from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors.base import LinearCompressor, load_projection
 from smec_index.connectors import Connector, IndexSpec, open_connector
-from smec_index.connectors.base import PHYSICAL, check_collection_name, is_milvus_server
+from smec_index.connectors.base import (
+    PHYSICAL,
+    SearcherStale,
+    check_collection_name,
+    is_milvus_server,
+)
 from smec_index.connectors.storage import sweep_temporaries, write_json_atomic
 from smec_index.data import check_path_name
 from smec_index.errors import SmecError, brief
@@ -346,14 +351,25 @@ class CompressedIndex:
             hash(key)
         except TypeError:
             raise SmecError(f"params {brief(params, 60)}: values must be whole numbers") from None
+        projected = self.project(vectors)
+        try:
+            ids, scores = self._searcher(key, params).search(projected, k, normalized=True)
+        except SearcherStale:  # dropped, or made again, since this index bound its searcher
+            self._searchers.pop(key, None)
+            if self.manifest is not None:  # pinned to the physical collection it opened
+                raise self._gone() from None
+            # made by hand on a name: search what the name holds now, as FAISS users expect
+            ids, scores = self._searcher(key, params).search(projected, k, normalized=True)
+        return ids.tolist(), scores
+
+    def _searcher(self, key: tuple, params: dict[str, int] | None) -> Any:
         searcher = self._searchers.get(key)
         if searcher is None:
             if self.manifest is not None and not self.connector.exists(self.collection):
                 raise self._gone()
             self._check_fits()
             searcher = self._searchers[key] = self.connector.searcher(self.collection, params)
-        ids, scores = searcher.search(self.project(vectors), k, normalized=True)
-        return ids.tolist(), scores
+        return searcher
 
     def _gone(self) -> SmecError:
         """The collection this index was opened on, pinned by :meth:`open`, was replaced by
@@ -421,11 +437,11 @@ class CompressedIndex:
                 if copy is not None:  # the user's own schema: their client queries it
                     raise SmecError(copy)
                 if connector.foreign(collection):  # "build it" would be refused: not ours
-                    raise SmecError(
-                        f"{backend} collection {name!r} was not made by smec-index (it has no "
-                        "smec-index spec): it is someone's own, so its projection is unknown; "
-                        "search a collection `build` made, or query this one with your own "
-                        "client"
+                    raise SmecError(  # a copy another --data-dir's migration made, too
+                        f"{backend} collection {name!r} was not built by smec-index (it has no "
+                        "smec-index spec), so its projection is unknown here: if `migrate` "
+                        "made it, pass that migration's --data-dir; else it is someone's own: "
+                        "search a collection `build` made, or query it with your own client"
                     )
                 raise SmecError(
                     f"{backend} collection {name!r} has no smec-index manifest under "

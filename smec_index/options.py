@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 from smec_index.migration import DEFAULT_MIN_RECALL
 
 MAX_DIGITS = 18  # past int64: a number no flag takes, refused before int() (4,300 digits)
@@ -28,7 +28,7 @@ def ints(value: str | None, flag: str, example: str = "16,64") -> list[int] | No
         return None
     parts = [v.strip() for v in value.split(",")]
     if not all(re.fullmatch(r"[+-]?[0-9]+", p) for p in parts):
-        raise SmecError(f"{flag} {value[:60]!r}: use whole numbers separated by commas, e.g. "
+        raise SmecError(f"{flag} {brief(value, 60)}: use whole numbers separated by commas, e.g. "
                         f"{flag} {example}")  # fmt: skip
     if any(len(p.lstrip("+-")) > MAX_DIGITS for p in parts):
         raise SmecError(f"{flag}: a number of more than {MAX_DIGITS} digits; no setting takes "
@@ -60,7 +60,7 @@ class Count(click.ParamType):
             # ASCII digits only, as every integer list: int() would also take "1_000", "٣"
             # and fullwidth digits, which no engine's documentation calls a number.
             if not re.fullmatch(r"[+-]?[0-9]+", text):
-                raise SmecError(f"{flag} {text[:40]!r}: use a whole number, e.g. {flag} 64")
+                raise SmecError(f"{flag} {brief(text, 40)}: use a whole number, e.g. {flag} 64")
             if len(text.lstrip("+-")) > MAX_DIGITS:
                 most = INT_MAX if self.most is None else self.most
                 raise SmecError(f"{flag} must be at most {most:,}, got a number of "
@@ -183,6 +183,9 @@ def refuse_repeats(group: click.Group, args: list[str]) -> None:
             raise SmecError(f"{param.opts[-1]} is given {len(given)} times; give it once")
 
 
+PRINTED_RESULTS = ("eval", "search", "info")  # commands whose result is what they print
+
+
 class SmecGroup(click.Group):
     """The one place bad input becomes ``error: ...`` and exit status 2.
 
@@ -198,10 +201,14 @@ class SmecGroup(click.Group):
         if sys.stderr is None:  # started with stderr closed (2>&-): progress bars and notes
             # raised AttributeError (exit 1, nothing said, nothing done); they go nowhere
             sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
-        if sys.stdout is None:  # (>&-): what the command prints would be lost without a word
-            click.echo("error: stdout is closed (>&-), so what this command prints would be "
-                       "lost; redirect it instead (> FILE, or > /dev/null)", err=True)  # fmt: skip
-            sys.exit(2)
+        command = next((a for a in self.argv if not a.startswith("-")), None)
+        if sys.stdout is None:  # (>&-): a command whose result is what it prints lost it
+            if command in PRINTED_RESULTS:  # without a word; the others write theirs to disk
+                click.echo(f"error: stdout is closed (>&-), so what {command} prints would "
+                           "be lost; redirect it instead (> FILE, or > /dev/null)",
+                           err=True)  # fmt: skip
+                sys.exit(2)
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the process's life
         return super().main(args, *more, **options)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -229,8 +236,10 @@ class SmecGroup(click.Group):
                        err=True)  # fmt: skip
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("error: interrupted (Ctrl-C); run the same command again to redo it "
-                       "(migrate resumes where it stopped)", err=True)  # fmt: skip
+            again = {"migrate": "to resume it where it stopped",
+                     "bench": "to measure the runs not yet stored"}  # fmt: skip
+            click.echo("error: interrupted (Ctrl-C); run the same command again "
+                       + again.get(ctx.invoked_subcommand or "", "to redo it"), err=True)
             sys.exit(130)
         except BrokenPipeError:  # `smec-index info ... | head -1`: the reader left, as planned
             import os

@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from smec_index.errors import brief
+
 
 def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [k for k, _ in pairs]
     if len(set(keys)) != len(keys):  # the parser would keep the last one, silently
         twice = next(k for k in keys if keys.count(k) > 1)
-        raise json.JSONDecodeError(f"key {twice[:40]!r} appears twice", "", 0)
+        raise json.JSONDecodeError(f"key {brief(twice, 40)} appears twice", "", 0)
     return dict(pairs)
 
 

@@ -353,7 +353,7 @@ def test_an_open_index_refuses_once_a_rebuild_dropped_what_it_opened(synthetic_b
     # The rebuild dropped the collection the open index searched: it says so (as Qdrant and
     # Milvus do), never answering from a dropped collection, and never mixing the other
     # artifact's vectors with this one's queries.
-    with pytest.raises(SmecError, match="was dropped after this searcher opened it"):
+    with pytest.raises(SmecError, match="is gone: a rebuild of .c. replaced it"):
         index.search(query, k=3)
     index.close()
     reopened = CompressedIndex.open("hnswlib", "c", tmp_path)

@@ -2802,7 +2802,7 @@ def test_search_on_a_users_own_milvus_collection_names_the_cause(tmp_path):
     (tmp_path / "d" / "faiss").mkdir(parents=True)
     line = _error_line(["search", "--backend", "milvus", "--uri", db, "--collection", "usercol",
                         "--like", 1, "--data-dir", tmp_path / "d"])  # fmt: skip
-    assert "was not made by smec-index" in line and "build it" not in line
+    assert "was not built by smec-index" in line and "build it" not in line
     assert _user_rows(db, "usercol") == (["pk", "emb", "title"], 5)
 
 
@@ -3899,9 +3899,10 @@ def test_every_call_through_an_alias_whose_files_are_gone_says_so(tmp_path, back
                      lambda: connector.get("al", ["0"])):  # fmt: skip
             with pytest.raises(SmecError) as raised:
                 call()
-            assert str(raised.value) == (
+            assert str(raised.value) == (  # (sweep 49: not "build 'al' again", refused)
                 f"alias 'al' names collection 'a1' in {backend}, which is gone (its files "
-                "removed?); build 'al' again with --overwrite (or drop_alias it)")
+                "removed?); point it at a collection that exists, or drop it "
+                "(Connector.set_alias / drop_alias)")
 
 
 def test_a_rerun_removes_the_temporary_file_a_killed_record_write_left(tmp_path):
@@ -4008,6 +4009,14 @@ def test_another_datasets_embeddings_are_named_and_never_re_embedded_over(tmp_pa
         ["embed", "--dataset", "beta", "--out", theirs, "--device", "cpu"])
     _ok_cli("build", "--dataset", "alpha", "--dim", 32, "--artifact", "art", "--backend",
             "faiss", "--quiet")  # fmt: skip
+    # a dataset copied with its embeddings, then edited, re-embeds into its own folder
+    import shutil
+
+    shutil.copytree("alpha", "alpha2")
+    with open("alpha2/corpus.jsonl", "a") as handle:
+        handle.write(json.dumps({"_id": "new", "title": "apple", "text": "new"}) + "\n")
+    _ok_cli("embed", "--dataset", "alpha2", "--device", "cpu")
+    assert (theirs / "corpus.npy").read_bytes() == before
 
 
 def test_a_new_out_written_by_another_run_meanwhile_is_not_replaced(tmp_path, monkeypatch):
@@ -4122,8 +4131,11 @@ def test_a_command_started_with_stderr_or_stdout_closed(tmp_path):
     shown = subprocess.run(["bash", "-c", f"{cli} eval --dataset {ds} --method none >&-"],
                            capture_output=True, text=True, timeout=300)  # fmt: skip
     assert shown.returncode == 2 and shown.stderr == (
-        "error: stdout is closed (>&-), so what this command prints would be lost; redirect "
-        "it instead (> FILE, or > /dev/null)\n")
+        "error: stdout is closed (>&-), so what eval prints would be lost; redirect it "
+        "instead (> FILE, or > /dev/null)\n")
+    closed = build.replace("2>&-", ">&-").replace("--collection c", "--collection c2")
+    built = subprocess.run(["bash", "-c", closed], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr  # its result is the collection, on disk
 
 
 def test_a_stale_switched_copy_names_the_rollback_its_restart_needs(tmp_path):
@@ -4193,3 +4205,150 @@ def test_two_benches_into_one_results_file_take_turns(tmp_path, monkeypatch):
     assert not (tmp_path / "r.jsonl").exists()
     _ok_cli(*bench)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]
+
+
+# -- the forty-ninth sweep: its faults -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("backend", ["faiss", "hnswlib", "qdrant", "milvus"])
+def test_a_compressed_index_made_by_hand_searches_its_collection_made_again(tmp_path, backend):
+    """A CompressedIndex made as the README shows, its collection then dropped and made
+    again through the connector: every later search failed, advising CompressedIndex.open
+    (refused: no manifest) or "open a new searcher" (none a CompressedIndex user has)."""
+    from smec_index.compressors import make_compressor
+    from smec_index.data import Embeddings, RetrievalData
+
+    rng = np.random.default_rng(0)
+    ids = [f"d{i}" for i in range(80)]
+    corpus = rng.standard_normal((80, 16)).astype(np.float32)
+    queries = rng.standard_normal((1, 16)).astype(np.float32)
+    pca = make_compressor("pca", [8]).fit(
+        RetrievalData(Embeddings(ids, corpus), Embeddings(["q0"], queries)))
+    kind = "hnsw" if backend == "hnswlib" else "flat"
+    with open_connector(backend, data_dir=tmp_path / "d") as connector:
+        index = CompressedIndex(connector, "docs", pca, dim=8)
+        index.create({}, kind)
+        index.add(ids, corpus)
+        assert len(index.search(queries, k=2)[0][0]) == 2
+        connector.drop("docs")
+        connector.create("docs", IndexSpec(8, "cosine", kind))
+        connector.add("docs", ["new"], np.ones((1, 8), dtype=np.float32))
+        assert index.search(queries, k=2)[0][0][0] == "new"
+
+
+def test_a_refused_refit_leaves_a_fitted_compressor_as_it_was(tmp_path):
+    """A fit refused (too few documents) on a fitted compressor kept the new input dim
+    beside the old projections: its save wrote an artifact no one could load, over the good
+    one, and CompressedIndex.add raised numpy's matmul ValueError."""
+    from smec_index.compressors import make_compressor
+    from smec_index.data import Embeddings, RetrievalData
+    from smec_index.projection import Projection
+
+    rng = np.random.default_rng(0)
+
+    def data(n: int, dim: int) -> RetrievalData:
+        return RetrievalData(
+            Embeddings([f"d{i}" for i in range(n)], rng.standard_normal((n, dim)).astype(
+                np.float32)), Embeddings(["q0"], rng.standard_normal((1, dim)).astype(
+                np.float32)))  # fmt: skip
+
+    pca = make_compressor("pca", [8]).fit(data(60, 16))
+    before = pca.projection(8).copy()
+    with pytest.raises(SmecError, match="needs at least 9 documents"):
+        pca.fit(data(3, 32))
+    assert pca.input_dim == 16 and np.array_equal(pca.projection(8), before)
+    pca.save(tmp_path / "art")
+    assert Projection.load(tmp_path / "art").input_dim == 16
+
+
+def test_milvus_lite_indexing_an_added_segment_at_load_prints_nothing(tmp_path):
+    """An ivf_flat collection reopened and given one point: milvus-lite indexed that segment
+    when the next read loaded the collection, and FAISS's "WARNING clustering 1 points to 1
+    centroids" reached the caller's stderr."""
+    code = ("import sys, numpy as np\n"
+            "from smec_index.connectors import open_connector, IndexSpec\n"
+            "rng = np.random.default_rng(0)\n"
+            "c = open_connector('milvus', data_dir=sys.argv[1])\n"
+            "c.create('c1', IndexSpec(8, 'cosine', 'ivf_flat', {'nlist': 4}))\n"
+            "c.add('c1', [f'p{i}' for i in range(40)], rng.standard_normal((40, 8)))\n"
+            "c.close()\n"
+            "c = open_connector('milvus', data_dir=sys.argv[1])\n"
+            "c.add('c1', ['late'], rng.standard_normal((1, 8)))\n"
+            "print(c.count('c1'))\n"
+            "c.close()\n")  # fmt: skip
+    done = _python(code, tmp_path / "d")
+    assert done.returncode == 0 and done.stdout.split() == ["41"], done.stderr
+    assert "WARNING" not in done.stderr, done.stderr
+
+
+def test_searching_a_migrated_copy_from_another_data_dir_names_the_way_to_it(tmp_path):
+    """`search --like` on a milvus-lite copy migrate made, with another --data-dir: "not
+    made by smec-index ... it is someone's own", though migrate made it (info hedged)."""
+    _user_milvus(tmp_path / "src.db", n=300)
+    _ok_cli("migrate", "--backend", "milvus", "--uri", tmp_path / "src.db", "--collection",
+            "docs", "--dim", 8, "--min-recall", 0, "--data-dir", tmp_path / "m", "--quiet")
+    (tmp_path / "other").mkdir()
+    line = _error_line(["search", "--backend", "milvus", "--uri", tmp_path / "src.db",
+                        "--collection", "docs_8", "--like", 3, "--data-dir", tmp_path / "other"])
+    assert "if `migrate` made it, pass that migration's --data-dir" in line, line
+
+
+def test_rolling_back_under_a_later_migrations_switch_names_it(tmp_path):
+    """Two migrations of one source switched one alias in turn (dim 8, then 6): rolling
+    back the first said "someone moved it after the switch ... point it back yourself";
+    it was the source's own later migration, whose rollback is the way."""
+    _qdrant_source(tmp_path / "q")
+    common = ["migrate", "--backend", "qdrant", "--path", tmp_path / "q", "--collection",
+              "docs", "--min-recall", 0, "--data-dir", tmp_path / "d", "--quiet"]  # fmt: skip
+    _ok_cli(*common, "--dim", 8, "--alias", "live")
+    _ok_cli(*common, "--dim", 6, "--alias", "live")
+    line = _error_line([*common, "--dim", 8, "--rollback", "--alias", "live"])
+    assert line.endswith("which a later migration of this source switched it to; roll that "
+                         "one back first (the same command with --to docs_6 --rollback "
+                         "--alias live), then this one"), line
+    _ok_cli(*common, "--dim", 8, "--to", "docs_6", "--rollback", "--alias", "live")
+    _ok_cli(*common, "--dim", 8, "--rollback", "--alias", "live")
+
+
+def test_an_alias_to_nothing_advises_build_only_for_a_name_build_made(tmp_path):
+    """A user's alias on a built collection, whose physical collection a rebuild then
+    removed: info advised "build 'myal' again with --overwrite", which build refused (not a
+    name it made). A built name whose files are gone is rebuilt as advised."""
+    import shutil
+
+    ds = _dataset(tmp_path)
+    data = tmp_path / "d"
+    build = ["build", "--dataset", ds, "--backend", "faiss", "--dim", 16, "--data-dir", data,
+             "--collection", "c", "--quiet"]  # fmt: skip
+    _ok_cli(*build)
+    with open_connector("faiss", data_dir=data) as connector:
+        connector.set_alias("myal", connector.resolve("c"))
+        gone = connector.resolve("myal")
+    _ok_cli(*build, "--overwrite")  # kept while myal reads it; then removed by hand
+    shutil.rmtree(data / "faiss" / gone)
+    info = ["info", "--backend", "faiss", "--data-dir", data, "--collection"]
+    assert _error_line([*info, "myal"]).endswith(
+        "point it at a collection that exists, or drop it (Connector.set_alias / drop_alias)")
+    with open_connector("faiss", data_dir=data) as connector:
+        physical = connector.resolve("c")
+    shutil.rmtree(data / "faiss" / physical)
+    assert _error_line([*info, "c"]).endswith("build 'c' again with --overwrite (or "
+                                              "drop_alias it)")  # fmt: skip
+    _ok_cli(*build, "--overwrite")
+    _ok_cli(*info, "c")
+
+
+def test_the_ctrl_c_line_says_what_running_again_does_for_each_command(tmp_path, monkeypatch):
+    """Ctrl-C of train or bench said "run the same command again to redo it (migrate
+    resumes where it stopped)": bench resumes too, and train is no migrate."""
+    from smec_index.bench import runner
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt  # what Ctrl-C raises mid-run
+
+    monkeypatch.setattr(runner, "run_sweep", interrupted)
+    done = CliRunner().invoke(main, ["bench", "--dataset", "synthetic:300x16", "--dims", "8",
+                                     "--out", str(tmp_path / "r.jsonl")])  # fmt: skip
+    assert done.exit_code == 130 and done.output.strip() == (
+        "error: interrupted (Ctrl-C); run the same command again to measure the runs not yet "
+        "stored")

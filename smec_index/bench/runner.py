@@ -218,10 +218,11 @@ def run_sweep(sweep: Sweep, say: Callable[[str], None] = print) -> list[dict[str
     from smec_index.connectors.storage import file_lock
 
     out = Path(sweep.out)
+    lock = out.resolve().with_name(f".{out.resolve().name}.lock")  # beside the file, not a link
     levels = tuple(str(c) for c in sorted(sweep.concurrency))  # a stored run has these too
     with contextlib.ExitStack() as stack:
         # one bench per results file: two at once measured the same runs and both appended
-        stack.enter_context(file_lock(out.with_name(f".{out.name}.lock"), f"a bench into {out}"))
+        stack.enter_context(file_lock(lock, f"a bench into {out}"))
         results = ResultsFile(out, sweep.force, say)  # read under the lock
         stamp = {
             "versions": versions(),

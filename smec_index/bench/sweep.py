@@ -355,8 +355,12 @@ def read_config(path: Path) -> dict[str, Any]:
         raise SmecError(f"--config {path}: datasets {values['datasets']!r}: give a path or "
                         "synthetic:NxD, or a list of them")  # fmt: skip
     base = Path(path).parent
-    if str(Path(path).absolute()).startswith(("/dev/", "/proc/")):  # /dev/stdin < FILE: the
-        base = Path(path).resolve().parent  # file's folder (an `out` was written into /dev)
+    if str(Path(path).absolute()).startswith(("/dev/", "/proc/")):  # /dev/stdin: an `out`
+        # was written into /dev. `< FILE`: the file's folder; a here-document's (a pipe or
+        # a deleted temporary file): the folder it is run from
+        read = Path(path).resolve()
+        base = read.parent if read.is_file() and not str(read).startswith(
+            ("/dev/", "/proc/")) else Path.cwd()  # fmt: skip
     home = lambda p: os.path.expanduser(p)  # noqa: E731 - "~/x" as a shell reads it
     for key in ("out", "workdir", "embeddings"):  # relative to the file, as a user reads it
         if isinstance(values.get(key), str):

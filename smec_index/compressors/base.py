@@ -8,6 +8,8 @@ query time is one matrix product plus L2 normalisation, whatever trained it.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -122,6 +124,25 @@ def fit_qrels(qrels: Any, data: Any) -> Any:
     return qrels
 
 
+def _all_or_nothing(fit: Any) -> Any:
+    """``fit`` that leaves its compressor as it was when it raises: a refused refit of a
+    fitted compressor kept the new input dim beside the old projections, and its save
+    wrote an artifact no one could load."""
+
+    @functools.wraps(fit)
+    def whole(self: LinearCompressor, *args: Any, **kwargs: Any) -> Any:
+        before = {name: copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+                  for name, value in vars(self).items()}  # fmt: skip
+        try:
+            return fit(self, *args, **kwargs)
+        except BaseException:
+            vars(self).clear()
+            vars(self).update(before)
+            raise
+
+    return whole
+
+
 class LinearCompressor:
     """A fitted compressor: one projection matrix per target dim.
 
@@ -132,6 +153,11 @@ class LinearCompressor:
 
     method: ClassVar[str] = "linear"
     supervised: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "fit" in cls.__dict__:  # every fit all or nothing, however a subclass writes it
+            cls.fit = _all_or_nothing(cls.__dict__["fit"])
 
     def __init__(self, dims: Sequence[int], seed: int = 0, **settings: Any) -> None:
         self.dims = check_dims(dims)

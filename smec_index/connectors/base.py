@@ -408,13 +408,21 @@ def derived_name(base: str, suffix: str, most: int = MAX_NAME) -> str:
     return name
 
 
+class SearcherStale(SmecError):
+    """A :class:`Searcher`'s collection was dropped (or made again) after it was opened: a
+    new searcher searches what is there now."""
+
+
 def alias_to_nothing(alias: str, collection: str, backend: str) -> SmecError:
     """An alias whose collection is gone: "no collection; create (build) it first" was
     refused, the alias holding the name."""
-    return SmecError(
-        f"alias {alias!r} names collection {collection!r} in {backend}, which is gone (its "
-        f"files removed?); build {alias!r} again with --overwrite (or drop_alias it)"
-    )
+    gone = (f"alias {alias!r} names collection {collection!r} in {backend}, which is gone "
+            "(its files removed?)")
+    if collection.startswith(f"{alias}{PHYSICAL}") and _PHYSICAL.fullmatch(collection):
+        return SmecError(f"{gone}; build {alias!r} again with --overwrite (or drop_alias it)")
+    # an alias of the user's own (or a migration's): build --overwrite replaces none of those
+    return SmecError(f"{gone}; point it at a collection that exists, or drop it "
+                     "(Connector.set_alias / drop_alias)")
 
 
 def check_new_name(

@@ -25,6 +25,7 @@ from smec_index.connectors.base import (
     ChecksSpecs,
     HoldsOthers,
     IndexSpec,
+    SearcherStale,
     Sizes,
     alias_to_nothing,
     check_collection_name,
@@ -509,8 +510,8 @@ class Searcher:
                             "open a new connector and searcher")  # fmt: skip
         if self._engine is None:
             if self._life is not None and self._life.ended:
-                raise SmecError(f"collection {self.collection!r} was dropped after this "
-                                "searcher opened it; open a new one")  # fmt: skip
+                raise SearcherStale(f"collection {self.collection!r} was dropped after this "
+                                    "searcher opened it; open a new one (connector.searcher)")
             ids, scores = self._connector.search(self.collection, queries, k, self.params)
             return np.array(ids, dtype=object).reshape(len(queries), -1), scores
         if type(k) is not int or not 0 < k <= PAD_LIMIT:
@@ -544,7 +545,7 @@ def check_ids(ids: Sequence[Any], n: int, unique: bool = True) -> list[str]:
             raise SmecError(f"id {point_id!r} is not UTF-8 text (a lone surrogate); pass "
                             "text ids") from None  # fmt: skip
         if len(point_id.encode("utf-8")) > MAX_ID_BYTES:
-            raise SmecError(f"id {point_id[:40]!r}...: ids are limited to {MAX_ID_BYTES} bytes")
+            raise SmecError(f"id {brief(point_id, 40)}: ids are limited to {MAX_ID_BYTES} bytes")
         if any(ord(c) < 32 or ord(c) == 127 for c in point_id):
             raise SmecError(f"id {point_id!r} holds a control character; remove it")
     if unique and len(set(ids)) != len(ids):

@@ -234,6 +234,9 @@ def file_lock(path: Path, what: str, wait: bool = False) -> Iterator[None]:
             handle = open(path, "a+")
         except FileNotFoundError:  # its folder was just removed by a holder leaving
             continue
+        except OSError as exc:  # a read-only folder: one line, not PermissionError
+            raise SmecError(f"cannot lock {path.parent} for {what} ({exc.strerror}); make "
+                            "it writable, or choose another place") from None  # fmt: skip
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:

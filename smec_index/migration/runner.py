@@ -308,17 +308,15 @@ def migrate(request: MigrateRequest, say=print) -> dict[str, Any]:
                 f"the source's folder {where} is where the {request.to_backend} target would "
                 f"be kept ({root}, under --data-dir); pass another --data-dir"
             )
-    if where and request.to_backend == request.backend and not request.in_place and \
-            not _is_server(request.to_backend, request.to_options):  # fmt: skip
+    if where and request.to == request.collection and request.to_backend == request.backend \
+            and not request.in_place and not _is_server(request.to_backend,
+                                                        request.to_options):  # fmt: skip
         root = _embedded_root(request.to_backend, request.data_dir, request.to_options)
-        if root.resolve() == Path(where).resolve() and (
-                request.to or default_target(request.collection, request.dim)) == \
-                request.collection:  # fmt: skip
-            raise SmecError(  # it was read as a leftover of no migration: "drop it yourself"
-                f"--to {request.collection} is the source collection itself ({where} is where "
-                f"the {request.to_backend} target would be kept, under --data-dir); pick "
-                "another --to"
-            )
+        if root.resolve() == Path(where).resolve():  # a qdrant-edge shard's folder: its
+            # location never matched the target's in check_names, and it was read as a
+            # leftover of no migration ("drop it yourself")
+            raise SmecError(f"--to {request.to} is the source collection itself ({where} "
+                            "holds the target too); pick another --to")  # fmt: skip
     started = time.perf_counter()
     try:
         source = open_source(request.backend, request.collection, **request.source)
@@ -511,6 +509,13 @@ def _rollback(progress: Progress, target, name: str, started: float,
     now = target.resolve(state["alias"])
     if now != name:  # moved since the switch: by the user, to a collection of theirs
         where = f"now points at {now!r}" if now is not None else "was dropped since"
+        later = _switched_by_another(progress, state["alias"], now)
+        if later is not None:  # this source's own later migration: not "someone"
+            raise SmecError(
+                f"alias {state['alias']!r} {where}, which a later migration of this source "
+                f"switched it to; roll that one back first (the same command with --to "
+                f"{later} --rollback --alias {state['alias']}), then this one"
+            )
         raise SmecError(
             f"alias {state['alias']!r} {where}, not at this migration's copy {name!r}: "
             "someone moved it after the switch, so --rollback leaves it alone (point it "
@@ -531,6 +536,24 @@ def _rollback(progress: Progress, target, name: str, started: float,
         "rolled_back_to": previous,
         "seconds": round(time.perf_counter() - started, 3),
     }
+
+
+def _switched_by_another(progress: Progress, alias: str, now: str | None) -> str | None:
+    """The target of another migration of this source whose record says it switched
+    ``alias`` to ``now``, where it points now; ``None`` where none did."""
+    from smec_index.migration.state import read_state
+
+    for path in progress.folder.glob("*.json"):
+        if path.name == "source.json" or path == progress.path():
+            continue
+        try:
+            state = read_state(path)
+        except SmecError:
+            continue
+        if isinstance(state, dict) and state.get("alias") == alias and \
+                now is not None and state.get("target") == now:  # fmt: skip
+            return now
+    return None
 
 
 class _Run:
@@ -802,8 +825,8 @@ class _Run:
         try:
             near = verify.verify(source, target, name, projection, request.dim, count,
                                  state["done"], full=earlier)  # fmt: skip
-        except SmecError as exc:
-            held = self._held_by_alias() if "--restart" in str(exc) else None
+        except verify.Stale as exc:
+            held = self._held_by_alias()
             if held is None:
                 raise
             # --restart alone was refused: the alias would be dropped with the copy

@@ -25,6 +25,11 @@ from smec_index.connectors.source import Source, SourceBatch
 from smec_index.errors import SmecError
 from smec_index.metrics import recall_vs_exact
 
+
+class Stale(SmecError):
+    """The target no longer holds the source as copied: only ``--restart`` mends it."""
+
+
 SAMPLE = 256  # source points read back, and used as quality-gate queries
 # Why sampled points can differ, and the way forward (resuming cannot mend it)
 CHANGED = ("the source's points were changed since they were copied (or the copy's since it "
@@ -69,13 +74,13 @@ def verify(source: Source, target: Any, name: str, projection, dim: int, count: 
     got = target.count(name)
     if got != count:
         if streamed and got > count:
-            raise SmecError(f"the finished copy holds {got} points and the source {count}: "
+            raise Stale(f"the finished copy holds {got} points and the source {count}: "
                             "points were deleted from the source since it was copied, or "
                             "written into the copy since (an app through its alias?), so it "
                             "is no longer the source's copy; it stays as it is (--restart "
                             "copies the source again)")  # fmt: skip
         if streamed:
-            raise SmecError(f"the source holds {count} points now and the finished copy {got}: "
+            raise Stale(f"the source holds {count} points now and the finished copy {got}: "
                             "the source changed since it was copied; not switched: pass "
                             "--restart to copy it again")  # fmt: skip
         raise SmecError(
@@ -84,7 +89,7 @@ def verify(source: Source, target: Any, name: str, projection, dim: int, count: 
     source_ids = id_digest(i for ids in source.ids(10_000) for i in ids)
     target_ids = id_digest(i for ids in target.ids(name, 10_000) for i in ids)
     if source_ids != target_ids:
-        raise SmecError("the target's ids differ from the source's; not switched: pass --restart")
+        raise Stale("the target's ids differ from the source's; not switched: pass --restart")
     target.verify_layout(name)
     near = [0]
     what = "target" if full else "sampled target"
@@ -109,14 +114,14 @@ def _compare(batch: SourceBatch, stored, projection, dim: int, ulps: int, near: 
     """The target's points for ``batch`` hold its ids, the projection of its vectors, its
     payloads and its other vectors, or a one-line error with the way forward."""
     if not holds_points(stored, batch.ids, projection.transform(batch.vectors, dim)):
-        raise SmecError(f"{what} vectors differ from the projection of the source's; "
+        raise Stale(f"{what} vectors differ from the projection of the source's; "
                         f"{CHANGED}")  # fmt: skip
     if not same_values(stored.payloads, batch.payloads, ulps, near):
-        raise SmecError(f"{what} payloads differ from the source's; {CHANGED}")
+        raise Stale(f"{what} payloads differ from the source's; {CHANGED}")
     if stored.carried is not None and batch.carried is not None:
         if not all(_same_vectors(a, b) for a, b in zip(stored.carried, batch.carried,
                                                        strict=True)):  # fmt: skip
-            raise SmecError(f"{what} points' other vectors differ from the source's; "
+            raise Stale(f"{what} points' other vectors differ from the source's; "
                             f"{CHANGED}")  # fmt: skip
 
 

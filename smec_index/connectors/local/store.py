@@ -37,7 +37,14 @@ from typing import Any
 import numpy as np
 
 from smec_index import safejson
-from smec_index.connectors.base import Batch, IndexSpec, Sizes, alias_to_nothing, default_data_dir
+from smec_index.connectors.base import (
+    Batch,
+    IndexSpec,
+    SearcherStale,
+    Sizes,
+    alias_to_nothing,
+    default_data_dir,
+)
 from smec_index.connectors.storage import (
     DISK_METHOD,
     AliasFile,
@@ -327,9 +334,8 @@ class LocalBackend(FileAliases):
 
         def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
             if life.ended:
-                raise SmecError(f"collection {collection!r} was dropped after this searcher "
-                                "opened it; open a new one (CompressedIndex.open, searcher())"
-                                )  # fmt: skip
+                raise SearcherStale(f"collection {collection!r} was dropped after this "
+                                    "searcher opened it; open a new one (connector.searcher)")
             enter()
             try:
                 return answer(queries, k)

@@ -65,7 +65,7 @@ from smec_index.connectors.storage import (
     make_directory,
     native_notes,
 )
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 from smec_index.secrets import check_url, has_userinfo, shown_url
 
 SPEC_PROPERTY = "smec_index.spec"
@@ -353,7 +353,7 @@ class MilvusBackend:
             name, filter=f"id == {literal(cursor)}", output_fields=["id"], limit=1,
             consistency_level="Strong",
         ):  # a cursor is a batch's last id: any other text read as "id > it" ended early
-            raise SmecError(f"cursor {cursor[:40]!r} is not one {collection!r} gave (no point "
+            raise SmecError(f"cursor {brief(cursor, 40)} is not one {collection!r} gave (no point "
                             "has that id); resume with a cursor of this collection")  # fmt: skip
         iterator = escaped_pages(self.client.query_iterator(
             name,
@@ -540,7 +540,10 @@ class MilvusBackend:
         """
         for attempt in range(LITE_LOAD_TRIES):
             try:
-                self.client.load_collection(collection)
+                # milvus-lite indexes the segments flushed while it was not loaded here, with
+                # FAISS's k-means advice on stderr ("clustering 1 points to 1 centroids")
+                with native_notes("milvus-lite") if self.lite else contextlib.nullcontext():
+                    self.client.load_collection(collection)
                 return
             except SmecError as exc:
                 if not self.lite or "read error" not in str(exc) or attempt == LITE_LOAD_TRIES - 1:

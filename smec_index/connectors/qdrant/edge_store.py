@@ -42,7 +42,7 @@ import numpy as np
 import qdrant_edge as edge
 
 from smec_index import safejson
-from smec_index.connectors.base import IndexSpec, Sizes
+from smec_index.connectors.base import IndexSpec, SearcherStale, Sizes
 from smec_index.connectors.qdrant.settings import (
     ID_KEY,
     Points,
@@ -271,15 +271,17 @@ class EdgeStore(FileAliases):
             return
         path = self.directory(collection) / LOCK_FILE
         with _HELD_GUARD:
-            handle = try_flock(path)  # None where it is held: by this process, or another
-            inode = (os.stat(path) if handle is None else os.fstat(handle.fileno())).st_ino
-            key = (str(path.parent), inode)
-            if handle is not None:
-                _HELD[key] = [handle, 1]
-            elif key in _HELD:  # this process's: its connectors share the lock
+            # this process's lock is looked up before locking: where flock is emulated (NFS),
+            # a second one of a process succeeds, and closing it would release the first
+            key = (str(path.parent), os.stat(path).st_ino) if path.exists() else None
+            if key in _HELD:  # its connectors share it
                 _HELD[key][1] += 1
             else:
-                raise self._held(collection)
+                handle = try_flock(path)
+                if handle is None:
+                    raise self._held(collection)
+                key = (str(path.parent), os.fstat(handle.fileno()).st_ino)
+                _HELD[key] = [handle, 1]
         self._locks[collection] = key
 
     def _held(self, collection: str, detail: str = "") -> HeldElsewhere:
@@ -370,18 +372,18 @@ class EdgeStore(FileAliases):
 
         def search(queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
             if life.ended:  # dropped (and perhaps made again) by another connector here
-                raise SmecError(f"collection {collection!r} changed under this searcher "
-                                "(dropped or made again since it was opened); open a new "
-                                "searcher")  # fmt: skip
+                raise SearcherStale(f"collection {collection!r} changed under this searcher "
+                                    "(dropped or made again since it was opened); open a new "
+                                    "one (connector.searcher)")  # fmt: skip
             try:
                 table = maps.get(collection) or self._id_map(collection)
                 found = engine(queries, k)
             except SmecError:
                 raise
             except Exception:  # noqa: BLE001 - the engine's own, e.g. "Shard is not initialized"
-                raise SmecError(
+                raise SearcherStale(
                     f"collection {collection!r} changed under this searcher (dropped or built "
-                    "again since it was opened); open a new searcher"
+                    "again since it was opened); open a new one (connector.searcher)"
                 ) from None
             try:
                 return answer(found, table, len(queries), k)

@@ -17,7 +17,7 @@ import numpy as np
 
 from smec_index.connectors.base import INDEX_DEFAULTS, Batch, IndexSpec, Sizes
 from smec_index.connectors.contract import RESERVED_KEY
-from smec_index.errors import SmecError
+from smec_index.errors import SmecError, brief
 
 ID_KEY = RESERVED_KEY
 _ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/smec-index/point-id")
@@ -204,7 +204,7 @@ def scroll_pages(
                             ) from None  # fmt: skip
         if not records or not _same_point(records[0].id, offset):  # scroll starts at or
             # after it: any id read as a place in another collection's order, or a made-up one
-            raise SmecError(f"cursor {offset[:40]!r} is not one this collection gave (no point "
+            raise SmecError(f"cursor {brief(offset, 40)} is not one this collection gave (no point "
                             "has that id); resume with a cursor it gave")  # fmt: skip
         offset = None if next_offset is None else str(next_offset)
         if records:
@@ -235,7 +235,7 @@ def check_cursor(cursor: Any) -> None:
     if isinstance(cursor, str) and cursor.isascii() and cursor.isdigit():
         if len(cursor) <= 20 and int(cursor) < 2**64:  # Qdrant's ids are unsigned 64-bit
             return
-        raise SmecError(f"cursor {cursor[:40]!r} is beyond Qdrant's 64-bit point ids; resume "
+        raise SmecError(f"cursor {brief(cursor, 40)} is beyond Qdrant's 64-bit point ids; resume "
                         "with a cursor the collection gave")  # fmt: skip
     try:
         uuid.UUID(cursor)
