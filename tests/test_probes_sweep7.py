@@ -4352,3 +4352,22 @@ def test_the_ctrl_c_line_says_what_running_again_does_for_each_command(tmp_path,
     assert done.exit_code == 130 and done.output.strip() == (
         "error: interrupted (Ctrl-C); run the same command again to measure the runs not yet "
         "stored")
+
+
+# -- the fiftieth sweep: its faults --------------------------------------------------------------
+
+
+def test_closing_a_connector_leaves_the_apps_own_milvus_lite_client_working(tmp_path):
+    """An app's own MilvusClient open on x.db, then a connector of this process opened on it
+    and closed: close stopped the milvus-lite server the app's client had started, and the
+    app's next query failed ("server unavailable")."""
+    from pymilvus import MilvusClient
+
+    mine = MilvusClient(str(tmp_path / "mine.db"))
+    mine.create_collection("mine", dimension=4)
+    mine.insert("mine", [{"id": 1, "vector": [1.0, 0.0, 0.0, 0.0], "k": "v"}])
+    connector = open_connector("milvus", uri=str(tmp_path / "mine.db"))
+    assert connector.collections() == ["mine"]
+    connector.close()
+    assert [row["k"] for row in mine.query("mine", filter="id >= 0", output_fields=["k"])] == ["v"]
+    mine.close()

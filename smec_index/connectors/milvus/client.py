@@ -260,6 +260,7 @@ class GuardedClient:
 
 _lite_users: dict[Path, int] = {}  # open clients per milvus-lite folder, in this process
 _lite_opened: set[Path] = set()  # every database this process opened
+_lite_theirs: set[Path] = set()  # started by the app's own MilvusClient: left running
 
 
 LITE_MARKERS = ("LOCK", "collections", "databases")  # what milvus-lite 3 makes in a new one
@@ -311,6 +312,14 @@ def open_lite(path: Path) -> Any:
     client of this process closes, so another process can open it."""
     check_lite_suffix(path, "milvus-lite database", " or write the copy into another database "
                       "(--to-backend milvus --to-uri NEW.db)")  # fmt: skip
+    from milvus_lite.server_manager import server_manager_instance
+
+    if not _lite_users.get(path):  # this process's first: is the server another client's?
+        running = getattr(server_manager_instance, "_servers", {})  # (private: best effort)
+        if os.path.abspath(str(path)) in running:
+            _lite_theirs.add(path)  # the app's own MilvusClient started it: never stopped here
+        else:
+            _lite_theirs.discard(path)
     try:
         client = MilvusClient(str(path))
     except MilvusException:
@@ -340,6 +349,8 @@ def close_lite(path: Path, client: Any) -> None:
     _lite_users[path] -= 1
     if not _lite_users[path]:
         del _lite_users[path]
+        if path in _lite_theirs:  # stopping it cut the app's own client off ("server
+            return  # unavailable"); milvus-lite stops it at exit
         from milvus_lite.server_manager import server_manager_instance
 
         server_manager_instance.release_server(str(path))
