@@ -624,6 +624,14 @@ def corpus_payloads(data: RetrievalData, with_text: bool) -> list[dict[str, str]
     """``{title, text}`` per document (empty strings when ``with_text`` is false); an
     embedded document that corpus.jsonl lacks is refused, not stored with a blank text."""
     texts = data.dataset.corpus if (data.dataset and with_text) else {}
+    unembedded = [i for i in texts if i not in data.corpus] if texts else []
+    if unembedded:  # left out of the collection without a word, its count and scores "ok"
+        raise SmecError(
+            f"{len(unembedded):,} documents of {data.dataset.root / 'corpus.jsonl'} (e.g. "
+            f"{brief(unembedded[0], 40)}) have no embedding, so the collection would lack "
+            f"them: run `smec-index embed --dataset {data.dataset.root} --force`, or pass "
+            "--embeddings of the whole corpus"
+        )
     missing = [i for i in data.corpus.ids if i not in texts] if texts else []
     if missing:
         raise SmecError(

@@ -23,6 +23,7 @@ from smec_index.artifact import artifact_fingerprint
 from smec_index.compressors.base import LinearCompressor, load_projection
 from smec_index.connectors import Connector, IndexSpec, open_connector
 from smec_index.connectors.base import (
+    _PHYSICAL,
     PHYSICAL,
     SearcherStale,
     check_collection_name,
@@ -418,6 +419,11 @@ class CompressedIndex:
             if collection is None:
                 lost_alias(connector, Path(data_dir), manifest_folder(backend, options), name)
                 copy = _copy_elsewhere(backend, name, data_dir, options)
+                if not copy and _PHYSICAL.fullmatch(name):  # build refuses the name
+                    built = name[: name.rindex(PHYSICAL)]
+                    copy = (f": names like it are the physical collections behind a built "
+                            f"name, and this one is gone (a rebuild of {built!r} replaced "
+                            f"it?); search {built!r}, the name that was built")
                 raise SmecError(
                     f"no collection {name!r} built for {backend} here"
                     + (copy or f"; run `smec-index build --backend {backend} --collection "

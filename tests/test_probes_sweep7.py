@@ -4371,3 +4371,32 @@ def test_closing_a_connector_leaves_the_apps_own_milvus_lite_client_working(tmp_
     connector.close()
     assert [row["k"] for row in mine.query("mine", filter="id >= 0", output_fields=["k"])] == ["v"]
     mine.close()
+
+
+def test_a_build_refuses_documents_of_the_corpus_without_an_embedding(tmp_path):
+    """corpus.jsonl of 300 documents, embeddings (BEIR layout, no marker) of 250: build
+    stored 250 vectors, reported nDCG@10 1.0 and exited 0 (the reverse was refused)."""
+    ds = _dataset(tmp_path)  # 300 documents
+    with open(ds / "corpus.jsonl", "a") as handle:
+        handle.write(json.dumps({"_id": "d_late", "title": "late", "text": "x"}) + "\n")
+    line = _error_line(["build", "--dataset", ds, "--backend", "faiss", "--dim", 8,
+                        "--data-dir", tmp_path / "d"])  # fmt: skip
+    assert line == (
+        f"error: 1 documents of {ds / 'corpus.jsonl'} (e.g. 'd_late') have no embedding, so "
+        f"the collection would lack them: run `smec-index embed --dataset {ds} --force`, or "
+        "pass --embeddings of the whole corpus")
+    assert not (tmp_path / "d" / "faiss").exists()
+
+
+@pytest.mark.parametrize("backend", ["faiss", "milvus"])
+def test_searching_a_gone_physical_name_advises_the_built_name(tmp_path, backend):
+    """`search --collection docs__b<hex>` (info's alias_target, gone after a rebuild, or a
+    name that never was): "run `smec-index build --collection docs__b...` first", a name
+    build refuses as reserved."""
+    ds = _dataset(tmp_path)
+    _ok_cli("build", "--dataset", ds, "--backend", backend, "--dim", 16, "--data-dir",
+            tmp_path / "d", "--collection", "docs", "--quiet")  # fmt: skip
+    line = _error_line(["search", "--backend", backend, "--data-dir", tmp_path / "d",
+                        "--collection", "docs__b0123456789", "--like", "d1"])  # fmt: skip
+    assert line.endswith("search 'docs', the name that was built"), line
+    assert "smec-index build" not in line

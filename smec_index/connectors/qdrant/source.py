@@ -62,7 +62,8 @@ def pick_vector(vectors: dict[str, Any], using: str | None, collection: str,
     if len(single) != 1:
         raise SmecError(
             f"Qdrant collection {collection!r} has {len(single)} dense vectors ({have}); pick "
-            "the one to compress with --using (the others are kept as they are)"
+            "the one to compress with --using (--dry-run lists what the copy keeps of the "
+            "others)"
         )
     return single[0]
 
