@@ -509,12 +509,11 @@ def _rollback(progress: Progress, target, name: str, started: float,
     now = target.resolve(state["alias"])
     if now != name:  # moved since the switch: by the user, to a collection of theirs
         where = f"now points at {now!r}" if now is not None else "was dropped since"
-        later = _switched_by_another(progress, state["alias"], now)
-        if later is not None:  # this source's own later migration: not "someone"
-            raise SmecError(
+        if now is not None and _switched_by_another(progress, state["alias"], now):
+            raise SmecError(  # this source's own later migration: not "someone"
                 f"alias {state['alias']!r} {where}, which a later migration of this source "
                 f"switched it to; roll that one back first (the same command with --to "
-                f"{later} --rollback --alias {state['alias']}), then this one"
+                f"{now} --rollback --alias {state['alias']}), then this one"
             )
         raise SmecError(
             f"alias {state['alias']!r} {where}, not at this migration's copy {name!r}: "
@@ -538,22 +537,11 @@ def _rollback(progress: Progress, target, name: str, started: float,
     }
 
 
-def _switched_by_another(progress: Progress, alias: str, now: str | None) -> str | None:
-    """The target of another migration of this source whose record says it switched
-    ``alias`` to ``now``, where it points now; ``None`` where none did."""
-    from smec_index.migration.state import read_state
-
-    for path in progress.folder.glob("*.json"):
-        if path.name == "source.json" or path == progress.path():
-            continue
-        try:
-            state = read_state(path)
-        except SmecError:
-            continue
-        if isinstance(state, dict) and state.get("alias") == alias and \
-                now is not None and state.get("target") == now:  # fmt: skip
-            return now
-    return None
+def _switched_by_another(progress: Progress, alias: str, now: str) -> bool:
+    """Whether another migration of this source recorded switching ``alias`` to ``now``,
+    where it points now."""
+    return any(path != progress.path() and state.get("alias") == alias
+               and state.get("target") == now for path, state in progress.records())  # fmt: skip
 
 
 class _Run:
@@ -574,17 +562,8 @@ class _Run:
 
     def earlier_copies(self) -> set[str]:
         """Targets earlier migrations of this source wrote at this place (their records)."""
-        from smec_index.migration.state import read_state
-
-        copies = set()
-        for path in self.progress.folder.glob("*.json"):
-            try:
-                state = read_state(path)
-            except SmecError:
-                continue
-            if isinstance(state, dict) and state.get("target_place") == self.target.place:
-                copies.add(str(state.get("target")))
-        return copies
+        return {str(state.get("target")) for _, state in self.progress.records()
+                if state.get("target_place") == self.target.place}  # fmt: skip
 
     def check_names(self) -> None:
         """Refuse, before anything is written, every target this run may not write."""
@@ -639,7 +618,7 @@ class _Run:
                     f"made (recorded in --data-dir {request.data_dir}), not this source's; "
                     "migrate never replaces it: pick another --to for this one"
                 )
-            held = [a for a in target.aliases_of(name) if a != name]
+            held = self._held_by_alias()
             raise SmecError(
                 f"target {name!r} already exists at {target.where} and no migration recorded "
                 f"in --data-dir {request.data_dir} created it (an earlier migrate with another "

@@ -92,6 +92,19 @@ class Progress:
         sweep_temporaries(record)
         sweep_temporaries(self.folder / "source.json", min_age_s=60)
 
+    def records(self) -> Iterator[tuple[Path, dict[str, Any]]]:
+        """Every readable progress record of this source's migrations (each target's,
+        each slice's), with its path; ``source.json`` and damaged records are skipped."""
+        for path in self.folder.glob("*.json"):
+            if path.name == "source.json":
+                continue
+            try:
+                state = read_state(path)
+            except SmecError:
+                continue
+            if isinstance(state, dict):
+                yield path, state
+
     def partitions(self) -> list[Path]:
         return sorted(self.folder.glob(f"{self.stem}.part*of*.json"))
 
